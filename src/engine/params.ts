@@ -1,0 +1,57 @@
+import type { ModelConfig } from './config';
+
+/**
+ * The parameters a model of `cfg` has, by Hugging Face name, with their HF shapes.
+ * nn.Linear weights are [out, in]; GPT-2 Conv1D weights are [in, out].
+ * GPT-2 names are canonicalised with the `transformer.` prefix.
+ * Tied lm_head is not listed (it is the embedding).
+ */
+export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  const D = cfg.hidden_size, V = cfg.vocab_size, I = cfg.intermediate_size, L = cfg.num_hidden_layers;
+  const hd = cfg.head_dim, H = cfg.num_attention_heads, KV = cfg.num_key_value_heads;
+  if (cfg.family === 'gpt2') {
+    m.set('transformer.wte.weight', [V, D]);
+    m.set('transformer.wpe.weight', [cfg.max_position_embeddings, D]);
+    for (let i = 0; i < L; i++) {
+      const p = `transformer.h.${i}.`;
+      m.set(p + 'ln_1.weight', [D]); m.set(p + 'ln_1.bias', [D]);
+      m.set(p + 'attn.c_attn.weight', [D, 3 * D]); m.set(p + 'attn.c_attn.bias', [3 * D]);
+      m.set(p + 'attn.c_proj.weight', [D, D]); m.set(p + 'attn.c_proj.bias', [D]);
+      m.set(p + 'ln_2.weight', [D]); m.set(p + 'ln_2.bias', [D]);
+      m.set(p + 'mlp.c_fc.weight', [D, I]); m.set(p + 'mlp.c_fc.bias', [I]);
+      m.set(p + 'mlp.c_proj.weight', [I, D]); m.set(p + 'mlp.c_proj.bias', [D]);
+    }
+    m.set('transformer.ln_f.weight', [D]); m.set('transformer.ln_f.bias', [D]);
+    if (!cfg.tie_word_embeddings) m.set('lm_head.weight', [V, D]);
+    return m;
+  }
+  m.set('model.embed_tokens.weight', [V, D]);
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}.`;
+    m.set(p + 'input_layernorm.weight', [D]);
+    m.set(p + 'self_attn.q_proj.weight', [H * hd, D]);
+    m.set(p + 'self_attn.k_proj.weight', [KV * hd, D]);
+    m.set(p + 'self_attn.v_proj.weight', [KV * hd, D]);
+    if (cfg.attention_bias) {
+      m.set(p + 'self_attn.q_proj.bias', [H * hd]);
+      m.set(p + 'self_attn.k_proj.bias', [KV * hd]);
+      m.set(p + 'self_attn.v_proj.bias', [KV * hd]);
+    }
+    m.set(p + 'self_attn.o_proj.weight', [D, H * hd]);
+    m.set(p + 'post_attention_layernorm.weight', [D]);
+    m.set(p + 'mlp.gate_proj.weight', [I, D]);
+    m.set(p + 'mlp.up_proj.weight', [I, D]);
+    m.set(p + 'mlp.down_proj.weight', [D, I]);
+  }
+  m.set('model.norm.weight', [D]);
+  if (!cfg.tie_word_embeddings) m.set('lm_head.weight', [V, D]);
+  return m;
+}
+
+/** Total parameter count (tied embeddings counted once). */
+export function countParams(cfg: ModelConfig): number {
+  let n = 0;
+  for (const s of paramShapes(cfg).values()) n += s.reduce((a, b) => a * b, 1);
+  return n;
+}
