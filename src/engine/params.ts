@@ -55,3 +55,41 @@ export function countParams(cfg: ModelConfig): number {
   for (const s of paramShapes(cfg).values()) n += s.reduce((a, b) => a * b, 1);
   return n;
 }
+
+/** A frozen linear layer of the model, by HF module name. */
+export interface LinearModule {
+  /** HF module name, e.g. `model.layers.0.self_attn.q_proj` or `transformer.h.0.attn.c_attn`. */
+  name: string;
+  /** The short name PEFT's target_modules match on, e.g. `q_proj`, `c_attn`. */
+  short: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** 'out_in' for nn.Linear, 'in_out' for GPT-2 Conv1D (PEFT's fan_in_fan_out). */
+  layout: 'out_in' | 'in_out';
+}
+
+/** Every linear layer inside the transformer blocks (lm_head excluded, as PEFT's "all-linear"). */
+export function linearModules(cfg: ModelConfig): LinearModule[] {
+  const out: LinearModule[] = [];
+  const D = cfg.hidden_size, I = cfg.intermediate_size, hd = cfg.head_dim;
+  const H = cfg.num_attention_heads, KV = cfg.num_key_value_heads;
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    if (cfg.family === 'gpt2') {
+      const p = `transformer.h.${i}.`;
+      out.push({ name: p + 'attn.c_attn', short: 'c_attn', inFeatures: D, outFeatures: 3 * D, layout: 'in_out' });
+      out.push({ name: p + 'attn.c_proj', short: 'c_proj', inFeatures: D, outFeatures: D, layout: 'in_out' });
+      out.push({ name: p + 'mlp.c_fc', short: 'c_fc', inFeatures: D, outFeatures: I, layout: 'in_out' });
+      out.push({ name: p + 'mlp.c_proj', short: 'c_proj', inFeatures: I, outFeatures: D, layout: 'in_out' });
+    } else {
+      const p = `model.layers.${i}.`;
+      out.push({ name: p + 'self_attn.q_proj', short: 'q_proj', inFeatures: D, outFeatures: H * hd, layout: 'out_in' });
+      out.push({ name: p + 'self_attn.k_proj', short: 'k_proj', inFeatures: D, outFeatures: KV * hd, layout: 'out_in' });
+      out.push({ name: p + 'self_attn.v_proj', short: 'v_proj', inFeatures: D, outFeatures: KV * hd, layout: 'out_in' });
+      out.push({ name: p + 'self_attn.o_proj', short: 'o_proj', inFeatures: H * hd, outFeatures: D, layout: 'out_in' });
+      out.push({ name: p + 'mlp.gate_proj', short: 'gate_proj', inFeatures: D, outFeatures: I, layout: 'out_in' });
+      out.push({ name: p + 'mlp.up_proj', short: 'up_proj', inFeatures: D, outFeatures: I, layout: 'out_in' });
+      out.push({ name: p + 'mlp.down_proj', short: 'down_proj', inFeatures: I, outFeatures: D, layout: 'out_in' });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,139 @@
+/**
+ * LoRA as Hugging Face PEFT defines it: for a targeted linear layer,
+ *   y = base(x) + lora_B(lora_A(dropout(x))) · scaling,   scaling = lora_alpha / r  (or / sqrt(r) with use_rslora)
+ * lora_A.weight is [r, in] (kaiming-uniform, a = sqrt 5), lora_B.weight is [out, r] (zeros).
+ * Parameter names are PEFT's saved names: `base_model.model.<module>.lora_A.weight`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ModelConfig } from './config';
+import { linearModules, type LinearModule } from './params';
+import { Rng } from './rng';
+
+export interface LoraConfig {
+  r: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  /** Short module names (q_proj, c_attn, …), full module names, or 'all-linear'. */
+  target_modules: string[] | 'all-linear';
+  use_rslora: boolean;
+}
+
+export const DEFAULT_LORA: LoraConfig = {
+  r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['q_proj', 'v_proj'], use_rslora: false,
+};
+
+/** PEFT's defaults when target_modules is not given (peft.utils.constants TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
+export function defaultTargets(cfg: ModelConfig): string[] {
+  return cfg.family === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
+}
+
+export function loraScaling(c: LoraConfig): number {
+  return c.use_rslora ? c.lora_alpha / Math.sqrt(c.r) : c.lora_alpha / c.r;
+}
+
+export function loraParamName(module: string, which: 'A' | 'B'): string {
+  return `base_model.model.${module}.lora_${which}.weight`;
+}
+
+/** The modules a config targets, matching as PEFT does: exact name or a `.`-suffix match. */
+export function targetedModules(cfg: ModelConfig, lc: LoraConfig): LinearModule[] {
+  const all = linearModules(cfg);
+  if (lc.target_modules === 'all-linear') return all;
+  const targets = lc.target_modules;
+  const chosen = all.filter(m => targets.some(t => m.name === t || m.name.endsWith('.' + t)));
+  const unmatched = targets.filter(t => !all.some(m => m.name === t || m.name.endsWith('.' + t)));
+  if (unmatched.length) {
+    const shorts = [...new Set(all.map(m => m.short))];
+    throw new Error(`LoRA target_modules ${JSON.stringify(unmatched)} match no layer of this ${cfg.architecture}; its linear layers are ${shorts.join(', ')} (or "all-linear")`);
+  }
+  return chosen;
+}
+
+export function validateLoraConfig(c: LoraConfig): void {
+  if (!Number.isInteger(c.r) || c.r < 1) throw new Error(`LoRA r must be a positive integer, got ${c.r}`);
+  if (!(c.lora_alpha > 0)) throw new Error(`LoRA lora_alpha must be positive, got ${c.lora_alpha}`);
+  if (!(c.lora_dropout >= 0 && c.lora_dropout < 1)) throw new Error(`LoRA lora_dropout must be in [0, 1), got ${c.lora_dropout}`);
+}
+
+export interface LoraLayer {
+  module: LinearModule;
+  A: tf.Variable; // [r, in]
+  B: tf.Variable; // [out, r]
+}
+
+/** The trainable adapter: only these tensors are variables. */
+export class LoraAdapter {
+  readonly layers = new Map<string, LoraLayer>();
+  readonly scaling: number;
+  /** Set while the adapter is merged into the base weights (its path is then skipped). */
+  merged = false;
+
+  constructor(readonly modelConfig: ModelConfig, readonly config: LoraConfig, seed = 0) {
+    validateLoraConfig(config);
+    this.scaling = loraScaling(config);
+    const rng = new Rng(seed);
+    for (const m of targetedModules(modelConfig, config)) {
+      // kaiming_uniform_(a=sqrt(5)) on [r, in]: bound = gain·sqrt(3/fan_in) with gain = sqrt(2/(1+a²)) → 1/sqrt(in)
+      const bound = 1 / Math.sqrt(m.inFeatures);
+      const a = new Float32Array(config.r * m.inFeatures);
+      for (let i = 0; i < a.length; i++) a[i] = (2 * rng.uniform() - 1) * bound;
+      const A = tf.variable(tf.tensor2d(a, [config.r, m.inFeatures]), true, loraParamName(m.name, 'A'));
+      const B = tf.variable(tf.zeros([m.outFeatures, config.r]), true, loraParamName(m.name, 'B'));
+      this.layers.set(m.name, { module: m, A, B });
+    }
+  }
+
+  /** Trainable variables by PEFT name. */
+  variables(): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>();
+    for (const l of this.layers.values()) { out.set(l.A.name, l.A); out.set(l.B.name, l.B); }
+    return out;
+  }
+
+  numTrainable(): number {
+    let n = 0;
+    for (const l of this.layers.values()) n += l.A.size + l.B.size;
+    return n;
+  }
+
+  /** Replace values (e.g. from an imported adapter); names and shapes must match. */
+  assign(values: Map<string, { shape: number[]; data: Float32Array }>): void {
+    const vars = this.variables();
+    for (const [name, v] of vars) {
+      const src = values.get(name);
+      if (!src) throw new Error(`adapter is missing ${name}`);
+      if (src.shape.join(',') !== v.shape.join(',')) throw new Error(`adapter tensor ${name} has shape [${src.shape}], expected [${v.shape}]`);
+      v.assign(tf.tensor(src.data, v.shape));
+    }
+    for (const name of values.keys()) if (!vars.has(name)) throw new Error(`adapter tensor ${name} matches no LoRA layer of this configuration`);
+  }
+
+  dispose(): void {
+    for (const l of this.layers.values()) { l.A.dispose(); l.B.dispose(); }
+    this.layers.clear();
+  }
+
+  /**
+   * The LoRA path for one layer: dropout(x) · Aᵀ · Bᵀ · scaling, with x 2-D [M, in].
+   * dropoutSeed given → training-mode dropout (inverted scaling, as torch.nn.Dropout).
+   */
+  delta(module: string, x: tf.Tensor2D, dropoutSeed: number | null): tf.Tensor2D | null {
+    if (this.merged) return null;
+    const l = this.layers.get(module);
+    if (!l) return null;
+    let xin: tf.Tensor2D = x;
+    if (dropoutSeed != null && this.config.lora_dropout > 0) xin = tf.dropout(x, this.config.lora_dropout, undefined, dropoutSeed) as tf.Tensor2D;
+    const xa = tf.matMul(xin, l.A, false, true);
+    return tf.mul(tf.matMul(xa, l.B, false, true), this.scaling) as tf.Tensor2D;
+  }
+
+  /** ΔW in the base weight's layout: scaling·(B·A) [out,in], transposed for Conv1D (PEFT's fan_in_fan_out). */
+  deltaWeight(module: string): tf.Tensor2D {
+    const l = this.layers.get(module);
+    if (!l) throw new Error(`no LoRA layer ${module}`);
+    return tf.tidy(() => {
+      const d = tf.mul(tf.matMul(l.B, l.A), this.scaling) as tf.Tensor2D;
+      return l.module.layout === 'in_out' ? tf.transpose(d) : d;
+    });
+  }
+}

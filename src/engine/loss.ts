@@ -1,0 +1,76 @@
+/**
+ * Causal-LM cross-entropy over token ids, computed sparsely (never a one-hot over the vocabulary),
+ * with ignore index -100 and a hand-written gradient: d loss / d logits = (softmax − e_target) · mask / count.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export const IGNORE_INDEX = -100;
+
+/**
+ * HF shifts labels inside the model: position t predicts labels[t+1]. Returns per-position targets
+ * of the same shape [B·T] with IGNORE_INDEX at each row's last position.
+ */
+export function shiftLabels(labels: ArrayLike<number>, batchSize: number, seqLen: number): Int32Array {
+  const out = new Int32Array(batchSize * seqLen).fill(IGNORE_INDEX);
+  for (let b = 0; b < batchSize; b++) for (let t = 0; t + 1 < seqLen; t++) out[b * seqLen + t] = labels[b * seqLen + t + 1];
+  return out;
+}
+
+export interface LossOutput {
+  /** Mean CE (nats) over positions whose target is not ignored. */
+  loss: tf.Scalar;
+  /** Number of those positions whose argmax equals the target. */
+  correct: tf.Scalar;
+  /** Number of positions counted. */
+  count: tf.Scalar;
+}
+
+/**
+ * logits [N, V] (or [B, T, V]) against targets [N] (already shifted; IGNORE_INDEX = skip).
+ * Count is taken from the targets on the CPU, so the mean is exact and there is no division by zero
+ * (an all-ignored batch gives loss 0).
+ */
+export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): LossOutput {
+  const V = logitsIn.shape[logitsIn.shape.length - 1];
+  const N = logitsIn.size / V;
+  if (targets.length !== N) throw new Error(`targets has ${targets.length} entries, logits have ${N} positions`);
+  let count = 0;
+  const safe = new Int32Array(N);
+  const maskArr = new Float32Array(N);
+  const flatIdx = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    const t = targets[i];
+    if (t === IGNORE_INDEX) continue;
+    if (t < 0 || t >= V) throw new Error(`label ${t} at position ${i} is outside the vocabulary [0, ${V})`);
+    safe[i] = t; maskArr[i] = 1; count++;
+  }
+  for (let i = 0; i < N; i++) flatIdx[i] = i * V + safe[i];
+  const denom = Math.max(count, 1);
+  const logits = tf.reshape(logitsIn, [N, V]) as tf.Tensor2D;
+  const mask = tf.tensor1d(maskArr);
+  const idx = tf.tensor1d(flatIdx, 'int32');
+
+  const ce = tf.customGrad((lg: tf.Tensor, save: tf.GradSaveFunc) => {
+    const l2 = lg as tf.Tensor2D;
+    const lse = tf.logSumExp(l2, 1);
+    const picked = tf.gather(tf.reshape(l2, [N * V]), idx);
+    const value = tf.div(tf.sum(tf.mul(tf.sub(lse, picked), mask)), denom) as tf.Scalar;
+    save([l2, lse]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [ls, lse2] = saved;
+        const scale = tf.mul(tf.div(mask, denom), dy); // [N]
+        const probs = tf.exp(tf.sub(ls, tf.expandDims(lse2, 1)));
+        // subtract 1 at each counted target: a sparse update, not a one-hot
+        const idx2 = tf.tensor2d(Array.from(safe, (t, i) => [i, t]).flat(), [N, 2], 'int32');
+        const onTarget = tf.scatterND(idx2, tf.neg(scale), [N, V]);
+        return tf.add(tf.mul(probs, tf.expandDims(scale, 1)), onTarget);
+      },
+    };
+  });
+
+  const loss = ce(logits) as tf.Scalar;
+  const correct = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(safe, 'int32')), 'float32'), mask)) as tf.Scalar;
+  return { loss, correct, count: tf.scalar(count) };
+}

@@ -1,0 +1,236 @@
+/**
+ * Causal language models of the supported families (Llama-style incl. Qwen2, and GPT-2) on frozen
+ * weights kept in Hugging Face names and layouts, with an optional LoRA adapter beside each linear layer.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ModelConfig, RawTensors } from './config';
+import { paramShapes } from './params';
+import { applyRope, geluNew, layerNorm, linearInOut, linearOutIn, rmsNorm, ropeTables, silu } from './ops';
+import type { LoraAdapter } from './lora';
+
+/** One batch as plain typed arrays, row-major [batch, seq]. */
+export interface ForwardInput {
+  inputIds: Int32Array;
+  batchSize: number;
+  seqLen: number;
+  /** Defaults to 0..T-1 (plus the cache length). Packing restarts them per example. */
+  positionIds?: Int32Array;
+  /** 1 for real tokens, 0 for padding (keys with 0 are never attended to). */
+  attentionMask?: ArrayLike<number>;
+  /** Packing: tokens attend only to keys with the same segment id. */
+  segmentIds?: Int32Array;
+}
+
+/** Keys/values after RoPE, per layer, [B, kvHeads, S, headDim]. */
+export interface KVCache {
+  layers: { k: tf.Tensor4D; v: tf.Tensor4D }[];
+  length: number;
+}
+
+export interface ForwardOptions {
+  cache?: KVCache;
+  /** Seed for LoRA dropout; null/undefined = eval mode (no dropout). */
+  dropoutSeed?: number | null;
+}
+
+const MASKED = -1e9;
+
+export class CausalLM {
+  readonly weights: Map<string, tf.Tensor>;
+  adapter: LoraAdapter | null = null;
+  private readonly ropeCos: tf.Tensor2D | null;
+  private readonly ropeSin: tf.Tensor2D | null;
+
+  constructor(readonly config: ModelConfig, weights: Map<string, tf.Tensor>) {
+    const expected = paramShapes(config);
+    for (const [name, shape] of expected) {
+      const t = weights.get(name);
+      if (!t) throw new Error(`model weights are missing ${name} (expected shape [${shape}])`);
+      if (t.shape.join(',') !== shape.join(',')) throw new Error(`model weight ${name} has shape [${t.shape}], expected [${shape}]`);
+    }
+    this.weights = weights;
+    if (config.family !== 'gpt2') {
+      const { cos, sin } = ropeTables(config.max_position_embeddings, config.head_dim, config.rope_theta);
+      this.ropeCos = tf.tensor2d(cos, [config.max_position_embeddings, config.head_dim / 2]);
+      this.ropeSin = tf.tensor2d(sin, [config.max_position_embeddings, config.head_dim / 2]);
+    } else {
+      this.ropeCos = this.ropeSin = null;
+    }
+  }
+
+  static fromRaw(config: ModelConfig, raw: RawTensors): CausalLM {
+    const w = new Map<string, tf.Tensor>();
+    for (const [name, t] of raw) w.set(name, tf.tensor(t.data, t.shape, 'float32'));
+    return new CausalLM(config, w);
+  }
+
+  dispose(): void {
+    for (const t of this.weights.values()) t.dispose();
+    this.weights.clear();
+    this.ropeCos?.dispose(); this.ropeSin?.dispose();
+    this.adapter?.dispose();
+    this.adapter = null;
+  }
+
+  private w(name: string): tf.Tensor {
+    const t = this.weights.get(name);
+    if (!t) throw new Error(`missing weight ${name}`);
+    return t;
+  }
+
+  /** A linear layer by HF module name: frozen base (+ bias) + LoRA path when targeted. x is 2-D [M, in]. */
+  linear(module: string, x: tf.Tensor2D, dropoutSeed: number | null): tf.Tensor2D {
+    const W = this.w(module + '.weight') as tf.Tensor2D;
+    let y = this.config.family === 'gpt2' ? linearInOut(x, W) : linearOutIn(x, W);
+    const b = this.weights.get(module + '.bias');
+    if (b) y = tf.add(y, b);
+    const d = this.adapter?.delta(module, x, dropoutSeed) ?? null;
+    return d ? tf.add(y, d) : y;
+  }
+
+  /** Logits [B, T, vocab]. Call inside tf.tidy; with a cache, the cache is advanced in place (its tensors are kept). */
+  forward(inp: ForwardInput, opts: ForwardOptions = {}): tf.Tensor3D {
+    const cfg = this.config;
+    const { batchSize: B, seqLen: T } = inp;
+    if (inp.inputIds.length !== B * T) throw new Error(`inputIds has ${inp.inputIds.length} ids, expected batch ${B} x seq ${T}`);
+    const past = opts.cache?.length ?? 0;
+    if (past + T > cfg.max_position_embeddings) {
+      throw new Error(`sequence of ${past + T} tokens exceeds the model's context length ${cfg.max_position_embeddings}`);
+    }
+    const seed = opts.dropoutSeed ?? null;
+    const layerSeed = (i: number, j: number) => (seed == null ? null : seed * 1009 + i * 31 + j);
+    const positions = inp.positionIds ?? defaultPositions(B, T, past);
+    const bias = buildAttentionBias(inp, past);
+    const ids = tf.tensor1d(inp.inputIds, 'int32');
+    const D = cfg.hidden_size;
+    let h: tf.Tensor2D;
+    let cos: tf.Tensor4D | null = null, sin: tf.Tensor4D | null = null;
+    if (cfg.family === 'gpt2') {
+      const pos = tf.tensor1d(positions, 'int32');
+      h = tf.add(tf.gather(this.w('transformer.wte.weight'), ids), tf.gather(this.w('transformer.wpe.weight'), pos)) as tf.Tensor2D;
+    } else {
+      h = tf.gather(this.w('model.embed_tokens.weight'), ids) as tf.Tensor2D;
+      const pos = tf.tensor1d(positions, 'int32');
+      cos = tf.reshape(tf.gather(this.ropeCos!, pos), [B, 1, T, cfg.head_dim / 2]) as tf.Tensor4D;
+      sin = tf.reshape(tf.gather(this.ropeSin!, pos), [B, 1, T, cfg.head_dim / 2]) as tf.Tensor4D;
+    }
+
+    for (let i = 0; i < cfg.num_hidden_layers; i++) {
+      const cacheLayer = opts.cache ? (opts.cache.layers[i] ??= emptyLayerCache(B, cfg)) : null;
+      if (cfg.family === 'gpt2') {
+        const p = `transformer.h.${i}.`;
+        const a = layerNorm(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), cfg.norm_eps) as tf.Tensor2D;
+        const qkv = this.linear(p + 'attn.c_attn', a, layerSeed(i, 0));
+        const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
+        const att = this.attention(q, k, v, B, T, bias, null, null, cacheLayer);
+        h = tf.add(h, this.linear(p + 'attn.c_proj', att, layerSeed(i, 1)));
+        const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), cfg.norm_eps) as tf.Tensor2D;
+        const f = geluNew(this.linear(p + 'mlp.c_fc', m, layerSeed(i, 2))) as tf.Tensor2D;
+        h = tf.add(h, this.linear(p + 'mlp.c_proj', f, layerSeed(i, 3)));
+      } else {
+        const p = `model.layers.${i}.`;
+        const a = rmsNorm(h, this.w(p + 'input_layernorm.weight'), cfg.norm_eps) as tf.Tensor2D;
+        const q = this.linear(p + 'self_attn.q_proj', a, layerSeed(i, 0));
+        const k = this.linear(p + 'self_attn.k_proj', a, layerSeed(i, 1));
+        const v = this.linear(p + 'self_attn.v_proj', a, layerSeed(i, 2));
+        const att = this.attention(q, k, v, B, T, bias, cos, sin, cacheLayer);
+        h = tf.add(h, this.linear(p + 'self_attn.o_proj', att, layerSeed(i, 3)));
+        const m = rmsNorm(h, this.w(p + 'post_attention_layernorm.weight'), cfg.norm_eps) as tf.Tensor2D;
+        const g = this.linear(p + 'mlp.gate_proj', m, layerSeed(i, 4));
+        const u = this.linear(p + 'mlp.up_proj', m, layerSeed(i, 5));
+        h = tf.add(h, this.linear(p + 'mlp.down_proj', tf.mul(silu(g), u) as tf.Tensor2D, layerSeed(i, 6)));
+      }
+    }
+    if (opts.cache) opts.cache.length = past + T;
+
+    let logits: tf.Tensor2D;
+    if (cfg.family === 'gpt2') {
+      h = layerNorm(h, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias'), cfg.norm_eps) as tf.Tensor2D;
+      logits = linearOutIn(h, this.w(cfg.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight') as tf.Tensor2D);
+    } else {
+      h = rmsNorm(h, this.w('model.norm.weight'), cfg.norm_eps) as tf.Tensor2D;
+      logits = linearOutIn(h, this.w(cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight') as tf.Tensor2D);
+    }
+    return tf.reshape(logits, [B, T, cfg.vocab_size]) as tf.Tensor3D;
+  }
+
+  /** Multi-head attention with grouped KV heads; q/k/v 2-D [B·T, heads·hd]; returns [B·T, H·hd]. */
+  private attention(
+    q2: tf.Tensor2D, k2: tf.Tensor2D, v2: tf.Tensor2D, B: number, T: number,
+    bias: tf.Tensor | null, cos: tf.Tensor4D | null, sin: tf.Tensor4D | null,
+    cacheLayer: { k: tf.Tensor4D; v: tf.Tensor4D } | null,
+  ): tf.Tensor2D {
+    const cfg = this.config;
+    const H = cfg.num_attention_heads, KV = cfg.num_key_value_heads, hd = cfg.head_dim, G = H / KV;
+    let q = tf.transpose(tf.reshape(q2, [B, T, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    let k = tf.transpose(tf.reshape(k2, [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    let v = tf.transpose(tf.reshape(v2, [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    if (cos && sin) {
+      q = applyRope(q, cos, sin, cfg.rope_layout);
+      k = applyRope(k, cos, sin, cfg.rope_layout);
+    }
+    if (cacheLayer) {
+      const nk = cacheLayer.k.shape[2] === 0 ? k : tf.concat([cacheLayer.k, k], 2) as tf.Tensor4D;
+      const nv = cacheLayer.v.shape[2] === 0 ? v : tf.concat([cacheLayer.v, v], 2) as tf.Tensor4D;
+      tf.keep(nk); tf.keep(nv);
+      if (cacheLayer.k !== nk) cacheLayer.k.dispose();
+      if (cacheLayer.v !== nv) cacheLayer.v.dispose();
+      cacheLayer.k = nk; cacheLayer.v = nv;
+      k = nk; v = nv;
+    }
+    const S = k.shape[2];
+    // Group query heads by their KV head: [B, KV, G·T, hd] (head h uses kv head h / G, as HF repeat_kv).
+    const qg = tf.reshape(q, [B, KV, G * T, hd]);
+    let scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hd)) as tf.Tensor;
+    if (bias) scores = tf.add(tf.reshape(scores, [B, KV, G, T, S]), bias);
+    const probs = tf.reshape(tf.softmax(scores), [B, KV, G * T, S]) as tf.Tensor4D;
+    const out = tf.reshape(tf.matMul(probs, v), [B, H, T, hd]);
+    return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
+  }
+}
+
+function emptyLayerCache(B: number, cfg: ModelConfig): { k: tf.Tensor4D; v: tf.Tensor4D } {
+  const k = tf.keep(tf.zeros([B, cfg.num_key_value_heads, 0, cfg.head_dim])) as tf.Tensor4D;
+  const v = tf.keep(tf.zeros([B, cfg.num_key_value_heads, 0, cfg.head_dim])) as tf.Tensor4D;
+  return { k, v };
+}
+
+export function createCache(): KVCache { return { layers: [], length: 0 }; }
+
+export function disposeCache(c: KVCache): void {
+  for (const l of c.layers) { l.k.dispose(); l.v.dispose(); }
+  c.layers = []; c.length = 0;
+}
+
+function defaultPositions(B: number, T: number, past: number): Int32Array {
+  const p = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) p[b * T + t] = past + t;
+  return p;
+}
+
+/**
+ * Additive attention bias [B, 1, 1, T, S] (S = past + T): 0 where query t may see key s, else -1e9.
+ * Causal, keys with attentionMask 0 hidden, and with segment ids only within the same segment.
+ * Returns null when nothing needs masking (a single new token without padding).
+ */
+function buildAttentionBias(inp: ForwardInput, past: number): tf.Tensor | null {
+  const { batchSize: B, seqLen: T, attentionMask: am, segmentIds: seg } = inp;
+  if (T === 1 && !am && !seg) return null;
+  const S = past + T;
+  const bias = new Float32Array(B * T * S);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const row = (b * T + t) * S;
+      for (let s = 0; s < S; s++) {
+        let ok = s <= past + t;
+        if (ok && s >= past) {
+          const ks = s - past;
+          if (am && !am[b * T + ks]) ok = false;
+          if (seg && seg[b * T + ks] !== seg[b * T + t]) ok = false;
+        }
+        if (!ok) bias[row + s] = MASKED;
+      }
+    }
+  }
+  return tf.tensor(bias, [B, 1, 1, T, S]);
+}

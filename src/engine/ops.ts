@@ -1,0 +1,99 @@
+/**
+ * Small tensor building blocks shared by every model family.
+ * Everything here is pure tfjs: no DOM, no Node.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { prefersNoTransposeB } from './backend';
+
+/**
+ * y = x · Wᵀ for a frozen nn.Linear weight W [out, in] (x is 2-D [M, in]).
+ * On wasm, matMul with transposeB (and transposeA) is ~10x slower than the plain form, so the
+ * forward runs as (W · xᵀ)ᵀ and the input gradient dy · W is written out by hand.
+ * W is a constant (closed over, never an input), so no gradient for it is ever formed.
+ */
+export function linearOutIn(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
+  if (!prefersNoTransposeB()) return tf.matMul(x, W, false, true);
+  const f = tf.customGrad((xi: tf.Tensor, save: tf.GradSaveFunc) => {
+    const value = tf.transpose(tf.matMul(W, tf.transpose(xi as tf.Tensor2D))) as tf.Tensor2D;
+    return { value, gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, W) };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
+/** y = x · W for a frozen GPT-2 Conv1D weight W [in, out]; the input gradient dy · Wᵀ avoids transposeB on wasm. */
+export function linearInOut(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
+  if (!prefersNoTransposeB()) return tf.matMul(x, W);
+  const f = tf.customGrad((xi: tf.Tensor, save: tf.GradSaveFunc) => {
+    const value = tf.matMul(xi as tf.Tensor2D, W);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor) => tf.transpose(tf.matMul(W, tf.transpose(dy as tf.Tensor2D))),
+    };
+  });
+  return f(x) as tf.Tensor2D;
+}
+
+/** HF LlamaRMSNorm: w · x / sqrt(mean(x²) + eps), over the last axis. */
+export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  const variance = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), w);
+}
+
+/** torch.nn.LayerNorm over the last axis (biased variance). */
+export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
+  const mean = tf.mean(x, -1, true);
+  const xc = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(xc), -1, true);
+  return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, eps))), w), b);
+}
+
+/** GPT-2's gelu_new (tanh approximation). */
+export function geluNew(x: tf.Tensor): tf.Tensor {
+  const c = Math.sqrt(2 / Math.PI);
+  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), c);
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/**
+ * RoPE tables in float32 exactly as HF LlamaRotaryEmbedding computes them:
+ * inv_freq[i] = 1 / theta^(2i/d), angle = pos · inv_freq. Returns cos/sin of shape [maxPos, d/2].
+ */
+export function ropeTables(maxPos: number, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+  const half = headDim / 2;
+  const cos = new Float32Array(maxPos * half);
+  const sin = new Float32Array(maxPos * half);
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  for (let p = 0; p < maxPos; p++) {
+    for (let i = 0; i < half; i++) {
+      const a = Math.fround(p * invFreq[i]);
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+/**
+ * Apply RoPE to x [B, heads, T, d] with cos/sin [B, 1, T, d/2] gathered at the position ids.
+ * 'half': HF rotate_half (dim i pairs with i + d/2). 'interleaved': dims (2i, 2i+1) pair (llama2.c / Meta).
+ */
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, layout: 'half' | 'interleaved'): tf.Tensor4D {
+  const [B, Hn, T, d] = x.shape;
+  if (layout === 'half') {
+    const [x1, x2] = tf.split(x, 2, 3);
+    const o1 = tf.sub(tf.mul(x1, cos), tf.mul(x2, sin));
+    const o2 = tf.add(tf.mul(x2, cos), tf.mul(x1, sin));
+    return tf.concat([o1, o2], 3) as tf.Tensor4D;
+  }
+  const x5 = tf.reshape(x, [B, Hn, T, d / 2, 2]);
+  const [xe, xo] = tf.split(x5, 2, 4);
+  const c = tf.expandDims(cos, 4), s = tf.expandDims(sin, 4);
+  const oe = tf.sub(tf.mul(xe, c), tf.mul(xo, s));
+  const oo = tf.add(tf.mul(xe, s), tf.mul(xo, c));
+  return tf.reshape(tf.concat([oe, oo], 4), [B, Hn, T, d]) as tf.Tensor4D;
+}
