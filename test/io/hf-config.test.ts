@@ -46,7 +46,7 @@ describe('parseHfConfig', () => {
   });
 
   it('llama defaults: kv heads = heads, tie false, head_dim from config', () => {
-    const { num_key_value_heads: _kv, tie_word_embeddings: _t, rope_theta: _r, bos_token_id: _b, eos_token_id: _e, ...rest } = tinyllama;
+    const { num_key_value_heads: _kv, tie_word_embeddings: _t, bos_token_id: _b, eos_token_id: _e, ...rest } = tinyllama;
     const c = parseHfConfig(rest);
     expect(c.num_key_value_heads).toBe(32);
     expect(c.tie_word_embeddings).toBe(false);
