@@ -4,6 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+// tfjs-core alone registers no gradients (the @tensorflow/tfjs umbrella does this import for you)
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
@@ -61,6 +63,8 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       const ok = await tf.setBackend(name);
       if (!ok) throw new Error('tf.setBackend returned false');
       await tf.ready();
+      // The cpu backend greets Node users with a tfjs-node advert on first write; tfjs-node cannot be installed here.
+      if (name === 'cpu') (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
       return { backend: name, fallbacks };
     } catch (e) {
       fallbacks.push({ backend: name, reason: e instanceof Error ? e.message : String(e) });

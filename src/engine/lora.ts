@@ -77,8 +77,9 @@ export class LoraAdapter {
       const bound = 1 / Math.sqrt(m.inFeatures);
       const a = new Float32Array(config.r * m.inFeatures);
       for (let i = 0; i < a.length; i++) a[i] = (2 * rng.uniform() - 1) * bound;
-      const A = tf.variable(tf.tensor2d(a, [config.r, m.inFeatures]), true, loraParamName(m.name, 'A'));
-      const B = tf.variable(tf.zeros([m.outFeatures, config.r]), true, loraParamName(m.name, 'B'));
+      // tfjs variable names are process-global, so the PEFT names live in our maps, not in tfjs
+      const A = tf.variable(tf.tensor2d(a, [config.r, m.inFeatures]), true);
+      const B = tf.variable(tf.zeros([m.outFeatures, config.r]), true);
       this.layers.set(m.name, { module: m, A, B });
     }
   }
@@ -86,7 +87,7 @@ export class LoraAdapter {
   /** Trainable variables by PEFT name. */
   variables(): Map<string, tf.Variable> {
     const out = new Map<string, tf.Variable>();
-    for (const l of this.layers.values()) { out.set(l.A.name, l.A); out.set(l.B.name, l.B); }
+    for (const [name, l] of this.layers) { out.set(loraParamName(name, 'A'), l.A); out.set(loraParamName(name, 'B'), l.B); }
     return out;
   }
 

@@ -10,9 +10,16 @@ export const IGNORE_INDEX = -100;
  * HF shifts labels inside the model: position t predicts labels[t+1]. Returns per-position targets
  * of the same shape [B·T] with IGNORE_INDEX at each row's last position.
  */
-export function shiftLabels(labels: ArrayLike<number>, batchSize: number, seqLen: number): Int32Array {
+export function shiftLabels(labels: ArrayLike<number>, batchSize: number, seqLen: number, segmentIds?: ArrayLike<number>): Int32Array {
   const out = new Int32Array(batchSize * seqLen).fill(IGNORE_INDEX);
-  for (let b = 0; b < batchSize; b++) for (let t = 0; t + 1 < seqLen; t++) out[b * seqLen + t] = labels[b * seqLen + t + 1];
+  for (let b = 0; b < batchSize; b++) {
+    for (let t = 0; t + 1 < seqLen; t++) {
+      const i = b * seqLen + t;
+      // packed rows: the last token of one example never predicts the first of the next
+      if (segmentIds && segmentIds[i] !== segmentIds[i + 1]) continue;
+      out[i] = labels[i + 1];
+    }
+  }
   return out;
 }
 
@@ -60,7 +67,8 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [ls, lse2] = saved;
-        const scale = tf.mul(tf.div(mask, denom), dy); // [N]
+        // tensors from the forward scope are gone by now (variableGrads tidies it): rebuild from JS arrays
+        const scale = tf.mul(tf.div(tf.tensor1d(maskArr), denom), dy); // [N]
         const probs = tf.exp(tf.sub(ls, tf.expandDims(lse2, 1)));
         // subtract 1 at each counted target: a sparse update, not a one-hot
         const idx2 = tf.tensor2d(Array.from(safe, (t, i) => [i, t]).flat(), [N, 2], 'int32');

@@ -6,7 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, RawTensors } from './config';
 import { paramShapes } from './params';
 import { applyRope, geluNew, layerNorm, linearInOut, linearOutIn, rmsNorm, ropeTables, silu } from './ops';
-import type { LoraAdapter } from './lora';
+import { LoraAdapter, type LoraConfig } from './lora';
+import { shiftLabels, sparseCrossEntropy, type LossOutput } from './loss';
 
 /** One batch as plain typed arrays, row-major [batch, seq]. */
 export interface ForwardInput {
@@ -19,6 +20,11 @@ export interface ForwardInput {
   attentionMask?: ArrayLike<number>;
   /** Packing: tokens attend only to keys with the same segment id. */
   segmentIds?: Int32Array;
+}
+
+/** A training batch: labels aligned with inputIds (HF convention; shifted inside), -100 = not trained. */
+export interface TrainBatch extends ForwardInput {
+  labels: Int32Array;
 }
 
 /** Keys/values after RoPE, per layer, [B, kvHeads, S, headDim]. */
@@ -70,6 +76,34 @@ export class CausalLM {
     this.ropeCos?.dispose(); this.ropeSin?.dispose();
     this.adapter?.dispose();
     this.adapter = null;
+  }
+
+  /** Attach a fresh LoRA adapter (replacing any previous one). Only its tensors are trainable. */
+  attachLora(config: LoraConfig, seed = 0): LoraAdapter {
+    if (this.adapter?.merged) throw new Error('unmerge the current adapter before attaching another');
+    this.adapter?.dispose();
+    this.adapter = new LoraAdapter(this.config, config, seed);
+    return this.adapter;
+  }
+
+  /** Fold the adapter into the base weights as PEFT's merge_adapter (W += scaling·B·A, transposed for Conv1D). */
+  mergeAdapter(): void { this.foldAdapter(+1); }
+
+  /** Undo mergeAdapter (W -= scaling·B·A), as PEFT's unmerge_adapter. */
+  unmergeAdapter(): void { this.foldAdapter(-1); }
+
+  private foldAdapter(sign: 1 | -1): void {
+    const ad = this.adapter;
+    if (!ad) throw new Error('no LoRA adapter attached');
+    if (ad.merged === (sign > 0)) throw new Error(sign > 0 ? 'adapter is already merged' : 'adapter is not merged');
+    for (const name of ad.layers.keys()) {
+      const key = name + '.weight';
+      const old = this.w(key);
+      const next = tf.tidy(() => { const d = ad.deltaWeight(name); return sign > 0 ? tf.add(old, d) : tf.sub(old, d); });
+      this.weights.set(key, next);
+      old.dispose();
+    }
+    ad.merged = sign > 0;
   }
 
   private w(name: string): tf.Tensor {
@@ -152,6 +186,12 @@ export class CausalLM {
       logits = linearOutIn(h, this.w(cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight') as tf.Tensor2D);
     }
     return tf.reshape(logits, [B, T, cfg.vocab_size]) as tf.Tensor3D;
+  }
+
+  /** Mean next-token cross-entropy over trained positions (HF's causal-LM loss), with token accuracy. Call inside a tidy. */
+  loss(batch: TrainBatch, opts: ForwardOptions = {}): LossOutput {
+    const logits = this.forward(batch, opts);
+    return sparseCrossEntropy(logits, shiftLabels(batch.labels, batch.batchSize, batch.seqLen, batch.segmentIds));
   }
 
   /** Multi-head attention with grouped KV heads; q/k/v 2-D [B·T, heads·hd]; returns [B·T, H·hd]. */
