@@ -103,7 +103,8 @@ export async function generate(model: CausalLM, promptIds: number[], opts: Gener
         }
       }
       if (opts.onToken?.(next, delta) === false) { finishReason = 'aborted'; break; }
-      if (cache.length + 1 > ctx) { finishReason = 'context'; break; }
+      // the whole sequence (prompt + generated) stays within the context length
+      if (promptIds.length + ids.length >= ctx) { finishReason = 'context'; break; }
       input = Int32Array.of(next);
     }
     if (opts.decode && finishReason !== 'stop_string') text = opts.decode(ids);
