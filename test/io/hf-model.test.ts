@@ -51,7 +51,7 @@ async function variant(dir: string, files: string[], changes: Record<string, Uin
   for (const f of files) m.set(f, new Blob([await readFile(path.join(dir, f))]));
   for (const [f, c] of Object.entries(changes)) {
     if (c === null) m.delete(f);
-    else m.set(f, new Blob([c]));
+    else m.set(f, new Blob([c as BlobPart]));
   }
   return filesSource(m);
 }
