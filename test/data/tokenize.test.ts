@@ -1,0 +1,312 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseDataset, type Example } from '../../src/data/formats';
+import { renderExample, templateTokensOf, type Segment, type TemplateSpec } from '../../src/data/templates';
+import {
+  alignDecoded,
+  encodeWithOffsets,
+  IGNORE_INDEX,
+  incrementalDecode,
+  specialTokenInfo,
+  tokenizeDataset,
+  tokenizeSegments,
+} from '../../src/data/tokenize';
+import type { Tokenizer } from '../../src/io/tokenizer';
+import { loadHfTokenizer } from '../../src/io/tokenizer-hf';
+import { parseLlama2cTokenizer } from '../../src/io/tokenizer-llama2c';
+import {
+  gpt2StyleTokenizerConfig,
+  gpt2StyleTokenizerJson,
+  LLAMA_FIRST_CHAR_ID,
+  llamaStyleTokenizerConfig,
+  llamaStyleTokenizerJson,
+} from '../fixtures/tokenizers';
+import { DATASETS_DIR, HAVE_DATASETS, STORIES_DIR, sharedMissing } from '../helpers';
+import { ToyTokenizer } from './toy-tokenizer';
+
+const X = IGNORE_INDEX;
+const QA: TemplateSpec = { kind: 'custom', template: 'Q:{instruction}\nA:{output}' };
+const hiOk: Example = { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'ok' }] };
+
+function tok1(t: Tokenizer, ex: Example, spec: TemplateSpec, maxLength = 1000, trainOnInputs = false) {
+  return tokenizeSegments(t, renderExample(ex, spec, templateTokensOf(t)), { maxLength, trainOnInputs });
+}
+
+describe('hand-checked ids and labels (toy char tokenizer)', () => {
+  // ids: <unk>=0 <s>=1 </s>=2 <pad>=3, then ASCII 32..126 → 4..98 (char code − 28), "\n"=99, "\t"=100, bytes from 101.
+  it('completion only: prompt and BOS -100, response and EOS trained', () => {
+    const t = tok1(new ToyTokenizer(), hiOk, QA);
+    expect(t.text).toBe('Q:hi\nA:ok</s>');
+    expect(Array.from(t.inputIds)).toEqual([1, 53, 30, 76, 77, 99, 37, 30, 83, 79, 2]);
+    expect(Array.from(t.labels)).toEqual([X, X, X, X, X, X, X, X, 83, 79, 2]);
+    expect([t.trainedTokens, t.fullLength, t.truncated, t.method]).toEqual([3, 11, false, 'decode']);
+  });
+
+  it('trainOnInputs: every token but the first is a target', () => {
+    const t = tok1(new ToyTokenizer(), hiOk, QA, 1000, true);
+    expect(Array.from(t.labels)).toEqual([X, 53, 30, 76, 77, 99, 37, 30, 83, 79, 2]);
+  });
+
+  it('a token straddling the prompt/response boundary is trained (as HF char_to_token masks)', () => {
+    // piece ":o" (id 4) merges the prompt's last char with the response's first; ASCII now starts at 5.
+    const toy = new ToyTokenizer({ pieces: [':o'] });
+    const t = tok1(toy, hiOk, QA);
+    expect(Array.from(t.inputIds)).toEqual([1, 54, 31, 77, 78, 100, 38, 4, 80, 2]);
+    expect(Array.from(t.labels)).toEqual([X, X, X, X, X, X, X, 4, 80, 2]);
+  });
+
+  it('SentencePiece-style dummy prefix: the leading space token is not trained', () => {
+    const toy = new ToyTokenizer({ dummyPrefix: true });
+    const t = tok1(toy, hiOk, QA);
+    expect(Array.from(t.inputIds)).toEqual([1, 4, 53, 30, 76, 77, 99, 37, 30, 83, 79, 2]);
+    expect(Array.from(t.labels)).toEqual([X, X, X, X, X, X, X, X, X, 83, 79, 2]);
+    expect(Array.from(t.starts.slice(0, 3))).toEqual([0, 0, 0]);
+    expect(Array.from(t.ends.slice(0, 3))).toEqual([0, 1, 1]);
+  });
+
+  it('multi-byte characters in byte-fallback pieces are trained together', () => {
+    const toy = new ToyTokenizer();
+    const ex: Example = { messages: [{ role: 'user', content: 'é' }, { role: 'assistant', content: 'ü' }] };
+    const t = tok1(toy, ex, QA);
+    // é = C3 A9, ü = C3 BC → byte ids 101 + byte
+    expect(Array.from(t.inputIds)).toEqual([1, 53, 30, 296, 270, 99, 37, 30, 296, 289, 2]);
+    expect(Array.from(t.labels)).toEqual([X, X, X, X, X, X, X, X, 296, 289, 2]);
+    expect(Array.from(t.starts)).toEqual([0, 0, 1, 2, 2, 3, 4, 5, 6, 6, 7]);
+  });
+
+  it('a tokenizer that recognises special strings gets the whole text in one encode; same ids', () => {
+    const hfLike = new ToyTokenizer({ recognizeSpecials: true });
+    expect(specialTokenInfo(hfLike).handlesSpecials).toBe(true);
+    expect(specialTokenInfo(new ToyTokenizer()).handlesSpecials).toBe(false);
+    const t = tok1(hfLike, hiOk, QA);
+    expect(Array.from(t.inputIds)).toEqual([1, 53, 30, 76, 77, 99, 37, 30, 83, 79, 2]);
+    expect(Array.from(t.labels)).toEqual([X, X, X, X, X, X, X, X, 83, 79, 2]);
+  });
+
+  it('a template that writes bos_token gets no second BOS', () => {
+    const jinja = "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[{{ m.content }}]{% else %}{{ m.content }}{{ eos_token }}{% endif %}{% endfor %}";
+    for (const recognizeSpecials of [false, true]) {
+      const toy = new ToyTokenizer({ recognizeSpecials, chatTemplate: jinja });
+      const t = tok1(toy, hiOk, { kind: 'chat_template' });
+      expect(t.text).toBe('<s>[hi]ok</s>');
+      // [ = 91−28 = 63, ] = 93−28 = 65
+      expect(Array.from(t.inputIds)).toEqual([1, 63, 76, 77, 65, 83, 79, 2]);
+      expect(Array.from(t.labels)).toEqual([X, X, X, X, X, 83, 79, 2]);
+    }
+  });
+
+  it('truncation keeps the start; an example with no trained token left is dropped and counted', () => {
+    const toy = new ToyTokenizer();
+    const t = tok1(toy, hiOk, QA, 9);
+    expect(Array.from(t.inputIds)).toEqual([1, 53, 30, 76, 77, 99, 37, 30, 83]);
+    expect(Array.from(t.labels)).toEqual([X, X, X, X, X, X, X, X, 83]);
+    expect([t.truncated, t.trainedTokens, t.fullLength]).toEqual([true, 1, 11]);
+    const long: Example = { messages: [{ role: 'user', content: 'a long question' }, { role: 'assistant', content: 'ok' }] };
+    const r = tokenizeDataset(toy, [hiOk, long, hiOk], QA, { maxLength: 10 });
+    expect(r.examples.length).toBe(2);
+    expect(r.sourceIndex).toEqual([0, 2]);
+    expect(r.truncated).toBe(2); // both kept ones lose their EOS at 10 tokens
+    expect(r.dropped).toEqual([
+      { index: 1, reason: 'no-trained-tokens', message: 'no trained token within the first 10 tokens (prompt is 24 tokens long with its response)' },
+    ]);
+  });
+
+  it('template errors drop the example with the reason', () => {
+    const r = tokenizeDataset(new ToyTokenizer(), [hiOk, { text: 'plain' }], { kind: 'raw' }, { maxLength: 50 });
+    expect(r.examples.length).toBe(1);
+    expect(r.sourceIndex).toEqual([1]);
+    expect(r.dropped[0]).toMatchObject({ index: 0, reason: 'template-error' });
+  });
+});
+
+describe('offsets', () => {
+  it('incremental decoding holds back incomplete UTF-8', () => {
+    const toy = new ToyTokenizer();
+    const ids = toy.encode('aé', { addBos: false });
+    expect(ids).toEqual([69, 296, 270]);
+    const d = incrementalDecode(toy, ids);
+    expect(d.text).toBe('aé');
+    expect(Array.from(d.starts)).toEqual([0, 1, 1]);
+    expect(Array.from(d.ends)).toEqual([1, 2, 2]);
+  });
+
+  it('aligns decoded text to the source across local differences', () => {
+    expect(Array.from(alignDecoded(' abc', 'abc')!)).toEqual([0, 0, 1, 2, 3]);
+    expect(Array.from(alignDecoded('x<unk>yzzzzzz', 'xéyzzzzzz')!)).toEqual([0, 1, 1, 1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(Array.from(alignDecoded('ABC', 'abc')!)).toEqual([0, 1, 2, 3]);
+    expect(alignDecoded('Q'.repeat(10) + 'x'.repeat(80), 'Q'.repeat(10) + 'y'.repeat(80))).toBeNull();
+  });
+
+  it('falls back to prefix tokenization when decoded text cannot be aligned', () => {
+    // A tokenizer with an upper-casing "normaliser": decode(encode(t)) !== t over long stretches.
+    const base = new ToyTokenizer();
+    const shout: Tokenizer = {
+      vocabSize: base.vocabSize,
+      bosTokenId: 1,
+      eosTokenId: 2,
+      padTokenId: 3,
+      specialTokens: base.specialTokens,
+      chatTemplate: null,
+      encode: (text, o) => base.encode(text.toUpperCase(), o),
+      decode: (ids, o) => base.decode(ids, o),
+      idToToken: (id) => base.idToToken(id),
+    };
+    const question = 'please answer this rather long question about nothing at all';
+    const ex: Example = { messages: [{ role: 'user', content: question }, { role: 'assistant', content: 'fine then' }] };
+    const t = tok1(shout, ex, QA);
+    expect(t.method).toBe('prefix');
+    const ids = Array.from(t.inputIds);
+    const trained = ids.filter((_, k) => t.labels[k] !== X);
+    expect(base.decode(trained)).toBe('FINE THEN</s>');
+    expect(ids).toEqual([1, ...base.encode(`Q:${question}\nA:fine then`.toUpperCase(), { addBos: false }), 2]);
+  });
+
+  it('token spans cover the text in order', () => {
+    const toy = new ToyTokenizer({ pieces: ['### ', 'Response', 'Instruction'], dummyPrefix: true });
+    const text = '### Instruction:\nDo it.\n\n### Response:Done.</s>';
+    const enc = encodeWithOffsets(toy, text);
+    expect(enc.bosAdded).toBe(true);
+    // the dummy-prefix space decodes to nothing and shares the span of the token it precedes
+    expect(enc.ids.slice(0, 5).map((id, k) => [toy.idToToken(id), enc.starts[k], enc.ends[k]])).toEqual([
+      ['<s>', 0, 0],
+      [' ', 0, 4],
+      ['### ', 0, 4],
+      ['Instruction', 4, 15],
+      [':', 15, 16],
+    ]);
+    for (let k = 1; k < enc.ids.length; k++) {
+      expect(enc.starts[k]).toBeGreaterThanOrEqual(enc.starts[k - 1]);
+      expect(enc.ends[k]).toBeGreaterThanOrEqual(Math.max(enc.starts[k], enc.ends[k - 1]));
+    }
+    expect(enc.ends[enc.ids.length - 1]).toBe(text.length);
+  });
+});
+
+/**
+ * The properties every tokenizer must give, checked on real tokenizer implementations:
+ *  - input ids are exactly [BOS] + encode(whole text) (the boundary is tokenized as at generation);
+ *  - the trained ids decode to the responses + EOS.
+ */
+function checkRealTokenizer(
+  t: Tokenizer,
+  spec: TemplateSpec,
+  examples: Example[],
+  expectResponse: (ex: Example) => string,
+  sentinel?: number,
+  normalize: (s: string) => string = (s) => s,
+) {
+  const tokens = templateTokensOf(t);
+  for (const ex of examples) {
+    const segs: Segment[] = renderExample(ex, spec, tokens);
+    const r = tokenizeSegments(t, segs, { maxLength: 100_000 });
+    expect(r.method).toBe('decode');
+    const whole = segs.map((s) => s.text).join('');
+    const info = specialTokenInfo(t);
+    if (info.handlesSpecials) {
+      const bos = r.text.startsWith(tokens.bosToken ?? '\u0000') || t.bosTokenId === null ? [] : [t.bosTokenId];
+      expect(Array.from(r.inputIds)).toEqual([...bos, ...t.encode(whole, { addBos: false, addEos: false })]);
+    }
+    const trained = Array.from(r.inputIds).filter((_, k) => r.labels[k] !== X);
+    // SentencePiece decoding drops the first piece's leading space ("▁théwor" → "théwor"), so a
+    // sentinel piece is decoded in front and cut off again.
+    const lead = sentinel === undefined ? '' : t.decode([sentinel]);
+    const decoded = t.decode(sentinel === undefined ? trained : [sentinel, ...trained], { skipSpecialTokens: false });
+    expect(normalize(decoded.slice(lead.length))).toBe(normalize(expectResponse(ex)));
+  }
+}
+
+const samples: Example[] = [
+  { messages: [{ role: 'user', content: 'hello the world' }, { role: 'assistant', content: 'hello world' }] },
+  { messages: [{ role: 'user', content: 'the' }, { role: 'assistant', content: ' théwor' }] },
+  { messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'user', content: 'c' }, { role: 'assistant', content: 'd é f' }] },
+];
+const responses = (eos: string, sep = '') => (ex: Example) =>
+  'messages' in ex ? ex.messages.filter((m) => m.role === 'assistant').map((m) => m.content + sep + eos).join('') : '';
+
+describe('real tokenizer implementations (HF tokenizer.json fixtures)', () => {
+  it('Llama-2 style (legacy normaliser and Metaspace), Alpaca and the model chat template', () => {
+    for (const metaspace of [false, true]) {
+      const t = loadHfTokenizer(llamaStyleTokenizerJson({ metaspace }), llamaStyleTokenizerConfig());
+      const a = LLAMA_FIRST_CHAR_ID + 9; // the piece "a"
+      checkRealTokenizer(t, { kind: 'alpaca' }, samples, responses('</s>'), a);
+      checkRealTokenizer(t, { kind: 'instruction' }, samples, responses('</s>'), a);
+      // "[INST] q [/INST] {content}</s>": whether the template's space before the answer is trained
+      // depends on the merges ("▁hello" holds it and the answer's first letter, so it is trained;
+      // "▁" + "b" leaves it in the prompt), so spaces are not compared here.
+      checkRealTokenizer(
+        t,
+        { kind: 'chat_template' },
+        samples,
+        (ex) => ('messages' in ex ? ex.messages.filter((m) => m.role === 'assistant').map((m) => `${m.content}</s>`).join('') : ''),
+        a,
+        (x) => x.replace(/ /g, ''),
+      );
+    }
+  });
+
+  it('GPT-2 style byte-level BPE (EOS = <|endoftext|>)', () => {
+    const t = loadHfTokenizer(gpt2StyleTokenizerJson(), gpt2StyleTokenizerConfig());
+    checkRealTokenizer(t, { kind: 'alpaca' }, samples, responses('<|endoftext|>'));
+    checkRealTokenizer(t, { kind: 'chatml' }, samples, responses('<|endoftext|>', '<|im_end|>'));
+  });
+});
+
+const HAVE_TOK512 = (() => {
+  try {
+    readFileSync(path.join(STORIES_DIR, 'tok512.bin'));
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!HAVE_TOK512 || !HAVE_DATASETS)('stories260K llama2.c tokenizer on the shared datasets', () => {
+  const t = HAVE_TOK512 ? parseLlama2cTokenizer(readFileSync(path.join(STORIES_DIR, 'tok512.bin')), 'tok512.bin') : (null as unknown as Tokenizer);
+
+  it('hand-checked Stanford Alpaca example: the response tokens are exactly encode(prompt + response)[len(prompt):]', () => {
+    const ex: Example = { messages: [{ role: 'user', content: 'Say hi.', instruction: 'Say hi.', input: '' }, { role: 'assistant', content: 'Hi there!' }] };
+    const r = tok1(t, ex, { kind: 'alpaca' });
+    const prompt =
+      'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nSay hi.\n\n### Response:';
+    const full = t.encode(prompt + 'Hi there!', { addBos: true });
+    expect(Array.from(r.inputIds)).toEqual([...full, 2]);
+    const nPrompt = t.encode(prompt, { addBos: true }).length;
+    // Stanford masks the first len(tokenize(prompt)) tokens; here the boundary is clean, so both agree.
+    expect(full.slice(0, nPrompt)).toEqual(t.encode(prompt, { addBos: true }));
+    expect(Array.from(r.labels)).toEqual([...full.map((id, k) => (k < nPrompt ? X : id)), 2]);
+  });
+
+  it('every alpaca_en_demo / sharegpt example: trained tokens decode to the responses + EOS', () => {
+    for (const [name, spec] of [
+      ['alpaca_en_demo.json', { kind: 'alpaca' }],
+      ['sharegpt_dummy_conversation.json', { kind: 'chatml' }],
+    ] as [string, TemplateSpec][]) {
+      const ds = parseDataset(readFileSync(path.join(DATASETS_DIR, name)), name);
+      const sep = spec.kind === 'chatml' ? '<|im_end|>' : '';
+      for (const ex of ds.examples.slice(0, 150)) {
+        const r = tok1(t, ex, spec, 100_000);
+        const ids = Array.from(r.inputIds);
+        const trained: number[][] = [];
+        ids.forEach((id, k) => {
+          if (r.labels[k] === X) return;
+          if (k > 0 && r.labels[k - 1] !== X) trained[trained.length - 1].push(id);
+          else trained.push([id]);
+        });
+        const want = (ex as { messages: { role: string; content: string }[] }).messages.filter((m) => m.role === 'assistant').map((m) => m.content + sep);
+        expect(trained.length).toBe(want.length);
+        trained.forEach((run, k) => {
+          expect(run[run.length - 1]).toBe(2); // EOS ends every trained response
+          // decode() drops SentencePiece's leading space of a run; compare without it
+          expect(t.decode(run.slice(0, -1)).trim()).toBe(want[k].trim());
+        });
+      }
+    }
+  });
+});
+
+if (!HAVE_TOK512 || !HAVE_DATASETS) {
+  describe('stories260K llama2.c tokenizer on the shared datasets', () => {
+    it.skip(sharedMissing('the llama2.c tokenizer checks'), () => {});
+  });
+}
