@@ -7,8 +7,7 @@
  * loss = sum(f(inputs) * w) for a fixed random w, and takes the gradient with respect to every float input.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core alone registers no gradients (the @tensorflow/tfjs umbrella normally does this).
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+// backend.ts also registers tfjs's gradients, which tfjs-core alone does not.
 import { BACKEND_ORDER, initBackend, type BackendName } from './backend';
 
 export type GradStatus = 'ok' | 'mismatch' | 'error';

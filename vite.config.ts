@@ -1,0 +1,23 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import react from '@vitejs/plugin-react';
+import { defineConfig } from 'vite';
+import {
+  CONTENT_SECURITY_POLICY,
+  ISOLATION_HEADERS,
+  contentSecurityPolicy,
+  hubMirror,
+  tfjsWasm,
+} from './tools/vite-plugins.ts';
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+/** Local models, served under the Hub URL layout at /hub/ (override with WEBTUNE_MODELS_DIR). */
+const modelsDir = path.resolve(root, process.env.WEBTUNE_MODELS_DIR ?? '../shared/models');
+
+export default defineConfig({
+  plugins: [react(), tfjsWasm(), hubMirror(modelsDir), contentSecurityPolicy()],
+  worker: { format: 'es' },
+  server: { headers: { ...ISOLATION_HEADERS } },
+  preview: { headers: { ...ISOLATION_HEADERS, 'Content-Security-Policy': CONTENT_SECURITY_POLICY } },
+  build: { target: 'es2022' },
+});
