@@ -1,0 +1,248 @@
+/**
+ * AdamW with the update of torch.optim.AdamW (decoupled weight decay), on tf.Variables.
+ *
+ * For each parameter p with gradient g, at its step t (per-parameter, as torch keeps state[p]['step']):
+ *   p  ← p · (1 − lr·wd)                      (skipped when wd = 0)
+ *   m  ← lerp(m, g, 1 − β1)                   (= β1·m + (1 − β1)·g)
+ *   v  ← β2·v + (1 − β2)·g·g
+ *   p  ← p − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
+ * Scalars are computed in float64 (as torch does in Python) and applied in float32.
+ * Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0 (HF TrainingArguments' default;
+ * torch's own AdamW default is 1e-2).
+ *
+ * As in torch, a parameter without a gradient in a step is skipped entirely (no decay, no moment
+ * update, its step count does not advance).
+ *
+ * Moments are tf.Variables created once in the constructor; each step replaces their values in place
+ * (Variable.assign inside tf.tidy), so the live tensor count does not change from step to step.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface AdamWConfig {
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+  /** Parameters for which weight decay is 0 (a second param group with weight_decay 0). Default: none. */
+  noDecay?: (name: string) => boolean;
+}
+
+export const ADAMW_DEFAULTS: AdamWConfig = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 };
+
+export interface AdamWParamState {
+  /** Number of updates applied to this parameter (torch state[p]['step']). */
+  step: number;
+  shape: number[];
+  /** First moment (torch exp_avg). */
+  expAvg: Float32Array;
+  /** Second moment (torch exp_avg_sq). */
+  expAvgSq: Float32Array;
+}
+
+export interface AdamWState {
+  /** Number of optimizer steps taken (calls to step()). */
+  step: number;
+  params: Record<string, AdamWParamState>;
+}
+
+export interface AdamWStepOptions {
+  /** Learning rate for this step (default: config.lr). */
+  lr?: number;
+  /**
+   * A bool scalar; where false the step changes nothing on the device (parameters and moments keep
+   * their values, computed without a readback). Used by the Trainer to refuse non-finite updates.
+   * The per-parameter step counters still advance on the CPU; restore them with setStepCounts().
+   */
+  gate?: tf.Scalar;
+}
+
+interface Slot {
+  m: tf.Variable;
+  v: tf.Variable;
+  step: number;
+  decay: boolean;
+}
+
+export function validateAdamW(c: AdamWConfig): void {
+  if (!(Number.isFinite(c.lr) && c.lr >= 0)) throw new Error(`Invalid learning rate: ${c.lr}`);
+  if (!(Number.isFinite(c.eps) && c.eps >= 0)) throw new Error(`Invalid epsilon value: ${c.eps}`);
+  if (!(c.betas[0] >= 0 && c.betas[0] < 1)) throw new Error(`Invalid beta parameter at index 0: ${c.betas[0]}`);
+  if (!(c.betas[1] >= 0 && c.betas[1] < 1)) throw new Error(`Invalid beta parameter at index 1: ${c.betas[1]}`);
+  if (!(Number.isFinite(c.weightDecay) && c.weightDecay >= 0)) throw new Error(`Invalid weight_decay value: ${c.weightDecay}`);
+}
+
+export class AdamW {
+  readonly config: AdamWConfig;
+  private readonly params: Map<string, tf.Variable>;
+  private readonly slots = new Map<string, Slot>();
+  private steps = 0;
+  private disposed = false;
+
+  constructor(params: Map<string, tf.Variable>, config: Partial<AdamWConfig> = {}) {
+    this.config = { ...ADAMW_DEFAULTS, ...config, betas: [...(config.betas ?? ADAMW_DEFAULTS.betas)] as [number, number] };
+    validateAdamW(this.config);
+    this.params = new Map(params);
+    for (const [name, p] of this.params) {
+      if (p.dtype !== 'float32') throw new Error(`AdamW: parameter ${name} has dtype ${p.dtype}, expected float32`);
+      this.slots.set(name, {
+        m: tf.tidy(() => tf.variable(tf.zeros(p.shape), false)),
+        v: tf.tidy(() => tf.variable(tf.zeros(p.shape), false)),
+        step: 0,
+        decay: !(this.config.noDecay?.(name) ?? false),
+      });
+    }
+  }
+
+  /** Number of optimizer steps taken. */
+  get stepCount(): number { return this.steps; }
+
+  /** Parameter names, in update order. */
+  names(): string[] { return [...this.params.keys()]; }
+
+  /** Whether weight decay applies to this parameter. */
+  decays(name: string): boolean { return this.slot(name).decay; }
+
+  private slot(name: string): Slot {
+    const s = this.slots.get(name);
+    if (!s) throw new Error(`AdamW: unknown parameter ${name}`);
+    return s;
+  }
+
+  /**
+   * One AdamW update. `grads` maps parameter names to gradients (missing = no gradient: skipped).
+   * Call it with the gradients already clipped/scaled; it does not read anything back.
+   */
+  step(grads: Map<string, tf.Tensor> | Record<string, tf.Tensor>, opts: AdamWStepOptions = {}): void {
+    if (this.disposed) throw new Error('AdamW: used after dispose()');
+    const gmap = grads instanceof Map ? grads : new Map(Object.entries(grads));
+    for (const name of gmap.keys()) if (!this.params.has(name)) throw new Error(`AdamW: gradient for unknown parameter ${name}`);
+    const lr = opts.lr ?? this.config.lr;
+    if (!(Number.isFinite(lr) && lr >= 0)) throw new Error(`Invalid learning rate: ${lr}`);
+    const [beta1, beta2] = this.config.betas;
+    const eps = this.config.eps;
+    const wd = this.config.weightDecay;
+    const gate = opts.gate;
+    if (gate && (gate.rank !== 0 || gate.dtype !== 'bool')) throw new Error('AdamW: gate must be a bool scalar');
+    this.steps++;
+
+    tf.tidy(() => {
+      // Step-independent scalars (float64 in JS, cast to float32 once).
+      const sc = (x: number) => tf.scalar(x, 'float32');
+      const gated = (x: number, off: number): tf.Scalar => (gate ? tf.where(gate, sc(x), sc(off)) as tf.Scalar : sc(x));
+      // lerp weight and form exactly as torch: w < 0.5 ? m + w·(g − m) : g − (g − m)·(1 − w)
+      const w1 = 1 - beta1;
+      const lerpSmall = w1 < 0.5;
+      const lerpW = gated(lerpSmall ? w1 : 1 - w1, lerpSmall ? 0 : 1);
+      const b2 = gated(beta2, 1);
+      const c2 = gated(1 - beta2, 0);
+      const epsT = sc(eps);
+      const decayT = wd !== 0 ? gated(1 - lr * wd, 1) : null;
+      const perStep = new Map<number, { negStep: tf.Scalar; bc2sqrt: tf.Scalar }>();
+      const stepScalars = (t: number) => {
+        let s = perStep.get(t);
+        if (!s) {
+          const bc1 = 1 - Math.pow(beta1, t);
+          const bc2 = 1 - Math.pow(beta2, t);
+          s = { negStep: gated(-(lr / bc1), 0), bc2sqrt: sc(Math.sqrt(bc2)) };
+          perStep.set(t, s);
+        }
+        return s;
+      };
+
+      for (const [name, p] of this.params) {
+        const gIn = gmap.get(name);
+        if (!gIn) continue;
+        if (gIn.shape.join(',') !== p.shape.join(',')) {
+          throw new Error(`AdamW: gradient for ${name} has shape [${gIn.shape}], parameter has [${p.shape}]`);
+        }
+        const s = this.slot(name);
+        s.step++;
+        const { negStep, bc2sqrt } = stepScalars(s.step);
+        // Non-finite gradients must not reach the moments when the gate is closed (NaN·0 = NaN).
+        const g = gate ? tf.where(gate, gIn, tf.zerosLike(gIn)) : gIn;
+
+        let pv: tf.Tensor = p;
+        if (decayT && s.decay) pv = tf.mul(pv, decayT);
+        const m = lerpSmall ? tf.add(s.m, tf.mul(lerpW, tf.sub(g, s.m))) : tf.sub(g, tf.mul(tf.sub(g, s.m), lerpW));
+        const v = tf.add(tf.mul(s.v, b2), tf.mul(tf.mul(c2, g), g));
+        const denom = tf.add(tf.div(tf.sqrt(v), bc2sqrt), epsT);
+        const newP = tf.add(pv, tf.mul(negStep, tf.div(m, denom)));
+        s.m.assign(m);
+        s.v.assign(v);
+        p.assign(newP);
+      }
+    });
+  }
+
+  /** Per-parameter step counters (for the Trainer's rollback of gated steps). */
+  getStepCounts(): { step: number; params: Record<string, number> } {
+    const params: Record<string, number> = {};
+    for (const [name, s] of this.slots) params[name] = s.step;
+    return { step: this.steps, params };
+  }
+
+  setStepCounts(c: { step: number; params: Record<string, number> }): void {
+    for (const [name, s] of this.slots) s.step = c.params[name] ?? s.step;
+    this.steps = c.step;
+  }
+
+  /** Export moments and step counters (async readback; no dataSync). */
+  async state(): Promise<AdamWState> {
+    if (this.disposed) throw new Error('AdamW: used after dispose()');
+    const params: Record<string, AdamWParamState> = {};
+    const entries = [...this.slots.entries()];
+    const datas = await Promise.all(entries.flatMap(([, s]) => [s.m.data(), s.v.data()]));
+    entries.forEach(([name, s], i) => {
+      params[name] = {
+        step: s.step,
+        shape: [...s.m.shape],
+        expAvg: Float32Array.from(datas[2 * i] as Float32Array),
+        expAvgSq: Float32Array.from(datas[2 * i + 1] as Float32Array),
+      };
+    });
+    return { step: this.steps, params };
+  }
+
+  /** Import moments and step counters; names and shapes must match this optimizer's parameters. */
+  loadState(st: AdamWState): void {
+    if (this.disposed) throw new Error('AdamW: used after dispose()');
+    for (const name of Object.keys(st.params)) {
+      if (!this.slots.has(name)) throw new Error(`AdamW.loadState: state has unknown parameter ${name}`);
+    }
+    for (const [name, s] of this.slots) {
+      const ps = st.params[name];
+      if (!ps) throw new Error(`AdamW.loadState: state is missing parameter ${name}`);
+      const size = s.m.size;
+      if (ps.shape.join(',') !== s.m.shape.join(',') || ps.expAvg.length !== size || ps.expAvgSq.length !== size) {
+        throw new Error(`AdamW.loadState: ${name} has shape [${ps.shape}] (${ps.expAvg.length} values), expected [${s.m.shape}]`);
+      }
+      if (!(Number.isInteger(ps.step) && ps.step >= 0)) throw new Error(`AdamW.loadState: ${name} has invalid step ${ps.step}`);
+    }
+    for (const [name, s] of this.slots) {
+      const ps = st.params[name];
+      tf.tidy(() => {
+        s.m.assign(tf.tensor(ps.expAvg, s.m.shape, 'float32'));
+        s.v.assign(tf.tensor(ps.expAvgSq, s.v.shape, 'float32'));
+      });
+      s.step = ps.step;
+    }
+    this.steps = st.step;
+  }
+
+  /** Reset moments and counters to a fresh optimizer. */
+  reset(): void {
+    for (const s of this.slots.values()) {
+      tf.tidy(() => { s.m.assign(tf.zerosLike(s.m)); s.v.assign(tf.zerosLike(s.v)); });
+      s.step = 0;
+    }
+    this.steps = 0;
+  }
+
+  /** Frees the moment variables (not the parameters). */
+  dispose(): void {
+    if (this.disposed) return;
+    for (const s of this.slots.values()) { s.m.dispose(); s.v.dispose(); }
+    this.slots.clear();
+    this.disposed = true;
+  }
+}

@@ -1,0 +1,573 @@
+/**
+ * Training loop with the semantics of the Hugging Face Trainer (transformers ≥ 4.46) for one device:
+ *
+ * Gradient accumulation — token-weighted, as HF does when it passes num_items_in_batch:
+ *   every micro-batch i returns the mean CE Lᵢ over its Nᵢ trained tokens; the step's loss is
+ *   L = Σᵢ Nᵢ·Lᵢ / Σᵢ Nᵢ (the mean over all trained tokens of the accumulation window), and the
+ *   gradient applied is exactly ∇L. We differentiate Nᵢ·Lᵢ (= the summed CE of micro-batch i) per
+ *   micro-batch, add those gradients, and divide the sum by N = Σᵢ Nᵢ (by max(N, 1): a window without
+ *   trained tokens gives a zero gradient where HF would produce 0/0).
+ *   So 2 micro-batches of 3 and 1 tokens weigh their tokens equally — not their means (that would be
+ *   the older "loss / gradient_accumulation_steps" behaviour).
+ * Clipping — torch.nn.utils.clip_grad_norm_: total = ‖(‖g₁‖, ‖g₂‖, …)‖₂, g ← g·min(1, max/(total + 1e-6));
+ *   the reported grad_norm is the norm before clipping (as HF logs it). maxGradNorm 0 = no clipping
+ *   (the norm is still computed, for the report and the divergence check).
+ * Optimizer — AdamW as torch (./optimizer), HF's param groups: no weight decay for biases and norms.
+ * Schedule — HF's LambdaLR convention: optimizer step s (1-based) uses lr = lr₀·lambda(s − 1); the metrics
+ *   report that lr (the one actually applied, which is what recent HF versions log as learning_rate).
+ *
+ * Asynchrony: a step only enqueues work. Its loss, token counts and grad norm are packed in one small
+ * tensor whose .data() is awaited one step later (run()), never with dataSync.
+ *
+ * Divergence: each step computes, on the device, ok = ok_prev ∧ isfinite(loss) ∧ isfinite(grad_norm) and
+ * passes it to AdamW as a gate; a closed gate leaves parameters and moments bit-for-bit unchanged. The
+ * flag is sticky, so whatever was launched after a bad step before the CPU learnt about it is a no-op
+ * too. When the readback shows the failure, the CPU-side counters are rolled back, the flag is
+ * re-armed and TrainingDivergedError is thrown: the variables hold the values after the last good step.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { AdamW, type AdamWState } from './optimizer';
+import { makeSchedule, warmupStepsFor, SCHEDULE_NAMES, type ScheduleName } from './schedule';
+import { Rng, type RngState } from './rng';
+
+/** What the model's loss function returns for one micro-batch (all scalars). */
+export interface LossOutput {
+  /** Mean cross-entropy over the micro-batch's trained tokens (must be finite when count = 0, e.g. 0). */
+  loss: tf.Scalar;
+  /** Number of trained tokens whose argmax prediction is the label. */
+  correct: tf.Scalar;
+  /** Number of trained tokens (labels ≠ -100). */
+  count: tf.Scalar;
+}
+
+export interface TrainableModel<B> {
+  /** The trainable parameters (LoRA), by HF/PEFT name. */
+  vars: Map<string, tf.Variable>;
+  /** Called inside tf.variableGrads; must build its graph from `vars`. */
+  lossFn: (batch: B) => LossOutput;
+}
+
+export interface TrainerConfig {
+  /** Peak learning rate (HF learning_rate, default 5e-5). */
+  lr: number;
+  weightDecay: number;
+  betas: [number, number];
+  eps: number;
+  /** Clip the global L2 norm of the gradients to this; 0 = off. Default 1.0. */
+  maxGradNorm: number;
+  /** Micro-batches per optimizer step. */
+  gradAccumSteps: number;
+  schedule: ScheduleName;
+  /** Warmup steps; when 0, ceil(maxSteps · warmupRatio) (HF get_warmup_steps). */
+  warmupSteps: number;
+  warmupRatio: number;
+  /** Cosine cycles (HF num_cycles, default 0.5). */
+  numCycles: number;
+  /** Total optimizer steps (HF max_steps / num_training_steps). */
+  maxSteps: number;
+  /** Root seed; getBatch receives rng = Rng(seed).derive(step, micro). */
+  seed: number;
+  /** Call onMetrics every this many optimizer steps (with the window's aggregate). */
+  logEvery: number;
+  /** Parameters without weight decay; default: HF's rule (biases and norm weights). */
+  noDecay: (name: string) => boolean;
+}
+
+/** Metrics of one optimizer step. */
+export interface StepMetrics {
+  /** Optimizer step number (1-based). */
+  step: number;
+  /** Token-weighted mean CE over the step's micro-batches. */
+  loss: number;
+  /** correct / tokens (0 when no tokens). */
+  accuracy: number;
+  correct: number;
+  /** Trained tokens in the step. */
+  tokens: number;
+  /** Learning rate applied in this step. */
+  lr: number;
+  /** Global L2 norm of the gradient before clipping. */
+  gradNorm: number;
+  /** Wall time of this step: in run(), of the loop iteration that fetched its batches, launched it and
+   *  waited for the previous step's readback (the steady-state throughput); in step(), launch → readback. */
+  msPerStep: number;
+  tokensPerSec: number;
+  /**
+   * tf.memory().numTensors right after the step was launched (its temporaries freed), not counting the
+   * trainer's own small readback tensors of steps not yet read back — so it is constant unless something leaks.
+   */
+  numTensors: number;
+}
+
+/** What onMetrics receives: aggregate over the `steps` optimizer steps ending at `step` (HF logging_steps). */
+export interface TrainMetrics extends StepMetrics {
+  /** Steps aggregated: loss is their mean (as HF logs), accuracy Σcorrect/Σtokens, tokens Σ, msPerStep mean,
+   *  lr / gradNorm / numTensors those of the last step. */
+  steps: number;
+}
+
+export interface BatchRequest {
+  /** Optimizer step being built (1-based). */
+  step: number;
+  /** Micro-batch index within the step, 0 … gradAccumSteps − 1. */
+  micro: number;
+  /** Deterministic stream for this (seed, step, micro), e.g. for dropout seeds. */
+  rng: Rng;
+}
+
+export interface RunOptions<B> {
+  /** Return null/undefined when the data is exhausted (a partial accumulation window still makes a step, as HF). */
+  getBatch: (req: BatchRequest) => B | null | undefined | Promise<B | null | undefined>;
+  /** Every logEvery steps and at the end of the run. Awaited. */
+  onMetrics?: (m: TrainMetrics) => void | Promise<void>;
+  /** Every step. Awaited. */
+  onStep?: (m: StepMetrics) => void | Promise<void>;
+  /** Checked before each step; true = finish the in-flight step and return (pause: call run() again). */
+  shouldStop?: () => boolean;
+}
+
+export interface RunResult {
+  reason: 'maxSteps' | 'stopped' | 'dataEnd';
+  /** Optimizer steps completed so far (globalStep). */
+  step: number;
+  last: StepMetrics | null;
+}
+
+export interface TrainerState {
+  globalStep: number;
+  optimizer: AdamWState;
+  rng: RngState;
+}
+
+export class TrainingDivergedError extends Error {
+  constructor(
+    /** The optimizer step (1-based) whose loss or gradient norm was not finite. */
+    readonly step: number,
+    /** Which quantities were non-finite. */
+    readonly what: ('loss' | 'grad_norm')[],
+    readonly loss: number,
+    readonly gradNorm: number,
+    readonly lr: number,
+  ) {
+    super(
+      `Training diverged at step ${step}: ${what.map(w => (w === 'loss' ? `loss is ${loss}` : `gradient norm is ${gradNorm}`)).join(' and ')} ` +
+      `(learning rate ${lr}). The parameters were left at their values after step ${step - 1}. ` +
+      `Try a lower learning rate (e.g. ${fmtLr(lr > 0 ? lr / 10 : 1e-5)}), more warmup, or a smaller maxGradNorm.`,
+    );
+    this.name = 'TrainingDivergedError';
+  }
+  /** Last step whose update was applied. */
+  get lastGoodStep(): number { return this.step - 1; }
+}
+
+function fmtLr(x: number): string { return Number(x.toPrecision(2)).toString(); }
+
+const NORM_PATTERNS = [/bias/, /layernorm/, /rmsnorm/, /(?:^|\.)norm(?:$|\.)/, /_norm(?:$|\.)/, /(?:^|\.)ln_(?:\d+|f)(?:$|\.)/];
+
+/**
+ * HF Trainer.get_decay_parameter_names, by name: no decay for names (lower-cased) containing "bias",
+ * "layernorm", "rmsnorm", a ".norm." / "_norm." component; GPT-2's nn.LayerNorm modules (ln_1, ln_2, ln_f),
+ * which HF excludes by type, are matched by name. LoRA matrices (lora_A / lora_B) decay.
+ */
+export function hfNoDecay(name: string): boolean {
+  const n = name.toLowerCase();
+  return NORM_PATTERNS.some(re => re.test(n));
+}
+
+export const TRAINER_DEFAULTS: Omit<TrainerConfig, 'maxSteps'> = {
+  lr: 5e-5,
+  weightDecay: 0,
+  betas: [0.9, 0.999],
+  eps: 1e-8,
+  maxGradNorm: 1.0,
+  gradAccumSteps: 1,
+  schedule: 'linear',
+  warmupSteps: 0,
+  warmupRatio: 0,
+  numCycles: 0.5,
+  seed: 42,
+  logEvery: 1,
+  noDecay: hfNoDecay,
+};
+
+interface Pending {
+  step: number;
+  lr: number;
+  packed: tf.Tensor1D;
+  data: Promise<Float32Array>;
+  countsBefore: { step: number; params: Record<string, number> };
+  tStart: number;
+  tEnd: number | null;
+  numTensors: number;
+  /** The step's read-back values (after the divergence check), settled in launch order. */
+  result: Promise<Float32Array>;
+}
+
+const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
+export class Trainer<B> {
+  readonly config: TrainerConfig;
+  readonly optimizer: AdamW;
+  readonly warmupSteps: number;
+  /** Root RNG of the run (its key depends only on config.seed). */
+  readonly rng: Rng;
+  private readonly model: TrainableModel<B>;
+  private readonly varList: tf.Variable[];
+  private readonly keyOfVarName = new Map<string, string>();
+  private readonly schedule: (currentStep: number) => number;
+  private readonly okFlag: tf.Variable;
+  private steps = 0;
+  /**
+   * Set when a readback shows a closed gate. Until the error has been delivered to the caller and every
+   * in-flight step has been read back, launch() refuses to start steps; then rearm() rolls the CPU-side
+   * counters back to the last good step and re-opens the device flag.
+   */
+  private halt: { error: TrainingDivergedError; stepsBefore: number; countsBefore: { step: number; params: Record<string, number> }; delivered: boolean } | null = null;
+  /** Readback tensors of launched steps not yet read back (excluded from the reported tensor count). */
+  private pendingReadbacks = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+  private inflight = 0;
+  private running = false;
+  private disposed = false;
+
+  constructor(model: TrainableModel<B>, config: Partial<TrainerConfig> & { maxSteps: number }) {
+    const c: TrainerConfig = { ...TRAINER_DEFAULTS, ...config, betas: [...(config.betas ?? TRAINER_DEFAULTS.betas)] as [number, number] };
+    validateTrainerConfig(c);
+    if (model.vars.size === 0) throw new Error('Trainer: the model has no trainable variables');
+    this.config = c;
+    this.model = model;
+    this.varList = [];
+    for (const [key, v] of model.vars) {
+      if (this.keyOfVarName.has(v.name)) throw new Error(`Trainer: variable ${v.name} is listed twice`);
+      this.keyOfVarName.set(v.name, key);
+      this.varList.push(v);
+    }
+    this.warmupSteps = warmupStepsFor(c.maxSteps, { warmupSteps: c.warmupSteps, warmupRatio: c.warmupRatio });
+    this.schedule = makeSchedule(c.lr, { name: c.schedule, warmupSteps: this.warmupSteps, totalSteps: c.maxSteps, numCycles: c.numCycles });
+    this.rng = new Rng(c.seed);
+    this.optimizer = new AdamW(model.vars, { lr: c.lr, betas: c.betas, eps: c.eps, weightDecay: c.weightDecay, noDecay: c.noDecay });
+    this.okFlag = tf.tidy(() => tf.variable(tf.scalar(true, 'bool'), false));
+  }
+
+  /** Optimizer steps taken (launched and not rolled back). */
+  get globalStep(): number { return this.steps; }
+
+  /** The learning rate used by the step that follows `currentStep` completed steps. */
+  lrAt(currentStep: number): number { return this.schedule(currentStep); }
+
+  /** The RNG stream getBatch receives for (step, micro). */
+  batchRng(step: number, micro: number): Rng { return this.rng.derive(step, micro); }
+
+  /**
+   * One optimizer step over `batches` (the micro-batches of one accumulation window; their number may
+   * differ from gradAccumSteps). Resolves with the step's metrics once its values are read back;
+   * rejects with TrainingDivergedError if the loss or gradient norm is not finite.
+   * Several step() calls may be in flight; they settle in order.
+   */
+  step(batches: B[]): Promise<StepMetrics> {
+    let p: Pending;
+    try {
+      if (this.running) throw new Error('Trainer.step: run() is in progress');
+      p = this.launch(batches, now());
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    p.numTensors = this.liveTensors();
+    return p.result.then(
+      vals => toMetrics(p, vals, now()),
+      e => { this.delivered(e); throw e; },
+    );
+  }
+
+  /** tf.memory().numTensors without the trainer's own in-flight readback tensors (one per unread step). */
+  private liveTensors(): number {
+    return tf.memory().numTensors - this.pendingReadbacks;
+  }
+
+  /** The caller has received `e`: if it is the divergence, roll back as soon as nothing is in flight. */
+  private delivered(e: unknown): void {
+    if (this.halt && e === this.halt.error) {
+      this.halt.delivered = true;
+      this.rearm();
+    }
+  }
+
+  private rearm(): void {
+    const h = this.halt;
+    if (!h || !h.delivered || this.inflight > 0 || this.disposed) return;
+    // Parameters and moments were never touched (gate); undo the CPU-side counters and re-open the flag.
+    this.steps = h.stepsBefore;
+    this.optimizer.setStepCounts(h.countsBefore);
+    tf.tidy(() => this.okFlag.assign(tf.scalar(true, 'bool')));
+    this.halt = null;
+  }
+
+  /** Runs until maxSteps, shouldStop() or the end of the data, reading each step back one step late. */
+  async run(opts: RunOptions<B>): Promise<RunResult> {
+    if (this.running) throw new Error('Trainer.run: already running');
+    this.running = true;
+    const c = this.config;
+    let prev: Pending | null = null;
+    let last: StepMetrics | null = null;
+    let reason: RunResult['reason'] = 'maxSteps';
+    const win = new MetricsWindow();
+    const emit = async (m: StepMetrics) => {
+      last = m;
+      if (opts.onStep) await opts.onStep(m);
+      win.add(m);
+      if (m.step % c.logEvery === 0 && opts.onMetrics) await opts.onMetrics(win.take()!);
+      else if (m.step % c.logEvery === 0) win.take();
+    };
+    try {
+      await this.chain.catch(() => undefined); // steps started with step() before run()
+      if (this.halt) throw this.halt.error; // a divergence not yet reported
+      for (;;) {
+        if (this.steps >= c.maxSteps) { reason = 'maxSteps'; break; }
+        if (opts.shouldStop?.()) { reason = 'stopped'; break; }
+        const t0 = now();
+        const stepNo = this.steps + 1;
+        const batches: B[] = [];
+        for (let micro = 0; micro < c.gradAccumSteps; micro++) {
+          const b = await opts.getBatch({ step: stepNo, micro, rng: this.batchRng(stepNo, micro) });
+          if (b == null) break;
+          batches.push(b);
+        }
+        if (batches.length === 0) { reason = 'dataEnd'; break; }
+        const p = this.launch(batches, t0);
+        const done: Pending | null = prev;
+        prev = p; // drained by the catch below if anything throws from here on
+        if (done) await emit(toMetrics(done, await done.result, done.tEnd ?? now()));
+        p.numTensors = this.liveTensors();
+        p.tEnd = now();
+        if (batches.length < c.gradAccumSteps) { reason = 'dataEnd'; break; }
+      }
+      if (prev) {
+        const done: Pending = prev;
+        prev = null;
+        const vals = await done.result;
+        await emit(toMetrics(done, vals, now())); // the last step's time runs until its readback
+      }
+      const rest = win.take();
+      if (rest && opts.onMetrics) await opts.onMetrics(rest);
+      return { reason, step: this.steps, last };
+    } catch (e) {
+      if (prev) await (prev as Pending).result.catch(() => undefined);
+      await this.chain.catch(() => undefined);
+      if (this.halt) {
+        // A divergence outranks whatever else went wrong after it (e.g. launch() refusing to start a step).
+        const err = this.halt.error;
+        this.delivered(err);
+        throw err;
+      }
+      throw e;
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Enqueue one optimizer step. Synchronous: nothing is read back here. */
+  private launch(batches: B[], tStart: number): Pending {
+    if (this.disposed) throw new Error('Trainer: used after dispose()');
+    if (this.halt) {
+      this.rearm();
+      if (this.halt) throw this.halt.error; // still waiting for in-flight steps or for the error to be reported
+    }
+    if (batches.length === 0) throw new Error('Trainer.step: no micro-batches');
+    const stepNo = this.steps + 1;
+    const lr = this.lrAt(this.steps);
+    const countsBefore = this.optimizer.getStepCounts();
+
+    let gradSum: Map<string, tf.Tensor> | null = null;
+    let lossSum: tf.Tensor | null = null;
+    let correctSum: tf.Tensor | null = null;
+    let countSum: tf.Tensor | null = null;
+    const addInto = (acc: tf.Tensor | null, x: tf.Tensor): tf.Tensor => {
+      if (!acc) return x;
+      const s = tf.add(acc, x);
+      acc.dispose(); x.dispose();
+      return s;
+    };
+    let packed: tf.Tensor1D;
+    try {
+      for (const batch of batches) {
+        const r = this.microGrads(batch);
+        lossSum = addInto(lossSum, r.value);
+        correctSum = addInto(correctSum, r.correct);
+        countSum = addInto(countSum, r.count);
+        if (!gradSum) gradSum = new Map();
+        for (const [k, g] of r.grads) gradSum.set(k, addInto(gradSum.get(k) ?? null, g));
+      }
+      const gs = gradSum!, ls = lossSum!, cs = correctSum!, ns = countSum!;
+      packed = tf.tidy(() => {
+        const nSafe = tf.maximum(ns, 1);
+        const loss = tf.div(ls, nSafe) as tf.Scalar;
+        const grads = new Map<string, tf.Tensor>();
+        for (const [k, g] of gs) grads.set(k, tf.div(g, nSafe));
+        // torch clip_grad_norm_: norm of the per-tensor norms
+        const norms = [...grads.values()].map(g => tf.sqrt(tf.sum(tf.square(g))));
+        const norm = tf.sqrt(tf.sum(tf.square(tf.stack(norms)))) as tf.Scalar;
+        const lossOk = tf.isFinite(loss);
+        const normOk = tf.isFinite(norm);
+        const ok = tf.logicalAnd(this.okFlag, tf.logicalAnd(lossOk, normOk)) as tf.Scalar;
+        let applied = grads;
+        if (this.config.maxGradNorm > 0) {
+          const coef = tf.minimum(tf.div(tf.scalar(this.config.maxGradNorm), tf.add(norm, 1e-6)), 1);
+          applied = new Map([...grads].map(([k, g]) => [k, tf.mul(g, coef)] as [string, tf.Tensor]));
+        }
+        this.optimizer.step(applied, { lr, gate: ok });
+        this.okFlag.assign(ok); // sticky: once closed, later steps are no-ops until rearm()
+        const f = (t: tf.Tensor) => tf.cast(t, 'float32');
+        return tf.stack([loss, cs, ns, norm, f(lossOk), f(normOk), f(ok)]) as tf.Tensor1D;
+      });
+    } catch (e) {
+      // Nothing was applied if we got here before optimizer.step; restore counters in any case.
+      this.optimizer.setStepCounts(countsBefore);
+      throw e;
+    } finally {
+      if (gradSum) for (const g of gradSum.values()) g.dispose();
+      lossSum?.dispose(); correctSum?.dispose(); countSum?.dispose();
+    }
+    this.steps = stepNo;
+    const data = packed.data() as Promise<Float32Array>;
+    data.catch(() => undefined); // observed in settle(); avoid an unhandled-rejection report meanwhile
+    const p: Pending = {
+      step: stepNo, lr, packed, data, countsBefore, tStart, tEnd: null, numTensors: 0,
+      result: null as unknown as Promise<Float32Array>,
+    };
+    this.inflight++;
+    this.pendingReadbacks++;
+    p.result = this.chain.catch(() => undefined).then(() => this.settle(p));
+    p.result.catch(() => undefined); // rejections are delivered to step()/run(); never reported as unhandled
+    this.chain = p.result;
+    return p;
+  }
+
+  /** Gradients of count·loss (= summed CE) of one micro-batch, plus its correct/count. */
+  private microGrads(batch: B): { value: tf.Scalar; grads: Map<string, tf.Tensor>; correct: tf.Tensor; count: tf.Tensor } {
+    const aux: { correct: tf.Tensor | null; count: tf.Tensor | null } = { correct: null, count: null };
+    try {
+      const { value, grads } = tf.variableGrads(() => {
+        const out = this.model.lossFn(batch);
+        if (!out || !out.loss || !out.correct || !out.count) throw new Error('Trainer: lossFn must return { loss, correct, count }');
+        if (out.loss.rank !== 0 || out.correct.rank !== 0 || out.count.rank !== 0) throw new Error('Trainer: lossFn must return scalars');
+        aux.correct = tf.keep(tf.cast(out.correct, 'float32'));
+        aux.count = tf.keep(tf.cast(out.count, 'float32'));
+        return tf.mul(out.loss, aux.count) as tf.Scalar;
+      }, this.varList);
+      const named = new Map<string, tf.Tensor>();
+      for (const [vname, g] of Object.entries(grads)) named.set(this.keyOfVarName.get(vname)!, g);
+      return { value, grads: named, correct: aux.correct!, count: aux.count! };
+    } catch (e) {
+      aux.correct?.dispose(); aux.count?.dispose();
+      throw e;
+    }
+  }
+
+  /** Read a launched step back (in launch order) and check it. */
+  private async settle(p: Pending): Promise<Float32Array> {
+    let vals: Float32Array;
+    try {
+      vals = await p.data;
+    } finally {
+      p.packed.dispose();
+      this.pendingReadbacks--;
+      this.inflight--;
+    }
+    const [loss, , , gradNorm, lossOk, normOk, ok] = vals;
+    if (ok !== 1) {
+      if (this.halt) {
+        // Launched after the bad step, before the CPU knew: gated by the sticky flag, a no-op.
+        const err = this.halt.error;
+        this.rearm();
+        throw err;
+      }
+      // The first closed gate is always the step's own non-finite value (the flag was open before it).
+      const what: ('loss' | 'grad_norm')[] = [];
+      if (lossOk !== 1) what.push('loss');
+      if (normOk !== 1) what.push('grad_norm');
+      const error = new TrainingDivergedError(p.step, what, loss, gradNorm, p.lr);
+      this.halt = { error, stepsBefore: p.step - 1, countsBefore: p.countsBefore, delivered: false };
+      throw error;
+    }
+    return vals;
+  }
+
+  /** Checkpoint state (call when no step is in flight). The LoRA variables themselves are saved by the caller. */
+  async state(): Promise<TrainerState> {
+    await this.chain.catch(() => undefined);
+    return { globalStep: this.steps, optimizer: await this.optimizer.state(), rng: this.rng.state() };
+  }
+
+  /** Restore from state(); the variables must be restored separately to the same step's values. */
+  loadState(st: TrainerState): void {
+    if (this.inflight > 0 || this.running) throw new Error('Trainer.loadState: steps are in flight');
+    if (!(Number.isInteger(st.globalStep) && st.globalStep >= 0)) throw new Error(`Trainer.loadState: invalid globalStep ${st.globalStep}`);
+    const key = Rng.fromState(st.rng).state().key;
+    const mine = this.rng.state().key;
+    if (key[0] !== mine[0] || key[1] !== mine[1]) throw new Error('Trainer.loadState: the checkpoint was made with a different seed');
+    this.optimizer.loadState(st.optimizer);
+    this.steps = st.globalStep;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.optimizer.dispose();
+    this.okFlag.dispose();
+    this.disposed = true;
+  }
+}
+
+function toMetrics(p: Pending, vals: Float32Array, tEnd: number): StepMetrics {
+  const [loss, correct, tokens, gradNorm] = vals;
+  const ms = Math.max(tEnd - p.tStart, 1e-6);
+  return {
+    step: p.step,
+    loss,
+    accuracy: tokens > 0 ? correct / tokens : 0,
+    correct,
+    tokens,
+    lr: p.lr,
+    gradNorm,
+    msPerStep: ms,
+    tokensPerSec: tokens / (ms / 1000),
+    numTensors: p.numTensors,
+  };
+}
+
+class MetricsWindow {
+  private items: StepMetrics[] = [];
+  add(m: StepMetrics) { this.items.push(m); }
+  take(): TrainMetrics | null {
+    const it = this.items;
+    if (it.length === 0) return null;
+    this.items = [];
+    const lastM = it[it.length - 1];
+    let loss = 0, correct = 0, tokens = 0, ms = 0;
+    for (const m of it) { loss += m.loss; correct += m.correct; tokens += m.tokens; ms += m.msPerStep; }
+    return {
+      step: lastM.step,
+      steps: it.length,
+      loss: loss / it.length,
+      accuracy: tokens > 0 ? correct / tokens : 0,
+      correct,
+      tokens,
+      lr: lastM.lr,
+      gradNorm: lastM.gradNorm,
+      msPerStep: ms / it.length,
+      tokensPerSec: tokens / (ms / 1000),
+      numTensors: lastM.numTensors,
+    };
+  }
+}
+
+export function validateTrainerConfig(c: TrainerConfig): void {
+  const posInt = (x: number) => Number.isInteger(x) && x >= 1;
+  if (!posInt(c.maxSteps)) throw new Error(`maxSteps must be a positive integer, got ${c.maxSteps}`);
+  if (!posInt(c.gradAccumSteps)) throw new Error(`gradAccumSteps must be a positive integer, got ${c.gradAccumSteps}`);
+  if (!posInt(c.logEvery)) throw new Error(`logEvery must be a positive integer, got ${c.logEvery}`);
+  if (!(Number.isFinite(c.maxGradNorm) && c.maxGradNorm >= 0)) throw new Error(`maxGradNorm must be ≥ 0 (0 = off), got ${c.maxGradNorm}`);
+  if (!SCHEDULE_NAMES.includes(c.schedule)) throw new Error(`schedule must be one of ${SCHEDULE_NAMES.join(', ')}, got ${JSON.stringify(c.schedule)}`);
+  if (!(Number.isFinite(c.numCycles))) throw new Error(`numCycles must be finite, got ${c.numCycles}`);
+  if (!Number.isSafeInteger(c.seed)) throw new Error(`seed must be an integer, got ${c.seed}`);
+  // lr, betas, eps, weightDecay are checked by AdamW; warmup by warmupStepsFor.
+}
