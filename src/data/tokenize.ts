@@ -19,8 +19,8 @@
  * piece; for those that do not (llama2.c / SentencePiece models), the text is split at the tokenizer's
  * special-token strings and each becomes its id, as HF's slow Llama tokenizer does.
  *
- * BOS: prepended when the tokenizer has one and the text does not already start with it (chat templates
- * that write {{ bos_token }} get no second BOS). The first token of every example is never a target
+ * BOS: prepended when the tokenizer's own encode() adds one by default (Llama, llama2.c; not GPT-2 or Qwen2)
+ * and the text does not already start with it (chat templates that write {{ bos_token }} get no second BOS). The first token of every example is never a target
  * (label -100), which also keeps packed examples from predicting across their boundary.
  *
  * Browser-safe: no node: imports.
@@ -39,6 +39,8 @@ interface SpecialInfo {
   specials: { text: string; id: number }[];
   /** The tokenizer maps special-token strings in text to their ids itself. */
   handlesSpecials: boolean;
+  /** The tokenizer's encode() prepends BOS by default (Llama / llama2.c yes; GPT-2, Qwen2 no). */
+  addsBosByDefault: boolean;
 }
 
 const specialCache = new WeakMap<Tokenizer, SpecialInfo>();
@@ -72,7 +74,9 @@ export function specialTokenInfo(tok: Tokenizer): SpecialInfo {
   let handlesSpecials = true;
   const probe = specials.find((s) => s.id === tok.eosTokenId) ?? specials[0];
   if (probe) handlesSpecials = sameIds(tok.encode(probe.text, { addBos: false, addEos: false }), [probe.id]);
-  info = { specials, handlesSpecials };
+  const bos = tok.bosTokenId;
+  const addsBosByDefault = bos !== null && tok.encode('a')[0] === bos && tok.encode('a', { addBos: false })[0] !== bos;
+  info = { specials, handlesSpecials, addsBosByDefault };
   specialCache.set(tok, info);
   return info;
 }
@@ -154,9 +158,10 @@ export function incrementalDecode(tok: Tokenizer, ids: number[]): { text: string
 
 /**
  * Aligns `decoded` to `source`: returns map[d] = source offset of decoded char d (length decoded.length + 1),
- * or null if the texts differ too much to align locally.
+ * or null if the texts differ too much to align locally. `partial`: `decoded` decodes only the first tokens
+ * of `source`.
  */
-export function alignDecoded(decoded: string, source: string, window = 24): Int32Array | null {
+export function alignDecoded(decoded: string, source: string, window = 24, partial = false): Int32Array | null {
   const map = new Int32Array(decoded.length + 1);
   let i = 0;
   let j = 0;
@@ -190,24 +195,31 @@ export function alignDecoded(decoded: string, source: string, window = 24): Int3
     i += found[0];
     j += found[1];
   }
-  // Leftover decoded chars (extra text at the end) map to the end; leftover source is absorbed by the last token.
+  // Leftover decoded chars (extra text at the end) map to the end; leftover source is absorbed by the last
+  // token, unless `decoded` is only the decoding of a prefix of the tokens (partial).
   while (i < decoded.length) map[i++] = source.length;
-  map[decoded.length] = source.length;
+  map[decoded.length] = partial ? j : source.length;
   return map;
 }
 
-/** Whether to prepend BOS to `text` by default. */
+/** Whether to prepend BOS to `text` by default: as the tokenizer's own encode() does, never twice. */
 export function wantsBos(tok: Tokenizer, text: string, tokens: TemplateTokens = templateTokensOf(tok)): boolean {
-  if (tok.bosTokenId === null) return false;
+  if (tok.bosTokenId === null || !specialTokenInfo(tok).addsBosByDefault) return false;
   return !(tokens.bosToken && text.startsWith(tokens.bosToken));
 }
 
 /**
  * Tokenizes `text` once (split only at special-token strings the tokenizer does not recognise itself) and
  * finds each token's character span. `boundaries` (character offsets) are only needed for the prefix
- * fallback; tokens then get spans that are exact at those offsets.
+ * fallback; tokens then get spans that are exact at those offsets. `limit`: spans are only needed for the
+ * first `limit` tokens (truncation); later tokens get an empty span at the end of the text.
  */
-export function encodeWithOffsets(tok: Tokenizer, text: string, opts: { addBos?: boolean; boundaries?: number[] } = {}): EncodedText {
+export function encodeWithOffsets(
+  tok: Tokenizer,
+  text: string,
+  opts: { addBos?: boolean; boundaries?: number[]; limit?: number } = {},
+): EncodedText {
+  const limit = opts.limit ?? Infinity;
   const info = specialTokenInfo(tok);
   const bosAdded = (opts.addBos ?? wantsBos(tok, text)) && tok.bosTokenId !== null;
   const ids: number[] = [];
@@ -233,11 +245,25 @@ export function encodeWithOffsets(tok: Tokenizer, text: string, opts: { addBos?:
       continue;
     }
     const src = text.slice(chunk.start, chunk.end);
-    const dec = incrementalDecode(tok, cids);
-    const map = alignDecoded(dec.text, src);
+    const need = Math.max(0, Math.min(cids.length, limit - ids.length));
+    if (need === 0) {
+      for (const id of cids) {
+        ids.push(id);
+        starts.push(text.length);
+        ends.push(text.length);
+      }
+      continue;
+    }
+    const dec = incrementalDecode(tok, need < cids.length ? cids.slice(0, need) : cids);
+    const map = alignDecoded(dec.text, src, 24, need < cids.length);
     if (map) {
       for (let k = 0; k < cids.length; k++) {
         ids.push(cids[k]);
+        if (k >= need) {
+          starts.push(text.length);
+          ends.push(text.length);
+          continue;
+        }
         const s = map[dec.starts[k]];
         const e = Math.max(s, map[dec.ends[k]]);
         starts.push(chunk.start + s);
@@ -302,7 +328,7 @@ export interface TokenizeOptions {
   maxLength: number;
   /** Train on prompt tokens too (LLaMA-Factory train_on_prompt). Default false: completion only. */
   trainOnInputs?: boolean;
-  /** Prepend BOS; default: when the tokenizer has one and the text does not start with it. */
+  /** Prepend BOS; default: when the tokenizer's encode() adds one by default and the text does not start with it. */
   addBos?: boolean;
 }
 
@@ -335,7 +361,7 @@ export function tokenizeSegments(tok: Tokenizer, segments: Segment[], opts: Toke
     pos += s.text.length;
     boundaries.push(pos);
   }
-  const enc = encodeWithOffsets(tok, text, { addBos: opts.addBos, boundaries });
+  const enc = encodeWithOffsets(tok, text, { addBos: opts.addBos, boundaries, limit: Math.max(0, Math.floor(opts.maxLength)) });
   const n = enc.ids.length;
   const labels = new Int32Array(n);
   for (let k = 0; k < n; k++) {

@@ -203,10 +203,8 @@ function checkRealTokenizer(
     expect(r.method).toBe('decode');
     const whole = segs.map((s) => s.text).join('');
     const info = specialTokenInfo(t);
-    if (info.handlesSpecials) {
-      const bos = r.text.startsWith(tokens.bosToken ?? '\u0000') || t.bosTokenId === null ? [] : [t.bosTokenId];
-      expect(Array.from(r.inputIds)).toEqual([...bos, ...t.encode(whole, { addBos: false, addEos: false })]);
-    }
+    // exactly the tokenizer's own encoding of the whole text (its default BOS, never doubled)
+    if (info.handlesSpecials) expect(Array.from(r.inputIds)).toEqual(t.encode(whole));
     const trained = Array.from(r.inputIds).filter((_, k) => r.labels[k] !== X);
     // SentencePiece decoding drops the first piece's leading space ("▁théwor" → "théwor"), so a
     // sentinel piece is decoded in front and cut off again.
@@ -245,8 +243,13 @@ describe('real tokenizer implementations (HF tokenizer.json fixtures)', () => {
     }
   });
 
-  it('GPT-2 style byte-level BPE (EOS = <|endoftext|>)', () => {
+  it('GPT-2 style byte-level BPE (EOS = <|endoftext|>, no BOS added)', () => {
     const t = loadHfTokenizer(gpt2StyleTokenizerJson(), gpt2StyleTokenizerConfig());
+    expect(specialTokenInfo(t)).toMatchObject({ handlesSpecials: true, addsBosByDefault: false });
+    const r = tok1(t, { prompt: 'hello', completion: ' the world' }, { kind: 'raw' });
+    // "hello" = 261, " the" = 259, " wor" = 264, "l" = 108, "d" = 100, <|endoftext|> = 265
+    expect(Array.from(r.inputIds)).toEqual([261, 259, 264, 108, 100, 265]);
+    expect(Array.from(r.labels)).toEqual([X, 259, 264, 108, 100, 265]);
     checkRealTokenizer(t, { kind: 'alpaca' }, samples, responses('<|endoftext|>'));
     checkRealTokenizer(t, { kind: 'chatml' }, samples, responses('<|endoftext|>', '<|im_end|>'));
   });
@@ -286,6 +289,7 @@ describe.skipIf(!HAVE_TOK512 || !HAVE_DATASETS)('stories260K llama2.c tokenizer 
       const sep = spec.kind === 'chatml' ? '<|im_end|>' : '';
       for (const ex of ds.examples.slice(0, 150)) {
         const r = tok1(t, ex, spec, 100_000);
+        expect(r.method).toBe('decode');
         const ids = Array.from(r.inputIds);
         const trained: number[][] = [];
         ids.forEach((id, k) => {
@@ -302,6 +306,23 @@ describe.skipIf(!HAVE_TOK512 || !HAVE_DATASETS)('stories260K llama2.c tokenizer 
         });
       }
     }
+  });
+});
+
+describe.skipIf(!HAVE_TOK512 || !HAVE_DATASETS)('truncation with the stories260K tokenizer', () => {
+  it('labels of a truncated example equal the first maxLength labels of the untruncated one (lima.json)', () => {
+    const t = parseLlama2cTokenizer(readFileSync(path.join(STORIES_DIR, 'tok512.bin')), 'tok512.bin');
+    const ds = parseDataset(readFileSync(path.join(DATASETS_DIR, 'lima.json')), 'lima.json');
+    let truncated = 0;
+    for (const ex of ds.examples.slice(0, 60)) {
+      const full = tok1(t, ex, { kind: 'alpaca' }, 1_000_000);
+      const cut = tok1(t, ex, { kind: 'alpaca' }, 300);
+      expect(cut.fullLength).toBe(full.inputIds.length);
+      expect(Array.from(cut.inputIds)).toEqual(Array.from(full.inputIds.slice(0, 300)));
+      expect(Array.from(cut.labels)).toEqual(Array.from(full.labels.slice(0, 300)));
+      if (cut.truncated) truncated++;
+    }
+    expect(truncated).toBeGreaterThan(30);
   });
 });
 
