@@ -226,6 +226,11 @@ describe('real tokenizer implementations (HF tokenizer.json fixtures)', () => {
   it('Llama-2 style (legacy normaliser and Metaspace), Alpaca and the model chat template', () => {
     for (const metaspace of [false, true]) {
       const t = loadHfTokenizer(llamaStyleTokenizerJson({ metaspace }), llamaStyleTokenizerConfig());
+      expect(specialTokenInfo(t)).toMatchObject({ handlesSpecials: true, addsBosByDefault: true });
+      // hand-checked: "▁hello"=280 "▁the"=274 "▁wor"=277 "l"=263 "d"=267 </s>=2
+      const pc = tok1(t, { prompt: 'hello', completion: ' the world' }, { kind: 'raw' });
+      expect(Array.from(pc.inputIds)).toEqual([1, 280, 274, 277, 263, 267, 2]);
+      expect(Array.from(pc.labels)).toEqual([X, X, 274, 277, 263, 267, 2]);
       const a = LLAMA_FIRST_CHAR_ID + 9; // the piece "a"
       checkRealTokenizer(t, { kind: 'alpaca' }, samples, responses('</s>'), a);
       checkRealTokenizer(t, { kind: 'instruction' }, samples, responses('</s>'), a);
@@ -268,6 +273,8 @@ describe.skipIf(!HAVE_TOK512 || !HAVE_DATASETS)('stories260K llama2.c tokenizer 
   const t = HAVE_TOK512 ? parseLlama2cTokenizer(readFileSync(path.join(STORIES_DIR, 'tok512.bin')), 'tok512.bin') : (null as unknown as Tokenizer);
 
   it('hand-checked Stanford Alpaca example: the response tokens are exactly encode(prompt + response)[len(prompt):]', () => {
+    // llama2.c's encoder does not know special strings: "</s>" in template text becomes the EOS id here
+    expect(specialTokenInfo(t)).toMatchObject({ handlesSpecials: false, addsBosByDefault: true });
     const ex: Example = { messages: [{ role: 'user', content: 'Say hi.', instruction: 'Say hi.', input: '' }, { role: 'assistant', content: 'Hi there!' }] };
     const r = tok1(t, ex, { kind: 'alpaca' });
     const prompt =
