@@ -3,9 +3,10 @@
  * Works in Node (wasm, cpu) and in browsers/workers (webgpu, webgl, wasm, cpu).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-// tfjs-core alone registers no gradients (the @tensorflow/tfjs umbrella does this import for you)
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+// tfjs-core alone registers no gradients; the @tensorflow/tfjs umbrella registers them all (and the cpu
+// backend) in Node's CommonJS build and in the browser's ESM build alike. A deep import of
+// tfjs-core/dist/register_all_gradients does not load under Node's ESM resolver.
+import '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';

@@ -91,6 +91,13 @@ export class LoraAdapter {
     return out;
   }
 
+  /** The A, B variables of every LoRA layer whose module name starts with prefix (e.g. one block). */
+  variablesUnder(prefix: string): tf.Variable[] {
+    const out: tf.Variable[] = [];
+    for (const [name, l] of this.layers) if (name.startsWith(prefix)) out.push(l.A, l.B);
+    return out;
+  }
+
   numTrainable(): number {
     let n = 0;
     for (const l of this.layers.values()) n += l.A.size + l.B.size;

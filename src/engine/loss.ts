@@ -3,6 +3,7 @@
  * with ignore index -100 and a hand-written gradient: d loss / d logits = (softmax − e_target) · mask / count.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { customOp } from './ops';
 
 export const IGNORE_INDEX = -100;
 
@@ -23,14 +24,14 @@ export function shiftLabels(labels: ArrayLike<number>, batchSize: number, seqLen
   return out;
 }
 
-export interface LossOutput {
+export type LossOutput = {
   /** Mean CE (nats) over positions whose target is not ignored. */
   loss: tf.Scalar;
   /** Number of those positions whose argmax equals the target. */
   correct: tf.Scalar;
   /** Number of positions counted. */
   count: tf.Scalar;
-}
+};
 
 /**
  * logits [N, V] (or [B, T, V]) against targets [N] (already shifted; IGNORE_INDEX = skip).
@@ -57,15 +58,18 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
   const mask = tf.tensor1d(maskArr);
   const idx = tf.tensor1d(flatIdx, 'int32');
 
-  const ce = tf.customGrad((lg: tf.Tensor, save: tf.GradSaveFunc) => {
+  const ce = customOp<tf.Scalar>(([lg], save) => {
     const l2 = lg as tf.Tensor2D;
-    const lse = tf.logSumExp(l2, 1);
-    const picked = tf.gather(tf.reshape(l2, [N * V]), idx);
-    const value = tf.div(tf.sum(tf.mul(tf.sub(lse, picked), mask)), denom) as tf.Scalar;
+    // [N, V] temporaries die here; only the logits and their log-sum-exp are kept for the backward pass
+    const [lse, value] = tf.tidy(() => {
+      const lse = tf.logSumExp(l2, 1);
+      const picked = tf.gather(tf.reshape(l2, [N * V]), idx);
+      return [lse, tf.div(tf.sum(tf.mul(tf.sub(lse, picked), mask)), denom) as tf.Scalar] as const;
+    });
     save([l2, lse]);
     return {
       value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: (dy, saved) => {
         const [ls, lse2] = saved;
         // tensors from the forward scope are gone by now (variableGrads tidies it): rebuild from JS arrays
         const scale = tf.mul(tf.div(tf.tensor1d(maskArr), denom), dy); // [N]
@@ -78,7 +82,7 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
     };
   });
 
-  const loss = ce(logits) as tf.Scalar;
-  const correct = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(safe, 'int32')), 'float32'), mask)) as tf.Scalar;
+  const loss = ce(logits);
+  const correct = tf.tidy(() => tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(safe, 'int32')), 'float32'), mask)) as tf.Scalar);
   return { loss, correct, count: tf.scalar(count) };
 }

@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, RawTensors } from './config';
 import { paramShapes } from './params';
-import { applyRope, geluNew, layerNorm, linearInOut, linearOutIn, rmsNorm, ropeTables, silu } from './ops';
+import { prefersNoTransposeB } from './backend';
+import { applyRope, bmm, customOp, geluNew, layerNorm, linearInOut, linearOutIn, rmsNorm, ropeTables, silu } from './ops';
 import { LoraAdapter, type LoraConfig } from './lora';
 import { shiftLabels, sparseCrossEntropy, type LossOutput } from './loss';
 
@@ -37,15 +38,32 @@ export interface ForwardOptions {
   cache?: KVCache;
   /** Seed for LoRA dropout; null/undefined = eval mode (no dropout). */
   dropoutSeed?: number | null;
+  /**
+   * Keep only each block's input for the backward pass and recompute the block there (HF's
+   * gradient_checkpointing): activation memory O(layers · tokens · hidden) instead of every intermediate.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 const MASKED = -1e9;
+
+interface BlockContext {
+  B: number;
+  T: number;
+  bias: tf.Tensor | null;
+  cos: tf.Tensor4D | null;
+  sin: tf.Tensor4D | null;
+  cacheLayer: { k: tf.Tensor4D; v: tf.Tensor4D } | null;
+  seed: (j: number) => number | null;
+}
 
 export class CausalLM {
   readonly weights: Map<string, tf.Tensor>;
   adapter: LoraAdapter | null = null;
   private readonly ropeCos: tf.Tensor2D | null;
   private readonly ropeSin: tf.Tensor2D | null;
+  /** wasm only: the output projection stored once as [hidden, vocab] so neither pass needs a transpose of [tokens, vocab]. */
+  private lmHeadT: tf.Tensor2D | null = null;
 
   constructor(readonly config: ModelConfig, weights: Map<string, tf.Tensor>) {
     const expected = paramShapes(config);
@@ -62,6 +80,12 @@ export class CausalLM {
     } else {
       this.ropeCos = this.ropeSin = null;
     }
+    if (prefersNoTransposeB()) this.lmHeadT = tf.keep(tf.transpose(this.outputWeight()));
+  }
+
+  private outputWeight(): tf.Tensor2D {
+    const cfg = this.config;
+    return this.w(cfg.tie_word_embeddings ? (cfg.family === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight') : 'lm_head.weight') as tf.Tensor2D;
   }
 
   static fromRaw(config: ModelConfig, raw: RawTensors): CausalLM {
@@ -74,6 +98,7 @@ export class CausalLM {
     for (const t of this.weights.values()) t.dispose();
     this.weights.clear();
     this.ropeCos?.dispose(); this.ropeSin?.dispose();
+    this.lmHeadT?.dispose(); this.lmHeadT = null;
     this.adapter?.dispose();
     this.adapter = null;
   }
@@ -151,47 +176,106 @@ export class CausalLM {
 
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
       const cacheLayer = opts.cache ? (opts.cache.layers[i] ??= emptyLayerCache(B, cfg)) : null;
-      if (cfg.family === 'gpt2') {
-        const p = `transformer.h.${i}.`;
-        const a = layerNorm(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), cfg.norm_eps) as tf.Tensor2D;
-        const qkv = this.linear(p + 'attn.c_attn', a, layerSeed(i, 0));
-        const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
-        const att = this.attention(q, k, v, B, T, bias, null, null, cacheLayer);
-        h = tf.add(h, this.linear(p + 'attn.c_proj', att, layerSeed(i, 1)));
-        const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), cfg.norm_eps) as tf.Tensor2D;
-        const f = geluNew(this.linear(p + 'mlp.c_fc', m, layerSeed(i, 2))) as tf.Tensor2D;
-        h = tf.add(h, this.linear(p + 'mlp.c_proj', f, layerSeed(i, 3)));
-      } else {
-        const p = `model.layers.${i}.`;
-        const a = rmsNorm(h, this.w(p + 'input_layernorm.weight'), cfg.norm_eps) as tf.Tensor2D;
-        const q = this.linear(p + 'self_attn.q_proj', a, layerSeed(i, 0));
-        const k = this.linear(p + 'self_attn.k_proj', a, layerSeed(i, 1));
-        const v = this.linear(p + 'self_attn.v_proj', a, layerSeed(i, 2));
-        const att = this.attention(q, k, v, B, T, bias, cos, sin, cacheLayer);
-        h = tf.add(h, this.linear(p + 'self_attn.o_proj', att, layerSeed(i, 3)));
-        const m = rmsNorm(h, this.w(p + 'post_attention_layernorm.weight'), cfg.norm_eps) as tf.Tensor2D;
-        const g = this.linear(p + 'mlp.gate_proj', m, layerSeed(i, 4));
-        const u = this.linear(p + 'mlp.up_proj', m, layerSeed(i, 5));
-        h = tf.add(h, this.linear(p + 'mlp.down_proj', tf.mul(silu(g), u) as tf.Tensor2D, layerSeed(i, 6)));
-      }
+      // One scope per block: its temporaries are freed as soon as it is done (what backprop needs is kept by the tape).
+      const hIn = h;
+      const ctx: BlockContext = { B, T, bias, cos, sin, cacheLayer, seed: (j: number) => layerSeed(i, j) };
+      h = opts.gradientCheckpointing && !cacheLayer
+        ? this.checkpointedBlock(i, hIn, ctx)
+        : tf.tidy(() => this.block(i, hIn, ctx));
     }
     if (opts.cache) opts.cache.length = past + T;
 
-    let logits: tf.Tensor2D;
-    if (cfg.family === 'gpt2') {
-      h = layerNorm(h, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias'), cfg.norm_eps) as tf.Tensor2D;
-      logits = linearOutIn(h, this.w(cfg.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight') as tf.Tensor2D);
-    } else {
-      h = rmsNorm(h, this.w('model.norm.weight'), cfg.norm_eps) as tf.Tensor2D;
-      logits = linearOutIn(h, this.w(cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight') as tf.Tensor2D);
-    }
-    return tf.reshape(logits, [B, T, cfg.vocab_size]) as tf.Tensor3D;
+    h = cfg.family === 'gpt2'
+      ? layerNorm(h, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias'), cfg.norm_eps) as tf.Tensor2D
+      : rmsNorm(h, this.w('model.norm.weight'), cfg.norm_eps) as tf.Tensor2D;
+    return tf.reshape(this.lmHead(h), [B, T, cfg.vocab_size]) as tf.Tensor3D;
+  }
+
+  /** The output projection (tied to the embedding or lm_head.weight [vocab, hidden]). */
+  private lmHead(h: tf.Tensor2D): tf.Tensor2D {
+    const W = this.outputWeight();
+    if (!prefersNoTransposeB()) return tf.matMul(h, W, false, true);
+    // On wasm, (W·hᵀ)ᵀ would transpose a [tokens, vocab] tensor each pass (~0.7 s at 512 x 49k): keep Wᵀ once instead.
+    if (!this.lmHeadT) this.lmHeadT = tf.keep(tf.transpose(W));
+    const WT = this.lmHeadT;
+    const f = customOp<tf.Tensor2D>(([x]) => ({
+      value: tf.matMul(x as tf.Tensor2D, WT),
+      gradFunc: dy => tf.matMul(dy, W),
+    }));
+    return f(h);
   }
 
   /** Mean next-token cross-entropy over trained positions (HF's causal-LM loss), with token accuracy. Call inside a tidy. */
   loss(batch: TrainBatch, opts: ForwardOptions = {}): LossOutput {
     const logits = this.forward(batch, opts);
     return sparseCrossEntropy(logits, shiftLabels(batch.labels, batch.batchSize, batch.seqLen, batch.segmentIds));
+  }
+
+  /**
+   * A block whose backward pass recomputes it: the block's LoRA variables are explicit inputs of one
+   * custom op, so the outer tape holds just the block input, and the gradient is a VJP of the recomputed block.
+   */
+  private checkpointedBlock(i: number, h: tf.Tensor2D, ctx: BlockContext): tf.Tensor2D {
+    const prefix = this.config.family === 'gpt2' ? `transformer.h.${i}.` : `model.layers.${i}.`;
+    const vars = this.adapter ? this.adapter.variablesUnder(prefix) : [];
+    // The forward scope (and with it the mask and RoPE tables) is freed before backprop: save them too.
+    const extras = [ctx.bias, ctx.cos, ctx.sin].filter((t): t is tf.Tensor => t != null);
+    const f = customOp<tf.Tensor2D>(([hi], save) => {
+      save([hi, ...extras]);
+      return {
+        value: tf.tidy(() => this.block(i, hi as tf.Tensor2D, ctx)),
+        gradFunc: (dy, saved) => {
+          const hs = saved[0] as tf.Tensor2D;
+          let k = 1;
+          const c2: BlockContext = { ...ctx };
+          if (ctx.bias) c2.bias = saved[k++];
+          if (ctx.cos) c2.cos = saved[k++] as tf.Tensor4D;
+          if (ctx.sin) c2.sin = saved[k++] as tf.Tensor4D;
+          // A gradient computed inside backprop: tfjs (4.22) would replace the outer tape with its own and then
+          // null it, so the outer pass could neither free its saved tensors nor finish. Keep the outer tape aside.
+          const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+          const outerTape = state.activeTape;
+          let res: { value: tf.Tensor; grads: tf.Tensor[] };
+          try {
+            res = tf.engine().gradients(() => this.block(i, hs, c2), [hs, ...vars], dy, true);
+          } finally {
+            state.activeTape = outerTape;
+          }
+          const { value, grads } = res;
+          value.dispose();
+          return grads.map((g, k) => g ?? tf.zerosLike(k === 0 ? hs : vars[k - 1]));
+        },
+      };
+    });
+    return f(h, ...vars);
+  }
+
+  /** One transformer block (pre-norm attention + MLP, both residual). */
+  private block(i: number, h: tf.Tensor2D, c: BlockContext): tf.Tensor2D {
+    const cfg = this.config;
+    const { B, T, bias, cos, sin, cacheLayer, seed } = c;
+    if (cfg.family === 'gpt2') {
+      const p = `transformer.h.${i}.`;
+      const a = layerNorm(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), cfg.norm_eps) as tf.Tensor2D;
+      const qkv = this.linear(p + 'attn.c_attn', a, seed(0));
+      const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
+      const att = this.attention(q, k, v, B, T, bias, null, null, cacheLayer);
+      h = tf.add(h, this.linear(p + 'attn.c_proj', att, seed(1)));
+      const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), cfg.norm_eps) as tf.Tensor2D;
+      const f = geluNew(this.linear(p + 'mlp.c_fc', m, seed(2))) as tf.Tensor2D;
+      return tf.add(h, this.linear(p + 'mlp.c_proj', f, seed(3)));
+    }
+    const p = `model.layers.${i}.`;
+    const a = rmsNorm(h, this.w(p + 'input_layernorm.weight'), cfg.norm_eps) as tf.Tensor2D;
+    const q = this.linear(p + 'self_attn.q_proj', a, seed(0));
+    const k = this.linear(p + 'self_attn.k_proj', a, seed(1));
+    const v = this.linear(p + 'self_attn.v_proj', a, seed(2));
+    const att = this.attention(q, k, v, B, T, bias, cos, sin, cacheLayer);
+    h = tf.add(h, this.linear(p + 'self_attn.o_proj', att, seed(3)));
+    const m = rmsNorm(h, this.w(p + 'post_attention_layernorm.weight'), cfg.norm_eps) as tf.Tensor2D;
+    const g = this.linear(p + 'mlp.gate_proj', m, seed(4));
+    const u = this.linear(p + 'mlp.up_proj', m, seed(5));
+    return tf.add(h, this.linear(p + 'mlp.down_proj', tf.mul(silu(g), u) as tf.Tensor2D, seed(6)));
   }
 
   /** Multi-head attention with grouped KV heads; q/k/v 2-D [B·T, heads·hd]; returns [B·T, H·hd]. */
@@ -220,11 +304,12 @@ export class CausalLM {
     }
     const S = k.shape[2];
     // Group query heads by their KV head: [B, KV, G·T, hd] (head h uses kv head h / G, as HF repeat_kv).
-    const qg = tf.reshape(q, [B, KV, G * T, hd]);
-    let scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hd)) as tf.Tensor;
+    const qg = tf.reshape(q, [B * KV, G * T, hd]) as tf.Tensor3D;
+    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * KV, hd, S]) as tf.Tensor3D;
+    let scores = tf.mul(bmm(qg, kT), 1 / Math.sqrt(hd)) as tf.Tensor;
     if (bias) scores = tf.add(tf.reshape(scores, [B, KV, G, T, S]), bias);
-    const probs = tf.reshape(tf.softmax(scores), [B, KV, G * T, S]) as tf.Tensor4D;
-    const out = tf.reshape(tf.matMul(probs, v), [B, H, T, hd]);
+    const probs = tf.reshape(tf.softmax(scores), [B * KV, G * T, S]) as tf.Tensor3D;
+    const out = tf.reshape(bmm(probs, tf.reshape(v, [B * KV, S, hd]) as tf.Tensor3D), [B, H, T, hd]);
     return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
   }
 }
