@@ -11,29 +11,18 @@
  * Browser-safe: no node: imports.
  */
 import { IGNORE_INDEX, type TokenizedExample } from './tokenize';
+import { Rng } from '../util/rng';
 
 // ---------------------------------------------------------------------------------------------------------
 // Seeded randomness
 
 /** A seeded PRNG (SplitMix32 → 32-bit state) returning floats in [0, 1). Same seed, same sequence, everywhere. */
-export function seededRandom(seed: number): () => number {
-  let s = (Math.floor(seed) >>> 0) ^ 0x9e3779b9;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    z = (z ^ (z >>> 16)) >>> 0;
-    return z / 4294967296;
-  };
-}
-
 /** Fisher–Yates shuffle of a copy, driven by `seed`. */
 export function shuffled<T>(items: readonly T[], seed: number): T[] {
   const out = items.slice();
-  const rnd = seededRandom(seed);
+  const rng = new Rng(seed);
   for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
+    const j = rng.int(i + 1);
     const t = out[i];
     out[i] = out[j];
     out[j] = t;

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CausalLM, createCache, disposeCache } from './model';
-import { Rng } from './rng';
+import { Rng } from '../util/rng';
 
 export interface GenerateOptions {
   maxNewTokens: number;

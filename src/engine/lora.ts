@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 import { linearModules, type LinearModule } from './params';
-import { Rng } from './rng';
+import { Rng } from '../util/rng';
 
 export interface LoraConfig {
   r: number;

@@ -28,7 +28,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW, type AdamWState } from './optimizer';
 import { makeSchedule, warmupStepsFor, SCHEDULE_NAMES, type ScheduleName } from './schedule';
-import { Rng, type RngState } from './rng';
+import { Rng, type RngState } from '../util/rng';
 
 /** What the model's loss function returns for one micro-batch (all scalars). */
 export interface LossOutput {

@@ -4,7 +4,7 @@ import { initBackend } from '../../src/engine/backend';
 import { CausalLM } from '../../src/engine/model';
 import { generate, sampleToken } from '../../src/engine/generate';
 import { shiftLabels, sparseCrossEntropy, IGNORE_INDEX } from '../../src/engine/loss';
-import { Rng } from '../../src/engine/rng';
+import { Rng } from '../../src/util/rng';
 import { tinyConfig, randomWeights } from '../fixtures/tiny-model';
 
 beforeAll(async () => { await initBackend('wasm'); });

@@ -4,7 +4,7 @@ import { initBackend, type BackendName } from '../../src/engine/backend';
 import { CausalLM, type TrainBatch } from '../../src/engine/model';
 import { loraScaling, targetedModules, type LoraConfig } from '../../src/engine/lora';
 import { tinyConfig, randomWeights } from '../fixtures/tiny-model';
-import { Rng } from '../../src/engine/rng';
+import { Rng } from '../../src/util/rng';
 
 const base: LoraConfig = { r: 2, lora_alpha: 4, lora_dropout: 0, target_modules: 'all-linear', use_rslora: false };
 
@@ -56,7 +56,7 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       const B = vars.get('base_model.model.model.layers.0.mlp.down_proj.lora_B.weight')!;
       expect(A.shape).toEqual([8, 96]);
       expect(B.shape).toEqual([64, 8]);
-      const a = await A.data();
+      const a = (await A.data()) as Float32Array;
       const bound = 1 / Math.sqrt(96);
       expect(Math.max(...a)).toBeLessThanOrEqual(bound);
       expect(Math.min(...a)).toBeGreaterThanOrEqual(-bound);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { AdamW } from '../../src/train/optimizer';
-import { Rng } from '../../src/train/rng';
+import { Rng } from '../../src/util/rng';
 
 /** torch.optim.AdamW, single-tensor path, in float64. */
 class RefAdamW {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/train/rng';
+import { Rng } from '../../src/util/rng';
 
 const draw = (r: Rng, n: number) => Array.from({ length: n }, () => r.nextUint32());
 

@@ -1,7 +1,7 @@
 /** A tiny softmax classifier with the engine's loss interface, plus a float64 HF/torch reference trainer. */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LossOutput, TrainableModel } from '../../src/train/trainer';
-import { Rng } from '../../src/train/rng';
+import { Rng } from '../../src/util/rng';
 
 export const D = 6;
 export const C = 5;

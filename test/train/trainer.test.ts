@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { Trainer, TrainingDivergedError, hfNoDecay, type StepMetrics, type TrainMetrics, type BatchRequest } from '../../src/train/trainer';
-import { Rng } from '../../src/train/rng';
+import { Rng } from '../../src/util/rng';
 import { B_NAME, W_NAME, RefTrainer, concatBatches, makeBatch, makeToy, relErr, type Batch } from './toy';
 
 const BACKENDS = ['cpu', 'wasm'] as const;
