@@ -7,6 +7,9 @@
  * loss = sum(f(inputs) * w) for a fixed random w, and takes the gradient with respect to every float input.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { ModelConfig } from './config';
+import { CausalLM } from './model';
+import { paramShapes } from './params';
 // backend.ts also registers tfjs's gradients, which tfjs-core alone does not.
 import { BACKEND_ORDER, initBackend, type BackendName } from './backend';
 
@@ -51,6 +54,45 @@ export interface GradCase {
 }
 
 export const GRAD_TOLERANCE = 1e-3;
+
+/** A 2-layer model of the family with LoRA on every linear layer; the case's arguments stand in for the LoRA weights. */
+function loraModelCase(family: 'llama' | 'gpt2', gradientCheckpointing: boolean): GradCase {
+  return {
+    name: `LoRA causal LM (${family}${family === 'llama' ? ', GQA + RoPE' : ''}${gradientCheckpointing ? ', gradient checkpointing' : ''})`,
+    make: r => {
+      const D = 8, V = 13, L = 2;
+      const cfg: ModelConfig = {
+        family, architecture: family === 'gpt2' ? 'GPT2LMHeadModel' : 'LlamaForCausalLM', vocab_size: V, hidden_size: D,
+        intermediate_size: 16, num_hidden_layers: L, num_attention_heads: 4, num_key_value_heads: family === 'gpt2' ? 4 : 2,
+        max_position_embeddings: 16, norm_eps: 1e-5, rope_theta: 10000, rope_layout: 'half', tie_word_embeddings: true,
+        attention_bias: false, hidden_act: family === 'gpt2' ? 'gelu_new' : 'silu', bos_token_id: 1, eos_token_id: 2, head_dim: 2,
+      };
+      const weights = new Map<string, tf.Tensor>();
+      for (const [name, shape] of paramShapes(cfg)) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        weights.set(name, /norm|ln_/.test(name) && name.endsWith('.weight') ? tf.add(tf.tensor(r(n, -0.1, 0.1), shape), 1) : tf.tensor(r(n, -0.5, 0.5), shape));
+      }
+      const model = new CausalLM(cfg, weights);
+      const adapter = model.attachLora({ r: 2, lora_alpha: 4, lora_dropout: 0, target_modules: 'all-linear', use_rslora: false }, 1);
+      const layers = [...adapter.layers.values()];
+      const args = layers.flatMap(l => [tf.tensor(r(l.A.size, -0.5, 0.5), l.A.shape), tf.tensor(r(l.B.size, -0.5, 0.5), l.B.shape)]);
+      const batch = {
+        inputIds: Int32Array.from([1, 5, 6, 7, 8, 9, 1, 10, 11, 12, 2, 2]),
+        labels: Int32Array.from([-100, -100, 6, 7, 8, 9, -100, -100, 11, 12, -100, -100]),
+        attentionMask: Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]),
+        batchSize: 2, seqLen: 6,
+      };
+      return {
+        args,
+        f: (...xs) => {
+          // the case's tensors take the place of the adapter's variables, so gradients flow to them
+          layers.forEach((l, k) => { (l as { A: tf.Tensor }).A = xs[2 * k]; (l as { B: tf.Tensor }).B = xs[2 * k + 1]; });
+          return model.loss(batch, { gradientCheckpointing }).loss;
+        },
+      };
+    },
+  };
+}
 
 const t = (rand: Rand, shape: number[], lo = -1, hi = 1) =>
   tf.tensor(rand(shape.reduce((a, b) => a * b, 1), lo, hi), shape);
@@ -134,6 +176,8 @@ export const GRAD_CASES: GradCase[] = [
       f: logits => tf.neg(tf.gather(tf.reshape(tf.logSoftmax(logits), [-1]), ints([0 * 9 + 2, 1 * 9 + 8, 2 * 9 + 0, 3 * 9 + 5]))),
     }),
   },
+  // The engine itself: a tiny LoRA model's loss, differentiated w.r.t. every lora_A/lora_B (the training step's gradients).
+  ...(['llama', 'gpt2'] as const).flatMap(family => [false, true].map(gradientCheckpointing => loraModelCase(family, gradientCheckpointing))),
 ];
 
 /** Deterministic uniform numbers, so every backend sees identical inputs. */
