@@ -1,0 +1,292 @@
+/**
+ * The webtune command line, run as a real subprocess (node bin/webtune.mjs …) against stories260K
+ * (directly, through a local Hub-layout server) and tiny Hugging Face checkpoints.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/engine/backend';
+import { CausalLM } from '../../src/engine/model';
+import { loadModel } from '../../src/io/load-model';
+import { dirSource } from '../../src/io/node-source';
+import { DATASETS_DIR, HAVE_DATASETS, HAVE_STORIES, ROOT, SHARED, STORIES_DIR, sharedMissing } from '../helpers';
+import { startHubServer, type HubServer } from '../hub-server';
+import { writeTinyHfCheckpoint } from '../tiny-checkpoint';
+import {
+  GPT2_VOCAB_SIZE, LLAMA_VOCAB_SIZE, gpt2StyleTokenizerConfig, gpt2StyleTokenizerJson, llamaStyleTokenizerConfig, llamaStyleTokenizerJson,
+} from '../fixtures/tokenizers';
+
+const BIN = path.join(ROOT, 'bin', 'webtune.mjs');
+const STORIES_BIN = path.join(STORIES_DIR, 'stories260K.bin');
+
+interface Result { code: number | null; stdout: string; stderr: string }
+
+/** Run the CLI from a directory other than the repository, as an installed command would be. */
+function cli(args: string[], cwd = os.tmpdir()): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function json(r: Result): any {
+  expect(r.stderr, 'stderr').not.toMatch(/Error|tensorflow|Hi there/i);
+  expect(r.code, r.stderr).toBe(0);
+  const lines = r.stdout.trim().split('\n');
+  expect(lines.length === 1 || r.stdout.trim().startsWith('{')).toBe(true);
+  return JSON.parse(r.stdout);
+}
+
+const reference = HAVE_STORIES ? JSON.parse(await readFile(path.join(STORIES_DIR, 'reference.json'), 'utf8')) : null;
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'webtune-cli-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('usage', () => {
+  it('--help for the tool and every command', async () => {
+    const top = await cli(['--help']);
+    expect(top.code).toBe(0);
+    for (const c of ['score', 'generate', 'data']) expect(top.stdout).toContain(c);
+    for (const c of ['score', 'generate', 'data']) {
+      const r = await cli([c, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`Usage: webtune ${c}`);
+    }
+  });
+
+  it('unknown commands and options, bad values and missing arguments exit 2 with a clear message', async () => {
+    const cases: [string[], RegExp][] = [
+      [['frobnicate'], /unknown command "frobnicate"/],
+      [['score', '--model', 'x', '--text', 'y', '--bogus'], /Unknown option '--bogus'/],
+      [['generate', '--model', 'x', '--max-new-tokens', 'ten'], /--max-new-tokens expects a number, got "ten"/],
+      [['generate', '--model', 'x', '--max-new-tokens', '0'], /--max-new-tokens must be ≥ 1/],
+      [['generate', '--model', 'x', '--top-p', '1.5'], /--top-p must be ≤ 1/],
+      [['score', '--model', 'x', '--text', 'y', '--backend', 'tpu'], /--backend must be one of wasm, cpu, auto/],
+      [['score', '--text', 'y'], /--model is required/],
+      [['data'], /--data is required/],
+      [['data', '--data', 'f.json', '--template', 'nonsense'], /--template must be one of/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(re);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+  });
+
+  it('a missing model path: exit 1, the path in the message, no stack trace (unless --debug)', async () => {
+    const missing = path.join(tmp, 'no-such-model');
+    const r = await cli(['score', '--model', missing, '--text', 'hi']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(missing);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const d = await cli(['score', '--model', missing, '--text', 'hi', '--debug']);
+    expect(d.code).toBe(1);
+    expect(d.stderr).toMatch(/\n\s+at /);
+  });
+
+  it('a corrupt llama2.c file and a folder without weights: exit 1 naming the file', async () => {
+    const bad = path.join(tmp, 'garbage.bin');
+    await writeFile(bad, new Uint8Array(1000).fill(7));
+    const r = await cli(['score', '--model', bad, '--text', 'hi']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(bad);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+
+    const dir = path.join(tmp, 'no-weights');
+    await writeTinyHfCheckpoint(dir, 'llama');
+    await rm(path.join(dir, 'model.safetensors'));
+    const r2 = await cli(['score', '--model', dir, '--text', 'hi']);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toContain(dir);
+    expect(r2.stderr).toMatch(/model\.safetensors/);
+  });
+});
+
+describe.skipIf(!HAVE_STORIES)('stories260K (llama2.c)', () => {
+  it('score: reference tokens and mean NLL', async () => {
+    const out = json(await cli(['score', '--model', STORIES_BIN, '--text', reference.teacher_forced.text]));
+    expect(out.tokens).toEqual(reference.teacher_forced.tokens);
+    expect(out.n_tokens).toBe(reference.teacher_forced.tokens.length);
+    expect(Math.abs(out.mean_nll - reference.teacher_forced.mean_nll)).toBeLessThan(1e-4);
+    expect(out.perplexity).toBeCloseTo(Math.exp(out.mean_nll), 10);
+    expect(out.model).toBe('stories260K');
+    expect(out.backend).toBe('wasm');
+  });
+
+  it('score on cpu, from the model folder (checkpoint found inside)', async () => {
+    const out = json(await cli(['score', '--model', STORIES_DIR, '--text', reference.teacher_forced.text, '--backend', 'cpu']));
+    expect(out.backend).toBe('cpu');
+    expect(Math.abs(out.mean_nll - reference.teacher_forced.mean_nll)).toBeLessThan(1e-4);
+  });
+
+  it('generate: greedy 40 tokens from BOS is the reference continuation', async () => {
+    const r = await cli(['generate', '--model', STORIES_BIN, '--prompt', '', '--max-new-tokens', '40']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(reference.greedy_from_bos.text + '\n');
+    expect(r.stderr).toBe('');
+  });
+
+  it('generate --json: prompt tokens, new tokens, text, finish reason', async () => {
+    const out = json(await cli(['generate', '--model', STORIES_BIN, '-n', '40', '--json']));
+    expect(out.prompt_tokens).toEqual([1]);
+    expect([1, ...out.tokens]).toEqual(reference.greedy_from_bos.tokens);
+    expect(out.text).toBe(reference.greedy_from_bos.text);
+    expect(out.finish_reason).toBe('length');
+  });
+
+  it('generate: stop strings end the streamed text before them; sampling is seeded', async () => {
+    const r = await cli(['generate', '--model', STORIES_BIN, '-n', '40', '--stop', '.']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(reference.greedy_from_bos.text.split('.')[0] + '\n');
+    const args = ['generate', '--model', STORIES_BIN, '-p', 'Once upon a time', '-n', '20', '--temperature', '1.2', '--top-k', '50', '--top-p', '0.95', '--seed', '7', '--json'];
+    const a = json(await cli(args)), b = json(await cli(args));
+    expect(a.tokens).toEqual(b.tokens);
+    expect(a.seed).toBe(7);
+    expect(a.prompt_tokens[0]).toBe(1);
+  });
+
+  describe('through a local Hub-layout server', () => {
+    let hub: HubServer;
+    beforeAll(async () => {
+      hub = await startHubServer(tmp, { mounts: { 'karpathy/tinyllamas': path.join(SHARED, 'models') } });
+    });
+    afterAll(async () => hub?.close());
+
+    it('score and generate from {base}/karpathy/tinyllamas/resolve/main/stories260K/stories260K.bin', async () => {
+      const url = `${hub.baseUrl}/karpathy/tinyllamas/resolve/main/stories260K/stories260K.bin`;
+      const s = json(await cli(['score', '--model', url, '--text', reference.teacher_forced.text]));
+      expect(s.tokens).toEqual(reference.teacher_forced.tokens);
+      expect(Math.abs(s.mean_nll - reference.teacher_forced.mean_nll)).toBeLessThan(1e-4);
+      const g = await cli(['generate', '--model', url, '--max-new-tokens', '40']);
+      expect(g.code, g.stderr).toBe(0);
+      expect(g.stdout).toBe(reference.greedy_from_bos.text + '\n');
+      // the tokenizer was found beside the checkpoint on the server
+      expect(hub.requests.some((q) => q.url.endsWith('/stories260K/tok512.bin') && q.status === 200)).toBe(true);
+    });
+
+    it('a missing file on the server: exit 1 naming it', async () => {
+      const url = `${hub.baseUrl}/karpathy/tinyllamas/resolve/main/stories260K/nope.bin`;
+      const r = await cli(['score', '--model', url, '--text', 'hi']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('nope.bin');
+      expect(r.stderr).toMatch(/404/);
+    });
+  });
+
+  it.skipIf(!HAVE_DATASETS)('data: tokenized report with the model', async () => {
+    const out = json(await cli(['data', '--data', path.join(DATASETS_DIR, 'alpaca_en_demo.json'), '--model', STORIES_BIN, '--validation', '0.05']));
+    expect(out.examples).toBe(999);
+    expect(out.template).toBe('alpaca');
+    expect(out.maxLength).toBe(512);
+    expect(out.splits.train.examples + out.splits.validation.examples + out.dropped.count).toBe(999);
+    expect(out.splits.validation.examples).toBeGreaterThan(0);
+    expect(out.sample[0]).toEqual({ id: 1, piece: '<s>', trained: false });
+  });
+});
+
+if (!HAVE_STORIES) {
+  describe('stories260K (llama2.c)', () => {
+    it.skip(sharedMissing('the stories260K CLI tests (../shared/models/stories260K)'), () => {});
+  });
+}
+
+describe.skipIf(!HAVE_DATASETS)('data', () => {
+  it('alpaca_en_demo.json without a model: 999 Alpaca examples', async () => {
+    const out = json(await cli(['data', '--data', path.join(DATASETS_DIR, 'alpaca_en_demo.json')]));
+    expect(out.examples).toBe(999);
+    expect(out.files[0].format).toBe('alpaca');
+    expect(out.files[0].rows).toBe(999);
+    expect(out.error_count).toBe(0);
+  });
+
+  it('a file that cannot be parsed: exit 1 naming it', async () => {
+    const bad = path.join(tmp, 'broken.json');
+    await writeFile(bad, '[{"instruction": "a", ');
+    const r = await cli(['data', '--data', bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('broken.json');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+if (!HAVE_DATASETS) {
+  describe('data', () => {
+    it.skip(sharedMissing('the dataset CLI tests (../shared/datasets)'), () => {});
+  });
+}
+
+describe('tiny Hugging Face checkpoints', () => {
+  const families = [
+    { family: 'llama' as const, vocab: LLAMA_VOCAB_SIZE, tok: llamaStyleTokenizerJson(), tokCfg: llamaStyleTokenizerConfig() },
+    { family: 'gpt2' as const, vocab: GPT2_VOCAB_SIZE, tok: gpt2StyleTokenizerJson(), tokCfg: gpt2StyleTokenizerConfig() },
+  ];
+  const text = 'hello world, the cat';
+
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
+
+  for (const f of families) {
+    it(`${f.family}: score is finite and equals the in-process engine; generate runs`, async () => {
+      const dir = path.join(tmp, `tiny-${f.family}`);
+      await writeTinyHfCheckpoint(dir, f.family, {
+        vocab: f.vocab, maxPositions: 64, seed: 3,
+        extraFiles: { 'tokenizer.json': f.tok, 'tokenizer_config.json': f.tokCfg },
+      });
+      const out = json(await cli(['score', '--model', dir, '--text', text, '--backend', 'cpu']));
+      expect(Number.isFinite(out.mean_nll)).toBe(true);
+      expect(Number.isFinite(out.perplexity)).toBe(true);
+      expect(out.model).toBe(`tiny-${f.family}`);
+
+      const m = await loadModel({ source: dirSource(dir) });
+      const ids = m.tokenizer.encode(text);
+      expect(out.tokens).toEqual(ids);
+      const model = CausalLM.fromRaw(m.config, m.weights);
+      const inputIds = Int32Array.from(ids);
+      const loss = tf.tidy(() => model.loss({ inputIds, labels: inputIds, batchSize: 1, seqLen: ids.length }).loss);
+      const want = (await loss.data())[0];
+      loss.dispose();
+      model.dispose();
+      expect(Math.abs(out.mean_nll - want)).toBeLessThan(1e-5);
+
+      // the same through the model's config.json path, and on wasm
+      const w = json(await cli(['score', '--model', path.join(dir, 'config.json'), '--text', text]));
+      expect(Math.abs(w.mean_nll - want)).toBeLessThan(1e-4);
+
+      const g = json(await cli(['generate', '--model', dir, '--prompt', 'hello', '-n', '5', '--json', '--ignore-eos']));
+      expect(g.tokens).toHaveLength(5);
+      expect(g.finish_reason).toBe('length');
+    });
+  }
+
+  it('an HF repository root served in the Hub layout', async () => {
+    const hub = await startHubServer(tmp);
+    try {
+      await writeTinyHfCheckpoint(path.join(tmp, 'local', 'tiny-llama'), 'llama', {
+        vocab: LLAMA_VOCAB_SIZE, maxPositions: 64, seed: 3, shardBytes: 4000,
+        extraFiles: { 'tokenizer.json': llamaStyleTokenizerJson(), 'tokenizer_config.json': llamaStyleTokenizerConfig() },
+      });
+      const local = json(await cli(['score', '--model', path.join(tmp, 'local', 'tiny-llama'), '--text', text]));
+      const remote = json(await cli(['score', '--model', `${hub.baseUrl}/local/tiny-llama/resolve/main`, '--text', text]));
+      expect(remote.tokens).toEqual(local.tokens);
+      expect(remote.mean_nll).toBe(local.mean_nll);
+      expect(remote.model).toBe('local/tiny-llama');
+    } finally {
+      await hub.close();
+    }
+  });
+});
