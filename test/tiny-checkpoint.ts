@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ModelConfig, ModelFamily, RawTensor, RawTensors } from '../src/engine/config';
 import { paramShapes } from '../src/engine/params';
+import { Rng } from '../src/util/rng';
 import { toHfConfig } from '../src/io/hf-config';
 import { writeSafetensors } from '../src/io/safetensors';
 
@@ -44,16 +45,6 @@ export interface TinyCheckpoint {
   files: string[];
 }
 
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function tinyConfig(family: ModelFamily, opts: TinyCheckpointOptions = {}): ModelConfig {
   const heads = opts.heads ?? 4;
@@ -84,7 +75,8 @@ export function hubName(family: ModelFamily, canonical: string): string {
 
 export async function writeTinyHfCheckpoint(dir: string, family: ModelFamily, opts: TinyCheckpointOptions = {}): Promise<TinyCheckpoint> {
   const config = tinyConfig(family, opts);
-  const rand = mulberry32(opts.seed ?? 1);
+  const rng = new Rng(opts.seed ?? 1);
+  const rand = () => rng.uniform();
   const weights: RawTensors = new Map();
   for (const [name, shape] of paramShapes(config)) {
     const n = shape.reduce((a, b) => a * b, 1);

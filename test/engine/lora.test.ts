@@ -3,20 +3,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../../src/engine/backend';
 import { CausalLM, type TrainBatch } from '../../src/engine/model';
 import { loraScaling, targetedModules, type LoraConfig } from '../../src/engine/lora';
-import { tinyConfig, randomWeights } from '../fixtures/tiny-model';
+import { tinyConfig, randomWeights, tinyTrainBatch as batch } from '../fixtures/tiny-model';
 import { Rng } from '../../src/util/rng';
 
 const base: LoraConfig = { r: 2, lora_alpha: 4, lora_dropout: 0, target_modules: 'all-linear', use_rslora: false };
 
-function batch(): TrainBatch {
-  // two rows: one padded, labels -100 on the prompt part and on padding
-  return {
-    inputIds: Int32Array.from([1, 5, 6, 7, 8, 9, 1, 10, 11, 12, 2, 2]),
-    labels: Int32Array.from([-100, -100, 6, 7, 8, 9, -100, -100, 11, 12, -100, -100]),
-    attentionMask: Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]),
-    batchSize: 2, seqLen: 6,
-  };
-}
 
 /** Give lora_B non-zero values so that gradients reach lora_A too. */
 function perturbB(model: CausalLM, seed: number) {

@@ -1,3 +1,4 @@
+import { Rng } from '../../src/util/rng';
 import { describe, expect, it } from 'vitest';
 import { parseSafetensors, readSafetensorsHeader, writeSafetensors, decodeF16, decodeBF16 } from '../../src/io/safetensors';
 import type { RawTensor } from '../../src/engine/config';
@@ -24,15 +25,9 @@ function f32Bytes(vals: number[]): Uint8Array {
   return new Uint8Array(new Float32Array(vals).buffer);
 }
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+function rng(seed: number): () => number {
+  const r = new Rng(seed);
+  return () => r.uniform();
 }
 
 describe('writeSafetensors / parseSafetensors', () => {

@@ -4,18 +4,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { CausalLM, type TrainBatch } from '../../src/engine/model';
 import { Trainer, type StepMetrics } from '../../src/train/trainer';
-import { tinyConfig, randomWeights } from '../fixtures/tiny-model';
+import { tinyConfig, randomWeights, tinyTrainBatch as batch } from '../fixtures/tiny-model';
 
 type Batch = TrainBatch & { dropoutSeed: number | null };
 
-function batch(): TrainBatch {
-  return {
-    inputIds: Int32Array.from([1, 5, 6, 7, 8, 9, 1, 10, 11, 12, 2, 2]),
-    labels: Int32Array.from([-100, -100, 6, 7, 8, 9, -100, -100, 11, 12, -100, -100]),
-    attentionMask: Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]),
-    batchSize: 2, seqLen: 6,
-  };
-}
 
 for (const backend of ['cpu', 'wasm'] as const) {
   describe(`Trainer + engine LoRA on ${backend}`, () => {
