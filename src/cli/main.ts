@@ -6,148 +6,14 @@
  * 2 a usage error (unknown option, bad value).
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { LoadProgress, LoadedModel, ModelSpec } from '../io/load-model';
-import type { BackendChoice } from '../engine/backend';
+import { parseArgs } from 'node:util';
+import {
+  ADAPTER_OPT, BACKEND_OPT, COMMON, CliError, attachAdapterArg, DATA_OPTS, MODEL_OPTS, UsageError, choice, loadProgress, num, openModel, parseOptionsArg, readDataFiles,
+  resolveSpec, splitSize, startBackend, str, templateArg, type Command, type Io, type Values,
+} from './common';
+import { train } from './train';
 
-/** A problem with the command line itself: exit code 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
-/** A failure that already names what failed (model, data file): exit code 1, no stack unless --debug. */
-export class CliError extends Error {
-  constructor(message: string, readonly cause?: unknown) {
-    super(message);
-    this.name = 'CliError';
-  }
-}
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
-
-export interface Command {
-  name: string;
-  summary: string;
-  usage: string;
-  options: Options;
-  run(v: Values, io: Io): Promise<void>;
-}
-
-/** Where output goes (the process streams, or buffers in tests). */
-export interface Io {
-  out: (s: string) => void;
-  err: (s: string) => void;
-  /** stderr is a terminal: draw progress bars in place. */
-  tty: boolean;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Option values
-
-const COMMON: Options = {
-  help: { type: 'boolean', short: 'h' },
-  debug: { type: 'boolean' },
-  quiet: { type: 'boolean', short: 'q' },
-};
-const MODEL_OPTS: Options = {
-  model: { type: 'string', short: 'm' },
-  tokenizer: { type: 'string' },
-};
-const BACKEND_OPT: Options = { backend: { type: 'string' } };
-
-export function str(v: Values, name: string, required = false): string | undefined {
-  const x = v[name];
-  if (x === undefined) {
-    if (required) throw new UsageError(`--${name} is required`);
-    return undefined;
-  }
-  if (typeof x !== 'string') throw new UsageError(`--${name} expects a value`);
-  return x;
-}
-
-export function num(v: Values, name: string, opts: { int?: boolean; min?: number; max?: number; minExclusive?: boolean } = {}): number | undefined {
-  const s = str(v, name);
-  if (s === undefined) return undefined;
-  const x = Number(s.trim());
-  if (s.trim() === '' || !Number.isFinite(x)) throw new UsageError(`--${name} expects a number, got ${JSON.stringify(s)}`);
-  if (opts.int && !Number.isInteger(x)) throw new UsageError(`--${name} expects a whole number, got ${JSON.stringify(s)}`);
-  if (opts.min !== undefined && (opts.minExclusive ? x <= opts.min : x < opts.min)) {
-    throw new UsageError(`--${name} must be ${opts.minExclusive ? '>' : '≥'} ${opts.min}, got ${s}`);
-  }
-  if (opts.max !== undefined && x > opts.max) throw new UsageError(`--${name} must be ≤ ${opts.max}, got ${s}`);
-  return x;
-}
-
-export function choice<T extends string>(v: Values, name: string, allowed: readonly T[]): T | undefined {
-  const s = str(v, name);
-  if (s === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(s)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}; got ${JSON.stringify(s)}`);
-  return s as T;
-}
-
-/** A fraction in (0, 1) or a whole count ≥ 1 (dataset split sizes). */
-export function splitSize(v: Values, name: string): number | undefined {
-  const x = num(v, name, { min: 0 });
-  if (x === undefined) return undefined;
-  if (x >= 1 && !Number.isInteger(x)) throw new UsageError(`--${name} must be a fraction below 1 or a whole count, got ${x}`);
-  return x;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Shared steps: backend, model, messages
-
-function fmtBytes(n: number): string {
-  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} kB` : `${n} B`;
-}
-
-/** Byte progress of model files on stderr (in place on a terminal; nothing otherwise). */
-function loadProgress(io: Io, quiet: boolean): ((p: LoadProgress) => void) | undefined {
-  if (quiet || !io.tty) return undefined;
-  let lastDraw = 0;
-  return (p) => {
-    const now = Date.now();
-    const done = p.total !== null && p.loaded >= p.total;
-    if (!done && now - lastDraw < 100) return;
-    lastDraw = now;
-    const pct = p.total ? ` ${((100 * p.loaded) / p.total).toFixed(0)}%` : '';
-    io.err(`\r\x1b[2Kloading ${p.file}: ${fmtBytes(p.loaded)}${p.total !== null ? ' / ' + fmtBytes(p.total) : ''}${pct}${done ? '\n' : ''}`);
-  };
-}
-
-export async function resolveSpec(v: Values): Promise<{ spec: ModelSpec; arg: string }> {
-  const arg = str(v, 'model', true)!;
-  const { resolveModel } = await import('./resolve');
-  try {
-    return { spec: await resolveModel(arg, { tokenizer: str(v, 'tokenizer') }), arg };
-  } catch (e) {
-    throw new CliError(`cannot load model ${arg}: ${(e as Error).message}`, e);
-  }
-}
-
-export async function openModel(v: Values, io: Io): Promise<LoadedModel & { arg: string }> {
-  const { spec, arg } = await resolveSpec(v);
-  const { loadModel } = await import('../io/load-model');
-  try {
-    return { ...(await loadModel(spec, loadProgress(io, !!v.quiet))), arg };
-  } catch (e) {
-    throw new CliError(`cannot load model ${arg}: ${(e as Error).message}`, e);
-  }
-}
-
-/** Initialise TensorFlow.js: wasm by default in Node, falling back to cpu. */
-export async function startBackend(v: Values, io: Io): Promise<string> {
-  const want = choice(v, 'backend', ['wasm', 'cpu', 'auto'] as const) ?? 'wasm';
-  const { initBackend } = await import('../engine/backend');
-  const rep = await initBackend(want as BackendChoice);
-  for (const f of rep.fallbacks) {
-    if (f.backend === 'wasm' || want !== 'auto') if (!v.quiet) io.err(`webtune: ${f.backend} backend unavailable (${f.reason}); using ${rep.backend}\n`);
-  }
-  return rep.backend;
-}
+export { CliError, UsageError } from './common';
 
 // ---------------------------------------------------------------------------------------------------------
 // score
@@ -163,6 +29,7 @@ Prints one JSON object: {"model", "tokens" (ids, BOS included when the tokenizer
 Options:
   -m, --model <m>        Hugging Face folder, llama2.c .bin file, or Hub URL {base}/{repo}/resolve/{rev}[/{path}]
       --tokenizer <f>    tokenizer file to use instead of the model's (tokenizer.json or llama2.c tokenizer.bin)
+      --adapter <a>      apply a PEFT LoRA adapter (folder with adapter_config.json + adapter_model.safetensors, or URL)
       --text <text>      the text to score
       --file <path>      read the text from a file instead
       --no-bos           do not prepend BOS (default: as the tokenizer does; llama2.c always adds it)
@@ -170,7 +37,7 @@ Options:
   -q, --quiet            no progress or notes on stderr
       --debug            stack traces on errors
   -h, --help             this help`,
-  options: { ...COMMON, ...MODEL_OPTS, ...BACKEND_OPT, text: { type: 'string' }, file: { type: 'string' }, 'no-bos': { type: 'boolean' } },
+  options: { ...COMMON, ...MODEL_OPTS, ...ADAPTER_OPT, ...BACKEND_OPT, text: { type: 'string' }, file: { type: 'string' }, 'no-bos': { type: 'boolean' } },
   async run(v, io) {
     const text = await textArg(v);
     const backend = await startBackend(v, io);
@@ -184,13 +51,14 @@ Options:
     const { CausalLM } = await import('../engine/model');
     const model = CausalLM.fromRaw(m.config, m.weights);
     try {
+      const adapter = await attachAdapterArg(v, model);
       const inputIds = Int32Array.from(ids);
       const loss = tf.tidy(() => model.loss({ inputIds, labels: inputIds, batchSize: 1, seqLen: ids.length }).loss);
       const meanNll = (await loss.data())[0];
       loss.dispose();
       io.out(JSON.stringify({
         model: m.name, tokens: ids, n_tokens: ids.length, n_predicted: ids.length - 1,
-        mean_nll: meanNll, perplexity: Math.exp(meanNll), backend,
+        mean_nll: meanNll, perplexity: Math.exp(meanNll), backend, ...(adapter ? { adapter } : {}),
       }) + '\n');
     } finally {
       model.dispose();
@@ -227,6 +95,7 @@ An empty prompt starts from BOS alone.
 Options:
   -m, --model <m>            Hugging Face folder, llama2.c .bin file, or Hub URL
       --tokenizer <f>        tokenizer file to use instead of the model's
+      --adapter <a>          apply a PEFT LoRA adapter (folder or URL), e.g. the --out of webtune train
   -p, --prompt <text>        the prompt (default "")
   -n, --max-new-tokens <n>   tokens to generate at most (default 128)
       --temperature <t>      sample at this temperature (0 or absent: greedy)
@@ -234,6 +103,10 @@ Options:
       --top-p <p>            nucleus sampling: keep the smallest set with probability ≥ p (1: off)
       --seed <s>             sampling seed (default: random, reported with --json)
       --stop <s>             stop when the continuation contains s (repeatable)
+      --template <t>         wrap the prompt as a user turn in a template (alpaca | chatml | instruction |
+                             chat_template | a custom template with {output}), as training rendered it
+      --template-file <f>    the same, from a file (custom template or Jinja chat template)
+      --system <text>        system message for --template
       --ignore-eos           keep going past EOS
       --json                 print {"prompt_tokens", "tokens", "text", "finish_reason", ...} instead of streaming
       --backend <b>          wasm (default) | cpu | auto
@@ -241,7 +114,7 @@ Options:
       --debug                stack traces on errors
   -h, --help                 this help`,
   options: {
-    ...COMMON, ...MODEL_OPTS, ...BACKEND_OPT,
+    ...COMMON, ...MODEL_OPTS, ...ADAPTER_OPT, ...BACKEND_OPT,
     prompt: { type: 'string', short: 'p' },
     'max-new-tokens': { type: 'string', short: 'n' },
     temperature: { type: 'string' },
@@ -250,6 +123,9 @@ Options:
     seed: { type: 'string' },
     stop: { type: 'string', multiple: true },
     'ignore-eos': { type: 'boolean' },
+    template: { type: 'string' },
+    'template-file': { type: 'string' },
+    system: { type: 'string' },
     json: { type: 'boolean' },
   },
   async run(v, io) {
@@ -261,11 +137,27 @@ Options:
     const seed = num(v, 'seed', { int: true, min: 0, max: 2 ** 32 - 1 }) ?? Math.floor(Math.random() * 2 ** 31);
     const stops = ((v.stop as string[] | undefined) ?? []).filter((s) => s !== '');
     const json = !!v.json;
+    const template = await templateArg(v);
+    const system = str(v, 'system');
+    if (system !== undefined && !template) throw new UsageError('--system needs --template');
     await startBackend(v, io);
     const m = await openModel(v, io);
     const tok = m.tokenizer;
 
-    let promptIds = tok.encode(prompt);
+    let promptIds: number[];
+    if (template) {
+      const { renderGenerationPrompt, templateTokensOf, encodeWithOffsets } = await import('../data');
+      let text: string;
+      try {
+        const messages = [...(system !== undefined ? [{ role: 'system' as const, content: system }] : []), { role: 'user' as const, content: prompt }];
+        text = renderGenerationPrompt(messages, template, templateTokensOf(tok));
+      } catch (e) {
+        throw new CliError(`cannot render the prompt with the ${template.kind} template: ${(e as Error).message}`, e);
+      }
+      promptIds = encodeWithOffsets(tok, text, { limit: 0 }).ids;
+    } else {
+      promptIds = tok.encode(prompt);
+    }
     if (promptIds.length === 0) {
       const bos = tok.bosTokenId ?? m.config.bos_token_id;
       if (bos === null || bos === undefined) throw new UsageError('the prompt is empty and the model has no BOS token to start from');
@@ -291,6 +183,7 @@ Options:
     const model = CausalLM.fromRaw(m.config, m.weights);
     const t0 = performance.now();
     try {
+      await attachAdapterArg(v, model);
       const res = await generate(model, promptIds, {
         maxNewTokens, temperature, topK, topP, seed, eosTokenIds: eos, stopStrings: stops, decode,
         onToken: (_id, delta) => {
@@ -322,79 +215,6 @@ Options:
 
 // ---------------------------------------------------------------------------------------------------------
 // data
-
-const TEMPLATE_NAMES = ['alpaca', 'chatml', 'instruction', 'chat_template', 'raw'] as const;
-
-/** --template: a template name, or a custom template string containing {output}; --template-file: a file of either kind. */
-export async function templateArg(v: Values): Promise<import('../data').TemplateSpec | undefined> {
-  const t = str(v, 'template');
-  const file = str(v, 'template-file');
-  if (t !== undefined && file !== undefined) throw new UsageError('give --template or --template-file, not both');
-  if (file !== undefined) {
-    let src: string;
-    try {
-      src = await readFile(file, 'utf8');
-    } catch (e) {
-      throw new CliError(`cannot read template ${file}: ${(e as Error).message}`, e);
-    }
-    if (/\.(jinja2?|j2)$/i.test(file) || /\{%|\{\{/.test(src)) return { kind: 'chat_template', template: src };
-    if (!src.includes('{output}')) throw new UsageError(`template file ${file} is neither a Jinja chat template nor a custom template with {output}`);
-    return { kind: 'custom', template: src.replace(/\r?\n$/, '') };
-  }
-  if (t === undefined) return undefined;
-  if (t.includes('{output}')) return { kind: 'custom', template: t };
-  if (!(TEMPLATE_NAMES as readonly string[]).includes(t)) {
-    throw new UsageError(`--template must be one of ${TEMPLATE_NAMES.join(', ')} or a custom template containing {output}; got ${JSON.stringify(t)}`);
-  }
-  return { kind: t as (typeof TEMPLATE_NAMES)[number] };
-}
-
-/** --columns instruction=prompt,output=chosen */
-export function columnsArg(v: Values): Record<string, string> | undefined {
-  const s = str(v, 'columns');
-  if (s === undefined) return undefined;
-  const out: Record<string, string> = {};
-  for (const part of s.split(',')) {
-    const m = /^\s*([\w]+)\s*=\s*(.+?)\s*$/.exec(part);
-    if (!m) throw new UsageError(`--columns expects field=column pairs separated by commas, got ${JSON.stringify(part)}`);
-    out[m[1]] = m[2];
-  }
-  return out;
-}
-
-export const DATA_OPTS: Options = {
-  data: { type: 'string', short: 'd', multiple: true },
-  format: { type: 'string' },
-  columns: { type: 'string' },
-  template: { type: 'string' },
-  'template-file': { type: 'string' },
-  'max-length': { type: 'string' },
-  'train-on-inputs': { type: 'boolean' },
-  validation: { type: 'string' },
-  evaluation: { type: 'string' },
-  seed: { type: 'string' },
-};
-
-export async function readDataFiles(v: Values): Promise<{ name: string; data: Uint8Array }[]> {
-  const files = (v.data as string[] | undefined) ?? [];
-  if (files.length === 0) throw new UsageError('--data is required');
-  const out: { name: string; data: Uint8Array }[] = [];
-  for (const f of files) {
-    try {
-      out.push({ name: f, data: await readFile(f) });
-    } catch (e) {
-      throw new CliError(`cannot read dataset ${f}: ${(e as Error).message}`, e);
-    }
-  }
-  return out;
-}
-
-export async function parseOptionsArg(v: Values): Promise<import('../data').ParseOptions> {
-  const { DATASET_FORMATS } = await import('../data');
-  const format = choice(v, 'format', ['auto', ...DATASET_FORMATS] as const);
-  const columns = columnsArg(v);
-  return { ...(format ? { format } : {}), ...(columns ? { columns: columns as import('../data').ColumnMap } : {}) };
-}
 
 const data: Command = {
   name: 'data',
@@ -482,7 +302,7 @@ Options:
 // ---------------------------------------------------------------------------------------------------------
 // Dispatch
 
-export const COMMANDS: Command[] = [score, generateCmd, data];
+export const COMMANDS: Command[] = [score, generateCmd, data, train];
 
 function mainUsage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

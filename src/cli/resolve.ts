@@ -158,3 +158,17 @@ async function resolveLocal(arg: string): Promise<ModelSpec> {
   if (/^config\.json$|\.safetensors(\.index\.json)?$/i.test(base)) return { source: dirSource(dir), kind: 'hf', name: path.basename(dir) };
   throw new ResolveError(`model ${arg}: expected a model folder, a llama2.c .bin checkpoint or a Hub URL`);
 }
+
+/** A PEFT adapter location: a local folder (or a file in it) or a Hub-layout URL of the adapter's folder. */
+export async function adapterSource(arg: string): Promise<FileSource> {
+  if (isUrl(arg)) {
+    const hub = parseHubUrl(arg);
+    if (!hub) throw new ResolveError(`${arg}: not a Hub-layout URL ({base}/{owner}/{name}/resolve/{revision}[/{path}])`);
+    const sub = /(^|\/)adapter_(config\.json|model\.safetensors)$/.test(hub.subpath) ? hub.subpath.replace(/\/?[^/]*$/, '') : hub.subpath;
+    return subSource(hubSource(hub.base, hub.repo, hub.revision), sub);
+  }
+  const full = path.resolve(arg);
+  const st = await stat(full).catch(() => null);
+  if (!st) throw new ResolveError(`adapter not found: ${arg} (no such file or folder)`);
+  return dirSource(st.isDirectory() ? full : path.dirname(full));
+}

@@ -12,6 +12,7 @@ import { initBackend } from '../../src/engine/backend';
 import { CausalLM } from '../../src/engine/model';
 import { loadModel } from '../../src/io/load-model';
 import { dirSource } from '../../src/io/node-source';
+import { loadPeftAdapter, readPeftAdapter } from '../../src/io/peft';
 import { DATASETS_DIR, HAVE_DATASETS, HAVE_STORIES, ROOT, SHARED, STORIES_DIR, sharedMissing } from '../helpers';
 import { startHubServer, type HubServer } from '../hub-server';
 import { writeTinyHfCheckpoint } from '../tiny-checkpoint';
@@ -58,8 +59,8 @@ describe('usage', () => {
   it('--help for the tool and every command', async () => {
     const top = await cli(['--help']);
     expect(top.code).toBe(0);
-    for (const c of ['score', 'generate', 'data']) expect(top.stdout).toContain(c);
-    for (const c of ['score', 'generate', 'data']) {
+    for (const c of ['score', 'generate', 'data', 'train']) expect(top.stdout).toContain(c);
+    for (const c of ['score', 'generate', 'data', 'train']) {
       const r = await cli([c, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`Usage: webtune ${c}`);
@@ -77,6 +78,11 @@ describe('usage', () => {
       [['score', '--text', 'y'], /--model is required/],
       [['data'], /--data is required/],
       [['data', '--data', 'f.json', '--template', 'nonsense'], /--template must be one of/],
+      [['train', '--model', 'x', '--data', 'y', '--out', 'z', '--scheduler', 'exp'], /--scheduler must be one of linear, cosine/],
+      [['train', '--model', 'x', '--data', 'y', '--out', 'z', '--lr=-1'], /--lr must be ≥ 0/],
+      [['train', '--model', 'x', '--data', 'y', '--out', 'z', '--r', '2.5'], /--r expects a whole number/],
+      [['train', '--model', 'x', '--data', 'y'], /--out is required/],
+      [['train', '--model', 'x', '--data', 'y', '--out', 'z', '--validation', '0.1'], /Unknown option '--validation'/],
     ];
     for (const [args, re] of cases) {
       const r = await cli(args);
@@ -288,5 +294,107 @@ describe('tiny Hugging Face checkpoints', () => {
     } finally {
       await hub.close();
     }
+  });
+});
+
+/** A small instruction dataset the stories260K tokenizer handles in a few tokens per example. */
+const TINY_DATA = Array.from({ length: 12 }, (_, i) => ({
+  instruction: ['Name a color', 'Name an animal', 'Say hello', 'Count to three'][i % 4],
+  input: '',
+  output: ['Red.', 'A cat.', 'Hello!', 'One, two, three.'][i % 4],
+}));
+const TINY_TEMPLATE = 'Q: {instruction}\nA: {output}';
+
+describe.skipIf(!HAVE_STORIES)('train on stories260K', () => {
+  it('a few steps write a PEFT adapter that loads in-process and through --adapter, plus metrics', async () => {
+    const data = path.join(tmp, 'tiny.json');
+    await writeFile(data, JSON.stringify(TINY_DATA));
+    const out = path.join(tmp, 'run1');
+    const r = await cli([
+      'train', '--model', STORIES_BIN, '--data', data, '--out', out, '--template', TINY_TEMPLATE,
+      '--max-steps', '6', '--batch-size', '4', '--lr', '1e-2', '--r', '4', '--alpha', '8', '--targets', 'all-linear',
+      '--val-size', '2', '--eval-steps', '3', '--logging-steps', '2', '--seed', '5', '--backend', 'cpu',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.status).toBe('completed');
+    expect(summary.step).toBe(6);
+    expect(summary.files).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'metrics.json', 'metrics.csv']);
+    expect(Number.isFinite(summary.train_loss)).toBe(true);
+    expect(Number.isFinite(summary.eval_loss)).toBe(true);
+    // progress on stderr (not a terminal: one line per logging window and evaluation)
+    expect(r.stderr).toMatch(/step 2\/6 .*loss \d/);
+    expect(r.stderr).toMatch(/step 6\/6 .*tok\/s .*eta/);
+    expect(r.stderr).toMatch(/eval {2}step 3 {2}eval_loss \d/);
+
+    const cfg = JSON.parse(await readFile(path.join(out, 'adapter_config.json'), 'utf8'));
+    expect(cfg.peft_type).toBe('LORA');
+    expect(cfg.r).toBe(4);
+    expect(cfg.lora_alpha).toBe(8);
+    expect(cfg.target_modules).toEqual(expect.arrayContaining(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']));
+    const metrics = JSON.parse(await readFile(path.join(out, 'metrics.json'), 'utf8'));
+    expect(metrics.global_step).toBe(6);
+    expect(metrics.log_history.filter((h: any) => h.loss !== undefined).map((h: any) => h.step)).toEqual([2, 4, 6]);
+    expect(metrics.log_history.filter((h: any) => h.eval_loss !== undefined && h.loss === undefined).map((h: any) => h.step)).toEqual([3, 6]);
+    const csv = (await readFile(path.join(out, 'metrics.csv'), 'utf8')).trim().split('\n');
+    expect(csv[0].split(',').slice(0, 3)).toEqual(['step', 'epoch', 'loss']);
+    expect(csv.length).toBe(1 + metrics.log_history.length);
+
+    // The adapter loads onto the base model in-process, and the CLI's --adapter gives the same score.
+    const text = 'Q: Name a color\nA: Red.';
+    await initBackend('cpu');
+    const m = await loadModel({ source: dirSource(STORIES_DIR), file: 'stories260K.bin' });
+    const model = CausalLM.fromRaw(m.config, m.weights);
+    const imported = await readPeftAdapter(dirSource(out), m.config);
+    const adapter = loadPeftAdapter(model, imported);
+    expect(adapter.layers.size).toBe(7 * m.config.num_hidden_layers);
+    const ids = Int32Array.from(m.tokenizer.encode(text));
+    const loss = tf.tidy(() => model.loss({ inputIds: ids, labels: ids, batchSize: 1, seqLen: ids.length }).loss);
+    const tuned = (await loss.data())[0];
+    loss.dispose();
+    model.dispose();
+
+    const base = json(await cli(['score', '--model', STORIES_BIN, '--text', text, '--backend', 'cpu']));
+    const withAdapter = json(await cli(['score', '--model', STORIES_BIN, '--adapter', out, '--text', text, '--backend', 'cpu']));
+    expect(Math.abs(withAdapter.mean_nll - tuned)).toBeLessThan(1e-5);
+    // trained on this text: the adapter makes it more likely
+    expect(withAdapter.mean_nll).toBeLessThan(base.mean_nll);
+
+    const g = json(await cli(['generate', '--model', STORIES_BIN, '--adapter', out, '--template', TINY_TEMPLATE, '--prompt', 'Say hello', '-n', '8', '--json']));
+    expect(g.tokens.length).toBeGreaterThan(0);
+  });
+
+  it('--dry-run prints the data report and memory estimate without training', async () => {
+    const data = path.join(tmp, 'tiny-dry.json');
+    await writeFile(data, JSON.stringify(TINY_DATA));
+    const out = json(await cli(['train', '--model', STORIES_BIN, '--data', data, '--template', TINY_TEMPLATE, '--dry-run', '--batch-size', '4', '-q']));
+    expect(out.data.splits.train.examples + out.data.splits.validation.examples).toBe(12);
+    expect(out.estimate.trainable_params).toBeGreaterThan(0);
+    expect(out.config.per_device_train_batch_size).toBe(4);
+  });
+});
+
+describe('train on a tiny Hugging Face GPT-2', () => {
+  it('two steps write an adapter on c_attn', async () => {
+    const dir = path.join(tmp, 'tiny-gpt2-train');
+    await writeTinyHfCheckpoint(dir, 'gpt2', {
+      vocab: GPT2_VOCAB_SIZE, maxPositions: 64, seed: 4,
+      extraFiles: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': gpt2StyleTokenizerConfig() },
+    });
+    const data = path.join(tmp, 'tiny-gpt2.jsonl');
+    await writeFile(data, TINY_DATA.map((x) => JSON.stringify({ prompt: x.instruction + '\n', completion: x.output })).join('\n') + '\n');
+    const out = path.join(tmp, 'run-gpt2');
+    const r = await cli(['train', '--model', dir, '--data', data, '--out', out, '--max-steps', '2', '--batch-size', '2', '--val-size', '0', '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const summary = JSON.parse(r.stdout);
+    expect(summary.status).toBe('completed');
+    expect(summary.eval_loss).toBeNull();
+    const cfg = JSON.parse(await readFile(path.join(out, 'adapter_config.json'), 'utf8'));
+    expect(cfg.target_modules).toEqual(['c_attn']);
+    expect(cfg.fan_in_fan_out).toBe(true);
+    expect(cfg.base_model_name_or_path).toBe(dir);
+    const s = json(await cli(['score', '--model', dir, '--adapter', out, '--text', 'hello world']));
+    expect(Number.isFinite(s.mean_nll)).toBe(true);
   });
 });

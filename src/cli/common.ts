@@ -1,0 +1,245 @@
+/**
+ * Shared pieces of the webtune commands: errors and exit codes, option parsing helpers, backend start-up,
+ * model loading with progress, dataset options.
+ */
+import { readFile } from 'node:fs/promises';
+import type { ParseArgsConfig } from 'node:util';
+import type { LoadProgress, LoadedModel, ModelSpec } from '../io/load-model';
+import type { BackendChoice } from '../engine/backend';
+import type { ColumnMap, ParseOptions, TemplateSpec } from '../data';
+
+/** A problem with the command line itself: exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** A failure that already names what failed (model, data file): exit code 1, no stack unless --debug. */
+export class CliError extends Error {
+  constructor(message: string, readonly cause?: unknown) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+export type Values = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  options: Options;
+  run(v: Values, io: Io): Promise<void>;
+}
+
+/** Where output goes (the process streams, or buffers in tests). */
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** stderr is a terminal: draw progress bars in place. */
+  tty: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Option values
+
+export const COMMON: Options = {
+  help: { type: 'boolean', short: 'h' },
+  debug: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+};
+export const MODEL_OPTS: Options = {
+  model: { type: 'string', short: 'm' },
+  tokenizer: { type: 'string' },
+};
+export const BACKEND_OPT: Options = { backend: { type: 'string' } };
+
+export function str(v: Values, name: string, required = false): string | undefined {
+  const x = v[name];
+  if (x === undefined) {
+    if (required) throw new UsageError(`--${name} is required`);
+    return undefined;
+  }
+  if (typeof x !== 'string') throw new UsageError(`--${name} expects a value`);
+  return x;
+}
+
+export function num(v: Values, name: string, opts: { int?: boolean; min?: number; max?: number; minExclusive?: boolean } = {}): number | undefined {
+  const s = str(v, name);
+  if (s === undefined) return undefined;
+  const x = Number(s.trim());
+  if (s.trim() === '' || !Number.isFinite(x)) throw new UsageError(`--${name} expects a number, got ${JSON.stringify(s)}`);
+  if (opts.int && !Number.isInteger(x)) throw new UsageError(`--${name} expects a whole number, got ${JSON.stringify(s)}`);
+  if (opts.min !== undefined && (opts.minExclusive ? x <= opts.min : x < opts.min)) {
+    throw new UsageError(`--${name} must be ${opts.minExclusive ? '>' : '≥'} ${opts.min}, got ${s}`);
+  }
+  if (opts.max !== undefined && x > opts.max) throw new UsageError(`--${name} must be ≤ ${opts.max}, got ${s}`);
+  return x;
+}
+
+export function choice<T extends string>(v: Values, name: string, allowed: readonly T[]): T | undefined {
+  const s = str(v, name);
+  if (s === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(s)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}; got ${JSON.stringify(s)}`);
+  return s as T;
+}
+
+/** A fraction in (0, 1) or a whole count ≥ 1 (dataset split sizes). */
+export function splitSize(v: Values, name: string): number | undefined {
+  const x = num(v, name, { min: 0 });
+  if (x === undefined) return undefined;
+  if (x >= 1 && !Number.isInteger(x)) throw new UsageError(`--${name} must be a fraction below 1 or a whole count, got ${x}`);
+  return x;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Shared steps: backend, model, messages
+
+export function fmtBytes(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} kB` : `${n} B`;
+}
+
+/** Byte progress of model files on stderr (in place on a terminal; nothing otherwise). */
+export function loadProgress(io: Io, quiet: boolean): ((p: LoadProgress) => void) | undefined {
+  if (quiet || !io.tty) return undefined;
+  let lastDraw = 0;
+  return (p) => {
+    const now = Date.now();
+    const done = p.total !== null && p.loaded >= p.total;
+    if (!done && now - lastDraw < 100) return;
+    lastDraw = now;
+    const pct = p.total ? ` ${((100 * p.loaded) / p.total).toFixed(0)}%` : '';
+    io.err(`\r\x1b[2Kloading ${p.file}: ${fmtBytes(p.loaded)}${p.total !== null ? ' / ' + fmtBytes(p.total) : ''}${pct}${done ? '\n' : ''}`);
+  };
+}
+
+export async function resolveSpec(v: Values): Promise<{ spec: ModelSpec; arg: string }> {
+  const arg = str(v, 'model', true)!;
+  const { resolveModel } = await import('./resolve');
+  try {
+    return { spec: await resolveModel(arg, { tokenizer: str(v, 'tokenizer') }), arg };
+  } catch (e) {
+    throw new CliError(`cannot load model ${arg}: ${(e as Error).message}`, e);
+  }
+}
+
+export async function openModel(v: Values, io: Io): Promise<LoadedModel & { arg: string }> {
+  const { spec, arg } = await resolveSpec(v);
+  const { loadModel } = await import('../io/load-model');
+  try {
+    return { ...(await loadModel(spec, loadProgress(io, !!v.quiet))), arg };
+  } catch (e) {
+    throw new CliError(`cannot load model ${arg}: ${(e as Error).message}`, e);
+  }
+}
+
+/** Initialise TensorFlow.js: wasm by default in Node, falling back to cpu. */
+export async function startBackend(v: Values, io: Io): Promise<string> {
+  const want = choice(v, 'backend', ['wasm', 'cpu', 'auto'] as const) ?? 'wasm';
+  const { initBackend } = await import('../engine/backend');
+  const rep = await initBackend(want as BackendChoice);
+  for (const f of rep.fallbacks) {
+    if (f.backend === 'wasm' || want !== 'auto') if (!v.quiet) io.err(`webtune: ${f.backend} backend unavailable (${f.reason}); using ${rep.backend}\n`);
+  }
+  return rep.backend;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Dataset options
+
+const TEMPLATE_NAMES = ['alpaca', 'chatml', 'instruction', 'chat_template', 'raw'] as const;
+
+/** --template: a template name, or a custom template string containing {output}; --template-file: a file of either kind. */
+export async function templateArg(v: Values): Promise<TemplateSpec | undefined> {
+  const t = str(v, 'template');
+  const file = str(v, 'template-file');
+  if (t !== undefined && file !== undefined) throw new UsageError('give --template or --template-file, not both');
+  if (file !== undefined) {
+    let src: string;
+    try {
+      src = await readFile(file, 'utf8');
+    } catch (e) {
+      throw new CliError(`cannot read template ${file}: ${(e as Error).message}`, e);
+    }
+    if (/\.(jinja2?|j2)$/i.test(file) || /\{%|\{\{/.test(src)) return { kind: 'chat_template', template: src };
+    if (!src.includes('{output}')) throw new UsageError(`template file ${file} is neither a Jinja chat template nor a custom template with {output}`);
+    return { kind: 'custom', template: src.replace(/\r?\n$/, '') };
+  }
+  if (t === undefined) return undefined;
+  if (t.includes('{output}')) return { kind: 'custom', template: t };
+  if (!(TEMPLATE_NAMES as readonly string[]).includes(t)) {
+    throw new UsageError(`--template must be one of ${TEMPLATE_NAMES.join(', ')} or a custom template containing {output}; got ${JSON.stringify(t)}`);
+  }
+  return { kind: t as (typeof TEMPLATE_NAMES)[number] };
+}
+
+/** --columns instruction=prompt,output=chosen */
+export function columnsArg(v: Values): Record<string, string> | undefined {
+  const s = str(v, 'columns');
+  if (s === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const part of s.split(',')) {
+    const m = /^\s*([\w]+)\s*=\s*(.+?)\s*$/.exec(part);
+    if (!m) throw new UsageError(`--columns expects field=column pairs separated by commas, got ${JSON.stringify(part)}`);
+    out[m[1]] = m[2];
+  }
+  return out;
+}
+
+export const DATA_OPTS: Options = {
+  data: { type: 'string', short: 'd', multiple: true },
+  format: { type: 'string' },
+  columns: { type: 'string' },
+  template: { type: 'string' },
+  'template-file': { type: 'string' },
+  'max-length': { type: 'string' },
+  'train-on-inputs': { type: 'boolean' },
+  validation: { type: 'string' },
+  evaluation: { type: 'string' },
+  seed: { type: 'string' },
+};
+
+export async function readDataFiles(v: Values): Promise<{ name: string; data: Uint8Array }[]> {
+  const files = (v.data as string[] | undefined) ?? [];
+  if (files.length === 0) throw new UsageError('--data is required');
+  const out: { name: string; data: Uint8Array }[] = [];
+  for (const f of files) {
+    try {
+      out.push({ name: f, data: await readFile(f) });
+    } catch (e) {
+      throw new CliError(`cannot read dataset ${f}: ${(e as Error).message}`, e);
+    }
+  }
+  return out;
+}
+
+export async function parseOptionsArg(v: Values): Promise<ParseOptions> {
+  const { DATASET_FORMATS } = await import('../data');
+  const format = choice(v, 'format', ['auto', ...DATASET_FORMATS] as const);
+  const columns = columnsArg(v);
+  return { ...(format ? { format } : {}), ...(columns ? { columns: columns as ColumnMap } : {}) };
+}
+
+
+// ---------------------------------------------------------------------------------------------------------
+// Adapters
+
+export const ADAPTER_OPT: Options = { adapter: { type: 'string' } };
+
+/** --adapter <folder|url>: load a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) onto the model. */
+export async function attachAdapterArg(v: Values, model: import('../engine/model').CausalLM): Promise<string | null> {
+  const arg = str(v, 'adapter');
+  if (arg === undefined) return null;
+  const { adapterSource } = await import('./resolve');
+  const { readPeftAdapter, loadPeftAdapter } = await import('../io/peft');
+  try {
+    const src = await adapterSource(arg);
+    loadPeftAdapter(model, await readPeftAdapter(src, model.config));
+  } catch (e) {
+    throw new CliError(`cannot load adapter ${arg}: ${(e as Error).message}`, e);
+  }
+  return arg;
+}
