@@ -1,0 +1,807 @@
+/**
+ * One LoRA fine-tuning run — data preparation, adapter, Trainer loop, periodic validation, metrics history —
+ * shared by the CLI and the web worker.
+ *
+ * Configuration uses the names Hugging Face users know: PEFT's LoraConfig (r, lora_alpha, lora_dropout,
+ * target_modules, use_rslora), transformers' TrainingArguments (learning_rate, num_train_epochs, max_steps,
+ * per_device_train_batch_size, gradient_accumulation_steps, warmup_ratio/warmup_steps, lr_scheduler_type,
+ * weight_decay, max_grad_norm, adam_*, seed, logging_steps, eval_strategy/eval_steps, gradient_checkpointing,
+ * group_by_length), TRL's SFTConfig (max_length, packing, eos_token) and LLaMA-Factory's data options
+ * (template, train_on_prompt → train_on_inputs, val_size; test_size for a held-out generation split).
+ * Defaults are TrainingArguments' except those LoRA recipes change (learning_rate 2e-4; r 8, lora_alpha 16,
+ * lora_dropout 0.05) and TRL's logging_steps 10 / max_length 1024 (clipped to the model's context).
+ *
+ * Steps and epochs as the HF Trainer: batches per epoch nb (the last one may be short), update steps per epoch
+ * ceil(nb / gradient_accumulation_steps) — the last accumulation window of an epoch may hold fewer micro-batches
+ * (its gradient is still the token-weighted mean) — and max_steps = ceil(num_train_epochs × steps per epoch)
+ * unless max_steps > 0. Epoch e's order is makeBatches(seed, epoch e): deterministic and resumable.
+ *
+ * Validation (eval_loss) is the token-weighted mean cross-entropy over all validation tokens (no dropout, no
+ * gradients), run on the weights after step s when s is a multiple of eval_steps (or at each epoch's end), and
+ * once more at the end of training. HF averages per-batch means instead; with equal-length batches they agree.
+ *
+ * Divergence: the Trainer refuses non-finite updates on the device; run() then resolves with status 'diverged',
+ * a readable message, and the adapter at its values after the last good step.
+ *
+ * Browser-safe: no node: imports.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { prefersNoTransposeB } from '../engine/backend';
+import { defaultTargets, targetedModules, type LoraAdapter, type LoraConfig } from '../engine/lora';
+import type { CausalLM } from '../engine/model';
+import { countParams } from '../engine/params';
+import type { Tokenizer } from '../io/tokenizer';
+import { exportPeftAdapter, type PeftExportOptions } from '../io/peft';
+import {
+  buildReport, DatasetError, defaultTemplate, makeBatches, parseDataset, splitDataset, templateTokensOf, tokenizeDataset,
+  type Batch, type DatasetReport, type DroppedExample, type Example, type ParseOptions, type ParseResult, type TemplateSpec,
+  type TemplateTokens, type TokenizedExample,
+} from '../data';
+import { compareBaseTuned, evaluateGeneration, type BaseVsTuned, type GenerationEvalExample } from './evaluate';
+import { SCHEDULE_NAMES, type ScheduleName } from './schedule';
+import { Trainer, TrainingDivergedError, type BatchRequest, type StepMetrics } from './trainer';
+
+// ---------------------------------------------------------------------------------------------------------
+// Configuration
+
+export interface FinetuneConfig {
+  // --- LoRA (peft.LoraConfig)
+  r: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  /** Short names (q_proj, …), full module names, or "all-linear"; null = PEFT's default for the architecture. */
+  target_modules: string[] | 'all-linear' | null;
+  use_rslora: boolean;
+  // --- training (transformers.TrainingArguments)
+  learning_rate: number;
+  /** May be fractional. Ignored when max_steps > 0. */
+  num_train_epochs: number;
+  /** > 0: total optimizer steps (overrides num_train_epochs); -1: from num_train_epochs. */
+  max_steps: number;
+  per_device_train_batch_size: number;
+  per_device_eval_batch_size: number;
+  gradient_accumulation_steps: number;
+  warmup_ratio: number;
+  /** > 0 overrides warmup_ratio. */
+  warmup_steps: number;
+  lr_scheduler_type: ScheduleName;
+  weight_decay: number;
+  /** 0 = no clipping. */
+  max_grad_norm: number;
+  adam_beta1: number;
+  adam_beta2: number;
+  adam_epsilon: number;
+  seed: number;
+  logging_steps: number;
+  eval_strategy: 'no' | 'steps' | 'epoch';
+  /** null = logging_steps (as HF). */
+  eval_steps: number | null;
+  gradient_checkpointing: boolean;
+  group_by_length: boolean;
+  /** Round batch lengths up to a multiple of this (fewer kernel shapes on WebGPU/WebGL); null = off. */
+  pad_to_multiple_of: number | null;
+  // --- SFT data (TRL SFTConfig, LLaMA-Factory)
+  /** Examples are cut to this many tokens (and packed rows have this length). Clipped to the model's context. */
+  max_length: number;
+  packing: boolean;
+  /**
+   * TRL's eos_token: the string that ends each trained response (default the tokenizer's EOS). Set it when the
+   * model never learnt its EOS token — e.g. "\n" for llama2.c TinyStories models, whose `</s>` embedding was never
+   * trained; generation then stops at this string.
+   */
+  eos_token: string | null;
+  /** null = the tokenizer's chat template if it has one, else Stanford Alpaca. */
+  template: TemplateSpec | null;
+  /** Train on prompt tokens too (LLaMA-Factory train_on_prompt; TRL completion_only_loss=False). */
+  train_on_inputs: boolean;
+  /** Validation split taken from the training files: fraction in (0, 1) or a count (LLaMA-Factory val_size). */
+  val_size: number;
+  /** Held-out split for generation evaluation (never trained on or used for model selection): fraction or count. */
+  test_size: number;
+}
+
+export const DEFAULT_FINETUNE_CONFIG: Readonly<FinetuneConfig> = Object.freeze({
+  r: 8,
+  lora_alpha: 16,
+  lora_dropout: 0.05,
+  target_modules: null,
+  use_rslora: false,
+  learning_rate: 2e-4,
+  num_train_epochs: 3,
+  max_steps: -1,
+  per_device_train_batch_size: 8,
+  per_device_eval_batch_size: 8,
+  gradient_accumulation_steps: 1,
+  warmup_ratio: 0,
+  warmup_steps: 0,
+  lr_scheduler_type: 'linear',
+  weight_decay: 0,
+  max_grad_norm: 1,
+  adam_beta1: 0.9,
+  adam_beta2: 0.999,
+  adam_epsilon: 1e-8,
+  seed: 42,
+  logging_steps: 10,
+  eval_strategy: 'steps',
+  eval_steps: null,
+  gradient_checkpointing: false,
+  group_by_length: false,
+  pad_to_multiple_of: null,
+  max_length: 1024,
+  packing: false,
+  eos_token: null,
+  template: null,
+  train_on_inputs: false,
+  val_size: 0,
+  test_size: 0,
+} as FinetuneConfig);
+
+/** Merge with the defaults and check every field; throws naming the field. Returns the config and warnings. */
+export function resolveFinetuneConfig(partial: Partial<FinetuneConfig>, contextLength?: number): { config: FinetuneConfig; warnings: string[] } {
+  for (const k of Object.keys(partial)) {
+    if (!(k in DEFAULT_FINETUNE_CONFIG)) throw new Error(`unknown fine-tuning option "${k}"`);
+  }
+  const c: FinetuneConfig = { ...DEFAULT_FINETUNE_CONFIG };
+  for (const [k, v] of Object.entries(partial)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
+  const warnings: string[] = [];
+  const bad = (field: keyof FinetuneConfig, want: string): never => {
+    throw new Error(`${field} must be ${want}, got ${JSON.stringify(c[field])}`);
+  };
+  const posInt = (f: keyof FinetuneConfig) => { const v = c[f]; if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1)) bad(f, 'a positive integer'); };
+  const num = (f: keyof FinetuneConfig, ok: (x: number) => boolean, want: string) => { const v = c[f]; if (!(typeof v === 'number' && Number.isFinite(v) && ok(v))) bad(f, want); };
+  posInt('r');
+  num('lora_alpha', (x) => x > 0, 'positive');
+  num('lora_dropout', (x) => x >= 0 && x < 1, 'in [0, 1)');
+  if (!(c.target_modules === null || c.target_modules === 'all-linear' || (Array.isArray(c.target_modules) && c.target_modules.length > 0 && c.target_modules.every((t) => typeof t === 'string' && t)))) {
+    bad('target_modules', 'a non-empty list of module names, "all-linear" or null');
+  }
+  num('learning_rate', (x) => x >= 0, '≥ 0');
+  num('num_train_epochs', (x) => x > 0, 'positive');
+  num('max_steps', (x) => Number.isInteger(x) && (x === -1 || x >= 1), '-1 or a positive integer');
+  posInt('per_device_train_batch_size');
+  posInt('per_device_eval_batch_size');
+  posInt('gradient_accumulation_steps');
+  num('warmup_ratio', (x) => x >= 0 && x <= 1, 'in [0, 1]');
+  num('warmup_steps', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer');
+  if (!SCHEDULE_NAMES.includes(c.lr_scheduler_type)) bad('lr_scheduler_type', `one of ${SCHEDULE_NAMES.join(', ')}`);
+  num('weight_decay', (x) => x >= 0, '≥ 0');
+  num('max_grad_norm', (x) => x >= 0, '≥ 0 (0 = no clipping)');
+  num('adam_beta1', (x) => x >= 0 && x < 1, 'in [0, 1)');
+  num('adam_beta2', (x) => x >= 0 && x < 1, 'in [0, 1)');
+  num('adam_epsilon', (x) => x > 0, 'positive');
+  num('seed', (x) => Number.isSafeInteger(x), 'an integer');
+  posInt('logging_steps');
+  if (!['no', 'steps', 'epoch'].includes(c.eval_strategy)) bad('eval_strategy', '"no", "steps" or "epoch"');
+  if (c.eval_steps !== null) posInt('eval_steps');
+  if (c.pad_to_multiple_of !== null) posInt('pad_to_multiple_of');
+  posInt('max_length');
+  if (c.eos_token !== null && (typeof c.eos_token !== 'string' || c.eos_token === '')) bad('eos_token', 'a non-empty string or null');
+  num('val_size', (x) => x >= 0, 'a fraction in (0, 1) or a count ≥ 1 (0 = none)');
+  num('test_size', (x) => x >= 0, 'a fraction in (0, 1) or a count ≥ 1 (0 = none)');
+  if (contextLength !== undefined && c.max_length > contextLength) {
+    warnings.push(`max_length ${c.max_length} exceeds the model's context length ${contextLength}; using ${contextLength}`);
+    c.max_length = contextLength;
+  }
+  if (c.packing && c.group_by_length) warnings.push('group_by_length has no effect with packing');
+  return { config: c, warnings };
+}
+
+/** The PEFT LoraConfig of a fine-tuning config for a model. */
+export function loraConfigOf(c: FinetuneConfig, model: CausalLM): LoraConfig {
+  return {
+    r: c.r, lora_alpha: c.lora_alpha, lora_dropout: c.lora_dropout, use_rslora: c.use_rslora,
+    target_modules: c.target_modules ?? defaultTargets(model.config),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Data
+
+/** A dataset file as bytes/text (parsed with src/data's format detection) or examples already parsed. */
+export type DatasetSource =
+  | { name: string; bytes: Uint8Array | ArrayBuffer | string; options?: ParseOptions }
+  | { name: string; examples: Example[] };
+
+export interface SessionData {
+  /** Training files; the validation and test splits are cut from them by val_size / test_size. */
+  train: DatasetSource[];
+  /** Validation files (HF eval_dataset); when given, val_size is not used. */
+  validation?: DatasetSource[];
+  /** Held-out files for generation evaluation; when given, test_size is not used. */
+  test?: DatasetSource[];
+}
+
+export interface SessionSplit {
+  examples: TokenizedExample[];
+  /** The parsed example each tokenized one came from. */
+  source: Example[];
+}
+
+export interface SessionDataset {
+  train: SessionSplit;
+  validation: SessionSplit;
+  test: SessionSplit;
+  parsed: ParseResult[];
+  dropped: (DroppedExample & { split: 'train' | 'validation' | 'test' })[];
+  /** src/data's report; its `evaluation` split is the test split here. */
+  report: DatasetReport;
+  template: TemplateSpec;
+  /** The template tokens used (eos_token applied). */
+  tokens: TemplateTokens;
+}
+
+function parseSources(sources: DatasetSource[]): { examples: Example[]; parsed: ParseResult[] } {
+  const examples: Example[] = [];
+  const parsed: ParseResult[] = [];
+  for (const s of sources) {
+    if ('examples' in s) {
+      examples.push(...s.examples);
+      continue;
+    }
+    const data = s.bytes instanceof ArrayBuffer ? new Uint8Array(s.bytes) : s.bytes;
+    const p = parseDataset(data, s.name, s.options ?? {});
+    parsed.push(p);
+    examples.push(...p.examples);
+  }
+  return { examples, parsed };
+}
+
+/** Parse, split and tokenize the session's data (exported for the CLI's --dry-run and tests). */
+export function prepareSessionData(tok: Tokenizer, data: SessionData, c: FinetuneConfig): SessionDataset {
+  if (data.train.length === 0) throw new DatasetError('no training files given', '');
+  const template = c.template ?? defaultTemplate(tok);
+  const base = templateTokensOf(tok);
+  const tokens: TemplateTokens = c.eos_token !== null ? { ...base, eosToken: c.eos_token } : base;
+  const train = parseSources(data.train);
+  const val = data.validation?.length ? parseSources(data.validation) : null;
+  const test = data.test?.length ? parseSources(data.test) : null;
+  const splits = splitDataset(train.examples, { validation: val ? 0 : c.val_size, evaluation: test ? 0 : c.test_size, seed: c.seed });
+  const dropped: SessionDataset['dropped'] = [];
+  const run = (split: 'train' | 'validation' | 'test', src: Example[]): SessionSplit => {
+    const r = tokenizeDataset(tok, src, template, { maxLength: c.max_length, trainOnInputs: c.train_on_inputs, tokens });
+    dropped.push(...r.dropped.map((d) => ({ ...d, split })));
+    return { examples: r.examples, source: r.sourceIndex.map((i) => src[i]) };
+  };
+  const trainSplit = run('train', splits.train);
+  const validation = run('validation', val ? val.examples : splits.validation);
+  const testSplit = run('test', test ? test.examples : splits.evaluation);
+  const parsed = [...train.parsed, ...(val?.parsed ?? []), ...(test?.parsed ?? [])];
+  if (trainSplit.examples.length === 0) {
+    throw new DatasetError(
+      `no training example is left after tokenization (${dropped.length} dropped; first: ${dropped[0]?.message ?? 'none'})`,
+      parsed[0]?.file ?? '',
+    );
+  }
+  const report = buildReport({
+    files: parsed.map((p) => ({ file: p.file, format: p.format, rows: p.rows, examples: p.examples.length, errors: p.errors.length })),
+    errors: parsed.flatMap((p) => p.errors),
+    template: template.kind,
+    maxLength: c.max_length,
+    trainOnInputs: c.train_on_inputs,
+    train: trainSplit.examples,
+    validation: validation.examples,
+    evaluation: testSplit.examples,
+    dropped: dropped.map(({ split: _s, ...d }) => d),
+    tokenizer: tok,
+  });
+  return { train: trainSplit, validation, test: testSplit, parsed, dropped, report, template, tokens };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Metrics
+
+/** What onMetrics receives every logging_steps steps (and at the end): the window's aggregate. */
+export interface SessionMetrics {
+  step: number;
+  /** Fractional epoch, step / update steps per epoch (as HF logs it). */
+  epoch: number;
+  /** Mean of the window's step losses (token-weighted within each step), as HF logs `loss`. */
+  loss: number;
+  /** Next-token accuracy over the window's trained tokens. */
+  accuracy: number;
+  /** Learning rate of the last step. */
+  lr: number;
+  /** Gradient norm of the last step, before clipping. */
+  grad_norm: number;
+  /** Input (non-padding) tokens processed per second over the window. */
+  tokens_per_sec: number;
+  /** Trained (labelled) tokens in the window. */
+  trained_tokens: number;
+  ms_per_step: number;
+  /** Live tf tensors after the last step; constant unless something leaks. */
+  num_tensors: number;
+  /** Steps aggregated. */
+  steps: number;
+  /** When a validation ran after this step. */
+  eval_loss?: number;
+}
+
+export interface EvalMetrics {
+  step: number;
+  epoch: number;
+  eval_loss: number;
+  eval_accuracy: number;
+  eval_tokens: number;
+  /** Seconds. */
+  eval_runtime: number;
+}
+
+export interface SampleReport {
+  step: number;
+  epoch: number;
+  samples: GenerationEvalExample[];
+}
+
+export interface SessionRunOptions {
+  onMetrics?: (m: SessionMetrics) => void | Promise<void>;
+  onEval?: (m: EvalMetrics) => void | Promise<void>;
+  /** Greedy generations for a few held-out prompts at each evaluation point and at the end. */
+  onSample?: (s: SampleReport) => void | Promise<void>;
+  /** Prompts for onSample (default 3; taken from the test split, else validation, else train). */
+  samplePrompts?: number;
+  sampleMaxNewTokens?: number;
+  /** Checked before each step: true ends run() after the step in flight (status 'stopped'); run() again resumes. */
+  shouldStop?: () => boolean;
+}
+
+export type SessionStatus = 'idle' | 'running' | 'stopped' | 'completed' | 'diverged';
+
+export interface SessionRunResult {
+  status: 'completed' | 'stopped' | 'diverged';
+  /** Optimizer steps whose update is in the weights. */
+  step: number;
+  max_steps: number;
+  epoch: number;
+  /** Seconds spent in this run() call. */
+  train_runtime: number;
+  /** For 'diverged': what happened and what to try. */
+  message?: string;
+  error?: TrainingDivergedError;
+  last?: SessionMetrics;
+}
+
+export interface MemoryEstimate {
+  trainable_params: number;
+  total_params: number;
+  /** 100 · trainable / total. */
+  trainable_percent: number;
+  /** Largest micro-batch (rows × padded length) of the training data. */
+  batch_size: number;
+  seq_len: number;
+  tokens_per_micro_batch: number;
+  gradient_checkpointing: boolean;
+  /** Bytes (float32). Approximate: activations count the tensors the backward pass keeps plus one block's peak. */
+  bytes: {
+    weights: number;
+    lora: number;
+    gradients: number;
+    optimizer: number;
+    activations: number;
+    logits: number;
+    total: number;
+  };
+  activations_without_checkpointing: number;
+  activations_with_checkpointing: number;
+  batches_per_epoch: number;
+  steps_per_epoch: number;
+  max_steps: number;
+}
+
+export interface LogEntry extends Partial<SessionMetrics>, Partial<Omit<EvalMetrics, 'step' | 'epoch'>> {
+  step: number;
+  epoch: number;
+}
+
+type SessionBatch = Batch & { dropoutSeed: number | null };
+
+interface StepRecord extends StepMetrics { inputTokens: number }
+
+const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
+export interface FinetuneSessionInit {
+  model: CausalLM;
+  tokenizer: Tokenizer;
+  /** Training files, or train/validation/test files. */
+  data: SessionData | DatasetSource[];
+  config?: Partial<FinetuneConfig>;
+  /** For adapter_config.json base_model_name_or_path (e.g. the Hub repository id). */
+  baseModelName?: string | null;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+export class FinetuneSession {
+  readonly model: CausalLM;
+  readonly tokenizer: Tokenizer;
+  readonly config: FinetuneConfig;
+  readonly lora: LoraConfig;
+  readonly warnings: string[];
+  readonly data: SessionDataset;
+  readonly adapter: LoraAdapter;
+  readonly batchesPerEpoch: number;
+  readonly stepsPerEpoch: number;
+  readonly maxSteps: number;
+  readonly baseModelName: string | null;
+  /** Training logs and evaluations in order (HF trainer_state.json log_history). */
+  readonly history: LogEntry[] = [];
+
+  private _status: SessionStatus = 'idle';
+  private trainer: Trainer<SessionBatch> | null = null;
+  private epochCache: { epoch: number; batches: Batch[] } | null = null;
+  private readonly evalBatches: Batch[];
+  private readonly stepTokens = new Map<number, number>();
+  private window: StepRecord[] = [];
+  private lastEmitted = 0;
+  private lastEvalStep = -1;
+  private pending: { step: number; eval: EvalMetrics | null; samples: GenerationEvalExample[] | null } | null = null;
+  private stopRequested = false;
+  private divergedMessage: string | null = null;
+
+  constructor(init: FinetuneSessionInit) {
+    const { model, tokenizer } = init;
+    this.model = model;
+    this.tokenizer = tokenizer;
+    this.baseModelName = init.baseModelName ?? null;
+    const { config, warnings } = resolveFinetuneConfig(init.config ?? {}, model.config.max_position_embeddings);
+    this.config = config;
+    this.warnings = warnings;
+    this.lora = loraConfigOf(config, model);
+    targetedModules(model.config, this.lora); // a readable error before any data work
+    const data: SessionData = Array.isArray(init.data) ? { train: init.data } : init.data;
+    this.data = prepareSessionData(tokenizer, data, config);
+    if (this.data.dropped.length) {
+      warnings.push(`${this.data.dropped.length} example(s) dropped during tokenization (first: ${this.data.dropped[0].message})`);
+    }
+    this.batchesPerEpoch = this.epochBatches(0).length;
+    this.stepsPerEpoch = Math.ceil(this.batchesPerEpoch / config.gradient_accumulation_steps);
+    this.maxSteps = config.max_steps > 0 ? config.max_steps : Math.max(1, Math.ceil(config.num_train_epochs * this.stepsPerEpoch));
+    this.evalBatches = this.data.validation.examples.length
+      ? makeBatches(this.data.validation.examples, {
+        batchSize: config.per_device_eval_batch_size, seed: config.seed, shuffle: false,
+        padTokenId: tokenizer.padTokenId ?? 0, padToMultipleOf: config.pad_to_multiple_of ?? undefined,
+      })
+      : [];
+    // As HF's set_seed before get_peft_model: the adapter's initialisation follows the run's seed.
+    this.adapter = model.attachLora(this.lora, config.seed);
+  }
+
+  get status(): SessionStatus { return this._status; }
+  /** Optimizer steps completed. */
+  get globalStep(): number { return this.trainer?.globalStep ?? 0; }
+  get epoch(): number { return this.globalStep / this.stepsPerEpoch; }
+
+  /** Ask a running run() to finish the step in flight and return (status 'stopped'); run() again resumes. */
+  stop(): void { this.stopRequested = true; }
+
+  /** The training batches of epoch e (shuffled by seed and epoch). */
+  epochBatches(e: number): Batch[] {
+    if (this.epochCache?.epoch === e) return this.epochCache.batches;
+    const c = this.config;
+    const batches = makeBatches(this.data.train.examples, {
+      batchSize: c.per_device_train_batch_size,
+      seed: c.seed,
+      epoch: e,
+      groupByLength: c.group_by_length,
+      packing: c.packing ? { seqLen: c.max_length } : false,
+      padTokenId: this.tokenizer.padTokenId ?? 0,
+      padToMultipleOf: c.pad_to_multiple_of ?? undefined,
+    });
+    this.epochCache = { epoch: e, batches };
+    return batches;
+  }
+
+  private getTrainer(): Trainer<SessionBatch> {
+    if (this.trainer) return this.trainer;
+    const c = this.config;
+    const model = this.model;
+    this.trainer = new Trainer<SessionBatch>(
+      {
+        vars: this.adapter.variables(),
+        lossFn: (b) => model.loss(b, { dropoutSeed: b.dropoutSeed, gradientCheckpointing: c.gradient_checkpointing }),
+      },
+      {
+        lr: c.learning_rate,
+        weightDecay: c.weight_decay,
+        betas: [c.adam_beta1, c.adam_beta2],
+        eps: c.adam_epsilon,
+        maxGradNorm: c.max_grad_norm,
+        gradAccumSteps: c.gradient_accumulation_steps,
+        schedule: c.lr_scheduler_type,
+        warmupSteps: c.warmup_steps,
+        warmupRatio: c.warmup_ratio,
+        maxSteps: this.maxSteps,
+        seed: c.seed,
+        logEvery: this.maxSteps + 1, // the session aggregates logging windows itself (onStep)
+      },
+    );
+    return this.trainer;
+  }
+
+  /**
+   * Train until max_steps, a stop request or divergence. Resolves (never rejects) on those three; rejects
+   * only on unexpected errors. Calling it again after 'stopped' resumes where it stopped.
+   */
+  async run(opts: SessionRunOptions = {}): Promise<SessionRunResult> {
+    if (this._status === 'running') throw new Error('FinetuneSession.run: already running');
+    if (this._status === 'diverged') throw new Error(`FinetuneSession.run: this run diverged and cannot continue: ${this.divergedMessage}`);
+    const t0 = now();
+    const trainer = this.getTrainer();
+    this.stopRequested = false;
+    if (this._status === 'completed') return this.result('completed', t0);
+    this._status = 'running';
+    let status: SessionRunResult['status'] = 'completed';
+    let error: TrainingDivergedError | undefined;
+    try {
+      for (;;) {
+        if (trainer.globalStep >= this.maxSteps) break;
+        const before = trainer.globalStep;
+        const res = await trainer.run({
+          getBatch: (req) => this.batchFor(req, opts),
+          onStep: (m) => this.onStep(m, opts),
+          shouldStop: () => this.stopRequested || !!opts.shouldStop?.(),
+        });
+        if (res.reason === 'stopped') { status = 'stopped'; break; }
+        // 'dataEnd': an epoch ended with a short accumulation window; the next epoch continues in a new trainer.run
+        if (res.reason === 'dataEnd' && trainer.globalStep === before) throw new Error('FinetuneSession: no training batch for the next step');
+      }
+    } catch (e) {
+      if (!(e instanceof TrainingDivergedError)) {
+        this._status = 'stopped';
+        throw e;
+      }
+      status = 'diverged';
+      error = e;
+    }
+    this.pending = null; // anything not yet committed belongs to a step that did not count
+    await this.flushWindow(opts);
+    if (status === 'completed') {
+      await this.checkpointHooks(this.maxSteps, opts, true);
+      await this.commitPending(opts);
+    }
+    this._status = status;
+    if (error) {
+      this.divergedMessage = `${error.message}`;
+      return { ...this.result('diverged', t0), message: this.divergedMessage, error };
+    }
+    return this.result(status, t0);
+  }
+
+  private result(status: SessionRunResult['status'], t0: number): SessionRunResult {
+    const lastLog = [...this.history].reverse().find((h) => h.loss !== undefined) as SessionMetrics | undefined;
+    return { status, step: this.globalStep, max_steps: this.maxSteps, epoch: this.epoch, train_runtime: (now() - t0) / 1000, last: lastLog };
+  }
+
+  /** The micro-batch for (step, micro): epoch-aligned accumulation windows over epochBatches(epoch). */
+  private async batchFor(req: BatchRequest, opts: SessionRunOptions): Promise<SessionBatch | null> {
+    const s = req.step;
+    if (req.micro === 0 && s > 1) {
+      // The weights now are those after step s − 1 (its update is enqueued before this call): evaluate here.
+      await this.checkpointHooks(s - 1, opts, false);
+      if (this.lastEmitted >= s - 1) await this.commitPending(opts); // its metrics went out in an earlier trainer.run
+    }
+    const c = this.config;
+    const epoch = Math.floor((s - 1) / this.stepsPerEpoch);
+    const window = (s - 1) % this.stepsPerEpoch;
+    const idx = window * c.gradient_accumulation_steps + req.micro;
+    const batches = this.epochBatches(epoch);
+    if (idx >= batches.length) return null;
+    const b = batches[idx];
+    this.stepTokens.set(s, (this.stepTokens.get(s) ?? 0) + b.tokens);
+    return { ...b, dropoutSeed: c.lora_dropout > 0 ? req.rng.seed() : null };
+  }
+
+  private evalDue(step: number, final: boolean): boolean {
+    const c = this.config;
+    if (step === this.lastEvalStep) return false;
+    if (final) return true;
+    if (c.eval_strategy === 'no') return false;
+    if (c.eval_strategy === 'epoch') return step % this.stepsPerEpoch === 0;
+    return step % (c.eval_steps ?? c.logging_steps) === 0;
+  }
+
+  /** Validation loss and samples for the weights after `step`, kept pending until that step is confirmed. */
+  private async checkpointHooks(step: number, opts: SessionRunOptions, final: boolean): Promise<void> {
+    if (!this.evalDue(step, final)) return;
+    const wantEval = this.evalBatches.length > 0 && (final || this.config.eval_strategy !== 'no');
+    const wantSamples = !!opts.onSample;
+    if (!wantEval && !wantSamples) return;
+    this.lastEvalStep = step;
+    const ev = wantEval ? await this.evaluate(step) : null;
+    const samples = wantSamples ? await this.samples(opts) : null;
+    this.pending = { step, eval: ev, samples };
+  }
+
+  private async commitPending(opts: SessionRunOptions): Promise<void> {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = null;
+    if (p.eval) {
+      this.history.push({ ...p.eval });
+      await opts.onEval?.(p.eval);
+    }
+    if (p.samples && opts.onSample) await opts.onSample({ step: p.step, epoch: p.step / this.stepsPerEpoch, samples: p.samples });
+  }
+
+  private async onStep(m: StepMetrics, opts: SessionRunOptions): Promise<void> {
+    const inputTokens = this.stepTokens.get(m.step) ?? 0;
+    this.stepTokens.delete(m.step);
+    this.lastEmitted = m.step;
+    this.window.push({ ...m, inputTokens });
+    // Nothing launched after this step (end of an epoch's short window, the last step, a stop): the weights are
+    // exactly those after it, so evaluate now and log eval_loss with the step.
+    if (this.trainer?.globalStep === m.step) await this.checkpointHooks(m.step, opts, m.step === this.maxSteps);
+    const pend = this.pending?.step === m.step ? this.pending : null;
+    if (m.step % this.config.logging_steps === 0 || m.step === this.maxSteps) await this.flushWindow(opts, pend?.eval?.eval_loss);
+    if (pend) await this.commitPending(opts);
+  }
+
+  private async flushWindow(opts: SessionRunOptions, evalLoss?: number): Promise<void> {
+    const w = this.window;
+    if (w.length === 0) return;
+    this.window = [];
+    const last = w[w.length - 1];
+    let loss = 0, correct = 0, trained = 0, ms = 0, input = 0;
+    for (const s of w) { loss += s.loss; correct += s.correct; trained += s.tokens; ms += s.msPerStep; input += s.inputTokens; }
+    const m: SessionMetrics = {
+      step: last.step,
+      epoch: last.step / this.stepsPerEpoch,
+      loss: loss / w.length,
+      accuracy: trained > 0 ? correct / trained : 0,
+      lr: last.lr,
+      grad_norm: last.gradNorm,
+      tokens_per_sec: ms > 0 ? input / (ms / 1000) : 0,
+      trained_tokens: trained,
+      ms_per_step: ms / w.length,
+      num_tensors: last.numTensors,
+      steps: w.length,
+    };
+    if (evalLoss !== undefined) m.eval_loss = evalLoss;
+    this.history.push({ ...m });
+    await opts.onMetrics?.(m);
+  }
+
+  /**
+   * Validation loss of the current weights: token-weighted mean CE over the validation split, eval mode (no
+   * dropout), no gradients. Null without validation data.
+   */
+  async evaluate(step = this.globalStep): Promise<EvalMetrics | null> {
+    if (this.evalBatches.length === 0) return null;
+    const t0 = now();
+    let lossSum = 0, correct = 0, count = 0;
+    for (const b of this.evalBatches) {
+      const packed = tf.tidy(() => {
+        const o = this.model.loss(b);
+        return tf.stack([tf.mul(o.loss, o.count), o.correct, o.count]);
+      });
+      const v = await packed.data();
+      packed.dispose();
+      lossSum += v[0]; correct += v[1]; count += v[2];
+    }
+    return {
+      step, epoch: step / this.stepsPerEpoch,
+      eval_loss: count > 0 ? lossSum / count : 0,
+      eval_accuracy: count > 0 ? correct / count : 0,
+      eval_tokens: count,
+      eval_runtime: (now() - t0) / 1000,
+    };
+  }
+
+  private sampleSource(): Example[] {
+    const d = this.data;
+    return d.test.source.length ? d.test.source : d.validation.source.length ? d.validation.source : d.train.source;
+  }
+
+  private async samples(opts: SessionRunOptions): Promise<GenerationEvalExample[]> {
+    const r = await evaluateGeneration(this.model, this.tokenizer, this.sampleSource(), {
+      template: this.data.template, eosToken: this.config.eos_token, maxExamples: opts.samplePrompts ?? 3, maxNewTokens: opts.sampleMaxNewTokens ?? 32,
+    });
+    return r.examples;
+  }
+
+  /**
+   * Generation metrics (exact match, ROUGE-L) of the base model (adapter detached) and the tuned model on the
+   * test split (or the given examples; default: test, else validation).
+   */
+  async generationEval(opts: { examples?: Example[]; maxNewTokens?: number; maxExamples?: number; signal?: { aborted: boolean }; onProgress?: (done: number, total: number) => void } = {}): Promise<BaseVsTuned> {
+    if (this._status === 'running') throw new Error('FinetuneSession.generationEval: training is running; stop it first');
+    const examples = opts.examples ?? (this.data.test.source.length ? this.data.test.source : this.data.validation.source);
+    if (examples.length === 0) throw new Error('generationEval: no held-out examples (set test_size or pass test files)');
+    return compareBaseTuned(this.model, this.tokenizer, examples, {
+      template: this.data.template, eosToken: this.config.eos_token, maxNewTokens: opts.maxNewTokens, maxExamples: opts.maxExamples,
+      signal: opts.signal, onProgress: opts.onProgress,
+    });
+  }
+
+  /** The adapter as PEFT files (adapter_config.json, adapter_model.safetensors). */
+  exportAdapter(opts: PeftExportOptions = {}): Promise<Map<string, Uint8Array>> {
+    return exportPeftAdapter(this.model, { baseModelNameOrPath: this.baseModelName, ...opts });
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Estimates
+
+  /** Trainable parameters and an approximate memory budget for this configuration and data. */
+  estimate(): MemoryEstimate {
+    const cfg = this.model.config;
+    const c = this.config;
+    const mods = targetedModules(cfg, this.lora);
+    const trainable = mods.reduce((s, m) => s + c.r * (m.inFeatures + m.outFeatures), 0);
+    const total = countParams(cfg);
+    let batchSize = 1, seqLen = 1, worst = 0;
+    for (const b of this.epochBatches(0)) {
+      if (b.batchSize * b.seqLen > worst) { worst = b.batchSize * b.seqLen; batchSize = b.batchSize; seqLen = b.seqLen; }
+    }
+    const N = batchSize * seqLen;
+    const D = cfg.hidden_size, I = cfg.intermediate_size, L = cfg.num_hidden_layers, V = cfg.vocab_size;
+    const Dq = cfg.num_attention_heads * cfg.head_dim, Dkv = cfg.num_key_value_heads * cfg.head_dim, H = cfg.num_attention_heads;
+    // floats per token kept for backward by one block (the ops' saved inputs/outputs), incl. H·S attention scores
+    const block = cfg.family === 'gpt2' ? 26 * D + 7 * I + 4 * H * seqLen : 11 * D + 8 * Dq + 8 * Dkv + 5 * I + 4 * H * seqLen;
+    const perLayer = L > 0 ? mods.length / L : 0;
+    const loraPerBlock = mods.slice(0, Math.round(perLayer)).reduce((s, m) => s + c.r + 3 * m.outFeatures + (c.lora_dropout > 0 ? 2 * m.inFeatures : 0), 0);
+    const blockAll = block + loraPerBlock;
+    const outer = (cfg.family === 'gpt2' ? 3 : 2) * D + 3 * D; // embeddings (+ positions) and final norm
+    const actNo = 4 * N * (L * blockAll + outer);
+    const actCk = 4 * N * (L * D + blockAll + outer);
+    const logits = 4 * N * V * 5; // logits, then softmax, target update and gradient in the CE backward
+    const weights = 4 * total + (prefersNoTransposeB() ? 4 * V * D : 0) + (cfg.family === 'gpt2' ? 0 : 4 * cfg.max_position_embeddings * cfg.head_dim);
+    const lora = 4 * trainable;
+    const gradients = 4 * trainable * (c.gradient_accumulation_steps > 1 ? 3 : 2); // grads (+ running sum) + clipped copy
+    const optimizer = 4 * trainable * 2; // AdamW exp_avg, exp_avg_sq
+    const activations = c.gradient_checkpointing ? actCk : actNo;
+    return {
+      trainable_params: trainable,
+      total_params: total,
+      trainable_percent: (100 * trainable) / total,
+      batch_size: batchSize,
+      seq_len: seqLen,
+      tokens_per_micro_batch: N,
+      gradient_checkpointing: c.gradient_checkpointing,
+      bytes: { weights, lora, gradients, optimizer, activations, logits, total: weights + lora + gradients + optimizer + activations + logits },
+      activations_without_checkpointing: actNo,
+      activations_with_checkpointing: actCk,
+      batches_per_epoch: this.batchesPerEpoch,
+      steps_per_epoch: this.stepsPerEpoch,
+      max_steps: this.maxSteps,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Metrics export
+
+  static readonly CSV_COLUMNS = [
+    'step', 'epoch', 'loss', 'accuracy', 'lr', 'grad_norm', 'tokens_per_sec', 'trained_tokens', 'ms_per_step', 'num_tensors',
+    'eval_loss', 'eval_accuracy', 'eval_tokens', 'eval_runtime',
+  ] as const;
+
+  /** history as CSV, one row per log or evaluation (empty cells where a row has no value). */
+  metricsCsv(): string {
+    const cols = FinetuneSession.CSV_COLUMNS;
+    const rows = this.history.map((h) => cols.map((k) => {
+      const v = (h as unknown as Record<string, unknown>)[k];
+      return typeof v === 'number' ? String(v) : '';
+    }).join(','));
+    return [cols.join(','), ...rows].join('\n') + '\n';
+  }
+
+  /** A trainer_state.json-like record: steps, epochs, config and log_history. */
+  metricsJson(): string {
+    return JSON.stringify({
+      global_step: this.globalStep,
+      max_steps: this.maxSteps,
+      epoch: this.epoch,
+      num_train_epochs: this.config.max_steps > 0 ? Math.ceil(this.maxSteps / this.stepsPerEpoch) : this.config.num_train_epochs,
+      logging_steps: this.config.logging_steps,
+      eval_steps: this.config.eval_steps ?? this.config.logging_steps,
+      train_batch_size: this.config.per_device_train_batch_size,
+      status: this._status,
+      config: this.config,
+      log_history: this.history,
+    }, null, 2);
+  }
+
+  /** Free the optimizer state. The adapter stays attached to the model (export or generate with it). */
+  dispose(): void {
+    this.trainer?.dispose();
+    this.trainer = null;
+  }
+}
