@@ -231,11 +231,12 @@ function readJsonArray(file: string, text: string): RawRow[] {
   return value.map((v, index) => ({ value: v, index, line: offsets[index] !== undefined ? lines.line(offsets[index]) : 1 }));
 }
 
-function readJsonLines(file: string, text: string, errors: RowError[]): RawRow[] {
+function* readJsonLines(file: string, text: string, errors: RowError[]): Generator<ParseProgress, RawRow[]> {
   const rows: RawRow[] = [];
   const lines = text.split('\n');
   let index = 0;
   for (let l = 0; l < lines.length; l++) {
+    if (l % PROGRESS_EVERY === 0 && l > 0) yield { phase: 'read', done: l, total: lines.length };
     let s = lines[l];
     if (s.endsWith('\r')) s = s.slice(0, -1);
     if (s.trim() === '') continue;
@@ -682,7 +683,39 @@ function convertPromptRow(ctx: RowContext): PromptOnlyRow | null {
  * Parses one dataset file. `fileName` is used for the container (by extension) and in messages.
  * Throws {@link DatasetError} when the file cannot be read as a whole or has no valid row.
  */
+/** Progress of a parse: rows read (JSON Lines) or converted, out of the total. */
+export interface ParseProgress { phase: 'read' | 'convert'; done: number; total: number }
+
+const PROGRESS_EVERY = 2000;
+
+/** Parse a dataset file in one go (see parseDatasetAsync for large files). */
 export function parseDataset(input: string | Uint8Array | ArrayBuffer, fileName: string, options: ParseOptions = {}): ParseResult {
+  const it = parseSteps(input, fileName, options);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The same parse in chunks of rows, yielding to the event loop between them and reporting progress,
+ * so that a worker parsing a 100 MB file still answers messages (e.g. a cancel) while it works.
+ */
+export async function parseDatasetAsync(
+  input: string | Uint8Array | ArrayBuffer, fileName: string,
+  options: ParseOptions & { onProgress?: (p: ParseProgress) => void; signal?: { aborted: boolean } } = {},
+): Promise<ParseResult> {
+  const it = parseSteps(input, fileName, options);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+    options.onProgress?.(r.value);
+    if (options.signal?.aborted) throw new DatasetError(`${fileName}: parsing cancelled`, fileName);
+    await new Promise(res => setTimeout(res, 0));
+  }
+}
+
+function* parseSteps(input: string | Uint8Array | ArrayBuffer, fileName: string, options: ParseOptions): Generator<ParseProgress, ParseResult> {
   const file = fileName;
   const text = decodeInput(input);
   const columns = options.columns ?? {};
@@ -701,7 +734,7 @@ export function parseDataset(input: string | Uint8Array | ArrayBuffer, fileName:
       rows = readJsonArray(file, text);
       break;
     case 'jsonl':
-      rows = readJsonLines(file, text, errors);
+      rows = yield* readJsonLines(file, text, errors);
       break;
     case 'csv':
       rows = readDelimited(file, text, ',', errors);
@@ -739,8 +772,9 @@ export function parseDataset(input: string | Uint8Array | ArrayBuffer, fileName:
     return result;
   }
 
-  for (const row of rows) {
-    const ex = convertRow(format, new RowContext(file, row, columns, errors), roles);
+  for (let i = 0; i < rows.length; i++) {
+    if (i % PROGRESS_EVERY === 0 && i > 0) yield { phase: 'convert', done: i, total: rows.length };
+    const ex = convertRow(format, new RowContext(file, rows[i], columns, errors), roles);
     if (ex) result.examples.push(...ex);
   }
   if (result.examples.length === 0) {
