@@ -127,13 +127,20 @@ export function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   return f(a, b);
 }
 
+/** Per-item multiply-accumulates above which a loop of 2-D matmuls beats tfjs-wasm's batched kernel (measured). */
+const LOOP_MIN_MACS = 2_000_000;
+
 function loopMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  // contiguous slices along axis 0 are plain copies on wasm (tf.split there is ~20x slower)
+  // tfjs-wasm's Slice/Split/Unpack copy the WHOLE input to JS for every piece (readSync), which makes N pieces
+  // cost O(N · size); Gather is a native kernel that copies only the rows it returns.
   const [N, M, K] = a.shape, P = b.shape[2];
-  const a2 = tf.reshape(a, [N * M, K]), b2 = tf.reshape(b, [N * K, P]);
+  if (N === 1) return tf.reshape(tf.matMul(tf.reshape(a, [M, K]), tf.reshape(b, [K, P])), [1, M, P]);
+  // Each loop iteration costs a few kernel dispatches; for small per-item products the batched kernel wins.
+  if (M * K * P < LOOP_MIN_MACS) return tf.matMul(a, b);
   const outs: tf.Tensor2D[] = [];
   for (let i = 0; i < N; i++) {
-    outs.push(tf.matMul(tf.slice(a2, [i * M, 0], [M, K]), tf.slice(b2, [i * K, 0], [K, P])));
+    const idx = tf.tensor1d([i], 'int32');
+    outs.push(tf.matMul(tf.reshape(tf.gather(a, idx), [M, K]) as tf.Tensor2D, tf.reshape(tf.gather(b, idx), [K, P]) as tf.Tensor2D));
   }
-  return tf.reshape(N === 1 ? outs[0] : tf.concat(outs, 0), [N, M, P]) as tf.Tensor3D;
+  return tf.reshape(tf.concat(outs, 0), [N, M, P]) as tf.Tensor3D;
 }
