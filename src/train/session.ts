@@ -23,6 +23,9 @@
  * Divergence: the Trainer refuses non-finite updates on the device; run() then resolves with status 'diverged',
  * a readable message, and the adapter at its values after the last good step.
  *
+ * Checkpoints: checkpoint() / restore() / FinetuneSession.resume() and run({ saveSteps, onSave }) continue a run exactly
+ * (same weights and logs as without the interruption); ./checkpoint.ts describes what a checkpoint holds.
+ *
  * Browser-safe: no node: imports.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -39,6 +42,10 @@ import {
 } from '../data';
 import { compareBaseTuned, evaluateGeneration, type BaseVsTuned, type GenerationEvalExample } from './evaluate';
 import { SCHEDULE_NAMES, type ScheduleName } from './schedule';
+import {
+  checkCheckpointTarget, CheckpointMismatchError, hashBatchOrder, hashDataset, hashModelWeights, modelHashMethod,
+  type CheckpointMeta, type CheckpointOptions, type SessionCheckpoint,
+} from './checkpoint';
 import { Trainer, TrainingDivergedError, type BatchRequest, type StepMetrics } from './trainer';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -342,6 +349,16 @@ export interface SessionRunOptions {
   sampleMaxNewTokens?: number;
   /** Checked before each step: true ends run() after the step in flight (status 'stopped'); run() again resumes. */
   shouldStop?: () => boolean;
+  /**
+   * Periodic checkpoints (HF save_steps): after every saveSteps-th step, and when run() ends 'stopped' or
+   * 'completed', onSave receives checkpoint() of that moment. Training waits for onSave; if it throws, run()
+   * rejects (a 'stopped' session that run() resumes), so handle storage errors inside onSave to keep training.
+   * Saving does not change the run: the weights, losses and logs equal those of a run without saves.
+   */
+  saveSteps?: number;
+  onSave?: (checkpoint: SessionCheckpoint) => void | Promise<void>;
+  /** Options of the checkpoints given to onSave. */
+  checkpointOptions?: CheckpointOptions;
 }
 
 export type SessionStatus = 'idle' | 'running' | 'stopped' | 'completed' | 'diverged';
@@ -436,6 +453,7 @@ export class FinetuneSession {
   private pending: { step: number; eval: EvalMetrics | null; samples: GenerationEvalExample[] | null } | null = null;
   private stopRequested = false;
   private divergedMessage: string | null = null;
+  private datasetHashCache: string | null = null;
 
   constructor(init: FinetuneSessionInit) {
     const { model, tokenizer } = init;
@@ -524,6 +542,9 @@ export class FinetuneSession {
   async run(opts: SessionRunOptions = {}): Promise<SessionRunResult> {
     if (this._status === 'running') throw new Error('FinetuneSession.run: already running');
     if (this._status === 'diverged') throw new Error(`FinetuneSession.run: this run diverged and cannot continue: ${this.divergedMessage}`);
+    if (opts.saveSteps !== undefined && !(Number.isInteger(opts.saveSteps) && opts.saveSteps >= 1)) {
+      throw new Error(`FinetuneSession.run: saveSteps must be a positive integer, got ${opts.saveSteps}`);
+    }
     const t0 = now();
     const trainer = this.getTrainer();
     this.stopRequested = false;
@@ -531,15 +552,31 @@ export class FinetuneSession {
     this._status = 'running';
     let status: SessionRunResult['status'] = 'completed';
     let error: TrainingDivergedError | undefined;
+    const saveSteps = opts.saveSteps;
+    let lastSaved = -1;
+    const save = async () => {
+      if (!opts.onSave || lastSaved === trainer.globalStep) return;
+      lastSaved = trainer.globalStep;
+      await opts.onSave(await this.snapshot(opts.checkpointOptions ?? {}));
+    };
     try {
       for (;;) {
         if (trainer.globalStep >= this.maxSteps) break;
         const before = trainer.globalStep;
+        // the next save point strictly after `before` (the final step is saved after the final evaluation)
+        const saveAt = saveSteps && opts.onSave ? (Math.floor(before / saveSteps) + 1) * saveSteps : null;
+        const savePoint = saveAt !== null && saveAt < this.maxSteps ? saveAt : null;
+        let userStop = false;
         const res = await trainer.run({
           getBatch: (req) => this.batchFor(req, opts),
           onStep: (m) => this.onStep(m, opts),
-          shouldStop: () => this.stopRequested || !!opts.shouldStop?.(),
+          shouldStop: () => {
+            if (this.stopRequested || !!opts.shouldStop?.()) { userStop = true; return true; }
+            return savePoint !== null && trainer.globalStep >= savePoint;
+          },
         });
+        if (res.reason === 'stopped' && userStop) { status = 'stopped'; break; }
+        if (savePoint !== null && trainer.globalStep >= savePoint) { await save(); continue; }
         if (res.reason === 'stopped') { status = 'stopped'; break; }
         // 'dataEnd': an epoch ended with a short accumulation window; the next epoch continues in a new trainer.run
         if (res.reason === 'dataEnd' && trainer.globalStep === before) throw new Error('FinetuneSession: no training batch for the next step');
@@ -563,6 +600,7 @@ export class FinetuneSession {
       this.divergedMessage = `${error.message}`;
       return { ...this.result('diverged', t0), message: this.divergedMessage, error };
     }
+    await save();
     return this.result(status, t0);
   }
 
@@ -715,6 +753,161 @@ export class FinetuneSession {
   /** The adapter as PEFT files (adapter_config.json, adapter_model.safetensors). */
   exportAdapter(opts: PeftExportOptions = {}): Promise<Map<string, Uint8Array>> {
     return exportPeftAdapter(this.model, { baseModelNameOrPath: this.baseModelName, ...opts });
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Checkpoints (./checkpoint.ts describes what they hold)
+
+  /** Hash of the tokenized train/validation/test splits (computed once). */
+  datasetHash(): string {
+    this.datasetHashCache ??= hashDataset({ train: this.data.train.examples, validation: this.data.validation.examples, test: this.data.test.examples });
+    return this.datasetHashCache;
+  }
+
+  /**
+   * Everything needed to continue this run exactly: LoRA weights, AdamW moments and step counts, schedule position,
+   * data cursor, RNG state, metrics history, configuration, model and dataset hashes. Not while run() is in progress
+   * (stop first, or use run({ saveSteps, onSave })). Serialise with encodeCheckpointFiles / encodeCheckpointBundle.
+   */
+  async checkpoint(opts: CheckpointOptions = {}): Promise<SessionCheckpoint> {
+    if (this._status === 'running') throw new Error('FinetuneSession.checkpoint: training is running; stop it first or pass saveSteps/onSave to run()');
+    return this.snapshot(opts);
+  }
+
+  private async snapshot(opts: CheckpointOptions): Promise<SessionCheckpoint> {
+    if (this._status === 'diverged') throw new Error(`FinetuneSession.checkpoint: this run diverged (${this.divergedMessage}); export the adapter instead`);
+    if (this.adapter.merged) throw new Error('FinetuneSession.checkpoint: the adapter is merged into the base weights; unmerge it first');
+    const trainer = this.getTrainer();
+    const st = await trainer.state(); // waits for any step in flight
+    const lora = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [n, v] of this.adapter.variables()) lora.set(n, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
+    const expAvg = new Map<string, { shape: number[]; data: Float32Array }>();
+    const expAvgSq = new Map<string, { shape: number[]; data: Float32Array }>();
+    const paramSteps: Record<string, number> = {};
+    for (const [n, p] of Object.entries(st.optimizer.params)) {
+      expAvg.set(n, { shape: [...p.shape], data: p.expAvg });
+      expAvgSq.set(n, { shape: [...p.shape], data: p.expAvgSq });
+      paramSteps[n] = p.step;
+    }
+    const step = st.globalStep;
+    const c = this.config;
+    const cursorEpoch = Math.floor(step / this.stepsPerEpoch);
+    const stepInEpoch = step % this.stepsPerEpoch;
+    const meta: CheckpointMeta = {
+      format: 'webtune-checkpoint',
+      version: 1,
+      created: new Date().toISOString(),
+      model: {
+        id: opts.modelId !== undefined ? opts.modelId : this.baseModelName,
+        hash: await hashModelWeights(this.model.weights, opts.modelHash ?? 'sha256'),
+        config: { ...this.model.config },
+      },
+      dataset: {
+        hash: this.datasetHash(),
+        train_examples: this.data.train.examples.length,
+        validation_examples: this.data.validation.examples.length,
+        test_examples: this.data.test.examples.length,
+      },
+      config: JSON.parse(JSON.stringify(c)) as FinetuneConfig,
+      lora: JSON.parse(JSON.stringify(this.lora)) as LoraConfig,
+      progress: { global_step: step, max_steps: this.maxSteps, epoch: step / this.stepsPerEpoch, status: step >= this.maxSteps ? 'completed' : step > 0 ? 'stopped' : 'idle' },
+      optimizer: { step: st.optimizer.step, param_steps: paramSteps },
+      schedule: {
+        lr_scheduler_type: c.lr_scheduler_type,
+        warmup_steps: trainer.warmupSteps,
+        last_lr: step > 0 ? trainer.lrAt(step - 1) : null,
+        next_lr: trainer.lrAt(step),
+      },
+      data_cursor: {
+        epoch: cursorEpoch,
+        step_in_epoch: stepInEpoch,
+        batch_in_epoch: stepInEpoch * c.gradient_accumulation_steps,
+        batches_per_epoch: this.batchesPerEpoch,
+        steps_per_epoch: this.stepsPerEpoch,
+        order_hash: hashBatchOrder(this.epochBatches(cursorEpoch)),
+      },
+      rng: st.rng,
+      session: {
+        history: JSON.parse(JSON.stringify(this.history)) as LogEntry[],
+        window: this.window.map((w) => ({ ...w })),
+        last_eval_step: this.lastEvalStep,
+      },
+    };
+    return { meta, lora, expAvg, expAvgSq };
+  }
+
+  /**
+   * Continue from a checkpoint of this run: the session must have been built with the same model weights, data
+   * and configuration (refused with a CheckpointMismatchError saying what differs; nothing is changed then).
+   * Afterwards run() continues exactly where the checkpointed session was.
+   */
+  async restore(ck: SessionCheckpoint): Promise<void> {
+    if (this._status === 'running') throw new Error('FinetuneSession.restore: training is running; stop it first');
+    if (this.adapter.merged) throw new Error('FinetuneSession.restore: the adapter is merged into the base weights; unmerge it first');
+    const m = ck.meta;
+    const modelHash = await hashModelWeights(this.model.weights, modelHashMethod(m.model.hash));
+    checkCheckpointTarget(m, {
+      modelHash, modelId: this.baseModelName, datasetHash: this.datasetHash(), config: this.config,
+      counts: { train: this.data.train.examples.length, validation: this.data.validation.examples.length, test: this.data.test.examples.length },
+    });
+    const step = m.progress.global_step;
+    const dc = m.data_cursor;
+    if (m.progress.max_steps !== this.maxSteps || dc.steps_per_epoch !== this.stepsPerEpoch || dc.batches_per_epoch !== this.batchesPerEpoch) {
+      throw new CheckpointMismatchError(
+        `cannot resume: the checkpoint has ${m.progress.max_steps} steps of ${dc.steps_per_epoch} per epoch (${dc.batches_per_epoch} batches), ` +
+        `this session ${this.maxSteps} of ${this.stepsPerEpoch} (${this.batchesPerEpoch} batches)`, 'data-order');
+    }
+    if (dc.epoch !== Math.floor(step / this.stepsPerEpoch) || hashBatchOrder(this.epochBatches(dc.epoch)) !== dc.order_hash) {
+      throw new CheckpointMismatchError(`cannot resume: the batch order of epoch ${dc.epoch} differs from the checkpoint's (a different version of the batching code?)`, 'data-order');
+    }
+    const vars = this.adapter.variables();
+    const names = [...vars.keys()].sort().join('\n');
+    if ([...ck.lora.keys()].sort().join('\n') !== names) {
+      throw new CheckpointMismatchError(`cannot resume: the checkpoint's LoRA tensors (${ck.lora.size}) are not this adapter's (${vars.size})`, 'tensors');
+    }
+    for (const [n, v] of vars) {
+      const t = ck.lora.get(n)!;
+      if (t.shape.join(',') !== v.shape.join(',') || t.data.length !== v.size) throw new CheckpointMismatchError(`cannot resume: LoRA tensor ${n} has shape [${t.shape}], expected [${v.shape}]`, 'tensors');
+    }
+    const trainer = this.getTrainer();
+    if (trainer.lrAt(step) !== m.schedule.next_lr) {
+      throw new CheckpointMismatchError(`cannot resume: the learning rate of step ${step + 1} would be ${trainer.lrAt(step)}, the checkpoint says ${m.schedule.next_lr}`, 'schedule');
+    }
+    const params: Record<string, { step: number; shape: number[]; expAvg: Float32Array; expAvgSq: Float32Array }> = {};
+    for (const [n, t] of ck.expAvg) {
+      params[n] = { step: m.optimizer.param_steps[n], shape: t.shape, expAvg: t.data, expAvgSq: ck.expAvgSq.get(n)?.data ?? new Float32Array(0) };
+    }
+    // optimizer first: it validates every name and shape before assigning anything
+    trainer.loadState({ globalStep: step, optimizer: { step: m.optimizer.step, params }, rng: m.rng });
+    tf.tidy(() => this.adapter.assign(ck.lora)); // tidy: the source tensors of assign() are freed
+    this.history.splice(0, this.history.length, ...(JSON.parse(JSON.stringify(m.session.history)) as LogEntry[]));
+    this.window = m.session.window.map((w) => ({ ...w }));
+    this.lastEmitted = step;
+    this.lastEvalStep = m.session.last_eval_step;
+    this.pending = null;
+    this.stepTokens.clear();
+    this.stopRequested = false;
+    this.divergedMessage = null;
+    this._status = step >= this.maxSteps ? 'completed' : step > 0 ? 'stopped' : 'idle';
+  }
+
+  /**
+   * A new session continuing a checkpoint: built with the checkpoint's configuration (or init.config, which must then
+   * resolve to the same) on `model` (same weights as at checkpoint time) and the same data, then restore()d.
+   */
+  static async resume(init: FinetuneSessionInit, ck: SessionCheckpoint): Promise<FinetuneSession> {
+    const s = new FinetuneSession({
+      ...init,
+      config: init.config ?? ck.meta.config,
+      baseModelName: init.baseModelName !== undefined ? init.baseModelName : ck.meta.model.id,
+    });
+    try {
+      await s.restore(ck);
+    } catch (e) {
+      s.dispose();
+      throw e;
+    }
+    return s;
   }
 
   // -------------------------------------------------------------------------------------------------------
