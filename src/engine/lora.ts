@@ -78,8 +78,11 @@ export class LoraAdapter {
       const a = new Float32Array(config.r * m.inFeatures);
       for (let i = 0; i < a.length; i++) a[i] = (2 * rng.uniform() - 1) * bound;
       // tfjs variable names are process-global, so the PEFT names live in our maps, not in tfjs
-      const A = tf.variable(tf.tensor2d(a, [config.r, m.inFeatures]), true);
-      const B = tf.variable(tf.zeros([m.outFeatures, config.r]), true);
+      // tf.variable keeps its own handle on the data: the initial tensors are freed by the tidy
+      const [A, B] = tf.tidy(() => [
+        tf.variable(tf.tensor2d(a, [config.r, m.inFeatures]), true),
+        tf.variable(tf.zeros([m.outFeatures, config.r]), true),
+      ]);
       this.layers.set(m.name, { module: m, A, B });
     }
   }

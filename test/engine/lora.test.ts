@@ -153,3 +153,18 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     }
   });
 }
+
+describe('LoRA adapter lifetime', () => {
+  it('attaching and disposing an adapter leaves exactly the tensors that were there before', async () => {
+    await initBackend('cpu');
+    const cfg = tinyConfig('llama');
+    const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 2));
+    const before = tf.memory().numTensors;
+    const ad = model.attachLora({ ...base, r: 2 }, 1);
+    expect(tf.memory().numTensors).toBe(before + ad.variables().size); // only the variables themselves
+    ad.dispose();
+    model.adapter = null;
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+});
