@@ -58,6 +58,10 @@ Training (transformers.TrainingArguments names in brackets):
       --eval-steps <n>         validate every n steps (default: --logging-steps) [eval_steps]
       --eval-strategy <s>      steps | epoch | no (steps) [eval_strategy]; a final validation always runs
       --gradient-checkpointing recompute each block in the backward pass (less memory, ~30% slower)
+      --save-steps <n>         write a checkpoint (LoRA, optimizer, data position, RNG, metrics) to
+                               <out>/checkpoints every n steps and at the end [save_steps]
+      --resume-from-checkpoint <p>  continue exactly from a checkpoint: a run's checkpoints folder, one
+                               checkpoint folder or a bundle file [resume_from_checkpoint]
 
 LoRA (peft.LoraConfig names in brackets):
       --r <n>                  rank (8) [r]
@@ -225,6 +229,8 @@ export const train: Command = {
     targets: { type: 'string' },
     rslora: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
+    'save-steps': { type: 'string' },
+    'resume-from-checkpoint': { type: 'string' },
   },
   async run(v, io) {
     // Everything about the command line is checked before any model or data is read.
@@ -242,6 +248,8 @@ export const train: Command = {
     const files = await readDataFiles(v);
     const valFiles = (v['validation-data'] as string[] | undefined)?.length ? await readDataFiles({ data: v['validation-data'] }) : [];
     const quiet = !!v.quiet;
+    const saveSteps = v['save-steps'] === undefined ? undefined : num(v, 'save-steps', { int: true, min: 1 });
+    const resumeFrom = v['resume-from-checkpoint'] as string | undefined;
 
     // Default validation split: 5% (at least one example) when the data is big enough to spare it.
     if (config.val_size === undefined && valFiles.length === 0) {
@@ -303,6 +311,21 @@ export const train: Command = {
         throw new CliError(`cannot create output folder ${out}: ${(e as Error).message}`, e);
       }
 
+      if (resumeFrom) {
+        // HF's --resume_from_checkpoint: a run folder, a checkpoint folder or a single-file bundle.
+        const { loadCheckpointFromPath } = await import('../io/node-run-store');
+        let loaded;
+        try {
+          loaded = await loadCheckpointFromPath(path.resolve(resumeFrom));
+          await session.restore(loaded.checkpoint);
+        } catch (e) {
+          throw new CliError(`cannot resume from ${resumeFrom}: ${(e as Error).message}`, e);
+        }
+        if (!quiet) io.err(`resumed from ${loaded.source} at step ${session.globalStep}\n`);
+      }
+      const { saveCheckpointToDir } = await import('../io/node-run-store');
+      const checkpointDir = path.join(outDir, 'checkpoints');
+
       const progress = new Progress(io, session.maxSteps, quiet);
       let interrupts = 0;
       const onSigint = () => {
@@ -318,6 +341,7 @@ export const train: Command = {
       let result;
       try {
         result = await session.run({
+          ...(saveSteps ? { saveSteps, onSave: async (ck) => { await saveCheckpointToDir(checkpointDir, ck); } } : {}),
           onMetrics: (x) => progress.metrics(x),
           onEval: (e) => progress.evaluation(e),
           shouldStop: () => {

@@ -398,3 +398,35 @@ describe('train on a tiny Hugging Face GPT-2', () => {
     expect(Number.isFinite(s.mean_nll)).toBe(true);
   });
 });
+
+describe('train: checkpoints and --resume-from-checkpoint', () => {
+  it('resuming from the step-2 checkpoint of a 4-step run ends with a bit-identical adapter', async () => {
+    const dir = path.join(tmp, 'tiny-gpt2-resume');
+    await writeTinyHfCheckpoint(dir, 'gpt2', {
+      vocab: GPT2_VOCAB_SIZE, maxPositions: 64, seed: 5,
+      extraFiles: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': gpt2StyleTokenizerConfig() },
+    });
+    const data = path.join(tmp, 'tiny-gpt2-resume.jsonl');
+    await writeFile(data, TINY_DATA.map((x) => JSON.stringify({ prompt: x.instruction + '\n', completion: x.output })).join('\n') + '\n');
+    const common = ['train', '--model', dir, '--data', data, '--max-steps', '4', '--batch-size', '2', '--val-size', '0', '--dropout', '0.1', '--lr', '1e-2', '-q'];
+    const full = path.join(tmp, 'resume-full');
+    const r1 = await cli([...common, '--out', full, '--save-steps', '2']);
+    expect(r1.code, r1.stderr).toBe(0);
+    const { readdirSync, statSync } = await import('node:fs');
+    // find the step-2 checkpoint folder written under <out>/checkpoints
+    const found: string[] = [];
+    const walk = (p: string) => { for (const e of readdirSync(p)) { const q = path.join(p, e); if (statSync(q).isDirectory()) walk(q); else if (e === 'checkpoint.json') found.push(p); } };
+    walk(path.join(full, 'checkpoints'));
+    const step2 = found.filter(f => path.basename(f) === 'ckpt-000002'); // one generation folder per saved step
+    expect(found.length, `checkpoints: ${found.join(', ')}`).toBeGreaterThanOrEqual(2);
+    expect(step2).toHaveLength(1);
+    const resumed = path.join(tmp, 'resume-second-half');
+    const r2 = await cli([...common.filter(a => a !== '-q'), '--out', resumed, '--resume-from-checkpoint', step2[0]]);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(r2.stderr).toMatch(/resumed from .*ckpt-000002.* at step 2/);
+    expect(JSON.parse(r2.stdout).step).toBe(4);
+    const a = await readFile(path.join(full, 'adapter_model.safetensors'));
+    const b = await readFile(path.join(resumed, 'adapter_model.safetensors'));
+    expect(Buffer.compare(a, b)).toBe(0);
+  });
+});
