@@ -17,6 +17,15 @@ const modelsDir = path.resolve(root, process.env.WEBTUNE_MODELS_DIR ?? '../share
 export default defineConfig({
   plugins: [react(), tfjsWasm(), hubMirror(modelsDir), contentSecurityPolicy()],
   worker: { format: 'es' },
+  // The engine worker imports the tfjs backends lazily; pre-bundle them so the dev server never discovers
+  // them mid-session (a re-optimisation would fail the worker's in-flight dynamic imports).
+  optimizeDeps: {
+    include: [
+      '@tensorflow/tfjs', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm',
+      '@tensorflow/tfjs-backend-webgl', '@tensorflow/tfjs-backend-webgpu', '@huggingface/tokenizers', '@huggingface/jinja',
+      'comlink', 'uplot',
+    ],
+  },
   server: { headers: { ...ISOLATION_HEADERS } },
   preview: { headers: { ...ISOLATION_HEADERS, 'Content-Security-Policy': CONTENT_SECURITY_POLICY } },
   build: { target: 'es2022' },

@@ -1,74 +1,380 @@
-import { useState } from 'react';
-import type { BackendProbeReport } from '../worker/engine.worker';
-import { getEngine } from './engine';
+/**
+ * The page: Model → Data → Configure → Train → Watch → Compare → Export. All tensor work happens in the
+ * engine worker; this thread keeps the state, renders, and coalesces the worker's events per frame.
+ */
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import type { BackendChoice } from '../engine/backend';
+import { savedBaseUrl } from './catalog';
+import { CompareSection, outputInfo, type Output } from './CompareSection';
+import { ConfigureSection } from './ConfigureSection';
+import { saveFile } from './controls';
+import { DataSection, DEMO_DATASET, type DatasetState } from './DataSection';
+import { Comlink, getEngine, guard, onEngineCrash, raise } from './engine';
+import { ExportSection } from './ExportSection';
+import { errorMessage } from './format';
+import { MetricsStore, type MetricColumns } from './metrics-store';
+import { currentModel, ModelSection, type ModelState } from './ModelSection';
+import { DEFAULT_SETTINGS, initialSettings, presetsFor } from './presets';
+import { TrainSection, type TrainView } from './TrainSection';
+import { WatchSection } from './WatchSection';
+import type {
+  AdapterInfo, BackendProbeReport, BackendStatus, DatasetInput, Estimate, EvalReport, ExportedFile, LoadProgress,
+  ModelSource, RunOptions, SamplingOptions, TrainEvent, TrainOutcome, TrainSettings,
+} from '../worker/api';
 
 declare global {
   interface Window {
     /** Hooks for tests and the console: the engine worker, and the last backend check's full report. */
-    webtune: { engine: typeof getEngine; lastProbe?: BackendProbeReport };
+    webtune: { engine: typeof getEngine; lastProbe?: BackendProbeReport; metrics?: () => MetricColumns };
   }
 }
 
-type State = { kind: 'idle' } | { kind: 'running' } | { kind: 'done'; report: BackendProbeReport } | { kind: 'failed'; error: string };
+type EstimateState = { kind: 'none' } | { kind: 'busy' } | { kind: 'ready'; value: Estimate } | { kind: 'error'; message: string };
+type EvalState = { kind: 'none' } | { kind: 'running'; done: number; total: number } | { kind: 'ready'; report: EvalReport } | { kind: 'error'; message: string };
+type ProbeState = { kind: 'idle' } | { kind: 'running' } | { kind: 'done'; report: BackendProbeReport } | { kind: 'failed'; error: string };
+
+const IDLE_OUT: Output = { text: '', state: 'idle' };
 
 export function App() {
-  const [state, setState] = useState<State>({ kind: 'idle' });
+  const engine = getEngine();
+  const store = useMemo(() => new MetricsStore(), []);
+  const [crash, setCrash] = useState<string | null>(null);
 
-  async function checkBackends() {
-    setState({ kind: 'running' });
+  const [backend, setBackend] = useState<BackendStatus | null>(null);
+  const [backendBusy, setBackendBusy] = useState(true);
+  const [backendError, setBackendError] = useState<string | null>(null);
+  const [choice, setChoice] = useState<BackendChoice>('auto');
+  const [probe, setProbe] = useState<ProbeState>({ kind: 'idle' });
+
+  const [baseUrl, setBaseUrl] = useState(savedBaseUrl);
+  const [model, setModel] = useState<ModelState>({ kind: 'none' });
+  const [catalogId, setCatalogId] = useState<string | null>(null);
+  const [cache, setCache] = useState<{ files: number; bytes: number } | null>(null);
+
+  const [dataset, setDataset] = useState<DatasetState>({ kind: 'none' });
+  const [dataInput, setDataInput] = useState<{ files: DatasetInput['files']; name: string } | null>(null);
+
+  const [settings, setSettings] = useState<TrainSettings>(DEFAULT_SETTINGS);
+  const [runOptions, setRunOptions] = useState<RunOptions>({ samplePrompts: 3, sampleMaxNewTokens: 24 });
+  const [estimate, setEstimate] = useState<EstimateState>({ kind: 'none' });
+  const [train, setTrain] = useState<TrainView>({ state: 'idle', totalSteps: 0, startedAt: null });
+  const [adapter, setAdapter] = useState<AdapterInfo | null>(null);
+
+  const [sampling, setSampling] = useState<SamplingOptions>({ maxNewTokens: 32, temperature: 0, topK: 0, topP: 1, seed: 0 });
+  const [outputs, setOutputs] = useState<{ base: Output; tuned: Output }>({ base: IDLE_OUT, tuned: IDLE_OUT });
+  const [generating, setGenerating] = useState(false);
+  const [evalState, setEvalState] = useState<EvalState>({ kind: 'none' });
+  const [evalCount, setEvalCount] = useState(8);
+  const [exportMsg, setExportMsg] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
+  const [exporting, setExporting] = useState(false);
+
+  const modelInfo = model.kind === 'loading' ? null : currentModel(model);
+  const datasetInfo = dataset.kind === 'ready' ? dataset.info : null;
+  const training = train.state === 'running';
+  const active = training || train.state === 'paused';
+  const modelBusy = model.kind === 'loading';
+
+  useEffect(() => onEngineCrash(e => setCrash(e.message)), []);
+  useEffect(() => { window.webtune.metrics = () => store.cols; }, [store]);
+
+  const refreshCache = useCallback(() => {
+    guard(engine.cacheInfo()).then(setCache, () => setCache(null));
+  }, [engine]);
+
+  // Detect and initialise the backend once.
+  useEffect(() => {
+    let live = true;
+    guard(engine.init('auto'))
+      .then(s => { if (live) { setBackend(s); setBackendError(null); } })
+      .catch(e => { if (live) setBackendError(errorMessage(e)); })
+      .finally(() => { if (live) setBackendBusy(false); });
+    refreshCache();
+    return () => { live = false; };
+  }, [engine, refreshCache]);
+
+  const chooseBackend = async (c: BackendChoice) => {
+    setChoice(c);
+    setBackendBusy(true);
+    setBackendError(null);
     try {
-      const report = await getEngine().probeBackends();
-      window.webtune.lastProbe = report;
-      setState({ kind: 'done', report });
+      const s = await guard(engine.setBackend(c));
+      setBackend(s);
+      setModel(m => (m.kind === 'ready' ? { kind: 'ready', info: { ...m.info, backend: s.backend } }
+        : m.kind === 'error' && m.previous ? { ...m, previous: { ...m.previous, backend: s.backend } } : m));
+      if (c !== 'auto' && s.backend !== c) {
+        setBackendError(`${c} is not available here, so ${s.backend} is used: ${s.fallbacks.find(f => f.backend === c)?.reason ?? 'unknown reason'}`);
+      }
     } catch (e) {
-      setState({ kind: 'failed', error: e instanceof Error ? e.message : String(e) });
+      setBackendError(errorMessage(e));
+    } finally {
+      setBackendBusy(false);
     }
-  }
+  };
+
+  const runProbe = async () => {
+    setProbe({ kind: 'running' });
+    try {
+      const report = await guard(engine.probeBackends());
+      window.webtune.lastProbe = report;
+      setProbe({ kind: 'done', report });
+      const s = await guard(engine.backendStatus());
+      if (s) setBackend(s);
+    } catch (e) {
+      setProbe({ kind: 'failed', error: errorMessage(e) });
+    }
+  };
+
+  // ---- data
+  const loadDataset = useCallback(async (files: DatasetInput['files'], name: string, s: TrainSettings) => {
+    setDataset({ kind: 'loading', name });
+    setDataInput({ files, name });
+    setEvalState({ kind: 'none' });
+    try {
+      setDataset({ kind: 'ready', info: await guard(engine.loadDataset({ files }, s)) });
+    } catch (e) {
+      setDataset({ kind: 'error', name, message: errorMessage(e) });
+    }
+  }, [engine]);
+
+  const loadDemo = async () => {
+    const name = DEMO_DATASET.map(f => f.name).join(' + ');
+    setDataset({ kind: 'loading', name });
+    try {
+      const files = await Promise.all(DEMO_DATASET.map(async f => {
+        const res = await fetch(f.url);
+        if (!res.ok) throw new Error(`HTTP ${res.status} fetching ${f.url}`);
+        return { name: f.name, data: new Uint8Array(await res.arrayBuffer()), role: f.role };
+      }));
+      await loadDataset(files, name, settings);
+    } catch (e) {
+      setDataset({ kind: 'error', name, message: errorMessage(e) });
+    }
+  };
+
+  // The report shows the data as the run will see it: read it again when a data setting changes.
+  const dataKey = JSON.stringify([settings.template, settings.max_length, settings.eos_token, settings.val_size, settings.test_size, settings.train_on_inputs, settings.seed]);
+  const lastDataKey = useRef(dataKey);
+  useEffect(() => {
+    if (dataKey === lastDataKey.current) return;
+    lastDataKey.current = dataKey;
+    if (!dataInput || !modelInfo || active) return;
+    const t = setTimeout(() => void loadDataset(dataInput.files, dataInput.name, settings), 400);
+    return () => clearTimeout(t);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [dataKey]);
+
+  // ---- model
+  const loadModel = async (source: ModelSource, id: string | null) => {
+    const name = source.kind === 'hub' ? source.name : source.name ?? 'local model';
+    const previous = currentModel(model);
+    setModel({ kind: 'loading', name, files: {}, previous });
+    setAdapter(null);
+    setOutputs({ base: IDLE_OUT, tuned: IDLE_OUT });
+    setEvalState({ kind: 'none' });
+    const pending: Record<string, LoadProgress> = {};
+    let scheduled = false;
+    const onProgress = (p: LoadProgress) => {
+      pending[p.file] = p;
+      if (scheduled) return;
+      scheduled = true;
+      requestAnimationFrame(() => {
+        scheduled = false;
+        setModel(m => (m.kind === 'loading' ? { ...m, files: { ...m.files, ...pending } } : m));
+      });
+    };
+    try {
+      const info = await guard(engine.loadModel(source, Comlink.proxy(onProgress)));
+      setModel({ kind: 'ready', info });
+      setCatalogId(id);
+      const next = initialSettings(info, id);
+      lastDataKey.current = JSON.stringify([next.template, next.max_length, next.eos_token, next.val_size, next.test_size, next.train_on_inputs, next.seed]);
+      setSettings(next);
+      store.reset();
+      setTrain({ state: 'idle', totalSteps: 0, startedAt: null });
+      if (dataInput) void loadDataset(dataInput.files, dataInput.name, next);
+      else setDataset({ kind: 'none' });
+    } catch (e) {
+      setModel({ kind: 'error', name, message: errorMessage(e), previous });
+    }
+    refreshCache();
+  };
+
+  // ---- estimate (automatic, without measuring; the button measures a real step)
+  const canEstimate = !!modelInfo && !!datasetInfo && !active;
+  useEffect(() => {
+    if (!canEstimate) { if (!active) setEstimate({ kind: 'none' }); return; }
+    const t = setTimeout(() => {
+      guard(engine.estimate(settings, false)).then(value => setEstimate({ kind: 'ready', value }), e => setEstimate({ kind: 'error', message: errorMessage(e) }));
+    }, 300);
+    return () => clearTimeout(t);
+  }, [engine, settings, canEstimate, active, datasetInfo]);
+
+  const measure = async () => {
+    setEstimate({ kind: 'busy' });
+    try {
+      setEstimate({ kind: 'ready', value: await guard(engine.estimate(settings, true)) });
+    } catch (e) {
+      setEstimate({ kind: 'error', message: errorMessage(e) });
+    }
+  };
+
+  // ---- training
+  const onTrainEvent = useMemo(() => Comlink.proxy((ev: TrainEvent) => {
+    if (ev.type === 'metrics') store.addMetrics(ev);
+    else if (ev.type === 'eval') store.addEval(ev);
+    else if (ev.type === 'samples') store.addSamples(ev);
+    else setTrain(t => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
+  }), [store]);
+
+  const finishRun = async (p: Promise<TrainOutcome>) => {
+    try {
+      const out = await guard(p);
+      setTrain(t => ({ ...t, state: out.state, message: out.message, totalSteps: out.totalSteps }));
+    } catch (e) {
+      setTrain(t => ({ ...t, state: 'error', message: errorMessage(e) }));
+    }
+    guard(engine.adapterInfo()).then(setAdapter, () => undefined);
+  };
+
+  const start = async () => {
+    store.reset();
+    setExportMsg(null);
+    setEvalState({ kind: 'none' });
+    setTrain({ state: 'running', totalSteps: estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0, startedAt: Date.now() });
+    await finishRun(engine.train(settings, runOptions, onTrainEvent));
+  };
+  const pause = () => { raise('pause'); void guard(engine.pause()).catch(() => undefined); };
+  const resume = async () => {
+    setTrain(t => ({ ...t, state: 'running', message: undefined }));
+    await finishRun(engine.resume(onTrainEvent));
+  };
+  const stop = async () => {
+    if (train.state === 'paused') await finishRun(engine.stop());
+    else { raise('stop'); void guard(engine.stop()).catch(() => undefined); }
+  };
+
+  // ---- playground (streamed text is flushed once per frame)
+  const genText = useRef({ base: '', tuned: '' });
+  const genFlush = useRef(false);
+  const generate = async (instruction: string, input: string) => {
+    setGenerating(true);
+    genText.current = { base: '', tuned: '' };
+    const sides: ('base' | 'tuned')[] = adapter ? ['base', 'tuned'] : ['base'];
+    setOutputs({ base: { text: '', state: 'running' }, tuned: adapter ? { text: '', state: 'idle', info: 'waiting for the base model…' } : { text: '', state: 'idle', info: 'Train or import an adapter first.' } });
+    for (const which of sides) {
+      setOutputs(o => ({ ...o, [which]: { text: '', state: 'running' } }));
+      const onToken = Comlink.proxy((delta: string) => {
+        genText.current[which] += delta;
+        if (genFlush.current) return;
+        genFlush.current = true;
+        requestAnimationFrame(() => {
+          genFlush.current = false;
+          setOutputs(o => ({ base: { ...o.base, text: genText.current.base }, tuned: { ...o.tuned, text: genText.current.tuned } }));
+        });
+      });
+      try {
+        const r = await guard(engine.generate({ ...sampling, instruction, input, which, template: settings.template, eosToken: settings.eos_token }, onToken));
+        genText.current[which] = r.text;
+        setOutputs(o => ({ ...o, [which]: { text: r.text, state: 'done', info: outputInfo(r.tokens, r.ms, r.finishReason) } }));
+        if (r.finishReason === 'aborted') break;
+      } catch (e) {
+        setOutputs(o => ({ ...o, [which]: { text: genText.current[which], state: 'error', info: errorMessage(e) } }));
+        break;
+      }
+    }
+    setGenerating(false);
+  };
+
+  const evaluate = async () => {
+    setEvalState({ kind: 'running', done: 0, total: evalCount });
+    try {
+      const report = await guard(engine.evaluate(evalCount, Comlink.proxy((done: number, total: number) => setEvalState({ kind: 'running', done, total }))));
+      setEvalState({ kind: 'ready', report });
+    } catch (e) {
+      setEvalState({ kind: 'error', message: errorMessage(e) });
+    }
+  };
+
+  // ---- export / import
+  const download = async (what: string, get: () => Promise<ExportedFile[]>) => {
+    setExporting(true);
+    setExportMsg(null);
+    try {
+      const files = await guard(get());
+      for (const f of files) saveFile(f.name, f.bytes, f.mime);
+      setExportMsg({ kind: 'ok', text: `${what}: saved ${files.map(f => f.name).join(', ')}` });
+    } catch (e) {
+      setExportMsg({ kind: 'error', text: errorMessage(e) });
+    } finally {
+      setExporting(false);
+    }
+  };
+  const importAdapter = async (files: File[]) => {
+    if (files.length === 0) return;
+    setExporting(true);
+    setExportMsg(null);
+    try {
+      const read = await Promise.all(files.map(async f => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })));
+      const info = await guard(engine.importAdapter(read));
+      setAdapter(info);
+      setExportMsg({ kind: 'ok', text: `Imported adapter (${info.origin}); the playground's tuned side uses it now.` });
+    } catch (e) {
+      setExportMsg({ kind: 'error', text: errorMessage(e) });
+    } finally {
+      setExporting(false);
+    }
+  };
+
+  const notReady = !modelInfo ? 'Load a model (step 1) and a dataset (step 2) to train.'
+    : !datasetInfo ? 'Load a dataset (step 2) to train.' : '';
 
   return (
-    <main>
-      <h1>webtune</h1>
-      <p>
-        Instruction-tune small pretrained language models with LoRA, entirely in your browser:
-        TensorFlow.js on WebGPU, WebGL, WebAssembly or plain JavaScript, in a Web Worker.
-      </p>
-      <button type="button" onClick={checkBackends} disabled={state.kind === 'running'}>
-        Backend check
-      </button>
-      {state.kind === 'running' && <p role="status">Checking backends…</p>}
-      {state.kind === 'failed' && <p role="alert" data-testid="probe-error">Backend check failed: {state.error}</p>}
-      {state.kind === 'done' && <ProbeTable report={state.report} />}
-    </main>
-  );
-}
-
-function ProbeTable({ report }: { report: BackendProbeReport }) {
-  const gpu = report.webgpuAdapter;
-  return (
-    <section data-testid="probe-result">
-      <p>
-        WebGPU adapter:{' '}
-        {gpu.available ? `${gpu.info?.vendor ?? '?'} / ${gpu.info?.architecture ?? '?'}` : `none (${gpu.reason})`}
-        {' · '}cross-origin isolated: {String(report.crossOriginIsolated)}
-      </p>
-      <table>
-        <thead>
-          <tr><th>backend</th><th>status</th><th>gradients ok</th><th>failing</th></tr>
-        </thead>
-        <tbody>
-          {report.backends.map(b => {
-            const failing = b.grads.filter(g => g.status !== 'ok');
-            return (
-              <tr key={b.backend}>
-                <td>{b.backend}</td>
-                <td>{b.available ? 'available' : `unavailable: ${b.reason}`}</td>
-                <td>{b.available ? `${b.grads.length - failing.length} / ${b.grads.length}` : '–'}</td>
-                <td>{failing.map(g => g.name).join(', ')}</td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
-    </section>
+    <>
+      <header className="top">
+        <div className="top-inner">
+          <h1>webtune</h1>
+          <p className="tagline">Instruction-tune small language models with LoRA, entirely in your browser.</p>
+          <nav aria-label="Steps">
+            <ol>
+              {['Model', 'Data', 'Configure', 'Train', 'Watch', 'Compare', 'Export'].map(s => (
+                <li key={s}><a href={`#${s.toLowerCase()}`}>{s}</a></li>
+              ))}
+            </ol>
+          </nav>
+        </div>
+      </header>
+      <main>
+        {crash && (
+          <div className="error" role="alert" data-testid="engine-crash">
+            <strong>The engine stopped.</strong>
+            <pre>{crash}</pre>
+            <button type="button" onClick={() => location.reload()}>Reload the page</button>
+          </div>
+        )}
+        <ModelSection state={model} busy={modelBusy || active} baseUrl={baseUrl} onBaseUrl={setBaseUrl} onLoad={loadModel}
+          cache={cache} onClearCache={() => { void guard(engine.clearCache()).then(refreshCache); }} />
+        <DataSection state={dataset} modelReady={!!modelInfo} busy={dataset.kind === 'loading' || active} settings={settings} onSettings={setSettings}
+          onLoad={(files, name) => void loadDataset(files, name, settings)} onDemo={loadDemo} />
+        <ConfigureSection model={modelInfo} settings={settings} onSettings={setSettings} presets={presetsFor(modelInfo, catalogId)}
+          runOptions={runOptions} onRunOptions={setRunOptions}
+          disabled={!modelInfo || active} estimate={estimate} onMeasure={measure} canMeasure={canEstimate && estimate.kind !== 'busy'} />
+        <TrainSection backend={backend} backendBusy={backendBusy} backendError={backendError} choice={choice} onChoice={c => void chooseBackend(c)}
+          ready={!!modelInfo && !!datasetInfo && !generating && evalState.kind !== 'running'} notReadyReason={notReady} train={train} store={store}
+          onStart={start} onPause={pause} onResume={resume} onStop={stop} probe={probe} onProbe={runProbe} />
+        <WatchSection store={store} />
+        <CompareSection modelReady={!!modelInfo} hasAdapter={!!adapter} locked={training} suggestions={datasetInfo?.prompts ?? []}
+          sampling={sampling} onSampling={setSampling} outputs={outputs} generating={generating} onGenerate={generate}
+          onStopGenerate={() => { raise('abortGeneration'); void guard(engine.stopGenerate()).catch(() => undefined); }} evalState={evalState} evalCount={evalCount} onEvalCount={setEvalCount}
+          onEvaluate={evaluate} canEvaluate={!!datasetInfo && datasetInfo.prompts.length > 0 && !training && !generating} />
+        <ExportSection adapter={adapter} modelReady={!!modelInfo} busy={exporting || training} hasMetrics={store.cols.step.length > 0 || train.state !== 'idle'}
+          onExportAdapter={() => void download('Adapter', () => engine.exportAdapter())}
+          onExportMerged={() => void download('Merged model', () => engine.exportMerged())}
+          onExportMetrics={f => void download('Metrics', async () => [await engine.exportMetrics(f)])}
+          onImport={importAdapter} message={exportMsg} />
+      </main>
+      <footer className="foot">
+        <p>Models and data never leave this browser. Backend: {backend ? backend.backend : '…'}.</p>
+      </footer>
+    </>
   );
 }

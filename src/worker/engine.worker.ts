@@ -1,78 +1,517 @@
 /**
- * The engine's Web Worker: TensorFlow.js runs here, off the UI thread; the page talks to it through Comlink.
- * For now it exposes the backend probe only.
+ * The engine's Web Worker: TensorFlow.js runs here, off the UI thread; the page talks to it through Comlink
+ * (types in ./api.ts). Calls that touch tensors run one at a time (a queue); pause/stop/stopGenerate act at once.
+ * Errors reject the call with a message for people; an error outside any call is posted as 'webtune:fatal'.
  */
 import * as Comlink from 'comlink';
-import { setWasmPrefix, type BackendName } from '../engine/backend';
-import { probeKernels, type KernelProbeReport } from '../engine/kernel-probe';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, setWasmPrefix, type BackendChoice } from '../engine/backend';
+import { eosIds } from '../engine/config';
+import { generate } from '../engine/generate';
+import { probeKernels } from '../engine/kernel-probe';
+import { targetedModules } from '../engine/lora';
+import { CausalLM } from '../engine/model';
+import { countParams, linearModules } from '../engine/params';
+import { defaultTemplate, encodeWithOffsets, renderGenerationPrompt, templateTokensOf, type Message, type TemplateSpec } from '../data';
+import { loadModel as loadModelFiles } from '../io/load-model';
+import { exportMergedModel, exportPeftAdapter, loadPeftAdapter, parsePeftAdapter } from '../io/peft';
+import type { Tokenizer } from '../io/tokenizer';
+import { compareBaseTuned, evaluateGeneration, promptAndReference } from '../train/evaluate';
+import {
+  FinetuneSession, loraConfigOf, prepareSessionData, resolveFinetuneConfig,
+  type FinetuneConfig, type SessionData, type SessionDataset,
+} from '../train/session';
+import type {
+  AdapterInfo, BackendProbeReport, BackendStatus, DatasetInfo, DatasetInput, Estimate, EvalReport, ExportedFile,
+  GenerateRequest, GenerateResult, LoadProgress, ModelInfo, ModelSource, RunOptions, TrainEvent, TrainOutcome, TrainSettings,
+} from './api';
+import { CONTROL, CONTROL_SLOTS } from './api';
+import { cachedModelFiles, cachingFetch, clearModelCache } from './model-cache';
+import { resolveModelSource } from './model-source';
+import { PageRun, type RunControl } from './run';
+import { webgpuAdapter } from './webgpu';
+
+export type { BackendProbeReport, WebGpuAdapterReport } from './api';
 
 // The build copies the tfjs wasm binaries here and the dev server serves them (tools/vite-plugins.ts).
 setWasmPrefix(`${import.meta.env.BASE_URL}tfjs-wasm/`);
 
-export interface WebGpuAdapterReport {
-  available: boolean;
-  reason?: string;
-  /** GPUAdapterInfo: e.g. vendor 'google', architecture 'swiftshader' for the software adapter. */
-  info?: { vendor: string; architecture: string; device: string; description: string };
-  isFallbackAdapter?: boolean;
-  features?: string[];
-  limits?: Record<string, number>;
+self.addEventListener('unhandledrejection', ev => {
+  const r = (ev as PromiseRejectionEvent).reason;
+  self.postMessage({ type: 'webtune:fatal', message: r instanceof Error ? r.message : String(r) });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// State
+
+interface LoadedModel {
+  model: CausalLM;
+  tokenizer: Tokenizer;
+  info: ModelInfo;
+  tokenizerFiles: Map<string, Uint8Array>;
+  baseModel: string;
 }
 
-export interface BackendProbeReport extends KernelProbeReport {
-  userAgent: string;
-  /** Whether the worker is cross-origin isolated (COOP/COEP served correctly). */
-  crossOriginIsolated: boolean;
-  webgpuAdapter: WebGpuAdapterReport;
-  ms: number;
+interface LoadedData {
+  input: DatasetInput;
+  config: FinetuneConfig;
+  prepared: SessionDataset;
 }
 
-/** The few members of GPUAdapter read here (the DOM lib in use has no WebGPU types). */
-interface GpuAdapterLike {
-  info?: Record<'vendor' | 'architecture' | 'device' | 'description', string>;
-  isFallbackAdapter?: boolean;
-  features: Iterable<string>;
-  limits: Record<string, number>;
+let backend: BackendStatus | null = null;
+let loaded: LoadedModel | null = null;
+let data: LoadedData | null = null;
+let run: PageRun | null = null;
+let adapterOrigin = '';
+
+/** Pause/stop/abort flags: in the page's SharedArrayBuffer when it sent one (see api.ts CONTROL), else local. */
+let controlView: Int32Array = new Int32Array(CONTROL_SLOTS);
+const control: RunControl = {
+  get: flag => Atomics.load(controlView, CONTROL[flag]) !== 0,
+  set: (flag, on) => { Atomics.store(controlView, CONTROL[flag], on ? 1 : 0); },
+};
+/** The abort signal generation and evaluation poll between tokens. */
+const generation = { get aborted() { return control.get('abortGeneration'); } };
+
+/** Tensor work, one call at a time. */
+let queue: Promise<unknown> = Promise.resolve();
+function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  const next = queue.then(fn, fn);
+  queue = next.catch(() => undefined);
+  return next;
 }
-interface GpuLike { requestAdapter(opts?: { powerPreference?: string }): Promise<GpuAdapterLike | null> }
 
-const LIMITS = [
-  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension',
-];
+function requireModel(): LoadedModel {
+  if (!loaded) throw new Error('No model is loaded: load one in step 1.');
+  return loaded;
+}
 
-async function webgpuAdapter(): Promise<WebGpuAdapterReport> {
-  const gpu = (navigator as unknown as { gpu?: GpuLike }).gpu;
-  if (!gpu) return { available: false, reason: 'navigator.gpu is missing' };
-  try {
-    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-    if (!adapter) return { available: false, reason: 'requestAdapter() returned null' };
-    const i = adapter.info;
-    return {
-      available: true,
-      info: i && { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description },
-      isFallbackAdapter: adapter.isFallbackAdapter,
-      features: [...adapter.features].sort(),
-      limits: Object.fromEntries(LIMITS.filter(k => typeof adapter.limits[k] === 'number').map(k => [k, adapter.limits[k]])),
-    };
-  } catch (e) {
-    return { available: false, reason: e instanceof Error ? e.message : String(e) };
+function requireData(): LoadedData {
+  if (!data) throw new Error('No dataset is loaded: load one in step 2.');
+  return data;
+}
+
+function assertIdle(what: string): void {
+  if (run?.state === 'running') throw new Error(`Cannot ${what} while training runs: pause or stop it first.`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Backends
+
+async function useBackend(choice: BackendChoice): Promise<BackendStatus> {
+  const report = await initBackend(choice);
+  const webgpu = await webgpuAdapter();
+  backend = {
+    requested: choice,
+    backend: report.backend,
+    fallbacks: report.fallbacks,
+    webgpu,
+    crossOriginIsolated: self.crossOriginIsolated,
+    wasmSimd: report.backend === 'wasm' ? Boolean(tf.env().getBool('WASM_HAS_SIMD_SUPPORT')) : undefined,
+  };
+  return backend;
+}
+
+async function ensureBackend(): Promise<BackendStatus> {
+  return backend ?? useBackend('auto');
+}
+
+/** Move the loaded model (and its adapter) to another backend: read to the CPU, re-create there. */
+async function moveModel(choice: BackendChoice): Promise<BackendStatus> {
+  const cur = loaded;
+  if (!cur) return useBackend(choice);
+  const raw = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, t] of cur.model.weights) raw.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
+  const ad = cur.model.adapter;
+  let adapter: { config: typeof ad extends null ? never : NonNullable<typeof ad>['config']; values: Map<string, { shape: number[]; data: Float32Array }> } | null = null;
+  if (ad) {
+    const values = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, v] of ad.variables()) values.set(name, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
+    adapter = { config: ad.config, values };
   }
+  run?.dispose();
+  run = null;
+  cur.model.dispose();
+  loaded = null;
+  const status = await useBackend(choice);
+  const model = CausalLM.fromRaw(cur.model.config, raw);
+  if (adapter) model.attachLora(adapter.config).assign(adapter.values);
+  loaded = { ...cur, model, info: { ...cur.info, backend: status.backend } };
+  return status;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+
+function throttled(fn: (p: LoadProgress) => void, ms = 80): (p: LoadProgress) => void {
+  const last = new Map<string, number>();
+  return p => {
+    const t = performance.now();
+    const done = p.total !== null && p.loaded >= p.total;
+    if (!done && t - (last.get(p.file) ?? -Infinity) < ms) return;
+    last.set(p.file, t);
+    fn(p);
+  };
+}
+
+function adapterInfo(): AdapterInfo | null {
+  const ad = loaded?.model.adapter;
+  if (!ad) return null;
+  return { config: ad.config, trainableParams: ad.numTrainable(), modules: ad.layers.size, origin: adapterOrigin || 'trained here' };
+}
+
+function userMessage(instruction: string, input?: string): Message {
+  const inp = input?.trim() ?? '';
+  return inp
+    ? { role: 'user', content: `${instruction}\n\n${inp}`, instruction, input: inp }
+    : { role: 'user', content: instruction };
+}
+
+function sessionData(input: DatasetInput): SessionData {
+  const of = (role: string) => input.files.filter(f => f.role === role).map(f => ({ name: f.name, bytes: f.data }));
+  const train = of('train');
+  if (train.length === 0) throw new Error('No training file was given.');
+  const validation = of('validation');
+  const test = of('test');
+  return { train, validation: validation.length ? validation : undefined, test: test.length ? test : undefined };
+}
+
+/** Held-out examples for generation: the test split, else validation. */
+function heldOut(d: LoadedData) {
+  return d.prepared.test.source.length ? d.prepared.test.source : d.prepared.validation.source;
+}
+
+function file(name: string, bytes: Uint8Array, mime = 'application/octet-stream'): ExportedFile {
+  return Comlink.transfer({ name, mime, bytes }, [bytes.buffer as ArrayBuffer]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The API
 
 const api = {
+  /** Share the page's control flags (a SharedArrayBuffer of CONTROL_SLOTS Int32 slots). */
+  async setControl(buffer: SharedArrayBuffer): Promise<void> {
+    if (buffer.byteLength < CONTROL_SLOTS * 4) throw new Error('control buffer too small');
+    controlView = new Int32Array(buffer, 0, CONTROL_SLOTS);
+  },
+
+  /** Initialise a backend (once at start-up: 'auto'); returns what was chosen and why others were skipped. */
+  init(choice: BackendChoice = 'auto'): Promise<BackendStatus> {
+    return exclusive(async () => backend ?? useBackend(choice));
+  },
+
+  /** Switch backend; a loaded model and its adapter move along (a paused run is discarded). */
+  setBackend(choice: BackendChoice): Promise<BackendStatus> {
+    return exclusive(async () => {
+      assertIdle('switch backend');
+      return moveModel(choice);
+    });
+  },
+
+  async backendStatus(): Promise<BackendStatus | null> {
+    return backend;
+  },
+
   /** Initialise each backend (default: all) in turn and check the gradients the engine needs against cpu. */
-  async probeBackends(opts: { backends?: BackendName[] } = {}): Promise<BackendProbeReport> {
-    const t0 = performance.now();
-    const webgpu = await webgpuAdapter();
-    const kernels = await probeKernels({ backends: opts.backends });
-    return {
-      ...kernels,
-      userAgent: navigator.userAgent,
-      crossOriginIsolated: self.crossOriginIsolated,
-      webgpuAdapter: webgpu,
-      ms: performance.now() - t0,
-    };
+  probeBackends(opts: { backends?: BackendStatus['backend'][] } = {}): Promise<BackendProbeReport> {
+    return exclusive(async () => {
+      assertIdle('check backends');
+      const t0 = performance.now();
+      const webgpu = await webgpuAdapter();
+      const kernels = await probeKernels({ backends: opts.backends });
+      // the probe leaves its last backend active: return to the one the model lives on
+      if (backend) await initBackend(backend.backend);
+      return {
+        ...kernels,
+        userAgent: navigator.userAgent,
+        crossOriginIsolated: self.crossOriginIsolated,
+        webgpuAdapter: webgpu,
+        ms: performance.now() - t0,
+      };
+    });
+  },
+
+  /** Load a model with byte progress; Hub files are cached in the Cache Storage. Replaces any loaded model. */
+  loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    return exclusive(async () => {
+      assertIdle('load a model');
+      const status = await ensureBackend();
+      const t0 = performance.now();
+      const cf = cachingFetch();
+      const resolved = resolveModelSource(source, cf);
+      const sizes = new Map<string, number>();
+      const cachedFile = (f: string) => [...cf.hits].some(u => decodeURIComponent(u).endsWith('/' + f));
+      const report = onProgress ? throttled(onProgress) : undefined;
+      const m = await loadModelFiles(resolved.spec, p => {
+        sizes.set(p.file, p.loaded);
+        report?.({ file: p.file, loaded: p.loaded, total: p.total, cached: cachedFile(p.file), phase: 'download' });
+      });
+      const weightsFile = m.files[0] ?? 'weights';
+      onProgress?.({ file: weightsFile, loaded: sizes.get(weightsFile) ?? 0, total: sizes.get(weightsFile) ?? null, cached: cachedFile(weightsFile), phase: 'prepare' });
+      // the old model goes only once the new one has loaded (a failed load keeps it)
+      run?.dispose();
+      run = null;
+      data = null;
+      loaded?.model.dispose();
+      loaded = null;
+      const model = CausalLM.fromRaw(m.config, m.weights);
+      await cf.flush();
+      let cachedBytes = 0;
+      for (const [f, n] of sizes) if (cachedFile(f)) cachedBytes += n;
+      const cfg = m.config;
+      const info: ModelInfo = {
+        name: m.name,
+        source: resolved.spec.source.describe,
+        family: cfg.family,
+        architecture: cfg.architecture,
+        params: countParams(cfg),
+        vocabSize: cfg.vocab_size,
+        hiddenSize: cfg.hidden_size,
+        layers: cfg.num_hidden_layers,
+        contextLength: cfg.max_position_embeddings,
+        linearModules: [...new Set(linearModules(cfg).map(l => l.short))],
+        hasChatTemplate: !!m.tokenizer.chatTemplate,
+        defaultTemplate: defaultTemplate(m.tokenizer).kind,
+        backend: status.backend,
+        bytes: [...sizes.values()].reduce((a, b) => a + b, 0),
+        cachedBytes,
+        ms: performance.now() - t0,
+      };
+      loaded = { model, tokenizer: m.tokenizer, info, tokenizerFiles: resolved.tokenizerFiles, baseModel: resolved.baseModel };
+      adapterOrigin = '';
+      return info;
+    });
+  },
+
+  async cacheInfo(): Promise<{ files: number; bytes: number }> {
+    return cachedModelFiles();
+  },
+
+  async clearCache(): Promise<void> {
+    await clearModelCache();
+  },
+
+  /** Parse, split and tokenize a dataset as a run with `settings` will (template, max_length, eos_token, splits). */
+  loadDataset(input: DatasetInput, settings: TrainSettings): Promise<DatasetInfo> {
+    return exclusive(async () => {
+      assertIdle('change the dataset');
+      const { model, tokenizer } = requireModel();
+      const { config, warnings } = resolveFinetuneConfig(settings, model.config.max_position_embeddings);
+      const prepared = prepareSessionData(tokenizer, sessionData(input), config);
+      data = { input, config, prepared };
+      if (prepared.dropped.length) warnings.push(`${prepared.dropped.length} example(s) dropped during tokenization (first: ${prepared.dropped[0].message})`);
+      const prompts: DatasetInfo['prompts'] = [];
+      for (const ex of heldOut(data)) {
+        const pr = promptAndReference(ex);
+        const user = pr?.messages.filter(m => m.role === 'user').pop();
+        if (!pr || !user) continue;
+        prompts.push({ instruction: user.instruction ?? user.content, input: user.input ?? '', reference: pr.reference });
+      }
+      return { name: input.files.map(f => f.name).join(', '), report: prepared.report, prompts, warnings };
+    });
+  },
+
+  /**
+   * The session's size and memory estimate for `settings`; with measure, the time of a real optimizer step on
+   * this backend (a few steps on a scratch adapter; the model's own adapter is left as it was).
+   */
+  estimate(settings: TrainSettings, measure: boolean): Promise<Estimate> {
+    return exclusive(async () => {
+      assertIdle('estimate');
+      const { model, tokenizer } = requireModel();
+      const d = requireData();
+      const previous = model.adapter;
+      model.adapter = null;
+      const scratch: FinetuneSession[] = [];
+      try {
+        const s = new FinetuneSession({ model, tokenizer, data: sessionData(d.input), config: settings });
+        scratch.push(s);
+        const memory = s.estimate();
+        const adaptedModules = targetedModules(model.config, s.lora).length;
+        let msPerStep: number | null = null;
+        if (measure) {
+          const steps = 3;
+          const t = new FinetuneSession({
+            model, tokenizer, data: { train: sessionData(d.input).train },
+            config: { ...settings, max_steps: steps, logging_steps: 1, eval_strategy: 'no', val_size: 0, test_size: 0 },
+          });
+          scratch.push(t);
+          const times: number[] = [];
+          await t.run({ onMetrics: m => { times.push(m.ms_per_step); } });
+          // the first step compiles kernels: time the later ones
+          const later = times.slice(1);
+          msPerStep = later.length ? later.reduce((a, b) => a + b, 0) / later.length : times[0] ?? null;
+        }
+        return { memory, adaptedModules, msPerStep, backend: backend!.backend, warnings: s.warnings };
+      } finally {
+        for (const s of scratch) { s.dispose(); s.adapter.dispose(); }
+        model.adapter = previous;
+      }
+    });
+  },
+
+  /** Train a fresh adapter with `settings`; events stream to onEvent. Resolves when the run ends or pauses. */
+  train(settings: TrainSettings, options: RunOptions, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
+    return exclusive(async () => {
+      assertIdle('start another run');
+      if (run?.state === 'paused') throw new Error('A run is paused: resume or stop it first.');
+      const m = requireModel();
+      const d = requireData();
+      run?.dispose();
+      run = null;
+      adapterOrigin = '';
+      const session = new FinetuneSession({ model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), config: settings, baseModelName: m.baseModel });
+      run = new PageRun(session, options, control);
+      for (const w of session.warnings) onEvent({ type: 'state', state: 'running', message: w });
+      return run.run(onEvent);
+    });
+  },
+
+  /** Pause after the step in flight (train() then resolves with state 'paused'). */
+  async pause(): Promise<void> {
+    run?.requestPause();
+  },
+
+  resume(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
+    return exclusive(async () => {
+      if (!run || run.state !== 'paused') throw new Error('There is no paused run to resume.');
+      return run.run(onEvent);
+    });
+  },
+
+  /** Stop the run (a running one after its step in flight); the adapter keeps what it learnt. */
+  async stop(): Promise<TrainOutcome> {
+    if (!run) throw new Error('No training run to stop.');
+    if (run.state === 'running') {
+      run.requestStop();
+      return { state: 'stopped', step: run.step, totalSteps: run.totalSteps };
+    }
+    return exclusive(async () => run!.stopPaused());
+  },
+
+  async adapterInfo(): Promise<AdapterInfo | null> {
+    return adapterInfo();
+  },
+
+  /** Generate from an instruction with the adapter off ('base') or on ('tuned'), streaming text to onToken. */
+  generate(req: GenerateRequest, onToken?: (delta: string) => void): Promise<GenerateResult> {
+    return exclusive(async () => {
+      assertIdle('generate');
+      const { model, tokenizer } = requireModel();
+      if (!req.instruction.trim()) throw new Error('Write an instruction first.');
+      const adapter = model.adapter;
+      if (req.which === 'tuned' && !adapter) throw new Error('There is no adapter yet: train or import one.');
+      // the prompt as training renders it (generation prompt of the template), tokenized as training does
+      const base = templateTokensOf(tokenizer);
+      const tokens = req.eosToken ? { ...base, eosToken: req.eosToken } : base;
+      const template: TemplateSpec = req.template ?? defaultTemplate(tokenizer);
+      const prompt = renderGenerationPrompt([userMessage(req.instruction, req.input)], template, tokens);
+      const ids = encodeWithOffsets(tokenizer, prompt, { limit: 0 }).ids;
+      if (ids.length >= model.config.max_position_embeddings) {
+        throw new Error(`The prompt is ${ids.length} tokens, which leaves no room in this model's context of ${model.config.max_position_embeddings}.`);
+      }
+      const eos = new Set(eosIds(model.config));
+      if (tokenizer.eosTokenId !== null) eos.add(tokenizer.eosTokenId);
+      const stops = tokens.eosToken && tokens.eosToken !== base.eosToken ? [tokens.eosToken] : [];
+      control.set('abortGeneration', false);
+      const t0 = performance.now();
+      if (req.which === 'base') model.adapter = null;
+      try {
+        const r = await generate(model, ids, {
+          maxNewTokens: req.maxNewTokens, temperature: req.temperature, topK: req.topK, topP: req.topP, seed: req.seed,
+          eosTokenIds: [...eos], stopStrings: stops,
+          decode: x => tokenizer.decode(x, { skipSpecialTokens: true }),
+          onToken: (_id, delta) => { if (delta) void onToken?.(delta); },
+          signal: generation,
+        });
+        return { text: r.text, tokens: r.ids.length, finishReason: r.finishReason, ms: performance.now() - t0 };
+      } finally {
+        model.adapter = adapter;
+      }
+    });
+  },
+
+  async stopGenerate(): Promise<void> {
+    control.set('abortGeneration', true);
+  },
+
+  /** Exact match and ROUGE-L on the first n held-out examples: base (adapter off) and tuned (on). */
+  evaluate(n: number, onProgress?: (done: number, total: number) => void): Promise<EvalReport> {
+    return exclusive(async () => {
+      assertIdle('evaluate');
+      const { model, tokenizer } = requireModel();
+      const d = requireData();
+      const examples = heldOut(d);
+      if (examples.length === 0) throw new Error('The dataset has no held-out examples: set "Test examples" (or a validation split) in step 2.');
+      const count = Math.min(n, examples.length);
+      control.set('abortGeneration', false);
+      const both = !!model.adapter;
+      let half = 0, last = 0;
+      const opts = {
+        template: d.prepared.template, eosToken: d.config.eos_token, maxExamples: count, maxNewTokens: 32, signal: generation,
+        onProgress: (done: number) => {
+          if (both && done <= last) half = 1;
+          last = done;
+          void onProgress?.(half * count + done, both ? 2 * count : count);
+        },
+      };
+      const r = both ? await compareBaseTuned(model, tokenizer, examples, opts) : { base: await evaluateGeneration(model, tokenizer, examples, opts), tuned: null };
+      const instructions = examples.slice(0, count).map(ex => {
+        const user = promptAndReference(ex)?.messages.filter(m => m.role === 'user').pop();
+        return user?.instruction ?? user?.content ?? '';
+      });
+      return { base: r.base, tuned: r.tuned, instructions };
+    });
+  },
+
+  /** adapter_config.json + adapter_model.safetensors (PEFT names and layout). */
+  exportAdapter(): Promise<ExportedFile[]> {
+    return exclusive(async () => {
+      assertIdle('export');
+      const m = requireModel();
+      if (!m.model.adapter) throw new Error('There is no adapter to export: train or import one first.');
+      const files = await exportPeftAdapter(m.model, { baseModelNameOrPath: m.baseModel });
+      return [...files].map(([name, bytes]) => file(name, bytes, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'));
+    });
+  },
+
+  /** The base model with the adapter folded in, in transformers' format, with the tokenizer files. */
+  exportMerged(): Promise<ExportedFile[]> {
+    return exclusive(async () => {
+      assertIdle('export');
+      const m = requireModel();
+      if (!m.model.adapter) throw new Error('There is no adapter to merge: train or import one first.');
+      const files = await exportMergedModel(m.model, m.tokenizerFiles);
+      return [...files].map(([name, bytes]) => file(name, bytes, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'));
+    });
+  },
+
+  /** The last run's metrics (every log and evaluation) as CSV or as trainer_state.json-like JSON. */
+  async exportMetrics(format: 'csv' | 'json'): Promise<ExportedFile> {
+    if (!run) throw new Error('No training run yet: the metrics come from a run.');
+    const enc = new TextEncoder();
+    return format === 'csv'
+      ? file('metrics.csv', enc.encode(run.session.metricsCsv()), 'text/csv')
+      : file('metrics.json', enc.encode(run.session.metricsJson() + '\n'), 'application/json');
+  },
+
+  /** Attach a PEFT adapter (adapter_config.json + adapter_model.safetensors) to the loaded model. */
+  importAdapter(files: { name: string; bytes: Uint8Array }[]): Promise<AdapterInfo> {
+    return exclusive(async () => {
+      assertIdle('import an adapter');
+      const m = requireModel();
+      const config = files.find(f => f.name.endsWith('.json'));
+      const weights = files.find(f => f.name.endsWith('.safetensors'));
+      if (!config || !weights) {
+        throw new Error(`Choose both files of a PEFT adapter: adapter_config.json and adapter_model.safetensors (got ${files.map(f => f.name).join(', ') || 'nothing'}).`);
+      }
+      const imported = parsePeftAdapter(m.model.config, { config: config.bytes, weights: weights.bytes, configName: config.name, weightsName: weights.name });
+      run?.dispose();
+      run = null;
+      loadPeftAdapter(m.model, imported);
+      adapterOrigin = `imported from ${config.name} + ${weights.name}`;
+      return adapterInfo()!;
+    });
   },
 };
 

@@ -1,0 +1,198 @@
+/** 1. Model: a checkpoint from the catalog (Hub or its local mirror), or local files / a folder. */
+import { useEffect, useId, useRef, useState, type DragEvent } from 'react';
+import { CATALOG, HF_HUB, downloadSize, hubModelSource, localMirror, saveBaseUrl, type CatalogModel } from './catalog';
+import { ErrorBox, Empty, ProgressBar, Section, bytesLabel } from './controls';
+import { formatBytes, formatCount, formatMs } from './format';
+import type { LoadProgress, ModelInfo, ModelSource } from '../worker/api';
+
+export type ModelState =
+  | { kind: 'none' }
+  | { kind: 'loading'; name: string; files: Record<string, LoadProgress>; previous: ModelInfo | null }
+  | { kind: 'ready'; info: ModelInfo }
+  /** A failed load keeps the model loaded before it (the worker keeps it too). */
+  | { kind: 'error'; name: string; message: string; previous: ModelInfo | null };
+
+/** The model in use, whatever the last load did. */
+export function currentModel(s: ModelState): ModelInfo | null {
+  return s.kind === 'ready' ? s.info : s.kind === 'none' ? null : s.previous;
+}
+
+interface Props {
+  state: ModelState;
+  busy: boolean;
+  baseUrl: string;
+  onBaseUrl: (url: string) => void;
+  onLoad: (source: ModelSource, catalogId: string | null) => void;
+  cache: { files: number; bytes: number } | null;
+  onClearCache: () => void;
+}
+
+export function ModelSection({ state, busy, baseUrl, onBaseUrl, onLoad, cache, onClearCache }: Props) {
+  const [selected, setSelected] = useState(CATALOG.defaultModel);
+  const [dragging, setDragging] = useState(false);
+  const folderInput = useRef<HTMLInputElement>(null);
+  const baseId = useId();
+  const filesId = useId();
+  const folderId = useId();
+  const model = CATALOG.models.find(m => m.id === selected)!;
+
+  useEffect(() => {
+    // React has no prop for these non-standard attributes.
+    folderInput.current?.setAttribute('webkitdirectory', '');
+    folderInput.current?.setAttribute('directory', '');
+  }, []);
+
+  const loadLocal = (files: { path: string; file: File }[]) => {
+    if (files.length === 0) return;
+    const top = files[0].path.includes('/') ? files[0].path.split('/')[0] : undefined;
+    onLoad({ kind: 'files', files, name: top }, null);
+  };
+
+  const onDrop = async (e: DragEvent) => {
+    e.preventDefault();
+    setDragging(false);
+    loadLocal(await droppedFiles(e.dataTransfer));
+  };
+
+  const status = state.kind === 'ready' ? <span className="badge ok">loaded: {state.info.name}</span>
+    : state.kind === 'loading' ? <span className="badge">loading…</span>
+    : state.kind === 'error' ? <span className="badge bad">failed</span> : null;
+
+  return (
+    <Section id="model" n={1} title="Model" status={status}>
+      <p className="lead">Pick a small pretrained checkpoint. Its files are downloaded once and kept in this browser's cache.</p>
+      <fieldset className="models" disabled={busy}>
+        <legend>Checkpoint</legend>
+        <div className="model-grid">
+          {CATALOG.models.map(m => <ModelCard key={m.id} m={m} checked={m.id === selected} onSelect={() => setSelected(m.id)} />)}
+        </div>
+      </fieldset>
+      <div className="row wrap">
+        <div className="field grow">
+          <label htmlFor={baseId}>Hub base URL</label>
+          <input id={baseId} type="url" value={baseUrl} disabled={busy} spellCheck={false}
+            onChange={e => { onBaseUrl(e.target.value); saveBaseUrl(e.target.value); }} aria-describedby={baseId + '-hint'} />
+          <small id={baseId + '-hint'} className="hint">Files are read from <code>{'{base}/{repo}/resolve/{revision}/{file}'}</code>.</small>
+        </div>
+        <div className="row buttons">
+          <button type="button" className="link" disabled={busy} onClick={() => { onBaseUrl(localMirror()); saveBaseUrl(localMirror()); }}>Local mirror</button>
+          <button type="button" className="link" disabled={busy} onClick={() => { onBaseUrl(HF_HUB); saveBaseUrl(HF_HUB); }}>huggingface.co</button>
+        </div>
+      </div>
+      <div className="row">
+        <button type="button" className="primary" disabled={busy} onClick={() => onLoad(hubModelSource(model, baseUrl.trim()), model.id)}>
+          Load {model.name}
+        </button>
+        <span className="muted">{formatBytes(downloadSize(model))} download · {formatCount(model.params)} parameters</span>
+      </div>
+
+      <div
+        className={'dropzone' + (dragging ? ' over' : '')}
+        onDragOver={e => { e.preventDefault(); setDragging(true); }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={onDrop}
+        data-testid="model-dropzone"
+      >
+        <p>Or use a model on this computer: a Hugging Face folder (config.json, model.safetensors, tokenizer.json) or a llama2.c <code>.bin</code> with its tokenizer. Drop it here, or choose:</p>
+        <div className="row wrap">
+          <label className="file-button" htmlFor={filesId}>Model files…</label>
+          <input id={filesId} className="visually-hidden" type="file" multiple disabled={busy}
+            onChange={e => { loadLocal(pickFiles(e.target.files)); e.target.value = ''; }} />
+          <label className="file-button" htmlFor={folderId}>Model folder…</label>
+          <input id={folderId} ref={folderInput} className="visually-hidden" type="file" multiple disabled={busy}
+            onChange={e => { loadLocal(pickFiles(e.target.files)); e.target.value = ''; }} />
+        </div>
+      </div>
+
+      <ModelStatus state={state} />
+      <p className="muted small" data-testid="cache-info">
+        Model cache: {cache ? `${cache.files} file${cache.files === 1 ? '' : 's'}, ${formatBytes(cache.bytes)}` : '…'}{' '}
+        <button type="button" className="link" onClick={onClearCache} disabled={busy || !cache || cache.files === 0}>Clear cache</button>
+      </p>
+    </Section>
+  );
+}
+
+function ModelCard({ m, checked, onSelect }: { m: CatalogModel; checked: boolean; onSelect: () => void }) {
+  const id = useId();
+  return (
+    <label className={'model-card' + (checked ? ' selected' : '')} htmlFor={id}>
+      <input id={id} type="radio" name="model" value={m.id} checked={checked} onChange={onSelect} />
+      <span className="model-name">{m.name}</span>
+      <span className="model-facts">
+        {formatCount(m.params)} params · {formatBytes(downloadSize(m))} · needs ~{formatBytes(m.memoryBytes)}
+      </span>
+      <span className="model-desc">{m.description}</span>
+    </label>
+  );
+}
+
+function ModelStatus({ state }: { state: ModelState }) {
+  if (state.kind === 'none') return <Empty>No model loaded yet.</Empty>;
+  if (state.kind === 'error') {
+    return (
+      <>
+        <ErrorBox title={`Could not load ${state.name}`} message={state.message} testId="model-error" />
+        {state.previous && <p className="muted">Still using {state.previous.name}.</p>}
+      </>
+    );
+  }
+  if (state.kind === 'loading') {
+    const files = Object.values(state.files);
+    return (
+      <div role="status" aria-live="polite" data-testid="model-progress">
+        <p>Loading {state.name}…</p>
+        {files.length === 0 && <ProgressBar value={null} max={null} label="starting" />}
+        {files.map(f => (
+          <div key={f.file} className="file-progress">
+            <code>{f.file}</code>
+            <ProgressBar value={f.loaded} max={f.total} label={f.phase === 'prepare' ? 'preparing weights…' : bytesLabel(f.loaded, f.total) + (f.cached ? ' · from cache' : '')} />
+          </div>
+        ))}
+      </div>
+    );
+  }
+  const i = state.info;
+  return (
+    <dl className="facts" data-testid="model-info">
+      <div><dt>Model</dt><dd>{i.name}</dd></div>
+      <div><dt>Architecture</dt><dd>{i.architecture} ({i.family})</dd></div>
+      <div><dt>Parameters</dt><dd>{formatCount(i.params)}</dd></div>
+      <div><dt>Layers · hidden</dt><dd>{i.layers} · {i.hiddenSize}</dd></div>
+      <div><dt>Vocabulary</dt><dd>{i.vocabSize.toLocaleString('en-US')}</dd></div>
+      <div><dt>Context</dt><dd>{i.contextLength} tokens</dd></div>
+      <div><dt>Chat template</dt><dd>{i.hasChatTemplate ? 'yes' : 'no'} (data template by default: {i.defaultTemplate})</dd></div>
+      <div><dt>Read</dt><dd>{formatBytes(i.bytes)}{i.cachedBytes > 0 ? ` (${formatBytes(i.cachedBytes)} from cache)` : ''} in {formatMs(i.ms)}</dd></div>
+      <div><dt>Backend</dt><dd>{i.backend}</dd></div>
+      <div className="wide"><dt>Source</dt><dd className="break">{i.source}</dd></div>
+    </dl>
+  );
+}
+
+function pickFiles(list: FileList | null): { path: string; file: File }[] {
+  return Array.from(list ?? [], f => ({ path: f.webkitRelativePath || f.name, file: f }));
+}
+
+/** Files from a drop, with folder structure (dropped folders are walked). */
+async function droppedFiles(dt: DataTransfer): Promise<{ path: string; file: File }[]> {
+  const entries = Array.from(dt.items ?? [])
+    .map(it => (it.kind === 'file' ? it.webkitGetAsEntry?.() : null))
+    .filter((e): e is FileSystemEntry => !!e);
+  if (entries.length === 0) return Array.from(dt.files, f => ({ path: f.name, file: f }));
+  const out: { path: string; file: File }[] = [];
+  const walk = async (entry: FileSystemEntry, prefix: string): Promise<void> => {
+    if (entry.isFile) {
+      const file = await new Promise<File>((res, rej) => (entry as FileSystemFileEntry).file(res, rej));
+      out.push({ path: prefix + entry.name, file });
+    } else if (entry.isDirectory) {
+      const reader = (entry as FileSystemDirectoryEntry).createReader();
+      for (;;) {
+        const batch = await new Promise<FileSystemEntry[]>((res, rej) => reader.readEntries(res, rej));
+        if (batch.length === 0) break;
+        for (const child of batch) await walk(child, prefix + entry.name + '/');
+      }
+    }
+  };
+  for (const e of entries) await walk(e, '');
+  return out;
+}

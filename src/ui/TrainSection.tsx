@@ -1,0 +1,169 @@
+/** 4. Train: the backend (what was detected, why fallbacks happened), Start/Pause/Resume/Stop and progress. */
+import { useState } from 'react';
+import type { BackendChoice } from '../engine/backend';
+import { Empty, ErrorBox, ProgressBar, Section, SelectField } from './controls';
+import { formatCount, formatMs, formatNum } from './format';
+import { useThrottledVersion, type MetricsStore } from './metrics-store';
+import type { BackendProbeReport, BackendStatus, TrainState } from '../worker/api';
+
+export interface TrainView {
+  state: TrainState;
+  message?: string;
+  totalSteps: number;
+  startedAt: number | null;
+}
+
+interface Props {
+  backend: BackendStatus | null;
+  backendBusy: boolean;
+  backendError: string | null;
+  choice: BackendChoice;
+  onChoice: (c: BackendChoice) => void;
+  ready: boolean;
+  notReadyReason: string;
+  train: TrainView;
+  store: MetricsStore;
+  onStart: () => void;
+  onPause: () => void;
+  onResume: () => void;
+  onStop: () => void;
+  probe: { kind: 'idle' } | { kind: 'running' } | { kind: 'done'; report: BackendProbeReport } | { kind: 'failed'; error: string };
+  onProbe: () => void;
+}
+
+const STATE_LABEL: Record<TrainView['state'], string> = {
+  idle: 'Not started', running: 'Training', paused: 'Paused', stopped: 'Stopped', done: 'Finished', diverged: 'Diverged', error: 'Failed',
+};
+
+const CHOICES: { value: BackendChoice; label: string }[] = [
+  { value: 'auto', label: 'Automatic (WebGPU → WebGL → WASM → CPU)' },
+  { value: 'webgpu', label: 'WebGPU' },
+  { value: 'webgl', label: 'WebGL' },
+  { value: 'wasm', label: 'WebAssembly (WASM)' },
+  { value: 'cpu', label: 'CPU (plain JavaScript)' },
+];
+
+export function TrainSection(p: Props) {
+  const { train } = p;
+  const running = train.state === 'running';
+  const paused = train.state === 'paused';
+  const active = running || paused;
+  const status = running ? <span className="badge">training</span>
+    : paused ? <span className="badge">paused</span>
+    : train.state === 'done' ? <span className="badge ok">done</span>
+    : train.state === 'stopped' ? <span className="badge">stopped</span>
+    : train.state === 'error' || train.state === 'diverged' ? <span className="badge bad">{train.state}</span> : null;
+  return (
+    <Section id="train" n={4} title="Train" status={status}>
+      <div className="row wrap">
+        <SelectField label="Backend" value={p.choice} options={CHOICES} disabled={p.backendBusy || active} onChange={p.onChoice} />
+        <BackendInfo backend={p.backend} busy={p.backendBusy} />
+      </div>
+      {p.backendError && <ErrorBox title="Backend" message={p.backendError} testId="backend-error" />}
+      <div className="row wrap buttons" role="group" aria-label="Training controls">
+        <button type="button" className="primary" onClick={p.onStart} disabled={!p.ready || active || p.backendBusy}>Start training</button>
+        <button type="button" onClick={p.onPause} disabled={!running}>Pause</button>
+        <button type="button" onClick={p.onResume} disabled={!paused}>Resume</button>
+        <button type="button" onClick={p.onStop} disabled={!active}>Stop</button>
+      </div>
+      {!p.ready && !active && <Empty>{p.notReadyReason}</Empty>}
+      <TrainProgress train={train} store={p.store} />
+      {(train.state === 'error' || train.state === 'diverged') && train.message && (
+        <ErrorBox title={train.state === 'diverged' ? 'Training diverged' : 'Training stopped with an error'} message={train.message} testId="train-error" />
+      )}
+      {train.state !== 'error' && train.state !== 'diverged' && train.message && <p className="note" role="status" data-testid="train-message">{train.message}</p>}
+      <div className="probe">
+        <div className="row wrap buttons">
+          <button type="button" onClick={p.onProbe} disabled={p.probe.kind === 'running' || active}>Backend check</button>
+          <span className="muted small">Initialises every backend and checks each gradient the engine needs against the CPU (takes a minute).</span>
+        </div>
+        {p.probe.kind === 'running' && <p role="status">Checking backends…</p>}
+        {p.probe.kind === 'failed' && <p role="alert" data-testid="probe-error">Backend check failed: {p.probe.error}</p>}
+        {p.probe.kind === 'done' && <ProbeTable report={p.probe.report} />}
+      </div>
+    </Section>
+  );
+}
+
+function BackendInfo({ backend, busy }: { backend: BackendStatus | null; busy: boolean }) {
+  if (busy && !backend) return <p role="status" className="backend-info">Detecting backends…</p>;
+  if (!backend) return null;
+  const gpu = backend.webgpu;
+  return (
+    <div className="backend-info" data-testid="backend-info" aria-live="polite">
+      <p>
+        Running on <strong data-testid="backend-name">{backend.backend}</strong>
+        {backend.backend === 'wasm' && backend.wasmSimd !== undefined && ` (${backend.wasmSimd ? 'SIMD' : 'no SIMD'})`}
+        {busy && ' · switching…'}
+      </p>
+      <p className="muted small">
+        WebGPU adapter: {gpu.available
+          ? `${gpu.info?.vendor || 'unknown vendor'} / ${gpu.info?.architecture || 'unknown architecture'}${gpu.info?.description ? ` (${gpu.info.description})` : ''}${gpu.isFallbackAdapter ? ', software fallback' : ''}`
+          : `none (${gpu.reason})`}
+        {' · '}cross-origin isolated: {backend.crossOriginIsolated ? 'yes' : 'no'}
+      </p>
+      {backend.fallbacks.length > 0 && (
+        <ul className="fallbacks small">
+          {backend.fallbacks.map(f => <li key={f.backend}>skipped {f.backend}: {f.reason}</li>)}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+function TrainProgress({ train, store }: { train: TrainView; store: MetricsStore }) {
+  useThrottledVersion(store, 250);
+  const m = store.last;
+  if (!m && train.state !== 'running') return null;
+  const total = m?.totalSteps ?? train.totalSteps;
+  const step = m?.step ?? 0;
+  const elapsed = m?.elapsedMs ?? 0;
+  const eta = step > 0 && total > step && train.state === 'running' ? (elapsed / step) * (total - step) : null;
+  const label = m
+    ? `step ${step} / ${total} · epoch ${formatNum(m.epoch, 3)} · ${formatCount(m.tokensSoFar)} trained tokens · loss ${formatNum(m.loss)} · ${formatMs(elapsed)} elapsed${eta != null ? ` · ETA ${formatMs(eta)}` : ''}`
+    : 'starting… (the first step compiles the kernels)';
+  return (
+    <div className="train-progress" data-testid="train-progress" aria-live="off">
+      <ProgressBar value={step} max={total || null} label={label} />
+      <p className="muted small" data-testid="train-status" data-step={step} data-total={total} data-state={train.state}>
+        {STATE_LABEL[train.state]}
+        {m && ` · ${formatNum(m.tokens_per_sec, 3)} tokens/s · ${formatMs(m.ms_per_step)} per step`}
+      </p>
+    </div>
+  );
+}
+
+function ProbeTable({ report }: { report: BackendProbeReport }) {
+  const gpu = report.webgpuAdapter;
+  const [open, setOpen] = useState(false);
+  return (
+    <section data-testid="probe-result">
+      <p>
+        WebGPU adapter:{' '}
+        {gpu.available ? `${gpu.info?.vendor ?? '?'} / ${gpu.info?.architecture ?? '?'}` : `none (${gpu.reason})`}
+        {' · '}cross-origin isolated: {String(report.crossOriginIsolated)} · {formatMs(report.ms)}
+      </p>
+      <div className="table-scroll">
+        <table>
+          <thead>
+            <tr><th>backend</th><th>status</th><th>gradients ok</th><th>failing</th></tr>
+          </thead>
+          <tbody>
+            {report.backends.map(b => {
+              const failing = b.grads.filter(g => g.status !== 'ok');
+              return (
+                <tr key={b.backend}>
+                  <td>{b.backend}</td>
+                  <td>{b.available ? 'available' : `unavailable: ${b.reason}`}</td>
+                  <td>{b.available ? `${b.grads.length - failing.length} / ${b.grads.length}` : '–'}</td>
+                  <td>{(open ? failing : failing.slice(0, 4)).map(g => g.name).join(', ')}{!open && failing.length > 4 ? ', …' : ''}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+      <button type="button" className="link" onClick={() => setOpen(!open)}>{open ? 'Fewer details' : 'All failing cases'}</button>
+    </section>
+  );
+}

@@ -1,0 +1,129 @@
+/** Small accessible form controls and status boxes shared by the sections. */
+import { useId, useState, type ReactNode } from 'react';
+import { formatBytes } from './format';
+
+export function NumberField(props: {
+  label: string;
+  value: number;
+  onChange: (v: number) => void;
+  min?: number;
+  max?: number;
+  step?: number | 'any';
+  hint?: string;
+  disabled?: boolean;
+  name?: string;
+}) {
+  const id = useId();
+  // Keep what the user types (e.g. "1e-" on the way to "1e-4"); only finite numbers are passed up.
+  const [text, setText] = useState<string | null>(null);
+  const invalid = text !== null && !Number.isFinite(Number(text));
+  return (
+    <div className="field">
+      <label htmlFor={id}>{props.label}</label>
+      <input
+        id={id}
+        name={props.name}
+        type="text"
+        inputMode="decimal"
+        value={text ?? String(props.value)}
+        aria-invalid={invalid || undefined}
+        aria-describedby={props.hint ? id + '-hint' : undefined}
+        disabled={props.disabled}
+        onChange={e => {
+          const t = e.target.value;
+          setText(t);
+          const v = Number(t);
+          if (t.trim() !== '' && Number.isFinite(v)) props.onChange(v);
+        }}
+        onBlur={() => setText(null)}
+      />
+      {props.hint && <small id={id + '-hint'} className="hint">{props.hint}</small>}
+    </div>
+  );
+}
+
+export function SelectField<T extends string>(props: {
+  label: string;
+  value: T;
+  options: { value: T; label: string }[];
+  onChange: (v: T) => void;
+  hint?: string;
+  disabled?: boolean;
+}) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>{props.label}</label>
+      <select id={id} value={props.value} disabled={props.disabled} onChange={e => props.onChange(e.target.value as T)}
+        aria-describedby={props.hint ? id + '-hint' : undefined}>
+        {props.options.map(o => <option key={o.value} value={o.value}>{o.label}</option>)}
+      </select>
+      {props.hint && <small id={id + '-hint'} className="hint">{props.hint}</small>}
+    </div>
+  );
+}
+
+export function CheckField(props: { label: string; checked: boolean; onChange: (v: boolean) => void; disabled?: boolean; hint?: string }) {
+  const id = useId();
+  return (
+    <div className="field check">
+      <input id={id} type="checkbox" checked={props.checked} disabled={props.disabled} onChange={e => props.onChange(e.target.checked)} />
+      <label htmlFor={id}>{props.label}</label>
+      {props.hint && <small className="hint">{props.hint}</small>}
+    </div>
+  );
+}
+
+export function ProgressBar(props: { value: number | null; max: number | null; label: string; testId?: string }) {
+  const { value, max } = props;
+  const determinate = value != null && max != null && max > 0;
+  return (
+    <div className="progress" data-testid={props.testId}>
+      <progress value={determinate ? value! : undefined} max={determinate ? max! : undefined} aria-label={props.label} />
+      <span className="progress-text">{props.label}</span>
+    </div>
+  );
+}
+
+export function bytesLabel(loaded: number, total: number | null): string {
+  return total ? `${formatBytes(loaded)} / ${formatBytes(total)} (${Math.floor((100 * loaded) / total)}%)` : formatBytes(loaded);
+}
+
+export function ErrorBox({ title, message, testId }: { title: string; message: string; testId?: string }) {
+  return (
+    <div className="error" role="alert" data-testid={testId}>
+      <strong>{title}</strong>
+      <pre>{message}</pre>
+    </div>
+  );
+}
+
+export function Empty({ children }: { children: ReactNode }) {
+  return <p className="empty">{children}</p>;
+}
+
+export function Section(props: { id: string; n: number; title: string; children: ReactNode; status?: ReactNode }) {
+  return (
+    <section id={props.id} aria-labelledby={props.id + '-h'} className="card">
+      <header className="card-head">
+        <h2 id={props.id + '-h'}><span className="step-n" aria-hidden="true">{props.n}</span>{props.title}</h2>
+        {props.status && <div className="card-status">{props.status}</div>}
+      </header>
+      {props.children}
+    </section>
+  );
+}
+
+/** Saves bytes as a file (a download the browser shows). */
+export function saveFile(name: string, bytes: Uint8Array | string, mime: string): void {
+  const blob = new Blob([typeof bytes === 'string' ? bytes : (bytes as Uint8Array<ArrayBuffer>)], { type: mime });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.rel = 'noopener';
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 30_000);
+}

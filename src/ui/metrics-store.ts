@@ -1,0 +1,101 @@
+/**
+ * Training metrics on the page: columns for the charts (appended as events arrive) and a coalesced
+ * notification; listeners throttle their own work, so a fast training loop never floods the main thread.
+ */
+import { useEffect, useState } from 'react';
+import type { TrainEvalEvent, TrainMetricsEvent, TrainSamplesEvent } from '../worker/api';
+
+export interface MetricColumns {
+  step: number[];
+  loss: (number | null)[];
+  valLoss: (number | null)[];
+  lr: (number | null)[];
+  gradNorm: (number | null)[];
+  tokensPerSec: (number | null)[];
+}
+
+export class MetricsStore {
+  cols: MetricColumns = emptyColumns();
+  last: TrainMetricsEvent | null = null;
+  /** Validation losses by step. */
+  evals = new Map<number, TrainEvalEvent>();
+  /** Sample generations at each evaluation, in order. */
+  samples: TrainSamplesEvent[] = [];
+  /** Bumped on every change (lets React compare snapshots cheaply). */
+  version = 0;
+  private listeners = new Set<() => void>();
+  private scheduled = false;
+
+  reset(): void {
+    this.cols = emptyColumns();
+    this.last = null;
+    this.evals = new Map();
+    this.samples = [];
+    this.changed();
+  }
+
+  addMetrics(m: TrainMetricsEvent): void {
+    const c = this.cols;
+    const n = c.step.length;
+    if (n > 0 && c.step[n - 1] === m.step) {
+      c.loss[n - 1] = m.loss; c.lr[n - 1] = m.lr; c.gradNorm[n - 1] = m.grad_norm; c.tokensPerSec[n - 1] = m.tokens_per_sec;
+      if (m.eval_loss !== undefined) c.valLoss[n - 1] = m.eval_loss;
+    } else {
+      c.step.push(m.step); c.loss.push(m.loss); c.valLoss.push(m.eval_loss ?? this.evals.get(m.step)?.eval_loss ?? null); c.lr.push(m.lr);
+      c.gradNorm.push(m.grad_norm); c.tokensPerSec.push(m.tokens_per_sec);
+    }
+    this.last = m;
+    this.changed();
+  }
+
+  addEval(e: TrainEvalEvent): void {
+    this.evals.set(e.step, e);
+    const c = this.cols;
+    const i = c.step.lastIndexOf(e.step);
+    // a validation before its step is logged is picked up when the step arrives (addMetrics)
+    if (i >= 0) c.valLoss[i] = e.eval_loss;
+    this.changed();
+  }
+
+  addSamples(s: TrainSamplesEvent): void {
+    this.samples = [...this.samples, s];
+    this.changed();
+  }
+
+  subscribe = (fn: () => void): (() => void) => {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  };
+
+  getVersion = (): number => this.version;
+
+  private changed(): void {
+    this.version++;
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const flush = () => {
+      this.scheduled = false;
+      for (const fn of this.listeners) fn();
+    };
+    // Listeners only schedule their own (throttled) work; a timer also runs in hidden tabs, unlike frames.
+    setTimeout(flush, 0);
+  }
+}
+
+function emptyColumns(): MetricColumns {
+  return { step: [], loss: [], valLoss: [], lr: [], gradNorm: [], tokensPerSec: [] };
+}
+
+/** Re-renders on store changes, at most every `ms`. */
+export function useThrottledVersion(store: MetricsStore, ms: number): number {
+  const [v, setV] = useState(store.version);
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const unsub = store.subscribe(() => {
+      if (timer) return;
+      timer = setTimeout(() => { timer = null; setV(store.version); }, ms);
+    });
+    return () => { unsub(); if (timer) clearTimeout(timer); };
+  }, [store, ms]);
+  return v;
+}
