@@ -26,6 +26,8 @@ interface Props {
 
 const HEIGHT = 180;
 const UPDATE_MS = 250;
+/** Steps are whole numbers: tick spacings 1, 2, 5, 10, 20, 50, … */
+const STEP_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
 
 export function Chart({ title, index = 0, store, series, format, log, testId }: Props) {
   const box = useRef<HTMLDivElement>(null);
@@ -41,7 +43,7 @@ export function Chart({ title, index = 0, store, series, format, log, testId }: 
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
       axes: [
-        { label: 'step', size: 36, labelSize: 14, stroke: '#555', grid: { stroke: '#eee' } },
+        { label: 'step', size: 36, labelSize: 14, stroke: '#555', grid: { stroke: '#eee' }, incrs: STEP_INCRS, values: (_u, vals) => vals.map(v => String(v)) },
         { size: 56, stroke: '#555', grid: { stroke: '#eee' }, values: (_u, vals) => vals.map(v => (v == null ? '' : fmt(v))) },
       ],
       series: [

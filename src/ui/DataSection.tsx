@@ -1,7 +1,7 @@
 /** 2. Data: a dataset file (or pasted text, or the demo), parsed and tokenized in the worker, with a report. */
 import { useId, useState } from 'react';
 import type { DatasetReport, RowError, TemplateName, TemplateSpec } from '../data';
-import { CheckField, ErrorBox, Empty, NumberField, ProgressBar, Section, SelectField } from './controls';
+import { CheckField, ErrorBox, Empty, FileButton, NumberField, ProgressBar, Section, SelectField } from './controls';
 import { formatNum, formatPct } from './format';
 import type { DatasetInfo, DatasetInput, TrainSettings } from '../worker/api';
 
@@ -38,21 +38,18 @@ interface Props {
 }
 
 const EOS_CHOICES = [
-  { value: 'eos', label: "the tokenizer's end-of-sequence token" },
-  { value: 'newline', label: 'a newline (for models that never learnt EOS)' },
+  { value: 'eos', label: "the tokenizer's EOS token" },
+  { value: 'newline', label: 'a newline' },
 ];
 
 export function DataSection({ state, modelReady, busy, settings, onSettings, onLoad, onDemo }: Props) {
   const [pasted, setPasted] = useState('');
   const [pastedName, setPastedName] = useState('pasted.jsonl');
-  const fileId = useId();
   const pasteId = useId();
   const nameId = useId();
   const disabled = busy || !modelReady;
 
-  const pick = async (list: FileList | null) => {
-    const files = Array.from(list ?? []);
-    if (files.length === 0) return;
+  const pick = async (files: File[]) => {
     const read = await Promise.all(files.map(async f => ({ name: f.name, data: new Uint8Array(await f.arrayBuffer()), role: 'train' as const })));
     onLoad(read, files.map(f => f.name).join(', '));
   };
@@ -76,15 +73,13 @@ export function DataSection({ state, modelReady, busy, settings, onSettings, onL
         <NumberField label="Test examples" value={settings.test_size} min={0} step="any" disabled={disabled}
           hint="held out for exact match / ROUGE-L (a test file replaces it)" onChange={v => onSettings({ ...settings, test_size: Math.max(0, v) })} />
         <SelectField label="Responses end with" value={settings.eos_token === '\n' ? 'newline' : 'eos'} options={EOS_CHOICES} disabled={disabled}
-          onChange={v => onSettings({ ...settings, eos_token: v === 'newline' ? '\n' : null })} />
+          hint="a newline for models that never learnt EOS (llama2.c)" onChange={v => onSettings({ ...settings, eos_token: v === 'newline' ? '\n' : null })} />
       </div>
       <CheckField label="Train on prompts too (not only responses)" checked={settings.train_on_inputs} disabled={disabled}
         onChange={v => onSettings({ ...settings, train_on_inputs: v })} />
       <div className="row wrap">
         <button type="button" className="primary" disabled={disabled} onClick={onDemo}>Use the demo dataset</button>
-        <label className={'file-button' + (disabled ? ' disabled' : '')} htmlFor={fileId}>Dataset file…</label>
-        <input id={fileId} className="visually-hidden" type="file" multiple accept=".json,.jsonl,.csv,.tsv,.txt,.md" disabled={disabled}
-          onChange={e => { void pick(e.target.files); e.target.value = ''; }} />
+        <FileButton label="Dataset file…" accept=".json,.jsonl,.csv,.tsv,.txt,.md" disabled={disabled} onFiles={files => void pick(files)} />
       </div>
       <details className="paste">
         <summary>Paste data</summary>

@@ -1,6 +1,5 @@
 /** 7. Export: the adapter in PEFT's format, the merged model, the metrics; import a PEFT adapter. */
-import { useId } from 'react';
-import { Empty, ErrorBox, Section } from './controls';
+import { Empty, ErrorBox, FileButton, Section } from './controls';
 import { formatCount } from './format';
 import type { AdapterInfo } from '../worker/api';
 
@@ -17,7 +16,6 @@ interface Props {
 }
 
 export function ExportSection(p: Props) {
-  const importId = useId();
   return (
     <Section id="export" n={7} title="Export">
       {p.adapter
@@ -45,9 +43,7 @@ export function ExportSection(p: Props) {
         <div>
           <h3>Import an adapter</h3>
           <p className="muted small">Choose both PEFT files (same base model).</p>
-          <label className={'file-button' + (!p.modelReady || p.busy ? ' disabled' : '')} htmlFor={importId}>Adapter files…</label>
-          <input id={importId} className="visually-hidden" type="file" multiple accept=".json,.safetensors" disabled={!p.modelReady || p.busy}
-            onChange={e => { p.onImport(Array.from(e.target.files ?? [])); e.target.value = ''; }} />
+          <FileButton label="Adapter files…" accept=".json,.safetensors" disabled={!p.modelReady || p.busy} onFiles={p.onImport} />
         </div>
       </div>
       {p.message?.kind === 'error' && <ErrorBox title="Export / import" message={p.message.text} testId="export-error" />}

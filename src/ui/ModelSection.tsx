@@ -1,7 +1,7 @@
 /** 1. Model: a checkpoint from the catalog (Hub or its local mirror), or local files / a folder. */
-import { useEffect, useId, useRef, useState, type DragEvent } from 'react';
+import { useId, useState, type DragEvent } from 'react';
 import { CATALOG, HF_HUB, downloadSize, hubModelSource, localMirror, saveBaseUrl, type CatalogModel } from './catalog';
-import { ErrorBox, Empty, ProgressBar, Section, bytesLabel } from './controls';
+import { ErrorBox, Empty, FileButton, ProgressBar, Section, bytesLabel } from './controls';
 import { formatBytes, formatCount, formatMs } from './format';
 import type { LoadProgress, ModelInfo, ModelSource } from '../worker/api';
 
@@ -30,17 +30,8 @@ interface Props {
 export function ModelSection({ state, busy, baseUrl, onBaseUrl, onLoad, cache, onClearCache }: Props) {
   const [selected, setSelected] = useState(CATALOG.defaultModel);
   const [dragging, setDragging] = useState(false);
-  const folderInput = useRef<HTMLInputElement>(null);
   const baseId = useId();
-  const filesId = useId();
-  const folderId = useId();
   const model = CATALOG.models.find(m => m.id === selected)!;
-
-  useEffect(() => {
-    // React has no prop for these non-standard attributes.
-    folderInput.current?.setAttribute('webkitdirectory', '');
-    folderInput.current?.setAttribute('directory', '');
-  }, []);
 
   const loadLocal = (files: { path: string; file: File }[]) => {
     if (files.length === 0) return;
@@ -95,12 +86,8 @@ export function ModelSection({ state, busy, baseUrl, onBaseUrl, onLoad, cache, o
       >
         <p>Or use a model on this computer: a Hugging Face folder (config.json, model.safetensors, tokenizer.json) or a llama2.c <code>.bin</code> with its tokenizer. Drop it here, or choose:</p>
         <div className="row wrap">
-          <label className="file-button" htmlFor={filesId}>Model files…</label>
-          <input id={filesId} className="visually-hidden" type="file" multiple disabled={busy}
-            onChange={e => { loadLocal(pickFiles(e.target.files)); e.target.value = ''; }} />
-          <label className="file-button" htmlFor={folderId}>Model folder…</label>
-          <input id={folderId} ref={folderInput} className="visually-hidden" type="file" multiple disabled={busy}
-            onChange={e => { loadLocal(pickFiles(e.target.files)); e.target.value = ''; }} />
+          <FileButton label="Model files…" disabled={busy} onFiles={files => loadLocal(pickFiles(files))} />
+          <FileButton label="Model folder…" directory disabled={busy} onFiles={files => loadLocal(pickFiles(files))} />
         </div>
       </div>
 
@@ -169,8 +156,8 @@ function ModelStatus({ state }: { state: ModelState }) {
   );
 }
 
-function pickFiles(list: FileList | null): { path: string; file: File }[] {
-  return Array.from(list ?? [], f => ({ path: f.webkitRelativePath || f.name, file: f }));
+function pickFiles(list: File[]): { path: string; file: File }[] {
+  return list.map(f => ({ path: f.webkitRelativePath || f.name, file: f }));
 }
 
 /** Files from a drop, with folder structure (dropped folders are walked). */

@@ -1,5 +1,5 @@
 /** Small accessible form controls and status boxes shared by the sections. */
-import { useId, useState, type ReactNode } from 'react';
+import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import { formatBytes } from './format';
 
 export function NumberField(props: {
@@ -126,4 +126,24 @@ export function saveFile(name: string, bytes: Uint8Array | string, mime: string)
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 30_000);
+}
+
+/**
+ * A file picker that looks like a button: a real <input type=file> (keyboard-focusable, Space/Enter opens it)
+ * followed by its label. `directory` picks a whole folder (webkitdirectory).
+ */
+export function FileButton(props: { label: string; onFiles: (files: File[]) => void; disabled?: boolean; multiple?: boolean; accept?: string; directory?: boolean }) {
+  const id = useId();
+  const ref = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    // React has no prop for these non-standard attributes.
+    if (props.directory) { ref.current?.setAttribute('webkitdirectory', ''); ref.current?.setAttribute('directory', ''); }
+  }, [props.directory]);
+  return (
+    <span className="file-pick">
+      <input id={id} ref={ref} className="visually-hidden" type="file" multiple={props.multiple ?? true} accept={props.accept} disabled={props.disabled}
+        onChange={e => { const files = Array.from(e.target.files ?? []); e.target.value = ''; if (files.length) props.onFiles(files); }} />
+      <label className={'file-button' + (props.disabled ? ' disabled' : '')} htmlFor={id}>{props.label}</label>
+    </span>
+  );
 }

@@ -12,7 +12,7 @@ import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HAVE_STORIES, sharedMissing } from '../helpers';
+import { HAVE_STORIES, STORIES_DIR, sharedMissing } from '../helpers';
 import {
   ARTIFACTS, CHROMIUM_MISSING, HAVE_CHROMIUM, cspViolations, foreignRequests, launchBrowser, startApp,
   type AppServer, type BrowserSession,
@@ -119,6 +119,12 @@ async function watchMainThread(s: BrowserSession): Promise<() => Promise<MainThr
   };
 }
 
+async function readDownload(d: Download): Promise<string> {
+  const file = path.join(ARTIFACTS, `ui-download-${d.suggestedFilename()}`);
+  await d.saveAs(file);
+  return readFileSync(file, 'utf8');
+}
+
 /** The JSON header of a safetensors file. */
 function safetensorsHeader(bytes: Uint8Array): Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> {
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
@@ -175,15 +181,33 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     await shot(page, '1-model-missing', '#model');
   });
 
-  it('loads stories260K from the local Hub mirror', async () => {
-    await page.getByRole('radio', { name: /stories260K/ }).check();
-    await page.getByRole('button', { name: 'Load stories260K' }).click();
+  it('loads stories260K from the local Hub mirror, driven from the keyboard', async () => {
+    await page.getByRole('radio', { name: /stories260K/ }).focus();
+    await page.keyboard.press('Space');
+    let focused = '';
+    for (let i = 0; i < 8 && focused !== 'Load stories260K'; i++) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate(() => document.activeElement?.textContent ?? '');
+    }
+    expect(focused).toBe('Load stories260K');
+    await page.evaluate(() => {
+      const w = window as unknown as { __progress: string[] };
+      w.__progress = [];
+      new MutationObserver(() => {
+        const t = document.querySelector('[data-testid=model-progress]')?.textContent;
+        if (t) w.__progress.push(t);
+      }).observe(document.getElementById('model')!, { childList: true, subtree: true, characterData: true });
+    });
+    await page.keyboard.press('Enter');
     const info = page.getByTestId('model-info');
     await info.waitFor({ timeout: 60_000 });
     const text = (await info.textContent())!;
     expect(text).toContain('LlamaForCausalLM');
     expect(text).toContain('260K');
     expect(text).toContain('512 tokens');
+    const progress = await page.evaluate(() => (window as unknown as { __progress: string[] }).__progress);
+    log(`load progress: ${[...new Set(progress)].join(' | ')}`);
+    expect(progress.some(t => /stories260K\/stories260K\.bin.*\d+(\.\d+)? (B|KB|MB) \/ 1\.0 MB \(\d+%\)/.test(t))).toBe(true);
     const hub = session.requests.filter(r => r.url.includes('/hub/karpathy/tinyllamas/resolve/main/stories260K/'));
     expect(hub.some(r => r.url.endsWith('stories260K.bin') && r.status === 200)).toBe(true);
     expect(hub.some(r => r.url.endsWith('tok512.bin') && r.status === 200)).toBe(true);
@@ -327,6 +351,19 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     }
 
     downloads.length = 0;
+    await page.getByRole('button', { name: 'Download merged model' }).click();
+    await expect.poll(() => downloads.length, { timeout: 20_000 }).toBe(4);
+    expect(downloads.map(d => d.suggestedFilename()).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tok512.bin']);
+    const mergedPath = path.join(ARTIFACTS, 'ui-merged-model.safetensors');
+    await downloads.find(d => d.suggestedFilename() === 'model.safetensors')!.saveAs(mergedPath);
+    const merged = safetensorsHeader(new Uint8Array(readFileSync(mergedPath)));
+    expect(Object.keys(merged)).toHaveLength(1 + 5 * 9 + 1); // embeddings, 5 blocks of 9 tensors, final norm (tied head)
+    expect(merged['model.layers.4.self_attn.k_proj.weight']).toMatchObject({ dtype: 'F32', shape: [32, 64] });
+    expect(merged['model.layers.0.mlp.down_proj.weight']).toMatchObject({ dtype: 'F32', shape: [64, 172] });
+    const mergedConfig = JSON.parse(await readDownload(downloads.find(d => d.suggestedFilename() === 'config.json')!)) as Record<string, unknown>;
+    expect(mergedConfig).toMatchObject({ architectures: ['LlamaForCausalLM'], hidden_size: 64, num_hidden_layers: 5, vocab_size: 512 });
+
+    downloads.length = 0;
     await page.getByRole('button', { name: 'Metrics CSV' }).click();
     await expect.poll(() => downloads.length, { timeout: 10_000 }).toBe(1);
     const csvPath = path.join(ARTIFACTS, 'ui-metrics.csv');
@@ -358,7 +395,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     expect(m.step[m.step.length - 1]).toBe(STEPS_WEBGPU);
     expect(m.loss.every(x => x == null || Number.isFinite(x))).toBe(true);
     await shot(page, '11-webgpu', '#train');
-    await shot(page, '12-page-1280');
+    await shot(page, '11-page-1280');
   }, 200_000);
 
   it('loads the model again from the Cache Storage with the network to the Hub cut', async () => {
@@ -377,6 +414,16 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
       await second.close();
     }
   }, 90_000);
+
+  it('loads a llama2.c model from files chosen on this computer', async () => {
+    await page.locator('#model input[type=file]').first().setInputFiles([
+      path.join(STORIES_DIR, 'stories260K.bin'), path.join(STORIES_DIR, 'tok512.bin'),
+    ]);
+    const info = page.getByTestId('model-info');
+    await page.waitForFunction(() => /2 local files/.test(document.querySelector('[data-testid=model-info]')?.textContent ?? ''), null, { timeout: 60_000 });
+    expect(await info.textContent()).toContain('LlamaForCausalLM');
+    await shot(page, '12-local-files', '#model');
+  }, 60_000);
 
   it('fits a 390 px phone screen and a 1280 px window without horizontal scrolling', async () => {
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1280);
