@@ -366,7 +366,7 @@ export function App() {
           sampling={sampling} onSampling={setSampling} outputs={outputs} generating={generating} onGenerate={generate}
           onStopGenerate={() => { raise('abortGeneration'); void guard(engine.stopGenerate()).catch(() => undefined); }} evalState={evalState} evalCount={evalCount} onEvalCount={setEvalCount}
           onEvaluate={evaluate} canEvaluate={!!datasetInfo && datasetInfo.prompts.length > 0 && !training && !generating} />
-        <ExportSection adapter={adapter} modelReady={!!modelInfo} busy={exporting || training} hasMetrics={store.cols.step.length > 0 || train.state !== 'idle'}
+        <ExportSection adapter={adapter} modelReady={!!modelInfo} busy={exporting || training} runActive={active} hasMetrics={store.cols.step.length > 0 || train.state !== 'idle'}
           onExportAdapter={() => void download('Adapter', () => engine.exportAdapter())}
           onExportMerged={() => void download('Merged model', () => engine.exportMerged())}
           onExportMetrics={f => void download('Metrics', async () => [await engine.exportMetrics(f)])}

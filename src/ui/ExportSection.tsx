@@ -7,6 +7,8 @@ interface Props {
   adapter: AdapterInfo | null;
   modelReady: boolean;
   busy: boolean;
+  /** A run (running or paused) owns the adapter: importing waits until it is stopped. */
+  runActive: boolean;
   hasMetrics: boolean;
   onExportAdapter: () => void;
   onExportMerged: () => void;
@@ -42,8 +44,8 @@ export function ExportSection(p: Props) {
         </div>
         <div>
           <h3>Import an adapter</h3>
-          <p className="muted small">Choose both PEFT files (same base model).</p>
-          <FileButton label="Adapter files…" accept=".json,.safetensors" disabled={!p.modelReady || p.busy} onFiles={p.onImport} />
+          <p className="muted small">Choose both PEFT files (same base model){p.runActive ? '; stop training first' : ''}.</p>
+          <FileButton label="Adapter files…" accept=".json,.safetensors" disabled={!p.modelReady || p.busy || p.runActive} onFiles={p.onImport} />
         </div>
       </div>
       {p.message?.kind === 'error' && <ErrorBox title="Export / import" message={p.message.text} testId="export-error" />}

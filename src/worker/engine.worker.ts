@@ -9,7 +9,7 @@ import { initBackend, setWasmPrefix, type BackendChoice } from '../engine/backen
 import { eosIds } from '../engine/config';
 import { generate } from '../engine/generate';
 import { probeKernels } from '../engine/kernel-probe';
-import { targetedModules } from '../engine/lora';
+import { targetedModules, type LoraConfig } from '../engine/lora';
 import { CausalLM } from '../engine/model';
 import { countParams, linearModules } from '../engine/params';
 import { defaultTemplate, encodeWithOffsets, renderGenerationPrompt, templateTokensOf, type Message, type TemplateSpec } from '../data';
@@ -18,7 +18,7 @@ import { exportMergedModel, exportPeftAdapter, loadPeftAdapter, parsePeftAdapter
 import type { Tokenizer } from '../io/tokenizer';
 import { compareBaseTuned, evaluateGeneration, promptAndReference } from '../train/evaluate';
 import {
-  FinetuneSession, loraConfigOf, prepareSessionData, resolveFinetuneConfig,
+  FinetuneSession, prepareSessionData, resolveFinetuneConfig,
   type FinetuneConfig, type SessionData, type SessionDataset,
 } from '../train/session';
 import type {
@@ -91,8 +91,14 @@ function requireData(): LoadedData {
   return data;
 }
 
+/** For work that may happen while a run is paused (generate, evaluate, export, estimate). */
 function assertIdle(what: string): void {
   if (run?.state === 'running') throw new Error(`Cannot ${what} while training runs: pause or stop it first.`);
+}
+
+/** For changes a paused run could not survive (model, data, backend, adapter). */
+function assertNoRun(what: string): void {
+  if (run?.state === 'running' || run?.state === 'paused') throw new Error(`Cannot ${what} during a training run: stop it first.`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -123,14 +129,13 @@ async function moveModel(choice: BackendChoice): Promise<BackendStatus> {
   const raw = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, t] of cur.model.weights) raw.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
   const ad = cur.model.adapter;
-  let adapter: { config: typeof ad extends null ? never : NonNullable<typeof ad>['config']; values: Map<string, { shape: number[]; data: Float32Array }> } | null = null;
+  let adapter: { config: LoraConfig; values: Map<string, { shape: number[]; data: Float32Array }> } | null = null;
   if (ad) {
     const values = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [name, v] of ad.variables()) values.set(name, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
     adapter = { config: ad.config, values };
   }
-  run?.dispose();
-  run = null;
+  run?.dispose(); // its metrics stay exportable
   cur.model.dispose();
   loaded = null;
   const status = await useBackend(choice);
@@ -181,8 +186,10 @@ function heldOut(d: LoadedData) {
   return d.prepared.test.source.length ? d.prepared.test.source : d.prepared.validation.source;
 }
 
+/** A file for the page; its bytes are transferred (so never pass bytes the worker keeps). */
 function file(name: string, bytes: Uint8Array, mime = 'application/octet-stream'): ExportedFile {
-  return Comlink.transfer({ name, mime, bytes }, [bytes.buffer as ArrayBuffer]);
+  const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  return Comlink.transfer({ name, mime, bytes: own }, [own.buffer as ArrayBuffer]);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -203,7 +210,7 @@ const api = {
   /** Switch backend; a loaded model and its adapter move along (a paused run is discarded). */
   setBackend(choice: BackendChoice): Promise<BackendStatus> {
     return exclusive(async () => {
-      assertIdle('switch backend');
+      assertNoRun('switch backend');
       return moveModel(choice);
     });
   },
@@ -215,7 +222,7 @@ const api = {
   /** Initialise each backend (default: all) in turn and check the gradients the engine needs against cpu. */
   probeBackends(opts: { backends?: BackendStatus['backend'][] } = {}): Promise<BackendProbeReport> {
     return exclusive(async () => {
-      assertIdle('check backends');
+      assertNoRun('check backends');
       const t0 = performance.now();
       const webgpu = await webgpuAdapter();
       const kernels = await probeKernels({ backends: opts.backends });
@@ -234,7 +241,7 @@ const api = {
   /** Load a model with byte progress; Hub files are cached in the Cache Storage. Replaces any loaded model. */
   loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     return exclusive(async () => {
-      assertIdle('load a model');
+      assertNoRun('load a model');
       const status = await ensureBackend();
       const t0 = performance.now();
       const cf = cachingFetch();
@@ -294,7 +301,7 @@ const api = {
   /** Parse, split and tokenize a dataset as a run with `settings` will (template, max_length, eos_token, splits). */
   loadDataset(input: DatasetInput, settings: TrainSettings): Promise<DatasetInfo> {
     return exclusive(async () => {
-      assertIdle('change the dataset');
+      assertNoRun('change the dataset');
       const { model, tokenizer } = requireModel();
       const { config, warnings } = resolveFinetuneConfig(settings, model.config.max_position_embeddings);
       const prepared = prepareSessionData(tokenizer, sessionData(input), config);
@@ -353,8 +360,7 @@ const api = {
   /** Train a fresh adapter with `settings`; events stream to onEvent. Resolves when the run ends or pauses. */
   train(settings: TrainSettings, options: RunOptions, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
     return exclusive(async () => {
-      assertIdle('start another run');
-      if (run?.state === 'paused') throw new Error('A run is paused: resume or stop it first.');
+      assertNoRun('start another run');
       const m = requireModel();
       const d = requireData();
       run?.dispose();
@@ -481,7 +487,8 @@ const api = {
       assertIdle('export');
       const m = requireModel();
       if (!m.model.adapter) throw new Error('There is no adapter to merge: train or import one first.');
-      const files = await exportMergedModel(m.model, m.tokenizerFiles);
+      // copies: the exported files are transferred to the page, and the worker keeps its tokenizer files
+      const files = await exportMergedModel(m.model, new Map([...m.tokenizerFiles].map(([k, v]) => [k, v.slice()])));
       return [...files].map(([name, bytes]) => file(name, bytes, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'));
     });
   },
@@ -498,7 +505,7 @@ const api = {
   /** Attach a PEFT adapter (adapter_config.json + adapter_model.safetensors) to the loaded model. */
   importAdapter(files: { name: string; bytes: Uint8Array }[]): Promise<AdapterInfo> {
     return exclusive(async () => {
-      assertIdle('import an adapter');
+      assertNoRun('import an adapter');
       const m = requireModel();
       const config = files.find(f => f.name.endsWith('.json'));
       const weights = files.find(f => f.name.endsWith('.safetensors'));
@@ -506,8 +513,7 @@ const api = {
         throw new Error(`Choose both files of a PEFT adapter: adapter_config.json and adapter_model.safetensors (got ${files.map(f => f.name).join(', ') || 'nothing'}).`);
       }
       const imported = parsePeftAdapter(m.model.config, { config: config.bytes, weights: weights.bytes, configName: config.name, weightsName: weights.name });
-      run?.dispose();
-      run = null;
+      run?.dispose(); // the run's adapter is replaced; its metrics stay exportable
       loadPeftAdapter(m.model, imported);
       adapterOrigin = `imported from ${config.name} + ${weights.name}`;
       return adapterInfo()!;

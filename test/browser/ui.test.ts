@@ -415,13 +415,30 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     }
   }, 90_000);
 
-  it('loads a llama2.c model from files chosen on this computer', async () => {
+  it('loads a llama2.c model from files chosen or dropped on this computer', async () => {
     await page.locator('#model input[type=file]').first().setInputFiles([
       path.join(STORIES_DIR, 'stories260K.bin'), path.join(STORIES_DIR, 'tok512.bin'),
     ]);
     const info = page.getByTestId('model-info');
     await page.waitForFunction(() => /2 local files/.test(document.querySelector('[data-testid=model-info]')?.textContent ?? ''), null, { timeout: 60_000 });
     expect(await info.textContent()).toContain('LlamaForCausalLM');
+    // and dropped on the page (files built in the page from the mirror's bytes, as a drag from the desktop would bring them)
+    await page.evaluate(async () => {
+      const w = window as unknown as { __dropLoad: boolean };
+      w.__dropLoad = false;
+      new MutationObserver(() => { if (document.querySelector('[data-testid=model-progress]')) w.__dropLoad = true; })
+        .observe(document.getElementById('model')!, { childList: true, subtree: true });
+      const dt = new DataTransfer();
+      for (const name of ['stories260K.bin', 'tok512.bin']) {
+        const bytes = await (await fetch(`/hub/karpathy/tinyllamas/resolve/main/stories260K/${name}`)).arrayBuffer();
+        dt.items.add(new File([bytes], name));
+      }
+      const zone = document.querySelector('[data-testid=model-dropzone]')!;
+      zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await page.waitForFunction(() => (window as unknown as { __dropLoad: boolean }).__dropLoad && !!document.querySelector('[data-testid=model-info]'), null, { timeout: 60_000 });
+    expect(await page.getByTestId('model-info').textContent()).toMatch(/2 local files/);
     await shot(page, '12-local-files', '#model');
   }, 60_000);
 
