@@ -4,7 +4,7 @@
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { BackendChoice } from '../engine/backend';
-import { savedBaseUrl } from './catalog';
+import { localMirror, savedBaseUrl } from './catalog';
 import { CompareSection, outputInfo, type Output } from './CompareSection';
 import { ConfigureSection } from './ConfigureSection';
 import { saveFile } from './controls';
@@ -194,7 +194,11 @@ export function App() {
       if (dataInput) void loadDataset(dataInput.files, dataInput.name, next);
       else setDataset({ kind: 'none' });
     } catch (e) {
-      setModel({ kind: 'error', name, message: errorMessage(e), previous });
+      let message = errorMessage(e);
+      if (source.kind === 'hub' && /HTTP 404/.test(message) && source.baseUrl === localMirror().replace(/\/+$/, '')) {
+        message += '\n\nThe local mirror serves only the models in its models folder: set the Hub base URL to huggingface.co to download this one.';
+      }
+      setModel({ kind: 'error', name, message, previous });
     }
     refreshCache();
   };
