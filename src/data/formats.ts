@@ -345,6 +345,17 @@ function kindOf(v: unknown): string {
   return `a ${typeof v}`;
 }
 
+/** A value for an error message: its JSON, shortened; safe on values nested too deeply for JSON.stringify. */
+function preview(v: unknown, max = 120): string {
+  let s: string;
+  try {
+    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    return Array.isArray(v) ? '[…] (nested too deeply to show)' : '{…} (nested too deeply to show)';
+  }
+  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
+}
+
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -498,10 +509,12 @@ function convertMessageList(
       ok = false;
       return;
     }
-    const role = roles[rv] ?? roles[rv.toLowerCase()];
+    // Own keys only: "constructor" or "__proto__" must not resolve through Object.prototype.
+    const lower = rv.toLowerCase();
+    const role = Object.hasOwn(roles, rv) ? roles[rv] : Object.hasOwn(roles, lower) ? roles[lower] : undefined;
     if (!role) {
       const known = Object.keys(roles).join(', ');
-      ctx.error(`${p}.${roleKey}`, `unknown role "${rv}" (expected one of: ${known})`);
+      ctx.error(`${p}.${roleKey}`, `unknown role ${preview(rv)} (expected one of: ${known})`);
       ok = false;
       return;
     }
@@ -544,7 +557,7 @@ function convertMessageList(
       const w = m.weight ?? m.train;
       if (w === 0 || w === false) msg.train = false;
       else if (w !== undefined && w !== 1 && w !== true) {
-        ctx.error(`${p}.weight`, `weight is ${JSON.stringify(w)}, expected 0 or 1`);
+        ctx.error(`${p}.weight`, `weight is ${preview(w)}, expected 0 or 1`);
         ok = false;
         return;
       }
@@ -775,7 +788,7 @@ function* parseSteps(input: string | Uint8Array | ArrayBuffer, fileName: string,
   for (let i = 0; i < rows.length; i++) {
     if (i % PROGRESS_EVERY === 0 && i > 0) yield { phase: 'convert', done: i, total: rows.length };
     const ex = convertRow(format, new RowContext(file, rows[i], columns, errors), roles);
-    if (ex) result.examples.push(...ex);
+    if (ex) for (const e of ex) result.examples.push(e); // no spread: one row can hold 100k+ instances
   }
   if (result.examples.length === 0) {
     const first = errors[0];

@@ -118,65 +118,57 @@ export function findJsonSyntaxError(text: string): JsonSyntaxError | null {
     if (!m) fail(`unexpected ${describe(i)}, expected a value`);
     i += m![0].length;
   };
-  const value = (depth: number): void => {
-    if (depth > 10_000) fail('nesting too deep');
+  const key = () => {
     ws();
-    const c = text[i];
-    if (c === '{') {
-      i++;
+    if (text[i] !== '"') fail(`unexpected ${describe(i)}, expected a property name in double quotes`);
+    string();
+    ws();
+    if (text[i] !== ':') fail(`unexpected ${describe(i)}, expected ':' after property name`);
+    i++;
+  };
+  /** One JSON value. Iterative (an explicit stack of open containers): any nesting depth, no stack overflow. */
+  const value = (): void => {
+    const open: ('{' | '[')[] = [];
+    for (;;) {
+      // A value starts here.
       ws();
-      if (text[i] === '}') {
+      const c = text[i];
+      if (c === '{' || c === '[') {
         i++;
-        return;
-      }
+        ws();
+        if (text[i] === (c === '{' ? '}' : ']')) i++; // empty container: a complete value
+        else {
+          open.push(c);
+          if (c === '{') key();
+          continue;
+        }
+      } else if (c === '"') string();
+      else if (c === 't') literal('true');
+      else if (c === 'f') literal('false');
+      else if (c === 'n') literal('null');
+      else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) number();
+      else fail(`unexpected ${describe(i)}, expected a value`);
+      // A value ended: close containers until one continues with ','.
       for (;;) {
-        ws();
-        if (text[i] !== '"') fail(`unexpected ${describe(i)}, expected a property name in double quotes`);
-        string();
-        ws();
-        if (text[i] !== ':') fail(`unexpected ${describe(i)}, expected ':' after property name`);
-        i++;
-        value(depth + 1);
+        const top = open[open.length - 1];
+        if (top === undefined) return;
         ws();
         if (text[i] === ',') {
           i++;
+          if (top === '{') key();
+          break;
+        }
+        if (text[i] === (top === '{' ? '}' : ']')) {
+          i++;
+          open.pop();
           continue;
         }
-        if (text[i] === '}') {
-          i++;
-          return;
-        }
-        fail(`unexpected ${describe(i)}, expected ',' or '}' after property value`);
+        fail(top === '{' ? `unexpected ${describe(i)}, expected ',' or '}' after property value` : `unexpected ${describe(i)}, expected ',' or ']' after array element`);
       }
-    } else if (c === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') {
-        i++;
-        return;
-      }
-      for (;;) {
-        value(depth + 1);
-        ws();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        if (text[i] === ']') {
-          i++;
-          return;
-        }
-        fail(`unexpected ${describe(i)}, expected ',' or ']' after array element`);
-      }
-    } else if (c === '"') string();
-    else if (c === 't') literal('true');
-    else if (c === 'f') literal('false');
-    else if (c === 'n') literal('null');
-    else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) number();
-    else fail(`unexpected ${describe(i)}, expected a value`);
+    }
   };
   try {
-    value(0);
+    value();
     ws();
     if (i < text.length) fail(`unexpected ${describe(i)} after the end of the JSON value`);
     return null;

@@ -18,6 +18,17 @@ const ARCH_BY_MODEL_TYPE: Record<string, string> = Object.fromEntries(
   Object.entries(SUPPORTED_ARCHITECTURES).map(([arch, info]) => [info.modelType, arch]),
 );
 
+/** A value for an error message: its JSON, shortened; safe on values nested too deeply for JSON.stringify. */
+function preview(v: unknown, max = 120): string {
+  let s: string;
+  try {
+    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    return Array.isArray(v) ? '[…] (nested too deeply to show)' : '{…} (nested too deeply to show)';
+  }
+  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
+}
+
 class Fields {
   constructor(private readonly j: Record<string, unknown>, private readonly file: string) {}
 
@@ -37,19 +48,19 @@ class Fields {
   posInt(k: string, def?: number): number {
     const v = this.has(k) ? this.j[k] : def;
     if (v === undefined) this.fail(k, 'is missing (expected a positive integer)');
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) this.fail(k, `must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) this.fail(k, `must be a positive integer, got ${preview(v)}`);
     return v;
   }
 
   posNum(k: string, def: number): number {
     const v = this.has(k) ? this.j[k] : def;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) this.fail(k, `must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) this.fail(k, `must be a positive number, got ${preview(v)}`);
     return v;
   }
 
   bool(k: string, def: boolean): boolean {
     const v = this.has(k) ? this.j[k] : def;
-    if (typeof v !== 'boolean') this.fail(k, `must be true or false, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'boolean') this.fail(k, `must be true or false, got ${preview(v)}`);
     return v;
   }
 
@@ -57,7 +68,7 @@ class Fields {
   tokenId(k: string, def: number | null): number | null {
     const v = k in this.j ? this.j[k] : def;
     if (v === null || v === undefined) return null;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) this.fail(k, `must be a token id (non-negative integer) or null, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) this.fail(k, `must be a token id (non-negative integer) or null, got ${preview(v)}`);
     return v;
   }
 
@@ -65,7 +76,7 @@ class Fields {
     const v = this.j[k];
     if (Array.isArray(v)) {
       if (v.length === 0) return null;
-      if (!v.every((x) => Number.isSafeInteger(x) && x >= 0)) this.fail(k, `must be token ids (non-negative integers), got ${JSON.stringify(v)}`);
+      if (!v.every((x) => Number.isSafeInteger(x) && x >= 0)) this.fail(k, `must be token ids (non-negative integers), got ${preview(v)}`);
       return v.length === 1 ? (v[0] as number) : (v as number[]);
     }
     return this.tokenId(k, def);
@@ -74,7 +85,7 @@ class Fields {
   /** Reject a field unless it is absent, null, or one of the allowed values. */
   only(k: string, allowed: unknown[], why: string): void {
     if (!this.has(k)) return;
-    if (!allowed.includes(this.j[k])) this.fail(k, `= ${JSON.stringify(this.j[k])} is not supported (${why})`);
+    if (!allowed.includes(this.j[k])) this.fail(k, `= ${preview(this.j[k])} is not supported (${why})`);
   }
 }
 
@@ -83,16 +94,17 @@ function resolveArchitecture(j: Record<string, unknown>, file: string): string {
   const archs = j.architectures;
   if (archs !== undefined && archs !== null) {
     if (!Array.isArray(archs) || archs.length === 0 || typeof archs[0] !== 'string') {
-      throw new Error(`${file}: "architectures" must be a non-empty array of strings, got ${JSON.stringify(archs)}`);
+      throw new Error(`${file}: "architectures" must be a non-empty array of strings, got ${preview(archs)}`);
     }
     const arch = archs[0];
-    if (!(arch in SUPPORTED_ARCHITECTURES)) throw new Error(`${file}: unsupported architecture "${arch}" (supported: ${supported})`);
+    // Own keys only: "toString" or "__proto__" must not resolve through Object.prototype.
+    if (!Object.hasOwn(SUPPORTED_ARCHITECTURES, arch)) throw new Error(`${file}: unsupported architecture ${preview(arch)} (supported: ${supported})`);
     return arch;
   }
   const mt = j.model_type;
   if (typeof mt === 'string') {
-    const arch = ARCH_BY_MODEL_TYPE[mt];
-    if (!arch) throw new Error(`${file}: unsupported model_type "${mt}" and no "architectures" (supported: ${supported})`);
+    const arch = Object.hasOwn(ARCH_BY_MODEL_TYPE, mt) ? ARCH_BY_MODEL_TYPE[mt] : undefined;
+    if (!arch) throw new Error(`${file}: unsupported model_type ${preview(mt)} and no "architectures" (supported: ${supported})`);
     return arch;
   }
   throw new Error(`${file}: neither "architectures" nor "model_type" is given (supported architectures: ${supported})`);
@@ -127,7 +139,7 @@ function parseLlamaLike(f: Fields, architecture: string, family: ModelFamily): M
   f.only('mlp_bias', [false], 'MLP biases are not implemented');
   f.only('pretraining_tp', [1], 'tensor-parallel slicing is not implemented');
   if (f.has('rope_scaling')) {
-    f.fail('rope_scaling', `= ${JSON.stringify(f.raw('rope_scaling'))} is not supported (only plain RoPE is implemented)`);
+    f.fail('rope_scaling', `= ${preview(f.raw('rope_scaling'))} is not supported (only plain RoPE is implemented)`);
   }
 
   let maxPos = f.posInt('max_position_embeddings', isQwen ? 32768 : isMistral ? 32768 : 2048);

@@ -33,6 +33,17 @@ function parseJson(bytes: Uint8Array, what: string): unknown {
   }
 }
 
+/** A value for an error message: its JSON, shortened; safe on values nested too deeply for JSON.stringify. */
+function preview(v: unknown, max = 120): string {
+  let s: string;
+  try {
+    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    return Array.isArray(v) ? '[…] (nested too deeply to show)' : '{…} (nested too deeply to show)';
+  }
+  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
+}
+
 /** Buffers the HF modules register that are not parameters. */
 const IGNORED = [
   /^transformer\.h\.\d+\.attn\.(bias|masked_bias)$/,
@@ -85,6 +96,11 @@ export function normalizeHfWeights(cfg: ModelConfig, raw: RawTensors, where: str
     }
   }
 
+  // Each layer has several tensors, so a config with more layers than the checkpoint has tensors cannot match;
+  // checked first because paramShapes enumerates every layer (a hang for num_hidden_layers = 2^40).
+  if (config.num_hidden_layers > byName.size) {
+    throw new Error(`${where}: checkpoint does not match ${config.architecture} config: ${config.num_hidden_layers} layers, but only ${byName.size} tensors in the checkpoint`);
+  }
   const expected = paramShapes(config);
   const problems: string[] = [];
   const weights: RawTensors = new Map();
@@ -128,7 +144,7 @@ export async function loadHfCheckpoint(src: FileSource, onProgress?: (p: LoadPro
     if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new Error(`${indexWhere}: "weight_map" must be an object of tensor name -> shard file`);
     const shards = new Map<string, string[]>();
     for (const [name, file] of Object.entries(map)) {
-      if (typeof file !== 'string' || !/^[\w.-]+\.safetensors$/.test(file)) throw new Error(`${indexWhere}: weight_map["${name}"] must be a .safetensors file name in the same folder, got ${JSON.stringify(file)}`);
+      if (typeof file !== 'string' || !/^[\w.-]+\.safetensors$/.test(file)) throw new Error(`${indexWhere}: weight_map["${name}"] must be a .safetensors file name in the same folder, got ${preview(file)}`);
       const list = shards.get(file) ?? [];
       list.push(name);
       shards.set(file, list);

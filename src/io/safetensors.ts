@@ -43,6 +43,17 @@ function fail(fileName: string, msg: string): never {
   throw new Error(`${fileName}: ${msg}`);
 }
 
+/** A value for an error message: its JSON, shortened; safe on values nested too deeply for JSON.stringify. */
+function preview(v: unknown, max = 120): string {
+  let s: string;
+  try {
+    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    return Array.isArray(v) ? '[…] (nested too deeply to show)' : '{…} (nested too deeply to show)';
+  }
+  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -82,7 +93,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, fileName: string): Safe
     if (name === '__metadata__') {
       if (!isPlainObject(info)) fail(fileName, '"__metadata__" must be an object of strings');
       for (const [k, v] of Object.entries(info)) {
-        if (typeof v !== 'string') fail(fileName, `"__metadata__"."${k}" must be a string, got ${JSON.stringify(v)}`);
+        if (typeof v !== 'string') fail(fileName, `"__metadata__"."${k}" must be a string, got ${preview(v)}`);
         metadata[k] = v;
       }
       continue;
@@ -90,15 +101,15 @@ export function readSafetensorsHeader(bytes: Uint8Array, fileName: string): Safe
     const where = `tensor "${name}"`;
     if (!isPlainObject(info)) fail(fileName, `${where}: entry must be an object with dtype, shape, data_offsets`);
     const { dtype, shape, data_offsets: offs } = info;
-    if (typeof dtype !== 'string') fail(fileName, `${where}: "dtype" must be a string, got ${JSON.stringify(dtype)}`);
+    if (typeof dtype !== 'string') fail(fileName, `${where}: "dtype" must be a string, got ${preview(dtype)}`);
     const size = DTYPE_BYTES[dtype];
     if (size === undefined) fail(fileName, `${where}: unknown dtype "${dtype}" (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
     if (!SUPPORTED.has(dtype)) fail(fileName, `${where}: dtype ${dtype} is not supported (supported: ${SUPPORTED_DTYPES.join(', ')})`);
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      fail(fileName, `${where}: "shape" must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+      fail(fileName, `${where}: "shape" must be an array of non-negative integers, got ${preview(shape)}`);
     }
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
-      fail(fileName, `${where}: "data_offsets" must be [begin, end] non-negative integers, got ${JSON.stringify(offs)}`);
+      fail(fileName, `${where}: "data_offsets" must be [begin, end] non-negative integers, got ${preview(offs)}`);
     }
     const [begin, end] = offs as [number, number];
     if (end < begin) fail(fileName, `${where}: data_offsets [${begin}, ${end}] end before begin`);
@@ -106,7 +117,7 @@ export function readSafetensorsHeader(bytes: Uint8Array, fileName: string): Safe
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
     const want = numel * size;
     if (!Number.isSafeInteger(want) || want !== end - begin) {
-      fail(fileName, `${where}: shape ${JSON.stringify(shape)} × ${dtype} (${size} B) = ${want} bytes, but data_offsets [${begin}, ${end}] span ${end - begin} bytes`);
+      fail(fileName, `${where}: shape ${preview(shape)} × ${dtype} (${size} B) = ${want} bytes, but data_offsets [${begin}, ${end}] span ${end - begin} bytes`);
     }
     entries.push({ name, dtype, shape: (shape as number[]).slice(), begin, end });
   }

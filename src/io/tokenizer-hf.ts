@@ -35,11 +35,31 @@ function isObject(x: unknown): x is Json {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
+/** A value for an error message: its JSON, shortened; safe on values nested too deeply for JSON.stringify. */
+function preview(v: unknown, max = 120): string {
+  let s: string;
+  try {
+    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    return Array.isArray(v) ? '[…] (nested too deeply to show)' : '{…} (nested too deeply to show)';
+  }
+  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
+}
+
 function describe(x: unknown): string {
   if (x === null) return 'null';
   if (Array.isArray(x)) return 'an array';
-  return typeof x === 'object' ? 'an object' : `${typeof x} ${JSON.stringify(x)}`;
+  return typeof x === 'object' ? 'an object' : `${typeof x} ${preview(x)}`;
 }
+
+/** The list a "Sequence" holds, per component. */
+const SEQUENCE_LISTS = { normalizer: 'normalizers', pre_tokenizer: 'pretokenizers', post_processor: 'processors', decoder: 'decoders' } as const;
+const MAX_SEQUENCE_DEPTH = 32;
+/**
+ * Longest added token / Unigram piece accepted. The library indexes them in a trie with one object per
+ * character (~200 bytes each): a 6 MiB added token took 8 s and 1 GiB. Real ones are a few dozen characters.
+ */
+const MAX_TRIE_TOKEN = 1024;
 
 /** Validate tokenizer.json's structure and fill in optional top-level keys. */
 function checkTokenizerJson(json: unknown, file: string): Json {
@@ -57,12 +77,24 @@ function checkTokenizerJson(json: unknown, file: string): Json {
     fail(`expected "model.type" to be one of ${supported.join(', ')} (supported by @huggingface/tokenizers), got ${describe(type)}`);
   }
   if (type === undefined && m.vocab === undefined) fail('expected "model" to have a "type" (BPE, WordPiece, Unigram) and a "vocab"');
-  if (type === 'BPE' || type === 'WordPiece') {
+  // The library keeps tokens in an array indexed by id and walks it up to the largest id (get_vocab), so ids
+  // far beyond the number of tokens (e.g. 1e9 in a 300-token file) would cost that many steps: rejected below.
+  let count = 0;
+  let maxId = -1;
+  let maxWhere = '';
+  const seeId = (id: number, where: string) => {
+    count++;
+    if (id > maxId) [maxId, maxWhere] = [id, where];
+  };
+  // Without a "type" the library infers the model from the vocab's shape: check it the same way.
+  const unigram = type === 'Unigram' || (type === undefined && Array.isArray(m.vocab));
+  if (type === 'BPE' || type === 'WordPiece' || (type === undefined && !unigram)) {
     if (!isObject(m.vocab)) fail(`expected "model.vocab" to be an object mapping token -> id, got ${describe(m.vocab)}`);
     for (const [tok, id] of Object.entries(m.vocab as Json)) {
       if (!Number.isInteger(id) || (id as number) < 0) {
-        fail(`expected "model.vocab" ids to be non-negative integers, got ${describe(id)} for ${JSON.stringify(tok)}`);
+        fail(`expected "model.vocab" ids to be non-negative integers, got ${describe(id)} for ${preview(tok)}`);
       }
+      seeId(id as number, `"model.vocab" token ${preview(tok)}`);
     }
   }
   if (type === 'BPE') {
@@ -74,26 +106,48 @@ function checkTokenizerJson(json: unknown, file: string): Json {
       if (!ok) fail(`expected "model.merges[${i}]" to be "a b" or ["a", "b"], got ${describe(mg)}`);
     });
   }
-  if (type === 'Unigram') {
+  if (unigram) {
     if (!Array.isArray(m.vocab)) fail(`expected "model.vocab" to be an array of [piece, score], got ${describe(m.vocab)}`);
     (m.vocab as unknown[]).forEach((e, i) => {
       if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'number') {
         fail(`expected "model.vocab[${i}]" to be [piece, score], got ${describe(e)}`);
       }
+      const piece = (e as [string, number])[0];
+      if (piece.length > MAX_TRIE_TOKEN) fail(`"model.vocab[${i}]" is a piece of ${piece.length} characters (at most ${MAX_TRIE_TOKEN} supported)`);
+      seeId(i, `"model.vocab[${i}]"`);
     });
   }
   const added = obj.added_tokens ?? [];
   if (!Array.isArray(added)) fail(`expected "added_tokens" to be an array, got ${describe(added)}`);
   (added as unknown[]).forEach((t, i) => {
     if (!isObject(t) || !Number.isInteger(t.id) || (t.id as number) < 0 || typeof t.content !== 'string') {
-      fail(`expected "added_tokens[${i}]" to be {id: integer, content: string, ...}, got ${JSON.stringify(t)}`);
+      fail(`expected "added_tokens[${i}]" to be {id: integer, content: string, ...}, got ${preview(t)}`);
     }
+    const length = ((t as Json).content as string).length;
+    if (length > MAX_TRIE_TOKEN) fail(`"added_tokens[${i}]" has content of ${length} characters (at most ${MAX_TRIE_TOKEN} supported)`);
+    seeId((t as Json).id as number, `"added_tokens[${i}]"`);
   });
+  const idLimit = 2 * count + 65536;
+  if (maxId >= idLimit) {
+    fail(`${maxWhere} has id ${maxId}, but the file defines only ${count} tokens (ids must be below ${idLimit}: a sparse id space is not supported)`);
+  }
   const out: Json = { ...obj, added_tokens: added };
-  for (const key of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) {
+  for (const key of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'] as const) {
     const v = obj[key] ?? null;
     if (v !== null && (!isObject(v) || typeof v.type !== 'string')) {
       fail(`expected "${key}" to be null or an object with a string "type", got ${describe(v)}`);
+    }
+    // The library builds nested Sequences recursively: bound the depth (real files nest one or two levels).
+    const listKey = SEQUENCE_LISTS[key];
+    let level: unknown[] = [v];
+    for (let depth = 0; level.length > 0; depth++) {
+      if (depth > MAX_SEQUENCE_DEPTH) fail(`"${key}" nests "Sequence" more than ${MAX_SEQUENCE_DEPTH} levels deep`);
+      const next: unknown[] = [];
+      for (const c of level) {
+        const list = isObject(c) && c.type === 'Sequence' ? c[listKey] : undefined;
+        if (Array.isArray(list)) for (const x of list) next.push(x);
+      }
+      level = next;
     }
     out[key] = v;
   }
@@ -158,7 +212,7 @@ function postProcessorAffixes(pp: unknown, file: string): Affixes {
         } else if (isObject(item) && isObject(item.Sequence)) {
           seenA = true;
         } else {
-          fail(`expected "single" items to be {SpecialToken: {id}} or {Sequence: {id}}, got ${JSON.stringify(item)}`);
+          fail(`expected "single" items to be {SpecialToken: {id}} or {Sequence: {id}}, got ${preview(item)}`);
         }
       }
       return { prefix, suffix };
@@ -227,8 +281,10 @@ class HfTokenizerWrapper implements Tokenizer {
       (t, i) => tokenContent(t, `additional_special_tokens[${i}]`) ?? '',
     );
 
-    // The library reads a few config keys; hand it plain strings where it expects them.
-    const libConfig: Json = { ...cfg, additional_special_tokens: additional.filter((t) => t !== '') };
+    // The library reads a few config keys; hand it plain strings where it expects them. Not the additional
+    // special tokens: it only uses them to skip tokens in decode, which decode() below already does by id
+    // (specialIds), and it checks each against a list of the others (quadratic: 100k of them took seconds).
+    const libConfig: Json = { ...cfg, additional_special_tokens: [] };
     for (const [k, v] of Object.entries(fromConfig)) libConfig[k] = v ?? undefined;
     try {
       this.tok = new HfTokenizer(tj, libConfig);
@@ -243,7 +299,7 @@ class HfTokenizerWrapper implements Tokenizer {
     const affixes = postProcessorAffixes(tj.post_processor, file);
     const idOf = (content: string, where: string): number => {
       const id = this.tok.token_to_id(content);
-      if (id === undefined) throw new Error(`${where}: special token ${JSON.stringify(content)} is not in the vocabulary of ${file}`);
+      if (id === undefined) throw new Error(`${where}: special token ${preview(content)} is not in the vocabulary of ${file}`);
       return id;
     };
     this.prefixIds = affixes.prefix.map((t) => idOf(t, `${file} post_processor`));

@@ -26,8 +26,9 @@ const MIN_VOCAB = BYTE_OFFSET + 256;
 
 /** Bytes as a "binary string" (one char per byte) so pieces can be Map keys and concatenated. */
 function bytesToBinary(bytes: Uint8Array): string {
+  // In chunks (not a character at a time): a hostile multi-MB piece must not take seconds.
   let s = '';
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
+  for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
   return s;
 }
 
