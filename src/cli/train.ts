@@ -38,7 +38,8 @@ Model and data:
       --packing                pack several examples per row
       --group-by-length        batch examples of similar length together
       --val-size <x>           validation split: fraction in (0, 1) or a count (default 0.05; 0 with < 10 examples)
-      --test-size <x>          held-out split never trained on (default 0)
+      --test-size <x>          held-out split never trained on (default 0); after training, greedy generations on it
+                               are scored (exact match, ROUGE-L; base vs tuned) into generation_eval.json
   -o, --out <dir>              output folder (created)
 
 Training (transformers.TrainingArguments names in brackets):
@@ -368,6 +369,15 @@ export const train: Command = {
       await save('metrics.json', session.metricsJson() + '\n');
       await save('metrics.csv', session.metricsCsv());
 
+      // Held-out generation: exact match and ROUGE-L (Super-NaturalInstructions normalisation), base vs tuned.
+      let generation: { base: { exact_match: number; rougeL: number; count: number }; tuned: { exact_match: number; rougeL: number; count: number } } | null = null;
+      if (result.status !== 'diverged' && d.test.examples.length > 0) {
+        if (!quiet) io.err(`evaluating greedy generations on ${d.test.examples.length} held-out examples (base vs tuned)\n`);
+        const g = await session.generationEval();
+        await save('generation_eval.json', JSON.stringify(g, null, 2) + '\n');
+        const pick = (r: typeof g.base) => ({ exact_match: r.exact_match, rougeL: r.rougeL, count: r.count });
+        generation = { base: pick(g.base), tuned: pick(g.tuned) };
+      }
       const evals = session.history.filter((h) => h.eval_loss !== undefined && h.loss === undefined);
       const trainLogs = session.history.filter((h) => h.loss !== undefined);
       const summary = {
@@ -382,6 +392,7 @@ export const train: Command = {
         train_loss: trainLogs.length ? trainLogs[trainLogs.length - 1].loss : null,
         eval_loss: evals.length ? evals[evals.length - 1].eval_loss : null,
         trainable_params: est.trainable_params,
+        ...(generation ? { generation_eval: generation } : {}),
         ...(result.message ? { message: result.message } : {}),
       };
       io.out(JSON.stringify(summary) + '\n');

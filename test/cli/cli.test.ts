@@ -384,12 +384,20 @@ describe('train on a tiny Hugging Face GPT-2', () => {
     const data = path.join(tmp, 'tiny-gpt2.jsonl');
     await writeFile(data, TINY_DATA.map((x) => JSON.stringify({ prompt: x.instruction + '\n', completion: x.output })).join('\n') + '\n');
     const out = path.join(tmp, 'run-gpt2');
-    const r = await cli(['train', '--model', dir, '--data', data, '--out', out, '--max-steps', '2', '--batch-size', '2', '--val-size', '0', '-q']);
+    const r = await cli(['train', '--model', dir, '--data', data, '--out', out, '--max-steps', '2', '--batch-size', '2', '--val-size', '0', '--test-size', '2', '-q']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     const summary = JSON.parse(r.stdout);
     expect(summary.status).toBe('completed');
     expect(summary.eval_loss).toBeNull();
+    // held-out generation scored base vs tuned, and written out per example
+    for (const side of ['base', 'tuned']) {
+      expect(summary.generation_eval[side].count).toBe(2);
+      expect(summary.generation_eval[side].exact_match).toBeGreaterThanOrEqual(0);
+      expect(summary.generation_eval[side].rougeL).toBeLessThanOrEqual(100);
+    }
+    const gen = JSON.parse(await readFile(path.join(out, 'generation_eval.json'), 'utf8'));
+    expect(gen.tuned.examples).toHaveLength(2);
     const cfg = JSON.parse(await readFile(path.join(out, 'adapter_config.json'), 'utf8'));
     expect(cfg.target_modules).toEqual(['c_attn']);
     expect(cfg.fan_in_fan_out).toBe(true);
