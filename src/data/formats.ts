@@ -35,6 +35,7 @@
  */
 import { parseCsv } from './csv';
 import { findJsonSyntaxError, LineIndex, topLevelArrayElementOffsets } from './json-scan';
+import { preview } from '../util/preview';
 
 export type Role = 'system' | 'user' | 'assistant';
 
@@ -345,16 +346,6 @@ function kindOf(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-/** A value for an error message: its JSON, shortened; safe on values nested too deeply for JSON.stringify. */
-function preview(v: unknown, max = 120): string {
-  let s: string;
-  try {
-    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
-  } catch {
-    return Array.isArray(v) ? '[…] (nested too deeply to show)' : '{…} (nested too deeply to show)';
-  }
-  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
-}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

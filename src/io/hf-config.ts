@@ -3,6 +3,7 @@
  * Defaults follow transformers' LlamaConfig / Qwen2Config / GPT2Config where a field is absent.
  */
 import type { ModelConfig, ModelFamily } from '../engine/config';
+import { preview } from '../util/preview';
 
 interface ArchInfo { family: ModelFamily; modelType: string }
 
@@ -18,16 +19,6 @@ const ARCH_BY_MODEL_TYPE: Record<string, string> = Object.fromEntries(
   Object.entries(SUPPORTED_ARCHITECTURES).map(([arch, info]) => [info.modelType, arch]),
 );
 
-/** A value for an error message: its JSON, shortened; safe on values nested too deeply for JSON.stringify. */
-function preview(v: unknown, max = 120): string {
-  let s: string;
-  try {
-    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
-  } catch {
-    return Array.isArray(v) ? '[…] (nested too deeply to show)' : '{…} (nested too deeply to show)';
-  }
-  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
-}
 
 class Fields {
   constructor(private readonly j: Record<string, unknown>, private readonly file: string) {}

@@ -7,6 +7,7 @@ import { paramShapes } from '../engine/params';
 import { parseHfConfig } from './hf-config';
 import { parseSafetensors } from './safetensors';
 import type { FileSource } from './source';
+import { preview } from '../util/preview';
 
 export interface LoadProgress {
   /** File being read, e.g. "model-00001-of-00002.safetensors". */
@@ -33,16 +34,6 @@ function parseJson(bytes: Uint8Array, what: string): unknown {
   }
 }
 
-/** A value for an error message: its JSON, shortened; safe on values nested too deeply for JSON.stringify. */
-function preview(v: unknown, max = 120): string {
-  let s: string;
-  try {
-    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
-  } catch {
-    return Array.isArray(v) ? '[…] (nested too deeply to show)' : '{…} (nested too deeply to show)';
-  }
-  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
-}
 
 /** Buffers the HF modules register that are not parameters. */
 const IGNORED = [

@@ -8,6 +8,7 @@
  * Runs in Node, browsers and workers (no node: imports).
  */
 import type { RawTensor, RawTensors } from '../engine/config';
+import { preview } from '../util/preview';
 
 /** Largest header accepted (the reference implementation's limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -43,16 +44,6 @@ function fail(fileName: string, msg: string): never {
   throw new Error(`${fileName}: ${msg}`);
 }
 
-/** A value for an error message: its JSON, shortened; safe on values nested too deeply for JSON.stringify. */
-function preview(v: unknown, max = 120): string {
-  let s: string;
-  try {
-    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
-  } catch {
-    return Array.isArray(v) ? '[…] (nested too deeply to show)' : '{…} (nested too deeply to show)';
-  }
-  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
-}
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

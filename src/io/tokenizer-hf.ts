@@ -15,6 +15,7 @@
  */
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import type { Tokenizer } from './tokenizer';
+import { preview } from '../util/preview';
 
 type Json = Record<string, unknown>;
 
@@ -35,16 +36,6 @@ function isObject(x: unknown): x is Json {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-/** A value for an error message: its JSON, shortened; safe on values nested too deeply for JSON.stringify. */
-function preview(v: unknown, max = 120): string {
-  let s: string;
-  try {
-    s = typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
-  } catch {
-    return Array.isArray(v) ? '[…] (nested too deeply to show)' : '{…} (nested too deeply to show)';
-  }
-  return s.length > max ? `${s.slice(0, max)}… (${s.length} characters)` : s;
-}
 
 function describe(x: unknown): string {
   if (x === null) return 'null';
