@@ -19,22 +19,10 @@ import {
 import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
 import { Rng } from '../../src/util/rng';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
+import { adapterValues, expectSameBits } from '../fixtures/adapter-values';
 import { ToyTokenizer } from '../data/toy-tokenizer';
 
-async function adapterValues(model: CausalLM): Promise<Map<string, Float32Array>> {
-  const out = new Map<string, Float32Array>();
-  for (const [n, v] of model.adapter!.variables()) out.set(n, Float32Array.from((await v.data()) as Float32Array));
-  return out;
-}
 
-function expectSameBits(a: Map<string, Float32Array>, b: Map<string, Float32Array>) {
-  expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
-  for (const [n, x] of a) {
-    const y = b.get(n)!;
-    const xb = new Uint32Array(x.buffer, x.byteOffset, x.length), yb = new Uint32Array(y.buffer, y.byteOffset, y.length);
-    for (let i = 0; i < xb.length; i++) if (xb[i] !== yb[i]) throw new Error(`${n}[${i}]: ${x[i]} vs ${y[i]}`);
-  }
-}
 
 /** History without the wall-clock fields (they differ between any two runs). */
 const logged = (s: FinetuneSession) => s.history.map(({ tokens_per_sec: _a, ms_per_step: _b, eval_runtime: _c, num_tensors: _d, ...h }) => h);

@@ -20,23 +20,11 @@ import {
   DEFAULT_FINETUNE_CONFIG, FinetuneSession, resolveFinetuneConfig, type EvalMetrics, type FinetuneConfig, type SampleReport, type SessionMetrics,
 } from '../../src/train/session';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
+import { adapterValues, expectSameBits } from '../fixtures/adapter-values';
 import { ToyTokenizer } from '../data/toy-tokenizer';
 import { HAVE_STORIES, ROOT, STORIES_DIR, sharedMissing } from '../helpers';
 
-async function adapterValues(model: CausalLM): Promise<Map<string, Float32Array>> {
-  const out = new Map<string, Float32Array>();
-  for (const [n, v] of model.adapter!.variables()) out.set(n, Float32Array.from((await v.data()) as Float32Array));
-  return out;
-}
 
-function expectSameBits(a: Map<string, Float32Array>, b: Map<string, Float32Array>) {
-  expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
-  for (const [n, x] of a) {
-    const y = b.get(n)!;
-    const xb = new Uint32Array(x.buffer), yb = new Uint32Array(y.buffer);
-    for (let i = 0; i < xb.length; i++) if (xb[i] !== yb[i]) throw new Error(`${n}[${i}]: ${x[i]} vs ${y[i]}`);
-  }
-}
 
 describe('FinetuneSession configuration', () => {
   it('HF-like defaults and readable errors', () => {
