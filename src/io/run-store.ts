@@ -12,6 +12,7 @@
  *   <id>/run.json            { id, name, created }
  *   <id>/ckpt-000007/        one generation: tensors.safetensors, then checkpoint.json (which holds the tensors' SHA-256)
  *   <id>/LATEST              { generation, summary } — written last: the commit point
+ *   <id>/files/<name>        putFile's text files (e.g. the run's model source and dataset), each replaced whole
  * Every file is replaced whole (OPFS: createWritable's swap file, committed by close(); Node: temp file + rename), a
  * new checkpoint goes to a new generation directory and LATEST flips to it only when both files are complete. A crash
  * or an error mid-save leaves LATEST on the previous generation. Loading follows LATEST and, if that generation is
@@ -19,8 +20,8 @@
  * (default 2) committed generations are kept; uncommitted leftovers of an interrupted save are removed by the next save.
  *
  * IndexedDB layout: object store "runs" (one record per run: name, pointer, generation numbers) and "checkpoints"
- * (one record per generation: checkpoint.json text and the tensor file's bytes). A save is one readwrite transaction
- * over both stores, so it commits entirely or not at all.
+ * (one record per generation: checkpoint.json text and the tensor file's bytes), and "files" (putFile's, keyed
+ * "<run>/<name>"). A save is one readwrite transaction over the stores, so it commits entirely or not at all.
  *
  * A full disk or quota (QuotaExceededError, ENOSPC) becomes a StorageQuotaError saying how many bytes the checkpoint
  * needed and how many were free when known; nothing saved before is touched.
@@ -77,6 +78,15 @@ export interface RunStore {
   exportRun(runId: string): Promise<Uint8Array>;
   /** Store an exported file as a new run (id generated unless given; name from the file unless given). */
   importRun(bytes: Uint8Array, opts?: { id?: string; name?: string }): Promise<RunInfo>;
+  /**
+   * A text file kept with the run beside its checkpoints (e.g. what it was trained on, to rebuild it after a reload),
+   * replaced whole; exported and imported with the run, deleted with it. Names: letters, digits, '.', '_', '-'.
+   */
+  putFile(runId: string, name: string, text: string): Promise<void>;
+  /** A file put with putFile, or null. */
+  getFile(runId: string, name: string): Promise<string | null>;
+  /** Names of the run's files. */
+  listFiles(runId: string): Promise<string[]>;
 }
 
 export interface RunStoreOptions {
@@ -143,6 +153,15 @@ export function summarizeCheckpoint(meta: CheckpointMeta, bytes: number): Checkp
 }
 
 const RUN_NAME_KEY = 'webtune.run_name';
+/** Bundle metadata key of a run file (putFile) in an exported run. */
+const RUN_FILE_KEY = 'webtune.file.';
+const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+export function validateFileName(name: string): void {
+  if (typeof name !== 'string' || !FILE_NAME.test(name)) {
+    throw new Error(`invalid run file name ${JSON.stringify(name)}: use 1–100 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+}
 
 /** export/import and argument checks shared by the stores. */
 abstract class BaseRunStore implements RunStore {
@@ -161,13 +180,21 @@ abstract class BaseRunStore implements RunStore {
   abstract loadLatest(runId: string): Promise<SessionCheckpoint | null>;
   abstract rename(runId: string, name: string): Promise<RunInfo>;
   abstract delete(runId: string): Promise<void>;
+  abstract putFile(runId: string, name: string, text: string): Promise<void>;
+  abstract getFile(runId: string, name: string): Promise<string | null>;
+  abstract listFiles(runId: string): Promise<string[]>;
 
   async exportRun(runId: string): Promise<Uint8Array> {
     validateRunId(runId);
     const info = await this.info(runId);
     const ck = info && (await this.loadLatest(runId));
     if (!info || !ck) throw new Error(`run ${runId} has no checkpoint to export`);
-    return encodeCheckpointBundle(ck, { [RUN_NAME_KEY]: info.name });
+    const extra: Record<string, string> = { [RUN_NAME_KEY]: info.name };
+    for (const f of await this.listFiles(runId)) {
+      const text = await this.getFile(runId, f);
+      if (text !== null) extra[RUN_FILE_KEY + f] = text;
+    }
+    return encodeCheckpointBundle(ck, extra);
   }
 
   async importRun(bytes: Uint8Array, opts: { id?: string; name?: string } = {}): Promise<RunInfo> {
@@ -180,7 +207,15 @@ abstract class BaseRunStore implements RunStore {
     } else {
       do id = newRunId(name); while (await this.info(id));
     }
-    return this.save(id, { meta: ck.meta, lora: ck.lora, expAvg: ck.expAvg, expAvgSq: ck.expAvgSq }, { name });
+    const files = Object.entries(ck.metadata).filter(([k]) => k.startsWith(RUN_FILE_KEY)).map(([k, v]) => [k.slice(RUN_FILE_KEY.length), v] as const);
+    for (const [f] of files) validateFileName(f);
+    for (const [f, text] of files) await this.putFile(id, f, text);
+    try {
+      return await this.save(id, { meta: ck.meta, lora: ck.lora, expAvg: ck.expAvg, expAvgSq: ck.expAvgSq }, { name });
+    } catch (e) {
+      await this.delete(id).catch(() => undefined);
+      throw e;
+    }
   }
 
   protected checkName(name: string): void {
@@ -219,6 +254,8 @@ const genName = (seq: number) => `ckpt-${String(seq).padStart(6, '0')}`;
 const seqOf = (name: string) => Number(GEN.exec(name)![1]);
 export const LATEST_FILE = 'LATEST';
 export const RUN_FILE = 'run.json';
+/** Folder of a run's putFile files. */
+export const FILES_DIR = 'files';
 
 interface Pointer {
   generation: string;
@@ -378,6 +415,30 @@ export class FileTreeRunStore extends BaseRunStore {
     validateRunId(id);
     await this.tree.remove([id]);
   }
+
+  async putFile(id: string, name: string, text: string): Promise<void> {
+    validateRunId(id);
+    validateFileName(name);
+    const bytes = new TextEncoder().encode(text);
+    try {
+      await this.tree.write([id, FILES_DIR, name], bytes);
+    } catch (e) {
+      if (isQuotaError(e)) throw new StorageQuotaError(bytes.length, this.tree.free ? await this.tree.free().catch(() => null) : null, `${this.tree.describe}/${id}`, e);
+      throw e;
+    }
+  }
+
+  async getFile(id: string, name: string): Promise<string | null> {
+    validateRunId(id);
+    validateFileName(name);
+    const b = await this.tree.read([id, FILES_DIR, name]);
+    return b ? new TextDecoder().decode(b) : null;
+  }
+
+  async listFiles(id: string): Promise<string[]> {
+    validateRunId(id);
+    return (await this.tree.list([id, FILES_DIR])).filter((e) => e.kind === 'file' && FILE_NAME.test(e.name)).map((e) => e.name).sort();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -508,6 +569,17 @@ interface CheckpointRecord {
 }
 
 const ckKey = (run: string, seq: number) => `${run}/${String(seq).padStart(9, '0')}`;
+const fileKey = (run: string, name: string) => `${run}/${name}`;
+
+interface FileRecord {
+  key: string;
+  run: string;
+  name: string;
+  text: string;
+}
+
+type IdbStores = { runs: IDBObjectStore; checkpoints: IDBObjectStore; files: IDBObjectStore };
+const STORES = ['runs', 'checkpoints', 'files'];
 
 /** A RunStore in IndexedDB (database "webtune-runs" unless given): one transaction per save. */
 export class IndexedDbRunStore extends BaseRunStore {
@@ -526,11 +598,13 @@ export class IndexedDbRunStore extends BaseRunStore {
 
   private open(): Promise<IDBDatabase> {
     this.db ??= new Promise<IDBDatabase>((resolve, reject) => {
-      const req = this.factory.open(this.dbName, 1);
+      // version 2 added "files"
+      const req = this.factory.open(this.dbName, 2);
       req.onupgradeneeded = () => {
         const db = req.result;
         if (!db.objectStoreNames.contains('runs')) db.createObjectStore('runs', { keyPath: 'id' });
         if (!db.objectStoreNames.contains('checkpoints')) db.createObjectStore('checkpoints', { keyPath: 'key' });
+        if (!db.objectStoreNames.contains('files')) db.createObjectStore('files', { keyPath: 'key' });
       };
       req.onsuccess = () => resolve(req.result);
       req.onerror = () => reject(req.error ?? new Error(`cannot open IndexedDB database ${this.dbName}`));
@@ -545,15 +619,15 @@ export class IndexedDbRunStore extends BaseRunStore {
    * committed, rejects with the transaction's error if it aborts. Requests must be issued from request callbacks
    * (not after an await), as IndexedDB requires.
    */
-  private async tx<T>(mode: IDBTransactionMode, body: (stores: { runs: IDBObjectStore; checkpoints: IDBObjectStore }, out: { value?: T; error?: Error }, tx: IDBTransaction) => void): Promise<T | undefined> {
+  private async tx<T>(mode: IDBTransactionMode, body: (stores: IdbStores, out: { value?: T; error?: Error }, tx: IDBTransaction) => void): Promise<T | undefined> {
     const db = await this.open();
     return new Promise<T | undefined>((resolve, reject) => {
-      const t = db.transaction(['runs', 'checkpoints'], mode);
+      const t = db.transaction(STORES, mode);
       const out: { value?: T; error?: Error } = {};
       t.oncomplete = () => (out.error ? reject(out.error) : resolve(out.value));
       t.onabort = () => reject(out.error ?? t.error ?? new Error('IndexedDB transaction aborted'));
       try {
-        body({ runs: t.objectStore('runs'), checkpoints: t.objectStore('checkpoints') }, out, t);
+        body({ runs: t.objectStore('runs'), checkpoints: t.objectStore('checkpoints'), files: t.objectStore('files') }, out, t);
       } catch (e) {
         out.error = e as Error;
         try { t.abort(); } catch { /* already finished */ }
@@ -659,7 +733,9 @@ export class IndexedDbRunStore extends BaseRunStore {
 
   async delete(id: string): Promise<void> {
     validateRunId(id);
-    await this.tx<void>('readwrite', ({ runs, checkpoints }) => {
+    await this.tx<void>('readwrite', ({ runs, checkpoints, files }) => {
+      const f = files.getAll();
+      f.onsuccess = () => { for (const r of f.result as FileRecord[]) if (r.run === id) files.delete(r.key); };
       const q = runs.get(id);
       q.onsuccess = () => {
         const r = q.result as RunRecord | undefined;
@@ -668,6 +744,39 @@ export class IndexedDbRunStore extends BaseRunStore {
         runs.delete(id);
       };
     });
+  }
+
+  async putFile(id: string, name: string, text: string): Promise<void> {
+    validateRunId(id);
+    validateFileName(name);
+    try {
+      await this.tx<void>('readwrite', ({ files }) => {
+        const rec: FileRecord = { key: fileKey(id, name), run: id, name, text };
+        files.put(rec);
+      });
+    } catch (e) {
+      if (isQuotaError(e)) throw new StorageQuotaError(new TextEncoder().encode(text).length, await storageFree().catch(() => null), `IndexedDB ${this.dbName}`, e);
+      throw e;
+    }
+  }
+
+  async getFile(id: string, name: string): Promise<string | null> {
+    validateRunId(id);
+    validateFileName(name);
+    const r = await this.tx<FileRecord>('readonly', ({ files }, out) => {
+      const q = files.get(fileKey(id, name));
+      q.onsuccess = () => { out.value = q.result as FileRecord | undefined; };
+    });
+    return r?.text ?? null;
+  }
+
+  async listFiles(id: string): Promise<string[]> {
+    validateRunId(id);
+    const recs = await this.tx<FileRecord[]>('readonly', ({ files }, out) => {
+      const q = files.getAll();
+      q.onsuccess = () => { out.value = q.result as FileRecord[]; };
+    });
+    return (recs ?? []).filter((r) => r.run === id).map((r) => r.name).sort();
   }
 
   /** Close the database connection (tests; a page simply drops it). */

@@ -385,6 +385,31 @@ for (const [kind, make] of Object.entries(harnesses)) {
       await expect(s.exportRun('none')).rejects.toThrow(/no checkpoint to export/);
     });
 
+    it('keeps text files with a run: replaced whole, exported and imported with it, deleted with it', async () => {
+      h = await make();
+      const s = h.store;
+      const big = 'é'.repeat(50_000) + '\n{"instruction": "x"}';
+      await s.putFile('withfiles', 'source.json', '{"v":1}');
+      expect(await s.list()).toEqual([]); // files alone are no run
+      await s.save('withfiles', cks[0], { name: 'Files' });
+      await s.putFile('withfiles', 'source.json', '{"v":2}');
+      await s.putFile('withfiles', 'data.txt', big);
+      await s.putFile('other', 'source.json', 'other run');
+      expect(await s.listFiles('withfiles')).toEqual(['data.txt', 'source.json']);
+      expect(await s.getFile('withfiles', 'source.json')).toBe('{"v":2}');
+      expect(await s.getFile('withfiles', 'data.txt')).toBe(big);
+      expect(await s.getFile('withfiles', 'missing.json')).toBeNull();
+      await expect(s.putFile('withfiles', '../x', 'no')).rejects.toThrow(/invalid run file name/);
+      const imported = await s.importRun(await s.exportRun('withfiles'));
+      expect(await s.listFiles(imported.id)).toEqual(['data.txt', 'source.json']);
+      expect(await s.getFile(imported.id, 'data.txt')).toBe(big);
+      await s.delete('withfiles');
+      expect(await s.listFiles('withfiles')).toEqual([]);
+      expect(await s.getFile('withfiles', 'source.json')).toBeNull();
+      expect(await s.getFile('other', 'source.json')).toBe('other run');
+      expect(await s.getFile(imported.id, 'source.json')).toBe('{"v":2}');
+    });
+
     it('a failure part-way through a save leaves the previous checkpoint loadable; the next save works', async () => {
       h = await make();
       const s = h.store;
