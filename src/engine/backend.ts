@@ -74,6 +74,22 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   throw new Error('No TensorFlow.js backend could be initialised: ' + fallbacks.map(f => `${f.backend}: ${f.reason}`).join('; '));
 }
 
+/**
+ * Forget a backend's instance so that the next setBackend(name) creates a fresh one (e.g. a new WebGPU device after
+ * the old one was lost). Tensors still on it must be disposed first. No-op for a backend that was never registered.
+ */
+export function resetBackend(name: BackendName): void {
+  const registry = (tf.engine() as unknown as { registryFactory: Record<string, { factory: () => tf.KernelBackend | Promise<tf.KernelBackend>; priority: number }> }).registryFactory;
+  const reg = registry[name];
+  if (!reg) return;
+  try {
+    tf.removeBackend(name);
+  } catch {
+    // disposing a backend whose device is gone may throw; the registration is what matters
+  }
+  if (!registry[name]) tf.registerBackend(name, reg.factory, reg.priority);
+}
+
 /** True when matMul with transposeB is slow (wasm's XNNPACK path): engine ops pick a transpose-free form there. */
 export function prefersNoTransposeB(): boolean {
   return tf.getBackend() === 'wasm';

@@ -106,7 +106,8 @@ export class StorageQuotaError extends Error {
   ) {
     super(
       `not enough storage to save the checkpoint in ${where}: it needs ${fmtBytes(needed)} (${needed} bytes)` +
-      `${available !== null ? `, ${fmtBytes(Math.max(0, available))} free` : ''}. ` +
+      // a quota error while the estimate shows room: the site's quota (or an override of it) is what refused
+      `${available === null ? '' : available < needed ? `, ${fmtBytes(Math.max(0, available))} free` : ", more than this site's storage quota allows"}. ` +
       'The previous checkpoint is kept. Free some space (delete old runs, or export one to a file and delete it) and save again.',
     );
     this.name = 'StorageQuotaError';

@@ -349,6 +349,8 @@ export interface SessionRunOptions {
   sampleMaxNewTokens?: number;
   /** Checked before each step: true ends run() after the step in flight (status 'stopped'); run() again resumes. */
   shouldStop?: () => boolean;
+  /** Called as each micro-batch is handed to the trainer (a sign of life for watchdogs during long steps). */
+  onBatch?: () => void;
   /**
    * Periodic checkpoints (HF save_steps): after every saveSteps-th step, and when run() ends 'stopped' or
    * 'completed', onSave receives checkpoint() of that moment. Training waits for onSave; if it throws, run()
@@ -611,6 +613,7 @@ export class FinetuneSession {
 
   /** The micro-batch for (step, micro): epoch-aligned accumulation windows over epochBatches(epoch). */
   private async batchFor(req: BatchRequest, opts: SessionRunOptions): Promise<SessionBatch | null> {
+    opts.onBatch?.();
     const s = req.step;
     if (req.micro === 0 && s > 1) {
       // The weights now are those after step s − 1 (its update is enqueued before this call): evaluate here.

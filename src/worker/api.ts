@@ -12,6 +12,7 @@ import type { KernelProbeReport } from '../engine/kernel-probe';
 import type { DatasetReport, TemplateName } from '../data';
 import type { GenerationEvalExample, GenerationEvalResult } from '../train/evaluate';
 import type { EvalMetrics, FinetuneConfig, MemoryEstimate, SessionMetrics } from '../train/session';
+import type { CheckpointSummary } from '../io/run-store';
 
 export type { BackendChoice, BackendName };
 
@@ -144,11 +145,20 @@ export interface Estimate {
   warnings: string[];
 }
 
-/** How a run reports, beyond the session's settings. */
+/** How a run reports and saves, beyond the session's settings. */
 export interface RunOptions {
   /** Held-out prompts generated from at each evaluation (0 = none). */
   samplePrompts: number;
   sampleMaxNewTokens: number;
+  /**
+   * Checkpoint to the browser's storage every save_steps optimizer steps (HF TrainingArguments.save_steps; 0 = only on
+   * pause, stop and at the end). Runs are always saved on pause, stop and completion.
+   */
+  saveSteps?: number;
+  /** Display name of the stored run (default: model and dataset names). */
+  runName?: string;
+  /** The page's catalog entry of the model, kept with the run (its presets apply again on resume). */
+  catalogId?: string | null;
 }
 
 /** A logging window's metrics (every logging_steps steps), with the run's totals. */
@@ -179,13 +189,92 @@ export interface TrainStateEvent {
   message?: string;
 }
 
-export type TrainEvent = TrainMetricsEvent | TrainEvalEvent | TrainSamplesEvent | TrainStateEvent;
+/** A checkpoint was written to the browser's storage (ok), or could not be (the run goes on; nothing saved before is lost). */
+export type TrainCheckpointEvent =
+  | { type: 'checkpoint'; ok: true; runId: string; step: number; bytes: number; store: RunStoreKind }
+  | { type: 'checkpoint'; ok: false; runId: string; step: number; message: string; neededBytes: number | null; freeBytes: number | null };
+
+/**
+ * The run's metrics history up to `step`: the page replaces its curves with it (a resumed run continues its curve;
+ * after a lost GPU the run goes back to its last checkpoint and later points are dropped).
+ */
+export interface TrainHistoryEvent {
+  type: 'history';
+  runId: string;
+  step: number;
+  metrics: TrainMetricsEvent[];
+  evals: TrainEvalEvent[];
+}
+
+/** The run moved to another backend (the WebGPU device was lost): it goes on there from its last checkpoint. */
+export interface TrainBackendEvent {
+  type: 'backend';
+  status: BackendStatus;
+  message: string;
+}
+
+export type TrainEvent = TrainMetricsEvent | TrainEvalEvent | TrainSamplesEvent | TrainStateEvent | TrainCheckpointEvent | TrainHistoryEvent | TrainBackendEvent;
 
 export interface TrainOutcome {
   state: TrainState;
   step: number;
   totalSteps: number;
   message?: string;
+  /** The stored run (null when it could not be stored). */
+  runId: string | null;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Stored runs
+
+export type RunStoreKind = 'opfs' | 'indexeddb';
+
+/** One dataset file as kept with a run: UTF-8 text, or base64 for other bytes. */
+export interface RunSourceFile {
+  name: string;
+  role: DatasetRole;
+  text?: string;
+  base64?: string;
+}
+
+/** What a stored run was trained on and with, so that it can be rebuilt after a reload (kept as the run's source.json). */
+export interface RunSource {
+  version: 1;
+  /** A Hub(-layout) source is loaded again (usually from the Cache Storage); local files must be chosen again. */
+  model:
+    | { kind: 'hub'; source: Extract<ModelSource, { kind: 'hub' }>; catalogId: string | null }
+    | { kind: 'files'; name: string; files: string[] };
+  modelName: string;
+  /** The dataset's files; null when they were too large to keep (then they must be loaded again). */
+  data: { name: string; files: RunSourceFile[] } | null;
+  dataName: string;
+  settings: TrainSettings;
+  runOptions: RunOptions;
+  backend: BackendName;
+}
+
+export interface StoredRun {
+  id: string;
+  name: string;
+  created: string;
+  latest: CheckpointSummary | null;
+  checkpoints: number;
+  /** Has a checkpoint and is neither finished nor diverged. */
+  unfinished: boolean;
+  /** The model and dataset names, from its source (null for a run stored without one). */
+  modelName: string | null;
+  dataName: string | null;
+  /** Whether Resume can rebuild it alone (Hub model and kept dataset), or what must be loaded first. */
+  needs: string | null;
+}
+
+export interface RunsReport {
+  store: RunStoreKind | null;
+  /** Why there is no store (private mode, storage disabled). */
+  error?: string;
+  runs: StoredRun[];
+  /** navigator.storage.estimate(), when available. */
+  usage: { used: number; quota: number } | null;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
  */
 import * as Comlink from 'comlink';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, setWasmPrefix, type BackendChoice } from '../engine/backend';
+import { BACKEND_ORDER, initBackend, resetBackend, setWasmPrefix, type BackendChoice, type BackendName } from '../engine/backend';
 import { eosIds } from '../engine/config';
 import { generate } from '../engine/generate';
 import { probeKernels } from '../engine/kernel-probe';
@@ -16,6 +16,8 @@ import { defaultTemplate, encodeWithOffsets, renderGenerationPrompt, templateTok
 import { loadModel as loadModelFiles } from '../io/load-model';
 import { exportMergedModel, exportPeftAdapter, loadPeftAdapter, parsePeftAdapter } from '../io/peft';
 import type { Tokenizer } from '../io/tokenizer';
+import { BUNDLE_EXTENSION, newRunId, type RunStore } from '../io/run-store';
+import { CheckpointMismatchError, type CheckpointOptions } from '../train/checkpoint';
 import { compareBaseTuned, evaluateGeneration, promptAndReference } from '../train/evaluate';
 import {
   FinetuneSession, prepareSessionData, resolveFinetuneConfig,
@@ -23,12 +25,14 @@ import {
 } from '../train/session';
 import type {
   AdapterInfo, BackendProbeReport, BackendStatus, DatasetInfo, DatasetInput, Estimate, EvalReport, ExportedFile,
-  GenerateRequest, GenerateResult, LoadProgress, ModelInfo, ModelSource, RunOptions, TrainEvent, TrainOutcome, TrainSettings,
+  GenerateRequest, GenerateResult, LoadProgress, ModelInfo, ModelSource, RunOptions, RunSource, RunsReport, StoredRun,
+  TrainEvent, TrainOutcome, TrainSettings,
 } from './api';
 import { CONTROL, CONTROL_SLOTS } from './api';
 import { cachedModelFiles, cachingFetch, clearModelCache } from './model-cache';
 import { resolveModelSource } from './model-source';
-import { PageRun, type RunControl } from './run';
+import { PageRun, type PageRunHooks, type RunControl } from './run';
+import { datasetOf, listRuns, readRunSource, runSourceOf, runStore, SOURCE_FILE, StoreSaver, storedRun } from './runs';
 import { webgpuAdapter } from './webgpu';
 
 export type { BackendProbeReport, WebGpuAdapterReport } from './api';
@@ -41,6 +45,21 @@ self.addEventListener('unhandledrejection', ev => {
   self.postMessage({ type: 'webtune:fatal', message: r instanceof Error ? r.message : String(r) });
 });
 
+/**
+ * Heartbeat for the page's watchdog (src/ui/engine.ts): a timer beats while the event loop is free, and training
+ * steps, micro-batches, generated tokens and load progress beat while long work holds it. Posting needs no free
+ * event loop, so a beat goes out even from inside a long synchronous loop.
+ */
+let lastBeat = 0;
+function beat(): void {
+  const t = performance.now();
+  if (t - lastBeat < 200) return;
+  lastBeat = t;
+  self.postMessage({ type: 'webtune:beat' });
+}
+setInterval(beat, 1000);
+beat();
+
 // ---------------------------------------------------------------------------------------------------------
 // State
 
@@ -50,10 +69,13 @@ interface LoadedModel {
   info: ModelInfo;
   tokenizerFiles: Map<string, Uint8Array>;
   baseModel: string;
+  /** Where it came from (reloaded from there after a lost GPU). */
+  source: ModelSource;
 }
 
 interface LoadedData {
   input: DatasetInput;
+  name: string;
   config: FinetuneConfig;
   prepared: SessionDataset;
 }
@@ -70,6 +92,19 @@ const control: RunControl = {
   get: flag => Atomics.load(controlView, CONTROL[flag]) !== 0,
   set: (flag, on) => { Atomics.store(controlView, CONTROL[flag], on ? 1 : 0); },
 };
+/** Set when the WebGPU device the model lives on is lost (device.lost resolved). */
+let deviceLost: { reason: string; message: string } | null = null;
+const runHooks: PageRunHooks = {
+  alive: beat,
+  interrupted: () => deviceLost !== null,
+  // a failed step on WebGPU may be the first sign of a lost device: give device.lost a moment to say so
+  settle: async () => {
+    const dev = webgpuDevice();
+    if (dev && !deviceLost) await Promise.race([dev.lost, new Promise(r => setTimeout(r, 1500))]);
+    await new Promise(r => setTimeout(r, 0));
+  },
+};
+
 /** The abort signal generation and evaluation poll between tokens. */
 const generation = { get aborted() { return control.get('abortGeneration'); } };
 
@@ -115,7 +150,26 @@ async function useBackend(choice: BackendChoice): Promise<BackendStatus> {
     crossOriginIsolated: self.crossOriginIsolated,
     wasmSimd: report.backend === 'wasm' ? Boolean(tf.env().getBool('WASM_HAS_SIMD_SUPPORT')) : undefined,
   };
+  watchDevice();
   return backend;
+}
+
+interface GpuDeviceLike { lost: Promise<{ reason?: string; message?: string }>; destroy(): void }
+
+function webgpuDevice(): GpuDeviceLike | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  return (tf.backend() as unknown as { device?: GpuDeviceLike }).device ?? null;
+}
+
+/** Notice when the WebGPU device in use is lost (driver reset, GPU removed, device.destroy()). */
+function watchDevice(): void {
+  const dev = webgpuDevice();
+  if (!dev) return;
+  void dev.lost.then(info => {
+    if (webgpuDevice() !== dev) return; // a backend we already left
+    deviceLost = { reason: info?.reason ?? 'unknown', message: info?.message ?? '' };
+    beat();
+  });
 }
 
 async function ensureBackend(): Promise<BackendStatus> {
@@ -192,6 +246,139 @@ function file(name: string, bytes: Uint8Array, mime = 'application/octet-stream'
   return Comlink.transfer({ name, mime, bytes: own }, [own.buffer as ArrayBuffer]);
 }
 
+
+/** Load a model (replacing the loaded one only once the new one has loaded). */
+async function loadModelFrom(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+  const status = await ensureBackend();
+  const t0 = performance.now();
+  const cf = cachingFetch();
+  const resolved = resolveModelSource(source, cf);
+  const sizes = new Map<string, number>();
+  const cachedFile = (f: string) => [...cf.hits].some(u => decodeURIComponent(u).endsWith('/' + f));
+  const report = onProgress ? throttled(onProgress) : undefined;
+  const m = await loadModelFiles(resolved.spec, p => {
+    beat();
+    sizes.set(p.file, p.loaded);
+    report?.({ file: p.file, loaded: p.loaded, total: p.total, cached: cachedFile(p.file), phase: 'download' });
+  });
+  const weightsFile = m.files[0] ?? 'weights';
+  onProgress?.({ file: weightsFile, loaded: sizes.get(weightsFile) ?? 0, total: sizes.get(weightsFile) ?? null, cached: cachedFile(weightsFile), phase: 'prepare' });
+  // the old model goes only once the new one has loaded (a failed load keeps it)
+  run?.dispose();
+  run = null;
+  data = null;
+  loaded?.model.dispose();
+  loaded = null;
+  const model = CausalLM.fromRaw(m.config, m.weights);
+  await cf.flush();
+  let cachedBytes = 0;
+  for (const [f, n] of sizes) if (cachedFile(f)) cachedBytes += n;
+  const cfg = m.config;
+  const info: ModelInfo = {
+    name: m.name,
+    source: resolved.spec.source.describe,
+    family: cfg.family,
+    architecture: cfg.architecture,
+    params: countParams(cfg),
+    vocabSize: cfg.vocab_size,
+    hiddenSize: cfg.hidden_size,
+    layers: cfg.num_hidden_layers,
+    contextLength: cfg.max_position_embeddings,
+    linearModules: [...new Set(linearModules(cfg).map(l => l.short))],
+    hasChatTemplate: !!m.tokenizer.chatTemplate,
+    defaultTemplate: defaultTemplate(m.tokenizer).kind,
+    backend: status.backend,
+    bytes: [...sizes.values()].reduce((a, b) => a + b, 0),
+    cachedBytes,
+    ms: performance.now() - t0,
+  };
+  loaded = { model, tokenizer: m.tokenizer, info, tokenizerFiles: resolved.tokenizerFiles, baseModel: resolved.baseModel, source };
+  adapterOrigin = '';
+  return info;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Runs: checkpoints in the browser's storage, resume, recovery from a lost GPU
+
+function checkpointOptions(m: LoadedModel): CheckpointOptions {
+  return { modelId: m.baseModel };
+}
+
+/** Start storing a new run: its source.json, then its step-0 checkpoint. Null (with an event) when storage fails. */
+async function storeNewRun(session: FinetuneSession, m: LoadedModel, d: LoadedData, settings: TrainSettings, options: RunOptions, onEvent: (e: TrainEvent) => void): Promise<StoreSaver | null> {
+  const name = options.runName?.trim() || `${m.info.name} · ${d.name}`;
+  let s: RunStore;
+  try {
+    s = await runStore();
+  } catch (e) {
+    onEvent({ type: 'checkpoint', ok: false, runId: '', step: 0, message: `This run is not saved: ${(e as Error).message}`, neededBytes: null, freeBytes: null });
+    return null;
+  }
+  const id = newRunId(name);
+  const source = runSourceOf({
+    model: m.source, modelName: m.info.name, data: d.input, dataName: d.name, settings, runOptions: options,
+    backend: backend!.backend, catalogId: options.catalogId ?? null,
+  });
+  const saver = new StoreSaver(id, name, s);
+  try {
+    await s.putFile(id, SOURCE_FILE, JSON.stringify(source));
+  } catch (e) {
+    onEvent({ type: 'checkpoint', ok: false, runId: id, step: 0, message: `This run is not saved: ${(e as Error).message}`, neededBytes: null, freeBytes: null });
+    return null;
+  }
+  await saver.save(await session.checkpoint(checkpointOptions(m)), onEvent);
+  return saver;
+}
+
+/** Run the current PageRun; when the GPU is lost meanwhile, carry on from the last checkpoint on the next backend. */
+async function drive(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
+  let out = await run!.run(onEvent);
+  for (let tries = 0; deviceLost && tries < BACKEND_ORDER.length; tries++) out = await recoverFromDeviceLoss(onEvent);
+  return out;
+}
+
+async function recoverFromDeviceLoss(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
+  const lost = deviceLost!;
+  deviceLost = null;
+  const prev = run!;
+  const cur = loaded!;
+  const from = backend!.backend;
+  run = null;
+  loaded = null;
+  // everything on the lost device is gone; free what tfjs still tracks, then forget that backend instance
+  try { prev.dispose(); } catch { /* the device is gone */ }
+  try { cur.model.dispose(); } catch { /* the device is gone */ }
+  resetBackend(from);
+  const next: BackendName = BACKEND_ORDER[BACKEND_ORDER.indexOf(from) + 1] ?? 'cpu';
+  const status = await useBackend(next);
+  const dataBefore = data;
+  await loadModelFrom(cur.source);
+  data = dataBefore;
+  const m = loaded!;
+  const saver = prev.saver as StoreSaver | null;
+  const ck = saver ? await (await runStore()).loadLatest(saver.runId).catch(() => null) : null;
+  const at = ck ? ck.meta.progress.global_step : 0;
+  const message = `The WebGPU device was lost (${lost.reason}${lost.message ? `: ${lost.message}` : ''}). ` +
+    `Training moved to ${status.backend} and continues from ${ck ? `its checkpoint at step ${at}` : 'step 0 (no checkpoint had been saved)'}` +
+    `${prev.step > at ? `; steps ${at + 1}–${prev.step} are trained again` : ''}.`;
+  onEvent({ type: 'backend', status, message });
+  const init = { model: m.model, tokenizer: m.tokenizer, data: sessionData(requireData().input), baseModelName: m.baseModel };
+  const session = ck ? await FinetuneSession.resume(init, ck) : new FinetuneSession({ ...init, config: prev.session.config });
+  run = new PageRun(session, prev.options, control, saver, runHooks);
+  run.note = `(The WebGPU device was lost at step ${prev.step + 1}; the run went on from step ${at} on ${status.backend}.)`;
+  onEvent(run.history());
+  onEvent({ type: 'state', state: 'running', message });
+  return run.run(onEvent);
+}
+
+function requireStore(): Promise<RunStore> {
+  return runStore().catch(e => { throw new Error(`Runs cannot be stored in this browser: ${(e as Error).message}`); });
+}
+
+function fileSlug(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'run';
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The API
 
@@ -242,51 +429,7 @@ const api = {
   loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     return exclusive(async () => {
       assertNoRun('load a model');
-      const status = await ensureBackend();
-      const t0 = performance.now();
-      const cf = cachingFetch();
-      const resolved = resolveModelSource(source, cf);
-      const sizes = new Map<string, number>();
-      const cachedFile = (f: string) => [...cf.hits].some(u => decodeURIComponent(u).endsWith('/' + f));
-      const report = onProgress ? throttled(onProgress) : undefined;
-      const m = await loadModelFiles(resolved.spec, p => {
-        sizes.set(p.file, p.loaded);
-        report?.({ file: p.file, loaded: p.loaded, total: p.total, cached: cachedFile(p.file), phase: 'download' });
-      });
-      const weightsFile = m.files[0] ?? 'weights';
-      onProgress?.({ file: weightsFile, loaded: sizes.get(weightsFile) ?? 0, total: sizes.get(weightsFile) ?? null, cached: cachedFile(weightsFile), phase: 'prepare' });
-      // the old model goes only once the new one has loaded (a failed load keeps it)
-      run?.dispose();
-      run = null;
-      data = null;
-      loaded?.model.dispose();
-      loaded = null;
-      const model = CausalLM.fromRaw(m.config, m.weights);
-      await cf.flush();
-      let cachedBytes = 0;
-      for (const [f, n] of sizes) if (cachedFile(f)) cachedBytes += n;
-      const cfg = m.config;
-      const info: ModelInfo = {
-        name: m.name,
-        source: resolved.spec.source.describe,
-        family: cfg.family,
-        architecture: cfg.architecture,
-        params: countParams(cfg),
-        vocabSize: cfg.vocab_size,
-        hiddenSize: cfg.hidden_size,
-        layers: cfg.num_hidden_layers,
-        contextLength: cfg.max_position_embeddings,
-        linearModules: [...new Set(linearModules(cfg).map(l => l.short))],
-        hasChatTemplate: !!m.tokenizer.chatTemplate,
-        defaultTemplate: defaultTemplate(m.tokenizer).kind,
-        backend: status.backend,
-        bytes: [...sizes.values()].reduce((a, b) => a + b, 0),
-        cachedBytes,
-        ms: performance.now() - t0,
-      };
-      loaded = { model, tokenizer: m.tokenizer, info, tokenizerFiles: resolved.tokenizerFiles, baseModel: resolved.baseModel };
-      adapterOrigin = '';
-      return info;
+      return loadModelFrom(source, onProgress);
     });
   },
 
@@ -305,7 +448,7 @@ const api = {
       const { model, tokenizer } = requireModel();
       const { config, warnings } = resolveFinetuneConfig(settings, model.config.max_position_embeddings);
       const prepared = prepareSessionData(tokenizer, sessionData(input), config);
-      data = { input, config, prepared };
+      data = { input, name: input.files.map(f => f.name).join(', '), config, prepared };
       if (prepared.dropped.length) warnings.push(`${prepared.dropped.length} example(s) dropped during tokenization (first: ${prepared.dropped[0].message})`);
       const prompts: DatasetInfo['prompts'] = [];
       for (const ex of heldOut(data)) {
@@ -357,7 +500,10 @@ const api = {
     });
   },
 
-  /** Train a fresh adapter with `settings`; events stream to onEvent. Resolves when the run ends or pauses. */
+  /**
+   * Train a fresh adapter with `settings`; events stream to onEvent. The run is stored in the browser (its source, then
+   * checkpoints at step 0, every options.saveSteps, on pause/stop and at the end). Resolves when it ends or pauses.
+   */
   train(settings: TrainSettings, options: RunOptions, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
     return exclusive(async () => {
       assertNoRun('start another run');
@@ -367,10 +513,104 @@ const api = {
       run = null;
       adapterOrigin = '';
       const session = new FinetuneSession({ model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), config: settings, baseModelName: m.baseModel });
-      run = new PageRun(session, options, control);
       for (const w of session.warnings) onEvent({ type: 'state', state: 'running', message: w });
-      return run.run(onEvent);
+      const saver = await storeNewRun(session, m, d, settings, options, onEvent);
+      run = new PageRun(session, options, control, saver, runHooks);
+      return drive(onEvent);
     });
+  },
+
+  /**
+   * Continue a stored run on the loaded model and dataset (which must be the ones it was trained on: checked by hash,
+   * refused with what differs). Its history comes first as a 'history' event, so the page's curves continue.
+   */
+  resumeRun(runId: string, options: RunOptions, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
+    return exclusive(async () => {
+      assertNoRun('resume a stored run');
+      const m = requireModel();
+      const d = requireData();
+      const s = await requireStore();
+      const info = await s.info(runId);
+      if (!info) throw new Error(`There is no stored run ${runId}.`);
+      const ck = await s.loadLatest(runId);
+      if (!ck) throw new Error(`The run "${info.name}" has no checkpoint to resume from.`);
+      if (ck.meta.progress.status === 'completed') throw new Error(`The run "${info.name}" has finished (${ck.meta.progress.global_step} steps); export its adapter instead.`);
+      run?.dispose();
+      run = null;
+      adapterOrigin = '';
+      let session: FinetuneSession;
+      try {
+        session = await FinetuneSession.resume({ model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), baseModelName: m.baseModel }, ck);
+      } catch (e) {
+        if (e instanceof CheckpointMismatchError) throw new Error(`Cannot resume "${info.name}": ${e.message}`);
+        throw e;
+      }
+      const saver = new StoreSaver(runId, info.name, s);
+      saver.lastSavedStep = ck.meta.progress.global_step;
+      run = new PageRun(session, options, control, saver, runHooks);
+      onEvent(run.history());
+      return drive(onEvent);
+    });
+  },
+
+  /** Runs stored in this browser, most recently saved first. */
+  listRuns(): Promise<RunsReport> {
+    return listRuns();
+  },
+
+  /** What a stored run was trained on (to load it again before resumeRun), with its kept dataset; null without a record. */
+  async runSource(runId: string): Promise<{ source: RunSource; dataset: DatasetInput | null } | null> {
+    const source = await readRunSource(await requireStore(), runId);
+    return source && { source, dataset: datasetOf(source) };
+  },
+
+  async renameRun(runId: string, name: string): Promise<StoredRun> {
+    const s = await requireStore();
+    const info = await s.rename(runId, name.trim());
+    if (run?.saver?.runId === runId) (run.saver as StoreSaver).rename(info.name);
+    return storedRun(info, await readRunSource(s, runId));
+  },
+
+  async deleteRun(runId: string): Promise<void> {
+    if (run?.saver?.runId === runId && (run.state === 'running' || run.state === 'paused')) throw new Error('This run is in progress: stop it before deleting it.');
+    await (await requireStore()).delete(runId);
+  },
+
+  /** A stored run as one file (its latest checkpoint, its source and dataset): <name>.webtune.safetensors. */
+  async exportRun(runId: string): Promise<ExportedFile> {
+    const s = await requireStore();
+    const info = await s.info(runId);
+    if (!info) throw new Error(`There is no stored run ${runId}.`);
+    return file(`${fileSlug(info.name)}${BUNDLE_EXTENSION}`, await s.exportRun(runId));
+  },
+
+  /** Store a file made by exportRun as a new run. */
+  async importRun(name: string, bytes: Uint8Array): Promise<StoredRun> {
+    const s = await requireStore();
+    let info;
+    try {
+      info = await s.importRun(bytes);
+    } catch (e) {
+      throw new Error(`${name}: ${(e as Error).message.replace(/^imported file: /, '')}`);
+    }
+    return storedRun(info, await readRunSource(s, info.id));
+  },
+
+  /**
+   * Fault injection for tests and demonstrations: 'device-lost' destroys the WebGPU device in use (device.destroy()),
+   * 'hang' blocks the worker (for ms, or for good), 'exit' ends the worker as a crash would (self.close()).
+   */
+  async injectFault(kind: 'device-lost' | 'hang' | 'exit', ms?: number): Promise<void> {
+    if (kind === 'device-lost') {
+      const dev = webgpuDevice();
+      if (!dev) throw new Error(`There is no WebGPU device to lose: the backend is ${tf.getBackend()}.`);
+      dev.destroy();
+    } else if (kind === 'hang') {
+      const end = ms !== undefined ? performance.now() + ms : Infinity;
+      while (performance.now() < end) { /* hung */ }
+    } else if (kind === 'exit') {
+      setTimeout(() => self.close(), 0);
+    }
   },
 
   /** Pause after the step in flight (train() then resolves with state 'paused'). */
@@ -381,7 +621,7 @@ const api = {
   resume(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
     return exclusive(async () => {
       if (!run || run.state !== 'paused') throw new Error('There is no paused run to resume.');
-      return run.run(onEvent);
+      return drive(onEvent);
     });
   },
 
@@ -390,7 +630,7 @@ const api = {
     if (!run) throw new Error('No training run to stop.');
     if (run.state === 'running') {
       run.requestStop();
-      return { state: 'stopped', step: run.step, totalSteps: run.totalSteps };
+      return { state: 'stopped', step: run.step, totalSteps: run.totalSteps, runId: run.runId };
     }
     return exclusive(async () => run!.stopPaused());
   },
@@ -427,7 +667,7 @@ const api = {
           maxNewTokens: req.maxNewTokens, temperature: req.temperature, topK: req.topK, topP: req.topP, seed: req.seed,
           eosTokenIds: [...eos], stopStrings: stops,
           decode: x => tokenizer.decode(x, { skipSpecialTokens: true }),
-          onToken: (_id, delta) => { if (delta) void onToken?.(delta); },
+          onToken: (_id, delta) => { beat(); if (delta) void onToken?.(delta); },
           signal: generation,
         });
         return { text: r.text, tokens: r.ids.length, finishReason: r.finishReason, ms: performance.now() - t0 };
