@@ -9,17 +9,18 @@ import { CompareSection, outputInfo, type Output } from './CompareSection';
 import { ConfigureSection } from './ConfigureSection';
 import { saveFile } from './controls';
 import { DataSection, DEMO_DATASET, type DatasetState } from './DataSection';
-import { Comlink, getEngine, guard, onEngineCrash, raise } from './engine';
+import { Comlink, getEngine, guard, noteStepMs, onEngineCrash, raise, restartEngine } from './engine';
 import { ExportSection } from './ExportSection';
 import { errorMessage } from './format';
 import { MetricsStore, type MetricColumns } from './metrics-store';
 import { currentModel, ModelSection, type ModelState } from './ModelSection';
 import { DEFAULT_SETTINGS, initialSettings, presetsFor } from './presets';
-import { TrainSection, type TrainView } from './TrainSection';
+import { RunsSection, type RunsState } from './RunsSection';
+import { TrainSection, type SaveView, type TrainView } from './TrainSection';
 import { WatchSection } from './WatchSection';
 import type {
   AdapterInfo, BackendProbeReport, BackendStatus, DatasetInput, Estimate, EvalReport, ExportedFile, LoadProgress,
-  ModelSource, RunOptions, SamplingOptions, TrainEvent, TrainOutcome, TrainSettings,
+  ModelSource, RunOptions, SamplingOptions, StoredRun, TrainEvent, TrainOutcome, TrainSettings,
 } from '../worker/api';
 
 declare global {
@@ -35,10 +36,35 @@ type ProbeState = { kind: 'idle' } | { kind: 'running' } | { kind: 'done'; repor
 
 const IDLE_OUT: Output = { text: '', state: 'idle' };
 
-export function App() {
+/** What the last engine crash or hang interrupted, shown above the restarted app. */
+interface CrashNotice {
+  message: string;
+  /** The stored run that was training, if any. */
+  runId: string | null;
+}
+
+/**
+ * The page: a crashed or hung engine is reported here, and the app below starts over with a fresh worker (its
+ * runs are in the browser's storage, so an interrupted one can be resumed).
+ */
+export function Root() {
+  const [generation, setGeneration] = useState(0);
+  const [notice, setNotice] = useState<CrashNotice | null>(null);
+  const onCrash = useCallback((n: CrashNotice) => {
+    restartEngine();
+    setNotice(n);
+    setGeneration(g => g + 1);
+  }, []);
+  return (
+    <>
+      <App key={generation} onCrash={onCrash} notice={notice} onDismissNotice={() => setNotice(null)} />
+    </>
+  );
+}
+
+export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNotice) => void; notice: CrashNotice | null; onDismissNotice: () => void }) {
   const engine = getEngine();
   const store = useMemo(() => new MetricsStore(), []);
-  const [crash, setCrash] = useState<string | null>(null);
 
   const [backend, setBackend] = useState<BackendStatus | null>(null);
   const [backendBusy, setBackendBusy] = useState(true);
@@ -55,9 +81,15 @@ export function App() {
   const [dataInput, setDataInput] = useState<{ files: DatasetInput['files']; name: string } | null>(null);
 
   const [settings, setSettings] = useState<TrainSettings>(DEFAULT_SETTINGS);
-  const [runOptions, setRunOptions] = useState<RunOptions>({ samplePrompts: 3, sampleMaxNewTokens: 24 });
+  const [runOptions, setRunOptions] = useState<RunOptions>({ samplePrompts: 3, sampleMaxNewTokens: 24, saveSteps: 20 });
   const [estimate, setEstimate] = useState<EstimateState>({ kind: 'none' });
   const [train, setTrain] = useState<TrainView>({ state: 'idle', totalSteps: 0, startedAt: null });
+  const [save, setSave] = useState<SaveView | null>(null);
+  const [runs, setRuns] = useState<RunsState>({ kind: 'loading' });
+  const [runsMsg, setRunsMsg] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
+  const [activeRunId, setActiveRunId] = useState<string | null>(null);
+  const activeRunRef = useRef<string | null>(null);
+  activeRunRef.current = activeRunId;
   const [adapter, setAdapter] = useState<AdapterInfo | null>(null);
 
   const [sampling, setSampling] = useState<SamplingOptions>({ maxNewTokens: 32, temperature: 0, topK: 0, topP: 1, seed: 0 });
@@ -74,8 +106,13 @@ export function App() {
   const active = training || train.state === 'paused';
   const modelBusy = model.kind === 'loading';
 
-  useEffect(() => onEngineCrash(e => setCrash(e.message)), []);
+  useEffect(() => onEngineCrash(e => onCrash({ message: e.message, runId: activeRunRef.current })), [onCrash]);
   useEffect(() => { window.webtune.metrics = () => store.cols; }, [store]);
+
+  const refreshRuns = useCallback(() => {
+    guard(engine.listRuns()).then(report => setRuns({ kind: 'ready', report }), e => setRuns({ kind: 'error', message: errorMessage(e) }));
+  }, [engine]);
+  useEffect(() => { refreshRuns(); }, [refreshRuns]);
 
   const refreshCache = useCallback(() => {
     guard(engine.cacheInfo()).then(setCache, () => setCache(null));
@@ -131,8 +168,10 @@ export function App() {
     setEvalState({ kind: 'none' });
     try {
       setDataset({ kind: 'ready', info: await guard(engine.loadDataset({ files }, s)) });
+      return true;
     } catch (e) {
       setDataset({ kind: 'error', name, message: errorMessage(e) });
+      return false;
     }
   }, [engine]);
 
@@ -164,7 +203,7 @@ export function App() {
   }, [dataKey]);
 
   // ---- model
-  const loadModel = async (source: ModelSource, id: string | null) => {
+  const loadModel = async (source: ModelSource, id: string | null, opts: { keepData?: boolean } = {}): Promise<boolean> => {
     const name = source.kind === 'hub' ? source.name : source.name ?? 'local model';
     const previous = currentModel(model);
     setModel({ kind: 'loading', name, files: {}, previous });
@@ -191,8 +230,10 @@ export function App() {
       setSettings(next);
       store.reset();
       setTrain({ state: 'idle', totalSteps: 0, startedAt: null });
-      if (dataInput) void loadDataset(dataInput.files, dataInput.name, next);
+      if (dataInput && opts.keepData !== false) void loadDataset(dataInput.files, dataInput.name, next);
       else setDataset({ kind: 'none' });
+      refreshCache();
+      return true;
     } catch (e) {
       let message = errorMessage(e);
       if (source.kind === 'hub' && /HTTP 404/.test(message) && source.baseUrl === localMirror().replace(/\/+$/, '')) {
@@ -201,6 +242,7 @@ export function App() {
       setModel({ kind: 'error', name, message, previous });
     }
     refreshCache();
+    return false;
   };
 
   // ---- estimate (automatic, without measuring; the button measures a real step)
@@ -223,30 +265,108 @@ export function App() {
   };
 
   // ---- training
+  const runsRefresh = useRef<ReturnType<typeof setTimeout> | null>(null);
   const onTrainEvent = useMemo(() => Comlink.proxy((ev: TrainEvent) => {
-    if (ev.type === 'metrics') store.addMetrics(ev);
+    if (ev.type === 'metrics') { store.addMetrics(ev); noteStepMs(ev.ms_per_step); }
     else if (ev.type === 'eval') store.addEval(ev);
     else if (ev.type === 'samples') store.addSamples(ev);
-    else setTrain(t => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
-  }), [store]);
+    else if (ev.type === 'history') { store.loadHistory(ev); setActiveRunId(ev.runId || null); }
+    else if (ev.type === 'checkpoint') {
+      setSave(ev.ok ? { ok: true, step: ev.step, bytes: ev.bytes, store: ev.store, at: Date.now() } : { ok: false, step: ev.step, message: ev.message });
+      if (ev.runId) setActiveRunId(ev.runId);
+      // the list follows the saves, at most every 2 s
+      if (!runsRefresh.current) runsRefresh.current = setTimeout(() => { runsRefresh.current = null; refreshRuns(); }, 2000);
+    } else if (ev.type === 'backend') {
+      setBackend(ev.status);
+      setModel(m => (m.kind === 'ready' ? { kind: 'ready', info: { ...m.info, backend: ev.status.backend } } : m));
+      setTrain(t => ({ ...t, message: ev.message }));
+    } else setTrain(t => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
+  }), [store, refreshRuns]);
 
   const finishRun = async (p: Promise<TrainOutcome>) => {
     try {
       const out = await guard(p);
       setTrain(t => ({ ...t, state: out.state, message: out.message, totalSteps: out.totalSteps }));
+      if (out.runId) setActiveRunId(out.runId);
     } catch (e) {
       setTrain(t => ({ ...t, state: 'error', message: errorMessage(e) }));
     }
     guard(engine.adapterInfo()).then(setAdapter, () => undefined);
+    refreshRuns();
   };
 
   const start = async () => {
     store.reset();
     setExportMsg(null);
     setEvalState({ kind: 'none' });
+    setSave(null);
+    setActiveRunId(null);
     setTrain({ state: 'running', totalSteps: estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0, startedAt: Date.now() });
-    await finishRun(engine.train(settings, runOptions, onTrainEvent));
+    await finishRun(engine.train(settings, { ...runOptions, catalogId }, onTrainEvent));
   };
+
+  // ---- stored runs
+  /** Rebuild a stored run (its backend, Hub model and kept dataset, as far as they can be loaded) and continue it. */
+  const resumeStored = async (r: StoredRun) => {
+    setRunsMsg(null);
+    try {
+      const kept = await guard(engine.runSource(r.id));
+      if (kept) {
+        const { source, dataset: ds } = kept;
+        if (backend && backend.backend !== source.backend) await chooseBackend(source.backend);
+        const sameModel = modelInfo && model.kind === 'ready' && source.model.kind === 'hub' && modelInfo.name === source.modelName && catalogId === source.model.catalogId;
+        if (source.model.kind === 'hub' && !sameModel) {
+          if (!(await loadModel(source.model.source, source.model.catalogId, { keepData: false }))) throw new Error(`The model ${source.modelName} could not be loaded (see step 1).`);
+        } else if (source.model.kind === 'files' && !modelInfo) {
+          throw new Error(`Load the model files of this run first (${source.model.files.join(', ')}), then press Resume.`);
+        }
+        const next = { ...source.settings };
+        lastDataKey.current = JSON.stringify([next.template, next.max_length, next.eos_token, next.val_size, next.test_size, next.train_on_inputs, next.seed]);
+        setSettings(next);
+        setRunOptions({ ...runOptions, ...source.runOptions });
+        if (ds) {
+          if (!(await loadDataset(ds.files, source.dataName, next))) throw new Error(`The dataset of this run could not be read again (see step 2).`);
+        } else if (!dataInput) {
+          throw new Error(`Load the dataset of this run first (${source.dataName}), then press Resume.`);
+        } else if (!(await loadDataset(dataInput.files, dataInput.name, next))) throw new Error('The dataset could not be read (see step 2).');
+      } else if (!modelInfo || !datasetInfo) {
+        throw new Error('This run has no record of its model and dataset: load them in steps 1 and 2, then press Resume.');
+      }
+      setExportMsg(null);
+      setEvalState({ kind: 'none' });
+      setSave(null);
+      setActiveRunId(r.id);
+      store.reset();
+      setTrain({ state: 'running', totalSteps: r.latest?.max_steps ?? 0, startedAt: Date.now(), message: `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.` });
+      onDismissNotice();
+      document.getElementById('train')?.scrollIntoView({ block: 'start' });
+      await finishRun(engine.resumeRun(r.id, kept?.source.runOptions ?? runOptions, onTrainEvent));
+    } catch (e) {
+      setRunsMsg({ kind: 'error', text: `Cannot resume "${r.name}": ${errorMessage(e)}` });
+    }
+  };
+
+  const runsAction = async (what: string, fn: () => Promise<string | void>) => {
+    setRunsMsg(null);
+    try {
+      const text = await fn();
+      if (text) setRunsMsg({ kind: 'ok', text });
+    } catch (e) {
+      setRunsMsg({ kind: 'error', text: `${what}: ${errorMessage(e)}` });
+    }
+    refreshRuns();
+  };
+  const renameRun = (r: StoredRun, name: string) => runsAction('Rename', async () => { await guard(engine.renameRun(r.id, name)); return `Renamed to "${name}".`; });
+  const deleteRun = (r: StoredRun) => runsAction('Delete', async () => { await guard(engine.deleteRun(r.id)); return `Deleted "${r.name}".`; });
+  const exportRun = (r: StoredRun) => runsAction('Export', async () => {
+    const f = await guard(engine.exportRun(r.id));
+    saveFile(f.name, f.bytes, f.mime);
+    return `Saved ${f.name} (${(f.bytes.byteLength / 1024).toFixed(0)} KB): import it here or in another browser to resume the run.`;
+  });
+  const importRun = (f: File) => runsAction('Import', async () => {
+    const r = await guard(engine.importRun(f.name, new Uint8Array(await f.arrayBuffer())));
+    return `Imported "${r.name}" (step ${r.latest?.step ?? 0}).`;
+  });
   const pause = () => { raise('pause'); void guard(engine.pause()).catch(() => undefined); };
   const resume = async () => {
     setTrain(t => ({ ...t, state: 'running', message: undefined }));
@@ -348,13 +468,18 @@ export function App() {
         </div>
       </header>
       <main>
-        {crash && (
+        {notice && (
           <div className="error" role="alert" data-testid="engine-crash">
             <strong>The engine stopped.</strong>
-            <pre>{crash}</pre>
-            <button type="button" onClick={() => location.reload()}>Reload the page</button>
+            <pre>{notice.message}</pre>
+            <p>
+              A fresh engine has started: load a model again, or resume {notice.runId ? 'the interrupted run' : 'a saved run'} from
+              {' '}<a href="#runs">Saved runs</a> (it continues from its last checkpoint).
+            </p>
+            <button type="button" onClick={onDismissNotice}>Dismiss</button>
           </div>
         )}
+        <UnfinishedBanner runs={runs} activeRunId={activeRunId} busy={active || modelBusy} onResume={r => void resumeStored(r)} />
         <ModelSection state={model} busy={modelBusy || active} baseUrl={baseUrl} onBaseUrl={setBaseUrl} onLoad={loadModel}
           cache={cache} onClearCache={() => { void guard(engine.clearCache()).then(refreshCache); }} />
         <DataSection state={dataset} modelReady={!!modelInfo} busy={dataset.kind === 'loading' || active} settings={settings} onSettings={setSettings}
@@ -364,7 +489,9 @@ export function App() {
           disabled={!modelInfo || active} estimate={estimate} onMeasure={measure} canMeasure={canEstimate && estimate.kind !== 'busy'} />
         <TrainSection backend={backend} backendBusy={backendBusy} backendError={backendError} choice={choice} onChoice={c => void chooseBackend(c)}
           ready={!!modelInfo && !!datasetInfo && !generating && evalState.kind !== 'running'} notReadyReason={notReady} train={train} store={store}
-          onStart={start} onPause={pause} onResume={resume} onStop={stop} probe={probe} onProbe={runProbe} />
+          onStart={start} onPause={pause} onResume={resume} onStop={stop} probe={probe} onProbe={runProbe} save={save} />
+        <RunsSection state={runs} activeRunId={activeRunId} busy={active || modelBusy || generating} highlight={notice?.runId ?? null} message={runsMsg}
+          onResume={r => void resumeStored(r)} onRename={renameRun} onDelete={deleteRun} onExport={exportRun} onImport={importRun} />
         <WatchSection store={store} />
         <CompareSection modelReady={!!modelInfo} hasAdapter={!!adapter} locked={training} suggestions={datasetInfo?.prompts ?? []}
           sampling={sampling} onSampling={setSampling} outputs={outputs} generating={generating} onGenerate={generate}
@@ -380,5 +507,27 @@ export function App() {
         <p>Models and data never leave this browser. Backend: {backend ? backend.backend : '…'}.</p>
       </footer>
     </>
+  );
+}
+
+/** After a reload or a crash: the unfinished runs, one click from resuming. */
+function UnfinishedBanner({ runs, activeRunId, busy, onResume }: { runs: RunsState; activeRunId: string | null; busy: boolean; onResume: (r: StoredRun) => void }) {
+  const [hidden, setHidden] = useState(false);
+  if (hidden || runs.kind !== 'ready') return null;
+  const open = runs.report.runs.filter(r => r.unfinished && r.id !== activeRunId);
+  if (open.length === 0) return null;
+  const r = open[0];
+  return (
+    <div className="banner" role="region" aria-label="Unfinished runs" data-testid="unfinished-banner">
+      <p>
+        <strong>{open.length === 1 ? 'An unfinished run is saved in this browser' : `${open.length} unfinished runs are saved in this browser`}:</strong>{' '}
+        “{r.name}”, step {r.latest?.step} of {r.latest?.max_steps}.
+      </p>
+      <div className="row buttons">
+        <button type="button" className="primary" disabled={busy} onClick={() => onResume(r)}>Resume “{r.name}”</button>
+        <a href="#runs">All saved runs</a>
+        <button type="button" onClick={() => setHidden(true)}>Not now</button>
+      </div>
+    </div>
   );
 }

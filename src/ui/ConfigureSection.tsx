@@ -90,6 +90,8 @@ export function ConfigureSection({ model, settings, onSettings, presets, disable
               onChange={v => onRunOptions({ ...runOptions, samplePrompts: Math.max(0, Math.round(v)) })} />
             <NumberField label="Sample length (tokens)" value={runOptions.sampleMaxNewTokens} min={1} step={1}
               onChange={v => onRunOptions({ ...runOptions, sampleMaxNewTokens: Math.max(1, Math.round(v)) })} />
+ <NumberField label="Save every (steps)" value={runOptions.saveSteps ?? 0} min={0} step={1} hint="checkpoint to this browser; 0 = on pause/stop only"
+              onChange={v => onRunOptions({ ...runOptions, saveSteps: Math.max(0, Math.round(v)) })} />
             <CheckField label="Gradient checkpointing (less memory, slower)" checked={s.gradient_checkpointing} onChange={v => set('gradient_checkpointing', v)} />
           </div>
         </fieldset>

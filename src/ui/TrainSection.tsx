@@ -2,9 +2,14 @@
 import { useState } from 'react';
 import type { BackendChoice } from '../engine/backend';
 import { Empty, ErrorBox, ProgressBar, Section, SelectField } from './controls';
-import { formatCount, formatMs, formatNum } from './format';
+import { formatBytes, formatCount, formatMs, formatNum } from './format';
 import { useThrottledVersion, type MetricsStore } from './metrics-store';
 import type { BackendProbeReport, BackendStatus, TrainState } from '../worker/api';
+
+/** The last checkpoint save of the run: stored, or why not. */
+export type SaveView =
+  | { ok: true; step: number; bytes: number; store: 'opfs' | 'indexeddb'; at: number }
+  | { ok: false; step: number; message: string };
 
 export interface TrainView {
   state: TrainState;
@@ -29,6 +34,7 @@ interface Props {
   onStop: () => void;
   probe: { kind: 'idle' } | { kind: 'running' } | { kind: 'done'; report: BackendProbeReport } | { kind: 'failed'; error: string };
   onProbe: () => void;
+  save: SaveView | null;
 }
 
 const STATE_LABEL: Record<TrainView['state'], string> = {
@@ -68,6 +74,11 @@ export function TrainSection(p: Props) {
       </div>
       {!p.ready && !active && <Empty>{p.notReadyReason}</Empty>}
       <TrainProgress train={train} store={p.store} />
+      {p.save && (p.save.ok
+        ? <p className="muted small" data-testid="checkpoint-status" data-step={p.save.step}>
+            Saved step {p.save.step} in this browser ({p.save.store === 'opfs' ? 'OPFS' : 'IndexedDB'}, {formatBytes(p.save.bytes)}) at {new Date(p.save.at).toLocaleTimeString()}.
+          </p>
+        : <ErrorBox title={`Checkpoint of step ${p.save.step} not saved`} message={p.save.message} testId="checkpoint-error" />)}
       {(train.state === 'error' || train.state === 'diverged') && train.message && (
         <ErrorBox title={train.state === 'diverged' ? 'Training diverged' : 'Training stopped with an error'} message={train.message} testId="train-error" />
       )}

@@ -1,11 +1,18 @@
 /**
- * The page's handle on the engine worker (created on first use), plus crash detection: if the worker dies
- * (uncaught error, out of memory, a failed module load), every pending and later call rejects with a
- * readable message instead of waiting forever.
+ * The page's handle on the engine worker (created on first use), plus crash and hang detection: if the worker dies
+ * (uncaught error, out of memory, a failed module load) or stops beating (a hang, or a crash that says nothing), every
+ * pending and later call rejects with a readable message instead of waiting forever, and crash listeners are told.
+ *
+ * The watchdog: the worker posts 'webtune:beat' at least every second while it is free and at every training step,
+ * micro-batch, generated token and load progress while it works. Silence for longer than the watchdog's limit —
+ * WATCHDOG_MS (60 s; `?watchdog=<ms>` in the page URL for tests), or four times the slowest training step seen — means
+ * the worker is hung or gone: it is terminated and reported. A hidden tab is not judged (its timers are throttled).
  */
 import * as Comlink from 'comlink';
 import { CONTROL, CONTROL_SLOTS, type ControlFlag } from '../worker/api';
 import type { EngineApi } from '../worker/engine.worker';
+
+export const WATCHDOG_MS = 60_000;
 
 let engine: Comlink.Remote<EngineApi> | null = null;
 let worker: Worker | null = null;
@@ -13,6 +20,28 @@ let failure: { promise: Promise<never>; reject: (e: Error) => void; error: Error
 /** Flags shared with the worker (when the page is cross-origin isolated): see CONTROL in worker/api.ts. */
 let controlView: Int32Array | null = null;
 const crashListeners = new Set<(e: Error) => void>();
+let watchdog: ReturnType<typeof setInterval> | null = null;
+let lastBeat = 0;
+let slowestStepMs = 0;
+
+/** The engine stopped responding or ended without a word. */
+export class EngineHangError extends Error {
+  constructor(readonly silentMs: number) {
+    super(`The engine stopped responding: no sign of life for ${Math.round(silentMs / 1000)} s (it hung, or it crashed without a message). It was stopped and restarted.`);
+    this.name = 'EngineHangError';
+  }
+}
+
+function watchdogLimit(): number {
+  const q = typeof location !== 'undefined' ? Number(new URLSearchParams(location.search).get('watchdog')) : NaN;
+  const base = Number.isFinite(q) && q > 0 ? q : WATCHDOG_MS;
+  return Math.max(base, 4 * slowestStepMs);
+}
+
+/** Tell the watchdog how long a training step takes (it waits at least four times that). */
+export function noteStepMs(ms: number): void {
+  if (Number.isFinite(ms) && ms > slowestStepMs) slowestStepMs = ms;
+}
 
 function newFailure() {
   let reject!: (e: Error) => void;
@@ -26,17 +55,35 @@ export function getEngine(): Comlink.Remote<EngineApi> {
   if (!engine) {
     failure = newFailure();
     const fail = failure;
-    worker = new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module', name: 'webtune-engine' });
-    worker.addEventListener('error', ev => {
+    const w = new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module', name: 'webtune-engine' });
+    worker = w;
+    w.addEventListener('error', ev => {
       ev.preventDefault();
-      fail.reject(new Error(`The engine worker crashed: ${ev.message || 'it could not start or ran out of memory'}. Reload the page or restart the engine.`));
+      fail.reject(new Error(`The engine worker crashed: ${ev.message || 'it could not start or ran out of memory'}.`));
     });
-    worker.addEventListener('messageerror', () => fail.reject(new Error('The engine worker sent a message the page could not read.')));
-    worker.addEventListener('message', ev => {
+    w.addEventListener('messageerror', () => fail.reject(new Error('The engine worker sent a message the page could not read.')));
+    lastBeat = performance.now();
+    w.addEventListener('message', ev => {
       const d = ev.data as { type?: string; message?: string } | null;
-      if (d && d.type === 'webtune:fatal') fail.reject(new Error(`The engine worker failed: ${d.message}`));
+      if (!d || typeof d.type !== 'string') return;
+      if (d.type === 'webtune:beat') lastBeat = performance.now();
+      else if (d.type === 'webtune:fatal') fail.reject(new Error(`The engine worker failed: ${d.message}`));
     });
-    engine = Comlink.wrap<EngineApi>(worker);
+    const onVisible = () => { if (document.visibilityState === 'visible') lastBeat = performance.now(); };
+    document.addEventListener('visibilitychange', onVisible);
+    if (watchdog) clearInterval(watchdog);
+    watchdog = setInterval(() => {
+      if (fail.error) return;
+      if (document.visibilityState === 'hidden') return;
+      const silent = performance.now() - lastBeat;
+      if (silent > watchdogLimit()) {
+        w.terminate(); // a hung worker would go on burning a core
+        fail.reject(new EngineHangError(silent));
+      }
+    }, 500);
+    // a crashed or hung worker is gone for good: stop watching it
+    fail.promise.catch(() => { document.removeEventListener('visibilitychange', onVisible); });
+    engine = Comlink.wrap<EngineApi>(w);
     if (typeof SharedArrayBuffer !== 'undefined' && self.crossOriginIsolated) {
       const buffer = new SharedArrayBuffer(CONTROL_SLOTS * 4);
       controlView = new Int32Array(buffer);
@@ -70,10 +117,13 @@ export function onEngineCrash(fn: (e: Error) => void): () => void {
 export function restartEngine(): void {
   worker?.terminate();
   failure?.reject(new Error('The engine was restarted.'));
+  if (watchdog) clearInterval(watchdog);
+  watchdog = null;
   worker = null;
   engine = null;
   failure = null;
   controlView = null;
+  slowestStepMs = 0;
 }
 
 export { Comlink };

@@ -1,7 +1,7 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import 'uplot/dist/uPlot.min.css';
-import { App } from './App';
+import { Root } from './App';
 import { getEngine } from './engine';
 import './app.css';
 
@@ -9,6 +9,6 @@ window.webtune = { engine: getEngine };
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
-    <App />
+    <Root />
   </StrictMode>,
 );

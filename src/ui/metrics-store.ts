@@ -3,7 +3,7 @@
  * notification; listeners throttle their own work, so a fast training loop never floods the main thread.
  */
 import { useEffect, useState } from 'react';
-import type { TrainEvalEvent, TrainMetricsEvent, TrainSamplesEvent } from '../worker/api';
+import type { TrainEvalEvent, TrainHistoryEvent, TrainMetricsEvent, TrainSamplesEvent } from '../worker/api';
 
 export interface MetricColumns {
   step: number[];
@@ -31,6 +31,18 @@ export class MetricsStore {
     this.last = null;
     this.evals = new Map();
     this.samples = [];
+    this.changed();
+  }
+
+  /** Replace everything with a run's history (a resumed run, or one that went back to its last checkpoint). */
+  loadHistory(h: TrainHistoryEvent): void {
+    const samples = this.samples.filter(s => s.step <= h.step);
+    this.cols = emptyColumns();
+    this.last = null;
+    this.evals = new Map();
+    for (const e of h.evals) this.evals.set(e.step, e);
+    for (const m of h.metrics) this.addMetrics(m);
+    this.samples = samples;
     this.changed();
   }
 
