@@ -417,6 +417,14 @@ interface StepRecord extends StepMetrics { inputTokens: number }
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
+export interface RestoreOptions {
+  /**
+   * Continue with this learning_rate instead of the checkpoint's (e.g. after a divergence): the schedule keeps its
+   * shape and position, scaled to the new peak; AdamW's moments carry over. Nothing else may differ.
+   */
+  learningRate?: number;
+}
+
 export interface FinetuneSessionInit {
   model: CausalLM;
   tokenizer: Tokenizer;
@@ -778,7 +786,8 @@ export class FinetuneSession {
   }
 
   private async snapshot(opts: CheckpointOptions): Promise<SessionCheckpoint> {
-    if (this._status === 'diverged') throw new Error(`FinetuneSession.checkpoint: this run diverged (${this.divergedMessage}); export the adapter instead`);
+    // After a divergence the trainer has rolled back to the last good step: that state is what gets saved (and can be
+    // resumed, e.g. with a lower learning rate: resume(init, ck, { learningRate })).
     if (this.adapter.merged) throw new Error('FinetuneSession.checkpoint: the adapter is merged into the base weights; unmerge it first');
     const trainer = this.getTrainer();
     const st = await trainer.state(); // waits for any step in flight
@@ -844,13 +853,18 @@ export class FinetuneSession {
    * and configuration (refused with a CheckpointMismatchError saying what differs; nothing is changed then).
    * Afterwards run() continues exactly where the checkpointed session was.
    */
-  async restore(ck: SessionCheckpoint): Promise<void> {
+  async restore(ck: SessionCheckpoint, opts: RestoreOptions = {}): Promise<void> {
     if (this._status === 'running') throw new Error('FinetuneSession.restore: training is running; stop it first');
     if (this.adapter.merged) throw new Error('FinetuneSession.restore: the adapter is merged into the base weights; unmerge it first');
     const m = ck.meta;
     const modelHash = await hashModelWeights(this.model.weights, modelHashMethod(m.model.hash));
+    // a new learning rate (opts.learningRate) is the one difference allowed: the schedule keeps its shape, scaled
+    const newLr = opts.learningRate !== undefined && opts.learningRate !== m.config.learning_rate;
+    if (newLr && this.config.learning_rate !== opts.learningRate) {
+      throw new Error(`FinetuneSession.restore: learningRate ${opts.learningRate} is not this session's learning_rate (${this.config.learning_rate})`);
+    }
     checkCheckpointTarget(m, {
-      modelHash, modelId: this.baseModelName, datasetHash: this.datasetHash(), config: this.config,
+      modelHash, modelId: this.baseModelName, datasetHash: this.datasetHash(), config: newLr ? { ...this.config, learning_rate: m.config.learning_rate } : this.config,
       counts: { train: this.data.train.examples.length, validation: this.data.validation.examples.length, test: this.data.test.examples.length },
     });
     const step = m.progress.global_step;
@@ -873,8 +887,9 @@ export class FinetuneSession {
       if (t.shape.join(',') !== v.shape.join(',') || t.data.length !== v.size) throw new CheckpointMismatchError(`cannot resume: LoRA tensor ${n} has shape [${t.shape}], expected [${v.shape}]`, 'tensors');
     }
     const trainer = this.getTrainer();
-    if (trainer.lrAt(step) !== m.schedule.next_lr) {
-      throw new CheckpointMismatchError(`cannot resume: the learning rate of step ${step + 1} would be ${trainer.lrAt(step)}, the checkpoint says ${m.schedule.next_lr}`, 'schedule');
+    const wantLr = newLr ? (m.schedule.next_lr * this.config.learning_rate) / m.config.learning_rate : m.schedule.next_lr;
+    if (newLr ? Math.abs(trainer.lrAt(step) - wantLr) > 1e-9 * Math.abs(wantLr) : trainer.lrAt(step) !== wantLr) {
+      throw new CheckpointMismatchError(`cannot resume: the learning rate of step ${step + 1} would be ${trainer.lrAt(step)}, the checkpoint says ${wantLr}`, 'schedule');
     }
     const params: Record<string, { step: number; shape: number[]; expAvg: Float32Array; expAvgSq: Float32Array }> = {};
     for (const [n, t] of ck.expAvg) {
@@ -898,14 +913,15 @@ export class FinetuneSession {
    * A new session continuing a checkpoint: built with the checkpoint's configuration (or init.config, which must then
    * resolve to the same) on `model` (same weights as at checkpoint time) and the same data, then restore()d.
    */
-  static async resume(init: FinetuneSessionInit, ck: SessionCheckpoint): Promise<FinetuneSession> {
+  static async resume(init: FinetuneSessionInit, ck: SessionCheckpoint, opts: RestoreOptions = {}): Promise<FinetuneSession> {
+    const config = init.config ?? ck.meta.config;
     const s = new FinetuneSession({
       ...init,
-      config: init.config ?? ck.meta.config,
+      config: opts.learningRate !== undefined ? { ...config, learning_rate: opts.learningRate } : config,
       baseModelName: init.baseModelName !== undefined ? init.baseModelName : ck.meta.model.id,
     });
     try {
-      await s.restore(ck);
+      await s.restore(ck, opts);
     } catch (e) {
       s.dispose();
       throw e;

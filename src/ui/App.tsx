@@ -307,7 +307,7 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
 
   // ---- stored runs
   /** Rebuild a stored run (its backend, Hub model and kept dataset, as far as they can be loaded) and continue it. */
-  const resumeStored = async (r: StoredRun) => {
+  const resumeStored = async (r: StoredRun, overrides: { learning_rate?: number } = {}) => {
     setRunsMsg(null);
     try {
       const kept = await guard(engine.runSource(r.id));
@@ -320,7 +320,7 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
         } else if (source.model.kind === 'files' && !modelInfo) {
           throw new Error(`Load the model files of this run first (${source.model.files.join(', ')}), then press Resume.`);
         }
-        const next = { ...source.settings };
+        const next = { ...source.settings, ...overrides };
         lastDataKey.current = JSON.stringify([next.template, next.max_length, next.eos_token, next.val_size, next.test_size, next.train_on_inputs, next.seed]);
         setSettings(next);
         setRunOptions({ ...runOptions, ...source.runOptions });
@@ -340,7 +340,8 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
       setTrain({ state: 'running', totalSteps: r.latest?.max_steps ?? 0, startedAt: Date.now(), message: `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.` });
       onDismissNotice();
       document.getElementById('train')?.scrollIntoView({ block: 'start' });
-      await finishRun(engine.resumeRun(r.id, kept?.source.runOptions ?? runOptions, onTrainEvent));
+      if (overrides.learning_rate !== undefined) setSettings(x => ({ ...x, learning_rate: overrides.learning_rate! }));
+      await finishRun(engine.resumeRun(r.id, kept?.source.runOptions ?? runOptions, onTrainEvent, overrides));
     } catch (e) {
       setRunsMsg({ kind: 'error', text: `Cannot resume "${r.name}": ${errorMessage(e)}` });
     }
@@ -449,6 +450,9 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
     }
   };
 
+  const divergedRun = train.state === 'diverged' && save?.ok && runs.kind === 'ready'
+    ? runs.report.runs.find(r => r.id === activeRunId && r.unfinished) ?? null : null;
+
   const notReady = !modelInfo ? 'Load a model (step 1) and a dataset (step 2) to train.'
     : !datasetInfo ? 'Load a dataset (step 2) to train.' : '';
 
@@ -489,7 +493,9 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
           disabled={!modelInfo || active} estimate={estimate} onMeasure={measure} canMeasure={canEstimate && estimate.kind !== 'busy'} />
         <TrainSection backend={backend} backendBusy={backendBusy} backendError={backendError} choice={choice} onChoice={c => void chooseBackend(c)}
           ready={!!modelInfo && !!datasetInfo && !generating && evalState.kind !== 'running'} notReadyReason={notReady} train={train} store={store}
-          onStart={start} onPause={pause} onResume={resume} onStop={stop} probe={probe} onProbe={runProbe} save={save} />
+          onStart={start} onPause={pause} onResume={resume} onStop={stop} probe={probe} onProbe={runProbe} save={save}
+          learningRate={settings.learning_rate}
+          onResumeLower={divergedRun ? lr => void resumeStored(divergedRun, { learning_rate: lr }) : null} />
         <RunsSection state={runs} activeRunId={activeRunId} busy={active || modelBusy || generating} highlight={notice?.runId ?? null} message={runsMsg}
           onResume={r => void resumeStored(r)} onRename={renameRun} onDelete={deleteRun} onExport={exportRun} onImport={importRun} />
         <WatchSection store={store} />

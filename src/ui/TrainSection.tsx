@@ -1,7 +1,7 @@
 /** 4. Train: the backend (what was detected, why fallbacks happened), Start/Pause/Resume/Stop and progress. */
 import { useState } from 'react';
 import type { BackendChoice } from '../engine/backend';
-import { Empty, ErrorBox, ProgressBar, Section, SelectField } from './controls';
+import { Empty, ErrorBox, NumberField, ProgressBar, Section, SelectField } from './controls';
 import { formatBytes, formatCount, formatMs, formatNum } from './format';
 import { useThrottledVersion, type MetricsStore } from './metrics-store';
 import type { BackendProbeReport, BackendStatus, TrainState } from '../worker/api';
@@ -35,6 +35,10 @@ interface Props {
   probe: { kind: 'idle' } | { kind: 'running' } | { kind: 'done'; report: BackendProbeReport } | { kind: 'failed'; error: string };
   onProbe: () => void;
   save: SaveView | null;
+  /** After a divergence with the last good state saved: resume it with this learning rate. */
+  onResumeLower: ((lr: number) => void) | null;
+  /** The learning rate that diverged. */
+  learningRate: number;
 }
 
 const STATE_LABEL: Record<TrainView['state'], string> = {
@@ -82,6 +86,7 @@ export function TrainSection(p: Props) {
       {(train.state === 'error' || train.state === 'diverged') && train.message && (
         <ErrorBox title={train.state === 'diverged' ? 'Training diverged' : 'Training stopped with an error'} message={train.message} testId="train-error" />
       )}
+      {train.state === 'diverged' && p.onResumeLower && <ResumeLower lr={p.learningRate} onResume={p.onResumeLower} />}
       {train.state !== 'error' && train.state !== 'diverged' && train.message && <p className="note" role="status" data-testid="train-message">{train.message}</p>}
       <div className="probe">
         <div className="row wrap buttons">
@@ -93,6 +98,17 @@ export function TrainSection(p: Props) {
         {p.probe.kind === 'done' && <ProbeTable report={p.probe.report} />}
       </div>
     </Section>
+  );
+}
+
+/** Go on from the last good step with a lower learning rate (a tenth by default). */
+function ResumeLower({ lr, onResume }: { lr: number; onResume: (lr: number) => void }) {
+  const [value, setValue] = useState(Number((lr / 10).toPrecision(2)));
+  return (
+    <form className="row wrap" data-testid="resume-lower" onSubmit={e => { e.preventDefault(); if (value > 0) onResume(value); }}>
+      <NumberField label="New learning rate" value={value} step="any" onChange={setValue} hint={`was ${lr}`} />
+      <button type="submit" className="primary" disabled={!(value > 0)}>Resume with this learning rate</button>
+    </form>
   );
 }
 

@@ -334,6 +334,15 @@ async function storeNewRun(session: FinetuneSession, m: LoadedModel, d: LoadedDa
 async function drive(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
   let out = await run!.run(onEvent);
   for (let tries = 0; deviceLost && tries < BACKEND_ORDER.length; tries++) out = await recoverFromDeviceLoss(onEvent);
+  const r = run!;
+  if (out.state === 'diverged' && r.saver && loaded) {
+    // the trainer rolled back to the last good step: store that state, so the run can go on with a lower learning rate
+    await r.saver.save(await r.session.checkpoint(checkpointOptions(loaded)), onEvent);
+    if ((r.saver as StoreSaver).lastSavedStep === out.step) {
+      out = { ...out, message: `${out.message} The run is saved at step ${out.step}: resume it with a lower learning rate.` };
+      onEvent({ type: 'state', state: 'diverged', message: out.message });
+    }
+  }
   return out;
 }
 
@@ -523,8 +532,9 @@ const api = {
   /**
    * Continue a stored run on the loaded model and dataset (which must be the ones it was trained on: checked by hash,
    * refused with what differs). Its history comes first as a 'history' event, so the page's curves continue.
+   * overrides.learning_rate continues with another peak learning rate (after a divergence); nothing else may change.
    */
-  resumeRun(runId: string, options: RunOptions, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
+  resumeRun(runId: string, options: RunOptions, onEvent: (e: TrainEvent) => void, overrides: { learning_rate?: number } = {}): Promise<TrainOutcome> {
     return exclusive(async () => {
       assertNoRun('resume a stored run');
       const m = requireModel();
@@ -540,7 +550,9 @@ const api = {
       adapterOrigin = '';
       let session: FinetuneSession;
       try {
-        session = await FinetuneSession.resume({ model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), baseModelName: m.baseModel }, ck);
+        const lr = overrides.learning_rate;
+        if (lr !== undefined && !(Number.isFinite(lr) && lr > 0)) throw new Error(`The learning rate must be a positive number, got ${lr}.`);
+        session = await FinetuneSession.resume({ model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), baseModelName: m.baseModel }, ck, { learningRate: lr });
       } catch (e) {
         if (e instanceof CheckpointMismatchError) throw new Error(`Cannot resume "${info.name}": ${e.message}`);
         throw e;

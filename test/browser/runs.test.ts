@@ -190,11 +190,12 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await row.getByRole('button', { name: 'Delete for good' }).click();
     await page.waitForFunction(id => !document.querySelector(`[data-run-id="${id}"]`), target.id, { timeout: 10_000 });
     expect((await runRows(page)).length).toBe(rows.length - 1);
+    await page.getByTestId('runs-status').filter({ hasText: 'Deleted "My resumed run"' }).waitFor({ timeout: 10_000 });
 
     await page.locator('#runs input[type=file]').setInputFiles(file);
     await page.getByTestId('runs-status').filter({ hasText: 'Imported "My resumed run"' }).waitFor({ timeout: 10_000 });
+    await expect.poll(async () => (await runRows(page)).length, { timeout: 10_000 }).toBe(rows.length);
     const after = await runRows(page);
-    expect(after.length).toBe(rows.length);
     expect(after.find(r => r.name === 'My resumed run')).toMatchObject({ step: STEPS, status: 'completed' });
 
     // a file that is no run says so, naming it
@@ -233,6 +234,35 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
       await cdp.send('Storage.overrideQuotaForOrigin', { origin }).catch(() => undefined);
     }
   }, 240_000);
+
+  it('a diverging run (NaN) pauses at its last good step, saved, and resumes from there with a lower learning rate', async () => {
+    await loadStoriesAndDemo(page);
+    await configure(page, { steps: 6, batch: 2, saveEvery: 0, backend: 'wasm' });
+    const cfg = page.locator('#configure');
+    await cfg.getByLabel('Learning rate').fill('1e30');
+    await cfg.getByLabel('LR schedule').selectOption('constant');
+    await cfg.getByLabel('Gradient clipping').fill('0');
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page.getByTestId('train-error').waitFor({ timeout: 60_000 });
+    const text = (await page.getByTestId('train-error').textContent())!;
+    log(`diverged: ${text}`);
+    expect(text).toMatch(/Training diverged at step (\d+): loss is NaN.*The parameters were left at their values after step \d+\. Try a lower learning rate/);
+    const good = Number(/after step (\d+)/.exec(text)![1]);
+    await page.getByText(`The run is saved at step ${good}: resume it with a lower learning rate.`).waitFor({ timeout: 10_000 });
+    expect(await page.getByTestId('train-status').getAttribute('data-state')).toBe('diverged');
+    const form = page.getByTestId('resume-lower');
+    await form.waitFor({ timeout: 10_000 });
+    expect(await form.getByLabel('New learning rate').inputValue()).toBe('1e+29');
+    await shot(page, '5-diverged', '#train');
+    await form.getByLabel('New learning rate').fill('0.001');
+    await form.getByRole('button', { name: 'Resume with this learning rate' }).click();
+    // lr 1e30 left saturated weights at the last good step, so 0.001 diverges again there: the message shows the new rate
+    await page.waitForFunction(() => /learning rate 0\.001\)/.test(document.querySelector('[data-testid=train-error]')?.textContent ?? ''), null, { timeout: 60_000 });
+    const second = (await page.getByTestId('train-error').textContent())!;
+    log(`resumed with 0.001: ${second}`);
+    expect(second).toMatch(new RegExp(`Training diverged at step ${good + 1}: .*\\(learning rate 0\\.001\\)`));
+    expect(await page.locator('#configure').getByLabel('Learning rate').inputValue()).toBe('0.001');
+  }, 120_000);
 
   it('a hung engine is caught by the watchdog, reported, and its run resumes', async () => {
     await page.goto(`${app.url}?watchdog=4000`);

@@ -243,7 +243,43 @@ if (!HAVE_STORIES) {
       const r = await s.run({ onMetrics: m => { logs.push(m); } });
       console.log(`[session] lr 1e30: ${r.status}, weights kept from step ${r.step}: ${r.message}`);
       await expectCleanDivergence(s, model, bad, r, logs);
-      s.dispose(); model.dispose();
+      // the last good state can be saved (and resumed: here the same rate diverges again at the same step)
+      const ck = await s.checkpoint();
+      expect(ck.meta.progress).toMatchObject({ global_step: r.step, status: r.step > 0 ? 'stopped' : 'idle' });
+      expect(ck.meta.config.learning_rate).toBe(1e30);
+      const atDivergence = await adapterValues(model);
+      s.dispose();
+      const again = await FinetuneSession.resume({ model, tokenizer: tok, data: [{ name: 'tiny-tasks.jsonl', bytes: small }] }, ck);
+      expectSameBits(await adapterValues(model), atDivergence);
+      const r2 = await again.run();
+      expect(r2).toMatchObject({ status: 'diverged', step: r.step });
+      again.dispose(); model.dispose();
+    });
+
+    it('resumes a checkpoint with a lower learning rate (after a divergence): the schedule keeps its place, scaled', async () => {
+      const cfgRun: Partial<FinetuneConfig> = { ...config, lr_scheduler_type: 'linear', warmup_steps: 0, max_steps: 8 };
+      const data = [{ name: 'tiny-tasks.jsonl', bytes: small }];
+      const model = loadModel();
+      const s = new FinetuneSession({ model, tokenizer: tok, data, config: cfgRun });
+      const first: SessionMetrics[] = [];
+      await s.run({ shouldStop: () => s.globalStep >= 3, onMetrics: m => { first.push(m); } });
+      const ck = await s.checkpoint();
+      s.dispose();
+      const lr = cfgRun.learning_rate! / 4;
+      const again = await FinetuneSession.resume({ model, tokenizer: tok, data }, ck, { learningRate: lr });
+      expect(again.config.learning_rate).toBe(lr);
+      expect(again.history).toEqual(s.history);
+      const later: SessionMetrics[] = [];
+      expect((await again.run({ onMetrics: m => { later.push(m); } })).status).toBe('completed');
+      console.log(`[session] lr ${cfgRun.learning_rate} for 3 steps (${first.map(m => m.lr.toExponential(3)).join(' ')}), then ${lr}: ${later.map(m => m.lr.toExponential(3)).join(' ')}`);
+      expect(later.map(m => m.step)).toEqual([4, 5, 6, 7, 8]);
+      // linear decay from step 4 of 8, at a quarter of the peak: lr0/4 · (1 − 3/8), …
+      for (const m of later) expect(m.lr).toBeCloseTo(lr * (1 - (m.step - 1) / 8), 12);
+      expect(later.every(m => Number.isFinite(m.loss))).toBe(true);
+      // no other setting may change on the way
+      await expect(FinetuneSession.resume({ model, tokenizer: tok, data, config: { ...ck.meta.config, learning_rate: lr, weight_decay: 0.5 } }, ck, { learningRate: lr }))
+        .rejects.toThrow(/configuration differs.*weight_decay/);
+      again.dispose(); model.dispose();
     });
 
     it('NaN injected mid-run: the steps already in flight are discarded, the last good weights kept', async () => {
