@@ -152,7 +152,7 @@ export class TrainingDivergedError extends Error {
     super(
       `Training diverged at step ${step}: ${what.map(w => (w === 'loss' ? `loss is ${loss}` : `gradient norm is ${gradNorm}`)).join(' and ')} ` +
       `(learning rate ${lr}). The parameters were left at their values after step ${step - 1}. ` +
-      `Try a lower learning rate (e.g. ${fmtLr(lr > 0 ? lr / 10 : 1e-5)}), more warmup, or a smaller maxGradNorm.`,
+      `Try a lower learning rate (e.g. ${fmtLr(lr > 0 ? lr / 10 : 1e-5)}), more warmup (warmup_steps), or a smaller max_grad_norm (gradient clipping).`,
     );
     this.name = 'TrainingDivergedError';
   }

@@ -89,7 +89,7 @@ function RunRow({ run, activeRunId, busy, highlight, onResume, onRename, onDelet
       </div>
       <p id={id} className="muted small run-facts" data-testid="run-facts">
         {l ? `step ${l.step} / ${l.max_steps} · epoch ${formatNum(l.epoch, 3)}${l.loss !== null ? ` · loss ${formatNum(l.loss)}` : ''} · saved ${new Date(l.saved).toLocaleString()} · ${formatBytes(l.bytes)}` : 'nothing saved yet'}
-        {run.modelName && ` · ${run.modelName}`}{run.dataName && ` on ${run.dataName}`}
+        {run.modelName && !run.name.includes(run.modelName) && ` · ${run.modelName}`}{run.dataName && !run.name.includes(run.dataName) && ` on ${run.dataName}`}
       </p>
       {run.unfinished && run.needs && <p className="small note">To resume, load {run.needs} first (checked against the run).</p>}
       <div className="row wrap buttons">
