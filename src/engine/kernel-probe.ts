@@ -272,6 +272,8 @@ export interface ProbeOptions {
   cases?: GradCase[];
   /** Per-case limit, so a hung GPU queue cannot hang the whole probe. */
   caseTimeoutMs?: number;
+  /** Called before each case (a sign of life for watchdogs). */
+  onCase?: () => void;
 }
 
 /**
@@ -304,6 +306,7 @@ export async function probeKernels(opts: ProbeOptions = {}): Promise<KernelProbe
     }
     const grads: GradCaseResult[] = [];
     for (const c of cases) {
+      opts.onCase?.();
       if (name === 'cpu') kernels.set(c.name, await kernelsOf(c));
       const ks = kernels.get(c.name) ?? [];
       const missingKernels = ks.filter(k => tf.getKernel(k, name) === undefined);

@@ -421,7 +421,7 @@ const api = {
       assertNoRun('check backends');
       const t0 = performance.now();
       const webgpu = await webgpuAdapter();
-      const kernels = await probeKernels({ backends: opts.backends });
+      const kernels = await probeKernels({ backends: opts.backends, onCase: beat });
       // the probe leaves its last backend active: return to the one the model lives on
       if (backend) await initBackend(backend.backend);
       return {
@@ -496,7 +496,7 @@ const api = {
           });
           scratch.push(t);
           const times: number[] = [];
-          await t.run({ onMetrics: m => { times.push(m.ms_per_step); } });
+          await t.run({ onMetrics: m => { times.push(m.ms_per_step); }, onBatch: beat });
           // the first step compiles kernels: time the later ones
           const later = times.slice(1);
           msPerStep = later.length ? later.reduce((a, b) => a + b, 0) / later.length : times[0] ?? null;
@@ -708,6 +708,7 @@ const api = {
       const opts = {
         template: d.prepared.template, eosToken: d.config.eos_token, maxExamples: count, maxNewTokens: 32, signal: generation,
         onProgress: (done: number) => {
+          beat();
           if (both && done <= last) half = 1;
           last = done;
           void onProgress?.(half * count + done, both ? 2 * count : count);
