@@ -295,8 +295,8 @@ export async function writeGeneration(tree: FileTree, base: string[], ck: Sessio
   const files = encoded ?? (await encodeCheckpointFiles(ck));
   const bytes = [...files.values()].reduce((s, b) => s + b.length, 0);
   const ptr = parsePointer(await tree.read([...base, LATEST_FILE]));
-  // temp files of a write interrupted by a crash (Node: "<name>.tmp-<pid>-<random>")
-  for (const e of await tree.list(base)) if (e.kind === 'file' && /\.tmp-/.test(e.name)) await tree.remove([...base, e.name]).catch(() => undefined);
+  // temp files of a write interrupted by a crash (Node: "<name>.tmp-<pid>-<random>"; Chromium's OPFS: "<name>.crswap")
+  for (const e of await tree.list(base)) if (e.kind === 'file' && /\.tmp-|\.crswap$/.test(e.name)) await tree.remove([...base, e.name]).catch(() => undefined);
   let gens = await generations(tree, base);
   if (ptr) {
     // generations newer than the pointer are leftovers of an interrupted save: never committed
@@ -304,6 +304,16 @@ export async function writeGeneration(tree: FileTree, base: string[], ck: Sessio
     gens = gens.filter((x) => seqOf(x) <= seqOf(ptr.generation));
   }
   const seq = gens.length ? seqOf(gens[gens.length - 1]) + 1 : 1;
+  if (!ptr && gens.length) {
+    // LATEST unreadable (torn by a crash): only complete generations count as committed; incomplete ones go
+    const complete: string[] = [];
+    for (const g of gens) {
+      const names = new Set((await tree.list([...base, g])).map((e) => e.name));
+      if (names.has(CHECKPOINT_JSON) && names.has(CHECKPOINT_TENSORS)) complete.push(g);
+      else await tree.remove([...base, g]).catch(() => undefined);
+    }
+    gens = complete;
+  }
   const gen = genName(seq);
   const pointer: Pointer = { generation: gen, summary: summarizeCheckpoint(ck.meta, bytes) };
   try {
@@ -494,7 +504,7 @@ export class OpfsFileTree implements FileTree {
       // writes go to a swap file; close() replaces the file atomically
       const w = await fh.createWritable();
       try {
-        await w.write(data as Uint8Array<ArrayBuffer>);
+        for (let o = 0; o < data.length; o += 1 << 20) await w.write(data.subarray(o, o + (1 << 20)) as Uint8Array<ArrayBuffer>); // 1 MiB chunks: Chromium reports a quota refusal of one big write as AbortError ('Failed to write data to data pipe') about 1 time in 3
         await w.close();
       } catch (e) {
         await w.abort().catch(() => undefined);
