@@ -2,10 +2,11 @@
  * Shared pieces of the webtune commands: errors and exit codes, option parsing helpers, backend start-up,
  * model loading with progress, dataset options.
  */
+import { formatBytes } from '../util/bytes';
 import { readFile } from 'node:fs/promises';
 import type { ParseArgsConfig } from 'node:util';
 import type { LoadProgress, LoadedModel, ModelSpec } from '../io/load-model';
-import type { BackendChoice } from '../engine/backend';
+import type { BackendChoice, BackendName } from '../engine/backend';
 import type { ColumnMap, ParseOptions, TemplateSpec } from '../data';
 
 /** A problem with the command line itself: exit code 2. */
@@ -98,9 +99,6 @@ export function splitSize(v: Values, name: string): number | undefined {
 // ---------------------------------------------------------------------------------------------------------
 // Shared steps: backend, model, messages
 
-export function fmtBytes(n: number): string {
-  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} kB` : `${n} B`;
-}
 
 /** Byte progress of model files on stderr (in place on a terminal; nothing otherwise). */
 export function loadProgress(io: Io, quiet: boolean): ((p: LoadProgress) => void) | undefined {
@@ -112,7 +110,7 @@ export function loadProgress(io: Io, quiet: boolean): ((p: LoadProgress) => void
     if (!done && now - lastDraw < 100) return;
     lastDraw = now;
     const pct = p.total ? ` ${((100 * p.loaded) / p.total).toFixed(0)}%` : '';
-    io.err(`\r\x1b[2Kloading ${p.file}: ${fmtBytes(p.loaded)}${p.total !== null ? ' / ' + fmtBytes(p.total) : ''}${pct}${done ? '\n' : ''}`);
+    io.err(`\r\x1b[2Kloading ${p.file}: ${formatBytes(p.loaded)}${p.total !== null ? ' / ' + formatBytes(p.total) : ''}${pct}${done ? '\n' : ''}`);
   };
 }
 
@@ -137,7 +135,7 @@ export async function openModel(v: Values, io: Io): Promise<LoadedModel & { arg:
 }
 
 /** Initialise TensorFlow.js: wasm by default in Node, falling back to cpu. */
-export async function startBackend(v: Values, io: Io): Promise<string> {
+export async function startBackend(v: Values, io: Io): Promise<BackendName> {
   const want = choice(v, 'backend', ['wasm', 'cpu', 'auto'] as const) ?? 'wasm';
   const { initBackend } = await import('../engine/backend');
   const rep = await initBackend(want as BackendChoice);

@@ -271,7 +271,17 @@ export const train: Command = {
     // TRL's default max_length 1024, clipped to the model's context without a warning when not asked for.
     if (config.max_length === undefined) config.max_length = Math.min(1024, m.config.max_position_embeddings);
     const { CausalLM } = await import('../engine/model');
-    const model = CausalLM.fromRaw(m.config, m.weights);
+    const { countParams } = await import('../engine/params');
+    const mem = await import('../train/memory-guard');
+    const limits = mem.backendMemoryLimit(backend);
+    let model: InstanceType<typeof CausalLM>;
+    try {
+      mem.checkModelFits(countParams(m.config), backend, limits, { config: m.config, modelName: m.name });
+      model = CausalLM.fromRaw(m.config, m.weights);
+    } catch (e) {
+      const oom = mem.explainOutOfMemory(e, { phase: 'load', backend, modelName: m.name, limits, extra: { modelConfig: m.config } });
+      throw new CliError(oom?.message ?? (e as Error).message, e);
+    }
     const toSource = (f: { name: string; data: Uint8Array }): DatasetSource => ({ name: f.name, bytes: f.data, options: parse });
     const isUrl = /^https?:\/\//i.test(m.arg);
     let session: InstanceType<typeof FinetuneSession>;
@@ -300,9 +310,16 @@ export const train: Command = {
           `${session.stepsPerEpoch} steps/epoch, ${session.maxSteps} steps\n`,
         );
       }
+      const fitExtra = { modules: session.adapter.layers.size, modelConfig: model.config };
+      const fit = mem.fitReport(est, backend, limits, fitExtra);
       if (dryRun) {
-        io.out(JSON.stringify({ model: m.name, backend, config: session.config, lora: session.lora, estimate: est, data: d.report }, null, 2) + '\n');
+        io.out(JSON.stringify({ model: m.name, backend, config: session.config, lora: session.lora, estimate: est, memory_fit: { needed_bytes: fit.neededBytes, limit_bytes: fit.limits.totalBytes, fits: fit.fits }, data: d.report }, null, 2) + '\n');
         return;
+      }
+      try {
+        mem.checkFits(est, session.config, backend, limits, fitExtra);
+      } catch (e) {
+        throw new CliError((e as Error).message, e);
       }
 
       const outDir = path.resolve(out!);
@@ -350,6 +367,9 @@ export const train: Command = {
             return false;
           },
         });
+      } catch (e) {
+        const oom = mem.explainOutOfMemory(e, { phase: session.globalStep === 0 ? 'first-step' : 'step', backend, estimate: est, config: session.config, limits, extra: fitExtra });
+        throw oom ? new CliError(oom.message, e) : e;
       } finally {
         process.off('SIGINT', onSigint);
         progress.done();

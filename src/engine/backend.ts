@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core/dist/register_all_gradients does not load under Node's ESM resolver.
 import '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { guardWasmHeap } from './wasm-heap';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -66,6 +67,8 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       await tf.ready();
       // The cpu backend greets Node users with a tfjs-node advert on first write; tfjs-node cannot be installed here.
       if (name === 'cpu') (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+      // an allocation the wasm heap cannot hold throws (WasmHeapError) instead of corrupting the module
+      if (name === 'wasm') guardWasmHeap();
       return { backend: name, fallbacks };
     } catch (e) {
       fallbacks.push({ backend: name, reason: e instanceof Error ? e.message : String(e) });

@@ -32,6 +32,7 @@ import {
   CHECKPOINT_JSON, CHECKPOINT_TENSORS, decodeCheckpointBundle, decodeCheckpointFiles, describeCheckpoint, encodeCheckpointBundle,
   encodeCheckpointFiles, BUNDLE_EXTENSION, type CheckpointMeta, type SessionCheckpoint,
 } from '../train/checkpoint';
+import { formatBytes } from '../util/bytes';
 
 // ---------------------------------------------------------------------------------------------------------
 // API
@@ -105,21 +106,13 @@ export class StorageQuotaError extends Error {
     readonly cause?: unknown,
   ) {
     super(
-      `not enough storage to save the checkpoint in ${where}: it needs ${fmtBytes(needed)} (${needed} bytes)` +
+      `not enough storage to save the checkpoint in ${where}: it needs ${formatBytes(needed)} (${needed} bytes)` +
       // a quota error while the estimate shows room: the site's quota (or an override of it) is what refused
-      `${available === null ? '' : available < needed ? `, ${fmtBytes(Math.max(0, available))} free` : ", more than this site's storage quota allows"}. ` +
+      `${available === null ? '' : available < needed ? `, ${formatBytes(Math.max(0, available))} free` : ", more than this site's storage quota allows"}. ` +
       'The previous checkpoint is kept. Free some space (delete old runs, or export one to a file and delete it) and save again.',
     );
     this.name = 'StorageQuotaError';
   }
-}
-
-export function fmtBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const u = ['KB', 'MB', 'GB', 'TB'];
-  let x = n / 1024, i = 0;
-  while (x >= 1024 && i < u.length - 1) { x /= 1024; i++; }
-  return `${x.toFixed(x < 10 ? 2 : 1)} ${u[i]}`;
 }
 
 /** Whether an error means "out of space" (DOMException QuotaExceededError, legacy code 22, Node ENOSPC/EDQUOT). */

@@ -1,14 +1,6 @@
 /** Number, size and time formatting for the page. */
 
-export function formatBytes(n: number | null | undefined): string {
-  if (n == null || !Number.isFinite(n)) return '?';
-  if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
-}
+export { formatBytes } from '../util/bytes';
 
 /** 260032 → "260K", 134515008 → "135M". */
 export function formatCount(n: number | null | undefined): string {

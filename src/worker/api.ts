@@ -143,6 +143,8 @@ export interface Estimate {
   msPerStep: number | null;
   backend: BackendName;
   warnings: string[];
+  /** Whether the run's peak memory (as measured per backend) fits what this backend can hold. */
+  fit: { neededBytes: number; limitBytes: number | null; fits: boolean; /** What it needs and what to reduce, when it does not fit. */ advice: string };
 }
 
 /** How a run reports and saves, beyond the session's settings. */

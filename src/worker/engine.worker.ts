@@ -19,6 +19,7 @@ import type { Tokenizer } from '../io/tokenizer';
 import { BUNDLE_EXTENSION, newRunId, type RunStore } from '../io/run-store';
 import { CheckpointMismatchError, type CheckpointOptions } from '../train/checkpoint';
 import { compareBaseTuned, evaluateGeneration, promptAndReference } from '../train/evaluate';
+import { backendMemoryLimit, checkFits, checkModelFits, explainOutOfMemory, fitReport, type MemoryLimits } from '../train/memory-guard';
 import {
   FinetuneSession, prepareSessionData, resolveFinetuneConfig,
   type FinetuneConfig, type SessionData, type SessionDataset,
@@ -96,6 +97,10 @@ const control: RunControl = {
 let deviceLost: { reason: string; message: string } | null = null;
 const runHooks: PageRunHooks = {
   alive: beat,
+  explain: (e, r) => explainOutOfMemory(e, {
+    phase: r.step === 0 ? 'first-step' : 'step', backend: backend!.backend, estimate: r.session.estimate(), config: r.session.config,
+    limits: memoryLimits(), extra: { modules: r.session.adapter.layers.size, modelConfig: r.session.model.config },
+  }),
   interrupted: () => deviceLost !== null,
   // a failed step on WebGPU may be the first sign of a lost device: give device.lost a moment to say so
   settle: async () => {
@@ -159,6 +164,15 @@ interface GpuDeviceLike { lost: Promise<{ reason?: string; message?: string }>; 
 function webgpuDevice(): GpuDeviceLike | null {
   if (tf.getBackend() !== 'webgpu') return null;
   return (tf.backend() as unknown as { device?: GpuDeviceLike }).device ?? null;
+}
+
+/** What the backend in use can hold (for out-of-memory checks and messages). */
+function memoryLimits(): MemoryLimits {
+  const b = backend!.backend;
+  return backendMemoryLimit(b, {
+    webgpuLimits: b === 'webgpu' ? backend!.webgpu.limits : undefined,
+    webglMaxTextureSize: b === 'webgl' ? tf.env().getNumber('WEBGL_MAX_TEXTURE_SIZE') : undefined,
+  });
 }
 
 /** Notice when the WebGPU device in use is lost (driver reset, GPU removed, device.destroy()). */
@@ -263,13 +277,20 @@ async function loadModelFrom(source: ModelSource, onProgress?: (p: LoadProgress)
   });
   const weightsFile = m.files[0] ?? 'weights';
   onProgress?.({ file: weightsFile, loaded: sizes.get(weightsFile) ?? 0, total: sizes.get(weightsFile) ?? null, cached: cachedFile(weightsFile), phase: 'prepare' });
+  // a model the backend cannot hold is refused before the loaded one is let go
+  checkModelFits(countParams(m.config), status.backend, memoryLimits(), { config: m.config, modelName: m.name });
   // the old model goes only once the new one has loaded (a failed load keeps it)
   run?.dispose();
   run = null;
   data = null;
   loaded?.model.dispose();
   loaded = null;
-  const model = CausalLM.fromRaw(m.config, m.weights);
+  let model: CausalLM;
+  try {
+    model = CausalLM.fromRaw(m.config, m.weights);
+  } catch (e) {
+    throw explainOutOfMemory(e, { phase: 'load', backend: status.backend, modelName: m.name, limits: memoryLimits(), extra: { modelConfig: m.config } }) ?? e;
+  }
   await cf.flush();
   let cachedBytes = 0;
   for (const [f, n] of sizes) if (cachedFile(f)) cachedBytes += n;
@@ -501,7 +522,13 @@ const api = {
           const later = times.slice(1);
           msPerStep = later.length ? later.reduce((a, b) => a + b, 0) / later.length : times[0] ?? null;
         }
-        return { memory, adaptedModules, msPerStep, backend: backend!.backend, warnings: s.warnings };
+        const extra = { modules: s.adapter.layers.size, modelConfig: model.config };
+        const fit = fitReport(memory, backend!.backend, memoryLimits(), extra);
+        let advice = '';
+        if (!fit.fits) {
+          try { checkFits(memory, s.config, backend!.backend, memoryLimits(), extra); } catch (e) { advice = (e as Error).message; }
+        }
+        return { memory, adaptedModules, msPerStep, backend: backend!.backend, warnings: s.warnings, fit: { neededBytes: fit.neededBytes, limitBytes: fit.limits.totalBytes, fits: fit.fits, advice } };
       } finally {
         for (const s of scratch) { s.dispose(); s.adapter.dispose(); }
         model.adapter = previous;
@@ -522,6 +549,13 @@ const api = {
       run = null;
       adapterOrigin = '';
       const session = new FinetuneSession({ model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), config: settings, baseModelName: m.baseModel });
+      try {
+        // a run that cannot fit is refused with what it needs and what to reduce, before it starts
+        checkFits(session.estimate(), session.config, backend!.backend, memoryLimits(), { modules: session.adapter.layers.size, modelConfig: m.model.config });
+      } catch (e) {
+        session.dispose();
+        throw e;
+      }
       for (const w of session.warnings) onEvent({ type: 'state', state: 'running', message: w });
       const saver = await storeNewRun(session, m, d, settings, options, onEvent);
       run = new PageRun(session, options, control, saver, runHooks);

@@ -23,6 +23,8 @@ export interface PageRunHooks {
   alive?: () => void;
   /** True ends the run after the step in flight, as an interruption (e.g. the GPU was lost), not a pause or stop. */
   interrupted?: () => boolean;
+  /** A failed step's error in words for people (e.g. out of memory: what it needed, what to reduce), or null. */
+  explain?: (e: unknown, run: PageRun) => Error | null;
   /** Awaited when a step fails, before interrupted() is asked (a lost GPU fails work before it reports its loss). */
   settle?: () => Promise<void>;
 }
@@ -125,7 +127,9 @@ export class PageRun {
         this.state = 'error';
         return { state: 'error', step: this.step, totalSteps: this.totalSteps, message, runId: this.runId };
       }
-      return this.end('error', onEvent, message);
+      let explained: Error | null = null;
+      try { explained = this.hooks.explain?.(e, this) ?? null; } catch { /* keep the original message */ }
+      return this.end('error', onEvent, explained?.message ?? message);
     } finally {
       tick();
     }

@@ -2,7 +2,7 @@
  * Stored runs as the page sees them: the worker's RunStore (OPFS, else IndexedDB), each run's source.json (what it was
  * trained on, so Resume can rebuild it after a reload), and the page's StoredRun rows.
  */
-import { fmtBytes, openBrowserRunStore, persistStorage, StorageQuotaError, type RunInfo, type RunStore } from '../io/run-store';
+import { openBrowserRunStore, persistStorage, StorageQuotaError, type RunInfo, type RunStore } from '../io/run-store';
 import type { SessionCheckpoint } from '../train/checkpoint';
 import type {
   BackendName, DatasetInput, ModelSource, RunOptions, RunSource, RunSourceFile, RunStoreKind, RunsReport, StoredRun, TrainEvent, TrainSettings,
@@ -158,4 +158,3 @@ export class StoreSaver implements RunSaver {
   }
 }
 
-export { fmtBytes };

@@ -264,6 +264,34 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     expect(await page.locator('#configure').getByLabel('Learning rate').inputValue()).toBe('0.001');
   }, 120_000);
 
+  it('a run too big for the wasm heap is refused before its first step, with the need and what to reduce', async () => {
+    const story = 'Once upon a time there was a little girl who liked to play in the park with her dog. ';
+    const rows = Array.from({ length: 64 }, (_, i) => ({ instruction: `Tell story ${i}`, output: story.repeat(12) }));
+    await page.getByText('Paste data').click();
+    await page.getByLabel('Dataset text').fill(JSON.stringify(rows));
+    await page.getByLabel('File name (its extension picks the format)').fill('long.json');
+    await page.getByRole('button', { name: 'Use pasted data' }).click();
+    await page.getByTestId('data-report').filter({ hasText: 'long.json' }).waitFor({ timeout: 30_000 });
+    const cfg = page.locator('#configure');
+    await cfg.getByLabel('Learning rate').fill('0.001');
+    await cfg.getByLabel('Max length (tokens)').fill('512');
+    await cfg.getByLabel('Batch size').fill('64');
+    const warning = page.getByTestId('memory-warning');
+    await warning.waitFor({ timeout: 30_000 });
+    const text = (await warning.textContent())!;
+    log(`estimate: ${text}`);
+    const m = /This run needs about ([0-9.]+) GB on wasm .*more than wasm's 4 GB heap\. Reduce per_device_train_batch_size \(now 64; (\d+) would need/.exec(text);
+    expect(m, text).not.toBeNull();
+    await shot(page, '7-oom-estimate', '#configure');
+    await page.getByRole('button', { name: 'Start training' }).click();
+    await page.getByTestId('train-error').filter({ hasText: 'This run needs about' }).waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId('train-error').textContent()).toMatch(/gradient_checkpointing/);
+    await shot(page, '7-oom-refused', '#train');
+    // the suggested batch size fits
+    await cfg.getByLabel('Batch size').fill(m![2]);
+    await page.waitForFunction(() => !document.querySelector('[data-testid=memory-warning]') && /about .* of 4 GB$/.test(document.querySelector('[data-testid=memory-fit]')?.textContent ?? ''), null, { timeout: 30_000 });
+  }, 90_000);
+
   it('a hung engine is caught by the watchdog, reported, and its run resumes', async () => {
     await page.goto(`${app.url}?watchdog=4000`);
     await loadStoriesAndDemo(page);

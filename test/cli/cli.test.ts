@@ -3,7 +3,7 @@
  * (directly, through a local Hub-layout server) and tiny Hugging Face checkpoints.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -371,6 +371,27 @@ describe.skipIf(!HAVE_STORIES)('train on stories260K', () => {
     expect(out.data.splits.train.examples + out.data.splits.validation.examples).toBe(12);
     expect(out.estimate.trainable_params).toBeGreaterThan(0);
     expect(out.config.per_device_train_batch_size).toBe(4);
+    expect(out.memory_fit).toMatchObject({ fits: true, limit_bytes: 4294901760 });
+    expect(out.memory_fit.needed_bytes).toBeGreaterThan(out.estimate.bytes.weights);
+  });
+
+  it('a run that cannot fit the wasm heap is refused before training, with the need and a batch size that fits', async () => {
+    const data = path.join(tmp, 'long.json');
+    const story = 'Once upon a time there was a little girl who liked to play in the park with her dog. ';
+    await writeFile(data, JSON.stringify(Array.from({ length: 64 }, (_, i) => ({ instruction: `Tell story ${i}`, output: story.repeat(12) }))));
+    const args = ['train', '--model', STORIES_BIN, '--data', data, '--template', TINY_TEMPLATE, '--max-length', '512', '--val-size', '0', '--max-steps', '1', '--out', path.join(tmp, 'oom-run')];
+    const r = await cli([...args, '--batch-size', '64']);
+    expect(r.code, r.stderr).toBe(1);
+    const m = /This run needs about ([0-9.]+) GB on wasm \(.*\), more than wasm's 4 GB heap\. Reduce per_device_train_batch_size \(now 64; (\d+) would need about ([0-9.]+) GB\)/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(4);
+    expect(r.stderr).toMatch(/max_length \(now 512/);
+    expect(r.stderr).toMatch(/gradient_checkpointing/);
+    expect(await readdir(path.join(tmp, 'oom-run')).catch(() => [])).not.toContain('adapter_model.safetensors');
+    // the suggested batch size fits
+    const fits = json(await cli([...args, '--batch-size', m![2], '--dry-run', '-q']));
+    expect(fits.memory_fit.fits).toBe(true);
+    expect(fits.memory_fit.needed_bytes).toBeLessThan(4294901760);
   });
 });
 
