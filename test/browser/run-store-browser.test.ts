@@ -30,7 +30,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backend';
 import type { ModelConfig } from '../../src/engine/config';
 import { CausalLM } from '../../src/engine/model';
-import { fmtBytes } from '../../src/io/run-store';
+import { formatBytes as fmtBytes } from '../../src/util/bytes';
 import { encodeCheckpointBundle, type SessionCheckpoint } from '../../src/train/checkpoint';
 import { FinetuneSession } from '../../src/train/session';
 import { ToyTokenizer } from '../data/toy-tokenizer';
