@@ -12,38 +12,13 @@ import path from 'node:path';
 import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_STORIES, sharedMissing } from '../helpers';
+import { metrics, shot as shotAs, waitTrainEnd } from './page-helpers';
 import { ARTIFACTS, CHROMIUM_MISSING, HAVE_CHROMIUM, launchBrowser, startApp, type AppServer, type BrowserSession } from './harness';
 
 const STEPS = 24;
 const SAVE_EVERY = 4;
 
-async function shot(page: Page, name: string, selector?: string): Promise<string> {
-  const file = path.join(ARTIFACTS, `runs-${name}.png`);
-  if (selector) await page.locator(selector).screenshot({ path: file });
-  else await page.screenshot({ path: file, fullPage: true });
-  return file;
-}
-
-async function trainState(page: Page): Promise<string | null> {
-  return page.getByTestId('train-status').getAttribute('data-state', { timeout: 1000 }).catch(() => null);
-}
-
-async function waitTrainEnd(page: Page, timeout: number): Promise<string> {
-  await page.waitForFunction(() => {
-    const st = document.querySelector('[data-testid=train-status]')?.getAttribute('data-state');
-    return st === 'done' || st === 'stopped' || st === 'paused' || !!document.querySelector('[data-testid=train-error]');
-  }, null, { timeout, polling: 250 });
-  const err = await page.getByTestId('train-error').textContent({ timeout: 100 }).catch(() => null);
-  if (err) throw new Error(`training failed: ${err}`);
-  return (await trainState(page))!;
-}
-
-async function metrics(page: Page): Promise<{ step: number[]; loss: (number | null)[] }> {
-  return page.evaluate(() => {
-    const c = window.webtune.metrics!();
-    return { step: [...c.step], loss: [...c.loss] };
-  });
-}
+const shot = (page: Page, name: string, selector?: string) => shotAs(page, `runs-${name}`, selector);
 
 async function savedStep(page: Page): Promise<number> {
   return Number(await page.getByTestId('checkpoint-status').getAttribute('data-step', { timeout: 1000 }).catch(() => -1));

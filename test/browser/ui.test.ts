@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_STORIES, STORIES_DIR, sharedMissing } from '../helpers';
+import { metrics, shot as shotAs, waitTrainEnd } from './page-helpers';
 import {
   ARTIFACTS, CHROMIUM_MISSING, HAVE_CHROMIUM, cspViolations, foreignRequests, launchBrowser, startApp,
   type AppServer, type BrowserSession,
@@ -21,34 +22,7 @@ import {
 const STEPS_WASM = 12;
 const STEPS_WEBGPU = 2;
 
-/** A screenshot of one section (or the page) in test-artifacts/. */
-async function shot(page: Page, name: string, selector?: string): Promise<string> {
-  const file = path.join(ARTIFACTS, `ui-${name}.png`);
-  if (selector) await page.locator(selector).screenshot({ path: file });
-  else await page.screenshot({ path: file, fullPage: true });
-  return file;
-}
-
-async function trainState(page: Page): Promise<string | null> {
-  return page.getByTestId('train-status').getAttribute('data-state', { timeout: 1000 }).catch(() => null);
-}
-
-async function waitTrainEnd(page: Page, timeout: number): Promise<string> {
-  await page.waitForFunction(() => {
-    const st = document.querySelector('[data-testid=train-status]')?.getAttribute('data-state');
-    return st === 'done' || st === 'stopped' || st === 'paused' || !!document.querySelector('[data-testid=train-error]');
-  }, null, { timeout, polling: 250 });
-  const err = await page.getByTestId('train-error').textContent({ timeout: 100 }).catch(() => null);
-  if (err) throw new Error(`training failed: ${err}`);
-  return (await trainState(page))!;
-}
-
-async function metrics(page: Page): Promise<{ step: number[]; loss: (number | null)[]; valLoss: (number | null)[] }> {
-  return page.evaluate(() => {
-    const c = window.webtune.metrics!();
-    return { step: [...c.step], loss: [...c.loss], valLoss: [...c.valLoss] };
-  });
-}
+const shot = (page: Page, name: string, selector?: string) => shotAs(page, `ui-${name}`, selector);
 
 /**
  * Main-thread blocking while training, measured two ways:
@@ -207,7 +181,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     expect(text).toContain('512 tokens');
     const progress = await page.evaluate(() => (window as unknown as { __progress: string[] }).__progress);
     log(`load progress: ${[...new Set(progress)].join(' | ')}`);
-    expect(progress.some(t => /stories260K\/stories260K\.bin.*\d+(\.\d+)? (B|KB|MB) \/ 1\.0 MB \(\d+%\)/.test(t))).toBe(true);
+    expect(progress.some(t => /stories260K\/stories260K\.bin.*\d+(\.\d+)? (bytes|KB|MB) \/ 1 MB \(\d+%\)/.test(t))).toBe(true);
     const hub = session.requests.filter(r => r.url.includes('/hub/karpathy/tinyllamas/resolve/main/stories260K/'));
     expect(hub.some(r => r.url.endsWith('stories260K.bin') && r.status === 200)).toBe(true);
     expect(hub.some(r => r.url.endsWith('tok512.bin') && r.status === 200)).toBe(true);
