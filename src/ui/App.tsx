@@ -530,7 +530,7 @@ function UnfinishedBanner({ runs, activeRunId, busy, onResume }: { runs: RunsSta
         “{r.name}”, step {r.latest?.step} of {r.latest?.max_steps}.
       </p>
       <div className="row buttons">
-        <button type="button" className="primary" disabled={busy} onClick={() => onResume(r)}>Resume “{r.name}”</button>
+        <button type="button" className="primary" disabled={busy} onClick={() => onResume(r)} aria-label={`Resume ${r.name}`}>Resume</button>
         <a href="#runs">All saved runs</a>
         <button type="button" onClick={() => setHidden(true)}>Not now</button>
       </div>

@@ -122,8 +122,8 @@ function EstimateFacts({ e }: { e: Estimate }) {
       <dl className="facts">
         <div><dt>Trainable parameters</dt><dd data-testid="trainable-params">{formatCount(m.trainable_params)} ({m.trainable_percent.toFixed(2)}% of {formatCount(m.total_params)}) in {e.adaptedModules} layers</dd></div>
         <div><dt>Steps</dt><dd data-testid="total-steps">{m.max_steps} ({m.steps_per_epoch} per epoch; largest batch {m.batch_size} × {m.seq_len} tokens)</dd></div>
-        <div><dt>Memory</dt><dd>~{formatBytes(b.total)}: weights {formatBytes(b.weights)}, adapter + gradients + optimizer {formatBytes(b.lora + b.gradients + b.optimizer)}, activations {formatBytes(b.activations + b.logits)}</dd></div>
-        <div><dt>Peak on {e.backend}</dt><dd data-testid="memory-fit">about {formatBytes(e.fit.neededBytes)}{e.fit.limitBytes !== null ? ` of ${formatBytes(e.fit.limitBytes)}` : ''}{e.fit.fits ? '' : ': does not fit'}</dd></div>
+        <div><dt>Tensors kept</dt><dd>~{formatBytes(b.total)}: weights {formatBytes(b.weights)}, adapter + gradients + optimizer {formatBytes(b.lora + b.gradients + b.optimizer)}, activations {formatBytes(b.activations + b.logits)}</dd></div>
+        <div><dt>Peak memory on {e.backend}</dt><dd data-testid="memory-fit" title="the tensors kept, scaled by the peaks measured on this backend">about {formatBytes(e.fit.neededBytes)}{e.fit.limitBytes !== null ? ` of ${formatBytes(e.fit.limitBytes)}` : ''}{e.fit.fits ? '' : ': does not fit'}</dd></div>
         <div><dt>Time per step</dt><dd data-testid="ms-per-step">{e.msPerStep == null ? 'not measured yet' : `${formatMs(e.msPerStep)} on ${e.backend} (whole run ~${formatMs(e.msPerStep * m.max_steps)})`}</dd></div>
       </dl>
       {!e.fit.fits && <ErrorBox title="This run does not fit in memory" message={e.fit.advice} testId="memory-warning" />}

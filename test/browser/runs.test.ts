@@ -325,6 +325,14 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await shot(page, '6-device-lost', '#train');
   }, 400_000);
 
+  it('the saved runs fit a 390 px phone screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByTestId('run').first().waitFor({ timeout: 10_000 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await shot(page, '8-runs-390', '#runs');
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
   it('threw no page error', () => {
     expect(session.pageErrors).toEqual([]);
   });
