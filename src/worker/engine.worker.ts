@@ -681,6 +681,12 @@ const api = {
     return exclusive(async () => run!.stopPaused());
   },
 
+  /** Live tensors and their bytes on the backend (for leak checks and the console). */
+  async memory(): Promise<{ backend: string; numTensors: number; numBytes: number }> {
+    const m = tf.memory();
+    return { backend: tf.getBackend(), numTensors: m.numTensors, numBytes: m.numBytes };
+  },
+
   async adapterInfo(): Promise<AdapterInfo | null> {
     return adapterInfo();
   },

@@ -67,6 +67,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
   const t0 = Date.now();
   const log = (msg: string) => console.log(`[runs ${((Date.now() - t0) / 1000).toFixed(1)} s] ${msg}`);
   let reference: { step: number[]; loss: (number | null)[] };
+  let referenceTensors: { numTensors: number; numBytes: number };
 
   beforeAll(async () => {
     app = await startApp('preview');
@@ -97,6 +98,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await page.getByRole('button', { name: 'Start training' }).click();
     expect(await waitTrainEnd(page, 120_000)).toBe('done');
     reference = await metrics(page);
+    referenceTensors = await page.evaluate(() => window.webtune.engine().memory());
     log(`reference: ${reference.loss.map(x => x?.toFixed(4)).join(' ')}`);
     expect(reference.step).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
     expect(await savedStep(page)).toBe(STEPS);
@@ -135,6 +137,10 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     log(`max |loss - reference| over ${STEPS} steps: ${maxDiff.toExponential(2)}`);
     expect(maxDiff).toBeLessThan(1e-5);
     expect((await runRows(page)).find(r => r.id === open.id)).toMatchObject({ step: STEPS, status: 'completed' });
+    // the resumed run holds the same tensors as the uninterrupted one did at its end (model, adapter, optimizer): no leak
+    const tensors = await page.evaluate(() => window.webtune.engine().memory());
+    log(`live tensors at the end: uninterrupted ${referenceTensors.numTensors} (${referenceTensors.numBytes} bytes), resumed ${tensors.numTensors} (${tensors.numBytes} bytes)`);
+    expect(tensors).toMatchObject({ numTensors: referenceTensors.numTensors, numBytes: referenceTensors.numBytes });
     await shot(page, '2-resumed', '#watch');
   }, 300_000);
 
