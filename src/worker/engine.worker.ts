@@ -614,7 +614,7 @@ const api = {
     const s = await requireStore();
     const info = await s.rename(runId, name.trim());
     if (run?.saver?.runId === runId) (run.saver as StoreSaver).rename(info.name);
-    return storedRun(info, await readRunSource(s, runId));
+    return storedRun(info, await readRunSource(s, runId).catch((e: Error) => e.message));
   },
 
   async deleteRun(runId: string): Promise<void> {
@@ -639,7 +639,7 @@ const api = {
     } catch (e) {
       throw new Error(`${name}: ${(e as Error).message.replace(/^imported file: /, '')}`);
     }
-    return storedRun(info, await readRunSource(s, info.id));
+    return storedRun(info, await readRunSource(s, info.id).catch((e: Error) => e.message));
   },
 
   /**

@@ -86,21 +86,98 @@ export function runSourceOf(p: {
   };
 }
 
-/** A run's source.json, or null (a run imported without one, or an unreadable file). */
-export async function readRunSource(s: RunStore, id: string): Promise<RunSource | null> {
-  const text = await s.getFile(id, SOURCE_FILE);
-  if (text === null) return null;
-  try {
-    const j = JSON.parse(text) as RunSource;
-    return j && j.version === 1 && j.model && j.settings ? j : null;
-  } catch {
-    return null;
+/** A run's source.json that is not what runSourceOf writes (e.g. edited or damaged in an imported file). */
+export class RunSourceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunSourceError';
   }
 }
 
-export function storedRun(info: RunInfo, src: RunSource | null): StoredRun {
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const ROLES = ['train', 'validation', 'test'];
+const BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'];
+
+/** Parse and check source.json: every field the page and the worker read, with a message naming the first bad one. */
+export function parseRunSource(text: string, where = SOURCE_FILE): RunSource {
+  const bad = (field: string, expected: string): never => { throw new RunSourceError(`${where}: ${field}: expected ${expected}`); };
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new RunSourceError(`${where}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!isObj(j)) bad('(top level)', 'an object');
+  const o = j as Record<string, unknown>;
+  if (o.version !== 1) bad('version', '1');
+  const str = (v: unknown, field: string) => (typeof v === 'string' ? v : bad(field, 'a string'));
+  const m = o.model;
+  if (!isObj(m)) bad('model', 'an object');
+  const model = m as Record<string, unknown>;
+  if (model.kind === 'hub') {
+    const src = model.source;
+    if (!isObj(src)) bad('model.source', 'an object');
+    const h = src as Record<string, unknown>;
+    if (h.kind !== 'hub') bad('model.source.kind', '"hub"');
+    str(h.baseUrl, 'model.source.baseUrl');
+    str(h.repo, 'model.source.repo');
+    str(h.name, 'model.source.name');
+    if (h.revision !== undefined) str(h.revision, 'model.source.revision');
+    if (h.format !== 'llama2c' && h.format !== 'hf') bad('model.source.format', '"llama2c" or "hf"');
+    if (!Array.isArray(h.files) || h.files.length === 0) bad('model.source.files', 'a non-empty list');
+    (h.files as unknown[]).forEach((f, i) => { if (!isObj(f)) bad(`model.source.files[${i}]`, 'an object'); str((f as Record<string, unknown>).path, `model.source.files[${i}].path`); });
+    if (model.catalogId !== null && typeof model.catalogId !== 'string') bad('model.catalogId', 'a string or null');
+  } else if (model.kind === 'files') {
+    str(model.name, 'model.name');
+    if (!Array.isArray(model.files) || !model.files.every((f) => typeof f === 'string')) bad('model.files', 'a list of file names');
+  } else {
+    bad('model.kind', '"hub" or "files"');
+  }
+  str(o.modelName, 'modelName');
+  str(o.dataName, 'dataName');
+  if (o.data !== null) {
+    if (!isObj(o.data)) bad('data', 'an object or null');
+    const d = o.data as Record<string, unknown>;
+    str(d.name, 'data.name');
+    if (!Array.isArray(d.files) || d.files.length === 0) bad('data.files', 'a non-empty list');
+    (d.files as unknown[]).forEach((f, i) => {
+      if (!isObj(f)) bad(`data.files[${i}]`, 'an object');
+      const x = f as Record<string, unknown>;
+      str(x.name, `data.files[${i}].name`);
+      if (!ROLES.includes(x.role as string)) bad(`data.files[${i}].role`, 'train, validation or test');
+      if (typeof x.text !== 'string' && typeof x.base64 !== 'string') bad(`data.files[${i}]`, 'a text or base64 field');
+    });
+    if (!(d.files as { role: string }[]).some((f) => f.role === 'train')) bad('data.files', 'at least one file with role train');
+  }
+  if (!isObj(o.settings)) bad('settings', 'an object (the run\'s TrainingArguments/LoraConfig settings)');
+  if (!isObj(o.runOptions)) bad('runOptions', 'an object');
+  const ro = o.runOptions as Record<string, unknown>;
+  for (const k of ['samplePrompts', 'sampleMaxNewTokens']) if (typeof ro[k] !== 'number' || !Number.isFinite(ro[k])) bad(`runOptions.${k}`, 'a number');
+  if (!BACKENDS.includes(o.backend as string)) bad('backend', BACKENDS.join(', '));
+  return o as unknown as RunSource;
+}
+
+/** A run's source.json: null when the run has none (imported without one); throws RunSourceError when it is damaged. */
+export async function readRunSource(s: RunStore, id: string): Promise<RunSource | null> {
+  const text = await s.getFile(id, SOURCE_FILE);
+  if (text === null) return null;
+  return parseRunSource(text, `run ${id}: ${SOURCE_FILE}`);
+}
+
+/** readRunSource for listing: a damaged record becomes what the row says instead of an error for the whole list. */
+async function runSourceForList(s: RunStore, id: string): Promise<RunSource | string | null> {
+  try {
+    return await readRunSource(s, id);
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+export function storedRun(info: RunInfo, kept: RunSource | string | null): StoredRun {
   const st = info.latest?.status;
-  const needs = !src ? 'the model and dataset it was trained on (this run has no record of them)'
+  const src = typeof kept === 'string' ? null : kept;
+  const needs = typeof kept === 'string' ? `the model and dataset it was trained on (its record is damaged: ${kept})`
+    : !src ? 'the model and dataset it was trained on (this run has no record of them)'
     : src.model.kind === 'files' && !src.data ? `the model files (${src.model.files.join(', ')}) and the dataset ${src.dataName}`
     : src.model.kind === 'files' ? `the model files (${src.model.files.join(', ')})`
     : !src.data ? `the dataset ${src.dataName}` : null;
@@ -121,7 +198,7 @@ export async function listRuns(): Promise<RunsReport> {
     return { store: null, error: (e as Error).message, runs: [], usage: null };
   }
   const runs: StoredRun[] = [];
-  for (const info of await s.list()) runs.push(storedRun(info, await readRunSource(s, info.id)));
+  for (const info of await s.list()) runs.push(storedRun(info, await runSourceForList(s, info.id)));
   let usage: RunsReport['usage'] = null;
   try {
     const e = await navigator.storage?.estimate?.();
