@@ -380,9 +380,15 @@ async function recoverFromDeviceLoss(onEvent: (e: TrainEvent) => void): Promise<
   try { cur.model.dispose(); } catch { /* the device is gone */ }
   resetBackend(from);
   const next: BackendName = BACKEND_ORDER[BACKEND_ORDER.indexOf(from) + 1] ?? 'cpu';
-  const status = await useBackend(next);
   const dataBefore = data;
-  await loadModelFrom(cur.source);
+  let status: BackendStatus;
+  try {
+    status = await useBackend(next);
+    await loadModelFrom(cur.source);
+  } catch (e) {
+    throw new Error(`The WebGPU device was lost (${lost.reason}) and the run could not move to ${next}: ${(e as Error).message}. ` +
+      'Reload the page and resume the run from Saved runs.');
+  }
   data = dataBefore;
   const m = loaded!;
   const saver = prev.saver as StoreSaver | null;
