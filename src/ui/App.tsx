@@ -11,7 +11,7 @@ import { saveFile } from './controls';
 import { DataSection, DEMO_DATASET, type DatasetState } from './DataSection';
 import { Comlink, getEngine, guard, noteStepMs, onEngineCrash, raise, restartEngine } from './engine';
 import { ExportSection } from './ExportSection';
-import { errorMessage } from './format';
+import { errorMessage, formatBytes } from './format';
 import { MetricsStore, type MetricColumns } from './metrics-store';
 import { currentModel, ModelSection, type ModelState } from './ModelSection';
 import { DEFAULT_SETTINGS, initialSettings, presetsFor } from './presets';
@@ -36,6 +36,11 @@ type ProbeState = { kind: 'idle' } | { kind: 'running' } | { kind: 'done'; repor
 
 const IDLE_OUT: Output = { text: '', state: 'idle' };
 
+/** The settings that change how the data is read: the dataset report is made again when they change. */
+function dataKeyOf(s: TrainSettings): string {
+  return JSON.stringify([s.template, s.max_length, s.eos_token, s.val_size, s.test_size, s.train_on_inputs, s.seed]);
+}
+
 /** What the last engine crash or hang interrupted, shown above the restarted app. */
 interface CrashNotice {
   message: string;
@@ -55,11 +60,7 @@ export function Root() {
     setNotice(n);
     setGeneration(g => g + 1);
   }, []);
-  return (
-    <>
-      <App key={generation} onCrash={onCrash} notice={notice} onDismissNotice={() => setNotice(null)} />
-    </>
-  );
+  return <App key={generation} onCrash={onCrash} notice={notice} onDismissNotice={() => setNotice(null)} />;
 }
 
 export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNotice) => void; notice: CrashNotice | null; onDismissNotice: () => void }) {
@@ -191,7 +192,7 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
   };
 
   // The report shows the data as the run will see it: read it again when a data setting changes.
-  const dataKey = JSON.stringify([settings.template, settings.max_length, settings.eos_token, settings.val_size, settings.test_size, settings.train_on_inputs, settings.seed]);
+  const dataKey = dataKeyOf(settings);
   const lastDataKey = useRef(dataKey);
   useEffect(() => {
     if (dataKey === lastDataKey.current) return;
@@ -226,7 +227,7 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
       setModel({ kind: 'ready', info });
       setCatalogId(id);
       const next = initialSettings(info, id);
-      lastDataKey.current = JSON.stringify([next.template, next.max_length, next.eos_token, next.val_size, next.test_size, next.train_on_inputs, next.seed]);
+      lastDataKey.current = dataKeyOf(next);
       setSettings(next);
       store.reset();
       setTrain({ state: 'idle', totalSteps: 0, startedAt: null });
@@ -321,7 +322,7 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
           throw new Error(`Load the model files of this run first (${source.model.files.join(', ')}), then press Resume.`);
         }
         const next = { ...source.settings, ...overrides };
-        lastDataKey.current = JSON.stringify([next.template, next.max_length, next.eos_token, next.val_size, next.test_size, next.train_on_inputs, next.seed]);
+        lastDataKey.current = dataKeyOf(next);
         setSettings(next);
         setRunOptions({ ...runOptions, ...source.runOptions });
         if (ds) {
@@ -362,7 +363,7 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
   const exportRun = (r: StoredRun) => runsAction('Export', async () => {
     const f = await guard(engine.exportRun(r.id));
     saveFile(f.name, f.bytes, f.mime);
-    return `Saved ${f.name} (${(f.bytes.byteLength / 1024).toFixed(0)} KB): import it here or in another browser to resume the run.`;
+    return `Saved ${f.name} (${formatBytes(f.bytes.byteLength)}): import it here or in another browser to resume the run.`;
   });
   const importRun = (f: File) => runsAction('Import', async () => {
     const r = await guard(engine.importRun(f.name, new Uint8Array(await f.arrayBuffer())));
