@@ -131,8 +131,13 @@ export function validateRunId(id: string): void {
 }
 
 /** A fresh run id from a display name: "<slug>-<time>-<random>". */
+/** A name as lower-case letters, digits and '-' (for run ids and file names); 'run' when nothing is left. */
+export function slugify(name: string, max = 40): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, max).replace(/-+$/, '') || 'run';
+}
+
 export function newRunId(name = 'run'): string {
-  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'run';
+  const slug = slugify(name);
   const rand = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0');
   return `${slug}-${Date.now().toString(36)}-${rand}`;
 }

@@ -16,7 +16,7 @@ import { defaultTemplate, encodeWithOffsets, renderGenerationPrompt, templateTok
 import { loadModel as loadModelFiles } from '../io/load-model';
 import { exportMergedModel, exportPeftAdapter, loadPeftAdapter, parsePeftAdapter } from '../io/peft';
 import type { Tokenizer } from '../io/tokenizer';
-import { BUNDLE_EXTENSION, newRunId, type RunStore } from '../io/run-store';
+import { BUNDLE_EXTENSION, newRunId, slugify, type RunStore } from '../io/run-store';
 import { CheckpointMismatchError, type CheckpointOptions } from '../train/checkpoint';
 import { compareBaseTuned, evaluateGeneration, promptAndReference } from '../train/evaluate';
 import { backendMemoryLimit, checkFits, checkModelFits, explainOutOfMemory, fitReport, type MemoryLimits } from '../train/memory-guard';
@@ -33,7 +33,7 @@ import { CONTROL, CONTROL_SLOTS } from './api';
 import { cachedModelFiles, cachingFetch, clearModelCache } from './model-cache';
 import { resolveModelSource } from './model-source';
 import { PageRun, type PageRunHooks, type RunControl } from './run';
-import { datasetOf, listRuns, readRunSource, runSourceOf, runStore, SOURCE_FILE, StoreSaver, storedRun } from './runs';
+import { datasetOf, listRuns, readRunSource, runSourceOf, runStore, StoreSaver, storedRun, writeRunSource } from './runs';
 import { webgpuAdapter } from './webgpu';
 
 export type { BackendProbeReport, WebGpuAdapterReport } from './api';
@@ -342,7 +342,7 @@ async function storeNewRun(session: FinetuneSession, m: LoadedModel, d: LoadedDa
   });
   const saver = new StoreSaver(id, name, s);
   try {
-    await s.putFile(id, SOURCE_FILE, JSON.stringify(source));
+    await writeRunSource(s, id, source);
   } catch (e) {
     onEvent({ type: 'checkpoint', ok: false, runId: id, step: 0, message: `This run is not saved: ${(e as Error).message}`, neededBytes: null, freeBytes: null });
     return null;
@@ -359,7 +359,7 @@ async function drive(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
   if (out.state === 'diverged' && r.saver && loaded) {
     // the trainer rolled back to the last good step: store that state, so the run can go on with a lower learning rate
     await r.saver.save(await r.session.checkpoint(checkpointOptions(loaded)), onEvent);
-    if ((r.saver as StoreSaver).lastSavedStep === out.step) {
+    if (r.saver.lastSavedStep === out.step) {
       out = { ...out, message: `${out.message} The run is saved at step ${out.step}: resume it with a lower learning rate.` };
       onEvent({ type: 'state', state: 'diverged', message: out.message });
     }
@@ -391,7 +391,7 @@ async function recoverFromDeviceLoss(onEvent: (e: TrainEvent) => void): Promise<
   }
   data = dataBefore;
   const m = loaded!;
-  const saver = prev.saver as StoreSaver | null;
+  const saver = prev.saver;
   const ck = saver ? await (await runStore()).loadLatest(saver.runId).catch(() => null) : null;
   const at = ck ? ck.meta.progress.global_step : 0;
   const message = `The WebGPU device was lost (${lost.reason}${lost.message ? `: ${lost.message}` : ''}). ` +
@@ -409,10 +409,6 @@ async function recoverFromDeviceLoss(onEvent: (e: TrainEvent) => void): Promise<
 
 function requireStore(): Promise<RunStore> {
   return runStore().catch(e => { throw new Error(`Runs cannot be stored in this browser: ${(e as Error).message}`); });
-}
-
-function fileSlug(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'run';
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -597,8 +593,7 @@ const api = {
         if (e instanceof CheckpointMismatchError) throw new Error(`Cannot resume "${info.name}": ${e.message}`);
         throw e;
       }
-      const saver = new StoreSaver(runId, info.name, s);
-      saver.lastSavedStep = ck.meta.progress.global_step;
+      const saver = new StoreSaver(runId, info.name, s, ck.meta.progress.global_step);
       run = new PageRun(session, options, control, saver, runHooks);
       onEvent(run.history());
       return drive(onEvent);
@@ -619,8 +614,8 @@ const api = {
   async renameRun(runId: string, name: string): Promise<StoredRun> {
     const s = await requireStore();
     const info = await s.rename(runId, name.trim());
-    if (run?.saver?.runId === runId) (run.saver as StoreSaver).rename(info.name);
-    return storedRun(info, await readRunSource(s, runId).catch((e: Error) => e.message));
+    if (run?.saver?.runId === runId) run.saver.rename(info.name);
+    return storedRun(info, await readRunSource(s, runId, { bodies: false }).catch((e: Error) => e.message));
   },
 
   async deleteRun(runId: string): Promise<void> {
@@ -633,7 +628,7 @@ const api = {
     const s = await requireStore();
     const info = await s.info(runId);
     if (!info) throw new Error(`There is no stored run ${runId}.`);
-    return file(`${fileSlug(info.name)}${BUNDLE_EXTENSION}`, await s.exportRun(runId));
+    return file(`${slugify(info.name, 60)}${BUNDLE_EXTENSION}`, await s.exportRun(runId));
   },
 
   /** Store a file made by exportRun as a new run. */
@@ -645,7 +640,7 @@ const api = {
     } catch (e) {
       throw new Error(`${name}: ${(e as Error).message.replace(/^imported file: /, '')}`);
     }
-    return storedRun(info, await readRunSource(s, info.id).catch((e: Error) => e.message));
+    return storedRun(info, await readRunSource(s, info.id, { bodies: false }).catch((e: Error) => e.message));
   },
 
   /**

@@ -15,7 +15,11 @@ export interface RunControl {
 /** Where a run's checkpoints go (the worker's RunStore); save() reports its own events and never throws. */
 export interface RunSaver {
   readonly runId: string;
+  /** Step of the last checkpoint stored, -1 before the first. */
+  readonly lastSavedStep: number;
   save(ck: SessionCheckpoint, onEvent: (e: TrainEvent) => void): Promise<void>;
+  /** The run was renamed meanwhile: later saves keep the new name. */
+  rename(name: string): void;
 }
 
 export interface PageRunHooks {

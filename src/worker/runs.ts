@@ -10,6 +10,8 @@ import type {
 import type { RunSaver } from './run';
 
 export const SOURCE_FILE = 'source.json';
+/** The kept dataset files' contents (source.json lists their names and roles; listing runs never reads this file). */
+export const DATA_FILE = 'data.json';
 /** Datasets up to this size are kept with the run (bigger ones must be loaded again to resume). */
 export const MAX_KEPT_DATASET_BYTES = 64 * 1024 * 1024;
 
@@ -100,13 +102,21 @@ const BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'];
 
 /** Parse and check source.json: every field the page and the worker read, with a message naming the first bad one. */
 export function parseRunSource(text: string, where = SOURCE_FILE): RunSource {
-  const bad = (field: string, expected: string): never => { throw new RunSourceError(`${where}: ${field}: expected ${expected}`); };
-  let j: unknown;
+  return checkRunSource(parseJson(text, where), where);
+}
+
+function parseJson(text: string, where: string): unknown {
   try {
-    j = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new RunSourceError(`${where}: not valid JSON (${(e as Error).message})`);
   }
+}
+
+/** checkRunSource on parsed JSON; `bodies: false` for source.json alone, whose data files carry no contents. */
+export function checkRunSource(j: unknown, where = SOURCE_FILE, opts: { bodies?: boolean } = {}): RunSource {
+  const bodies = opts.bodies ?? true;
+  const bad = (field: string, expected: string): never => { throw new RunSourceError(`${where}: ${field}: expected ${expected}`); };
   if (!isObj(j)) bad('(top level)', 'an object');
   const o = j as Record<string, unknown>;
   if (o.version !== 1) bad('version', '1');
@@ -145,7 +155,7 @@ export function parseRunSource(text: string, where = SOURCE_FILE): RunSource {
       const x = f as Record<string, unknown>;
       str(x.name, `data.files[${i}].name`);
       if (!ROLES.includes(x.role as string)) bad(`data.files[${i}].role`, 'train, validation or test');
-      if (typeof x.text !== 'string' && typeof x.base64 !== 'string') bad(`data.files[${i}]`, 'a text or base64 field');
+      if (bodies && typeof x.text !== 'string' && typeof x.base64 !== 'string') bad(`data.files[${i}]`, 'a text or base64 field');
     });
     if (!(d.files as { role: string }[]).some((f) => f.role === 'train')) bad('data.files', 'at least one file with role train');
   }
@@ -157,17 +167,40 @@ export function parseRunSource(text: string, where = SOURCE_FILE): RunSource {
   return o as unknown as RunSource;
 }
 
-/** A run's source.json: null when the run has none (imported without one); throws RunSourceError when it is damaged. */
-export async function readRunSource(s: RunStore, id: string): Promise<RunSource | null> {
+/** Store a run's source: the dataset contents in data.json, the rest (with the files' names and roles) in source.json. */
+export async function writeRunSource(s: RunStore, id: string, src: RunSource): Promise<void> {
+  if (src.data) await s.putFile(id, DATA_FILE, JSON.stringify(src.data.files.map(({ text, base64 }) => ({ text, base64 }))));
+  const light = src.data ? { ...src, data: { ...src.data, files: src.data.files.map(({ name, role }) => ({ name, role })) } } : src;
+  await s.putFile(id, SOURCE_FILE, JSON.stringify(light));
+}
+
+/**
+ * A run's source: null when the run has none (imported without one); throws RunSourceError when it is damaged.
+ * `bodies: false` reads source.json alone (the dataset files then carry their names and roles, no contents).
+ */
+export async function readRunSource(s: RunStore, id: string, opts: { bodies?: boolean } = {}): Promise<RunSource | null> {
   const text = await s.getFile(id, SOURCE_FILE);
   if (text === null) return null;
-  return parseRunSource(text, `run ${id}: ${SOURCE_FILE}`);
+  const where = `run ${id}: ${SOURCE_FILE}`;
+  const j = parseJson(text, where);
+  const files = isObj(j) && isObj(j.data) && Array.isArray(j.data.files) ? (j.data.files as unknown[]) : null;
+  if ((opts.bodies ?? true) && files) {
+    const dataWhere = `run ${id}: ${DATA_FILE}`;
+    const dataText = await s.getFile(id, DATA_FILE);
+    if (dataText === null) throw new RunSourceError(`${dataWhere}: missing (it holds the kept dataset)`);
+    const contents = parseJson(dataText, dataWhere);
+    if (!Array.isArray(contents) || contents.length !== files.length || !contents.every(isObj)) {
+      throw new RunSourceError(`${dataWhere}: expected a list of ${files.length} file contents`);
+    }
+    files.forEach((f, i) => { if (isObj(f)) Object.assign(f, contents[i]); });
+  }
+  return checkRunSource(j, where, opts);
 }
 
 /** readRunSource for listing: a damaged record becomes what the row says instead of an error for the whole list. */
 async function runSourceForList(s: RunStore, id: string): Promise<RunSource | string | null> {
   try {
-    return await readRunSource(s, id);
+    return await readRunSource(s, id, { bodies: false });
   } catch (e) {
     return (e as Error).message;
   }
@@ -209,12 +242,9 @@ export async function listRuns(): Promise<RunsReport> {
 
 /** Saves a run's checkpoints to the store, reporting each as a 'checkpoint' event; a failure never stops training. */
 export class StoreSaver implements RunSaver {
-  /** Step of the last checkpoint that was stored, -1 before the first. */
-  lastSavedStep = -1;
+  /** lastSavedStep: a resumed run starts from its stored checkpoint's step. */
+  constructor(readonly runId: string, private name: string, private readonly s: RunStore, public lastSavedStep = -1) {}
 
-  constructor(readonly runId: string, private name: string, private readonly s: RunStore) {}
-
-  /** The run was renamed meanwhile: later saves keep the new name. */
   rename(name: string): void { this.name = name; }
 
   async save(ck: SessionCheckpoint, onEvent: (e: TrainEvent) => void): Promise<void> {

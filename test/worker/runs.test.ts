@@ -5,7 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/util/rng';
-import { datasetOf, parseRunSource, RunSourceError, runSourceOf } from '../../src/worker/runs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { NodeRunStore } from '../../src/io/node-run-store';
+import { DATA_FILE, datasetOf, parseRunSource, readRunSource, RunSourceError, runSourceOf, SOURCE_FILE, writeRunSource } from '../../src/worker/runs';
 import type { ModelSource, RunSource } from '../../src/worker/api';
 import { jsonText, mutateTree } from '../fuzz/mutate';
 
@@ -35,6 +39,27 @@ describe('run source.json', () => {
     expect(ds.files[0]).toEqual({ name: 'tiny.jsonl', role: 'train', data: '{"instruction":"Say hi","output":"hi é"}\n' });
     expect(ds.files[1].data).toEqual(binary);
     expect(ds.files[2].data).toBe('[{"instruction":"a","output":"b"}]');
+  });
+
+  it('is stored as source.json (names and roles only, what listing reads) and data.json (the contents)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'webtune-source-'));
+    try {
+      const store = new NodeRunStore(dir);
+      const src = source();
+      await writeRunSource(store, 'r1', src);
+      const light = (await store.getFile('r1', SOURCE_FILE))!;
+      expect(light).not.toContain('Say hi');
+      expect(JSON.parse(light).data.files).toEqual([{ name: 'tiny.jsonl', role: 'train' }, { name: 'held-out.csv', role: 'test' }, { name: 'val.json', role: 'validation' }]);
+      expect(await readRunSource(store, 'r1')).toEqual(src);
+      const listed = (await readRunSource(store, 'r1', { bodies: false }))!;
+      expect(listed.data!.files.map(f => f.text ?? f.base64)).toEqual([undefined, undefined, undefined]);
+      expect(await readRunSource(store, 'none')).toBeNull();
+      await store.putFile('r1', DATA_FILE, '[{"text": "only one"}]');
+      await expect(readRunSource(store, 'r1')).rejects.toThrow(/run r1: data\.json: expected a list of 3 file contents/);
+      expect((await readRunSource(store, 'r1', { bodies: false }))!.modelName).toBe('stories260K');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('local model files keep their names only; a dataset over the size limit is not kept', () => {
