@@ -1,3 +1,4 @@
+import type { BackendName } from './backend';
 import type { ModelConfig } from './config';
 
 /**
@@ -92,4 +93,17 @@ export function linearModules(cfg: ModelConfig): LinearModule[] {
     }
   }
   return out;
+}
+
+/**
+ * Bytes a model's weights take on a backend: float32 parameters, plus the transposed lm_head the engine keeps on wasm
+ * (matMul with transposeB is slow there) and the RoPE table (Llama-style families). Without the config, 4 · params.
+ */
+export function weightBytes(params: number, backend: BackendName, config?: ModelConfig): number {
+  let w = 4 * params;
+  if (config) {
+    if (backend === 'wasm') w += 4 * config.vocab_size * config.hidden_size;
+    if (config.family !== 'gpt2') w += 4 * config.max_position_embeddings * config.head_dim;
+  }
+  return w;
 }

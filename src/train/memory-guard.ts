@@ -24,7 +24,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../engine/backend';
 import type { ModelConfig } from '../engine/config';
-import { linearModules, paramShapes } from '../engine/params';
+import { linearModules, paramShapes, weightBytes } from '../engine/params';
+
+export { weightBytes };
 import type { FinetuneConfig, MemoryEstimate } from './session';
 import { formatBytes } from '../util/bytes';
 import { WASM_HEAP_MAX_BYTES, WasmHeapError, guardWasmHeap } from '../engine/wasm-heap';
@@ -397,15 +399,6 @@ function paramsText(p: number): string {
   return p >= 1e9 ? `${(p / 1e9).toFixed(2)} B` : p >= 1e6 ? `${(p / 1e6).toFixed(1)} M` : `${p}`;
 }
 
-/** Bytes the weights take on a backend as session.estimate() counts them (float32, + wasm's lm_head transpose, + RoPE). */
-export function weightBytes(params: number, backend: BackendName, config?: ModelConfig): number {
-  let w = 4 * params;
-  if (config) {
-    if (backend === 'wasm') w += 4 * config.vocab_size * config.hidden_size;
-    if (config.family !== 'gpt2') w += 4 * config.max_position_embeddings * config.head_dim;
-  }
-  return w;
-}
 
 /**
  * Before loading: throws OutOfMemoryError (phase 'load') when the float32 weights cannot fit the backend (or one

@@ -29,10 +29,10 @@
  * Browser-safe: no node: imports.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { prefersNoTransposeB } from '../engine/backend';
+import type { BackendName } from '../engine/backend';
 import { defaultTargets, targetedModules, type LoraAdapter, type LoraConfig } from '../engine/lora';
 import type { CausalLM } from '../engine/model';
-import { countParams } from '../engine/params';
+import { countParams, weightBytes } from '../engine/params';
 import type { Tokenizer } from '../io/tokenizer';
 import { exportPeftAdapter, type PeftExportOptions } from '../io/peft';
 import {
@@ -955,7 +955,7 @@ export class FinetuneSession {
     const actNo = 4 * N * (L * blockAll + outer);
     const actCk = 4 * N * (L * D + blockAll + outer);
     const logits = 4 * N * V * 5; // logits, then softmax, target update and gradient in the CE backward
-    const weights = 4 * total + (prefersNoTransposeB() ? 4 * V * D : 0) + (cfg.family === 'gpt2' ? 0 : 4 * cfg.max_position_embeddings * cfg.head_dim);
+    const weights = weightBytes(total, tf.getBackend() as BackendName, cfg); // as stored on the backend in use
     const lora = 4 * trainable;
     const gradients = 4 * trainable * (c.gradient_accumulation_steps > 1 ? 3 : 2); // grads (+ running sum) + clipped copy
     const optimizer = 4 * trainable * 2; // AdamW exp_avg, exp_avg_sq
