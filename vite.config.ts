@@ -21,9 +21,16 @@ export default defineConfig({
   // them mid-session (a re-optimisation would fail the worker's in-flight dynamic imports).
   optimizeDeps: {
     include: [
-      '@tensorflow/tfjs', '@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm',
-      '@tensorflow/tfjs-backend-webgl', '@tensorflow/tfjs-backend-webgpu', '@huggingface/tokenizers', '@huggingface/jinja',
-      'comlink', 'uplot',
+      '@tensorflow/tfjs',
+      '@tensorflow/tfjs-core',
+      '@tensorflow/tfjs-backend-cpu',
+      '@tensorflow/tfjs-backend-wasm',
+      '@tensorflow/tfjs-backend-webgl',
+      '@tensorflow/tfjs-backend-webgpu',
+      '@huggingface/tokenizers',
+      '@huggingface/jinja',
+      'comlink',
+      'uplot',
     ],
   },
   server: { headers: { ...ISOLATION_HEADERS } },

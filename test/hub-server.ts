@@ -53,20 +53,32 @@ export async function startHubServer(rootDir: string, opts: HubServerOptions = {
       const pathname = new URL(url, 'http://x').pathname;
       const m = /^\/(.+?)\/resolve\/([^/]+)\/(.+)$/.exec(pathname);
       if (!m) return done(404, 'Repository not found', { 'X-Error-Code': 'RepoNotFound' });
-      const [repo, revision, file] = [m[1], decodeURIComponent(m[2]), m[3].split('/').map(decodeURIComponent).join('/')];
+      const [repo, revision, file] = [
+        m[1],
+        decodeURIComponent(m[2]),
+        m[3].split('/').map(decodeURIComponent).join('/'),
+      ];
       const status = opts.failWith?.[`${repo}/${file}`] ?? opts.failWith?.[file];
       if (status) return done(status, `Injected HTTP ${status}`);
       const repoDir = opts.mounts?.[repo] ?? path.join(root, revision === 'main' ? repo : `${repo}@${revision}`);
-      if (revision !== 'main' && opts.mounts?.[repo]) return done(404, 'Revision not found', { 'X-Error-Code': 'RevisionNotFound' });
+      if (revision !== 'main' && opts.mounts?.[repo])
+        return done(404, 'Revision not found', { 'X-Error-Code': 'RevisionNotFound' });
       const st = await stat(repoDir).catch(() => null);
-      if (!st?.isDirectory()) return done(404, revision === 'main' ? 'Repository not found' : 'Revision not found', { 'X-Error-Code': revision === 'main' ? 'RepoNotFound' : 'RevisionNotFound' });
+      if (!st?.isDirectory())
+        return done(404, revision === 'main' ? 'Repository not found' : 'Revision not found', {
+          'X-Error-Code': revision === 'main' ? 'RepoNotFound' : 'RevisionNotFound',
+        });
       const full = path.resolve(repoDir, file);
       if (!within(path.resolve(repoDir), full)) return done(400, 'Bad path');
       const fst = await stat(full).catch(() => null);
       if (!fst?.isFile()) return done(404, 'Entry not found', { 'X-Error-Code': 'EntryNotFound' });
 
-      const omit = typeof opts.omitContentLength === 'function' ? opts.omitContentLength(file) : !!opts.omitContentLength;
-      const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream', ETag: `"${fst.size}-${fst.mtimeMs}"` };
+      const omit =
+        typeof opts.omitContentLength === 'function' ? opts.omitContentLength(file) : !!opts.omitContentLength;
+      const headers: Record<string, string> = {
+        'Content-Type': 'application/octet-stream',
+        ETag: `"${fst.size}-${fst.mtimeMs}"`,
+      };
       if (!omit) headers['Content-Length'] = String(fst.size);
       requests.push({ method, url, status: 200 });
       res.writeHead(200, headers);

@@ -45,26 +45,50 @@ export interface TinyCheckpoint {
   files: string[];
 }
 
-
 export function tinyConfig(family: ModelFamily, opts: TinyCheckpointOptions = {}): ModelConfig {
   const heads = opts.heads ?? 4;
   const hidden = opts.hidden ?? 16;
   if (family === 'gpt2') {
     return {
-      family, architecture: 'GPT2LMHeadModel', vocab_size: opts.vocab ?? 64, hidden_size: hidden,
-      intermediate_size: opts.intermediate ?? 4 * hidden, num_hidden_layers: opts.layers ?? 2, num_attention_heads: heads,
-      num_key_value_heads: heads, max_position_embeddings: opts.maxPositions ?? 32, norm_eps: 1e-5, rope_theta: 10000,
-      rope_layout: 'half', tie_word_embeddings: opts.tie ?? true, attention_bias: true, hidden_act: 'gelu_new',
-      bos_token_id: 0, eos_token_id: 0, head_dim: hidden / heads,
+      family,
+      architecture: 'GPT2LMHeadModel',
+      vocab_size: opts.vocab ?? 64,
+      hidden_size: hidden,
+      intermediate_size: opts.intermediate ?? 4 * hidden,
+      num_hidden_layers: opts.layers ?? 2,
+      num_attention_heads: heads,
+      num_key_value_heads: heads,
+      max_position_embeddings: opts.maxPositions ?? 32,
+      norm_eps: 1e-5,
+      rope_theta: 10000,
+      rope_layout: 'half',
+      tie_word_embeddings: opts.tie ?? true,
+      attention_bias: true,
+      hidden_act: 'gelu_new',
+      bos_token_id: 0,
+      eos_token_id: 0,
+      head_dim: hidden / heads,
     };
   }
   return {
-    family, architecture: family === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM', vocab_size: opts.vocab ?? 64,
-    hidden_size: hidden, intermediate_size: opts.intermediate ?? 40, num_hidden_layers: opts.layers ?? 2,
-    num_attention_heads: heads, num_key_value_heads: opts.kvHeads ?? Math.max(1, heads / 2),
-    max_position_embeddings: opts.maxPositions ?? 32, norm_eps: 1e-5, rope_theta: 10000, rope_layout: 'half',
-    tie_word_embeddings: opts.tie ?? family === 'qwen2', attention_bias: family === 'qwen2', hidden_act: 'silu',
-    bos_token_id: 1, eos_token_id: 2, head_dim: hidden / heads,
+    family,
+    architecture: family === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM',
+    vocab_size: opts.vocab ?? 64,
+    hidden_size: hidden,
+    intermediate_size: opts.intermediate ?? 40,
+    num_hidden_layers: opts.layers ?? 2,
+    num_attention_heads: heads,
+    num_key_value_heads: opts.kvHeads ?? Math.max(1, heads / 2),
+    max_position_embeddings: opts.maxPositions ?? 32,
+    norm_eps: 1e-5,
+    rope_theta: 10000,
+    rope_layout: 'half',
+    tie_word_embeddings: opts.tie ?? family === 'qwen2',
+    attention_bias: family === 'qwen2',
+    hidden_act: 'silu',
+    bos_token_id: 1,
+    eos_token_id: 2,
+    head_dim: hidden / heads,
   };
 }
 
@@ -73,7 +97,11 @@ export function hubName(family: ModelFamily, canonical: string): string {
   return family === 'gpt2' ? canonical.replace(/^transformer\./, '') : canonical;
 }
 
-export async function writeTinyHfCheckpoint(dir: string, family: ModelFamily, opts: TinyCheckpointOptions = {}): Promise<TinyCheckpoint> {
+export async function writeTinyHfCheckpoint(
+  dir: string,
+  family: ModelFamily,
+  opts: TinyCheckpointOptions = {},
+): Promise<TinyCheckpoint> {
   const config = tinyConfig(family, opts);
   const rng = new Rng(opts.seed ?? 1);
   const rand = () => rng.uniform();
@@ -91,7 +119,8 @@ export async function writeTinyHfCheckpoint(dir: string, family: ModelFamily, op
     const P = config.max_position_embeddings;
     const mask = new Float32Array(P * P);
     for (let i = 0; i < P; i++) for (let j = 0; j <= i; j++) mask[i * P + j] = 1;
-    for (let l = 0; l < config.num_hidden_layers; l++) stored.set(`h.${l}.attn.bias`, { shape: [1, 1, P, P], data: mask });
+    for (let l = 0; l < config.num_hidden_layers; l++)
+      stored.set(`h.${l}.attn.bias`, { shape: [1, 1, P, P], data: mask });
   }
 
   const hfConfig = { ...toHfConfig(config), ...opts.configOverrides };
@@ -107,7 +136,8 @@ export async function writeTinyHfCheckpoint(dir: string, family: ModelFamily, op
     await put('model.safetensors', writeSafetensors(stored, { format: 'pt' }));
   } else {
     const groups: Map<string, RawTensor>[] = [];
-    let cur = new Map<string, RawTensor>(), curBytes = 0;
+    let cur = new Map<string, RawTensor>(),
+      curBytes = 0;
     for (const name of [...stored.keys()].sort()) {
       const t = stored.get(name)!;
       if (cur.size > 0 && curBytes + t.data.byteLength > opts.shardBytes) {
@@ -131,12 +161,18 @@ export async function writeTinyHfCheckpoint(dir: string, family: ModelFamily, op
       await put(file, writeSafetensors(groups[g], { format: 'pt' }));
     }
     const sortedMap = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : 1)));
-    await put('model.safetensors.index.json', JSON.stringify({ metadata: { total_size: total }, weight_map: sortedMap }, null, 2) + '\n');
+    await put(
+      'model.safetensors.index.json',
+      JSON.stringify({ metadata: { total_size: total }, weight_map: sortedMap }, null, 2) + '\n',
+    );
   }
 
   for (const [file, content] of Object.entries(opts.extraFiles ?? {})) {
     await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
-    await put(file, typeof content === 'string' || content instanceof Uint8Array ? content : JSON.stringify(content, null, 2));
+    await put(
+      file,
+      typeof content === 'string' || content instanceof Uint8Array ? content : JSON.stringify(content, null, 2),
+    );
   }
   return { config, hfConfig, weights, stored, files };
 }

@@ -10,15 +10,19 @@ const MODELS = '/models';
 
 describe('resolveHubFile', () => {
   it('maps karpathy/tinyllamas onto the models folder, any revision', () => {
-    expect(resolveHubFile(MODELS, '/karpathy/tinyllamas/resolve/main/stories260K/stories260K.bin'))
-      .toBe('/models/stories260K/stories260K.bin');
-    expect(resolveHubFile(MODELS, '/karpathy/tinyllamas/resolve/0123abc/stories260K/tok512.bin?download=true'))
-      .toBe('/models/stories260K/tok512.bin');
+    expect(resolveHubFile(MODELS, '/karpathy/tinyllamas/resolve/main/stories260K/stories260K.bin')).toBe(
+      '/models/stories260K/stories260K.bin',
+    );
+    expect(resolveHubFile(MODELS, '/karpathy/tinyllamas/resolve/0123abc/stories260K/tok512.bin?download=true')).toBe(
+      '/models/stories260K/tok512.bin',
+    );
   });
 
   it('maps local/<name> onto the folder <name>', () => {
     expect(resolveHubFile(MODELS, '/local/stories260K/resolve/main/tok512.bin')).toBe('/models/stories260K/tok512.bin');
-    expect(resolveHubFile(MODELS, '/local/some%20model/resolve/main/sub/config.json')).toBe('/models/some model/sub/config.json');
+    expect(resolveHubFile(MODELS, '/local/some%20model/resolve/main/sub/config.json')).toBe(
+      '/models/some model/sub/config.json',
+    );
   });
 
   it('refuses unknown repos, other URL forms and paths that leave the repo folder', () => {
@@ -41,8 +45,12 @@ describe('resolveHubFile', () => {
 
 describe('dev server', () => {
   let app: AppServer;
-  beforeAll(async () => { app = await startApp('dev'); });
-  afterAll(async () => { await app?.close(); });
+  beforeAll(async () => {
+    app = await startApp('dev');
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
 
   it('serves the page with cross-origin isolation headers', async () => {
     const res = await fetch(app.url);
@@ -58,32 +66,50 @@ describe('dev server', () => {
     expect(res.headers.get('content-type')).toBe('application/wasm');
     const bytes = new Uint8Array(await res.arrayBuffer());
     expect([...bytes.subarray(0, 4)]).toEqual([0x00, 0x61, 0x73, 0x6d]);
-    expect((await fetch(new URL('tfjs-wasm/nope.wasm', app.url))).headers.get('content-type')).not.toBe('application/wasm');
+    expect((await fetch(new URL('tfjs-wasm/nope.wasm', app.url))).headers.get('content-type')).not.toBe(
+      'application/wasm',
+    );
   });
 
-  it.skipIf(!HAVE_STORIES)(HAVE_STORIES ? 'serves ../shared/models under the Hub URL layout' : sharedMissing('the hub mirror test'), async () => {
-    const want = readFileSync(path.join(STORIES_DIR, 'tok512.bin'));
-    for (const repoPath of ['karpathy/tinyllamas/resolve/main/stories260K/tok512.bin', 'local/stories260K/resolve/main/tok512.bin']) {
-      const res = await fetch(new URL(`hub/${repoPath}`, app.url));
-      expect(res.status, repoPath).toBe(200);
-      expect(res.headers.get('content-length')).toBe(String(want.length));
-      expect(Buffer.from(await res.arrayBuffer()).equals(want)).toBe(true);
-    }
-    const model = new URL('hub/karpathy/tinyllamas/resolve/main/stories260K/stories260K.bin', app.url);
-    const head = await fetch(model, { method: 'HEAD' });
-    expect(head.headers.get('content-length')).toBe(String(readFileSync(path.join(STORIES_DIR, 'stories260K.bin')).length));
-    const range = await fetch(model, { headers: { Range: 'bytes=4-11' } });
-    expect(range.status).toBe(206);
-    expect(Buffer.from(await range.arrayBuffer()).equals(readFileSync(path.join(STORIES_DIR, 'stories260K.bin')).subarray(4, 12))).toBe(true);
-    expect((await fetch(new URL('hub/karpathy/tinyllamas/resolve/main/stories15M.bin', app.url))).status).toBe(404);
-    expect((await fetch(new URL('hub/someone/else/resolve/main/x.bin', app.url))).status).toBe(404);
-  });
+  it.skipIf(!HAVE_STORIES)(
+    HAVE_STORIES ? 'serves ../shared/models under the Hub URL layout' : sharedMissing('the hub mirror test'),
+    async () => {
+      const want = readFileSync(path.join(STORIES_DIR, 'tok512.bin'));
+      for (const repoPath of [
+        'karpathy/tinyllamas/resolve/main/stories260K/tok512.bin',
+        'local/stories260K/resolve/main/tok512.bin',
+      ]) {
+        const res = await fetch(new URL(`hub/${repoPath}`, app.url));
+        expect(res.status, repoPath).toBe(200);
+        expect(res.headers.get('content-length')).toBe(String(want.length));
+        expect(Buffer.from(await res.arrayBuffer()).equals(want)).toBe(true);
+      }
+      const model = new URL('hub/karpathy/tinyllamas/resolve/main/stories260K/stories260K.bin', app.url);
+      const head = await fetch(model, { method: 'HEAD' });
+      expect(head.headers.get('content-length')).toBe(
+        String(readFileSync(path.join(STORIES_DIR, 'stories260K.bin')).length),
+      );
+      const range = await fetch(model, { headers: { Range: 'bytes=4-11' } });
+      expect(range.status).toBe(206);
+      expect(
+        Buffer.from(await range.arrayBuffer()).equals(
+          readFileSync(path.join(STORIES_DIR, 'stories260K.bin')).subarray(4, 12),
+        ),
+      ).toBe(true);
+      expect((await fetch(new URL('hub/karpathy/tinyllamas/resolve/main/stories15M.bin', app.url))).status).toBe(404);
+      expect((await fetch(new URL('hub/someone/else/resolve/main/x.bin', app.url))).status).toBe(404);
+    },
+  );
 });
 
 describe('production build and preview', () => {
   let app: AppServer;
-  beforeAll(async () => { app = await startApp('preview'); });
-  afterAll(async () => { await app?.close(); });
+  beforeAll(async () => {
+    app = await startApp('preview');
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
 
   it('copies the tfjs wasm binaries into the build', () => {
     const wasm = readdirSync(path.join(app.outDir!, 'tfjs-wasm'));

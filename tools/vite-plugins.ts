@@ -42,7 +42,7 @@ type Middleware = (req: IncomingMessage, res: ServerResponse, next: Connect.Next
 function tfjsWasmFiles(): { dir: string; files: string[] } {
   const require = createRequire(import.meta.url);
   const dir = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
-  return { dir, files: readdirSync(dir).filter(f => f.endsWith('.wasm')) };
+  return { dir, files: readdirSync(dir).filter((f) => f.endsWith('.wasm')) };
 }
 
 export function tfjsWasm(): Plugin {
@@ -54,7 +54,9 @@ export function tfjsWasm(): Plugin {
   };
   return {
     name: 'webtune:tfjs-wasm',
-    configureServer(server) { server.middlewares.use(`/${TFJS_WASM_DIR}`, serve); },
+    configureServer(server) {
+      server.middlewares.use(`/${TFJS_WASM_DIR}`, serve);
+    },
     generateBundle() {
       for (const f of files) {
         this.emitFile({ type: 'asset', fileName: `${TFJS_WASM_DIR}/${f}`, source: readFileSync(path.join(dir, f)) });
@@ -115,8 +117,12 @@ export function hubMirror(modelsDir: string): Plugin {
   };
   return {
     name: 'webtune:hub-mirror',
-    configureServer(server) { install(server.middlewares); },
-    configurePreviewServer(server) { install(server.middlewares); },
+    configureServer(server) {
+      install(server.middlewares);
+    },
+    configurePreviewServer(server) {
+      install(server.middlewares);
+    },
   };
 }
 
@@ -125,7 +131,11 @@ export function contentSecurityPolicy(): Plugin {
     name: 'webtune:csp',
     apply: 'build',
     transformIndexHtml: () => [
-      { tag: 'meta', attrs: { 'http-equiv': 'Content-Security-Policy', content: CONTENT_SECURITY_POLICY }, injectTo: 'head-prepend' },
+      {
+        tag: 'meta',
+        attrs: { 'http-equiv': 'Content-Security-Policy', content: CONTENT_SECURITY_POLICY },
+        injectTo: 'head-prepend',
+      },
     ],
   };
 }

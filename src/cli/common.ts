@@ -19,7 +19,10 @@ export class UsageError extends Error {
 
 /** A failure that already names what failed (model, data file): exit code 1, no stack unless --debug. */
 export class CliError extends Error {
-  constructor(message: string, readonly cause?: unknown) {
+  constructor(
+    message: string,
+    readonly cause?: unknown,
+  ) {
     super(message);
     this.name = 'CliError';
   }
@@ -68,12 +71,18 @@ export function str(v: Values, name: string, required = false): string | undefin
   return x;
 }
 
-export function num(v: Values, name: string, opts: { int?: boolean; min?: number; max?: number; minExclusive?: boolean } = {}): number | undefined {
+export function num(
+  v: Values,
+  name: string,
+  opts: { int?: boolean; min?: number; max?: number; minExclusive?: boolean } = {},
+): number | undefined {
   const s = str(v, name);
   if (s === undefined) return undefined;
   const x = Number(s.trim());
-  if (s.trim() === '' || !Number.isFinite(x)) throw new UsageError(`--${name} expects a number, got ${JSON.stringify(s)}`);
-  if (opts.int && !Number.isInteger(x)) throw new UsageError(`--${name} expects a whole number, got ${JSON.stringify(s)}`);
+  if (s.trim() === '' || !Number.isFinite(x))
+    throw new UsageError(`--${name} expects a number, got ${JSON.stringify(s)}`);
+  if (opts.int && !Number.isInteger(x))
+    throw new UsageError(`--${name} expects a whole number, got ${JSON.stringify(s)}`);
   if (opts.min !== undefined && (opts.minExclusive ? x <= opts.min : x < opts.min)) {
     throw new UsageError(`--${name} must be ${opts.minExclusive ? '>' : '≥'} ${opts.min}, got ${s}`);
   }
@@ -84,7 +93,8 @@ export function num(v: Values, name: string, opts: { int?: boolean; min?: number
 export function choice<T extends string>(v: Values, name: string, allowed: readonly T[]): T | undefined {
   const s = str(v, name);
   if (s === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(s)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}; got ${JSON.stringify(s)}`);
+  if (!(allowed as readonly string[]).includes(s))
+    throw new UsageError(`--${name} must be one of ${allowed.join(', ')}; got ${JSON.stringify(s)}`);
   return s as T;
 }
 
@@ -92,13 +102,13 @@ export function choice<T extends string>(v: Values, name: string, allowed: reado
 export function splitSize(v: Values, name: string): number | undefined {
   const x = num(v, name, { min: 0 });
   if (x === undefined) return undefined;
-  if (x >= 1 && !Number.isInteger(x)) throw new UsageError(`--${name} must be a fraction below 1 or a whole count, got ${x}`);
+  if (x >= 1 && !Number.isInteger(x))
+    throw new UsageError(`--${name} must be a fraction below 1 or a whole count, got ${x}`);
   return x;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Shared steps: backend, model, messages
-
 
 /** Byte progress of model files on stderr (in place on a terminal; nothing otherwise). */
 export function loadProgress(io: Io, quiet: boolean): ((p: LoadProgress) => void) | undefined {
@@ -110,7 +120,9 @@ export function loadProgress(io: Io, quiet: boolean): ((p: LoadProgress) => void
     if (!done && now - lastDraw < 100) return;
     lastDraw = now;
     const pct = p.total ? ` ${((100 * p.loaded) / p.total).toFixed(0)}%` : '';
-    io.err(`\r\x1b[2Kloading ${p.file}: ${formatBytes(p.loaded)}${p.total !== null ? ' / ' + formatBytes(p.total) : ''}${pct}${done ? '\n' : ''}`);
+    io.err(
+      `\r\x1b[2Kloading ${p.file}: ${formatBytes(p.loaded)}${p.total !== null ? ' / ' + formatBytes(p.total) : ''}${pct}${done ? '\n' : ''}`,
+    );
   };
 }
 
@@ -140,7 +152,8 @@ export async function startBackend(v: Values, io: Io): Promise<BackendName> {
   const { initBackend } = await import('../engine/backend');
   const rep = await initBackend(want as BackendChoice);
   for (const f of rep.fallbacks) {
-    if (f.backend === 'wasm' || want !== 'auto') if (!v.quiet) io.err(`webtune: ${f.backend} backend unavailable (${f.reason}); using ${rep.backend}\n`);
+    if (f.backend === 'wasm' || want !== 'auto')
+      if (!v.quiet) io.err(`webtune: ${f.backend} backend unavailable (${f.reason}); using ${rep.backend}\n`);
   }
   return rep.backend;
 }
@@ -163,13 +176,18 @@ export async function templateArg(v: Values): Promise<TemplateSpec | undefined> 
       throw new CliError(`cannot read template ${file}: ${(e as Error).message}`, e);
     }
     if (/\.(jinja2?|j2)$/i.test(file) || /\{%|\{\{/.test(src)) return { kind: 'chat_template', template: src };
-    if (!src.includes('{output}')) throw new UsageError(`template file ${file} is neither a Jinja chat template nor a custom template with {output}`);
+    if (!src.includes('{output}'))
+      throw new UsageError(
+        `template file ${file} is neither a Jinja chat template nor a custom template with {output}`,
+      );
     return { kind: 'custom', template: src.replace(/\r?\n$/, '') };
   }
   if (t === undefined) return undefined;
   if (t.includes('{output}')) return { kind: 'custom', template: t };
   if (!(TEMPLATE_NAMES as readonly string[]).includes(t)) {
-    throw new UsageError(`--template must be one of ${TEMPLATE_NAMES.join(', ')} or a custom template containing {output}; got ${JSON.stringify(t)}`);
+    throw new UsageError(
+      `--template must be one of ${TEMPLATE_NAMES.join(', ')} or a custom template containing {output}; got ${JSON.stringify(t)}`,
+    );
   }
   return { kind: t as (typeof TEMPLATE_NAMES)[number] };
 }
@@ -181,7 +199,8 @@ export function columnsArg(v: Values): Record<string, string> | undefined {
   const out: Record<string, string> = {};
   for (const part of s.split(',')) {
     const m = /^\s*([\w]+)\s*=\s*(.+?)\s*$/.exec(part);
-    if (!m) throw new UsageError(`--columns expects field=column pairs separated by commas, got ${JSON.stringify(part)}`);
+    if (!m)
+      throw new UsageError(`--columns expects field=column pairs separated by commas, got ${JSON.stringify(part)}`);
     out[m[1]] = m[2];
   }
   return out;
@@ -220,7 +239,6 @@ export async function parseOptionsArg(v: Values): Promise<ParseOptions> {
   const columns = columnsArg(v);
   return { ...(format ? { format } : {}), ...(columns ? { columns: columns as ColumnMap } : {}) };
 }
-
 
 // ---------------------------------------------------------------------------------------------------------
 // Adapters

@@ -8,8 +8,28 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import {
-  ADAPTER_OPT, BACKEND_OPT, COMMON, CliError, attachAdapterArg, DATA_OPTS, MODEL_OPTS, UsageError, choice, loadProgress, num, openModel, parseOptionsArg, readDataFiles,
-  resolveSpec, splitSize, startBackend, str, templateArg, type Command, type Io, type Values,
+  ADAPTER_OPT,
+  BACKEND_OPT,
+  COMMON,
+  CliError,
+  attachAdapterArg,
+  DATA_OPTS,
+  MODEL_OPTS,
+  UsageError,
+  choice,
+  loadProgress,
+  num,
+  openModel,
+  parseOptionsArg,
+  readDataFiles,
+  resolveSpec,
+  splitSize,
+  startBackend,
+  str,
+  templateArg,
+  type Command,
+  type Io,
+  type Values,
 } from './common';
 import { train } from './train';
 
@@ -37,16 +57,32 @@ Options:
   -q, --quiet            no progress or notes on stderr
       --debug            stack traces on errors
   -h, --help             this help`,
-  options: { ...COMMON, ...MODEL_OPTS, ...ADAPTER_OPT, ...BACKEND_OPT, text: { type: 'string' }, file: { type: 'string' }, 'no-bos': { type: 'boolean' } },
+  options: {
+    ...COMMON,
+    ...MODEL_OPTS,
+    ...ADAPTER_OPT,
+    ...BACKEND_OPT,
+    text: { type: 'string' },
+    file: { type: 'string' },
+    'no-bos': { type: 'boolean' },
+  },
   async run(v, io) {
     const text = await textArg(v);
     const backend = await startBackend(v, io);
     const m = await openModel(v, io);
     const ids = m.tokenizer.encode(text, v['no-bos'] ? { addBos: false } : {});
     const ctx = m.config.max_position_embeddings;
-    if (ids.length < 2) throw new UsageError(`the text is ${ids.length} token${ids.length === 1 ? '' : 's'} long; scoring needs at least 2`);
-    if (ids.length > ctx) throw new UsageError(`the text is ${ids.length} tokens long, more than the model's context length ${ctx}`);
-    for (const id of ids) if (id >= m.config.vocab_size) throw new CliError(`tokenizer id ${id} is outside the model's vocabulary (${m.config.vocab_size}): tokenizer and model do not match`);
+    if (ids.length < 2)
+      throw new UsageError(
+        `the text is ${ids.length} token${ids.length === 1 ? '' : 's'} long; scoring needs at least 2`,
+      );
+    if (ids.length > ctx)
+      throw new UsageError(`the text is ${ids.length} tokens long, more than the model's context length ${ctx}`);
+    for (const id of ids)
+      if (id >= m.config.vocab_size)
+        throw new CliError(
+          `tokenizer id ${id} is outside the model's vocabulary (${m.config.vocab_size}): tokenizer and model do not match`,
+        );
     const tf = await import('@tensorflow/tfjs-core');
     const { CausalLM } = await import('../engine/model');
     const model = CausalLM.fromRaw(m.config, m.weights);
@@ -56,10 +92,18 @@ Options:
       const loss = tf.tidy(() => model.loss({ inputIds, labels: inputIds, batchSize: 1, seqLen: ids.length }).loss);
       const meanNll = (await loss.data())[0];
       loss.dispose();
-      io.out(JSON.stringify({
-        model: m.name, tokens: ids, n_tokens: ids.length, n_predicted: ids.length - 1,
-        mean_nll: meanNll, perplexity: Math.exp(meanNll), backend, ...(adapter ? { adapter } : {}),
-      }) + '\n');
+      io.out(
+        JSON.stringify({
+          model: m.name,
+          tokens: ids,
+          n_tokens: ids.length,
+          n_predicted: ids.length - 1,
+          mean_nll: meanNll,
+          perplexity: Math.exp(meanNll),
+          backend,
+          ...(adapter ? { adapter } : {}),
+        }) + '\n',
+      );
     } finally {
       model.dispose();
     }
@@ -114,7 +158,10 @@ Options:
       --debug                stack traces on errors
   -h, --help                 this help`,
   options: {
-    ...COMMON, ...MODEL_OPTS, ...ADAPTER_OPT, ...BACKEND_OPT,
+    ...COMMON,
+    ...MODEL_OPTS,
+    ...ADAPTER_OPT,
+    ...BACKEND_OPT,
     prompt: { type: 'string', short: 'p' },
     'max-new-tokens': { type: 'string', short: 'n' },
     temperature: { type: 'string' },
@@ -149,7 +196,10 @@ Options:
       const { renderGenerationPrompt, templateTokensOf, encodeWithOffsets } = await import('../data');
       let text: string;
       try {
-        const messages = [...(system !== undefined ? [{ role: 'system' as const, content: system }] : []), { role: 'user' as const, content: prompt }];
+        const messages = [
+          ...(system !== undefined ? [{ role: 'system' as const, content: system }] : []),
+          { role: 'user' as const, content: prompt },
+        ];
         text = renderGenerationPrompt(messages, template, templateTokensOf(tok));
       } catch (e) {
         throw new CliError(`cannot render the prompt with the ${template.kind} template: ${(e as Error).message}`, e);
@@ -160,12 +210,19 @@ Options:
     }
     if (promptIds.length === 0) {
       const bos = tok.bosTokenId ?? m.config.bos_token_id;
-      if (bos === null || bos === undefined) throw new UsageError('the prompt is empty and the model has no BOS token to start from');
+      if (bos === null || bos === undefined)
+        throw new UsageError('the prompt is empty and the model has no BOS token to start from');
       promptIds = [bos];
     }
-    for (const id of promptIds) if (id >= m.config.vocab_size) throw new CliError(`tokenizer id ${id} is outside the model's vocabulary (${m.config.vocab_size}): tokenizer and model do not match`);
+    for (const id of promptIds)
+      if (id >= m.config.vocab_size)
+        throw new CliError(
+          `tokenizer id ${id} is outside the model's vocabulary (${m.config.vocab_size}): tokenizer and model do not match`,
+        );
     const { eosIds } = await import('../engine/config');
-    const eos = v['ignore-eos'] ? [] : [...new Set([...eosIds(m.config), ...(tok.eosTokenId !== null ? [tok.eosTokenId] : [])])];
+    const eos = v['ignore-eos']
+      ? []
+      : [...new Set([...eosIds(m.config), ...(tok.eosTokenId !== null ? [tok.eosTokenId] : [])])];
 
     // Decode the continuation in the context of the prompt, so word-initial spaces come out as the model meant.
     const promptText = tok.decode(promptIds);
@@ -185,7 +242,14 @@ Options:
     try {
       await attachAdapterArg(v, model);
       const res = await generate(model, promptIds, {
-        maxNewTokens, temperature, topK, topP, seed, eosTokenIds: eos, stopStrings: stops, decode,
+        maxNewTokens,
+        temperature,
+        topK,
+        topP,
+        seed,
+        eosTokenIds: eos,
+        stopStrings: stops,
+        decode,
         onToken: (_id, delta) => {
           if (json) return;
           text += delta;
@@ -198,14 +262,24 @@ Options:
       });
       const secs = (performance.now() - t0) / 1000;
       if (json) {
-        io.out(JSON.stringify({
-          model: m.name, prompt, prompt_tokens: promptIds, tokens: res.ids, text: res.text, finish_reason: res.finishReason,
-          ...(temperature > 0 ? { seed } : {}),
-        }) + '\n');
+        io.out(
+          JSON.stringify({
+            model: m.name,
+            prompt,
+            prompt_tokens: promptIds,
+            tokens: res.ids,
+            text: res.text,
+            finish_reason: res.finishReason,
+            ...(temperature > 0 ? { seed } : {}),
+          }) + '\n',
+        );
       } else {
         if (res.text.length > shown) io.out(res.text.slice(shown));
         io.out('\n');
-        if (!v.quiet && io.tty) io.err(`[${res.ids.length} tokens, ${(res.ids.length / secs).toFixed(1)} tokens/s, finish: ${res.finishReason}]\n`);
+        if (!v.quiet && io.tty)
+          io.err(
+            `[${res.ids.length} tokens, ${(res.ids.length / secs).toFixed(1)} tokens/s, finish: ${res.finishReason}]\n`,
+          );
       }
     } finally {
       model.dispose();
@@ -255,25 +329,50 @@ Options:
     const files = await readDataFiles(v);
     const dataMod = await import('../data');
     if (str(v, 'model') === undefined) {
-      if (template || maxLength !== undefined || v['train-on-inputs']) throw new UsageError('--template, --max-length and --train-on-inputs need --model (tokenization)');
+      if (template || maxLength !== undefined || v['train-on-inputs'])
+        throw new UsageError('--template, --max-length and --train-on-inputs need --model (tokenization)');
       const parsed = files.map((f) => {
         try {
           return dataMod.parseDataset(f.data, f.name, parse);
         } catch (e) {
-          throw new CliError(e instanceof dataMod.DatasetError ? (e.message.includes(f.name) ? e.message : `${f.name}: ${e.message}`) : `${f.name}: ${(e as Error).message}`, e);
+          throw new CliError(
+            e instanceof dataMod.DatasetError
+              ? e.message.includes(f.name)
+                ? e.message
+                : `${f.name}: ${e.message}`
+              : `${f.name}: ${(e as Error).message}`,
+            e,
+          );
         }
       });
       const examples = parsed.reduce((a, p) => a + p.examples.length, 0);
       const errors = parsed.flatMap((p) => p.errors);
       const all = parsed.flatMap((p) => p.examples);
       const splits = dataMod.splitDataset(all, { validation, evaluation, seed });
-      io.out(JSON.stringify({
-        files: parsed.map((p) => ({ file: p.file, format: p.format, container: p.container, rows: p.rows, examples: p.examples.length, errors: p.errors.length })),
-        examples,
-        splits: { train: splits.train.length, validation: splits.validation.length, evaluation: splits.evaluation.length },
-        errors: errors.slice(0, 50),
-        error_count: errors.length,
-      }, null, 2) + '\n');
+      io.out(
+        JSON.stringify(
+          {
+            files: parsed.map((p) => ({
+              file: p.file,
+              format: p.format,
+              container: p.container,
+              rows: p.rows,
+              examples: p.examples.length,
+              errors: p.errors.length,
+            })),
+            examples,
+            splits: {
+              train: splits.train.length,
+              validation: splits.validation.length,
+              evaluation: splits.evaluation.length,
+            },
+            errors: errors.slice(0, 50),
+            error_count: errors.length,
+          },
+          null,
+          2,
+        ) + '\n',
+      );
       return;
     }
     const { spec, arg } = await resolveSpec(v);
@@ -287,8 +386,13 @@ Options:
     let prepared;
     try {
       prepared = dataMod.prepareDataset(files, tk.tokenizer, {
-        template, maxLength: maxLength ?? Math.min(tk.config.max_position_embeddings, 1024),
-        trainOnInputs: !!v['train-on-inputs'], validation, evaluation, seed, parse,
+        template,
+        maxLength: maxLength ?? Math.min(tk.config.max_position_embeddings, 1024),
+        trainOnInputs: !!v['train-on-inputs'],
+        validation,
+        evaluation,
+        seed,
+        parse,
       });
     } catch (e) {
       throw new CliError((e as Error).message, e);
@@ -323,7 +427,9 @@ function routeConsole(io: Io, quiet: boolean, debug: boolean): () => void {
   const saved = { log: console.log, info: console.info, warn: console.warn, debug: console.debug };
   const sink = (...a: unknown[]) => {
     if (quiet && !debug) return;
-    const line = a.map((x) => (typeof x === 'string' ? x : x instanceof Error ? x.message : JSON.stringify(x))).join(' ');
+    const line = a
+      .map((x) => (typeof x === 'string' ? x : x instanceof Error ? x.message : JSON.stringify(x)))
+      .join(' ');
     if (!debug && /tensorflow|tfjs|tf\.js/i.test(line)) return; // backend banners and platform notes
     io.err(line + '\n');
   };
@@ -345,7 +451,9 @@ export async function run(argv: string[], io: Io = processIo()): Promise<number>
     return 0;
   }
   if (cmdName === '--version' || cmdName === '-V') {
-    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     io.out(`webtune ${pkg.version}\n`);
     return 0;
   }
@@ -359,7 +467,9 @@ export async function run(argv: string[], io: Io = processIo()): Promise<number>
     const parsed = parseArgs({ args: rest, options: cmd.options, strict: true, allowPositionals: false });
     values = parsed.values as Values;
   } catch (e) {
-    io.err(`webtune ${cmd.name}: ${(e as Error).message.replace(/\. To specify a positional argument.*$/s, '')}\nRun "webtune ${cmd.name} --help" for usage.\n`);
+    io.err(
+      `webtune ${cmd.name}: ${(e as Error).message.replace(/\. To specify a positional argument.*$/s, '')}\nRun "webtune ${cmd.name} --help" for usage.\n`,
+    );
     return 2;
   }
   if (values.help) {

@@ -44,7 +44,9 @@ function urlFileSource(url: string): { source: FileSource; file: string } {
   const u = new URL(url);
   const file = decodeURIComponent(u.pathname.slice(u.pathname.lastIndexOf('/') + 1)) || 'file';
   const source: FileSource = {
-    describe: url.slice(0, url.length - u.pathname.length - u.search.length - u.hash.length) + u.pathname.slice(0, u.pathname.lastIndexOf('/')),
+    describe:
+      url.slice(0, url.length - u.pathname.length - u.search.length - u.hash.length) +
+      u.pathname.slice(0, u.pathname.lastIndexOf('/')),
     async read(f, onProgress) {
       if (f !== file) throw new FileNotFoundError(f, `${f} not found (only ${url} was given)`);
       let res: Response;
@@ -77,17 +79,22 @@ export function parseHubUrl(url: string): { base: string; repo: string; revision
   const r = segs.indexOf('resolve');
   if (r < 0) {
     // https://huggingface.co/owner/name: a repository page
-    if (segs.length === 2 || segs.length === 1) return { base: u.origin, repo: segs.join('/'), revision: 'main', subpath: '' };
+    if (segs.length === 2 || segs.length === 1)
+      return { base: u.origin, repo: segs.join('/'), revision: 'main', subpath: '' };
     return null;
   }
-  if (r === 0 || r + 1 >= segs.length) throw new ResolveError(`${url}: expected {base}/{owner}/{name}/resolve/{revision}[/{path}]`);
+  if (r === 0 || r + 1 >= segs.length)
+    throw new ResolveError(`${url}: expected {base}/{owner}/{name}/resolve/{revision}[/{path}]`);
   const repoSegs = segs.slice(Math.max(0, r - 2), r);
   const baseSegs = segs.slice(0, Math.max(0, r - 2));
   return {
     base: u.origin + (baseSegs.length ? '/' + baseSegs.join('/') : ''),
     repo: repoSegs.map(decodeURIComponent).join('/'),
     revision: decodeURIComponent(segs[r + 1]),
-    subpath: segs.slice(r + 2).map(decodeURIComponent).join('/'),
+    subpath: segs
+      .slice(r + 2)
+      .map(decodeURIComponent)
+      .join('/'),
   };
 }
 
@@ -127,7 +134,9 @@ function resolveUrl(arg: string): ModelSpec {
       const { source, file } = urlFileSource(arg);
       return { source, file, kind: 'llama2c' };
     }
-    throw new ResolveError(`${arg}: not a Hub-layout URL ({base}/{owner}/{name}/resolve/{revision}[/{path}]) or a .bin file`);
+    throw new ResolveError(
+      `${arg}: not a Hub-layout URL ({base}/{owner}/{name}/resolve/{revision}[/{path}]) or a .bin file`,
+    );
   }
   const repoSrc = hubSource(hub.base, hub.repo, hub.revision);
   const sub = hub.subpath;
@@ -148,14 +157,20 @@ async function resolveLocal(arg: string): Promise<ModelSpec> {
     if (await src.has('config.json')) return { source: src, kind: 'hf', name: path.basename(full) };
     const bins = (await readdir(full)).filter((f) => /\.bin$/i.test(f) && !TOKENIZER_BIN.test(f));
     if (bins.length === 1) return { source: src, kind: 'llama2c', file: bins[0] };
-    if (bins.length > 1) throw new ResolveError(`model folder ${arg} has no config.json and several .bin files (${bins.join(', ')}): name the checkpoint file`);
-    throw new ResolveError(`model folder ${arg} has no config.json (Hugging Face layout) and no llama2.c .bin checkpoint`);
+    if (bins.length > 1)
+      throw new ResolveError(
+        `model folder ${arg} has no config.json and several .bin files (${bins.join(', ')}): name the checkpoint file`,
+      );
+    throw new ResolveError(
+      `model folder ${arg} has no config.json (Hugging Face layout) and no llama2.c .bin checkpoint`,
+    );
   }
   if (!st.isFile()) throw new ResolveError(`model ${arg} is neither a file nor a folder`);
   const base = path.basename(full);
   const dir = path.dirname(full);
   if (/\.bin$/i.test(base)) return { source: dirSource(dir), kind: 'llama2c', file: base };
-  if (/^config\.json$|\.safetensors(\.index\.json)?$/i.test(base)) return { source: dirSource(dir), kind: 'hf', name: path.basename(dir) };
+  if (/^config\.json$|\.safetensors(\.index\.json)?$/i.test(base))
+    return { source: dirSource(dir), kind: 'hf', name: path.basename(dir) };
   throw new ResolveError(`model ${arg}: expected a model folder, a llama2.c .bin checkpoint or a Hub URL`);
 }
 
@@ -163,8 +178,11 @@ async function resolveLocal(arg: string): Promise<ModelSpec> {
 export async function adapterSource(arg: string): Promise<FileSource> {
   if (isUrl(arg)) {
     const hub = parseHubUrl(arg);
-    if (!hub) throw new ResolveError(`${arg}: not a Hub-layout URL ({base}/{owner}/{name}/resolve/{revision}[/{path}])`);
-    const sub = /(^|\/)adapter_(config\.json|model\.safetensors)$/.test(hub.subpath) ? hub.subpath.replace(/\/?[^/]*$/, '') : hub.subpath;
+    if (!hub)
+      throw new ResolveError(`${arg}: not a Hub-layout URL ({base}/{owner}/{name}/resolve/{revision}[/{path}])`);
+    const sub = /(^|\/)adapter_(config\.json|model\.safetensors)$/.test(hub.subpath)
+      ? hub.subpath.replace(/\/?[^/]*$/, '')
+      : hub.subpath;
     return subSource(hubSource(hub.base, hub.repo, hub.revision), sub);
   }
   const full = path.resolve(arg);

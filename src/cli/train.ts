@@ -5,8 +5,24 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  BACKEND_OPT, COMMON, CliError, DATA_OPTS, MODEL_OPTS, UsageError, choice, num, openModel, parseOptionsArg, readDataFiles,
-  splitSize, startBackend, str, templateArg, type Command, type Io, type Values,
+  BACKEND_OPT,
+  COMMON,
+  CliError,
+  DATA_OPTS,
+  MODEL_OPTS,
+  UsageError,
+  choice,
+  num,
+  openModel,
+  parseOptionsArg,
+  readDataFiles,
+  splitSize,
+  startBackend,
+  str,
+  templateArg,
+  type Command,
+  type Io,
+  type Values,
 } from './common';
 import type { FinetuneConfig, SessionMetrics, EvalMetrics, DatasetSource } from '../train/session';
 
@@ -81,7 +97,9 @@ Other:
 function fmtTime(sec: number): string {
   if (!Number.isFinite(sec) || sec < 0) return '?';
   const s = Math.round(sec);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  const h = Math.floor(s / 3600),
+    m = Math.floor((s % 3600) / 60),
+    r = s % 60;
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
 }
 
@@ -95,7 +113,11 @@ class Progress {
   private tps: number | null = null;
   private barShown = false;
 
-  constructor(private io: Io, private maxSteps: number, private quiet: boolean) {}
+  constructor(
+    private io: Io,
+    private maxSteps: number,
+    private quiet: boolean,
+  ) {}
 
   private eta(step: number): string {
     const el = (performance.now() - this.t0) / 1000;
@@ -131,13 +153,15 @@ class Progress {
     this.tps = m.tokens_per_sec;
     this.line(
       `step ${m.step}/${this.maxSteps}  epoch ${m.epoch.toFixed(2)}  loss ${fmt(m.loss)}  acc ${fmt(m.accuracy, 3)}  ` +
-      `lr ${m.lr.toExponential(2)}  grad_norm ${fmt(m.grad_norm, 3)}  ${m.tokens_per_sec.toFixed(0)} tok/s  eta ${this.eta(m.step)}`,
+        `lr ${m.lr.toExponential(2)}  grad_norm ${fmt(m.grad_norm, 3)}  ${m.tokens_per_sec.toFixed(0)} tok/s  eta ${this.eta(m.step)}`,
     );
     this.tick(m.step);
   }
 
   evaluation(e: EvalMetrics): void {
-    this.line(`eval  step ${e.step}  eval_loss ${fmt(e.eval_loss)}  eval_acc ${fmt(e.eval_accuracy, 3)}  (${e.eval_tokens} tokens, ${e.eval_runtime.toFixed(1)}s)`);
+    this.line(
+      `eval  step ${e.step}  eval_loss ${fmt(e.eval_loss)}  eval_acc ${fmt(e.eval_accuracy, 3)}  (${e.eval_tokens} tokens, ${e.eval_runtime.toFixed(1)}s)`,
+    );
   }
 
   note(s: string): void {
@@ -153,7 +177,9 @@ class Progress {
 /** FinetuneConfig fields from the command line (only those given; the session supplies the defaults). */
 async function configFromArgs(v: Values): Promise<Partial<FinetuneConfig>> {
   const c: Partial<FinetuneConfig> = {};
-  const set = <K extends keyof FinetuneConfig>(k: K, x: FinetuneConfig[K] | undefined) => { if (x !== undefined) c[k] = x; };
+  const set = <K extends keyof FinetuneConfig>(k: K, x: FinetuneConfig[K] | undefined) => {
+    if (x !== undefined) c[k] = x;
+  };
   set('learning_rate', num(v, 'lr', { min: 0 }));
   set('num_train_epochs', num(v, 'epochs', { min: 0, minExclusive: true }));
   set('max_steps', num(v, 'max-steps', { int: true, min: 1 }));
@@ -186,7 +212,10 @@ async function configFromArgs(v: Values): Promise<Partial<FinetuneConfig>> {
   set('lora_dropout', num(v, 'dropout', { min: 0, max: 0.999999 }));
   const targets = str(v, 'targets');
   if (targets !== undefined) {
-    const list = targets.split(',').map((t) => t.trim()).filter(Boolean);
+    const list = targets
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
     if (list.length === 0) throw new UsageError('--targets expects module names separated by commas, or all-linear');
     c.target_modules = list.length === 1 && list[0] === 'all-linear' ? 'all-linear' : list;
   }
@@ -201,7 +230,10 @@ export const train: Command = {
   summary: 'fine-tune a LoRA adapter on a dataset and save it in PEFT format',
   usage: TRAIN_USAGE,
   options: {
-    ...COMMON, ...MODEL_OPTS, ...BACKEND_OPT, ...TRAIN_DATA_OPTS,
+    ...COMMON,
+    ...MODEL_OPTS,
+    ...BACKEND_OPT,
+    ...TRAIN_DATA_OPTS,
     'validation-data': { type: 'string', multiple: true },
     out: { type: 'string', short: 'o' },
     lr: { type: 'string' },
@@ -247,7 +279,9 @@ export const train: Command = {
     }
     if (!(v.data as string[] | undefined)?.length) throw new UsageError('--data is required');
     const files = await readDataFiles(v);
-    const valFiles = (v['validation-data'] as string[] | undefined)?.length ? await readDataFiles({ data: v['validation-data'] }) : [];
+    const valFiles = (v['validation-data'] as string[] | undefined)?.length
+      ? await readDataFiles({ data: v['validation-data'] })
+      : [];
     const quiet = !!v.quiet;
     const saveSteps = v['save-steps'] === undefined ? undefined : num(v, 'save-steps', { int: true, min: 1 });
     const resumeFrom = v['resume-from-checkpoint'] as string | undefined;
@@ -260,7 +294,10 @@ export const train: Command = {
         try {
           count += parseDataset(f.data, f.name, parse).examples.length;
         } catch (e) {
-          throw new CliError((e as Error).message.includes(f.name) ? (e as Error).message : `${f.name}: ${(e as Error).message}`, e);
+          throw new CliError(
+            (e as Error).message.includes(f.name) ? (e as Error).message : `${f.name}: ${(e as Error).message}`,
+            e,
+          );
         }
       }
       config.val_size = count >= 10 ? 0.05 : 0;
@@ -279,15 +316,26 @@ export const train: Command = {
       mem.checkModelFits(countParams(m.config), backend, limits, { config: m.config, modelName: m.name });
       model = CausalLM.fromRaw(m.config, m.weights);
     } catch (e) {
-      const oom = mem.explainOutOfMemory(e, { phase: 'load', backend, modelName: m.name, limits, extra: { modelConfig: m.config } });
+      const oom = mem.explainOutOfMemory(e, {
+        phase: 'load',
+        backend,
+        modelName: m.name,
+        limits,
+        extra: { modelConfig: m.config },
+      });
       throw new CliError(oom?.message ?? (e as Error).message, e);
     }
-    const toSource = (f: { name: string; data: Uint8Array }): DatasetSource => ({ name: f.name, bytes: f.data, options: parse });
+    const toSource = (f: { name: string; data: Uint8Array }): DatasetSource => ({
+      name: f.name,
+      bytes: f.data,
+      options: parse,
+    });
     const isUrl = /^https?:\/\//i.test(m.arg);
     let session: InstanceType<typeof FinetuneSession>;
     try {
       session = new FinetuneSession({
-        model, tokenizer: m.tokenizer,
+        model,
+        tokenizer: m.tokenizer,
         data: { train: files.map(toSource), ...(valFiles.length ? { validation: valFiles.map(toSource) } : {}) },
         config,
         baseModelName: isUrl ? m.name : path.resolve(m.arg),
@@ -304,16 +352,30 @@ export const train: Command = {
       if (!quiet) {
         io.err(
           `model ${m.name} (${m.config.family}, ${(est.total_params / 1e6).toFixed(2)}M params) on ${backend}; ` +
-          `LoRA r=${session.lora.r} on ${Array.isArray(session.lora.target_modules) ? session.lora.target_modules.join(',') : session.lora.target_modules}: ` +
-          `${est.trainable_params} trainable (${est.trainable_percent.toFixed(3)}%)\n` +
-          `data: ${d.train.examples.length} train, ${d.validation.examples.length} validation, ${d.test.examples.length} test examples; ` +
-          `${session.stepsPerEpoch} steps/epoch, ${session.maxSteps} steps\n`,
+            `LoRA r=${session.lora.r} on ${Array.isArray(session.lora.target_modules) ? session.lora.target_modules.join(',') : session.lora.target_modules}: ` +
+            `${est.trainable_params} trainable (${est.trainable_percent.toFixed(3)}%)\n` +
+            `data: ${d.train.examples.length} train, ${d.validation.examples.length} validation, ${d.test.examples.length} test examples; ` +
+            `${session.stepsPerEpoch} steps/epoch, ${session.maxSteps} steps\n`,
         );
       }
       const fitExtra = { modules: session.adapter.layers.size, modelConfig: model.config };
       const fit = mem.fitReport(est, backend, limits, fitExtra);
       if (dryRun) {
-        io.out(JSON.stringify({ model: m.name, backend, config: session.config, lora: session.lora, estimate: est, memory_fit: { needed_bytes: fit.neededBytes, limit_bytes: fit.limits.totalBytes, fits: fit.fits }, data: d.report }, null, 2) + '\n');
+        io.out(
+          JSON.stringify(
+            {
+              model: m.name,
+              backend,
+              config: session.config,
+              lora: session.lora,
+              estimate: est,
+              memory_fit: { needed_bytes: fit.neededBytes, limit_bytes: fit.limits.totalBytes, fits: fit.fits },
+              data: d.report,
+            },
+            null,
+            2,
+          ) + '\n',
+        );
         return;
       }
       try {
@@ -359,7 +421,14 @@ export const train: Command = {
       let result;
       try {
         result = await session.run({
-          ...(saveSteps ? { saveSteps, onSave: async (ck) => { await saveCheckpointToDir(checkpointDir, ck); } } : {}),
+          ...(saveSteps
+            ? {
+                saveSteps,
+                onSave: async (ck) => {
+                  await saveCheckpointToDir(checkpointDir, ck);
+                },
+              }
+            : {}),
           onMetrics: (x) => progress.metrics(x),
           onEval: (e) => progress.evaluation(e),
           shouldStop: () => {
@@ -368,7 +437,14 @@ export const train: Command = {
           },
         });
       } catch (e) {
-        const oom = mem.explainOutOfMemory(e, { phase: session.globalStep === 0 ? 'first-step' : 'step', backend, estimate: est, config: session.config, limits, extra: fitExtra });
+        const oom = mem.explainOutOfMemory(e, {
+          phase: session.globalStep === 0 ? 'first-step' : 'step',
+          backend,
+          estimate: est,
+          config: session.config,
+          limits,
+          extra: fitExtra,
+        });
         throw oom ? new CliError(oom.message, e) : e;
       } finally {
         process.off('SIGINT', onSigint);
@@ -390,9 +466,13 @@ export const train: Command = {
       await save('metrics.csv', session.metricsCsv());
 
       // Held-out generation: exact match and ROUGE-L (Super-NaturalInstructions normalisation), base vs tuned.
-      let generation: { base: { exact_match: number; rougeL: number; count: number }; tuned: { exact_match: number; rougeL: number; count: number } } | null = null;
+      let generation: {
+        base: { exact_match: number; rougeL: number; count: number };
+        tuned: { exact_match: number; rougeL: number; count: number };
+      } | null = null;
       if (result.status !== 'diverged' && d.test.examples.length > 0) {
-        if (!quiet) io.err(`evaluating greedy generations on ${d.test.examples.length} held-out examples (base vs tuned)\n`);
+        if (!quiet)
+          io.err(`evaluating greedy generations on ${d.test.examples.length} held-out examples (base vs tuned)\n`);
         const g = await session.generationEval();
         await save('generation_eval.json', JSON.stringify(g, null, 2) + '\n');
         const pick = (r: typeof g.base) => ({ exact_match: r.exact_match, rougeL: r.rougeL, count: r.count });
@@ -416,7 +496,8 @@ export const train: Command = {
         ...(result.message ? { message: result.message } : {}),
       };
       io.out(JSON.stringify(summary) + '\n');
-      if (result.status === 'diverged') throw new CliError(`${result.message} (adapter and metrics saved to ${outDir})`);
+      if (result.status === 'diverged')
+        throw new CliError(`${result.message} (adapter and metrics saved to ${outDir})`);
       if (!quiet) io.err(`saved ${written.join(', ')} to ${outDir}\n`);
     } finally {
       session.dispose();

@@ -38,7 +38,8 @@ export type SplitSize = number | undefined;
 
 export function resolveSplitSize(size: SplitSize, total: number, what: string): number {
   if (size === undefined || size === 0) return 0;
-  if (!Number.isFinite(size) || size < 0) throw new Error(`${what} size must be a fraction in (0, 1) or a count ≥ 1, got ${size}`);
+  if (!Number.isFinite(size) || size < 0)
+    throw new Error(`${what} size must be a fraction in (0, 1) or a count ≥ 1, got ${size}`);
   if (size < 1) return Math.max(1, Math.round(size * total));
   if (!Number.isInteger(size)) throw new Error(`${what} size ${size} is neither a fraction below 1 nor a whole count`);
   return size;
@@ -128,10 +129,18 @@ function roundUp(n: number, m: number | undefined): number {
 }
 
 /** Builds one batch from rows, each a list of example indices laid end to end. */
-export function collate(examples: readonly TokenizedExample[], rows: number[][], opts: { padTokenId?: number; padToMultipleOf?: number; seqLen?: number; packed?: boolean }): Batch {
+export function collate(
+  examples: readonly TokenizedExample[],
+  rows: number[][],
+  opts: { padTokenId?: number; padToMultipleOf?: number; seqLen?: number; packed?: boolean },
+): Batch {
   const batchSize = rows.length;
   let longest = 0;
-  for (const r of rows) longest = Math.max(longest, r.reduce((s, i) => s + examples[i].inputIds.length, 0));
+  for (const r of rows)
+    longest = Math.max(
+      longest,
+      r.reduce((s, i) => s + examples[i].inputIds.length, 0),
+    );
   const seqLen = Math.max(opts.seqLen ?? 0, roundUp(longest, opts.padToMultipleOf), 1);
   if (longest > seqLen) throw new Error(`row of ${longest} tokens does not fit seqLen ${seqLen}`);
   const size = batchSize * seqLen;
@@ -186,7 +195,8 @@ export function packBestFit(lengths: readonly number[], order: readonly number[]
 
 /** All batches of one epoch. */
 export function makeBatches(examples: readonly TokenizedExample[], opts: BatchOptions): Batch[] {
-  if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) throw new Error(`batchSize must be a whole number ≥ 1, got ${opts.batchSize}`);
+  if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1)
+    throw new Error(`batchSize must be a whole number ≥ 1, got ${opts.batchSize}`);
   const seed = (opts.seed + Math.imul(opts.epoch ?? 0, 0x2545f491)) >>> 0;
   const all = examples.map((_, i) => i);
   const order = opts.shuffle === false ? all : shuffled(all, seed);
@@ -198,7 +208,13 @@ export function makeBatches(examples: readonly TokenizedExample[], opts: BatchOp
     const groups: number[][][] = [];
     for (let i = 0; i < rows.length; i += opts.batchSize) groups.push(rows.slice(i, i + opts.batchSize));
     if (opts.dropLast && groups.length && groups[groups.length - 1].length < opts.batchSize) groups.pop();
-    return groups.map((g) => collate(examples, g, { padTokenId: opts.padTokenId, seqLen: opts.packing ? opts.packing.seqLen : undefined, packed: true }));
+    return groups.map((g) =>
+      collate(examples, g, {
+        padTokenId: opts.padTokenId,
+        seqLen: opts.packing ? opts.packing.seqLen : undefined,
+        packed: true,
+      }),
+    );
   }
   let groups: number[][] = [];
   if (opts.groupByLength) {
@@ -211,10 +227,17 @@ export function makeBatches(examples: readonly TokenizedExample[], opts: BatchOp
     groups.forEach((g, k) => {
       if (lengths[g[0]] > lengths[groups[longestGroup][0]]) longestGroup = k;
     });
-    if (longestGroup > 0) groups = [groups[longestGroup], ...groups.slice(0, longestGroup), ...groups.slice(longestGroup + 1)];
+    if (longestGroup > 0)
+      groups = [groups[longestGroup], ...groups.slice(0, longestGroup), ...groups.slice(longestGroup + 1)];
   } else {
     for (let i = 0; i < order.length; i += opts.batchSize) groups.push(order.slice(i, i + opts.batchSize));
   }
   if (opts.dropLast) groups = groups.filter((g) => g.length === opts.batchSize);
-  return groups.map((g) => collate(examples, g.map((i) => [i]), { padTokenId: opts.padTokenId, padToMultipleOf: opts.padToMultipleOf }));
+  return groups.map((g) =>
+    collate(
+      examples,
+      g.map((i) => [i]),
+      { padTokenId: opts.padTokenId, padToMultipleOf: opts.padToMultipleOf },
+    ),
+  );
 }

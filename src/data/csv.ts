@@ -40,7 +40,9 @@ export function parseCsv(text: string, delimiter = ','): CsvParseResult {
   let i = 0;
   const n = text.length;
   const d = delimiter.charCodeAt(0);
-  const QUOTE = 0x22, LF = 0x0a, CR = 0x0d;
+  const QUOTE = 0x22,
+    LF = 0x0a,
+    CR = 0x0d;
   // Fields are taken as slices of `text` (not built a character at a time): linear time and memory on multi-MB fields.
   while (i < n) {
     const recordLine = line;
@@ -81,7 +83,11 @@ export function parseCsv(text: string, delimiter = ','): CsvParseResult {
           field += text.slice(from, i);
           issues.push({ line: quoteLine, column: quoteCol, message: 'unterminated quoted field (missing closing ")' });
         } else if (i < n && text.charCodeAt(i) !== d && text.charCodeAt(i) !== LF && text.charCodeAt(i) !== CR) {
-          issues.push({ line, column: i - lineStart + 1, message: `unexpected ${JSON.stringify(text[i])} after a closing quote (quotes inside a field must be doubled: "")` });
+          issues.push({
+            line,
+            column: i - lineStart + 1,
+            message: `unexpected ${JSON.stringify(text[i])} after a closing quote (quotes inside a field must be doubled: "")`,
+          });
           from = i;
           while (i < n && text.charCodeAt(i) !== d && text.charCodeAt(i) !== LF && text.charCodeAt(i) !== CR) i++;
           field += text.slice(from, i);
@@ -92,7 +98,11 @@ export function parseCsv(text: string, delimiter = ','): CsvParseResult {
         for (let c = text.charCodeAt(i); i < n && c !== d && c !== LF && c !== CR; c = text.charCodeAt(++i)) {
           if (c === QUOTE && !quoted) {
             // Once per field: a multi-MB field full of quotes must not become millions of issues.
-            issues.push({ line, column: i - lineStart + 1, message: 'quote inside an unquoted field (quote the whole field and double the quote: "")' });
+            issues.push({
+              line,
+              column: i - lineStart + 1,
+              message: 'quote inside an unquoted field (quote the whole field and double the quote: "")',
+            });
             quoted = true;
           }
         }

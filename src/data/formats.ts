@@ -69,28 +69,40 @@ export const isPromptCompletion = (e: Example): e is PromptCompletionExample => 
 export const isText = (e: Example): e is TextExample => 'text' in e;
 
 export type DatasetFormat =
-  | 'alpaca'
-  | 'dolly'
-  | 'prompt_completion'
-  | 'messages'
-  | 'sharegpt'
-  | 'self_instruct'
-  | 'qa'
-  | 'text'
-  | 'prompts';
+  'alpaca' | 'dolly' | 'prompt_completion' | 'messages' | 'sharegpt' | 'self_instruct' | 'qa' | 'text' | 'prompts';
 
 export const DATASET_FORMATS: readonly DatasetFormat[] = [
-  'alpaca', 'dolly', 'prompt_completion', 'messages', 'sharegpt', 'self_instruct', 'qa', 'text', 'prompts',
+  'alpaca',
+  'dolly',
+  'prompt_completion',
+  'messages',
+  'sharegpt',
+  'self_instruct',
+  'qa',
+  'text',
+  'prompts',
 ];
 
 /** Canonical field names; `columns` maps them to the names used in a file. */
 export type CanonicalField =
-  | 'instruction' | 'input' | 'output' | 'system' | 'history'
-  | 'context' | 'response'
-  | 'prompt' | 'completion'
-  | 'messages' | 'conversations' | 'role' | 'content' | 'from' | 'value'
+  | 'instruction'
+  | 'input'
+  | 'output'
+  | 'system'
+  | 'history'
+  | 'context'
+  | 'response'
+  | 'prompt'
+  | 'completion'
+  | 'messages'
+  | 'conversations'
+  | 'role'
+  | 'content'
+  | 'from'
+  | 'value'
   | 'instances'
-  | 'question' | 'answer'
+  | 'question'
+  | 'answer'
   | 'text'
   | 'turns';
 
@@ -229,7 +241,11 @@ function readJsonArray(file: string, text: string): RawRow[] {
   }
   const lines = new LineIndex(text);
   const offsets = topLevelArrayElementOffsets(text);
-  return value.map((v, index) => ({ value: v, index, line: offsets[index] !== undefined ? lines.line(offsets[index]) : 1 }));
+  return value.map((v, index) => ({
+    value: v,
+    index,
+    line: offsets[index] !== undefined ? lines.line(offsets[index]) : 1,
+  }));
 }
 
 function* readJsonLines(file: string, text: string, errors: RowError[]): Generator<ParseProgress, RawRow[]> {
@@ -266,7 +282,12 @@ function readDelimited(file: string, text: string, delimiter: string, errors: Ro
   for (let r = 1; r < records.length; r++) {
     const rec = records[r];
     if (rec.fields.length !== header.length) {
-      errors.push({ file, line: rec.line, index: r - 1, message: `expected ${header.length} fields (as in the header), found ${rec.fields.length}` });
+      errors.push({
+        file,
+        line: rec.line,
+        index: r - 1,
+        message: `expected ${header.length} fields (as in the header), found ${rec.fields.length}`,
+      });
       continue;
     }
     const obj: Record<string, string> = {};
@@ -304,10 +325,7 @@ function readPlainText(text: string, separator: NonNullable<ParseOptions['textSe
   };
   for (let l = 0; l < lines.length; l++) {
     const s = lines[l];
-    const isSep =
-      separator === 'line' ||
-      s.trim() === '' ||
-      (separator === 'auto' && s.trim() === '<|endoftext|>');
+    const isSep = separator === 'line' || s.trim() === '' || (separator === 'auto' && s.trim() === '<|endoftext|>');
     if (separator === 'line') {
       if (s.trim()) docs.push({ value: { text: s.trim() }, line: l + 1, index: docs.length });
       continue;
@@ -345,7 +363,6 @@ function kindOf(v: unknown): string {
   if (typeof v === 'string') return 'a string';
   return `a ${typeof v}`;
 }
-
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -413,9 +430,16 @@ class RowContext {
     return null;
   }
   /** A required string field; `nonEmpty` rejects whitespace-only strings. */
-  str(rec: Record<string, unknown>, f: CanonicalField, what: string, nonEmpty: boolean, path = this.name(f)): string | null {
+  str(
+    rec: Record<string, unknown>,
+    f: CanonicalField,
+    what: string,
+    nonEmpty: boolean,
+    path = this.name(f),
+  ): string | null {
     const v = rec[this.name(f)];
-    if (v === undefined || v === null) return this.error(path, `missing ${what} (expected a ${nonEmpty ? 'non-empty ' : ''}string)`);
+    if (v === undefined || v === null)
+      return this.error(path, `missing ${what} (expected a ${nonEmpty ? 'non-empty ' : ''}string)`);
     return this.checkStr(v, path, what, nonEmpty);
   }
   checkStr(v: unknown, path: string, what: string, nonEmpty: boolean): string | null {
@@ -443,7 +467,12 @@ function userTurn(instruction: string, input: string): Message {
   return { role: 'user', content: joinInstruction(instruction, input), instruction, input };
 }
 
-function convertAlpaca(ctx: RowContext, rec: Record<string, unknown>, responseField: 'output' | 'response', inputField: 'input' | 'context'): Example | null {
+function convertAlpaca(
+  ctx: RowContext,
+  rec: Record<string, unknown>,
+  responseField: 'output' | 'response',
+  inputField: 'input' | 'context',
+): Example | null {
   const instruction = ctx.str(rec, 'instruction', 'instruction', true);
   const input = ctx.optStr(rec, inputField, inputField);
   const output = ctx.str(rec, responseField, 'response', true);
@@ -460,7 +489,10 @@ function convertAlpaca(ctx: RowContext, rec: Record<string, unknown>, responseFi
     } else {
       hv.forEach((pair, k) => {
         if (!Array.isArray(pair) || pair.length !== 2) {
-          ctx.error(`${hName}[${k}]`, `expected an [instruction, response] pair, found ${Array.isArray(pair) ? `${pair.length} items` : kindOf(pair)}`);
+          ctx.error(
+            `${hName}[${k}]`,
+            `expected an [instruction, response] pair, found ${Array.isArray(pair) ? `${pair.length} items` : kindOf(pair)}`,
+          );
           ok = false;
           return;
         }
@@ -516,7 +548,10 @@ function convertMessageList(
       for (const part of cv) {
         if (isRecord(part) && part.type === 'text' && typeof part.text === 'string') texts.push(part.text);
         else {
-          ctx.error(`${p}.${contentKey}`, `content part ${isRecord(part) ? `of type "${String(part.type)}"` : kindOf(part)} is not supported (text parts only)`);
+          ctx.error(
+            `${p}.${contentKey}`,
+            `content part ${isRecord(part) ? `of type "${String(part.type)}"` : kindOf(part)} is not supported (text parts only)`,
+          );
           ok = false;
           return;
         }
@@ -601,8 +636,13 @@ function convertRow(format: DatasetFormat, ctx: RowContext, roles: Record<string
         const prompt = convertMessageList(ctx, pv ?? [], ctx.name('prompt'), 'role', 'content', roles);
         const completion = convertMessageList(ctx, cv ?? [], ctx.name('completion'), 'role', 'content', roles);
         if (!prompt || !completion) return null;
-        if (!completion.some((m) => m.role === 'assistant')) return ctx.error(ctx.name('completion'), 'completion has no assistant message');
-        const e = finishConversation(ctx, [...prompt.map((m) => (m.role === 'assistant' ? { ...m, train: false } : m)), ...completion], ctx.name('completion'));
+        if (!completion.some((m) => m.role === 'assistant'))
+          return ctx.error(ctx.name('completion'), 'completion has no assistant message');
+        const e = finishConversation(
+          ctx,
+          [...prompt.map((m) => (m.role === 'assistant' ? { ...m, train: false } : m)), ...completion],
+          ctx.name('completion'),
+        );
         return e && [e];
       }
       const p = ctx.str(rec, 'prompt', 'prompt', true);
@@ -612,7 +652,14 @@ function convertRow(format: DatasetFormat, ctx: RowContext, roles: Record<string
     }
     case 'messages': {
       const name = ctx.name('messages');
-      const msgs = convertMessageList(ctx, rec[name], name, ctx.columns.role ?? 'role', ctx.columns.content ?? 'content', roles);
+      const msgs = convertMessageList(
+        ctx,
+        rec[name],
+        name,
+        ctx.columns.role ?? 'role',
+        ctx.columns.content ?? 'content',
+        roles,
+      );
       const e = msgs && finishConversation(ctx, msgs, name);
       return e && [e];
     }
@@ -621,8 +668,14 @@ function convertRow(format: DatasetFormat, ctx: RowContext, roles: Record<string
       const list = rec[name];
       // ShareGPT uses from/value; some exports use role/content under "conversations".
       const firstMsg = Array.isArray(list) ? list.find(isRecord) : undefined;
-      const roleKey = ctx.columns.from ?? ctx.columns.role ?? (firstMsg && !('from' in firstMsg) && 'role' in firstMsg ? 'role' : 'from');
-      const contentKey = ctx.columns.value ?? ctx.columns.content ?? (firstMsg && !('value' in firstMsg) && 'content' in firstMsg ? 'content' : 'value');
+      const roleKey =
+        ctx.columns.from ??
+        ctx.columns.role ??
+        (firstMsg && !('from' in firstMsg) && 'role' in firstMsg ? 'role' : 'from');
+      const contentKey =
+        ctx.columns.value ??
+        ctx.columns.content ??
+        (firstMsg && !('value' in firstMsg) && 'content' in firstMsg ? 'content' : 'value');
       const msgs = convertMessageList(ctx, list, name, roleKey, contentKey, roles);
       if (!msgs) return null;
       const system = ctx.optStr(rec, 'system', 'system prompt');
@@ -636,7 +689,12 @@ function convertRow(format: DatasetFormat, ctx: RowContext, roles: Record<string
       const iname = ctx.name('instances');
       const inst = rec[iname];
       if (!Array.isArray(inst)) {
-        ctx.error(iname, inst === undefined ? 'missing instances (expected a list of {input, output})' : `instances is ${kindOf(inst)}, expected a list of {input, output}`);
+        ctx.error(
+          iname,
+          inst === undefined
+            ? 'missing instances (expected a list of {input, output})'
+            : `instances is ${kindOf(inst)}, expected a list of {input, output}`,
+        );
         return null;
       }
       if (instruction === null) return null;
@@ -648,9 +706,13 @@ function convertRow(format: DatasetFormat, ctx: RowContext, roles: Record<string
           return;
         }
         const iv = it[ctx.name('input')];
-        const input = iv === undefined || iv === null ? '' : ctx.checkStr(iv, `${p}.${ctx.name('input')}`, 'input', false);
+        const input =
+          iv === undefined || iv === null ? '' : ctx.checkStr(iv, `${p}.${ctx.name('input')}`, 'input', false);
         const ov = it[ctx.name('output')];
-        const output = ov === undefined ? ctx.error(`${p}.${ctx.name('output')}`, 'missing response (expected a non-empty string)') : ctx.checkStr(ov, `${p}.${ctx.name('output')}`, 'response', true);
+        const output =
+          ov === undefined
+            ? ctx.error(`${p}.${ctx.name('output')}`, 'missing response (expected a non-empty string)')
+            : ctx.checkStr(ov, `${p}.${ctx.name('output')}`, 'response', true);
         if (input === null || output === null) return;
         out.push({ messages: [userTurn(instruction, input), { role: 'assistant', content: output }] });
       });
@@ -674,7 +736,8 @@ function convertPromptRow(ctx: RowContext): PromptOnlyRow | null {
     turns.push(s);
   }
   const row: PromptOnlyRow = { turns };
-  if (Array.isArray(rec.reference) && rec.reference.every((r) => typeof r === 'string')) row.reference = rec.reference as string[];
+  if (Array.isArray(rec.reference) && rec.reference.every((r) => typeof r === 'string'))
+    row.reference = rec.reference as string[];
   const id = rec.question_id ?? rec.id;
   if (typeof id === 'string' || typeof id === 'number') row.id = id;
   if (typeof rec.category === 'string') row.category = rec.category;
@@ -688,12 +751,20 @@ function convertPromptRow(ctx: RowContext): PromptOnlyRow | null {
  * Throws {@link DatasetError} when the file cannot be read as a whole or has no valid row.
  */
 /** Progress of a parse: rows read (JSON Lines) or converted, out of the total. */
-export interface ParseProgress { phase: 'read' | 'convert'; done: number; total: number }
+export interface ParseProgress {
+  phase: 'read' | 'convert';
+  done: number;
+  total: number;
+}
 
 const PROGRESS_EVERY = 2000;
 
 /** Parse a dataset file in one go (see parseDatasetAsync for large files). */
-export function parseDataset(input: string | Uint8Array | ArrayBuffer, fileName: string, options: ParseOptions = {}): ParseResult {
+export function parseDataset(
+  input: string | Uint8Array | ArrayBuffer,
+  fileName: string,
+  options: ParseOptions = {},
+): ParseResult {
   const it = parseSteps(input, fileName, options);
   for (;;) {
     const r = it.next();
@@ -706,7 +777,8 @@ export function parseDataset(input: string | Uint8Array | ArrayBuffer, fileName:
  * so that a worker parsing a 100 MB file still answers messages (e.g. a cancel) while it works.
  */
 export async function parseDatasetAsync(
-  input: string | Uint8Array | ArrayBuffer, fileName: string,
+  input: string | Uint8Array | ArrayBuffer,
+  fileName: string,
   options: ParseOptions & { onProgress?: (p: ParseProgress) => void; signal?: { aborted: boolean } } = {},
 ): Promise<ParseResult> {
   const it = parseSteps(input, fileName, options);
@@ -715,11 +787,15 @@ export async function parseDatasetAsync(
     if (r.done) return r.value;
     options.onProgress?.(r.value);
     if (options.signal?.aborted) throw new DatasetError(`${fileName}: parsing cancelled`, fileName);
-    await new Promise(res => setTimeout(res, 0));
+    await new Promise((res) => setTimeout(res, 0));
   }
 }
 
-function* parseSteps(input: string | Uint8Array | ArrayBuffer, fileName: string, options: ParseOptions): Generator<ParseProgress, ParseResult> {
+function* parseSteps(
+  input: string | Uint8Array | ArrayBuffer,
+  fileName: string,
+  options: ParseOptions,
+): Generator<ParseProgress, ParseResult> {
   const file = fileName;
   const text = decodeInput(input);
   const columns = options.columns ?? {};
@@ -751,9 +827,20 @@ function* parseSteps(input: string | Uint8Array | ArrayBuffer, fileName: string,
       break;
   }
 
-  const format = options.format && options.format !== 'auto' ? options.format : container === 'txt' ? 'text' : rows.length === 0 ? null : detectFormat(file, rows, columns);
+  const format =
+    options.format && options.format !== 'auto'
+      ? options.format
+      : container === 'txt'
+        ? 'text'
+        : rows.length === 0
+          ? null
+          : detectFormat(file, rows, columns);
   if (!format) {
-    throw new DatasetError(`${file}: no readable rows${errors.length ? `; first problem: ${formatRowError(errors[0])}` : ''}`, file, errors);
+    throw new DatasetError(
+      `${file}: no readable rows${errors.length ? `; first problem: ${formatRowError(errors[0])}` : ''}`,
+      file,
+      errors,
+    );
   }
 
   const result: ParseResult = { file, format, container, examples: [], errors, rows: rows.length };

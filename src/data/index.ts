@@ -5,7 +5,14 @@
  */
 import type { Tokenizer } from '../io/tokenizer';
 import { splitDataset, type SplitSize } from './batching';
-import { DatasetError, parseDataset, type Example, type ParseOptions, type ParseResult, type RowError } from './formats';
+import {
+  DatasetError,
+  parseDataset,
+  type Example,
+  type ParseOptions,
+  type ParseResult,
+  type RowError,
+} from './formats';
 import { buildReport, type DatasetReport } from './report';
 import { defaultTemplate, templateTokensOf, type TemplateSpec } from './templates';
 import { tokenizeDataset, type DroppedExample, type TokenizedExample } from './tokenize';
@@ -59,7 +66,11 @@ export function prepareDataset(files: DatasetFile[], tok: Tokenizer, opts: Prepa
   const dropped: PreparedDataset['dropped'] = [];
   const run = (split: 'train' | 'validation' | 'evaluation'): PreparedSplit => {
     const src = splits[split];
-    const r = tokenizeDataset(tok, src, template, { maxLength: opts.maxLength, trainOnInputs: opts.trainOnInputs, tokens });
+    const r = tokenizeDataset(tok, src, template, {
+      maxLength: opts.maxLength,
+      trainOnInputs: opts.trainOnInputs,
+      tokens,
+    });
     dropped.push(...r.dropped.map((d) => ({ ...d, split })));
     return { examples: r.examples, source: r.sourceIndex.map((i) => src[i]) };
   };
@@ -74,7 +85,13 @@ export function prepareDataset(files: DatasetFile[], tok: Tokenizer, opts: Prepa
   }
   const errors: RowError[] = parsed.flatMap((p) => p.errors);
   const report = buildReport({
-    files: parsed.map((p) => ({ file: p.file, format: p.format, rows: p.rows, examples: p.examples.length, errors: p.errors.length })),
+    files: parsed.map((p) => ({
+      file: p.file,
+      format: p.format,
+      rows: p.rows,
+      examples: p.examples.length,
+      errors: p.errors.length,
+    })),
     errors,
     template: template.kind,
     maxLength: opts.maxLength,

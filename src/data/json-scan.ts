@@ -102,11 +102,17 @@ export function findJsonSyntaxError(text: string): JsonSyntaxError | null {
         i++;
         return;
       }
-      if (c < 0x20) fail(c === 0x0a ? 'unescaped newline inside a string (missing closing quote?)' : 'unescaped control character inside a string');
+      if (c < 0x20)
+        fail(
+          c === 0x0a
+            ? 'unescaped newline inside a string (missing closing quote?)'
+            : 'unescaped control character inside a string',
+        );
       if (c === 0x5c) {
         const e = text[i + 1];
         if (e === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail('invalid \\u escape, expected 4 hex digits', i + 2);
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6)))
+            fail('invalid \\u escape, expected 4 hex digits', i + 2);
           i += 6;
         } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
         else fail(`invalid escape \\${e ?? ''}`, i + 1);
@@ -136,7 +142,8 @@ export function findJsonSyntaxError(text: string): JsonSyntaxError | null {
       if (c === '{' || c === '[') {
         i++;
         ws();
-        if (text[i] === (c === '{' ? '}' : ']')) i++; // empty container: a complete value
+        if (text[i] === (c === '{' ? '}' : ']'))
+          i++; // empty container: a complete value
         else {
           open.push(c);
           if (c === '{') key();
@@ -163,7 +170,11 @@ export function findJsonSyntaxError(text: string): JsonSyntaxError | null {
           open.pop();
           continue;
         }
-        fail(top === '{' ? `unexpected ${describe(i)}, expected ',' or '}' after property value` : `unexpected ${describe(i)}, expected ',' or ']' after array element`);
+        fail(
+          top === '{'
+            ? `unexpected ${describe(i)}, expected ',' or '}' after property value`
+            : `unexpected ${describe(i)}, expected ',' or ']' after array element`,
+        );
       }
     }
   };

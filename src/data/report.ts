@@ -60,7 +60,11 @@ export interface TokenViewEntry {
 
 /** One row per token: id, vocabulary piece, and whether it has a label. */
 export function tokenView(tok: Tokenizer, ex: Pick<TokenizedExample, 'inputIds' | 'labels'>): TokenViewEntry[] {
-  return Array.from(ex.inputIds, (id, k) => ({ id, piece: tok.idToToken(id) ?? `<${id}>`, trained: ex.labels[k] !== IGNORE_INDEX }));
+  return Array.from(ex.inputIds, (id, k) => ({
+    id,
+    piece: tok.idToToken(id) ?? `<${id}>`,
+    trained: ex.labels[k] !== IGNORE_INDEX,
+  }));
 }
 
 export interface SplitReport {
@@ -102,7 +106,13 @@ export function splitReport(examples: readonly TokenizedExample[]): SplitReport 
     trained += e.trainedTokens;
     if (e.truncated) truncated++;
   }
-  return { examples: examples.length, tokens, trainedTokens: trained, truncated, lengths: lengthStats(examples.map((e) => e.inputIds.length)) };
+  return {
+    examples: examples.length,
+    tokens,
+    trainedTokens: trained,
+    truncated,
+    lengths: lengthStats(examples.map((e) => e.inputIds.length)),
+  };
 }
 
 export interface ReportInput {
@@ -136,7 +146,11 @@ export function buildReport(r: ReportInput): DatasetReport {
     dropped: { count: r.dropped.length, byReason, first: r.dropped.slice(0, 20) },
     truncated,
     truncatedShare: all.length ? truncated / all.length : 0,
-    lengthHistogram: lengthHistogram(fullLengths, r.histogramBins ?? 16, fullLengths.reduce((m, x) => Math.max(m, x), r.maxLength) + 1),
+    lengthHistogram: lengthHistogram(
+      fullLengths,
+      r.histogramBins ?? 16,
+      fullLengths.reduce((m, x) => Math.max(m, x), r.maxLength) + 1,
+    ),
     trainedTokensPerEpoch: train.trainedTokens,
     tokensPerEpoch: train.tokens,
   };

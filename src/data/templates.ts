@@ -62,8 +62,8 @@ export interface TemplateTokens {
 }
 
 export function templateTokensOf(tok: Tokenizer): TemplateTokens {
-  const bos = tok.specialTokens.bos_token ?? (tok.bosTokenId !== null ? tok.idToToken(tok.bosTokenId) ?? null : null);
-  const eos = tok.specialTokens.eos_token ?? (tok.eosTokenId !== null ? tok.idToToken(tok.eosTokenId) ?? null : null);
+  const bos = tok.specialTokens.bos_token ?? (tok.bosTokenId !== null ? (tok.idToToken(tok.bosTokenId) ?? null) : null);
+  const eos = tok.specialTokens.eos_token ?? (tok.eosTokenId !== null ? (tok.idToToken(tok.eosTokenId) ?? null) : null);
   return { bosToken: bos, eosToken: eos, chatTemplate: tok.chatTemplate, specialTokens: { ...tok.specialTokens } };
 }
 
@@ -90,7 +90,10 @@ const ALPACA_PREAMBLE_NO_INPUT =
   'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n';
 
 /** Fills {instruction} {input} {output} {system} placeholders (only those names; other braces are literal). */
-export function fillPlaceholders(template: string, values: Partial<Record<'instruction' | 'input' | 'output' | 'system', string>>): string {
+export function fillPlaceholders(
+  template: string,
+  values: Partial<Record<'instruction' | 'input' | 'output' | 'system', string>>,
+): string {
   return template.replace(/\{(instruction|input|output|system)\}/g, (m, k: keyof typeof values) => values[k] ?? m);
 }
 
@@ -121,7 +124,7 @@ function toTurns(messages: Message[]): { system: string | null; turns: Turn[] } 
 }
 
 const instructionOf = (u: Message) => u.instruction ?? u.content;
-const inputOf = (u: Message) => (u.instruction !== undefined ? u.input ?? '' : '');
+const inputOf = (u: Message) => (u.instruction !== undefined ? (u.input ?? '') : '');
 
 class SegmentBuilder {
   readonly segments: Segment[] = [];
@@ -140,7 +143,11 @@ class SegmentBuilder {
 
 function asMessages(ex: Example): Message[] {
   if (isChat(ex)) return ex.messages;
-  if (isPromptCompletion(ex)) return [{ role: 'user', content: ex.prompt }, { role: 'assistant', content: ex.completion }];
+  if (isPromptCompletion(ex))
+    return [
+      { role: 'user', content: ex.prompt },
+      { role: 'assistant', content: ex.completion },
+    ];
   throw new TemplateError('text examples have no messages');
 }
 
@@ -198,11 +205,16 @@ function renderChatML(messages: Message[], eos: string | null): Segment[] {
   return b.segments;
 }
 
-function renderCustom(spec: Extract<TemplateSpec, { kind: 'custom' }>, messages: Message[], eos: string | null): Segment[] {
+function renderCustom(
+  spec: Extract<TemplateSpec, { kind: 'custom' }>,
+  messages: Message[],
+  eos: string | null,
+): Segment[] {
   for (const t of [spec.template, spec.templateNoInput]) {
     if (t === undefined) continue;
     const n = t.split('{output}').length - 1;
-    if (n !== 1) throw new TemplateError(`custom template must contain {output} exactly once (found ${n}): ${JSON.stringify(t)}`);
+    if (n !== 1)
+      throw new TemplateError(`custom template must contain {output} exactly once (found ${n}): ${JSON.stringify(t)}`);
   }
   const { system, turns } = toTurns(messages);
   const b = new SegmentBuilder();
@@ -215,7 +227,7 @@ function renderCustom(spec: Extract<TemplateSpec, { kind: 'custom' }>, messages:
     const values = {
       instruction: hasInputSlot ? instructionOf(t.user) : t.user.content,
       input: hasInputSlot ? input : '',
-      system: k === 0 ? system ?? '' : '',
+      system: k === 0 ? (system ?? '') : '',
     };
     const [before, after] = template.split('{output}');
     if (k > 0) b.push(spec.separator ?? '\n\n', false);
@@ -258,7 +270,10 @@ export interface ChatTemplateRenderOptions {
 }
 
 /** Renders messages with a Jinja chat template as transformers' apply_chat_template(tokenize=False) does. */
-export function renderChatTemplate(messages: Pick<Message, 'role' | 'content'>[], opts: ChatTemplateRenderOptions): string {
+export function renderChatTemplate(
+  messages: Pick<Message, 'role' | 'content'>[],
+  opts: ChatTemplateRenderOptions,
+): string {
   const t = compile(opts.template);
   const vars: Record<string, unknown> = {
     ...opts.tokens.specialTokens,
@@ -292,7 +307,9 @@ function renderWithChatTemplate(template: string, messages: Message[], tokens: T
       start = full.indexOf(content, searchFrom);
     }
     if (start < 0) {
-      throw new TemplateError(`assistant message ${i} does not appear in the rendered chat template (the template changes its content)`);
+      throw new TemplateError(
+        `assistant message ${i} does not appear in the rendered chat template (the template changes its content)`,
+      );
     }
     const contentEnd = start + content.length;
     let end = full.startsWith(turn) && turn.length >= contentEnd ? turn.length : contentEnd;
@@ -327,7 +344,9 @@ export function renderExample(example: Example, spec: TemplateSpec, tokens: Temp
   }
   if (spec.kind === 'raw') {
     if (!isPromptCompletion(example)) {
-      throw new TemplateError("the 'raw' template renders text and prompt/completion examples only; pick a chat or instruction template for conversations");
+      throw new TemplateError(
+        "the 'raw' template renders text and prompt/completion examples only; pick a chat or instruction template for conversations",
+      );
     }
     const b = new SegmentBuilder();
     b.push(example.prompt, false);

@@ -54,8 +54,14 @@ export function specialTokenInfo(tok: Tokenizer): SpecialInfo {
   if (info) return info;
   const byText = new Map<string, number>();
   const known: [string | undefined, number | null][] = [
-    [tok.specialTokens.bos_token ?? (tok.bosTokenId !== null ? tok.idToToken(tok.bosTokenId) : undefined), tok.bosTokenId],
-    [tok.specialTokens.eos_token ?? (tok.eosTokenId !== null ? tok.idToToken(tok.eosTokenId) : undefined), tok.eosTokenId],
+    [
+      tok.specialTokens.bos_token ?? (tok.bosTokenId !== null ? tok.idToToken(tok.bosTokenId) : undefined),
+      tok.bosTokenId,
+    ],
+    [
+      tok.specialTokens.eos_token ?? (tok.eosTokenId !== null ? tok.idToToken(tok.eosTokenId) : undefined),
+      tok.eosTokenId,
+    ],
     [tok.specialTokens.pad_token, tok.padTokenId],
   ];
   for (const [text, id] of known) if (text && id !== null && !byText.has(text)) byText.set(text, id);
@@ -123,7 +129,10 @@ function splitOnSpecials(text: string, info: SpecialInfo): Chunk[] {
 }
 
 /** Incremental detokenization: per-token spans in the decoded string, and the decoded string. */
-export function incrementalDecode(tok: Tokenizer, ids: number[]): { text: string; starts: Int32Array; ends: Int32Array } {
+export function incrementalDecode(
+  tok: Tokenizer,
+  ids: number[],
+): { text: string; starts: Int32Array; ends: Int32Array } {
   const n = ids.length;
   const starts = new Int32Array(n);
   const ends = new Int32Array(n);
@@ -288,7 +297,12 @@ export function encodeWithOffsets(
  * the full tokenization lie before c; a token where they disagree straddles c. Tokens between two
  * boundaries get the span between them (only membership in segments is meaningful then).
  */
-function prefixSpans(tok: Tokenizer, src: string, ids: number[], boundaries: number[]): { starts: Int32Array; ends: Int32Array } {
+function prefixSpans(
+  tok: Tokenizer,
+  src: string,
+  ids: number[],
+  boundaries: number[],
+): { starts: Int32Array; ends: Int32Array } {
   const n = ids.length;
   const starts = new Int32Array(n);
   const ends = new Int32Array(n).fill(src.length);
@@ -361,7 +375,11 @@ export function tokenizeSegments(tok: Tokenizer, segments: Segment[], opts: Toke
     pos += s.text.length;
     boundaries.push(pos);
   }
-  const enc = encodeWithOffsets(tok, text, { addBos: opts.addBos, boundaries, limit: Math.max(0, Math.floor(opts.maxLength)) });
+  const enc = encodeWithOffsets(tok, text, {
+    addBos: opts.addBos,
+    boundaries,
+    limit: Math.max(0, Math.floor(opts.maxLength)),
+  });
   const n = enc.ids.length;
   const labels = new Int32Array(n);
   for (let k = 0; k < n; k++) {
@@ -452,7 +470,13 @@ export function tokenizeDataset(
       return;
     }
     if (t.truncated) out.truncated++;
-    out.examples.push({ inputIds: t.inputIds, labels: t.labels, fullLength: t.fullLength, truncated: t.truncated, trainedTokens: t.trainedTokens });
+    out.examples.push({
+      inputIds: t.inputIds,
+      labels: t.labels,
+      fullLength: t.fullLength,
+      truncated: t.truncated,
+      trainedTokens: t.trainedTokens,
+    });
     out.sourceIndex.push(index);
   });
   return out;

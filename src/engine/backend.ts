@@ -20,11 +20,17 @@ export interface BackendReport {
   fallbacks: { backend: BackendName; reason: string }[];
 }
 
-const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined' && typeof self === 'undefined';
+const isNode =
+  typeof process !== 'undefined' &&
+  !!process.versions?.node &&
+  typeof window === 'undefined' &&
+  typeof self === 'undefined';
 
 let wasmPathPrefix: string | null = null;
 /** Where the tfjs wasm binaries are served from (browser); Node resolves them from node_modules. */
-export function setWasmPrefix(prefix: string) { wasmPathPrefix = prefix; }
+export function setWasmPrefix(prefix: string) {
+  wasmPathPrefix = prefix;
+}
 
 async function registerBackend(name: BackendName): Promise<void> {
   if (name === 'wasm') {
@@ -74,7 +80,9 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       fallbacks.push({ backend: name, reason: e instanceof Error ? e.message : String(e) });
     }
   }
-  throw new Error('No TensorFlow.js backend could be initialised: ' + fallbacks.map(f => `${f.backend}: ${f.reason}`).join('; '));
+  throw new Error(
+    'No TensorFlow.js backend could be initialised: ' + fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; '),
+  );
 }
 
 /**
@@ -82,7 +90,14 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
  * the old one was lost). Tensors still on it must be disposed first. No-op for a backend that was never registered.
  */
 export function resetBackend(name: BackendName): void {
-  const registry = (tf.engine() as unknown as { registryFactory: Record<string, { factory: () => tf.KernelBackend | Promise<tf.KernelBackend>; priority: number }> }).registryFactory;
+  const registry = (
+    tf.engine() as unknown as {
+      registryFactory: Record<
+        string,
+        { factory: () => tf.KernelBackend | Promise<tf.KernelBackend>; priority: number }
+      >;
+    }
+  ).registryFactory;
   const reg = registry[name];
   if (!reg) return;
   try {

@@ -39,7 +39,10 @@ export interface ModelConfig {
 export type NamedTensors = Map<string, import('@tensorflow/tfjs-core').Tensor>;
 
 /** Same, as raw float32 arrays (what io/ produces before tensors exist). */
-export interface RawTensor { shape: number[]; data: Float32Array }
+export interface RawTensor {
+  shape: number[];
+  data: Float32Array;
+}
 export type RawTensors = Map<string, RawTensor>;
 
 export function eosIds(cfg: ModelConfig): number[] {

@@ -38,7 +38,11 @@ export interface GenerateResult {
 }
 
 /** Pick the next token from a logits row, as HF does: temperature, then top-k, then top-p (nucleus). */
-export function sampleToken(logits: Float32Array, opts: { temperature?: number; topK?: number; topP?: number }, rng: Rng): number {
+export function sampleToken(
+  logits: Float32Array,
+  opts: { temperature?: number; topK?: number; topP?: number },
+  rng: Rng,
+): number {
   const V = logits.length;
   const temp = opts.temperature ?? 0;
   if (!(temp > 0)) {
@@ -50,27 +54,38 @@ export function sampleToken(logits: Float32Array, opts: { temperature?: number; 
   idx.sort((a, b) => logits[b] - logits[a] || a - b);
   if (opts.topK && opts.topK > 0 && opts.topK < V) idx = idx.slice(0, opts.topK);
   const max = logits[idx[0]] / temp;
-  let probs = idx.map(i => Math.exp(logits[i] / temp - max));
+  let probs = idx.map((i) => Math.exp(logits[i] / temp - max));
   let z = probs.reduce((a, b) => a + b, 0);
-  probs = probs.map(p => p / z);
+  probs = probs.map((p) => p / z);
   const topP = opts.topP ?? 1;
   if (topP < 1) {
     // keep the smallest prefix whose mass reaches top_p (always at least one token)
-    let cum = 0, keep = 0;
-    while (keep < probs.length) { cum += probs[keep]; keep++; if (cum >= topP) break; }
-    idx = idx.slice(0, keep); probs = probs.slice(0, keep);
+    let cum = 0,
+      keep = 0;
+    while (keep < probs.length) {
+      cum += probs[keep];
+      keep++;
+      if (cum >= topP) break;
+    }
+    idx = idx.slice(0, keep);
+    probs = probs.slice(0, keep);
     z = probs.reduce((a, b) => a + b, 0);
-    probs = probs.map(p => p / z);
+    probs = probs.map((p) => p / z);
   }
-  let u = rng.uniform(), i = 0;
-  for (; i < probs.length - 1; i++) { u -= probs[i]; if (u < 0) break; }
+  let u = rng.uniform(),
+    i = 0;
+  for (; i < probs.length - 1; i++) {
+    u -= probs[i];
+    if (u < 0) break;
+  }
   return idx[i];
 }
 
 export async function generate(model: CausalLM, promptIds: number[], opts: GenerateOptions): Promise<GenerateResult> {
   const ctx = model.config.max_position_embeddings;
   if (promptIds.length === 0) throw new Error('generate needs at least one prompt token (e.g. BOS)');
-  if (promptIds.length >= ctx) throw new Error(`prompt of ${promptIds.length} tokens leaves no room in the context length ${ctx}`);
+  if (promptIds.length >= ctx)
+    throw new Error(`prompt of ${promptIds.length} tokens leaves no room in the context length ${ctx}`);
   const rng = new Rng(opts.seed ?? 0);
   const eos = new Set(opts.eosTokenIds ?? []);
   const cache = createCache();
@@ -80,7 +95,10 @@ export async function generate(model: CausalLM, promptIds: number[], opts: Gener
   try {
     let input = Int32Array.from(promptIds);
     for (let step = 0; step < opts.maxNewTokens; step++) {
-      if (opts.signal?.aborted) { finishReason = 'aborted'; break; }
+      if (opts.signal?.aborted) {
+        finishReason = 'aborted';
+        break;
+      }
       const last = tf.tidy(() => {
         const logits = model.forward({ inputIds: input, batchSize: 1, seqLen: input.length }, { cache });
         return tf.reshape(tf.slice(logits, [0, input.length - 1, 0], [1, 1, model.config.vocab_size]), [-1]);
@@ -88,12 +106,18 @@ export async function generate(model: CausalLM, promptIds: number[], opts: Gener
       const row = (await last.data()) as Float32Array;
       last.dispose();
       const next = sampleToken(row, opts, rng);
-      if (eos.has(next)) { finishReason = 'eos'; break; }
+      if (eos.has(next)) {
+        finishReason = 'eos';
+        break;
+      }
       ids.push(next);
       let delta = '';
       if (opts.decode) {
         const full = opts.decode(ids);
-        if (!full.endsWith('\uFFFD')) { delta = full.slice(text.length); text = full; }
+        if (!full.endsWith('\uFFFD')) {
+          delta = full.slice(text.length);
+          text = full;
+        }
         const hit = firstStop(text, opts.stopStrings);
         if (hit >= 0) {
           text = text.slice(0, hit);
@@ -102,9 +126,15 @@ export async function generate(model: CausalLM, promptIds: number[], opts: Gener
           break;
         }
       }
-      if (opts.onToken?.(next, delta) === false) { finishReason = 'aborted'; break; }
+      if (opts.onToken?.(next, delta) === false) {
+        finishReason = 'aborted';
+        break;
+      }
       // the whole sequence (prompt + generated) stays within the context length
-      if (promptIds.length + ids.length >= ctx) { finishReason = 'context'; break; }
+      if (promptIds.length + ids.length >= ctx) {
+        finishReason = 'context';
+        break;
+      }
       input = Int32Array.of(next);
     }
     if (opts.decode && finishReason !== 'stop_string') text = opts.decode(ids);

@@ -19,7 +19,11 @@ export interface LoraConfig {
 }
 
 export const DEFAULT_LORA: LoraConfig = {
-  r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['q_proj', 'v_proj'], use_rslora: false,
+  r: 8,
+  lora_alpha: 16,
+  lora_dropout: 0.05,
+  target_modules: ['q_proj', 'v_proj'],
+  use_rslora: false,
 };
 
 /** PEFT's defaults when target_modules is not given (peft.utils.constants TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
@@ -40,11 +44,13 @@ export function targetedModules(cfg: ModelConfig, lc: LoraConfig): LinearModule[
   const all = linearModules(cfg);
   if (lc.target_modules === 'all-linear') return all;
   const targets = lc.target_modules;
-  const chosen = all.filter(m => targets.some(t => m.name === t || m.name.endsWith('.' + t)));
-  const unmatched = targets.filter(t => !all.some(m => m.name === t || m.name.endsWith('.' + t)));
+  const chosen = all.filter((m) => targets.some((t) => m.name === t || m.name.endsWith('.' + t)));
+  const unmatched = targets.filter((t) => !all.some((m) => m.name === t || m.name.endsWith('.' + t)));
   if (unmatched.length) {
-    const shorts = [...new Set(all.map(m => m.short))];
-    throw new Error(`LoRA target_modules ${JSON.stringify(unmatched)} match no layer of this ${cfg.architecture}; its linear layers are ${shorts.join(', ')} (or "all-linear")`);
+    const shorts = [...new Set(all.map((m) => m.short))];
+    throw new Error(
+      `LoRA target_modules ${JSON.stringify(unmatched)} match no layer of this ${cfg.architecture}; its linear layers are ${shorts.join(', ')} (or "all-linear")`,
+    );
   }
   return chosen;
 }
@@ -52,7 +58,8 @@ export function targetedModules(cfg: ModelConfig, lc: LoraConfig): LinearModule[
 export function validateLoraConfig(c: LoraConfig): void {
   if (!Number.isInteger(c.r) || c.r < 1) throw new Error(`LoRA r must be a positive integer, got ${c.r}`);
   if (!(c.lora_alpha > 0)) throw new Error(`LoRA lora_alpha must be positive, got ${c.lora_alpha}`);
-  if (!(c.lora_dropout >= 0 && c.lora_dropout < 1)) throw new Error(`LoRA lora_dropout must be in [0, 1), got ${c.lora_dropout}`);
+  if (!(c.lora_dropout >= 0 && c.lora_dropout < 1))
+    throw new Error(`LoRA lora_dropout must be in [0, 1), got ${c.lora_dropout}`);
 }
 
 export interface LoraLayer {
@@ -68,7 +75,11 @@ export class LoraAdapter {
   /** Set while the adapter is merged into the base weights (its path is then skipped). */
   merged = false;
 
-  constructor(readonly modelConfig: ModelConfig, readonly config: LoraConfig, seed = 0) {
+  constructor(
+    readonly modelConfig: ModelConfig,
+    readonly config: LoraConfig,
+    seed = 0,
+  ) {
     validateLoraConfig(config);
     this.scaling = loraScaling(config);
     const rng = new Rng(seed);
@@ -90,7 +101,10 @@ export class LoraAdapter {
   /** Trainable variables by PEFT name. */
   variables(): Map<string, tf.Variable> {
     const out = new Map<string, tf.Variable>();
-    for (const [name, l] of this.layers) { out.set(loraParamName(name, 'A'), l.A); out.set(loraParamName(name, 'B'), l.B); }
+    for (const [name, l] of this.layers) {
+      out.set(loraParamName(name, 'A'), l.A);
+      out.set(loraParamName(name, 'B'), l.B);
+    }
     return out;
   }
 
@@ -113,14 +127,19 @@ export class LoraAdapter {
     for (const [name, v] of vars) {
       const src = values.get(name);
       if (!src) throw new Error(`adapter is missing ${name}`);
-      if (src.shape.join(',') !== v.shape.join(',')) throw new Error(`adapter tensor ${name} has shape [${src.shape}], expected [${v.shape}]`);
+      if (src.shape.join(',') !== v.shape.join(','))
+        throw new Error(`adapter tensor ${name} has shape [${src.shape}], expected [${v.shape}]`);
       v.assign(tf.tensor(src.data, v.shape));
     }
-    for (const name of values.keys()) if (!vars.has(name)) throw new Error(`adapter tensor ${name} matches no LoRA layer of this configuration`);
+    for (const name of values.keys())
+      if (!vars.has(name)) throw new Error(`adapter tensor ${name} matches no LoRA layer of this configuration`);
   }
 
   dispose(): void {
-    for (const l of this.layers.values()) { l.A.dispose(); l.B.dispose(); }
+    for (const l of this.layers.values()) {
+      l.A.dispose();
+      l.B.dispose();
+    }
     this.layers.clear();
   }
 
@@ -133,7 +152,8 @@ export class LoraAdapter {
     const l = this.layers.get(module);
     if (!l) return null;
     let xin: tf.Tensor2D = x;
-    if (dropoutSeed != null && this.config.lora_dropout > 0) xin = tf.dropout(x, this.config.lora_dropout, undefined, dropoutSeed) as tf.Tensor2D;
+    if (dropoutSeed != null && this.config.lora_dropout > 0)
+      xin = tf.dropout(x, this.config.lora_dropout, undefined, dropoutSeed) as tf.Tensor2D;
     const xa = tf.matMul(xin, l.A, false, true);
     return tf.mul(tf.matMul(xa, l.B, false, true), this.scaling) as tf.Tensor2D;
   }

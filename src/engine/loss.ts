@@ -11,7 +11,12 @@ export const IGNORE_INDEX = -100;
  * HF shifts labels inside the model: position t predicts labels[t+1]. Returns per-position targets
  * of the same shape [B·T] with IGNORE_INDEX at each row's last position.
  */
-export function shiftLabels(labels: ArrayLike<number>, batchSize: number, seqLen: number, segmentIds?: ArrayLike<number>): Int32Array {
+export function shiftLabels(
+  labels: ArrayLike<number>,
+  batchSize: number,
+  seqLen: number,
+  segmentIds?: ArrayLike<number>,
+): Int32Array {
   const out = new Int32Array(batchSize * seqLen).fill(IGNORE_INDEX);
   for (let b = 0; b < batchSize; b++) {
     for (let t = 0; t + 1 < seqLen; t++) {
@@ -50,7 +55,9 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
     const t = targets[i];
     if (t === IGNORE_INDEX) continue;
     if (t < 0 || t >= V) throw new Error(`label ${t} at position ${i} is outside the vocabulary [0, ${V})`);
-    safe[i] = t; maskArr[i] = 1; count++;
+    safe[i] = t;
+    maskArr[i] = 1;
+    count++;
   }
   for (let i = 0; i < N; i++) flatIdx[i] = i * V + safe[i];
   const denom = Math.max(count, 1);
@@ -83,6 +90,9 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
   });
 
   const loss = ce(logits);
-  const correct = tf.tidy(() => tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(safe, 'int32')), 'float32'), mask)) as tf.Scalar);
+  const correct = tf.tidy(
+    () =>
+      tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(safe, 'int32')), 'float32'), mask)) as tf.Scalar,
+  );
   return { loss, correct, count: tf.scalar(count) };
 }

@@ -6,7 +6,18 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, RawTensors } from './config';
 import { paramShapes } from './params';
 import { prefersNoTransposeB } from './backend';
-import { applyRope, bmm, customOp, geluNew, layerNorm, linearInOut, linearOutIn, rmsNorm, ropeTables, silu } from './ops';
+import {
+  applyRope,
+  bmm,
+  customOp,
+  geluNew,
+  layerNorm,
+  linearInOut,
+  linearOutIn,
+  rmsNorm,
+  ropeTables,
+  silu,
+} from './ops';
 import { LoraAdapter, type LoraConfig } from './lora';
 import { shiftLabels, sparseCrossEntropy, type LossOutput } from './loss';
 
@@ -65,12 +76,16 @@ export class CausalLM {
   /** wasm only: the output projection stored once as [hidden, vocab] so neither pass needs a transpose of [tokens, vocab]. */
   private lmHeadT: tf.Tensor2D | null = null;
 
-  constructor(readonly config: ModelConfig, weights: Map<string, tf.Tensor>) {
+  constructor(
+    readonly config: ModelConfig,
+    weights: Map<string, tf.Tensor>,
+  ) {
     const expected = paramShapes(config);
     for (const [name, shape] of expected) {
       const t = weights.get(name);
       if (!t) throw new Error(`model weights are missing ${name} (expected shape [${shape}])`);
-      if (t.shape.join(',') !== shape.join(',')) throw new Error(`model weight ${name} has shape [${t.shape}], expected [${shape}]`);
+      if (t.shape.join(',') !== shape.join(','))
+        throw new Error(`model weight ${name} has shape [${t.shape}], expected [${shape}]`);
     }
     this.weights = weights;
     if (config.family !== 'gpt2') {
@@ -85,7 +100,13 @@ export class CausalLM {
 
   private outputWeight(): tf.Tensor2D {
     const cfg = this.config;
-    return this.w(cfg.tie_word_embeddings ? (cfg.family === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight') : 'lm_head.weight') as tf.Tensor2D;
+    return this.w(
+      cfg.tie_word_embeddings
+        ? cfg.family === 'gpt2'
+          ? 'transformer.wte.weight'
+          : 'model.embed_tokens.weight'
+        : 'lm_head.weight',
+    ) as tf.Tensor2D;
   }
 
   static fromRaw(config: ModelConfig, raw: RawTensors): CausalLM {
@@ -97,8 +118,10 @@ export class CausalLM {
   dispose(): void {
     for (const t of this.weights.values()) t.dispose();
     this.weights.clear();
-    this.ropeCos?.dispose(); this.ropeSin?.dispose();
-    this.lmHeadT?.dispose(); this.lmHeadT = null;
+    this.ropeCos?.dispose();
+    this.ropeSin?.dispose();
+    this.lmHeadT?.dispose();
+    this.lmHeadT = null;
     this.adapter?.dispose();
     this.adapter = null;
   }
@@ -112,19 +135,26 @@ export class CausalLM {
   }
 
   /** Fold the adapter into the base weights as PEFT's merge_adapter (W += scaling·B·A, transposed for Conv1D). */
-  mergeAdapter(): void { this.foldAdapter(+1); }
+  mergeAdapter(): void {
+    this.foldAdapter(+1);
+  }
 
   /** Undo mergeAdapter (W -= scaling·B·A), as PEFT's unmerge_adapter. */
-  unmergeAdapter(): void { this.foldAdapter(-1); }
+  unmergeAdapter(): void {
+    this.foldAdapter(-1);
+  }
 
   private foldAdapter(sign: 1 | -1): void {
     const ad = this.adapter;
     if (!ad) throw new Error('no LoRA adapter attached');
-    if (ad.merged === (sign > 0)) throw new Error(sign > 0 ? 'adapter is already merged' : 'adapter is not merged');
+    if (ad.merged === sign > 0) throw new Error(sign > 0 ? 'adapter is already merged' : 'adapter is not merged');
     for (const name of ad.layers.keys()) {
       const key = name + '.weight';
       const old = this.w(key);
-      const next = tf.tidy(() => { const d = ad.deltaWeight(name); return sign > 0 ? tf.add(old, d) : tf.sub(old, d); });
+      const next = tf.tidy(() => {
+        const d = ad.deltaWeight(name);
+        return sign > 0 ? tf.add(old, d) : tf.sub(old, d);
+      });
       this.weights.set(key, next);
       old.dispose();
     }
@@ -151,10 +181,13 @@ export class CausalLM {
   forward(inp: ForwardInput, opts: ForwardOptions = {}): tf.Tensor3D {
     const cfg = this.config;
     const { batchSize: B, seqLen: T } = inp;
-    if (inp.inputIds.length !== B * T) throw new Error(`inputIds has ${inp.inputIds.length} ids, expected batch ${B} x seq ${T}`);
+    if (inp.inputIds.length !== B * T)
+      throw new Error(`inputIds has ${inp.inputIds.length} ids, expected batch ${B} x seq ${T}`);
     const past = opts.cache?.length ?? 0;
     if (past + T > cfg.max_position_embeddings) {
-      throw new Error(`sequence of ${past + T} tokens exceeds the model's context length ${cfg.max_position_embeddings}`);
+      throw new Error(
+        `sequence of ${past + T} tokens exceeds the model's context length ${cfg.max_position_embeddings}`,
+      );
     }
     const seed = opts.dropoutSeed ?? null;
     const layerSeed = (i: number, j: number) => (seed == null ? null : seed * 1009 + i * 31 + j);
@@ -163,10 +196,14 @@ export class CausalLM {
     const ids = tf.tensor1d(inp.inputIds, 'int32');
     const D = cfg.hidden_size;
     let h: tf.Tensor2D;
-    let cos: tf.Tensor4D | null = null, sin: tf.Tensor4D | null = null;
+    let cos: tf.Tensor4D | null = null,
+      sin: tf.Tensor4D | null = null;
     if (cfg.family === 'gpt2') {
       const pos = tf.tensor1d(positions, 'int32');
-      h = tf.add(tf.gather(this.w('transformer.wte.weight'), ids), tf.gather(this.w('transformer.wpe.weight'), pos)) as tf.Tensor2D;
+      h = tf.add(
+        tf.gather(this.w('transformer.wte.weight'), ids),
+        tf.gather(this.w('transformer.wpe.weight'), pos),
+      ) as tf.Tensor2D;
     } else {
       h = tf.gather(this.w('model.embed_tokens.weight'), ids) as tf.Tensor2D;
       const pos = tf.tensor1d(positions, 'int32');
@@ -179,15 +216,22 @@ export class CausalLM {
       // One scope per block: its temporaries are freed as soon as it is done (what backprop needs is kept by the tape).
       const hIn = h;
       const ctx: BlockContext = { B, T, bias, cos, sin, cacheLayer, seed: (j: number) => layerSeed(i, j) };
-      h = opts.gradientCheckpointing && !cacheLayer
-        ? this.checkpointedBlock(i, hIn, ctx)
-        : tf.tidy(() => this.block(i, hIn, ctx));
+      h =
+        opts.gradientCheckpointing && !cacheLayer
+          ? this.checkpointedBlock(i, hIn, ctx)
+          : tf.tidy(() => this.block(i, hIn, ctx));
     }
     if (opts.cache) opts.cache.length = past + T;
 
-    h = cfg.family === 'gpt2'
-      ? layerNorm(h, this.w('transformer.ln_f.weight'), this.w('transformer.ln_f.bias'), cfg.norm_eps) as tf.Tensor2D
-      : rmsNorm(h, this.w('model.norm.weight'), cfg.norm_eps) as tf.Tensor2D;
+    h =
+      cfg.family === 'gpt2'
+        ? (layerNorm(
+            h,
+            this.w('transformer.ln_f.weight'),
+            this.w('transformer.ln_f.bias'),
+            cfg.norm_eps,
+          ) as tf.Tensor2D)
+        : (rmsNorm(h, this.w('model.norm.weight'), cfg.norm_eps) as tf.Tensor2D);
     return tf.reshape(this.lmHead(h), [B, T, cfg.vocab_size]) as tf.Tensor3D;
   }
 
@@ -200,7 +244,7 @@ export class CausalLM {
     const WT = this.lmHeadT;
     const f = customOp<tf.Tensor2D>(([x]) => ({
       value: tf.matMul(x as tf.Tensor2D, WT),
-      gradFunc: dy => tf.matMul(dy, W),
+      gradFunc: (dy) => tf.matMul(dy, W),
     }));
     return f(h);
   }
@@ -280,12 +324,21 @@ export class CausalLM {
 
   /** Multi-head attention with grouped KV heads; q/k/v 2-D [B·T, heads·hd]; returns [B·T, H·hd]. */
   private attention(
-    q2: tf.Tensor2D, k2: tf.Tensor2D, v2: tf.Tensor2D, B: number, T: number,
-    bias: tf.Tensor | null, cos: tf.Tensor4D | null, sin: tf.Tensor4D | null,
+    q2: tf.Tensor2D,
+    k2: tf.Tensor2D,
+    v2: tf.Tensor2D,
+    B: number,
+    T: number,
+    bias: tf.Tensor | null,
+    cos: tf.Tensor4D | null,
+    sin: tf.Tensor4D | null,
     cacheLayer: { k: tf.Tensor4D; v: tf.Tensor4D } | null,
   ): tf.Tensor2D {
     const cfg = this.config;
-    const H = cfg.num_attention_heads, KV = cfg.num_key_value_heads, hd = cfg.head_dim, G = H / KV;
+    const H = cfg.num_attention_heads,
+      KV = cfg.num_key_value_heads,
+      hd = cfg.head_dim,
+      G = H / KV;
     let q = tf.transpose(tf.reshape(q2, [B, T, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
     let k = tf.transpose(tf.reshape(k2, [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
     let v = tf.transpose(tf.reshape(v2, [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
@@ -294,13 +347,16 @@ export class CausalLM {
       k = applyRope(k, cos, sin, cfg.rope_layout);
     }
     if (cacheLayer) {
-      const nk = cacheLayer.k.shape[2] === 0 ? k : tf.concat([cacheLayer.k, k], 2) as tf.Tensor4D;
-      const nv = cacheLayer.v.shape[2] === 0 ? v : tf.concat([cacheLayer.v, v], 2) as tf.Tensor4D;
-      tf.keep(nk); tf.keep(nv);
+      const nk = cacheLayer.k.shape[2] === 0 ? k : (tf.concat([cacheLayer.k, k], 2) as tf.Tensor4D);
+      const nv = cacheLayer.v.shape[2] === 0 ? v : (tf.concat([cacheLayer.v, v], 2) as tf.Tensor4D);
+      tf.keep(nk);
+      tf.keep(nv);
       if (cacheLayer.k !== nk) cacheLayer.k.dispose();
       if (cacheLayer.v !== nv) cacheLayer.v.dispose();
-      cacheLayer.k = nk; cacheLayer.v = nv;
-      k = nk; v = nv;
+      cacheLayer.k = nk;
+      cacheLayer.v = nv;
+      k = nk;
+      v = nv;
     }
     const S = k.shape[2];
     // Group query heads by their KV head: [B, KV, G·T, hd] (head h uses kv head h / G, as HF repeat_kv).
@@ -320,11 +376,17 @@ function emptyLayerCache(B: number, cfg: ModelConfig): { k: tf.Tensor4D; v: tf.T
   return { k, v };
 }
 
-export function createCache(): KVCache { return { layers: [], length: 0 }; }
+export function createCache(): KVCache {
+  return { layers: [], length: 0 };
+}
 
 export function disposeCache(c: KVCache): void {
-  for (const l of c.layers) { l.k.dispose(); l.v.dispose(); }
-  c.layers = []; c.length = 0;
+  for (const l of c.layers) {
+    l.k.dispose();
+    l.v.dispose();
+  }
+  c.layers = [];
+  c.length = 0;
 }
 
 function defaultPositions(B: number, T: number, past: number): Int32Array {

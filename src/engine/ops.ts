@@ -7,7 +7,10 @@ import { prefersNoTransposeB } from './backend';
 
 /** A differentiable op with a hand-written gradient (typed wrapper over tf.customGrad). */
 export function customOp<T extends tf.Tensor>(
-  f: (inputs: tf.Tensor[], save: tf.GradSaveFunc) => { value: T; gradFunc: (dy: T, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] },
+  f: (
+    inputs: tf.Tensor[],
+    save: tf.GradSaveFunc,
+  ) => { value: T; gradFunc: (dy: T, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] },
 ): (...inputs: tf.Tensor[]) => T {
   const g = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
@@ -26,7 +29,7 @@ export function linearOutIn(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
   if (!prefersNoTransposeB()) return tf.matMul(x, W, false, true);
   const f = customOp<tf.Tensor2D>(([xi]) => ({
     value: tf.transpose(tf.matMul(W, tf.transpose(xi as tf.Tensor2D))) as tf.Tensor2D,
-    gradFunc: dy => tf.matMul(dy, W),
+    gradFunc: (dy) => tf.matMul(dy, W),
   }));
   return f(x);
 }
@@ -36,7 +39,7 @@ export function linearInOut(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
   if (!prefersNoTransposeB()) return tf.matMul(x, W);
   const f = customOp<tf.Tensor2D>(([xi]) => ({
     value: tf.matMul(xi as tf.Tensor2D, W),
-    gradFunc: dy => tf.transpose(tf.matMul(W, tf.transpose(dy))),
+    gradFunc: (dy) => tf.transpose(tf.matMul(W, tf.transpose(dy))),
   }));
   return f(x);
 }
@@ -90,7 +93,12 @@ export function ropeTables(maxPos: number, headDim: number, theta: number): { co
  * Apply RoPE to x [B, heads, T, d] with cos/sin [B, 1, T, d/2] gathered at the position ids.
  * 'half': HF rotate_half (dim i pairs with i + d/2). 'interleaved': dims (2i, 2i+1) pair (llama2.c / Meta).
  */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, layout: 'half' | 'interleaved'): tf.Tensor4D {
+export function applyRope(
+  x: tf.Tensor4D,
+  cos: tf.Tensor4D,
+  sin: tf.Tensor4D,
+  layout: 'half' | 'interleaved',
+): tf.Tensor4D {
   const [B, Hn, T, d] = x.shape;
   if (layout === 'half') {
     const [x1, x2] = tf.split(x, 2, 3);
@@ -100,7 +108,8 @@ export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, la
   }
   const x5 = tf.reshape(x, [B, Hn, T, d / 2, 2]);
   const [xe, xo] = tf.split(x5, 2, 4);
-  const c = tf.expandDims(cos, 4), s = tf.expandDims(sin, 4);
+  const c = tf.expandDims(cos, 4),
+    s = tf.expandDims(sin, 4);
   const oe = tf.sub(tf.mul(xe, c), tf.mul(xo, s));
   const oo = tf.add(tf.mul(xe, s), tf.mul(xo, c));
   return tf.reshape(tf.concat([oe, oo], 4), [B, Hn, T, d]) as tf.Tensor4D;
@@ -117,10 +126,7 @@ export function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
       value: loopMatMul(ai as tf.Tensor3D, bi as tf.Tensor3D),
       gradFunc: (dy, saved) => {
         const [sa, sb] = saved as tf.Tensor3D[];
-        return [
-          loopMatMul(dy, tf.transpose(sb, [0, 2, 1])),
-          loopMatMul(tf.transpose(sa, [0, 2, 1]), dy),
-        ];
+        return [loopMatMul(dy, tf.transpose(sb, [0, 2, 1])), loopMatMul(tf.transpose(sa, [0, 2, 1]), dy)];
       },
     };
   });
@@ -133,14 +139,20 @@ const LOOP_MIN_MACS = 2_000_000;
 function loopMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   // tfjs-wasm's Slice/Split/Unpack copy the WHOLE input to JS for every piece (readSync), which makes N pieces
   // cost O(N · size); Gather is a native kernel that copies only the rows it returns.
-  const [N, M, K] = a.shape, P = b.shape[2];
+  const [N, M, K] = a.shape,
+    P = b.shape[2];
   if (N === 1) return tf.reshape(tf.matMul(tf.reshape(a, [M, K]), tf.reshape(b, [K, P])), [1, M, P]);
   // Each loop iteration costs a few kernel dispatches; for small per-item products the batched kernel wins.
   if (M * K * P < LOOP_MIN_MACS) return tf.matMul(a, b);
   const outs: tf.Tensor2D[] = [];
   for (let i = 0; i < N; i++) {
     const idx = tf.tensor1d([i], 'int32');
-    outs.push(tf.matMul(tf.reshape(tf.gather(a, idx), [M, K]) as tf.Tensor2D, tf.reshape(tf.gather(b, idx), [K, P]) as tf.Tensor2D));
+    outs.push(
+      tf.matMul(
+        tf.reshape(tf.gather(a, idx), [M, K]) as tf.Tensor2D,
+        tf.reshape(tf.gather(b, idx), [K, P]) as tf.Tensor2D,
+      ),
+    );
   }
   return tf.reshape(tf.concat(outs, 0), [N, M, P]) as tf.Tensor3D;
 }

@@ -9,21 +9,33 @@ import type { ModelConfig } from './config';
  */
 export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
   const m = new Map<string, number[]>();
-  const D = cfg.hidden_size, V = cfg.vocab_size, I = cfg.intermediate_size, L = cfg.num_hidden_layers;
-  const hd = cfg.head_dim, H = cfg.num_attention_heads, KV = cfg.num_key_value_heads;
+  const D = cfg.hidden_size,
+    V = cfg.vocab_size,
+    I = cfg.intermediate_size,
+    L = cfg.num_hidden_layers;
+  const hd = cfg.head_dim,
+    H = cfg.num_attention_heads,
+    KV = cfg.num_key_value_heads;
   if (cfg.family === 'gpt2') {
     m.set('transformer.wte.weight', [V, D]);
     m.set('transformer.wpe.weight', [cfg.max_position_embeddings, D]);
     for (let i = 0; i < L; i++) {
       const p = `transformer.h.${i}.`;
-      m.set(p + 'ln_1.weight', [D]); m.set(p + 'ln_1.bias', [D]);
-      m.set(p + 'attn.c_attn.weight', [D, 3 * D]); m.set(p + 'attn.c_attn.bias', [3 * D]);
-      m.set(p + 'attn.c_proj.weight', [D, D]); m.set(p + 'attn.c_proj.bias', [D]);
-      m.set(p + 'ln_2.weight', [D]); m.set(p + 'ln_2.bias', [D]);
-      m.set(p + 'mlp.c_fc.weight', [D, I]); m.set(p + 'mlp.c_fc.bias', [I]);
-      m.set(p + 'mlp.c_proj.weight', [I, D]); m.set(p + 'mlp.c_proj.bias', [D]);
+      m.set(p + 'ln_1.weight', [D]);
+      m.set(p + 'ln_1.bias', [D]);
+      m.set(p + 'attn.c_attn.weight', [D, 3 * D]);
+      m.set(p + 'attn.c_attn.bias', [3 * D]);
+      m.set(p + 'attn.c_proj.weight', [D, D]);
+      m.set(p + 'attn.c_proj.bias', [D]);
+      m.set(p + 'ln_2.weight', [D]);
+      m.set(p + 'ln_2.bias', [D]);
+      m.set(p + 'mlp.c_fc.weight', [D, I]);
+      m.set(p + 'mlp.c_fc.bias', [I]);
+      m.set(p + 'mlp.c_proj.weight', [I, D]);
+      m.set(p + 'mlp.c_proj.bias', [D]);
     }
-    m.set('transformer.ln_f.weight', [D]); m.set('transformer.ln_f.bias', [D]);
+    m.set('transformer.ln_f.weight', [D]);
+    m.set('transformer.ln_f.bias', [D]);
     if (!cfg.tie_word_embeddings) m.set('lm_head.weight', [V, D]);
     return m;
   }
@@ -72,8 +84,11 @@ export interface LinearModule {
 /** Every linear layer inside the transformer blocks (lm_head excluded, as PEFT's "all-linear"). */
 export function linearModules(cfg: ModelConfig): LinearModule[] {
   const out: LinearModule[] = [];
-  const D = cfg.hidden_size, I = cfg.intermediate_size, hd = cfg.head_dim;
-  const H = cfg.num_attention_heads, KV = cfg.num_key_value_heads;
+  const D = cfg.hidden_size,
+    I = cfg.intermediate_size,
+    hd = cfg.head_dim;
+  const H = cfg.num_attention_heads,
+    KV = cfg.num_key_value_heads;
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     if (cfg.family === 'gpt2') {
       const p = `transformer.h.${i}.`;
@@ -84,8 +99,20 @@ export function linearModules(cfg: ModelConfig): LinearModule[] {
     } else {
       const p = `model.layers.${i}.`;
       out.push({ name: p + 'self_attn.q_proj', short: 'q_proj', inFeatures: D, outFeatures: H * hd, layout: 'out_in' });
-      out.push({ name: p + 'self_attn.k_proj', short: 'k_proj', inFeatures: D, outFeatures: KV * hd, layout: 'out_in' });
-      out.push({ name: p + 'self_attn.v_proj', short: 'v_proj', inFeatures: D, outFeatures: KV * hd, layout: 'out_in' });
+      out.push({
+        name: p + 'self_attn.k_proj',
+        short: 'k_proj',
+        inFeatures: D,
+        outFeatures: KV * hd,
+        layout: 'out_in',
+      });
+      out.push({
+        name: p + 'self_attn.v_proj',
+        short: 'v_proj',
+        inFeatures: D,
+        outFeatures: KV * hd,
+        layout: 'out_in',
+      });
       out.push({ name: p + 'self_attn.o_proj', short: 'o_proj', inFeatures: H * hd, outFeatures: D, layout: 'out_in' });
       out.push({ name: p + 'mlp.gate_proj', short: 'gate_proj', inFeatures: D, outFeatures: I, layout: 'out_in' });
       out.push({ name: p + 'mlp.up_proj', short: 'up_proj', inFeatures: D, outFeatures: I, layout: 'out_in' });

@@ -15,8 +15,14 @@ export const WASM_HEAP_MAX_BYTES = 4294901760;
 
 /** Thrown by guardWasmHeap()'s allocator when the wasm heap cannot hold a new tensor (nothing was written). */
 export class WasmHeapError extends Error {
-  constructor(readonly requestedBytes: number, readonly heapBytes: number, readonly maxBytes: number) {
-    super(`the wasm heap cannot hold another ${formatBytes(requestedBytes)} (heap at ${formatBytes(heapBytes)} of ${formatBytes(maxBytes)})`);
+  constructor(
+    readonly requestedBytes: number,
+    readonly heapBytes: number,
+    readonly maxBytes: number,
+  ) {
+    super(
+      `the wasm heap cannot hold another ${formatBytes(requestedBytes)} (heap at ${formatBytes(heapBytes)} of ${formatBytes(maxBytes)})`,
+    );
     this.name = 'WasmHeapError';
   }
 }
@@ -55,7 +61,14 @@ export function guardWasmHeap(backend: unknown = tf.backend(), reserveBytes = 12
     }
     return p;
   };
-  Object.defineProperty(wasm, '_malloc', { configurable: true, enumerable: true, get: () => guarded, set: (f: (n: number) => number) => { inner = f; } });
+  Object.defineProperty(wasm, '_malloc', {
+    configurable: true,
+    enumerable: true,
+    get: () => guarded,
+    set: (f: (n: number) => number) => {
+      inner = f;
+    },
+  });
   wasm[GUARDED] = true;
   return true;
 }

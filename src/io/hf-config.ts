@@ -5,7 +5,10 @@
 import type { ModelConfig, ModelFamily } from '../engine/config';
 import { preview } from '../util/preview';
 
-interface ArchInfo { family: ModelFamily; modelType: string }
+interface ArchInfo {
+  family: ModelFamily;
+  modelType: string;
+}
 
 /** Architectures (HF `architectures[0]`) this engine can run, and their family. */
 export const SUPPORTED_ARCHITECTURES: Readonly<Record<string, ArchInfo>> = {
@@ -19,9 +22,11 @@ const ARCH_BY_MODEL_TYPE: Record<string, string> = Object.fromEntries(
   Object.entries(SUPPORTED_ARCHITECTURES).map(([arch, info]) => [info.modelType, arch]),
 );
 
-
 class Fields {
-  constructor(private readonly j: Record<string, unknown>, private readonly file: string) {}
+  constructor(
+    private readonly j: Record<string, unknown>,
+    private readonly file: string,
+  ) {}
 
   fail(field: string, msg: string): never {
     throw new Error(`${this.file}: "${field}" ${msg}`);
@@ -39,13 +44,15 @@ class Fields {
   posInt(k: string, def?: number): number {
     const v = this.has(k) ? this.j[k] : def;
     if (v === undefined) this.fail(k, 'is missing (expected a positive integer)');
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) this.fail(k, `must be a positive integer, got ${preview(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+      this.fail(k, `must be a positive integer, got ${preview(v)}`);
     return v;
   }
 
   posNum(k: string, def: number): number {
     const v = this.has(k) ? this.j[k] : def;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) this.fail(k, `must be a positive number, got ${preview(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      this.fail(k, `must be a positive number, got ${preview(v)}`);
     return v;
   }
 
@@ -59,7 +66,8 @@ class Fields {
   tokenId(k: string, def: number | null): number | null {
     const v = k in this.j ? this.j[k] : def;
     if (v === null || v === undefined) return null;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) this.fail(k, `must be a token id (non-negative integer) or null, got ${preview(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+      this.fail(k, `must be a token id (non-negative integer) or null, got ${preview(v)}`);
     return v;
   }
 
@@ -67,7 +75,8 @@ class Fields {
     const v = this.j[k];
     if (Array.isArray(v)) {
       if (v.length === 0) return null;
-      if (!v.every((x) => Number.isSafeInteger(x) && x >= 0)) this.fail(k, `must be token ids (non-negative integers), got ${preview(v)}`);
+      if (!v.every((x) => Number.isSafeInteger(x) && x >= 0))
+        this.fail(k, `must be token ids (non-negative integers), got ${preview(v)}`);
       return v.length === 1 ? (v[0] as number) : (v as number[]);
     }
     return this.tokenId(k, def);
@@ -89,13 +98,17 @@ function resolveArchitecture(j: Record<string, unknown>, file: string): string {
     }
     const arch = archs[0];
     // Own keys only: "toString" or "__proto__" must not resolve through Object.prototype.
-    if (!Object.hasOwn(SUPPORTED_ARCHITECTURES, arch)) throw new Error(`${file}: unsupported architecture ${preview(arch)} (supported: ${supported})`);
+    if (!Object.hasOwn(SUPPORTED_ARCHITECTURES, arch))
+      throw new Error(`${file}: unsupported architecture ${preview(arch)} (supported: ${supported})`);
     return arch;
   }
   const mt = j.model_type;
   if (typeof mt === 'string') {
     const arch = Object.hasOwn(ARCH_BY_MODEL_TYPE, mt) ? ARCH_BY_MODEL_TYPE[mt] : undefined;
-    if (!arch) throw new Error(`${file}: unsupported model_type ${preview(mt)} and no "architectures" (supported: ${supported})`);
+    if (!arch)
+      throw new Error(
+        `${file}: unsupported model_type ${preview(mt)} and no "architectures" (supported: ${supported})`,
+      );
     return arch;
   }
   throw new Error(`${file}: neither "architectures" nor "model_type" is given (supported architectures: ${supported})`);
@@ -103,7 +116,8 @@ function resolveArchitecture(j: Record<string, unknown>, file: string): string {
 
 /** Parse a Hugging Face config.json (already JSON-parsed) into a ModelConfig; throws naming the file and field on anything unsupported or absurd. */
 export function parseHfConfig(json: unknown, fileName = 'config.json'): ModelConfig {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${fileName}: expected a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new Error(`${fileName}: expected a JSON object`);
   const j = json as Record<string, unknown>;
   const architecture = resolveArchitecture(j, fileName);
   const { family } = SUPPORTED_ARCHITECTURES[architecture];
@@ -201,10 +215,15 @@ function parseGpt2(f: Fields, architecture: string): ModelConfig {
 export function toHfConfig(cfg: ModelConfig): Record<string, unknown> {
   const info = SUPPORTED_ARCHITECTURES[cfg.architecture];
   if (!info || info.family !== cfg.family) {
-    throw new Error(`toHfConfig: architecture "${cfg.architecture}" with family "${cfg.family}" is not supported (supported: ${Object.keys(SUPPORTED_ARCHITECTURES).join(', ')})`);
+    throw new Error(
+      `toHfConfig: architecture "${cfg.architecture}" with family "${cfg.family}" is not supported (supported: ${Object.keys(SUPPORTED_ARCHITECTURES).join(', ')})`,
+    );
   }
   if (cfg.family === 'gpt2') {
-    if (cfg.head_dim * cfg.num_attention_heads !== cfg.hidden_size || cfg.num_key_value_heads !== cfg.num_attention_heads) {
+    if (
+      cfg.head_dim * cfg.num_attention_heads !== cfg.hidden_size ||
+      cfg.num_key_value_heads !== cfg.num_attention_heads
+    ) {
       throw new Error('toHfConfig: GPT-2 needs head_dim × heads = hidden_size and no grouped-query attention');
     }
     return {
@@ -234,9 +253,12 @@ export function toHfConfig(cfg: ModelConfig): Record<string, unknown> {
     };
   }
   if (cfg.rope_layout !== 'half') {
-    throw new Error('toHfConfig: rope_layout "interleaved" cannot be expressed in a Hugging Face config; permute q_proj/k_proj rows to the "half" layout first');
+    throw new Error(
+      'toHfConfig: rope_layout "interleaved" cannot be expressed in a Hugging Face config; permute q_proj/k_proj rows to the "half" layout first',
+    );
   }
-  if (cfg.hidden_act !== 'silu') throw new Error(`toHfConfig: hidden_act "${cfg.hidden_act}" is not valid for ${cfg.architecture}`);
+  if (cfg.hidden_act !== 'silu')
+    throw new Error(`toHfConfig: hidden_act "${cfg.hidden_act}" is not valid for ${cfg.architecture}`);
   const out: Record<string, unknown> = {
     architectures: [cfg.architecture],
     model_type: info.modelType,
@@ -263,7 +285,8 @@ export function toHfConfig(cfg: ModelConfig): Record<string, unknown> {
   if (cfg.family === 'qwen2') {
     if (!cfg.attention_bias) throw new Error('toHfConfig: Qwen2 always has q/k/v biases (attention_bias must be true)');
     // Qwen2 derives head_dim from hidden_size / heads.
-    if (cfg.head_dim * cfg.num_attention_heads !== cfg.hidden_size) throw new Error('toHfConfig: Qwen2 needs head_dim × num_attention_heads = hidden_size');
+    if (cfg.head_dim * cfg.num_attention_heads !== cfg.hidden_size)
+      throw new Error('toHfConfig: Qwen2 needs head_dim × num_attention_heads = hidden_size');
     delete out.head_dim;
     Object.assign(out, { use_sliding_window: false, sliding_window: null, max_window_layers: cfg.num_hidden_layers });
   } else if (info.modelType === 'mistral') {

@@ -34,7 +34,6 @@ function parseJson(bytes: Uint8Array, what: string): unknown {
   }
 }
 
-
 /** Buffers the HF modules register that are not parameters. */
 const IGNORED = [
   /^transformer\.h\.\d+\.attn\.(bias|masked_bias)$/,
@@ -65,7 +64,11 @@ function sameData(a: RawTensor, b: RawTensor): boolean {
  * parameter present with its shape, nothing unexpected. An lm_head identical to the embedding is
  * dropped and the config marked tied. Returns the (possibly updated) config and the weights.
  */
-export function normalizeHfWeights(cfg: ModelConfig, raw: RawTensors, where: string): { config: ModelConfig; weights: RawTensors } {
+export function normalizeHfWeights(
+  cfg: ModelConfig,
+  raw: RawTensors,
+  where: string,
+): { config: ModelConfig; weights: RawTensors } {
   const byName = new Map<string, RawTensor>();
   const sources = new Map<string, string>();
   for (const [name, t] of raw) {
@@ -90,7 +93,9 @@ export function normalizeHfWeights(cfg: ModelConfig, raw: RawTensors, where: str
   // Each layer has several tensors, so a config with more layers than the checkpoint has tensors cannot match;
   // checked first because paramShapes enumerates every layer (a hang for num_hidden_layers = 2^40).
   if (config.num_hidden_layers > byName.size) {
-    throw new Error(`${where}: checkpoint does not match ${config.architecture} config: ${config.num_hidden_layers} layers, but only ${byName.size} tensors in the checkpoint`);
+    throw new Error(
+      `${where}: checkpoint does not match ${config.architecture} config: ${config.num_hidden_layers} layers, but only ${byName.size} tensors in the checkpoint`,
+    );
   }
   const expected = paramShapes(config);
   const problems: string[] = [];
@@ -103,9 +108,13 @@ export function normalizeHfWeights(cfg: ModelConfig, raw: RawTensors, where: str
     } else weights.set(name, t);
   }
   const extra = [...byName.keys()].filter((n) => !expected.has(n)).map((n) => `"${sources.get(n)}"`);
-  if (extra.length) problems.push(`unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.slice(0, 10).join(', ')}${extra.length > 10 ? ` and ${extra.length - 10} more` : ''}`);
+  if (extra.length)
+    problems.push(
+      `unexpected tensor${extra.length > 1 ? 's' : ''} ${extra.slice(0, 10).join(', ')}${extra.length > 10 ? ` and ${extra.length - 10} more` : ''}`,
+    );
   if (problems.length) {
-    const shown = problems.slice(0, 12).join('; ') + (problems.length > 12 ? `; and ${problems.length - 12} more problems` : '');
+    const shown =
+      problems.slice(0, 12).join('; ') + (problems.length > 12 ? `; and ${problems.length - 12} more problems` : '');
     throw new Error(`${where}: checkpoint does not match ${config.architecture} config: ${shown}`);
   }
   return { config, weights };
@@ -119,7 +128,8 @@ export async function loadHfCheckpoint(src: FileSource, onProgress?: (p: LoadPro
   const read = (file: string) => src.read(file, onProgress && ((loaded, total) => onProgress({ file, loaded, total })));
   const where = (file: string) => `${src.describe}: ${file}`;
 
-  if (!(await src.has('config.json'))) throw new Error(`${src.describe}: no config.json (is this a Hugging Face model repository/folder?)`);
+  if (!(await src.has('config.json')))
+    throw new Error(`${src.describe}: no config.json (is this a Hugging Face model repository/folder?)`);
   const config = parseHfConfig(parseJson(await read('config.json'), where('config.json')), where('config.json'));
 
   const raw: RawTensors = new Map();
@@ -132,10 +142,14 @@ export async function loadHfCheckpoint(src: FileSource, onProgress?: (p: LoadPro
     weightsWhere = indexWhere;
     const index = parseJson(await read('model.safetensors.index.json'), indexWhere) as { weight_map?: unknown };
     const map = index?.weight_map;
-    if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new Error(`${indexWhere}: "weight_map" must be an object of tensor name -> shard file`);
+    if (typeof map !== 'object' || map === null || Array.isArray(map))
+      throw new Error(`${indexWhere}: "weight_map" must be an object of tensor name -> shard file`);
     const shards = new Map<string, string[]>();
     for (const [name, file] of Object.entries(map)) {
-      if (typeof file !== 'string' || !/^[\w.-]+\.safetensors$/.test(file)) throw new Error(`${indexWhere}: weight_map["${name}"] must be a .safetensors file name in the same folder, got ${preview(file)}`);
+      if (typeof file !== 'string' || !/^[\w.-]+\.safetensors$/.test(file))
+        throw new Error(
+          `${indexWhere}: weight_map["${name}"] must be a .safetensors file name in the same folder, got ${preview(file)}`,
+        );
       const list = shards.get(file) ?? [];
       list.push(name);
       shards.set(file, list);
@@ -143,26 +157,34 @@ export async function loadHfCheckpoint(src: FileSource, onProgress?: (p: LoadPro
     if (shards.size === 0) throw new Error(`${indexWhere}: "weight_map" is empty`);
     for (const [file, names] of shards) {
       const shardWhere = where(file);
-      if (!(await src.has(file))) throw new Error(`${shardWhere}: shard listed in model.safetensors.index.json is missing`);
+      if (!(await src.has(file)))
+        throw new Error(`${shardWhere}: shard listed in model.safetensors.index.json is missing`);
       const { tensors } = parseSafetensors(await read(file), shardWhere);
-      for (const n of names) if (!tensors.has(n)) throw new Error(`${shardWhere}: tensor "${n}" listed in model.safetensors.index.json is not in this shard`);
+      for (const n of names)
+        if (!tensors.has(n))
+          throw new Error(`${shardWhere}: tensor "${n}" listed in model.safetensors.index.json is not in this shard`);
       for (const [n, t] of tensors) {
         if (raw.has(n)) throw new Error(`${shardWhere}: tensor "${n}" appears in more than one shard`);
         raw.set(n, t);
       }
     }
   } else {
-    const hint = (await src.has('pytorch_model.bin')) ? ' (only pytorch_model.bin is present: PyTorch pickles are not supported, use a repository with safetensors weights)' : '';
+    const hint = (await src.has('pytorch_model.bin'))
+      ? ' (only pytorch_model.bin is present: PyTorch pickles are not supported, use a repository with safetensors weights)'
+      : '';
     throw new Error(`${src.describe}: no model.safetensors or model.safetensors.index.json${hint}`);
   }
 
   const { config: finalConfig, weights } = normalizeHfWeights(config, raw, weightsWhere);
 
-  const tokenizerJson = (await src.has('tokenizer.json')) ? parseJson(await read('tokenizer.json'), where('tokenizer.json')) : null;
+  const tokenizerJson = (await src.has('tokenizer.json'))
+    ? parseJson(await read('tokenizer.json'), where('tokenizer.json'))
+    : null;
   let tokenizerConfig: Record<string, unknown> | null = null;
   if (await src.has('tokenizer_config.json')) {
     const tc = parseJson(await read('tokenizer_config.json'), where('tokenizer_config.json'));
-    if (typeof tc !== 'object' || tc === null || Array.isArray(tc)) throw new Error(`${where('tokenizer_config.json')}: expected a JSON object`);
+    if (typeof tc !== 'object' || tc === null || Array.isArray(tc))
+      throw new Error(`${where('tokenizer_config.json')}: expected a JSON object`);
     tokenizerConfig = tc as Record<string, unknown>;
   }
   return { config: finalConfig, weights, tokenizerJson, tokenizerConfig };

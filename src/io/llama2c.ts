@@ -27,7 +27,8 @@ export function unpermuteRopeRows(w: Float32Array, nHeads: number, headDim: numb
 
 function moveRows(w: Float32Array, nHeads: number, hd: number, cols: number, toHalf: boolean): Float32Array {
   if (hd % 2 !== 0) throw new Error(`RoPE permutation needs an even head_dim, got ${hd}`);
-  if (w.length !== nHeads * hd * cols) throw new Error(`RoPE permutation: ${w.length} values, expected ${nHeads}×${hd}×${cols}`);
+  if (w.length !== nHeads * hd * cols)
+    throw new Error(`RoPE permutation: ${w.length} values, expected ${nHeads}×${hd}×${cols}`);
   const out = new Float32Array(w.length);
   const half = hd / 2;
   for (let h = 0; h < nHeads; h++) {
@@ -49,12 +50,21 @@ export interface Llama2cOptions {
 }
 
 /** Parse a llama2.c legacy checkpoint into a llama ModelConfig and HF-named weights. */
-export function parseLlama2cCheckpoint(bytes: Uint8Array, fileName: string, opts: Llama2cOptions = {}): { config: ModelConfig; weights: RawTensors } {
+export function parseLlama2cCheckpoint(
+  bytes: Uint8Array,
+  fileName: string,
+  opts: Llama2cOptions = {},
+): { config: ModelConfig; weights: RawTensors } {
   const ropeLayout = opts.ropeLayout ?? 'half';
-  if (bytes.length < HEADER_BYTES) throw new Error(`${fileName}: ${bytes.length} bytes is too short for a llama2.c checkpoint (header alone is ${HEADER_BYTES} bytes)`);
+  if (bytes.length < HEADER_BYTES)
+    throw new Error(
+      `${fileName}: ${bytes.length} bytes is too short for a llama2.c checkpoint (header alone is ${HEADER_BYTES} bytes)`,
+    );
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (dv.getUint32(0, true) === 0x616b3432) {
-    throw new Error(`${fileName}: this is llama2.c's versioned export format (magic "ak42", version ${dv.getInt32(4, true)}); only the legacy format (export --version 0) is supported`);
+    throw new Error(
+      `${fileName}: this is llama2.c's versioned export format (magic "ak42", version ${dv.getInt32(4, true)}); only the legacy format (export --version 0) is supported`,
+    );
   }
   const names = ['dim', 'hidden_dim', 'n_layers', 'n_heads', 'n_kv_heads', 'vocab_size', 'seq_len'] as const;
   const hv = names.map((_, i) => dv.getInt32(4 * i, true));
@@ -62,19 +72,32 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, fileName: string, opts
   const headerText = names.map((n, i) => `${n}=${hv[i]}`).join(', ');
   names.forEach((n, i) => {
     const v = n === 'vocab_size' ? Math.abs(hv[i]) : hv[i];
-    if (v <= 0) throw new Error(`${fileName}: header ${n} = ${hv[i]} must be ${n === 'vocab_size' ? 'non-zero' : 'positive'} (${headerText}); not a llama2.c checkpoint?`);
+    if (v <= 0)
+      throw new Error(
+        `${fileName}: header ${n} = ${hv[i]} must be ${n === 'vocab_size' ? 'non-zero' : 'positive'} (${headerText}); not a llama2.c checkpoint?`,
+      );
   });
   const tied = vocabSigned > 0;
   const V = Math.abs(vocabSigned);
   if (D % nHeads !== 0) throw new Error(`${fileName}: header dim ${D} is not divisible by n_heads ${nHeads}`);
-  if (nHeads % nKv !== 0) throw new Error(`${fileName}: header n_heads ${nHeads} is not divisible by n_kv_heads ${nKv}`);
+  if (nHeads % nKv !== 0)
+    throw new Error(`${fileName}: header n_heads ${nHeads} is not divisible by n_kv_heads ${nKv}`);
   const hd = D / nHeads;
   if (hd % 2 !== 0) throw new Error(`${fileName}: head size ${hd} (dim / n_heads) must be even for RoPE`);
   const kvDim = nKv * hd;
 
   const layout: [string, number][] = [
-    ['token_embedding', V * D], ['rms_att', L * D], ['wq', L * D * D], ['wk', L * kvDim * D], ['wv', L * kvDim * D],
-    ['wo', L * D * D], ['rms_ffn', L * D], ['w1', L * H * D], ['w2', L * D * H], ['w3', L * H * D], ['rms_final', D],
+    ['token_embedding', V * D],
+    ['rms_att', L * D],
+    ['wq', L * D * D],
+    ['wk', L * kvDim * D],
+    ['wv', L * kvDim * D],
+    ['wo', L * D * D],
+    ['rms_ffn', L * D],
+    ['w1', L * H * D],
+    ['w2', L * D * H],
+    ['w3', L * H * D],
+    ['rms_final', D],
   ];
   const baseFloats = layout.reduce((a, [, n]) => a + n, 0);
   const ropeFloats = seqLen * hd; // two tables of seq_len * hd/2
@@ -91,9 +114,10 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, fileName: string, opts
   // One float32 view of everything after the header (copied once if unaligned).
   const floatsAt = bytes.byteOffset + HEADER_BYTES;
   const nFloats = (bytes.length - HEADER_BYTES) / 4;
-  const f = floatsAt % 4 === 0
-    ? new Float32Array(bytes.buffer, floatsAt, nFloats)
-    : new Float32Array(bytes.slice(HEADER_BYTES).buffer);
+  const f =
+    floatsAt % 4 === 0
+      ? new Float32Array(bytes.buffer, floatsAt, nFloats)
+      : new Float32Array(bytes.slice(HEADER_BYTES).buffer);
   const arrays = new Map<string, Float32Array>();
   let pos = 0;
   for (const [name, n] of layout) {
@@ -107,7 +131,8 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, fileName: string, opts
   weights.set('model.embed_tokens.weight', { shape: [V, D], data: arrays.get('token_embedding')! });
   for (let l = 0; l < L; l++) {
     const p = `model.layers.${l}.`;
-    let q = layer('wq', l, D * D), k = layer('wk', l, kvDim * D);
+    let q = layer('wq', l, D * D),
+      k = layer('wk', l, kvDim * D);
     if (ropeLayout === 'half') {
       q = permuteRopeRows(q, nHeads, hd, D);
       k = permuteRopeRows(k, nKv, hd, D);

@@ -57,7 +57,9 @@ function nameFromDescribe(describe: string): string {
 
 /** "<source>: <file>", or a plain path when the source is a folder on disk. */
 function where(src: FileSource, file: string): string {
-  return /^([A-Za-z]:)?[\\/]/.test(src.describe) ? `${src.describe.replace(/[\\/]+$/, '')}/${file}` : `${src.describe}: ${file}`;
+  return /^([A-Za-z]:)?[\\/]/.test(src.describe)
+    ? `${src.describe.replace(/[\\/]+$/, '')}/${file}`
+    : `${src.describe}: ${file}`;
 }
 
 export async function loadModel(spec: ModelSpec, onProgress?: (p: LoadProgress) => void): Promise<LoadedModel> {
@@ -67,7 +69,10 @@ export async function loadModel(spec: ModelSpec, onProgress?: (p: LoadProgress) 
     if (spec.file && /\.bin$/i.test(spec.file)) kind = 'llama2c';
     else if (await src.has('config.json')) kind = 'hf';
     else if (spec.file) kind = 'llama2c';
-    else throw new Error(`${src.describe}: no config.json (not a Hugging Face model folder) and no llama2.c .bin checkpoint given`);
+    else
+      throw new Error(
+        `${src.describe}: no config.json (not a Hugging Face model folder) and no llama2.c .bin checkpoint given`,
+      );
   }
   return kind === 'hf' ? loadHf(spec, onProgress) : loadLlama2c(spec, onProgress);
 }
@@ -80,16 +85,34 @@ async function loadHf(spec: ModelSpec, onProgress?: (p: LoadProgress) => void): 
   if (spec.tokenizerFile) {
     const tsrc = spec.tokenizerSource ?? src;
     const data = await readNamed(tsrc, spec.tokenizerFile, onProgress);
-    tokenizer = loadTokenizer({ fileName: where(tsrc, spec.tokenizerFile), data, config: ck.tokenizerConfig, vocabSize: ck.config.vocab_size });
+    tokenizer = loadTokenizer({
+      fileName: where(tsrc, spec.tokenizerFile),
+      data,
+      config: ck.tokenizerConfig,
+      vocabSize: ck.config.vocab_size,
+    });
     files.push(spec.tokenizerFile);
   } else {
     if (ck.tokenizerJson === null) {
-      throw new Error(`${src.describe}: no tokenizer.json (the model folder needs its tokenizer; give one with --tokenizer)`);
+      throw new Error(
+        `${src.describe}: no tokenizer.json (the model folder needs its tokenizer; give one with --tokenizer)`,
+      );
     }
-    tokenizer = loadTokenizer({ fileName: where(src, 'tokenizer.json'), data: ck.tokenizerJson, config: ck.tokenizerConfig });
+    tokenizer = loadTokenizer({
+      fileName: where(src, 'tokenizer.json'),
+      data: ck.tokenizerJson,
+      config: ck.tokenizerConfig,
+    });
     files.push('tokenizer.json');
   }
-  return { kind: 'hf', config: ck.config, weights: ck.weights, tokenizer, name: spec.name ?? nameFromDescribe(src.describe), files };
+  return {
+    kind: 'hf',
+    config: ck.config,
+    weights: ck.weights,
+    tokenizer,
+    name: spec.name ?? nameFromDescribe(src.describe),
+    files,
+  };
 }
 
 async function loadLlama2c(spec: ModelSpec, onProgress?: (p: LoadProgress) => void): Promise<LoadedModel> {
@@ -106,27 +129,45 @@ async function loadLlama2c(spec: ModelSpec, onProgress?: (p: LoadProgress) => vo
     const dir = dirOf(file);
     const candidates = [`${dir}tokenizer.bin`, `${dir}tok${config.vocab_size}.bin`];
     for (const c of candidates) {
-      if (await src.has(c)) { tfile = c; break; }
+      if (await src.has(c)) {
+        tfile = c;
+        break;
+      }
     }
     if (!tfile) {
-      throw new Error(`${src.describe}: no tokenizer for ${file}: looked for ${candidates.join(' and ')} beside it (give one with --tokenizer)`);
+      throw new Error(
+        `${src.describe}: no tokenizer for ${file}: looked for ${candidates.join(' and ')} beside it (give one with --tokenizer)`,
+      );
     }
   }
   const tbytes = await readNamed(tsrc, tfile, onProgress);
   const tokenizer = loadTokenizer({ fileName: where(tsrc, tfile), data: tbytes, vocabSize: config.vocab_size });
   if (tokenizer.vocabSize !== config.vocab_size) {
-    throw new Error(`${where(tsrc, tfile)}: tokenizer has ${tokenizer.vocabSize} tokens but ${file} has vocab_size ${config.vocab_size}`);
+    throw new Error(
+      `${where(tsrc, tfile)}: tokenizer has ${tokenizer.vocabSize} tokens but ${file} has vocab_size ${config.vocab_size}`,
+    );
   }
-  return { kind: 'llama2c', config, weights, tokenizer, name: spec.name ?? baseOf(file).replace(/\.bin$/i, ''), files: [file, tfile] };
+  return {
+    kind: 'llama2c',
+    config,
+    weights,
+    tokenizer,
+    name: spec.name ?? baseOf(file).replace(/\.bin$/i, ''),
+    files: [file, tfile],
+  };
 }
 
 /**
  * Just the tokenizer (and config) of a model, without its weights where the format allows it
  * (HF: config.json, tokenizer.json, tokenizer_config.json; llama2.c needs the checkpoint's header, so reads it).
  */
-export async function loadModelTokenizer(spec: ModelSpec, onProgress?: (p: LoadProgress) => void): Promise<{ tokenizer: Tokenizer; config: ModelConfig; name: string }> {
+export async function loadModelTokenizer(
+  spec: ModelSpec,
+  onProgress?: (p: LoadProgress) => void,
+): Promise<{ tokenizer: Tokenizer; config: ModelConfig; name: string }> {
   const src = spec.source;
-  const isHf = spec.kind === 'hf' || (!spec.kind && !(spec.file && /\.bin$/i.test(spec.file)) && (await src.has('config.json')));
+  const isHf =
+    spec.kind === 'hf' || (!spec.kind && !(spec.file && /\.bin$/i.test(spec.file)) && (await src.has('config.json')));
   if (!isHf) {
     const m = await loadModel(spec, onProgress);
     return { tokenizer: m.tokenizer, config: m.config, name: m.name };
@@ -144,10 +185,22 @@ export async function loadModelTokenizer(spec: ModelSpec, onProgress?: (p: LoadP
   let tokenizer: Tokenizer;
   if (spec.tokenizerFile) {
     const tsrc = spec.tokenizerSource ?? src;
-    tokenizer = loadTokenizer({ fileName: where(tsrc, spec.tokenizerFile), data: await readNamed(tsrc, spec.tokenizerFile, onProgress), config: tcfg, vocabSize: config.vocab_size });
+    tokenizer = loadTokenizer({
+      fileName: where(tsrc, spec.tokenizerFile),
+      data: await readNamed(tsrc, spec.tokenizerFile, onProgress),
+      config: tcfg,
+      vocabSize: config.vocab_size,
+    });
   } else {
-    if (!(await src.has('tokenizer.json'))) throw new Error(`${src.describe}: no tokenizer.json (the model folder needs its tokenizer; give one with --tokenizer)`);
-    tokenizer = loadTokenizer({ fileName: where(src, 'tokenizer.json'), data: await json('tokenizer.json'), config: tcfg });
+    if (!(await src.has('tokenizer.json')))
+      throw new Error(
+        `${src.describe}: no tokenizer.json (the model folder needs its tokenizer; give one with --tokenizer)`,
+      );
+    tokenizer = loadTokenizer({
+      fileName: where(src, 'tokenizer.json'),
+      data: await json('tokenizer.json'),
+      config: tcfg,
+    });
   }
   return { tokenizer, config, name: spec.name ?? nameFromDescribe(src.describe) };
 }

@@ -12,11 +12,23 @@ import { constants as fsc } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import path from 'node:path';
 import {
-  CHECKPOINT_JSON, CHECKPOINT_TENSORS, decodeCheckpointBundle, decodeCheckpointFiles, encodeCheckpointBundle, type SessionCheckpoint,
+  CHECKPOINT_JSON,
+  CHECKPOINT_TENSORS,
+  decodeCheckpointBundle,
+  decodeCheckpointFiles,
+  encodeCheckpointBundle,
+  type SessionCheckpoint,
 } from '../train/checkpoint';
 import { FinetuneSession, type FinetuneSessionInit } from '../train/session';
 import {
-  FileTreeRunStore, LATEST_FILE, readGeneration, readLatestGeneration, writeGeneration, type FileTree, type FileTreeEntry, type RunStoreOptions,
+  FileTreeRunStore,
+  LATEST_FILE,
+  readGeneration,
+  readLatestGeneration,
+  writeGeneration,
+  type FileTree,
+  type FileTreeEntry,
+  type RunStoreOptions,
 } from './run-store';
 
 /** The two operations a save goes through; replaceable to simulate failures in tests. */
@@ -40,26 +52,34 @@ export const defaultNodeFileOps: NodeFileOps = {
   rename: (from, to) => fsp.rename(from, to),
 };
 
-const isMissing = (e: unknown) => (e as NodeJS.ErrnoException)?.code === 'ENOENT' || (e as NodeJS.ErrnoException)?.code === 'ENOTDIR';
+const isMissing = (e: unknown) =>
+  (e as NodeJS.ErrnoException)?.code === 'ENOENT' || (e as NodeJS.ErrnoException)?.code === 'ENOTDIR';
 
 /** FileTree over a folder: writes are temp file + fsync + rename. */
 export class NodeFileTree implements FileTree {
   readonly describe: string;
 
-  constructor(readonly root: string, private readonly ops: NodeFileOps = defaultNodeFileOps) {
+  constructor(
+    readonly root: string,
+    private readonly ops: NodeFileOps = defaultNodeFileOps,
+  ) {
     this.root = path.resolve(root);
     this.describe = this.root;
   }
 
   private p(parts: string[]): string {
-    for (const x of parts) if (!x || x === '.' || x === '..' || /[\\/]/.test(x)) throw new Error(`invalid path component ${JSON.stringify(x)}`);
+    for (const x of parts)
+      if (!x || x === '.' || x === '..' || /[\\/]/.test(x))
+        throw new Error(`invalid path component ${JSON.stringify(x)}`);
     return path.join(this.root, ...parts);
   }
 
   async list(dir: string[]): Promise<FileTreeEntry[]> {
     try {
       const ents = await fsp.readdir(this.p(dir), { withFileTypes: true });
-      return ents.filter((e) => e.isFile() || e.isDirectory()).map((e) => ({ name: e.name, kind: e.isDirectory() ? 'directory' : 'file' }));
+      return ents
+        .filter((e) => e.isFile() || e.isDirectory())
+        .map((e) => ({ name: e.name, kind: e.isDirectory() ? 'directory' : 'file' }));
     } catch (e) {
       if (isMissing(e)) return [];
       throw e;
@@ -90,8 +110,14 @@ export class NodeFileTree implements FileTree {
     // make the rename itself durable (best effort: not every platform can fsync a directory)
     try {
       const dh = await fsp.open(dir, fsc.O_RDONLY);
-      try { await dh.sync(); } finally { await dh.close(); }
-    } catch { /* ignore */ }
+      try {
+        await dh.sync();
+      } finally {
+        await dh.close();
+      }
+    } catch {
+      /* ignore */
+    }
   }
 
   async remove(parts: string[]): Promise<void> {
@@ -115,7 +141,10 @@ export interface NodeRunStoreOptions extends RunStoreOptions {
 
 /** A RunStore in a folder: `<root>/<run id>/…`. */
 export class NodeRunStore extends FileTreeRunStore {
-  constructor(readonly root: string, opts: NodeRunStoreOptions = {}) {
+  constructor(
+    readonly root: string,
+    opts: NodeRunStoreOptions = {},
+  ) {
     super(new NodeFileTree(root, opts.fileOps), 'node', opts);
   }
 }
@@ -127,14 +156,22 @@ export class NodeRunStore extends FileTreeRunStore {
  * Save a checkpoint into a run folder (the layout above; the folder is created), atomically; keeps the newest `keep`
  * (default 2). Returns the generation folder written.
  */
-export async function saveCheckpointToDir(runDir: string, ck: SessionCheckpoint, opts: NodeRunStoreOptions = {}): Promise<{ path: string; bytes: number }> {
+export async function saveCheckpointToDir(
+  runDir: string,
+  ck: SessionCheckpoint,
+  opts: NodeRunStoreOptions = {},
+): Promise<{ path: string; bytes: number }> {
   const tree = new NodeFileTree(runDir, opts.fileOps);
   const p = await writeGeneration(tree, [], ck, opts.keep ?? 2);
   return { path: path.join(tree.root, p.generation), bytes: p.summary.bytes };
 }
 
 /** Write a checkpoint as one bundle file (temp + rename). */
-export async function saveCheckpointBundle(file: string, ck: SessionCheckpoint, opts: { fileOps?: NodeFileOps } = {}): Promise<void> {
+export async function saveCheckpointBundle(
+  file: string,
+  ck: SessionCheckpoint,
+  opts: { fileOps?: NodeFileOps } = {},
+): Promise<void> {
   const abs = path.resolve(file);
   await new NodeFileTree(path.dirname(abs), opts.fileOps).write([path.basename(abs)], encodeCheckpointBundle(ck));
 }
@@ -159,7 +196,8 @@ export async function loadCheckpointFromPath(p: string): Promise<{ checkpoint: S
   }
   const tree = new NodeFileTree(abs);
   const names = new Set((await tree.list([])).map((e) => e.name));
-  if (names.has(CHECKPOINT_JSON) || names.has(CHECKPOINT_TENSORS)) return { checkpoint: await readGeneration(tree, []), source: abs };
+  if (names.has(CHECKPOINT_JSON) || names.has(CHECKPOINT_TENSORS))
+    return { checkpoint: await readGeneration(tree, []), source: abs };
   const latest = await readLatestGeneration(tree, []);
   if (latest) return { checkpoint: latest.checkpoint, source: path.join(abs, latest.generation) };
   throw new Error(
@@ -169,7 +207,10 @@ export async function loadCheckpointFromPath(p: string): Promise<{ checkpoint: S
 
 /** Same as decodeCheckpointFiles on two files on disk (for callers holding paths). */
 export async function readCheckpointFiles(jsonFile: string, tensorsFile: string): Promise<SessionCheckpoint> {
-  return decodeCheckpointFiles({ json: new Uint8Array(await fsp.readFile(jsonFile)), tensors: new Uint8Array(await fsp.readFile(tensorsFile)) }, path.dirname(path.resolve(jsonFile)));
+  return decodeCheckpointFiles(
+    { json: new Uint8Array(await fsp.readFile(jsonFile)), tensors: new Uint8Array(await fsp.readFile(tensorsFile)) },
+    path.dirname(path.resolve(jsonFile)),
+  );
 }
 
 /**
@@ -179,7 +220,10 @@ export async function readCheckpointFiles(jsonFile: string, tensorsFile: string)
  * the model weights or the tokenized data differ from the checkpoint's.
  * The returned session's run() continues at step checkpoint.meta.progress.global_step + 1.
  */
-export async function resumeSessionFromDir(dir: string, init: FinetuneSessionInit): Promise<{ session: FinetuneSession; checkpoint: SessionCheckpoint; source: string }> {
+export async function resumeSessionFromDir(
+  dir: string,
+  init: FinetuneSessionInit,
+): Promise<{ session: FinetuneSession; checkpoint: SessionCheckpoint; source: string }> {
   const { checkpoint, source } = await loadCheckpointFromPath(dir);
   const session = await FinetuneSession.resume(init, checkpoint);
   return { session, checkpoint, source };

@@ -9,10 +9,12 @@ export function dirSource(dir: string): FileSource {
   const root = path.resolve(dir);
   const resolve = (p: string) => {
     const full = path.resolve(root, p);
-    if (full !== root && !full.startsWith(root + path.sep)) throw new Error(`path ${JSON.stringify(p)} escapes ${root}`);
+    if (full !== root && !full.startsWith(root + path.sep))
+      throw new Error(`path ${JSON.stringify(p)} escapes ${root}`);
     return full;
   };
-  const notFound = (e: unknown) => (e as NodeJS.ErrnoException)?.code === 'ENOENT' || (e as NodeJS.ErrnoException)?.code === 'ENOTDIR';
+  const notFound = (e: unknown) =>
+    (e as NodeJS.ErrnoException)?.code === 'ENOENT' || (e as NodeJS.ErrnoException)?.code === 'ENOTDIR';
 
   return {
     describe: root,

@@ -25,7 +25,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, RawTensor, RawTensors } from '../engine/config';
 import { eosIds } from '../engine/config';
 import { linearModules, paramShapes, type LinearModule } from '../engine/params';
-import { defaultTargets, loraParamName, targetedModules, validateLoraConfig, type LoraAdapter, type LoraConfig } from '../engine/lora';
+import {
+  defaultTargets,
+  loraParamName,
+  targetedModules,
+  validateLoraConfig,
+  type LoraAdapter,
+  type LoraConfig,
+} from '../engine/lora';
 import type { CausalLM } from '../engine/model';
 import { toHfConfig } from './hf-config';
 import { permuteRopeRows, unpermuteRopeRows } from './llama2c';
@@ -55,7 +62,11 @@ function shortNames(mods: LinearModule[]): string[] {
  * target_modules "all-linear" is written as the list of the short names it expands to, as PEFT does after
  * injecting the adapter; a user list is kept as given.
  */
-export function peftAdapterConfig(modelCfg: ModelConfig, lora: LoraConfig, opts: PeftExportOptions = {}): Record<string, unknown> {
+export function peftAdapterConfig(
+  modelCfg: ModelConfig,
+  lora: LoraConfig,
+  opts: PeftExportOptions = {},
+): Record<string, unknown> {
   validateLoraConfig(lora);
   const mods = targetedModules(modelCfg, lora);
   const target = lora.target_modules === 'all-linear' ? shortNames(mods) : [...lora.target_modules];
@@ -115,7 +126,10 @@ export async function adapterTensors(adapter: LoraAdapter): Promise<RawTensors> 
  * The model's current adapter as PEFT files: adapter_config.json and adapter_model.safetensors (F32, metadata
  * {"format": "pt"} as PEFT writes). Works whether or not the adapter is merged (its A/B are unchanged by merging).
  */
-export async function exportPeftAdapter(model: CausalLM, opts: PeftExportOptions = {}): Promise<Map<string, Uint8Array>> {
+export async function exportPeftAdapter(
+  model: CausalLM,
+  opts: PeftExportOptions = {},
+): Promise<Map<string, Uint8Array>> {
   const adapter = model.adapter;
   if (!adapter) throw new Error('exportPeftAdapter: the model has no LoRA adapter attached');
   const config = peftAdapterConfig(model.config, adapter.config, opts);
@@ -150,7 +164,11 @@ export interface PeftFiles {
 }
 
 function isEmptyPattern(v: unknown): boolean {
-  return v === undefined || v === null || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v as object).length === 0);
+  return (
+    v === undefined ||
+    v === null ||
+    (typeof v === 'object' && !Array.isArray(v) && Object.keys(v as object).length === 0)
+  );
 }
 
 function parseConfigJson(input: PeftFiles['config'], where: string): Record<string, unknown> {
@@ -168,31 +186,45 @@ function parseConfigJson(input: PeftFiles['config'], where: string): Record<stri
 }
 
 /** adapter_config.json → LoraConfig for `modelCfg`, refusing what the engine cannot represent. */
-export function parsePeftAdapterConfig(json: Record<string, unknown>, modelCfg: ModelConfig, where = ADAPTER_CONFIG_FILE): LoraConfig {
+export function parsePeftAdapterConfig(
+  json: Record<string, unknown>,
+  modelCfg: ModelConfig,
+  where = ADAPTER_CONFIG_FILE,
+): LoraConfig {
   const fail = (field: string, msg: string): never => {
     throw new Error(`${where}: "${field}" ${msg}`);
   };
   const peftType = json.peft_type ?? 'LORA';
-  if (peftType !== 'LORA') fail('peft_type', `is ${JSON.stringify(peftType)}; only LoRA adapters ("LORA") are supported`);
+  if (peftType !== 'LORA')
+    fail('peft_type', `is ${JSON.stringify(peftType)}; only LoRA adapters ("LORA") are supported`);
   const task = json.task_type;
-  if (task !== undefined && task !== null && task !== 'CAUSAL_LM') fail('task_type', `is ${JSON.stringify(task)}; only "CAUSAL_LM" adapters apply to a causal language model`);
+  if (task !== undefined && task !== null && task !== 'CAUSAL_LM')
+    fail('task_type', `is ${JSON.stringify(task)}; only "CAUSAL_LM" adapters apply to a causal language model`);
   const r = json.r ?? 8;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) fail('r', `must be a positive integer, got ${JSON.stringify(r)}`);
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1)
+    fail('r', `must be a positive integer, got ${JSON.stringify(r)}`);
   const alpha = json.lora_alpha ?? 8;
-  if (typeof alpha !== 'number' || !(alpha > 0)) fail('lora_alpha', `must be a positive number, got ${JSON.stringify(alpha)}`);
+  if (typeof alpha !== 'number' || !(alpha > 0))
+    fail('lora_alpha', `must be a positive number, got ${JSON.stringify(alpha)}`);
   const dropout = json.lora_dropout ?? 0;
-  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) fail('lora_dropout', `must be in [0, 1), got ${JSON.stringify(dropout)}`);
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1))
+    fail('lora_dropout', `must be in [0, 1), got ${JSON.stringify(dropout)}`);
   const rslora = json.use_rslora ?? false;
   if (typeof rslora !== 'boolean') fail('use_rslora', `must be true or false, got ${JSON.stringify(rslora)}`);
   if (json.use_dora === true) fail('use_dora', 'is true: DoRA adapters are not supported');
-  if (json.bias !== undefined && json.bias !== 'none') fail('bias', `is ${JSON.stringify(json.bias)}: only adapters without trained biases ("none") are supported`);
+  if (json.bias !== undefined && json.bias !== 'none')
+    fail('bias', `is ${JSON.stringify(json.bias)}: only adapters without trained biases ("none") are supported`);
   if (json.lora_bias === true) fail('lora_bias', 'is true: LoRA biases are not supported');
   if (json.modules_to_save != null && !(Array.isArray(json.modules_to_save) && json.modules_to_save.length === 0)) {
-    fail('modules_to_save', `is ${JSON.stringify(json.modules_to_save)}: fully trained extra modules are not supported`);
+    fail(
+      'modules_to_save',
+      `is ${JSON.stringify(json.modules_to_save)}: fully trained extra modules are not supported`,
+    );
   }
   if (!isEmptyPattern(json.rank_pattern)) fail('rank_pattern', 'sets per-layer ranks, which are not supported');
   if (!isEmptyPattern(json.alpha_pattern)) fail('alpha_pattern', 'sets per-layer alphas, which are not supported');
-  if (json.layers_to_transform != null) fail('layers_to_transform', 'restricts the adapter to some layers, which is not supported');
+  if (json.layers_to_transform != null)
+    fail('layers_to_transform', 'restricts the adapter to some layers, which is not supported');
   if (json.exclude_modules != null) fail('exclude_modules', 'is not supported');
 
   const tm = json.target_modules;
@@ -207,13 +239,29 @@ export function parsePeftAdapterConfig(json: Record<string, unknown>, modelCfg: 
     } catch (e) {
       return fail('target_modules', `is not a valid regular expression: ${(e as Error).message}`);
     }
-    const names = linearModules(modelCfg).map((m) => m.name).filter((n) => re.test(n));
-    if (names.length === 0) fail('target_modules', `(regular expression ${JSON.stringify(tm)}) matches no linear layer of this ${modelCfg.architecture}`);
+    const names = linearModules(modelCfg)
+      .map((m) => m.name)
+      .filter((n) => re.test(n));
+    if (names.length === 0)
+      fail(
+        'target_modules',
+        `(regular expression ${JSON.stringify(tm)}) matches no linear layer of this ${modelCfg.architecture}`,
+      );
     target = names;
   } else if (Array.isArray(tm) && tm.length > 0 && tm.every((t) => typeof t === 'string')) target = tm as string[];
-  else return fail('target_modules', `must be a list of module names, "all-linear" or a regular expression, got ${JSON.stringify(tm)}`);
+  else
+    return fail(
+      'target_modules',
+      `must be a list of module names, "all-linear" or a regular expression, got ${JSON.stringify(tm)}`,
+    );
 
-  const config: LoraConfig = { r: r as number, lora_alpha: alpha as number, lora_dropout: dropout as number, target_modules: target, use_rslora: rslora as boolean };
+  const config: LoraConfig = {
+    r: r as number,
+    lora_alpha: alpha as number,
+    lora_dropout: dropout as number,
+    target_modules: target,
+    use_rslora: rslora as boolean,
+  };
   try {
     targetedModules(modelCfg, config);
   } catch (e) {
@@ -250,34 +298,47 @@ export function parsePeftAdapter(modelCfg: ModelConfig, files: PeftFiles): Impor
   const out: RawTensors = new Map();
   for (const [key, t] of fileTensors) {
     const m = KEY.exec(key);
-    if (!m) throw new Error(`${wName}: unexpected tensor "${key}": not a LoRA weight of the form base_model.model.<module>.lora_A.weight / lora_B.weight${keyHint(key)}`);
+    if (!m)
+      throw new Error(
+        `${wName}: unexpected tensor "${key}": not a LoRA weight of the form base_model.model.<module>.lora_A.weight / lora_B.weight${keyHint(key)}`,
+      );
     const [, moduleName, which] = m;
     const mod = targeted.get(moduleName);
     if (!mod) {
       if (all.has(moduleName)) {
-        throw new Error(`${wName}: tensor "${key}" is for module "${moduleName}", which ${cName} target_modules ${JSON.stringify(raw.target_modules ?? null)} does not target`);
+        throw new Error(
+          `${wName}: tensor "${key}" is for module "${moduleName}", which ${cName} target_modules ${JSON.stringify(raw.target_modules ?? null)} does not target`,
+        );
       }
-      throw new Error(`${wName}: tensor "${key}" is for module "${moduleName}", which is not a linear layer of this ${modelCfg.architecture} (${modelCfg.num_hidden_layers} layers; linear layers are named like "${[...all.keys()][0]}")`);
+      throw new Error(
+        `${wName}: tensor "${key}" is for module "${moduleName}", which is not a linear layer of this ${modelCfg.architecture} (${modelCfg.num_hidden_layers} layers; linear layers are named like "${[...all.keys()][0]}")`,
+      );
     }
     if (t.shape.length !== 2) throw new Error(`${wName}: tensor "${key}" has shape [${t.shape}], expected a matrix`);
     const rank = which === 'A' ? t.shape[0] : t.shape[1];
     if (rank !== config.r) {
-      throw new Error(`${wName}: r mismatch: tensor "${key}" has shape [${t.shape}] (rank ${rank}) but ${cName} says r = ${config.r}`);
+      throw new Error(
+        `${wName}: r mismatch: tensor "${key}" has shape [${t.shape}] (rank ${rank}) but ${cName} says r = ${config.r}`,
+      );
     }
     const want = which === 'A' ? [config.r, mod.inFeatures] : [mod.outFeatures, config.r];
     if (t.shape[0] !== want[0] || t.shape[1] !== want[1]) {
       const what = which === 'A' ? `r × in_features (${mod.inFeatures})` : `out_features (${mod.outFeatures}) × r`;
-      throw new Error(`${wName}: tensor "${key}" has shape [${t.shape}], but the base model's ${moduleName} needs [${want}] (${what}); was the adapter trained on a different base model?`);
+      throw new Error(
+        `${wName}: tensor "${key}" has shape [${t.shape}], but the base model's ${moduleName} needs [${want}] (${what}); was the adapter trained on a different base model?`,
+      );
     }
     // parseSafetensors may return views of the file's bytes: keep copies, not views of a large buffer
     const heads = which === 'B' ? ropeRows(modelCfg, mod) : null;
-    const data = heads !== null ? unpermuteRopeRows(t.data, heads, modelCfg.head_dim, config.r) : Float32Array.from(t.data);
+    const data =
+      heads !== null ? unpermuteRopeRows(t.data, heads, modelCfg.head_dim, config.r) : Float32Array.from(t.data);
     out.set(key, { shape: [...t.shape], data });
   }
   for (const name of targeted.keys()) {
     for (const which of ['A', 'B'] as const) {
       const key = loraParamName(name, which);
-      if (!out.has(key)) throw new Error(`${wName}: missing tensor "${key}" (module "${name}" is targeted by ${cName} target_modules)`);
+      if (!out.has(key))
+        throw new Error(`${wName}: missing tensor "${key}" (module "${name}" is targeted by ${cName} target_modules)`);
     }
   }
   const base = raw.base_model_name_or_path;
@@ -286,9 +347,12 @@ export function parsePeftAdapter(modelCfg: ModelConfig, files: PeftFiles): Impor
 
 /** Read adapter_config.json and adapter_model.safetensors from a folder / Hub repository and parse them. */
 export async function readPeftAdapter(src: FileSource, modelCfg: ModelConfig): Promise<ImportedPeftAdapter> {
-  if (!(await src.has(ADAPTER_CONFIG_FILE))) throw new Error(`${src.describe}: no ${ADAPTER_CONFIG_FILE} (is this a PEFT adapter folder?)`);
+  if (!(await src.has(ADAPTER_CONFIG_FILE)))
+    throw new Error(`${src.describe}: no ${ADAPTER_CONFIG_FILE} (is this a PEFT adapter folder?)`);
   if (!(await src.has(ADAPTER_WEIGHTS_FILE))) {
-    const hint = (await src.has('adapter_model.bin')) ? ' (only adapter_model.bin is present: PyTorch pickles are not supported, save with safe_serialization=True)' : '';
+    const hint = (await src.has('adapter_model.bin'))
+      ? ' (only adapter_model.bin is present: PyTorch pickles are not supported, save with safe_serialization=True)'
+      : '';
     throw new Error(`${src.describe}: no ${ADAPTER_WEIGHTS_FILE}${hint}`);
   }
   return parsePeftAdapter(modelCfg, {
@@ -309,7 +373,12 @@ export function loadPeftAdapter(model: CausalLM, imported: ImportedPeftAdapter):
 // ---------------------------------------------------------------------------------------------------------
 // Merged model
 
-const RESERVED = new Set(['config.json', 'model.safetensors', 'model.safetensors.index.json', 'generation_config.json']);
+const RESERVED = new Set([
+  'config.json',
+  'model.safetensors',
+  'model.safetensors.index.json',
+  'generation_config.json',
+]);
 
 /**
  * A full Hugging Face model folder with the adapter folded in (PEFT's merge_and_unload): config.json (toHfConfig),
@@ -360,7 +429,8 @@ export async function exportMergedModel(
   files.set('model.safetensors', writeSafetensors(tensors, { format: 'pt' }));
   const extra = tokenizerFiles instanceof Map ? [...tokenizerFiles] : Object.entries(tokenizerFiles ?? {});
   for (const [name, content] of extra) {
-    if (RESERVED.has(name)) throw new Error(`exportMergedModel: tokenizer file "${name}" would overwrite the model's own ${name}`);
+    if (RESERVED.has(name))
+      throw new Error(`exportMergedModel: tokenizer file "${name}" would overwrite the model's own ${name}`);
     files.set(name, typeof content === 'string' ? encoder.encode(content) : content);
   }
   return files;

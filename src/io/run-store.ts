@@ -29,8 +29,16 @@
  * Browser-safe: no node: imports.
  */
 import {
-  CHECKPOINT_JSON, CHECKPOINT_TENSORS, decodeCheckpointBundle, decodeCheckpointFiles, describeCheckpoint, encodeCheckpointBundle,
-  encodeCheckpointFiles, BUNDLE_EXTENSION, type CheckpointMeta, type SessionCheckpoint,
+  CHECKPOINT_JSON,
+  CHECKPOINT_TENSORS,
+  decodeCheckpointBundle,
+  decodeCheckpointFiles,
+  describeCheckpoint,
+  encodeCheckpointBundle,
+  encodeCheckpointFiles,
+  BUNDLE_EXTENSION,
+  type CheckpointMeta,
+  type SessionCheckpoint,
 } from '../train/checkpoint';
 import { formatBytes } from '../util/bytes';
 
@@ -107,9 +115,9 @@ export class StorageQuotaError extends Error {
   ) {
     super(
       `not enough storage to save the checkpoint in ${where}: it needs ${formatBytes(needed)} (${needed} bytes)` +
-      // a quota error while the estimate shows room: the site's quota (or an override of it) is what refused
-      `${available === null ? '' : available < needed ? `, ${formatBytes(Math.max(0, available))} free` : ", more than this site's storage quota allows"}. ` +
-      'The previous checkpoint is kept. Free some space (delete old runs, or export one to a file and delete it) and save again.',
+        // a quota error while the estimate shows room: the site's quota (or an override of it) is what refused
+        `${available === null ? '' : available < needed ? `, ${formatBytes(Math.max(0, available))} free` : ", more than this site's storage quota allows"}. ` +
+        'The previous checkpoint is kept. Free some space (delete old runs, or export one to a file and delete it) and save again.',
     );
     this.name = 'StorageQuotaError';
   }
@@ -126,19 +134,30 @@ const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export function validateRunId(id: string): void {
   if (typeof id !== 'string' || !RUN_ID.test(id)) {
-    throw new Error(`invalid run id ${JSON.stringify(id)}: use 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    throw new Error(
+      `invalid run id ${JSON.stringify(id)}: use 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
   }
 }
 
 /** A fresh run id from a display name: "<slug>-<time>-<random>". */
 /** A name as lower-case letters, digits and '-' (for run ids and file names); 'run' when nothing is left. */
 export function slugify(name: string, max = 40): string {
-  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, max).replace(/-+$/, '') || 'run';
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, max)
+      .replace(/-+$/, '') || 'run'
+  );
 }
 
 export function newRunId(name = 'run'): string {
   const slug = slugify(name);
-  const rand = Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0');
+  const rand = Math.floor(Math.random() * 36 ** 4)
+    .toString(36)
+    .padStart(4, '0');
   return `${slug}-${Date.now().toString(36)}-${rand}`;
 }
 
@@ -146,8 +165,15 @@ export function newRunId(name = 'run'): string {
 export function summarizeCheckpoint(meta: CheckpointMeta, bytes: number): CheckpointSummary {
   const lastLoss = [...meta.session.history].reverse().find((h) => h.loss !== undefined)?.loss;
   return {
-    step: meta.progress.global_step, max_steps: meta.progress.max_steps, epoch: meta.progress.epoch, status: meta.progress.status,
-    model_id: meta.model.id, loss: lastLoss ?? null, saved: meta.created, bytes, description: describeCheckpoint(meta),
+    step: meta.progress.global_step,
+    max_steps: meta.progress.max_steps,
+    epoch: meta.progress.epoch,
+    status: meta.progress.status,
+    model_id: meta.model.id,
+    loss: lastLoss ?? null,
+    saved: meta.created,
+    bytes,
+    description: describeCheckpoint(meta),
   };
 }
 
@@ -158,7 +184,9 @@ const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 export function validateFileName(name: string): void {
   if (typeof name !== 'string' || !FILE_NAME.test(name)) {
-    throw new Error(`invalid run file name ${JSON.stringify(name)}: use 1–100 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    throw new Error(
+      `invalid run file name ${JSON.stringify(name)}: use 1–100 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
   }
 }
 
@@ -169,7 +197,8 @@ abstract class BaseRunStore implements RunStore {
 
   constructor(opts: RunStoreOptions = {}) {
     const keep = opts.keep ?? 2;
-    if (!(Number.isInteger(keep) && keep >= 1)) throw new Error(`RunStore: keep must be a positive integer, got ${keep}`);
+    if (!(Number.isInteger(keep) && keep >= 1))
+      throw new Error(`RunStore: keep must be a positive integer, got ${keep}`);
     this.keep = keep;
   }
 
@@ -204,9 +233,12 @@ abstract class BaseRunStore implements RunStore {
       validateRunId(id);
       if (await this.info(id)) throw new Error(`a run with id ${id} already exists`);
     } else {
-      do id = newRunId(name); while (await this.info(id));
+      do id = newRunId(name);
+      while (await this.info(id));
     }
-    const files = Object.entries(ck.metadata).filter(([k]) => k.startsWith(RUN_FILE_KEY)).map(([k, v]) => [k.slice(RUN_FILE_KEY.length), v] as const);
+    const files = Object.entries(ck.metadata)
+      .filter(([k]) => k.startsWith(RUN_FILE_KEY))
+      .map(([k, v]) => [k.slice(RUN_FILE_KEY.length), v] as const);
     for (const [f] of files) validateFileName(f);
     for (const [f, text] of files) await this.putFile(id, f, text);
     try {
@@ -218,7 +250,8 @@ abstract class BaseRunStore implements RunStore {
   }
 
   protected checkName(name: string): void {
-    if (typeof name !== 'string' || name.trim() === '' || name.length > 200) throw new Error(`run name must be 1–200 characters, got ${JSON.stringify(name)}`);
+    if (typeof name !== 'string' || name.trim() === '' || name.length > 200)
+      throw new Error(`run name must be 1–200 characters, got ${JSON.stringify(name)}`);
   }
 }
 
@@ -265,7 +298,13 @@ function parsePointer(bytes: Uint8Array | null): Pointer | null {
   if (!bytes) return null;
   try {
     const p = JSON.parse(new TextDecoder().decode(bytes)) as Pointer;
-    return p && typeof p.generation === 'string' && GEN.test(p.generation) && p.summary && typeof p.summary.step === 'number' ? p : null;
+    return p &&
+      typeof p.generation === 'string' &&
+      GEN.test(p.generation) &&
+      p.summary &&
+      typeof p.summary.step === 'number'
+      ? p
+      : null;
   } catch {
     return null;
   }
@@ -274,14 +313,18 @@ function parsePointer(bytes: Uint8Array | null): Pointer | null {
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v, null, 1));
 
 async function generations(tree: FileTree, base: string[]): Promise<string[]> {
-  return (await tree.list(base)).filter((e) => e.kind === 'directory' && GEN.test(e.name)).map((e) => e.name).sort((a, b) => seqOf(a) - seqOf(b));
+  return (await tree.list(base))
+    .filter((e) => e.kind === 'directory' && GEN.test(e.name))
+    .map((e) => e.name)
+    .sort((a, b) => seqOf(a) - seqOf(b));
 }
 
 /** Load one generation directory (checkpoint.json + tensors.safetensors), verified. */
 export async function readGeneration(tree: FileTree, dir: string[]): Promise<SessionCheckpoint> {
   const where = [tree.describe, ...dir].join('/');
   const [j, t] = await Promise.all([tree.read([...dir, CHECKPOINT_JSON]), tree.read([...dir, CHECKPOINT_TENSORS])]);
-  if (!j || !t) throw new Error(`${where}: incomplete checkpoint (${!j ? CHECKPOINT_JSON : CHECKPOINT_TENSORS} is missing)`);
+  if (!j || !t)
+    throw new Error(`${where}: incomplete checkpoint (${!j ? CHECKPOINT_JSON : CHECKPOINT_TENSORS} is missing)`);
   return decodeCheckpointFiles({ json: j, tensors: t }, where);
 }
 
@@ -289,16 +332,25 @@ export async function readGeneration(tree: FileTree, dir: string[]): Promise<Ses
  * Save a checkpoint as a new generation under `base` and flip LATEST to it (see the module comment).
  * Returns the generation name and the summary written.
  */
-export async function writeGeneration(tree: FileTree, base: string[], ck: SessionCheckpoint, keep: number, encoded?: Map<string, Uint8Array>): Promise<Pointer> {
+export async function writeGeneration(
+  tree: FileTree,
+  base: string[],
+  ck: SessionCheckpoint,
+  keep: number,
+  encoded?: Map<string, Uint8Array>,
+): Promise<Pointer> {
   const files = encoded ?? (await encodeCheckpointFiles(ck));
   const bytes = [...files.values()].reduce((s, b) => s + b.length, 0);
   const ptr = parsePointer(await tree.read([...base, LATEST_FILE]));
   // temp files of a write interrupted by a crash (Node: "<name>.tmp-<pid>-<random>"; Chromium's OPFS: "<name>.crswap")
-  for (const e of await tree.list(base)) if (e.kind === 'file' && /\.tmp-|\.crswap$/.test(e.name)) await tree.remove([...base, e.name]).catch(() => undefined);
+  for (const e of await tree.list(base))
+    if (e.kind === 'file' && /\.tmp-|\.crswap$/.test(e.name))
+      await tree.remove([...base, e.name]).catch(() => undefined);
   let gens = await generations(tree, base);
   if (ptr) {
     // generations newer than the pointer are leftovers of an interrupted save: never committed
-    for (const g of gens.filter((x) => seqOf(x) > seqOf(ptr.generation))) await tree.remove([...base, g]).catch(() => undefined);
+    for (const g of gens.filter((x) => seqOf(x) > seqOf(ptr.generation)))
+      await tree.remove([...base, g]).catch(() => undefined);
     gens = gens.filter((x) => seqOf(x) <= seqOf(ptr.generation));
   }
   const seq = gens.length ? seqOf(gens[gens.length - 1]) + 1 : 1;
@@ -320,17 +372,27 @@ export async function writeGeneration(tree: FileTree, base: string[], ck: Sessio
     await tree.write([...base, LATEST_FILE], json(pointer)); // commit
   } catch (e) {
     await tree.remove([...base, gen]).catch(() => undefined);
-    if (isQuotaError(e)) throw new StorageQuotaError(bytes, tree.free ? await tree.free().catch(() => null) : null, [tree.describe, ...base].join('/'), e);
+    if (isQuotaError(e))
+      throw new StorageQuotaError(
+        bytes,
+        tree.free ? await tree.free().catch(() => null) : null,
+        [tree.describe, ...base].join('/'),
+        e,
+      );
     throw e;
   }
   // prune: keep the newest `keep` committed generations (best effort: a failure here loses nothing)
   const committed = [...gens, gen];
-  for (const g of committed.slice(0, Math.max(0, committed.length - keep))) await tree.remove([...base, g]).catch(() => undefined);
+  for (const g of committed.slice(0, Math.max(0, committed.length - keep)))
+    await tree.remove([...base, g]).catch(() => undefined);
   return pointer;
 }
 
 /** The latest checkpoint under `base` that verifies (LATEST first, then older generations), or null if there is none. */
-export async function readLatestGeneration(tree: FileTree, base: string[]): Promise<{ checkpoint: SessionCheckpoint; generation: string; fellBack: boolean } | null> {
+export async function readLatestGeneration(
+  tree: FileTree,
+  base: string[],
+): Promise<{ checkpoint: SessionCheckpoint; generation: string; fellBack: boolean } | null> {
   const ptr = parsePointer(await tree.read([...base, LATEST_FILE]));
   let gens = (await generations(tree, base)).reverse();
   if (ptr) gens = [ptr.generation, ...gens.filter((g) => seqOf(g) < seqOf(ptr.generation))];
@@ -346,11 +408,19 @@ export async function readLatestGeneration(tree: FileTree, base: string[]): Prom
   throw new Error(`${[tree.describe, ...base].join('/')}: no stored checkpoint could be read: ${errors.join('; ')}`);
 }
 
-interface RunFile { id: string; name: string; created: string }
+interface RunFile {
+  id: string;
+  name: string;
+  created: string;
+}
 
 /** A RunStore over a FileTree: one directory per run. */
 export class FileTreeRunStore extends BaseRunStore {
-  constructor(readonly tree: FileTree, readonly kind: 'opfs' | 'node', opts: RunStoreOptions = {}) {
+  constructor(
+    readonly tree: FileTree,
+    readonly kind: 'opfs' | 'node',
+    opts: RunStoreOptions = {},
+  ) {
     super(opts);
   }
 
@@ -371,7 +441,13 @@ export class FileTreeRunStore extends BaseRunStore {
     const ptr = parsePointer(await this.tree.read([id, LATEST_FILE]));
     if (!rf && !ptr) return null;
     const gens = (await generations(this.tree, [id])).filter((g) => !ptr || seqOf(g) <= seqOf(ptr.generation));
-    return { id, name: rf?.name ?? id, created: rf?.created ?? ptr?.summary.saved ?? '', latest: ptr?.summary ?? null, checkpoints: gens.length };
+    return {
+      id,
+      name: rf?.name ?? id,
+      created: rf?.created ?? ptr?.summary.saved ?? '',
+      latest: ptr?.summary ?? null,
+      checkpoints: gens.length,
+    };
   }
 
   async list(): Promise<RunInfo[]> {
@@ -400,7 +476,12 @@ export class FileTreeRunStore extends BaseRunStore {
       if (fresh) await this.tree.remove([id]).catch(() => undefined);
       if (isQuotaError(e)) {
         const bytes = [...files.values()].reduce((s, b) => s + b.length, 0);
-        throw new StorageQuotaError(bytes, this.tree.free ? await this.tree.free().catch(() => null) : null, `${this.tree.describe}/${id}`, e);
+        throw new StorageQuotaError(
+          bytes,
+          this.tree.free ? await this.tree.free().catch(() => null) : null,
+          `${this.tree.describe}/${id}`,
+          e,
+        );
       }
       throw e;
     }
@@ -432,7 +513,13 @@ export class FileTreeRunStore extends BaseRunStore {
     try {
       await this.tree.write([id, FILES_DIR, name], bytes);
     } catch (e) {
-      if (isQuotaError(e)) throw new StorageQuotaError(bytes.length, this.tree.free ? await this.tree.free().catch(() => null) : null, `${this.tree.describe}/${id}`, e);
+      if (isQuotaError(e))
+        throw new StorageQuotaError(
+          bytes.length,
+          this.tree.free ? await this.tree.free().catch(() => null) : null,
+          `${this.tree.describe}/${id}`,
+          e,
+        );
       throw e;
     }
   }
@@ -446,23 +533,44 @@ export class FileTreeRunStore extends BaseRunStore {
 
   async listFiles(id: string): Promise<string[]> {
     validateRunId(id);
-    return (await this.tree.list([id, FILES_DIR])).filter((e) => e.kind === 'file' && FILE_NAME.test(e.name)).map((e) => e.name).sort();
+    return (await this.tree.list([id, FILES_DIR]))
+      .filter((e) => e.kind === 'file' && FILE_NAME.test(e.name))
+      .map((e) => e.name)
+      .sort();
   }
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // OPFS
 
-interface WritableLike { write(data: Uint8Array): Promise<void>; close(): Promise<void>; abort(): Promise<void> }
-interface SyncHandleLike { truncate(n: number): void; write(data: Uint8Array, opts: { at: number }): number; flush(): void; close(): void }
-type OpfsFile = FileSystemFileHandle & { createWritable?: () => Promise<WritableLike>; createSyncAccessHandle?: () => Promise<SyncHandleLike> };
+interface WritableLike {
+  write(data: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+  abort(): Promise<void>;
+}
+interface SyncHandleLike {
+  truncate(n: number): void;
+  write(data: Uint8Array, opts: { at: number }): number;
+  flush(): void;
+  close(): void;
+}
+type OpfsFile = FileSystemFileHandle & {
+  createWritable?: () => Promise<WritableLike>;
+  createSyncAccessHandle?: () => Promise<SyncHandleLike>;
+};
 type OpfsDir = FileSystemDirectoryHandle & { entries(): AsyncIterable<[string, FileSystemHandle]> };
 
-const isNotFound = (e: unknown) => !!e && typeof e === 'object' && ((e as { name?: string }).name === 'NotFoundError' || (e as { name?: string }).name === 'TypeMismatchError');
+const isNotFound = (e: unknown) =>
+  !!e &&
+  typeof e === 'object' &&
+  ((e as { name?: string }).name === 'NotFoundError' || (e as { name?: string }).name === 'TypeMismatchError');
 
 /** FileTree over an OPFS directory (navigator.storage.getDirectory()). Works in windows and workers. */
 export class OpfsFileTree implements FileTree {
-  constructor(readonly root: FileSystemDirectoryHandle, readonly describe = 'browser storage (OPFS)') {}
+  constructor(
+    readonly root: FileSystemDirectoryHandle,
+    readonly describe = 'browser storage (OPFS)',
+  ) {}
 
   private async dir(path: string[], create: boolean): Promise<OpfsDir | null> {
     let d = this.root;
@@ -502,7 +610,8 @@ export class OpfsFileTree implements FileTree {
       // writes go to a swap file; close() replaces the file atomically
       const w = await fh.createWritable();
       try {
-        for (let o = 0; o < data.length; o += 1 << 20) await w.write(data.subarray(o, o + (1 << 20)) as Uint8Array<ArrayBuffer>); // 1 MiB chunks: Chromium reports a quota refusal of one big write as AbortError ('Failed to write data to data pipe') about 1 time in 3
+        for (let o = 0; o < data.length; o += 1 << 20)
+          await w.write(data.subarray(o, o + (1 << 20)) as Uint8Array<ArrayBuffer>); // 1 MiB chunks: Chromium reports a quota refusal of one big write as AbortError ('Failed to write data to data pipe') about 1 time in 3
         await w.close();
       } catch (e) {
         await w.abort().catch(() => undefined);
@@ -546,11 +655,14 @@ async function storageFree(): Promise<number | null> {
 }
 
 /** A RunStore in OPFS, under `dirName` of the origin's root (or under `root` when given). */
-export async function openOpfsRunStore(opts: RunStoreOptions & { root?: FileSystemDirectoryHandle; dirName?: string } = {}): Promise<FileTreeRunStore> {
+export async function openOpfsRunStore(
+  opts: RunStoreOptions & { root?: FileSystemDirectoryHandle; dirName?: string } = {},
+): Promise<FileTreeRunStore> {
   let root = opts.root;
   if (!root) {
     const s = typeof navigator !== 'undefined' ? navigator.storage : undefined;
-    if (!s || typeof s.getDirectory !== 'function') throw new Error('OPFS is not available (navigator.storage.getDirectory is missing)');
+    if (!s || typeof s.getDirectory !== 'function')
+      throw new Error('OPFS is not available (navigator.storage.getDirectory is missing)');
     root = await s.getDirectory();
   }
   const dir = await root.getDirectoryHandle(opts.dirName ?? 'webtune-runs', { create: true });
@@ -619,7 +731,9 @@ export class IndexedDbRunStore extends BaseRunStore {
       req.onerror = () => reject(req.error ?? new Error(`cannot open IndexedDB database ${this.dbName}`));
       req.onblocked = () => reject(new Error(`IndexedDB database ${this.dbName} is blocked by another tab`));
     });
-    this.db.catch(() => { this.db = null; });
+    this.db.catch(() => {
+      this.db = null;
+    });
     return this.db;
   }
 
@@ -628,7 +742,10 @@ export class IndexedDbRunStore extends BaseRunStore {
    * committed, rejects with the transaction's error if it aborts. Requests must be issued from request callbacks
    * (not after an await), as IndexedDB requires.
    */
-  private async tx<T>(mode: IDBTransactionMode, body: (stores: IdbStores, out: { value?: T; error?: Error }, tx: IDBTransaction) => void): Promise<T | undefined> {
+  private async tx<T>(
+    mode: IDBTransactionMode,
+    body: (stores: IdbStores, out: { value?: T; error?: Error }, tx: IDBTransaction) => void,
+  ): Promise<T | undefined> {
     const db = await this.open();
     return new Promise<T | undefined>((resolve, reject) => {
       const t = db.transaction(STORES, mode);
@@ -636,30 +753,50 @@ export class IndexedDbRunStore extends BaseRunStore {
       t.oncomplete = () => (out.error ? reject(out.error) : resolve(out.value));
       t.onabort = () => reject(out.error ?? t.error ?? new Error('IndexedDB transaction aborted'));
       try {
-        body({ runs: t.objectStore('runs'), checkpoints: t.objectStore('checkpoints'), files: t.objectStore('files') }, out, t);
+        body(
+          { runs: t.objectStore('runs'), checkpoints: t.objectStore('checkpoints'), files: t.objectStore('files') },
+          out,
+          t,
+        );
       } catch (e) {
         out.error = e as Error;
-        try { t.abort(); } catch { /* already finished */ }
+        try {
+          t.abort();
+        } catch {
+          /* already finished */
+        }
       }
     });
   }
 
   private toInfo(r: RunRecord): RunInfo {
-    return { id: r.id, name: r.name, created: r.created, latest: r.latest?.summary ?? null, checkpoints: r.seqs.length };
+    return {
+      id: r.id,
+      name: r.name,
+      created: r.created,
+      latest: r.latest?.summary ?? null,
+      checkpoints: r.seqs.length,
+    };
   }
 
   async list(): Promise<RunInfo[]> {
     const recs = await this.tx<RunRecord[]>('readonly', ({ runs }, out) => {
       const q = runs.getAll();
-      q.onsuccess = () => { out.value = q.result as RunRecord[]; };
+      q.onsuccess = () => {
+        out.value = q.result as RunRecord[];
+      };
     });
-    return (recs ?? []).map((r) => this.toInfo(r)).sort((a, b) => (b.latest?.saved ?? b.created).localeCompare(a.latest?.saved ?? a.created));
+    return (recs ?? [])
+      .map((r) => this.toInfo(r))
+      .sort((a, b) => (b.latest?.saved ?? b.created).localeCompare(a.latest?.saved ?? a.created));
   }
 
   private record(id: string): Promise<RunRecord | undefined> {
     return this.tx<RunRecord>('readonly', ({ runs }, out) => {
       const q = runs.get(id);
-      q.onsuccess = () => { out.value = q.result as RunRecord | undefined; };
+      q.onsuccess = () => {
+        out.value = q.result as RunRecord | undefined;
+      };
     });
   }
 
@@ -673,7 +810,8 @@ export class IndexedDbRunStore extends BaseRunStore {
     validateRunId(id);
     if (opts.name !== undefined) this.checkName(opts.name);
     const files = await encodeCheckpointFiles(ck);
-    const jsonBytes = files.get(CHECKPOINT_JSON)!, tensors = files.get(CHECKPOINT_TENSORS)!;
+    const jsonBytes = files.get(CHECKPOINT_JSON)!,
+      tensors = files.get(CHECKPOINT_TENSORS)!;
     const bytes = jsonBytes.length + tensors.length;
     const summary = summarizeCheckpoint(ck.meta, bytes);
     const keep = this.keep;
@@ -687,7 +825,13 @@ export class IndexedDbRunStore extends BaseRunStore {
             : { id, name: opts.name ?? id, created: new Date().toISOString(), seqs: [], latest: null };
           const seq = (r.seqs.length ? r.seqs[r.seqs.length - 1] : 0) + 1;
           const buf = tensors.buffer.slice(tensors.byteOffset, tensors.byteOffset + tensors.byteLength) as ArrayBuffer;
-          const c: CheckpointRecord = { key: ckKey(id, seq), run: id, seq, json: new TextDecoder().decode(jsonBytes), tensors: buf };
+          const c: CheckpointRecord = {
+            key: ckKey(id, seq),
+            run: id,
+            seq,
+            json: new TextDecoder().decode(jsonBytes),
+            tensors: buf,
+          };
           checkpoints.put(c);
           r.seqs.push(seq);
           r.latest = { seq, summary };
@@ -698,7 +842,8 @@ export class IndexedDbRunStore extends BaseRunStore {
       });
       return this.toInfo(rec!);
     } catch (e) {
-      if (isQuotaError(e)) throw new StorageQuotaError(bytes, await storageFree().catch(() => null), `IndexedDB ${this.dbName}`, e);
+      if (isQuotaError(e))
+        throw new StorageQuotaError(bytes, await storageFree().catch(() => null), `IndexedDB ${this.dbName}`, e);
       throw e;
     }
   }
@@ -712,11 +857,16 @@ export class IndexedDbRunStore extends BaseRunStore {
     for (const seq of order) {
       const c = await this.tx<CheckpointRecord>('readonly', ({ checkpoints }, out) => {
         const q = checkpoints.get(ckKey(id, seq));
-        q.onsuccess = () => { out.value = q.result as CheckpointRecord | undefined; };
+        q.onsuccess = () => {
+          out.value = q.result as CheckpointRecord | undefined;
+        };
       });
       try {
         if (!c) throw new Error(`checkpoint ${seq} is missing`);
-        return await decodeCheckpointFiles({ json: c.json, tensors: new Uint8Array(c.tensors) }, `IndexedDB ${this.dbName}/${id}/${seq}`);
+        return await decodeCheckpointFiles(
+          { json: c.json, tensors: new Uint8Array(c.tensors) },
+          `IndexedDB ${this.dbName}/${id}/${seq}`,
+        );
       } catch (e) {
         errors.push((e as Error).message);
       }
@@ -731,7 +881,10 @@ export class IndexedDbRunStore extends BaseRunStore {
       const q = runs.get(id);
       q.onsuccess = () => {
         const r = q.result as RunRecord | undefined;
-        if (!r) { out.error = new Error(`no run ${id}`); return; }
+        if (!r) {
+          out.error = new Error(`no run ${id}`);
+          return;
+        }
         const n = { ...r, name };
         runs.put(n);
         out.value = n;
@@ -744,7 +897,9 @@ export class IndexedDbRunStore extends BaseRunStore {
     validateRunId(id);
     await this.tx<void>('readwrite', ({ runs, checkpoints, files }) => {
       const f = files.getAll();
-      f.onsuccess = () => { for (const r of f.result as FileRecord[]) if (r.run === id) files.delete(r.key); };
+      f.onsuccess = () => {
+        for (const r of f.result as FileRecord[]) if (r.run === id) files.delete(r.key);
+      };
       const q = runs.get(id);
       q.onsuccess = () => {
         const r = q.result as RunRecord | undefined;
@@ -764,7 +919,13 @@ export class IndexedDbRunStore extends BaseRunStore {
         files.put(rec);
       });
     } catch (e) {
-      if (isQuotaError(e)) throw new StorageQuotaError(new TextEncoder().encode(text).length, await storageFree().catch(() => null), `IndexedDB ${this.dbName}`, e);
+      if (isQuotaError(e))
+        throw new StorageQuotaError(
+          new TextEncoder().encode(text).length,
+          await storageFree().catch(() => null),
+          `IndexedDB ${this.dbName}`,
+          e,
+        );
       throw e;
     }
   }
@@ -774,7 +935,9 @@ export class IndexedDbRunStore extends BaseRunStore {
     validateFileName(name);
     const r = await this.tx<FileRecord>('readonly', ({ files }, out) => {
       const q = files.get(fileKey(id, name));
-      q.onsuccess = () => { out.value = q.result as FileRecord | undefined; };
+      q.onsuccess = () => {
+        out.value = q.result as FileRecord | undefined;
+      };
     });
     return r?.text ?? null;
   }
@@ -783,9 +946,14 @@ export class IndexedDbRunStore extends BaseRunStore {
     validateRunId(id);
     const recs = await this.tx<FileRecord[]>('readonly', ({ files }, out) => {
       const q = files.getAll();
-      q.onsuccess = () => { out.value = q.result as FileRecord[]; };
+      q.onsuccess = () => {
+        out.value = q.result as FileRecord[];
+      };
     });
-    return (recs ?? []).filter((r) => r.run === id).map((r) => r.name).sort();
+    return (recs ?? [])
+      .filter((r) => r.run === id)
+      .map((r) => r.name)
+      .sort();
   }
 
   /** Close the database connection (tests; a page simply drops it). */
@@ -816,7 +984,9 @@ export async function openBrowserRunStore(opts: RunStoreOptions = {}): Promise<R
   try {
     return new IndexedDbRunStore(opts);
   } catch (e) {
-    throw new Error(`no persistent storage in this browser: OPFS failed (${(opfsError as Error)?.message ?? opfsError}) and ${(e as Error).message}`);
+    throw new Error(
+      `no persistent storage in this browser: OPFS failed (${(opfsError as Error)?.message ?? opfsError}) and ${(e as Error).message}`,
+    );
   }
 }
 

@@ -15,8 +15,21 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 /** Bytes per element of every dtype the format defines (sub-byte types excluded). */
 const DTYPE_BYTES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
-  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
 };
 /** The dtypes this reader converts to float32. */
 export const SUPPORTED_DTYPES = ['F32', 'F16', 'BF16', 'F64', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL'] as const;
@@ -44,7 +57,6 @@ function fail(fileName: string, msg: string): never {
   throw new Error(`${fileName}: ${msg}`);
 }
 
-
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -55,12 +67,16 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * implementation requires).
  */
 export function readSafetensorsHeader(bytes: Uint8Array, fileName: string): SafetensorsHeader {
-  if (bytes.length < 8) fail(fileName, `not a safetensors file: ${bytes.length} bytes, expected at least 8 (header length)`);
+  if (bytes.length < 8)
+    fail(fileName, `not a safetensors file: ${bytes.length} bytes, expected at least 8 (header length)`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const lo = dv.getUint32(0, true), hi = dv.getUint32(4, true);
+  const lo = dv.getUint32(0, true),
+    hi = dv.getUint32(4, true);
   const n = hi * 2 ** 32 + lo;
-  if (n > MAX_HEADER_BYTES) fail(fileName, `header length ${n} bytes is absurd (limit ${MAX_HEADER_BYTES}); not a safetensors file?`);
-  if (8 + n > bytes.length) fail(fileName, `header length ${n} bytes runs past the end of the file (${bytes.length} bytes)`);
+  if (n > MAX_HEADER_BYTES)
+    fail(fileName, `header length ${n} bytes is absurd (limit ${MAX_HEADER_BYTES}); not a safetensors file?`);
+  if (8 + n > bytes.length)
+    fail(fileName, `header length ${n} bytes runs past the end of the file (${bytes.length} bytes)`);
   const dataStart = 8 + n;
   const dataLen = bytes.length - dataStart;
 
@@ -76,7 +92,11 @@ export function readSafetensorsHeader(bytes: Uint8Array, fileName: string): Safe
   } catch (e) {
     fail(fileName, `header is not valid JSON (${(e as Error).message})`);
   }
-  if (!isPlainObject(header)) fail(fileName, `header must be a JSON object, got ${Array.isArray(header) ? 'an array' : header === null ? 'null' : typeof header}`);
+  if (!isPlainObject(header))
+    fail(
+      fileName,
+      `header must be a JSON object, got ${Array.isArray(header) ? 'an array' : header === null ? 'null' : typeof header}`,
+    );
 
   const metadata: Record<string, string> = {};
   const entries: SafetensorsEntry[] = [];
@@ -94,21 +114,31 @@ export function readSafetensorsHeader(bytes: Uint8Array, fileName: string): Safe
     const { dtype, shape, data_offsets: offs } = info;
     if (typeof dtype !== 'string') fail(fileName, `${where}: "dtype" must be a string, got ${preview(dtype)}`);
     const size = DTYPE_BYTES[dtype];
-    if (size === undefined) fail(fileName, `${where}: unknown dtype "${dtype}" (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
-    if (!SUPPORTED.has(dtype)) fail(fileName, `${where}: dtype ${dtype} is not supported (supported: ${SUPPORTED_DTYPES.join(', ')})`);
+    if (size === undefined)
+      fail(fileName, `${where}: unknown dtype "${dtype}" (expected one of ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    if (!SUPPORTED.has(dtype))
+      fail(fileName, `${where}: dtype ${dtype} is not supported (supported: ${SUPPORTED_DTYPES.join(', ')})`);
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
       fail(fileName, `${where}: "shape" must be an array of non-negative integers, got ${preview(shape)}`);
     }
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+    if (
+      !Array.isArray(offs) ||
+      offs.length !== 2 ||
+      !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)
+    ) {
       fail(fileName, `${where}: "data_offsets" must be [begin, end] non-negative integers, got ${preview(offs)}`);
     }
     const [begin, end] = offs as [number, number];
     if (end < begin) fail(fileName, `${where}: data_offsets [${begin}, ${end}] end before begin`);
-    if (end > dataLen) fail(fileName, `${where}: data_offsets [${begin}, ${end}] out of the data section (${dataLen} bytes)`);
+    if (end > dataLen)
+      fail(fileName, `${where}: data_offsets [${begin}, ${end}] out of the data section (${dataLen} bytes)`);
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
     const want = numel * size;
     if (!Number.isSafeInteger(want) || want !== end - begin) {
-      fail(fileName, `${where}: shape ${preview(shape)} × ${dtype} (${size} B) = ${want} bytes, but data_offsets [${begin}, ${end}] span ${end - begin} bytes`);
+      fail(
+        fileName,
+        `${where}: shape ${preview(shape)} × ${dtype} (${size} B) = ${want} bytes, but data_offsets [${begin}, ${end}] span ${end - begin} bytes`,
+      );
     }
     entries.push({ name, dtype, shape: (shape as number[]).slice(), begin, end });
   }
@@ -117,14 +147,25 @@ export function readSafetensorsHeader(bytes: Uint8Array, fileName: string): Safe
   let pos = 0;
   let prev: SafetensorsEntry | null = null;
   for (const e of sorted) {
-    if (e.begin < pos) fail(fileName, `tensor "${e.name}": data_offsets [${e.begin}, ${e.end}] overlap tensor "${prev!.name}" [${prev!.begin}, ${prev!.end}]`);
+    if (e.begin < pos)
+      fail(
+        fileName,
+        `tensor "${e.name}": data_offsets [${e.begin}, ${e.end}] overlap tensor "${prev!.name}" [${prev!.begin}, ${prev!.end}]`,
+      );
     if (e.begin > pos) {
-      fail(fileName, `tensor "${e.name}": data_offsets [${e.begin}, ${e.end}] leave a gap of ${e.begin - pos} bytes after ${prev ? `tensor "${prev.name}"` : 'the start of the data section'} (expected begin ${pos})`);
+      fail(
+        fileName,
+        `tensor "${e.name}": data_offsets [${e.begin}, ${e.end}] leave a gap of ${e.begin - pos} bytes after ${prev ? `tensor "${prev.name}"` : 'the start of the data section'} (expected begin ${pos})`,
+      );
     }
     pos = e.end;
     prev = e;
   }
-  if (pos !== dataLen) fail(fileName, `${dataLen - pos} trailing bytes after the last tensor (data section is ${dataLen} bytes, tensors cover ${pos})`);
+  if (pos !== dataLen)
+    fail(
+      fileName,
+      `${dataLen - pos} trailing bytes after the last tensor (data section is ${dataLen} bytes, tensors cover ${pos})`,
+    );
   return { entries, metadata, dataStart };
 }
 
@@ -142,8 +183,12 @@ function halfTable(): Uint32Array {
       if (mant === 0) bits = sign;
       else {
         // Subnormal: mant × 2^-24, renormalised for float32.
-        let e = -14, m = mant;
-        while ((m & 0x400) === 0) { m <<= 1; e--; }
+        let e = -14,
+          m = mant;
+        while ((m & 0x400) === 0) {
+          m <<= 1;
+          e--;
+        }
         bits = sign | ((e + 127) << 23) | ((m & 0x3ff) << 13);
       }
     } else if (exp === 31) {
@@ -174,7 +219,12 @@ export function decodeBF16(src: Uint16Array): Float32Array {
 }
 
 /** A typed-array-compatible, aligned buffer holding bytes [start, end): a view if aligned, else a copy. */
-function alignedBuffer(bytes: Uint8Array, start: number, end: number, align: number): { buffer: ArrayBuffer; offset: number } {
+function alignedBuffer(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  align: number,
+): { buffer: ArrayBuffer; offset: number } {
   const abs = bytes.byteOffset + start;
   if (abs % align === 0 && bytes.buffer instanceof ArrayBuffer) return { buffer: bytes.buffer, offset: abs };
   const copy = bytes.slice(start, end);
@@ -182,7 +232,8 @@ function alignedBuffer(bytes: Uint8Array, start: number, end: number, align: num
 }
 
 function decodeTensor(bytes: Uint8Array, dataStart: number, e: SafetensorsEntry): Float32Array {
-  const start = dataStart + e.begin, end = dataStart + e.end;
+  const start = dataStart + e.begin,
+    end = dataStart + e.end;
   const size = DTYPE_BYTES[e.dtype];
   const n = (end - start) / size;
   switch (e.dtype) {
@@ -190,7 +241,8 @@ function decodeTensor(bytes: Uint8Array, dataStart: number, e: SafetensorsEntry)
       const { buffer, offset } = alignedBuffer(bytes, start, end, 4);
       return new Float32Array(buffer, offset, n);
     }
-    case 'F16': case 'BF16': {
+    case 'F16':
+    case 'BF16': {
       const { buffer, offset } = alignedBuffer(bytes, start, end, 2);
       const src = new Uint16Array(buffer, offset, n);
       return e.dtype === 'F16' ? decodeF16(src) : decodeBF16(src);
@@ -216,7 +268,8 @@ function decodeTensor(bytes: Uint8Array, dataStart: number, e: SafetensorsEntry)
     }
     case 'I8':
       return Float32Array.from(new Int8Array(bytes.buffer, bytes.byteOffset + start, n));
-    case 'U8': case 'BOOL':
+    case 'U8':
+    case 'BOOL':
       return Float32Array.from(bytes.subarray(start, end));
     default:
       throw new Error(`tensor "${e.name}": dtype ${e.dtype} is not supported`);
@@ -228,7 +281,10 @@ function decodeTensor(bytes: Uint8Array, dataStart: number, e: SafetensorsEntry)
  * are views of it (no copy); everything else is a fresh array.
  * Throws an Error naming the file and the offending tensor/field on any malformation.
  */
-export function parseSafetensors(bytes: Uint8Array, fileName: string): { tensors: RawTensors; metadata: Record<string, string> } {
+export function parseSafetensors(
+  bytes: Uint8Array,
+  fileName: string,
+): { tensors: RawTensors; metadata: Record<string, string> } {
   if (!LITTLE_ENDIAN) throw new Error(`${fileName}: big-endian hosts are not supported`);
   const { entries, metadata, dataStart } = readSafetensorsHeader(bytes, fileName);
   const tensors: RawTensors = new Map();
@@ -258,14 +314,21 @@ export function writeSafetensors(tensors: Map<string, RawTensor>, metadata?: Rec
   }
   let offset = 0;
   for (const name of names) {
-    if (name === '__metadata__' || name.length === 0) throw new Error(`writeSafetensors: invalid tensor name ${JSON.stringify(name)}`);
+    if (name === '__metadata__' || name.length === 0)
+      throw new Error(`writeSafetensors: invalid tensor name ${JSON.stringify(name)}`);
     const t = tensors.get(name)!;
-    if (!(t.data instanceof Float32Array)) throw new Error(`writeSafetensors: tensor "${name}": data must be a Float32Array`);
+    if (!(t.data instanceof Float32Array))
+      throw new Error(`writeSafetensors: tensor "${name}": data must be a Float32Array`);
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new Error(`writeSafetensors: tensor "${name}": shape must be non-negative integers, got ${JSON.stringify(t.shape)}`);
+      throw new Error(
+        `writeSafetensors: tensor "${name}": shape must be non-negative integers, got ${JSON.stringify(t.shape)}`,
+      );
     }
     const numel = t.shape.reduce((a, b) => a * b, 1);
-    if (numel !== t.data.length) throw new Error(`writeSafetensors: tensor "${name}": shape ${JSON.stringify(t.shape)} has ${numel} elements but data has ${t.data.length}`);
+    if (numel !== t.data.length)
+      throw new Error(
+        `writeSafetensors: tensor "${name}": shape ${JSON.stringify(t.shape)} has ${numel} elements but data has ${t.data.length}`,
+      );
     header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
     offset += t.data.byteLength;
   }

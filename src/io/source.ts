@@ -17,7 +17,10 @@ export interface FileSource {
 
 /** The file does not exist in the source (as opposed to a network/permission failure). */
 export class FileNotFoundError extends Error {
-  constructor(readonly path: string, message: string) {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'FileNotFoundError';
   }
@@ -62,7 +65,10 @@ export async function readStream(
 }
 
 function cleanPath(p: string): string {
-  const parts = p.replace(/\\/g, '/').split('/').filter((s) => s !== '' && s !== '.');
+  const parts = p
+    .replace(/\\/g, '/')
+    .split('/')
+    .filter((s) => s !== '' && s !== '.');
   if (parts.length === 0 || parts.includes('..')) throw new Error(`invalid file path ${JSON.stringify(p)}`);
   return parts.join('/');
 }
@@ -72,7 +78,12 @@ function cleanPath(p: string): string {
  * `${baseUrl}/${repo}/resolve/${revision}/${path}`.
  * `fetchImpl` lets callers add auth headers or use a custom fetch.
  */
-export function hubSource(baseUrl: string, repo: string, revision = 'main', fetchImpl: typeof fetch = fetch): FileSource {
+export function hubSource(
+  baseUrl: string,
+  repo: string,
+  revision = 'main',
+  fetchImpl: typeof fetch = fetch,
+): FileSource {
   const base = baseUrl.replace(/\/+$/, '');
   if (!/^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/.test(repo) || repo.split('/').some((s) => s === '..' || s === '.')) {
     throw new Error(`invalid Hub repository id ${JSON.stringify(repo)} (expected "owner/name")`);
@@ -89,15 +100,20 @@ export function hubSource(baseUrl: string, repo: string, revision = 'main', fetc
     try {
       res = await doFetch(url, { method });
     } catch (e) {
-      throw new Error(`network error fetching ${url}: ${(e as Error).message} (offline, blocked by CORS, or the server is unreachable)`);
+      throw new Error(
+        `network error fetching ${url}: ${(e as Error).message} (offline, blocked by CORS, or the server is unreachable)`,
+      );
     }
     return { res, url };
   }
 
   function statusError(res: Response, url: string, path: string): Error {
-    if (res.status === 404) return new FileNotFoundError(path, `${path} not found in ${describe} (HTTP 404 for ${url})`);
+    if (res.status === 404)
+      return new FileNotFoundError(path, `${path} not found in ${describe} (HTTP 404 for ${url})`);
     if (res.status === 401 || res.status === 403) {
-      return new Error(`access denied to ${path} (HTTP ${res.status} for ${url}): the repository may not exist, be private, or be gated (accept its terms on the Hub and use a token)`);
+      return new Error(
+        `access denied to ${path} (HTTP ${res.status} for ${url}): the repository may not exist, be private, or be gated (accept its terms on the Hub and use a token)`,
+      );
     }
     return new Error(`HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''} fetching ${path} from ${url}`);
   }
@@ -144,7 +160,10 @@ export function filesSource(files: File[] | Map<string, Blob>): FileSource {
     for (const f of files) entries.push({ path: cleanPath(f.webkitRelativePath || f.name), blob: f });
   }
   const tops = new Set(entries.map((e) => (e.path.includes('/') ? e.path.split('/')[0] : '')));
-  const describe = tops.size === 1 && !tops.has('') ? `local folder "${[...tops][0]}" (${entries.length} files)` : `${entries.length} local files`;
+  const describe =
+    tops.size === 1 && !tops.has('')
+      ? `local folder "${[...tops][0]}" (${entries.length} files)`
+      : `${entries.length} local files`;
 
   function find(path: string): Blob | null {
     const want = cleanPath(path);
@@ -155,7 +174,10 @@ export function filesSource(files: File[] | Map<string, Blob>): FileSource {
     const depth = (p: string) => p.split('/').length;
     const min = Math.min(...matches.map((e) => depth(e.path)));
     const best = matches.filter((e) => depth(e.path) === min);
-    if (best.length > 1) throw new Error(`${want} is ambiguous in ${describe}: ${best.map((e) => e.path).join(', ')}; pick a single model folder`);
+    if (best.length > 1)
+      throw new Error(
+        `${want} is ambiguous in ${describe}: ${best.map((e) => e.path).join(', ')}; pick a single model folder`,
+      );
     return best[0].blob;
   }
 

@@ -36,7 +36,6 @@ function isObject(x: unknown): x is Json {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
-
 function describe(x: unknown): string {
   if (x === null) return 'null';
   if (Array.isArray(x)) return 'an array';
@@ -44,7 +43,12 @@ function describe(x: unknown): string {
 }
 
 /** The list a "Sequence" holds, per component. */
-const SEQUENCE_LISTS = { normalizer: 'normalizers', pre_tokenizer: 'pretokenizers', post_processor: 'processors', decoder: 'decoders' } as const;
+const SEQUENCE_LISTS = {
+  normalizer: 'normalizers',
+  pre_tokenizer: 'pretokenizers',
+  post_processor: 'processors',
+  decoder: 'decoders',
+} as const;
 const MAX_SEQUENCE_DEPTH = 32;
 /**
  * Longest added token / Unigram piece accepted. The library indexes them in a trie with one object per
@@ -65,9 +69,12 @@ function checkTokenizerJson(json: unknown, file: string): Json {
   const type = m.type;
   const supported = ['BPE', 'WordPiece', 'Unigram'];
   if (type !== undefined && !supported.includes(type as string)) {
-    fail(`expected "model.type" to be one of ${supported.join(', ')} (supported by @huggingface/tokenizers), got ${describe(type)}`);
+    fail(
+      `expected "model.type" to be one of ${supported.join(', ')} (supported by @huggingface/tokenizers), got ${describe(type)}`,
+    );
   }
-  if (type === undefined && m.vocab === undefined) fail('expected "model" to have a "type" (BPE, WordPiece, Unigram) and a "vocab"');
+  if (type === undefined && m.vocab === undefined)
+    fail('expected "model" to have a "type" (BPE, WordPiece, Unigram) and a "vocab"');
   // The library keeps tokens in an array indexed by id and walks it up to the largest id (get_vocab), so ids
   // far beyond the number of tokens (e.g. 1e9 in a 300-token file) would cost that many steps: rejected below.
   let count = 0;
@@ -80,7 +87,8 @@ function checkTokenizerJson(json: unknown, file: string): Json {
   // Without a "type" the library infers the model from the vocab's shape: check it the same way.
   const unigram = type === 'Unigram' || (type === undefined && Array.isArray(m.vocab));
   if (type === 'BPE' || type === 'WordPiece' || (type === undefined && !unigram)) {
-    if (!isObject(m.vocab)) fail(`expected "model.vocab" to be an object mapping token -> id, got ${describe(m.vocab)}`);
+    if (!isObject(m.vocab))
+      fail(`expected "model.vocab" to be an object mapping token -> id, got ${describe(m.vocab)}`);
     for (const [tok, id] of Object.entries(m.vocab as Json)) {
       if (!Number.isInteger(id) || (id as number) < 0) {
         fail(`expected "model.vocab" ids to be non-negative integers, got ${describe(id)} for ${preview(tok)}`);
@@ -98,13 +106,15 @@ function checkTokenizerJson(json: unknown, file: string): Json {
     });
   }
   if (unigram) {
-    if (!Array.isArray(m.vocab)) fail(`expected "model.vocab" to be an array of [piece, score], got ${describe(m.vocab)}`);
+    if (!Array.isArray(m.vocab))
+      fail(`expected "model.vocab" to be an array of [piece, score], got ${describe(m.vocab)}`);
     (m.vocab as unknown[]).forEach((e, i) => {
       if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'number') {
         fail(`expected "model.vocab[${i}]" to be [piece, score], got ${describe(e)}`);
       }
       const piece = (e as [string, number])[0];
-      if (piece.length > MAX_TRIE_TOKEN) fail(`"model.vocab[${i}]" is a piece of ${piece.length} characters (at most ${MAX_TRIE_TOKEN} supported)`);
+      if (piece.length > MAX_TRIE_TOKEN)
+        fail(`"model.vocab[${i}]" is a piece of ${piece.length} characters (at most ${MAX_TRIE_TOKEN} supported)`);
       seeId(i, `"model.vocab[${i}]"`);
     });
   }
@@ -115,12 +125,15 @@ function checkTokenizerJson(json: unknown, file: string): Json {
       fail(`expected "added_tokens[${i}]" to be {id: integer, content: string, ...}, got ${preview(t)}`);
     }
     const length = ((t as Json).content as string).length;
-    if (length > MAX_TRIE_TOKEN) fail(`"added_tokens[${i}]" has content of ${length} characters (at most ${MAX_TRIE_TOKEN} supported)`);
+    if (length > MAX_TRIE_TOKEN)
+      fail(`"added_tokens[${i}]" has content of ${length} characters (at most ${MAX_TRIE_TOKEN} supported)`);
     seeId((t as Json).id as number, `"added_tokens[${i}]"`);
   });
   const idLimit = 2 * count + 65536;
   if (maxId >= idLimit) {
-    fail(`${maxWhere} has id ${maxId}, but the file defines only ${count} tokens (ids must be below ${idLimit}: a sparse id space is not supported)`);
+    fail(
+      `${maxWhere} has id ${maxId}, but the file defines only ${count} tokens (ids must be below ${idLimit}: a sparse id space is not supported)`,
+    );
   }
   const out: Json = { ...obj, added_tokens: added };
   for (const key of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'] as const) {
@@ -212,7 +225,8 @@ function postProcessorAffixes(pp: unknown, file: string): Affixes {
     case 'RobertaProcessing': {
       const tok = (k: string): string => {
         const v = pp[k];
-        if (!Array.isArray(v) || typeof v[0] !== 'string') fail(`expected "${k}" to be [token, id], got ${describe(v)}`);
+        if (!Array.isArray(v) || typeof v[0] !== 'string')
+          fail(`expected "${k}" to be [token, id], got ${describe(v)}`);
         return (v as unknown[])[0] as string;
       };
       return { prefix: [tok('cls')], suffix: [tok('sep')] };
@@ -290,7 +304,8 @@ class HfTokenizerWrapper implements Tokenizer {
     const affixes = postProcessorAffixes(tj.post_processor, file);
     const idOf = (content: string, where: string): number => {
       const id = this.tok.token_to_id(content);
-      if (id === undefined) throw new Error(`${where}: special token ${preview(content)} is not in the vocabulary of ${file}`);
+      if (id === undefined)
+        throw new Error(`${where}: special token ${preview(content)} is not in the vocabulary of ${file}`);
       return id;
     };
     this.prefixIds = affixes.prefix.map((t) => idOf(t, `${file} post_processor`));
@@ -301,7 +316,8 @@ class HfTokenizerWrapper implements Tokenizer {
     const fallback = (role: Role): string | null => {
       if (role === 'bos_token' && affixes.prefix.length === 1) return affixes.prefix[0]!;
       if (role === 'eos_token' && affixes.suffix.length === 1 && affixes.prefix.length <= 1) return affixes.suffix[0]!;
-      if (role === 'unk_token' && typeof modelUnk === 'string' && this.tok.token_to_id(modelUnk) !== undefined) return modelUnk;
+      if (role === 'unk_token' && typeof modelUnk === 'string' && this.tok.token_to_id(modelUnk) !== undefined)
+        return modelUnk;
       return KNOWN_NAMES[role].find((n) => addedContents.has(n)) ?? null;
     };
 
@@ -351,7 +367,9 @@ class HfTokenizerWrapper implements Tokenizer {
     if (typeof text !== 'string') throw new TypeError(`encode: expected a string, got ${describe(text)}`);
     const body = text.length === 0 ? [] : this.tok.encode(text, { add_special_tokens: false }).ids;
     if (body.some((id) => typeof id !== 'number')) {
-      throw new Error(`encode: the tokenizer produced a token with no id (no unk_token?) for ${JSON.stringify(text.slice(0, 80))}`);
+      throw new Error(
+        `encode: the tokenizer produced a token with no id (no unk_token?) for ${JSON.stringify(text.slice(0, 80))}`,
+      );
     }
     const bos = this.bosTokenId;
     const eos = this.eosTokenId;

@@ -28,7 +28,8 @@ const MIN_VOCAB = BYTE_OFFSET + 256;
 function bytesToBinary(bytes: Uint8Array): string {
   // In chunks (not a character at a time): a hostile multi-MB piece must not take seconds.
   let s = '';
-  for (let i = 0; i < bytes.length; i += 8192) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
+  for (let i = 0; i < bytes.length; i += 8192)
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192) as unknown as number[]);
   return s;
 }
 
@@ -263,11 +264,15 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, fileName: string, vocab
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = bytes.byteLength;
   if (n < 4) {
-    throw new Error(`${fileName}: truncated llama2.c tokenizer: expected at least 4 bytes (int32 max_token_length), got ${n}`);
+    throw new Error(
+      `${fileName}: truncated llama2.c tokenizer: expected at least 4 bytes (int32 max_token_length), got ${n}`,
+    );
   }
   const maxTokenLength = view.getInt32(0, true);
   if (maxTokenLength <= 0) {
-    throw new Error(`${fileName}: invalid llama2.c tokenizer: max_token_length is ${maxTokenLength}, expected a positive int32`);
+    throw new Error(
+      `${fileName}: invalid llama2.c tokenizer: max_token_length is ${maxTokenLength}, expected a positive int32`,
+    );
   }
   if (vocabSize !== undefined && (!Number.isInteger(vocabSize) || vocabSize <= 0)) {
     throw new Error(`${fileName}: expected vocabSize to be a positive integer, got ${vocabSize}`);

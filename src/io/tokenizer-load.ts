@@ -54,7 +54,8 @@ export function loadTokenizer(input: TokenizerInput): Tokenizer {
     return parseLlama2cTokenizer(bytes, input.fileName, input.vocabSize);
   }
   const json = parseJson(input.data, input.fileName);
-  const config = input.config === undefined || input.config === null ? null : parseJson(input.config, 'tokenizer_config.json');
+  const config =
+    input.config === undefined || input.config === null ? null : parseJson(input.config, 'tokenizer_config.json');
   if (config !== null && (typeof config !== 'object' || Array.isArray(config))) {
     throw new Error('tokenizer_config.json: expected a JSON object at the top level');
   }

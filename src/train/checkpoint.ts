@@ -139,7 +139,10 @@ export interface CheckpointOptions {
 
 /** Restore refused: the checkpoint does not belong to this model, data or configuration. */
 export class CheckpointMismatchError extends Error {
-  constructor(message: string, readonly what: 'model' | 'dataset' | 'config' | 'data-order' | 'schedule' | 'tensors') {
+  constructor(
+    message: string,
+    readonly what: 'model' | 'dataset' | 'config' | 'data-order' | 'schedule' | 'tensors',
+  ) {
     super(message);
     this.name = 'CheckpointMismatchError';
   }
@@ -204,7 +207,7 @@ export class Sha256 {
   digest(): Uint8Array {
     if (this.done) throw new Error('Sha256: digest called twice');
     const bits = this.total * 8;
-    const pad = new Uint8Array(((this.bufLen < 56 ? 56 : 120) - this.bufLen) + 8);
+    const pad = new Uint8Array((this.bufLen < 56 ? 56 : 120) - this.bufLen + 8);
     pad[0] = 0x80;
     const dv = new DataView(pad.buffer);
     dv.setUint32(pad.length - 8, Math.floor(bits / 4294967296), false);
@@ -224,13 +227,21 @@ export class Sha256 {
       w[t] = (b[j] << 24) | (b[j + 1] << 16) | (b[j + 2] << 8) | b[j + 3];
     }
     for (let t = 16; t < 64; t++) {
-      const x = w[t - 15], y = w[t - 2];
+      const x = w[t - 15],
+        y = w[t - 2];
       const s0 = rotr(x, 7) ^ rotr(x, 18) ^ (x >>> 3);
       const s1 = rotr(y, 17) ^ rotr(y, 19) ^ (y >>> 10);
       w[t] = (w[t - 16] + s0 + w[t - 7] + s1) | 0;
     }
     const h = this.h;
-    let a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    let a = h[0],
+      bb = h[1],
+      c = h[2],
+      d = h[3],
+      e = h[4],
+      f = h[5],
+      g = h[6],
+      hh = h[7];
     for (let t = 0; t < 64; t++) {
       const S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
       const ch = (e & f) ^ (~e & g);
@@ -238,9 +249,23 @@ export class Sha256 {
       const S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
       const maj = (a & bb) ^ (a & c) ^ (bb & c);
       const t2 = (S0 + maj) | 0;
-      hh = g; g = f; f = e; e = (d + t1) | 0; d = c; c = bb; bb = a; a = (t1 + t2) | 0;
+      hh = g;
+      g = f;
+      f = e;
+      e = (d + t1) | 0;
+      d = c;
+      c = bb;
+      bb = a;
+      a = (t1 + t2) | 0;
     }
-    h[0] += a; h[1] += bb; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+    h[0] += a;
+    h[1] += bb;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+    h[5] += f;
+    h[6] += g;
+    h[7] += hh;
   }
 }
 
@@ -280,7 +305,10 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
 // ---------------------------------------------------------------------------------------------------------
 // Hashes of model, data and data order
 
-const tensorDigests: Record<ModelHashMethod, WeakMap<tf.Tensor, string>> = { sha256: new WeakMap(), sampled: new WeakMap() };
+const tensorDigests: Record<ModelHashMethod, WeakMap<tf.Tensor, string>> = {
+  sha256: new WeakMap(),
+  sampled: new WeakMap(),
+};
 const SAMPLE_VALUES = 4096;
 
 async function tensorDigest(t: tf.Tensor, method: ModelHashMethod): Promise<string> {
@@ -306,7 +334,10 @@ async function tensorDigest(t: tf.Tensor, method: ModelHashMethod): Promise<stri
  * Hash of a model's base weights: "sha256:<hex>" (exact) or "sampled:<hex>" (see the module comment).
  * Per-tensor digests are cached by tensor object.
  */
-export async function hashModelWeights(weights: Map<string, tf.Tensor>, method: ModelHashMethod = 'sha256'): Promise<string> {
+export async function hashModelWeights(
+  weights: Map<string, tf.Tensor>,
+  method: ModelHashMethod = 'sha256',
+): Promise<string> {
   const names = [...weights.keys()].sort();
   let lines = '';
   for (const n of names) {
@@ -319,17 +350,29 @@ export async function hashModelWeights(weights: Map<string, tf.Tensor>, method: 
 /** The method of a model hash string ("sha256:…" / "sampled:…"). */
 export function modelHashMethod(hash: string): ModelHashMethod {
   const m = /^(sha256|sampled):[0-9a-f]{64}$/.exec(hash);
-  if (!m) throw new CheckpointFormatError(`model hash ${JSON.stringify(hash)} is not "sha256:<hex>" or "sampled:<hex>"`);
+  if (!m)
+    throw new CheckpointFormatError(`model hash ${JSON.stringify(hash)} is not "sha256:<hex>" or "sampled:<hex>"`);
   return m[1] as ModelHashMethod;
 }
 
 /** SHA-256 of the tokenized splits (input ids and labels of every example, in order). */
-export function hashDataset(splits: { train: readonly TokenizedExample[]; validation: readonly TokenizedExample[]; test: readonly TokenizedExample[] }): string {
+export function hashDataset(splits: {
+  train: readonly TokenizedExample[];
+  validation: readonly TokenizedExample[];
+  test: readonly TokenizedExample[];
+}): string {
   const h = new Sha256();
   const u32 = new Uint8Array(4);
   const dv = new DataView(u32.buffer);
-  const num = (x: number) => { dv.setUint32(0, x >>> 0, true); h.update(u32); };
-  for (const [name, ex] of [['train', splits.train], ['validation', splits.validation], ['test', splits.test]] as const) {
+  const num = (x: number) => {
+    dv.setUint32(0, x >>> 0, true);
+    h.update(u32);
+  };
+  for (const [name, ex] of [
+    ['train', splits.train],
+    ['validation', splits.validation],
+    ['test', splits.test],
+  ] as const) {
     h.update(name);
     num(ex.length);
     for (const e of ex) {
@@ -354,7 +397,11 @@ export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (v && typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v) ?? 'null';
 }
@@ -366,8 +413,10 @@ export function configDifferences(ck: FinetuneConfig, cur: FinetuneConfig): stri
   const keys = [...new Set([...Object.keys(ck), ...Object.keys(cur)])].sort();
   const out: string[] = [];
   for (const k of keys) {
-    const a = (ck as unknown as Record<string, unknown>)[k], b = (cur as unknown as Record<string, unknown>)[k];
-    if (canonicalJson(a) !== canonicalJson(b)) out.push(`${k}: ${canonicalJson(a)} in the checkpoint, ${canonicalJson(b)} now`);
+    const a = (ck as unknown as Record<string, unknown>)[k],
+      b = (cur as unknown as Record<string, unknown>)[k];
+    if (canonicalJson(a) !== canonicalJson(b))
+      out.push(`${k}: ${canonicalJson(a)} in the checkpoint, ${canonicalJson(b)} now`);
   }
   return out;
 }
@@ -385,22 +434,26 @@ export function checkCheckpointTarget(meta: CheckpointMeta, cur: CheckpointTarge
   if (meta.model.hash !== cur.modelHash) {
     throw new CheckpointMismatchError(
       `cannot resume: the checkpoint was made with a different base model (${meta.model.id ?? 'unnamed'}, hash ${short(meta.model.hash)}) ` +
-      `than the one loaded now (${cur.modelId ?? 'unnamed'}, hash ${short(cur.modelHash)}). Load the same model weights to resume.`,
+        `than the one loaded now (${cur.modelId ?? 'unnamed'}, hash ${short(cur.modelHash)}). Load the same model weights to resume.`,
       'model',
     );
   }
   if (meta.dataset.hash !== cur.datasetHash) {
-    const d = meta.dataset, c = cur.counts;
+    const d = meta.dataset,
+      c = cur.counts;
     throw new CheckpointMismatchError(
       `cannot resume: the training data differ from the checkpoint's (dataset hash ${short(d.hash)} vs ${short(cur.datasetHash)}; ` +
-      `examples train/validation/test: ${d.train_examples}/${d.validation_examples}/${d.test_examples} in the checkpoint, ${c.train}/${c.validation}/${c.test} now). ` +
-      'Resume needs the same data files, tokenizer, template and data options.',
+        `examples train/validation/test: ${d.train_examples}/${d.validation_examples}/${d.test_examples} in the checkpoint, ${c.train}/${c.validation}/${c.test} now). ` +
+        'Resume needs the same data files, tokenizer, template and data options.',
       'dataset',
     );
   }
   const diff = configDifferences(meta.config, cur.config);
   if (diff.length) {
-    throw new CheckpointMismatchError(`cannot resume: the configuration differs from the checkpoint's — ${diff.join('; ')}`, 'config');
+    throw new CheckpointMismatchError(
+      `cannot resume: the configuration differs from the checkpoint's — ${diff.join('; ')}`,
+      'config',
+    );
   }
 }
 
@@ -412,12 +465,28 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSaf
 
 /** Check the shape of a parsed checkpoint.json; throws CheckpointFormatError naming the field. */
 export function validateCheckpointMeta(j: unknown, where = CHECKPOINT_JSON): CheckpointMeta {
-  const bad = (what: string): never => { throw new CheckpointFormatError(`${where}: ${what}`); };
+  const bad = (what: string): never => {
+    throw new CheckpointFormatError(`${where}: ${what}`);
+  };
   if (!isObj(j)) bad('not a JSON object');
   const m = j as Record<string, unknown>;
   if (m.format !== CHECKPOINT_FORMAT) bad(`not a webtune checkpoint (format ${JSON.stringify(m.format)})`);
-  if (m.version !== CHECKPOINT_VERSION) bad(`checkpoint version ${JSON.stringify(m.version)} is not supported (this build reads version ${CHECKPOINT_VERSION})`);
-  for (const k of ['model', 'dataset', 'config', 'lora', 'progress', 'optimizer', 'schedule', 'data_cursor', 'rng', 'session'] as const) {
+  if (m.version !== CHECKPOINT_VERSION)
+    bad(
+      `checkpoint version ${JSON.stringify(m.version)} is not supported (this build reads version ${CHECKPOINT_VERSION})`,
+    );
+  for (const k of [
+    'model',
+    'dataset',
+    'config',
+    'lora',
+    'progress',
+    'optimizer',
+    'schedule',
+    'data_cursor',
+    'rng',
+    'session',
+  ] as const) {
     if (!isObj(m[k])) bad(`"${k}" is missing or not an object`);
   }
   const model = m.model as Record<string, unknown>;
@@ -425,13 +494,17 @@ export function validateCheckpointMeta(j: unknown, where = CHECKPOINT_JSON): Che
   modelHashMethod(model.hash as string);
   if (typeof (m.dataset as Record<string, unknown>).hash !== 'string') bad('dataset.hash is missing');
   const p = m.progress as Record<string, unknown>;
-  if (!isInt(p.global_step) || !isInt(p.max_steps) || (p.global_step as number) > (p.max_steps as number)) bad('progress.global_step / max_steps are invalid');
+  if (!isInt(p.global_step) || !isInt(p.max_steps) || (p.global_step as number) > (p.max_steps as number))
+    bad('progress.global_step / max_steps are invalid');
   const o = m.optimizer as Record<string, unknown>;
-  if (!isInt(o.step) || !isObj(o.param_steps) || !Object.values(o.param_steps).every(isInt)) bad('optimizer.step / param_steps are invalid');
+  if (!isInt(o.step) || !isObj(o.param_steps) || !Object.values(o.param_steps).every(isInt))
+    bad('optimizer.step / param_steps are invalid');
   const s = m.session as Record<string, unknown>;
-  if (!Array.isArray(s.history) || !Array.isArray(s.window) || typeof s.last_eval_step !== 'number') bad('session.history / window / last_eval_step are invalid');
+  if (!Array.isArray(s.history) || !Array.isArray(s.window) || typeof s.last_eval_step !== 'number')
+    bad('session.history / window / last_eval_step are invalid');
   const r = m.rng as Record<string, unknown>;
-  if (!Array.isArray(r.key) || r.key.length !== 2 || !Array.isArray(r.s) || r.s.length !== 4) bad('rng is not { key: [2], s: [4] }');
+  if (!Array.isArray(r.key) || r.key.length !== 2 || !Array.isArray(r.s) || r.s.length !== 4)
+    bad('rng is not { key: [2], s: [4] }');
   return j as unknown as CheckpointMeta;
 }
 
@@ -453,33 +526,52 @@ function splitTensors(tensors: RawTensors, meta: CheckpointMeta, where: string):
   for (const [key, t] of tensors) {
     // longest prefix first: optimizer/exp_avg_sq/ also starts with optimizer/exp_avg
     const part = (['expAvgSq', 'expAvg', 'lora'] as const).find((p) => key.startsWith(PREFIX[p]));
-    if (!part) throw new CheckpointFormatError(`${where}: unexpected tensor "${key}" (expected lora/…, optimizer/exp_avg/…, optimizer/exp_avg_sq/…)`);
+    if (!part)
+      throw new CheckpointFormatError(
+        `${where}: unexpected tensor "${key}" (expected lora/…, optimizer/exp_avg/…, optimizer/exp_avg_sq/…)`,
+      );
     // copy: parseSafetensors returns views of the file's bytes
     parts[part].set(key.slice(PREFIX[part].length), { shape: t.shape, data: Float32Array.from(t.data) });
   }
   const names = [...parts.lora.keys()].sort().join('\n');
   if (parts.lora.size === 0) throw new CheckpointFormatError(`${where}: no LoRA tensors`);
   for (const part of ['expAvg', 'expAvgSq'] as const) {
-    if ([...parts[part].keys()].sort().join('\n') !== names) throw new CheckpointFormatError(`${where}: the optimizer moments do not cover the same parameters as the LoRA weights`);
+    if ([...parts[part].keys()].sort().join('\n') !== names)
+      throw new CheckpointFormatError(
+        `${where}: the optimizer moments do not cover the same parameters as the LoRA weights`,
+      );
     for (const [n, t] of parts[part]) {
-      if (t.shape.join(',') !== parts.lora.get(n)!.shape.join(',')) throw new CheckpointFormatError(`${where}: ${PREFIX[part]}${n} has shape [${t.shape}], the weight has [${parts.lora.get(n)!.shape}]`);
+      if (t.shape.join(',') !== parts.lora.get(n)!.shape.join(','))
+        throw new CheckpointFormatError(
+          `${where}: ${PREFIX[part]}${n} has shape [${t.shape}], the weight has [${parts.lora.get(n)!.shape}]`,
+        );
     }
   }
   const steps = Object.keys(meta.optimizer.param_steps).sort().join('\n');
-  if (steps !== names) throw new CheckpointFormatError(`${where}: optimizer.param_steps does not list the same parameters as the tensors`);
+  if (steps !== names)
+    throw new CheckpointFormatError(`${where}: optimizer.param_steps does not list the same parameters as the tensors`);
   return parts;
 }
 
 /** The two files of a checkpoint: checkpoint.json (with the tensor file's SHA-256) and tensors.safetensors. */
 export async function encodeCheckpointFiles(ck: SessionCheckpoint): Promise<Map<string, Uint8Array>> {
   const tensors = writeSafetensors(tensorMap(ck), { format: CHECKPOINT_FORMAT });
-  const meta: CheckpointMeta = { ...ck.meta, tensors: { file: CHECKPOINT_TENSORS, sha256: await sha256Hex(tensors), bytes: tensors.length } };
+  const meta: CheckpointMeta = {
+    ...ck.meta,
+    tensors: { file: CHECKPOINT_TENSORS, sha256: await sha256Hex(tensors), bytes: tensors.length },
+  };
   const json = new TextEncoder().encode(JSON.stringify(meta, null, 1));
-  return new Map([[CHECKPOINT_JSON, json], [CHECKPOINT_TENSORS, tensors]]);
+  return new Map([
+    [CHECKPOINT_JSON, json],
+    [CHECKPOINT_TENSORS, tensors],
+  ]);
 }
 
 /** Parse the two files of encodeCheckpointFiles; checks the tensor file's digest and every name and shape. */
-export async function decodeCheckpointFiles(files: { json: Uint8Array | string; tensors: Uint8Array }, where = 'checkpoint'): Promise<SessionCheckpoint> {
+export async function decodeCheckpointFiles(
+  files: { json: Uint8Array | string; tensors: Uint8Array },
+  where = 'checkpoint',
+): Promise<SessionCheckpoint> {
   let j: unknown;
   try {
     j = JSON.parse(typeof files.json === 'string' ? files.json : new TextDecoder().decode(files.json));
@@ -487,7 +579,10 @@ export async function decodeCheckpointFiles(files: { json: Uint8Array | string; 
     throw new CheckpointFormatError(`${where}/${CHECKPOINT_JSON}: not valid JSON (${(e as Error).message})`);
   }
   const meta = validateCheckpointMeta(j, `${where}/${CHECKPOINT_JSON}`);
-  if (!meta.tensors || typeof meta.tensors.sha256 !== 'string') throw new CheckpointFormatError(`${where}/${CHECKPOINT_JSON}: "tensors" (digest of ${CHECKPOINT_TENSORS}) is missing`);
+  if (!meta.tensors || typeof meta.tensors.sha256 !== 'string')
+    throw new CheckpointFormatError(
+      `${where}/${CHECKPOINT_JSON}: "tensors" (digest of ${CHECKPOINT_TENSORS}) is missing`,
+    );
   if (files.tensors.length !== meta.tensors.bytes || (await sha256Hex(files.tensors)) !== meta.tensors.sha256) {
     throw new CheckpointFormatError(
       `${where}/${CHECKPOINT_TENSORS}: does not match ${CHECKPOINT_JSON} (${files.tensors.length} bytes, expected ${meta.tensors.bytes} with SHA-256 ${short(meta.tensors.sha256)}) — a damaged or mismatched checkpoint`,
@@ -505,11 +600,18 @@ export async function decodeCheckpointFiles(files: { json: Uint8Array | string; 
 /** One self-contained file: the tensors as safetensors, checkpoint.json in __metadata__["webtune.checkpoint"]. */
 export function encodeCheckpointBundle(ck: SessionCheckpoint, extra: Record<string, string> = {}): Uint8Array {
   const { tensors: _t, ...meta } = ck.meta;
-  return writeSafetensors(tensorMap(ck), { ...extra, format: CHECKPOINT_FORMAT, [BUNDLE_METADATA_KEY]: JSON.stringify(meta) });
+  return writeSafetensors(tensorMap(ck), {
+    ...extra,
+    format: CHECKPOINT_FORMAT,
+    [BUNDLE_METADATA_KEY]: JSON.stringify(meta),
+  });
 }
 
 /** Parse a bundle; `metadata` returns the other __metadata__ entries (e.g. a run name). */
-export function decodeCheckpointBundle(bytes: Uint8Array, where = 'checkpoint bundle'): SessionCheckpoint & { metadata: Record<string, string> } {
+export function decodeCheckpointBundle(
+  bytes: Uint8Array,
+  where = 'checkpoint bundle',
+): SessionCheckpoint & { metadata: Record<string, string> } {
   let parsed: { tensors: RawTensors; metadata: Record<string, string> };
   try {
     parsed = parseSafetensors(bytes, where);
@@ -517,7 +619,10 @@ export function decodeCheckpointBundle(bytes: Uint8Array, where = 'checkpoint bu
     throw new CheckpointFormatError((e as Error).message);
   }
   const text = parsed.metadata[BUNDLE_METADATA_KEY];
-  if (text === undefined) throw new CheckpointFormatError(`${where}: a safetensors file but not a webtune checkpoint (no "${BUNDLE_METADATA_KEY}" metadata)`);
+  if (text === undefined)
+    throw new CheckpointFormatError(
+      `${where}: a safetensors file but not a webtune checkpoint (no "${BUNDLE_METADATA_KEY}" metadata)`,
+    );
   let j: unknown;
   try {
     j = JSON.parse(text);
@@ -550,6 +655,8 @@ export function checkpointTensorBytes(ck: SessionCheckpoint): number {
 export function describeCheckpoint(meta: CheckpointMeta): string {
   const p = meta.progress;
   const lastLoss = [...meta.session.history].reverse().find((h) => h.loss !== undefined)?.loss;
-  return `step ${p.global_step}/${p.max_steps} (epoch ${p.epoch.toFixed(2)})` +
-    `${lastLoss !== undefined ? `, loss ${lastLoss.toFixed(4)}` : ''}, model ${meta.model.id ?? 'unnamed'}, saved ${meta.created}`;
+  return (
+    `step ${p.global_step}/${p.max_steps} (epoch ${p.epoch.toFixed(2)})` +
+    `${lastLoss !== undefined ? `, loss ${lastLoss.toFixed(4)}` : ''}, model ${meta.model.id ?? 'unnamed'}, saved ${meta.created}`
+  );
 }

@@ -126,9 +126,18 @@ export interface GenerationEvalResult {
   runtime_s: number;
 }
 
-interface PreparedPrompt { prompt: string; ids: number[]; reference: string }
+interface PreparedPrompt {
+  prompt: string;
+  ids: number[];
+  reference: string;
+}
 
-function preparePrompts(model: CausalLM, tok: Tokenizer, examples: readonly Example[], opts: GenerationEvalOptions): { prompts: PreparedPrompt[]; skipped: number; tokens: TemplateTokens } {
+function preparePrompts(
+  model: CausalLM,
+  tok: Tokenizer,
+  examples: readonly Example[],
+  opts: GenerationEvalOptions,
+): { prompts: PreparedPrompt[]; skipped: number; tokens: TemplateTokens } {
   const base = templateTokensOf(tok);
   const tokens: TemplateTokens = opts.eosToken != null ? { ...base, eosToken: opts.eosToken } : base;
   const prompts: PreparedPrompt[] = [];
@@ -139,14 +148,22 @@ function preparePrompts(model: CausalLM, tok: Tokenizer, examples: readonly Exam
     const prompt = renderGenerationPrompt(pr.messages, opts.template, tokens);
     // as training tokenizes: BOS by the tokenizer's default, special-token strings as their ids (spans not needed)
     const ids = encodeWithOffsets(tok, prompt, { limit: 0 }).ids;
-    if (ids.length === 0 || ids.length >= model.config.max_position_embeddings) { skipped++; continue; }
+    if (ids.length === 0 || ids.length >= model.config.max_position_embeddings) {
+      skipped++;
+      continue;
+    }
     prompts.push({ prompt, ids, reference: pr.reference });
   }
   return { prompts, skipped, tokens };
 }
 
 /** Greedy generation on the prompts with the model as it is (adapter attached or not), scored. */
-export async function evaluateGeneration(model: CausalLM, tok: Tokenizer, examples: readonly Example[], opts: GenerationEvalOptions): Promise<GenerationEvalResult> {
+export async function evaluateGeneration(
+  model: CausalLM,
+  tok: Tokenizer,
+  examples: readonly Example[],
+  opts: GenerationEvalOptions,
+): Promise<GenerationEvalResult> {
   const t0 = now();
   const { prompts, skipped, tokens } = preparePrompts(model, tok, examples, opts);
   const eos = new Set<number>(eosIds(model.config));
@@ -166,14 +183,25 @@ export async function evaluateGeneration(model: CausalLM, tok: Tokenizer, exampl
     });
     const prediction = g.text.trim();
     out.push({
-      prompt: p.prompt, reference: p.reference, prediction,
-      exact_match: exactMatch(prediction, p.reference), rougeL: rougeL(prediction, p.reference), finish_reason: g.finishReason,
+      prompt: p.prompt,
+      reference: p.reference,
+      prediction,
+      exact_match: exactMatch(prediction, p.reference),
+      rougeL: rougeL(prediction, p.reference),
+      finish_reason: g.finishReason,
     });
     opts.onProgress?.(out.length, prompts.length);
   }
   const n = out.length;
   const mean = (f: (e: GenerationEvalExample) => number) => (n ? (100 * out.reduce((s, e) => s + f(e), 0)) / n : 0);
-  return { exact_match: mean((e) => e.exact_match), rougeL: mean((e) => e.rougeL), count: n, skipped, examples: out, runtime_s: (now() - t0) / 1000 };
+  return {
+    exact_match: mean((e) => e.exact_match),
+    rougeL: mean((e) => e.rougeL),
+    count: n,
+    skipped,
+    examples: out,
+    runtime_s: (now() - t0) / 1000,
+  };
 }
 
 export interface BaseVsTuned {
@@ -182,7 +210,12 @@ export interface BaseVsTuned {
 }
 
 /** The same evaluation with the adapter detached (the base model) and attached (the tuned model). */
-export async function compareBaseTuned(model: CausalLM, tok: Tokenizer, examples: readonly Example[], opts: GenerationEvalOptions): Promise<BaseVsTuned> {
+export async function compareBaseTuned(
+  model: CausalLM,
+  tok: Tokenizer,
+  examples: readonly Example[],
+  opts: GenerationEvalOptions,
+): Promise<BaseVsTuned> {
   const adapter = model.adapter;
   if (!adapter) throw new Error('compareBaseTuned: the model has no LoRA adapter attached');
   if (adapter.merged) throw new Error('compareBaseTuned: the adapter is merged into the weights; unmerge it first');

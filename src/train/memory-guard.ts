@@ -71,8 +71,10 @@ export function backendMemoryLimit(backend: BackendName, opts: BackendLimitOptio
       return {
         totalBytes: total,
         maxTensorBytes: total,
-        note: `tfjs-backend-wasm is a wasm32 module: its heap stops at ${formatBytes(WASM_HEAP_MAX_BYTES)} (${WASM_HEAP_MAX_BYTES} bytes, ` +
-          'emscripten getHeapMax) whatever the machine has' + (dev !== null && dev < WASM_HEAP_MAX_BYTES ? `; capped by this device's ${formatBytes(dev)}` : '') +
+        note:
+          `tfjs-backend-wasm is a wasm32 module: its heap stops at ${formatBytes(WASM_HEAP_MAX_BYTES)} (${WASM_HEAP_MAX_BYTES} bytes, ` +
+          'emscripten getHeapMax) whatever the machine has' +
+          (dev !== null && dev < WASM_HEAP_MAX_BYTES ? `; capped by this device's ${formatBytes(dev)}` : '') +
           '; browsers without 4 GB wasm memories stop at 2 GB',
       };
     }
@@ -80,19 +82,25 @@ export function backendMemoryLimit(backend: BackendName, opts: BackendLimitOptio
       return {
         totalBytes: dev,
         maxTensorBytes: 4 * V8_MAX_TYPED_ARRAY_LENGTH,
-        note: `the cpu backend keeps each tensor in one JavaScript typed array, at most 2^32 elements (${formatBytes(4 * V8_MAX_TYPED_ARRAY_LENGTH)} of float32) in V8; ` +
-          (dev !== null ? `the total is capped by this device's ${formatBytes(dev)}` : 'the total is limited only by system memory'),
+        note:
+          `the cpu backend keeps each tensor in one JavaScript typed array, at most 2^32 elements (${formatBytes(4 * V8_MAX_TYPED_ARRAY_LENGTH)} of float32) in V8; ` +
+          (dev !== null
+            ? `the total is capped by this device's ${formatBytes(dev)}`
+            : 'the total is limited only by system memory'),
       };
     case 'webgpu': {
       const l = opts.webgpuLimits ?? {};
-      const sizes = [l.maxBufferSize, l.maxStorageBufferBindingSize].filter((x): x is number => typeof x === 'number' && x > 0);
+      const sizes = [l.maxBufferSize, l.maxStorageBufferBindingSize].filter(
+        (x): x is number => typeof x === 'number' && x > 0,
+      );
       const max = sizes.length ? Math.min(...sizes) : null;
       return {
         totalBytes: null,
         maxTensorBytes: max,
-        note: max !== null
-          ? `each tensor is one GPU buffer bound as storage: at most min(maxBufferSize, maxStorageBufferBindingSize) = ${formatBytes(max)} on this adapter; WebGPU does not report GPU memory`
-          : `each tensor is one GPU buffer: without the adapter's limits only WebGPU's guaranteed ${formatBytes(WEBGPU_MIN_STORAGE_BINDING_BYTES)} binding size is known; WebGPU does not report GPU memory`,
+        note:
+          max !== null
+            ? `each tensor is one GPU buffer bound as storage: at most min(maxBufferSize, maxStorageBufferBindingSize) = ${formatBytes(max)} on this adapter; WebGPU does not report GPU memory`
+            : `each tensor is one GPU buffer: without the adapter's limits only WebGPU's guaranteed ${formatBytes(WEBGPU_MIN_STORAGE_BINDING_BYTES)} binding size is known; WebGPU does not report GPU memory`,
       };
     }
     case 'webgl': {
@@ -100,9 +108,10 @@ export function backendMemoryLimit(backend: BackendName, opts: BackendLimitOptio
       return {
         totalBytes: null,
         maxTensorBytes: t !== null ? 4 * t * t : null,
-        note: t !== null
-          ? `each tensor is one texture of at most ${t}x${t} texels, one float32 each unpacked (${formatBytes(4 * t * t)}; 4x that packed); WebGL does not report GPU memory`
-          : 'each tensor is one texture (limited by MAX_TEXTURE_SIZE, not given); WebGL does not report GPU memory',
+        note:
+          t !== null
+            ? `each tensor is one texture of at most ${t}x${t} texels, one float32 each unpacked (${formatBytes(4 * t * t)}; 4x that packed); WebGL does not report GPU memory`
+            : 'each tensor is one texture (limited by MAX_TEXTURE_SIZE, not given); WebGL does not report GPU memory',
       };
     }
   }
@@ -153,13 +162,17 @@ export class OutOfMemoryError extends Error {
   }
 }
 
-
 // ---------------------------------------------------------------------------------------------------------
 // Formatting
 
 export { formatBytes };
 
-const LIMIT_NAME: Record<BackendName, string> = { wasm: 'heap', cpu: 'memory', webgpu: 'GPU memory', webgl: 'GPU memory' };
+const LIMIT_NAME: Record<BackendName, string> = {
+  wasm: 'heap',
+  cpu: 'memory',
+  webgpu: 'GPU memory',
+  webgl: 'GPU memory',
+};
 
 // ---------------------------------------------------------------------------------------------------------
 // Fitting a run
@@ -171,7 +184,12 @@ const LIMIT_NAME: Record<BackendName, string> = { wasm: 'heap', cpu: 'memory', w
  * the peak / estimate, 1.5-1.9 over four configurations. webgl/webgpu run the same engine code path as cpu (no
  * wasm-only transposes), so the same tensors are alive; they were not measured and take cpu's factor.
  */
-export const PEAK_FACTOR: Readonly<Record<BackendName, number>> = Object.freeze({ wasm: 2.6, cpu: 1.9, webgl: 1.9, webgpu: 1.9 });
+export const PEAK_FACTOR: Readonly<Record<BackendName, number>> = Object.freeze({
+  wasm: 2.6,
+  cpu: 1.9,
+  webgl: 1.9,
+  webgpu: 1.9,
+});
 /** session.estimate() counts 5 vocab-sized tensors per token (logits, softmax, target update, gradient): one is bytes.logits / 5. */
 const LOGIT_COPIES = 5;
 /**
@@ -206,7 +224,11 @@ export interface FitReport {
   reason: string;
 }
 
-interface Variant { batch: number; seq: number; checkpointing: boolean }
+interface Variant {
+  batch: number;
+  seq: number;
+  checkpointing: boolean;
+}
 
 /** Bytes of the XNNPACK packed copies tfjs-wasm keeps: every frozen linear weight and the transposed lm_head. */
 function packedWeightBytes(backend: BackendName, e: MemoryEstimate, cfg: ModelConfig | undefined): number {
@@ -216,7 +238,13 @@ function packedWeightBytes(backend: BackendName, e: MemoryEstimate, cfg: ModelCo
   return 4 * (lin + cfg.vocab_size * cfg.hidden_size);
 }
 
-function analyse(e: MemoryEstimate, backend: BackendName, limits: MemoryLimits, extra: FitExtra, v: Variant): FitReport {
+function analyse(
+  e: MemoryEstimate,
+  backend: BackendName,
+  limits: MemoryLimits,
+  extra: FitExtra,
+  v: Variant,
+): FitReport {
   const f = extra.peakFactor ?? PEAK_FACTOR[backend];
   const cfg = extra.modelConfig;
   // Scaled from the largest micro-batch (batch_size rows of seq_len tokens): every transient part is linear in the
@@ -237,14 +265,21 @@ function analyse(e: MemoryEstimate, backend: BackendName, limits: MemoryLimits, 
   const weights = cfg ? weightBytes(e.total_params, backend, cfg) : e.bytes.weights;
   const neededBytes = weights + packedWeights + act + logits + loraAndOptimizer;
   const N = v.batch * v.seq;
-  const V = e.tokens_per_micro_batch > 0 ? Math.round(e.bytes.logits / (4 * LOGIT_COPIES * e.tokens_per_micro_batch)) : 0;
+  const V =
+    e.tokens_per_micro_batch > 0 ? Math.round(e.bytes.logits / (4 * LOGIT_COPIES * e.tokens_per_micro_batch)) : 0;
   const tensors: { what: string; bytes: number }[] = [
     { what: `the logits (${v.batch} × ${v.seq} × ${V} floats)`, bytes: 4 * N * V },
   ];
   if (cfg) {
-    tensors.push({ what: `the attention scores (${v.batch} × ${cfg.num_attention_heads} × ${v.seq} × ${v.seq} floats)`, bytes: 4 * v.batch * cfg.num_attention_heads * v.seq * v.seq });
-    tensors.push({ what: `the MLP activations (${N} × ${cfg.intermediate_size} floats)`, bytes: 4 * N * cfg.intermediate_size });
-    const biggestWeight = Math.max(...[...paramShapes(cfg).values()].map(s => s.reduce((a, b) => a * b, 1)));
+    tensors.push({
+      what: `the attention scores (${v.batch} × ${cfg.num_attention_heads} × ${v.seq} × ${v.seq} floats)`,
+      bytes: 4 * v.batch * cfg.num_attention_heads * v.seq * v.seq,
+    });
+    tensors.push({
+      what: `the MLP activations (${N} × ${cfg.intermediate_size} floats)`,
+      bytes: 4 * N * cfg.intermediate_size,
+    });
+    const biggestWeight = Math.max(...[...paramShapes(cfg).values()].map((s) => s.reduce((a, b) => a * b, 1)));
     tensors.push({ what: `the largest weight (${biggestWeight} floats)`, bytes: 4 * biggestWeight });
   }
   const largestTensor = tensors.reduce((a, b) => (b.bytes > a.bytes ? b : a));
@@ -260,8 +295,13 @@ function analyse(e: MemoryEstimate, backend: BackendName, limits: MemoryLimits, 
       ? `; its largest tensor, ${largestTensor.what} = ${formatBytes(largestTensor.bytes)}, is more than the ${formatBytes(limits.maxTensorBytes!)} ${backend} allows for one tensor`
       : '';
   return {
-    backend, neededBytes, parts: { weights, packedWeights, activations: act, logits, loraAndOptimizer },
-    largestTensor, limits, fits: !overTotal && !overTensor, reason,
+    backend,
+    neededBytes,
+    parts: { weights, packedWeights, activations: act, logits, loraAndOptimizer },
+    largestTensor,
+    limits,
+    fits: !overTotal && !overTensor,
+    reason,
   };
 }
 
@@ -271,21 +311,31 @@ function describeTargets(config: FinetuneConfig, modules?: number): string {
   return modules !== undefined ? `${what}, ${modules} layers` : what;
 }
 
-interface Suggestions { sentence: string; advice: string[] }
+interface Suggestions {
+  sentence: string;
+  advice: string[];
+}
 
 /**
  * The concrete alternatives, each with its estimated need: the largest batch / length that fits the limits, or, with
  * `halve` (a real out-of-memory error the known limits do not explain, e.g. GPU memory, which no API reports), the
  * largest with at most half the tokens of the failing micro-batch.
  */
-function suggest(e: MemoryEstimate, config: FinetuneConfig, backend: BackendName, limits: MemoryLimits, extra: FitExtra, halve = false): Suggestions {
+function suggest(
+  e: MemoryEstimate,
+  config: FinetuneConfig,
+  backend: BackendName,
+  limits: MemoryLimits,
+  extra: FitExtra,
+  halve = false,
+): Suggestions {
   const base: Variant = { batch: e.batch_size, seq: e.seq_len, checkpointing: e.gradient_checkpointing };
   const analysed = (v: Partial<Variant>) => analyse(e, backend, limits, extra, { ...base, ...v });
   const at = (v: Partial<Variant>) => {
     const r = analysed(v);
     if (!halve) return r;
     const w = { ...base, ...v };
-    return { ...r, fits: w.batch * w.seq <= (base.batch * base.seq) / 2 && (w.checkpointing === base.checkpointing) };
+    return { ...r, fits: w.batch * w.seq <= (base.batch * base.seq) / 2 && w.checkpointing === base.checkpointing };
   };
   const clauses: string[] = [];
   const advice: string[] = [];
@@ -293,54 +343,85 @@ function suggest(e: MemoryEstimate, config: FinetuneConfig, backend: BackendName
 
   // per_device_train_batch_size: the largest that fits
   let bestBatch = 0;
-  for (let b = base.batch - 1; b >= 1; b--) if (at({ batch: b }).fits) { bestBatch = b; break; }
+  for (let b = base.batch - 1; b >= 1; b--)
+    if (at({ batch: b }).fits) {
+      bestBatch = b;
+      break;
+    }
   if (bestBatch > 0) {
     const need = at({ batch: bestBatch }).neededBytes;
     clauses.push(`per_device_train_batch_size (now ${nowBatch}; ${bestBatch} would need about ${formatBytes(need)})`);
     const ga = Math.ceil((nowBatch * config.gradient_accumulation_steps) / bestBatch);
-    advice.push(`per_device_train_batch_size ${bestBatch} (now ${nowBatch}) would need about ${formatBytes(need)}; ` +
-      `gradient_accumulation_steps ${ga} keeps an effective batch of about ${nowBatch * config.gradient_accumulation_steps}`);
+    advice.push(
+      `per_device_train_batch_size ${bestBatch} (now ${nowBatch}) would need about ${formatBytes(need)}; ` +
+        `gradient_accumulation_steps ${ga} keeps an effective batch of about ${nowBatch * config.gradient_accumulation_steps}`,
+    );
   } else if (base.batch > 1) {
-    clauses.push(`per_device_train_batch_size (now ${nowBatch}; even 1 would need about ${formatBytes(at({ batch: 1 }).neededBytes)})`);
-    advice.push(`per_device_train_batch_size 1 alone is not enough (about ${formatBytes(at({ batch: 1 }).neededBytes)})`);
+    clauses.push(
+      `per_device_train_batch_size (now ${nowBatch}; even 1 would need about ${formatBytes(at({ batch: 1 }).neededBytes)})`,
+    );
+    advice.push(
+      `per_device_train_batch_size 1 alone is not enough (about ${formatBytes(at({ batch: 1 }).neededBytes)})`,
+    );
   }
 
   // max_length: the largest multiple of 16 (8 for short rows) below the longest batch that fits
   const step = base.seq > 64 ? 16 : 8;
   let bestLen = 0;
-  for (let s = Math.floor((base.seq - 1) / step) * step; s >= step; s -= step) if (at({ seq: s }).fits) { bestLen = s; break; }
+  for (let s = Math.floor((base.seq - 1) / step) * step; s >= step; s -= step)
+    if (at({ seq: s }).fits) {
+      bestLen = s;
+      break;
+    }
   const lenNote = base.seq < config.max_length ? `, longest batch ${base.seq} tokens` : '';
   if (bestLen > 0) {
     const need = at({ seq: bestLen }).neededBytes;
     clauses.push(`max_length (now ${config.max_length}${lenNote}; ${bestLen} would need about ${formatBytes(need)})`);
-    advice.push(`max_length ${bestLen} (now ${config.max_length}${lenNote}) would need about ${formatBytes(need)}; longer examples are cut to it`);
+    advice.push(
+      `max_length ${bestLen} (now ${config.max_length}${lenNote}) would need about ${formatBytes(need)}; longer examples are cut to it`,
+    );
   } else if (base.seq > step) {
     const half = Math.max(1, Math.floor(base.seq / 2));
-    clauses.push(`max_length (now ${config.max_length}${lenNote}; even ${half} would need about ${formatBytes(at({ seq: half }).neededBytes)})`);
+    clauses.push(
+      `max_length (now ${config.max_length}${lenNote}; even ${half} would need about ${formatBytes(at({ seq: half }).neededBytes)})`,
+    );
   }
 
   // target_modules: named, not quantified (the estimate does not split activations by module)
   clauses.push(`the LoRA targets (now ${describeTargets(config, extra.modules)})`);
-  advice.push(`fewer LoRA target_modules (now ${describeTargets(config, extra.modules)}), e.g. ["q_proj", "v_proj"]: less LoRA activation memory and ` +
-    `LoRA + optimizer state (now ${formatBytes(e.bytes.lora + e.bytes.gradients + e.bytes.optimizer)})`);
+  advice.push(
+    `fewer LoRA target_modules (now ${describeTargets(config, extra.modules)}), e.g. ["q_proj", "v_proj"]: less LoRA activation memory and ` +
+      `LoRA + optimizer state (now ${formatBytes(e.bytes.lora + e.bytes.gradients + e.bytes.optimizer)})`,
+  );
 
   // gradient_checkpointing
   let ckSentence = '';
   if (!base.checkpointing) {
     const ck = at({ checkpointing: true });
     ckSentence = `, or turn on gradient_checkpointing (about ${formatBytes(ck.neededBytes)})`;
-    advice.push(`gradient_checkpointing true would need about ${formatBytes(ck.neededBytes)} (each block is recomputed in the backward pass, ~30% slower)` +
-      (ck.fits || halve ? '' : '; not enough alone'));
+    advice.push(
+      `gradient_checkpointing true would need about ${formatBytes(ck.neededBytes)} (each block is recomputed in the backward pass, ~30% slower)` +
+        (ck.fits || halve ? '' : '; not enough alone'),
+    );
     if (!halve && !ck.fits && bestBatch === 0) {
       let b = 0;
-      for (let x = base.batch - 1; x >= 1; x--) if (at({ batch: x, checkpointing: true }).fits) { b = x; break; }
-      if (b > 0) advice.push(`gradient_checkpointing with per_device_train_batch_size ${b} would need about ${formatBytes(at({ batch: b, checkpointing: true }).neededBytes)}`);
+      for (let x = base.batch - 1; x >= 1; x--)
+        if (at({ batch: x, checkpointing: true }).fits) {
+          b = x;
+          break;
+        }
+      if (b > 0)
+        advice.push(
+          `gradient_checkpointing with per_device_train_batch_size ${b} would need about ${formatBytes(at({ batch: b, checkpointing: true }).neededBytes)}`,
+        );
     }
   }
   const smallest = analysed({ batch: 1, seq: Math.min(base.seq, step), checkpointing: true });
   if (!halve && !smallest.fits) {
-    advice.push(`even per_device_train_batch_size 1, max_length ${Math.min(base.seq, step)} and gradient_checkpointing would need about ` +
-      `${formatBytes(smallest.neededBytes)}: choose a smaller model${backend === 'wasm' ? ' or a GPU backend (webgpu)' : ' or another backend'}`);
+    advice.push(
+      `even per_device_train_batch_size 1, max_length ${Math.min(base.seq, step)} and gradient_checkpointing would need about ` +
+        `${formatBytes(smallest.neededBytes)}: choose a smaller model${backend === 'wasm' ? ' or a GPU backend (webgpu)' : ' or another backend'}`,
+    );
   }
   const last = clauses.pop()!;
   const sentence = `Reduce ${clauses.length ? clauses.join(', ') + ', or ' : ''}${last}${ckSentence}.`;
@@ -349,19 +430,32 @@ function suggest(e: MemoryEstimate, config: FinetuneConfig, backend: BackendName
 
 function partsText(r: FitReport): string {
   const p = r.parts;
-  const w = `weights ${formatBytes(p.weights)}` + (p.packedWeights > 0 ? ` + ${formatBytes(p.packedWeights)} packed copies` : '');
+  const w =
+    `weights ${formatBytes(p.weights)}` +
+    (p.packedWeights > 0 ? ` + ${formatBytes(p.packedWeights)} packed copies` : '');
   return `${w}, activations ${formatBytes(p.activations)}, logits ${formatBytes(p.logits)}, LoRA + optimizer ${formatBytes(p.loraAndOptimizer)}`;
 }
 
 function calibrationNote(backend: BackendName, extra: FitExtra): string {
   const f = extra.peakFactor ?? PEAK_FACTOR[backend];
-  return f === 1 ? '' : ` (Activations and logits are the session estimate × ${f}, the peak measured on ${backend}` +
-    (backend === 'wasm' ? '; packed copies are the XNNPACK weight copies tfjs-wasm keeps for its matMuls.)' : '.)');
+  return f === 1
+    ? ''
+    : ` (Activations and logits are the session estimate × ${f}, the peak measured on ${backend}` +
+        (backend === 'wasm' ? '; packed copies are the XNNPACK weight copies tfjs-wasm keeps for its matMuls.)' : '.)');
 }
 
 /** The run's calibrated memory on a backend, without throwing. */
-export function fitReport(estimate: MemoryEstimate, backend: BackendName, limits: MemoryLimits = backendMemoryLimit(backend), extra: FitExtra = {}): FitReport {
-  return analyse(estimate, backend, limits, extra, { batch: estimate.batch_size, seq: estimate.seq_len, checkpointing: estimate.gradient_checkpointing });
+export function fitReport(
+  estimate: MemoryEstimate,
+  backend: BackendName,
+  limits: MemoryLimits = backendMemoryLimit(backend),
+  extra: FitExtra = {},
+): FitReport {
+  return analyse(estimate, backend, limits, extra, {
+    batch: estimate.batch_size,
+    seq: estimate.seq_len,
+    checkpointing: estimate.gradient_checkpointing,
+  });
 }
 
 /**
@@ -370,13 +464,29 @@ export function fitReport(estimate: MemoryEstimate, backend: BackendName, limits
  * per_device_train_batch_size / max_length that would fit and what gradient_checkpointing would need. Returns the
  * report when it fits.
  */
-export function checkFits(estimate: MemoryEstimate, config: FinetuneConfig, backend: BackendName, limits: MemoryLimits = backendMemoryLimit(backend), extra: FitExtra = {}): FitReport {
+export function checkFits(
+  estimate: MemoryEstimate,
+  config: FinetuneConfig,
+  backend: BackendName,
+  limits: MemoryLimits = backendMemoryLimit(backend),
+  extra: FitExtra = {},
+): FitReport {
   const r = fitReport(estimate, backend, limits, extra);
   if (r.fits) return r;
   const s = suggest(estimate, config, backend, limits, extra);
-  const limit = limits.totalBytes !== null && r.neededBytes > limits.totalBytes ? limits.totalBytes : limits.maxTensorBytes;
-  const message = `This run needs about ${formatBytes(r.neededBytes)} on ${backend} (${partsText(r)})${r.reason}. ${s.sentence}` + calibrationNote(backend, extra);
-  throw new OutOfMemoryError(message, { phase: 'first-step', backend, neededBytes: r.neededBytes, limitBytes: limit, advice: s.advice, recoverable: true });
+  const limit =
+    limits.totalBytes !== null && r.neededBytes > limits.totalBytes ? limits.totalBytes : limits.maxTensorBytes;
+  const message =
+    `This run needs about ${formatBytes(r.neededBytes)} on ${backend} (${partsText(r)})${r.reason}. ${s.sentence}` +
+    calibrationNote(backend, extra);
+  throw new OutOfMemoryError(message, {
+    phase: 'first-step',
+    backend,
+    neededBytes: r.neededBytes,
+    limitBytes: limit,
+    advice: s.advice,
+    recoverable: true,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -389,9 +499,12 @@ export interface ModelFitOptions {
 }
 
 function otherBackends(backend: BackendName): string {
-  return backend === 'wasm' ? 'webgpu (GPU memory, no 4 GB heap ceiling), or cpu in Node'
-    : backend === 'webgpu' ? 'wasm (4 GB heap) or cpu'
-      : backend === 'webgl' ? 'webgpu or wasm'
+  return backend === 'wasm'
+    ? 'webgpu (GPU memory, no 4 GB heap ceiling), or cpu in Node'
+    : backend === 'webgpu'
+      ? 'wasm (4 GB heap) or cpu'
+      : backend === 'webgl'
+        ? 'webgpu or wasm'
         : 'wasm or a GPU backend';
 }
 
@@ -399,18 +512,24 @@ function paramsText(p: number): string {
   return p >= 1e9 ? `${(p / 1e9).toFixed(2)} B` : p >= 1e6 ? `${(p / 1e6).toFixed(1)} M` : `${p}`;
 }
 
-
 /**
  * Before loading: throws OutOfMemoryError (phase 'load') when the float32 weights cannot fit the backend (or one
  * weight tensor is larger than it allows), naming the model size and suggesting a smaller model or another backend.
  * Returns the bytes the weights take.
  */
-export function checkModelFits(params: number, backend: BackendName, limits: MemoryLimits = backendMemoryLimit(backend), opts: ModelFitOptions = {}): number {
+export function checkModelFits(
+  params: number,
+  backend: BackendName,
+  limits: MemoryLimits = backendMemoryLimit(backend),
+  opts: ModelFitOptions = {},
+): number {
   const cfg = opts.config;
   const need = weightBytes(params, backend, cfg);
   const extraBytes = need - 4 * params;
-  const name = opts.modelName ? `${opts.modelName} (${paramsText(params)} parameters)` : `This model (${paramsText(params)} parameters)`;
-  const biggest = cfg ? 4 * Math.max(...[...paramShapes(cfg).values()].map(s => s.reduce((a, b) => a * b, 1))) : 0;
+  const name = opts.modelName
+    ? `${opts.modelName} (${paramsText(params)} parameters)`
+    : `This model (${paramsText(params)} parameters)`;
+  const biggest = cfg ? 4 * Math.max(...[...paramShapes(cfg).values()].map((s) => s.reduce((a, b) => a * b, 1))) : 0;
   const overTotal = limits.totalBytes !== null && need > limits.totalBytes;
   const overTensor = limits.maxTensorBytes !== null && biggest > limits.maxTensorBytes;
   if (!overTotal && !overTensor) return need;
@@ -418,18 +537,30 @@ export function checkModelFits(params: number, backend: BackendName, limits: Mem
   let message: string;
   if (overTotal) {
     const maxParams = Math.floor((limits.totalBytes! - extraBytes) / 4);
-    message = `${name} needs about ${formatBytes(need)} on ${backend} as float32 weights` +
-      (extraBytes > 0 ? ` (${formatBytes(4 * params)} + ${formatBytes(extraBytes)}${backend === 'wasm' ? " for the transposed lm_head and RoPE table" : ' for the RoPE table'})` : '') +
+    message =
+      `${name} needs about ${formatBytes(need)} on ${backend} as float32 weights` +
+      (extraBytes > 0
+        ? ` (${formatBytes(4 * params)} + ${formatBytes(extraBytes)}${backend === 'wasm' ? ' for the transposed lm_head and RoPE table' : ' for the RoPE table'})`
+        : '') +
       `, more than ${backend}'s ${formatBytes(limits.totalBytes!)} ${LIMIT_NAME[backend]}, before any training memory.`;
-    advice.push(`a smaller model: at most about ${paramsText(Math.max(0, maxParams))} parameters fit ${backend}'s ${formatBytes(limits.totalBytes!)} as weights alone, ` +
-      'and training needs room beyond them (activations, logits)');
+    advice.push(
+      `a smaller model: at most about ${paramsText(Math.max(0, maxParams))} parameters fit ${backend}'s ${formatBytes(limits.totalBytes!)} as weights alone, ` +
+        'and training needs room beyond them (activations, logits)',
+    );
   } else {
     message = `${name}: its largest weight tensor is ${formatBytes(biggest)}, more than the ${formatBytes(limits.maxTensorBytes!)} ${backend} allows for one tensor (${limits.note}).`;
     advice.push('a model with a smaller vocabulary or hidden size (the embedding is vocab_size × hidden_size)');
   }
   advice.push(`another backend: ${otherBackends(backend)}`);
   message += ` Choose a smaller model or another backend (${otherBackends(backend)}).`;
-  throw new OutOfMemoryError(message, { phase: 'load', backend, neededBytes: overTotal ? need : biggest, limitBytes: overTotal ? limits.totalBytes : limits.maxTensorBytes, advice, recoverable: true });
+  throw new OutOfMemoryError(message, {
+    phase: 'load',
+    backend,
+    neededBytes: overTotal ? need : biggest,
+    limitBytes: overTotal ? limits.totalBytes : limits.maxTensorBytes,
+    advice,
+    recoverable: true,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -454,7 +585,8 @@ function errorText(error: unknown): { name: string; message: string } | null {
   if (!(error instanceof Error) && o.error && typeof o.error === 'object') return errorText(o.error);
   const ctor = (Object.getPrototypeOf(error) as { constructor?: { name?: string } } | null)?.constructor?.name ?? '';
   // GPUError subclasses are not Errors and have no name: their class names them (GPUOutOfMemoryError)
-  const name = typeof o.name === 'string' && !(ctor.startsWith('GPU') && o.name === '') ? o.name : ctor === 'Object' ? '' : ctor;
+  const name =
+    typeof o.name === 'string' && !(ctor.startsWith('GPU') && o.name === '') ? o.name : ctor === 'Object' ? '' : ctor;
   let message = typeof o.message === 'string' ? o.message : '';
   // GPUDeviceLostInfo: reason 'unknown' is a real loss ('destroyed' means the page destroyed the device itself)
   if (o.reason === 'unknown' && ctor === 'GPUDeviceLostInfo') message = `device lost (unknown): ${message}`;
@@ -469,27 +601,50 @@ function classify(error: unknown, backend: BackendName): OomKind | null {
   if (!t) return null;
   const { name, message: m } = t;
   // tfjs-wasm traps after an unchecked failed malloc (WebAssembly.RuntimeError); only meaningful on wasm
-  if (backend === 'wasm' && (name === 'RuntimeError' || error instanceof WebAssembly.RuntimeError) &&
-      /^(memory access out of bounds|table index is out of bounds|Aborted\()/.test(m)) return { kind: 'wasm-trap' };
+  if (
+    backend === 'wasm' &&
+    (name === 'RuntimeError' || error instanceof WebAssembly.RuntimeError) &&
+    /^(memory access out of bounds|table index is out of bounds|Aborted\()/.test(m)
+  )
+    return { kind: 'wasm-trap' };
   // V8 cannot reserve a wasm memory / instance (browsers on small devices)
-  if (/WebAssembly\.Memory\(\): could not allocate memory|Cannot allocate Wasm memory|WebAssembly\.Memory\.grow\(\): Maximum memory size exceeded/.test(m)) return { kind: 'wasm-memory' };
+  if (
+    /WebAssembly\.Memory\(\): could not allocate memory|Cannot allocate Wasm memory|WebAssembly\.Memory\.grow\(\): Maximum memory size exceeded/.test(
+      m,
+    )
+  )
+    return { kind: 'wasm-memory' };
   // V8: a typed array longer than 2^32 elements (the cpu backend's tensors, any readback)
   const len = /^Invalid typed array length: (\d+)$/.exec(m);
   if (len && Number(len[1]) >= 2 ** 30) return { kind: 'js-length', elements: Number(len[1]) };
   // V8: the ArrayBuffer's backing store could not be allocated
   if (/^Array buffer allocation failed$/.test(m)) return { kind: 'js-alloc' };
   // tfjs-backend-webgl's texture size check (webgl_util.validateTextureSize)
-  const tex = /Requested texture size \[(\d+x\d+)\] greater than WebGL maximum on this browser \/ GPU \[(\d+x\d+)\]/.exec(m);
+  const tex =
+    /Requested texture size \[(\d+x\d+)\] greater than WebGL maximum on this browser \/ GPU \[(\d+x\d+)\]/.exec(m);
   if (tex) return { kind: 'webgl-texture', requested: tex[1], max: tex[2] };
   // WebGPU: an explicit GPUOutOfMemoryError, or createBuffer refusing a size
-  if (name === 'GPUOutOfMemoryError' || (typeof GPUOutOfMemoryErrorCtor() === 'function' && error instanceof (GPUOutOfMemoryErrorCtor() as new () => object))) return { kind: 'gpu-buffer' };
-  if (/createBuffer failed, size.*too large|exceeds the max buffer size limit|Failed to execute 'createBuffer' on 'GPUDevice'.*too large/i.test(m)) return { kind: 'gpu-buffer' };
+  if (
+    name === 'GPUOutOfMemoryError' ||
+    (typeof GPUOutOfMemoryErrorCtor() === 'function' &&
+      error instanceof (GPUOutOfMemoryErrorCtor() as new () => object))
+  )
+    return { kind: 'gpu-buffer' };
+  if (
+    /createBuffer failed, size.*too large|exceeds the max buffer size limit|Failed to execute 'createBuffer' on 'GPUDevice'.*too large/i.test(
+      m,
+    )
+  )
+    return { kind: 'gpu-buffer' };
   // a lost WebGPU device / WebGL context (GPU memory exhaustion is the usual cause during training)
-  if (/Device is lost|device lost \(unknown\)|A valid external Instance reference no longer exists/.test(m)) return { kind: 'gpu-lost' };
-  if (/CONTEXT_LOST_WEBGL|WebGL context lost|Unable to create WebGL(Texture|Buffer|Framebuffer)/.test(m)) return { kind: 'gpu-lost' };
+  if (/Device is lost|device lost \(unknown\)|A valid external Instance reference no longer exists/.test(m))
+    return { kind: 'gpu-lost' };
+  if (/CONTEXT_LOST_WEBGL|WebGL context lost|Unable to create WebGL(Texture|Buffer|Framebuffer)/.test(m))
+    return { kind: 'gpu-lost' };
   if (/WebGL Error: OUT_OF_MEMORY/.test(m)) return { kind: 'gpu-lost' };
   // explicit out-of-memory texts (Dawn/Vulkan "VK_ERROR_OUT_OF_DEVICE_MEMORY", "Out of memory", …)
-  if (/(^|[^a-z])out[ _-]of[ _-](device[ _-])?memory([^a-z]|$)/i.test(m) || /\bOutOfMemory\b/.test(name)) return { kind: 'generic' };
+  if (/(^|[^a-z])out[ _-]of[ _-](device[ _-])?memory([^a-z]|$)/i.test(m) || /\bOutOfMemory\b/.test(name))
+    return { kind: 'generic' };
   return null;
 }
 
@@ -521,16 +676,22 @@ export function explainOutOfMemory(error: unknown, ctx: OomContext): OutOfMemory
   const b = ctx.backend;
   const limits = ctx.limits ?? backendMemoryLimit(b);
   const extra = ctx.extra ?? {};
-  const where = ctx.phase === 'load' ? `while loading ${ctx.modelName ?? 'the model'}` : ctx.phase === 'first-step' ? 'on the first training step' : 'during training';
+  const where =
+    ctx.phase === 'load'
+      ? `while loading ${ctx.modelName ?? 'the model'}`
+      : ctx.phase === 'first-step'
+        ? 'on the first training step'
+        : 'during training';
   let what: string;
   let recoverable = true;
   let needed: number | null = null;
   let limit: number | null = limits.totalBytes;
   switch (k.kind) {
     case 'wasm-guard':
-      what = k.requested > WASM_HEAP_MAX_BYTES
-        ? `a ${formatBytes(k.requested)} tensor is larger than the whole ${formatBytes(WASM_HEAP_MAX_BYTES)} wasm heap`
-        : `the wasm heap is full: a ${formatBytes(k.requested)} tensor did not fit in its ${formatBytes(WASM_HEAP_MAX_BYTES)}`;
+      what =
+        k.requested > WASM_HEAP_MAX_BYTES
+          ? `a ${formatBytes(k.requested)} tensor is larger than the whole ${formatBytes(WASM_HEAP_MAX_BYTES)} wasm heap`
+          : `the wasm heap is full: a ${formatBytes(k.requested)} tensor did not fit in its ${formatBytes(WASM_HEAP_MAX_BYTES)}`;
       needed = k.requested;
       break;
     case 'wasm-trap':
@@ -558,7 +719,10 @@ export function explainOutOfMemory(error: unknown, ctx: OomContext): OutOfMemory
       limit = limits.maxTensorBytes;
       break;
     case 'gpu-lost':
-      what = b === 'webgl' ? 'the WebGL context was lost (usually GPU memory running out)' : 'the GPU device was lost (usually GPU memory running out)';
+      what =
+        b === 'webgl'
+          ? 'the WebGL context was lost (usually GPU memory running out)'
+          : 'the GPU device was lost (usually GPU memory running out)';
       recoverable = false;
       break;
     default:
@@ -571,24 +735,42 @@ export function explainOutOfMemory(error: unknown, ctx: OomContext): OutOfMemory
     const r = fitReport(ctx.estimate, b, limits, extra);
     needed = needed ?? r.neededBytes;
     const s = suggest(ctx.estimate, ctx.config, b, limits, extra, r.fits);
-    detail = ` This run needs about ${formatBytes(r.neededBytes)} on ${b} (${partsText(r)})` +
-      (limits.totalBytes !== null ? (r.neededBytes > limits.totalBytes ? `, more than ${b}'s ${formatBytes(limits.totalBytes)} ${LIMIT_NAME[b]}` : ` by the estimate, of ${b}'s ${formatBytes(limits.totalBytes)} ${LIMIT_NAME[b]}`) : '') +
+    detail =
+      ` This run needs about ${formatBytes(r.neededBytes)} on ${b} (${partsText(r)})` +
+      (limits.totalBytes !== null
+        ? r.neededBytes > limits.totalBytes
+          ? `, more than ${b}'s ${formatBytes(limits.totalBytes)} ${LIMIT_NAME[b]}`
+          : ` by the estimate, of ${b}'s ${formatBytes(limits.totalBytes)} ${LIMIT_NAME[b]}`
+        : '') +
       `. ${s.sentence}`;
     advice = s.advice;
   } else if (ctx.phase === 'load') {
     detail = ` Choose a smaller model or another backend (${otherBackends(b)}).`;
     advice = [`a smaller model`, `another backend: ${otherBackends(b)}`];
   } else {
-    detail = ' Reduce per_device_train_batch_size, max_length or the LoRA targets (target_modules), or turn on gradient_checkpointing.';
-    advice = ['reduce per_device_train_batch_size', 'reduce max_length', 'fewer LoRA target_modules', 'turn on gradient_checkpointing'];
+    detail =
+      ' Reduce per_device_train_batch_size, max_length or the LoRA targets (target_modules), or turn on gradient_checkpointing.';
+    advice = [
+      'reduce per_device_train_batch_size',
+      'reduce max_length',
+      'fewer LoRA target_modules',
+      'turn on gradient_checkpointing',
+    ];
   }
   const recover = recoverable ? '' : ' ' + (b === 'wasm' ? RECOVER_WASM : RECOVER_GPU);
   const t = errorText(error)!;
   const original = `${t.name ? t.name + ': ' : ''}${t.message}`;
   const message = `Out of memory on ${b} ${where}: ${what}.${detail}${recover} (${original})`;
-  return new OutOfMemoryError(message, { phase: ctx.phase, backend: b, neededBytes: needed, limitBytes: limit, advice, recoverable, cause: error });
+  return new OutOfMemoryError(message, {
+    phase: ctx.phase,
+    backend: b,
+    neededBytes: needed,
+    limitBytes: limit,
+    advice,
+    recoverable,
+    cause: error,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // The wasm allocation guard
-

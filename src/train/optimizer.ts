@@ -68,7 +68,8 @@ export function validateAdamW(c: AdamWConfig): void {
   if (!(Number.isFinite(c.eps) && c.eps >= 0)) throw new Error(`Invalid epsilon value: ${c.eps}`);
   if (!(c.betas[0] >= 0 && c.betas[0] < 1)) throw new Error(`Invalid beta parameter at index 0: ${c.betas[0]}`);
   if (!(c.betas[1] >= 0 && c.betas[1] < 1)) throw new Error(`Invalid beta parameter at index 1: ${c.betas[1]}`);
-  if (!(Number.isFinite(c.weightDecay) && c.weightDecay >= 0)) throw new Error(`Invalid weight_decay value: ${c.weightDecay}`);
+  if (!(Number.isFinite(c.weightDecay) && c.weightDecay >= 0))
+    throw new Error(`Invalid weight_decay value: ${c.weightDecay}`);
 }
 
 export class AdamW {
@@ -79,7 +80,11 @@ export class AdamW {
   private disposed = false;
 
   constructor(params: Map<string, tf.Variable>, config: Partial<AdamWConfig> = {}) {
-    this.config = { ...ADAMW_DEFAULTS, ...config, betas: [...(config.betas ?? ADAMW_DEFAULTS.betas)] as [number, number] };
+    this.config = {
+      ...ADAMW_DEFAULTS,
+      ...config,
+      betas: [...(config.betas ?? ADAMW_DEFAULTS.betas)] as [number, number],
+    };
     validateAdamW(this.config);
     this.params = new Map(params);
     for (const [name, p] of this.params) {
@@ -94,13 +99,19 @@ export class AdamW {
   }
 
   /** Number of optimizer steps taken. */
-  get stepCount(): number { return this.steps; }
+  get stepCount(): number {
+    return this.steps;
+  }
 
   /** Parameter names, in update order. */
-  names(): string[] { return [...this.params.keys()]; }
+  names(): string[] {
+    return [...this.params.keys()];
+  }
 
   /** Whether weight decay applies to this parameter. */
-  decays(name: string): boolean { return this.slot(name).decay; }
+  decays(name: string): boolean {
+    return this.slot(name).decay;
+  }
 
   private slot(name: string): Slot {
     const s = this.slots.get(name);
@@ -115,7 +126,8 @@ export class AdamW {
   step(grads: Map<string, tf.Tensor> | Record<string, tf.Tensor>, opts: AdamWStepOptions = {}): void {
     if (this.disposed) throw new Error('AdamW: used after dispose()');
     const gmap = grads instanceof Map ? grads : new Map(Object.entries(grads));
-    for (const name of gmap.keys()) if (!this.params.has(name)) throw new Error(`AdamW: gradient for unknown parameter ${name}`);
+    for (const name of gmap.keys())
+      if (!this.params.has(name)) throw new Error(`AdamW: gradient for unknown parameter ${name}`);
     const lr = opts.lr ?? this.config.lr;
     if (!(Number.isFinite(lr) && lr >= 0)) throw new Error(`Invalid learning rate: ${lr}`);
     const [beta1, beta2] = this.config.betas;
@@ -128,7 +140,8 @@ export class AdamW {
     tf.tidy(() => {
       // Step-independent scalars (float64 in JS, cast to float32 once).
       const sc = (x: number) => tf.scalar(x, 'float32');
-      const gated = (x: number, off: number): tf.Scalar => (gate ? tf.where(gate, sc(x), sc(off)) as tf.Scalar : sc(x));
+      const gated = (x: number, off: number): tf.Scalar =>
+        gate ? (tf.where(gate, sc(x), sc(off)) as tf.Scalar) : sc(x);
       // lerp weight and form exactly as torch: w < 0.5 ? m + w·(g − m) : g − (g − m)·(1 − w)
       const w1 = 1 - beta1;
       const lerpSmall = w1 < 0.5;
@@ -214,9 +227,12 @@ export class AdamW {
       if (!ps) throw new Error(`AdamW.loadState: state is missing parameter ${name}`);
       const size = s.m.size;
       if (ps.shape.join(',') !== s.m.shape.join(',') || ps.expAvg.length !== size || ps.expAvgSq.length !== size) {
-        throw new Error(`AdamW.loadState: ${name} has shape [${ps.shape}] (${ps.expAvg.length} values), expected [${s.m.shape}]`);
+        throw new Error(
+          `AdamW.loadState: ${name} has shape [${ps.shape}] (${ps.expAvg.length} values), expected [${s.m.shape}]`,
+        );
       }
-      if (!(Number.isInteger(ps.step) && ps.step >= 0)) throw new Error(`AdamW.loadState: ${name} has invalid step ${ps.step}`);
+      if (!(Number.isInteger(ps.step) && ps.step >= 0))
+        throw new Error(`AdamW.loadState: ${name} has invalid step ${ps.step}`);
     }
     for (const [name, s] of this.slots) {
       const ps = st.params[name];
@@ -232,7 +248,10 @@ export class AdamW {
   /** Reset moments and counters to a fresh optimizer. */
   reset(): void {
     for (const s of this.slots.values()) {
-      tf.tidy(() => { s.m.assign(tf.zerosLike(s.m)); s.v.assign(tf.zerosLike(s.v)); });
+      tf.tidy(() => {
+        s.m.assign(tf.zerosLike(s.m));
+        s.v.assign(tf.zerosLike(s.v));
+      });
       s.step = 0;
     }
     this.steps = 0;
@@ -241,7 +260,10 @@ export class AdamW {
   /** Frees the moment variables (not the parameters). */
   dispose(): void {
     if (this.disposed) return;
-    for (const s of this.slots.values()) { s.m.dispose(); s.v.dispose(); }
+    for (const s of this.slots.values()) {
+      s.m.dispose();
+      s.v.dispose();
+    }
     this.slots.clear();
     this.disposed = true;
   }

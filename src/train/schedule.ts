@@ -38,7 +38,12 @@ export function linearWithWarmupLambda(currentStep: number, warmupSteps: number,
 }
 
 /** HF _get_cosine_schedule_with_warmup_lr_lambda (min_lr_rate 0). */
-export function cosineWithWarmupLambda(currentStep: number, warmupSteps: number, totalSteps: number, numCycles = 0.5): number {
+export function cosineWithWarmupLambda(
+  currentStep: number,
+  warmupSteps: number,
+  totalSteps: number,
+  numCycles = 0.5,
+): number {
   if (currentStep < warmupSteps) return currentStep / Math.max(1, warmupSteps);
   const progress = (currentStep - warmupSteps) / Math.max(1, totalSteps - warmupSteps);
   return Math.max(0, 0.5 * (1 + Math.cos(Math.PI * numCycles * 2 * progress)));
@@ -47,10 +52,14 @@ export function cosineWithWarmupLambda(currentStep: number, warmupSteps: number,
 /** The lr multiplier at `currentStep` (0-based count of optimizer steps already taken). */
 export function lrLambda(cfg: ScheduleConfig, currentStep: number): number {
   switch (cfg.name) {
-    case 'constant': return constantLambda(currentStep);
-    case 'constant_with_warmup': return constantWithWarmupLambda(currentStep, cfg.warmupSteps);
-    case 'linear': return linearWithWarmupLambda(currentStep, cfg.warmupSteps, cfg.totalSteps);
-    case 'cosine': return cosineWithWarmupLambda(currentStep, cfg.warmupSteps, cfg.totalSteps, cfg.numCycles ?? 0.5);
+    case 'constant':
+      return constantLambda(currentStep);
+    case 'constant_with_warmup':
+      return constantWithWarmupLambda(currentStep, cfg.warmupSteps);
+    case 'linear':
+      return linearWithWarmupLambda(currentStep, cfg.warmupSteps, cfg.totalSteps);
+    case 'cosine':
+      return cosineWithWarmupLambda(currentStep, cfg.warmupSteps, cfg.totalSteps, cfg.numCycles ?? 0.5);
     default: {
       const bad: never = cfg.name;
       throw new Error(`unknown lr schedule ${JSON.stringify(bad)}; expected one of ${SCHEDULE_NAMES.join(', ')}`);

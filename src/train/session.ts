@@ -36,15 +36,36 @@ import { countParams, weightBytes } from '../engine/params';
 import type { Tokenizer } from '../io/tokenizer';
 import { exportPeftAdapter, type PeftExportOptions } from '../io/peft';
 import {
-  buildReport, DatasetError, defaultTemplate, makeBatches, parseDataset, splitDataset, templateTokensOf, tokenizeDataset,
-  type Batch, type DatasetReport, type DroppedExample, type Example, type ParseOptions, type ParseResult, type TemplateSpec,
-  type TemplateTokens, type TokenizedExample,
+  buildReport,
+  DatasetError,
+  defaultTemplate,
+  makeBatches,
+  parseDataset,
+  splitDataset,
+  templateTokensOf,
+  tokenizeDataset,
+  type Batch,
+  type DatasetReport,
+  type DroppedExample,
+  type Example,
+  type ParseOptions,
+  type ParseResult,
+  type TemplateSpec,
+  type TemplateTokens,
+  type TokenizedExample,
 } from '../data';
 import { compareBaseTuned, evaluateGeneration, type BaseVsTuned, type GenerationEvalExample } from './evaluate';
 import { SCHEDULE_NAMES, type ScheduleName } from './schedule';
 import {
-  checkCheckpointTarget, CheckpointMismatchError, hashBatchOrder, hashDataset, hashModelWeights, modelHashMethod,
-  type CheckpointMeta, type CheckpointOptions, type SessionCheckpoint,
+  checkCheckpointTarget,
+  CheckpointMismatchError,
+  hashBatchOrder,
+  hashDataset,
+  hashModelWeights,
+  modelHashMethod,
+  type CheckpointMeta,
+  type CheckpointOptions,
+  type SessionCheckpoint,
 } from './checkpoint';
 import { Trainer, TrainingDivergedError, type BatchRequest, type StepMetrics } from './trainer';
 
@@ -144,7 +165,10 @@ export const DEFAULT_FINETUNE_CONFIG: Readonly<FinetuneConfig> = Object.freeze({
 } as FinetuneConfig);
 
 /** Merge with the defaults and check every field; throws naming the field. Returns the config and warnings. */
-export function resolveFinetuneConfig(partial: Partial<FinetuneConfig>, contextLength?: number): { config: FinetuneConfig; warnings: string[] } {
+export function resolveFinetuneConfig(
+  partial: Partial<FinetuneConfig>,
+  contextLength?: number,
+): { config: FinetuneConfig; warnings: string[] } {
   for (const k of Object.keys(partial)) {
     if (!(k in DEFAULT_FINETUNE_CONFIG)) throw new Error(`unknown fine-tuning option "${k}"`);
   }
@@ -154,12 +178,24 @@ export function resolveFinetuneConfig(partial: Partial<FinetuneConfig>, contextL
   const bad = (field: keyof FinetuneConfig, want: string): never => {
     throw new Error(`${field} must be ${want}, got ${JSON.stringify(c[field])}`);
   };
-  const posInt = (f: keyof FinetuneConfig) => { const v = c[f]; if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1)) bad(f, 'a positive integer'); };
-  const num = (f: keyof FinetuneConfig, ok: (x: number) => boolean, want: string) => { const v = c[f]; if (!(typeof v === 'number' && Number.isFinite(v) && ok(v))) bad(f, want); };
+  const posInt = (f: keyof FinetuneConfig) => {
+    const v = c[f];
+    if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1)) bad(f, 'a positive integer');
+  };
+  const num = (f: keyof FinetuneConfig, ok: (x: number) => boolean, want: string) => {
+    const v = c[f];
+    if (!(typeof v === 'number' && Number.isFinite(v) && ok(v))) bad(f, want);
+  };
   posInt('r');
   num('lora_alpha', (x) => x > 0, 'positive');
   num('lora_dropout', (x) => x >= 0 && x < 1, 'in [0, 1)');
-  if (!(c.target_modules === null || c.target_modules === 'all-linear' || (Array.isArray(c.target_modules) && c.target_modules.length > 0 && c.target_modules.every((t) => typeof t === 'string' && t)))) {
+  if (!(
+    c.target_modules === null ||
+    c.target_modules === 'all-linear' ||
+    (Array.isArray(c.target_modules) &&
+      c.target_modules.length > 0 &&
+      c.target_modules.every((t) => typeof t === 'string' && t))
+  )) {
     bad('target_modules', 'a non-empty list of module names, "all-linear" or null');
   }
   num('learning_rate', (x) => x >= 0, '≥ 0');
@@ -182,11 +218,14 @@ export function resolveFinetuneConfig(partial: Partial<FinetuneConfig>, contextL
   if (c.eval_steps !== null) posInt('eval_steps');
   if (c.pad_to_multiple_of !== null) posInt('pad_to_multiple_of');
   posInt('max_length');
-  if (c.eos_token !== null && (typeof c.eos_token !== 'string' || c.eos_token === '')) bad('eos_token', 'a non-empty string or null');
+  if (c.eos_token !== null && (typeof c.eos_token !== 'string' || c.eos_token === ''))
+    bad('eos_token', 'a non-empty string or null');
   num('val_size', (x) => x >= 0, 'a fraction in (0, 1) or a count ≥ 1 (0 = none)');
   num('test_size', (x) => x >= 0, 'a fraction in (0, 1) or a count ≥ 1 (0 = none)');
   if (contextLength !== undefined && c.max_length > contextLength) {
-    warnings.push(`max_length ${c.max_length} exceeds the model's context length ${contextLength}; using ${contextLength}`);
+    warnings.push(
+      `max_length ${c.max_length} exceeds the model's context length ${contextLength}; using ${contextLength}`,
+    );
     c.max_length = contextLength;
   }
   if (c.packing && c.group_by_length) warnings.push('group_by_length has no effect with packing');
@@ -196,7 +235,10 @@ export function resolveFinetuneConfig(partial: Partial<FinetuneConfig>, contextL
 /** The PEFT LoraConfig of a fine-tuning config for a model. */
 export function loraConfigOf(c: FinetuneConfig, model: CausalLM): LoraConfig {
   return {
-    r: c.r, lora_alpha: c.lora_alpha, lora_dropout: c.lora_dropout, use_rslora: c.use_rslora,
+    r: c.r,
+    lora_alpha: c.lora_alpha,
+    lora_dropout: c.lora_dropout,
+    use_rslora: c.use_rslora,
     target_modules: c.target_modules ?? defaultTargets(model.config),
   };
 }
@@ -262,10 +304,18 @@ export function prepareSessionData(tok: Tokenizer, data: SessionData, c: Finetun
   const train = parseSources(data.train);
   const val = data.validation?.length ? parseSources(data.validation) : null;
   const test = data.test?.length ? parseSources(data.test) : null;
-  const splits = splitDataset(train.examples, { validation: val ? 0 : c.val_size, evaluation: test ? 0 : c.test_size, seed: c.seed });
+  const splits = splitDataset(train.examples, {
+    validation: val ? 0 : c.val_size,
+    evaluation: test ? 0 : c.test_size,
+    seed: c.seed,
+  });
   const dropped: SessionDataset['dropped'] = [];
   const run = (split: 'train' | 'validation' | 'test', src: Example[]): SessionSplit => {
-    const r = tokenizeDataset(tok, src, template, { maxLength: c.max_length, trainOnInputs: c.train_on_inputs, tokens });
+    const r = tokenizeDataset(tok, src, template, {
+      maxLength: c.max_length,
+      trainOnInputs: c.train_on_inputs,
+      tokens,
+    });
     dropped.push(...r.dropped.map((d) => ({ ...d, split })));
     return { examples: r.examples, source: r.sourceIndex.map((i) => src[i]) };
   };
@@ -280,7 +330,13 @@ export function prepareSessionData(tok: Tokenizer, data: SessionData, c: Finetun
     );
   }
   const report = buildReport({
-    files: parsed.map((p) => ({ file: p.file, format: p.format, rows: p.rows, examples: p.examples.length, errors: p.errors.length })),
+    files: parsed.map((p) => ({
+      file: p.file,
+      format: p.format,
+      rows: p.rows,
+      examples: p.examples.length,
+      errors: p.errors.length,
+    })),
     errors: parsed.flatMap((p) => p.errors),
     template: template.kind,
     maxLength: c.max_length,
@@ -413,7 +469,9 @@ export interface LogEntry extends Partial<SessionMetrics>, Partial<Omit<EvalMetr
 
 type SessionBatch = Batch & { dropoutSeed: number | null };
 
-interface StepRecord extends StepMetrics { inputTokens: number }
+interface StepRecord extends StepMetrics {
+  inputTokens: number;
+}
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
@@ -478,28 +536,42 @@ export class FinetuneSession {
     const data: SessionData = Array.isArray(init.data) ? { train: init.data } : init.data;
     this.data = prepareSessionData(tokenizer, data, config);
     if (this.data.dropped.length) {
-      warnings.push(`${this.data.dropped.length} example(s) dropped during tokenization (first: ${this.data.dropped[0].message})`);
+      warnings.push(
+        `${this.data.dropped.length} example(s) dropped during tokenization (first: ${this.data.dropped[0].message})`,
+      );
     }
     this.batchesPerEpoch = this.epochBatches(0).length;
     this.stepsPerEpoch = Math.ceil(this.batchesPerEpoch / config.gradient_accumulation_steps);
-    this.maxSteps = config.max_steps > 0 ? config.max_steps : Math.max(1, Math.ceil(config.num_train_epochs * this.stepsPerEpoch));
+    this.maxSteps =
+      config.max_steps > 0 ? config.max_steps : Math.max(1, Math.ceil(config.num_train_epochs * this.stepsPerEpoch));
     this.evalBatches = this.data.validation.examples.length
       ? makeBatches(this.data.validation.examples, {
-        batchSize: config.per_device_eval_batch_size, seed: config.seed, shuffle: false,
-        padTokenId: tokenizer.padTokenId ?? 0, padToMultipleOf: config.pad_to_multiple_of ?? undefined,
-      })
+          batchSize: config.per_device_eval_batch_size,
+          seed: config.seed,
+          shuffle: false,
+          padTokenId: tokenizer.padTokenId ?? 0,
+          padToMultipleOf: config.pad_to_multiple_of ?? undefined,
+        })
       : [];
     // As HF's set_seed before get_peft_model: the adapter's initialisation follows the run's seed.
     this.adapter = model.attachLora(this.lora, config.seed);
   }
 
-  get status(): SessionStatus { return this._status; }
+  get status(): SessionStatus {
+    return this._status;
+  }
   /** Optimizer steps completed. */
-  get globalStep(): number { return this.trainer?.globalStep ?? 0; }
-  get epoch(): number { return this.globalStep / this.stepsPerEpoch; }
+  get globalStep(): number {
+    return this.trainer?.globalStep ?? 0;
+  }
+  get epoch(): number {
+    return this.globalStep / this.stepsPerEpoch;
+  }
 
   /** Ask a running run() to finish the step in flight and return (status 'stopped'); run() again resumes. */
-  stop(): void { this.stopRequested = true; }
+  stop(): void {
+    this.stopRequested = true;
+  }
 
   /** The training batches of epoch e (shuffled by seed and epoch). */
   epochBatches(e: number): Batch[] {
@@ -551,7 +623,8 @@ export class FinetuneSession {
    */
   async run(opts: SessionRunOptions = {}): Promise<SessionRunResult> {
     if (this._status === 'running') throw new Error('FinetuneSession.run: already running');
-    if (this._status === 'diverged') throw new Error(`FinetuneSession.run: this run diverged and cannot continue: ${this.divergedMessage}`);
+    if (this._status === 'diverged')
+      throw new Error(`FinetuneSession.run: this run diverged and cannot continue: ${this.divergedMessage}`);
     if (opts.saveSteps !== undefined && !(Number.isInteger(opts.saveSteps) && opts.saveSteps >= 1)) {
       throw new Error(`FinetuneSession.run: saveSteps must be a positive integer, got ${opts.saveSteps}`);
     }
@@ -581,15 +654,28 @@ export class FinetuneSession {
           getBatch: (req) => this.batchFor(req, opts),
           onStep: (m) => this.onStep(m, opts),
           shouldStop: () => {
-            if (this.stopRequested || !!opts.shouldStop?.()) { userStop = true; return true; }
+            if (this.stopRequested || !!opts.shouldStop?.()) {
+              userStop = true;
+              return true;
+            }
             return savePoint !== null && trainer.globalStep >= savePoint;
           },
         });
-        if (res.reason === 'stopped' && userStop) { status = 'stopped'; break; }
-        if (savePoint !== null && trainer.globalStep >= savePoint) { await save(); continue; }
-        if (res.reason === 'stopped') { status = 'stopped'; break; }
+        if (res.reason === 'stopped' && userStop) {
+          status = 'stopped';
+          break;
+        }
+        if (savePoint !== null && trainer.globalStep >= savePoint) {
+          await save();
+          continue;
+        }
+        if (res.reason === 'stopped') {
+          status = 'stopped';
+          break;
+        }
         // 'dataEnd': an epoch ended with a short accumulation window; the next epoch continues in a new trainer.run
-        if (res.reason === 'dataEnd' && trainer.globalStep === before) throw new Error('FinetuneSession: no training batch for the next step');
+        if (res.reason === 'dataEnd' && trainer.globalStep === before)
+          throw new Error('FinetuneSession: no training batch for the next step');
       }
     } catch (e) {
       if (!(e instanceof TrainingDivergedError)) {
@@ -616,7 +702,14 @@ export class FinetuneSession {
 
   private result(status: SessionRunResult['status'], t0: number): SessionRunResult {
     const lastLog = [...this.history].reverse().find((h) => h.loss !== undefined) as SessionMetrics | undefined;
-    return { status, step: this.globalStep, max_steps: this.maxSteps, epoch: this.epoch, train_runtime: (now() - t0) / 1000, last: lastLog };
+    return {
+      status,
+      step: this.globalStep,
+      max_steps: this.maxSteps,
+      epoch: this.epoch,
+      train_runtime: (now() - t0) / 1000,
+      last: lastLog,
+    };
   }
 
   /** The micro-batch for (step, micro): epoch-aligned accumulation windows over epochBatches(epoch). */
@@ -668,7 +761,8 @@ export class FinetuneSession {
       this.history.push({ ...p.eval });
       await opts.onEval?.(p.eval);
     }
-    if (p.samples && opts.onSample) await opts.onSample({ step: p.step, epoch: p.step / this.stepsPerEpoch, samples: p.samples });
+    if (p.samples && opts.onSample)
+      await opts.onSample({ step: p.step, epoch: p.step / this.stepsPerEpoch, samples: p.samples });
   }
 
   private async onStep(m: StepMetrics, opts: SessionRunOptions): Promise<void> {
@@ -680,7 +774,8 @@ export class FinetuneSession {
     // exactly those after it, so evaluate now and log eval_loss with the step.
     if (this.trainer?.globalStep === m.step) await this.checkpointHooks(m.step, opts, m.step === this.maxSteps);
     const pend = this.pending?.step === m.step ? this.pending : null;
-    if (m.step % this.config.logging_steps === 0 || m.step === this.maxSteps) await this.flushWindow(opts, pend?.eval?.eval_loss);
+    if (m.step % this.config.logging_steps === 0 || m.step === this.maxSteps)
+      await this.flushWindow(opts, pend?.eval?.eval_loss);
     if (pend) await this.commitPending(opts);
   }
 
@@ -689,8 +784,18 @@ export class FinetuneSession {
     if (w.length === 0) return;
     this.window = [];
     const last = w[w.length - 1];
-    let loss = 0, correct = 0, trained = 0, ms = 0, input = 0;
-    for (const s of w) { loss += s.loss; correct += s.correct; trained += s.tokens; ms += s.msPerStep; input += s.inputTokens; }
+    let loss = 0,
+      correct = 0,
+      trained = 0,
+      ms = 0,
+      input = 0;
+    for (const s of w) {
+      loss += s.loss;
+      correct += s.correct;
+      trained += s.tokens;
+      ms += s.msPerStep;
+      input += s.inputTokens;
+    }
     const m: SessionMetrics = {
       step: last.step,
       epoch: last.step / this.stepsPerEpoch,
@@ -716,7 +821,9 @@ export class FinetuneSession {
   async evaluate(step = this.globalStep): Promise<EvalMetrics | null> {
     if (this.evalBatches.length === 0) return null;
     const t0 = now();
-    let lossSum = 0, correct = 0, count = 0;
+    let lossSum = 0,
+      correct = 0,
+      count = 0;
     for (const b of this.evalBatches) {
       const packed = tf.tidy(() => {
         const o = this.model.loss(b);
@@ -724,10 +831,13 @@ export class FinetuneSession {
       });
       const v = await packed.data();
       packed.dispose();
-      lossSum += v[0]; correct += v[1]; count += v[2];
+      lossSum += v[0];
+      correct += v[1];
+      count += v[2];
     }
     return {
-      step, epoch: step / this.stepsPerEpoch,
+      step,
+      epoch: step / this.stepsPerEpoch,
       eval_loss: count > 0 ? lossSum / count : 0,
       eval_accuracy: count > 0 ? correct / count : 0,
       eval_tokens: count,
@@ -742,7 +852,10 @@ export class FinetuneSession {
 
   private async samples(opts: SessionRunOptions): Promise<GenerationEvalExample[]> {
     const r = await evaluateGeneration(this.model, this.tokenizer, this.sampleSource(), {
-      template: this.data.template, eosToken: this.config.eos_token, maxExamples: opts.samplePrompts ?? 3, maxNewTokens: opts.sampleMaxNewTokens ?? 32,
+      template: this.data.template,
+      eosToken: this.config.eos_token,
+      maxExamples: opts.samplePrompts ?? 3,
+      maxNewTokens: opts.sampleMaxNewTokens ?? 32,
     });
     return r.examples;
   }
@@ -751,13 +864,28 @@ export class FinetuneSession {
    * Generation metrics (exact match, ROUGE-L) of the base model (adapter detached) and the tuned model on the
    * test split (or the given examples; default: test, else validation).
    */
-  async generationEval(opts: { examples?: Example[]; maxNewTokens?: number; maxExamples?: number; signal?: { aborted: boolean }; onProgress?: (done: number, total: number) => void } = {}): Promise<BaseVsTuned> {
-    if (this._status === 'running') throw new Error('FinetuneSession.generationEval: training is running; stop it first');
-    const examples = opts.examples ?? (this.data.test.source.length ? this.data.test.source : this.data.validation.source);
-    if (examples.length === 0) throw new Error('generationEval: no held-out examples (set test_size or pass test files)');
+  async generationEval(
+    opts: {
+      examples?: Example[];
+      maxNewTokens?: number;
+      maxExamples?: number;
+      signal?: { aborted: boolean };
+      onProgress?: (done: number, total: number) => void;
+    } = {},
+  ): Promise<BaseVsTuned> {
+    if (this._status === 'running')
+      throw new Error('FinetuneSession.generationEval: training is running; stop it first');
+    const examples =
+      opts.examples ?? (this.data.test.source.length ? this.data.test.source : this.data.validation.source);
+    if (examples.length === 0)
+      throw new Error('generationEval: no held-out examples (set test_size or pass test files)');
     return compareBaseTuned(this.model, this.tokenizer, examples, {
-      template: this.data.template, eosToken: this.config.eos_token, maxNewTokens: opts.maxNewTokens, maxExamples: opts.maxExamples,
-      signal: opts.signal, onProgress: opts.onProgress,
+      template: this.data.template,
+      eosToken: this.config.eos_token,
+      maxNewTokens: opts.maxNewTokens,
+      maxExamples: opts.maxExamples,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
     });
   }
 
@@ -771,7 +899,11 @@ export class FinetuneSession {
 
   /** Hash of the tokenized train/validation/test splits (computed once). */
   datasetHash(): string {
-    this.datasetHashCache ??= hashDataset({ train: this.data.train.examples, validation: this.data.validation.examples, test: this.data.test.examples });
+    this.datasetHashCache ??= hashDataset({
+      train: this.data.train.examples,
+      validation: this.data.validation.examples,
+      test: this.data.test.examples,
+    });
     return this.datasetHashCache;
   }
 
@@ -781,18 +913,23 @@ export class FinetuneSession {
    * (stop first, or use run({ saveSteps, onSave })). Serialise with encodeCheckpointFiles / encodeCheckpointBundle.
    */
   async checkpoint(opts: CheckpointOptions = {}): Promise<SessionCheckpoint> {
-    if (this._status === 'running') throw new Error('FinetuneSession.checkpoint: training is running; stop it first or pass saveSteps/onSave to run()');
+    if (this._status === 'running')
+      throw new Error(
+        'FinetuneSession.checkpoint: training is running; stop it first or pass saveSteps/onSave to run()',
+      );
     return this.snapshot(opts);
   }
 
   private async snapshot(opts: CheckpointOptions): Promise<SessionCheckpoint> {
     // After a divergence the trainer has rolled back to the last good step: that state is what gets saved (and can be
     // resumed, e.g. with a lower learning rate: resume(init, ck, { learningRate })).
-    if (this.adapter.merged) throw new Error('FinetuneSession.checkpoint: the adapter is merged into the base weights; unmerge it first');
+    if (this.adapter.merged)
+      throw new Error('FinetuneSession.checkpoint: the adapter is merged into the base weights; unmerge it first');
     const trainer = this.getTrainer();
     const st = await trainer.state(); // waits for any step in flight
     const lora = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [n, v] of this.adapter.variables()) lora.set(n, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
+    for (const [n, v] of this.adapter.variables())
+      lora.set(n, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
     const expAvg = new Map<string, { shape: number[]; data: Float32Array }>();
     const expAvgSq = new Map<string, { shape: number[]; data: Float32Array }>();
     const paramSteps: Record<string, number> = {};
@@ -822,7 +959,12 @@ export class FinetuneSession {
       },
       config: JSON.parse(JSON.stringify(c)) as FinetuneConfig,
       lora: JSON.parse(JSON.stringify(this.lora)) as LoraConfig,
-      progress: { global_step: step, max_steps: this.maxSteps, epoch: step / this.stepsPerEpoch, status: step >= this.maxSteps ? 'completed' : step > 0 ? 'stopped' : 'idle' },
+      progress: {
+        global_step: step,
+        max_steps: this.maxSteps,
+        epoch: step / this.stepsPerEpoch,
+        status: step >= this.maxSteps ? 'completed' : step > 0 ? 'stopped' : 'idle',
+      },
       optimizer: { step: st.optimizer.step, param_steps: paramSteps },
       schedule: {
         lr_scheduler_type: c.lr_scheduler_type,
@@ -855,45 +997,84 @@ export class FinetuneSession {
    */
   async restore(ck: SessionCheckpoint, opts: RestoreOptions = {}): Promise<void> {
     if (this._status === 'running') throw new Error('FinetuneSession.restore: training is running; stop it first');
-    if (this.adapter.merged) throw new Error('FinetuneSession.restore: the adapter is merged into the base weights; unmerge it first');
+    if (this.adapter.merged)
+      throw new Error('FinetuneSession.restore: the adapter is merged into the base weights; unmerge it first');
     const m = ck.meta;
     const modelHash = await hashModelWeights(this.model.weights, modelHashMethod(m.model.hash));
     // a new learning rate (opts.learningRate) is the one difference allowed: the schedule keeps its shape, scaled
     const newLr = opts.learningRate !== undefined && opts.learningRate !== m.config.learning_rate;
     if (newLr && this.config.learning_rate !== opts.learningRate) {
-      throw new Error(`FinetuneSession.restore: learningRate ${opts.learningRate} is not this session's learning_rate (${this.config.learning_rate})`);
+      throw new Error(
+        `FinetuneSession.restore: learningRate ${opts.learningRate} is not this session's learning_rate (${this.config.learning_rate})`,
+      );
     }
     checkCheckpointTarget(m, {
-      modelHash, modelId: this.baseModelName, datasetHash: this.datasetHash(), config: newLr ? { ...this.config, learning_rate: m.config.learning_rate } : this.config,
-      counts: { train: this.data.train.examples.length, validation: this.data.validation.examples.length, test: this.data.test.examples.length },
+      modelHash,
+      modelId: this.baseModelName,
+      datasetHash: this.datasetHash(),
+      config: newLr ? { ...this.config, learning_rate: m.config.learning_rate } : this.config,
+      counts: {
+        train: this.data.train.examples.length,
+        validation: this.data.validation.examples.length,
+        test: this.data.test.examples.length,
+      },
     });
     const step = m.progress.global_step;
     const dc = m.data_cursor;
-    if (m.progress.max_steps !== this.maxSteps || dc.steps_per_epoch !== this.stepsPerEpoch || dc.batches_per_epoch !== this.batchesPerEpoch) {
+    if (
+      m.progress.max_steps !== this.maxSteps ||
+      dc.steps_per_epoch !== this.stepsPerEpoch ||
+      dc.batches_per_epoch !== this.batchesPerEpoch
+    ) {
       throw new CheckpointMismatchError(
         `cannot resume: the checkpoint has ${m.progress.max_steps} steps of ${dc.steps_per_epoch} per epoch (${dc.batches_per_epoch} batches), ` +
-        `this session ${this.maxSteps} of ${this.stepsPerEpoch} (${this.batchesPerEpoch} batches)`, 'data-order');
+          `this session ${this.maxSteps} of ${this.stepsPerEpoch} (${this.batchesPerEpoch} batches)`,
+        'data-order',
+      );
     }
-    if (dc.epoch !== Math.floor(step / this.stepsPerEpoch) || hashBatchOrder(this.epochBatches(dc.epoch)) !== dc.order_hash) {
-      throw new CheckpointMismatchError(`cannot resume: the batch order of epoch ${dc.epoch} differs from the checkpoint's (a different version of the batching code?)`, 'data-order');
+    if (
+      dc.epoch !== Math.floor(step / this.stepsPerEpoch) ||
+      hashBatchOrder(this.epochBatches(dc.epoch)) !== dc.order_hash
+    ) {
+      throw new CheckpointMismatchError(
+        `cannot resume: the batch order of epoch ${dc.epoch} differs from the checkpoint's (a different version of the batching code?)`,
+        'data-order',
+      );
     }
     const vars = this.adapter.variables();
     const names = [...vars.keys()].sort().join('\n');
     if ([...ck.lora.keys()].sort().join('\n') !== names) {
-      throw new CheckpointMismatchError(`cannot resume: the checkpoint's LoRA tensors (${ck.lora.size}) are not this adapter's (${vars.size})`, 'tensors');
+      throw new CheckpointMismatchError(
+        `cannot resume: the checkpoint's LoRA tensors (${ck.lora.size}) are not this adapter's (${vars.size})`,
+        'tensors',
+      );
     }
     for (const [n, v] of vars) {
       const t = ck.lora.get(n)!;
-      if (t.shape.join(',') !== v.shape.join(',') || t.data.length !== v.size) throw new CheckpointMismatchError(`cannot resume: LoRA tensor ${n} has shape [${t.shape}], expected [${v.shape}]`, 'tensors');
+      if (t.shape.join(',') !== v.shape.join(',') || t.data.length !== v.size)
+        throw new CheckpointMismatchError(
+          `cannot resume: LoRA tensor ${n} has shape [${t.shape}], expected [${v.shape}]`,
+          'tensors',
+        );
     }
     const trainer = this.getTrainer();
-    const wantLr = newLr ? (m.schedule.next_lr * this.config.learning_rate) / m.config.learning_rate : m.schedule.next_lr;
+    const wantLr = newLr
+      ? (m.schedule.next_lr * this.config.learning_rate) / m.config.learning_rate
+      : m.schedule.next_lr;
     if (newLr ? Math.abs(trainer.lrAt(step) - wantLr) > 1e-9 * Math.abs(wantLr) : trainer.lrAt(step) !== wantLr) {
-      throw new CheckpointMismatchError(`cannot resume: the learning rate of step ${step + 1} would be ${trainer.lrAt(step)}, the checkpoint says ${wantLr}`, 'schedule');
+      throw new CheckpointMismatchError(
+        `cannot resume: the learning rate of step ${step + 1} would be ${trainer.lrAt(step)}, the checkpoint says ${wantLr}`,
+        'schedule',
+      );
     }
     const params: Record<string, { step: number; shape: number[]; expAvg: Float32Array; expAvgSq: Float32Array }> = {};
     for (const [n, t] of ck.expAvg) {
-      params[n] = { step: m.optimizer.param_steps[n], shape: t.shape, expAvg: t.data, expAvgSq: ck.expAvgSq.get(n)?.data ?? new Float32Array(0) };
+      params[n] = {
+        step: m.optimizer.param_steps[n],
+        shape: t.shape,
+        expAvg: t.data,
+        expAvgSq: ck.expAvgSq.get(n)?.data ?? new Float32Array(0),
+      };
     }
     // optimizer first: it validates every name and shape before assigning anything
     trainer.loadState({ globalStep: step, optimizer: { step: m.optimizer.step, params }, rng: m.rng });
@@ -913,7 +1094,11 @@ export class FinetuneSession {
    * A new session continuing a checkpoint: built with the checkpoint's configuration (or init.config, which must then
    * resolve to the same) on `model` (same weights as at checkpoint time) and the same data, then restore()d.
    */
-  static async resume(init: FinetuneSessionInit, ck: SessionCheckpoint, opts: RestoreOptions = {}): Promise<FinetuneSession> {
+  static async resume(
+    init: FinetuneSessionInit,
+    ck: SessionCheckpoint,
+    opts: RestoreOptions = {},
+  ): Promise<FinetuneSession> {
     const config = init.config ?? ck.meta.config;
     const s = new FinetuneSession({
       ...init,
@@ -939,17 +1124,31 @@ export class FinetuneSession {
     const mods = targetedModules(cfg, this.lora);
     const trainable = mods.reduce((s, m) => s + c.r * (m.inFeatures + m.outFeatures), 0);
     const total = countParams(cfg);
-    let batchSize = 1, seqLen = 1, worst = 0;
+    let batchSize = 1,
+      seqLen = 1,
+      worst = 0;
     for (const b of this.epochBatches(0)) {
-      if (b.batchSize * b.seqLen > worst) { worst = b.batchSize * b.seqLen; batchSize = b.batchSize; seqLen = b.seqLen; }
+      if (b.batchSize * b.seqLen > worst) {
+        worst = b.batchSize * b.seqLen;
+        batchSize = b.batchSize;
+        seqLen = b.seqLen;
+      }
     }
     const N = batchSize * seqLen;
-    const D = cfg.hidden_size, I = cfg.intermediate_size, L = cfg.num_hidden_layers, V = cfg.vocab_size;
-    const Dq = cfg.num_attention_heads * cfg.head_dim, Dkv = cfg.num_key_value_heads * cfg.head_dim, H = cfg.num_attention_heads;
+    const D = cfg.hidden_size,
+      I = cfg.intermediate_size,
+      L = cfg.num_hidden_layers,
+      V = cfg.vocab_size;
+    const Dq = cfg.num_attention_heads * cfg.head_dim,
+      Dkv = cfg.num_key_value_heads * cfg.head_dim,
+      H = cfg.num_attention_heads;
     // floats per token kept for backward by one block (the ops' saved inputs/outputs), incl. H·S attention scores
-    const block = cfg.family === 'gpt2' ? 26 * D + 7 * I + 4 * H * seqLen : 11 * D + 8 * Dq + 8 * Dkv + 5 * I + 4 * H * seqLen;
+    const block =
+      cfg.family === 'gpt2' ? 26 * D + 7 * I + 4 * H * seqLen : 11 * D + 8 * Dq + 8 * Dkv + 5 * I + 4 * H * seqLen;
     const perLayer = L > 0 ? mods.length / L : 0;
-    const loraPerBlock = mods.slice(0, Math.round(perLayer)).reduce((s, m) => s + c.r + 3 * m.outFeatures + (c.lora_dropout > 0 ? 2 * m.inFeatures : 0), 0);
+    const loraPerBlock = mods
+      .slice(0, Math.round(perLayer))
+      .reduce((s, m) => s + c.r + 3 * m.outFeatures + (c.lora_dropout > 0 ? 2 * m.inFeatures : 0), 0);
     const blockAll = block + loraPerBlock;
     const outer = (cfg.family === 'gpt2' ? 3 : 2) * D + 3 * D; // embeddings (+ positions) and final norm
     const actNo = 4 * N * (L * blockAll + outer);
@@ -968,7 +1167,15 @@ export class FinetuneSession {
       seq_len: seqLen,
       tokens_per_micro_batch: N,
       gradient_checkpointing: c.gradient_checkpointing,
-      bytes: { weights, lora, gradients, optimizer, activations, logits, total: weights + lora + gradients + optimizer + activations + logits },
+      bytes: {
+        weights,
+        lora,
+        gradients,
+        optimizer,
+        activations,
+        logits,
+        total: weights + lora + gradients + optimizer + activations + logits,
+      },
       activations_without_checkpointing: actNo,
       activations_with_checkpointing: actCk,
       batches_per_epoch: this.batchesPerEpoch,
@@ -981,34 +1188,55 @@ export class FinetuneSession {
   // Metrics export
 
   static readonly CSV_COLUMNS = [
-    'step', 'epoch', 'loss', 'accuracy', 'lr', 'grad_norm', 'tokens_per_sec', 'trained_tokens', 'ms_per_step', 'num_tensors',
-    'eval_loss', 'eval_accuracy', 'eval_tokens', 'eval_runtime',
+    'step',
+    'epoch',
+    'loss',
+    'accuracy',
+    'lr',
+    'grad_norm',
+    'tokens_per_sec',
+    'trained_tokens',
+    'ms_per_step',
+    'num_tensors',
+    'eval_loss',
+    'eval_accuracy',
+    'eval_tokens',
+    'eval_runtime',
   ] as const;
 
   /** history as CSV, one row per log or evaluation (empty cells where a row has no value). */
   metricsCsv(): string {
     const cols = FinetuneSession.CSV_COLUMNS;
-    const rows = this.history.map((h) => cols.map((k) => {
-      const v = (h as unknown as Record<string, unknown>)[k];
-      return typeof v === 'number' ? String(v) : '';
-    }).join(','));
+    const rows = this.history.map((h) =>
+      cols
+        .map((k) => {
+          const v = (h as unknown as Record<string, unknown>)[k];
+          return typeof v === 'number' ? String(v) : '';
+        })
+        .join(','),
+    );
     return [cols.join(','), ...rows].join('\n') + '\n';
   }
 
   /** A trainer_state.json-like record: steps, epochs, config and log_history. */
   metricsJson(): string {
-    return JSON.stringify({
-      global_step: this.globalStep,
-      max_steps: this.maxSteps,
-      epoch: this.epoch,
-      num_train_epochs: this.config.max_steps > 0 ? Math.ceil(this.maxSteps / this.stepsPerEpoch) : this.config.num_train_epochs,
-      logging_steps: this.config.logging_steps,
-      eval_steps: this.config.eval_steps ?? this.config.logging_steps,
-      train_batch_size: this.config.per_device_train_batch_size,
-      status: this._status,
-      config: this.config,
-      log_history: this.history,
-    }, null, 2);
+    return JSON.stringify(
+      {
+        global_step: this.globalStep,
+        max_steps: this.maxSteps,
+        epoch: this.epoch,
+        num_train_epochs:
+          this.config.max_steps > 0 ? Math.ceil(this.maxSteps / this.stepsPerEpoch) : this.config.num_train_epochs,
+        logging_steps: this.config.logging_steps,
+        eval_steps: this.config.eval_steps ?? this.config.logging_steps,
+        train_batch_size: this.config.per_device_train_batch_size,
+        status: this._status,
+        config: this.config,
+        log_history: this.history,
+      },
+      null,
+      2,
+    );
   }
 
   /** Free the optimizer state. The adapter stays attached to the model (export or generate with it). */

@@ -150,19 +150,30 @@ export class TrainingDivergedError extends Error {
     readonly lr: number,
   ) {
     super(
-      `Training diverged at step ${step}: ${what.map(w => (w === 'loss' ? `loss is ${loss}` : `gradient norm is ${gradNorm}`)).join(' and ')} ` +
-      `(learning rate ${lr}). The parameters were left at their values after step ${step - 1}. ` +
-      `Try a lower learning rate (e.g. ${fmtLr(lr > 0 ? lr / 10 : 1e-5)}), more warmup (warmup_steps), or a smaller max_grad_norm (gradient clipping).`,
+      `Training diverged at step ${step}: ${what.map((w) => (w === 'loss' ? `loss is ${loss}` : `gradient norm is ${gradNorm}`)).join(' and ')} ` +
+        `(learning rate ${lr}). The parameters were left at their values after step ${step - 1}. ` +
+        `Try a lower learning rate (e.g. ${fmtLr(lr > 0 ? lr / 10 : 1e-5)}), more warmup (warmup_steps), or a smaller max_grad_norm (gradient clipping).`,
     );
     this.name = 'TrainingDivergedError';
   }
   /** Last step whose update was applied. */
-  get lastGoodStep(): number { return this.step - 1; }
+  get lastGoodStep(): number {
+    return this.step - 1;
+  }
 }
 
-function fmtLr(x: number): string { return Number(x.toPrecision(2)).toString(); }
+function fmtLr(x: number): string {
+  return Number(x.toPrecision(2)).toString();
+}
 
-const NORM_PATTERNS = [/bias/, /layernorm/, /rmsnorm/, /(?:^|\.)norm(?:$|\.)/, /_norm(?:$|\.)/, /(?:^|\.)ln_(?:\d+|f)(?:$|\.)/];
+const NORM_PATTERNS = [
+  /bias/,
+  /layernorm/,
+  /rmsnorm/,
+  /(?:^|\.)norm(?:$|\.)/,
+  /_norm(?:$|\.)/,
+  /(?:^|\.)ln_(?:\d+|f)(?:$|\.)/,
+];
 
 /**
  * HF Trainer.get_decay_parameter_names, by name: no decay for names (lower-cased) containing "bias",
@@ -171,7 +182,7 @@ const NORM_PATTERNS = [/bias/, /layernorm/, /rmsnorm/, /(?:^|\.)norm(?:$|\.)/, /
  */
 export function hfNoDecay(name: string): boolean {
   const n = name.toLowerCase();
-  return NORM_PATTERNS.some(re => re.test(n));
+  return NORM_PATTERNS.some((re) => re.test(n));
 }
 
 export const TRAINER_DEFAULTS: Omit<TrainerConfig, 'maxSteps'> = {
@@ -222,7 +233,12 @@ export class Trainer<B> {
    * in-flight step has been read back, launch() refuses to start steps; then rearm() rolls the CPU-side
    * counters back to the last good step and re-opens the device flag.
    */
-  private halt: { error: TrainingDivergedError; stepsBefore: number; countsBefore: { step: number; params: Record<string, number> }; delivered: boolean } | null = null;
+  private halt: {
+    error: TrainingDivergedError;
+    stepsBefore: number;
+    countsBefore: { step: number; params: Record<string, number> };
+    delivered: boolean;
+  } | null = null;
   /** Readback tensors of launched steps not yet read back (excluded from the reported tensor count). */
   private pendingReadbacks = 0;
   private chain: Promise<unknown> = Promise.resolve();
@@ -231,7 +247,11 @@ export class Trainer<B> {
   private disposed = false;
 
   constructor(model: TrainableModel<B>, config: Partial<TrainerConfig> & { maxSteps: number }) {
-    const c: TrainerConfig = { ...TRAINER_DEFAULTS, ...config, betas: [...(config.betas ?? TRAINER_DEFAULTS.betas)] as [number, number] };
+    const c: TrainerConfig = {
+      ...TRAINER_DEFAULTS,
+      ...config,
+      betas: [...(config.betas ?? TRAINER_DEFAULTS.betas)] as [number, number],
+    };
     validateTrainerConfig(c);
     if (model.vars.size === 0) throw new Error('Trainer: the model has no trainable variables');
     this.config = c;
@@ -243,20 +263,37 @@ export class Trainer<B> {
       this.varList.push(v);
     }
     this.warmupSteps = warmupStepsFor(c.maxSteps, { warmupSteps: c.warmupSteps, warmupRatio: c.warmupRatio });
-    this.schedule = makeSchedule(c.lr, { name: c.schedule, warmupSteps: this.warmupSteps, totalSteps: c.maxSteps, numCycles: c.numCycles });
+    this.schedule = makeSchedule(c.lr, {
+      name: c.schedule,
+      warmupSteps: this.warmupSteps,
+      totalSteps: c.maxSteps,
+      numCycles: c.numCycles,
+    });
     this.rng = new Rng(c.seed);
-    this.optimizer = new AdamW(model.vars, { lr: c.lr, betas: c.betas, eps: c.eps, weightDecay: c.weightDecay, noDecay: c.noDecay });
+    this.optimizer = new AdamW(model.vars, {
+      lr: c.lr,
+      betas: c.betas,
+      eps: c.eps,
+      weightDecay: c.weightDecay,
+      noDecay: c.noDecay,
+    });
     this.okFlag = tf.tidy(() => tf.variable(tf.scalar(true, 'bool'), false));
   }
 
   /** Optimizer steps taken (launched and not rolled back). */
-  get globalStep(): number { return this.steps; }
+  get globalStep(): number {
+    return this.steps;
+  }
 
   /** The learning rate used by the step that follows `currentStep` completed steps. */
-  lrAt(currentStep: number): number { return this.schedule(currentStep); }
+  lrAt(currentStep: number): number {
+    return this.schedule(currentStep);
+  }
 
   /** The RNG stream getBatch receives for (step, micro). */
-  batchRng(step: number, micro: number): Rng { return this.rng.derive(step, micro); }
+  batchRng(step: number, micro: number): Rng {
+    return this.rng.derive(step, micro);
+  }
 
   /**
    * One optimizer step over `batches` (the micro-batches of one accumulation window; their number may
@@ -274,8 +311,11 @@ export class Trainer<B> {
     }
     p.numTensors = this.liveTensors();
     return p.result.then(
-      vals => toMetrics(p, vals, now()),
-      e => { this.delivered(e); throw e; },
+      (vals) => toMetrics(p, vals, now()),
+      (e) => {
+        this.delivered(e);
+        throw e;
+      },
     );
   }
 
@@ -322,8 +362,14 @@ export class Trainer<B> {
       await this.chain.catch(() => undefined); // steps started with step() before run()
       if (this.halt) throw this.halt.error; // a divergence not yet reported
       for (;;) {
-        if (this.steps >= c.maxSteps) { reason = 'maxSteps'; break; }
-        if (opts.shouldStop?.()) { reason = 'stopped'; break; }
+        if (this.steps >= c.maxSteps) {
+          reason = 'maxSteps';
+          break;
+        }
+        if (opts.shouldStop?.()) {
+          reason = 'stopped';
+          break;
+        }
         const t0 = now();
         const stepNo = this.steps + 1;
         const batches: B[] = [];
@@ -332,14 +378,20 @@ export class Trainer<B> {
           if (b == null) break;
           batches.push(b);
         }
-        if (batches.length === 0) { reason = 'dataEnd'; break; }
+        if (batches.length === 0) {
+          reason = 'dataEnd';
+          break;
+        }
         const p = this.launch(batches, t0);
         const done: Pending | null = prev;
         prev = p; // drained by the catch below if anything throws from here on
         if (done) await emit(toMetrics(done, await done.result, done.tEnd ?? now()));
         p.numTensors = this.liveTensors();
         p.tEnd = now();
-        if (batches.length < c.gradAccumSteps) { reason = 'dataEnd'; break; }
+        if (batches.length < c.gradAccumSteps) {
+          reason = 'dataEnd';
+          break;
+        }
       }
       if (prev) {
         const done: Pending = prev;
@@ -384,7 +436,8 @@ export class Trainer<B> {
     const addInto = (acc: tf.Tensor | null, x: tf.Tensor): tf.Tensor => {
       if (!acc) return x;
       const s = tf.add(acc, x);
-      acc.dispose(); x.dispose();
+      acc.dispose();
+      x.dispose();
       return s;
     };
     let packed: tf.Tensor1D;
@@ -397,14 +450,17 @@ export class Trainer<B> {
         if (!gradSum) gradSum = new Map();
         for (const [k, g] of r.grads) gradSum.set(k, addInto(gradSum.get(k) ?? null, g));
       }
-      const gs = gradSum!, ls = lossSum!, cs = correctSum!, ns = countSum!;
+      const gs = gradSum!,
+        ls = lossSum!,
+        cs = correctSum!,
+        ns = countSum!;
       packed = tf.tidy(() => {
         const nSafe = tf.maximum(ns, 1);
         const loss = tf.div(ls, nSafe) as tf.Scalar;
         const grads = new Map<string, tf.Tensor>();
         for (const [k, g] of gs) grads.set(k, tf.div(g, nSafe));
         // torch clip_grad_norm_: norm of the per-tensor norms
-        const norms = [...grads.values()].map(g => tf.sqrt(tf.sum(tf.square(g))));
+        const norms = [...grads.values()].map((g) => tf.sqrt(tf.sum(tf.square(g))));
         const norm = tf.sqrt(tf.sum(tf.square(tf.stack(norms)))) as tf.Scalar;
         const lossOk = tf.isFinite(loss);
         const normOk = tf.isFinite(norm);
@@ -425,13 +481,22 @@ export class Trainer<B> {
       throw e;
     } finally {
       if (gradSum) for (const g of gradSum.values()) g.dispose();
-      lossSum?.dispose(); correctSum?.dispose(); countSum?.dispose();
+      lossSum?.dispose();
+      correctSum?.dispose();
+      countSum?.dispose();
     }
     this.steps = stepNo;
     const data = packed.data() as Promise<Float32Array>;
     data.catch(() => undefined); // observed in settle(); avoid an unhandled-rejection report meanwhile
     const p: Pending = {
-      step: stepNo, lr, packed, data, countsBefore, tStart, tEnd: null, numTensors: 0,
+      step: stepNo,
+      lr,
+      packed,
+      data,
+      countsBefore,
+      tStart,
+      tEnd: null,
+      numTensors: 0,
       result: null as unknown as Promise<Float32Array>,
     };
     this.inflight++;
@@ -443,13 +508,20 @@ export class Trainer<B> {
   }
 
   /** Gradients of count·loss (= summed CE) of one micro-batch, plus its correct/count. */
-  private microGrads(batch: B): { value: tf.Scalar; grads: Map<string, tf.Tensor>; correct: tf.Tensor; count: tf.Tensor } {
+  private microGrads(batch: B): {
+    value: tf.Scalar;
+    grads: Map<string, tf.Tensor>;
+    correct: tf.Tensor;
+    count: tf.Tensor;
+  } {
     const aux: { correct: tf.Tensor | null; count: tf.Tensor | null } = { correct: null, count: null };
     try {
       const { value, grads } = tf.variableGrads(() => {
         const out = this.model.lossFn(batch);
-        if (!out || !out.loss || !out.correct || !out.count) throw new Error('Trainer: lossFn must return { loss, correct, count }');
-        if (out.loss.rank !== 0 || out.correct.rank !== 0 || out.count.rank !== 0) throw new Error('Trainer: lossFn must return scalars');
+        if (!out || !out.loss || !out.correct || !out.count)
+          throw new Error('Trainer: lossFn must return { loss, correct, count }');
+        if (out.loss.rank !== 0 || out.correct.rank !== 0 || out.count.rank !== 0)
+          throw new Error('Trainer: lossFn must return scalars');
         aux.correct = tf.keep(tf.cast(out.correct, 'float32'));
         aux.count = tf.keep(tf.cast(out.count, 'float32'));
         return tf.mul(out.loss, aux.count) as tf.Scalar;
@@ -458,7 +530,8 @@ export class Trainer<B> {
       for (const [vname, g] of Object.entries(grads)) named.set(this.keyOfVarName.get(vname)!, g);
       return { value, grads: named, correct: aux.correct!, count: aux.count! };
     } catch (e) {
-      aux.correct?.dispose(); aux.count?.dispose();
+      aux.correct?.dispose();
+      aux.count?.dispose();
       throw e;
     }
   }
@@ -501,10 +574,12 @@ export class Trainer<B> {
   /** Restore from state(); the variables must be restored separately to the same step's values. */
   loadState(st: TrainerState): void {
     if (this.inflight > 0 || this.running) throw new Error('Trainer.loadState: steps are in flight');
-    if (!(Number.isInteger(st.globalStep) && st.globalStep >= 0)) throw new Error(`Trainer.loadState: invalid globalStep ${st.globalStep}`);
+    if (!(Number.isInteger(st.globalStep) && st.globalStep >= 0))
+      throw new Error(`Trainer.loadState: invalid globalStep ${st.globalStep}`);
     const key = Rng.fromState(st.rng).state().key;
     const mine = this.rng.state().key;
-    if (key[0] !== mine[0] || key[1] !== mine[1]) throw new Error('Trainer.loadState: the checkpoint was made with a different seed');
+    if (key[0] !== mine[0] || key[1] !== mine[1])
+      throw new Error('Trainer.loadState: the checkpoint was made with a different seed');
     this.optimizer.loadState(st.optimizer);
     this.steps = st.globalStep;
   }
@@ -536,14 +611,24 @@ function toMetrics(p: Pending, vals: Float32Array, tEnd: number): StepMetrics {
 
 class MetricsWindow {
   private items: StepMetrics[] = [];
-  add(m: StepMetrics) { this.items.push(m); }
+  add(m: StepMetrics) {
+    this.items.push(m);
+  }
   take(): TrainMetrics | null {
     const it = this.items;
     if (it.length === 0) return null;
     this.items = [];
     const lastM = it[it.length - 1];
-    let loss = 0, correct = 0, tokens = 0, ms = 0;
-    for (const m of it) { loss += m.loss; correct += m.correct; tokens += m.tokens; ms += m.msPerStep; }
+    let loss = 0,
+      correct = 0,
+      tokens = 0,
+      ms = 0;
+    for (const m of it) {
+      loss += m.loss;
+      correct += m.correct;
+      tokens += m.tokens;
+      ms += m.msPerStep;
+    }
     return {
       step: lastM.step,
       steps: it.length,
@@ -565,9 +650,11 @@ export function validateTrainerConfig(c: TrainerConfig): void {
   if (!posInt(c.maxSteps)) throw new Error(`maxSteps must be a positive integer, got ${c.maxSteps}`);
   if (!posInt(c.gradAccumSteps)) throw new Error(`gradAccumSteps must be a positive integer, got ${c.gradAccumSteps}`);
   if (!posInt(c.logEvery)) throw new Error(`logEvery must be a positive integer, got ${c.logEvery}`);
-  if (!(Number.isFinite(c.maxGradNorm) && c.maxGradNorm >= 0)) throw new Error(`maxGradNorm must be ≥ 0 (0 = off), got ${c.maxGradNorm}`);
-  if (!SCHEDULE_NAMES.includes(c.schedule)) throw new Error(`schedule must be one of ${SCHEDULE_NAMES.join(', ')}, got ${JSON.stringify(c.schedule)}`);
-  if (!(Number.isFinite(c.numCycles))) throw new Error(`numCycles must be finite, got ${c.numCycles}`);
+  if (!(Number.isFinite(c.maxGradNorm) && c.maxGradNorm >= 0))
+    throw new Error(`maxGradNorm must be ≥ 0 (0 = off), got ${c.maxGradNorm}`);
+  if (!SCHEDULE_NAMES.includes(c.schedule))
+    throw new Error(`schedule must be one of ${SCHEDULE_NAMES.join(', ')}, got ${JSON.stringify(c.schedule)}`);
+  if (!Number.isFinite(c.numCycles)) throw new Error(`numCycles must be finite, got ${c.numCycles}`);
   if (!Number.isSafeInteger(c.seed)) throw new Error(`seed must be an integer, got ${c.seed}`);
   // lr, betas, eps, weightDecay are checked by AdamW; warmup by warmupStepsFor.
 }

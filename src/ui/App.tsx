@@ -19,8 +19,21 @@ import { RunsSection, type RunsState } from './RunsSection';
 import { TrainSection, type SaveView, type TrainView } from './TrainSection';
 import { WatchSection } from './WatchSection';
 import type {
-  AdapterInfo, BackendProbeReport, BackendStatus, DatasetInput, Estimate, EvalReport, ExportedFile, LoadProgress,
-  ModelSource, RunOptions, SamplingOptions, StoredRun, TrainEvent, TrainOutcome, TrainSettings,
+  AdapterInfo,
+  BackendProbeReport,
+  BackendStatus,
+  DatasetInput,
+  Estimate,
+  EvalReport,
+  ExportedFile,
+  LoadProgress,
+  ModelSource,
+  RunOptions,
+  SamplingOptions,
+  StoredRun,
+  TrainEvent,
+  TrainOutcome,
+  TrainSettings,
 } from '../worker/api';
 
 declare global {
@@ -30,9 +43,18 @@ declare global {
   }
 }
 
-type EstimateState = { kind: 'none' } | { kind: 'busy' } | { kind: 'ready'; value: Estimate } | { kind: 'error'; message: string };
-type EvalState = { kind: 'none' } | { kind: 'running'; done: number; total: number } | { kind: 'ready'; report: EvalReport } | { kind: 'error'; message: string };
-type ProbeState = { kind: 'idle' } | { kind: 'running' } | { kind: 'done'; report: BackendProbeReport } | { kind: 'failed'; error: string };
+type EstimateState =
+  { kind: 'none' } | { kind: 'busy' } | { kind: 'ready'; value: Estimate } | { kind: 'error'; message: string };
+type EvalState =
+  | { kind: 'none' }
+  | { kind: 'running'; done: number; total: number }
+  | { kind: 'ready'; report: EvalReport }
+  | { kind: 'error'; message: string };
+type ProbeState =
+  | { kind: 'idle' }
+  | { kind: 'running' }
+  | { kind: 'done'; report: BackendProbeReport }
+  | { kind: 'failed'; error: string };
 
 const IDLE_OUT: Output = { text: '', state: 'idle' };
 
@@ -58,12 +80,20 @@ export function Root() {
   const onCrash = useCallback((n: CrashNotice) => {
     restartEngine();
     setNotice(n);
-    setGeneration(g => g + 1);
+    setGeneration((g) => g + 1);
   }, []);
   return <App key={generation} onCrash={onCrash} notice={notice} onDismissNotice={() => setNotice(null)} />;
 }
 
-export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNotice) => void; notice: CrashNotice | null; onDismissNotice: () => void }) {
+export function App({
+  onCrash,
+  notice,
+  onDismissNotice,
+}: {
+  onCrash: (n: CrashNotice) => void;
+  notice: CrashNotice | null;
+  onDismissNotice: () => void;
+}) {
   const engine = getEngine();
   const store = useMemo(() => new MetricsStore(), []);
 
@@ -93,7 +123,13 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
   activeRunRef.current = activeRunId;
   const [adapter, setAdapter] = useState<AdapterInfo | null>(null);
 
-  const [sampling, setSampling] = useState<SamplingOptions>({ maxNewTokens: 32, temperature: 0, topK: 0, topP: 1, seed: 0 });
+  const [sampling, setSampling] = useState<SamplingOptions>({
+    maxNewTokens: 32,
+    temperature: 0,
+    topK: 0,
+    topP: 1,
+    seed: 0,
+  });
   const [outputs, setOutputs] = useState<{ base: Output; tuned: Output }>({ base: IDLE_OUT, tuned: IDLE_OUT });
   const [generating, setGenerating] = useState(false);
   const [evalState, setEvalState] = useState<EvalState>({ kind: 'none' });
@@ -107,13 +143,20 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
   const active = training || train.state === 'paused';
   const modelBusy = model.kind === 'loading';
 
-  useEffect(() => onEngineCrash(e => onCrash({ message: e.message, runId: activeRunRef.current })), [onCrash]);
-  useEffect(() => { window.webtune.metrics = () => store.cols; }, [store]);
+  useEffect(() => onEngineCrash((e) => onCrash({ message: e.message, runId: activeRunRef.current })), [onCrash]);
+  useEffect(() => {
+    window.webtune.metrics = () => store.cols;
+  }, [store]);
 
   const refreshRuns = useCallback(() => {
-    guard(engine.listRuns()).then(report => setRuns({ kind: 'ready', report }), e => setRuns({ kind: 'error', message: errorMessage(e) }));
+    guard(engine.listRuns()).then(
+      (report) => setRuns({ kind: 'ready', report }),
+      (e) => setRuns({ kind: 'error', message: errorMessage(e) }),
+    );
   }, [engine]);
-  useEffect(() => { refreshRuns(); }, [refreshRuns]);
+  useEffect(() => {
+    refreshRuns();
+  }, [refreshRuns]);
 
   const refreshCache = useCallback(() => {
     guard(engine.cacheInfo()).then(setCache, () => setCache(null));
@@ -123,11 +166,22 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
   useEffect(() => {
     let live = true;
     guard(engine.init('auto'))
-      .then(s => { if (live) { setBackend(s); setBackendError(null); } })
-      .catch(e => { if (live) setBackendError(errorMessage(e)); })
-      .finally(() => { if (live) setBackendBusy(false); });
+      .then((s) => {
+        if (live) {
+          setBackend(s);
+          setBackendError(null);
+        }
+      })
+      .catch((e) => {
+        if (live) setBackendError(errorMessage(e));
+      })
+      .finally(() => {
+        if (live) setBackendBusy(false);
+      });
     refreshCache();
-    return () => { live = false; };
+    return () => {
+      live = false;
+    };
   }, [engine, refreshCache]);
 
   const chooseBackend = async (c: BackendChoice) => {
@@ -137,10 +191,17 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
     try {
       const s = await guard(engine.setBackend(c));
       setBackend(s);
-      setModel(m => (m.kind === 'ready' ? { kind: 'ready', info: { ...m.info, backend: s.backend } }
-        : m.kind === 'error' && m.previous ? { ...m, previous: { ...m.previous, backend: s.backend } } : m));
+      setModel((m) =>
+        m.kind === 'ready'
+          ? { kind: 'ready', info: { ...m.info, backend: s.backend } }
+          : m.kind === 'error' && m.previous
+            ? { ...m, previous: { ...m.previous, backend: s.backend } }
+            : m,
+      );
       if (c !== 'auto' && s.backend !== c) {
-        setBackendError(`${c} is not available here, so ${s.backend} is used: ${s.fallbacks.find(f => f.backend === c)?.reason ?? 'unknown reason'}`);
+        setBackendError(
+          `${c} is not available here, so ${s.backend} is used: ${s.fallbacks.find((f) => f.backend === c)?.reason ?? 'unknown reason'}`,
+        );
       }
     } catch (e) {
       setBackendError(errorMessage(e));
@@ -163,28 +224,33 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
   };
 
   // ---- data
-  const loadDataset = useCallback(async (files: DatasetInput['files'], name: string, s: TrainSettings) => {
-    setDataset({ kind: 'loading', name });
-    setDataInput({ files, name });
-    setEvalState({ kind: 'none' });
-    try {
-      setDataset({ kind: 'ready', info: await guard(engine.loadDataset({ files }, s)) });
-      return true;
-    } catch (e) {
-      setDataset({ kind: 'error', name, message: errorMessage(e) });
-      return false;
-    }
-  }, [engine]);
+  const loadDataset = useCallback(
+    async (files: DatasetInput['files'], name: string, s: TrainSettings) => {
+      setDataset({ kind: 'loading', name });
+      setDataInput({ files, name });
+      setEvalState({ kind: 'none' });
+      try {
+        setDataset({ kind: 'ready', info: await guard(engine.loadDataset({ files }, s)) });
+        return true;
+      } catch (e) {
+        setDataset({ kind: 'error', name, message: errorMessage(e) });
+        return false;
+      }
+    },
+    [engine],
+  );
 
   const loadDemo = async () => {
-    const name = DEMO_DATASET.map(f => f.name).join(' + ');
+    const name = DEMO_DATASET.map((f) => f.name).join(' + ');
     setDataset({ kind: 'loading', name });
     try {
-      const files = await Promise.all(DEMO_DATASET.map(async f => {
-        const res = await fetch(f.url);
-        if (!res.ok) throw new Error(`HTTP ${res.status} fetching ${f.url}`);
-        return { name: f.name, data: new Uint8Array(await res.arrayBuffer()), role: f.role };
-      }));
+      const files = await Promise.all(
+        DEMO_DATASET.map(async (f) => {
+          const res = await fetch(f.url);
+          if (!res.ok) throw new Error(`HTTP ${res.status} fetching ${f.url}`);
+          return { name: f.name, data: new Uint8Array(await res.arrayBuffer()), role: f.role };
+        }),
+      );
       await loadDataset(files, name, settings);
     } catch (e) {
       setDataset({ kind: 'error', name, message: errorMessage(e) });
@@ -204,8 +270,12 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
   }, [dataKey]);
 
   // ---- model
-  const loadModel = async (source: ModelSource, id: string | null, opts: { keepData?: boolean } = {}): Promise<boolean> => {
-    const name = source.kind === 'hub' ? source.name : source.name ?? 'local model';
+  const loadModel = async (
+    source: ModelSource,
+    id: string | null,
+    opts: { keepData?: boolean } = {},
+  ): Promise<boolean> => {
+    const name = source.kind === 'hub' ? source.name : (source.name ?? 'local model');
     const previous = currentModel(model);
     setModel({ kind: 'loading', name, files: {}, previous });
     setAdapter(null);
@@ -219,7 +289,7 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
       scheduled = true;
       requestAnimationFrame(() => {
         scheduled = false;
-        setModel(m => (m.kind === 'loading' ? { ...m, files: { ...m.files, ...pending } } : m));
+        setModel((m) => (m.kind === 'loading' ? { ...m, files: { ...m.files, ...pending } } : m));
       });
     };
     try {
@@ -238,7 +308,8 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
     } catch (e) {
       let message = errorMessage(e);
       if (source.kind === 'hub' && /HTTP 404/.test(message) && source.baseUrl === localMirror().replace(/\/+$/, '')) {
-        message += '\n\nThe local mirror serves only the models in its models folder: set the Hub base URL to huggingface.co to download this one.';
+        message +=
+          '\n\nThe local mirror serves only the models in its models folder: set the Hub base URL to huggingface.co to download this one.';
       }
       setModel({ kind: 'error', name, message, previous });
     }
@@ -249,9 +320,15 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
   // ---- estimate (automatic, without measuring; the button measures a real step)
   const canEstimate = !!modelInfo && !!datasetInfo && !active;
   useEffect(() => {
-    if (!canEstimate) { if (!active) setEstimate({ kind: 'none' }); return; }
+    if (!canEstimate) {
+      if (!active) setEstimate({ kind: 'none' });
+      return;
+    }
     const t = setTimeout(() => {
-      guard(engine.estimate(settings, false)).then(value => setEstimate({ kind: 'ready', value }), e => setEstimate({ kind: 'error', message: errorMessage(e) }));
+      guard(engine.estimate(settings, false)).then(
+        (value) => setEstimate({ kind: 'ready', value }),
+        (e) => setEstimate({ kind: 'error', message: errorMessage(e) }),
+      );
     }, 300);
     return () => clearTimeout(t);
   }, [engine, settings, canEstimate, active, datasetInfo]);
@@ -267,30 +344,48 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
 
   // ---- training
   const runsRefresh = useRef<ReturnType<typeof setTimeout> | null>(null);
-  const onTrainEvent = useMemo(() => Comlink.proxy((ev: TrainEvent) => {
-    if (ev.type === 'metrics') { store.addMetrics(ev); noteStepMs(ev.ms_per_step); }
-    else if (ev.type === 'eval') store.addEval(ev);
-    else if (ev.type === 'samples') store.addSamples(ev);
-    else if (ev.type === 'history') { store.loadHistory(ev); setActiveRunId(ev.runId || null); }
-    else if (ev.type === 'checkpoint') {
-      setSave(ev.ok ? { ok: true, step: ev.step, bytes: ev.bytes, store: ev.store, at: Date.now() } : { ok: false, step: ev.step, message: ev.message });
-      if (ev.runId) setActiveRunId(ev.runId);
-      // the list follows the saves, at most every 2 s
-      if (!runsRefresh.current) runsRefresh.current = setTimeout(() => { runsRefresh.current = null; refreshRuns(); }, 2000);
-    } else if (ev.type === 'backend') {
-      setBackend(ev.status);
-      setModel(m => (m.kind === 'ready' ? { kind: 'ready', info: { ...m.info, backend: ev.status.backend } } : m));
-      setTrain(t => ({ ...t, message: ev.message }));
-    } else setTrain(t => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
-  }), [store, refreshRuns]);
+  const onTrainEvent = useMemo(
+    () =>
+      Comlink.proxy((ev: TrainEvent) => {
+        if (ev.type === 'metrics') {
+          store.addMetrics(ev);
+          noteStepMs(ev.ms_per_step);
+        } else if (ev.type === 'eval') store.addEval(ev);
+        else if (ev.type === 'samples') store.addSamples(ev);
+        else if (ev.type === 'history') {
+          store.loadHistory(ev);
+          setActiveRunId(ev.runId || null);
+        } else if (ev.type === 'checkpoint') {
+          setSave(
+            ev.ok
+              ? { ok: true, step: ev.step, bytes: ev.bytes, store: ev.store, at: Date.now() }
+              : { ok: false, step: ev.step, message: ev.message },
+          );
+          if (ev.runId) setActiveRunId(ev.runId);
+          // the list follows the saves, at most every 2 s
+          if (!runsRefresh.current)
+            runsRefresh.current = setTimeout(() => {
+              runsRefresh.current = null;
+              refreshRuns();
+            }, 2000);
+        } else if (ev.type === 'backend') {
+          setBackend(ev.status);
+          setModel((m) =>
+            m.kind === 'ready' ? { kind: 'ready', info: { ...m.info, backend: ev.status.backend } } : m,
+          );
+          setTrain((t) => ({ ...t, message: ev.message }));
+        } else setTrain((t) => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
+      }),
+    [store, refreshRuns],
+  );
 
   const finishRun = async (p: Promise<TrainOutcome>) => {
     try {
       const out = await guard(p);
-      setTrain(t => ({ ...t, state: out.state, message: out.message, totalSteps: out.totalSteps }));
+      setTrain((t) => ({ ...t, state: out.state, message: out.message, totalSteps: out.totalSteps }));
       if (out.runId) setActiveRunId(out.runId);
     } catch (e) {
-      setTrain(t => ({ ...t, state: 'error', message: errorMessage(e) }));
+      setTrain((t) => ({ ...t, state: 'error', message: errorMessage(e) }));
     }
     guard(engine.adapterInfo()).then(setAdapter, () => undefined);
     refreshRuns();
@@ -302,7 +397,11 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
     setEvalState({ kind: 'none' });
     setSave(null);
     setActiveRunId(null);
-    setTrain({ state: 'running', totalSteps: estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0, startedAt: Date.now() });
+    setTrain({
+      state: 'running',
+      totalSteps: estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0,
+      startedAt: Date.now(),
+    });
     await finishRun(engine.train(settings, { ...runOptions, catalogId }, onTrainEvent));
   };
 
@@ -315,33 +414,51 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
       if (kept) {
         const { source, dataset: ds } = kept;
         if (backend && backend.backend !== source.backend) await chooseBackend(source.backend);
-        const sameModel = modelInfo && model.kind === 'ready' && source.model.kind === 'hub' && modelInfo.name === source.modelName && catalogId === source.model.catalogId;
+        const sameModel =
+          modelInfo &&
+          model.kind === 'ready' &&
+          source.model.kind === 'hub' &&
+          modelInfo.name === source.modelName &&
+          catalogId === source.model.catalogId;
         if (source.model.kind === 'hub' && !sameModel) {
-          if (!(await loadModel(source.model.source, source.model.catalogId, { keepData: false }))) throw new Error(`The model ${source.modelName} could not be loaded (see step 1).`);
+          if (!(await loadModel(source.model.source, source.model.catalogId, { keepData: false })))
+            throw new Error(`The model ${source.modelName} could not be loaded (see step 1).`);
         } else if (source.model.kind === 'files' && !modelInfo) {
-          throw new Error(`Load the model files of this run first (${source.model.files.join(', ')}), then press Resume.`);
+          throw new Error(
+            `Load the model files of this run first (${source.model.files.join(', ')}), then press Resume.`,
+          );
         }
         const next = { ...source.settings, ...overrides };
         lastDataKey.current = dataKeyOf(next);
         setSettings(next);
         setRunOptions({ ...runOptions, ...source.runOptions });
         if (ds) {
-          if (!(await loadDataset(ds.files, source.dataName, next))) throw new Error(`The dataset of this run could not be read again (see step 2).`);
+          if (!(await loadDataset(ds.files, source.dataName, next)))
+            throw new Error(`The dataset of this run could not be read again (see step 2).`);
         } else if (!dataInput) {
           throw new Error(`Load the dataset of this run first (${source.dataName}), then press Resume.`);
-        } else if (!(await loadDataset(dataInput.files, dataInput.name, next))) throw new Error('The dataset could not be read (see step 2).');
+        } else if (!(await loadDataset(dataInput.files, dataInput.name, next)))
+          throw new Error('The dataset could not be read (see step 2).');
       } else if (!modelInfo || !datasetInfo) {
-        throw new Error('This run has no record of its model and dataset: load them in steps 1 and 2, then press Resume.');
+        throw new Error(
+          'This run has no record of its model and dataset: load them in steps 1 and 2, then press Resume.',
+        );
       }
       setExportMsg(null);
       setEvalState({ kind: 'none' });
       setSave(null);
       setActiveRunId(r.id);
       store.reset();
-      setTrain({ state: 'running', totalSteps: r.latest?.max_steps ?? 0, startedAt: Date.now(), message: `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.` });
+      setTrain({
+        state: 'running',
+        totalSteps: r.latest?.max_steps ?? 0,
+        startedAt: Date.now(),
+        message: `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.`,
+      });
       onDismissNotice();
       document.getElementById('train')?.scrollIntoView({ block: 'start' });
-      if (overrides.learning_rate !== undefined) setSettings(x => ({ ...x, learning_rate: overrides.learning_rate! }));
+      if (overrides.learning_rate !== undefined)
+        setSettings((x) => ({ ...x, learning_rate: overrides.learning_rate! }));
       await finishRun(engine.resumeRun(r.id, kept?.source.runOptions ?? runOptions, onTrainEvent, overrides));
     } catch (e) {
       setRunsMsg({ kind: 'error', text: `Cannot resume "${r.name}": ${errorMessage(e)}` });
@@ -358,25 +475,41 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
     }
     refreshRuns();
   };
-  const renameRun = (r: StoredRun, name: string) => runsAction('Rename', async () => { await guard(engine.renameRun(r.id, name)); return `Renamed to "${name}".`; });
-  const deleteRun = (r: StoredRun) => runsAction('Delete', async () => { await guard(engine.deleteRun(r.id)); return `Deleted "${r.name}".`; });
-  const exportRun = (r: StoredRun) => runsAction('Export', async () => {
-    const f = await guard(engine.exportRun(r.id));
-    saveFile(f.name, f.bytes, f.mime);
-    return `Saved ${f.name} (${formatBytes(f.bytes.byteLength)}): import it here or in another browser to resume the run.`;
-  });
-  const importRun = (f: File) => runsAction('Import', async () => {
-    const r = await guard(engine.importRun(f.name, new Uint8Array(await f.arrayBuffer())));
-    return `Imported "${r.name}" (step ${r.latest?.step ?? 0}).`;
-  });
-  const pause = () => { raise('pause'); void guard(engine.pause()).catch(() => undefined); };
+  const renameRun = (r: StoredRun, name: string) =>
+    runsAction('Rename', async () => {
+      await guard(engine.renameRun(r.id, name));
+      return `Renamed to "${name}".`;
+    });
+  const deleteRun = (r: StoredRun) =>
+    runsAction('Delete', async () => {
+      await guard(engine.deleteRun(r.id));
+      return `Deleted "${r.name}".`;
+    });
+  const exportRun = (r: StoredRun) =>
+    runsAction('Export', async () => {
+      const f = await guard(engine.exportRun(r.id));
+      saveFile(f.name, f.bytes, f.mime);
+      return `Saved ${f.name} (${formatBytes(f.bytes.byteLength)}): import it here or in another browser to resume the run.`;
+    });
+  const importRun = (f: File) =>
+    runsAction('Import', async () => {
+      const r = await guard(engine.importRun(f.name, new Uint8Array(await f.arrayBuffer())));
+      return `Imported "${r.name}" (step ${r.latest?.step ?? 0}).`;
+    });
+  const pause = () => {
+    raise('pause');
+    void guard(engine.pause()).catch(() => undefined);
+  };
   const resume = async () => {
-    setTrain(t => ({ ...t, state: 'running', message: undefined }));
+    setTrain((t) => ({ ...t, state: 'running', message: undefined }));
     await finishRun(engine.resume(onTrainEvent));
   };
   const stop = async () => {
     if (train.state === 'paused') await finishRun(engine.stop());
-    else { raise('stop'); void guard(engine.stop()).catch(() => undefined); }
+    else {
+      raise('stop');
+      void guard(engine.stop()).catch(() => undefined);
+    }
   };
 
   // ---- playground (streamed text is flushed once per frame)
@@ -386,25 +519,41 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
     setGenerating(true);
     genText.current = { base: '', tuned: '' };
     const sides: ('base' | 'tuned')[] = adapter ? ['base', 'tuned'] : ['base'];
-    setOutputs({ base: { text: '', state: 'running' }, tuned: adapter ? { text: '', state: 'idle', info: 'waiting for the base model…' } : { text: '', state: 'idle', info: 'Train or import an adapter first.' } });
+    setOutputs({
+      base: { text: '', state: 'running' },
+      tuned: adapter
+        ? { text: '', state: 'idle', info: 'waiting for the base model…' }
+        : { text: '', state: 'idle', info: 'Train or import an adapter first.' },
+    });
     for (const which of sides) {
-      setOutputs(o => ({ ...o, [which]: { text: '', state: 'running' } }));
+      setOutputs((o) => ({ ...o, [which]: { text: '', state: 'running' } }));
       const onToken = Comlink.proxy((delta: string) => {
         genText.current[which] += delta;
         if (genFlush.current) return;
         genFlush.current = true;
         requestAnimationFrame(() => {
           genFlush.current = false;
-          setOutputs(o => ({ base: { ...o.base, text: genText.current.base }, tuned: { ...o.tuned, text: genText.current.tuned } }));
+          setOutputs((o) => ({
+            base: { ...o.base, text: genText.current.base },
+            tuned: { ...o.tuned, text: genText.current.tuned },
+          }));
         });
       });
       try {
-        const r = await guard(engine.generate({ ...sampling, instruction, input, which, template: settings.template, eosToken: settings.eos_token }, onToken));
+        const r = await guard(
+          engine.generate(
+            { ...sampling, instruction, input, which, template: settings.template, eosToken: settings.eos_token },
+            onToken,
+          ),
+        );
         genText.current[which] = r.text;
-        setOutputs(o => ({ ...o, [which]: { text: r.text, state: 'done', info: outputInfo(r.tokens, r.ms, r.finishReason) } }));
+        setOutputs((o) => ({
+          ...o,
+          [which]: { text: r.text, state: 'done', info: outputInfo(r.tokens, r.ms, r.finishReason) },
+        }));
         if (r.finishReason === 'aborted') break;
       } catch (e) {
-        setOutputs(o => ({ ...o, [which]: { text: genText.current[which], state: 'error', info: errorMessage(e) } }));
+        setOutputs((o) => ({ ...o, [which]: { text: genText.current[which], state: 'error', info: errorMessage(e) } }));
         break;
       }
     }
@@ -414,7 +563,12 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
   const evaluate = async () => {
     setEvalState({ kind: 'running', done: 0, total: evalCount });
     try {
-      const report = await guard(engine.evaluate(evalCount, Comlink.proxy((done: number, total: number) => setEvalState({ kind: 'running', done, total }))));
+      const report = await guard(
+        engine.evaluate(
+          evalCount,
+          Comlink.proxy((done: number, total: number) => setEvalState({ kind: 'running', done, total })),
+        ),
+      );
       setEvalState({ kind: 'ready', report });
     } catch (e) {
       setEvalState({ kind: 'error', message: errorMessage(e) });
@@ -428,7 +582,7 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
     try {
       const files = await guard(get());
       for (const f of files) saveFile(f.name, f.bytes, f.mime);
-      setExportMsg({ kind: 'ok', text: `${what}: saved ${files.map(f => f.name).join(', ')}` });
+      setExportMsg({ kind: 'ok', text: `${what}: saved ${files.map((f) => f.name).join(', ')}` });
     } catch (e) {
       setExportMsg({ kind: 'error', text: errorMessage(e) });
     } finally {
@@ -440,7 +594,9 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
     setExporting(true);
     setExportMsg(null);
     try {
-      const read = await Promise.all(files.map(async f => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })));
+      const read = await Promise.all(
+        files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })),
+      );
       const info = await guard(engine.importAdapter(read));
       setAdapter(info);
       setExportMsg({ kind: 'ok', text: `Imported adapter (${info.origin}); the playground's tuned side uses it now.` });
@@ -451,11 +607,16 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
     }
   };
 
-  const divergedRun = train.state === 'diverged' && save?.ok && runs.kind === 'ready'
-    ? runs.report.runs.find(r => r.id === activeRunId && r.unfinished) ?? null : null;
+  const divergedRun =
+    train.state === 'diverged' && save?.ok && runs.kind === 'ready'
+      ? (runs.report.runs.find((r) => r.id === activeRunId && r.unfinished) ?? null)
+      : null;
 
-  const notReady = !modelInfo ? 'Load a model (step 1) and a dataset (step 2) to train.'
-    : !datasetInfo ? 'Load a dataset (step 2) to train.' : '';
+  const notReady = !modelInfo
+    ? 'Load a model (step 1) and a dataset (step 2) to train.'
+    : !datasetInfo
+      ? 'Load a dataset (step 2) to train.'
+      : '';
 
   return (
     <>
@@ -465,8 +626,10 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
           <p className="tagline">Instruction-tune small language models with LoRA, entirely in your browser.</p>
           <nav aria-label="Steps">
             <ol>
-              {['Model', 'Data', 'Configure', 'Train', 'Watch', 'Compare', 'Export'].map(s => (
-                <li key={s}><a href={`#${s.toLowerCase()}`}>{s}</a></li>
+              {['Model', 'Data', 'Configure', 'Train', 'Watch', 'Compare', 'Export'].map((s) => (
+                <li key={s}>
+                  <a href={`#${s.toLowerCase()}`}>{s}</a>
+                </li>
               ))}
             </ol>
           </nav>
@@ -478,37 +641,118 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
             <strong>The engine stopped.</strong>
             <pre>{notice.message}</pre>
             <p>
-              A fresh engine has started: load a model again, or resume {notice.runId ? 'the interrupted run' : 'a saved run'} from
-              {' '}<a href="#runs">Saved runs</a> (it continues from its last checkpoint).
+              A fresh engine has started: load a model again, or resume{' '}
+              {notice.runId ? 'the interrupted run' : 'a saved run'} from <a href="#runs">Saved runs</a> (it continues
+              from its last checkpoint).
             </p>
-            <button type="button" onClick={onDismissNotice}>Dismiss</button>
+            <button type="button" onClick={onDismissNotice}>
+              Dismiss
+            </button>
           </div>
         )}
-        <UnfinishedBanner runs={runs} activeRunId={activeRunId} busy={active || modelBusy} onResume={r => void resumeStored(r)} />
-        <ModelSection state={model} busy={modelBusy || active} baseUrl={baseUrl} onBaseUrl={setBaseUrl} onLoad={loadModel}
-          cache={cache} onClearCache={() => { void guard(engine.clearCache()).then(refreshCache); }} />
-        <DataSection state={dataset} modelReady={!!modelInfo} busy={dataset.kind === 'loading' || active} settings={settings} onSettings={setSettings}
-          onLoad={(files, name) => void loadDataset(files, name, settings)} onDemo={loadDemo} />
-        <ConfigureSection model={modelInfo} settings={settings} onSettings={setSettings} presets={presetsFor(modelInfo, catalogId)}
-          runOptions={runOptions} onRunOptions={setRunOptions}
-          disabled={!modelInfo || active} estimate={estimate} onMeasure={measure} canMeasure={canEstimate && estimate.kind !== 'busy'} />
-        <TrainSection backend={backend} backendBusy={backendBusy} backendError={backendError} choice={choice} onChoice={c => void chooseBackend(c)}
-          ready={!!modelInfo && !!datasetInfo && !generating && evalState.kind !== 'running'} notReadyReason={notReady} train={train} store={store}
-          onStart={start} onPause={pause} onResume={resume} onStop={stop} probe={probe} onProbe={runProbe} save={save}
+        <UnfinishedBanner
+          runs={runs}
+          activeRunId={activeRunId}
+          busy={active || modelBusy}
+          onResume={(r) => void resumeStored(r)}
+        />
+        <ModelSection
+          state={model}
+          busy={modelBusy || active}
+          baseUrl={baseUrl}
+          onBaseUrl={setBaseUrl}
+          onLoad={loadModel}
+          cache={cache}
+          onClearCache={() => {
+            void guard(engine.clearCache()).then(refreshCache);
+          }}
+        />
+        <DataSection
+          state={dataset}
+          modelReady={!!modelInfo}
+          busy={dataset.kind === 'loading' || active}
+          settings={settings}
+          onSettings={setSettings}
+          onLoad={(files, name) => void loadDataset(files, name, settings)}
+          onDemo={loadDemo}
+        />
+        <ConfigureSection
+          model={modelInfo}
+          settings={settings}
+          onSettings={setSettings}
+          presets={presetsFor(modelInfo, catalogId)}
+          runOptions={runOptions}
+          onRunOptions={setRunOptions}
+          disabled={!modelInfo || active}
+          estimate={estimate}
+          onMeasure={measure}
+          canMeasure={canEstimate && estimate.kind !== 'busy'}
+        />
+        <TrainSection
+          backend={backend}
+          backendBusy={backendBusy}
+          backendError={backendError}
+          choice={choice}
+          onChoice={(c) => void chooseBackend(c)}
+          ready={!!modelInfo && !!datasetInfo && !generating && evalState.kind !== 'running'}
+          notReadyReason={notReady}
+          train={train}
+          store={store}
+          onStart={start}
+          onPause={pause}
+          onResume={resume}
+          onStop={stop}
+          probe={probe}
+          onProbe={runProbe}
+          save={save}
           learningRate={settings.learning_rate}
-          onResumeLower={divergedRun ? lr => void resumeStored(divergedRun, { learning_rate: lr }) : null} />
-        <RunsSection state={runs} activeRunId={activeRunId} busy={active || modelBusy || generating} highlight={notice?.runId ?? null} message={runsMsg}
-          onResume={r => void resumeStored(r)} onRename={renameRun} onDelete={deleteRun} onExport={exportRun} onImport={importRun} />
+          onResumeLower={divergedRun ? (lr) => void resumeStored(divergedRun, { learning_rate: lr }) : null}
+        />
+        <RunsSection
+          state={runs}
+          activeRunId={activeRunId}
+          busy={active || modelBusy || generating}
+          highlight={notice?.runId ?? null}
+          message={runsMsg}
+          onResume={(r) => void resumeStored(r)}
+          onRename={renameRun}
+          onDelete={deleteRun}
+          onExport={exportRun}
+          onImport={importRun}
+        />
         <WatchSection store={store} />
-        <CompareSection modelReady={!!modelInfo} hasAdapter={!!adapter} locked={training} suggestions={datasetInfo?.prompts ?? []}
-          sampling={sampling} onSampling={setSampling} outputs={outputs} generating={generating} onGenerate={generate}
-          onStopGenerate={() => { raise('abortGeneration'); void guard(engine.stopGenerate()).catch(() => undefined); }} evalState={evalState} evalCount={evalCount} onEvalCount={setEvalCount}
-          onEvaluate={evaluate} canEvaluate={!!datasetInfo && datasetInfo.prompts.length > 0 && !training && !generating} />
-        <ExportSection adapter={adapter} modelReady={!!modelInfo} busy={exporting || training} runActive={active} hasMetrics={store.cols.step.length > 0 || train.state !== 'idle'}
+        <CompareSection
+          modelReady={!!modelInfo}
+          hasAdapter={!!adapter}
+          locked={training}
+          suggestions={datasetInfo?.prompts ?? []}
+          sampling={sampling}
+          onSampling={setSampling}
+          outputs={outputs}
+          generating={generating}
+          onGenerate={generate}
+          onStopGenerate={() => {
+            raise('abortGeneration');
+            void guard(engine.stopGenerate()).catch(() => undefined);
+          }}
+          evalState={evalState}
+          evalCount={evalCount}
+          onEvalCount={setEvalCount}
+          onEvaluate={evaluate}
+          canEvaluate={!!datasetInfo && datasetInfo.prompts.length > 0 && !training && !generating}
+        />
+        <ExportSection
+          adapter={adapter}
+          modelReady={!!modelInfo}
+          busy={exporting || training}
+          runActive={active}
+          hasMetrics={store.cols.step.length > 0 || train.state !== 'idle'}
           onExportAdapter={() => void download('Adapter', () => engine.exportAdapter())}
           onExportMerged={() => void download('Merged model', () => engine.exportMerged())}
-          onExportMetrics={f => void download('Metrics', async () => [await engine.exportMetrics(f)])}
-          onImport={importAdapter} message={exportMsg} />
+          onExportMetrics={(f) => void download('Metrics', async () => [await engine.exportMetrics(f)])}
+          onImport={importAdapter}
+          message={exportMsg}
+        />
       </main>
       <footer className="foot">
         <p>Models and data never leave this browser. Backend: {backend ? backend.backend : '…'}.</p>
@@ -518,22 +762,47 @@ export function App({ onCrash, notice, onDismissNotice }: { onCrash: (n: CrashNo
 }
 
 /** After a reload or a crash: the unfinished runs, one click from resuming. */
-function UnfinishedBanner({ runs, activeRunId, busy, onResume }: { runs: RunsState; activeRunId: string | null; busy: boolean; onResume: (r: StoredRun) => void }) {
+function UnfinishedBanner({
+  runs,
+  activeRunId,
+  busy,
+  onResume,
+}: {
+  runs: RunsState;
+  activeRunId: string | null;
+  busy: boolean;
+  onResume: (r: StoredRun) => void;
+}) {
   const [hidden, setHidden] = useState(false);
   if (hidden || runs.kind !== 'ready') return null;
-  const open = runs.report.runs.filter(r => r.unfinished && r.id !== activeRunId);
+  const open = runs.report.runs.filter((r) => r.unfinished && r.id !== activeRunId);
   if (open.length === 0) return null;
   const r = open[0];
   return (
     <div className="banner" role="region" aria-label="Unfinished runs" data-testid="unfinished-banner">
       <p>
-        <strong>{open.length === 1 ? 'An unfinished run is saved in this browser' : `${open.length} unfinished runs are saved in this browser`}:</strong>{' '}
+        <strong>
+          {open.length === 1
+            ? 'An unfinished run is saved in this browser'
+            : `${open.length} unfinished runs are saved in this browser`}
+          :
+        </strong>{' '}
         “{r.name}”, step {r.latest?.step} of {r.latest?.max_steps}.
       </p>
       <div className="row buttons">
-        <button type="button" className="primary" disabled={busy} onClick={() => onResume(r)} aria-label={`Resume ${r.name}`}>Resume</button>
+        <button
+          type="button"
+          className="primary"
+          disabled={busy}
+          onClick={() => onResume(r)}
+          aria-label={`Resume ${r.name}`}
+        >
+          Resume
+        </button>
         <a href="#runs">All saved runs</a>
-        <button type="button" onClick={() => setHidden(true)}>Not now</button>
+        <button type="button" onClick={() => setHidden(true)}>
+          Not now
+        </button>
       </div>
     </div>
   );

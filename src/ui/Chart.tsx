@@ -35,7 +35,7 @@ export function Chart({ title, index = 0, store, series, format, log, testId }: 
     const el = box.current;
     if (!el) return;
     const fmt = format ?? ((v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Number(v.toPrecision(3)).toString()));
-    const data = () => [store.cols.step, ...series.map(s => store.cols[s.key])] as uPlot.AlignedData;
+    const data = () => [store.cols.step, ...series.map((s) => store.cols[s.key])] as uPlot.AlignedData;
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),
       height: HEIGHT,
@@ -43,12 +43,25 @@ export function Chart({ title, index = 0, store, series, format, log, testId }: 
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
       axes: [
-        { label: 'step', size: 36, labelSize: 14, stroke: '#555', grid: { stroke: '#eee' }, incrs: STEP_INCRS, values: (_u, vals) => vals.map(v => String(v)) },
-        { size: 56, stroke: '#555', grid: { stroke: '#eee' }, values: (_u, vals) => vals.map(v => (v == null ? '' : fmt(v))) },
+        {
+          label: 'step',
+          size: 36,
+          labelSize: 14,
+          stroke: '#555',
+          grid: { stroke: '#eee' },
+          incrs: STEP_INCRS,
+          values: (_u, vals) => vals.map((v) => String(v)),
+        },
+        {
+          size: 56,
+          stroke: '#555',
+          grid: { stroke: '#eee' },
+          values: (_u, vals) => vals.map((v) => (v == null ? '' : fmt(v))),
+        },
       ],
       series: [
         { label: 'step' },
-        ...series.map(s => ({
+        ...series.map((s) => ({
           label: s.label,
           stroke: s.color,
           width: 2,
@@ -72,7 +85,9 @@ export function Chart({ title, index = 0, store, series, format, log, testId }: 
       lastVersion = store.version;
       plot.setData(data());
     };
-    const schedule = () => { timer ??= setTimeout(update, UPDATE_MS + index * 50); };
+    const schedule = () => {
+      timer ??= setTimeout(update, UPDATE_MS + index * 50);
+    };
     const create = setTimeout(() => {
       lastVersion = store.version;
       plot = new uPlot(opts, data(), el);
@@ -80,7 +95,13 @@ export function Chart({ title, index = 0, store, series, format, log, testId }: 
       ro.observe(el);
     }, index * 40);
     const unsub = store.subscribe(schedule);
-    return () => { clearTimeout(create); unsub(); ro?.disconnect(); if (timer) clearTimeout(timer); plot?.destroy(); };
+    return () => {
+      clearTimeout(create);
+      unsub();
+      ro?.disconnect();
+      if (timer) clearTimeout(timer);
+      plot?.destroy();
+    };
     // series/format are static per chart
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [store]);

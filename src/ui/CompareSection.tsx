@@ -4,7 +4,11 @@ import { Empty, ErrorBox, NumberField, Section } from './controls';
 import { formatMs } from './format';
 import type { EvalReport, SamplingOptions } from '../worker/api';
 
-export interface Output { text: string; state: 'idle' | 'running' | 'done' | 'error'; info?: string }
+export interface Output {
+  text: string;
+  state: 'idle' | 'running' | 'done' | 'error';
+  info?: string;
+}
 
 interface Props {
   modelReady: boolean;
@@ -18,7 +22,11 @@ interface Props {
   generating: boolean;
   onGenerate: (instruction: string, input: string) => void;
   onStopGenerate: () => void;
-  evalState: { kind: 'none' } | { kind: 'running'; done: number; total: number } | { kind: 'ready'; report: EvalReport } | { kind: 'error'; message: string };
+  evalState:
+    | { kind: 'none' }
+    | { kind: 'running'; done: number; total: number }
+    | { kind: 'ready'; report: EvalReport }
+    | { kind: 'error'; message: string };
   evalCount: number;
   onEvalCount: (n: number) => void;
   onEvaluate: () => void;
@@ -40,18 +48,39 @@ export function CompareSection(p: Props) {
       <div className="playground">
         <div className="field">
           <label htmlFor={instrId}>Instruction</label>
-          <textarea id={instrId} rows={3} value={instruction} onChange={e => setInstruction(e.target.value)} disabled={disabled}
-            placeholder="e.g. Repeat the word: cat" />
+          <textarea
+            id={instrId}
+            rows={3}
+            value={instruction}
+            onChange={(e) => setInstruction(e.target.value)}
+            disabled={disabled}
+            placeholder="e.g. Repeat the word: cat"
+          />
         </div>
         <div className="field">
           <label htmlFor={inputId}>Input (optional)</label>
-          <textarea id={inputId} rows={2} value={input} onChange={e => setInput(e.target.value)} disabled={disabled} />
+          <textarea
+            id={inputId}
+            rows={2}
+            value={input}
+            onChange={(e) => setInput(e.target.value)}
+            disabled={disabled}
+          />
         </div>
         {p.suggestions.length > 0 && (
           <div className="suggestions">
             <span className="muted small">Held-out prompts:</span>
             {p.suggestions.slice(0, 4).map((x, i) => (
-              <button key={i} type="button" className="chip" disabled={disabled} onClick={() => { setInstruction(x.instruction); setInput(x.input); }}>
+              <button
+                key={i}
+                type="button"
+                className="chip"
+                disabled={disabled}
+                onClick={() => {
+                  setInstruction(x.instruction);
+                  setInput(x.input);
+                }}
+              >
                 {x.instruction.length > 48 ? x.instruction.slice(0, 47) + '…' : x.instruction}
               </button>
             ))}
@@ -60,22 +89,60 @@ export function CompareSection(p: Props) {
         <fieldset className="sampling" disabled={disabled}>
           <legend>Sampling</legend>
           <div className="grid-5">
-            <NumberField label="Max new tokens" value={s.maxNewTokens} min={1} step={1} onChange={v => set('maxNewTokens', Math.max(1, Math.round(v)))} />
-            <NumberField label="Temperature" value={s.temperature} min={0} step="any" hint="0 = greedy" onChange={v => set('temperature', Math.max(0, v))} />
-            <NumberField label="Top-k" value={s.topK} min={0} step={1} hint="0 = off" onChange={v => set('topK', Math.max(0, Math.round(v)))} />
-            <NumberField label="Top-p" value={s.topP} min={0} max={1} step="any" onChange={v => set('topP', Math.min(1, Math.max(0, v)))} />
-            <NumberField label="Seed" value={s.seed} step={1} onChange={v => set('seed', Math.round(v))} />
+            <NumberField
+              label="Max new tokens"
+              value={s.maxNewTokens}
+              min={1}
+              step={1}
+              onChange={(v) => set('maxNewTokens', Math.max(1, Math.round(v)))}
+            />
+            <NumberField
+              label="Temperature"
+              value={s.temperature}
+              min={0}
+              step="any"
+              hint="0 = greedy"
+              onChange={(v) => set('temperature', Math.max(0, v))}
+            />
+            <NumberField
+              label="Top-k"
+              value={s.topK}
+              min={0}
+              step={1}
+              hint="0 = off"
+              onChange={(v) => set('topK', Math.max(0, Math.round(v)))}
+            />
+            <NumberField
+              label="Top-p"
+              value={s.topP}
+              min={0}
+              max={1}
+              step="any"
+              onChange={(v) => set('topP', Math.min(1, Math.max(0, v)))}
+            />
+            <NumberField label="Seed" value={s.seed} step={1} onChange={(v) => set('seed', Math.round(v))} />
           </div>
         </fieldset>
         <div className="row buttons">
-          <button type="button" className="primary" disabled={disabled || p.generating || instruction.trim() === ''} onClick={() => p.onGenerate(instruction, input)}>
+          <button
+            type="button"
+            className="primary"
+            disabled={disabled || p.generating || instruction.trim() === ''}
+            onClick={() => p.onGenerate(instruction, input)}
+          >
             Generate
           </button>
-          <button type="button" disabled={!p.generating} onClick={p.onStopGenerate}>Stop</button>
+          <button type="button" disabled={!p.generating} onClick={p.onStopGenerate}>
+            Stop
+          </button>
         </div>
         <div className="side-by-side">
           <OutputBox title="Base model (adapter off)" out={p.outputs.base} testId="out-base" />
-          <OutputBox title={p.hasAdapter ? 'Tuned model (adapter on)' : 'Tuned model (no adapter yet)'} out={p.outputs.tuned} testId="out-tuned" />
+          <OutputBox
+            title={p.hasAdapter ? 'Tuned model (adapter on)' : 'Tuned model (no adapter yet)'}
+            out={p.outputs.tuned}
+            testId="out-tuned"
+          />
         </div>
       </div>
       <EvalPanel {...p} />
@@ -88,8 +155,13 @@ function OutputBox({ title, out, testId }: { title: string; out: Output; testId:
     <div className="output" data-testid={testId} data-state={out.state}>
       <h3>{title}</h3>
       <div className="output-text" aria-live="polite" aria-busy={out.state === 'running'}>
-        {out.text || (out.state === 'running' ? <span className="muted">…</span> : <span className="muted">Nothing yet.</span>)}
-        {out.state === 'running' && <span className="cursor" aria-hidden="true">▍</span>}
+        {out.text ||
+          (out.state === 'running' ? <span className="muted">…</span> : <span className="muted">Nothing yet.</span>)}
+        {out.state === 'running' && (
+          <span className="cursor" aria-hidden="true">
+            ▍
+          </span>
+        )}
       </div>
       {out.info && <p className={out.state === 'error' ? 'error-text small' : 'muted small'}>{out.info}</p>}
     </div>
@@ -102,12 +174,29 @@ function EvalPanel(p: Props) {
     <div className="eval" data-testid="eval">
       <h3>Evaluation: exact match and ROUGE-L, before and after</h3>
       <div className="row wrap">
-        <NumberField label="Examples" value={p.evalCount} min={1} step={1} disabled={!p.canEvaluate}
-          onChange={v => p.onEvalCount(Math.max(1, Math.round(v)))} hint="held-out examples (greedy decoding)" />
-        <button type="button" onClick={p.onEvaluate} disabled={!p.canEvaluate || e.kind === 'running'}>Evaluate base vs tuned</button>
+        <NumberField
+          label="Examples"
+          value={p.evalCount}
+          min={1}
+          step={1}
+          disabled={!p.canEvaluate}
+          onChange={(v) => p.onEvalCount(Math.max(1, Math.round(v)))}
+          hint="held-out examples (greedy decoding)"
+        />
+        <button type="button" onClick={p.onEvaluate} disabled={!p.canEvaluate || e.kind === 'running'}>
+          Evaluate base vs tuned
+        </button>
       </div>
-      {!p.canEvaluate && e.kind === 'none' && <Empty>Needs a dataset with held-out examples (a test file or split, or a validation split), and no training running.</Empty>}
-      {e.kind === 'running' && <p role="status">Generating… {e.done} / {e.total}</p>}
+      {!p.canEvaluate && e.kind === 'none' && (
+        <Empty>
+          Needs a dataset with held-out examples (a test file or split, or a validation split), and no training running.
+        </Empty>
+      )}
+      {e.kind === 'running' && (
+        <p role="status">
+          Generating… {e.done} / {e.total}
+        </p>
+      )}
       {e.kind === 'error' && <ErrorBox title="Evaluation failed" message={e.message} />}
       {e.kind === 'ready' && <EvalTable report={e.report} />}
     </div>
@@ -119,10 +208,20 @@ function EvalTable({ report }: { report: EvalReport }) {
   const pct = (x: number) => `${x.toFixed(1)}%`;
   const delta = (a: number, b: number) => {
     const d = b - a;
-    return <span className={d > 0 ? 'up' : d < 0 ? 'down' : ''}>{d >= 0 ? '+' : ''}{d.toFixed(1)}</span>;
+    return (
+      <span className={d > 0 ? 'up' : d < 0 ? 'down' : ''}>
+        {d >= 0 ? '+' : ''}
+        {d.toFixed(1)}
+      </span>
+    );
   };
   const row = (label: string, k: 'exact_match' | 'rougeL') => (
-    <tr><td>{label}</td><td>{pct(base[k])}</td><td>{tuned ? pct(tuned[k]) : '–'}</td><td>{tuned ? delta(base[k], tuned[k]) : '–'}</td></tr>
+    <tr>
+      <td>{label}</td>
+      <td>{pct(base[k])}</td>
+      <td>{tuned ? pct(tuned[k]) : '–'}</td>
+      <td>{tuned ? delta(base[k], tuned[k]) : '–'}</td>
+    </tr>
   );
   return (
     <>
@@ -131,7 +230,14 @@ function EvalTable({ report }: { report: EvalReport }) {
           {base.count} held-out examples{base.skipped ? ` (${base.skipped} skipped: prompt too long)` : ''}
           {tuned ? '' : ' · no adapter yet: base model only'}
         </caption>
-        <thead><tr><th>metric</th><th>base</th><th>tuned</th><th>change (points)</th></tr></thead>
+        <thead>
+          <tr>
+            <th>metric</th>
+            <th>base</th>
+            <th>tuned</th>
+            <th>change (points)</th>
+          </tr>
+        </thead>
         <tbody>
           {row('exact match', 'exact_match')}
           {row('ROUGE-L F1', 'rougeL')}
@@ -141,13 +247,21 @@ function EvalTable({ report }: { report: EvalReport }) {
         <summary>Per example</summary>
         <div className="table-scroll">
           <table className="compact examples">
-            <thead><tr><th>instruction</th><th>reference</th><th>base</th><th>tuned</th></tr></thead>
+            <thead>
+              <tr>
+                <th>instruction</th>
+                <th>reference</th>
+                <th>base</th>
+                <th>tuned</th>
+              </tr>
+            </thead>
             <tbody>
               {base.examples.map((b, i) => {
                 const t = tuned?.examples[i];
                 return (
                   <tr key={i}>
-                    <td>{report.instructions[i] ?? b.prompt}</td><td>{b.reference}</td>
+                    <td>{report.instructions[i] ?? b.prompt}</td>
+                    <td>{b.reference}</td>
                     <td className={b.exact_match ? 'up' : ''}>{b.prediction}</td>
                     <td className={t?.exact_match ? 'up' : ''}>{t ? t.prediction : '–'}</td>
                   </tr>

@@ -20,36 +20,68 @@ interface Props {
 export function ExportSection(p: Props) {
   return (
     <Section id="export" n={7} title="Export">
-      {p.adapter
-        ? <p data-testid="adapter-info">Adapter: r = {p.adapter.config.r}, alpha = {p.adapter.config.lora_alpha}, {p.adapter.modules} layers, {formatCount(p.adapter.trainableParams)} parameters ({p.adapter.origin}).</p>
-        : <Empty>Train (or import) an adapter to export it.</Empty>}
+      {p.adapter ? (
+        <p data-testid="adapter-info">
+          Adapter: r = {p.adapter.config.r}, alpha = {p.adapter.config.lora_alpha}, {p.adapter.modules} layers,{' '}
+          {formatCount(p.adapter.trainableParams)} parameters ({p.adapter.origin}).
+        </p>
+      ) : (
+        <Empty>Train (or import) an adapter to export it.</Empty>
+      )}
       <div className="export-grid">
         <div>
           <h3>LoRA adapter (PEFT)</h3>
-          <p className="muted small"><code>adapter_config.json</code> + <code>adapter_model.safetensors</code>; loads with <code>PeftModel.from_pretrained</code>.</p>
-          <button type="button" className="primary" disabled={!p.adapter || p.busy} onClick={p.onExportAdapter}>Download adapter</button>
+          <p className="muted small">
+            <code>adapter_config.json</code> + <code>adapter_model.safetensors</code>; loads with{' '}
+            <code>PeftModel.from_pretrained</code>.
+          </p>
+          <button type="button" className="primary" disabled={!p.adapter || p.busy} onClick={p.onExportAdapter}>
+            Download adapter
+          </button>
         </div>
         <div>
           <h3>Merged model</h3>
-          <p className="muted small">Base weights with the adapter folded in: <code>config.json</code>, <code>model.safetensors</code> and tokenizer files.</p>
-          <button type="button" disabled={!p.adapter || p.busy} onClick={p.onExportMerged}>Download merged model</button>
+          <p className="muted small">
+            Base weights with the adapter folded in: <code>config.json</code>, <code>model.safetensors</code> and
+            tokenizer files.
+          </p>
+          <button type="button" disabled={!p.adapter || p.busy} onClick={p.onExportMerged}>
+            Download merged model
+          </button>
         </div>
         <div>
           <h3>Metrics</h3>
           <p className="muted small">Every logged step and evaluation of the last run.</p>
           <div className="row buttons">
-            <button type="button" disabled={!p.hasMetrics || p.busy} onClick={() => p.onExportMetrics('csv')}>Metrics CSV</button>
-            <button type="button" disabled={!p.hasMetrics || p.busy} onClick={() => p.onExportMetrics('json')}>Metrics JSON</button>
+            <button type="button" disabled={!p.hasMetrics || p.busy} onClick={() => p.onExportMetrics('csv')}>
+              Metrics CSV
+            </button>
+            <button type="button" disabled={!p.hasMetrics || p.busy} onClick={() => p.onExportMetrics('json')}>
+              Metrics JSON
+            </button>
           </div>
         </div>
         <div>
           <h3>Import an adapter</h3>
-          <p className="muted small">Choose both PEFT files (same base model){p.runActive ? '; stop training first' : ''}.</p>
-          <FileButton label="Adapter files…" accept=".json,.safetensors" disabled={!p.modelReady || p.busy || p.runActive} onFiles={p.onImport} />
+          <p className="muted small">
+            Choose both PEFT files (same base model){p.runActive ? '; stop training first' : ''}.
+          </p>
+          <FileButton
+            label="Adapter files…"
+            accept=".json,.safetensors"
+            disabled={!p.modelReady || p.busy || p.runActive}
+            onFiles={p.onImport}
+          />
         </div>
       </div>
-      {p.message?.kind === 'error' && <ErrorBox title="Export / import" message={p.message.text} testId="export-error" />}
-      {p.message?.kind === 'ok' && <p className="note" role="status" data-testid="export-status">{p.message.text}</p>}
+      {p.message?.kind === 'error' && (
+        <ErrorBox title="Export / import" message={p.message.text} testId="export-error" />
+      )}
+      {p.message?.kind === 'ok' && (
+        <p className="note" role="status" data-testid="export-status">
+          {p.message.text}
+        </p>
+      )}
     </Section>
   );
 }

@@ -31,7 +31,7 @@ export function ModelSection({ state, busy, baseUrl, onBaseUrl, onLoad, cache, o
   const [selected, setSelected] = useState(CATALOG.defaultModel);
   const [dragging, setDragging] = useState(false);
   const baseId = useId();
-  const model = CATALOG.models.find(m => m.id === selected)!;
+  const model = CATALOG.models.find((m) => m.id === selected)!;
 
   const loadLocal = (files: { path: string; file: File }[]) => {
     if (files.length === 0) return;
@@ -45,56 +45,117 @@ export function ModelSection({ state, busy, baseUrl, onBaseUrl, onLoad, cache, o
     loadLocal(await droppedFiles(e.dataTransfer));
   };
 
-  const status = state.kind === 'ready' ? <span className="badge ok">loaded: {state.info.name}</span>
-    : state.kind === 'loading' ? <span className="badge">loading…</span>
-    : state.kind === 'error' ? <span className="badge bad">failed</span> : null;
+  const status =
+    state.kind === 'ready' ? (
+      <span className="badge ok">loaded: {state.info.name}</span>
+    ) : state.kind === 'loading' ? (
+      <span className="badge">loading…</span>
+    ) : state.kind === 'error' ? (
+      <span className="badge bad">failed</span>
+    ) : null;
 
   return (
     <Section id="model" n={1} title="Model" status={status}>
-      <p className="lead">Pick a small pretrained checkpoint. Its files are downloaded once and kept in this browser's cache.</p>
+      <p className="lead">
+        Pick a small pretrained checkpoint. Its files are downloaded once and kept in this browser's cache.
+      </p>
       <fieldset className="models" disabled={busy}>
         <legend>Checkpoint</legend>
         <div className="model-grid">
-          {CATALOG.models.map(m => <ModelCard key={m.id} m={m} checked={m.id === selected} onSelect={() => setSelected(m.id)} />)}
+          {CATALOG.models.map((m) => (
+            <ModelCard key={m.id} m={m} checked={m.id === selected} onSelect={() => setSelected(m.id)} />
+          ))}
         </div>
       </fieldset>
       <div className="row wrap">
         <div className="field grow">
           <label htmlFor={baseId}>Hub base URL</label>
-          <input id={baseId} type="url" value={baseUrl} disabled={busy} spellCheck={false}
-            onChange={e => { onBaseUrl(e.target.value); saveBaseUrl(e.target.value); }} aria-describedby={baseId + '-hint'} />
-          <small id={baseId + '-hint'} className="hint">Files are read from <code>{'{base}/{repo}/resolve/{revision}/{file}'}</code>.</small>
+          <input
+            id={baseId}
+            type="url"
+            value={baseUrl}
+            disabled={busy}
+            spellCheck={false}
+            onChange={(e) => {
+              onBaseUrl(e.target.value);
+              saveBaseUrl(e.target.value);
+            }}
+            aria-describedby={baseId + '-hint'}
+          />
+          <small id={baseId + '-hint'} className="hint">
+            Files are read from <code>{'{base}/{repo}/resolve/{revision}/{file}'}</code>.
+          </small>
         </div>
         <div className="row buttons">
-          <button type="button" className="link" disabled={busy} onClick={() => { onBaseUrl(localMirror()); saveBaseUrl(localMirror()); }}>Local mirror</button>
-          <button type="button" className="link" disabled={busy} onClick={() => { onBaseUrl(HF_HUB); saveBaseUrl(HF_HUB); }}>huggingface.co</button>
+          <button
+            type="button"
+            className="link"
+            disabled={busy}
+            onClick={() => {
+              onBaseUrl(localMirror());
+              saveBaseUrl(localMirror());
+            }}
+          >
+            Local mirror
+          </button>
+          <button
+            type="button"
+            className="link"
+            disabled={busy}
+            onClick={() => {
+              onBaseUrl(HF_HUB);
+              saveBaseUrl(HF_HUB);
+            }}
+          >
+            huggingface.co
+          </button>
         </div>
       </div>
       <div className="row">
-        <button type="button" className="primary" disabled={busy} onClick={() => onLoad(hubModelSource(model, baseUrl.trim()), model.id)}>
+        <button
+          type="button"
+          className="primary"
+          disabled={busy}
+          onClick={() => onLoad(hubModelSource(model, baseUrl.trim()), model.id)}
+        >
           Load {model.name}
         </button>
-        <span className="muted">{formatBytes(downloadSize(model))} download · {formatCount(model.params)} parameters</span>
+        <span className="muted">
+          {formatBytes(downloadSize(model))} download · {formatCount(model.params)} parameters
+        </span>
       </div>
 
       <div
         className={'dropzone' + (dragging ? ' over' : '')}
-        onDragOver={e => { e.preventDefault(); setDragging(true); }}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
         onDragLeave={() => setDragging(false)}
         onDrop={onDrop}
         data-testid="model-dropzone"
       >
-        <p>Or use a model on this computer: a Hugging Face folder (config.json, model.safetensors, tokenizer.json) or a llama2.c <code>.bin</code> with its tokenizer. Drop it here, or choose:</p>
+        <p>
+          Or use a model on this computer: a Hugging Face folder (config.json, model.safetensors, tokenizer.json) or a
+          llama2.c <code>.bin</code> with its tokenizer. Drop it here, or choose:
+        </p>
         <div className="row wrap">
-          <FileButton label="Model files…" disabled={busy} onFiles={files => loadLocal(pickFiles(files))} />
-          <FileButton label="Model folder…" directory disabled={busy} onFiles={files => loadLocal(pickFiles(files))} />
+          <FileButton label="Model files…" disabled={busy} onFiles={(files) => loadLocal(pickFiles(files))} />
+          <FileButton
+            label="Model folder…"
+            directory
+            disabled={busy}
+            onFiles={(files) => loadLocal(pickFiles(files))}
+          />
         </div>
       </div>
 
       <ModelStatus state={state} />
       <p className="muted small" data-testid="cache-info">
         Model cache: {cache ? `${cache.files} file${cache.files === 1 ? '' : 's'}, ${formatBytes(cache.bytes)}` : '…'}{' '}
-        <button type="button" className="link" onClick={onClearCache} disabled={busy || !cache || cache.files === 0}>Clear cache</button>
+        <button type="button" className="link" onClick={onClearCache} disabled={busy || !cache || cache.files === 0}>
+          Clear cache
+        </button>
       </p>
     </Section>
   );
@@ -130,10 +191,18 @@ function ModelStatus({ state }: { state: ModelState }) {
       <div role="status" aria-live="polite" data-testid="model-progress">
         <p>Loading {state.name}…</p>
         {files.length === 0 && <ProgressBar value={null} max={null} label="starting" />}
-        {files.map(f => (
+        {files.map((f) => (
           <div key={f.file} className="file-progress">
             <code>{f.file}</code>
-            <ProgressBar value={f.loaded} max={f.total} label={f.phase === 'prepare' ? 'preparing weights…' : bytesLabel(f.loaded, f.total) + (f.cached ? ' · from cache' : '')} />
+            <ProgressBar
+              value={f.loaded}
+              max={f.total}
+              label={
+                f.phase === 'prepare'
+                  ? 'preparing weights…'
+                  : bytesLabel(f.loaded, f.total) + (f.cached ? ' · from cache' : '')
+              }
+            />
           </div>
         ))}
       </div>
@@ -142,30 +211,69 @@ function ModelStatus({ state }: { state: ModelState }) {
   const i = state.info;
   return (
     <dl className="facts" data-testid="model-info">
-      <div><dt>Model</dt><dd>{i.name}</dd></div>
-      <div><dt>Architecture</dt><dd>{i.architecture} ({i.family})</dd></div>
-      <div><dt>Parameters</dt><dd>{formatCount(i.params)}</dd></div>
-      <div><dt>Layers · hidden</dt><dd>{i.layers} · {i.hiddenSize}</dd></div>
-      <div><dt>Vocabulary</dt><dd>{i.vocabSize.toLocaleString('en-US')}</dd></div>
-      <div><dt>Context</dt><dd>{i.contextLength} tokens</dd></div>
-      <div><dt>Chat template</dt><dd>{i.hasChatTemplate ? 'yes' : 'no'} (data template by default: {i.defaultTemplate})</dd></div>
-      <div><dt>Read</dt><dd>{formatBytes(i.bytes)}{i.cachedBytes > 0 ? ` (${formatBytes(i.cachedBytes)} from cache)` : ''} in {formatMs(i.ms)}</dd></div>
-      <div><dt>Backend</dt><dd>{i.backend}</dd></div>
-      <div className="wide"><dt>Source</dt><dd className="break">{i.source}</dd></div>
+      <div>
+        <dt>Model</dt>
+        <dd>{i.name}</dd>
+      </div>
+      <div>
+        <dt>Architecture</dt>
+        <dd>
+          {i.architecture} ({i.family})
+        </dd>
+      </div>
+      <div>
+        <dt>Parameters</dt>
+        <dd>{formatCount(i.params)}</dd>
+      </div>
+      <div>
+        <dt>Layers · hidden</dt>
+        <dd>
+          {i.layers} · {i.hiddenSize}
+        </dd>
+      </div>
+      <div>
+        <dt>Vocabulary</dt>
+        <dd>{i.vocabSize.toLocaleString('en-US')}</dd>
+      </div>
+      <div>
+        <dt>Context</dt>
+        <dd>{i.contextLength} tokens</dd>
+      </div>
+      <div>
+        <dt>Chat template</dt>
+        <dd>
+          {i.hasChatTemplate ? 'yes' : 'no'} (data template by default: {i.defaultTemplate})
+        </dd>
+      </div>
+      <div>
+        <dt>Read</dt>
+        <dd>
+          {formatBytes(i.bytes)}
+          {i.cachedBytes > 0 ? ` (${formatBytes(i.cachedBytes)} from cache)` : ''} in {formatMs(i.ms)}
+        </dd>
+      </div>
+      <div>
+        <dt>Backend</dt>
+        <dd>{i.backend}</dd>
+      </div>
+      <div className="wide">
+        <dt>Source</dt>
+        <dd className="break">{i.source}</dd>
+      </div>
     </dl>
   );
 }
 
 function pickFiles(list: File[]): { path: string; file: File }[] {
-  return list.map(f => ({ path: f.webkitRelativePath || f.name, file: f }));
+  return list.map((f) => ({ path: f.webkitRelativePath || f.name, file: f }));
 }
 
 /** Files from a drop, with folder structure (dropped folders are walked). */
 async function droppedFiles(dt: DataTransfer): Promise<{ path: string; file: File }[]> {
   const entries = Array.from(dt.items ?? [])
-    .map(it => (it.kind === 'file' ? it.webkitGetAsEntry?.() : null))
+    .map((it) => (it.kind === 'file' ? it.webkitGetAsEntry?.() : null))
     .filter((e): e is FileSystemEntry => !!e);
-  if (entries.length === 0) return Array.from(dt.files, f => ({ path: f.name, file: f }));
+  if (entries.length === 0) return Array.from(dt.files, (f) => ({ path: f.name, file: f }));
   const out: { path: string; file: File }[] = [];
   const walk = async (entry: FileSystemEntry, prefix: string): Promise<void> => {
     if (entry.isFile) {

@@ -7,7 +7,8 @@ import { Empty, ErrorBox, FileButton } from './controls';
 import { formatBytes, formatNum } from './format';
 import type { RunsReport, StoredRun } from '../worker/api';
 
-export type RunsState = { kind: 'loading' } | { kind: 'ready'; report: RunsReport } | { kind: 'error'; message: string };
+export type RunsState =
+  { kind: 'loading' } | { kind: 'ready'; report: RunsReport } | { kind: 'error'; message: string };
 
 interface Props {
   state: RunsState;
@@ -43,69 +44,154 @@ export function RunsSection(p: Props) {
       </header>
       {p.state.kind === 'loading' && <p role="status">Reading saved runs…</p>}
       {p.state.kind === 'error' && <ErrorBox title="Saved runs" message={p.state.message} />}
-      {report && !report.store && <ErrorBox title="Runs cannot be saved in this browser" message={report.error ?? 'no storage'} testId="runs-unavailable" />}
+      {report && !report.store && (
+        <ErrorBox
+          title="Runs cannot be saved in this browser"
+          message={report.error ?? 'no storage'}
+          testId="runs-unavailable"
+        />
+      )}
       {report?.store && runs.length === 0 && (
-        <Empty>No saved runs yet. A run is saved here when it starts, every “Save every” steps, and when it pauses, stops or ends; after a reload or a crash it can be resumed.</Empty>
+        <Empty>
+          No saved runs yet. A run is saved here when it starts, every “Save every” steps, and when it pauses, stops or
+          ends; after a reload or a crash it can be resumed.
+        </Empty>
       )}
       {runs.length > 0 && (
         <ul className="runs" aria-label="Saved runs">
-          {runs.map(r => <RunRow key={r.id} run={r} {...p} />)}
+          {runs.map((r) => (
+            <RunRow key={r.id} run={r} {...p} />
+          ))}
         </ul>
       )}
       <div className="row wrap buttons">
-        <FileButton label="Import a run file…" multiple={false} accept=".safetensors" disabled={!report?.store} onFiles={f => p.onImport(f[0])} />
-        <span className="muted small">A <code>.webtune.safetensors</code> file from “Export” (here or in another browser).</span>
+        <FileButton
+          label="Import a run file…"
+          multiple={false}
+          accept=".safetensors"
+          disabled={!report?.store}
+          onFiles={(f) => p.onImport(f[0])}
+        />
+        <span className="muted small">
+          A <code>.webtune.safetensors</code> file from “Export” (here or in another browser).
+        </span>
       </div>
-      {p.message && (p.message.kind === 'error'
-        ? <ErrorBox title="Saved runs" message={p.message.text} testId="runs-error" />
-        : <p className="note" role="status" data-testid="runs-status">{p.message.text}</p>)}
+      {p.message &&
+        (p.message.kind === 'error' ? (
+          <ErrorBox title="Saved runs" message={p.message.text} testId="runs-error" />
+        ) : (
+          <p className="note" role="status" data-testid="runs-status">
+            {p.message.text}
+          </p>
+        ))}
     </section>
   );
 }
 
-function RunRow({ run, activeRunId, busy, highlight, onResume, onRename, onDelete, onExport }: { run: StoredRun } & Props) {
+function RunRow({
+  run,
+  activeRunId,
+  busy,
+  highlight,
+  onResume,
+  onRename,
+  onDelete,
+  onExport,
+}: { run: StoredRun } & Props) {
   const [editing, setEditing] = useState<string | null>(null);
   const [confirm, setConfirm] = useState(false);
   const id = useId();
   const l = run.latest;
   const active = run.id === activeRunId;
-  const status = !l ? 'no checkpoint' : STATUS[l.status] ?? l.status;
+  const status = !l ? 'no checkpoint' : (STATUS[l.status] ?? l.status);
   return (
-    <li className={'run' + (highlight === run.id ? ' highlight' : '')} data-testid="run" data-run-id={run.id}
-      data-step={l?.step ?? ''} data-status={l?.status ?? ''} aria-describedby={id}>
+    <li
+      className={'run' + (highlight === run.id ? ' highlight' : '')}
+      data-testid="run"
+      data-run-id={run.id}
+      data-step={l?.step ?? ''}
+      data-status={l?.status ?? ''}
+      aria-describedby={id}
+    >
       <div className="run-head">
-        {editing === null
-          ? <strong className="run-name">{run.name}</strong>
-          : (
-            <form className="row" onSubmit={e => { e.preventDefault(); if (editing.trim()) onRename(run, editing.trim()); setEditing(null); }}>
-              <label className="visually-hidden" htmlFor={id + '-name'}>New name</label>
-              <input id={id + '-name'} value={editing} autoFocus maxLength={200} onChange={e => setEditing(e.target.value)}
-                onKeyDown={e => { if (e.key === 'Escape') setEditing(null); }} />
-              <button type="submit">Save name</button>
-              <button type="button" onClick={() => setEditing(null)}>Cancel</button>
-            </form>
-          )}
-        <span className={'badge' + (l?.status === 'completed' ? ' ok' : '')}>{active ? 'in this session' : status}</span>
+        {editing === null ? (
+          <strong className="run-name">{run.name}</strong>
+        ) : (
+          <form
+            className="row"
+            onSubmit={(e) => {
+              e.preventDefault();
+              if (editing.trim()) onRename(run, editing.trim());
+              setEditing(null);
+            }}
+          >
+            <label className="visually-hidden" htmlFor={id + '-name'}>
+              New name
+            </label>
+            <input
+              id={id + '-name'}
+              value={editing}
+              autoFocus
+              maxLength={200}
+              onChange={(e) => setEditing(e.target.value)}
+              onKeyDown={(e) => {
+                if (e.key === 'Escape') setEditing(null);
+              }}
+            />
+            <button type="submit">Save name</button>
+            <button type="button" onClick={() => setEditing(null)}>
+              Cancel
+            </button>
+          </form>
+        )}
+        <span className={'badge' + (l?.status === 'completed' ? ' ok' : '')}>
+          {active ? 'in this session' : status}
+        </span>
       </div>
       <p id={id} className="muted small run-facts" data-testid="run-facts">
-        {l ? `step ${l.step} / ${l.max_steps} · epoch ${formatNum(l.epoch, 3)}${l.loss !== null ? ` · loss ${formatNum(l.loss)}` : ''} · saved ${new Date(l.saved).toLocaleString()} · ${formatBytes(l.bytes)}` : 'nothing saved yet'}
-        {run.modelName && !run.name.includes(run.modelName) && ` · ${run.modelName}`}{run.dataName && !run.name.includes(run.dataName) && ` on ${run.dataName}`}
+        {l
+          ? `step ${l.step} / ${l.max_steps} · epoch ${formatNum(l.epoch, 3)}${l.loss !== null ? ` · loss ${formatNum(l.loss)}` : ''} · saved ${new Date(l.saved).toLocaleString()} · ${formatBytes(l.bytes)}`
+          : 'nothing saved yet'}
+        {run.modelName && !run.name.includes(run.modelName) && ` · ${run.modelName}`}
+        {run.dataName && !run.name.includes(run.dataName) && ` on ${run.dataName}`}
       </p>
-      {run.unfinished && run.needs && <p className="small note">To resume, load {run.needs} first (checked against the run).</p>}
+      {run.unfinished && run.needs && (
+        <p className="small note">To resume, load {run.needs} first (checked against the run).</p>
+      )}
       <div className="row wrap buttons">
         {run.unfinished && !active && (
-          <button type="button" className="primary" disabled={busy} onClick={() => onResume(run)}>Resume</button>
+          <button type="button" className="primary" disabled={busy} onClick={() => onResume(run)}>
+            Resume
+          </button>
         )}
-        <button type="button" disabled={editing !== null} onClick={() => setEditing(run.name)}>Rename</button>
-        <button type="button" disabled={!l} onClick={() => onExport(run)}>Export</button>
-        {!confirm
-          ? <button type="button" disabled={active && busy} onClick={() => setConfirm(true)}>Delete</button>
-          : (
-            <span className="row" role="group" aria-label={`Delete ${run.name}?`}>
-              <button type="button" className="danger" autoFocus onClick={() => { setConfirm(false); onDelete(run); }}>Delete for good</button>
-              <button type="button" onClick={() => setConfirm(false)}>Keep</button>
-            </span>
-          )}
+        <button type="button" disabled={editing !== null} onClick={() => setEditing(run.name)}>
+          Rename
+        </button>
+        <button type="button" disabled={!l} onClick={() => onExport(run)}>
+          Export
+        </button>
+        {!confirm ? (
+          <button type="button" disabled={active && busy} onClick={() => setConfirm(true)}>
+            Delete
+          </button>
+        ) : (
+          <span className="row" role="group" aria-label={`Delete ${run.name}?`}>
+            <button
+              type="button"
+              className="danger"
+              autoFocus
+              onClick={() => {
+                setConfirm(false);
+                onDelete(run);
+              }}
+            >
+              Delete for good
+            </button>
+            <button type="button" onClick={() => setConfirm(false)}>
+              Keep
+            </button>
+          </span>
+        )}
       </div>
     </li>
   );

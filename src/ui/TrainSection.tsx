@@ -32,7 +32,11 @@ interface Props {
   onPause: () => void;
   onResume: () => void;
   onStop: () => void;
-  probe: { kind: 'idle' } | { kind: 'running' } | { kind: 'done'; report: BackendProbeReport } | { kind: 'failed'; error: string };
+  probe:
+    | { kind: 'idle' }
+    | { kind: 'running' }
+    | { kind: 'done'; report: BackendProbeReport }
+    | { kind: 'failed'; error: string };
   onProbe: () => void;
   save: SaveView | null;
   /** After a divergence with the last good state saved: resume it with this learning rate. */
@@ -42,7 +46,13 @@ interface Props {
 }
 
 const STATE_LABEL: Record<TrainView['state'], string> = {
-  idle: 'Not started', running: 'Training', paused: 'Paused', stopped: 'Stopped', done: 'Finished', diverged: 'Diverged', error: 'Failed',
+  idle: 'Not started',
+  running: 'Training',
+  paused: 'Paused',
+  stopped: 'Stopped',
+  done: 'Finished',
+  diverged: 'Diverged',
+  error: 'Failed',
 };
 
 const CHOICES: { value: BackendChoice; label: string }[] = [
@@ -58,43 +68,87 @@ export function TrainSection(p: Props) {
   const running = train.state === 'running';
   const paused = train.state === 'paused';
   const active = running || paused;
-  const status = running ? <span className="badge">training</span>
-    : paused ? <span className="badge">paused</span>
-    : train.state === 'done' ? <span className="badge ok">done</span>
-    : train.state === 'stopped' ? <span className="badge">stopped</span>
-    : train.state === 'error' || train.state === 'diverged' ? <span className="badge bad">{train.state}</span> : null;
+  const status = running ? (
+    <span className="badge">training</span>
+  ) : paused ? (
+    <span className="badge">paused</span>
+  ) : train.state === 'done' ? (
+    <span className="badge ok">done</span>
+  ) : train.state === 'stopped' ? (
+    <span className="badge">stopped</span>
+  ) : train.state === 'error' || train.state === 'diverged' ? (
+    <span className="badge bad">{train.state}</span>
+  ) : null;
   return (
     <Section id="train" n={4} title="Train" status={status}>
       <div className="row wrap">
-        <SelectField label="Backend" value={p.choice} options={CHOICES} disabled={p.backendBusy || active} onChange={p.onChoice} />
+        <SelectField
+          label="Backend"
+          value={p.choice}
+          options={CHOICES}
+          disabled={p.backendBusy || active}
+          onChange={p.onChoice}
+        />
         <BackendInfo backend={p.backend} busy={p.backendBusy} />
       </div>
       {p.backendError && <ErrorBox title="Backend" message={p.backendError} testId="backend-error" />}
       <div className="row wrap buttons" role="group" aria-label="Training controls">
-        <button type="button" className="primary" onClick={p.onStart} disabled={!p.ready || active || p.backendBusy}>Start training</button>
-        <button type="button" onClick={p.onPause} disabled={!running}>Pause</button>
-        <button type="button" onClick={p.onResume} disabled={!paused}>Resume</button>
-        <button type="button" onClick={p.onStop} disabled={!active}>Stop</button>
+        <button type="button" className="primary" onClick={p.onStart} disabled={!p.ready || active || p.backendBusy}>
+          Start training
+        </button>
+        <button type="button" onClick={p.onPause} disabled={!running}>
+          Pause
+        </button>
+        <button type="button" onClick={p.onResume} disabled={!paused}>
+          Resume
+        </button>
+        <button type="button" onClick={p.onStop} disabled={!active}>
+          Stop
+        </button>
       </div>
       {!p.ready && !active && <Empty>{p.notReadyReason}</Empty>}
       <TrainProgress train={train} store={p.store} />
-      {p.save && (p.save.ok
-        ? <p className="muted small" data-testid="checkpoint-status" data-step={p.save.step}>
-            Saved step {p.save.step} in this browser ({p.save.store === 'opfs' ? 'OPFS' : 'IndexedDB'}, {formatBytes(p.save.bytes)}) at {new Date(p.save.at).toLocaleTimeString()}.
+      {p.save &&
+        (p.save.ok ? (
+          <p className="muted small" data-testid="checkpoint-status" data-step={p.save.step}>
+            Saved step {p.save.step} in this browser ({p.save.store === 'opfs' ? 'OPFS' : 'IndexedDB'},{' '}
+            {formatBytes(p.save.bytes)}) at {new Date(p.save.at).toLocaleTimeString()}.
           </p>
-        : <ErrorBox title={`Checkpoint of step ${p.save.step} not saved`} message={p.save.message} testId="checkpoint-error" />)}
+        ) : (
+          <ErrorBox
+            title={`Checkpoint of step ${p.save.step} not saved`}
+            message={p.save.message}
+            testId="checkpoint-error"
+          />
+        ))}
       {(train.state === 'error' || train.state === 'diverged') && train.message && (
-        <ErrorBox title={train.state === 'diverged' ? 'Training diverged' : 'Training stopped with an error'} message={train.message} testId="train-error" />
+        <ErrorBox
+          title={train.state === 'diverged' ? 'Training diverged' : 'Training stopped with an error'}
+          message={train.message}
+          testId="train-error"
+        />
       )}
       {train.state === 'diverged' && p.onResumeLower && <ResumeLower lr={p.learningRate} onResume={p.onResumeLower} />}
-      {train.state !== 'error' && train.state !== 'diverged' && train.message && <p className="note" role="status" data-testid="train-message">{train.message}</p>}
+      {train.state !== 'error' && train.state !== 'diverged' && train.message && (
+        <p className="note" role="status" data-testid="train-message">
+          {train.message}
+        </p>
+      )}
       <div className="probe">
         <div className="row wrap buttons">
-          <button type="button" onClick={p.onProbe} disabled={p.probe.kind === 'running' || active}>Backend check</button>
-          <span className="muted small">Initialises every backend and checks each gradient the engine needs against the CPU (takes a minute).</span>
+          <button type="button" onClick={p.onProbe} disabled={p.probe.kind === 'running' || active}>
+            Backend check
+          </button>
+          <span className="muted small">
+            Initialises every backend and checks each gradient the engine needs against the CPU (takes a minute).
+          </span>
         </div>
         {p.probe.kind === 'running' && <p role="status">Checking backends…</p>}
-        {p.probe.kind === 'failed' && <p role="alert" data-testid="probe-error">Backend check failed: {p.probe.error}</p>}
+        {p.probe.kind === 'failed' && (
+          <p role="alert" data-testid="probe-error">
+            Backend check failed: {p.probe.error}
+          </p>
+        )}
         {p.probe.kind === 'done' && <ProbeTable report={p.probe.report} />}
       </div>
     </Section>
@@ -105,15 +159,29 @@ export function TrainSection(p: Props) {
 function ResumeLower({ lr, onResume }: { lr: number; onResume: (lr: number) => void }) {
   const [value, setValue] = useState(Number((lr / 10).toPrecision(2)));
   return (
-    <form className="row wrap" data-testid="resume-lower" onSubmit={e => { e.preventDefault(); if (value > 0) onResume(value); }}>
+    <form
+      className="row wrap"
+      data-testid="resume-lower"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (value > 0) onResume(value);
+      }}
+    >
       <NumberField label="New learning rate" value={value} step="any" onChange={setValue} hint={`was ${lr}`} />
-      <button type="submit" className="primary" disabled={!(value > 0)}>Resume with this learning rate</button>
+      <button type="submit" className="primary" disabled={!(value > 0)}>
+        Resume with this learning rate
+      </button>
     </form>
   );
 }
 
 function BackendInfo({ backend, busy }: { backend: BackendStatus | null; busy: boolean }) {
-  if (busy && !backend) return <p role="status" className="backend-info">Detecting backends…</p>;
+  if (busy && !backend)
+    return (
+      <p role="status" className="backend-info">
+        Detecting backends…
+      </p>
+    );
   if (!backend) return null;
   const gpu = backend.webgpu;
   return (
@@ -124,14 +192,19 @@ function BackendInfo({ backend, busy }: { backend: BackendStatus | null; busy: b
         {busy && ' · switching…'}
       </p>
       <p className="muted small">
-        WebGPU adapter: {gpu.available
+        WebGPU adapter:{' '}
+        {gpu.available
           ? `${gpu.info?.vendor || 'unknown vendor'} / ${gpu.info?.architecture || 'unknown architecture'}${gpu.info?.description ? ` (${gpu.info.description})` : ''}${gpu.isFallbackAdapter ? ', software fallback' : ''}`
           : `none (${gpu.reason})`}
         {' · '}cross-origin isolated: {backend.crossOriginIsolated ? 'yes' : 'no'}
       </p>
       {backend.fallbacks.length > 0 && (
         <ul className="fallbacks small">
-          {backend.fallbacks.map(f => <li key={f.backend}>skipped {f.backend}: {f.reason}</li>)}
+          {backend.fallbacks.map((f) => (
+            <li key={f.backend}>
+              skipped {f.backend}: {f.reason}
+            </li>
+          ))}
         </ul>
       )}
     </div>
@@ -152,7 +225,13 @@ function TrainProgress({ train, store }: { train: TrainView; store: MetricsStore
   return (
     <div className="train-progress" data-testid="train-progress" aria-live="off">
       <ProgressBar value={step} max={total || null} label={label} />
-      <p className="muted small" data-testid="train-status" data-step={step} data-total={total} data-state={train.state}>
+      <p
+        className="muted small"
+        data-testid="train-status"
+        data-step={step}
+        data-total={total}
+        data-state={train.state}
+      >
         {STATE_LABEL[train.state]}
         {m && ` · ${formatNum(m.tokens_per_sec, 3)} tokens/s · ${formatMs(m.ms_per_step)} per step`}
       </p>
@@ -173,24 +252,34 @@ function ProbeTable({ report }: { report: BackendProbeReport }) {
       <div className="table-scroll">
         <table>
           <thead>
-            <tr><th>backend</th><th>status</th><th>gradients ok</th><th>failing</th></tr>
+            <tr>
+              <th>backend</th>
+              <th>status</th>
+              <th>gradients ok</th>
+              <th>failing</th>
+            </tr>
           </thead>
           <tbody>
-            {report.backends.map(b => {
-              const failing = b.grads.filter(g => g.status !== 'ok');
+            {report.backends.map((b) => {
+              const failing = b.grads.filter((g) => g.status !== 'ok');
               return (
                 <tr key={b.backend}>
                   <td>{b.backend}</td>
                   <td>{b.available ? 'available' : `unavailable: ${b.reason}`}</td>
                   <td>{b.available ? `${b.grads.length - failing.length} / ${b.grads.length}` : '–'}</td>
-                  <td>{(open ? failing : failing.slice(0, 4)).map(g => g.name).join(', ')}{!open && failing.length > 4 ? ', …' : ''}</td>
+                  <td>
+                    {(open ? failing : failing.slice(0, 4)).map((g) => g.name).join(', ')}
+                    {!open && failing.length > 4 ? ', …' : ''}
+                  </td>
                 </tr>
               );
             })}
           </tbody>
         </table>
       </div>
-      <button type="button" className="link" onClick={() => setOpen(!open)}>{open ? 'Fewer details' : 'All failing cases'}</button>
+      <button type="button" className="link" onClick={() => setOpen(!open)}>
+        {open ? 'Fewer details' : 'All failing cases'}
+      </button>
     </section>
   );
 }

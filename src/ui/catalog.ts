@@ -35,7 +35,7 @@ interface Catalog {
 export const CATALOG = catalogJson as unknown as Catalog;
 
 export function catalogModel(id: string): CatalogModel | undefined {
-  return CATALOG.models.find(m => m.id === id);
+  return CATALOG.models.find((m) => m.id === id);
 }
 
 export function downloadSize(m: CatalogModel): number {
@@ -72,7 +72,7 @@ export function hubModelSource(m: CatalogModel, baseUrl: string): ModelSource {
     baseUrl: baseUrl.replace(/\/+$/, ''),
     repo: m.repo,
     revision: m.revision,
-    files: m.files.map(f => ({ path: f.path, repo: f.repo, size: f.size, role: f.role })),
+    files: m.files.map((f) => ({ path: f.path, repo: f.repo, size: f.size, role: f.role })),
     format: m.format,
     name: m.name,
   };

@@ -29,7 +29,7 @@ export function NumberField(props: {
         aria-invalid={invalid || undefined}
         aria-describedby={props.hint ? id + '-hint' : undefined}
         disabled={props.disabled}
-        onChange={e => {
+        onChange={(e) => {
           const t = e.target.value;
           setText(t);
           const v = Number(t);
@@ -37,7 +37,11 @@ export function NumberField(props: {
         }}
         onBlur={() => setText(null)}
       />
-      {props.hint && <small id={id + '-hint'} className="hint">{props.hint}</small>}
+      {props.hint && (
+        <small id={id + '-hint'} className="hint">
+          {props.hint}
+        </small>
+      )}
     </div>
   );
 }
@@ -54,20 +58,45 @@ export function SelectField<T extends string>(props: {
   return (
     <div className="field">
       <label htmlFor={id}>{props.label}</label>
-      <select id={id} value={props.value} disabled={props.disabled} onChange={e => props.onChange(e.target.value as T)}
-        aria-describedby={props.hint ? id + '-hint' : undefined}>
-        {props.options.map(o => <option key={o.value} value={o.value}>{o.label}</option>)}
+      <select
+        id={id}
+        value={props.value}
+        disabled={props.disabled}
+        onChange={(e) => props.onChange(e.target.value as T)}
+        aria-describedby={props.hint ? id + '-hint' : undefined}
+      >
+        {props.options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
       </select>
-      {props.hint && <small id={id + '-hint'} className="hint">{props.hint}</small>}
+      {props.hint && (
+        <small id={id + '-hint'} className="hint">
+          {props.hint}
+        </small>
+      )}
     </div>
   );
 }
 
-export function CheckField(props: { label: string; checked: boolean; onChange: (v: boolean) => void; disabled?: boolean; hint?: string }) {
+export function CheckField(props: {
+  label: string;
+  checked: boolean;
+  onChange: (v: boolean) => void;
+  disabled?: boolean;
+  hint?: string;
+}) {
   const id = useId();
   return (
     <div className="field check">
-      <input id={id} type="checkbox" checked={props.checked} disabled={props.disabled} onChange={e => props.onChange(e.target.checked)} />
+      <input
+        id={id}
+        type="checkbox"
+        checked={props.checked}
+        disabled={props.disabled}
+        onChange={(e) => props.onChange(e.target.checked)}
+      />
       <label htmlFor={id}>{props.label}</label>
       {props.hint && <small className="hint">{props.hint}</small>}
     </div>
@@ -79,14 +108,20 @@ export function ProgressBar(props: { value: number | null; max: number | null; l
   const determinate = value != null && max != null && max > 0;
   return (
     <div className="progress" data-testid={props.testId}>
-      <progress value={determinate ? value! : undefined} max={determinate ? max! : undefined} aria-label={props.label} />
+      <progress
+        value={determinate ? value! : undefined}
+        max={determinate ? max! : undefined}
+        aria-label={props.label}
+      />
       <span className="progress-text">{props.label}</span>
     </div>
   );
 }
 
 export function bytesLabel(loaded: number, total: number | null): string {
-  return total ? `${formatBytes(loaded)} / ${formatBytes(total)} (${Math.floor((100 * loaded) / total)}%)` : formatBytes(loaded);
+  return total
+    ? `${formatBytes(loaded)} / ${formatBytes(total)} (${Math.floor((100 * loaded) / total)}%)`
+    : formatBytes(loaded);
 }
 
 export function ErrorBox({ title, message, testId }: { title: string; message: string; testId?: string }) {
@@ -106,7 +141,12 @@ export function Section(props: { id: string; n: number; title: string; children:
   return (
     <section id={props.id} aria-labelledby={props.id + '-h'} className="card">
       <header className="card-head">
-        <h2 id={props.id + '-h'}><span className="step-n" aria-hidden="true">{props.n}</span>{props.title}</h2>
+        <h2 id={props.id + '-h'}>
+          <span className="step-n" aria-hidden="true">
+            {props.n}
+          </span>
+          {props.title}
+        </h2>
         {props.status && <div className="card-status">{props.status}</div>}
       </header>
       {props.children}
@@ -132,18 +172,42 @@ export function saveFile(name: string, bytes: Uint8Array | string, mime: string)
  * A file picker that looks like a button: a real <input type=file> (keyboard-focusable, Space/Enter opens it)
  * followed by its label. `directory` picks a whole folder (webkitdirectory).
  */
-export function FileButton(props: { label: string; onFiles: (files: File[]) => void; disabled?: boolean; multiple?: boolean; accept?: string; directory?: boolean }) {
+export function FileButton(props: {
+  label: string;
+  onFiles: (files: File[]) => void;
+  disabled?: boolean;
+  multiple?: boolean;
+  accept?: string;
+  directory?: boolean;
+}) {
   const id = useId();
   const ref = useRef<HTMLInputElement>(null);
   useEffect(() => {
     // React has no prop for these non-standard attributes.
-    if (props.directory) { ref.current?.setAttribute('webkitdirectory', ''); ref.current?.setAttribute('directory', ''); }
+    if (props.directory) {
+      ref.current?.setAttribute('webkitdirectory', '');
+      ref.current?.setAttribute('directory', '');
+    }
   }, [props.directory]);
   return (
     <span className="file-pick">
-      <input id={id} ref={ref} className="visually-hidden" type="file" multiple={props.multiple ?? true} accept={props.accept} disabled={props.disabled}
-        onChange={e => { const files = Array.from(e.target.files ?? []); e.target.value = ''; if (files.length) props.onFiles(files); }} />
-      <label className={'file-button' + (props.disabled ? ' disabled' : '')} htmlFor={id}>{props.label}</label>
+      <input
+        id={id}
+        ref={ref}
+        className="visually-hidden"
+        type="file"
+        multiple={props.multiple ?? true}
+        accept={props.accept}
+        disabled={props.disabled}
+        onChange={(e) => {
+          const files = Array.from(e.target.files ?? []);
+          e.target.value = '';
+          if (files.length) props.onFiles(files);
+        }}
+      />
+      <label className={'file-button' + (props.disabled ? ' disabled' : '')} htmlFor={id}>
+        {props.label}
+      </label>
     </span>
   );
 }

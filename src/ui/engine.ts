@@ -27,7 +27,9 @@ let slowestStepMs = 0;
 /** The engine stopped responding or ended without a word. */
 export class EngineHangError extends Error {
   constructor(readonly silentMs: number) {
-    super(`The engine stopped responding: no sign of life for ${Math.round(silentMs / 1000)} s (it hung, or it crashed without a message). It was stopped and restarted.`);
+    super(
+      `The engine stopped responding: no sign of life for ${Math.round(silentMs / 1000)} s (it hung, or it crashed without a message). It was stopped and restarted.`,
+    );
     this.name = 'EngineHangError';
   }
 }
@@ -45,9 +47,21 @@ export function noteStepMs(ms: number): void {
 
 function newFailure() {
   let reject!: (e: Error) => void;
-  const promise = new Promise<never>((_, rej) => { reject = rej; });
+  const promise = new Promise<never>((_, rej) => {
+    reject = rej;
+  });
   promise.catch(() => undefined);
-  const f = { promise, reject: (e: Error) => { if (!f.error) { f.error = e; reject(e); for (const fn of crashListeners) fn(e); } }, error: null as Error | null };
+  const f = {
+    promise,
+    reject: (e: Error) => {
+      if (!f.error) {
+        f.error = e;
+        reject(e);
+        for (const fn of crashListeners) fn(e);
+      }
+    },
+    error: null as Error | null,
+  };
   return f;
 }
 
@@ -55,21 +69,28 @@ export function getEngine(): Comlink.Remote<EngineApi> {
   if (!engine) {
     failure = newFailure();
     const fail = failure;
-    const w = new Worker(new URL('../worker/engine.worker.ts', import.meta.url), { type: 'module', name: 'webtune-engine' });
+    const w = new Worker(new URL('../worker/engine.worker.ts', import.meta.url), {
+      type: 'module',
+      name: 'webtune-engine',
+    });
     worker = w;
-    w.addEventListener('error', ev => {
+    w.addEventListener('error', (ev) => {
       ev.preventDefault();
       fail.reject(new Error(`The engine worker crashed: ${ev.message || 'it could not start or ran out of memory'}.`));
     });
-    w.addEventListener('messageerror', () => fail.reject(new Error('The engine worker sent a message the page could not read.')));
+    w.addEventListener('messageerror', () =>
+      fail.reject(new Error('The engine worker sent a message the page could not read.')),
+    );
     lastBeat = performance.now();
-    w.addEventListener('message', ev => {
+    w.addEventListener('message', (ev) => {
       const d = ev.data as { type?: string; message?: string } | null;
       if (!d || typeof d.type !== 'string') return;
       if (d.type === 'webtune:beat') lastBeat = performance.now();
       else if (d.type === 'webtune:fatal') fail.reject(new Error(`The engine worker failed: ${d.message}`));
     });
-    const onVisible = () => { if (document.visibilityState === 'visible') lastBeat = performance.now(); };
+    const onVisible = () => {
+      if (document.visibilityState === 'visible') lastBeat = performance.now();
+    };
     document.addEventListener('visibilitychange', onVisible);
     if (watchdog) clearInterval(watchdog);
     watchdog = setInterval(() => {
@@ -82,12 +103,16 @@ export function getEngine(): Comlink.Remote<EngineApi> {
       }
     }, 500);
     // a crashed or hung worker is gone for good: stop watching it
-    fail.promise.catch(() => { document.removeEventListener('visibilitychange', onVisible); });
+    fail.promise.catch(() => {
+      document.removeEventListener('visibilitychange', onVisible);
+    });
     engine = Comlink.wrap<EngineApi>(w);
     if (typeof SharedArrayBuffer !== 'undefined' && self.crossOriginIsolated) {
       const buffer = new SharedArrayBuffer(CONTROL_SLOTS * 4);
       controlView = new Int32Array(buffer);
-      void engine.setControl(buffer).catch(() => { controlView = null; });
+      void engine.setControl(buffer).catch(() => {
+        controlView = null;
+      });
     }
   }
   return engine;

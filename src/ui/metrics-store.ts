@@ -36,7 +36,7 @@ export class MetricsStore {
 
   /** Replace everything with a run's history (a resumed run, or one that went back to its last checkpoint). */
   loadHistory(h: TrainHistoryEvent): void {
-    const samples = this.samples.filter(s => s.step <= h.step);
+    const samples = this.samples.filter((s) => s.step <= h.step);
     this.cols = emptyColumns();
     this.last = null;
     this.evals = new Map();
@@ -50,11 +50,18 @@ export class MetricsStore {
     const c = this.cols;
     const n = c.step.length;
     if (n > 0 && c.step[n - 1] === m.step) {
-      c.loss[n - 1] = m.loss; c.lr[n - 1] = m.lr; c.gradNorm[n - 1] = m.grad_norm; c.tokensPerSec[n - 1] = m.tokens_per_sec;
+      c.loss[n - 1] = m.loss;
+      c.lr[n - 1] = m.lr;
+      c.gradNorm[n - 1] = m.grad_norm;
+      c.tokensPerSec[n - 1] = m.tokens_per_sec;
       if (m.eval_loss !== undefined) c.valLoss[n - 1] = m.eval_loss;
     } else {
-      c.step.push(m.step); c.loss.push(m.loss); c.valLoss.push(m.eval_loss ?? this.evals.get(m.step)?.eval_loss ?? null); c.lr.push(m.lr);
-      c.gradNorm.push(m.grad_norm); c.tokensPerSec.push(m.tokens_per_sec);
+      c.step.push(m.step);
+      c.loss.push(m.loss);
+      c.valLoss.push(m.eval_loss ?? this.evals.get(m.step)?.eval_loss ?? null);
+      c.lr.push(m.lr);
+      c.gradNorm.push(m.grad_norm);
+      c.tokensPerSec.push(m.tokens_per_sec);
     }
     this.last = m;
     this.changed();
@@ -105,9 +112,15 @@ export function useThrottledVersion(store: MetricsStore, ms: number): number {
     let timer: ReturnType<typeof setTimeout> | null = null;
     const unsub = store.subscribe(() => {
       if (timer) return;
-      timer = setTimeout(() => { timer = null; setV(store.version); }, ms);
+      timer = setTimeout(() => {
+        timer = null;
+        setV(store.version);
+      }, ms);
     });
-    return () => { unsub(); if (timer) clearTimeout(timer); };
+    return () => {
+      unsub();
+      if (timer) clearTimeout(timer);
+    };
   }, [store, ms]);
   return v;
 }

@@ -38,12 +38,19 @@ export function presetsFor(info: ModelInfo | null, catalogId: string | null): Pr
   if (!info) return [];
   const base = initialSettings(info, catalogId);
   const quick: Partial<FinetuneConfig> = {
-    max_steps: 30, per_device_train_batch_size: Math.min(base.per_device_train_batch_size, 4), gradient_accumulation_steps: 1,
-    warmup_steps: 3, eval_steps: 10,
+    max_steps: 30,
+    per_device_train_batch_size: Math.min(base.per_device_train_batch_size, 4),
+    gradient_accumulation_steps: 1,
+    warmup_steps: 3,
+    eval_steps: 10,
   };
   return [
     { id: 'recommended', label: `Recommended for ${info.name}`, settings: base },
     { id: 'quick', label: 'Quick try (30 steps)', settings: { ...base, ...quick } },
-    { id: 'long', label: 'Longer run (3× the epochs, rank 16)', settings: { ...base, num_train_epochs: 3 * base.num_train_epochs, max_steps: -1, r: 16, lora_alpha: 32 } },
+    {
+      id: 'long',
+      label: 'Longer run (3× the epochs, rank 16)',
+      settings: { ...base, num_train_epochs: 3 * base.num_train_epochs, max_steps: -1, r: 16, lora_alpha: 32 },
+    },
   ];
 }

@@ -47,7 +47,8 @@ function absorb(k: [number, number], w: number): [number, number] {
 
 function absorbItem(k: [number, number], item: RngPathItem): [number, number] {
   if (typeof item === 'number') {
-    if (!Number.isSafeInteger(item)) throw new Error(`Rng path items and seeds must be safe integers or strings, got ${item}`);
+    if (!Number.isSafeInteger(item))
+      throw new Error(`Rng path items and seeds must be safe integers or strings, got ${item}`);
     const neg = item < 0 ? 1 : 0;
     const mag = Math.abs(item);
     k = absorb(k, 0x6e756d00 | neg); // type tag 'num' + sign
@@ -93,7 +94,7 @@ export class Rng {
     if (!st || !Array.isArray(st.key) || st.key.length !== 2 || !Array.isArray(st.s) || st.s.length !== 4) {
       throw new Error('Rng.fromState: expected { key: [uint32, uint32], s: [uint32 ×4] }');
     }
-    const s = st.s.map(x => x >>> 0) as [number, number, number, number];
+    const s = st.s.map((x) => x >>> 0) as [number, number, number, number];
     if ((s[0] | s[1] | s[2] | s[3]) === 0) throw new Error('Rng.fromState: xoshiro state must not be all zero');
     const r = Object.create(Rng.prototype) as Rng;
     r.key = [st.key[0] >>> 0, st.key[1] >>> 0];
@@ -137,7 +138,8 @@ export class Rng {
 
   /** Unbiased integer in [0, n), 1 ≤ n ≤ 2^32 (rejection sampling). */
   int(n: number): number {
-    if (!Number.isInteger(n) || n < 1 || n > 4294967296) throw new Error(`Rng.int: n must be an integer in [1, 2^32], got ${n}`);
+    if (!Number.isInteger(n) || n < 1 || n > 4294967296)
+      throw new Error(`Rng.int: n must be an integer in [1, 2^32], got ${n}`);
     if (n === 4294967296) return this.nextUint32();
     const limit = 4294967296 - (4294967296 % n); // accept x < limit
     for (;;) {
@@ -162,7 +164,9 @@ export class Rng {
   shuffle<T>(a: T[]): T[] {
     for (let i = a.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
-      const t = a[i]; a[i] = a[j]; a[j] = t;
+      const t = a[i];
+      a[i] = a[j];
+      a[j] = t;
     }
     return a;
   }

@@ -144,7 +144,12 @@ export interface Estimate {
   backend: BackendName;
   warnings: string[];
   /** Whether the run's peak memory (as measured per backend) fits what this backend can hold. */
-  fit: { neededBytes: number; limitBytes: number | null; fits: boolean; /** What it needs and what to reduce, when it does not fit. */ advice: string };
+  fit: {
+    neededBytes: number;
+    limitBytes: number | null;
+    fits: boolean;
+    /** What it needs and what to reduce, when it does not fit. */ advice: string;
+  };
 }
 
 /** How a run reports and saves, beyond the session's settings. */
@@ -194,7 +199,15 @@ export interface TrainStateEvent {
 /** A checkpoint was written to the browser's storage (ok), or could not be (the run goes on; nothing saved before is lost). */
 export type TrainCheckpointEvent =
   | { type: 'checkpoint'; ok: true; runId: string; step: number; bytes: number; store: RunStoreKind }
-  | { type: 'checkpoint'; ok: false; runId: string; step: number; message: string; neededBytes: number | null; freeBytes: number | null };
+  | {
+      type: 'checkpoint';
+      ok: false;
+      runId: string;
+      step: number;
+      message: string;
+      neededBytes: number | null;
+      freeBytes: number | null;
+    };
 
 /**
  * The run's metrics history up to `step`: the page replaces its curves with it (a resumed run continues its curve;
@@ -215,7 +228,14 @@ export interface TrainBackendEvent {
   message: string;
 }
 
-export type TrainEvent = TrainMetricsEvent | TrainEvalEvent | TrainSamplesEvent | TrainStateEvent | TrainCheckpointEvent | TrainHistoryEvent | TrainBackendEvent;
+export type TrainEvent =
+  | TrainMetricsEvent
+  | TrainEvalEvent
+  | TrainSamplesEvent
+  | TrainStateEvent
+  | TrainCheckpointEvent
+  | TrainHistoryEvent
+  | TrainBackendEvent;
 
 export interface TrainOutcome {
   state: TrainState;

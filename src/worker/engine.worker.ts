@@ -5,35 +5,86 @@
  */
 import * as Comlink from 'comlink';
 import * as tf from '@tensorflow/tfjs-core';
-import { BACKEND_ORDER, initBackend, resetBackend, setWasmPrefix, type BackendChoice, type BackendName } from '../engine/backend';
+import {
+  BACKEND_ORDER,
+  initBackend,
+  resetBackend,
+  setWasmPrefix,
+  type BackendChoice,
+  type BackendName,
+} from '../engine/backend';
 import { eosIds } from '../engine/config';
 import { generate } from '../engine/generate';
 import { probeKernels } from '../engine/kernel-probe';
 import { targetedModules, type LoraConfig } from '../engine/lora';
 import { CausalLM } from '../engine/model';
 import { countParams, linearModules } from '../engine/params';
-import { defaultTemplate, encodeWithOffsets, renderGenerationPrompt, templateTokensOf, type Message, type TemplateSpec } from '../data';
+import {
+  defaultTemplate,
+  encodeWithOffsets,
+  renderGenerationPrompt,
+  templateTokensOf,
+  type Message,
+  type TemplateSpec,
+} from '../data';
 import { loadModel as loadModelFiles } from '../io/load-model';
 import { exportMergedModel, exportPeftAdapter, loadPeftAdapter, parsePeftAdapter } from '../io/peft';
 import type { Tokenizer } from '../io/tokenizer';
 import { BUNDLE_EXTENSION, newRunId, slugify, type RunStore } from '../io/run-store';
 import { CheckpointMismatchError, type CheckpointOptions } from '../train/checkpoint';
 import { compareBaseTuned, evaluateGeneration, promptAndReference } from '../train/evaluate';
-import { backendMemoryLimit, checkFits, checkModelFits, explainOutOfMemory, fitReport, type MemoryLimits } from '../train/memory-guard';
 import {
-  FinetuneSession, prepareSessionData, resolveFinetuneConfig,
-  type FinetuneConfig, type SessionData, type SessionDataset,
+  backendMemoryLimit,
+  checkFits,
+  checkModelFits,
+  explainOutOfMemory,
+  fitReport,
+  type MemoryLimits,
+} from '../train/memory-guard';
+import {
+  FinetuneSession,
+  prepareSessionData,
+  resolveFinetuneConfig,
+  type FinetuneConfig,
+  type SessionData,
+  type SessionDataset,
 } from '../train/session';
 import type {
-  AdapterInfo, BackendProbeReport, BackendStatus, DatasetInfo, DatasetInput, Estimate, EvalReport, ExportedFile,
-  GenerateRequest, GenerateResult, LoadProgress, ModelInfo, ModelSource, RunOptions, RunSource, RunsReport, StoredRun,
-  TrainEvent, TrainOutcome, TrainSettings,
+  AdapterInfo,
+  BackendProbeReport,
+  BackendStatus,
+  DatasetInfo,
+  DatasetInput,
+  Estimate,
+  EvalReport,
+  ExportedFile,
+  GenerateRequest,
+  GenerateResult,
+  LoadProgress,
+  ModelInfo,
+  ModelSource,
+  RunOptions,
+  RunSource,
+  RunsReport,
+  StoredRun,
+  TrainEvent,
+  TrainOutcome,
+  TrainSettings,
 } from './api';
 import { CONTROL, CONTROL_SLOTS } from './api';
 import { cachedModelFiles, cachingFetch, clearModelCache } from './model-cache';
 import { resolveModelSource } from './model-source';
 import { PageRun, type PageRunHooks, type RunControl } from './run';
-import { datasetOf, listRuns, readRunSource, runSourceOf, runStore, StoreSaver, storedRun, writeRunSource } from './runs';
+import {
+  datasetOf,
+  listRuns,
+  readRunSource,
+  runSourceOf,
+  runStore,
+  StoreSaver,
+  storedRun,
+  writeRunSource,
+} from './runs';
 import { webgpuAdapter } from './webgpu';
 
 export type { BackendProbeReport, WebGpuAdapterReport } from './api';
@@ -41,7 +92,7 @@ export type { BackendProbeReport, WebGpuAdapterReport } from './api';
 // The build copies the tfjs wasm binaries here and the dev server serves them (tools/vite-plugins.ts).
 setWasmPrefix(`${import.meta.env.BASE_URL}tfjs-wasm/`);
 
-self.addEventListener('unhandledrejection', ev => {
+self.addEventListener('unhandledrejection', (ev) => {
   const r = (ev as PromiseRejectionEvent).reason;
   self.postMessage({ type: 'webtune:fatal', message: r instanceof Error ? r.message : String(r) });
 });
@@ -90,28 +141,39 @@ let adapterOrigin = '';
 /** Pause/stop/abort flags: in the page's SharedArrayBuffer when it sent one (see api.ts CONTROL), else local. */
 let controlView: Int32Array = new Int32Array(CONTROL_SLOTS);
 const control: RunControl = {
-  get: flag => Atomics.load(controlView, CONTROL[flag]) !== 0,
-  set: (flag, on) => { Atomics.store(controlView, CONTROL[flag], on ? 1 : 0); },
+  get: (flag) => Atomics.load(controlView, CONTROL[flag]) !== 0,
+  set: (flag, on) => {
+    Atomics.store(controlView, CONTROL[flag], on ? 1 : 0);
+  },
 };
 /** Set when the WebGPU device the model lives on is lost (device.lost resolved). */
 let deviceLost: { reason: string; message: string } | null = null;
 const runHooks: PageRunHooks = {
   alive: beat,
-  explain: (e, r) => explainOutOfMemory(e, {
-    phase: r.step === 0 ? 'first-step' : 'step', backend: backend!.backend, estimate: r.session.estimate(), config: r.session.config,
-    limits: memoryLimits(), extra: { modules: r.session.adapter.layers.size, modelConfig: r.session.model.config },
-  }),
+  explain: (e, r) =>
+    explainOutOfMemory(e, {
+      phase: r.step === 0 ? 'first-step' : 'step',
+      backend: backend!.backend,
+      estimate: r.session.estimate(),
+      config: r.session.config,
+      limits: memoryLimits(),
+      extra: { modules: r.session.adapter.layers.size, modelConfig: r.session.model.config },
+    }),
   interrupted: () => deviceLost !== null,
   // a failed step on WebGPU may be the first sign of a lost device: give device.lost a moment to say so
   settle: async () => {
     const dev = webgpuDevice();
-    if (dev && !deviceLost) await Promise.race([dev.lost, new Promise(r => setTimeout(r, 1500))]);
-    await new Promise(r => setTimeout(r, 0));
+    if (dev && !deviceLost) await Promise.race([dev.lost, new Promise((r) => setTimeout(r, 1500))]);
+    await new Promise((r) => setTimeout(r, 0));
   },
 };
 
 /** The abort signal generation and evaluation poll between tokens. */
-const generation = { get aborted() { return control.get('abortGeneration'); } };
+const generation = {
+  get aborted() {
+    return control.get('abortGeneration');
+  },
+};
 
 /** Tensor work, one call at a time. */
 let queue: Promise<unknown> = Promise.resolve();
@@ -138,7 +200,8 @@ function assertIdle(what: string): void {
 
 /** For changes a paused run could not survive (model, data, backend, adapter). */
 function assertNoRun(what: string): void {
-  if (run?.state === 'running' || run?.state === 'paused') throw new Error(`Cannot ${what} during a training run: stop it first.`);
+  if (run?.state === 'running' || run?.state === 'paused')
+    throw new Error(`Cannot ${what} during a training run: stop it first.`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -159,7 +222,10 @@ async function useBackend(choice: BackendChoice): Promise<BackendStatus> {
   return backend;
 }
 
-interface GpuDeviceLike { lost: Promise<{ reason?: string; message?: string }>; destroy(): void }
+interface GpuDeviceLike {
+  lost: Promise<{ reason?: string; message?: string }>;
+  destroy(): void;
+}
 
 function webgpuDevice(): GpuDeviceLike | null {
   if (tf.getBackend() !== 'webgpu') return null;
@@ -179,7 +245,7 @@ function memoryLimits(): MemoryLimits {
 function watchDevice(): void {
   const dev = webgpuDevice();
   if (!dev) return;
-  void dev.lost.then(info => {
+  void dev.lost.then((info) => {
     if (webgpuDevice() !== dev) return; // a backend we already left
     deviceLost = { reason: info?.reason ?? 'unknown', message: info?.message ?? '' };
     beat();
@@ -195,12 +261,14 @@ async function moveModel(choice: BackendChoice): Promise<BackendStatus> {
   const cur = loaded;
   if (!cur) return useBackend(choice);
   const raw = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, t] of cur.model.weights) raw.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
+  for (const [name, t] of cur.model.weights)
+    raw.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
   const ad = cur.model.adapter;
   let adapter: { config: LoraConfig; values: Map<string, { shape: number[]; data: Float32Array }> } | null = null;
   if (ad) {
     const values = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, v] of ad.variables()) values.set(name, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
+    for (const [name, v] of ad.variables())
+      values.set(name, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
     adapter = { config: ad.config, values };
   }
   run?.dispose(); // its metrics stay exportable
@@ -218,7 +286,7 @@ async function moveModel(choice: BackendChoice): Promise<BackendStatus> {
 
 function throttled(fn: (p: LoadProgress) => void, ms = 80): (p: LoadProgress) => void {
   const last = new Map<string, number>();
-  return p => {
+  return (p) => {
     const t = performance.now();
     const done = p.total !== null && p.loaded >= p.total;
     if (!done && t - (last.get(p.file) ?? -Infinity) < ms) return;
@@ -230,7 +298,12 @@ function throttled(fn: (p: LoadProgress) => void, ms = 80): (p: LoadProgress) =>
 function adapterInfo(): AdapterInfo | null {
   const ad = loaded?.model.adapter;
   if (!ad) return null;
-  return { config: ad.config, trainableParams: ad.numTrainable(), modules: ad.layers.size, origin: adapterOrigin || 'trained here' };
+  return {
+    config: ad.config,
+    trainableParams: ad.numTrainable(),
+    modules: ad.layers.size,
+    origin: adapterOrigin || 'trained here',
+  };
 }
 
 function userMessage(instruction: string, input?: string): Message {
@@ -241,7 +314,7 @@ function userMessage(instruction: string, input?: string): Message {
 }
 
 function sessionData(input: DatasetInput): SessionData {
-  const of = (role: string) => input.files.filter(f => f.role === role).map(f => ({ name: f.name, bytes: f.data }));
+  const of = (role: string) => input.files.filter((f) => f.role === role).map((f) => ({ name: f.name, bytes: f.data }));
   const train = of('train');
   if (train.length === 0) throw new Error('No training file was given.');
   const validation = of('validation');
@@ -260,7 +333,6 @@ function file(name: string, bytes: Uint8Array, mime = 'application/octet-stream'
   return Comlink.transfer({ name, mime, bytes: own }, [own.buffer as ArrayBuffer]);
 }
 
-
 /** Load a model (replacing the loaded one only once the new one has loaded). */
 async function loadModelFrom(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
   const status = await ensureBackend();
@@ -268,15 +340,21 @@ async function loadModelFrom(source: ModelSource, onProgress?: (p: LoadProgress)
   const cf = cachingFetch();
   const resolved = resolveModelSource(source, cf);
   const sizes = new Map<string, number>();
-  const cachedFile = (f: string) => [...cf.hits].some(u => decodeURIComponent(u).endsWith('/' + f));
+  const cachedFile = (f: string) => [...cf.hits].some((u) => decodeURIComponent(u).endsWith('/' + f));
   const report = onProgress ? throttled(onProgress) : undefined;
-  const m = await loadModelFiles(resolved.spec, p => {
+  const m = await loadModelFiles(resolved.spec, (p) => {
     beat();
     sizes.set(p.file, p.loaded);
     report?.({ file: p.file, loaded: p.loaded, total: p.total, cached: cachedFile(p.file), phase: 'download' });
   });
   const weightsFile = m.files[0] ?? 'weights';
-  onProgress?.({ file: weightsFile, loaded: sizes.get(weightsFile) ?? 0, total: sizes.get(weightsFile) ?? null, cached: cachedFile(weightsFile), phase: 'prepare' });
+  onProgress?.({
+    file: weightsFile,
+    loaded: sizes.get(weightsFile) ?? 0,
+    total: sizes.get(weightsFile) ?? null,
+    cached: cachedFile(weightsFile),
+    phase: 'prepare',
+  });
   // a model the backend cannot hold is refused before the loaded one is let go
   checkModelFits(countParams(m.config), status.backend, memoryLimits(), { config: m.config, modelName: m.name });
   // the old model goes only once the new one has loaded (a failed load keeps it)
@@ -289,7 +367,15 @@ async function loadModelFrom(source: ModelSource, onProgress?: (p: LoadProgress)
   try {
     model = CausalLM.fromRaw(m.config, m.weights);
   } catch (e) {
-    throw explainOutOfMemory(e, { phase: 'load', backend: status.backend, modelName: m.name, limits: memoryLimits(), extra: { modelConfig: m.config } }) ?? e;
+    throw (
+      explainOutOfMemory(e, {
+        phase: 'load',
+        backend: status.backend,
+        modelName: m.name,
+        limits: memoryLimits(),
+        extra: { modelConfig: m.config },
+      }) ?? e
+    );
   }
   await cf.flush();
   let cachedBytes = 0;
@@ -305,7 +391,7 @@ async function loadModelFrom(source: ModelSource, onProgress?: (p: LoadProgress)
     hiddenSize: cfg.hidden_size,
     layers: cfg.num_hidden_layers,
     contextLength: cfg.max_position_embeddings,
-    linearModules: [...new Set(linearModules(cfg).map(l => l.short))],
+    linearModules: [...new Set(linearModules(cfg).map((l) => l.short))],
     hasChatTemplate: !!m.tokenizer.chatTemplate,
     defaultTemplate: defaultTemplate(m.tokenizer).kind,
     backend: status.backend,
@@ -313,7 +399,14 @@ async function loadModelFrom(source: ModelSource, onProgress?: (p: LoadProgress)
     cachedBytes,
     ms: performance.now() - t0,
   };
-  loaded = { model, tokenizer: m.tokenizer, info, tokenizerFiles: resolved.tokenizerFiles, baseModel: resolved.baseModel, source };
+  loaded = {
+    model,
+    tokenizer: m.tokenizer,
+    info,
+    tokenizerFiles: resolved.tokenizerFiles,
+    baseModel: resolved.baseModel,
+    source,
+  };
   adapterOrigin = '';
   return info;
 }
@@ -326,25 +419,54 @@ function checkpointOptions(m: LoadedModel): CheckpointOptions {
 }
 
 /** Start storing a new run: its source.json, then its step-0 checkpoint. Null (with an event) when storage fails. */
-async function storeNewRun(session: FinetuneSession, m: LoadedModel, d: LoadedData, settings: TrainSettings, options: RunOptions, onEvent: (e: TrainEvent) => void): Promise<StoreSaver | null> {
+async function storeNewRun(
+  session: FinetuneSession,
+  m: LoadedModel,
+  d: LoadedData,
+  settings: TrainSettings,
+  options: RunOptions,
+  onEvent: (e: TrainEvent) => void,
+): Promise<StoreSaver | null> {
   const name = options.runName?.trim() || `${m.info.name} · ${d.name}`;
   let s: RunStore;
   try {
     s = await runStore();
   } catch (e) {
-    onEvent({ type: 'checkpoint', ok: false, runId: '', step: 0, message: `This run is not saved: ${(e as Error).message}`, neededBytes: null, freeBytes: null });
+    onEvent({
+      type: 'checkpoint',
+      ok: false,
+      runId: '',
+      step: 0,
+      message: `This run is not saved: ${(e as Error).message}`,
+      neededBytes: null,
+      freeBytes: null,
+    });
     return null;
   }
   const id = newRunId(name);
   const source = runSourceOf({
-    model: m.source, modelName: m.info.name, data: d.input, dataName: d.name, settings, runOptions: options,
-    backend: backend!.backend, catalogId: options.catalogId ?? null,
+    model: m.source,
+    modelName: m.info.name,
+    data: d.input,
+    dataName: d.name,
+    settings,
+    runOptions: options,
+    backend: backend!.backend,
+    catalogId: options.catalogId ?? null,
   });
   const saver = new StoreSaver(id, name, s);
   try {
     await writeRunSource(s, id, source);
   } catch (e) {
-    onEvent({ type: 'checkpoint', ok: false, runId: id, step: 0, message: `This run is not saved: ${(e as Error).message}`, neededBytes: null, freeBytes: null });
+    onEvent({
+      type: 'checkpoint',
+      ok: false,
+      runId: id,
+      step: 0,
+      message: `This run is not saved: ${(e as Error).message}`,
+      neededBytes: null,
+      freeBytes: null,
+    });
     return null;
   }
   await saver.save(await session.checkpoint(checkpointOptions(m)), onEvent);
@@ -360,7 +482,10 @@ async function drive(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
     // the trainer rolled back to the last good step: store that state, so the run can go on with a lower learning rate
     await r.saver.save(await r.session.checkpoint(checkpointOptions(loaded)), onEvent);
     if (r.saver.lastSavedStep === out.step) {
-      out = { ...out, message: `${out.message} The run is saved at step ${out.step}: resume it with a lower learning rate.` };
+      out = {
+        ...out,
+        message: `${out.message} The run is saved at step ${out.step}: resume it with a lower learning rate.`,
+      };
       onEvent({ type: 'state', state: 'diverged', message: out.message });
     }
   }
@@ -376,8 +501,16 @@ async function recoverFromDeviceLoss(onEvent: (e: TrainEvent) => void): Promise<
   run = null;
   loaded = null;
   // everything on the lost device is gone; free what tfjs still tracks, then forget that backend instance
-  try { prev.dispose(); } catch { /* the device is gone */ }
-  try { cur.model.dispose(); } catch { /* the device is gone */ }
+  try {
+    prev.dispose();
+  } catch {
+    /* the device is gone */
+  }
+  try {
+    cur.model.dispose();
+  } catch {
+    /* the device is gone */
+  }
   resetBackend(from);
   const next: BackendName = BACKEND_ORDER[BACKEND_ORDER.indexOf(from) + 1] ?? 'cpu';
   const dataBefore = data;
@@ -386,20 +519,30 @@ async function recoverFromDeviceLoss(onEvent: (e: TrainEvent) => void): Promise<
     status = await useBackend(next);
     await loadModelFrom(cur.source);
   } catch (e) {
-    throw new Error(`The WebGPU device was lost (${lost.reason}) and the run could not move to ${next}: ${(e as Error).message}. ` +
-      'Reload the page and resume the run from Saved runs.');
+    throw new Error(
+      `The WebGPU device was lost (${lost.reason}) and the run could not move to ${next}: ${(e as Error).message}. ` +
+        'Reload the page and resume the run from Saved runs.',
+    );
   }
   data = dataBefore;
   const m = loaded!;
   const saver = prev.saver;
   const ck = saver ? await (await runStore()).loadLatest(saver.runId).catch(() => null) : null;
   const at = ck ? ck.meta.progress.global_step : 0;
-  const message = `The WebGPU device was lost (${lost.reason}${lost.message ? `: ${lost.message}` : ''}). ` +
+  const message =
+    `The WebGPU device was lost (${lost.reason}${lost.message ? `: ${lost.message}` : ''}). ` +
     `Training moved to ${status.backend} and continues from ${ck ? `its checkpoint at step ${at}` : 'step 0 (no checkpoint had been saved)'}` +
     `${prev.step > at ? `; steps ${at + 1}–${prev.step} are trained again` : ''}.`;
   onEvent({ type: 'backend', status, message });
-  const init = { model: m.model, tokenizer: m.tokenizer, data: sessionData(requireData().input), baseModelName: m.baseModel };
-  const session = ck ? await FinetuneSession.resume(init, ck) : new FinetuneSession({ ...init, config: prev.session.config });
+  const init = {
+    model: m.model,
+    tokenizer: m.tokenizer,
+    data: sessionData(requireData().input),
+    baseModelName: m.baseModel,
+  };
+  const session = ck
+    ? await FinetuneSession.resume(init, ck)
+    : new FinetuneSession({ ...init, config: prev.session.config });
   run = new PageRun(session, prev.options, control, saver, runHooks);
   run.note = `(The WebGPU device was lost at step ${prev.step + 1}; the run went on from step ${at} on ${status.backend}.)`;
   onEvent(run.history());
@@ -408,7 +551,9 @@ async function recoverFromDeviceLoss(onEvent: (e: TrainEvent) => void): Promise<
 }
 
 function requireStore(): Promise<RunStore> {
-  return runStore().catch(e => { throw new Error(`Runs cannot be stored in this browser: ${(e as Error).message}`); });
+  return runStore().catch((e) => {
+    throw new Error(`Runs cannot be stored in this browser: ${(e as Error).message}`);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -480,16 +625,23 @@ const api = {
       const { model, tokenizer } = requireModel();
       const { config, warnings } = resolveFinetuneConfig(settings, model.config.max_position_embeddings);
       const prepared = prepareSessionData(tokenizer, sessionData(input), config);
-      data = { input, name: input.files.map(f => f.name).join(', '), config, prepared };
-      if (prepared.dropped.length) warnings.push(`${prepared.dropped.length} example(s) dropped during tokenization (first: ${prepared.dropped[0].message})`);
+      data = { input, name: input.files.map((f) => f.name).join(', '), config, prepared };
+      if (prepared.dropped.length)
+        warnings.push(
+          `${prepared.dropped.length} example(s) dropped during tokenization (first: ${prepared.dropped[0].message})`,
+        );
       const prompts: DatasetInfo['prompts'] = [];
       for (const ex of heldOut(data)) {
         const pr = promptAndReference(ex);
-        const user = pr?.messages.filter(m => m.role === 'user').pop();
+        const user = pr?.messages.filter((m) => m.role === 'user').pop();
         if (!pr || !user) continue;
-        prompts.push({ instruction: user.instruction ?? user.content, input: user.input ?? '', reference: pr.reference });
+        prompts.push({
+          instruction: user.instruction ?? user.content,
+          input: user.input ?? '',
+          reference: pr.reference,
+        });
       }
-      return { name: input.files.map(f => f.name).join(', '), report: prepared.report, prompts, warnings };
+      return { name: input.files.map((f) => f.name).join(', '), report: prepared.report, prompts, warnings };
     });
   },
 
@@ -514,25 +666,46 @@ const api = {
         if (measure) {
           const steps = 3;
           const t = new FinetuneSession({
-            model, tokenizer, data: { train: sessionData(d.input).train },
+            model,
+            tokenizer,
+            data: { train: sessionData(d.input).train },
             config: { ...settings, max_steps: steps, logging_steps: 1, eval_strategy: 'no', val_size: 0, test_size: 0 },
           });
           scratch.push(t);
           const times: number[] = [];
-          await t.run({ onMetrics: m => { times.push(m.ms_per_step); }, onBatch: beat });
+          await t.run({
+            onMetrics: (m) => {
+              times.push(m.ms_per_step);
+            },
+            onBatch: beat,
+          });
           // the first step compiles kernels: time the later ones
           const later = times.slice(1);
-          msPerStep = later.length ? later.reduce((a, b) => a + b, 0) / later.length : times[0] ?? null;
+          msPerStep = later.length ? later.reduce((a, b) => a + b, 0) / later.length : (times[0] ?? null);
         }
         const extra = { modules: s.adapter.layers.size, modelConfig: model.config };
         const fit = fitReport(memory, backend!.backend, memoryLimits(), extra);
         let advice = '';
         if (!fit.fits) {
-          try { checkFits(memory, s.config, backend!.backend, memoryLimits(), extra); } catch (e) { advice = (e as Error).message; }
+          try {
+            checkFits(memory, s.config, backend!.backend, memoryLimits(), extra);
+          } catch (e) {
+            advice = (e as Error).message;
+          }
         }
-        return { memory, adaptedModules, msPerStep, backend: backend!.backend, warnings: s.warnings, fit: { neededBytes: fit.neededBytes, limitBytes: fit.limits.totalBytes, fits: fit.fits, advice } };
+        return {
+          memory,
+          adaptedModules,
+          msPerStep,
+          backend: backend!.backend,
+          warnings: s.warnings,
+          fit: { neededBytes: fit.neededBytes, limitBytes: fit.limits.totalBytes, fits: fit.fits, advice },
+        };
       } finally {
-        for (const s of scratch) { s.dispose(); s.adapter.dispose(); }
+        for (const s of scratch) {
+          s.dispose();
+          s.adapter.dispose();
+        }
         model.adapter = previous;
       }
     });
@@ -550,10 +723,19 @@ const api = {
       run?.dispose();
       run = null;
       adapterOrigin = '';
-      const session = new FinetuneSession({ model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), config: settings, baseModelName: m.baseModel });
+      const session = new FinetuneSession({
+        model: m.model,
+        tokenizer: m.tokenizer,
+        data: sessionData(d.input),
+        config: settings,
+        baseModelName: m.baseModel,
+      });
       try {
         // a run that cannot fit is refused with what it needs and what to reduce, before it starts
-        checkFits(session.estimate(), session.config, backend!.backend, memoryLimits(), { modules: session.adapter.layers.size, modelConfig: m.model.config });
+        checkFits(session.estimate(), session.config, backend!.backend, memoryLimits(), {
+          modules: session.adapter.layers.size,
+          modelConfig: m.model.config,
+        });
       } catch (e) {
         session.dispose();
         throw e;
@@ -570,7 +752,12 @@ const api = {
    * refused with what differs). Its history comes first as a 'history' event, so the page's curves continue.
    * overrides.learning_rate continues with another peak learning rate (after a divergence); nothing else may change.
    */
-  resumeRun(runId: string, options: RunOptions, onEvent: (e: TrainEvent) => void, overrides: { learning_rate?: number } = {}): Promise<TrainOutcome> {
+  resumeRun(
+    runId: string,
+    options: RunOptions,
+    onEvent: (e: TrainEvent) => void,
+    overrides: { learning_rate?: number } = {},
+  ): Promise<TrainOutcome> {
     return exclusive(async () => {
       assertNoRun('resume a stored run');
       const m = requireModel();
@@ -580,15 +767,23 @@ const api = {
       if (!info) throw new Error(`There is no stored run ${runId}.`);
       const ck = await s.loadLatest(runId);
       if (!ck) throw new Error(`The run "${info.name}" has no checkpoint to resume from.`);
-      if (ck.meta.progress.status === 'completed') throw new Error(`The run "${info.name}" has finished (${ck.meta.progress.global_step} steps); export its adapter instead.`);
+      if (ck.meta.progress.status === 'completed')
+        throw new Error(
+          `The run "${info.name}" has finished (${ck.meta.progress.global_step} steps); export its adapter instead.`,
+        );
       run?.dispose();
       run = null;
       adapterOrigin = '';
       let session: FinetuneSession;
       try {
         const lr = overrides.learning_rate;
-        if (lr !== undefined && !(Number.isFinite(lr) && lr > 0)) throw new Error(`The learning rate must be a positive number, got ${lr}.`);
-        session = await FinetuneSession.resume({ model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), baseModelName: m.baseModel }, ck, { learningRate: lr });
+        if (lr !== undefined && !(Number.isFinite(lr) && lr > 0))
+          throw new Error(`The learning rate must be a positive number, got ${lr}.`);
+        session = await FinetuneSession.resume(
+          { model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), baseModelName: m.baseModel },
+          ck,
+          { learningRate: lr },
+        );
       } catch (e) {
         if (e instanceof CheckpointMismatchError) throw new Error(`Cannot resume "${info.name}": ${e.message}`);
         throw e;
@@ -619,7 +814,8 @@ const api = {
   },
 
   async deleteRun(runId: string): Promise<void> {
-    if (run?.saver?.runId === runId && (run.state === 'running' || run.state === 'paused')) throw new Error('This run is in progress: stop it before deleting it.');
+    if (run?.saver?.runId === runId && (run.state === 'running' || run.state === 'paused'))
+      throw new Error('This run is in progress: stop it before deleting it.');
     await (await requireStore()).delete(runId);
   },
 
@@ -654,7 +850,9 @@ const api = {
       dev.destroy();
     } else if (kind === 'hang') {
       const end = ms !== undefined ? performance.now() + ms : Infinity;
-      while (performance.now() < end) { /* hung */ }
+      while (performance.now() < end) {
+        /* hung */
+      }
     } else if (kind === 'exit') {
       setTimeout(() => self.close(), 0);
     }
@@ -707,7 +905,9 @@ const api = {
       const prompt = renderGenerationPrompt([userMessage(req.instruction, req.input)], template, tokens);
       const ids = encodeWithOffsets(tokenizer, prompt, { limit: 0 }).ids;
       if (ids.length >= model.config.max_position_embeddings) {
-        throw new Error(`The prompt is ${ids.length} tokens, which leaves no room in this model's context of ${model.config.max_position_embeddings}.`);
+        throw new Error(
+          `The prompt is ${ids.length} tokens, which leaves no room in this model's context of ${model.config.max_position_embeddings}.`,
+        );
       }
       const eos = new Set(eosIds(model.config));
       if (tokenizer.eosTokenId !== null) eos.add(tokenizer.eosTokenId);
@@ -717,10 +917,18 @@ const api = {
       if (req.which === 'base') model.adapter = null;
       try {
         const r = await generate(model, ids, {
-          maxNewTokens: req.maxNewTokens, temperature: req.temperature, topK: req.topK, topP: req.topP, seed: req.seed,
-          eosTokenIds: [...eos], stopStrings: stops,
-          decode: x => tokenizer.decode(x, { skipSpecialTokens: true }),
-          onToken: (_id, delta) => { beat(); if (delta) void onToken?.(delta); },
+          maxNewTokens: req.maxNewTokens,
+          temperature: req.temperature,
+          topK: req.topK,
+          topP: req.topP,
+          seed: req.seed,
+          eosTokenIds: [...eos],
+          stopStrings: stops,
+          decode: (x) => tokenizer.decode(x, { skipSpecialTokens: true }),
+          onToken: (_id, delta) => {
+            beat();
+            if (delta) void onToken?.(delta);
+          },
           signal: generation,
         });
         return { text: r.text, tokens: r.ids.length, finishReason: r.finishReason, ms: performance.now() - t0 };
@@ -741,13 +949,19 @@ const api = {
       const { model, tokenizer } = requireModel();
       const d = requireData();
       const examples = heldOut(d);
-      if (examples.length === 0) throw new Error('The dataset has no held-out examples: set "Test examples" (or a validation split) in step 2.');
+      if (examples.length === 0)
+        throw new Error('The dataset has no held-out examples: set "Test examples" (or a validation split) in step 2.');
       const count = Math.min(n, examples.length);
       control.set('abortGeneration', false);
       const both = !!model.adapter;
-      let half = 0, last = 0;
+      let half = 0,
+        last = 0;
       const opts = {
-        template: d.prepared.template, eosToken: d.config.eos_token, maxExamples: count, maxNewTokens: 32, signal: generation,
+        template: d.prepared.template,
+        eosToken: d.config.eos_token,
+        maxExamples: count,
+        maxNewTokens: 32,
+        signal: generation,
         onProgress: (done: number) => {
           beat();
           if (both && done <= last) half = 1;
@@ -755,9 +969,13 @@ const api = {
           void onProgress?.(half * count + done, both ? 2 * count : count);
         },
       };
-      const r = both ? await compareBaseTuned(model, tokenizer, examples, opts) : { base: await evaluateGeneration(model, tokenizer, examples, opts), tuned: null };
-      const instructions = examples.slice(0, count).map(ex => {
-        const user = promptAndReference(ex)?.messages.filter(m => m.role === 'user').pop();
+      const r = both
+        ? await compareBaseTuned(model, tokenizer, examples, opts)
+        : { base: await evaluateGeneration(model, tokenizer, examples, opts), tuned: null };
+      const instructions = examples.slice(0, count).map((ex) => {
+        const user = promptAndReference(ex)
+          ?.messages.filter((m) => m.role === 'user')
+          .pop();
         return user?.instruction ?? user?.content ?? '';
       });
       return { base: r.base, tuned: r.tuned, instructions };
@@ -771,7 +989,9 @@ const api = {
       const m = requireModel();
       if (!m.model.adapter) throw new Error('There is no adapter to export: train or import one first.');
       const files = await exportPeftAdapter(m.model, { baseModelNameOrPath: m.baseModel });
-      return [...files].map(([name, bytes]) => file(name, bytes, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'));
+      return [...files].map(([name, bytes]) =>
+        file(name, bytes, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'),
+      );
     });
   },
 
@@ -783,7 +1003,9 @@ const api = {
       if (!m.model.adapter) throw new Error('There is no adapter to merge: train or import one first.');
       // copies: the exported files are transferred to the page, and the worker keeps its tokenizer files
       const files = await exportMergedModel(m.model, new Map([...m.tokenizerFiles].map(([k, v]) => [k, v.slice()])));
-      return [...files].map(([name, bytes]) => file(name, bytes, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'));
+      return [...files].map(([name, bytes]) =>
+        file(name, bytes, name.endsWith('.json') ? 'application/json' : 'application/octet-stream'),
+      );
     });
   },
 
@@ -801,12 +1023,19 @@ const api = {
     return exclusive(async () => {
       assertNoRun('import an adapter');
       const m = requireModel();
-      const config = files.find(f => f.name.endsWith('.json'));
-      const weights = files.find(f => f.name.endsWith('.safetensors'));
+      const config = files.find((f) => f.name.endsWith('.json'));
+      const weights = files.find((f) => f.name.endsWith('.safetensors'));
       if (!config || !weights) {
-        throw new Error(`Choose both files of a PEFT adapter: adapter_config.json and adapter_model.safetensors (got ${files.map(f => f.name).join(', ') || 'nothing'}).`);
+        throw new Error(
+          `Choose both files of a PEFT adapter: adapter_config.json and adapter_model.safetensors (got ${files.map((f) => f.name).join(', ') || 'nothing'}).`,
+        );
       }
-      const imported = parsePeftAdapter(m.model.config, { config: config.bytes, weights: weights.bytes, configName: config.name, weightsName: weights.name });
+      const imported = parsePeftAdapter(m.model.config, {
+        config: config.bytes,
+        weights: weights.bytes,
+        configName: config.name,
+        weightsName: weights.name,
+      });
       run?.dispose(); // the run's adapter is replaced; its metrics stay exportable
       loadPeftAdapter(m.model, imported);
       adapterOrigin = `imported from ${config.name} + ${weights.name}`;

@@ -8,7 +8,8 @@ import { filesSource, hubSource, type FileSource } from '../io/source';
 import type { ModelSource } from './api';
 import type { CachingFetch } from './model-cache';
 
-const TOKENIZER_FILE = /(^|\/)(tokenizer(\.json|_config\.json|\.model|\.bin)|special_tokens_map\.json|tok\d+\.(bin|model)|vocab\.json|merges\.txt)$/;
+const TOKENIZER_FILE =
+  /(^|\/)(tokenizer(\.json|_config\.json|\.model|\.bin)|special_tokens_map\.json|tok\d+\.(bin|model)|vocab\.json|merges\.txt)$/;
 
 export interface ResolvedSpec {
   spec: ModelSpec;
@@ -22,7 +23,7 @@ export interface ResolvedSpec {
 function recording(src: FileSource, keep: Map<string, Uint8Array>): FileSource {
   return {
     describe: src.describe,
-    has: p => src.has(p),
+    has: (p) => src.has(p),
     async read(p, onProgress) {
       const bytes = await src.read(p, onProgress);
       if (TOKENIZER_FILE.test(p)) keep.set(p.slice(p.lastIndexOf('/') + 1), bytes);
@@ -39,10 +40,13 @@ export function resolveModelSource(source: ModelSource, cf: CachingFetch): Resol
     }
     const rev = source.revision ?? 'main';
     const main = recording(hubSource(source.baseUrl, source.repo, rev, cf.fetch), tokenizerFiles);
-    if (source.format === 'hf') return { spec: { source: main, kind: 'hf', name: source.name }, tokenizerFiles, baseModel: source.repo };
-    const weights = source.files.find(f => f.role === 'weights') ?? source.files.find(f => /\.bin$/i.test(f.path) && !TOKENIZER_FILE.test(f.path));
+    if (source.format === 'hf')
+      return { spec: { source: main, kind: 'hf', name: source.name }, tokenizerFiles, baseModel: source.repo };
+    const weights =
+      source.files.find((f) => f.role === 'weights') ??
+      source.files.find((f) => /\.bin$/i.test(f.path) && !TOKENIZER_FILE.test(f.path));
     if (!weights) throw new Error(`${source.name}: the catalog entry names no llama2.c checkpoint (.bin)`);
-    const tok = source.files.find(f => f.role === 'tokenizer');
+    const tok = source.files.find((f) => f.role === 'tokenizer');
     const tokRepo = tok?.repo && tok.repo !== source.repo ? tok.repo : null;
     return {
       spec: {
@@ -50,7 +54,9 @@ export function resolveModelSource(source: ModelSource, cf: CachingFetch): Resol
         kind: 'llama2c',
         file: weights.path,
         tokenizerFile: tok?.path,
-        tokenizerSource: tokRepo ? recording(hubSource(source.baseUrl, tokRepo, 'main', cf.fetch), tokenizerFiles) : undefined,
+        tokenizerSource: tokRepo
+          ? recording(hubSource(source.baseUrl, tokRepo, 'main', cf.fetch), tokenizerFiles)
+          : undefined,
         name: source.name,
       },
       tokenizerFiles,
@@ -58,20 +64,30 @@ export function resolveModelSource(source: ModelSource, cf: CachingFetch): Resol
     };
   }
   if (source.files.length === 0) throw new Error('No files were chosen.');
-  const src = recording(filesSource(new Map(source.files.map(f => [f.path, f.file]))), tokenizerFiles);
-  const paths = source.files.map(f => f.path);
+  const src = recording(filesSource(new Map(source.files.map((f) => [f.path, f.file]))), tokenizerFiles);
+  const paths = source.files.map((f) => f.path);
   const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
-  const hasConfig = paths.some(p => base(p) === 'config.json');
+  const hasConfig = paths.some((p) => base(p) === 'config.json');
   const name = source.name ?? (hasConfig ? 'local model' : undefined);
   if (hasConfig) return { spec: { source: src, kind: 'hf', name }, tokenizerFiles, baseModel: name ?? 'local model' };
   // llama2.c: the largest .bin that is not a tokenizer is the checkpoint
-  const bins = source.files.filter(f => /\.bin$/i.test(f.path) && !TOKENIZER_FILE.test(f.path)).sort((a, b) => b.file.size - a.file.size);
+  const bins = source.files
+    .filter((f) => /\.bin$/i.test(f.path) && !TOKENIZER_FILE.test(f.path))
+    .sort((a, b) => b.file.size - a.file.size);
   if (bins.length === 0) {
-    throw new Error(`None of the ${paths.length} chosen files is a model: expected a Hugging Face folder (config.json, model.safetensors, tokenizer.json) or a llama2.c checkpoint (.bin) with its tokenizer (tokenizer.bin or tok<N>.bin). Got: ${paths.slice(0, 8).join(', ')}${paths.length > 8 ? ', …' : ''}`);
+    throw new Error(
+      `None of the ${paths.length} chosen files is a model: expected a Hugging Face folder (config.json, model.safetensors, tokenizer.json) or a llama2.c checkpoint (.bin) with its tokenizer (tokenizer.bin or tok<N>.bin). Got: ${paths.slice(0, 8).join(', ')}${paths.length > 8 ? ', …' : ''}`,
+    );
   }
-  const tokenizers = paths.filter(p => /(^|\/)(tokenizer\.(bin|json)|tok\d+\.bin)$/.test(p));
+  const tokenizers = paths.filter((p) => /(^|\/)(tokenizer\.(bin|json)|tok\d+\.bin)$/.test(p));
   return {
-    spec: { source: src, kind: 'llama2c', file: bins[0].path, tokenizerFile: tokenizers.length === 1 ? tokenizers[0] : undefined, name },
+    spec: {
+      source: src,
+      kind: 'llama2c',
+      file: bins[0].path,
+      tokenizerFile: tokenizers.length === 1 ? tokenizers[0] : undefined,
+      name,
+    },
     tokenizerFiles,
     baseModel: name ?? base(bins[0].path).replace(/\.bin$/i, ''),
   };

@@ -4,7 +4,16 @@
  */
 import type { SessionCheckpoint } from '../train/checkpoint';
 import type { FinetuneSession, LogEntry, SessionRunResult } from '../train/session';
-import type { ControlFlag, RunOptions, TrainEvalEvent, TrainEvent, TrainHistoryEvent, TrainMetricsEvent, TrainOutcome, TrainState } from './api';
+import type {
+  ControlFlag,
+  RunOptions,
+  TrainEvalEvent,
+  TrainEvent,
+  TrainHistoryEvent,
+  TrainMetricsEvent,
+  TrainOutcome,
+  TrainState,
+} from './api';
 
 /** The worker's pause/stop flags (shared with the page when possible). */
 export interface RunControl {
@@ -34,18 +43,30 @@ export interface PageRunHooks {
 }
 
 /** Lets the worker's event loop run (messages from the page), which a wasm/cpu training loop never does by itself. */
-const yieldToEventLoop = () => new Promise<void>(resolve => setTimeout(resolve, 0));
+const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 /** The page's metrics and validation events for a session's history (cumulative tokens and time as the run had them). */
-export function historyEvents(history: readonly LogEntry[], totalSteps: number, runId: string, step: number): TrainHistoryEvent {
+export function historyEvents(
+  history: readonly LogEntry[],
+  totalSteps: number,
+  runId: string,
+  step: number,
+): TrainHistoryEvent {
   const metrics: TrainMetricsEvent[] = [];
   const evals: TrainEvalEvent[] = [];
-  let tokens = 0, elapsed = 0;
+  let tokens = 0,
+    elapsed = 0;
   for (const h of history) {
     if (h.loss !== undefined && h.trained_tokens !== undefined) {
       tokens += h.trained_tokens;
       elapsed += (h.ms_per_step ?? 0) * (h.steps ?? 1);
-      metrics.push({ ...(h as TrainMetricsEvent), type: 'metrics', totalSteps, tokensSoFar: tokens, elapsedMs: elapsed });
+      metrics.push({
+        ...(h as TrainMetricsEvent),
+        type: 'metrics',
+        totalSteps,
+        tokensSoFar: tokens,
+        elapsedMs: elapsed,
+      });
     } else if (h.eval_loss !== undefined) {
       evals.push({ ...(h as unknown as TrainEvalEvent), type: 'eval' });
     }
@@ -71,12 +92,21 @@ export class PageRun {
   ) {
     // a resumed session: totals continue from its history
     const h = historyEvents(session.history, session.maxSteps, saver?.runId ?? '', session.globalStep).metrics.at(-1);
-    if (h) { this.tokens = h.tokensSoFar; this.elapsedMs = h.elapsedMs; }
+    if (h) {
+      this.tokens = h.tokensSoFar;
+      this.elapsedMs = h.elapsedMs;
+    }
   }
 
-  get step(): number { return this.session.globalStep; }
-  get totalSteps(): number { return this.session.maxSteps; }
-  get runId(): string | null { return this.saver?.runId ?? null; }
+  get step(): number {
+    return this.session.globalStep;
+  }
+  get totalSteps(): number {
+    return this.session.maxSteps;
+  }
+  get runId(): string | null {
+    return this.saver?.runId ?? null;
+  }
 
   /** The history event of this run as it stands (for the page's curves). */
   history(): TrainHistoryEvent {
@@ -84,10 +114,14 @@ export class PageRun {
   }
 
   /** Pause after the step in flight (the page usually sets the shared flag itself). */
-  requestPause(): void { if (this.state === 'running') this.control.set('pause', true); }
+  requestPause(): void {
+    if (this.state === 'running') this.control.set('pause', true);
+  }
 
   /** Stop after the step in flight. */
-  requestStop(): void { if (this.state === 'running') this.control.set('stop', true); }
+  requestStop(): void {
+    if (this.state === 'running') this.control.set('stop', true);
+  }
 
   /** Run (or resume) until done, paused, stopped or diverged; never rejects (errors become state 'error'). */
   async run(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
@@ -97,30 +131,54 @@ export class PageRun {
     this.control.set('stop', false);
     onEvent({ type: 'state', state: 'running' });
     let t = performance.now();
-    const tick = () => { const n = performance.now(); this.elapsedMs += n - t; t = n; };
+    const tick = () => {
+      const n = performance.now();
+      this.elapsedMs += n - t;
+      t = n;
+    };
     const { alive, interrupted } = this.hooks;
     let res: SessionRunResult;
     try {
       res = await this.session.run({
-        onMetrics: async m => {
+        onMetrics: async (m) => {
           tick();
           this.tokens += m.trained_tokens;
-          onEvent({ ...m, type: 'metrics', totalSteps: this.totalSteps, tokensSoFar: this.tokens, elapsedMs: this.elapsedMs });
+          onEvent({
+            ...m,
+            type: 'metrics',
+            totalSteps: this.totalSteps,
+            tokensSoFar: this.tokens,
+            elapsedMs: this.elapsedMs,
+          });
           await yieldToEventLoop();
         },
         shouldStop: () => {
           alive?.();
-          if (interrupted?.()) { this.interruptedAt ??= this.step; return true; }
+          if (interrupted?.()) {
+            this.interruptedAt ??= this.step;
+            return true;
+          }
           return this.control.get('pause') || this.control.get('stop');
         },
         onBatch: alive,
-        onEval: e => { onEvent({ ...e, type: 'eval' }); },
-        onSample: this.options.samplePrompts > 0 ? s => { onEvent({ type: 'samples', step: s.step, samples: s.samples }); } : undefined,
+        onEval: (e) => {
+          onEvent({ ...e, type: 'eval' });
+        },
+        onSample:
+          this.options.samplePrompts > 0
+            ? (s) => {
+                onEvent({ type: 'samples', step: s.step, samples: s.samples });
+              }
+            : undefined,
         samplePrompts: this.options.samplePrompts,
         sampleMaxNewTokens: this.options.sampleMaxNewTokens,
         saveSteps: this.saver && this.options.saveSteps ? this.options.saveSteps : undefined,
         // an interrupted run (lost GPU) is not saved: its weights may not be trustworthy
-        onSave: this.saver ? async ck => { if (!interrupted?.()) await this.saver!.save(ck, onEvent); } : undefined,
+        onSave: this.saver
+          ? async (ck) => {
+              if (!interrupted?.()) await this.saver!.save(ck, onEvent);
+            }
+          : undefined,
       });
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
@@ -132,16 +190,27 @@ export class PageRun {
         return { state: 'error', step: this.step, totalSteps: this.totalSteps, message, runId: this.runId };
       }
       let explained: Error | null = null;
-      try { explained = this.hooks.explain?.(e, this) ?? null; } catch { /* keep the original message */ }
+      try {
+        explained = this.hooks.explain?.(e, this) ?? null;
+      } catch {
+        /* keep the original message */
+      }
       return this.end('error', onEvent, explained?.message ?? message);
     } finally {
       tick();
     }
     if (res.status === 'diverged') return this.end('diverged', onEvent, res.message);
-    if (res.status === 'completed') return this.end('done', onEvent, `Finished ${res.step} steps (${res.epoch.toFixed(2)} epochs).`);
+    if (res.status === 'completed')
+      return this.end('done', onEvent, `Finished ${res.step} steps (${res.epoch.toFixed(2)} epochs).`);
     if (this.interruptedAt !== null) {
       this.state = 'error';
-      return { state: 'error', step: res.step, totalSteps: this.totalSteps, message: `Interrupted after step ${res.step}.`, runId: this.runId };
+      return {
+        state: 'error',
+        step: res.step,
+        totalSteps: this.totalSteps,
+        message: `Interrupted after step ${res.step}.`,
+        runId: this.runId,
+      };
     }
     if (this.control.get('pause') && !this.control.get('stop')) {
       this.state = 'paused';
@@ -149,12 +218,20 @@ export class PageRun {
       onEvent({ type: 'state', state: 'paused', message });
       return { state: 'paused', step: res.step, totalSteps: this.totalSteps, message, runId: this.runId };
     }
-    return this.end('stopped', onEvent, `Stopped after ${res.step} of ${this.totalSteps} steps; the adapter keeps what it learnt.`);
+    return this.end(
+      'stopped',
+      onEvent,
+      `Stopped after ${res.step} of ${this.totalSteps} steps; the adapter keeps what it learnt.`,
+    );
   }
 
   /** End a paused run. */
   stopPaused(): TrainOutcome {
-    return this.end('stopped', () => undefined, `Stopped after ${this.step} of ${this.totalSteps} steps; the adapter keeps what it learnt.`);
+    return this.end(
+      'stopped',
+      () => undefined,
+      `Stopped after ${this.step} of ${this.totalSteps} steps; the adapter keeps what it learnt.`,
+    );
   }
 
   private end(state: TrainState, onEvent: (e: TrainEvent) => void, message?: string): TrainOutcome {

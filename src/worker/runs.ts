@@ -5,7 +5,17 @@
 import { openBrowserRunStore, persistStorage, StorageQuotaError, type RunInfo, type RunStore } from '../io/run-store';
 import type { SessionCheckpoint } from '../train/checkpoint';
 import type {
-  BackendName, DatasetInput, ModelSource, RunOptions, RunSource, RunSourceFile, RunStoreKind, RunsReport, StoredRun, TrainEvent, TrainSettings,
+  BackendName,
+  DatasetInput,
+  ModelSource,
+  RunOptions,
+  RunSource,
+  RunSourceFile,
+  RunStoreKind,
+  RunsReport,
+  StoredRun,
+  TrainEvent,
+  TrainSettings,
 } from './api';
 import type { RunSaver } from './run';
 
@@ -20,7 +30,9 @@ let store: Promise<RunStore> | null = null;
 /** The worker's run store (opened once; a failure is reported and retried on the next call). */
 export function runStore(): Promise<RunStore> {
   store ??= openBrowserRunStore();
-  store.catch(() => { store = null; });
+  store.catch(() => {
+    store = null;
+  });
   return store;
 }
 
@@ -64,21 +76,31 @@ function keptFile(f: DatasetInput['files'][number]): RunSourceFile {
 export function datasetOf(src: RunSource): DatasetInput | null {
   if (!src.data) return null;
   return {
-    files: src.data.files.map(f => ({
-      name: f.name, role: f.role, data: f.text !== undefined ? f.text : fromBase64(f.base64 ?? '', `${SOURCE_FILE} (${f.name})`),
+    files: src.data.files.map((f) => ({
+      name: f.name,
+      role: f.role,
+      data: f.text !== undefined ? f.text : fromBase64(f.base64 ?? '', `${SOURCE_FILE} (${f.name})`),
     })),
   };
 }
 
 export function runSourceOf(p: {
-  model: ModelSource; modelName: string; data: DatasetInput; dataName: string; settings: TrainSettings; runOptions: RunOptions; backend: BackendName; catalogId: string | null;
+  model: ModelSource;
+  modelName: string;
+  data: DatasetInput;
+  dataName: string;
+  settings: TrainSettings;
+  runOptions: RunOptions;
+  backend: BackendName;
+  catalogId: string | null;
 }): RunSource {
   const bytes = p.data.files.reduce((s, f) => s + (typeof f.data === 'string' ? f.data.length : f.data.byteLength), 0);
   return {
     version: 1,
-    model: p.model.kind === 'hub'
-      ? { kind: 'hub', source: { ...p.model, files: p.model.files.map(f => ({ ...f })) }, catalogId: p.catalogId }
-      : { kind: 'files', name: p.model.name ?? 'local model', files: p.model.files.map(f => f.path) },
+    model:
+      p.model.kind === 'hub'
+        ? { kind: 'hub', source: { ...p.model, files: p.model.files.map((f) => ({ ...f })) }, catalogId: p.catalogId }
+        : { kind: 'files', name: p.model.name ?? 'local model', files: p.model.files.map((f) => f.path) },
     modelName: p.modelName,
     data: bytes <= MAX_KEPT_DATASET_BYTES ? { name: p.dataName, files: p.data.files.map(keptFile) } : null,
     dataName: p.dataName,
@@ -116,7 +138,9 @@ function parseJson(text: string, where: string): unknown {
 /** checkRunSource on parsed JSON; `bodies: false` for source.json alone, whose data files carry no contents. */
 export function checkRunSource(j: unknown, where = SOURCE_FILE, opts: { bodies?: boolean } = {}): RunSource {
   const bodies = opts.bodies ?? true;
-  const bad = (field: string, expected: string): never => { throw new RunSourceError(`${where}: ${field}: expected ${expected}`); };
+  const bad = (field: string, expected: string): never => {
+    throw new RunSourceError(`${where}: ${field}: expected ${expected}`);
+  };
   if (!isObj(j)) bad('(top level)', 'an object');
   const o = j as Record<string, unknown>;
   if (o.version !== 1) bad('version', '1');
@@ -135,11 +159,15 @@ export function checkRunSource(j: unknown, where = SOURCE_FILE, opts: { bodies?:
     if (h.revision !== undefined) str(h.revision, 'model.source.revision');
     if (h.format !== 'llama2c' && h.format !== 'hf') bad('model.source.format', '"llama2c" or "hf"');
     if (!Array.isArray(h.files) || h.files.length === 0) bad('model.source.files', 'a non-empty list');
-    (h.files as unknown[]).forEach((f, i) => { if (!isObj(f)) bad(`model.source.files[${i}]`, 'an object'); str((f as Record<string, unknown>).path, `model.source.files[${i}].path`); });
+    (h.files as unknown[]).forEach((f, i) => {
+      if (!isObj(f)) bad(`model.source.files[${i}]`, 'an object');
+      str((f as Record<string, unknown>).path, `model.source.files[${i}].path`);
+    });
     if (model.catalogId !== null && typeof model.catalogId !== 'string') bad('model.catalogId', 'a string or null');
   } else if (model.kind === 'files') {
     str(model.name, 'model.name');
-    if (!Array.isArray(model.files) || !model.files.every((f) => typeof f === 'string')) bad('model.files', 'a list of file names');
+    if (!Array.isArray(model.files) || !model.files.every((f) => typeof f === 'string'))
+      bad('model.files', 'a list of file names');
   } else {
     bad('model.kind', '"hub" or "files"');
   }
@@ -155,22 +183,28 @@ export function checkRunSource(j: unknown, where = SOURCE_FILE, opts: { bodies?:
       const x = f as Record<string, unknown>;
       str(x.name, `data.files[${i}].name`);
       if (!ROLES.includes(x.role as string)) bad(`data.files[${i}].role`, 'train, validation or test');
-      if (bodies && typeof x.text !== 'string' && typeof x.base64 !== 'string') bad(`data.files[${i}]`, 'a text or base64 field');
+      if (bodies && typeof x.text !== 'string' && typeof x.base64 !== 'string')
+        bad(`data.files[${i}]`, 'a text or base64 field');
     });
-    if (!(d.files as { role: string }[]).some((f) => f.role === 'train')) bad('data.files', 'at least one file with role train');
+    if (!(d.files as { role: string }[]).some((f) => f.role === 'train'))
+      bad('data.files', 'at least one file with role train');
   }
-  if (!isObj(o.settings)) bad('settings', 'an object (the run\'s TrainingArguments/LoraConfig settings)');
+  if (!isObj(o.settings)) bad('settings', "an object (the run's TrainingArguments/LoraConfig settings)");
   if (!isObj(o.runOptions)) bad('runOptions', 'an object');
   const ro = o.runOptions as Record<string, unknown>;
-  for (const k of ['samplePrompts', 'sampleMaxNewTokens']) if (typeof ro[k] !== 'number' || !Number.isFinite(ro[k])) bad(`runOptions.${k}`, 'a number');
+  for (const k of ['samplePrompts', 'sampleMaxNewTokens'])
+    if (typeof ro[k] !== 'number' || !Number.isFinite(ro[k])) bad(`runOptions.${k}`, 'a number');
   if (!BACKENDS.includes(o.backend as string)) bad('backend', BACKENDS.join(', '));
   return o as unknown as RunSource;
 }
 
 /** Store a run's source: the dataset contents in data.json, the rest (with the files' names and roles) in source.json. */
 export async function writeRunSource(s: RunStore, id: string, src: RunSource): Promise<void> {
-  if (src.data) await s.putFile(id, DATA_FILE, JSON.stringify(src.data.files.map(({ text, base64 }) => ({ text, base64 }))));
-  const light = src.data ? { ...src, data: { ...src.data, files: src.data.files.map(({ name, role }) => ({ name, role })) } } : src;
+  if (src.data)
+    await s.putFile(id, DATA_FILE, JSON.stringify(src.data.files.map(({ text, base64 }) => ({ text, base64 }))));
+  const light = src.data
+    ? { ...src, data: { ...src.data, files: src.data.files.map(({ name, role }) => ({ name, role })) } }
+    : src;
   await s.putFile(id, SOURCE_FILE, JSON.stringify(light));
 }
 
@@ -178,7 +212,11 @@ export async function writeRunSource(s: RunStore, id: string, src: RunSource): P
  * A run's source: null when the run has none (imported without one); throws RunSourceError when it is damaged.
  * `bodies: false` reads source.json alone (the dataset files then carry their names and roles, no contents).
  */
-export async function readRunSource(s: RunStore, id: string, opts: { bodies?: boolean } = {}): Promise<RunSource | null> {
+export async function readRunSource(
+  s: RunStore,
+  id: string,
+  opts: { bodies?: boolean } = {},
+): Promise<RunSource | null> {
   const text = await s.getFile(id, SOURCE_FILE);
   if (text === null) return null;
   const where = `run ${id}: ${SOURCE_FILE}`;
@@ -192,7 +230,9 @@ export async function readRunSource(s: RunStore, id: string, opts: { bodies?: bo
     if (!Array.isArray(contents) || contents.length !== files.length || !contents.every(isObj)) {
       throw new RunSourceError(`${dataWhere}: expected a list of ${files.length} file contents`);
     }
-    files.forEach((f, i) => { if (isObj(f)) Object.assign(f, contents[i]); });
+    files.forEach((f, i) => {
+      if (isObj(f)) Object.assign(f, contents[i]);
+    });
   }
   return checkRunSource(j, where, opts);
 }
@@ -209,13 +249,24 @@ async function runSourceForList(s: RunStore, id: string): Promise<RunSource | st
 export function storedRun(info: RunInfo, kept: RunSource | string | null): StoredRun {
   const st = info.latest?.status;
   const src = typeof kept === 'string' ? null : kept;
-  const needs = typeof kept === 'string' ? `the model and dataset it was trained on (its record is damaged: ${kept})`
-    : !src ? 'the model and dataset it was trained on (this run has no record of them)'
-    : src.model.kind === 'files' && !src.data ? `the model files (${src.model.files.join(', ')}) and the dataset ${src.dataName}`
-    : src.model.kind === 'files' ? `the model files (${src.model.files.join(', ')})`
-    : !src.data ? `the dataset ${src.dataName}` : null;
+  const needs =
+    typeof kept === 'string'
+      ? `the model and dataset it was trained on (its record is damaged: ${kept})`
+      : !src
+        ? 'the model and dataset it was trained on (this run has no record of them)'
+        : src.model.kind === 'files' && !src.data
+          ? `the model files (${src.model.files.join(', ')}) and the dataset ${src.dataName}`
+          : src.model.kind === 'files'
+            ? `the model files (${src.model.files.join(', ')})`
+            : !src.data
+              ? `the dataset ${src.dataName}`
+              : null;
   return {
-    id: info.id, name: info.name, created: info.created, latest: info.latest, checkpoints: info.checkpoints,
+    id: info.id,
+    name: info.name,
+    created: info.created,
+    latest: info.latest,
+    checkpoints: info.checkpoints,
     unfinished: !!info.latest && st !== 'completed',
     modelName: src?.modelName ?? info.latest?.model_id ?? null,
     dataName: src?.dataName ?? null,
@@ -236,32 +287,58 @@ export async function listRuns(): Promise<RunsReport> {
   try {
     const e = await navigator.storage?.estimate?.();
     if (e && e.quota !== undefined && e.usage !== undefined) usage = { used: e.usage, quota: e.quota };
-  } catch { /* not available */ }
+  } catch {
+    /* not available */
+  }
   return { store: s.kind as RunStoreKind, runs, usage };
 }
 
 /** Saves a run's checkpoints to the store, reporting each as a 'checkpoint' event; a failure never stops training. */
 export class StoreSaver implements RunSaver {
   /** lastSavedStep: a resumed run starts from its stored checkpoint's step. */
-  constructor(readonly runId: string, private name: string, private readonly s: RunStore, public lastSavedStep = -1) {}
+  constructor(
+    readonly runId: string,
+    private name: string,
+    private readonly s: RunStore,
+    public lastSavedStep = -1,
+  ) {}
 
-  rename(name: string): void { this.name = name; }
+  rename(name: string): void {
+    this.name = name;
+  }
 
   async save(ck: SessionCheckpoint, onEvent: (e: TrainEvent) => void): Promise<void> {
     const step = ck.meta.progress.global_step;
     try {
       const info = await this.s.save(this.runId, ck, { name: this.name });
       this.lastSavedStep = step;
-      onEvent({ type: 'checkpoint', ok: true, runId: this.runId, step, bytes: info.latest?.bytes ?? 0, store: this.s.kind as RunStoreKind });
+      onEvent({
+        type: 'checkpoint',
+        ok: true,
+        runId: this.runId,
+        step,
+        bytes: info.latest?.bytes ?? 0,
+        store: this.s.kind as RunStoreKind,
+      });
       void askPersist();
     } catch (e) {
       const q = e instanceof StorageQuotaError ? e : null;
-      const kept = this.lastSavedStep >= 0 ? `the checkpoint of step ${this.lastSavedStep} is kept` : 'no earlier checkpoint of this run exists';
+      const kept =
+        this.lastSavedStep >= 0
+          ? `the checkpoint of step ${this.lastSavedStep} is kept`
+          : 'no earlier checkpoint of this run exists';
       const message = q
         ? `${q.message.replace(/The previous checkpoint is kept\. /, '')} Training goes on; ${kept}.`
         : `Could not save the checkpoint of step ${step}: ${(e as Error).message}. Training goes on; ${kept}.`;
-      onEvent({ type: 'checkpoint', ok: false, runId: this.runId, step, message, neededBytes: q?.needed ?? null, freeBytes: q?.available ?? null });
+      onEvent({
+        type: 'checkpoint',
+        ok: false,
+        runId: this.runId,
+        step,
+        message,
+        neededBytes: q?.needed ?? null,
+        freeBytes: q?.available ?? null,
+      });
     }
   }
 }
-

@@ -8,16 +8,24 @@ interface GpuAdapterLike {
   features: Iterable<string>;
   limits: Record<string, number>;
 }
-interface GpuLike { requestAdapter(opts?: { powerPreference?: string }): Promise<GpuAdapterLike | null> }
+interface GpuLike {
+  requestAdapter(opts?: { powerPreference?: string }): Promise<GpuAdapterLike | null>;
+}
 
 const LIMITS = [
-  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension',
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
 ];
 
 export async function webgpuAdapter(): Promise<WebGpuAdapterReport> {
   const gpu = (navigator as unknown as { gpu?: GpuLike }).gpu;
-  if (!gpu) return { available: false, reason: 'navigator.gpu is missing (this browser has no WebGPU, or it is disabled)' };
+  if (!gpu)
+    return { available: false, reason: 'navigator.gpu is missing (this browser has no WebGPU, or it is disabled)' };
   try {
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) return { available: false, reason: 'requestAdapter() returned null (no usable GPU adapter)' };
@@ -27,7 +35,9 @@ export async function webgpuAdapter(): Promise<WebGpuAdapterReport> {
       info: i && { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description },
       isFallbackAdapter: adapter.isFallbackAdapter,
       features: [...adapter.features].sort(),
-      limits: Object.fromEntries(LIMITS.filter(k => typeof adapter.limits[k] === 'number').map(k => [k, adapter.limits[k]])),
+      limits: Object.fromEntries(
+        LIMITS.filter((k) => typeof adapter.limits[k] === 'number').map((k) => [k, adapter.limits[k]]),
+      ),
     };
   } catch (e) {
     return { available: false, reason: e instanceof Error ? e.message : String(e) };

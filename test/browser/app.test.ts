@@ -2,8 +2,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_STORIES } from '../helpers';
 import {
-  CHROMIUM_MISSING, HAVE_CHROMIUM, foreignRequests, launchBrowser, startApp,
-  type AppServer, type BrowserSession,
+  CHROMIUM_MISSING,
+  HAVE_CHROMIUM,
+  foreignRequests,
+  launchBrowser,
+  startApp,
+  type AppServer,
+  type BrowserSession,
 } from './harness';
 
 describe.skipIf(!HAVE_CHROMIUM)('app in Chromium (dev server)', () => {
@@ -42,13 +47,16 @@ describe.skipIf(!HAVE_CHROMIUM)('app in Chromium (dev server)', () => {
   it('runs the engine worker on wasm with the binaries the dev server serves', async () => {
     const report = await session.page.evaluate(() => window.webtune.engine().probeBackends({ backends: ['wasm'] }));
     expect(report.crossOriginIsolated).toBe(true);
-    const wasm = report.backends.find(b => b.backend === 'wasm');
+    const wasm = report.backends.find((b) => b.backend === 'wasm');
     expect(wasm?.available, wasm?.reason).toBe(true);
-    expect(wasm?.grads.find(g => g.name === 'matMul')?.status).toBe('ok');
+    expect(wasm?.grads.find((g) => g.name === 'matMul')?.status).toBe('ok');
     // The worker's request is reported by the browser asynchronously: give the event a moment to arrive.
-    const served = () => session.requests.some(r => /\/tfjs-wasm\/tfjs-backend-wasm[-a-z]*\.wasm$/.test(r.url) && (r.status === 200 || r.status === 304));
-    for (let i = 0; i < 50 && !served(); i++) await new Promise(res => setTimeout(res, 100));
-    expect(served(), JSON.stringify(session.requests.filter(r => r.url.includes('wasm')))).toBe(true);
+    const served = () =>
+      session.requests.some(
+        (r) => /\/tfjs-wasm\/tfjs-backend-wasm[-a-z]*\.wasm$/.test(r.url) && (r.status === 200 || r.status === 304),
+      );
+    for (let i = 0; i < 50 && !served(); i++) await new Promise((res) => setTimeout(res, 100));
+    expect(served(), JSON.stringify(session.requests.filter((r) => r.url.includes('wasm')))).toBe(true);
   }, 120_000);
 
   it('loads nothing from outside the app and throws no page error', () => {

@@ -77,7 +77,11 @@ export async function startApp(mode: ServeMode): Promise<AppServer> {
   } finally {
     process.env.NODE_ENV = nodeEnv;
   }
-  const server = await preview({ ...baseConfig(), build: { outDir }, preview: { host: '127.0.0.1', port: 0, strictPort: true } });
+  const server = await preview({
+    ...baseConfig(),
+    build: { outDir },
+    preview: { host: '127.0.0.1', port: 0, strictPort: true },
+  });
   return {
     mode,
     url: urlOf(server.httpServer),
@@ -126,21 +130,21 @@ export async function launchBrowser(): Promise<BrowserSession> {
   const consoleRecords: ConsoleRecord[] = [];
   const pageErrors: string[] = [];
   const byRequest = new Map<object, RequestRecord>();
-  context.on('request', r => {
+  context.on('request', (r) => {
     const rec: RequestRecord = { method: r.method(), url: r.url(), resourceType: r.resourceType(), status: null };
     byRequest.set(r, rec);
     requests.push(rec);
   });
-  context.on('requestfinished', async r => {
+  context.on('requestfinished', async (r) => {
     const rec = byRequest.get(r);
     if (rec) rec.status = (await r.response().catch(() => null))?.status() ?? null;
   });
-  context.on('requestfailed', r => {
+  context.on('requestfailed', (r) => {
     const rec = byRequest.get(r);
     if (rec) rec.failure = r.failure()?.errorText ?? 'failed';
   });
-  page.on('console', m => consoleRecords.push({ type: m.type(), text: m.text() }));
-  page.on('pageerror', e => pageErrors.push(e.message));
+  page.on('console', (m) => consoleRecords.push({ type: m.type(), text: m.text() }));
+  page.on('pageerror', (e) => pageErrors.push(e.message));
   mkdirSync(ARTIFACTS, { recursive: true });
   return {
     browser,
@@ -166,10 +170,10 @@ export async function launchBrowser(): Promise<BrowserSession> {
 /** Requests that went anywhere but the app's own origin (data: and blob: URLs are local). */
 export function foreignRequests(requests: RequestRecord[], appUrl: string): RequestRecord[] {
   const origin = new URL(appUrl).origin;
-  return requests.filter(r => !/^(data|blob):/.test(r.url) && new URL(r.url).origin !== origin);
+  return requests.filter((r) => !/^(data|blob):/.test(r.url) && new URL(r.url).origin !== origin);
 }
 
 /** Console messages that report a Content-Security-Policy violation. */
 export function cspViolations(records: ConsoleRecord[]): ConsoleRecord[] {
-  return records.filter(r => /Content Security Policy|Content-Security-Policy/i.test(r.text));
+  return records.filter((r) => /Content Security Policy|Content-Security-Policy/i.test(r.text));
 }

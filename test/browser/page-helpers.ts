@@ -12,22 +12,36 @@ export async function shot(page: Page, name: string, selector?: string): Promise
 }
 
 export async function trainState(page: Page): Promise<string | null> {
-  return page.getByTestId('train-status').getAttribute('data-state', { timeout: 1000 }).catch(() => null);
+  return page
+    .getByTestId('train-status')
+    .getAttribute('data-state', { timeout: 1000 })
+    .catch(() => null);
 }
 
 /** Waits until training is done, stopped or paused (its state), or throws the page's training error. */
 export async function waitTrainEnd(page: Page, timeout: number): Promise<string> {
-  await page.waitForFunction(() => {
-    const st = document.querySelector('[data-testid=train-status]')?.getAttribute('data-state');
-    return st === 'done' || st === 'stopped' || st === 'paused' || !!document.querySelector('[data-testid=train-error]');
-  }, null, { timeout, polling: 250 });
-  const err = await page.getByTestId('train-error').textContent({ timeout: 100 }).catch(() => null);
+  await page.waitForFunction(
+    () => {
+      const st = document.querySelector('[data-testid=train-status]')?.getAttribute('data-state');
+      return (
+        st === 'done' || st === 'stopped' || st === 'paused' || !!document.querySelector('[data-testid=train-error]')
+      );
+    },
+    null,
+    { timeout, polling: 250 },
+  );
+  const err = await page
+    .getByTestId('train-error')
+    .textContent({ timeout: 100 })
+    .catch(() => null);
   if (err) throw new Error(`training failed: ${err}`);
   return (await trainState(page))!;
 }
 
 /** The logged steps and losses the page's charts hold. */
-export async function metrics(page: Page): Promise<{ step: number[]; loss: (number | null)[]; valLoss: (number | null)[] }> {
+export async function metrics(
+  page: Page,
+): Promise<{ step: number[]; loss: (number | null)[]; valLoss: (number | null)[] }> {
   return page.evaluate(() => {
     const c = window.webtune.metrics!();
     return { step: [...c.step], loss: [...c.loss], valLoss: [...c.valLoss] };

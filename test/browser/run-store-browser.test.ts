@@ -48,11 +48,29 @@ async function makeCheckpoints(): Promise<Map<string, SessionCheckpoint>> {
   const tok = new ToyTokenizer();
   const examples = Array.from({ length: 8 }, (_, i) => ({ prompt: `q${i}`, completion: `a${i}` }));
   const out = new Map<string, SessionCheckpoint>();
-  const run = async (cfg: ModelConfig, r: number, targets: 'all-linear' | null, stops: number[], name: (k: number) => string) => {
+  const run = async (
+    cfg: ModelConfig,
+    r: number,
+    targets: 'all-linear' | null,
+    stops: number[],
+    name: (k: number) => string,
+  ) => {
     const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 3, 0.2));
     const s = new FinetuneSession({
-      model, tokenizer: tok, data: [{ name: 'mem', examples }], baseModelName: 'tiny/model',
-      config: { template: { kind: 'instruction' }, r, lora_alpha: 2 * r, target_modules: targets, per_device_train_batch_size: 2, max_steps: 6, logging_steps: 1, max_length: 64 },
+      model,
+      tokenizer: tok,
+      data: [{ name: 'mem', examples }],
+      baseModelName: 'tiny/model',
+      config: {
+        template: { kind: 'instruction' },
+        r,
+        lora_alpha: 2 * r,
+        target_modules: targets,
+        per_device_train_batch_size: 2,
+        max_steps: 6,
+        logging_steps: 1,
+        max_length: 64,
+      },
     });
     for (const k of stops) {
       await s.run({ shouldStop: () => s.globalStep >= k });
@@ -61,10 +79,34 @@ async function makeCheckpoints(): Promise<Map<string, SessionCheckpoint>> {
     s.dispose();
     model.dispose();
   };
-  await run(tinyConfig('llama', { vocab_size: tok.vocabSize, max_position_embeddings: 64, hidden_size: 16, num_attention_heads: 4, head_dim: 4 }), 2, null, [2, 4, 6], (k) => `ck${k}`);
-  await run(tinyConfig('llama', {
-    vocab_size: tok.vocabSize, max_position_embeddings: 64, hidden_size: 256, intermediate_size: 512, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 64,
-  }), 32, 'all-linear', [1], () => 'big');
+  await run(
+    tinyConfig('llama', {
+      vocab_size: tok.vocabSize,
+      max_position_embeddings: 64,
+      hidden_size: 16,
+      num_attention_heads: 4,
+      head_dim: 4,
+    }),
+    2,
+    null,
+    [2, 4, 6],
+    (k) => `ck${k}`,
+  );
+  await run(
+    tinyConfig('llama', {
+      vocab_size: tok.vocabSize,
+      max_position_embeddings: 64,
+      hidden_size: 256,
+      intermediate_size: 512,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      head_dim: 64,
+    }),
+    32,
+    'all-linear',
+    [1],
+    () => 'big',
+  );
   return out;
 }
 
@@ -87,13 +129,18 @@ async function openContext(profile?: string): Promise<Ctx> {
     profile = mkdtempSync(path.join(os.tmpdir(), 'webtune-run-store-'));
     profiles.push(profile);
   }
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, timeout: 60_000 });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM_PATH,
+    args: CHROMIUM_ARGS,
+    timeout: 60_000,
+  });
   const page = context.pages()[0] ?? (await context.newPage());
   const ctx: Ctx = { context, page, profile, pageErrors: [], consoleErrors: [] };
   contexts.push(ctx);
   page.on('pageerror', (e) => ctx.pageErrors.push(e.message));
   page.on('console', (m) => {
-    if (m.type() === 'error' && !m.location().url.endsWith('/favicon.ico')) ctx.consoleErrors.push(`${m.text()} (${m.location().url})`);
+    if (m.type() === 'error' && !m.location().url.endsWith('/favicon.ico'))
+      ctx.consoleErrors.push(`${m.text()} (${m.location().url})`);
   });
   await loadPage(ctx);
   return ctx;
@@ -135,7 +182,11 @@ function browserPid(profile: string): number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Call window.rsTest[fn](...args) on the page. */
-function call<K extends keyof PageApi>(page: Page, fn: K, ...args: Parameters<PageApi[K]>): Promise<Awaited<ReturnType<PageApi[K]>>> {
+function call<K extends keyof PageApi>(
+  page: Page,
+  fn: K,
+  ...args: Parameters<PageApi[K]>
+): Promise<Awaited<ReturnType<PageApi[K]>>> {
   return page.evaluate(
     ([f, a]) => (window as unknown as { rsTest: Record<string, (...x: unknown[]) => unknown> }).rsTest[f](...a),
     [fn, args] as [string, unknown[]],
@@ -151,8 +202,15 @@ function checkRoundTrip(r: RoundTrip, kind: Kind): void {
   expect(r.emptyList).toEqual([]);
   expect(r.loadMissing).toBeNull();
   expect(r.infoMissing).toBeNull();
-  expect(r.first).toMatchObject({ id: 'run-a', name: 'First run', checkpoints: 1, latest: { step: 2, max_steps: 6, status: 'stopped', model_id: 'tiny/model' } });
-  expect((r.first as { latest: { description: string } }).latest.description).toMatch(/^step 2\/6 \(epoch 0\.50\), loss \d+\.\d{4}, model tiny\/model, saved /);
+  expect(r.first).toMatchObject({
+    id: 'run-a',
+    name: 'First run',
+    checkpoints: 1,
+    latest: { step: 2, max_steps: 6, status: 'stopped', model_id: 'tiny/model' },
+  });
+  expect((r.first as { latest: { description: string } }).latest.description).toMatch(
+    /^step 2\/6 \(epoch 0\.50\), loss \d+\.\d{4}, model tiny\/model, saved /,
+  );
   expect(r.diff0).toEqual([]);
   expect(r.diff1).toEqual([]);
   expect(r.diff2).toEqual([]);
@@ -160,7 +218,13 @@ function checkRoundTrip(r: RoundTrip, kind: Kind): void {
   expect(r.third).toMatchObject({ name: 'First run', checkpoints: 2, latest: { step: 6, status: 'completed' } });
   expect(r.infoA).toEqual(r.third);
   if (kind === 'opfs') {
-    expect(r.afterFirst).toEqual([expect.stringMatching(/^LATEST \d+ -> ckpt-000001$/), 'ckpt-000001/', expect.stringMatching(/^ckpt-000001\/checkpoint\.json \d+$/), expect.stringMatching(/^ckpt-000001\/tensors\.safetensors \d+$/), expect.stringMatching(/^run\.json \d+$/)]);
+    expect(r.afterFirst).toEqual([
+      expect.stringMatching(/^LATEST \d+ -> ckpt-000001$/),
+      'ckpt-000001/',
+      expect.stringMatching(/^ckpt-000001\/checkpoint\.json \d+$/),
+      expect.stringMatching(/^ckpt-000001\/tensors\.safetensors \d+$/),
+      expect.stringMatching(/^run\.json \d+$/),
+    ]);
     // keep 2: generation 1 pruned
     expect((r.afterThird as string[]).filter((e) => e.endsWith('/'))).toEqual(['ckpt-000002/', 'ckpt-000003/']);
     expect(r.afterThird).toContainEqual(expect.stringMatching(/^LATEST \d+ -> ckpt-000003$/));
@@ -197,7 +261,11 @@ function opfsState(raw: string[]) {
   const uncommitted = pointer === null ? [] : gens.filter((g) => g > pointer);
   const inUncommitted = (e: string) => uncommitted.some((g) => e.startsWith(`ckpt-${String(g).padStart(6, '0')}/`));
   // anything else than the store's own files outside uncommitted generations (e.g. a swap file of an unfinished createWritable)
-  const strays = raw.filter((e) => !inUncommitted(e) && !/^(LATEST \d+ -> .*|run\.json \d+|ckpt-\d+\/|ckpt-\d+\/(checkpoint\.json|tensors\.safetensors) \d+)$/.test(e));
+  const strays = raw.filter(
+    (e) =>
+      !inUncommitted(e) &&
+      !/^(LATEST \d+ -> .*|run\.json \d+|ckpt-\d+\/|ckpt-\d+\/(checkpoint\.json|tensors\.safetensors) \d+)$/.test(e),
+  );
   return { gens, pointer, latestText: latest?.[1] ?? null, uncommitted, strays, leftovers: raw.filter(inUncommitted) };
 }
 
@@ -206,7 +274,9 @@ function describeTrial(t: CrashTrial, kind: Kind): string {
   let left = '';
   if (kind === 'opfs') {
     const st = opfsState(t.raw);
-    left = [st.latestText && st.pointer === null ? `LATEST=${st.latestText}` : '', ...st.leftovers, ...st.strays].filter(Boolean).join(', ');
+    left = [st.latestText && st.pointer === null ? `LATEST=${st.latestText}` : '', ...st.leftovers, ...st.strays]
+      .filter(Boolean)
+      .join(', ');
   } else {
     left = t.raw.join(', ');
   }
@@ -234,10 +304,14 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
   for (const kind of ['opfs', 'indexeddb'] as const) {
     it(`${kind} on the page: exact round trip, rename, delete, keep 2, export → import into ${OTHER[kind]} and back; survives a reload`, async () => {
       const ctx = await cleanShared();
-      const r = await call(ctx.page, 'roundTrip', kind, OTHER[kind], ['ck2', 'ck4', 'ck6']) as RoundTrip;
+      const r = (await call(ctx.page, 'roundTrip', kind, OTHER[kind], ['ck2', 'ck4', 'ck6'])) as RoundTrip;
       checkRoundTrip(r, kind);
       await loadPage(ctx, true);
-      for (const [k, id] of [[kind, 'run-a'], [kind, 'run-a-copy'], [OTHER[kind], r.imported.id]] as const) {
+      for (const [k, id] of [
+        [kind, 'run-a'],
+        [kind, 'run-a-copy'],
+        [OTHER[kind], r.imported.id],
+      ] as const) {
         const l = await call(ctx.page, 'loadAndDiff', k, id, 'ck6');
         expect(l, `${k} ${id}`).toMatchObject({ step: 6, diff: [] });
       }
@@ -247,15 +321,27 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
   }
 
   for (const [label, kind, syncOnly] of [
-    ['OPFS (createWritable)', 'opfs', false], ['OPFS (createSyncAccessHandle, createWritable removed)', 'opfs', true], ['IndexedDB', 'indexeddb', false],
+    ['OPFS (createWritable)', 'opfs', false],
+    ['OPFS (createSyncAccessHandle, createWritable removed)', 'opfs', true],
+    ['IndexedDB', 'indexeddb', false],
   ] as const) {
     it(`${label} in a module worker: exact round trip, export → import into ${OTHER[kind]} and back; the page reads it`, async () => {
       const ctx = await cleanShared();
-      const { ready, value } = await call(ctx.page, 'inWorker', { syncOnly }, 'roundTrip', kind, OTHER[kind], ['ck2', 'ck4', 'ck6']);
-      expect(ready).toEqual({ createWritable: syncOnly ? 'undefined' : 'function', createSyncAccessHandle: 'function' });
+      const { ready, value } = await call(ctx.page, 'inWorker', { syncOnly }, 'roundTrip', kind, OTHER[kind], [
+        'ck2',
+        'ck4',
+        'ck6',
+      ]);
+      expect(ready).toEqual({
+        createWritable: syncOnly ? 'undefined' : 'function',
+        createSyncAccessHandle: 'function',
+      });
       const r = value as RoundTrip;
       checkRoundTrip(r, kind);
-      for (const [k, id] of [[kind, 'run-a'], [OTHER[kind], r.imported.id]] as const) {
+      for (const [k, id] of [
+        [kind, 'run-a'],
+        [OTHER[kind], r.imported.id],
+      ] as const) {
         expect(await call(ctx.page, 'loadAndDiff', k, id, 'ck6'), `${k} ${id}`).toMatchObject({ step: 6, diff: [] });
       }
     });
@@ -269,16 +355,25 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
   });
 
   for (const [label, kind, syncOnly, trials] of [
-    ['OPFS (createWritable)', 'opfs', false, 16], ['OPFS (createSyncAccessHandle)', 'opfs', true, 12], ['IndexedDB', 'indexeddb', false, 12],
+    ['OPFS (createWritable)', 'opfs', false, 16],
+    ['OPFS (createSyncAccessHandle)', 'opfs', true, 12],
+    ['IndexedDB', 'indexeddb', false, 12],
   ] as const) {
     it(`${label}: a worker terminated mid-save never costs more than that save; the next save cleans up`, async () => {
       const ctx = await cleanShared();
       const size = await call(ctx.page, 'encodedSize', 'big@1');
-      const res = await call(ctx.page, 'crashTrials', { kind, runId: 'crash', base: 'big', trials, syncOnly, spread: 4 });
+      const res = await call(ctx.page, 'crashTrials', {
+        kind,
+        runId: 'crash',
+        base: 'big',
+        trials,
+        syncOnly,
+        spread: 4,
+      });
       const lines = res.trials.map((t) => describeTrial(t, kind));
       console.log(
         `[run-store crash] ${label}: checkpoint ${fmtBytes(size.total)} (${size.total} bytes), one save ≈ ${res.perSave.toFixed(0)} ms ` +
-        `(calibration ${res.calibration.map((x) => x.toFixed(0)).join(', ')} ms), ${res.trials.length} kills in ${(res.ms / 1000).toFixed(1)} s:\n  ${lines.join('\n  ')}`,
+          `(calibration ${res.calibration.map((x) => x.toFixed(0)).join(', ')} ms), ${res.trials.length} kills in ${(res.ms / 1000).toFixed(1)} s:\n  ${lines.join('\n  ')}`,
       );
       expect(res.trials).toHaveLength(trials);
       let interrupted = 0;
@@ -298,15 +393,26 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
             // createWritable: LATEST is always whole, and names the generation that loaded
             expect(st.pointer, why).not.toBeNull();
             // (a swap file Chromium is still deleting after the kill may be listed, then gone when read)
-            expect(st.strays.filter((e) => !/\.crswap \(NotFoundError\)$/.test(e)), why).toEqual([]);
+            expect(
+              st.strays.filter((e) => !/\.crswap \(NotFoundError\)$/.test(e)),
+              why,
+            ).toEqual([]);
           }
         } else {
-          expect(t.raw.filter((e) => e.startsWith('checkpoint ')).length, why).toBe((t.info as { checkpoints: number }).checkpoints);
+          expect(t.raw.filter((e) => e.startsWith('checkpoint ')).length, why).toBe(
+            (t.info as { checkpoints: number }).checkpoints,
+          );
         }
       }
-      if (kind === 'opfs') console.log(`[run-store crash] ${label}: ${interrupted} of ${res.trials.length} kills left an uncommitted generation or a torn file behind`);
+      if (kind === 'opfs')
+        console.log(
+          `[run-store crash] ${label}: ${interrupted} of ${res.trials.length} kills left an uncommitted generation or a torn file behind`,
+        );
       // the next save works and removes what the crashes left
-      expect(res.final.outcome, JSON.stringify(res.final.outcome)).toMatchObject({ ok: true, info: { latest: { step: res.final.step }, checkpoints: 2 } });
+      expect(res.final.outcome, JSON.stringify(res.final.outcome)).toMatchObject({
+        ok: true,
+        info: { latest: { step: res.final.step }, checkpoints: 2 },
+      });
       expect(res.final.load).toMatchObject({ step: res.final.step, diff: [] });
       if (kind === 'opfs') {
         const st = opfsState(res.final.after);
@@ -320,13 +426,16 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
     });
   }
 
-  for (const [via, syncOnly] of [['createWritable', false], ['createSyncAccessHandle', true]] as const) {
+  for (const [via, syncOnly] of [
+    ['createWritable', false],
+    ['createSyncAccessHandle', true],
+  ] as const) {
     it(`OPFS (${via}): a worker killed while replacing LATEST (the commit point) of a complete new generation; the next save cleans up`, async () => {
       const ctx = await cleanShared();
       const r = await call(ctx.page, 'crashDuringCommit', { syncOnly });
       console.log(
         `[run-store commit-kill] ${via}: ${JSON.stringify(r.did)}\n  after the kill: ${r.killed.join(', ')}\n  500 ms later: ${r.later.join(', ')}` +
-        `\n  loads step ${r.load1.step}${r.load1.error ? ` (${r.load1.error})` : ''}; next save ${r.next.ok ? 'ok' : JSON.stringify(r.next.error)}\n  after it: ${r.after.join(', ')}`,
+          `\n  loads step ${r.load1.step}${r.load1.error ? ` (${r.load1.error})` : ''}; next save ${r.next.ok ? 'ok' : JSON.stringify(r.next.error)}\n  after it: ${r.after.join(', ')}`,
       );
       expect(r.did.via).toBe(via);
       const st = opfsState(r.killed);
@@ -356,7 +465,10 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
     const lines: string[] = [];
     let ctx = await openContext();
     const { profile } = ctx;
-    const perSave = Math.max(...(await call(ctx.page, 'saveSteps', 'opfs', 'kill', 'big', 1, 2)).ms, ...(await call(ctx.page, 'saveSteps', 'indexeddb', 'kill', 'big', 1, 2)).ms);
+    const perSave = Math.max(
+      ...(await call(ctx.page, 'saveSteps', 'opfs', 'kill', 'big', 1, 2)).ms,
+      ...(await call(ctx.page, 'saveSteps', 'indexeddb', 'kill', 'big', 1, 2)).ms,
+    );
     const committed: Record<Kind, number> = { opfs: 2, indexeddb: 2 };
     const killBrowser = async () => {
       const closed = new Promise((r) => ctx.context.once('close', r));
@@ -374,7 +486,8 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
         if (x) events[x[1] as Kind].push(x[2]);
       });
       for (const kind of kinds) await call(ctx.page, 'startLoop', kind, 'kill', 'big', committed[kind] + 1);
-      for (let t = 0; t < 300 && !kinds.every((k) => events[k].some((e) => e.startsWith('begin'))); t++) await sleep(10);
+      for (let t = 0; t < 300 && !kinds.every((k) => events[k].some((e) => e.startsWith('begin'))); t++)
+        await sleep(10);
       await sleep(f * perSave);
       await killBrowser();
       for (const kind of kinds) {
@@ -399,7 +512,11 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
       }
     }
     // the next saves work and leave only what they should
-    for (const [kind, run, spec] of [['opfs', 'kill', `big@${committed.opfs + 1}`], ['indexeddb', 'kill', `big@${committed.indexeddb + 1}`], ['opfs', 'commit', 'ck6']] as const) {
+    for (const [kind, run, spec] of [
+      ['opfs', 'kill', `big@${committed.opfs + 1}`],
+      ['indexeddb', 'kill', `big@${committed.indexeddb + 1}`],
+      ['opfs', 'commit', 'ck6'],
+    ] as const) {
       const next = await call(ctx.page, 'trySave', kind, run, spec);
       expect(next, JSON.stringify(next)).toMatchObject({ ok: true, info: { checkpoints: 2 } });
       const after = await call(ctx.page, 'rawListing', kind, run);
@@ -429,7 +546,9 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
       expect(await call(page, 'trySave', kind, 'counted', 'big@3')).toMatchObject({ ok: true });
       const u1 = await call(page, 'estimate');
       const grew = u1.usage - u0.usage;
-      console.log(`[run-store quota] ${kind}: saving ${need.total} bytes raised navigator.storage.estimate().usage by ${grew} (${u0.usage} → ${u1.usage}; usageDetails ${JSON.stringify(u1.usageDetails)})`);
+      console.log(
+        `[run-store quota] ${kind}: saving ${need.total} bytes raised navigator.storage.estimate().usage by ${grew} (${u0.usage} → ${u1.usage}; usageDetails ${JSON.stringify(u1.usageDetails)})`,
+      );
       // OPFS counts the files' bytes; Chromium's IndexedDB compresses large values, so it counts less
       if (kind === 'opfs') expect(grew).toBeGreaterThanOrEqual(need.total);
       else expect(grew).toBeGreaterThan(need.total / 4);
@@ -456,15 +575,22 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
       expect(q1.quota - q1.usage).toBeLessThan(need.total);
       // several tries: Chromium used to report a refused 3 MB createWritable write as an AbortError one time in three
       for (const where of ['page', 'page', 'page', 'page', 'worker', 'worker'] as const) {
-        const out = where === 'page' ? await call(page, 'trySave', kind, 'q', 'big@7') : (await call(page, 'inWorker', {}, 'trySave', kind, 'q', 'big@7')).value as SaveOutcome;
+        const out =
+          where === 'page'
+            ? await call(page, 'trySave', kind, 'q', 'big@7')
+            : ((await call(page, 'inWorker', {}, 'trySave', kind, 'q', 'big@7')).value as SaveOutcome);
         const e = await call(page, 'estimate');
         const q = await cdp.send('Storage.getUsageAndQuota', { origin });
         console.log(
           `[run-store quota] ${kind} (${where}): CDP quota ${q.quota}, usage ${q.usage} (${q.quota - q.usage} free); navigator.storage.estimate() ` +
-          `quota ${e.quota}, usage ${e.usage} → ${out.error?.name}: needed ${out.error?.needed}, available ${out.error?.available}; cause ${out.error?.cause}`,
+            `quota ${e.quota}, usage ${e.usage} → ${out.error?.name}: needed ${out.error?.needed}, available ${out.error?.available}; cause ${out.error?.cause}`,
         );
         expect(out.ok, where).toBe(false);
-        expect(out.error, where).toMatchObject({ name: 'StorageQuotaError', isStorageQuotaError: true, needed: need.total });
+        expect(out.error, where).toMatchObject({
+          name: 'StorageQuotaError',
+          isStorageQuotaError: true,
+          needed: need.total,
+        });
         expect(out.error!.cause, where).toMatch(/^QuotaExceededError/);
         // the free space is what navigator.storage.estimate() says (within what the rolled-back save may still hold)
         const free = out.error!.available!;
@@ -477,9 +603,14 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
         else expect(out.error!.message).not.toContain(`${fmtBytes(free)} free`);
         if (free >= need.total) expect(out.error!.message).toMatch(/quota/);
         expect(out.error!.message).toMatch(/The previous checkpoint is kept/);
-        expect(await call(page, 'loadAndDiff', kind, 'q', 'ck2'), where).toMatchObject({ step: 2, diff: [], info: { checkpoints: 1, latest: { step: 2 } } });
+        expect(await call(page, 'loadAndDiff', kind, 'q', 'ck2'), where).toMatchObject({
+          step: 2,
+          diff: [],
+          info: { checkpoints: 1, latest: { step: 2 } },
+        });
         const raw = await call(page, 'rawListing', kind, 'q');
-        if (kind === 'opfs') expect(opfsState(raw)).toMatchObject({ gens: [1], pointer: 1, uncommitted: [], strays: [] });
+        if (kind === 'opfs')
+          expect(opfsState(raw)).toMatchObject({ gens: [1], pointer: 1, uncommitted: [], strays: [] });
         else expect(raw).toEqual(['run q', 'checkpoint q/000000001']);
       }
       // a new run that does not fit leaves nothing behind either
@@ -488,7 +619,10 @@ describe.skipIf(!HAVE_CHROMIUM)('RunStore in Chromium (real OPFS and IndexedDB)'
       expect(await call(page, 'rawListing', kind, 'fresh')).toEqual([]);
       // quota back: the same save works
       await setQuota();
-      expect(await call(page, 'trySave', kind, 'q', 'big@7')).toMatchObject({ ok: true, info: { latest: { step: 7 }, checkpoints: 2 } });
+      expect(await call(page, 'trySave', kind, 'q', 'big@7')).toMatchObject({
+        ok: true,
+        info: { latest: { step: 7 }, checkpoints: 2 },
+      });
       expect(await call(page, 'loadAndDiff', kind, 'q', 'big@7')).toMatchObject({ step: 7, diff: [] });
     });
   }

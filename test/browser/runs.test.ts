@@ -13,7 +13,15 @@ import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_STORIES, sharedMissing } from '../helpers';
 import { metrics, shot as shotAs, waitTrainEnd } from './page-helpers';
-import { ARTIFACTS, CHROMIUM_MISSING, HAVE_CHROMIUM, launchBrowser, startApp, type AppServer, type BrowserSession } from './harness';
+import {
+  ARTIFACTS,
+  CHROMIUM_MISSING,
+  HAVE_CHROMIUM,
+  launchBrowser,
+  startApp,
+  type AppServer,
+  type BrowserSession,
+} from './harness';
 
 const STEPS = 24;
 const SAVE_EVERY = 4;
@@ -21,11 +29,20 @@ const SAVE_EVERY = 4;
 const shot = (page: Page, name: string, selector?: string) => shotAs(page, `runs-${name}`, selector);
 
 async function savedStep(page: Page): Promise<number> {
-  return Number(await page.getByTestId('checkpoint-status').getAttribute('data-step', { timeout: 1000 }).catch(() => -1));
+  return Number(
+    await page
+      .getByTestId('checkpoint-status')
+      .getAttribute('data-step', { timeout: 1000 })
+      .catch(() => -1),
+  );
 }
 
 async function waitSaved(page: Page, atLeast: number, timeout = 90_000): Promise<number> {
-  await page.waitForFunction(n => Number(document.querySelector('[data-testid=checkpoint-status]')?.getAttribute('data-step') ?? -1) >= n, atLeast, { timeout, polling: 50 });
+  await page.waitForFunction(
+    (n) => Number(document.querySelector('[data-testid=checkpoint-status]')?.getAttribute('data-step') ?? -1) >= n,
+    atLeast,
+    { timeout, polling: 50 },
+  );
   return savedStep(page);
 }
 
@@ -37,7 +54,10 @@ async function loadStoriesAndDemo(page: Page): Promise<void> {
   await page.getByTestId('data-report').waitFor({ timeout: 30_000 });
 }
 
-async function configure(page: Page, o: { steps: number; batch: number; saveEvery: number; backend: string }): Promise<void> {
+async function configure(
+  page: Page,
+  o: { steps: number; batch: number; saveEvery: number; backend: string },
+): Promise<void> {
   const cfg = page.locator('#configure');
   await cfg.getByLabel('Max steps').fill(String(o.steps));
   await cfg.getByLabel('Batch size').fill(String(o.batch));
@@ -46,17 +66,23 @@ async function configure(page: Page, o: { steps: number; batch: number; saveEver
   await cfg.getByLabel('Samples per evaluation').fill('0');
   await cfg.getByLabel('Save every (steps)').fill(String(o.saveEvery));
   await page.getByLabel('Backend').selectOption(o.backend);
-  await page.waitForFunction(b => document.querySelector('[data-testid=backend-name]')?.textContent === b, o.backend, { timeout: 60_000 });
+  await page.waitForFunction(
+    (b) => document.querySelector('[data-testid=backend-name]')?.textContent === b,
+    o.backend,
+    { timeout: 60_000 },
+  );
   await page.getByTestId('trainable-params').waitFor({ timeout: 30_000 });
 }
 
 async function runRows(page: Page): Promise<{ id: string; name: string; step: number; status: string }[]> {
-  return page.evaluate(() => [...document.querySelectorAll('[data-testid=run]')].map(el => ({
-    id: el.getAttribute('data-run-id')!,
-    name: el.querySelector('.run-name')?.textContent ?? '',
-    step: Number(el.getAttribute('data-step')),
-    status: el.getAttribute('data-status') ?? '',
-  })));
+  return page.evaluate(() =>
+    [...document.querySelectorAll('[data-testid=run]')].map((el) => ({
+      id: el.getAttribute('data-run-id')!,
+      name: el.querySelector('.run-name')?.textContent ?? '',
+      step: Number(el.getAttribute('data-step')),
+      status: el.getAttribute('data-status') ?? '',
+    })),
+  );
 }
 
 describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, production build)', () => {
@@ -74,7 +100,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     session = await launchBrowser();
     page = session.page;
     await page.setViewportSize({ width: 1280, height: 900 });
-    page.on('download', d => downloads.push(d));
+    page.on('download', (d) => downloads.push(d));
   });
 
   afterAll(async () => {
@@ -99,7 +125,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     expect(await waitTrainEnd(page, 120_000)).toBe('done');
     reference = await metrics(page);
     referenceTensors = await page.evaluate(() => window.webtune.engine().memory());
-    log(`reference: ${reference.loss.map(x => x?.toFixed(4)).join(' ')}`);
+    log(`reference: ${reference.loss.map((x) => x?.toFixed(4)).join(' ')}`);
     expect(reference.step).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
     expect(await savedStep(page)).toBe(STEPS);
     const rows = await runRows(page);
@@ -117,7 +143,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await banner.waitFor({ timeout: 60_000 });
     expect(await banner.textContent()).toMatch(new RegExp(`step \\d+ of ${STEPS}`));
     const rows = await runRows(page);
-    const open = rows.find(r => r.status === 'stopped' || r.status === 'idle')!;
+    const open = rows.find((r) => r.status === 'stopped' || r.status === 'idle')!;
     expect(open, JSON.stringify(rows)).toBeTruthy();
     expect(open.step).toBeGreaterThanOrEqual(saved);
     expect(open.step % SAVE_EVERY).toBe(0);
@@ -129,17 +155,19 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     expect(await waitTrainEnd(page, 180_000)).toBe('done');
     expect(await page.getByTestId('backend-name').textContent()).toBe('wasm');
     const m = await metrics(page);
-    log(`resumed from step ${open.step}: ${m.loss.map(x => x?.toFixed(4)).join(' ')}`);
+    log(`resumed from step ${open.step}: ${m.loss.map((x) => x?.toFixed(4)).join(' ')}`);
     // the curve continues: the stored history, then the resumed steps
     expect(m.step).toEqual(reference.step);
     let maxDiff = 0;
     for (let i = 0; i < STEPS; i++) maxDiff = Math.max(maxDiff, Math.abs(m.loss[i]! - reference.loss[i]!));
     log(`max |loss - reference| over ${STEPS} steps: ${maxDiff.toExponential(2)}`);
     expect(maxDiff).toBeLessThan(1e-5);
-    expect((await runRows(page)).find(r => r.id === open.id)).toMatchObject({ step: STEPS, status: 'completed' });
+    expect((await runRows(page)).find((r) => r.id === open.id)).toMatchObject({ step: STEPS, status: 'completed' });
     // the resumed run holds the same tensors as the uninterrupted one did at its end (model, adapter, optimizer): no leak
     const tensors = await page.evaluate(() => window.webtune.engine().memory());
-    log(`live tensors at the end: uninterrupted ${referenceTensors.numTensors} (${referenceTensors.numBytes} bytes), resumed ${tensors.numTensors} (${tensors.numBytes} bytes)`);
+    log(
+      `live tensors at the end: uninterrupted ${referenceTensors.numTensors} (${referenceTensors.numBytes} bytes), resumed ${tensors.numTensors} (${tensors.numBytes} bytes)`,
+    );
     expect(tensors).toMatchObject({ numTensors: referenceTensors.numTensors, numBytes: referenceTensors.numBytes });
     await shot(page, '2-resumed', '#watch');
   }, 300_000);
@@ -151,7 +179,11 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await row.getByRole('button', { name: 'Rename' }).click();
     await row.getByLabel('New name').fill('My resumed run');
     await row.getByRole('button', { name: 'Save name' }).click();
-    await page.waitForFunction(id => document.querySelector(`[data-run-id="${id}"] .run-name`)?.textContent === 'My resumed run', target.id, { timeout: 10_000 });
+    await page.waitForFunction(
+      (id) => document.querySelector(`[data-run-id="${id}"] .run-name`)?.textContent === 'My resumed run',
+      target.id,
+      { timeout: 10_000 },
+    );
 
     downloads.length = 0;
     await row.getByRole('button', { name: 'Export' }).click();
@@ -163,13 +195,18 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     const n = Number(bytes.readBigUInt64LE(0));
     const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as { __metadata__: Record<string, string> };
     expect(header.__metadata__['webtune.run_name']).toBe('My resumed run');
-    const source = JSON.parse(header.__metadata__['webtune.file.source.json']) as { modelName: string; data: { files: { name: string }[] } };
+    const source = JSON.parse(header.__metadata__['webtune.file.source.json']) as {
+      modelName: string;
+      data: { files: { name: string }[] };
+    };
     expect(source.modelName).toBe('stories260K');
-    expect(source.data.files.map(f => f.name)).toEqual(['tiny-tasks.jsonl', 'tiny-tasks-eval.jsonl']);
+    expect(source.data.files.map((f) => f.name)).toEqual(['tiny-tasks.jsonl', 'tiny-tasks-eval.jsonl']);
 
     await row.getByRole('button', { name: 'Delete' }).click();
     await row.getByRole('button', { name: 'Delete for good' }).click();
-    await page.waitForFunction(id => !document.querySelector(`[data-run-id="${id}"]`), target.id, { timeout: 10_000 });
+    await page.waitForFunction((id) => !document.querySelector(`[data-run-id="${id}"]`), target.id, {
+      timeout: 10_000,
+    });
     expect((await runRows(page)).length).toBe(rows.length - 1);
     await page.getByTestId('runs-status').filter({ hasText: 'Deleted "My resumed run"' }).waitFor({ timeout: 10_000 });
 
@@ -177,7 +214,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await page.getByTestId('runs-status').filter({ hasText: 'Imported "My resumed run"' }).waitFor({ timeout: 10_000 });
     await expect.poll(async () => (await runRows(page)).length, { timeout: 10_000 }).toBe(rows.length);
     const after = await runRows(page);
-    expect(after.find(r => r.name === 'My resumed run')).toMatchObject({ step: STEPS, status: 'completed' });
+    expect(after.find((r) => r.name === 'My resumed run')).toMatchObject({ step: STEPS, status: 'completed' });
 
     // a file that is no run says so, naming it
     const bad = path.join(ARTIFACTS, 'runs-not-a-run.safetensors');
@@ -209,7 +246,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
       await cdp.send('Storage.overrideQuotaForOrigin', { origin });
       await page.reload();
       await page.getByTestId('unfinished-banner').waitFor({ timeout: 60_000 });
-      const open = (await runRows(page)).find(r => r.status === 'stopped')!;
+      const open = (await runRows(page)).find((r) => r.status === 'stopped')!;
       expect(open.step).toBe(lastGood);
     } finally {
       await cdp.send('Storage.overrideQuotaForOrigin', { origin }).catch(() => undefined);
@@ -227,9 +264,13 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await page.getByTestId('train-error').waitFor({ timeout: 60_000 });
     const text = (await page.getByTestId('train-error').textContent())!;
     log(`diverged: ${text}`);
-    expect(text).toMatch(/Training diverged at step (\d+): loss is NaN.*The parameters were left at their values after step \d+\. Try a lower learning rate/);
+    expect(text).toMatch(
+      /Training diverged at step (\d+): loss is NaN.*The parameters were left at their values after step \d+\. Try a lower learning rate/,
+    );
     const good = Number(/after step (\d+)/.exec(text)![1]);
-    await page.getByText(`The run is saved at step ${good}: resume it with a lower learning rate.`).waitFor({ timeout: 10_000 });
+    await page
+      .getByText(`The run is saved at step ${good}: resume it with a lower learning rate.`)
+      .waitFor({ timeout: 10_000 });
     expect(await page.getByTestId('train-status').getAttribute('data-state')).toBe('diverged');
     const form = page.getByTestId('resume-lower');
     await form.waitFor({ timeout: 10_000 });
@@ -238,7 +279,11 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await form.getByLabel('New learning rate').fill('0.001');
     await form.getByRole('button', { name: 'Resume with this learning rate' }).click();
     // lr 1e30 left saturated weights at the last good step, so 0.001 diverges again there: the message shows the new rate
-    await page.waitForFunction(() => /learning rate 0\.001\)/.test(document.querySelector('[data-testid=train-error]')?.textContent ?? ''), null, { timeout: 60_000 });
+    await page.waitForFunction(
+      () => /learning rate 0\.001\)/.test(document.querySelector('[data-testid=train-error]')?.textContent ?? ''),
+      null,
+      { timeout: 60_000 },
+    );
     const second = (await page.getByTestId('train-error').textContent())!;
     log(`resumed with 0.001: ${second}`);
     expect(second).toMatch(new RegExp(`Training diverged at step ${good + 1}: .*\\(learning rate 0\\.001\\)`));
@@ -261,7 +306,10 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await warning.waitFor({ timeout: 30_000 });
     const text = (await warning.textContent())!;
     log(`estimate: ${text}`);
-    const m = /This run needs about ([0-9.]+) GB on wasm .*more than wasm's 4 GB heap\. Reduce per_device_train_batch_size \(now 64; (\d+) would need/.exec(text);
+    const m =
+      /This run needs about ([0-9.]+) GB on wasm .*more than wasm's 4 GB heap\. Reduce per_device_train_batch_size \(now 64; (\d+) would need/.exec(
+        text,
+      );
     expect(m, text).not.toBeNull();
     await shot(page, '7-oom-estimate', '#configure');
     await page.getByRole('button', { name: 'Start training' }).click();
@@ -270,7 +318,13 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await shot(page, '7-oom-refused', '#train');
     // the suggested batch size fits
     await cfg.getByLabel('Batch size').fill(m![2]);
-    await page.waitForFunction(() => !document.querySelector('[data-testid=memory-warning]') && /about .* of 4 GB$/.test(document.querySelector('[data-testid=memory-fit]')?.textContent ?? ''), null, { timeout: 30_000 });
+    await page.waitForFunction(
+      () =>
+        !document.querySelector('[data-testid=memory-warning]') &&
+        /about .* of 4 GB$/.test(document.querySelector('[data-testid=memory-fit]')?.textContent ?? ''),
+      null,
+      { timeout: 30_000 },
+    );
   }, 90_000);
 
   it('a hung engine is caught by the watchdog, reported, and its run resumes', async () => {
@@ -280,7 +334,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await page.getByRole('button', { name: 'Start training' }).click();
     const saved = await waitSaved(page, 3);
     const tHang = Date.now();
-    await page.evaluate(() => { void window.webtune.engine().injectFault('hang'); });
+    await page.evaluate(() => {
+      void window.webtune.engine().injectFault('hang');
+    });
     const notice = page.getByTestId('engine-crash');
     await notice.waitFor({ timeout: 30_000 });
     const text = (await notice.textContent())!;
@@ -289,18 +345,23 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     expect(Date.now() - tHang).toBeLessThan(20_000);
     await page.locator('.run.highlight').waitFor({ timeout: 30_000 });
     await shot(page, '5-hang');
-    await page.getByTestId('unfinished-banner').getByRole('button', { name: /^Resume/ }).click();
+    await page
+      .getByTestId('unfinished-banner')
+      .getByRole('button', { name: /^Resume/ })
+      .click();
     expect(await waitTrainEnd(page, 120_000)).toBe('done');
     const m = await metrics(page);
     expect(m.step.at(-1)).toBe(12);
     expect(m.step[0]).toBe(1);
-    log(`resumed after the hang from step ≥ ${saved}: ${m.loss.map(x => x?.toFixed(3)).join(' ')}`);
+    log(`resumed after the hang from step ≥ ${saved}: ${m.loss.map((x) => x?.toFixed(3)).join(' ')}`);
     expect(await page.getByTestId('engine-crash').count()).toBe(0);
   }, 240_000);
 
   it('a worker that ends without a word is detected too', async () => {
     const tExit = Date.now();
-    await page.evaluate(() => { void window.webtune.engine().injectFault('exit'); });
+    await page.evaluate(() => {
+      void window.webtune.engine().injectFault('exit');
+    });
     await page.getByTestId('engine-crash').waitFor({ timeout: 30_000 });
     log(`silent exit detected after ${((Date.now() - tExit) / 1000).toFixed(1)} s`);
     // the fresh engine works
@@ -318,16 +379,22 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     const saved = await waitSaved(page, 2, 200_000);
     log(`webgpu: checkpoint ${saved} after ${((Date.now() - tStart) / 1000).toFixed(1)} s; destroying the device`);
     await page.evaluate(() => window.webtune.engine().injectFault('device-lost'));
-    await page.waitForFunction(() => /device was lost/.test(document.querySelector('[data-testid=train-message]')?.textContent ?? ''), null, { timeout: 120_000 });
+    await page.waitForFunction(
+      () => /device was lost/.test(document.querySelector('[data-testid=train-message]')?.textContent ?? ''),
+      null,
+      { timeout: 120_000 },
+    );
     const msg = (await page.getByTestId('train-message').textContent())!;
     log(`device lost: ${msg}`);
-    expect(msg).toMatch(/The WebGPU device was lost \(destroyed.*\)\. Training moved to webgl and continues from its checkpoint at step \d+/);
+    expect(msg).toMatch(
+      /The WebGPU device was lost \(destroyed.*\)\. Training moved to webgl and continues from its checkpoint at step \d+/,
+    );
     expect(await page.getByTestId('backend-name').textContent()).toBe('webgl');
     expect(await waitTrainEnd(page, 300_000)).toBe('done');
     const m = await metrics(page);
-    log(`after the move: ${m.step.join(',')} / ${m.loss.map(x => x?.toFixed(3)).join(' ')}`);
+    log(`after the move: ${m.step.join(',')} / ${m.loss.map((x) => x?.toFixed(3)).join(' ')}`);
     expect(m.step).toEqual([1, 2, 3, 4]);
-    expect(m.loss.every(x => x != null && Number.isFinite(x))).toBe(true);
+    expect(m.loss.every((x) => x != null && Number.isFinite(x))).toBe(true);
     await shot(page, '6-device-lost', '#train');
   }, 400_000);
 

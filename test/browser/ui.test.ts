@@ -15,8 +15,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_STORIES, STORIES_DIR, sharedMissing } from '../helpers';
 import { metrics, shot as shotAs, waitTrainEnd } from './page-helpers';
 import {
-  ARTIFACTS, CHROMIUM_MISSING, HAVE_CHROMIUM, cspViolations, foreignRequests, launchBrowser, startApp,
-  type AppServer, type BrowserSession,
+  ARTIFACTS,
+  CHROMIUM_MISSING,
+  HAVE_CHROMIUM,
+  cspViolations,
+  foreignRequests,
+  launchBrowser,
+  startApp,
+  type AppServer,
+  type BrowserSession,
 } from './harness';
 
 const STEPS_WASM = 12;
@@ -45,41 +52,97 @@ interface MainThreadReport {
 
 async function watchMainThread(s: BrowserSession): Promise<() => Promise<MainThreadReport>> {
   const page = s.page;
-  await s.browser.startTracing(page, { categories: ['disabled-by-default-devtools.timeline', 'devtools.timeline', 'blink.user_timing'] });
+  await s.browser.startTracing(page, {
+    categories: ['disabled-by-default-devtools.timeline', 'devtools.timeline', 'blink.user_timing'],
+  });
   const markStart = await page.evaluate(() => {
-    const w = window as unknown as { __mt: { longtasks: [number, number][]; gaps: number[]; supported: boolean; stop: boolean } };
-    const mt = { longtasks: [] as [number, number][], gaps: [] as number[], supported: PerformanceObserver.supportedEntryTypes.includes('longtask'), stop: false };
+    const w = window as unknown as {
+      __mt: { longtasks: [number, number][]; gaps: number[]; supported: boolean; stop: boolean };
+    };
+    const mt = {
+      longtasks: [] as [number, number][],
+      gaps: [] as number[],
+      supported: PerformanceObserver.supportedEntryTypes.includes('longtask'),
+      stop: false,
+    };
     w.__mt = mt;
-    if (mt.supported) new PerformanceObserver(list => { for (const e of list.getEntries()) mt.longtasks.push([e.startTime, e.duration]); }).observe({ type: 'longtask' });
+    if (mt.supported)
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) mt.longtasks.push([e.startTime, e.duration]);
+      }).observe({ type: 'longtask' });
     let last = performance.now();
-    const frame = (t: number) => { mt.gaps.push(t - last); last = t; if (!mt.stop) requestAnimationFrame(frame); };
+    const frame = (t: number) => {
+      mt.gaps.push(t - last);
+      last = t;
+      if (!mt.stop) requestAnimationFrame(frame);
+    };
     requestAnimationFrame(frame);
     return performance.mark('webtune-clock').startTime;
   });
   return async () => {
     const mt = await page.evaluate(() => {
-      const m = (window as unknown as { __mt: { longtasks: [number, number][]; gaps: number[]; supported: boolean; stop: boolean } }).__mt;
+      const m = (
+        window as unknown as {
+          __mt: { longtasks: [number, number][]; gaps: number[]; supported: boolean; stop: boolean };
+        }
+      ).__mt;
       m.stop = true;
       return m;
     });
     const trace = JSON.parse((await s.browser.stopTracing()).toString('utf8')) as {
-      traceEvents: { name: string; ph: string; pid: number; tid: number; ts: number; dur?: number; tdur?: number; args?: { name?: string; data?: { functionName?: string; url?: string; lineNumber?: number } } }[];
+      traceEvents: {
+        name: string;
+        ph: string;
+        pid: number;
+        tid: number;
+        ts: number;
+        dur?: number;
+        tdur?: number;
+        args?: { name?: string; data?: { functionName?: string; url?: string; lineNumber?: number } };
+      }[];
     };
     const ev = trace.traceEvents;
-    const mainThreads = new Set(ev.filter(e => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map(e => `${e.pid}:${e.tid}`));
-    const mark = ev.find(e => e.name === 'webtune-clock');
+    const mainThreads = new Set(
+      ev
+        .filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain')
+        .map((e) => `${e.pid}:${e.tid}`),
+    );
+    const mark = ev.find((e) => e.name === 'webtune-clock');
     const markThread = mark ? `${mark.pid}:${mark.tid}` : null;
-    const tasks = ev.filter(e => e.ph === 'X' && e.name === 'RunTask' && (markThread ? `${e.pid}:${e.tid}` === markThread : mainThreads.has(`${e.pid}:${e.tid}`)) && (!mark || e.ts >= mark.ts));
+    const tasks = ev.filter(
+      (e) =>
+        e.ph === 'X' &&
+        e.name === 'RunTask' &&
+        (markThread ? `${e.pid}:${e.tid}` === markThread : mainThreads.has(`${e.pid}:${e.tid}`)) &&
+        (!mark || e.ts >= mark.ts),
+    );
     const cpuAt = (startMs: number): number | null => {
       if (!mark) return null;
       const ts = mark.ts + (startMs - markStart) * 1000;
-      const t = tasks.find(x => x.ts <= ts + 2000 && x.ts + (x.dur ?? 0) >= ts);
+      const t = tasks.find((x) => x.ts <= ts + 2000 && x.ts + (x.dur ?? 0) >= ts);
       return t ? (t.tdur ?? 0) / 1000 : null;
     };
-    const top = tasks.reduce<(typeof tasks)[number] | null>((a, t) => (!a || (t.tdur ?? 0) > (a.tdur ?? 0) ? t : a), null);
+    const top = tasks.reduce<(typeof tasks)[number] | null>(
+      (a, t) => (!a || (t.tdur ?? 0) > (a.tdur ?? 0) ? t : a),
+      null,
+    );
     const parts = top
-      ? ev.filter(e => e.ph === 'X' && e !== top && e.pid === top.pid && e.tid === top.tid && e.ts >= top.ts && e.ts + (e.dur ?? 0) <= top.ts + (top.dur ?? 0) && (e.tdur ?? 0) > 2000)
-        .map(e => `${e.name}${e.args?.data?.functionName ? ` ${e.args.data.functionName}` : ''}${e.args?.data?.url ? ` (${e.args.data.url.split('/').pop()}:${e.args.data.lineNumber})` : ''} ${((e.tdur ?? 0) / 1000).toFixed(1)}`).join('; ')
+      ? ev
+          .filter(
+            (e) =>
+              e.ph === 'X' &&
+              e !== top &&
+              e.pid === top.pid &&
+              e.tid === top.tid &&
+              e.ts >= top.ts &&
+              e.ts + (e.dur ?? 0) <= top.ts + (top.dur ?? 0) &&
+              (e.tdur ?? 0) > 2000,
+          )
+          .map(
+            (e) =>
+              `${e.name}${e.args?.data?.functionName ? ` ${e.args.data.functionName}` : ''}${e.args?.data?.url ? ` (${e.args.data.url.split('/').pop()}:${e.args.data.lineNumber})` : ''} ${((e.tdur ?? 0) / 1000).toFixed(1)}`,
+          )
+          .join('; ')
       : '';
     return {
       supported: mt.supported,
@@ -100,7 +163,9 @@ async function readDownload(d: Download): Promise<string> {
 }
 
 /** The JSON header of a safetensors file. */
-function safetensorsHeader(bytes: Uint8Array): Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> {
+function safetensorsHeader(
+  bytes: Uint8Array,
+): Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> {
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, unknown>;
   delete header.__metadata__;
@@ -120,7 +185,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     session = await launchBrowser();
     page = session.page;
     await page.setViewportSize({ width: 1280, height: 900 });
-    page.on('download', d => downloads.push(d));
+    page.on('download', (d) => downloads.push(d));
     log(`serving ${app.url}`);
   });
 
@@ -181,10 +246,12 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     expect(text).toContain('512 tokens');
     const progress = await page.evaluate(() => (window as unknown as { __progress: string[] }).__progress);
     log(`load progress: ${[...new Set(progress)].join(' | ')}`);
-    expect(progress.some(t => /stories260K\/stories260K\.bin.*\d+(\.\d+)? (bytes|KB|MB) \/ 1 MB \(\d+%\)/.test(t))).toBe(true);
-    const hub = session.requests.filter(r => r.url.includes('/hub/karpathy/tinyllamas/resolve/main/stories260K/'));
-    expect(hub.some(r => r.url.endsWith('stories260K.bin') && r.status === 200)).toBe(true);
-    expect(hub.some(r => r.url.endsWith('tok512.bin') && r.status === 200)).toBe(true);
+    expect(
+      progress.some((t) => /stories260K\/stories260K\.bin.*\d+(\.\d+)? (bytes|KB|MB) \/ 1 MB \(\d+%\)/.test(t)),
+    ).toBe(true);
+    const hub = session.requests.filter((r) => r.url.includes('/hub/karpathy/tinyllamas/resolve/main/stories260K/'));
+    expect(hub.some((r) => r.url.endsWith('stories260K.bin') && r.status === 200)).toBe(true);
+    expect(hub.some((r) => r.url.endsWith('tok512.bin') && r.status === 200)).toBe(true);
     // the catalog preset for stories260K (instruction template, newline as end of response, all-linear r 16)
     expect(await page.locator('#configure').getByLabel('Rank r').inputValue()).toBe('16');
     await shot(page, '2-model', '#model');
@@ -192,7 +259,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
 
   it('names the file and line of a broken dataset', async () => {
     await page.getByText('Paste data').click();
-    await page.getByLabel('Dataset text').fill('[{"instruction": "Say hi", "output": "hi"},\n {"instruction": "Say bye" "output": "bye"}]');
+    await page
+      .getByLabel('Dataset text')
+      .fill('[{"instruction": "Say hi", "output": "hi"},\n {"instruction": "Say bye" "output": "bye"}]');
     await page.getByLabel('File name (its extension picks the format)').fill('broken.json');
     await page.getByRole('button', { name: 'Use pasted data' }).click();
     const err = page.getByTestId('data-error');
@@ -224,10 +293,18 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     await cfg.getByLabel('Samples per evaluation').fill('2');
     await cfg.getByLabel('Sample length (tokens)').fill('8');
     await page.getByLabel('Backend').selectOption('wasm');
-    await page.waitForFunction(() => document.querySelector('[data-testid=backend-name]')?.textContent === 'wasm', null, { timeout: 60_000 });
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=backend-name]')?.textContent === 'wasm',
+      null,
+      { timeout: 60_000 },
+    );
     expect(await page.getByTestId('backend-info').textContent()).toContain('SIMD');
     await page.getByRole('button', { name: 'Measure step time' }).click();
-    await page.waitForFunction(() => /ms|s on wasm/.test(document.querySelector('[data-testid=ms-per-step]')?.textContent ?? ''), null, { timeout: 60_000 });
+    await page.waitForFunction(
+      () => /ms|s on wasm/.test(document.querySelector('[data-testid=ms-per-step]')?.textContent ?? ''),
+      null,
+      { timeout: 60_000 },
+    );
     log(`estimate: ${await page.getByTestId('estimate').textContent()}`);
     await shot(page, '5-configure', '#configure');
 
@@ -235,7 +312,11 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     const tStart = Date.now();
     await page.getByRole('button', { name: 'Start training' }).click();
     // the chart gets points while the run goes on
-    await page.waitForFunction(() => Number(document.querySelector('[data-testid=charts]')?.getAttribute('data-points')) >= 2, null, { timeout: 90_000 });
+    await page.waitForFunction(
+      () => Number(document.querySelector('[data-testid=charts]')?.getAttribute('data-points')) >= 2,
+      null,
+      { timeout: 90_000 },
+    );
     await page.getByRole('button', { name: 'Pause' }).click();
     const early = (await metrics(page)).step.length;
     await shot(page, '6-watch-training', '#watch');
@@ -246,8 +327,15 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     expect(await waitTrainEnd(page, 120_000)).toBe('done');
     const mt = await mainThread();
     const m = await metrics(page);
-    log(`wasm: ${m.step.length} logs in ${((Date.now() - tStart) / 1000).toFixed(1)} s; loss ${m.loss.map(x => x?.toFixed(3)).join(' ')}; val ${m.valLoss.filter(x => x != null).map(x => x!.toFixed(3)).join(' ')}`);
-    log(`main thread: ${mt.tasks} tasks, the largest used ${mt.maxTaskCpu.toFixed(1)} ms of CPU (${mt.maxTaskParts}); long tasks (wall ms / CPU ms): ${mt.longtasks.map(l => `${Math.round(l.wall)}/${l.cpu?.toFixed(1) ?? '?'}`).join(', ') || 'none'}; ${mt.frames} frames, largest gap ${mt.maxFrameGap.toFixed(0)} ms; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores`);
+    log(
+      `wasm: ${m.step.length} logs in ${((Date.now() - tStart) / 1000).toFixed(1)} s; loss ${m.loss.map((x) => x?.toFixed(3)).join(' ')}; val ${m.valLoss
+        .filter((x) => x != null)
+        .map((x) => x!.toFixed(3))
+        .join(' ')}`,
+    );
+    log(
+      `main thread: ${mt.tasks} tasks, the largest used ${mt.maxTaskCpu.toFixed(1)} ms of CPU (${mt.maxTaskParts}); long tasks (wall ms / CPU ms): ${mt.longtasks.map((l) => `${Math.round(l.wall)}/${l.cpu?.toFixed(1) ?? '?'}`).join(', ') || 'none'}; ${mt.frames} frames, largest gap ${mt.maxFrameGap.toFixed(0)} ms; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores`,
+    );
 
     expect(early).toBeGreaterThanOrEqual(2);
     expect(paused).toBeLessThan(STEPS_WASM);
@@ -257,11 +345,11 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     const first = losses.slice(0, 2).reduce((a, b) => a + b, 0) / 2;
     const last = losses.slice(-2).reduce((a, b) => a + b, 0) / 2;
     expect(last).toBeLessThan(first);
-    expect(m.valLoss.some(v => v != null)).toBe(true);
+    expect(m.valLoss.some((v) => v != null)).toBe(true);
     // No task of the page used more than 50 ms of the main thread; a long task (wall time) may only come from the
     // thread waiting for a CPU (its own work under 50 ms) — on an idle machine there are none at all.
     expect(mt.maxTaskCpu).toBeLessThan(50);
-    if (mt.supported) expect(mt.longtasks.filter(l => l.wall > 50 && (l.cpu === null || l.cpu > 50))).toEqual([]);
+    if (mt.supported) expect(mt.longtasks.filter((l) => l.wall > 50 && (l.cpu === null || l.cpu > 50))).toEqual([]);
     else expect(mt.maxFrameGap).toBeLessThan(100);
     await page.getByTestId('samples').waitFor();
     await shot(page, '8-watch', '#watch');
@@ -275,14 +363,26 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     await page.evaluate(() => {
       const w = window as unknown as { __updates: number };
       w.__updates = 0;
-      new MutationObserver(() => { w.__updates++; }).observe(document.querySelector('[data-testid=out-base] .output-text')!, { childList: true, characterData: true, subtree: true });
+      new MutationObserver(() => {
+        w.__updates++;
+      }).observe(document.querySelector('[data-testid=out-base] .output-text')!, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
     });
     await cmp.getByRole('button', { name: 'Generate' }).click();
-    await page.waitForFunction(() => document.querySelector('[data-testid=out-tuned]')?.getAttribute('data-state') === 'done', null, { timeout: 60_000 });
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=out-tuned]')?.getAttribute('data-state') === 'done',
+      null,
+      { timeout: 60_000 },
+    );
     const base = (await page.getByTestId('out-base').locator('.output-text').textContent())!;
     const tuned = (await page.getByTestId('out-tuned').locator('.output-text').textContent())!;
     const updates = await page.evaluate(() => (window as unknown as { __updates: number }).__updates);
-    log(`playground: base ${JSON.stringify(base)} | tuned ${JSON.stringify(tuned)} (${updates} updates of the base text)`);
+    log(
+      `playground: base ${JSON.stringify(base)} | tuned ${JSON.stringify(tuned)} (${updates} updates of the base text)`,
+    );
     expect(base.trim().length).toBeGreaterThan(0);
     expect(tuned.trim().length).toBeGreaterThan(0);
     expect(updates).toBeGreaterThan(2); // streamed, not written once
@@ -296,25 +396,67 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
   it('exports the adapter in PEFT format (keys and shapes), the metrics, and imports the adapter back', async () => {
     downloads.length = 0;
     await page.getByRole('button', { name: 'Download adapter' }).click();
-    await page.waitForFunction(() => !!document.querySelector('[data-testid=export-status]'), null, { timeout: 30_000 });
+    await page.waitForFunction(() => !!document.querySelector('[data-testid=export-status]'), null, {
+      timeout: 30_000,
+    });
     await expect.poll(() => downloads.length, { timeout: 10_000 }).toBe(2);
-    const byName = new Map(downloads.map(d => [d.suggestedFilename(), d]));
+    const byName = new Map(downloads.map((d) => [d.suggestedFilename(), d]));
     expect([...byName.keys()].sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     const cfgPath = path.join(ARTIFACTS, 'ui-adapter_config.json');
     const stPath = path.join(ARTIFACTS, 'ui-adapter_model.safetensors');
     await byName.get('adapter_config.json')!.saveAs(cfgPath);
     await byName.get('adapter_model.safetensors')!.saveAs(stPath);
     const config = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
-    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 16, lora_alpha: 32, use_rslora: false, base_model_name_or_path: 'karpathy/tinyllamas' });
-    expect([...(config.target_modules as string[])].sort()).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
+    expect(config).toMatchObject({
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      r: 16,
+      lora_alpha: 32,
+      use_rslora: false,
+      base_model_name_or_path: 'karpathy/tinyllamas',
+    });
+    expect([...(config.target_modules as string[])].sort()).toEqual([
+      'down_proj',
+      'gate_proj',
+      'k_proj',
+      'o_proj',
+      'q_proj',
+      'up_proj',
+      'v_proj',
+    ]);
     const header = safetensorsHeader(new Uint8Array(readFileSync(stPath)));
     const keys = Object.keys(header);
     expect(keys).toHaveLength(5 * 7 * 2); // 5 layers × 7 linear layers × (A, B)
     // stories260K: hidden 64, 4 KV heads of 8 → k/v out 32, MLP 172; A is [r, in], B is [out, r]
     const want: Record<string, [number[], number[]]> = {
-      'self_attn.q_proj': [[16, 64], [64, 16]], 'self_attn.k_proj': [[16, 64], [32, 16]], 'self_attn.v_proj': [[16, 64], [32, 16]],
-      'self_attn.o_proj': [[16, 64], [64, 16]], 'mlp.gate_proj': [[16, 64], [172, 16]], 'mlp.up_proj': [[16, 64], [172, 16]],
-      'mlp.down_proj': [[16, 172], [64, 16]],
+      'self_attn.q_proj': [
+        [16, 64],
+        [64, 16],
+      ],
+      'self_attn.k_proj': [
+        [16, 64],
+        [32, 16],
+      ],
+      'self_attn.v_proj': [
+        [16, 64],
+        [32, 16],
+      ],
+      'self_attn.o_proj': [
+        [16, 64],
+        [64, 16],
+      ],
+      'mlp.gate_proj': [
+        [16, 64],
+        [172, 16],
+      ],
+      'mlp.up_proj': [
+        [16, 64],
+        [172, 16],
+      ],
+      'mlp.down_proj': [
+        [16, 172],
+        [64, 16],
+      ],
     };
     for (let l = 0; l < 5; l++) {
       for (const [mod, [a, b]] of Object.entries(want)) {
@@ -327,15 +469,27 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     downloads.length = 0;
     await page.getByRole('button', { name: 'Download merged model' }).click();
     await expect.poll(() => downloads.length, { timeout: 20_000 }).toBe(4);
-    expect(downloads.map(d => d.suggestedFilename()).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tok512.bin']);
+    expect(downloads.map((d) => d.suggestedFilename()).sort()).toEqual([
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tok512.bin',
+    ]);
     const mergedPath = path.join(ARTIFACTS, 'ui-merged-model.safetensors');
-    await downloads.find(d => d.suggestedFilename() === 'model.safetensors')!.saveAs(mergedPath);
+    await downloads.find((d) => d.suggestedFilename() === 'model.safetensors')!.saveAs(mergedPath);
     const merged = safetensorsHeader(new Uint8Array(readFileSync(mergedPath)));
     expect(Object.keys(merged)).toHaveLength(1 + 5 * 9 + 1); // embeddings, 5 blocks of 9 tensors, final norm (tied head)
     expect(merged['model.layers.4.self_attn.k_proj.weight']).toMatchObject({ dtype: 'F32', shape: [32, 64] });
     expect(merged['model.layers.0.mlp.down_proj.weight']).toMatchObject({ dtype: 'F32', shape: [64, 172] });
-    const mergedConfig = JSON.parse(await readDownload(downloads.find(d => d.suggestedFilename() === 'config.json')!)) as Record<string, unknown>;
-    expect(mergedConfig).toMatchObject({ architectures: ['LlamaForCausalLM'], hidden_size: 64, num_hidden_layers: 5, vocab_size: 512 });
+    const mergedConfig = JSON.parse(
+      await readDownload(downloads.find((d) => d.suggestedFilename() === 'config.json')!),
+    ) as Record<string, unknown>;
+    expect(mergedConfig).toMatchObject({
+      architectures: ['LlamaForCausalLM'],
+      hidden_size: 64,
+      num_hidden_layers: 5,
+      vocab_size: 512,
+    });
 
     downloads.length = 0;
     await page.getByRole('button', { name: 'Metrics CSV' }).click();
@@ -359,22 +513,28 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     await cfg.getByLabel('Eval every (steps)').fill('0');
     await cfg.getByLabel('Samples per evaluation').fill('0');
     await page.getByLabel('Backend').selectOption('webgpu');
-    await page.waitForFunction(() => document.querySelector('[data-testid=backend-name]')?.textContent === 'webgpu', null, { timeout: 60_000 });
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=backend-name]')?.textContent === 'webgpu',
+      null,
+      { timeout: 60_000 },
+    );
     expect(await page.getByTestId('backend-info').textContent()).toMatch(/swiftshader/i);
     const tStart = Date.now();
     await page.getByRole('button', { name: 'Start training' }).click();
     expect(await waitTrainEnd(page, 150_000)).toBe('done');
     const m = await metrics(page);
-    log(`webgpu: ${m.step.length} logs in ${((Date.now() - tStart) / 1000).toFixed(1)} s; loss ${m.loss.map(x => x?.toFixed(3)).join(' ')}`);
+    log(
+      `webgpu: ${m.step.length} logs in ${((Date.now() - tStart) / 1000).toFixed(1)} s; loss ${m.loss.map((x) => x?.toFixed(3)).join(' ')}`,
+    );
     expect(m.step[m.step.length - 1]).toBe(STEPS_WEBGPU);
-    expect(m.loss.every(x => x == null || Number.isFinite(x))).toBe(true);
+    expect(m.loss.every((x) => x == null || Number.isFinite(x))).toBe(true);
     await shot(page, '11-webgpu', '#train');
     await shot(page, '11-page-1280');
   }, 200_000);
 
   it('loads the model again from the Cache Storage with the network to the Hub cut', async () => {
     const second = await session.context.newPage();
-    await session.context.route('**/hub/**', r => r.abort());
+    await session.context.route('**/hub/**', (r) => r.abort());
     try {
       await second.goto(app.url);
       await second.getByTestId('backend-info').waitFor({ timeout: 60_000 });
@@ -390,18 +550,24 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
   }, 90_000);
 
   it('loads a llama2.c model from files chosen or dropped on this computer', async () => {
-    await page.locator('#model input[type=file]').first().setInputFiles([
-      path.join(STORIES_DIR, 'stories260K.bin'), path.join(STORIES_DIR, 'tok512.bin'),
-    ]);
+    await page
+      .locator('#model input[type=file]')
+      .first()
+      .setInputFiles([path.join(STORIES_DIR, 'stories260K.bin'), path.join(STORIES_DIR, 'tok512.bin')]);
     const info = page.getByTestId('model-info');
-    await page.waitForFunction(() => /2 local files/.test(document.querySelector('[data-testid=model-info]')?.textContent ?? ''), null, { timeout: 60_000 });
+    await page.waitForFunction(
+      () => /2 local files/.test(document.querySelector('[data-testid=model-info]')?.textContent ?? ''),
+      null,
+      { timeout: 60_000 },
+    );
     expect(await info.textContent()).toContain('LlamaForCausalLM');
     // and dropped on the page (files built in the page from the mirror's bytes, as a drag from the desktop would bring them)
     await page.evaluate(async () => {
       const w = window as unknown as { __dropLoad: boolean };
       w.__dropLoad = false;
-      new MutationObserver(() => { if (document.querySelector('[data-testid=model-progress]')) w.__dropLoad = true; })
-        .observe(document.getElementById('model')!, { childList: true, subtree: true });
+      new MutationObserver(() => {
+        if (document.querySelector('[data-testid=model-progress]')) w.__dropLoad = true;
+      }).observe(document.getElementById('model')!, { childList: true, subtree: true });
       const dt = new DataTransfer();
       for (const name of ['stories260K.bin', 'tok512.bin']) {
         const bytes = await (await fetch(`/hub/karpathy/tinyllamas/resolve/main/stories260K/${name}`)).arrayBuffer();
@@ -411,7 +577,13 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
       zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
       zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
     });
-    await page.waitForFunction(() => (window as unknown as { __dropLoad: boolean }).__dropLoad && !!document.querySelector('[data-testid=model-info]'), null, { timeout: 60_000 });
+    await page.waitForFunction(
+      () =>
+        (window as unknown as { __dropLoad: boolean }).__dropLoad &&
+        !!document.querySelector('[data-testid=model-info]'),
+      null,
+      { timeout: 60_000 },
+    );
     expect(await page.getByTestId('model-info').textContent()).toMatch(/2 local files/);
     await shot(page, '12-local-files', '#model');
   }, 60_000);
@@ -429,7 +601,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
       await p.getByTestId('trainable-params').waitFor({ timeout: 30_000 });
       expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
       await p.screenshot({ path: path.join(ARTIFACTS, 'ui-13-page-390.png'), fullPage: true });
-      for (const id of ['model', 'data', 'configure', 'train', 'watch', 'compare', 'export']) await shot(p, `13-390-${id}`, `#${id}`);
+      for (const id of ['model', 'data', 'configure', 'train', 'watch', 'compare', 'export'])
+        await shot(p, `13-390-${id}`, `#${id}`);
     } finally {
       await phone.close();
     }

@@ -17,19 +17,29 @@ import { DATASETS_DIR, HAVE_DATASETS, HAVE_STORIES, ROOT, SHARED, STORIES_DIR, s
 import { startHubServer, type HubServer } from '../hub-server';
 import { writeTinyHfCheckpoint } from '../tiny-checkpoint';
 import {
-  GPT2_VOCAB_SIZE, LLAMA_VOCAB_SIZE, gpt2StyleTokenizerConfig, gpt2StyleTokenizerJson, llamaStyleTokenizerConfig, llamaStyleTokenizerJson,
+  GPT2_VOCAB_SIZE,
+  LLAMA_VOCAB_SIZE,
+  gpt2StyleTokenizerConfig,
+  gpt2StyleTokenizerJson,
+  llamaStyleTokenizerConfig,
+  llamaStyleTokenizerJson,
 } from '../fixtures/tokenizers';
 
 const BIN = path.join(ROOT, 'bin', 'webtune.mjs');
 const STORIES_BIN = path.join(STORIES_DIR, 'stories260K.bin');
 
-interface Result { code: number | null; stdout: string; stderr: string }
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Run the CLI from a directory other than the repository, as an installed command would be. */
 function cli(args: string[], cwd = os.tmpdir()): Promise<Result> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '', stderr = '';
+    let stdout = '',
+      stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
     p.on('error', reject);
@@ -78,7 +88,10 @@ describe('usage', () => {
       [['score', '--text', 'y'], /--model is required/],
       [['data'], /--data is required/],
       [['data', '--data', 'f.json', '--template', 'nonsense'], /--template must be one of/],
-      [['train', '--model', 'x', '--data', 'y', '--out', 'z', '--scheduler', 'exp'], /--scheduler must be one of linear, cosine/],
+      [
+        ['train', '--model', 'x', '--data', 'y', '--out', 'z', '--scheduler', 'exp'],
+        /--scheduler must be one of linear, cosine/,
+      ],
       [['train', '--model', 'x', '--data', 'y', '--out', 'z', '--lr=-1'], /--lr must be ≥ 0/],
       [['train', '--model', 'x', '--data', 'y', '--out', 'z', '--r', '2.5'], /--r expects a whole number/],
       [['train', '--model', 'x', '--data', 'y'], /--out is required/],
@@ -134,7 +147,9 @@ describe.skipIf(!HAVE_STORIES)('stories260K (llama2.c)', () => {
   });
 
   it('score on cpu, from the model folder (checkpoint found inside)', async () => {
-    const out = json(await cli(['score', '--model', STORIES_DIR, '--text', reference.teacher_forced.text, '--backend', 'cpu']));
+    const out = json(
+      await cli(['score', '--model', STORIES_DIR, '--text', reference.teacher_forced.text, '--backend', 'cpu']),
+    );
     expect(out.backend).toBe('cpu');
     expect(Math.abs(out.mean_nll - reference.teacher_forced.mean_nll)).toBeLessThan(1e-4);
   });
@@ -158,8 +173,26 @@ describe.skipIf(!HAVE_STORIES)('stories260K (llama2.c)', () => {
     const r = await cli(['generate', '--model', STORIES_BIN, '-n', '40', '--stop', '.']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(reference.greedy_from_bos.text.split('.')[0] + '\n');
-    const args = ['generate', '--model', STORIES_BIN, '-p', 'Once upon a time', '-n', '20', '--temperature', '1.2', '--top-k', '50', '--top-p', '0.95', '--seed', '7', '--json'];
-    const a = json(await cli(args)), b = json(await cli(args));
+    const args = [
+      'generate',
+      '--model',
+      STORIES_BIN,
+      '-p',
+      'Once upon a time',
+      '-n',
+      '20',
+      '--temperature',
+      '1.2',
+      '--top-k',
+      '50',
+      '--top-p',
+      '0.95',
+      '--seed',
+      '7',
+      '--json',
+    ];
+    const a = json(await cli(args)),
+      b = json(await cli(args));
     expect(a.tokens).toEqual(b.tokens);
     expect(a.seed).toBe(7);
     expect(a.prompt_tokens[0]).toBe(1);
@@ -194,7 +227,17 @@ describe.skipIf(!HAVE_STORIES)('stories260K (llama2.c)', () => {
   });
 
   it.skipIf(!HAVE_DATASETS)('data: tokenized report with the model', async () => {
-    const out = json(await cli(['data', '--data', path.join(DATASETS_DIR, 'alpaca_en_demo.json'), '--model', STORIES_BIN, '--validation', '0.05']));
+    const out = json(
+      await cli([
+        'data',
+        '--data',
+        path.join(DATASETS_DIR, 'alpaca_en_demo.json'),
+        '--model',
+        STORIES_BIN,
+        '--validation',
+        '0.05',
+      ]),
+    );
     expect(out.examples).toBe(999);
     expect(out.template).toBe('alpaca');
     expect(out.maxLength).toBe(512);
@@ -237,8 +280,18 @@ if (!HAVE_DATASETS) {
 
 describe('tiny Hugging Face checkpoints', () => {
   const families = [
-    { family: 'llama' as const, vocab: LLAMA_VOCAB_SIZE, tok: llamaStyleTokenizerJson(), tokCfg: llamaStyleTokenizerConfig() },
-    { family: 'gpt2' as const, vocab: GPT2_VOCAB_SIZE, tok: gpt2StyleTokenizerJson(), tokCfg: gpt2StyleTokenizerConfig() },
+    {
+      family: 'llama' as const,
+      vocab: LLAMA_VOCAB_SIZE,
+      tok: llamaStyleTokenizerJson(),
+      tokCfg: llamaStyleTokenizerConfig(),
+    },
+    {
+      family: 'gpt2' as const,
+      vocab: GPT2_VOCAB_SIZE,
+      tok: gpt2StyleTokenizerJson(),
+      tokCfg: gpt2StyleTokenizerConfig(),
+    },
   ];
   const text = 'hello world, the cat';
 
@@ -250,7 +303,9 @@ describe('tiny Hugging Face checkpoints', () => {
     it(`${f.family}: score is finite and equals the in-process engine; generate runs`, async () => {
       const dir = path.join(tmp, `tiny-${f.family}`);
       await writeTinyHfCheckpoint(dir, f.family, {
-        vocab: f.vocab, maxPositions: 64, seed: 3,
+        vocab: f.vocab,
+        maxPositions: 64,
+        seed: 3,
         extraFiles: { 'tokenizer.json': f.tok, 'tokenizer_config.json': f.tokCfg },
       });
       const out = json(await cli(['score', '--model', dir, '--text', text, '--backend', 'cpu']));
@@ -283,11 +338,19 @@ describe('tiny Hugging Face checkpoints', () => {
     const hub = await startHubServer(tmp);
     try {
       await writeTinyHfCheckpoint(path.join(tmp, 'local', 'tiny-llama'), 'llama', {
-        vocab: LLAMA_VOCAB_SIZE, maxPositions: 64, seed: 3, shardBytes: 4000,
-        extraFiles: { 'tokenizer.json': llamaStyleTokenizerJson(), 'tokenizer_config.json': llamaStyleTokenizerConfig() },
+        vocab: LLAMA_VOCAB_SIZE,
+        maxPositions: 64,
+        seed: 3,
+        shardBytes: 4000,
+        extraFiles: {
+          'tokenizer.json': llamaStyleTokenizerJson(),
+          'tokenizer_config.json': llamaStyleTokenizerConfig(),
+        },
       });
       const local = json(await cli(['score', '--model', path.join(tmp, 'local', 'tiny-llama'), '--text', text]));
-      const remote = json(await cli(['score', '--model', `${hub.baseUrl}/local/tiny-llama/resolve/main`, '--text', text]));
+      const remote = json(
+        await cli(['score', '--model', `${hub.baseUrl}/local/tiny-llama/resolve/main`, '--text', text]),
+      );
       expect(remote.tokens).toEqual(local.tokens);
       expect(remote.mean_nll).toBe(local.mean_nll);
       expect(remote.model).toBe('local/tiny-llama');
@@ -311,9 +374,37 @@ describe.skipIf(!HAVE_STORIES)('train on stories260K', () => {
     await writeFile(data, JSON.stringify(TINY_DATA));
     const out = path.join(tmp, 'run1');
     const r = await cli([
-      'train', '--model', STORIES_BIN, '--data', data, '--out', out, '--template', TINY_TEMPLATE,
-      '--max-steps', '6', '--batch-size', '4', '--lr', '1e-2', '--r', '4', '--alpha', '8', '--targets', 'all-linear',
-      '--val-size', '2', '--eval-steps', '3', '--logging-steps', '2', '--seed', '5', '--backend', 'cpu',
+      'train',
+      '--model',
+      STORIES_BIN,
+      '--data',
+      data,
+      '--out',
+      out,
+      '--template',
+      TINY_TEMPLATE,
+      '--max-steps',
+      '6',
+      '--batch-size',
+      '4',
+      '--lr',
+      '1e-2',
+      '--r',
+      '4',
+      '--alpha',
+      '8',
+      '--targets',
+      'all-linear',
+      '--val-size',
+      '2',
+      '--eval-steps',
+      '3',
+      '--logging-steps',
+      '2',
+      '--seed',
+      '5',
+      '--backend',
+      'cpu',
     ]);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
@@ -331,11 +422,15 @@ describe.skipIf(!HAVE_STORIES)('train on stories260K', () => {
     expect(cfg.peft_type).toBe('LORA');
     expect(cfg.r).toBe(4);
     expect(cfg.lora_alpha).toBe(8);
-    expect(cfg.target_modules).toEqual(expect.arrayContaining(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']));
+    expect(cfg.target_modules).toEqual(
+      expect.arrayContaining(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']),
+    );
     const metrics = JSON.parse(await readFile(path.join(out, 'metrics.json'), 'utf8'));
     expect(metrics.global_step).toBe(6);
     expect(metrics.log_history.filter((h: any) => h.loss !== undefined).map((h: any) => h.step)).toEqual([2, 4, 6]);
-    expect(metrics.log_history.filter((h: any) => h.eval_loss !== undefined && h.loss === undefined).map((h: any) => h.step)).toEqual([3, 6]);
+    expect(
+      metrics.log_history.filter((h: any) => h.eval_loss !== undefined && h.loss === undefined).map((h: any) => h.step),
+    ).toEqual([3, 6]);
     const csv = (await readFile(path.join(out, 'metrics.csv'), 'utf8')).trim().split('\n');
     expect(csv[0].split(',').slice(0, 3)).toEqual(['step', 'epoch', 'loss']);
     expect(csv.length).toBe(1 + metrics.log_history.length);
@@ -355,19 +450,50 @@ describe.skipIf(!HAVE_STORIES)('train on stories260K', () => {
     model.dispose();
 
     const base = json(await cli(['score', '--model', STORIES_BIN, '--text', text, '--backend', 'cpu']));
-    const withAdapter = json(await cli(['score', '--model', STORIES_BIN, '--adapter', out, '--text', text, '--backend', 'cpu']));
+    const withAdapter = json(
+      await cli(['score', '--model', STORIES_BIN, '--adapter', out, '--text', text, '--backend', 'cpu']),
+    );
     expect(Math.abs(withAdapter.mean_nll - tuned)).toBeLessThan(1e-5);
     // trained on this text: the adapter makes it more likely
     expect(withAdapter.mean_nll).toBeLessThan(base.mean_nll);
 
-    const g = json(await cli(['generate', '--model', STORIES_BIN, '--adapter', out, '--template', TINY_TEMPLATE, '--prompt', 'Say hello', '-n', '8', '--json']));
+    const g = json(
+      await cli([
+        'generate',
+        '--model',
+        STORIES_BIN,
+        '--adapter',
+        out,
+        '--template',
+        TINY_TEMPLATE,
+        '--prompt',
+        'Say hello',
+        '-n',
+        '8',
+        '--json',
+      ]),
+    );
     expect(g.tokens.length).toBeGreaterThan(0);
   });
 
   it('--dry-run prints the data report and memory estimate without training', async () => {
     const data = path.join(tmp, 'tiny-dry.json');
     await writeFile(data, JSON.stringify(TINY_DATA));
-    const out = json(await cli(['train', '--model', STORIES_BIN, '--data', data, '--template', TINY_TEMPLATE, '--dry-run', '--batch-size', '4', '-q']));
+    const out = json(
+      await cli([
+        'train',
+        '--model',
+        STORIES_BIN,
+        '--data',
+        data,
+        '--template',
+        TINY_TEMPLATE,
+        '--dry-run',
+        '--batch-size',
+        '4',
+        '-q',
+      ]),
+    );
     expect(out.data.splits.train.examples + out.data.splits.validation.examples).toBe(12);
     expect(out.estimate.trainable_params).toBeGreaterThan(0);
     expect(out.config.per_device_train_batch_size).toBe(4);
@@ -378,11 +504,35 @@ describe.skipIf(!HAVE_STORIES)('train on stories260K', () => {
   it('a run that cannot fit the wasm heap is refused before training, with the need and a batch size that fits', async () => {
     const data = path.join(tmp, 'long.json');
     const story = 'Once upon a time there was a little girl who liked to play in the park with her dog. ';
-    await writeFile(data, JSON.stringify(Array.from({ length: 64 }, (_, i) => ({ instruction: `Tell story ${i}`, output: story.repeat(12) }))));
-    const args = ['train', '--model', STORIES_BIN, '--data', data, '--template', TINY_TEMPLATE, '--max-length', '512', '--val-size', '0', '--max-steps', '1', '--out', path.join(tmp, 'oom-run')];
+    await writeFile(
+      data,
+      JSON.stringify(
+        Array.from({ length: 64 }, (_, i) => ({ instruction: `Tell story ${i}`, output: story.repeat(12) })),
+      ),
+    );
+    const args = [
+      'train',
+      '--model',
+      STORIES_BIN,
+      '--data',
+      data,
+      '--template',
+      TINY_TEMPLATE,
+      '--max-length',
+      '512',
+      '--val-size',
+      '0',
+      '--max-steps',
+      '1',
+      '--out',
+      path.join(tmp, 'oom-run'),
+    ];
     const r = await cli([...args, '--batch-size', '64']);
     expect(r.code, r.stderr).toBe(1);
-    const m = /This run needs about ([0-9.]+) GB on wasm \(.*\), more than wasm's 4 GB heap\. Reduce per_device_train_batch_size \(now 64; (\d+) would need about ([0-9.]+) GB\)/.exec(r.stderr);
+    const m =
+      /This run needs about ([0-9.]+) GB on wasm \(.*\), more than wasm's 4 GB heap\. Reduce per_device_train_batch_size \(now 64; (\d+) would need about ([0-9.]+) GB\)/.exec(
+        r.stderr,
+      );
     expect(m, r.stderr).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThan(4);
     expect(r.stderr).toMatch(/max_length \(now 512/);
@@ -399,13 +549,35 @@ describe('train on a tiny Hugging Face GPT-2', () => {
   it('two steps write an adapter on c_attn', async () => {
     const dir = path.join(tmp, 'tiny-gpt2-train');
     await writeTinyHfCheckpoint(dir, 'gpt2', {
-      vocab: GPT2_VOCAB_SIZE, maxPositions: 64, seed: 4,
+      vocab: GPT2_VOCAB_SIZE,
+      maxPositions: 64,
+      seed: 4,
       extraFiles: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': gpt2StyleTokenizerConfig() },
     });
     const data = path.join(tmp, 'tiny-gpt2.jsonl');
-    await writeFile(data, TINY_DATA.map((x) => JSON.stringify({ prompt: x.instruction + '\n', completion: x.output })).join('\n') + '\n');
+    await writeFile(
+      data,
+      TINY_DATA.map((x) => JSON.stringify({ prompt: x.instruction + '\n', completion: x.output })).join('\n') + '\n',
+    );
     const out = path.join(tmp, 'run-gpt2');
-    const r = await cli(['train', '--model', dir, '--data', data, '--out', out, '--max-steps', '2', '--batch-size', '2', '--val-size', '0', '--test-size', '2', '-q']);
+    const r = await cli([
+      'train',
+      '--model',
+      dir,
+      '--data',
+      data,
+      '--out',
+      out,
+      '--max-steps',
+      '2',
+      '--batch-size',
+      '2',
+      '--val-size',
+      '0',
+      '--test-size',
+      '2',
+      '-q',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     const summary = JSON.parse(r.stdout);
@@ -432,26 +604,55 @@ describe('train: checkpoints and --resume-from-checkpoint', () => {
   it('resuming from the step-2 checkpoint of a 4-step run ends with a bit-identical adapter', async () => {
     const dir = path.join(tmp, 'tiny-gpt2-resume');
     await writeTinyHfCheckpoint(dir, 'gpt2', {
-      vocab: GPT2_VOCAB_SIZE, maxPositions: 64, seed: 5,
+      vocab: GPT2_VOCAB_SIZE,
+      maxPositions: 64,
+      seed: 5,
       extraFiles: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': gpt2StyleTokenizerConfig() },
     });
     const data = path.join(tmp, 'tiny-gpt2-resume.jsonl');
-    await writeFile(data, TINY_DATA.map((x) => JSON.stringify({ prompt: x.instruction + '\n', completion: x.output })).join('\n') + '\n');
-    const common = ['train', '--model', dir, '--data', data, '--max-steps', '4', '--batch-size', '2', '--val-size', '0', '--dropout', '0.1', '--lr', '1e-2', '-q'];
+    await writeFile(
+      data,
+      TINY_DATA.map((x) => JSON.stringify({ prompt: x.instruction + '\n', completion: x.output })).join('\n') + '\n',
+    );
+    const common = [
+      'train',
+      '--model',
+      dir,
+      '--data',
+      data,
+      '--max-steps',
+      '4',
+      '--batch-size',
+      '2',
+      '--val-size',
+      '0',
+      '--dropout',
+      '0.1',
+      '--lr',
+      '1e-2',
+      '-q',
+    ];
     const full = path.join(tmp, 'resume-full');
     const r1 = await cli([...common, '--out', full, '--save-steps', '2']);
     expect(r1.code, r1.stderr).toBe(0);
     const { readdirSync, statSync } = await import('node:fs');
     // find the step-2 checkpoint folder written under <out>/checkpoints
     const found: string[] = [];
-    const walk = (p: string) => { for (const e of readdirSync(p)) { const q = path.join(p, e); if (statSync(q).isDirectory()) walk(q); else if (e === 'checkpoint.json') found.push(p); } };
+    const walk = (p: string) => {
+      for (const e of readdirSync(p)) {
+        const q = path.join(p, e);
+        if (statSync(q).isDirectory()) walk(q);
+        else if (e === 'checkpoint.json') found.push(p);
+      }
+    };
     walk(path.join(full, 'checkpoints'));
     const step2: string[] = [];
-    for (const f of found) if (JSON.parse(await readFile(path.join(f, 'checkpoint.json'), 'utf8')).progress.global_step === 2) step2.push(f);
+    for (const f of found)
+      if (JSON.parse(await readFile(path.join(f, 'checkpoint.json'), 'utf8')).progress.global_step === 2) step2.push(f);
     expect(found.length, `checkpoints: ${found.join(', ')}`).toBeGreaterThanOrEqual(2);
     expect(step2).toHaveLength(1);
     const resumed = path.join(tmp, 'resume-second-half');
-    const r2 = await cli([...common.filter(a => a !== '-q'), '--out', resumed, '--resume-from-checkpoint', step2[0]]);
+    const r2 = await cli([...common.filter((a) => a !== '-q'), '--out', resumed, '--resume-from-checkpoint', step2[0]]);
     expect(r2.code, r2.stderr).toBe(0);
     expect(r2.stderr).toMatch(/resumed from .*ckpt-\d+ at step 2\n/);
     expect(JSON.parse(r2.stdout).step).toBe(4);

@@ -45,7 +45,9 @@ describe('CSV (RFC 4180)', () => {
     ]);
   });
   it('reports an unterminated quote and text after a closing quote', () => {
-    expect(parseCsv('a,b\n1,"oops\n').issues).toEqual([{ line: 2, column: 3, message: 'unterminated quoted field (missing closing ")' }]);
+    expect(parseCsv('a,b\n1,"oops\n').issues).toEqual([
+      { line: 2, column: 3, message: 'unterminated quoted field (missing closing ")' },
+    ]);
     const r = parseCsv('a,b\n"x"y,2\n');
     expect(r.issues[0]).toMatchObject({ line: 2, column: 4 });
     expect(r.records[1].fields).toEqual(['xy', '2']);
@@ -60,8 +62,14 @@ describe('JSON helpers', () => {
     expect(offs).toEqual([3, 21, 40]);
   });
   it('locates syntax errors', () => {
-    expect(findJsonSyntaxError('{"a": 1,}')).toEqual({ offset: 8, message: "unexpected \"}\", expected a property name in double quotes" });
-    expect(findJsonSyntaxError('[1, 2')).toEqual({ offset: 5, message: "unexpected end of input, expected ',' or ']' after array element" });
+    expect(findJsonSyntaxError('{"a": 1,}')).toEqual({
+      offset: 8,
+      message: 'unexpected "}", expected a property name in double quotes',
+    });
+    expect(findJsonSyntaxError('[1, 2')).toEqual({
+      offset: 5,
+      message: "unexpected end of input, expected ',' or ']' after array element",
+    });
     expect(findJsonSyntaxError('{"a": "x\ny"}')?.message).toMatch(/unescaped newline/);
     expect(findJsonSyntaxError('[1, 2] {}')?.offset).toBe(7);
     expect(findJsonSyntaxError('{"a": [true, null, -1.5e3, "\\u00e9"]}')).toBeNull();
@@ -105,9 +113,17 @@ describe('format detection and conversion', () => {
   });
 
   it('Dolly, QA, prompt/completion, text', () => {
-    const dolly = parseDataset('{"instruction":"Sum up","context":"Long text","response":"Short","category":"summarization"}\n', 'd.jsonl');
+    const dolly = parseDataset(
+      '{"instruction":"Sum up","context":"Long text","response":"Short","category":"summarization"}\n',
+      'd.jsonl',
+    );
     expect(dolly.format).toBe('dolly');
-    expect(chat(dolly, 0)[0]).toEqual({ role: 'user', content: 'Sum up\nLong text', instruction: 'Sum up', input: 'Long text' });
+    expect(chat(dolly, 0)[0]).toEqual({
+      role: 'user',
+      content: 'Sum up\nLong text',
+      instruction: 'Sum up',
+      input: 'Long text',
+    });
     const qa = parseDataset('{"question":"1+1?","answer":"2\\n#### 2"}', 'q.jsonl');
     expect(qa.format).toBe('qa');
     expect(chat(qa, 0)[1]).toEqual({ role: 'assistant', content: '2\n#### 2' });
@@ -120,7 +136,11 @@ describe('format detection and conversion', () => {
   it('TRL conversational prompt/completion: assistant turns in the prompt are not trained', () => {
     const r = parseDataset(
       JSON.stringify({
-        prompt: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'user', content: 'c' }],
+        prompt: [
+          { role: 'user', content: 'a' },
+          { role: 'assistant', content: 'b' },
+          { role: 'user', content: 'c' },
+        ],
         completion: [{ role: 'assistant', content: 'd' }],
       }),
       'pc.jsonl',
@@ -155,7 +175,16 @@ describe('format detection and conversion', () => {
       { role: 'assistant', content: 'A2' },
     ]);
     const s = parseDataset(
-      JSON.stringify([{ system: 'Sys', conversations: [{ from: 'human', value: 'hi' }, { from: 'bot', value: 'yo' }, { from: 'human', value: 'dangling' }] }]),
+      JSON.stringify([
+        {
+          system: 'Sys',
+          conversations: [
+            { from: 'human', value: 'hi' },
+            { from: 'bot', value: 'yo' },
+            { from: 'human', value: 'dangling' },
+          ],
+        },
+      ]),
       's.json',
       { roles: { bot: 'assistant' } },
     );
@@ -178,14 +207,19 @@ describe('format detection and conversion', () => {
       ['Classify\na', 'x'],
       ['Classify', 'y'],
     ]);
-    expect(r.errors).toEqual([{ file: 'si.jsonl', line: 1, index: 0, field: 'instances[2].output', message: 'empty response' }]);
+    expect(r.errors).toEqual([
+      { file: 'si.jsonl', line: 1, index: 0, field: 'instances[2].output', message: 'empty response' },
+    ]);
   });
 
   it('column mapping', () => {
     const r = parseDataset('{"q":"Why?","a":"Because."}', 'x.jsonl', { columns: { question: 'q', answer: 'a' } });
     expect(r.format).toBe('qa');
     expect(chat(r, 0).map((m) => m.content)).toEqual(['Why?', 'Because.']);
-    const forced = parseDataset('{"prompt":"P","chosen":"C"}', 'x.jsonl', { format: 'alpaca', columns: { instruction: 'prompt', output: 'chosen' } });
+    const forced = parseDataset('{"prompt":"P","chosen":"C"}', 'x.jsonl', {
+      format: 'alpaca',
+      columns: { instruction: 'prompt', output: 'chosen' },
+    });
     expect(chat(forced, 0).map((m) => m.content)).toEqual(['P', 'C']);
   });
 
@@ -201,7 +235,9 @@ describe('format detection and conversion', () => {
     ]);
     const tsv = parseDataset('Q\tA\nq1\ta1\nq2\n', 'd.tsv', { columns: { question: 'Q', answer: 'A' } });
     expect(tsv.examples.length).toBe(1);
-    expect(tsv.errors).toEqual([{ file: 'd.tsv', line: 3, index: 1, message: 'expected 2 fields (as in the header), found 1' }]);
+    expect(tsv.errors).toEqual([
+      { file: 'd.tsv', line: 3, index: 1, message: 'expected 2 fields (as in the header), found 1' },
+    ]);
   });
 
   it('plain text: blank lines and <|endoftext|> separate documents', () => {
@@ -222,17 +258,29 @@ describe('format detection and conversion', () => {
 
 describe('bad input', () => {
   it('malformed JSON array: file, line and column', () => {
-    const e = thrown(() => parseDataset('[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c" "output": "d"}\n]', 'bad.json'));
+    const e = thrown(() =>
+      parseDataset('[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "c" "output": "d"}\n]', 'bad.json'),
+    );
     expect(e.errors).toEqual([
-      { file: 'bad.json', line: 3, column: 23, index: undefined, message: "malformed JSON: unexpected \"\\\"\", expected ',' or '}' after property value" },
+      {
+        file: 'bad.json',
+        line: 3,
+        column: 23,
+        index: undefined,
+        message: "malformed JSON: unexpected \"\\\"\", expected ',' or '}' after property value",
+      },
     ]);
-    expect(e.message).toBe('bad.json:3:23: malformed JSON: unexpected "\\"", expected \',\' or \'}\' after property value');
+    expect(e.message).toBe(
+      "bad.json:3:23: malformed JSON: unexpected \"\\\"\", expected ',' or '}' after property value",
+    );
   });
 
   it('malformed JSONL lines are reported and skipped, valid rows kept', () => {
     const r = parseDataset('{"text": "ok"}\r\n{"text": "broken}\r\n\r\n{"text": "fine"}\r\n', 'x.jsonl');
     expect(r.examples).toEqual([{ text: 'ok' }, { text: 'fine' }]);
-    expect(r.errors).toEqual([{ file: 'x.jsonl', line: 2, column: 18, index: 1, message: 'malformed JSON: unterminated string' }]);
+    expect(r.errors).toEqual([
+      { file: 'x.jsonl', line: 2, column: 18, index: 1, message: 'malformed JSON: unterminated string' },
+    ]);
   });
 
   it('per-row field errors name the line, index and field', () => {
@@ -261,19 +309,49 @@ describe('bad input', () => {
 
   it('unknown roles, misplaced system, empty turns, no response', () => {
     const lines = [
-      { conversations: [{ from: 'human', value: 'q' }, { from: 'gpt', value: 'a' }] },
-      { conversations: [{ from: 'human', value: 'q' }, { from: 'function_call', value: '{}' }] },
-      { conversations: [{ from: 'human', value: 'q' }, { from: 'system', value: 's' }, { from: 'gpt', value: 'a' }] },
-      { conversations: [{ from: 'human', value: 'q' }, { from: 'gpt', value: '' }] },
+      {
+        conversations: [
+          { from: 'human', value: 'q' },
+          { from: 'gpt', value: 'a' },
+        ],
+      },
+      {
+        conversations: [
+          { from: 'human', value: 'q' },
+          { from: 'function_call', value: '{}' },
+        ],
+      },
+      {
+        conversations: [
+          { from: 'human', value: 'q' },
+          { from: 'system', value: 's' },
+          { from: 'gpt', value: 'a' },
+        ],
+      },
+      {
+        conversations: [
+          { from: 'human', value: 'q' },
+          { from: 'gpt', value: '' },
+        ],
+      },
       { conversations: [{ from: 'human', value: 'q' }] },
       { conversations: 'nope' },
-      { conversations: [{ from: 'human', value: 3 }, { from: 'gpt', value: 'a' }] },
+      {
+        conversations: [
+          { from: 'human', value: 3 },
+          { from: 'gpt', value: 'a' },
+        ],
+      },
     ].map((o) => JSON.stringify(o));
     const r = parseDataset(lines.join('\n'), 'chat.jsonl');
     expect(r.format).toBe('sharegpt');
     expect(r.examples.length).toBe(1);
     expect(r.errors.map((e) => [e.line, e.field, e.message])).toEqual([
-      [2, 'conversations[1].from', 'unknown role "function_call" (expected one of: system, developer, user, human, assistant, gpt, chatgpt, bard, bing, model)'],
+      [
+        2,
+        'conversations[1].from',
+        'unknown role "function_call" (expected one of: system, developer, user, human, assistant, gpt, chatgpt, bard, bing, model)',
+      ],
       [3, 'conversations[1].from', 'a system message is only allowed as the first message'],
       [4, 'conversations[1].value', 'empty response'],
       [5, 'conversations', 'conversation has no assistant response'],
@@ -284,11 +362,17 @@ describe('bad input', () => {
 
   it('a file with no valid rows is an error listing the row errors', () => {
     const e = thrown(() => parseDataset('[{"instruction": "a", "output": ""}]', 'empty.json'));
-    expect(e.message).toBe('empty.json: no valid rows as alpaca (1 errors; first: empty.json:1 [row 0] output: empty response)');
+    expect(e.message).toBe(
+      'empty.json: no valid rows as alpaca (1 errors; first: empty.json:1 [row 0] output: empty response)',
+    );
     expect(e.errors.length).toBe(1);
     expect(thrown(() => parseDataset('  \n', 'blank.jsonl')).message).toBe('blank.jsonl: the file is empty');
-    expect(thrown(() => parseDataset('{"foo": 1}', 'odd.jsonl')).message).toMatch(/^odd\.jsonl: cannot tell the dataset format from fields \[foo\]/);
-    expect(thrown(() => parseDataset('{"a": 1}', 'obj.json', { container: 'json' })).message).toMatch(/cannot tell the dataset format/);
+    expect(thrown(() => parseDataset('{"foo": 1}', 'odd.jsonl')).message).toMatch(
+      /^odd\.jsonl: cannot tell the dataset format from fields \[foo\]/,
+    );
+    expect(thrown(() => parseDataset('{"a": 1}', 'obj.json', { container: 'json' })).message).toMatch(
+      /cannot tell the dataset format/,
+    );
   });
 });
 
@@ -299,14 +383,22 @@ describe.skipIf(!HAVE_DATASETS)('shared datasets (../shared/datasets)', () => {
 
   it('alpaca_en_demo.json: 999 Alpaca examples', () => {
     const r = load('alpaca_en_demo.json');
-    expect([r.format, r.container, r.rows, r.examples.length, r.errors.length]).toEqual(['alpaca', 'json', 999, 999, 0]);
+    expect([r.format, r.container, r.rows, r.examples.length, r.errors.length]).toEqual([
+      'alpaca',
+      'json',
+      999,
+      999,
+      0,
+    ]);
     expect(chat(r, 1)[0].content).toBe('Transform the following sentence using a synonym: The car sped quickly.');
   });
 
   it('identity.json: 91 examples, placeholders kept verbatim', () => {
     const r = load('identity.json');
     expect([r.format, r.examples.length, r.errors.length]).toEqual(['alpaca', 91, 0]);
-    expect(chat(r, 0)[1].content).toBe('Hello! I am {{name}}, an AI assistant developed by {{author}}. How can I assist you today?');
+    expect(chat(r, 0)[1].content).toBe(
+      'Hello! I am {{name}}, an AI assistant developed by {{author}}. How can I assist you today?',
+    );
   });
 
   it('code_alpaca_2k.json: 2017 rows, 2 with empty output reported with line, index and field', () => {
@@ -339,7 +431,10 @@ describe.skipIf(!HAVE_DATASETS)('shared datasets (../shared/datasets)', () => {
 
   for (const name of ['self_instruct_seed_tasks.jsonl', 'user_oriented_instructions.jsonl']) {
     it(`${name}: one example per instance`, () => {
-      const lines = file(name).toString('utf8').split('\n').filter((l) => l.trim());
+      const lines = file(name)
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l.trim());
       const instances = lines.reduce((s, l) => s + (JSON.parse(l) as { instances: unknown[] }).instances.length, 0);
       const r = load(name);
       expect(r.format).toBe('self_instruct');
@@ -367,11 +462,16 @@ describe.skipIf(!HAVE_DATASETS)('shared datasets (../shared/datasets)', () => {
   it('tinystories_sample.txt: 5 stories split at <|endoftext|>', () => {
     const r = load('tinystories_sample.txt');
     expect([r.format, r.container, r.examples.length]).toEqual(['text', 'txt', 5]);
-    expect((r.examples[0] as { text: string }).text.startsWith('Once upon a time there was a little boy named Ben.')).toBe(true);
+    expect(
+      (r.examples[0] as { text: string }).text.startsWith('Once upon a time there was a little boy named Ben.'),
+    ).toBe(true);
     expect(r.examples.every((e) => !(e as { text: string }).text.includes('<|endoftext|>'))).toBe(true);
   });
 
-  for (const [name, turns] of [['mt_bench_question.jsonl', 160], ['vicuna_bench_question.jsonl', 80]] as const) {
+  for (const [name, turns] of [
+    ['mt_bench_question.jsonl', 160],
+    ['vicuna_bench_question.jsonl', 80],
+  ] as const) {
     it(`${name}: questions only — not training data; 80 prompts with allowPromptsOnly`, () => {
       const e = thrown(() => load(name));
       expect(e.message).toBe(
@@ -385,7 +485,13 @@ describe.skipIf(!HAVE_DATASETS)('shared datasets (../shared/datasets)', () => {
   }
 
   it('every example from every training file is well formed', () => {
-    for (const name of ['alpaca_en_demo.json', 'lima.json', 'sharegpt_dummy_conversation.json', 'gsm8k_test.jsonl', 'self_instruct_seed_tasks.jsonl']) {
+    for (const name of [
+      'alpaca_en_demo.json',
+      'lima.json',
+      'sharegpt_dummy_conversation.json',
+      'gsm8k_test.jsonl',
+      'self_instruct_seed_tasks.jsonl',
+    ]) {
       for (const ex of load(name).examples) {
         if (!isChat(ex)) continue;
         expect(ex.messages[ex.messages.length - 1].role).toBe('assistant');

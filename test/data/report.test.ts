@@ -27,7 +27,10 @@ describe('report pieces', () => {
 
   it('per-token view', () => {
     const toy = new ToyTokenizer();
-    const view = tokenView(toy, { inputIds: Int32Array.from([1, 83, 79, 2]), labels: Int32Array.from([IGNORE_INDEX, IGNORE_INDEX, 79, 2]) });
+    const view = tokenView(toy, {
+      inputIds: Int32Array.from([1, 83, 79, 2]),
+      labels: Int32Array.from([IGNORE_INDEX, IGNORE_INDEX, 79, 2]),
+    });
     expect(view).toEqual([
       { id: 1, piece: '<s>', trained: false },
       { id: 83, piece: 'o', trained: false },
@@ -38,7 +41,11 @@ describe('report pieces', () => {
 });
 
 describe('prepareDataset (toy tokenizer)', () => {
-  const rows = Array.from({ length: 20 }, (_, i) => ({ instruction: `q${i}`, input: '', output: i === 7 ? '' : `answer ${i}` }));
+  const rows = Array.from({ length: 20 }, (_, i) => ({
+    instruction: `q${i}`,
+    input: '',
+    output: i === 7 ? '' : `answer ${i}`,
+  }));
   const file = { name: 'toy.json', data: JSON.stringify(rows) };
 
   it('parses, splits, tokenizes and reports', () => {
@@ -56,19 +63,29 @@ describe('prepareDataset (toy tokenizer)', () => {
     expect(r.errors.map((e) => [e.index, e.field, e.message])).toEqual([[7, 'output', 'empty response']]);
     expect([r.splits.train.examples, r.splits.validation.examples, r.splits.evaluation.examples]).toEqual([15, 2, 2]);
     // "Q:qN\nA:answer N</s>" with BOS: trained = "answer N" + EOS
-    const expectTrained = p.train.source.reduce((s, e) => s + ('messages' in e ? e.messages[1].content.length + 1 : 0), 0);
+    const expectTrained = p.train.source.reduce(
+      (s, e) => s + ('messages' in e ? e.messages[1].content.length + 1 : 0),
+      0,
+    );
     expect(r.trainedTokensPerEpoch).toBe(expectTrained);
     expect(r.tokensPerEpoch).toBe(p.train.examples.reduce((s, e) => s + e.inputIds.length, 0));
     expect([r.truncated, r.truncatedShare, r.dropped.count]).toEqual([0, 0, 0]);
     expect(r.lengthHistogram.reduce((s, b) => s + b.count, 0)).toBe(19);
-    expect(r.sample!.filter((t) => t.trained).map((t) => t.piece).join('')).toBe(
-      `${(p.train.source[0] as { messages: { content: string }[] }).messages[1].content}</s>`,
-    );
+    expect(
+      r
+        .sample!.filter((t) => t.trained)
+        .map((t) => t.piece)
+        .join(''),
+    ).toBe(`${(p.train.source[0] as { messages: { content: string }[] }).messages[1].content}</s>`);
     expect(JSON.parse(JSON.stringify(r))).toEqual(r);
   });
 
   it('reports truncation and drops examples with nothing left to train', () => {
-    const long = [{ instruction: 'x'.repeat(30), output: 'y' }, { instruction: 'short', output: 'a long answer here' }, { instruction: 'q', output: 'a' }];
+    const long = [
+      { instruction: 'x'.repeat(30), output: 'y' },
+      { instruction: 'short', output: 'a long answer here' },
+      { instruction: 'q', output: 'a' },
+    ];
     const p = prepareDataset([{ name: 'l.json', data: JSON.stringify(long) }], new ToyTokenizer(), {
       template: { kind: 'custom', template: 'Q:{instruction}\nA:{output}' },
       maxLength: 16,
@@ -82,7 +99,11 @@ describe('prepareDataset (toy tokenizer)', () => {
 
   it('fails clearly when nothing is left to train', () => {
     expect(() =>
-      prepareDataset([{ name: 'l.json', data: JSON.stringify([{ instruction: 'x'.repeat(40), output: 'y' }]) }], new ToyTokenizer(), { maxLength: 8, seed: 0 }),
+      prepareDataset(
+        [{ name: 'l.json', data: JSON.stringify([{ instruction: 'x'.repeat(40), output: 'y' }]) }],
+        new ToyTokenizer(),
+        { maxLength: 8, seed: 0 },
+      ),
     ).toThrow(DatasetError);
   });
 });
@@ -96,24 +117,35 @@ const HAVE_TOK = (() => {
   }
 })();
 
-describe.skipIf(!HAVE_DATASETS || !HAVE_TOK)('dataset report on the shared files with the stories260K tokenizer', () => {
-  it('alpaca_en_demo + identity at 512 tokens', () => {
-    const tok = parseLlama2cTokenizer(readFileSync(path.join(STORIES_DIR, 'tok512.bin')), 'tok512.bin');
-    const files = ['alpaca_en_demo.json', 'identity.json'].map((name) => ({ name, data: readFileSync(path.join(DATASETS_DIR, name)) }));
-    const p = prepareDataset(files, tok, { maxLength: 512, validation: 0.05, evaluation: 50, seed: 1234 });
-    const r = p.report;
-    expect(r.template).toBe('alpaca');
-    const total = r.splits.train.examples + r.splits.validation.examples + r.splits.evaluation.examples + r.dropped.count;
-    expect(total).toBe(999 + 91);
-    expect(r.splits.validation.examples + r.splits.evaluation.examples + p.dropped.filter((d) => d.split !== 'train').length).toBe(55 + 50);
-    expect(r.truncated).toBeGreaterThan(0);
-    expect(r.truncatedShare).toBeCloseTo(r.truncated / (total - r.dropped.count), 10);
-    expect(r.splits.train.lengths.max).toBeLessThanOrEqual(512);
-    expect(r.lengthHistogram.reduce((s, b) => s + b.count, 0)).toBe(total - r.dropped.count);
-    expect(r.sample![0]).toEqual({ id: 1, piece: '<s>', trained: false });
-    expect(r.sample![r.sample!.length - 1].trained).toBe(true);
-  });
-});
+describe.skipIf(!HAVE_DATASETS || !HAVE_TOK)(
+  'dataset report on the shared files with the stories260K tokenizer',
+  () => {
+    it('alpaca_en_demo + identity at 512 tokens', () => {
+      const tok = parseLlama2cTokenizer(readFileSync(path.join(STORIES_DIR, 'tok512.bin')), 'tok512.bin');
+      const files = ['alpaca_en_demo.json', 'identity.json'].map((name) => ({
+        name,
+        data: readFileSync(path.join(DATASETS_DIR, name)),
+      }));
+      const p = prepareDataset(files, tok, { maxLength: 512, validation: 0.05, evaluation: 50, seed: 1234 });
+      const r = p.report;
+      expect(r.template).toBe('alpaca');
+      const total =
+        r.splits.train.examples + r.splits.validation.examples + r.splits.evaluation.examples + r.dropped.count;
+      expect(total).toBe(999 + 91);
+      expect(
+        r.splits.validation.examples +
+          r.splits.evaluation.examples +
+          p.dropped.filter((d) => d.split !== 'train').length,
+      ).toBe(55 + 50);
+      expect(r.truncated).toBeGreaterThan(0);
+      expect(r.truncatedShare).toBeCloseTo(r.truncated / (total - r.dropped.count), 10);
+      expect(r.splits.train.lengths.max).toBeLessThanOrEqual(512);
+      expect(r.lengthHistogram.reduce((s, b) => s + b.count, 0)).toBe(total - r.dropped.count);
+      expect(r.sample![0]).toEqual({ id: 1, piece: '<s>', trained: false });
+      expect(r.sample![r.sample!.length - 1].trained).toBe(true);
+    });
+  },
+);
 
 if (!HAVE_DATASETS || !HAVE_TOK) {
   describe('dataset report on the shared files', () => {

@@ -11,14 +11,20 @@ import {
 } from '../../src/data/templates';
 import { ToyTokenizer } from './toy-tokenizer';
 
-const LLAMA: TemplateTokens = { bosToken: '<s>', eosToken: '</s>', chatTemplate: null, specialTokens: { bos_token: '<s>', eos_token: '</s>' } };
+const LLAMA: TemplateTokens = {
+  bosToken: '<s>',
+  eosToken: '</s>',
+  chatTemplate: null,
+  specialTokens: { bos_token: '<s>', eos_token: '</s>' },
+};
 const user = (instruction: string, input = ''): Message => ({
   role: 'user',
   content: input ? `${instruction}\n${input}` : instruction,
   instruction,
   input,
 });
-const a = (content: string, train?: boolean): Message => (train === false ? { role: 'assistant', content, train } : { role: 'assistant', content });
+const a = (content: string, train?: boolean): Message =>
+  train === false ? { role: 'assistant', content, train } : { role: 'assistant', content };
 const seg = (text: string, train: boolean): Segment => ({ text, train });
 const joined = (s: Segment[]) => s.map((x) => x.text).join('');
 
@@ -49,7 +55,9 @@ describe('Stanford Alpaca template (train.py PROMPT_DICT)', () => {
   });
 
   it('history turns follow without the preamble; a system message replaces the preamble', () => {
-    const ex: Example = { messages: [{ role: 'system', content: 'You are terse.' }, user('Hi'), a('Hello'), user('Add', '1 2'), a('3')] };
+    const ex: Example = {
+      messages: [{ role: 'system', content: 'You are terse.' }, user('Hi'), a('Hello'), user('Add', '1 2'), a('3')],
+    };
     expect(renderExample(ex, { kind: 'alpaca' }, LLAMA)).toEqual([
       seg('You are terse.\n\n### Instruction:\nHi\n\n### Response:', false),
       seg('Hello</s>', true),
@@ -67,7 +75,15 @@ describe('Stanford Alpaca template (train.py PROMPT_DICT)', () => {
 });
 
 describe('ChatML, instruction and custom templates', () => {
-  const conv: Example = { messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'Hi' }, a('Yo'), { role: 'user', content: 'More' }, a('Ok')] };
+  const conv: Example = {
+    messages: [
+      { role: 'system', content: 'S' },
+      { role: 'user', content: 'Hi' },
+      a('Yo'),
+      { role: 'user', content: 'More' },
+      a('Ok'),
+    ],
+  };
 
   it('ChatML with a separate EOS: <|im_end|> and EOS trained, newline not', () => {
     expect(renderExample(conv, { kind: 'chatml' }, LLAMA)).toEqual([
@@ -82,7 +98,11 @@ describe('ChatML, instruction and custom templates', () => {
   it('ChatML when EOS is <|im_end|>: no second EOS', () => {
     const qwen = { ...LLAMA, eosToken: '<|im_end|>' };
     const s = renderExample({ messages: [{ role: 'user', content: 'Hi' }, a('Yo')] }, { kind: 'chatml' }, qwen);
-    expect(s).toEqual([seg('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n', false), seg('Yo<|im_end|>', true), seg('\n', false)]);
+    expect(s).toEqual([
+      seg('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n', false),
+      seg('Yo<|im_end|>', true),
+      seg('\n', false),
+    ]);
   });
 
   it('plain instruction template', () => {
@@ -95,7 +115,9 @@ describe('ChatML, instruction and custom templates', () => {
   });
 
   it('assistant turns marked train:false stay untrained (and get no trained EOS)', () => {
-    const ex: Example = { messages: [{ role: 'user', content: 'Hi' }, a('Yo', false), { role: 'user', content: 'More' }, a('Ok')] };
+    const ex: Example = {
+      messages: [{ role: 'user', content: 'Hi' }, a('Yo', false), { role: 'user', content: 'More' }, a('Ok')],
+    };
     expect(renderExample(ex, { kind: 'instruction' }, LLAMA)).toEqual([
       seg('### Instruction:\nHi\n\n### Response:\nYo</s>\n\n### Instruction:\nMore\n\n### Response:\n', false),
       seg('Ok</s>', true),
@@ -119,15 +141,28 @@ describe('ChatML, instruction and custom templates', () => {
       seg('Cya</s>', true),
     ]);
     // without an {input} slot the instruction placeholder gets the whole user message
-    expect(joined(renderExample({ messages: [user('Sum', 'a b'), a('ab')] }, { kind: 'custom', template: 'Q: {instruction}\nA: {output}\n' }, LLAMA))).toBe(
-      'Q: Sum\na b\nA: ab</s>\n',
-    );
-    expect(() => renderExample({ messages: [user('x'), a('y')] }, { kind: 'custom', template: 'no output slot' }, LLAMA)).toThrow(TemplateError);
+    expect(
+      joined(
+        renderExample(
+          { messages: [user('Sum', 'a b'), a('ab')] },
+          { kind: 'custom', template: 'Q: {instruction}\nA: {output}\n' },
+          LLAMA,
+        ),
+      ),
+    ).toBe('Q: Sum\na b\nA: ab</s>\n');
+    expect(() =>
+      renderExample({ messages: [user('x'), a('y')] }, { kind: 'custom', template: 'no output slot' }, LLAMA),
+    ).toThrow(TemplateError);
   });
 
   it('text and prompt/completion examples', () => {
-    expect(renderExample({ text: 'Once upon a time' }, { kind: 'alpaca' }, LLAMA)).toEqual([seg('Once upon a time</s>', true)]);
-    expect(renderExample({ prompt: 'The sky is', completion: ' blue.' }, { kind: 'raw' }, LLAMA)).toEqual([seg('The sky is', false), seg(' blue.</s>', true)]);
+    expect(renderExample({ text: 'Once upon a time' }, { kind: 'alpaca' }, LLAMA)).toEqual([
+      seg('Once upon a time</s>', true),
+    ]);
+    expect(renderExample({ prompt: 'The sky is', completion: ' blue.' }, { kind: 'raw' }, LLAMA)).toEqual([
+      seg('The sky is', false),
+      seg(' blue.</s>', true),
+    ]);
     expect(joined(renderExample({ prompt: 'P', completion: 'C' }, { kind: 'chatml' }, LLAMA))).toBe(
       '<|im_start|>user\nP<|im_end|>\n<|im_start|>assistant\nC<|im_end|></s>\n',
     );
@@ -140,7 +175,9 @@ describe('ChatML, instruction and custom templates', () => {
       'Below is an instruction that describes a task, paired with an input that provides further context. ' +
         'Write a response that appropriately completes the request.\n\n### Instruction:\nTranslate to French.\n\n### Input:\nGood morning\n\n### Response:',
     );
-    expect(renderGenerationPrompt([{ role: 'user', content: 'Hi' }], { kind: 'chatml' }, LLAMA)).toBe('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n');
+    expect(renderGenerationPrompt([{ role: 'user', content: 'Hi' }], { kind: 'chatml' }, LLAMA)).toBe(
+      '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
+    );
   });
 });
 
@@ -163,12 +200,18 @@ const STRICT_JINJA =
   "{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}";
 
 describe('model chat templates (Jinja)', () => {
-  const two: Example = { messages: [{ role: 'user', content: 'Hi' }, a('Yo'), { role: 'user', content: 'More' }, a('Ok')] };
+  const two: Example = {
+    messages: [{ role: 'user', content: 'Hi' }, a('Yo'), { role: 'user', content: 'More' }, a('Ok')],
+  };
 
   it('renders like apply_chat_template', () => {
-    expect(renderChatTemplate([{ role: 'user', content: 'Hi' }], { template: CHATML_JINJA, tokens: LLAMA, addGenerationPrompt: true })).toBe(
-      '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
-    );
+    expect(
+      renderChatTemplate([{ role: 'user', content: 'Hi' }], {
+        template: CHATML_JINJA,
+        tokens: LLAMA,
+        addGenerationPrompt: true,
+      }),
+    ).toBe('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n');
   });
 
   it('ChatML-style with EOS <|im_end|> (Qwen): every assistant turn trained through <|im_end|>', () => {
@@ -183,7 +226,13 @@ describe('model chat templates (Jinja)', () => {
   });
 
   it('ChatML-style with a different EOS: EOS appended after the end-of-turn marker', () => {
-    expect(renderExample({ messages: [{ role: 'user', content: 'Hi' }, a('Yo')] }, { kind: 'chat_template', template: CHATML_JINJA }, LLAMA)).toEqual([
+    expect(
+      renderExample(
+        { messages: [{ role: 'user', content: 'Hi' }, a('Yo')] },
+        { kind: 'chat_template', template: CHATML_JINJA },
+        LLAMA,
+      ),
+    ).toEqual([
       seg('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n', false),
       seg('Yo<|im_end|></s>', true),
       seg('\n', false),
@@ -200,7 +249,13 @@ describe('model chat templates (Jinja)', () => {
   });
 
   it('Zephyr style (eos_token then newline)', () => {
-    expect(renderExample({ messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'Hi' }, a('Yo')] }, { kind: 'chat_template', template: ZEPHYR_JINJA }, LLAMA)).toEqual([
+    expect(
+      renderExample(
+        { messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'Hi' }, a('Yo')] },
+        { kind: 'chat_template', template: ZEPHYR_JINJA },
+        LLAMA,
+      ),
+    ).toEqual([
       seg('<|system|>\nS</s>\n<|user|>\nHi</s>\n<|assistant|>\n', false),
       seg('Yo</s>', true),
       seg('\n', false),
@@ -209,7 +264,13 @@ describe('model chat templates (Jinja)', () => {
 
   it('Gemma style (end-of-turn marker that is not EOS; content trimmed by the template)', () => {
     const gemma = { ...LLAMA, bosToken: '<bos>', eosToken: '<eos>' };
-    expect(renderExample({ messages: [{ role: 'user', content: 'Hi' }, a('  Yo  ')] }, { kind: 'chat_template', template: GEMMA_JINJA }, gemma)).toEqual([
+    expect(
+      renderExample(
+        { messages: [{ role: 'user', content: 'Hi' }, a('  Yo  ')] },
+        { kind: 'chat_template', template: GEMMA_JINJA },
+        gemma,
+      ),
+    ).toEqual([
       seg('<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n', false),
       seg('Yo<end_of_turn><eos>', true),
       seg('\n', false),
@@ -223,9 +284,13 @@ describe('model chat templates (Jinja)', () => {
     expect(joined(renderExample(two, { kind: 'chat_template' }, tokens))).toBe(
       '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n<|im_start|>user\nMore<|im_end|>\n<|im_start|>assistant\nOk<|im_end|>\n',
     );
-    expect(() => renderExample({ messages: [a('x'), { role: 'user', content: 'y' }, a('z')] }, { kind: 'chat_template', template: STRICT_JINJA }, LLAMA)).toThrow(
-      /Conversation roles must alternate/,
-    );
+    expect(() =>
+      renderExample(
+        { messages: [a('x'), { role: 'user', content: 'y' }, a('z')] },
+        { kind: 'chat_template', template: STRICT_JINJA },
+        LLAMA,
+      ),
+    ).toThrow(/Conversation roles must alternate/);
     expect(() => renderExample(two, { kind: 'chat_template' }, LLAMA)).toThrow(/no chat_template/);
   });
 });

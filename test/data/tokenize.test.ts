@@ -27,7 +27,12 @@ import { ToyTokenizer } from './toy-tokenizer';
 
 const X = IGNORE_INDEX;
 const QA: TemplateSpec = { kind: 'custom', template: 'Q:{instruction}\nA:{output}' };
-const hiOk: Example = { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'ok' }] };
+const hiOk: Example = {
+  messages: [
+    { role: 'user', content: 'hi' },
+    { role: 'assistant', content: 'ok' },
+  ],
+};
 
 function tok1(t: Tokenizer, ex: Example, spec: TemplateSpec, maxLength = 1000, trainOnInputs = false) {
   return tokenizeSegments(t, renderExample(ex, spec, templateTokensOf(t)), { maxLength, trainOnInputs });
@@ -67,7 +72,12 @@ describe('hand-checked ids and labels (toy char tokenizer)', () => {
 
   it('multi-byte characters in byte-fallback pieces are trained together', () => {
     const toy = new ToyTokenizer();
-    const ex: Example = { messages: [{ role: 'user', content: 'é' }, { role: 'assistant', content: 'ü' }] };
+    const ex: Example = {
+      messages: [
+        { role: 'user', content: 'é' },
+        { role: 'assistant', content: 'ü' },
+      ],
+    };
     const t = tok1(toy, ex, QA);
     // é = C3 A9, ü = C3 BC → byte ids 101 + byte
     expect(Array.from(t.inputIds)).toEqual([1, 53, 30, 296, 270, 99, 37, 30, 296, 289, 2]);
@@ -85,7 +95,8 @@ describe('hand-checked ids and labels (toy char tokenizer)', () => {
   });
 
   it('a template that writes bos_token gets no second BOS', () => {
-    const jinja = "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[{{ m.content }}]{% else %}{{ m.content }}{{ eos_token }}{% endif %}{% endfor %}";
+    const jinja =
+      "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[{{ m.content }}]{% else %}{{ m.content }}{{ eos_token }}{% endif %}{% endfor %}";
     for (const recognizeSpecials of [false, true]) {
       const toy = new ToyTokenizer({ recognizeSpecials, chatTemplate: jinja });
       const t = tok1(toy, hiOk, { kind: 'chat_template' });
@@ -102,13 +113,22 @@ describe('hand-checked ids and labels (toy char tokenizer)', () => {
     expect(Array.from(t.inputIds)).toEqual([1, 53, 30, 76, 77, 99, 37, 30, 83]);
     expect(Array.from(t.labels)).toEqual([X, X, X, X, X, X, X, X, 83]);
     expect([t.truncated, t.trainedTokens, t.fullLength]).toEqual([true, 1, 11]);
-    const long: Example = { messages: [{ role: 'user', content: 'a long question' }, { role: 'assistant', content: 'ok' }] };
+    const long: Example = {
+      messages: [
+        { role: 'user', content: 'a long question' },
+        { role: 'assistant', content: 'ok' },
+      ],
+    };
     const r = tokenizeDataset(toy, [hiOk, long, hiOk], QA, { maxLength: 10 });
     expect(r.examples.length).toBe(2);
     expect(r.sourceIndex).toEqual([0, 2]);
     expect(r.truncated).toBe(2); // both kept ones lose their EOS at 10 tokens
     expect(r.dropped).toEqual([
-      { index: 1, reason: 'no-trained-tokens', message: 'no trained token within the first 10 tokens (prompt is 24 tokens long with its response)' },
+      {
+        index: 1,
+        reason: 'no-trained-tokens',
+        message: 'no trained token within the first 10 tokens (prompt is 24 tokens long with its response)',
+      },
     ]);
   });
 
@@ -153,7 +173,12 @@ describe('offsets', () => {
       idToToken: (id) => base.idToToken(id),
     };
     const question = 'please answer this rather long question about nothing at all';
-    const ex: Example = { messages: [{ role: 'user', content: question }, { role: 'assistant', content: 'fine then' }] };
+    const ex: Example = {
+      messages: [
+        { role: 'user', content: question },
+        { role: 'assistant', content: 'fine then' },
+      ],
+    };
     const t = tok1(shout, ex, QA);
     expect(t.method).toBe('prefix');
     const ids = Array.from(t.inputIds);
@@ -215,12 +240,36 @@ function checkRealTokenizer(
 }
 
 const samples: Example[] = [
-  { messages: [{ role: 'user', content: 'hello the world' }, { role: 'assistant', content: 'hello world' }] },
-  { messages: [{ role: 'user', content: 'the' }, { role: 'assistant', content: ' théwor' }] },
-  { messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }, { role: 'user', content: 'c' }, { role: 'assistant', content: 'd é f' }] },
+  {
+    messages: [
+      { role: 'user', content: 'hello the world' },
+      { role: 'assistant', content: 'hello world' },
+    ],
+  },
+  {
+    messages: [
+      { role: 'user', content: 'the' },
+      { role: 'assistant', content: ' théwor' },
+    ],
+  },
+  {
+    messages: [
+      { role: 'user', content: 'a' },
+      { role: 'assistant', content: 'b' },
+      { role: 'user', content: 'c' },
+      { role: 'assistant', content: 'd é f' },
+    ],
+  },
 ];
-const responses = (eos: string, sep = '') => (ex: Example) =>
-  'messages' in ex ? ex.messages.filter((m) => m.role === 'assistant').map((m) => m.content + sep + eos).join('') : '';
+const responses =
+  (eos: string, sep = '') =>
+  (ex: Example) =>
+    'messages' in ex
+      ? ex.messages
+          .filter((m) => m.role === 'assistant')
+          .map((m) => m.content + sep + eos)
+          .join('')
+      : '';
 
 describe('real tokenizer implementations (HF tokenizer.json fixtures)', () => {
   it('Llama-2 style (legacy normaliser and Metaspace), Alpaca and the model chat template', () => {
@@ -241,7 +290,13 @@ describe('real tokenizer implementations (HF tokenizer.json fixtures)', () => {
         t,
         { kind: 'chat_template' },
         samples,
-        (ex) => ('messages' in ex ? ex.messages.filter((m) => m.role === 'assistant').map((m) => `${m.content}</s>`).join('') : ''),
+        (ex) =>
+          'messages' in ex
+            ? ex.messages
+                .filter((m) => m.role === 'assistant')
+                .map((m) => `${m.content}</s>`)
+                .join('')
+            : '',
         a,
         (x) => x.replace(/ /g, ''),
       );
@@ -270,12 +325,19 @@ const HAVE_TOK512 = (() => {
 })();
 
 describe.skipIf(!HAVE_TOK512 || !HAVE_DATASETS)('stories260K llama2.c tokenizer on the shared datasets', () => {
-  const t = HAVE_TOK512 ? parseLlama2cTokenizer(readFileSync(path.join(STORIES_DIR, 'tok512.bin')), 'tok512.bin') : (null as unknown as Tokenizer);
+  const t = HAVE_TOK512
+    ? parseLlama2cTokenizer(readFileSync(path.join(STORIES_DIR, 'tok512.bin')), 'tok512.bin')
+    : (null as unknown as Tokenizer);
 
   it('hand-checked Stanford Alpaca example: the response tokens are exactly encode(prompt + response)[len(prompt):]', () => {
     // llama2.c's encoder does not know special strings: "</s>" in template text becomes the EOS id here
     expect(specialTokenInfo(t)).toMatchObject({ handlesSpecials: false, addsBosByDefault: true });
-    const ex: Example = { messages: [{ role: 'user', content: 'Say hi.', instruction: 'Say hi.', input: '' }, { role: 'assistant', content: 'Hi there!' }] };
+    const ex: Example = {
+      messages: [
+        { role: 'user', content: 'Say hi.', instruction: 'Say hi.', input: '' },
+        { role: 'assistant', content: 'Hi there!' },
+      ],
+    };
     const r = tok1(t, ex, { kind: 'alpaca' });
     const prompt =
       'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nSay hi.\n\n### Response:';
@@ -304,7 +366,9 @@ describe.skipIf(!HAVE_TOK512 || !HAVE_DATASETS)('stories260K llama2.c tokenizer 
           if (k > 0 && r.labels[k - 1] !== X) trained[trained.length - 1].push(id);
           else trained.push([id]);
         });
-        const want = (ex as { messages: { role: string; content: string }[] }).messages.filter((m) => m.role === 'assistant').map((m) => m.content + sep);
+        const want = (ex as { messages: { role: string; content: string }[] }).messages
+          .filter((m) => m.role === 'assistant')
+          .map((m) => m.content + sep);
         expect(trained.length).toBe(want.length);
         trained.forEach((run, k) => {
           expect(run[run.length - 1]).toBe(2); // EOS ends every trained response

@@ -12,8 +12,13 @@ const FAMILIES = [
   ['gpt2 (Conv1D, learned positions)', tinyConfig('gpt2')],
 ] as const;
 
-async function logitsOf(model: CausalLM, ids: number[][], extra: { positionIds?: Int32Array; attentionMask?: Uint8Array; segmentIds?: Int32Array } = {}) {
-  const B = ids.length, T = ids[0].length;
+async function logitsOf(
+  model: CausalLM,
+  ids: number[][],
+  extra: { positionIds?: Int32Array; attentionMask?: Uint8Array; segmentIds?: Int32Array } = {},
+) {
+  const B = ids.length,
+    T = ids[0].length;
   const t = tf.tidy(() => model.forward({ inputIds: Int32Array.from(ids.flat()), batchSize: B, seqLen: T, ...extra }));
   const out = Array.from(await t.data());
   t.dispose();
@@ -22,7 +27,9 @@ async function logitsOf(model: CausalLM, ids: number[][], extra: { positionIds?:
 
 for (const backend of ['cpu', 'wasm'] as BackendName[]) {
   describe(`forward on ${backend}`, () => {
-    beforeAll(async () => { await initBackend(backend); });
+    beforeAll(async () => {
+      await initBackend(backend);
+    });
 
     for (const [label, cfg] of FAMILIES) {
       it(`${label}: logits equal an independent float64 forward`, async () => {
@@ -30,7 +37,7 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
         const model = CausalLM.fromRaw(cfg, raw);
         const ids = [3, 1, 4, 1, 5, 9, 2, 6];
         const got = await logitsOf(model, [ids]);
-        const want = naiveForward(cfg, raw, ids).flatMap(r => Array.from(r));
+        const want = naiveForward(cfg, raw, ids).flatMap((r) => Array.from(r));
         let maxDiff = 0;
         for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
         expect(got.length).toBe(ids.length * cfg.vocab_size);
@@ -42,9 +49,12 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     it('right padding: real tokens of a padded row get the same logits as the row alone', async () => {
       const cfg = tinyConfig('llama');
       const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 3));
-      const a = [5, 6, 7, 8, 9], b = [10, 11, 12];
+      const a = [5, 6, 7, 8, 9],
+        b = [10, 11, 12];
       const alone = await logitsOf(model, [b]);
-      const padded = await logitsOf(model, [a, [...b, 2, 2]], { attentionMask: Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 0, 0]) });
+      const padded = await logitsOf(model, [a, [...b, 2, 2]], {
+        attentionMask: Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 0, 0]),
+      });
       const V = cfg.vocab_size;
       const rowB = padded.slice(5 * V, 5 * V + 3 * V);
       for (let i = 0; i < alone.length; i++) expect(rowB[i]).toBeCloseTo(alone[i], 5);
@@ -54,8 +64,10 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     it('packing: two examples in one row with segment ids and restarted positions equal each alone', async () => {
       const cfg = tinyConfig('qwen2');
       const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 4));
-      const a = [5, 6, 7], b = [8, 9, 10, 11];
-      const la = await logitsOf(model, [a]), lb = await logitsOf(model, [b]);
+      const a = [5, 6, 7],
+        b = [8, 9, 10, 11];
+      const la = await logitsOf(model, [a]),
+        lb = await logitsOf(model, [b]);
       const packed = await logitsOf(model, [[...a, ...b]], {
         segmentIds: Int32Array.from([0, 0, 0, 1, 1, 1, 1]),
         positionIds: Int32Array.from([0, 1, 2, 0, 1, 2, 3]),
@@ -77,8 +89,11 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
         const chunks = [ids.slice(0, 3), [ids[3]], [ids[4]], [ids[5]]];
         let pos = 0;
         for (const c of chunks) {
-          const t = tf.tidy(() => model.forward({ inputIds: Int32Array.from(c), batchSize: 1, seqLen: c.length }, { cache }));
-          const got = Array.from(await t.data()); t.dispose();
+          const t = tf.tidy(() =>
+            model.forward({ inputIds: Int32Array.from(c), batchSize: 1, seqLen: c.length }, { cache }),
+          );
+          const got = Array.from(await t.data());
+          t.dispose();
           for (let i = 0; i < got.length; i++) expect(got[i]).toBeCloseTo(full[pos * V + i], 4);
           pos += c.length;
         }
@@ -93,7 +108,9 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       const cfg = tinyConfig('llama');
       const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 1));
       const ids = new Int32Array(cfg.max_position_embeddings + 1).fill(3);
-      expect(() => tf.tidy(() => model.forward({ inputIds: ids, batchSize: 1, seqLen: ids.length }))).toThrow(/context length 16/);
+      expect(() => tf.tidy(() => model.forward({ inputIds: ids, batchSize: 1, seqLen: ids.length }))).toThrow(
+        /context length 16/,
+      );
       model.dispose();
     });
   });

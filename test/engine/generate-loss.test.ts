@@ -7,11 +7,18 @@ import { shiftLabels, sparseCrossEntropy, IGNORE_INDEX } from '../../src/engine/
 import { Rng } from '../../src/util/rng';
 import { tinyConfig, randomWeights } from '../fixtures/tiny-model';
 
-beforeAll(async () => { await initBackend('wasm'); });
+beforeAll(async () => {
+  await initBackend('wasm');
+});
 
 describe('sparse cross-entropy', () => {
   it('equals log-softmax picked by hand, skips -100, and counts correct argmax', async () => {
-    const logits = [[2, 1, 0], [0, 3, 1], [1, 1, 5], [0, 0, 0]];
+    const logits = [
+      [2, 1, 0],
+      [0, 3, 1],
+      [1, 1, 5],
+      [0, 0, 0],
+    ];
     const targets = Int32Array.from([0, 2, IGNORE_INDEX, 1]);
     const out = tf.tidy(() => sparseCrossEntropy(tf.tensor2d(logits), targets));
     const nll = (row: number[], t: number) => Math.log(row.reduce((s, x) => s + Math.exp(x), 0)) - row[t];
@@ -23,11 +30,15 @@ describe('sparse cross-entropy', () => {
   });
 
   it('its hand-written gradient equals softmax − onehot over counted rows / count', async () => {
-    const raw = [[0.5, -1, 2, 0], [1, 1, 1, 1], [3, 0, -2, 1]];
+    const raw = [
+      [0.5, -1, 2, 0],
+      [1, 1, 1, 1],
+      [3, 0, -2, 1],
+    ];
     const targets = Int32Array.from([2, IGNORE_INDEX, 0]);
     const x = tf.tensor2d(raw);
     const g = tf.grad((l: tf.Tensor) => sparseCrossEntropy(l, targets).loss)(x);
-    const got = await g.array() as number[][];
+    const got = (await g.array()) as number[][];
     raw.forEach((row, i) => {
       const z = row.reduce((s, v) => s + Math.exp(v), 0);
       row.forEach((v, j) => {
@@ -39,7 +50,11 @@ describe('sparse cross-entropy', () => {
   });
 
   it('rejects labels outside the vocabulary with the position', () => {
-    expect(() => tf.tidy(() => { sparseCrossEntropy(tf.zeros([2, 4]), Int32Array.from([1, 9])); })).toThrow(/label 9 at position 1.*\[0, 4\)/);
+    expect(() =>
+      tf.tidy(() => {
+        sparseCrossEntropy(tf.zeros([2, 4]), Int32Array.from([1, 9]));
+      }),
+    ).toThrow(/label 9 at position 1.*\[0, 4\)/);
   });
 
   it('shiftLabels: position t predicts t+1; packed rows never predict across examples', () => {
@@ -58,7 +73,10 @@ describe('sampling', () => {
     const rng = new Rng(3);
     const counts = new Map<number, number>();
     const N = 20000;
-    for (let i = 0; i < N; i++) { const t = sampleToken(logits, { temperature: 1, topK: 2 }, rng); counts.set(t, (counts.get(t) ?? 0) + 1); }
+    for (let i = 0; i < N; i++) {
+      const t = sampleToken(logits, { temperature: 1, topK: 2 }, rng);
+      counts.set(t, (counts.get(t) ?? 0) + 1);
+    }
     expect([...counts.keys()].sort()).toEqual([1, 4]);
     const p1 = Math.exp(3) / (Math.exp(3) + Math.exp(2.9));
     expect(counts.get(1)! / N).toBeCloseTo(p1, 1);
@@ -71,8 +89,20 @@ describe('sampling', () => {
     expect([...seen].sort()).toEqual([1, 4]);
   });
   it('is deterministic for a seed', () => {
-    const a = Array.from({ length: 50 }, ((r) => () => sampleToken(logits, { temperature: 1.5 }, r))(new Rng(9)));
-    const b = Array.from({ length: 50 }, ((r) => () => sampleToken(logits, { temperature: 1.5 }, r))(new Rng(9)));
+    const a = Array.from(
+      { length: 50 },
+      (
+        (r) => () =>
+          sampleToken(logits, { temperature: 1.5 }, r)
+      )(new Rng(9)),
+    );
+    const b = Array.from(
+      { length: 50 },
+      (
+        (r) => () =>
+          sampleToken(logits, { temperature: 1.5 }, r)
+      )(new Rng(9)),
+    );
     expect(a).toEqual(b);
     expect(new Set(a).size).toBeGreaterThan(2);
   });
@@ -84,7 +114,12 @@ describe('generate', () => {
     const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 21));
     const before = tf.memory().numTensors;
     const streamed: number[] = [];
-    const res = await generate(model, [1, 5], { maxNewTokens: 50, onToken: id => { streamed.push(id); } });
+    const res = await generate(model, [1, 5], {
+      maxNewTokens: 50,
+      onToken: (id) => {
+        streamed.push(id);
+      },
+    });
     expect(res.finishReason).toBe('context');
     expect(res.ids.length).toBe(10); // 2 prompt + 10 new = context 12
     expect(streamed).toEqual(res.ids);
@@ -92,8 +127,15 @@ describe('generate', () => {
     // recompute greedily without cache
     const seq = [1, 5];
     for (let i = 0; i < res.ids.length; i++) {
-      const row = tf.tidy(() => tf.slice(model.forward({ inputIds: Int32Array.from(seq), batchSize: 1, seqLen: seq.length }), [0, seq.length - 1, 0], [1, 1, cfg.vocab_size]));
-      const d = await row.data(); row.dispose();
+      const row = tf.tidy(() =>
+        tf.slice(
+          model.forward({ inputIds: Int32Array.from(seq), batchSize: 1, seqLen: seq.length }),
+          [0, seq.length - 1, 0],
+          [1, 1, cfg.vocab_size],
+        ),
+      );
+      const d = await row.data();
+      row.dispose();
       seq.push(d.indexOf(Math.max(...d)));
     }
     expect(seq.slice(2)).toEqual(res.ids);
@@ -111,7 +153,7 @@ describe('generate', () => {
     const r1 = await generate(model, [1], { maxNewTokens: 8, eosTokenIds: [eos] });
     expect(r1.finishReason).toBe('eos');
     expect(r1.ids).toEqual(free.ids.slice(0, firstEos));
-    const decode = (ids: number[]) => ids.map(i => String.fromCharCode(97 + i)).join('');
+    const decode = (ids: number[]) => ids.map((i) => String.fromCharCode(97 + i)).join('');
     const stop = decode([free.ids[2]]);
     const r2 = await generate(model, [1], { maxNewTokens: 8, decode, stopStrings: [stop] });
     expect(r2.finishReason).toBe('stop_string');
@@ -123,7 +165,8 @@ describe('generate', () => {
     const cfg = tinyConfig('qwen2');
     const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 8));
     const opts = { maxNewTokens: 10, temperature: 1.2, topK: 5, topP: 0.9, seed: 77 };
-    const a = await generate(model, [1, 2], opts), b = await generate(model, [1, 2], opts);
+    const a = await generate(model, [1, 2], opts),
+      b = await generate(model, [1, 2], opts);
     expect(a.ids).toEqual(b.ids);
     model.dispose();
   });

@@ -8,7 +8,6 @@ import { Rng } from '../../src/util/rng';
 
 const base: LoraConfig = { r: 2, lora_alpha: 4, lora_dropout: 0, target_modules: 'all-linear', use_rslora: false };
 
-
 /** Give lora_B non-zero values so that gradients reach lora_A too. */
 function perturbB(model: CausalLM, seed: number) {
   const rng = new Rng(seed);
@@ -25,17 +24,32 @@ describe('LoRA config, as PEFT', () => {
   });
   it('targets by suffix, all-linear excludes lm_head, unknown names are errors', () => {
     const llama = tinyConfig('llama');
-    expect(targetedModules(llama, { ...base, target_modules: ['q_proj', 'v_proj'] }).map(m => m.name))
-      .toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj', 'model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj']);
+    expect(targetedModules(llama, { ...base, target_modules: ['q_proj', 'v_proj'] }).map((m) => m.name)).toEqual([
+      'model.layers.0.self_attn.q_proj',
+      'model.layers.0.self_attn.v_proj',
+      'model.layers.1.self_attn.q_proj',
+      'model.layers.1.self_attn.v_proj',
+    ]);
     expect(targetedModules(llama, base)).toHaveLength(7 * 2);
-    expect(targetedModules(tinyConfig('gpt2'), base).map(m => m.short)).toEqual(['c_attn', 'c_proj', 'c_fc', 'c_proj', 'c_attn', 'c_proj', 'c_fc', 'c_proj']);
+    expect(targetedModules(tinyConfig('gpt2'), base).map((m) => m.short)).toEqual([
+      'c_attn',
+      'c_proj',
+      'c_fc',
+      'c_proj',
+      'c_attn',
+      'c_proj',
+      'c_fc',
+      'c_proj',
+    ]);
     expect(() => targetedModules(llama, { ...base, target_modules: ['c_attn'] })).toThrow(/c_attn.*q_proj, k_proj/);
   });
 });
 
 for (const backend of ['cpu', 'wasm'] as BackendName[]) {
   describe(`LoRA on ${backend}`, () => {
-    beforeAll(async () => { await initBackend(backend); });
+    beforeAll(async () => {
+      await initBackend(backend);
+    });
 
     it('init: A ~ U(-1/sqrt(in), 1/sqrt(in)) [r,in], B zeros [out,r], PEFT names; the fresh adapter changes nothing', async () => {
       const cfg = tinyConfig('llama', { hidden_size: 64, num_attention_heads: 4, head_dim: 16, intermediate_size: 96 });
@@ -53,10 +67,10 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       expect(Math.min(...a)).toBeGreaterThanOrEqual(-bound);
       expect(Math.max(...a)).toBeGreaterThan(0.9 * bound); // spread over the whole range
       const variance = a.reduce((s, x) => s + x * x, 0) / a.length;
-      expect(variance).toBeCloseTo(bound * bound / 3, 3);
+      expect(variance).toBeCloseTo((bound * bound) / 3, 3);
       expect(Math.max(...(await B.data()).map(Math.abs))).toBe(0);
       // q, k, v (2 kv heads of 16), o, gate, up, down; two layers
-      expect(ad.numTrainable()).toBe(2 * 8 * ((64 + 64) + (64 + 32) * 2 + (64 + 64) + (64 + 96) * 2 + (96 + 64)));
+      expect(ad.numTrainable()).toBe(2 * 8 * (64 + 64 + (64 + 32) * 2 + (64 + 64) + (64 + 96) * 2 + (96 + 64)));
       const after = tf.tidy(() => model.forward({ inputIds: Int32Array.from([1, 2, 3]), batchSize: 1, seqLen: 3 }));
       expect(Array.from(await after.data())).toEqual(Array.from(await before.data()));
       tf.dispose([before, after]);
@@ -67,23 +81,35 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       it(`${fam}: merge equals the unmerged adapter's output; unmerge restores the base weights`, async () => {
         const cfg = tinyConfig(fam);
         const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 5));
-        const w0 = await model.weights.get(fam === 'gpt2' ? 'transformer.h.1.mlp.c_fc.weight' : 'model.layers.1.mlp.up_proj.weight')!.data();
+        const w0 = await model.weights
+          .get(fam === 'gpt2' ? 'transformer.h.1.mlp.c_fc.weight' : 'model.layers.1.mlp.up_proj.weight')!
+          .data();
         model.attachLora({ ...base, r: 3, lora_alpha: 6 }, 1);
         perturbB(model, 3);
         const ids = { inputIds: Int32Array.from([1, 4, 6, 8, 3]), batchSize: 1, seqLen: 5 };
         const unmerged = tf.tidy(() => model.forward(ids));
         model.mergeAdapter();
         const merged = tf.tidy(() => model.forward(ids));
-        const u = await unmerged.data(), m = await merged.data();
-        let maxDiff = 0, maxEffect = 0;
+        const u = await unmerged.data(),
+          m = await merged.data();
+        let maxDiff = 0,
+          maxEffect = 0;
         for (let i = 0; i < u.length; i++) maxDiff = Math.max(maxDiff, Math.abs(u[i] - m[i]));
         expect(maxDiff).toBeLessThan(1e-4);
         model.unmergeAdapter();
-        const base2 = tf.tidy(() => { const ad = model.adapter!; model.adapter = null; const r = model.forward(ids); model.adapter = ad; return r; });
+        const base2 = tf.tidy(() => {
+          const ad = model.adapter!;
+          model.adapter = null;
+          const r = model.forward(ids);
+          model.adapter = ad;
+          return r;
+        });
         const b = await base2.data();
         for (let i = 0; i < u.length; i++) maxEffect = Math.max(maxEffect, Math.abs(u[i] - b[i]));
         expect(maxEffect).toBeGreaterThan(1e-2); // the adapter really changed the output
-        const w1 = await model.weights.get(fam === 'gpt2' ? 'transformer.h.1.mlp.c_fc.weight' : 'model.layers.1.mlp.up_proj.weight')!.data();
+        const w1 = await model.weights
+          .get(fam === 'gpt2' ? 'transformer.h.1.mlp.c_fc.weight' : 'model.layers.1.mlp.up_proj.weight')!
+          .data();
         for (let i = 0; i < w0.length; i++) expect(w1[i]).toBeCloseTo(w0[i], 5);
         tf.dispose([unmerged, merged, base2]);
         model.dispose();
@@ -101,17 +127,26 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
         const { grads } = tf.variableGrads(() => model.loss(b).loss, vars);
         const lossAt = () => tf.tidy(() => model.loss(b).loss.dataSync()[0]);
         const eps = 1e-2;
-        let num = 0, den = 0, n = 0;
+        let num = 0,
+          den = 0,
+          n = 0;
         for (const v of vars) {
           const g = await grads[v.name].data();
           const vals = (await v.data()).slice();
           for (let i = 0; i < vals.length; i++) {
             const orig = vals[i];
-            vals[i] = orig + eps; v.assign(tf.tensor(vals, v.shape)); const lp = lossAt();
-            vals[i] = orig - eps; v.assign(tf.tensor(vals, v.shape)); const lm = lossAt();
-            vals[i] = orig; v.assign(tf.tensor(vals, v.shape));
+            vals[i] = orig + eps;
+            v.assign(tf.tensor(vals, v.shape));
+            const lp = lossAt();
+            vals[i] = orig - eps;
+            v.assign(tf.tensor(vals, v.shape));
+            const lm = lossAt();
+            vals[i] = orig;
+            v.assign(tf.tensor(vals, v.shape));
             const fd = (lp - lm) / (2 * eps);
-            num += (fd - g[i]) ** 2; den += fd ** 2; n++;
+            num += (fd - g[i]) ** 2;
+            den += fd ** 2;
+            n++;
           }
         }
         tf.dispose(Object.values(grads));
@@ -132,7 +167,8 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
         perturbB(model, 6);
         const b = batch();
         const vars = [...model.adapter!.variables().values()];
-        const run = (gradientCheckpointing: boolean) => tf.variableGrads(() => model.loss(b, { dropoutSeed: 5, gradientCheckpointing }).loss, vars);
+        const run = (gradientCheckpointing: boolean) =>
+          tf.variableGrads(() => model.loss(b, { dropoutSeed: 5, gradientCheckpointing }).loss, vars);
         const plain = run(false);
         const before = tf.memory().numTensors;
         const ckpt = run(true);
@@ -140,10 +176,15 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
         expect(tf.memory().numTensors).toBe(before); // the nested backward keeps no tensors
         const again = run(true);
         expect((await again.value.data())[0]).toBeCloseTo((await plain.value.data())[0], 6);
-        let maxDiff = 0, maxAbs = 0;
+        let maxDiff = 0,
+          maxAbs = 0;
         for (const v of vars) {
-          const g1 = await plain.grads[v.name].data(), g2 = await again.grads[v.name].data();
-          for (let i = 0; i < g1.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(g1[i] - g2[i])); maxAbs = Math.max(maxAbs, Math.abs(g1[i])); }
+          const g1 = await plain.grads[v.name].data(),
+            g2 = await again.grads[v.name].data();
+          for (let i = 0; i < g1.length; i++) {
+            maxDiff = Math.max(maxDiff, Math.abs(g1[i] - g2[i]));
+            maxAbs = Math.max(maxAbs, Math.abs(g1[i]));
+          }
         }
         expect(maxAbs).toBeGreaterThan(1e-3);
         expect(maxDiff).toBeLessThan(1e-6 + 1e-5 * maxAbs);

@@ -6,22 +6,34 @@ import { bmm, linearInOut, linearOutIn } from '../../src/engine/ops';
 import { Rng } from '../../src/util/rng';
 
 const rng = new Rng(9);
-const rand = (shape: number[]) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => 2 * rng.uniform() - 1), shape);
+const rand = (shape: number[]) =>
+  tf.tensor(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => 2 * rng.uniform() - 1),
+    shape,
+  );
 
 async function maxDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
-  const x = await a.data(), y = await b.data();
+  const x = await a.data(),
+    y = await b.data();
   let m = 0;
   for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
   return m;
 }
 
 describe('wasm fast paths', () => {
-  beforeAll(async () => { await initBackend('wasm'); });
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
 
-  for (const [label, shape] of [['loop of 2-D matmuls', [3, 200, 100, 120]], ['batched kernel', [5, 8, 4, 6]]] as const) {
+  for (const [label, shape] of [
+    ['loop of 2-D matmuls', [3, 200, 100, 120]],
+    ['batched kernel', [5, 8, 4, 6]],
+  ] as const) {
     it(`bmm (${label}) equals matMul, and so do both gradients`, async () => {
       const [N, M, K, P] = shape;
-      const a = rand([N, M, K]) as tf.Tensor3D, b = rand([N, K, P]) as tf.Tensor3D, w = rand([N, M, P]);
+      const a = rand([N, M, K]) as tf.Tensor3D,
+        b = rand([N, K, P]) as tf.Tensor3D,
+        w = rand([N, M, P]);
       const f1 = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(bmm(x as tf.Tensor3D, y as tf.Tensor3D), w));
       const f2 = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D), w));
       const [ga1, gb1] = tf.grads(f1)([a, b]);
@@ -33,7 +45,10 @@ describe('wasm fast paths', () => {
   }
 
   it('linearOutIn / linearInOut and their input gradients equal x·Wᵀ and x·W', async () => {
-    const x = rand([7, 5]) as tf.Tensor2D, Woi = rand([3, 5]) as tf.Tensor2D, Wio = rand([5, 3]) as tf.Tensor2D, w = rand([7, 3]);
+    const x = rand([7, 5]) as tf.Tensor2D,
+      Woi = rand([3, 5]) as tf.Tensor2D,
+      Wio = rand([5, 3]) as tf.Tensor2D,
+      w = rand([7, 3]);
     expect(await maxDiff(linearOutIn(x, Woi), tf.matMul(x, Woi, false, true))).toBeLessThan(1e-5);
     expect(await maxDiff(linearInOut(x, Wio), tf.matMul(x, Wio))).toBeLessThan(1e-5);
     const g1 = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(linearOutIn(v as tf.Tensor2D, Woi), w)))(x);

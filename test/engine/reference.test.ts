@@ -19,7 +19,11 @@ if (!HAVE_STORIES) {
 } else {
   const ref = JSON.parse(readFileSync(path.join(STORIES_DIR, 'reference.json'), 'utf8'));
   const ckpt = new Uint8Array(readFileSync(path.join(STORIES_DIR, 'stories260K.bin')));
-  const tok = parseLlama2cTokenizer(new Uint8Array(readFileSync(path.join(STORIES_DIR, 'tok512.bin'))), 'tok512.bin', 512);
+  const tok = parseLlama2cTokenizer(
+    new Uint8Array(readFileSync(path.join(STORIES_DIR, 'tok512.bin'))),
+    'tok512.bin',
+    512,
+  );
 
   it('the tokenizer reproduces the reference token ids', () => {
     expect(tok.encode(ref.teacher_forced.text)).toEqual(ref.teacher_forced.tokens);
@@ -48,10 +52,16 @@ if (!HAVE_STORIES) {
             ];
           });
           const nll = (await loss.data())[0];
-          console.log(`stories260K ${backend}/${ropeLayout}: mean NLL ${nll} (reference ${ref.teacher_forced.mean_nll})`);
+          console.log(
+            `stories260K ${backend}/${ropeLayout}: mean NLL ${nll} (reference ${ref.teacher_forced.mean_nll})`,
+          );
           expect(Math.abs(nll - ref.teacher_forced.mean_nll)).toBeLessThan(1e-4);
-          Array.from(await first.data()).forEach((v, i) => expect(Math.abs(v - ref.teacher_forced.logits_pos0_first8[i])).toBeLessThan(1e-4));
-          Array.from(await last.data()).forEach((v, i) => expect(Math.abs(v - ref.teacher_forced.logits_last_first8[i])).toBeLessThan(1e-4));
+          Array.from(await first.data()).forEach((v, i) =>
+            expect(Math.abs(v - ref.teacher_forced.logits_pos0_first8[i])).toBeLessThan(1e-4),
+          );
+          Array.from(await last.data()).forEach((v, i) =>
+            expect(Math.abs(v - ref.teacher_forced.logits_last_first8[i])).toBeLessThan(1e-4),
+          );
           tf.dispose([loss, first, last]);
         });
 

@@ -73,7 +73,8 @@ export const RSS_SLACK = 256 << 20;
 export const MSG_SLACK = 16 << 10;
 
 /** Messages that come from the engine rather than from a parser that checked its input. */
-const INTERNAL = /Cannot read propert|Cannot destructure|is not a function|is not iterable|is not a constructor|(undefined|null) is not (an object|a function|iterable)|Maximum call stack|Invalid array length|Invalid typed array length|Array buffer allocation failed|Map maximum size|Set maximum size|out of memory|Invalid string length|Cannot convert|offset is out of bounds|Start offset|should be a multiple of/;
+const INTERNAL =
+  /Cannot read propert|Cannot destructure|is not a function|is not iterable|is not a constructor|(undefined|null) is not (an object|a function|iterable)|Maximum call stack|Invalid array length|Invalid typed array length|Array buffer allocation failed|Map maximum size|Set maximum size|out of memory|Invalid string length|Cannot convert|offset is out of bounds|Start offset|should be a multiple of/;
 
 export interface Stats {
   name: string;
@@ -165,7 +166,8 @@ function judgeError(e: unknown, c: FuzzCase): string | null {
     return `threw an internal ${e.name}: ${short(msg)}`;
   }
   if (INTERNAL.test(msg) && !c.wrapped?.test(msg)) return `unclear error (engine message): ${short(msg)}`;
-  if (!c.names.some((n) => msg.includes(n))) return `error does not name the file (${c.names.join(' | ')}): ${short(msg)}`;
+  if (!c.names.some((n) => msg.includes(n)))
+    return `error does not name the file (${c.names.join(' | ')}): ${short(msg)}`;
   if (msg.length > 2 * c.size + MSG_SLACK) return `error message of ${msg.length} chars for ${c.size} bytes of input`;
   return null;
 }
@@ -177,8 +179,20 @@ export class FuzzRunner {
 
   async runTarget(t: Target, rng: Rng, count: number): Promise<Stats> {
     const s: Stats = {
-      name: t.name, cases: 0, accepted: 0, rejected: 0, failures: [], slowestMs: 0, slowestLabel: '', slowestWallMs: 0,
-      maxHeapGrowth: 0, maxHeapLabel: '', maxRssGrowth: 0, maxMessage: 0, wrappedLib: 0, totalMs: 0,
+      name: t.name,
+      cases: 0,
+      accepted: 0,
+      rejected: 0,
+      failures: [],
+      slowestMs: 0,
+      slowestLabel: '',
+      slowestWallMs: 0,
+      maxHeapGrowth: 0,
+      maxHeapLabel: '',
+      maxRssGrowth: 0,
+      maxMessage: 0,
+      wrappedLib: 0,
+      totalMs: 0,
     };
     this.stats.push(s);
     const t0 = performance.now();
@@ -199,7 +213,7 @@ export class FuzzRunner {
   }
 
   private async runCase(s: Stats, label: string, c: FuzzCase): Promise<void> {
-    if (gc && (c.size > (1 << 20) || ++this.sinceGc >= 200)) {
+    if (gc && (c.size > 1 << 20 || ++this.sinceGc >= 200)) {
       gc();
       this.sinceGc = 0;
     }
@@ -233,8 +247,10 @@ export class FuzzRunner {
       const p = judgeError(error, c);
       if (p) problems.push(p);
       else if (c.wrapped && error instanceof Error && c.wrapped.test(error.message)) s.wrappedLib++;
-      if (error instanceof Error && typeof error.message === 'string') s.maxMessage = Math.max(s.maxMessage, error.message.length);
-      if (c.expect === 'accept') problems.push(`valid input was rejected: ${short(String((error as Error)?.message ?? error))}`);
+      if (error instanceof Error && typeof error.message === 'string')
+        s.maxMessage = Math.max(s.maxMessage, error.message.length);
+      if (c.expect === 'accept')
+        problems.push(`valid input was rejected: ${short(String((error as Error)?.message ?? error))}`);
     } else {
       s.accepted++;
       if (c.expect === 'reject') problems.push('invalid input was accepted');
@@ -248,10 +264,15 @@ export class FuzzRunner {
         if (p) problems.push(`accepted, but ${p}`);
       }
     }
-    if (ms > FUZZ.caseMs) problems.push(`took ${ms.toFixed(0)} ms of CPU (${wallMs.toFixed(0)} ms wall; bound ${FUZZ.caseMs} ms)`);
+    if (ms > FUZZ.caseMs)
+      problems.push(`took ${ms.toFixed(0)} ms of CPU (${wallMs.toFixed(0)} ms wall; bound ${FUZZ.caseMs} ms)`);
     const memBound = MEM_SLACK + MEM_FACTOR * c.size;
-    if (growth > memBound) problems.push(`heap grew by ${(growth / 2 ** 20).toFixed(1)} MiB for ${c.size} bytes of input (bound ${(memBound / 2 ** 20).toFixed(1)} MiB)`);
-    if (rss1 - rss0 > RSS_SLACK + MEM_FACTOR * c.size) problems.push(`peak RSS grew by ${((rss1 - rss0) / 2 ** 20).toFixed(1)} MiB for ${c.size} bytes of input`);
+    if (growth > memBound)
+      problems.push(
+        `heap grew by ${(growth / 2 ** 20).toFixed(1)} MiB for ${c.size} bytes of input (bound ${(memBound / 2 ** 20).toFixed(1)} MiB)`,
+      );
+    if (rss1 - rss0 > RSS_SLACK + MEM_FACTOR * c.size)
+      problems.push(`peak RSS grew by ${((rss1 - rss0) / 2 ** 20).toFixed(1)} MiB for ${c.size} bytes of input`);
     s.slowestWallMs = Math.max(s.slowestWallMs, wallMs);
     if (ms > s.slowestMs) {
       s.slowestMs = ms;
@@ -268,15 +289,44 @@ export class FuzzRunner {
 
   report(): string {
     const mib = (n: number) => (n / 2 ** 20).toFixed(1);
-    const rows = [['parser', 'cases', 'accepted', 'rejected', 'failed', 'slowest cpu ms', 'slowest wall ms', 'max heap MiB', 'max RSS+ MiB', 'longest msg', 'lib errors', 'total s']];
+    const rows = [
+      [
+        'parser',
+        'cases',
+        'accepted',
+        'rejected',
+        'failed',
+        'slowest cpu ms',
+        'slowest wall ms',
+        'max heap MiB',
+        'max RSS+ MiB',
+        'longest msg',
+        'lib errors',
+        'total s',
+      ],
+    ];
     for (const s of this.stats) {
-      rows.push([s.name, String(s.cases), String(s.accepted), String(s.rejected), String(s.failures.length), s.slowestMs.toFixed(0), s.slowestWallMs.toFixed(0),
-        mib(s.maxHeapGrowth), mib(s.maxRssGrowth), String(s.maxMessage), String(s.wrappedLib), (s.totalMs / 1000).toFixed(1)]);
+      rows.push([
+        s.name,
+        String(s.cases),
+        String(s.accepted),
+        String(s.rejected),
+        String(s.failures.length),
+        s.slowestMs.toFixed(0),
+        s.slowestWallMs.toFixed(0),
+        mib(s.maxHeapGrowth),
+        mib(s.maxRssGrowth),
+        String(s.maxMessage),
+        String(s.wrappedLib),
+        (s.totalMs / 1000).toFixed(1),
+      ]);
     }
     const total = this.stats.reduce((a, s) => a + s.cases, 0);
     const widths = rows[0].map((_, j) => Math.max(...rows.map((r) => r[j].length)));
     const lines = rows.map((r) => r.map((c, j) => (j === 0 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join('  '));
-    const slow = this.stats.map((s) => `  slowest ${s.name}: ${short(s.slowestLabel, 200)}; most heap: ${short(s.maxHeapLabel, 200)}`);
+    const slow = this.stats.map(
+      (s) => `  slowest ${s.name}: ${short(s.slowestLabel, 200)}; most heap: ${short(s.maxHeapLabel, 200)}`,
+    );
     return [
       `fuzz: seed ${FUZZ.seed}, FUZZ_CASES ${FUZZ.cases}, bounds ${FUZZ.caseMs} ms CPU/case, heap ${MEM_FACTOR}×input + ${mib(MEM_SLACK)} MiB${gc ? '' : ' (no gc())'}`,
       ...lines,

@@ -53,7 +53,26 @@ export function misalign(rng: Rng, b: Uint8Array): Uint8Array {
 }
 
 /** Interesting 32-bit signed integers. */
-export const INT32_EDGES = [0, 1, -1, 2, 3, 7, 8, 255, 256, 65535, 65536, 1e6, 2 ** 24, 2 ** 30, 2 ** 31 - 1, -(2 ** 31), -2, -256];
+export const INT32_EDGES = [
+  0,
+  1,
+  -1,
+  2,
+  3,
+  7,
+  8,
+  255,
+  256,
+  65535,
+  65536,
+  1e6,
+  2 ** 24,
+  2 ** 30,
+  2 ** 31 - 1,
+  -(2 ** 31),
+  -2,
+  -256,
+];
 
 export interface Mutated {
   bytes: Uint8Array;
@@ -98,7 +117,10 @@ export function mutateBytesOnce(rng: Rng, b: Uint8Array, offsets: number[] = [])
     case 4: {
       const p = at();
       const n = between(rng, 1, 64);
-      return { bytes: concatBytes(b.subarray(0, p), b.subarray(Math.min(b.length, p + n))), what: `delete ${n} bytes at ${p}` };
+      return {
+        bytes: concatBytes(b.subarray(0, p), b.subarray(Math.min(b.length, p + n))),
+        what: `delete ${n} bytes at ${p}`,
+      };
     }
     case 5: {
       // overwrite a little-endian int32 with an edge value
@@ -112,7 +134,8 @@ export function mutateBytesOnce(rng: Rng, b: Uint8Array, offsets: number[] = [])
     case 6: {
       const out = b.slice();
       const n = b.length === 0 ? 0 : between(rng, 1, 16);
-      for (let i = 0; i < n; i++) out[rng.int(out.length)] = pick(rng, [0x00, 0xff, 0x7f, 0x80, 0x22, 0x5c, 0x7b, 0x5b, 0xc0, 0xed, 0xf4, 0xfe]);
+      for (let i = 0; i < n; i++)
+        out[rng.int(out.length)] = pick(rng, [0x00, 0xff, 0x7f, 0x80, 0x22, 0x5c, 0x7b, 0x5b, 0xc0, 0xed, 0xf4, 0xfe]);
       return { bytes: out, what: `set ${n} bytes` };
     }
     case 7: {
@@ -127,8 +150,21 @@ export function mutateBytesOnce(rng: Rng, b: Uint8Array, offsets: number[] = [])
     }
     default: {
       const p = at();
-      const junk = pick(rng, [[0xef, 0xbb, 0xbf], [0x00], [0xff, 0xfe], [0xc3], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0x0d], [0x0a], [0x22]]);
-      return { bytes: concatBytes(b.subarray(0, p), Uint8Array.from(junk), b.subarray(p)), what: `insert [${junk.map((x) => x.toString(16))}] at ${p}` };
+      const junk = pick(rng, [
+        [0xef, 0xbb, 0xbf],
+        [0x00],
+        [0xff, 0xfe],
+        [0xc3],
+        [0xed, 0xa0, 0x80],
+        [0xf8, 0x88, 0x80, 0x80, 0x80],
+        [0x0d],
+        [0x0a],
+        [0x22],
+      ]);
+      return {
+        bytes: concatBytes(b.subarray(0, p), Uint8Array.from(junk), b.subarray(p)),
+        what: `insert [${junk.map((x) => x.toString(16))}] at ${p}`,
+      };
     }
   }
 }
@@ -175,16 +211,21 @@ export const isDeep = (v: unknown): boolean => typeof v === 'object' && v !== nu
 /** JSON.stringify that also serialises the deep values made by deepArray / deepObject (without recursing into them). */
 export function toJson(v: unknown, space?: number): string {
   const raw: string[] = [];
-  const text = JSON.stringify(v, (_k, x: unknown) => {
-    if (typeof x === 'object' && x !== null) {
-      const t = deepText.get(x);
-      if (t !== undefined) {
-        raw.push(t);
-        return `\u0001${raw.length - 1}\u0001`;
-      }
-    }
-    return x;
-  }, space) ?? 'null';
+  const text =
+    JSON.stringify(
+      v,
+      (_k, x: unknown) => {
+        if (typeof x === 'object' && x !== null) {
+          const t = deepText.get(x);
+          if (t !== undefined) {
+            raw.push(t);
+            return `\u0001${raw.length - 1}\u0001`;
+          }
+        }
+        return x;
+      },
+      space,
+    ) ?? 'null';
   return raw.length === 0 ? text : text.replace(/"\\u0001(\d+)\\u0001"/g, (_m, i: string) => raw[Number(i)]);
 }
 
@@ -205,14 +246,53 @@ export interface Hostile {
 export const DELETE = Symbol('delete');
 
 const SMALL_VALUES: [unknown, string][] = [
-  [null, 'null'], [true, 'true'], [false, 'false'], [0, '0'], [-0, '-0'], [-1, '-1'], [1, '1'], [2, '2'], [3, '3'],
-  [0.5, '0.5'], [1.5, '1.5'], [-1.5, '-1.5'], [1e9, '1e9'], [1e15, '1e15'], [2 ** 31, '2^31'], [2 ** 31 - 1, '2^31-1'],
-  [2 ** 32, '2^32'], [2 ** 40, '2^40'], [2 ** 53, '2^53'], [2 ** 53 + 2, '2^53+2'], [Number.MAX_SAFE_INTEGER, 'MAX_SAFE'],
-  [1e308, '1e308'], [-1e308, '-1e308'], [5e-324, '5e-324'], [NaN, 'NaN'], [Infinity, 'Infinity'], [-Infinity, '-Infinity'],
-  ['', '""'], ['8', '"8"'], ['x', '"x"'], ['\u0000', '"\\0"'], ['\ud800', 'lone surrogate'], ['\ufeff', 'BOM'],
-  ['constructor', '"constructor"'], ['__proto__', '"__proto__"'], ['toString', '"toString"'], ['hasOwnProperty', '"hasOwnProperty"'],
-  ['valueOf', '"valueOf"'], [[], '[]'], [[1], '[1]'], [[8, 8], '[8,8]'], [[[]], '[[]]'], [['a'], '["a"]'], [{}, '{}'],
-  [{ a: 1 }, '{a:1}'], [{ type: 'x' }, '{type:"x"}'], [JSON.parse('{"__proto__": {"polluted": 1}}'), '{__proto__:{...}}'],
+  [null, 'null'],
+  [true, 'true'],
+  [false, 'false'],
+  [0, '0'],
+  [-0, '-0'],
+  [-1, '-1'],
+  [1, '1'],
+  [2, '2'],
+  [3, '3'],
+  [0.5, '0.5'],
+  [1.5, '1.5'],
+  [-1.5, '-1.5'],
+  [1e9, '1e9'],
+  [1e15, '1e15'],
+  [2 ** 31, '2^31'],
+  [2 ** 31 - 1, '2^31-1'],
+  [2 ** 32, '2^32'],
+  [2 ** 40, '2^40'],
+  [2 ** 53, '2^53'],
+  [2 ** 53 + 2, '2^53+2'],
+  [Number.MAX_SAFE_INTEGER, 'MAX_SAFE'],
+  [1e308, '1e308'],
+  [-1e308, '-1e308'],
+  [5e-324, '5e-324'],
+  [NaN, 'NaN'],
+  [Infinity, 'Infinity'],
+  [-Infinity, '-Infinity'],
+  ['', '""'],
+  ['8', '"8"'],
+  ['x', '"x"'],
+  ['\u0000', '"\\0"'],
+  ['\ud800', 'lone surrogate'],
+  ['\ufeff', 'BOM'],
+  ['constructor', '"constructor"'],
+  ['__proto__', '"__proto__"'],
+  ['toString', '"toString"'],
+  ['hasOwnProperty', '"hasOwnProperty"'],
+  ['valueOf', '"valueOf"'],
+  [[], '[]'],
+  [[1], '[1]'],
+  [[8, 8], '[8,8]'],
+  [[[]], '[[]]'],
+  [['a'], '["a"]'],
+  [{}, '{}'],
+  [{ a: 1 }, '{a:1}'],
+  [{ type: 'x' }, '{type:"x"}'],
+  [JSON.parse('{"__proto__": {"polluted": 1}}'), '{__proto__:{...}}'],
 ];
 
 /** A hostile JSON-ish value; `big` allows deep nesting and multi-MB strings/arrays. */

@@ -35,7 +35,10 @@ describe('fuzz: hostile input to every parser', () => {
       const s = await runner.runTarget(t, rng, counts.get(t)!);
       const shown = s.failures.slice(0, 25).join('\n');
       const more = s.failures.length > 25 ? `\n… and ${s.failures.length - 25} more` : '';
-      expect(s.failures.length, `${s.failures.length} of ${s.cases} cases failed (seed ${FUZZ.seed}):\n${shown}${more}`).toBe(0);
+      expect(
+        s.failures.length,
+        `${s.failures.length} of ${s.cases} cases failed (seed ${FUZZ.seed}):\n${shown}${more}`,
+      ).toBe(0);
       expect(s.cases).toBe(counts.get(t));
     }, 600_000);
   }

@@ -67,7 +67,14 @@ describe('parsers on deeply nested values: a clear Error, not a stack overflow',
 
   it('config.json fields', () => {
     const base = toHfConfig(tinyConfig('llama'));
-    for (const field of ['hidden_size', 'architectures', 'rope_scaling', 'eos_token_id', 'hidden_act', 'tie_word_embeddings']) {
+    for (const field of [
+      'hidden_size',
+      'architectures',
+      'rope_scaling',
+      'eos_token_id',
+      'hidden_act',
+      'tie_word_embeddings',
+    ]) {
       const e = thrown(() => parseHfConfig({ ...base, [field]: deepArray(100_000) }, 'c/config.json'));
       expect(e).not.toBeInstanceOf(RangeError);
       expect(e.message).toMatch(new RegExp(`^c/config\\.json: "${field}" .*nested too deeply to show`));
@@ -86,20 +93,35 @@ describe('parsers on deeply nested values: a clear Error, not a stack overflow',
       /^t\/tokenizer\.json: "post_processor" nests "Sequence" more than 32 levels deep$/,
     );
     // Shallow Sequences (as real files have) still load.
-    expect(loadHfTokenizer({ ...j, post_processor: { type: 'Sequence', processors: [{ type: 'ByteLevel' }] } }, null).encode('hello')).toEqual([261]);
+    expect(
+      loadHfTokenizer({ ...j, post_processor: { type: 'Sequence', processors: [{ type: 'ByteLevel' }] } }, null).encode(
+        'hello',
+      ),
+    ).toEqual([261]);
   });
 
   it('datasets: a malformed 100k-deep document and a deep weight', () => {
-    expect(findJsonSyntaxError(deep(100_000) + ',')).toEqual({ offset: 200_000, message: 'unexpected "," after the end of the JSON value' });
-    expect(findJsonSyntaxError('['.repeat(100_000))).toEqual({ offset: 100_000, message: 'unexpected end of input, expected a value' });
-    expect(findJsonSyntaxError('{"a":'.repeat(50_000) + '1}')).toEqual({ offset: 250_002, message: "unexpected end of input, expected ',' or '}' after property value" });
+    expect(findJsonSyntaxError(deep(100_000) + ',')).toEqual({
+      offset: 200_000,
+      message: 'unexpected "," after the end of the JSON value',
+    });
+    expect(findJsonSyntaxError('['.repeat(100_000))).toEqual({
+      offset: 100_000,
+      message: 'unexpected end of input, expected a value',
+    });
+    expect(findJsonSyntaxError('{"a":'.repeat(50_000) + '1}')).toEqual({
+      offset: 250_002,
+      message: "unexpected end of input, expected ',' or '}' after property value",
+    });
     const e = thrown(() => parseDataset(deep(100_000) + ',', 'deep.json'));
     expect(e.name).toBe('DatasetError');
     expect(e.message).toBe('deep.json:1:200001: malformed JSON: unexpected "," after the end of the JSON value');
 
     const row = `{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a","weight":${deep(100_000)}}]}`;
     const e2 = thrown(() => parseDataset(row + '\n', 'w.jsonl'));
-    expect(e2.message).toMatch(/^w\.jsonl: no valid rows as messages .*weight is \[…\] \(nested too deeply to show\), expected 0 or 1/);
+    expect(e2.message).toMatch(
+      /^w\.jsonl: no valid rows as messages .*weight is \[…\] \(nested too deeply to show\), expected 0 or 1/,
+    );
   });
 });
 
@@ -107,8 +129,12 @@ describe('prototype keys are not supported names', () => {
   it('config.json architectures / model_type', () => {
     const base = toHfConfig(tinyConfig('llama'));
     for (const arch of ['toString', '__proto__', 'hasOwnProperty', 'constructor']) {
-      expect(() => parseHfConfig({ ...base, architectures: [arch] }, 'config.json')).toThrow(`config.json: unsupported architecture "${arch}"`);
-      expect(() => parseHfConfig({ ...base, architectures: null, model_type: arch }, 'config.json')).toThrow(`config.json: unsupported model_type "${arch}"`);
+      expect(() => parseHfConfig({ ...base, architectures: [arch] }, 'config.json')).toThrow(
+        `config.json: unsupported architecture "${arch}"`,
+      );
+      expect(() => parseHfConfig({ ...base, architectures: null, model_type: arch }, 'config.json')).toThrow(
+        `config.json: unsupported model_type "${arch}"`,
+      );
     }
   });
 
@@ -116,14 +142,32 @@ describe('prototype keys are not supported names', () => {
     for (const role of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
       const r = parseDataset(
         [
-          JSON.stringify({ messages: [{ role: 'user', content: 'q' }, { role, content: 'a' }] }),
-          JSON.stringify({ messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a' }] }),
+          JSON.stringify({
+            messages: [
+              { role: 'user', content: 'q' },
+              { role, content: 'a' },
+            ],
+          }),
+          JSON.stringify({
+            messages: [
+              { role: 'user', content: 'q' },
+              { role: 'assistant', content: 'a' },
+            ],
+          }),
         ].join('\n'),
         'roles.jsonl',
       );
       expect(r.examples).toHaveLength(1);
       expect((r.examples[0] as ChatExample).messages.map((m) => m.role)).toEqual(['user', 'assistant']);
-      expect(r.errors).toEqual([{ file: 'roles.jsonl', line: 1, index: 0, field: 'messages[1].role', message: expect.stringMatching(new RegExp(`^unknown role "${role}" \\(expected one of`)) }]);
+      expect(r.errors).toEqual([
+        {
+          file: 'roles.jsonl',
+          line: 1,
+          index: 0,
+          field: 'messages[1].role',
+          message: expect.stringMatching(new RegExp(`^unknown role "${role}" \\(expected one of`)),
+        },
+      ]);
     }
   });
 });
@@ -131,12 +175,21 @@ describe('prototype keys are not supported names', () => {
 describe('absurd sizes end quickly', () => {
   it('config.json with num_hidden_layers 2^40: rejected without enumerating the layers', async () => {
     const hf = { ...toHfConfig(tinyConfig('llama')), num_hidden_layers: 2 ** 40 };
-    const src = filesSource(new Map<string, Blob>([
-      ['config.json', new Blob([JSON.stringify(hf)])],
-      ['model.safetensors', new Blob([writeSafetensors(new Map([['model.norm.weight', { shape: [16], data: new Float32Array(16) }]])).slice()])],
-    ]));
+    const src = filesSource(
+      new Map<string, Blob>([
+        ['config.json', new Blob([JSON.stringify(hf)])],
+        [
+          'model.safetensors',
+          new Blob([
+            writeSafetensors(new Map([['model.norm.weight', { shape: [16], data: new Float32Array(16) }]])).slice(),
+          ]),
+        ],
+      ]),
+    );
     const t = process.cpuUsage();
-    await expect(loadHfCheckpoint(src)).rejects.toThrow(/model\.safetensors: checkpoint does not match LlamaForCausalLM config: 1099511627776 layers, but only 1 tensors in the checkpoint/);
+    await expect(loadHfCheckpoint(src)).rejects.toThrow(
+      /model\.safetensors: checkpoint does not match LlamaForCausalLM config: 1099511627776 layers, but only 1 tensors in the checkpoint/,
+    );
     const d = process.cpuUsage(t);
     expect((d.user + d.system) / 1000).toBeLessThan(1000);
   });
@@ -146,15 +199,21 @@ describe('absurd sizes end quickly', () => {
     (j.model as { vocab: Record<string, number> }).vocab['Ġx'] = 1e9;
     let e: Error | undefined;
     expect(cpuMs(() => (e = thrown(() => loadHfTokenizer(j, null, 'tokenizer.json'))))).toBeLessThan(1000);
-    expect(e!.message).toBe('tokenizer.json: "model.vocab" token "Ġx" has id 1000000000, but the file defines only 268 tokens (ids must be below 66072: a sparse id space is not supported)');
+    expect(e!.message).toBe(
+      'tokenizer.json: "model.vocab" token "Ġx" has id 1000000000, but the file defines only 268 tokens (ids must be below 66072: a sparse id space is not supported)',
+    );
     const added = gpt2StyleTokenizerJson();
     (added.added_tokens as unknown[]).push({ id: 2 ** 31, content: '<big>', special: true });
-    expect(() => loadHfTokenizer(added, null)).toThrow(/"added_tokens\[1\]" has id 2147483648, but the file defines only 268 tokens/);
+    expect(() => loadHfTokenizer(added, null)).toThrow(
+      /"added_tokens\[1\]" has id 2147483648, but the file defines only 268 tokens/,
+    );
     // A typeless model's vocab is checked too (the library infers the model from it).
     const typeless = gpt2StyleTokenizerJson();
     delete (typeless.model as Record<string, unknown>).type;
     (typeless.model as { vocab: Record<string, unknown> }).vocab.x = -1;
-    expect(() => loadHfTokenizer(typeless, null)).toThrow(/"model\.vocab" ids to be non-negative integers, got number -1 for "x"/);
+    expect(() => loadHfTokenizer(typeless, null)).toThrow(
+      /"model\.vocab" ids to be non-negative integers, got number -1 for "x"/,
+    );
   });
 
   it('tokenizer.json with a 6 MiB added token: rejected before the library builds a per-character trie', () => {
@@ -162,7 +221,9 @@ describe('absurd sizes end quickly', () => {
     (j.added_tokens as { content: string }[])[0].content = 'x'.repeat(6 << 20);
     let e: Error | undefined;
     expect(cpuMs(() => (e = thrown(() => loadHfTokenizer(j, null, 'tokenizer.json'))))).toBeLessThan(1000);
-    expect(e!.message).toBe('tokenizer.json: "added_tokens[0]" has content of 6291456 characters (at most 1024 supported)');
+    expect(e!.message).toBe(
+      'tokenizer.json: "added_tokens[0]" has content of 6291456 characters (at most 1024 supported)',
+    );
   });
 
   it('100k additional_special_tokens load in linear time, and are still skipped when decoding', () => {
@@ -176,16 +237,31 @@ describe('absurd sizes end quickly', () => {
 
   it('a 5 MiB value is shortened in error messages', () => {
     const e = thrown(() => parseHfConfig({ ...toHfConfig(tinyConfig('llama')), hidden_size: 'x'.repeat(5 << 20) }));
-    expect(e.message).toMatch(/^config\.json: "hidden_size" must be a positive integer, got "x{119}… \(5242882 characters\)$/);
+    expect(e.message).toMatch(
+      /^config\.json: "hidden_size" must be a positive integer, got "x{119}… \(5242882 characters\)$/,
+    );
     const role = 'r'.repeat(5 << 20);
-    const d = thrown(() => parseDataset(JSON.stringify({ messages: [{ role: 'user', content: 'q' }, { role, content: 'a' }] }), 'big.jsonl'));
+    const d = thrown(() =>
+      parseDataset(
+        JSON.stringify({
+          messages: [
+            { role: 'user', content: 'q' },
+            { role, content: 'a' },
+          ],
+        }),
+        'big.jsonl',
+      ),
+    );
     expect(d.message.length).toBeLessThan(1000);
   });
 });
 
 describe('big rows and fields', () => {
   it('a self-instruct row with 300k instances (spread arguments overflowed the stack)', () => {
-    const r = parseDataset(JSON.stringify({ instruction: 'q', instances: new Array(300_000).fill({ output: 'a' }) }), 'si.jsonl');
+    const r = parseDataset(
+      JSON.stringify({ instruction: 'q', instances: new Array(300_000).fill({ output: 'a' }) }),
+      'si.jsonl',
+    );
     expect(r.examples).toHaveLength(300_000);
   });
 
@@ -196,10 +272,21 @@ describe('big rows and fields', () => {
     expect(r!.records.map((x) => x.fields[0].length)).toEqual([4, 5 << 20, 5 << 20]);
     const quotes = parseCsv('text\n' + 'a"'.repeat(1 << 20) + '\nb"c,"d""e"\r\n"f\r\ng"');
     expect(quotes.issues).toEqual([
-      { line: 2, column: 2, message: 'quote inside an unquoted field (quote the whole field and double the quote: "")' },
-      { line: 3, column: 2, message: 'quote inside an unquoted field (quote the whole field and double the quote: "")' },
+      {
+        line: 2,
+        column: 2,
+        message: 'quote inside an unquoted field (quote the whole field and double the quote: "")',
+      },
+      {
+        line: 3,
+        column: 2,
+        message: 'quote inside an unquoted field (quote the whole field and double the quote: "")',
+      },
     ]);
-    expect(quotes.records.slice(2)).toEqual([{ line: 3, fields: ['b"c', 'd"e'] }, { line: 4, fields: ['f\ng'] }]);
+    expect(quotes.records.slice(2)).toEqual([
+      { line: 3, fields: ['b"c', 'd"e'] },
+      { line: 4, fields: ['f\ng'] },
+    ]);
   });
 
   it('a llama2.c tokenizer with a 4 MiB piece', () => {

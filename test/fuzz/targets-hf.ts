@@ -14,10 +14,27 @@ import { loadHfCheckpoint, type HfCheckpoint } from '../../src/io/hf-model';
 import { readSafetensorsHeader, writeSafetensors } from '../../src/io/safetensors';
 import { filesSource } from '../../src/io/source';
 import type { Rng } from '../../src/util/rng';
-import { gpt2StyleTokenizerConfig, gpt2StyleTokenizerJson, llamaStyleTokenizerConfig, llamaStyleTokenizerJson } from '../fixtures/tokenizers';
+import {
+  gpt2StyleTokenizerConfig,
+  gpt2StyleTokenizerJson,
+  llamaStyleTokenizerConfig,
+  llamaStyleTokenizerJson,
+} from '../fixtures/tokenizers';
 import { tinyConfig, writeTinyHfCheckpoint } from '../tiny-checkpoint';
 import type { FuzzCase, Target } from './harness';
-import { between, chance, deepArray, DELETE, hostileValue, jsonText, mutateBytes, mutateTree, pick, toJson, utf8 } from './mutate';
+import {
+  between,
+  chance,
+  deepArray,
+  DELETE,
+  hostileValue,
+  jsonText,
+  mutateBytes,
+  mutateTree,
+  pick,
+  toJson,
+  utf8,
+} from './mutate';
 
 // ---------------------------------------------------------------------------------------------------------
 // config.json
@@ -42,25 +59,76 @@ function baseConfigs(): { name: string; json: Record<string, unknown> }[] {
 }
 
 /** Fields the parsers read (and some they reject), per family. */
-const LLAMA_FIELDS = ['architectures', 'model_type', 'hidden_size', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'hidden_act', 'mlp_bias',
-  'pretraining_tp', 'rope_scaling', 'max_position_embeddings', 'sliding_window', 'use_sliding_window', 'vocab_size', 'intermediate_size',
-  'num_hidden_layers', 'rms_norm_eps', 'rope_theta', 'tie_word_embeddings', 'attention_bias', 'bos_token_id', 'eos_token_id'];
-const GPT2_FIELDS = ['architectures', 'model_type', 'n_embd', 'n_head', 'activation_function', 'scale_attn_weights', 'scale_attn_by_inverse_layer_idx',
-  'reorder_and_upcast_attn', 'n_positions', 'n_ctx', 'n_inner', 'eos_token_id', 'bos_token_id', 'vocab_size', 'n_layer', 'layer_norm_epsilon', 'tie_word_embeddings'];
+const LLAMA_FIELDS = [
+  'architectures',
+  'model_type',
+  'hidden_size',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'head_dim',
+  'hidden_act',
+  'mlp_bias',
+  'pretraining_tp',
+  'rope_scaling',
+  'max_position_embeddings',
+  'sliding_window',
+  'use_sliding_window',
+  'vocab_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'rms_norm_eps',
+  'rope_theta',
+  'tie_word_embeddings',
+  'attention_bias',
+  'bos_token_id',
+  'eos_token_id',
+];
+const GPT2_FIELDS = [
+  'architectures',
+  'model_type',
+  'n_embd',
+  'n_head',
+  'activation_function',
+  'scale_attn_weights',
+  'scale_attn_by_inverse_layer_idx',
+  'reorder_and_upcast_attn',
+  'n_positions',
+  'n_ctx',
+  'n_inner',
+  'eos_token_id',
+  'bos_token_id',
+  'vocab_size',
+  'n_layer',
+  'layer_norm_epsilon',
+  'tie_word_embeddings',
+];
 
 const posInt = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 const tokenId = (v: unknown): boolean => v === null || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0);
 
 export function checkConfig(r: unknown): string | null {
   const c = r as ReturnType<typeof parseHfConfig>;
-  if (!Object.hasOwn(SUPPORTED_ARCHITECTURES, c.architecture)) return `architecture ${JSON.stringify(String(c.architecture))} is not a supported one`;
-  if (SUPPORTED_ARCHITECTURES[c.architecture].family !== c.family) return `family ${JSON.stringify(c.family)} does not match ${c.architecture}`;
-  for (const k of ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'max_position_embeddings', 'head_dim'] as const) {
+  if (!Object.hasOwn(SUPPORTED_ARCHITECTURES, c.architecture))
+    return `architecture ${JSON.stringify(String(c.architecture))} is not a supported one`;
+  if (SUPPORTED_ARCHITECTURES[c.architecture].family !== c.family)
+    return `family ${JSON.stringify(c.family)} does not match ${c.architecture}`;
+  for (const k of [
+    'vocab_size',
+    'hidden_size',
+    'intermediate_size',
+    'num_hidden_layers',
+    'num_attention_heads',
+    'num_key_value_heads',
+    'max_position_embeddings',
+    'head_dim',
+  ] as const) {
     if (!posInt(c[k])) return `${k} = ${String(c[k])}`;
   }
-  if (c.num_attention_heads % c.num_key_value_heads !== 0) return 'num_key_value_heads does not divide num_attention_heads';
+  if (c.num_attention_heads % c.num_key_value_heads !== 0)
+    return 'num_key_value_heads does not divide num_attention_heads';
   if (c.family !== 'gpt2' && c.head_dim % 2 !== 0) return 'odd head_dim';
-  if (!(c.norm_eps > 0 && Number.isFinite(c.norm_eps)) || !(c.rope_theta > 0 && Number.isFinite(c.rope_theta))) return 'norm_eps / rope_theta not finite positive';
+  if (!(c.norm_eps > 0 && Number.isFinite(c.norm_eps)) || !(c.rope_theta > 0 && Number.isFinite(c.rope_theta)))
+    return 'norm_eps / rope_theta not finite positive';
   if (typeof c.tie_word_embeddings !== 'boolean' || typeof c.attention_bias !== 'boolean') return 'non-boolean flags';
   if (!tokenId(c.bos_token_id)) return `bos_token_id = ${String(c.bos_token_id)}`;
   const eos = c.eos_token_id;
@@ -83,7 +151,14 @@ function configEdges(): (() => FuzzCase)[] {
     out.push(() => configCase(`${b.name} valid`, b.json, sizeOf(b.json), 'accept'));
     const fields = b.name === 'gpt2' ? GPT2_FIELDS : LLAMA_FIELDS;
     for (const f of fields) {
-      const variants: [unknown, string, number][] = [[DELETE, 'missing', 0], ['8', '"8"', 3], [-1, '-1', 2], [1.5, '1.5', 3], [2 ** 53, '2^53', 16], [{}, '{}', 2]];
+      const variants: [unknown, string, number][] = [
+        [DELETE, 'missing', 0],
+        ['8', '"8"', 3],
+        [-1, '-1', 2],
+        [1.5, '1.5', 3],
+        [2 ** 53, '2^53', 16],
+        [{}, '{}', 2],
+      ];
       if (b.name === 'llama' || b.name === 'gpt2') variants.push([null, 'deep', 200_000]);
       for (const [v, what, size] of variants) {
         out.push(() => {
@@ -97,8 +172,13 @@ function configEdges(): (() => FuzzCase)[] {
   }
   const l = baseConfigs()[0].json;
   const whole: [string, () => unknown, number][] = [
-    ['null', () => null, 4], ['array', () => [], 2], ['string', () => '{}', 4], ['number', () => 42, 2], ['100k nested arrays', () => deepArray(100_000), 200_000],
-    ['empty object', () => ({}), 2], ['architectures []', () => ({ ...l, architectures: [] }), 300],
+    ['null', () => null, 4],
+    ['array', () => [], 2],
+    ['string', () => '{}', 4],
+    ['number', () => 42, 2],
+    ['100k nested arrays', () => deepArray(100_000), 200_000],
+    ['empty object', () => ({}), 2],
+    ['architectures []', () => ({ ...l, architectures: [] }), 300],
     ['architectures ["toString"]', () => ({ ...l, architectures: ['toString'] }), 300],
     ['architectures ["__proto__"]', () => ({ ...l, architectures: ['__proto__'] }), 300],
     ['architectures ["hasOwnProperty"]', () => ({ ...l, architectures: ['hasOwnProperty'] }), 300],
@@ -110,7 +190,18 @@ function configEdges(): (() => FuzzCase)[] {
     ['eos_token_id 300k ids', () => ({ ...l, eos_token_id: new Array(300_000).fill(1) }), 600_000],
     ['eos_token_id 300k ids, one bad', () => ({ ...l, eos_token_id: [...new Array(300_000).fill(1), -1] }), 600_000],
     ['num_hidden_layers 2^40', () => ({ ...l, num_hidden_layers: 2 ** 40 }), 300],
-    ['every size 2^52', () => ({ ...l, hidden_size: 2 ** 52, intermediate_size: 2 ** 52, vocab_size: 2 ** 52, num_attention_heads: 2 ** 50, num_key_value_heads: 2 ** 50 }), 300],
+    [
+      'every size 2^52',
+      () => ({
+        ...l,
+        hidden_size: 2 ** 52,
+        intermediate_size: 2 ** 52,
+        vocab_size: 2 ** 52,
+        num_attention_heads: 2 ** 50,
+        num_key_value_heads: 2 ** 50,
+      }),
+      300,
+    ],
   ];
   for (const [what, make, size] of whole) out.push(() => configCase(what, make(), size));
   return out;
@@ -163,13 +254,27 @@ export async function prepareCheckpoints(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'webtune-fuzz-'));
   try {
     const specs: { name: string; family: ModelFamily; shardBytes?: number; extra?: Record<string, object> }[] = [
-      { name: 'llama', family: 'llama', extra: { 'tokenizer.json': llamaStyleTokenizerJson(), 'tokenizer_config.json': llamaStyleTokenizerConfig() } },
+      {
+        name: 'llama',
+        family: 'llama',
+        extra: { 'tokenizer.json': llamaStyleTokenizerJson(), 'tokenizer_config.json': llamaStyleTokenizerConfig() },
+      },
       { name: 'qwen2 sharded', family: 'qwen2', shardBytes: 3000 },
-      { name: 'gpt2', family: 'gpt2', extra: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': gpt2StyleTokenizerConfig() } },
+      {
+        name: 'gpt2',
+        family: 'gpt2',
+        extra: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': gpt2StyleTokenizerConfig() },
+      },
     ];
     for (const s of specs) {
       const dir = path.join(tmp, s.name.replace(/\W/g, '_'));
-      const ck = await writeTinyHfCheckpoint(dir, s.family, { seed: 3, shardBytes: s.shardBytes, extraFiles: s.extra, layers: 2, maxPositions: 8 });
+      const ck = await writeTinyHfCheckpoint(dir, s.family, {
+        seed: 3,
+        shardBytes: s.shardBytes,
+        extraFiles: s.extra,
+        layers: 2,
+        maxPositions: 8,
+      });
       const files = new Map<string, Uint8Array>();
       for (const f of ck.files) files.set(f, new Uint8Array(await readFile(path.join(dir, f))));
       const shards = new Map<string, RawTensors>();
@@ -177,7 +282,11 @@ export async function prepareCheckpoints(): Promise<void> {
         if (!f.endsWith('.safetensors')) continue;
         const { entries, dataStart } = readSafetensorsHeader(bytes, f);
         const m: RawTensors = new Map();
-        for (const e of entries) m.set(e.name, { shape: e.shape, data: new Float32Array(bytes.slice(dataStart + e.begin, dataStart + e.end).buffer) });
+        for (const e of entries)
+          m.set(e.name, {
+            shape: e.shape,
+            data: new Float32Array(bytes.slice(dataStart + e.begin, dataStart + e.end).buffer),
+          });
         shards.set(f, m);
       }
       bases.push({ name: s.name, family: s.family, files, shards });
@@ -199,11 +308,17 @@ function checkCheckpoint(r: unknown): string | null {
     if (t.shape.join() !== shape.join()) return `weight ${name} has shape [${t.shape}], expected [${shape}]`;
     if (t.data.length !== shape.reduce((a, b) => a * b, 1)) return `weight ${name} has ${t.data.length} values`;
   }
-  if (ck.tokenizerConfig !== null && (typeof ck.tokenizerConfig !== 'object' || Array.isArray(ck.tokenizerConfig))) return 'tokenizerConfig is not an object';
+  if (ck.tokenizerConfig !== null && (typeof ck.tokenizerConfig !== 'object' || Array.isArray(ck.tokenizerConfig)))
+    return 'tokenizerConfig is not an object';
   return null;
 }
 
-function checkpointCase(label: string, files: Map<string, Uint8Array>, extraSize = 0, expect?: 'accept' | 'reject'): FuzzCase {
+function checkpointCase(
+  label: string,
+  files: Map<string, Uint8Array>,
+  extraSize = 0,
+  expect?: 'accept' | 'reject',
+): FuzzCase {
   const blobs = new Map<string, Blob>();
   let size = extraSize;
   for (const [f, b] of files) {
@@ -260,7 +375,21 @@ function damage(rng: Rng, b: Base, files: Map<string, Uint8Array>): { what: stri
   }
   if (op === 2 && isObj(config)) {
     const j = config;
-    const f = pick(rng, b.family === 'gpt2' ? ['n_layer', 'n_embd', 'n_head', 'vocab_size', 'n_positions', 'n_inner'] : ['num_hidden_layers', 'hidden_size', 'num_attention_heads', 'num_key_value_heads', 'vocab_size', 'intermediate_size', 'head_dim', 'max_position_embeddings']);
+    const f = pick(
+      rng,
+      b.family === 'gpt2'
+        ? ['n_layer', 'n_embd', 'n_head', 'vocab_size', 'n_positions', 'n_inner']
+        : [
+            'num_hidden_layers',
+            'hidden_size',
+            'num_attention_heads',
+            'num_key_value_heads',
+            'vocab_size',
+            'intermediate_size',
+            'head_dim',
+            'max_position_embeddings',
+          ],
+    );
     const v = pick(rng, [2 ** 40, 2 ** 31 - 1, 1e6, 1e15, Number.MAX_SAFE_INTEGER, 2 ** 26, 3, 1]);
     j[f] = v;
     files.set('config.json', utf8(JSON.stringify(j)));
@@ -281,11 +410,31 @@ function damage(rng: Rng, b: Base, files: Map<string, Uint8Array>): { what: stri
       const r = rebuild(shard, (m) => {
         const t = m.get(name)!;
         switch (rng.int(6)) {
-          case 0: m.delete(name); return `drop "${name}"`;
-          case 1: m.delete(name); m.set(name.replace(/weight$/, 'weigth'), t); return `rename "${name}"`;
-          case 2: m.set(pick(rng, ['extra.weight', 'model.layers.9.mlp.up_proj.weight', 'h.9.attn.bias', 'lm_head.weight', 'model.norm.weight']), { shape: [1], data: new Float32Array(1) }); return 'extra tensor';
-          case 3: m.set(name, { shape: [t.data.length], data: t.data }); return `flatten "${name}"`;
-          case 4: m.set(name, { shape: [...t.shape].reverse(), data: t.data }); return `reverse the shape of "${name}"`;
+          case 0:
+            m.delete(name);
+            return `drop "${name}"`;
+          case 1:
+            m.delete(name);
+            m.set(name.replace(/weight$/, 'weigth'), t);
+            return `rename "${name}"`;
+          case 2:
+            m.set(
+              pick(rng, [
+                'extra.weight',
+                'model.layers.9.mlp.up_proj.weight',
+                'h.9.attn.bias',
+                'lm_head.weight',
+                'model.norm.weight',
+              ]),
+              { shape: [1], data: new Float32Array(1) },
+            );
+            return 'extra tensor';
+          case 3:
+            m.set(name, { shape: [t.data.length], data: t.data });
+            return `flatten "${name}"`;
+          case 4:
+            m.set(name, { shape: [...t.shape].reverse(), data: t.data });
+            return `reverse the shape of "${name}"`;
           default: {
             // The same tensor in a second file: duplicated across shards.
             const other = stFiles.find((o) => o !== f);
@@ -313,12 +462,42 @@ function damage(rng: Rng, b: Base, files: Map<string, Uint8Array>): { what: stri
     let what: string;
     let size = 0;
     switch (rng.int(6)) {
-      case 0: wm[pick(rng, keys)] = pick(rng, ['missing.safetensors', '../escape.safetensors', 'a/b.safetensors', 'model.bin', '', 'config.json', '__proto__']); what = 'weight_map entry renamed'; break;
-      case 1: wm['model.ghost.weight'] = pick(rng, [...new Set(Object.values(wm))]); what = 'weight_map lists a tensor no shard has'; break;
-      case 2: j.weight_map = pick(rng, [{}, [], null, 'x', 1]); what = `weight_map = ${JSON.stringify(j.weight_map)}`; break;
-      case 3: { const h = hostileValue(rng); wm[pick(rng, keys)] = h.value; what = `weight_map entry = ${h.what}`; size = h.size; break; }
-      case 4: delete j.weight_map; what = 'no weight_map'; break;
-      default: { const m = mutateTree(rng, j); what = m.what; size = m.size; }
+      case 0:
+        wm[pick(rng, keys)] = pick(rng, [
+          'missing.safetensors',
+          '../escape.safetensors',
+          'a/b.safetensors',
+          'model.bin',
+          '',
+          'config.json',
+          '__proto__',
+        ]);
+        what = 'weight_map entry renamed';
+        break;
+      case 1:
+        wm['model.ghost.weight'] = pick(rng, [...new Set(Object.values(wm))]);
+        what = 'weight_map lists a tensor no shard has';
+        break;
+      case 2:
+        j.weight_map = pick(rng, [{}, [], null, 'x', 1]);
+        what = `weight_map = ${JSON.stringify(j.weight_map)}`;
+        break;
+      case 3: {
+        const h = hostileValue(rng);
+        wm[pick(rng, keys)] = h.value;
+        what = `weight_map entry = ${h.what}`;
+        size = h.size;
+        break;
+      }
+      case 4:
+        delete j.weight_map;
+        what = 'no weight_map';
+        break;
+      default: {
+        const m = mutateTree(rng, j);
+        what = m.what;
+        size = m.size;
+      }
     }
     files.set('model.safetensors.index.json', utf8(toJson(j)));
     return { what: `index: ${what}`, size };
@@ -361,9 +540,22 @@ function checkpointEdges(): (() => FuzzCase)[] {
   for (let i = 0; i < 3; i++) {
     const base = () => bases[i];
     out.push(() => checkpointCase(`${base().name} valid`, new Map(base().files), 0, 'accept'));
-    const absurd: [string, number][] = i === 2
-      ? [['n_layer', 2 ** 40], ['n_layer', Number.MAX_SAFE_INTEGER], ['n_layer', 2 ** 31 - 1], ['n_embd', 2 ** 40], ['vocab_size', 2 ** 52]]
-      : [['num_hidden_layers', 2 ** 40], ['num_hidden_layers', Number.MAX_SAFE_INTEGER], ['num_hidden_layers', 2 ** 31 - 1], ['hidden_size', 2 ** 52], ['vocab_size', 2 ** 52]];
+    const absurd: [string, number][] =
+      i === 2
+        ? [
+            ['n_layer', 2 ** 40],
+            ['n_layer', Number.MAX_SAFE_INTEGER],
+            ['n_layer', 2 ** 31 - 1],
+            ['n_embd', 2 ** 40],
+            ['vocab_size', 2 ** 52],
+          ]
+        : [
+            ['num_hidden_layers', 2 ** 40],
+            ['num_hidden_layers', Number.MAX_SAFE_INTEGER],
+            ['num_hidden_layers', 2 ** 31 - 1],
+            ['hidden_size', 2 ** 52],
+            ['vocab_size', 2 ** 52],
+          ];
     for (const [f, v] of absurd) {
       out.push(() => {
         const files = new Map(base().files);
@@ -373,22 +565,65 @@ function checkpointEdges(): (() => FuzzCase)[] {
         return checkpointCase(`${base().name}: config ${f} = ${v}`, files, 0, 'reject');
       });
     }
-    out.push(() => checkpointCase(`${base().name}: config.json is 100k nested arrays`, new Map([...base().files, ['config.json', utf8('['.repeat(100_000) + ']'.repeat(100_000))]]), 0, 'reject'));
-    out.push(() => checkpointCase(`${base().name}: config.json is invalid UTF-8`, new Map([...base().files, ['config.json', Uint8Array.of(0x7b, 0xff, 0xfe, 0x7d)]]), 0, 'reject'));
-    out.push(() => checkpointCase(`${base().name}: config.json with a BOM`, new Map([...base().files, ['config.json', new Uint8Array([0xef, 0xbb, 0xbf, ...base().files.get('config.json')!])]]), 0));
-    out.push(() => checkpointCase(`${base().name}: tokenizer_config.json is an array`, new Map([...base().files, ['tokenizer_config.json', utf8('[]')]]), 0, 'reject'));
-    out.push(() => checkpointCase(`${base().name}: tokenizer.json is 1 MiB of "["`, new Map([...base().files, ['tokenizer.json', utf8('['.repeat(1 << 20))]]), 0, 'reject'));
+    out.push(() =>
+      checkpointCase(
+        `${base().name}: config.json is 100k nested arrays`,
+        new Map([...base().files, ['config.json', utf8('['.repeat(100_000) + ']'.repeat(100_000))]]),
+        0,
+        'reject',
+      ),
+    );
+    out.push(() =>
+      checkpointCase(
+        `${base().name}: config.json is invalid UTF-8`,
+        new Map([...base().files, ['config.json', Uint8Array.of(0x7b, 0xff, 0xfe, 0x7d)]]),
+        0,
+        'reject',
+      ),
+    );
+    out.push(() =>
+      checkpointCase(
+        `${base().name}: config.json with a BOM`,
+        new Map([
+          ...base().files,
+          ['config.json', new Uint8Array([0xef, 0xbb, 0xbf, ...base().files.get('config.json')!])],
+        ]),
+        0,
+      ),
+    );
+    out.push(() =>
+      checkpointCase(
+        `${base().name}: tokenizer_config.json is an array`,
+        new Map([...base().files, ['tokenizer_config.json', utf8('[]')]]),
+        0,
+        'reject',
+      ),
+    );
+    out.push(() =>
+      checkpointCase(
+        `${base().name}: tokenizer.json is 1 MiB of "["`,
+        new Map([...base().files, ['tokenizer.json', utf8('['.repeat(1 << 20))]]),
+        0,
+        'reject',
+      ),
+    );
   }
   out.push(() => {
     const files = new Map(bases[1].files);
-    const j = JSON.parse(new TextDecoder().decode(files.get('model.safetensors.index.json')!)) as Record<string, unknown>;
+    const j = JSON.parse(new TextDecoder().decode(files.get('model.safetensors.index.json')!)) as Record<
+      string,
+      unknown
+    >;
     j.weight_map = deepArray(100_000);
     files.set('model.safetensors.index.json', utf8(toJson(j)));
     return checkpointCase('index weight_map is 100k nested arrays', files, 200_000, 'reject');
   });
   out.push(() => {
     const files = new Map(bases[1].files);
-    const j = JSON.parse(new TextDecoder().decode(files.get('model.safetensors.index.json')!)) as Record<string, unknown>;
+    const j = JSON.parse(new TextDecoder().decode(files.get('model.safetensors.index.json')!)) as Record<
+      string,
+      unknown
+    >;
     const wm = j.weight_map as Record<string, unknown>;
     wm[Object.keys(wm)[0]] = { deep: deepArray(100_000) };
     files.set('model.safetensors.index.json', utf8(toJson(j)));
@@ -396,7 +631,10 @@ function checkpointEdges(): (() => FuzzCase)[] {
   });
   out.push(() => {
     const files = new Map(bases[1].files);
-    const j = JSON.parse(new TextDecoder().decode(files.get('model.safetensors.index.json')!)) as Record<string, unknown>;
+    const j = JSON.parse(new TextDecoder().decode(files.get('model.safetensors.index.json')!)) as Record<
+      string,
+      unknown
+    >;
     (j.weight_map as Record<string, unknown>)['x'.repeat(3 << 20)] = 'model-00001-of-00002.safetensors';
     files.set('model.safetensors.index.json', utf8(toJson(j)));
     return checkpointCase('index lists a tensor with a 3 MiB name', files, 3 << 20, 'reject');

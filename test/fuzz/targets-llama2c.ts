@@ -10,14 +10,35 @@ import { between, chance, concatBytes, INT32_EDGES, misalign, mutateBytes, pick,
 
 export const L2C_FILE = 'fuzz-stories.bin';
 
-export interface L2cDims { D: number; H: number; L: number; nHeads: number; nKv: number; V: number; seq: number; rope: boolean }
+export interface L2cDims {
+  D: number;
+  H: number;
+  L: number;
+  nHeads: number;
+  nKv: number;
+  V: number;
+  seq: number;
+  rope: boolean;
+}
 
 /** Byte size of a checkpoint with these dims and the byte offsets of its array boundaries. */
 export function l2cLayout(d: L2cDims): { bytes: number; offsets: number[] } {
   const hd = d.D / d.nHeads;
   const kv = d.nKv * hd;
   const V = Math.abs(d.V);
-  const arrays = [V * d.D, d.L * d.D, d.L * d.D * d.D, d.L * kv * d.D, d.L * kv * d.D, d.L * d.D * d.D, d.L * d.D, d.L * d.H * d.D, d.L * d.D * d.H, d.L * d.H * d.D, d.D];
+  const arrays = [
+    V * d.D,
+    d.L * d.D,
+    d.L * d.D * d.D,
+    d.L * kv * d.D,
+    d.L * kv * d.D,
+    d.L * d.D * d.D,
+    d.L * d.D,
+    d.L * d.H * d.D,
+    d.L * d.D * d.H,
+    d.L * d.H * d.D,
+    d.D,
+  ];
   if (d.rope || d.V < 0) arrays.push((d.seq * hd) / 2, (d.seq * hd) / 2);
   if (d.V < 0) arrays.push(V * d.D);
   const offsets = [0, 4, 8, 12, 16, 20, 24, 28];
@@ -38,25 +59,55 @@ export function buildL2c(rng: Rng, d: L2cDims): { bytes: Uint8Array; offsets: nu
 
 export function randomDims(rng: Rng): L2cDims {
   const D = pick(rng, [2, 4, 8, 16]);
-  const nHeads = pick(rng, [1, 2, 4, 8].filter((h) => D % h === 0 && (D / h) % 2 === 0));
-  const nKv = pick(rng, [1, 2, 4, 8].filter((k) => nHeads % k === 0));
-  return { D, H: pick(rng, [1, 4, 8, 12, 32]), L: between(rng, 1, 3), nHeads, nKv, V: between(rng, 1, 40) * (chance(rng, 0.3) ? -1 : 1), seq: between(rng, 1, 16), rope: chance(rng, 0.6) };
+  const nHeads = pick(
+    rng,
+    [1, 2, 4, 8].filter((h) => D % h === 0 && (D / h) % 2 === 0),
+  );
+  const nKv = pick(
+    rng,
+    [1, 2, 4, 8].filter((k) => nHeads % k === 0),
+  );
+  return {
+    D,
+    H: pick(rng, [1, 4, 8, 12, 32]),
+    L: between(rng, 1, 3),
+    nHeads,
+    nKv,
+    V: between(rng, 1, 40) * (chance(rng, 0.3) ? -1 : 1),
+    seq: between(rng, 1, 16),
+    rope: chance(rng, 0.6),
+  };
 }
 
 function checkL2c(r: unknown): string | null {
   const { config: c, weights } = r as ReturnType<typeof parseLlama2cCheckpoint>;
-  for (const k of ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'max_position_embeddings', 'head_dim'] as const) {
+  for (const k of [
+    'vocab_size',
+    'hidden_size',
+    'intermediate_size',
+    'num_hidden_layers',
+    'num_attention_heads',
+    'num_key_value_heads',
+    'max_position_embeddings',
+    'head_dim',
+  ] as const) {
     if (!(Number.isSafeInteger(c[k]) && c[k] > 0)) return `${k} = ${c[k]}`;
   }
   const want = 2 + 9 * c.num_hidden_layers + (c.tie_word_embeddings ? 0 : 1);
   if (weights.size !== want) return `${weights.size} weights, expected ${want}`;
   for (const [name, t] of weights) {
-    if (t.data.length !== t.shape.reduce((a, b) => a * b, 1)) return `weight ${name} has ${t.data.length} values for shape [${t.shape}]`;
+    if (t.data.length !== t.shape.reduce((a, b) => a * b, 1))
+      return `weight ${name} has ${t.data.length} values for shape [${t.shape}]`;
   }
   return null;
 }
 
-function l2cCase(label: string, bytes: Uint8Array, expect?: 'accept' | 'reject', ropeLayout?: 'half' | 'interleaved'): FuzzCase {
+function l2cCase(
+  label: string,
+  bytes: Uint8Array,
+  expect?: 'accept' | 'reject',
+  ropeLayout?: 'half' | 'interleaved',
+): FuzzCase {
   return {
     label: ropeLayout ? `${label} (${ropeLayout})` : label,
     size: bytes.length,
@@ -85,7 +136,8 @@ function edges(): (() => FuzzCase)[] {
       out.push(() => l2cCase(`truncated at ${n}/${full.length}`, full.slice(0, n), 'reject'));
     }
   }
-  for (const extra of [1, 3, 4, 8, 4 * 8, 4 * 16 * 8]) out.push(() => l2cCase(`${extra} extra bytes`, concatBytes(full, new Uint8Array(extra)), 'reject'));
+  for (const extra of [1, 3, 4, 8, 4 * 8, 4 * 16 * 8])
+    out.push(() => l2cCase(`${extra} extra bytes`, concatBytes(full, new Uint8Array(extra)), 'reject'));
   FIELDS.forEach((field, i) => {
     for (const v of [...INT32_EDGES, 9, 15, 17, 1 + [8, 12, 2, 2, 1, 16, 4][i], -[8, 12, 2, 2, 1, 16, 4][i]]) {
       out.push(() => {

@@ -8,10 +8,28 @@ import { parseLlama2cTokenizer } from '../../src/io/tokenizer-llama2c';
 import { loadTokenizer, type TokenizerInput } from '../../src/io/tokenizer-load';
 import type { Tokenizer } from '../../src/io/tokenizer';
 import { Rng } from '../../src/util/rng';
-import { gpt2StyleTokenizerConfig, gpt2StyleTokenizerJson, llamaStyleTokenizerConfig, llamaStyleTokenizerJson } from '../fixtures/tokenizers';
+import {
+  gpt2StyleTokenizerConfig,
+  gpt2StyleTokenizerJson,
+  llamaStyleTokenizerConfig,
+  llamaStyleTokenizerJson,
+} from '../fixtures/tokenizers';
 import type { FuzzCase, Target } from './harness';
 import {
-  between, chance, concatBytes, deepArray, hostileValue, hugeString, jsonText, misalign, mutateBytes, mutateTree, pick, randomBytes, toJson, utf8,
+  between,
+  chance,
+  concatBytes,
+  deepArray,
+  hostileValue,
+  hugeString,
+  jsonText,
+  misalign,
+  mutateBytes,
+  mutateTree,
+  pick,
+  randomBytes,
+  toJson,
+  utf8,
 } from './mutate';
 
 export const L2C_TOK_FILE = 'fuzz-tok512.bin';
@@ -35,7 +53,8 @@ function checkTokenizer(r: unknown): string | null {
       if (e instanceof Error && !(e instanceof TypeError) && !(e instanceof RangeError) && e.message) continue; // a clear refusal is fine
       return `encode(${JSON.stringify(text)}) threw ${String(e)}`;
     }
-    if (!Array.isArray(ids) || !ids.every((id) => Number.isSafeInteger(id) && id >= 0)) return `encode(${JSON.stringify(text)}) gave ${JSON.stringify(ids).slice(0, 100)}`;
+    if (!Array.isArray(ids) || !ids.every((id) => Number.isSafeInteger(id) && id >= 0))
+      return `encode(${JSON.stringify(text)}) gave ${JSON.stringify(ids).slice(0, 100)}`;
     try {
       if (typeof tok.decode(ids) !== 'string') return 'decode did not return a string';
     } catch (e) {
@@ -48,17 +67,46 @@ function checkTokenizer(r: unknown): string | null {
 // ---------------------------------------------------------------------------------------------------------
 // llama2.c tokenizer.bin
 
-interface TokRecord { score: number; piece: Uint8Array }
+interface TokRecord {
+  score: number;
+  piece: Uint8Array;
+}
 
 function tokRecords(rng: Rng, extra: number): TokRecord[] {
   const recs: TokRecord[] = [
-    { score: 0, piece: utf8('<unk>') }, { score: 0, piece: utf8('\n<s>\n') }, { score: 0, piece: utf8('\n</s>\n') },
+    { score: 0, piece: utf8('<unk>') },
+    { score: 0, piece: utf8('\n<s>\n') },
+    { score: 0, piece: utf8('\n</s>\n') },
   ];
-  for (let b = 0; b < 256; b++) recs.push({ score: 0, piece: utf8(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`) });
-  const pool = [' ', 'e', 't', 'h', 'l', 'o', ' t', 'he', 'll', 'hello', ' the', ' hello', 'é', '😀', 'wor', 'ld', ' world', 'constructor', '__proto__'];
+  for (let b = 0; b < 256; b++)
+    recs.push({ score: 0, piece: utf8(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`) });
+  const pool = [
+    ' ',
+    'e',
+    't',
+    'h',
+    'l',
+    'o',
+    ' t',
+    'he',
+    'll',
+    'hello',
+    ' the',
+    ' hello',
+    'é',
+    '😀',
+    'wor',
+    'ld',
+    ' world',
+    'constructor',
+    '__proto__',
+  ];
   for (let i = 0; i < extra; i++) {
     const piece = chance(rng, 0.8) ? utf8(pick(rng, pool)) : randomBytes(rng, between(rng, 0, 6));
-    recs.push({ score: chance(rng, 0.05) ? pick(rng, [NaN, Infinity, -Infinity, -1e10, 3e38]) : -rng.int(1000), piece });
+    recs.push({
+      score: chance(rng, 0.05) ? pick(rng, [NaN, Infinity, -Infinity, -1e10, 3e38]) : -rng.int(1000),
+      piece,
+    });
   }
   return recs;
 }
@@ -80,7 +128,12 @@ function encodeTok(maxLen: number, recs: TokRecord[]): { bytes: Uint8Array; offs
   return { bytes: out, offsets };
 }
 
-function l2cTokCase(label: string, bytes: Uint8Array, vocabSize: number | undefined, expect?: 'accept' | 'reject'): FuzzCase {
+function l2cTokCase(
+  label: string,
+  bytes: Uint8Array,
+  vocabSize: number | undefined,
+  expect?: 'accept' | 'reject',
+): FuzzCase {
   return {
     label: vocabSize === undefined ? label : `${label}, vocabSize ${vocabSize}`,
     size: bytes.length,
@@ -98,7 +151,8 @@ function l2cTokEdges(): (() => FuzzCase)[] {
   out.push(() => l2cTokCase('valid', full, undefined, 'accept'));
   out.push(() => l2cTokCase('valid, exact vocabSize', full, recs.length, 'accept'));
   out.push(() => l2cTokCase('valid, at an odd offset', misalign(new Rng(2), full), undefined, 'accept'));
-  for (const v of [recs.length - 1, recs.length + 1, 0, -1, 1.5, NaN, 2 ** 31, 259, 1e15]) out.push(() => l2cTokCase('valid file', full, v, 'reject'));
+  for (const v of [recs.length - 1, recs.length + 1, 0, -1, 1.5, NaN, 2 ** 31, 259, 1e15])
+    out.push(() => l2cTokCase('valid file', full, v, 'reject'));
   const interesting = [0, 1, 2, 3, 4, 5, 130, 258, 259, 260, recs.length - 1, recs.length];
   for (const k of interesting) {
     for (const delta of [-8, -1, 0, 1, 4, 7]) {
@@ -146,13 +200,15 @@ function l2cTokEdges(): (() => FuzzCase)[] {
     for (let i = 0; i < 20_000; i++) r.push({ score: i, piece: utf8('a'.repeat(1 + (i % 64))) });
     return l2cTokCase('20k pieces "a".."aaa…" with rising scores', encodeTok(64, r).bytes, undefined, 'accept');
   });
-  for (const n of [0, 1, 3, 4, 7, 8, 11, 12]) out.push(() => l2cTokCase(`${n} zero bytes`, new Uint8Array(n), undefined, 'reject'));
+  for (const n of [0, 1, 3, 4, 7, 8, 11, 12])
+    out.push(() => l2cTokCase(`${n} zero bytes`, new Uint8Array(n), undefined, 'reject'));
   return out;
 }
 
 function l2cTokRandom(rng: Rng): FuzzCase {
   const r = rng.next();
-  const vocabPick = (n: number) => (chance(rng, 0.6) ? undefined : pick(rng, [n, n, n - 1, n + 1, 0, -1, 1.5, 2 ** 31, 259]));
+  const vocabPick = (n: number) =>
+    chance(rng, 0.6) ? undefined : pick(rng, [n, n, n - 1, n + 1, 0, -1, 1.5, 2 ** 31, 259]);
   if (r < 0.1) {
     const n = pick(rng, [between(rng, 0, 64), between(rng, 0, 8192)]);
     const b = randomBytes(rng, n);
@@ -161,7 +217,12 @@ function l2cTokRandom(rng: Rng): FuzzCase {
   }
   const recs = tokRecords(rng, between(rng, 0, 60));
   const { bytes, offsets } = encodeTok(between(rng, 1, 64), recs);
-  if (r < 0.25) return l2cTokCase(`valid, ${recs.length} tokens`, chance(rng, 0.3) ? misalign(rng, bytes) : bytes, vocabPick(recs.length));
+  if (r < 0.25)
+    return l2cTokCase(
+      `valid, ${recs.length} tokens`,
+      chance(rng, 0.3) ? misalign(rng, bytes) : bytes,
+      vocabPick(recs.length),
+    );
   if (r < 0.5) {
     // Rewrite one record's length or score field.
     const b = bytes.slice();
@@ -169,7 +230,15 @@ function l2cTokRandom(rng: Rng): FuzzCase {
     const k = rng.int(recs.length);
     const at = offsets[k + 1];
     if (chance(rng, 0.7)) {
-      const len = pick(rng, [-1, -(2 ** 31), 2 ** 31 - 1, recs[k].piece.length + 1, recs[k].piece.length - 1, b.length, 0]);
+      const len = pick(rng, [
+        -1,
+        -(2 ** 31),
+        2 ** 31 - 1,
+        recs[k].piece.length + 1,
+        recs[k].piece.length - 1,
+        b.length,
+        0,
+      ]);
       dv.setInt32(at + 4, len, true);
       return l2cTokCase(`record ${k} length -> ${len}`, b, vocabPick(recs.length));
     }
@@ -195,8 +264,25 @@ function hfBases(): { name: string; json: Json; config: Json | null }[] {
   ];
 }
 
-const JSON_PATHS = [/^\.model\.(type|vocab|merges|unk_token|byte_fallback)$/, /^\.model\.vocab\./, /^\.model\.merges\[/, /^\.added_tokens/, /^\.post_processor/, /^\.normalizer/, /^\.pre_tokenizer/, /^\.decoder/, /^\.[a-z_]+$/];
-const CONFIG_PATHS = [/^\.(bos|eos|pad|unk|sep|cls|mask)_token/, /^\.chat_template/, /^\.additional_special_tokens/, /^\.tokenizer_class$/, /^\.add_(bos|eos)_token$/, /^\.clean_up_tokenization_spaces$/];
+const JSON_PATHS = [
+  /^\.model\.(type|vocab|merges|unk_token|byte_fallback)$/,
+  /^\.model\.vocab\./,
+  /^\.model\.merges\[/,
+  /^\.added_tokens/,
+  /^\.post_processor/,
+  /^\.normalizer/,
+  /^\.pre_tokenizer/,
+  /^\.decoder/,
+  /^\.[a-z_]+$/,
+];
+const CONFIG_PATHS = [
+  /^\.(bos|eos|pad|unk|sep|cls|mask)_token/,
+  /^\.chat_template/,
+  /^\.additional_special_tokens/,
+  /^\.tokenizer_class$/,
+  /^\.add_(bos|eos)_token$/,
+  /^\.clean_up_tokenization_spaces$/,
+];
 
 function hfCase(label: string, json: unknown, config: unknown, size: number, expect?: 'accept' | 'reject'): FuzzCase {
   return {
@@ -212,60 +298,277 @@ function hfCase(label: string, json: unknown, config: unknown, size: number, exp
 
 /** A post-processor (or normalizer / pre-tokenizer / decoder) Sequence nested `depth` deep. */
 function deepSequence(kind: 'post_processor' | 'normalizer' | 'pre_tokenizer' | 'decoder', depth: number): unknown {
-  const listKey = { post_processor: 'processors', normalizer: 'normalizers', pre_tokenizer: 'pretokenizers', decoder: 'decoders' }[kind];
-  let v: unknown = { type: kind === 'normalizer' ? 'Lowercase' : kind === 'post_processor' ? 'ByteLevel' : kind === 'decoder' ? 'Fuse' : 'Whitespace' };
+  const listKey = {
+    post_processor: 'processors',
+    normalizer: 'normalizers',
+    pre_tokenizer: 'pretokenizers',
+    decoder: 'decoders',
+  }[kind];
+  let v: unknown = {
+    type:
+      kind === 'normalizer'
+        ? 'Lowercase'
+        : kind === 'post_processor'
+          ? 'ByteLevel'
+          : kind === 'decoder'
+            ? 'Fuse'
+            : 'Whitespace',
+  };
   for (let i = 0; i < depth; i++) v = { type: 'Sequence', [listKey]: [v] };
   return v;
 }
 
 function hfEdges(): (() => FuzzCase)[] {
   const out: (() => FuzzCase)[] = [];
-  for (const b of hfBases()) out.push(() => hfCase(`${b.name} valid`, b.json, b.config, toJson(b.json).length, 'accept'));
+  for (const b of hfBases())
+    out.push(() => hfCase(`${b.name} valid`, b.json, b.config, toJson(b.json).length, 'accept'));
   const g = () => gpt2StyleTokenizerJson();
   const l = () => llamaStyleTokenizerJson();
   const edits: [string, () => [unknown, unknown], number][] = [
-    ['null', () => [null, null], 4], ['array', () => [[], null], 2], ['JSON text', () => [JSON.stringify(g()), null], 4000],
+    ['null', () => [null, null], 4],
+    ['array', () => [[], null], 2],
+    ['JSON text', () => [JSON.stringify(g()), null], 4000],
     ['100k nested arrays', () => [deepArray(100_000), null], 200_000],
     ['model 100k nested arrays', () => [{ ...g(), model: deepArray(100_000) }, null], 200_000],
     ['added_tokens[0] 100k nested arrays', () => [{ ...g(), added_tokens: [deepArray(100_000)] }, null], 200_000],
     ['added_tokens 100k nested arrays', () => [{ ...g(), added_tokens: deepArray(100_000) }, null], 200_000],
-    ['vocab value 100k nested arrays', () => { const j = g(); (j.model as Json).vocab = { ...((j.model as Json).vocab as Json), x: deepArray(100_000) }; return [j, null]; }, 200_000],
-    ['merge 100k nested arrays', () => { const j = l(); ((j.model as Json).merges as unknown[]).push(deepArray(100_000)); return [j, null]; }, 200_000],
-    ['post_processor Sequence 100k deep', () => [{ ...g(), post_processor: deepSequence('post_processor', 100_000) }, null], 3_000_000],
-    ['normalizer Sequence 100k deep', () => [{ ...g(), normalizer: deepSequence('normalizer', 100_000) }, null], 3_000_000],
-    ['pre_tokenizer Sequence 100k deep', () => [{ ...g(), pre_tokenizer: deepSequence('pre_tokenizer', 100_000) }, null], 3_000_000],
+    [
+      'vocab value 100k nested arrays',
+      () => {
+        const j = g();
+        (j.model as Json).vocab = { ...((j.model as Json).vocab as Json), x: deepArray(100_000) };
+        return [j, null];
+      },
+      200_000,
+    ],
+    [
+      'merge 100k nested arrays',
+      () => {
+        const j = l();
+        ((j.model as Json).merges as unknown[]).push(deepArray(100_000));
+        return [j, null];
+      },
+      200_000,
+    ],
+    [
+      'post_processor Sequence 100k deep',
+      () => [{ ...g(), post_processor: deepSequence('post_processor', 100_000) }, null],
+      3_000_000,
+    ],
+    [
+      'normalizer Sequence 100k deep',
+      () => [{ ...g(), normalizer: deepSequence('normalizer', 100_000) }, null],
+      3_000_000,
+    ],
+    [
+      'pre_tokenizer Sequence 100k deep',
+      () => [{ ...g(), pre_tokenizer: deepSequence('pre_tokenizer', 100_000) }, null],
+      3_000_000,
+    ],
     ['decoder Sequence 100k deep', () => [{ ...g(), decoder: deepSequence('decoder', 100_000) }, null], 3_000_000],
-    ['post_processor Sequence 1000 deep', () => [{ ...g(), post_processor: deepSequence('post_processor', 1000) }, null], 30_000],
-    ['TemplateProcessing single item 100k nested', () => { const j = l(); (j.post_processor as Json).single = [deepArray(100_000)]; return [j, null]; }, 200_000],
-    ['vocab id 1e9', () => { const j = g(); ((j.model as Json).vocab as Json)['Ġx'] = 1e9; return [j, null]; }, 4000],
-    ['vocab id 2^31', () => { const j = g(); ((j.model as Json).vocab as Json)['Ġx'] = 2 ** 31; return [j, null]; }, 4000],
-    ['vocab id 2^53', () => { const j = g(); ((j.model as Json).vocab as Json)['Ġx'] = 2 ** 53; return [j, null]; }, 4000],
-    ['added token id 1e9', () => { const j = g(); (j.added_tokens as Json[]).push({ id: 1e9, content: '<big>', special: true }); return [j, null]; }, 4000],
-    ['vocab token "__proto__" and "constructor"', () => { const j = g(); Object.assign((j.model as Json).vocab as Json, JSON.parse('{"__proto__": 300, "constructor": 301, "toString": 302}')); return [j, null]; }, 4000],
-    ['vocab of 100k tokens', () => { const j = g(); const v = (j.model as Json).vocab as Json; for (let i = 0; i < 100_000; i++) v[`t${i}`] = 1000 + i; return [j, null]; }, 1_500_000],
-    ['vocab token of 2 MiB', () => { const j = g(); ((j.model as Json).vocab as Json)['x'.repeat(2 << 20)] = 300; return [j, null]; }, 2 << 20],
-    ['merge of 2 MiB tokens', () => { const j = g(); ((j.model as Json).merges as string[]).push('a'.repeat(1 << 20) + ' ' + 'b'.repeat(1 << 20)); return [j, null]; }, 2 << 20],
-    ['merges referencing unknown tokens', () => { const j = g(); ((j.model as Json).merges as string[]).push('zz qq', 'he he'); return [j, null]; }, 4000],
-    ['model.type "Unigram" with BPE data', () => { const j = g(); (j.model as Json).type = 'Unigram'; return [j, null]; }, 4000],
-    ['model.type "WordLevel"', () => { const j = g(); (j.model as Json).type = 'WordLevel'; return [j, null]; }, 4000],
-    ['model.type "constructor"', () => { const j = g(); (j.model as Json).type = 'constructor'; return [j, null]; }, 4000],
+    [
+      'post_processor Sequence 1000 deep',
+      () => [{ ...g(), post_processor: deepSequence('post_processor', 1000) }, null],
+      30_000,
+    ],
+    [
+      'TemplateProcessing single item 100k nested',
+      () => {
+        const j = l();
+        (j.post_processor as Json).single = [deepArray(100_000)];
+        return [j, null];
+      },
+      200_000,
+    ],
+    [
+      'vocab id 1e9',
+      () => {
+        const j = g();
+        ((j.model as Json).vocab as Json)['Ġx'] = 1e9;
+        return [j, null];
+      },
+      4000,
+    ],
+    [
+      'vocab id 2^31',
+      () => {
+        const j = g();
+        ((j.model as Json).vocab as Json)['Ġx'] = 2 ** 31;
+        return [j, null];
+      },
+      4000,
+    ],
+    [
+      'vocab id 2^53',
+      () => {
+        const j = g();
+        ((j.model as Json).vocab as Json)['Ġx'] = 2 ** 53;
+        return [j, null];
+      },
+      4000,
+    ],
+    [
+      'added token id 1e9',
+      () => {
+        const j = g();
+        (j.added_tokens as Json[]).push({ id: 1e9, content: '<big>', special: true });
+        return [j, null];
+      },
+      4000,
+    ],
+    [
+      'vocab token "__proto__" and "constructor"',
+      () => {
+        const j = g();
+        Object.assign(
+          (j.model as Json).vocab as Json,
+          JSON.parse('{"__proto__": 300, "constructor": 301, "toString": 302}'),
+        );
+        return [j, null];
+      },
+      4000,
+    ],
+    [
+      'vocab of 100k tokens',
+      () => {
+        const j = g();
+        const v = (j.model as Json).vocab as Json;
+        for (let i = 0; i < 100_000; i++) v[`t${i}`] = 1000 + i;
+        return [j, null];
+      },
+      1_500_000,
+    ],
+    [
+      'vocab token of 2 MiB',
+      () => {
+        const j = g();
+        ((j.model as Json).vocab as Json)['x'.repeat(2 << 20)] = 300;
+        return [j, null];
+      },
+      2 << 20,
+    ],
+    [
+      'merge of 2 MiB tokens',
+      () => {
+        const j = g();
+        ((j.model as Json).merges as string[]).push('a'.repeat(1 << 20) + ' ' + 'b'.repeat(1 << 20));
+        return [j, null];
+      },
+      2 << 20,
+    ],
+    [
+      'merges referencing unknown tokens',
+      () => {
+        const j = g();
+        ((j.model as Json).merges as string[]).push('zz qq', 'he he');
+        return [j, null];
+      },
+      4000,
+    ],
+    [
+      'model.type "Unigram" with BPE data',
+      () => {
+        const j = g();
+        (j.model as Json).type = 'Unigram';
+        return [j, null];
+      },
+      4000,
+    ],
+    [
+      'model.type "WordLevel"',
+      () => {
+        const j = g();
+        (j.model as Json).type = 'WordLevel';
+        return [j, null];
+      },
+      4000,
+    ],
+    [
+      'model.type "constructor"',
+      () => {
+        const j = g();
+        (j.model as Json).type = 'constructor';
+        return [j, null];
+      },
+      4000,
+    ],
     ['Unigram with an empty vocab', () => [{ ...g(), model: { type: 'Unigram', vocab: [], unk_id: 0 } }, null], 100],
-    ['Unigram with unk_id 1e9', () => [{ ...g(), model: { type: 'Unigram', vocab: [['a', -1]], unk_id: 1e9 } }, null], 100],
+    [
+      'Unigram with unk_id 1e9',
+      () => [{ ...g(), model: { type: 'Unigram', vocab: [['a', -1]], unk_id: 1e9 } }, null],
+      100,
+    ],
     ['WordPiece with an empty vocab', () => [{ ...g(), model: { type: 'WordPiece', vocab: {} } }, null], 100],
     ['config bos_token 100k nested', () => [g(), { bos_token: deepArray(100_000) }], 200_000],
     ['config chat_template 100k nested', () => [g(), { chat_template: deepArray(100_000) }], 200_000],
     ['config bos_token "__proto__"', () => [g(), { bos_token: '__proto__' }], 4000],
     ['config eos_token 3 MiB', () => [g(), { eos_token: 'x'.repeat(3 << 20) }], 3 << 20],
-    ['config additional_special_tokens 100k', () => [g(), { additional_special_tokens: new Array(100_000).fill('<|endoftext|>') }], 1_500_000],
-    ['config 100k distinct additional_special_tokens', () => [g(), { additional_special_tokens: Array.from({ length: 100_000 }, (_, i) => `<t${i}>`) }], 1_000_000],
-    ['40k added special tokens', () => { const j = g(); for (let i = 0; i < 40_000; i++) (j.added_tokens as unknown[]).push({ id: 300 + i, content: `<a${i}>`, special: true }); return [j, null]; }, 2_400_000],
-    ['added token of 1025 characters', () => { const j = g(); (j.added_tokens as unknown[]).push({ id: 300, content: 'a'.repeat(1025) }); return [j, null]; }, 5000],
-    ['Unigram piece of 1 MiB', () => [{ ...g(), model: { type: 'Unigram', vocab: [['<unk>', 0], ['a'.repeat(1 << 20), -1]], unk_id: 0 } }, null], 1 << 20],
+    [
+      'config additional_special_tokens 100k',
+      () => [g(), { additional_special_tokens: new Array(100_000).fill('<|endoftext|>') }],
+      1_500_000,
+    ],
+    [
+      'config 100k distinct additional_special_tokens',
+      () => [g(), { additional_special_tokens: Array.from({ length: 100_000 }, (_, i) => `<t${i}>`) }],
+      1_000_000,
+    ],
+    [
+      '40k added special tokens',
+      () => {
+        const j = g();
+        for (let i = 0; i < 40_000; i++)
+          (j.added_tokens as unknown[]).push({ id: 300 + i, content: `<a${i}>`, special: true });
+        return [j, null];
+      },
+      2_400_000,
+    ],
+    [
+      'added token of 1025 characters',
+      () => {
+        const j = g();
+        (j.added_tokens as unknown[]).push({ id: 300, content: 'a'.repeat(1025) });
+        return [j, null];
+      },
+      5000,
+    ],
+    [
+      'Unigram piece of 1 MiB',
+      () => [
+        {
+          ...g(),
+          model: {
+            type: 'Unigram',
+            vocab: [
+              ['<unk>', 0],
+              ['a'.repeat(1 << 20), -1],
+            ],
+            unk_id: 0,
+          },
+        },
+        null,
+      ],
+      1 << 20,
+    ],
     ['config is an array', () => [g(), []], 4000],
     ['config is a string', () => [g(), '{}'], 4000],
     ['normalizer type "Bogus"', () => [{ ...g(), normalizer: { type: 'Bogus' } }, null], 4000],
-    ['pre_tokenizer Split with a catastrophic regex', () => [{ ...g(), pre_tokenizer: { type: 'Split', pattern: { Regex: '(a+)+$' }, behavior: 'Isolated', invert: false } }, null], 4000],
-    ['pre_tokenizer Split with an invalid regex', () => [{ ...g(), pre_tokenizer: { type: 'Split', pattern: { Regex: '(' }, behavior: 'Isolated', invert: false } }, null], 4000],
+    [
+      'pre_tokenizer Split with a catastrophic regex',
+      () => [
+        { ...g(), pre_tokenizer: { type: 'Split', pattern: { Regex: '(a+)+$' }, behavior: 'Isolated', invert: false } },
+        null,
+      ],
+      4000,
+    ],
+    [
+      'pre_tokenizer Split with an invalid regex',
+      () => [
+        { ...g(), pre_tokenizer: { type: 'Split', pattern: { Regex: '(' }, behavior: 'Isolated', invert: false } },
+        null,
+      ],
+      4000,
+    ],
   ];
   for (const [what, make, size] of edits) {
     out.push(() => {
@@ -310,7 +613,12 @@ function hfRandom(rng: Rng): FuzzCase {
 // ---------------------------------------------------------------------------------------------------------
 // loadTokenizer (format sniffing)
 
-function loadCase(label: string, input: Omit<TokenizerInput, 'fileName'>, size: number, expect?: 'accept' | 'reject'): FuzzCase {
+function loadCase(
+  label: string,
+  input: Omit<TokenizerInput, 'fileName'>,
+  size: number,
+  expect?: 'accept' | 'reject',
+): FuzzCase {
   return {
     label,
     size,
@@ -329,10 +637,20 @@ function loadEdges(): (() => FuzzCase)[] {
     ['llama2.c bytes', () => ({ data: l2c() }), 3000, 'accept'],
     ['llama2.c bytes as ArrayBuffer', () => ({ data: l2c().slice().buffer }), 3000, 'accept'],
     ['tokenizer.json bytes', () => ({ data: utf8(g()) }), 4000, 'accept'],
-    ['tokenizer.json bytes with BOM and whitespace', () => ({ data: concatBytes(Uint8Array.of(0xef, 0xbb, 0xbf, 0x20, 0x0a), utf8(g())) }), 4000, 'accept'],
+    [
+      'tokenizer.json bytes with BOM and whitespace',
+      () => ({ data: concatBytes(Uint8Array.of(0xef, 0xbb, 0xbf, 0x20, 0x0a), utf8(g())) }),
+      4000,
+      'accept',
+    ],
     ['tokenizer.json text', () => ({ data: g() }), 4000, 'accept'],
     ['tokenizer.json text with BOM', () => ({ data: '\ufeff' + g() }), 4000],
-    ['tokenizer.json object, config as bytes', () => ({ data: gpt2StyleTokenizerJson(), config: utf8(JSON.stringify(gpt2StyleTokenizerConfig())) }), 5000, 'accept'],
+    [
+      'tokenizer.json object, config as bytes',
+      () => ({ data: gpt2StyleTokenizerJson(), config: utf8(JSON.stringify(gpt2StyleTokenizerConfig())) }),
+      5000,
+      'accept',
+    ],
     ['config is invalid JSON text', () => ({ data: g(), config: '{oops' }), 4000, 'reject'],
     ['config is JSON "[]"', () => ({ data: g(), config: '[]' }), 4000, 'reject'],
     ['config is JSON "null"', () => ({ data: g(), config: 'null' }), 4000],
@@ -342,13 +660,27 @@ function loadEdges(): (() => FuzzCase)[] {
     ['only whitespace', () => ({ data: utf8('  \n\t ') }), 5, 'reject'],
     ['"{" then garbage', () => ({ data: utf8('{' + '\u0000'.repeat(100)) }), 101, 'reject'],
     ['"{" × 1 MiB', () => ({ data: new Uint8Array(1 << 20).fill(0x7b) }), 1 << 20, 'reject'],
-    ['"[" × 1 MiB (not JSON-looking: llama2.c)', () => ({ data: new Uint8Array(1 << 20).fill(0x5b) }), 1 << 20, 'reject'],
-    ['100k nested objects text', () => ({ data: '{"a":'.repeat(100_000) + '1' + '}'.repeat(100_000) }), 600_000, 'reject'],
+    [
+      '"[" × 1 MiB (not JSON-looking: llama2.c)',
+      () => ({ data: new Uint8Array(1 << 20).fill(0x5b) }),
+      1 << 20,
+      'reject',
+    ],
+    [
+      '100k nested objects text',
+      () => ({ data: '{"a":'.repeat(100_000) + '1' + '}'.repeat(100_000) }),
+      600_000,
+      'reject',
+    ],
     ['number', () => ({ data: 42 }), 2, 'reject'],
     ['undefined', () => ({ data: undefined }), 0, 'reject'],
     ['llama2.c bytes with vocabSize 1', () => ({ data: l2c(), vocabSize: 1 }), 3000, 'reject'],
   ];
-  return cases.map(([what, make, size, expect]) => () => loadCase(what, make(), size, expect));
+  return cases.map(
+    ([what, make, size, expect]) =>
+      () =>
+        loadCase(what, make(), size, expect),
+  );
 }
 
 function loadRandom(rng: Rng): FuzzCase {
@@ -358,7 +690,11 @@ function loadRandom(rng: Rng): FuzzCase {
     const { bytes, offsets } = encodeTok(16, recs);
     const m = chance(rng, 0.7) ? mutateBytes(rng, bytes, offsets) : { bytes, what: 'valid' };
     const vocabSize = chance(rng, 0.5) ? undefined : pick(rng, [recs.length, recs.length + 1, 0, 2 ** 31]);
-    return loadCase(`llama2.c ${m.what}${vocabSize === undefined ? '' : `, vocabSize ${vocabSize}`}`, { data: m.bytes, vocabSize }, m.bytes.length);
+    return loadCase(
+      `llama2.c ${m.what}${vocabSize === undefined ? '' : `, vocabSize ${vocabSize}`}`,
+      { data: m.bytes, vocabSize },
+      m.bytes.length,
+    );
   }
   const b = pick(rng, hfBases());
   const json = b.json;
@@ -398,7 +734,11 @@ function loadRandom(rng: Rng): FuzzCase {
     what.push('1 MiB string as data');
     extra += s.length * 3;
   }
-  return loadCase(`${b.name} as ${['object', 'text', 'bytes', 'damaged bytes'][form]} ${t.what} ${what.join('; ')}`, { data, config }, t.text.length + extra);
+  return loadCase(
+    `${b.name} as ${['object', 'text', 'bytes', 'damaged bytes'][form]} ${t.what} ${what.join('; ')}`,
+    { data, config },
+    t.text.length + extra,
+  );
 }
 
 export const tokenizerTargets: Target[] = [

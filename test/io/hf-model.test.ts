@@ -42,7 +42,9 @@ function checkProgress(events: LoadProgress[], sizes: Record<string, number>) {
 }
 
 async function sizesOf(dir: string, files: string[]): Promise<Record<string, number>> {
-  return Object.fromEntries(await Promise.all(files.map(async (f) => [f, (await stat(path.join(dir, f))).size] as const)));
+  return Object.fromEntries(
+    await Promise.all(files.map(async (f) => [f, (await stat(path.join(dir, f))).size] as const)),
+  );
 }
 
 /** An in-memory copy of a checkpoint folder with some files replaced/removed. */
@@ -60,7 +62,11 @@ beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'webtune-hfmodel-'));
   const extraFiles = { 'tokenizer.json': tokenizerJson, 'tokenizer_config.json': tokenizerConfig };
   llama = await writeTinyHfCheckpoint(path.join(root, 'test-org/tiny-llama'), 'llama', { extraFiles, vocab: 300 });
-  llamaSharded = await writeTinyHfCheckpoint(path.join(root, 'test-org/tiny-llama-sharded'), 'llama', { shardBytes: 20_000, seed: 7, vocab: 300 });
+  llamaSharded = await writeTinyHfCheckpoint(path.join(root, 'test-org/tiny-llama-sharded'), 'llama', {
+    shardBytes: 20_000,
+    seed: 7,
+    vocab: 300,
+  });
   server = await startHubServer(root, { chunkSize: 8192 });
 });
 
@@ -96,7 +102,9 @@ describe('loadHfCheckpoint over HTTP (Hub layout)', () => {
   });
 
   it('a missing repository/file is an error naming it', async () => {
-    await expect(loadHfCheckpoint(hubSource(server.baseUrl, 'test-org/nope'))).rejects.toThrow(/test-org\/nope.*no config\.json/);
+    await expect(loadHfCheckpoint(hubSource(server.baseUrl, 'test-org/nope'))).rejects.toThrow(
+      /test-org\/nope.*no config\.json/,
+    );
   });
 });
 
@@ -147,9 +155,14 @@ describe('loadHfCheckpoint: families and name normalisation', () => {
 
     // Config says untied, but lm_head is bit-identical to the embedding: loaded as tied.
     const same = new Map(t.stored);
-    same.set('lm_head.weight', { ...t.weights.get('model.embed_tokens.weight')!, data: t.weights.get('model.embed_tokens.weight')!.data.slice() });
+    same.set('lm_head.weight', {
+      ...t.weights.get('model.embed_tokens.weight')!,
+      data: t.weights.get('model.embed_tokens.weight')!.data.slice(),
+    });
     const untiedCfg = JSON.stringify({ ...t.hfConfig, tie_word_embeddings: false });
-    const b = await loadHfCheckpoint(await variant(dir, t.files, { 'config.json': untiedCfg, 'model.safetensors': writeSafetensors(same) }));
+    const b = await loadHfCheckpoint(
+      await variant(dir, t.files, { 'config.json': untiedCfg, 'model.safetensors': writeSafetensors(same) }),
+    );
     expect(b.config.tie_word_embeddings).toBe(true);
     expect(b.weights.has('lm_head.weight')).toBe(false);
   });
@@ -170,12 +183,16 @@ describe('loadHfCheckpoint: errors name what is wrong', () => {
 
   it('missing tensor', async () => {
     const src = await withStored((m) => m.delete('model.layers.1.mlp.up_proj.weight'));
-    await expect(loadHfCheckpoint(src)).rejects.toThrow(/model\.safetensors: checkpoint does not match LlamaForCausalLM config: missing tensor "model\.layers\.1\.mlp\.up_proj\.weight" \(expected shape \[40,16\]\)/);
+    await expect(loadHfCheckpoint(src)).rejects.toThrow(
+      /model\.safetensors: checkpoint does not match LlamaForCausalLM config: missing tensor "model\.layers\.1\.mlp\.up_proj\.weight" \(expected shape \[40,16\]\)/,
+    );
   });
 
   it('wrong shape', async () => {
     const src = await withStored((m) => m.set('model.norm.weight', { shape: [2, 8], data: new Float32Array(16) }));
-    await expect(loadHfCheckpoint(src)).rejects.toThrow(/tensor "model\.norm\.weight" has shape \[2,8\], expected \[16\]/);
+    await expect(loadHfCheckpoint(src)).rejects.toThrow(
+      /tensor "model\.norm\.weight" has shape \[2,8\], expected \[16\]/,
+    );
   });
 
   it('unexpected tensors', async () => {
@@ -183,7 +200,9 @@ describe('loadHfCheckpoint: errors name what is wrong', () => {
       m.set('model.layers.0.self_attn.q_proj.bias', { shape: [16], data: new Float32Array(16) });
       m.set('model.layers.2.input_layernorm.weight', { shape: [16], data: new Float32Array(16) });
     });
-    await expect(loadHfCheckpoint(src)).rejects.toThrow(/unexpected tensors "model\.layers\.0\.self_attn\.q_proj\.bias", "model\.layers\.2\.input_layernorm\.weight"/);
+    await expect(loadHfCheckpoint(src)).rejects.toThrow(
+      /unexpected tensors "model\.layers\.0\.self_attn\.q_proj\.bias", "model\.layers\.2\.input_layernorm\.weight"/,
+    );
   });
 
   it('untied config without lm_head', async () => {
@@ -192,15 +211,29 @@ describe('loadHfCheckpoint: errors name what is wrong', () => {
   });
 
   it('no config / no weights / only pytorch_model.bin', async () => {
-    await expect(loadHfCheckpoint(await variant(dir, t.files, { 'config.json': null }))).rejects.toThrow(/no config\.json/);
-    await expect(loadHfCheckpoint(await variant(dir, t.files, { 'model.safetensors': null }))).rejects.toThrow(/no model\.safetensors or model\.safetensors\.index\.json$/);
-    await expect(loadHfCheckpoint(await variant(dir, t.files, { 'model.safetensors': null, 'pytorch_model.bin': 'x' }))).rejects.toThrow(/PyTorch pickles are not supported/);
+    await expect(loadHfCheckpoint(await variant(dir, t.files, { 'config.json': null }))).rejects.toThrow(
+      /no config\.json/,
+    );
+    await expect(loadHfCheckpoint(await variant(dir, t.files, { 'model.safetensors': null }))).rejects.toThrow(
+      /no model\.safetensors or model\.safetensors\.index\.json$/,
+    );
+    await expect(
+      loadHfCheckpoint(await variant(dir, t.files, { 'model.safetensors': null, 'pytorch_model.bin': 'x' })),
+    ).rejects.toThrow(/PyTorch pickles are not supported/);
   });
 
   it('bad config.json and corrupt safetensors', async () => {
-    await expect(loadHfCheckpoint(await variant(dir, t.files, { 'config.json': '{oops' }))).rejects.toThrow(/config\.json: not valid JSON/);
-    await expect(loadHfCheckpoint(await variant(dir, t.files, { 'config.json': JSON.stringify({ ...t.hfConfig, architectures: ['BertModel'] }) }))).rejects.toThrow(/config\.json: unsupported architecture "BertModel"/);
-    await expect(loadHfCheckpoint(await variant(dir, t.files, { 'model.safetensors': new Uint8Array(4) }))).rejects.toThrow(/model\.safetensors: not a safetensors file/);
+    await expect(loadHfCheckpoint(await variant(dir, t.files, { 'config.json': '{oops' }))).rejects.toThrow(
+      /config\.json: not valid JSON/,
+    );
+    await expect(
+      loadHfCheckpoint(
+        await variant(dir, t.files, { 'config.json': JSON.stringify({ ...t.hfConfig, architectures: ['BertModel'] }) }),
+      ),
+    ).rejects.toThrow(/config\.json: unsupported architecture "BertModel"/);
+    await expect(
+      loadHfCheckpoint(await variant(dir, t.files, { 'model.safetensors': new Uint8Array(4) })),
+    ).rejects.toThrow(/model\.safetensors: not a safetensors file/);
   });
 
   it('sharded: missing shard, tensor not in its shard', async () => {
@@ -208,11 +241,15 @@ describe('loadHfCheckpoint: errors name what is wrong', () => {
     const files = llamaSharded.files;
     const index = JSON.parse(await readFile(path.join(sdir, 'model.safetensors.index.json'), 'utf8'));
     const firstShard = files.find((f) => f.startsWith('model-00001'))!;
-    await expect(loadHfCheckpoint(await variant(sdir, files, { [firstShard]: null }))).rejects.toThrow(new RegExp(`${firstShard}: shard listed in model\\.safetensors\\.index\\.json is missing`));
+    await expect(loadHfCheckpoint(await variant(sdir, files, { [firstShard]: null }))).rejects.toThrow(
+      new RegExp(`${firstShard}: shard listed in model\\.safetensors\\.index\\.json is missing`),
+    );
     const wrong = { ...index, weight_map: { ...index.weight_map, 'model.norm.weight': firstShard } };
     const normShard = index.weight_map['model.norm.weight'];
     expect(normShard).not.toBe(firstShard);
-    await expect(loadHfCheckpoint(await variant(sdir, files, { 'model.safetensors.index.json': JSON.stringify(wrong) }))).rejects.toThrow(/tensor "model\.norm\.weight" listed in model\.safetensors\.index\.json is not in this shard/);
+    await expect(
+      loadHfCheckpoint(await variant(sdir, files, { 'model.safetensors.index.json': JSON.stringify(wrong) })),
+    ).rejects.toThrow(/tensor "model\.norm\.weight" listed in model\.safetensors\.index\.json is not in this shard/);
   });
 
   it('the tiny checkpoint covers exactly paramShapes', () => {

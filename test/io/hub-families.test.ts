@@ -23,7 +23,10 @@ function fromStored(family: string, stored: RawTensors): RawTensors {
   const out: RawTensors = new Map();
   for (const [name, t] of stored) {
     if (/\.attn\.(masked_)?bias$/.test(name)) continue; // the causal-mask buffers, not parameters
-    out.set(family === 'gpt2' && !name.startsWith('transformer.') && name !== 'lm_head.weight' ? 'transformer.' + name : name, t);
+    out.set(
+      family === 'gpt2' && !name.startsWith('transformer.') && name !== 'lm_head.weight' ? 'transformer.' + name : name,
+      t,
+    );
   }
   return out;
 }
@@ -36,13 +39,20 @@ describe('checkpoints in the Hub layout, over HTTP, every tensor in its place', 
     root = mkdtempSync(path.join(os.tmpdir(), 'webtune-hub-'));
     server = await startHubServer(root);
   });
-  afterAll(async () => { await server.close(); rmSync(root, { recursive: true, force: true }); });
+  afterAll(async () => {
+    await server.close();
+    rmSync(root, { recursive: true, force: true });
+  });
 
   for (const family of ['llama', 'qwen2', 'gpt2'] as const) {
     for (const layers of [1, 2]) {
       it(`${family}, ${layers} layer(s): logits equal a float64 forward on the stored tensors`, async () => {
         const repo = `tiny/${family}-${layers}`;
-        const ck = await writeTinyHfCheckpoint(path.join(root, repo), family, { layers, seed: 11 + layers, shardBytes: layers === 2 ? 4096 : undefined });
+        const ck = await writeTinyHfCheckpoint(path.join(root, repo), family, {
+          layers,
+          seed: 11 + layers,
+          shardBytes: layers === 2 ? 4096 : undefined,
+        });
         const loaded = await loadHfCheckpoint(hubSource(server.baseUrl, repo));
         expect(loaded.config).toEqual(ck.config);
         const model = CausalLM.fromRaw(loaded.config, loaded.weights);
@@ -50,9 +60,13 @@ describe('checkpoints in the Hub layout, over HTTP, every tensor in its place', 
         const out = tf.tidy(() => model.forward({ inputIds: Int32Array.from(ids), batchSize: 1, seqLen: ids.length }));
         const got = await out.data();
         out.dispose();
-        const want = naiveForward(ck.config, fromStored(family, ck.stored), ids).flatMap(r => Array.from(r));
-        let maxDiff = 0, maxAbs = 0;
-        for (let i = 0; i < want.length; i++) { maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i])); maxAbs = Math.max(maxAbs, Math.abs(want[i])); }
+        const want = naiveForward(ck.config, fromStored(family, ck.stored), ids).flatMap((r) => Array.from(r));
+        let maxDiff = 0,
+          maxAbs = 0;
+        for (let i = 0; i < want.length; i++) {
+          maxDiff = Math.max(maxDiff, Math.abs(got[i] - want[i]));
+          maxAbs = Math.max(maxAbs, Math.abs(want[i]));
+        }
         expect(maxAbs).toBeGreaterThan(0.1);
         expect(maxDiff).toBeLessThan(1e-4);
         model.dispose();

@@ -8,29 +8,52 @@ import { hubSource } from '../../src/io/source';
 import { HAVE_STORIES, STORIES_DIR, sharedMissing } from '../helpers';
 import { startHubServer } from '../hub-server';
 
-interface Dims { dim: number; hidden: number; layers: number; heads: number; kvHeads: number; vocab: number; seqLen: number }
+interface Dims {
+  dim: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  vocab: number;
+  seqLen: number;
+}
 
 /**
  * Build a llama2.c legacy file. Each array's values are `base + index` with a distinct base per
  * array (token_embedding 1e6, rms_att 2e6, ...) so tests can tell which array went where.
  */
 function buildLlama2c(d: Dims, opts: { untied?: boolean; rope?: boolean; random?: boolean } = {}): Uint8Array {
-  const hd = d.dim / d.heads, kv = d.kvHeads * hd, L = d.layers;
-  const sizes = [d.vocab * d.dim, L * d.dim, L * d.dim * d.dim, L * kv * d.dim, L * kv * d.dim, L * d.dim * d.dim,
-    L * d.dim, L * d.hidden * d.dim, L * d.dim * d.hidden, L * d.hidden * d.dim, d.dim];
-  const rope = opts.rope === false ? [] : [d.seqLen * hd / 2, d.seqLen * hd / 2];
+  const hd = d.dim / d.heads,
+    kv = d.kvHeads * hd,
+    L = d.layers;
+  const sizes = [
+    d.vocab * d.dim,
+    L * d.dim,
+    L * d.dim * d.dim,
+    L * kv * d.dim,
+    L * kv * d.dim,
+    L * d.dim * d.dim,
+    L * d.dim,
+    L * d.hidden * d.dim,
+    L * d.dim * d.hidden,
+    L * d.hidden * d.dim,
+    d.dim,
+  ];
+  const rope = opts.rope === false ? [] : [(d.seqLen * hd) / 2, (d.seqLen * hd) / 2];
   const all = [...sizes, ...rope, ...(opts.untied ? [d.vocab * d.dim] : [])];
   const floats = all.reduce((a, b) => a + b, 0);
   const out = new Uint8Array(28 + 4 * floats);
   const dv = new DataView(out.buffer);
-  [d.dim, d.hidden, d.layers, d.heads, d.kvHeads, opts.untied ? -d.vocab : d.vocab, d.seqLen].forEach((v, i) => dv.setInt32(4 * i, v, true));
+  [d.dim, d.hidden, d.layers, d.heads, d.kvHeads, opts.untied ? -d.vocab : d.vocab, d.seqLen].forEach((v, i) =>
+    dv.setInt32(4 * i, v, true),
+  );
   const f = new Float32Array(out.buffer, 28, floats);
   let s = 12345;
   let pos = 0;
   all.forEach((n, a) => {
     for (let i = 0; i < n; i++) {
       s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-      f[pos + i] = opts.random ? ((s >>> 8) / 2 ** 24 - 0.5) : (a + 1) * 1e6 + i;
+      f[pos + i] = opts.random ? (s >>> 8) / 2 ** 24 - 0.5 : (a + 1) * 1e6 + i;
     }
     pos += n;
   });
@@ -50,16 +73,26 @@ function expectMatchesParamShapes(config: ModelConfig, weights: RawTensors) {
 
 // ---- An independent, naive float64 forward pass of the Llama architecture (for the real model check). ----
 function forward(cfg: ModelConfig, w: RawTensors, tokens: number[]): Float64Array[] {
-  const D = cfg.hidden_size, hd = cfg.head_dim, H = cfg.num_attention_heads, KV = cfg.num_key_value_heads, I = cfg.intermediate_size;
-  const T = tokens.length, V = cfg.vocab_size;
+  const D = cfg.hidden_size,
+    hd = cfg.head_dim,
+    H = cfg.num_attention_heads,
+    KV = cfg.num_key_value_heads,
+    I = cfg.intermediate_size;
+  const T = tokens.length,
+    V = cfg.vocab_size;
   const get = (n: string) => w.get(n)!.data;
   const matvec = (m: Float32Array, x: Float64Array, rows: number, cols: number) => {
     const y = new Float64Array(rows);
-    for (let r = 0; r < rows; r++) { let a = 0; for (let c = 0; c < cols; c++) a += m[r * cols + c] * x[c]; y[r] = a; }
+    for (let r = 0; r < rows; r++) {
+      let a = 0;
+      for (let c = 0; c < cols; c++) a += m[r * cols + c] * x[c];
+      y[r] = a;
+    }
     return y;
   };
   const rms = (x: Float64Array, g: Float32Array) => {
-    let ss = 0; for (const v of x) ss += v * v;
+    let ss = 0;
+    for (const v of x) ss += v * v;
     const k = 1 / Math.sqrt(ss / x.length + cfg.norm_eps);
     return x.map((v, i) => v * k * g[i]);
   };
@@ -67,8 +100,10 @@ function forward(cfg: ModelConfig, w: RawTensors, tokens: number[]): Float64Arra
     for (let h = 0; h < nHeads; h++) {
       for (let i = 0; i < hd / 2; i++) {
         const ang = pos * Math.pow(cfg.rope_theta, -(2 * i) / hd);
-        const [a, b] = cfg.rope_layout === 'interleaved' ? [h * hd + 2 * i, h * hd + 2 * i + 1] : [h * hd + i, h * hd + i + hd / 2];
-        const x0 = v[a], x1 = v[b];
+        const [a, b] =
+          cfg.rope_layout === 'interleaved' ? [h * hd + 2 * i, h * hd + 2 * i + 1] : [h * hd + i, h * hd + i + hd / 2];
+        const x0 = v[a],
+          x1 = v[b];
         v[a] = x0 * Math.cos(ang) - x1 * Math.sin(ang);
         v[b] = x0 * Math.sin(ang) + x1 * Math.cos(ang);
       }
@@ -79,24 +114,36 @@ function forward(cfg: ModelConfig, w: RawTensors, tokens: number[]): Float64Arra
   for (let l = 0; l < cfg.num_hidden_layers; l++) {
     const p = `model.layers.${l}.`;
     const hs = xs.map((x) => rms(x, get(p + 'input_layernorm.weight')));
-    const qs = hs.map((h, t) => { const q = matvec(get(p + 'self_attn.q_proj.weight'), h, H * hd, D); rope(q, H, t); return q; });
-    const ks = hs.map((h, t) => { const k = matvec(get(p + 'self_attn.k_proj.weight'), h, KV * hd, D); rope(k, KV, t); return k; });
+    const qs = hs.map((h, t) => {
+      const q = matvec(get(p + 'self_attn.q_proj.weight'), h, H * hd, D);
+      rope(q, H, t);
+      return q;
+    });
+    const ks = hs.map((h, t) => {
+      const k = matvec(get(p + 'self_attn.k_proj.weight'), h, KV * hd, D);
+      rope(k, KV, t);
+      return k;
+    });
     const vs = hs.map((h) => matvec(get(p + 'self_attn.v_proj.weight'), h, KV * hd, D));
     xs = xs.map((x, t) => {
       const att = new Float64Array(H * hd);
       for (let h = 0; h < H; h++) {
         const kh = Math.floor(h / (H / KV));
         const sc = Array.from({ length: t + 1 }, (_, s) => {
-          let a = 0; for (let i = 0; i < hd; i++) a += qs[t][h * hd + i] * ks[s][kh * hd + i];
+          let a = 0;
+          for (let i = 0; i < hd; i++) a += qs[t][h * hd + i] * ks[s][kh * hd + i];
           return a / Math.sqrt(hd);
         });
-        const mx = Math.max(...sc), e = sc.map((v) => Math.exp(v - mx)), z = e.reduce((a, b) => a + b, 0);
+        const mx = Math.max(...sc),
+          e = sc.map((v) => Math.exp(v - mx)),
+          z = e.reduce((a, b) => a + b, 0);
         for (let s = 0; s <= t; s++) for (let i = 0; i < hd; i++) att[h * hd + i] += (e[s] / z) * vs[s][kh * hd + i];
       }
       const o = matvec(get(p + 'self_attn.o_proj.weight'), att, D, H * hd);
       const x1 = x.map((v, i) => v + o[i]);
       const h2 = rms(x1, get(p + 'post_attention_layernorm.weight'));
-      const g = matvec(get(p + 'mlp.gate_proj.weight'), h2, I, D), u = matvec(get(p + 'mlp.up_proj.weight'), h2, I, D);
+      const g = matvec(get(p + 'mlp.gate_proj.weight'), h2, I, D),
+        u = matvec(get(p + 'mlp.up_proj.weight'), h2, I, D);
       const act = g.map((v, i) => (v / (1 + Math.exp(-v))) * u[i]);
       const dn = matvec(get(p + 'mlp.down_proj.weight'), act, D, I);
       return x1.map((v, i) => v + dn[i]);
@@ -109,7 +156,8 @@ function forward(cfg: ModelConfig, w: RawTensors, tokens: number[]): Float64Arra
 function meanNll(logits: Float64Array[], tokens: number[]): number {
   let s = 0;
   for (let t = 0; t + 1 < tokens.length; t++) {
-    const l = logits[t], mx = Math.max(...l);
+    const l = logits[t],
+      mx = Math.max(...l);
     const lse = mx + Math.log(l.reduce((a, v) => a + Math.exp(v - mx), 0));
     s += lse - l[tokens[t + 1]];
   }
@@ -118,7 +166,9 @@ function meanNll(logits: Float64Array[], tokens: number[]): number {
 
 describe('permuteRopeRows', () => {
   it('matches HF convert_llama_weights_to_hf permute (view [h, hd/2, 2, in] -> transpose(1,2))', () => {
-    const nH = 2, hd = 4, cols = 3;
+    const nH = 2,
+      hd = 4,
+      cols = 3;
     const w = Float32Array.from({ length: nH * hd * cols }, (_, i) => i);
     const p = permuteRopeRows(w, nH, hd, cols);
     // Rows per head: interleaved order 0,1,2,3 -> half layout takes even rows then odd rows: 0,2,1,3.
@@ -134,9 +184,24 @@ describe('parseLlama2cCheckpoint: synthetic files', () => {
     const bytes = buildLlama2c(tiny);
     const { config, weights } = parseLlama2cCheckpoint(bytes, 'tiny.bin', { ropeLayout: 'interleaved' });
     expect(config).toEqual({
-      family: 'llama', architecture: 'LlamaForCausalLM', vocab_size: 10, hidden_size: 8, intermediate_size: 12, num_hidden_layers: 2,
-      num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 6, norm_eps: 1e-5, rope_theta: 10000,
-      rope_layout: 'interleaved', tie_word_embeddings: true, attention_bias: false, hidden_act: 'silu', bos_token_id: 1, eos_token_id: 2, head_dim: 4,
+      family: 'llama',
+      architecture: 'LlamaForCausalLM',
+      vocab_size: 10,
+      hidden_size: 8,
+      intermediate_size: 12,
+      num_hidden_layers: 2,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      max_position_embeddings: 6,
+      norm_eps: 1e-5,
+      rope_theta: 10000,
+      rope_layout: 'interleaved',
+      tie_word_embeddings: true,
+      attention_bias: false,
+      hidden_act: 'silu',
+      bos_token_id: 1,
+      eos_token_id: 2,
+      head_dim: 4,
     } satisfies ModelConfig);
     expectMatchesParamShapes(config, weights);
     const first = (n: string) => weights.get(n)!.data[0];
@@ -169,7 +234,9 @@ describe('parseLlama2cCheckpoint: synthetic files', () => {
       const [h, hd] = n.includes('q_proj') ? [2, 4] : [1, 4];
       expect(unpermuteRopeRows(weights.get(n)!.data, h, hd, 8)).toEqual(inter.get(n)!.data);
     }
-    expect(weights.get('model.layers.1.self_attn.v_proj.weight')!.data).toEqual(inter.get('model.layers.1.self_attn.v_proj.weight')!.data);
+    expect(weights.get('model.layers.1.self_attn.v_proj.weight')!.data).toEqual(
+      inter.get('model.layers.1.self_attn.v_proj.weight')!.data,
+    );
   });
 
   it('the permutation preserves attention: interleaved RoPE on raw weights = half RoPE on permuted weights', () => {
@@ -184,7 +251,9 @@ describe('parseLlama2cCheckpoint: synthetic files', () => {
 
   it('accepts files without RoPE tables and unaligned buffers', () => {
     const bytes = buildLlama2c(tiny, { rope: false });
-    expectMatchesParamShapes(...(Object.values(parseLlama2cCheckpoint(bytes, 'norope.bin')) as [ModelConfig, RawTensors]));
+    expectMatchesParamShapes(
+      ...(Object.values(parseLlama2cCheckpoint(bytes, 'norope.bin')) as [ModelConfig, RawTensors]),
+    );
     const shifted = new Uint8Array(bytes.length + 1);
     shifted.set(bytes, 1);
     const { weights } = parseLlama2cCheckpoint(shifted.subarray(1), 'shifted.bin', { ropeLayout: 'interleaved' });
@@ -196,19 +265,34 @@ describe('parseLlama2cCheckpoint: synthetic files', () => {
     const size = bytes.length;
     const base = size - 4 * 6 * 4; // minus the two RoPE tables (seq 6 × hd/2 2 each)
     expect(() => parseLlama2cCheckpoint(bytes.subarray(0, size - 4), 'cut.bin')).toThrow(
-      new RegExp(`^cut\\.bin: file is ${size - 4} bytes but the header \\(dim=8, hidden_dim=12, n_layers=2, n_heads=2, n_kv_heads=1, vocab_size=10, seq_len=6\\) implies ${base} bytes \\(weights, no RoPE tables\\) or ${size} \\(with the RoPE tables\\)`));
+      new RegExp(
+        `^cut\\.bin: file is ${size - 4} bytes but the header \\(dim=8, hidden_dim=12, n_layers=2, n_heads=2, n_kv_heads=1, vocab_size=10, seq_len=6\\) implies ${base} bytes \\(weights, no RoPE tables\\) or ${size} \\(with the RoPE tables\\)`,
+      ),
+    );
     const untied = buildLlama2c(tiny, { untied: true });
-    expect(() => parseLlama2cCheckpoint(untied.subarray(0, untied.length - 40), 'u.bin')).toThrow(new RegExp(`u\\.bin: file is ${untied.length - 40} bytes .*implies ${untied.length} bytes \\(weights, RoPE tables and the untied classifier\\)`));
+    expect(() => parseLlama2cCheckpoint(untied.subarray(0, untied.length - 40), 'u.bin')).toThrow(
+      new RegExp(
+        `u\\.bin: file is ${untied.length - 40} bytes .*implies ${untied.length} bytes \\(weights, RoPE tables and the untied classifier\\)`,
+      ),
+    );
     expect(() => parseLlama2cCheckpoint(new Uint8Array(10), 'short.bin')).toThrow(/short\.bin: 10 bytes is too short/);
   });
 
   it('rejects non-positive or inconsistent header values', () => {
-    const withHeader = (i: number, v: number) => { const b = buildLlama2c(tiny); new DataView(b.buffer).setInt32(4 * i, v, true); return b; };
-    expect(() => parseLlama2cCheckpoint(withHeader(2, 0), 'h.bin')).toThrow(/h\.bin: header n_layers = 0 must be positive/);
+    const withHeader = (i: number, v: number) => {
+      const b = buildLlama2c(tiny);
+      new DataView(b.buffer).setInt32(4 * i, v, true);
+      return b;
+    };
+    expect(() => parseLlama2cCheckpoint(withHeader(2, 0), 'h.bin')).toThrow(
+      /h\.bin: header n_layers = 0 must be positive/,
+    );
     expect(() => parseLlama2cCheckpoint(withHeader(0, -8), 'h.bin')).toThrow(/header dim = -8 must be positive/);
     expect(() => parseLlama2cCheckpoint(withHeader(5, 0), 'h.bin')).toThrow(/header vocab_size = 0 must be non-zero/);
     expect(() => parseLlama2cCheckpoint(withHeader(3, 3), 'h.bin')).toThrow(/dim 8 is not divisible by n_heads 3/);
-    expect(() => parseLlama2cCheckpoint(withHeader(4, 3), 'h.bin')).toThrow(/n_heads 2 is not divisible by n_kv_heads 3/);
+    expect(() => parseLlama2cCheckpoint(withHeader(4, 3), 'h.bin')).toThrow(
+      /n_heads 2 is not divisible by n_kv_heads 3/,
+    );
     const v1 = new Uint8Array(256);
     new DataView(v1.buffer).setUint32(0, 0x616b3432, true);
     new DataView(v1.buffer).setInt32(4, 1, true);
@@ -222,12 +306,23 @@ describe.skipIf(!HAVE_STORIES)('parseLlama2cCheckpoint: stories260K', () => {
   it('config and shapes match paramShapes; permute∘unpermute is identity', async () => {
     const bytes = new Uint8Array(await readFile(file));
     const { config, weights } = parseLlama2cCheckpoint(bytes, 'stories260K.bin');
-    expect(config).toMatchObject({ hidden_size: 64, intermediate_size: 172, num_hidden_layers: 5, num_attention_heads: 8, num_key_value_heads: 4,
-      vocab_size: 512, max_position_embeddings: 512, tie_word_embeddings: true, head_dim: 8, rope_layout: 'half' });
+    expect(config).toMatchObject({
+      hidden_size: 64,
+      intermediate_size: 172,
+      num_hidden_layers: 5,
+      num_attention_heads: 8,
+      num_key_value_heads: 4,
+      vocab_size: 512,
+      max_position_embeddings: 512,
+      tie_word_embeddings: true,
+      head_dim: 8,
+      rope_layout: 'half',
+    });
     expectMatchesParamShapes(config, weights);
     const raw = parseLlama2cCheckpoint(bytes, 'stories260K.bin', { ropeLayout: 'interleaved' }).weights;
     for (let l = 0; l < 5; l++) {
-      const q = raw.get(`model.layers.${l}.self_attn.q_proj.weight`)!.data, k = raw.get(`model.layers.${l}.self_attn.k_proj.weight`)!.data;
+      const q = raw.get(`model.layers.${l}.self_attn.q_proj.weight`)!.data,
+        k = raw.get(`model.layers.${l}.self_attn.k_proj.weight`)!.data;
       expect(unpermuteRopeRows(permuteRopeRows(q, 8, 8, 64), 8, 8, 64)).toEqual(q);
       expect(permuteRopeRows(unpermuteRopeRows(k, 4, 8, 64), 4, 8, 64)).toEqual(k);
       expect(weights.get(`model.layers.${l}.self_attn.q_proj.weight`)!.data).toEqual(permuteRopeRows(q, 8, 8, 64));
@@ -249,7 +344,9 @@ describe.skipIf(!HAVE_STORIES)('parseLlama2cCheckpoint: stories260K', () => {
       const { config, weights } = parseLlama2cCheckpoint(bytes, 'stories260K.bin', { ropeLayout });
       const logits = forward(config, weights, tokens);
       expect(Math.abs(meanNll(logits, tokens) - ref.teacher_forced.mean_nll), ropeLayout).toBeLessThan(1e-4);
-      ref.teacher_forced.logits_last_first8.forEach((v: number, i: number) => expect(logits[logits.length - 1][i]).toBeCloseTo(v, 3));
+      ref.teacher_forced.logits_last_first8.forEach((v: number, i: number) =>
+        expect(logits[logits.length - 1][i]).toBeCloseTo(v, 3),
+      );
     }
   });
 });

@@ -8,7 +8,13 @@ import { CausalLM } from '../../src/engine/model';
 import { loadHfCheckpoint } from '../../src/io/hf-model';
 import { unpermuteRopeRows } from '../../src/io/llama2c';
 import {
-  ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, exportMergedModel, exportPeftAdapter, loadPeftAdapter, parsePeftAdapter, readPeftAdapter,
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  exportMergedModel,
+  exportPeftAdapter,
+  loadPeftAdapter,
+  parsePeftAdapter,
+  readPeftAdapter,
 } from '../../src/io/peft';
 import { parseSafetensors, writeSafetensors } from '../../src/io/safetensors';
 import { filesSource } from '../../src/io/source';
@@ -43,7 +49,8 @@ function bits(x: Float32Array): Uint32Array {
 
 function expectBitIdentical(a: Float32Array, b: Float32Array, what: string) {
   expect(a.length, what).toBe(b.length);
-  const x = bits(a), y = bits(b);
+  const x = bits(a),
+    y = bits(b);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) throw new Error(`${what} differs at ${i}: ${a[i]} vs ${b[i]}`);
 }
 
@@ -59,13 +66,22 @@ function asBlobs(files: Map<string, Uint8Array>): Map<string, Blob> {
 
 const json = (b: Uint8Array) => JSON.parse(new TextDecoder().decode(b));
 
-beforeAll(async () => { await initBackend('cpu'); });
+beforeAll(async () => {
+  await initBackend('cpu');
+});
 
 const CASES: { label: string; cfg: ModelConfig; lora?: Partial<LoraConfig> }[] = [
   { label: 'llama (untied lm_head)', cfg: tinyConfig('llama') },
-  { label: 'qwen2 (q/k/v biases, tied)', cfg: tinyConfig('qwen2'), lora: { target_modules: ['q_proj', 'v_proj'], use_rslora: true } },
+  {
+    label: 'qwen2 (q/k/v biases, tied)',
+    cfg: tinyConfig('qwen2'),
+    lora: { target_modules: ['q_proj', 'v_proj'], use_rslora: true },
+  },
   { label: 'gpt2 (Conv1D)', cfg: tinyConfig('gpt2') },
-  { label: 'llama in the interleaved RoPE layout', cfg: tinyConfig('llama', { rope_layout: 'interleaved', tie_word_embeddings: true }) },
+  {
+    label: 'llama in the interleaved RoPE layout',
+    cfg: tinyConfig('llama', { rope_layout: 'interleaved', tie_word_embeddings: true }),
+  },
 ];
 
 describe('PEFT adapter export / import', () => {
@@ -80,26 +96,51 @@ describe('PEFT adapter export / import', () => {
 
       const conf = json(files.get(ADAPTER_CONFIG_FILE)!);
       expect(conf).toMatchObject({
-        peft_type: 'LORA', task_type: 'CAUSAL_LM', r: lc.r, lora_alpha: lc.lora_alpha, lora_dropout: lc.lora_dropout,
-        use_rslora: lc.use_rslora, bias: 'none', fan_in_fan_out: cfg.family === 'gpt2', base_model_name_or_path: 'tiny/base',
-        inference_mode: true, modules_to_save: null, init_lora_weights: true, use_dora: false,
+        peft_type: 'LORA',
+        task_type: 'CAUSAL_LM',
+        r: lc.r,
+        lora_alpha: lc.lora_alpha,
+        lora_dropout: lc.lora_dropout,
+        use_rslora: lc.use_rslora,
+        bias: 'none',
+        fan_in_fan_out: cfg.family === 'gpt2',
+        base_model_name_or_path: 'tiny/base',
+        inference_mode: true,
+        modules_to_save: null,
+        init_lora_weights: true,
+        use_dora: false,
       });
-      const wantTargets = lc.target_modules === 'all-linear'
-        ? (cfg.family === 'gpt2' ? ['c_attn', 'c_proj', 'c_fc'] : ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'])
-        : lc.target_modules;
+      const wantTargets =
+        lc.target_modules === 'all-linear'
+          ? cfg.family === 'gpt2'
+            ? ['c_attn', 'c_proj', 'c_fc']
+            : ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
+          : lc.target_modules;
       expect(conf.target_modules).toEqual(wantTargets);
 
       const { tensors, metadata } = parseSafetensors(files.get(ADAPTER_WEIGHTS_FILE)!, ADAPTER_WEIGHTS_FILE);
       expect(metadata).toEqual({ format: 'pt' });
-      const first = cfg.family === 'gpt2' ? 'base_model.model.transformer.h.0.attn.c_attn' : 'base_model.model.model.layers.0.self_attn.q_proj';
+      const first =
+        cfg.family === 'gpt2'
+          ? 'base_model.model.transformer.h.0.attn.c_attn'
+          : 'base_model.model.model.layers.0.self_attn.q_proj';
       const D = cfg.hidden_size;
       expect(tensors.get(`${first}.lora_A.weight`)!.shape).toEqual([lc.r, D]);
-      expect(tensors.get(`${first}.lora_B.weight`)!.shape).toEqual([cfg.family === 'gpt2' ? 3 * D : cfg.num_attention_heads * cfg.head_dim, lc.r]);
+      expect(tensors.get(`${first}.lora_B.weight`)!.shape).toEqual([
+        cfg.family === 'gpt2' ? 3 * D : cfg.num_attention_heads * cfg.head_dim,
+        lc.r,
+      ]);
       expect(tensors.size).toBe(2 * model.adapter!.layers.size);
 
       // import: tensors bit-identical to the adapter's variables (in the model's own layout)
-      const imported = parsePeftAdapter(cfg, { config: files.get(ADAPTER_CONFIG_FILE)!, weights: files.get(ADAPTER_WEIGHTS_FILE)! });
-      expect(imported.config).toEqual({ ...lc, target_modules: lc.target_modules === 'all-linear' ? wantTargets : lc.target_modules });
+      const imported = parsePeftAdapter(cfg, {
+        config: files.get(ADAPTER_CONFIG_FILE)!,
+        weights: files.get(ADAPTER_WEIGHTS_FILE)!,
+      });
+      expect(imported.config).toEqual({
+        ...lc,
+        target_modules: lc.target_modules === 'all-linear' ? wantTargets : lc.target_modules,
+      });
       expect(imported.baseModelNameOrPath).toBe('tiny/base');
       for (const [name, v] of model.adapter!.variables()) {
         const t = imported.tensors.get(name)!;
@@ -113,7 +154,8 @@ describe('PEFT adapter export / import', () => {
       const src = filesSource(asBlobs(files));
       loadPeftAdapter(copy, await readPeftAdapter(src, cfg));
       expectBitIdentical(await logits(copy), want, 'logits');
-      model.dispose(); copy.dispose();
+      model.dispose();
+      copy.dispose();
     });
   }
 
@@ -123,7 +165,11 @@ describe('PEFT adapter export / import', () => {
     // the same network with q/k rows in llama2.c's interleaved layout
     const inter: RawTensors = new Map();
     for (const [n, t] of raw) {
-      const heads = n.includes('.q_proj.') ? half.num_attention_heads : n.includes('.k_proj.') ? half.num_key_value_heads : 0;
+      const heads = n.includes('.q_proj.')
+        ? half.num_attention_heads
+        : n.includes('.k_proj.')
+          ? half.num_key_value_heads
+          : 0;
       inter.set(n, heads ? { shape: t.shape, data: unpermuteRopeRows(t.data, heads, half.head_dim, t.shape[1]) } : t);
     }
     const mi = CausalLM.fromRaw({ ...half, rope_layout: 'interleaved' }, inter);
@@ -132,10 +178,14 @@ describe('PEFT adapter export / import', () => {
     mi.attachLora(LORA, 1);
     randomizeAdapter(mi, 7);
     const files = await exportPeftAdapter(mi);
-    loadPeftAdapter(mh, parsePeftAdapter(half, { config: files.get(ADAPTER_CONFIG_FILE)!, weights: files.get(ADAPTER_WEIGHTS_FILE)! }));
+    loadPeftAdapter(
+      mh,
+      parsePeftAdapter(half, { config: files.get(ADAPTER_CONFIG_FILE)!, weights: files.get(ADAPTER_WEIGHTS_FILE)! }),
+    );
     const d = maxAbsDiff(await logits(mi), await logits(mh));
     expect(d).toBeLessThan(1e-5);
-    mi.dispose(); mh.dispose();
+    mi.dispose();
+    mh.dispose();
   });
 });
 
@@ -152,10 +202,12 @@ describe('PEFT adapter import errors name the file and the key', () => {
     tensors = parseSafetensors(files.get(ADAPTER_WEIGHTS_FILE)!, 'x').tensors;
     model.dispose();
   });
-  const parse = (c: Record<string, unknown>, t: RawTensors) => parsePeftAdapter(cfg, { config: c, weights: writeSafetensors(t) });
+  const parse = (c: Record<string, unknown>, t: RawTensors) =>
+    parsePeftAdapter(cfg, { config: c, weights: writeSafetensors(t) });
   const withTensor = (key: string, v: { shape: number[]; data: Float32Array } | null) => {
     const m = new Map(tensors);
-    if (v) m.set(key, v); else m.delete(key);
+    if (v) m.set(key, v);
+    else m.delete(key);
     return m;
   };
   const qA = loraParamName('model.layers.0.self_attn.q_proj', 'A');
@@ -165,23 +217,55 @@ describe('PEFT adapter import errors name the file and the key', () => {
     expect(parse(conf, tensors).tensors.size).toBe(2 * 2 * cfg.num_hidden_layers);
   });
   it('unknown key', () => {
-    expect(() => parse(conf, withTensor('base_model.model.model.layers.0.self_attn.q_proj.lora_embedding_A', { shape: [1], data: new Float32Array(1) })))
-      .toThrow(/adapter_model\.safetensors: unexpected tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_embedding_A".*embedding/);
-    expect(() => parse(conf, withTensor('base_model.model.model.layers.9.self_attn.q_proj.lora_A.weight', { shape: [4, 8], data: new Float32Array(32) })))
-      .toThrow(/adapter_model\.safetensors: tensor "base_model\.model\.model\.layers\.9\.self_attn\.q_proj\.lora_A\.weight" is for module .* not a linear layer of this LlamaForCausalLM/);
-    expect(() => parse(conf, withTensor('base_model.model.model.layers.0.mlp.up_proj.lora_A.weight', { shape: [4, 8], data: new Float32Array(32) })))
-      .toThrow(/adapter_config\.json target_modules \["q_proj","v_proj"\] does not target/);
+    expect(() =>
+      parse(
+        conf,
+        withTensor('base_model.model.model.layers.0.self_attn.q_proj.lora_embedding_A', {
+          shape: [1],
+          data: new Float32Array(1),
+        }),
+      ),
+    ).toThrow(
+      /adapter_model\.safetensors: unexpected tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_embedding_A".*embedding/,
+    );
+    expect(() =>
+      parse(
+        conf,
+        withTensor('base_model.model.model.layers.9.self_attn.q_proj.lora_A.weight', {
+          shape: [4, 8],
+          data: new Float32Array(32),
+        }),
+      ),
+    ).toThrow(
+      /adapter_model\.safetensors: tensor "base_model\.model\.model\.layers\.9\.self_attn\.q_proj\.lora_A\.weight" is for module .* not a linear layer of this LlamaForCausalLM/,
+    );
+    expect(() =>
+      parse(
+        conf,
+        withTensor('base_model.model.model.layers.0.mlp.up_proj.lora_A.weight', {
+          shape: [4, 8],
+          data: new Float32Array(32),
+        }),
+      ),
+    ).toThrow(/adapter_config\.json target_modules \["q_proj","v_proj"\] does not target/);
   });
   it('wrong shape vs the base model', () => {
-    expect(() => parse(conf, withTensor(qA, { shape: [4, 6], data: new Float32Array(24) })))
-      .toThrow(/tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has shape \[4,6\], but the base model's model\.layers\.0\.self_attn\.q_proj needs \[4,8\]/);
-    expect(() => parse(conf, withTensor(qB, { shape: [5, 4], data: new Float32Array(20) }))).toThrow(/needs \[8,4\] \(out_features \(8\) × r\)/);
+    expect(() => parse(conf, withTensor(qA, { shape: [4, 6], data: new Float32Array(24) }))).toThrow(
+      /tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has shape \[4,6\], but the base model's model\.layers\.0\.self_attn\.q_proj needs \[4,8\]/,
+    );
+    expect(() => parse(conf, withTensor(qB, { shape: [5, 4], data: new Float32Array(20) }))).toThrow(
+      /needs \[8,4\] \(out_features \(8\) × r\)/,
+    );
   });
   it('r mismatch', () => {
-    expect(() => parse({ ...conf, r: 8 }, tensors)).toThrow(/r mismatch: tensor ".*lora_A\.weight" has shape \[4,8\] \(rank 4\) but adapter_config\.json says r = 8/);
+    expect(() => parse({ ...conf, r: 8 }, tensors)).toThrow(
+      /r mismatch: tensor ".*lora_A\.weight" has shape \[4,8\] \(rank 4\) but adapter_config\.json says r = 8/,
+    );
   });
   it('missing tensor', () => {
-    expect(() => parse(conf, withTensor(qB, null))).toThrow(/missing tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_B\.weight"/);
+    expect(() => parse(conf, withTensor(qB, null))).toThrow(
+      /missing tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_B\.weight"/,
+    );
   });
   it('unsupported configurations', () => {
     expect(() => parse({ ...conf, peft_type: 'IA3' }, tensors)).toThrow(/adapter_config\.json: "peft_type" is "IA3"/);
@@ -191,15 +275,24 @@ describe('PEFT adapter import errors name the file and the key', () => {
     expect(() => parse({ ...conf, modules_to_save: ['lm_head'] }, tensors)).toThrow(/modules_to_save/);
     expect(() => parse({ ...conf, rank_pattern: { q_proj: 2 } }, tensors)).toThrow(/rank_pattern/);
     expect(() => parse({ ...conf, target_modules: ['w_pack'] }, tensors)).toThrow(/target_modules.*w_pack/);
-    expect(() => parsePeftAdapter(cfg, { config: '{oops', weights: writeSafetensors(tensors) })).toThrow(/adapter_config\.json: not valid JSON/);
+    expect(() => parsePeftAdapter(cfg, { config: '{oops', weights: writeSafetensors(tensors) })).toThrow(
+      /adapter_config\.json: not valid JSON/,
+    );
   });
   it('target_modules as a regular expression (PEFT full-name match) and null (PEFT defaults)', () => {
     const r = parse({ ...conf, target_modules: '.*\\.(q_proj|v_proj)' }, tensors);
-    expect(r.config.target_modules).toEqual([0, 1].flatMap((l) => [`model.layers.${l}.self_attn.q_proj`, `model.layers.${l}.self_attn.v_proj`]));
+    expect(r.config.target_modules).toEqual(
+      [0, 1].flatMap((l) => [`model.layers.${l}.self_attn.q_proj`, `model.layers.${l}.self_attn.v_proj`]),
+    );
     expect(parse({ ...conf, target_modules: null }, tensors).config.target_modules).toEqual(['q_proj', 'v_proj']);
   });
   it('a folder without safetensors weights', async () => {
-    const src = filesSource(new Map([[ADAPTER_CONFIG_FILE, new Blob(['{}'])], ['adapter_model.bin', new Blob(['x'])]]));
+    const src = filesSource(
+      new Map([
+        [ADAPTER_CONFIG_FILE, new Blob(['{}'])],
+        ['adapter_model.bin', new Blob(['x'])],
+      ]),
+    );
     await expect(readPeftAdapter(src, cfg)).rejects.toThrow(/no adapter_model\.safetensors \(only adapter_model\.bin/);
   });
 });
@@ -213,7 +306,12 @@ describe('merged model export', () => {
       randomizeAdapter(model, 4);
       const want = await logits(model);
       const files = await exportMergedModel(model, { 'tokenizer_config.json': '{"eos_token": "</s>"}' });
-      expect([...files.keys()].sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer_config.json']);
+      expect([...files.keys()].sort()).toEqual([
+        'config.json',
+        'generation_config.json',
+        'model.safetensors',
+        'tokenizer_config.json',
+      ]);
       const hf = json(files.get('config.json')!);
       expect(hf.tie_word_embeddings).toBe(cfg.tie_word_embeddings);
       const names = [...parseSafetensors(files.get('model.safetensors')!, 'm').tensors.keys()];
@@ -221,7 +319,11 @@ describe('merged model export', () => {
 
       const ck = await loadHfCheckpoint(filesSource(asBlobs(files)));
       // (the GPT-2 parser marks its always-present attention biases; the fixture leaves the flag false)
-      expect(ck.config).toEqual({ ...cfg, rope_layout: 'half', attention_bias: cfg.family === 'gpt2' ? true : cfg.attention_bias });
+      expect(ck.config).toEqual({
+        ...cfg,
+        rope_layout: 'half',
+        attention_bias: cfg.family === 'gpt2' ? true : cfg.attention_bias,
+      });
       expect(ck.tokenizerConfig).toEqual({ eos_token: '</s>' });
       const merged = CausalLM.fromRaw(ck.config, ck.weights);
       const got = await logits(merged);
@@ -233,7 +335,8 @@ describe('merged model export', () => {
       expect(model.adapter!.merged).toBe(false);
       for (const [n, t] of raw) expectBitIdentical((await model.weights.get(n)!.data()) as Float32Array, t.data, n);
       await expect(exportMergedModel(model, { 'config.json': '{}' })).rejects.toThrow(/would overwrite/);
-      model.dispose(); merged.dispose();
+      model.dispose();
+      merged.dispose();
     });
   }
 });

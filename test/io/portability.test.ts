@@ -11,7 +11,8 @@ describe('src/io portability', () => {
     for (const f of await readdir(dir)) {
       if (!/\.tsx?$/.test(f) || f.startsWith('node-')) continue;
       const src = await readFile(path.join(dir, f), 'utf8');
-      if (/(from\s+|import\s*\(\s*|require\s*\(\s*)['"](node:|fs['"/]|path['"]|os['"]|http['"])/.test(src)) offenders.push(f);
+      if (/(from\s+|import\s*\(\s*|require\s*\(\s*)['"](node:|fs['"/]|path['"]|os['"]|http['"])/.test(src))
+        offenders.push(f);
     }
     expect(offenders).toEqual([]);
   });

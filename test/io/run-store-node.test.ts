@@ -17,7 +17,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { CausalLM } from '../../src/engine/model';
 import type { ModelConfig, RawTensors } from '../../src/engine/config';
-import { loadCheckpointFromPath, NodeRunStore, resumeSessionFromDir, saveCheckpointBundle, saveCheckpointToDir } from '../../src/io/node-run-store';
+import {
+  loadCheckpointFromPath,
+  NodeRunStore,
+  resumeSessionFromDir,
+  saveCheckpointBundle,
+  saveCheckpointToDir,
+} from '../../src/io/node-run-store';
 import { encodeCheckpointBundle, type SessionCheckpoint } from '../../src/train/checkpoint';
 import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
@@ -25,18 +31,40 @@ import { ToyTokenizer } from '../data/toy-tokenizer';
 import { ROOT } from '../helpers';
 
 const tok = new ToyTokenizer();
-const cfg: ModelConfig = tinyConfig('llama', { vocab_size: tok.vocabSize, max_position_embeddings: 64, hidden_size: 16, num_attention_heads: 4, head_dim: 4 });
+const cfg: ModelConfig = tinyConfig('llama', {
+  vocab_size: tok.vocabSize,
+  max_position_embeddings: 64,
+  hidden_size: 16,
+  num_attention_heads: 4,
+  head_dim: 4,
+});
 const raw: RawTensors = randomWeights(cfg, 3, 0.2);
 const examples = Array.from({ length: 9 }, (_, i) => ({ prompt: `q${i} ${'y'.repeat(i % 3)}`, completion: `a${i}` }));
 const data = [{ name: 'mem', examples }];
 const config: Partial<FinetuneConfig> = {
-  template: { kind: 'instruction' }, r: 2, lora_alpha: 4, learning_rate: 1e-2, per_device_train_batch_size: 2, gradient_accumulation_steps: 2,
-  lora_dropout: 0.1, max_steps: 6, logging_steps: 1, max_length: 64, seed: 5,
+  template: { kind: 'instruction' },
+  r: 2,
+  lora_alpha: 4,
+  learning_rate: 1e-2,
+  per_device_train_batch_size: 2,
+  gradient_accumulation_steps: 2,
+  lora_dropout: 0.1,
+  max_steps: 6,
+  logging_steps: 1,
+  max_length: 64,
+  seed: 5,
 };
 
 const dirs: string[] = [];
-const tmp = () => { const d = mkdtempSync(path.join(os.tmpdir(), 'webtune-node-runs-')); dirs.push(d); return d; };
-afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); tf.disposeVariables(); });
+const tmp = () => {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'webtune-node-runs-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  tf.disposeVariables();
+});
 
 async function values(model: CausalLM): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
@@ -61,17 +89,25 @@ beforeAll(async () => {
   }
   expect((await s.run()).status).toBe('completed');
   finalWeights = await values(model);
-  s.dispose(); model.dispose();
+  s.dispose();
+  model.dispose();
 });
 
 /** In a child process: save `ck` to root/id and SIGKILL the process at `point`. */
-function crashingSave(root: string, id: string, ck: SessionCheckpoint, point: 'tensors' | 'checkpoint' | 'latest'): { signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+function crashingSave(
+  root: string,
+  id: string,
+  ck: SessionCheckpoint,
+  point: 'tensors' | 'checkpoint' | 'latest',
+): { signal: NodeJS.Signals | null; stdout: string; stderr: string } {
   const dir = tmp();
   const bundle = path.join(dir, 'ck.webtune.safetensors');
   writeFileSync(bundle, encodeCheckpointBundle(ck));
   const script = path.join(dir, 'child.mjs');
   const src = (p: string) => pathToFileURL(path.join(ROOT, p)).href;
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 const { NodeRunStore } = await import(${JSON.stringify(src('src/io/node-run-store.ts'))});
@@ -91,8 +127,13 @@ const store = new NodeRunStore(root, { fileOps: {
 } });
 await store.save(id, ck);
 console.log('save completed');
-`);
-  return spawnSync(process.execPath, ['--import', 'tsx', script, root, id, bundle, point], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+`,
+  );
+  return spawnSync(process.execPath, ['--import', 'tsx', script, root, id, bundle, point], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 describe('NodeRunStore under real crashes (SIGKILL in a child process)', () => {
@@ -105,15 +146,25 @@ describe('NodeRunStore under real crashes (SIGKILL in a child process)', () => {
       expect(r.signal, r.stderr).toBe('SIGKILL');
       expect(r.stdout).not.toMatch(/save completed/);
       const runDir = path.join(root, 'run');
-      const leftovers = readdirSync(runDir, { recursive: true }).map(String).filter((n) => /\.tmp-|ckpt-000002/.test(n));
+      const leftovers = readdirSync(runDir, { recursive: true })
+        .map(String)
+        .filter((n) => /\.tmp-|ckpt-000002/.test(n));
       expect(leftovers.length).toBeGreaterThan(0); // the crash really left something behind
       const back = await store.loadLatest('run');
       expect(back!.meta.progress.global_step).toBe(2);
       expect(await store.info('run')).toMatchObject({ name: 'crash test', checkpoints: 1, latest: { step: 2 } });
       await store.save('run', cks[2]);
       expect((await store.loadLatest('run'))!.meta.progress.global_step).toBe(4);
-      expect(readdirSync(runDir, { recursive: true }).map(String).filter((n) => /\.tmp-/.test(n))).toEqual([]);
-      expect(readdirSync(runDir).filter((n) => n.startsWith('ckpt-')).sort()).toEqual(['ckpt-000001', 'ckpt-000002']);
+      expect(
+        readdirSync(runDir, { recursive: true })
+          .map(String)
+          .filter((n) => /\.tmp-/.test(n)),
+      ).toEqual([]);
+      expect(
+        readdirSync(runDir)
+          .filter((n) => n.startsWith('ckpt-'))
+          .sort(),
+      ).toEqual(['ckpt-000001', 'ckpt-000002']);
     });
   }
 });
@@ -144,7 +195,11 @@ describe('CLI helpers: save to a folder or file, resumeSessionFromDir', () => {
     const store = new NodeRunStore(root);
     await store.save('r', cks[1]); // step 3
     const model = CausalLM.fromRaw(cfg, raw);
-    const { session, checkpoint, source } = await resumeSessionFromDir(path.join(root, 'r'), { model, tokenizer: tok, data });
+    const { session, checkpoint, source } = await resumeSessionFromDir(path.join(root, 'r'), {
+      model,
+      tokenizer: tok,
+      data,
+    });
     expect(source).toBe(path.join(root, 'r', 'ckpt-000001'));
     expect(checkpoint.meta.progress.global_step).toBe(3);
     expect(session.globalStep).toBe(3);
@@ -156,10 +211,18 @@ describe('CLI helpers: save to a folder or file, resumeSessionFromDir', () => {
     // the same config given explicitly is fine; a different one is listed
     const again = await resumeSessionFromDir(path.join(root, 'r'), { model, tokenizer: tok, data, config });
     again.session.dispose();
-    await expect(resumeSessionFromDir(path.join(root, 'r'), { model, tokenizer: tok, data, config: { ...config, max_steps: 8 } }))
-      .rejects.toThrow(/configuration differs from the checkpoint's — max_steps: 6 in the checkpoint, 8 now/);
-    await expect(resumeSessionFromDir(path.join(root, 'r'), { model, tokenizer: tok, data: [{ name: 'mem', examples: examples.slice(1) }] }))
-      .rejects.toThrow(/training data differ from the checkpoint's .*examples train\/validation\/test: 9\/0\/0 in the checkpoint, 8\/0\/0 now/);
+    await expect(
+      resumeSessionFromDir(path.join(root, 'r'), { model, tokenizer: tok, data, config: { ...config, max_steps: 8 } }),
+    ).rejects.toThrow(/configuration differs from the checkpoint's — max_steps: 6 in the checkpoint, 8 now/);
+    await expect(
+      resumeSessionFromDir(path.join(root, 'r'), {
+        model,
+        tokenizer: tok,
+        data: [{ name: 'mem', examples: examples.slice(1) }],
+      }),
+    ).rejects.toThrow(
+      /training data differ from the checkpoint's .*examples train\/validation\/test: 9\/0\/0 in the checkpoint, 8\/0\/0 now/,
+    );
     model.dispose();
     expect(existsSync(path.join(root, 'r', 'LATEST'))).toBe(true);
   });

@@ -16,7 +16,15 @@ import { CausalLM } from '../../src/engine/model';
 import type { ModelConfig } from '../../src/engine/config';
 import { NodeRunStore } from '../../src/io/node-run-store';
 import {
-  FileTreeRunStore, IndexedDbRunStore, OpfsFileTree, StorageQuotaError, newRunId, openBrowserRunStore, openOpfsRunStore, validateRunId, type RunStore,
+  FileTreeRunStore,
+  IndexedDbRunStore,
+  OpfsFileTree,
+  StorageQuotaError,
+  newRunId,
+  openBrowserRunStore,
+  openOpfsRunStore,
+  validateRunId,
+  type RunStore,
 } from '../../src/io/run-store';
 import { encodeCheckpointFiles, type SessionCheckpoint } from '../../src/train/checkpoint';
 import { FinetuneSession } from '../../src/train/session';
@@ -34,7 +42,9 @@ class FakeOpfs {
   onWrite: ((path: string, bytes: number) => void) | null = null;
   usage(): number {
     let n = 0;
-    const walk = (d: FakeDir) => { for (const c of d.children.values()) c instanceof FakeDir ? walk(c) : (n += c.data.length + c.pending); };
+    const walk = (d: FakeDir) => {
+      for (const c of d.children.values()) c instanceof FakeDir ? walk(c) : (n += c.data.length + c.pending);
+    };
     walk(this.root);
     return n;
   }
@@ -45,8 +55,14 @@ class FakeFile {
   readonly kind = 'file';
   data = new Uint8Array(0);
   pending = 0;
-  constructor(readonly fs: FakeOpfs, readonly name: string, readonly path: string) {}
-  async getFile(): Promise<File> { return new File([this.data], this.name); }
+  constructor(
+    readonly fs: FakeOpfs,
+    readonly name: string,
+    readonly path: string,
+  ) {}
+  async getFile(): Promise<File> {
+    return new File([this.data], this.name);
+  }
   async createWritable() {
     const chunks: Uint8Array[] = [];
     let open = true;
@@ -55,7 +71,8 @@ class FakeFile {
       async write(d: Uint8Array) {
         if (!open) throw domError('InvalidStateError');
         self.fs.onWrite?.(self.path, d.length);
-        if (self.fs.usage() + d.length > self.fs.quota) throw domError('QuotaExceededError', 'The quota has been exceeded.');
+        if (self.fs.usage() + d.length > self.fs.quota)
+          throw domError('QuotaExceededError', 'The quota has been exceeded.');
         chunks.push(Uint8Array.from(d));
         self.pending += d.length;
       },
@@ -64,11 +81,17 @@ class FakeFile {
         open = false;
         const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
         let o = 0;
-        for (const c of chunks) { out.set(c, o); o += c.length; }
+        for (const c of chunks) {
+          out.set(c, o);
+          o += c.length;
+        }
         self.pending = 0;
         self.data = out; // the swap file replaces the file only now
       },
-      async abort() { open = false; self.pending = 0; },
+      async abort() {
+        open = false;
+        self.pending = 0;
+      },
     };
   }
 }
@@ -76,7 +99,10 @@ class FakeFile {
 class FakeDir {
   readonly kind = 'directory';
   readonly children = new Map<string, FakeDir | FakeFile>();
-  constructor(readonly fs: FakeOpfs, readonly path: string) {}
+  constructor(
+    readonly fs: FakeOpfs,
+    readonly path: string,
+  ) {}
   async getDirectoryHandle(name: string, opts: { create?: boolean } = {}): Promise<FakeDir> {
     const c = this.children.get(name);
     if (c instanceof FakeDir) return c;
@@ -118,11 +144,21 @@ class FakeIdb {
   failNextCommit: Error | null = null;
   readonly dbs = new Map<string, FakeDb>();
   open(name: string, version: number) {
-    const req: { result?: FakeDb; error?: unknown; onsuccess?: () => void; onerror?: () => void; onupgradeneeded?: () => void; onblocked?: () => void } = {};
+    const req: {
+      result?: FakeDb;
+      error?: unknown;
+      onsuccess?: () => void;
+      onerror?: () => void;
+      onupgradeneeded?: () => void;
+      onblocked?: () => void;
+    } = {};
     setTimeout(() => {
       let db = this.dbs.get(name);
       const upgrade = !db || db.version < version;
-      if (!db) { db = new FakeDb(this, version); this.dbs.set(name, db); }
+      if (!db) {
+        db = new FakeDb(this, version);
+        this.dbs.set(name, db);
+      }
       db.version = version;
       req.result = db;
       if (upgrade) req.onupgradeneeded?.();
@@ -132,8 +168,16 @@ class FakeIdb {
   }
   bytes(): number {
     let n = 0;
-    const size = (v: unknown): number => v instanceof ArrayBuffer ? v.byteLength : typeof v === 'string' ? v.length : v && typeof v === 'object' ? Object.values(v).reduce((s: number, x) => s + size(x), 0) : 8;
-    for (const db of this.dbs.values()) for (const s of db.stores.values()) for (const v of s.data.values()) n += size(v);
+    const size = (v: unknown): number =>
+      v instanceof ArrayBuffer
+        ? v.byteLength
+        : typeof v === 'string'
+          ? v.length
+          : v && typeof v === 'object'
+            ? Object.values(v).reduce((s: number, x) => s + size(x), 0)
+            : 8;
+    for (const db of this.dbs.values())
+      for (const s of db.stores.values()) for (const v of s.data.values()) n += size(v);
     return n;
   }
 }
@@ -141,9 +185,16 @@ class FakeIdb {
 class FakeDb {
   readonly stores = new Map<string, { keyPath: string; data: Map<string, Value> }>();
   readonly objectStoreNames = { contains: (n: string) => this.stores.has(n) };
-  constructor(readonly factory: FakeIdb, public version: number) {}
-  createObjectStore(name: string, opts: { keyPath: string }) { this.stores.set(name, { keyPath: opts.keyPath, data: new Map() }); }
-  transaction(names: string[], mode: 'readonly' | 'readwrite') { return new FakeTx(this, names, mode); }
+  constructor(
+    readonly factory: FakeIdb,
+    public version: number,
+  ) {}
+  createObjectStore(name: string, opts: { keyPath: string }) {
+    this.stores.set(name, { keyPath: opts.keyPath, data: new Map() });
+  }
+  transaction(names: string[], mode: 'readonly' | 'readwrite') {
+    return new FakeTx(this, names, mode);
+  }
   close() {}
 }
 
@@ -154,18 +205,30 @@ class FakeTx {
   private readonly staged = new Map<string, Map<string, Value | typeof DELETED>>();
   private pending = 0;
   private finished = false;
-  constructor(readonly db: FakeDb, readonly names: string[], readonly mode: string) {
+  constructor(
+    readonly db: FakeDb,
+    readonly names: string[],
+    readonly mode: string,
+  ) {
     this.schedule();
   }
   private schedule() {
-    setTimeout(() => { if (this.pending === 0 && !this.finished) this.commit(); }, 0);
+    setTimeout(() => {
+      if (this.pending === 0 && !this.finished) this.commit();
+    }, 0);
   }
   private commit() {
     this.finished = true;
     const f = this.db.factory;
-    if (this.mode === 'readwrite' && f.failNextCommit) { const e = f.failNextCommit; f.failNextCommit = null; return this.fail(e); }
+    if (this.mode === 'readwrite' && f.failNextCommit) {
+      const e = f.failNextCommit;
+      f.failNextCommit = null;
+      return this.fail(e);
+    }
     const before = new Map([...this.db.stores].map(([n, s]) => [n, new Map(s.data)]));
-    for (const [store, m] of this.staged) for (const [k, v] of m) v === DELETED ? this.db.stores.get(store)!.data.delete(k) : this.db.stores.get(store)!.data.set(k, v);
+    for (const [store, m] of this.staged)
+      for (const [k, v] of m)
+        v === DELETED ? this.db.stores.get(store)!.data.delete(k) : this.db.stores.get(store)!.data.set(k, v);
     if (f.bytes() > f.quota) {
       for (const [n, d] of before) this.db.stores.get(n)!.data = d; // roll back
       return this.fail(domError('QuotaExceededError'));
@@ -186,7 +249,10 @@ class FakeTx {
     const s = this.db.stores.get(name)!;
     const staged = this.staged.get(name) ?? new Map();
     this.staged.set(name, staged);
-    const read = (k: string) => { const v = staged.has(k) ? staged.get(k) : s.data.get(k); return v === DELETED || v === undefined ? undefined : structuredClone(v); };
+    const read = (k: string) => {
+      const v = staged.has(k) ? staged.get(k) : s.data.get(k);
+      return v === DELETED || v === undefined ? undefined : structuredClone(v);
+    };
     const req = <T>(fn: () => T) => {
       if (this.finished) throw domError('TransactionInactiveError');
       const r: { result?: T; onsuccess?: () => void } = {};
@@ -200,12 +266,29 @@ class FakeTx {
       }, 0);
       return r;
     };
-    const write = () => { if (this.mode !== 'readwrite') throw domError('ReadOnlyError'); };
+    const write = () => {
+      if (this.mode !== 'readwrite') throw domError('ReadOnlyError');
+    };
     return {
       get: (k: string) => req(() => read(k)),
-      getAll: () => req(() => [...new Set([...s.data.keys(), ...staged.keys()])].sort().map(read).filter((v) => v !== undefined)),
-      put: (v: Value) => { write(); const k = String(v[s.keyPath]); staged.set(k, structuredClone(v)); return req(() => k); },
-      delete: (k: string) => { write(); staged.set(k, DELETED); return req(() => undefined); },
+      getAll: () =>
+        req(() =>
+          [...new Set([...s.data.keys(), ...staged.keys()])]
+            .sort()
+            .map(read)
+            .filter((v) => v !== undefined),
+        ),
+      put: (v: Value) => {
+        write();
+        const k = String(v[s.keyPath]);
+        staged.set(k, structuredClone(v));
+        return req(() => k);
+      },
+      delete: (k: string) => {
+        write();
+        staged.set(k, DELETED);
+        return req(() => undefined);
+      },
     };
   }
 }
@@ -216,16 +299,37 @@ class FakeTx {
 async function makeCheckpoints(): Promise<SessionCheckpoint[]> {
   await initBackend('cpu');
   const tok = new ToyTokenizer();
-  const cfg: ModelConfig = tinyConfig('llama', { vocab_size: tok.vocabSize, max_position_embeddings: 64, hidden_size: 16, num_attention_heads: 4, head_dim: 4 });
+  const cfg: ModelConfig = tinyConfig('llama', {
+    vocab_size: tok.vocabSize,
+    max_position_embeddings: 64,
+    hidden_size: 16,
+    num_attention_heads: 4,
+    head_dim: 4,
+  });
   const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 3, 0.2));
   const examples = Array.from({ length: 8 }, (_, i) => ({ prompt: `q${i}`, completion: `a${i}` }));
-  const s = new FinetuneSession({ model, tokenizer: tok, data: [{ name: 'mem', examples }], config: { template: { kind: 'instruction' }, r: 2, lora_alpha: 4, per_device_train_batch_size: 2, max_steps: 6, logging_steps: 1, max_length: 64 }, baseModelName: 'tiny/model' });
+  const s = new FinetuneSession({
+    model,
+    tokenizer: tok,
+    data: [{ name: 'mem', examples }],
+    config: {
+      template: { kind: 'instruction' },
+      r: 2,
+      lora_alpha: 4,
+      per_device_train_batch_size: 2,
+      max_steps: 6,
+      logging_steps: 1,
+      max_length: 64,
+    },
+    baseModelName: 'tiny/model',
+  });
   const out: SessionCheckpoint[] = [];
   for (const k of [2, 4, 6]) {
     await s.run({ shouldStop: () => s.globalStep >= k });
     out.push(await s.checkpoint());
   }
-  s.dispose(); model.dispose();
+  s.dispose();
+  model.dispose();
   return out;
 }
 
@@ -234,7 +338,8 @@ const stepOf = (ck: SessionCheckpoint | null) => ck?.meta.progress.global_step;
 function sameTensors(a: SessionCheckpoint, b: SessionCheckpoint) {
   for (const part of ['lora', 'expAvg', 'expAvgSq'] as const) {
     expect([...a[part].keys()].sort()).toEqual([...b[part].keys()].sort());
-    for (const [n, t] of a[part]) expect(Buffer.from(b[part].get(n)!.data.buffer).equals(Buffer.from(t.data.buffer))).toBe(true);
+    for (const [n, t] of a[part])
+      expect(Buffer.from(b[part].get(n)!.data.buffer).equals(Buffer.from(t.data.buffer))).toBe(true);
   }
 }
 
@@ -250,7 +355,10 @@ interface Harness {
 }
 
 const tmpDirs: string[] = [];
-afterAll(() => { for (const d of tmpDirs) rmSync(d, { recursive: true, force: true }); tf.disposeVariables(); });
+afterAll(() => {
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+  tf.disposeVariables();
+});
 
 const harnesses: Record<string, () => Promise<Harness>> = {
   async opfs() {
@@ -261,9 +369,16 @@ const harnesses: Record<string, () => Promise<Harness>> = {
       store,
       failNextSave() {
         let writes = 0;
-        fs.onWrite = (p) => { if (!p.endsWith('run.json') && ++writes === 2) { fs.onWrite = null; throw domError('UnknownError', 'simulated failure mid-save'); } };
+        fs.onWrite = (p) => {
+          if (!p.endsWith('run.json') && ++writes === 2) {
+            fs.onWrite = null;
+            throw domError('UnknownError', 'simulated failure mid-save');
+          }
+        };
       },
-      limit(free) { fs.quota = fs.usage() + free; },
+      limit(free) {
+        fs.quota = fs.usage() + free;
+      },
       async damageLatest(runId) {
         const run = top().children.get(runId) as FakeDir;
         const gens = [...run.children.keys()].filter((n) => n.startsWith('ckpt-')).sort();
@@ -278,11 +393,18 @@ const harnesses: Record<string, () => Promise<Harness>> = {
     const store = new IndexedDbRunStore({ indexedDB: idb as unknown as IDBFactory });
     return {
       store,
-      failNextSave() { idb.failNextCommit = domError('UnknownError', 'simulated failure mid-save'); },
-      limit(free) { idb.quota = idb.bytes() + free; },
+      failNextSave() {
+        idb.failNextCommit = domError('UnknownError', 'simulated failure mid-save');
+      },
+      limit(free) {
+        idb.quota = idb.bytes() + free;
+      },
       async damageLatest(runId) {
         const data = idb.dbs.get('webtune-runs')!.stores.get('checkpoints')!.data;
-        const key = [...data.keys()].filter((k) => k.startsWith(`${runId}/`)).sort().at(-1)!;
+        const key = [...data.keys()]
+          .filter((k) => k.startsWith(`${runId}/`))
+          .sort()
+          .at(-1)!;
         const t = new Uint8Array(data.get(key)!.tensors as ArrayBuffer);
         t[t.length - 3] ^= 0xff;
       },
@@ -298,7 +420,8 @@ const harnesses: Record<string, () => Promise<Harness>> = {
     const store = new NodeRunStore(dir, {
       fileOps: {
         async writeFile(file, data) {
-          if (written + data.length > quota) throw Object.assign(new Error(`ENOSPC: no space left on device, write '${file}'`), { code: 'ENOSPC' });
+          if (written + data.length > quota)
+            throw Object.assign(new Error(`ENOSPC: no space left on device, write '${file}'`), { code: 'ENOSPC' });
           if (fail && !file.includes('run.json')) {
             fail = false;
             const { writeFile } = await import('node:fs/promises');
@@ -309,13 +432,20 @@ const harnesses: Record<string, () => Promise<Harness>> = {
           const { writeFile } = await import('node:fs/promises');
           await writeFile(file, data);
         },
-        rename: async (a, b) => { const { rename } = await import('node:fs/promises'); await rename(a, b); },
+        rename: async (a, b) => {
+          const { rename } = await import('node:fs/promises');
+          await rename(a, b);
+        },
       },
     });
     return {
       store,
-      failNextSave() { fail = true; },
-      limit(free) { quota = written + free; },
+      failNextSave() {
+        fail = true;
+      },
+      limit(free) {
+        quota = written + free;
+      },
       async damageLatest(runId) {
         const { readdir, readFile, writeFile } = await import('node:fs/promises');
         const gens = (await readdir(path.join(dir, runId))).filter((n) => n.startsWith('ckpt-')).sort();
@@ -330,12 +460,16 @@ const harnesses: Record<string, () => Promise<Harness>> = {
 };
 
 let cks: SessionCheckpoint[];
-beforeAll(async () => { cks = await makeCheckpoints(); });
+beforeAll(async () => {
+  cks = await makeCheckpoints();
+});
 
 for (const [kind, make] of Object.entries(harnesses)) {
   describe(`RunStore: ${kind}`, () => {
     let h: Harness;
-    afterEach(async () => { await h?.close(); });
+    afterEach(async () => {
+      await h?.close();
+    });
 
     it('save, list, load latest, rename, delete; keeps the newest 2', async () => {
       h = await make();
@@ -345,7 +479,12 @@ for (const [kind, make] of Object.entries(harnesses)) {
       expect(await s.loadLatest('nope')).toBeNull();
       expect(await s.info('nope')).toBeNull();
       const a = await s.save('run-a', cks[0], { name: 'First run' });
-      expect(a).toMatchObject({ id: 'run-a', name: 'First run', checkpoints: 1, latest: { step: 2, max_steps: 6, status: 'stopped', model_id: 'tiny/model' } });
+      expect(a).toMatchObject({
+        id: 'run-a',
+        name: 'First run',
+        checkpoints: 1,
+        latest: { step: 2, max_steps: 6, status: 'stopped', model_id: 'tiny/model' },
+      });
       expect(a.latest!.bytes).toBeGreaterThan(0);
       expect(a.latest!.description).toMatch(/^step 2\/6 \(epoch 0\.50\), loss \d+\.\d{4}, model tiny\/model, saved /);
       await s.save('run-a', cks[1]);
@@ -437,11 +576,16 @@ for (const [kind, make] of Object.entries(harnesses)) {
       h.limit(1000);
       vi.stubGlobal('navigator', { storage: { estimate: async () => ({ quota: 5_000_000, usage: 4_999_000 }) } });
       try {
-        const err = await s.save('q', cks[1]).then(() => null, (e: unknown) => e);
+        const err = await s.save('q', cks[1]).then(
+          () => null,
+          (e: unknown) => e,
+        );
         expect(err).toBeInstanceOf(StorageQuotaError);
         const q = err as StorageQuotaError;
         expect(q.needed).toBe(need);
-        expect(q.message).toMatch(new RegExp(`not enough storage to save the checkpoint in .*: it needs [0-9.]+ KB \\(${need} bytes\\)`));
+        expect(q.message).toMatch(
+          new RegExp(`not enough storage to save the checkpoint in .*: it needs [0-9.]+ KB \\(${need} bytes\\)`),
+        );
         expect(q.message).toMatch(/The previous checkpoint is kept/);
         if (kind !== 'node') expect(q.available).toBe(1000);
       } finally {
@@ -464,7 +608,9 @@ for (const [kind, make] of Object.entries(harnesses)) {
       const one = await make();
       await one.store.save('x', cks[0]);
       await one.damageLatest('x');
-      await expect(one.store.loadLatest('x')).rejects.toThrow(/no stored checkpoint could be read: .*does not match checkpoint.json/);
+      await expect(one.store.loadLatest('x')).rejects.toThrow(
+        /no stored checkpoint could be read: .*does not match checkpoint.json/,
+      );
       await one.close();
     });
   });
@@ -485,7 +631,10 @@ describe('OPFS specifics', () => {
     expect(stepOf(await store.loadLatest('c'))).toBe(4);
     expect((await store.info('c'))!.checkpoints).toBe(2);
     await store.save('c', cks[2]);
-    expect([...run.children.keys()].filter((n) => n.startsWith('ckpt-')).sort()).toEqual(['ckpt-000002', 'ckpt-000003']);
+    expect([...run.children.keys()].filter((n) => n.startsWith('ckpt-')).sort()).toEqual([
+      'ckpt-000002',
+      'ckpt-000003',
+    ]);
     expect(stepOf(await store.loadLatest('c'))).toBe(6);
     // LATEST garbled: the newest generation that verifies
     const latest = run.children.get('LATEST') as FakeFile;
@@ -501,11 +650,15 @@ describe('OPFS specifics', () => {
     try {
       expect((await openBrowserRunStore()).kind).toBe('opfs');
       expect(fs.root.children.has('webtune-runs')).toBe(true);
-      fs.onWrite = () => { throw domError('SecurityError'); }; // e.g. OPFS refused in a private window
+      fs.onWrite = () => {
+        throw domError('SecurityError');
+      }; // e.g. OPFS refused in a private window
       vi.stubGlobal('indexedDB', new FakeIdb());
       expect((await openBrowserRunStore()).kind).toBe('indexeddb');
       vi.stubGlobal('indexedDB', undefined);
-      await expect(openBrowserRunStore()).rejects.toThrow(/no persistent storage in this browser: OPFS failed \(SecurityError\) and IndexedDB is not available/);
+      await expect(openBrowserRunStore()).rejects.toThrow(
+        /no persistent storage in this browser: OPFS failed \(SecurityError\) and IndexedDB is not available/,
+      );
     } finally {
       vi.unstubAllGlobals();
     }
@@ -515,8 +668,16 @@ describe('OPFS specifics', () => {
     const id = newRunId('My LoRA run: SmolLM2 / alpaca!');
     expect(id).toMatch(/^my-lora-run-smollm2-alpaca-[0-9a-z]+-[0-9a-z]{4}$/);
     expect(() => validateRunId(id)).not.toThrow();
-    for (const bad of ['', '.hidden', 'a/b', 'a\\b', '..', 'x'.repeat(129)]) expect(() => validateRunId(bad)).toThrow(/invalid run id/);
-    expect(new FileTreeRunStore(new OpfsFileTree(new FakeOpfs().root as unknown as FileSystemDirectoryHandle), 'opfs').kind).toBe('opfs');
-    expect(() => new FileTreeRunStore(new OpfsFileTree(new FakeOpfs().root as unknown as FileSystemDirectoryHandle), 'opfs', { keep: 0 })).toThrow(/keep must be a positive integer/);
+    for (const bad of ['', '.hidden', 'a/b', 'a\\b', '..', 'x'.repeat(129)])
+      expect(() => validateRunId(bad)).toThrow(/invalid run id/);
+    expect(
+      new FileTreeRunStore(new OpfsFileTree(new FakeOpfs().root as unknown as FileSystemDirectoryHandle), 'opfs').kind,
+    ).toBe('opfs');
+    expect(
+      () =>
+        new FileTreeRunStore(new OpfsFileTree(new FakeOpfs().root as unknown as FileSystemDirectoryHandle), 'opfs', {
+          keep: 0,
+        }),
+    ).toThrow(/keep must be a positive integer/);
   });
 });

@@ -35,7 +35,11 @@ beforeAll(async () => {
   await writeFile(path.join(root, 'org/repo/sub/a b.txt'), 'spaced');
   await writeFile(path.join(root, 'org/repo/config.json'), '{"main":true}');
   await writeFile(path.join(root, 'org/repo@v2/config.json'), '{"v2":true}');
-  server = await startHubServer(root, { chunkSize: 4096, omitContentLength: (f) => f.endsWith('.nolen'), failWith: { 'org/repo/boom.bin': 500, 'org/repo/private.bin': 401 } });
+  server = await startHubServer(root, {
+    chunkSize: 4096,
+    omitContentLength: (f) => f.endsWith('.nolen'),
+    failWith: { 'org/repo/boom.bin': 500, 'org/repo/private.bin': 401 },
+  });
   await writeFile(path.join(root, 'org/repo/data.nolen'), big);
 });
 
@@ -65,8 +69,12 @@ describe('hubSource', () => {
   });
 
   it('encodes paths and selects revisions', async () => {
-    expect(new TextDecoder().decode(await hubSource(server.baseUrl + '/', 'org/repo').read('sub/a b.txt'))).toBe('spaced');
-    expect(new TextDecoder().decode(await hubSource(server.baseUrl, 'org/repo', 'v2').read('config.json'))).toBe('{"v2":true}');
+    expect(new TextDecoder().decode(await hubSource(server.baseUrl + '/', 'org/repo').read('sub/a b.txt'))).toBe(
+      'spaced',
+    );
+    expect(new TextDecoder().decode(await hubSource(server.baseUrl, 'org/repo', 'v2').read('config.json'))).toBe(
+      '{"v2":true}',
+    );
     expect(server.requests.some((r) => r.url === '/org/repo/resolve/main/sub/a%20b.txt')).toBe(true);
   });
 
@@ -78,14 +86,20 @@ describe('hubSource', () => {
   });
 
   it('a 404 names the file and the URL', async () => {
-    const err = await hubSource(server.baseUrl, 'org/repo').read('nope.safetensors').catch((e) => e);
+    const err = await hubSource(server.baseUrl, 'org/repo')
+      .read('nope.safetensors')
+      .catch((e) => e);
     expect(err).toBeInstanceOf(FileNotFoundError);
-    expect(err.message).toMatch(/nope\.safetensors not found in .*org\/repo.*HTTP 404 for http:\/\/127\.0\.0\.1:\d+\/org\/repo\/resolve\/main\/nope\.safetensors/);
+    expect(err.message).toMatch(
+      /nope\.safetensors not found in .*org\/repo.*HTTP 404 for http:\/\/127\.0\.0\.1:\d+\/org\/repo\/resolve\/main\/nope\.safetensors/,
+    );
   });
 
   it('other statuses are errors naming status and URL', async () => {
     const src = hubSource(server.baseUrl, 'org/repo');
-    await expect(src.read('boom.bin')).rejects.toThrow(/HTTP 500 .*boom\.bin from http:\/\/127\.0\.0\.1:\d+\/org\/repo\/resolve\/main\/boom\.bin/);
+    await expect(src.read('boom.bin')).rejects.toThrow(
+      /HTTP 500 .*boom\.bin from http:\/\/127\.0\.0\.1:\d+\/org\/repo\/resolve\/main\/boom\.bin/,
+    );
     await expect(src.read('private.bin')).rejects.toThrow(/access denied to private\.bin \(HTTP 401 .*gated/);
     await expect(src.has('private.bin')).rejects.toThrow(/HTTP 401/);
   });
@@ -94,14 +108,28 @@ describe('hubSource', () => {
     const dead = await startHubServer(root);
     const url = dead.baseUrl;
     await dead.close();
-    await expect(hubSource(url, 'org/repo').read('config.json')).rejects.toThrow(new RegExp(`network error fetching ${url.replace(/\./g, '\\.')}/org/repo/resolve/main/config\\.json`));
+    await expect(hubSource(url, 'org/repo').read('config.json')).rejects.toThrow(
+      new RegExp(`network error fetching ${url.replace(/\./g, '\\.')}/org/repo/resolve/main/config\\.json`),
+    );
   });
 
   it('detects truncated bodies', async () => {
     // Undici refuses mismatched lengths itself; a custom response exercises our own check.
-    const stream = new ReadableStream<Uint8Array>({ start(c) { c.enqueue(new Uint8Array(10)); c.close(); } });
-    const shortFetch = (async () => ({ ok: true, status: 200, headers: new Headers({ 'Content-Length': '20' }), body: stream })) as unknown as typeof fetch;
-    await expect(hubSource('http://h', 'a/b', 'main', shortFetch).read('x.bin')).rejects.toThrow(/http:\/\/h\/a\/b\/resolve\/main\/x\.bin: received 10 bytes but expected 20/);
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(10));
+        c.close();
+      },
+    });
+    const shortFetch = (async () => ({
+      ok: true,
+      status: 200,
+      headers: new Headers({ 'Content-Length': '20' }),
+      body: stream,
+    })) as unknown as typeof fetch;
+    await expect(hubSource('http://h', 'a/b', 'main', shortFetch).read('x.bin')).rejects.toThrow(
+      /http:\/\/h\/a\/b\/resolve\/main\/x\.bin: received 10 bytes but expected 20/,
+    );
   });
 
   it('rejects invalid repo ids and paths', () => {
@@ -112,7 +140,10 @@ describe('hubSource', () => {
 
   it('serves the shared stories260K files under karpathy/tinyllamas when mounted', async () => {
     const { STORIES_DIR, HAVE_STORIES, sharedMissing } = await import('../helpers');
-    if (!HAVE_STORIES) { console.warn(sharedMissing('stories260K mount')); return; }
+    if (!HAVE_STORIES) {
+      console.warn(sharedMissing('stories260K mount'));
+      return;
+    }
     const s = await startHubServer(root, { mounts: { 'karpathy/tinyllamas': path.dirname(STORIES_DIR) } });
     try {
       const bytes = await hubSource(s.baseUrl, 'karpathy/tinyllamas').read('stories260K/stories260K.bin');
@@ -131,7 +162,11 @@ describe('filesSource', () => {
   }
 
   it('matches by name and relative-path suffix, with progress', async () => {
-    const src = filesSource([fileWithPath('{"a":1}', 'MyModel/config.json'), fileWithPath('x'.repeat(5000), 'MyModel/onnx/model.bin'), new File(['tok'], 'tokenizer.json')]);
+    const src = filesSource([
+      fileWithPath('{"a":1}', 'MyModel/config.json'),
+      fileWithPath('x'.repeat(5000), 'MyModel/onnx/model.bin'),
+      new File(['tok'], 'tokenizer.json'),
+    ]);
     expect(src.describe).toMatch(/3 local files/);
     expect(new TextDecoder().decode(await src.read('config.json'))).toBe('{"a":1}');
     expect(new TextDecoder().decode(await src.read('tokenizer.json'))).toBe('tok');
@@ -147,8 +182,15 @@ describe('filesSource', () => {
     const src = filesSource([fileWithPath('top', 'M/config.json'), fileWithPath('deep', 'M/onnx/config.json')]);
     expect(src.describe).toBe('local folder "M" (2 files)');
     expect(new TextDecoder().decode(await src.read('config.json'))).toBe('top');
-    const two = filesSource(new Map<string, Blob>([['a/config.json', new Blob(['1'])], ['b/config.json', new Blob(['2'])]]));
-    await expect(two.read('config.json')).rejects.toThrow(/config\.json is ambiguous .*a\/config\.json, b\/config\.json/);
+    const two = filesSource(
+      new Map<string, Blob>([
+        ['a/config.json', new Blob(['1'])],
+        ['b/config.json', new Blob(['2'])],
+      ]),
+    );
+    await expect(two.read('config.json')).rejects.toThrow(
+      /config\.json is ambiguous .*a\/config\.json, b\/config\.json/,
+    );
     expect(new TextDecoder().decode(await two.read('b/config.json'))).toBe('2');
   });
 });

@@ -152,9 +152,24 @@ describe('tokenizer.json: Llama-2 style BPE with byte fallback', () => {
     // 'f' is not in the vocab; 😀 = F0 9F 98 80 (4 byte tokens); 日 = E6 97 A5; 本 = E6 9C AC; \n = 0A.
     const b = (x: number) => x + 3;
     expect(tok.encode('café 😀 日本\n', { addBos: false })).toEqual([
-      259, 269, 268, b(0x66), 270,
-      259, b(0xf0), b(0x9f), b(0x98), b(0x80),
-      259, b(0xe6), b(0x97), b(0xa5), b(0xe6), b(0x9c), b(0xac), b(0x0a),
+      259,
+      269,
+      268,
+      b(0x66),
+      270,
+      259,
+      b(0xf0),
+      b(0x9f),
+      b(0x98),
+      b(0x80),
+      259,
+      b(0xe6),
+      b(0x97),
+      b(0xa5),
+      b(0xe6),
+      b(0x9c),
+      b(0xac),
+      b(0x0a),
     ]);
     expect(tok.encode('😀', { addBos: false })).toEqual([259, b(0xf0), b(0x9f), b(0x98), b(0x80)]);
   });
@@ -248,14 +263,24 @@ describe('tokenizer.json structure errors name the file and what was expected', 
       /models\/x\/tokenizer\.json: expected a JSON object at the top level, got an array/,
     );
     expect(() => loadHfTokenizer('{}', null)).toThrow(/tokenizer\.json: expected a JSON object/);
-    expect(() => loadHfTokenizer({ version: '1.0' }, null)).toThrow(/tokenizer\.json: expected "model" to be an object, got undefined/);
+    expect(() => loadHfTokenizer({ version: '1.0' }, null)).toThrow(
+      /tokenizer\.json: expected "model" to be an object, got undefined/,
+    );
   });
 
   it('model vocab / merges', () => {
-    expect(() => loadHfTokenizer(withModel({ vocab: [] }), null)).toThrow(/tokenizer\.json: expected "model\.vocab" to be an object/);
-    expect(() => loadHfTokenizer(withModel({ vocab: { a: 'x' } }), null)).toThrow(/"model\.vocab" ids to be non-negative integers/);
-    expect(() => loadHfTokenizer(withModel({ merges: 'a b' }), null)).toThrow(/tokenizer\.json: expected "model\.merges" to be an array/);
-    expect(() => loadHfTokenizer(withModel({ merges: [['a']] }), null)).toThrow(/"model\.merges\[0\]" to be "a b" or \["a", "b"\]/);
+    expect(() => loadHfTokenizer(withModel({ vocab: [] }), null)).toThrow(
+      /tokenizer\.json: expected "model\.vocab" to be an object/,
+    );
+    expect(() => loadHfTokenizer(withModel({ vocab: { a: 'x' } }), null)).toThrow(
+      /"model\.vocab" ids to be non-negative integers/,
+    );
+    expect(() => loadHfTokenizer(withModel({ merges: 'a b' }), null)).toThrow(
+      /tokenizer\.json: expected "model\.merges" to be an array/,
+    );
+    expect(() => loadHfTokenizer(withModel({ merges: [['a']] }), null)).toThrow(
+      /"model\.merges\[0\]" to be "a b" or \["a", "b"\]/,
+    );
     expect(() => loadHfTokenizer(withModel({ type: 'Nope' }), null)).toThrow(
       /tokenizer\.json: expected "model\.type" to be one of BPE, WordPiece, Unigram.*got string "Nope"/,
     );
@@ -263,11 +288,15 @@ describe('tokenizer.json structure errors name the file and what was expected', 
 
   it('added_tokens and components', () => {
     const j = llamaStyleTokenizerJson();
-    expect(() => loadHfTokenizer({ ...j, added_tokens: {} }, null)).toThrow(/tokenizer\.json: expected "added_tokens" to be an array/);
+    expect(() => loadHfTokenizer({ ...j, added_tokens: {} }, null)).toThrow(
+      /tokenizer\.json: expected "added_tokens" to be an array/,
+    );
     expect(() => loadHfTokenizer({ ...j, added_tokens: [{ id: 'x', content: '<s>' }] }, null)).toThrow(
       /"added_tokens\[0\]" to be \{id: integer, content: string/,
     );
-    expect(() => loadHfTokenizer({ ...j, decoder: 'ByteLevel' }, null)).toThrow(/tokenizer\.json: expected "decoder" to be null or an object/);
+    expect(() => loadHfTokenizer({ ...j, decoder: 'ByteLevel' }, null)).toThrow(
+      /tokenizer\.json: expected "decoder" to be null or an object/,
+    );
   });
 
   it('component errors from @huggingface/tokenizers are prefixed with the file', () => {

@@ -180,7 +180,7 @@ describe('llama2.c tokenizer (synthetic vocab)', () => {
     const { pieces, scores } = readPieces(bin);
     const alphabet = ['a', 'b', 'c', ' ', 'é', '😀', '\n', 'x'];
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (let t = 0; t < 300; t++) {
       const len = Math.floor(rand() * 20);
       let s = '';
@@ -195,35 +195,49 @@ describe('llama2.c tokenizer validation', () => {
   const good = synthetic([[' ', -1]]);
 
   it('rejects a file shorter than the header', () => {
-    expect(() => parseLlama2cTokenizer(new Uint8Array(2), 'tiny.bin')).toThrow(/tiny\.bin.*expected at least 4 bytes.*got 2/);
+    expect(() => parseLlama2cTokenizer(new Uint8Array(2), 'tiny.bin')).toThrow(
+      /tiny\.bin.*expected at least 4 bytes.*got 2/,
+    );
   });
 
   it('names the token when the file is cut inside a token header', () => {
     // Token 259's header starts at good.length - 9; cut 4 bytes into it.
     const cut = good.slice(0, good.length - 9 + 4);
-    expect(() => parseLlama2cTokenizer(cut, 'cut.bin')).toThrow(/cut\.bin: truncated at token 259: expected 8 header bytes.*only 4 remain/);
+    expect(() => parseLlama2cTokenizer(cut, 'cut.bin')).toThrow(
+      /cut\.bin: truncated at token 259: expected 8 header bytes.*only 4 remain/,
+    );
   });
 
   it('names the token whose length runs past the end', () => {
     const bad = good.slice();
     new DataView(bad.buffer).setInt32(bad.length - 5, 50, true); // token 259 claims 50 bytes
-    expect(() => parseLlama2cTokenizer(bad, 'long.bin')).toThrow(/long\.bin: token 259 length 50 runs past the end.*expected 50 bytes.*only 1 remain/);
+    expect(() => parseLlama2cTokenizer(bad, 'long.bin')).toThrow(
+      /long\.bin: token 259 length 50 runs past the end.*expected 50 bytes.*only 1 remain/,
+    );
     new DataView(bad.buffer).setInt32(bad.length - 5, -3, true);
     expect(() => parseLlama2cTokenizer(bad, 'neg.bin')).toThrow(/neg\.bin: token 259 has negative length -3/);
   });
 
   it('checks the vocab count against the model', () => {
     expect(parseLlama2cTokenizer(good, 'ok.bin', 260).vocabSize).toBe(260);
-    expect(() => parseLlama2cTokenizer(good, 'few.bin', 300)).toThrow(/few\.bin: wrong vocab count: expected 300 tokens, the file holds 260/);
-    expect(() => parseLlama2cTokenizer(good, 'many.bin', 259)).toThrow(/many\.bin: wrong vocab count: expected 259 tokens, but 9 bytes remain after token 258/);
+    expect(() => parseLlama2cTokenizer(good, 'few.bin', 300)).toThrow(
+      /few\.bin: wrong vocab count: expected 300 tokens, the file holds 260/,
+    );
+    expect(() => parseLlama2cTokenizer(good, 'many.bin', 259)).toThrow(
+      /many\.bin: wrong vocab count: expected 259 tokens, but 9 bytes remain after token 258/,
+    );
   });
 
   it('requires <unk>, <s>, </s> and the 256 byte pieces at ids 3..258', () => {
     const short = buildTokenizerBin(basePieces().slice(0, 100));
-    expect(() => parseLlama2cTokenizer(short, 'short.bin')).toThrow(/short\.bin: wrong vocab count: expected at least 259 tokens.*got 100/);
+    expect(() => parseLlama2cTokenizer(short, 'short.bin')).toThrow(
+      /short\.bin: wrong vocab count: expected at least 259 tokens.*got 100/,
+    );
     const p = basePieces();
     p[3 + 0x41] = { piece: 'A', score: 0 };
-    expect(() => parseLlama2cTokenizer(buildTokenizerBin(p), 'bytes.bin')).toThrow(/bytes\.bin: token 68: expected byte piece <0x41>, got "A"/);
+    expect(() => parseLlama2cTokenizer(buildTokenizerBin(p), 'bytes.bin')).toThrow(
+      /bytes\.bin: token 68: expected byte piece <0x41>, got "A"/,
+    );
   });
 
   it('rejects a non-positive max_token_length', () => {
@@ -246,7 +260,9 @@ describe.skipIf(!HAVE_STORIES)('llama2.c tokenizer: stories260K tok512.bin', () 
     const tok = parseLlama2cTokenizer(bytes, 'tok512.bin', 512);
     expect(tok.vocabSize).toBe(512);
     expect(tok.idToToken(259)).toBe(' t');
-    expect(() => parseLlama2cTokenizer(bytes, 'tok512.bin', 32000)).toThrow(/tok512\.bin: wrong vocab count: expected 32000 tokens, the file holds 512/);
+    expect(() => parseLlama2cTokenizer(bytes, 'tok512.bin', 32000)).toThrow(
+      /tok512\.bin: wrong vocab count: expected 32000 tokens, the file holds 512/,
+    );
   });
 
   it('encodes reference.json teacher_forced.text to exactly its tokens (BOS included)', () => {
@@ -262,7 +278,12 @@ describe.skipIf(!HAVE_STORIES)('llama2.c tokenizer: stories260K tok512.bin', () 
 
   it('round-trips non-ASCII text and newlines exactly', () => {
     const tok = parseLlama2cTokenizer(bytes, 'tok512.bin', 512);
-    for (const text of ['café 😀 日本', 'Line one.\nLine two.\n\n', '  two leading spaces', 'Zoë said “hi” — ¿qué? 🐱\n日本語']) {
+    for (const text of [
+      'café 😀 日本',
+      'Line one.\nLine two.\n\n',
+      '  two leading spaces',
+      'Zoë said “hi” — ¿qué? 🐱\n日本語',
+    ]) {
       expect(tok.decode(tok.encode(text))).toBe(text);
     }
     // 😀 is not a piece: its four bytes come out as byte tokens and decode back as one character.

@@ -25,15 +25,21 @@ describe('loadTokenizer picks the format from the input', () => {
   });
 
   it('invalid JSON names the file', () => {
-    expect(() => loadTokenizer({ fileName: 'm/tokenizer.json', data: '{"model": ' })).toThrow(/m\/tokenizer\.json: not valid JSON/);
-    expect(() => loadTokenizer({ fileName: 'tokenizer.json', data: json, config: '[' })).toThrow(/tokenizer_config\.json: not valid JSON/);
+    expect(() => loadTokenizer({ fileName: 'm/tokenizer.json', data: '{"model": ' })).toThrow(
+      /m\/tokenizer\.json: not valid JSON/,
+    );
+    expect(() => loadTokenizer({ fileName: 'tokenizer.json', data: json, config: '[' })).toThrow(
+      /tokenizer_config\.json: not valid JSON/,
+    );
     expect(() => loadTokenizer({ fileName: 'tokenizer.json', data: json, config: '[]' })).toThrow(
       /tokenizer_config\.json: expected a JSON object/,
     );
   });
 
   it('non-JSON bytes are a llama2.c tokenizer.bin', () => {
-    expect(() => loadTokenizer({ fileName: 'tok.bin', data: new Uint8Array([7, 0]) })).toThrow(/tok\.bin: truncated llama2\.c tokenizer/);
+    expect(() => loadTokenizer({ fileName: 'tok.bin', data: new Uint8Array([7, 0]) })).toThrow(
+      /tok\.bin: truncated llama2\.c tokenizer/,
+    );
   });
 
   it.skipIf(!HAVE_STORIES)(HAVE_STORIES ? 'loads stories260K tok512.bin' : sharedMissing('loading tok512.bin'), () => {

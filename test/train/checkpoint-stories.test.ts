@@ -13,7 +13,12 @@ import { initBackend } from '../../src/engine/backend';
 import { CausalLM } from '../../src/engine/model';
 import { parseLlama2cCheckpoint } from '../../src/io/llama2c';
 import { parseLlama2cTokenizer } from '../../src/io/tokenizer-llama2c';
-import { decodeCheckpointBundle, decodeCheckpointFiles, encodeCheckpointBundle, encodeCheckpointFiles } from '../../src/train/checkpoint';
+import {
+  decodeCheckpointBundle,
+  decodeCheckpointFiles,
+  encodeCheckpointBundle,
+  encodeCheckpointFiles,
+} from '../../src/train/checkpoint';
 import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
 import { HAVE_STORIES, ROOT, STORIES_DIR, sharedMissing } from '../helpers';
 
@@ -22,19 +27,46 @@ if (!HAVE_STORIES) {
 } else {
   describe('exact resume on stories260K (wasm)', () => {
     const ckptBytes = new Uint8Array(readFileSync(path.join(STORIES_DIR, 'stories260K.bin')));
-    const tok = parseLlama2cTokenizer(new Uint8Array(readFileSync(path.join(STORIES_DIR, 'tok512.bin'))), 'tok512.bin', 512);
-    const data = [{ name: 'tiny-tasks.jsonl', bytes: readFileSync(path.join(ROOT, 'public/datasets/tiny-tasks.jsonl'), 'utf8') }];
-    const loadModel = () => { const { config, weights } = parseLlama2cCheckpoint(ckptBytes, 'stories260K.bin'); return CausalLM.fromRaw(config, weights); };
+    const tok = parseLlama2cTokenizer(
+      new Uint8Array(readFileSync(path.join(STORIES_DIR, 'tok512.bin'))),
+      'tok512.bin',
+      512,
+    );
+    const data = [
+      { name: 'tiny-tasks.jsonl', bytes: readFileSync(path.join(ROOT, 'public/datasets/tiny-tasks.jsonl'), 'utf8') },
+    ];
+    const loadModel = () => {
+      const { config, weights } = parseLlama2cCheckpoint(ckptBytes, 'stories260K.bin');
+      return CausalLM.fromRaw(config, weights);
+    };
     const N = 14;
     const config: Partial<FinetuneConfig> = {
-      template: { kind: 'instruction' }, eos_token: '\n', r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: 'all-linear',
-      learning_rate: 3e-3, per_device_train_batch_size: 8, gradient_accumulation_steps: 2, max_length: 64, seed: 3,
-      logging_steps: 1, warmup_ratio: 0.1, lr_scheduler_type: 'cosine', weight_decay: 0.01, max_steps: N,
+      template: { kind: 'instruction' },
+      eos_token: '\n',
+      r: 4,
+      lora_alpha: 8,
+      lora_dropout: 0.1,
+      target_modules: 'all-linear',
+      learning_rate: 3e-3,
+      per_device_train_batch_size: 8,
+      gradient_accumulation_steps: 2,
+      max_length: 64,
+      seed: 3,
+      logging_steps: 1,
+      warmup_ratio: 0.1,
+      lr_scheduler_type: 'cosine',
+      weight_decay: 0.01,
+      max_steps: N,
     };
-    beforeAll(async () => { expect((await initBackend('wasm')).backend).toBe('wasm'); });
-    afterAll(() => { tf.disposeVariables(); });
+    beforeAll(async () => {
+      expect((await initBackend('wasm')).backend).toBe('wasm');
+    });
+    afterAll(() => {
+      tf.disposeVariables();
+    });
 
-    const stepLosses = (s: FinetuneSession) => new Map(s.history.filter((h) => h.loss !== undefined).map((h) => [h.step, h.loss!]));
+    const stepLosses = (s: FinetuneSession) =>
+      new Map(s.history.filter((h) => h.loss !== undefined).map((h) => [h.step, h.loss!]));
     async function weightsOf(model: CausalLM): Promise<Map<string, Float32Array>> {
       const out = new Map<string, Float32Array>();
       for (const [n, v] of model.adapter!.variables()) out.set(n, Float32Array.from((await v.data()) as Float32Array));
@@ -44,20 +76,37 @@ if (!HAVE_STORIES) {
     let ref: { losses: Map<number, number>; weights: Map<string, Float32Array> };
     it(`uninterrupted: ${N} steps across an epoch boundary`, async () => {
       const model = loadModel();
-      const s = new FinetuneSession({ model, tokenizer: tok, data, config, baseModelName: 'karpathy/tinyllamas/stories260K' });
+      const s = new FinetuneSession({
+        model,
+        tokenizer: tok,
+        data,
+        config,
+        baseModelName: 'karpathy/tinyllamas/stories260K',
+      });
       // 84 examples / 8 → 11 batches; accumulation 2 → 6 steps per epoch, the 6th with one micro-batch
       expect([s.data.train.examples.length, s.batchesPerEpoch, s.stepsPerEpoch, s.maxSteps]).toEqual([84, 11, 6, N]);
       expect((await s.run()).status).toBe('completed');
       ref = { losses: stepLosses(s), weights: await weightsOf(model) };
       expect(ref.losses.size).toBe(N);
       console.log(`[resume] uninterrupted losses: ${[...ref.losses.values()].map((x) => x.toFixed(5)).join(' ')}`);
-      s.dispose(); model.dispose();
+      s.dispose();
+      model.dispose();
     });
 
-    for (const [k, form] of [[5, 'files'], [6, 'bundle'], [9, 'files']] as const) {
+    for (const [k, form] of [
+      [5, 'files'],
+      [6, 'bundle'],
+      [9, 'files'],
+    ] as const) {
       it(`k = ${k}: checkpoint (${form}) → bytes → fresh model + session → remaining ${N - k} steps match`, async () => {
         const model = loadModel();
-        const s = new FinetuneSession({ model, tokenizer: tok, data, config, baseModelName: 'karpathy/tinyllamas/stories260K' });
+        const s = new FinetuneSession({
+          model,
+          tokenizer: tok,
+          data,
+          config,
+          baseModelName: 'karpathy/tinyllamas/stories260K',
+        });
         expect((await s.run({ shouldStop: () => s.globalStep >= k })).status).toBe('stopped');
         expect(s.globalStep).toBe(k);
         const before = stepLosses(s);
@@ -69,10 +118,14 @@ if (!HAVE_STORIES) {
         } else {
           bytes = [encodeCheckpointBundle(ck)];
         }
-        s.dispose(); model.dispose();
+        s.dispose();
+        model.dispose();
         tf.disposeVariables();
 
-        const ck2 = form === 'files' ? await decodeCheckpointFiles({ json: bytes[0], tensors: bytes[1] }) : decodeCheckpointBundle(bytes[0]);
+        const ck2 =
+          form === 'files'
+            ? await decodeCheckpointFiles({ json: bytes[0], tensors: bytes[1] })
+            : decodeCheckpointBundle(bytes[0]);
         const model2 = loadModel();
         const s2 = await FinetuneSession.resume({ model: model2, tokenizer: tok, data }, ck2);
         expect(s2.globalStep).toBe(k);
@@ -97,10 +150,14 @@ if (!HAVE_STORIES) {
         const size = bytes.reduce((a, b) => a + b.length, 0);
         console.log(
           `[resume] k=${k} (${form}, ${size} bytes): losses before ${[...before.values()].map((x) => x.toFixed(5)).join(' ')} | ` +
-          `after ${[...after.entries()].filter(([st]) => st > k).map(([, x]) => x.toFixed(5)).join(' ')}; ` +
-          `max |Δloss| ${dLoss.toExponential(2)}, max |ΔLoRA| ${dW.toExponential(2)}`,
+            `after ${[...after.entries()]
+              .filter(([st]) => st > k)
+              .map(([, x]) => x.toFixed(5))
+              .join(' ')}; ` +
+            `max |Δloss| ${dLoss.toExponential(2)}, max |ΔLoRA| ${dW.toExponential(2)}`,
         );
-        s2.dispose(); model2.dispose();
+        s2.dispose();
+        model2.dispose();
       });
     }
   });

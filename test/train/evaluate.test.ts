@@ -3,7 +3,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backend';
 import { CausalLM } from '../../src/engine/model';
 import {
-  compareBaseTuned, evaluateGeneration, exactMatch, lcsLength, normalizeAnswer, promptAndReference, rougeL,
+  compareBaseTuned,
+  evaluateGeneration,
+  exactMatch,
+  lcsLength,
+  normalizeAnswer,
+  promptAndReference,
+  rougeL,
 } from '../../src/train/evaluate';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
 import { ToyTokenizer } from '../data/toy-tokenizer';
@@ -12,7 +18,9 @@ describe('SNI answer normalisation', () => {
   it('lowercases, strips ASCII punctuation (string.punctuation), collapses whitespace', () => {
     expect(normalizeAnswer('  The Cat,   sat!\n')).toBe('the cat sat');
     expect(normalizeAnswer("Don't stop-believing.")).toBe('dont stopbelieving');
-    expect(normalizeAnswer('a (b) [c] {d} "e" #1 $2 %3 &4 *5 +6 /7 :8 ;9 <0> =? @^_`|~\\')).toBe('a b c d e 1 2 3 4 5 6 7 8 9 0');
+    expect(normalizeAnswer('a (b) [c] {d} "e" #1 $2 %3 &4 *5 +6 /7 :8 ;9 <0> =? @^_`|~\\')).toBe(
+      'a b c d e 1 2 3 4 5 6 7 8 9 0',
+    );
     expect(normalizeAnswer('The a an')).toBe('the a an'); // no article removal (unlike SQuAD)
     expect(normalizeAnswer('café — «oui»')).toBe('café — «oui»'); // non-ASCII punctuation is kept, as in Python
     expect(normalizeAnswer(' \t ')).toBe('');
@@ -57,10 +65,16 @@ describe('LCS and ROUGE-L F1', () => {
 
 describe('prompt and reference of an example', () => {
   it('last assistant turn is the reference; everything before it the prompt', () => {
-    expect(promptAndReference({ prompt: 'Say hi', completion: 'hi' })).toEqual({ messages: [{ role: 'user', content: 'Say hi' }], reference: 'hi' });
+    expect(promptAndReference({ prompt: 'Say hi', completion: 'hi' })).toEqual({
+      messages: [{ role: 'user', content: 'Say hi' }],
+      reference: 'hi',
+    });
     const msgs = [
-      { role: 'system' as const, content: 's' }, { role: 'user' as const, content: 'a' }, { role: 'assistant' as const, content: 'b' },
-      { role: 'user' as const, content: 'c' }, { role: 'assistant' as const, content: 'd' },
+      { role: 'system' as const, content: 's' },
+      { role: 'user' as const, content: 'a' },
+      { role: 'assistant' as const, content: 'b' },
+      { role: 'user' as const, content: 'c' },
+      { role: 'assistant' as const, content: 'd' },
     ];
     expect(promptAndReference({ messages: msgs })).toEqual({ messages: msgs.slice(0, 4), reference: 'd' });
     expect(promptAndReference({ text: 'just text' })).toBeNull();
@@ -68,15 +82,31 @@ describe('prompt and reference of an example', () => {
 });
 
 describe('greedy evaluation, base vs tuned', () => {
-  beforeAll(async () => { await initBackend('cpu'); });
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
 
   it('runs the same prompts with the adapter detached then attached, restores it, and scores predictions', async () => {
     const tok = new ToyTokenizer();
-    const cfg = tinyConfig('llama', { vocab_size: tok.vocabSize, max_position_embeddings: 128, hidden_size: 16, num_attention_heads: 4, head_dim: 4 });
+    const cfg = tinyConfig('llama', {
+      vocab_size: tok.vocabSize,
+      max_position_embeddings: 128,
+      hidden_size: 16,
+      num_attention_heads: 4,
+      head_dim: 4,
+    });
     const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 3));
-    const ad = model.attachLora({ r: 2, lora_alpha: 4, lora_dropout: 0, target_modules: 'all-linear', use_rslora: false }, 1);
+    const ad = model.attachLora(
+      { r: 2, lora_alpha: 4, lora_dropout: 0, target_modules: 'all-linear', use_rslora: false },
+      1,
+    );
     const examples = [
-      { messages: [{ role: 'user' as const, content: 'Say a' }, { role: 'assistant' as const, content: 'a' }] },
+      {
+        messages: [
+          { role: 'user' as const, content: 'Say a' },
+          { role: 'assistant' as const, content: 'a' },
+        ],
+      },
       { prompt: 'Say b', completion: 'b' },
       { text: 'no reference' },
     ];
@@ -91,8 +121,8 @@ describe('greedy evaluation, base vs tuned', () => {
     // B = 0 after init: the tuned model is the base model, so both runs agree exactly
     const cmp = await compareBaseTuned(model, tok, examples, opts);
     expect(model.adapter).toBe(ad);
-    expect(cmp.tuned.examples.map(e => e.prediction)).toEqual(cmp.base.examples.map(e => e.prediction));
-    expect(cmp.base.exact_match).toBe(100 * (cmp.base.examples.filter(e => e.exact_match === 1).length / 2));
+    expect(cmp.tuned.examples.map((e) => e.prediction)).toEqual(cmp.base.examples.map((e) => e.prediction));
+    expect(cmp.base.exact_match).toBe(100 * (cmp.base.examples.filter((e) => e.exact_match === 1).length / 2));
     // a prompt that leaves no room in the context is skipped, not an error
     const long = await evaluateGeneration(model, tok, [{ prompt: 'x'.repeat(200), completion: 'y' }], opts);
     expect([long.count, long.skipped]).toEqual([0, 1]);

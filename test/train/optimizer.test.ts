@@ -6,18 +6,28 @@ import { Rng } from '../../src/util/rng';
 
 /** torch.optim.AdamW, single-tensor path, in float64. */
 class RefAdamW {
-  m: Float64Array; v: Float64Array; t = 0;
-  constructor(public p: Float64Array, public b1: number, public b2: number, public eps: number, public wd: number) {
-    this.m = new Float64Array(p.length); this.v = new Float64Array(p.length);
+  m: Float64Array;
+  v: Float64Array;
+  t = 0;
+  constructor(
+    public p: Float64Array,
+    public b1: number,
+    public b2: number,
+    public eps: number,
+    public wd: number,
+  ) {
+    this.m = new Float64Array(p.length);
+    this.v = new Float64Array(p.length);
   }
   step(g: ArrayLike<number>, lr: number) {
     this.t++;
-    const bc1 = 1 - this.b1 ** this.t, bc2 = 1 - this.b2 ** this.t;
+    const bc1 = 1 - this.b1 ** this.t,
+      bc2 = 1 - this.b2 ** this.t;
     for (let i = 0; i < this.p.length; i++) {
       this.p[i] *= 1 - lr * this.wd;
       this.m[i] = this.b1 * this.m[i] + (1 - this.b1) * g[i];
       this.v[i] = this.b2 * this.v[i] + (1 - this.b2) * g[i] * g[i];
-      this.p[i] -= (lr / bc1) * this.m[i] / (Math.sqrt(this.v[i]) / Math.sqrt(bc2) + this.eps);
+      this.p[i] -= ((lr / bc1) * this.m[i]) / (Math.sqrt(this.v[i]) / Math.sqrt(bc2) + this.eps);
     }
   }
 }
@@ -35,7 +45,7 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-3): numbe
 
 const BACKENDS = ['cpu', 'wasm'] as const;
 
-describe.each(BACKENDS)('AdamW on %s', backend => {
+describe.each(BACKENDS)('AdamW on %s', (backend) => {
   beforeAll(async () => {
     const rep = await initBackend(backend);
     expect(rep.backend).toBe(backend);
@@ -45,7 +55,12 @@ describe.each(BACKENDS)('AdamW on %s', backend => {
   const cases = [
     { name: 'defaults (wd 0)', betas: [0.9, 0.999] as [number, number], eps: 1e-8, wd: 0 },
     { name: 'wd 0.1, eps 1e-6', betas: [0.9, 0.999] as [number, number], eps: 1e-6, wd: 0.1 },
-    { name: 'betas (0.4, 0.95): weight 0.6 takes the other branch of torch lerp, wd 0.01', betas: [0.4, 0.95] as [number, number], eps: 1e-8, wd: 0.01 },
+    {
+      name: 'betas (0.4, 0.95): weight 0.6 takes the other branch of torch lerp, wd 0.01',
+      betas: [0.4, 0.95] as [number, number],
+      eps: 1e-8,
+      wd: 0.01,
+    },
   ];
 
   it.each(cases)('matches a float64 torch reference over 12 steps: $name', async ({ betas, eps, wd }) => {
@@ -54,12 +69,15 @@ describe.each(BACKENDS)('AdamW on %s', backend => {
     const vars = new Map<string, tf.Variable>();
     const refs = new Map<string, RefAdamW>();
     for (const [name, shape] of Object.entries(shapes)) {
-      const init = randArr(r, shape.reduce((a, b) => a * b, 1));
+      const init = randArr(
+        r,
+        shape.reduce((a, b) => a * b, 1),
+      );
       vars.set(name, tf.variable(tf.tensor(init, shape)));
       // 'x.bias' is in the no-decay group
       refs.set(name, new RefAdamW(Float64Array.from(init), betas[0], betas[1], eps, name.endsWith('bias') ? 0 : wd));
     }
-    const opt = new AdamW(vars, { betas, eps, weightDecay: wd, noDecay: n => n.endsWith('bias') });
+    const opt = new AdamW(vars, { betas, eps, weightDecay: wd, noDecay: (n) => n.endsWith('bias') });
     const before = tf.memory().numTensors;
     for (let t = 1; t <= 12; t++) {
       const lr = 1e-2 * (1 + Math.sin(t)); // a varying lr, as from a schedule
@@ -67,7 +85,11 @@ describe.each(BACKENDS)('AdamW on %s', backend => {
       for (const [name, shape] of Object.entries(shapes)) {
         // 'a.lora_B.weight' gets no gradient at step 5: skipped by torch (own step counter lags)
         if (name === 'a.lora_B.weight' && t === 5) continue;
-        const g = randArr(r, shape.reduce((a, b) => a * b, 1), t % 3 === 0 ? 1e-3 : 1);
+        const g = randArr(
+          r,
+          shape.reduce((a, b) => a * b, 1),
+          t % 3 === 0 ? 1e-3 : 1,
+        );
         grads.set(name, tf.tensor(g, shape));
         refs.get(name)!.step(g, lr);
       }
@@ -81,11 +103,13 @@ describe.each(BACKENDS)('AdamW on %s', backend => {
     for (const [name, v] of vars) {
       const ref = refs.get(name)!;
       expect(st.params[name].step).toBe(ref.t);
-      worst.p = Math.max(worst.p, relErr(await v.data() as Float32Array, ref.p));
+      worst.p = Math.max(worst.p, relErr((await v.data()) as Float32Array, ref.p));
       worst.m = Math.max(worst.m, relErr(st.params[name].expAvg, ref.m));
       worst.v = Math.max(worst.v, relErr(st.params[name].expAvgSq, ref.v, 1e-8));
     }
-    console.log(`[${backend}] AdamW vs float64 torch reference (${betas}, eps ${eps}, wd ${wd}), 12 steps: max rel err p ${worst.p.toExponential(2)}, exp_avg ${worst.m.toExponential(2)}, exp_avg_sq ${worst.v.toExponential(2)}`);
+    console.log(
+      `[${backend}] AdamW vs float64 torch reference (${betas}, eps ${eps}, wd ${wd}), 12 steps: max rel err p ${worst.p.toExponential(2)}, exp_avg ${worst.m.toExponential(2)}, exp_avg_sq ${worst.v.toExponential(2)}`,
+    );
     expect(worst.p).toBeLessThan(1e-5);
     expect(worst.m).toBeLessThan(1e-5);
     expect(worst.v).toBeLessThan(1e-5);
@@ -99,7 +123,8 @@ describe.each(BACKENDS)('AdamW on %s', backend => {
     const init = randArr(r, 32);
     const mk = () => new Map([['w', tf.variable(tf.tensor(init, [8, 4]))]]);
     const gs = Array.from({ length: 6 }, () => randArr(r, 32));
-    const va = mk(), vb = mk();
+    const va = mk(),
+      vb = mk();
     const a = new AdamW(va, { lr: 0.05, weightDecay: 0.01 });
     for (let i = 0; i < 3; i++) tf.tidy(() => a.step(new Map([['w', tf.tensor(gs[i], [8, 4])]])));
     const saved = await a.state();
@@ -123,10 +148,14 @@ describe.each(BACKENDS)('AdamW on %s', backend => {
   it('a closed gate leaves parameters and moments bit-identical even with NaN/Inf gradients', async () => {
     const vars = new Map([['w', tf.variable(tf.tensor([1, -2, 3, 0.5], [2, 2]))]]);
     const opt = new AdamW(vars, { lr: 0.1, weightDecay: 0.1 });
-    tf.tidy(() => opt.step(new Map([['w', tf.tensor([0.1, 0.2, -0.3, 0.4], [2, 2])]]), { gate: tf.scalar(true, 'bool') }));
+    tf.tidy(() =>
+      opt.step(new Map([['w', tf.tensor([0.1, 0.2, -0.3, 0.4], [2, 2])]]), { gate: tf.scalar(true, 'bool') }),
+    );
     const s1 = await opt.state();
     const w1 = Array.from(await vars.get('w')!.data());
-    tf.tidy(() => opt.step(new Map([['w', tf.tensor([NaN, Infinity, -Infinity, 1], [2, 2])]]), { gate: tf.scalar(false, 'bool') }));
+    tf.tidy(() =>
+      opt.step(new Map([['w', tf.tensor([NaN, Infinity, -Infinity, 1], [2, 2])]]), { gate: tf.scalar(false, 'bool') }),
+    );
     const s2 = await opt.state();
     expect(Array.from(await vars.get('w')!.data())).toEqual(w1);
     expect(Array.from(s2.params.w.expAvg)).toEqual(Array.from(s1.params.w.expAvg));
@@ -136,7 +165,10 @@ describe.each(BACKENDS)('AdamW on %s', backend => {
     const o2 = new AdamW(v2, { lr: 0.1, weightDecay: 0.1 });
     tf.tidy(() => o2.step(new Map([['w', tf.tensor([0.1, 0.2, -0.3, 0.4], [2, 2])]])));
     expect(Array.from(await v2.get('w')!.data())).toEqual(w1);
-    opt.dispose(); o2.dispose(); vars.get('w')!.dispose(); v2.get('w')!.dispose();
+    opt.dispose();
+    o2.dispose();
+    vars.get('w')!.dispose();
+    v2.get('w')!.dispose();
   });
 
   it('validates like torch', () => {

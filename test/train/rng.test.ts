@@ -17,7 +17,7 @@ describe('Rng (xoshiro128** with key derivation)', () => {
   it('outputs are uint32 and uniform-looking', () => {
     const r = new Rng(7);
     const xs = draw(r, 20000);
-    expect(xs.every(x => Number.isInteger(x) && x >= 0 && x < 2 ** 32)).toBe(true);
+    expect(xs.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32)).toBe(true);
     const u = Array.from({ length: 20000 }, () => r.next());
     const mean = u.reduce((a, b) => a + b, 0) / u.length;
     expect(Math.abs(mean - 0.5)).toBeLessThan(0.01);

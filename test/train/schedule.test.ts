@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
-  constantWithWarmupLambda, cosineWithWarmupLambda, linearWithWarmupLambda, lrLambda, makeSchedule, warmupStepsFor,
+  constantWithWarmupLambda,
+  cosineWithWarmupLambda,
+  linearWithWarmupLambda,
+  lrLambda,
+  makeSchedule,
+  warmupStepsFor,
 } from '../../src/train/schedule';
 
 describe('HF lr schedules', () => {
@@ -46,7 +51,9 @@ describe('HF lr schedules', () => {
     expect(lrAt(10)).toBe(2e-4);
     expect(lrAt(55)).toBeCloseTo(1e-4, 18);
     expect(lrAt(100)).toBe(0);
-    expect(() => makeSchedule(1, { name: 'bogus' as never, warmupSteps: 0, totalSteps: 1 })).toThrow(/unknown lr schedule/);
+    expect(() => makeSchedule(1, { name: 'bogus' as never, warmupSteps: 0, totalSteps: 1 })).toThrow(
+      /unknown lr schedule/,
+    );
   });
 
   it('warmup steps: explicit steps win, else ceil(total · ratio) as HF get_warmup_steps', () => {

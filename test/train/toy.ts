@@ -24,15 +24,22 @@ export function makeBatch(r: Rng, n: number, ignoreFrac = 0.25): Batch {
 
 export function concatBatches(bs: Batch[]): Batch {
   const n = bs.reduce((a, b) => a + b.n, 0);
-  const x = new Float32Array(n * D), labels = new Int32Array(n);
+  const x = new Float32Array(n * D),
+    labels = new Int32Array(n);
   let o = 0;
-  for (const b of bs) { x.set(b.x, o * D); labels.set(b.labels, o); o += b.n; }
+  for (const b of bs) {
+    x.set(b.x, o * D);
+    labels.set(b.labels, o);
+    o += b.n;
+  }
   return { x, labels, n };
 }
 
 export interface Toy extends TrainableModel<Batch> {
-  W: tf.Variable; b: tf.Variable;
-  initW: Float32Array; initB: Float32Array;
+  W: tf.Variable;
+  b: tf.Variable;
+  initW: Float32Array;
+  initB: Float32Array;
   values(): Promise<{ W: Float32Array; b: Float32Array }>;
   dispose(): void;
 }
@@ -47,8 +54,15 @@ export function makeToy(seed = 1, init?: { W: Float32Array; b: Float32Array }): 
   const lossFn = (batch: Batch): LossOutput => {
     const X = tf.tensor2d(batch.x, [batch.n, D]);
     let count = 0;
-    const mask = new Float32Array(batch.n), safe = new Int32Array(batch.n);
-    batch.labels.forEach((l, i) => { if (l !== -100) { mask[i] = 1; safe[i] = l; count++; } });
+    const mask = new Float32Array(batch.n),
+      safe = new Int32Array(batch.n);
+    batch.labels.forEach((l, i) => {
+      if (l !== -100) {
+        mask[i] = 1;
+        safe[i] = l;
+        count++;
+      }
+    });
     const logits = tf.add(tf.matMul(X, W, false, true), b);
     const logp = tf.logSoftmax(logits);
     const m = tf.tensor1d(mask);
@@ -56,20 +70,39 @@ export function makeToy(seed = 1, init?: { W: Float32Array; b: Float32Array }): 
     let loss = tf.div(tf.sum(tf.mul(ce, m)), Math.max(count, 1)) as tf.Scalar;
     if (batch.poison === 'nan-loss') loss = tf.add(loss, tf.scalar(NaN)) as tf.Scalar;
     if (batch.poison === 'nan-grad') loss = tf.add(loss, tf.sum(tf.sqrt(tf.square(tf.sub(W, W))))) as tf.Scalar; // value +0, gradient 0/0
-    const correct = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(safe, 'int32')), 'float32'), m)) as tf.Scalar;
+    const correct = tf.sum(
+      tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(safe, 'int32')), 'float32'), m),
+    ) as tf.Scalar;
     return { loss, correct, count: tf.scalar(count) };
   };
   return {
-    vars: new Map<string, tf.Variable>([[W_NAME, W], [B_NAME, b]]),
-    lossFn, W, b, initW, initB,
-    async values() { return { W: (await W.data()) as Float32Array, b: (await b.data()) as Float32Array }; },
-    dispose() { W.dispose(); b.dispose(); },
+    vars: new Map<string, tf.Variable>([
+      [W_NAME, W],
+      [B_NAME, b],
+    ]),
+    lossFn,
+    W,
+    b,
+    initW,
+    initB,
+    async values() {
+      return { W: (await W.data()) as Float32Array, b: (await b.data()) as Float32Array };
+    },
+    dispose() {
+      W.dispose();
+      b.dispose();
+    },
   };
 }
 
 export interface RefConfig {
-  lr: number; weightDecay: number; betas: [number, number]; eps: number; maxGradNorm: number;
-  warmupSteps: number; maxSteps: number;
+  lr: number;
+  weightDecay: number;
+  betas: [number, number];
+  eps: number;
+  maxGradNorm: number;
+  warmupSteps: number;
+  maxSteps: number;
 }
 
 /**
@@ -77,34 +110,54 @@ export interface RefConfig {
  * (norm before clipping), torch AdamW, linear schedule with warmup, bias without weight decay.
  */
 export class RefTrainer {
-  W: Float64Array; b: Float64Array;
-  mW: Float64Array; vW: Float64Array; mB: Float64Array; vB: Float64Array;
+  W: Float64Array;
+  b: Float64Array;
+  mW: Float64Array;
+  vW: Float64Array;
+  mB: Float64Array;
+  vB: Float64Array;
   t = 0;
-  constructor(initW: Float32Array, initB: Float32Array, readonly c: RefConfig) {
-    this.W = Float64Array.from(initW); this.b = Float64Array.from(initB);
-    this.mW = new Float64Array(C * D); this.vW = new Float64Array(C * D);
-    this.mB = new Float64Array(C); this.vB = new Float64Array(C);
+  constructor(
+    initW: Float32Array,
+    initB: Float32Array,
+    readonly c: RefConfig,
+  ) {
+    this.W = Float64Array.from(initW);
+    this.b = Float64Array.from(initB);
+    this.mW = new Float64Array(C * D);
+    this.vW = new Float64Array(C * D);
+    this.mB = new Float64Array(C);
+    this.vB = new Float64Array(C);
   }
   lrAt(s: number): number {
     const { warmupSteps: w, maxSteps: T, lr } = this.c;
-    if (s < w) return lr * s / Math.max(1, w);
+    if (s < w) return (lr * s) / Math.max(1, w);
     return lr * Math.max(0, (T - s) / Math.max(1, T - w));
   }
   step(micro: Batch[]): { loss: number; gradNorm: number; lr: number; tokens: number; correct: number } {
-    const gW = new Float64Array(C * D), gB = new Float64Array(C);
-    let lossSum = 0, N = 0, correct = 0;
+    const gW = new Float64Array(C * D),
+      gB = new Float64Array(C);
+    let lossSum = 0,
+      N = 0,
+      correct = 0;
     for (const bt of micro) {
       for (let i = 0; i < bt.n; i++) {
         const y = bt.labels[i];
         if (y === -100) continue;
         N++;
         const z = new Float64Array(C);
-        for (let c = 0; c < C; c++) { let s = this.b[c]; for (let d = 0; d < D; d++) s += this.W[c * D + d] * bt.x[i * D + d]; z[c] = s; }
+        for (let c = 0; c < C; c++) {
+          let s = this.b[c];
+          for (let d = 0; d < D; d++) s += this.W[c * D + d] * bt.x[i * D + d];
+          z[c] = s;
+        }
         const mx = Math.max(...z);
-        let se = 0; for (let c = 0; c < C; c++) se += Math.exp(z[c] - mx);
+        let se = 0;
+        for (let c = 0; c < C; c++) se += Math.exp(z[c] - mx);
         const lse = mx + Math.log(se);
         lossSum += lse - z[y];
-        let am = 0; for (let c = 1; c < C; c++) if (z[c] > z[am]) am = c;
+        let am = 0;
+        for (let c = 1; c < C; c++) if (z[c] > z[am]) am = c;
         if (am === y) correct++;
         for (let c = 0; c < C; c++) {
           const dz = Math.exp(z[c] - lse) - (c === y ? 1 : 0);
@@ -116,7 +169,9 @@ export class RefTrainer {
     const Ns = Math.max(N, 1);
     for (let i = 0; i < gW.length; i++) gW[i] /= Ns;
     for (let i = 0; i < gB.length; i++) gB[i] /= Ns;
-    let sq = 0; for (const g of gW) sq += g * g; for (const g of gB) sq += g * g;
+    let sq = 0;
+    for (const g of gW) sq += g * g;
+    for (const g of gB) sq += g * g;
     const gradNorm = Math.sqrt(sq);
     if (this.c.maxGradNorm > 0) {
       const coef = Math.min(1, this.c.maxGradNorm / (gradNorm + 1e-6));
@@ -126,13 +181,14 @@ export class RefTrainer {
     const lr = this.lrAt(this.t);
     this.t++;
     const [b1, b2] = this.c.betas;
-    const bc1 = 1 - b1 ** this.t, bc2 = 1 - b2 ** this.t;
+    const bc1 = 1 - b1 ** this.t,
+      bc2 = 1 - b2 ** this.t;
     const adam = (p: Float64Array, m: Float64Array, v: Float64Array, g: Float64Array, wd: number) => {
       for (let i = 0; i < p.length; i++) {
         p[i] *= 1 - lr * wd;
         m[i] = b1 * m[i] + (1 - b1) * g[i];
         v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-        p[i] -= (lr / bc1) * m[i] / (Math.sqrt(v[i]) / Math.sqrt(bc2) + this.c.eps);
+        p[i] -= ((lr / bc1) * m[i]) / (Math.sqrt(v[i]) / Math.sqrt(bc2) + this.c.eps);
       }
     };
     adam(this.W, this.mW, this.vW, gW, this.c.weightDecay);

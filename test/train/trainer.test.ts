@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import { Trainer, TrainingDivergedError, hfNoDecay, type StepMetrics, type TrainMetrics, type BatchRequest } from '../../src/train/trainer';
+import {
+  Trainer,
+  TrainingDivergedError,
+  hfNoDecay,
+  type StepMetrics,
+  type TrainMetrics,
+  type BatchRequest,
+} from '../../src/train/trainer';
 import { Rng } from '../../src/util/rng';
 import { B_NAME, W_NAME, RefTrainer, concatBatches, makeBatch, makeToy, relErr, type Batch } from './toy';
 
@@ -15,7 +22,7 @@ function dataBatch(req: { step: number; micro: number }, dataSeed = 77): Batch {
 
 const bits = (a: ArrayLike<number>) => Array.from(a);
 
-describe.each(BACKENDS)('Trainer on %s', backend => {
+describe.each(BACKENDS)('Trainer on %s', (backend) => {
   beforeAll(async () => {
     const rep = await initBackend(backend);
     expect(rep.backend).toBe(backend);
@@ -23,7 +30,15 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
   afterAll(() => tf.disposeVariables());
 
   it('matches a float64 HF reference: token-weighted accumulation, clipping, warmup, AdamW with decay groups', async () => {
-    const cfg = { lr: 0.05, weightDecay: 0.05, betas: [0.9, 0.999] as [number, number], eps: 1e-8, maxGradNorm: 0.9, warmupSteps: 2, maxSteps: 10 };
+    const cfg = {
+      lr: 0.05,
+      weightDecay: 0.05,
+      betas: [0.9, 0.999] as [number, number],
+      eps: 1e-8,
+      maxGradNorm: 0.9,
+      warmupSteps: 2,
+      maxSteps: 10,
+    };
     const norms: number[] = [];
     const toy = makeToy(1);
     const ref = new RefTrainer(toy.initW, toy.initB, cfg);
@@ -31,11 +46,16 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
     expect(tr.optimizer.decays(W_NAME)).toBe(true);
     expect(tr.optimizer.decays(B_NAME)).toBe(false);
     const r = new Rng(5);
-    let clipped = 0, unclipped = 0;
+    let clipped = 0,
+      unclipped = 0;
     const worst = { loss: 0, norm: 0, W: 0, b: 0 };
     for (let s = 1; s <= 10; s++) {
       // unequal micro-batches; at step 3 one of them has no trained token at all
-      const micro = [makeBatch(r, 1 + r.int(6)), makeBatch(r, 1 + r.int(6)), makeBatch(r, 1 + r.int(6), s === 3 ? 1 : 0.25)];
+      const micro = [
+        makeBatch(r, 1 + r.int(6)),
+        makeBatch(r, 1 + r.int(6)),
+        makeBatch(r, 1 + r.int(6), s === 3 ? 1 : 0.25),
+      ];
       const want = ref.step(micro);
       const got = await tr.step(micro);
       expect(got.step).toBe(s);
@@ -45,25 +65,31 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
       worst.loss = Math.max(worst.loss, Math.abs(got.loss - want.loss) / want.loss);
       worst.norm = Math.max(worst.norm, Math.abs(got.gradNorm - want.gradNorm) / want.gradNorm);
       norms.push(want.gradNorm);
-      if (want.gradNorm > cfg.maxGradNorm) clipped++; else unclipped++;
+      if (want.gradNorm > cfg.maxGradNorm) clipped++;
+      else unclipped++;
       const v = await toy.values();
       worst.W = Math.max(worst.W, relErr(v.W, ref.W));
       worst.b = Math.max(worst.b, relErr(v.b, ref.b));
     }
-    console.log(`[${backend}] trainer vs float64 HF reference, 10 steps × 3 micro-batches: max rel err loss ${worst.loss.toExponential(2)}, grad_norm ${worst.norm.toExponential(2)}, W ${worst.W.toExponential(2)}, b ${worst.b.toExponential(2)} (clipped steps ${clipped}, unclipped ${unclipped}; norms ${norms.map(n => n.toFixed(3))})`);
+    console.log(
+      `[${backend}] trainer vs float64 HF reference, 10 steps × 3 micro-batches: max rel err loss ${worst.loss.toExponential(2)}, grad_norm ${worst.norm.toExponential(2)}, W ${worst.W.toExponential(2)}, b ${worst.b.toExponential(2)} (clipped steps ${clipped}, unclipped ${unclipped}; norms ${norms.map((n) => n.toFixed(3))})`,
+    );
     expect(clipped).toBeGreaterThan(0);
     expect(unclipped).toBeGreaterThan(0);
     expect(worst.loss).toBeLessThan(1e-5);
     expect(worst.norm).toBeLessThan(1e-5);
     expect(worst.W).toBeLessThan(5e-5);
     expect(worst.b).toBeLessThan(5e-5);
-    tr.dispose(); toy.dispose();
+    tr.dispose();
+    toy.dispose();
   });
 
   it('accumulation weighs tokens, not micro-batch means: [3 tokens, 1 token] ≡ one batch of 4', async () => {
     const r = new Rng(8);
-    const b1 = makeBatch(r, 3, 0), b2 = makeBatch(r, 1, 0);
-    const a = makeToy(2), b = makeToy(2);
+    const b1 = makeBatch(r, 3, 0),
+      b2 = makeBatch(r, 1, 0);
+    const a = makeToy(2),
+      b = makeToy(2);
     const ta = new Trainer(a, { maxSteps: 1, lr: 0.1, schedule: 'constant', maxGradNorm: 0 });
     const tb = new Trainer(b, { maxSteps: 1, lr: 0.1, schedule: 'constant', maxGradNorm: 0 });
     const ma = await ta.step([b1, b2]);
@@ -72,27 +98,44 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
     expect(Math.abs(ma.gradNorm - mb.gradNorm) / mb.gradNorm).toBeLessThan(1e-5);
     expect(relErr((await a.values()).W, (await b.values()).W)).toBeLessThan(1e-6);
     // and differs from the mean of the two means
-    ta.dispose(); tb.dispose(); a.dispose(); b.dispose();
+    ta.dispose();
+    tb.dispose();
+    a.dispose();
+    b.dispose();
   });
 
   it('run(): metrics, lr schedule, logEvery aggregation, one-step-late readback', async () => {
     const toy = makeToy(3);
-    const tr = new Trainer(toy, { maxSteps: 7, lr: 0.01, warmupSteps: 2, schedule: 'linear', logEvery: 3, gradAccumSteps: 2 });
+    const tr = new Trainer(toy, {
+      maxSteps: 7,
+      lr: 0.01,
+      warmupSteps: 2,
+      schedule: 'linear',
+      logEvery: 3,
+      gradAccumSteps: 2,
+    });
     const steps: StepMetrics[] = [];
     const logs: TrainMetrics[] = [];
     const reqs: BatchRequest[] = [];
     const res = await tr.run({
-      getBatch: req => { reqs.push(req); return dataBatch(req); },
-      onStep: m => { steps.push(m); },
-      onMetrics: m => { logs.push(m); },
+      getBatch: (req) => {
+        reqs.push(req);
+        return dataBatch(req);
+      },
+      onStep: (m) => {
+        steps.push(m);
+      },
+      onMetrics: (m) => {
+        logs.push(m);
+      },
     });
     expect(res).toMatchObject({ reason: 'maxSteps', step: 7 });
-    expect(steps.map(m => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    expect(steps.map(m => m.lr)).toEqual([0, 1, 2, 3, 4, 5, 6].map(s => tr.lrAt(s)));
+    expect(steps.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(steps.map((m) => m.lr)).toEqual([0, 1, 2, 3, 4, 5, 6].map((s) => tr.lrAt(s)));
     expect(steps[0].lr).toBe(0); // HF: the first step of a warmup runs with lr 0
     expect(steps[1].lr).toBe(0.005);
     expect(steps[2].lr).toBe(0.01);
-    expect(reqs.map(q => `${q.step}.${q.micro}`)).toEqual([1, 2, 3, 4, 5, 6, 7].flatMap(s => [`${s}.0`, `${s}.1`]));
+    expect(reqs.map((q) => `${q.step}.${q.micro}`)).toEqual([1, 2, 3, 4, 5, 6, 7].flatMap((s) => [`${s}.0`, `${s}.1`]));
     for (const m of steps) {
       expect(m.loss).toBeGreaterThan(0);
       expect(m.tokens).toBeGreaterThan(0);
@@ -101,13 +144,18 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
       expect(m.msPerStep).toBeGreaterThan(0);
       expect(m.tokensPerSec).toBeCloseTo(m.tokens / (m.msPerStep / 1000), 6);
     }
-    expect(logs.map(l => [l.step, l.steps])).toEqual([[3, 3], [6, 3], [7, 1]]);
+    expect(logs.map((l) => [l.step, l.steps])).toEqual([
+      [3, 3],
+      [6, 3],
+      [7, 1],
+    ]);
     const w = steps.slice(0, 3);
     expect(logs[0].loss).toBeCloseTo(w.reduce((a, m) => a + m.loss, 0) / 3, 6);
     expect(logs[0].tokens).toBe(w.reduce((a, m) => a + m.tokens, 0));
     expect(logs[0].gradNorm).toBe(w[2].gradNorm);
     expect(logs[0].lr).toBe(w[2].lr);
-    tr.dispose(); toy.dispose();
+    tr.dispose();
+    toy.dispose();
   });
 
   it('live tensor count is the same after step 1 and step 100, and nothing leaks across run()', async () => {
@@ -115,10 +163,17 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
     const tr = new Trainer(toy, { maxSteps: 100, lr: 0.01, gradAccumSteps: 2, warmupRatio: 0.1, schedule: 'cosine' });
     const before = tf.memory().numTensors;
     const steps: StepMetrics[] = [];
-    await tr.run({ getBatch: req => dataBatch(req), onStep: m => { steps.push(m); } });
+    await tr.run({
+      getBatch: (req) => dataBatch(req),
+      onStep: (m) => {
+        steps.push(m);
+      },
+    });
     expect(steps.length).toBe(100);
-    const counts = new Set(steps.map(m => m.numTensors));
-    console.log(`[${backend}] live tensors: step 1 ${steps[0].numTensors}, step 100 ${steps[99].numTensors}; before run ${before}, after ${tf.memory().numTensors}`);
+    const counts = new Set(steps.map((m) => m.numTensors));
+    console.log(
+      `[${backend}] live tensors: step 1 ${steps[0].numTensors}, step 100 ${steps[99].numTensors}; before run ${before}, after ${tf.memory().numTensors}`,
+    );
     expect(steps[99].numTensors).toBe(steps[0].numTensors);
     expect(counts.size).toBe(1);
     expect(tf.memory().numTensors).toBe(before);
@@ -133,21 +188,37 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
     expect(tf.memory().numTensors).toBe(n1);
     t2.dispose();
     expect(tf.memory().numTensors).toBe(n0);
-    tr.dispose(); toy.dispose();
+    tr.dispose();
+    toy.dispose();
   });
 
   it('is deterministic for a seed (bit-identical weights and losses)', async () => {
     const once = async (seed: number) => {
       const toy = makeToy(5);
-      const tr = new Trainer(toy, { maxSteps: 12, lr: 0.02, gradAccumSteps: 2, seed, warmupSteps: 3, weightDecay: 0.01 });
+      const tr = new Trainer(toy, {
+        maxSteps: 12,
+        lr: 0.02,
+        gradAccumSteps: 2,
+        seed,
+        warmupSteps: 3,
+        weightDecay: 0.01,
+      });
       const losses: number[] = [];
       // data drawn from the trainer-provided rng (as dropout seeds / sampling would be)
-      await tr.run({ getBatch: req => makeBatch(req.rng, 1 + req.rng.int(8)), onStep: m => { losses.push(m.loss); } });
+      await tr.run({
+        getBatch: (req) => makeBatch(req.rng, 1 + req.rng.int(8)),
+        onStep: (m) => {
+          losses.push(m.loss);
+        },
+      });
       const v = await toy.values();
-      tr.dispose(); toy.dispose();
+      tr.dispose();
+      toy.dispose();
       return { losses, W: bits(v.W), b: bits(v.b) };
     };
-    const a = await once(42), b = await once(42), c = await once(43);
+    const a = await once(42),
+      b = await once(42),
+      c = await once(43);
     expect(b).toEqual(a);
     expect(c.losses).not.toEqual(a.losses);
   });
@@ -155,38 +226,48 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
   it('pause via shouldStop and resume with run() gives the same result as an uninterrupted run', async () => {
     const full = makeToy(6);
     const tf1 = new Trainer(full, { maxSteps: 8, lr: 0.03, gradAccumSteps: 2, warmupSteps: 2 });
-    await tf1.run({ getBatch: req => dataBatch(req) });
+    await tf1.run({ getBatch: (req) => dataBatch(req) });
     const paused = makeToy(6);
     const tp = new Trainer(paused, { maxSteps: 8, lr: 0.03, gradAccumSteps: 2, warmupSteps: 2 });
     let seen = 0;
-    const r1 = await tp.run({ getBatch: req => dataBatch(req), onStep: () => { seen++; }, shouldStop: () => seen >= 3 });
+    const r1 = await tp.run({
+      getBatch: (req) => dataBatch(req),
+      onStep: () => {
+        seen++;
+      },
+      shouldStop: () => seen >= 3,
+    });
     expect(r1.reason).toBe('stopped');
     // one step was already in flight when shouldStop turned true: it is completed, not dropped
     expect(r1.step).toBe(4);
     expect(seen).toBe(4);
-    const r2 = await tp.run({ getBatch: req => dataBatch(req) });
+    const r2 = await tp.run({ getBatch: (req) => dataBatch(req) });
     expect(r2).toMatchObject({ reason: 'maxSteps', step: 8 });
-    const a = await full.values(), b = await paused.values();
+    const a = await full.values(),
+      b = await paused.values();
     expect(bits(b.W)).toEqual(bits(a.W));
     expect(bits(b.b)).toEqual(bits(a.b));
     for (const t of [tf1, tp]) t.dispose();
-    full.dispose(); paused.dispose();
+    full.dispose();
+    paused.dispose();
   });
 
   it('checkpoint: state() + weights → new Trainer.loadState() continues bit-identically', async () => {
     const a = makeToy(7);
     const ta = new Trainer(a, { maxSteps: 6, lr: 0.03, weightDecay: 0.1, warmupSteps: 1 });
-    await ta.run({ getBatch: req => dataBatch(req), shouldStop: () => ta.globalStep >= 3 });
+    await ta.run({ getBatch: (req) => dataBatch(req), shouldStop: () => ta.globalStep >= 3 });
     expect(ta.globalStep).toBe(3);
-    const st = JSON.parse(JSON.stringify(await ta.state(), (_k, v) => (v instanceof Float32Array ? { f32: Array.from(v) } : v)),
-      (_k, v) => (v && typeof v === 'object' && Array.isArray(v.f32) ? Float32Array.from(v.f32) : v));
+    const st = JSON.parse(
+      JSON.stringify(await ta.state(), (_k, v) => (v instanceof Float32Array ? { f32: Array.from(v) } : v)),
+      (_k, v) => (v && typeof v === 'object' && Array.isArray(v.f32) ? Float32Array.from(v.f32) : v),
+    );
     const w = await a.values();
     const b = makeToy(7, { W: Float32Array.from(w.W), b: Float32Array.from(w.b) });
     const tb = new Trainer(b, { maxSteps: 6, lr: 0.03, weightDecay: 0.1, warmupSteps: 1 });
     tb.loadState(st);
     expect(tb.globalStep).toBe(3);
-    await ta.run({ getBatch: req => dataBatch(req) });
-    await tb.run({ getBatch: req => dataBatch(req) });
+    await ta.run({ getBatch: (req) => dataBatch(req) });
+    await tb.run({ getBatch: (req) => dataBatch(req) });
     expect(bits((await b.values()).W)).toEqual(bits((await a.values()).W));
     const other = new Trainer(makeToy(7), { maxSteps: 6, seed: 1 });
     expect(() => other.loadState(st)).toThrow(/different seed/);
@@ -197,9 +278,10 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
     const toy = makeToy(8);
     const tr = new Trainer(toy, { maxSteps: 100, gradAccumSteps: 2 });
     let served = 0;
-    const res = await tr.run({ getBatch: req => (served++ < 5 ? dataBatch(req) : null) });
+    const res = await tr.run({ getBatch: (req) => (served++ < 5 ? dataBatch(req) : null) });
     expect(res).toMatchObject({ reason: 'dataEnd', step: 3 });
-    tr.dispose(); toy.dispose();
+    tr.dispose();
+    toy.dispose();
   });
 
   for (const poison of ['nan-loss', 'nan-grad'] as const) {
@@ -207,7 +289,7 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
       const opts = { maxSteps: 8, lr: 0.05, gradAccumSteps: 2, weightDecay: 0.01, warmupSteps: 1 };
       const clean = makeToy(9);
       const tc = new Trainer(clean, opts);
-      await tc.run({ getBatch: req => dataBatch(req), shouldStop: () => tc.globalStep >= 4 });
+      await tc.run({ getBatch: (req) => dataBatch(req), shouldStop: () => tc.globalStep >= 4 });
       expect(tc.globalStep).toBe(4);
       const at4 = await clean.values();
       const opt4 = await tc.optimizer.state();
@@ -216,14 +298,21 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
       const tr = new Trainer(toy, opts);
       const launched: number[] = [];
       const seen: number[] = [];
-      const err = await tr.run({
-        getBatch: req => {
-          if (req.micro === 0) launched.push(req.step);
-          const b = dataBatch(req);
-          return req.step === 5 && req.micro === 1 ? { ...b, poison } : b;
-        },
-        onStep: m => { seen.push(m.step); },
-      }).then(() => null, e => e);
+      const err = await tr
+        .run({
+          getBatch: (req) => {
+            if (req.micro === 0) launched.push(req.step);
+            const b = dataBatch(req);
+            return req.step === 5 && req.micro === 1 ? { ...b, poison } : b;
+          },
+          onStep: (m) => {
+            seen.push(m.step);
+          },
+        })
+        .then(
+          () => null,
+          (e) => e,
+        );
       expect(err).toBeInstanceOf(TrainingDivergedError);
       const e = err as TrainingDivergedError;
       expect(e.step).toBe(5);
@@ -249,10 +338,13 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
       }
       expect(tr.globalStep).toBe(4);
       // resuming on clean data reproduces the clean run
-      await tr.run({ getBatch: req => dataBatch(req) });
-      await tc.run({ getBatch: req => dataBatch(req) });
+      await tr.run({ getBatch: (req) => dataBatch(req) });
+      await tc.run({ getBatch: (req) => dataBatch(req) });
       expect(bits((await toy.values()).W)).toEqual(bits((await clean.values()).W));
-      tr.dispose(); tc.dispose(); toy.dispose(); clean.dispose();
+      tr.dispose();
+      tc.dispose();
+      toy.dispose();
+      clean.dispose();
     });
   }
 
@@ -263,7 +355,16 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
     const w1 = await toy.values();
     const p2 = tr.step([{ ...dataBatch({ step: 2, micro: 0 }), poison: 'nan-loss' }]);
     const p3 = tr.step([dataBatch({ step: 3, micro: 0 })]);
-    const [e2, e3] = await Promise.all([p2.then(() => null, e => e), p3.then(() => null, e => e)]);
+    const [e2, e3] = await Promise.all([
+      p2.then(
+        () => null,
+        (e) => e,
+      ),
+      p3.then(
+        () => null,
+        (e) => e,
+      ),
+    ]);
     expect(e2).toBeInstanceOf(TrainingDivergedError);
     expect(e3).toBe(e2);
     expect((e2 as TrainingDivergedError).step).toBe(2);
@@ -271,7 +372,8 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
     expect(tr.globalStep).toBe(1);
     const m = await tr.step([dataBatch({ step: 2, micro: 0 })]);
     expect(m.step).toBe(2);
-    tr.dispose(); toy.dispose();
+    tr.dispose();
+    toy.dispose();
   });
 
   it('validates its configuration and the loss function', async () => {
@@ -283,7 +385,13 @@ describe.each(BACKENDS)('Trainer on %s', backend => {
     expect(() => new Trainer(toy, { maxSteps: 5, betas: [0.9, 1] })).toThrow(/beta parameter at index 1/);
     expect(() => new Trainer(toy, { maxSteps: 5, warmupRatio: 2 })).toThrow(/warmupRatio/);
     const n = tf.memory().numTensors;
-    const bad = new Trainer({ vars: toy.vars, lossFn: () => ({ loss: tf.ones([2]) as unknown as tf.Scalar, correct: tf.scalar(0), count: tf.scalar(1) }) }, { maxSteps: 2 });
+    const bad = new Trainer(
+      {
+        vars: toy.vars,
+        lossFn: () => ({ loss: tf.ones([2]) as unknown as tf.Scalar, correct: tf.scalar(0), count: tf.scalar(1) }),
+      },
+      { maxSteps: 2 },
+    );
     await expect(bad.step([0])).rejects.toThrow(/scalars/);
     bad.dispose();
     expect(tf.memory().numTensors).toBe(n);
