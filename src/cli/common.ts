@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { ParseArgsConfig } from 'node:util';
 import type { LoadProgress, LoadedModel, ModelSpec } from '../io/load-model';
 import type { BackendChoice, BackendName } from '../engine/backend';
+import type { CausalLM } from '../engine/model';
 import type { ColumnMap, ParseOptions, TemplateSpec } from '../data';
 
 /** A problem with the command line itself: exit code 2. */
@@ -246,7 +247,7 @@ export async function parseOptionsArg(v: Values): Promise<ParseOptions> {
 export const ADAPTER_OPT: Options = { adapter: { type: 'string' } };
 
 /** --adapter <folder|url>: load a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) onto the model. */
-export async function attachAdapterArg(v: Values, model: import('../engine/model').CausalLM): Promise<string | null> {
+export async function attachAdapterArg(v: Values, model: CausalLM): Promise<string | null> {
   const arg = str(v, 'adapter');
   if (arg === undefined) return null;
   const { adapterSource } = await import('./resolve');

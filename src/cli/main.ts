@@ -16,7 +16,6 @@ import {
   DATA_OPTS,
   MODEL_OPTS,
   UsageError,
-  choice,
   loadProgress,
   num,
   openModel,

@@ -53,7 +53,7 @@ function urlFileSource(url: string): { source: FileSource; file: string } {
       try {
         res = await fetch(url);
       } catch (e) {
-        throw new Error(`network error fetching ${url}: ${(e as Error).message}`);
+        throw new Error(`network error fetching ${url}: ${(e as Error).message}`, { cause: e });
       }
       if (res.status === 404) throw new FileNotFoundError(f, `${url}: HTTP 404 (not found)`);
       if (!res.ok) throw new Error(`${url}: HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}`);

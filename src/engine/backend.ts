@@ -62,7 +62,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       fallbacks.push({ backend: name, reason: 'not available in Node' });
       continue;
     }
-    if (name === 'webgpu' && (typeof navigator === 'undefined' || !(navigator as any).gpu)) {
+    if (name === 'webgpu' && (typeof navigator === 'undefined' || !(navigator as Navigator & { gpu?: unknown }).gpu)) {
       fallbacks.push({ backend: name, reason: 'navigator.gpu is missing (WebGPU not supported by this browser)' });
       continue;
     }

@@ -35,9 +35,6 @@ export interface ModelConfig {
   head_dim: number;
 }
 
-/** Parameter store keyed by Hugging Face parameter names, in HF layouts ([out,in] for nn.Linear, [in,out] for GPT-2 Conv1D). */
-export type NamedTensors = Map<string, import('@tensorflow/tfjs-core').Tensor>;
-
 /** Same, as raw float32 arrays (what io/ produces before tensors exist). */
 export interface RawTensor {
   shape: number[];

@@ -3,7 +3,7 @@
  * logits warpers), stopping on EOS, stop strings, max_new_tokens or the model's context length.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CausalLM, createCache, disposeCache } from './model';
+import { type CausalLM, createCache, disposeCache } from './model';
 import { Rng } from '../util/rng';
 
 export interface GenerateOptions {

@@ -18,14 +18,6 @@ export interface LoraConfig {
   use_rslora: boolean;
 }
 
-export const DEFAULT_LORA: LoraConfig = {
-  r: 8,
-  lora_alpha: 16,
-  lora_dropout: 0.05,
-  target_modules: ['q_proj', 'v_proj'],
-  use_rslora: false,
-};
-
 /** PEFT's defaults when target_modules is not given (peft.utils.constants TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
 export function defaultTargets(cfg: ModelConfig): string[] {
   return cfg.family === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];

@@ -194,7 +194,6 @@ export class CausalLM {
     const positions = inp.positionIds ?? defaultPositions(B, T, past);
     const bias = buildAttentionBias(inp, past);
     const ids = tf.tensor1d(inp.inputIds, 'int32');
-    const D = cfg.hidden_size;
     let h: tf.Tensor2D;
     let cos: tf.Tensor4D | null = null,
       sin: tf.Tensor4D | null = null;
@@ -274,7 +273,7 @@ export class CausalLM {
           const c2: BlockContext = { ...ctx };
           if (ctx.bias) c2.bias = saved[k++];
           if (ctx.cos) c2.cos = saved[k++] as tf.Tensor4D;
-          if (ctx.sin) c2.sin = saved[k++] as tf.Tensor4D;
+          if (ctx.sin) c2.sin = saved[k] as tf.Tensor4D;
           // A gradient computed inside backprop: tfjs (4.22) would replace the outer tape with its own and then
           // null it, so the outer pass could neither free its saved tensors nor finish. Keep the outer tape aside.
           const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;

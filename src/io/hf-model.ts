@@ -30,7 +30,7 @@ function parseJson(bytes: Uint8Array, what: string): unknown {
   try {
     return JSON.parse(decoder.decode(bytes));
   } catch (e) {
-    throw new Error(`${what}: not valid JSON (${(e as Error).message})`);
+    throw new Error(`${what}: not valid JSON (${(e as Error).message})`, { cause: e });
   }
 }
 

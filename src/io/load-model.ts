@@ -177,7 +177,7 @@ export async function loadModelTokenizer(
     try {
       return JSON.parse(text) as unknown;
     } catch (e) {
-      throw new Error(`${src.describe}: ${file}: not valid JSON (${(e as Error).message})`);
+      throw new Error(`${src.describe}: ${file}: not valid JSON (${(e as Error).message})`, { cause: e });
     }
   };
   const config = parseHfConfig(await json('config.json'), where(src, 'config.json'));

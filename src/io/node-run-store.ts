@@ -15,7 +15,6 @@ import {
   CHECKPOINT_JSON,
   CHECKPOINT_TENSORS,
   decodeCheckpointBundle,
-  decodeCheckpointFiles,
   encodeCheckpointBundle,
   type SessionCheckpoint,
 } from '../train/checkpoint';
@@ -188,7 +187,7 @@ export async function loadCheckpointFromPath(p: string): Promise<{ checkpoint: S
   try {
     st = await fsp.stat(abs);
   } catch (e) {
-    throw new Error(`${p}: ${isMissing(e) ? 'no such file or folder' : (e as Error).message}`);
+    throw new Error(`${p}: ${isMissing(e) ? 'no such file or folder' : (e as Error).message}`, { cause: e });
   }
   if (st.isFile()) {
     const { metadata: _m, ...ck } = decodeCheckpointBundle(new Uint8Array(await fsp.readFile(abs)), abs);
@@ -202,14 +201,6 @@ export async function loadCheckpointFromPath(p: string): Promise<{ checkpoint: S
   if (latest) return { checkpoint: latest.checkpoint, source: path.join(abs, latest.generation) };
   throw new Error(
     `${p}: no checkpoint here (expected a run folder with ${LATEST_FILE} and ckpt-* folders, a folder with ${CHECKPOINT_JSON} + ${CHECKPOINT_TENSORS}, or a checkpoint bundle file)`,
-  );
-}
-
-/** Same as decodeCheckpointFiles on two files on disk (for callers holding paths). */
-export async function readCheckpointFiles(jsonFile: string, tensorsFile: string): Promise<SessionCheckpoint> {
-  return decodeCheckpointFiles(
-    { json: new Uint8Array(await fsp.readFile(jsonFile)), tensors: new Uint8Array(await fsp.readFile(tensorsFile)) },
-    path.dirname(path.resolve(jsonFile)),
   );
 }
 

@@ -178,7 +178,7 @@ function parseConfigJson(input: PeftFiles['config'], where: string): Record<stri
     try {
       j = JSON.parse(text);
     } catch (e) {
-      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+      throw new Error(`${where}: not valid JSON (${(e as Error).message})`, { cause: e });
     }
   }
   if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error(`${where}: expected a JSON object`);

@@ -971,7 +971,7 @@ export class IndexedDbRunStore extends BaseRunStore {
  * Call persistStorage() once (e.g. on the first save) so the browser does not evict runs under storage pressure.
  */
 export async function openBrowserRunStore(opts: RunStoreOptions = {}): Promise<RunStore> {
-  let opfsError: unknown = null;
+  let opfsError: unknown;
   try {
     const store = await openOpfsRunStore(opts);
     const probe = ['.probe'];
@@ -986,6 +986,7 @@ export async function openBrowserRunStore(opts: RunStoreOptions = {}): Promise<R
   } catch (e) {
     throw new Error(
       `no persistent storage in this browser: OPFS failed (${(opfsError as Error)?.message ?? opfsError}) and ${(e as Error).message}`,
+      { cause: e },
     );
   }
 }

@@ -102,6 +102,7 @@ export function hubSource(
     } catch (e) {
       throw new Error(
         `network error fetching ${url}: ${(e as Error).message} (offline, blocked by CORS, or the server is unreachable)`,
+        { cause: e },
       );
     }
     return { res, url };

@@ -294,7 +294,7 @@ class HfTokenizerWrapper implements Tokenizer {
     try {
       this.tok = new HfTokenizer(tj, libConfig);
     } catch (e) {
-      throw new Error(`${file}: @huggingface/tokenizers could not load it: ${(e as Error).message}`);
+      throw new Error(`${file}: @huggingface/tokenizers could not load it: ${(e as Error).message}`, { cause: e });
     }
 
     let maxId = -1;

@@ -31,7 +31,7 @@ function parseJson(x: unknown, fileName: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${fileName}: not valid JSON: ${(e as Error).message}`);
+    throw new Error(`${fileName}: not valid JSON: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -644,13 +644,6 @@ export function isCheckpointBundle(bytes: Uint8Array): boolean {
   return head.startsWith('{') && head.includes(`"${BUNDLE_METADATA_KEY}"`);
 }
 
-/** Bytes the two-file form will take (JSON estimated from the metadata). */
-export function checkpointTensorBytes(ck: SessionCheckpoint): number {
-  let n = 0;
-  for (const part of [ck.lora, ck.expAvg, ck.expAvgSq]) for (const t of part.values()) n += t.data.byteLength;
-  return n;
-}
-
 /** One line for people: "step 40/120 (epoch 1.33), loss 1.234, model stories260K, 2024-…". */
 export function describeCheckpoint(meta: CheckpointMeta): string {
   const p = meta.progress;

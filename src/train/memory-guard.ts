@@ -21,7 +21,6 @@
  *
  * No DOM, no node: imports (runs in Node, in a worker and in a page).
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../engine/backend';
 import type { ModelConfig } from '../engine/config';
 import { linearModules, paramShapes, weightBytes } from '../engine/params';
@@ -729,8 +728,8 @@ export function explainOutOfMemory(error: unknown, ctx: OomContext): OutOfMemory
       what = 'the backend ran out of memory';
       recoverable = b === 'cpu'; // a GPU or wasm backend that reports OOM itself is not trusted afterwards
   }
-  let detail = '';
-  let advice: string[] = [];
+  let detail: string;
+  let advice: string[];
   if (ctx.phase !== 'load' && ctx.estimate && ctx.config) {
     const r = fitReport(ctx.estimate, b, limits, extra);
     needed = needed ?? r.neededBytes;

@@ -349,7 +349,7 @@ export class Trainer<B> {
     const c = this.config;
     let prev: Pending | null = null;
     let last: StepMetrics | null = null;
-    let reason: RunResult['reason'] = 'maxSteps';
+    let reason: RunResult['reason'];
     const win = new MetricsWindow();
     const emit = async (m: StepMetrics) => {
       last = m;

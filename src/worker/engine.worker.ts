@@ -522,6 +522,7 @@ async function recoverFromDeviceLoss(onEvent: (e: TrainEvent) => void): Promise<
     throw new Error(
       `The WebGPU device was lost (${lost.reason}) and the run could not move to ${next}: ${(e as Error).message}. ` +
         'Reload the page and resume the run from Saved runs.',
+      { cause: e },
     );
   }
   data = dataBefore;
@@ -785,7 +786,8 @@ const api = {
           { learningRate: lr },
         );
       } catch (e) {
-        if (e instanceof CheckpointMismatchError) throw new Error(`Cannot resume "${info.name}": ${e.message}`);
+        if (e instanceof CheckpointMismatchError)
+          throw new Error(`Cannot resume "${info.name}": ${e.message}`, { cause: e });
         throw e;
       }
       const saver = new StoreSaver(runId, info.name, s, ck.meta.progress.global_step);
@@ -834,7 +836,7 @@ const api = {
     try {
       info = await s.importRun(bytes);
     } catch (e) {
-      throw new Error(`${name}: ${(e as Error).message.replace(/^imported file: /, '')}`);
+      throw new Error(`${name}: ${(e as Error).message.replace(/^imported file: /, '')}`, { cause: e });
     }
     return storedRun(info, await readRunSource(s, info.id, { bodies: false }).catch((e: Error) => e.message));
   },

@@ -271,7 +271,7 @@ function opfsState(raw: string[]) {
 
 /** One line per trial for the log, e.g. "#3 kill +41ms: begun 9 resolved 8 → loaded 8 [left ckpt-000009/tensors.safetensors]". */
 function describeTrial(t: CrashTrial, kind: Kind): string {
-  let left = '';
+  let left: string;
   if (kind === 'opfs') {
     const st = opfsState(t.raw);
     left = [st.latestText && st.pointer === null ? `LATEST=${st.latestText}` : '', ...st.leftovers, ...st.strays]

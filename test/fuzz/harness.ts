@@ -284,7 +284,6 @@ export class FuzzRunner {
     }
     s.maxRssGrowth = Math.max(s.maxRssGrowth, rss1 - rss0);
     if (problems.length > 0) s.failures.push(`${short(label, 300)}: ${problems.join('; ')}`);
-    result = undefined;
   }
 
   report(): string {

@@ -395,8 +395,7 @@ export function mutateTree(rng: Rng, root: unknown, prefer: RegExp[] = [], big =
     return { what: `wrap ${s.path} in []`, size: 2 };
   }
   if (op === 9 && typeof cur !== 'string') {
-    let text: string;
-    text = toJson(cur);
+    const text = toJson(cur);
     set(text);
     return { what: `stringify ${s.path}`, size: text.length };
   }

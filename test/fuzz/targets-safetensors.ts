@@ -413,9 +413,10 @@ function random(which: 'parse' | 'header') {
     if (r < 0.08) {
       const n = pick(rng, [between(rng, 0, 16), between(rng, 0, 4096)]);
       const b = randomBytes(rng, n);
-      if (n >= 8 && chance(rng, 0.5))
-        (new DataView(b.buffer).setUint32(0, between(rng, 0, n - 8), true),
-          new DataView(b.buffer).setUint32(4, 0, true));
+      if (n >= 8 && chance(rng, 0.5)) {
+        new DataView(b.buffer).setUint32(0, between(rng, 0, n - 8), true);
+        new DataView(b.buffer).setUint32(4, 0, true);
+      }
       return stCase(`random ${n} bytes`, b, which);
     }
     const f = validStFile(rng);
@@ -430,12 +431,7 @@ function random(which: 'parse' | 'header') {
     }
     if (r < 0.6) {
       const what: string[] = [];
-      let size = 0;
-      for (let k = between(rng, 1, 2); k > 0; k--) {
-        const m = mutateHeader(rng, f);
-        what.push(m.what);
-        size += m.size;
-      }
+      for (let k = between(rng, 1, 2); k > 0; k--) what.push(mutateHeader(rng, f).what);
       const b = encodeSt(f);
       return stCase(what.join('; '), chance(rng, 0.3) ? misalign(rng, b) : b, which);
     }

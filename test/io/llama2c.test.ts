@@ -78,8 +78,7 @@ function forward(cfg: ModelConfig, w: RawTensors, tokens: number[]): Float64Arra
     H = cfg.num_attention_heads,
     KV = cfg.num_key_value_heads,
     I = cfg.intermediate_size;
-  const T = tokens.length,
-    V = cfg.vocab_size;
+  const V = cfg.vocab_size;
   const get = (n: string) => w.get(n)!.data;
   const matvec = (m: Float32Array, x: Float64Array, rows: number, cols: number) => {
     const y = new Float64Array(rows);

@@ -43,7 +43,10 @@ class FakeOpfs {
   usage(): number {
     let n = 0;
     const walk = (d: FakeDir) => {
-      for (const c of d.children.values()) c instanceof FakeDir ? walk(c) : (n += c.data.length + c.pending);
+      for (const c of d.children.values()) {
+        if (c instanceof FakeDir) walk(c);
+        else n += c.data.length + c.pending;
+      }
     };
     walk(this.root);
     return n;
@@ -228,7 +231,8 @@ class FakeTx {
     const before = new Map([...this.db.stores].map(([n, s]) => [n, new Map(s.data)]));
     for (const [store, m] of this.staged)
       for (const [k, v] of m)
-        v === DELETED ? this.db.stores.get(store)!.data.delete(k) : this.db.stores.get(store)!.data.set(k, v);
+        if (v === DELETED) this.db.stores.get(store)!.data.delete(k);
+        else this.db.stores.get(store)!.data.set(k, v);
     if (f.bytes() > f.quota) {
       for (const [n, d] of before) this.db.stores.get(n)!.data = d; // roll back
       return this.fail(domError('QuotaExceededError'));
