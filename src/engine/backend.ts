@@ -52,12 +52,55 @@ async function registerBackend(name: BackendName): Promise<void> {
   }
 }
 
-/** Initialise a backend; with 'auto' (or when the chosen one fails) fall back along BACKEND_ORDER. */
+/**
+ * A GPU adapter that is really a CPU rasteriser (SwiftShader, llvmpipe, lavapipe, WARP): correct, but some 30x
+ * slower than the wasm backend on the same machine.
+ */
+const SOFTWARE_RENDERER = /swiftshader|llvmpipe|lavapipe|softpipe|software|basic render/i;
+
+interface GpuAdapterLike {
+  isFallbackAdapter?: boolean;
+  info?: { vendor?: string; architecture?: string; device?: string; description?: string };
+}
+
+/** Why `name`'s adapter is a software one (null: hardware, or unknown — then setBackend decides). */
+export async function softwareAdapterReason(name: BackendName): Promise<string | null> {
+  try {
+    if (name === 'webgpu') {
+      const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } }).gpu;
+      const adapter = await gpu?.requestAdapter();
+      if (!adapter) return null;
+      const i = adapter.info ?? {};
+      const label = [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' / ');
+      if (adapter.isFallbackAdapter)
+        return `the WebGPU adapter is a fallback (software) adapter${label ? ` (${label})` : ''}`;
+      return SOFTWARE_RENDERER.test(label) ? `the WebGPU adapter is a software renderer (${label})` : null;
+    }
+    if (name === 'webgl' && typeof OffscreenCanvas !== 'undefined') {
+      const gl = new OffscreenCanvas(1, 1).getContext('webgl2') as WebGL2RenderingContext | null;
+      if (!gl) return null;
+      const ext = gl.getExtension('WEBGL_debug_renderer_info');
+      const renderer = String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+      gl.getExtension('WEBGL_lose_context')?.loseContext();
+      return SOFTWARE_RENDERER.test(renderer) ? `WebGL renders in software (${renderer})` : null;
+    }
+  } catch {
+    // a probe that fails says nothing either way
+  }
+  return null;
+}
+
+/**
+ * Initialise a backend; with 'auto' (or when the chosen one fails) fall back along BACKEND_ORDER. 'auto' ranks a
+ * software WebGPU or WebGL adapter below wasm (and says why in the fallbacks); choosing it by name still uses it.
+ */
 export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendReport> {
   const start = choice === 'auto' ? 0 : BACKEND_ORDER.indexOf(choice);
   const order = BACKEND_ORDER.slice(start < 0 ? 0 : start);
   const fallbacks: BackendReport['fallbacks'] = [];
-  for (const name of order) {
+  const deferred = new Set<BackendName>();
+  for (let k = 0; k < order.length; k++) {
+    const name = order[k];
     if (isNode && (name === 'webgpu' || name === 'webgl')) {
       fallbacks.push({ backend: name, reason: 'not available in Node' });
       continue;
@@ -65,6 +108,18 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
     if (name === 'webgpu' && (typeof navigator === 'undefined' || !(navigator as Navigator & { gpu?: unknown }).gpu)) {
       fallbacks.push({ backend: name, reason: 'navigator.gpu is missing (WebGPU not supported by this browser)' });
       continue;
+    }
+    if (choice === 'auto' && (name === 'webgpu' || name === 'webgl') && !deferred.has(name)) {
+      const software = await softwareAdapterReason(name);
+      if (software) {
+        fallbacks.push({
+          backend: name,
+          reason: `${software}: far slower than WebAssembly on this machine, so Automatic ranks it below wasm (choose ${name} to use it anyway)`,
+        });
+        deferred.add(name);
+        order.splice(order.indexOf('cpu'), 0, name); // after wasm, before cpu
+        continue;
+      }
     }
     try {
       await registerBackend(name);

@@ -203,7 +203,12 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     }
     await page.getByTestId('backend-info').waitFor({ timeout: 60_000 });
     const backend = await page.getByTestId('backend-name').textContent();
-    expect(backend).toBe('webgpu'); // automatic choice: SwiftShader's WebGPU adapter
+    // Automatic choice: SwiftShader's WebGPU adapter and WebGL renderer are software, ranked below wasm, and said so.
+    expect(backend).toBe('wasm');
+    const info = (await page.getByTestId('backend-info').textContent())!;
+    log(`automatic backend: ${info}`);
+    expect(info).toMatch(/webgpu[^]*software renderer \(google \/ swiftshader[^]*ranks it below wasm/i);
+    expect(info).toMatch(/webgl[^]*renders in software[^]*swiftshader/i);
     expect(await page.getByRole('button', { name: 'Start training' }).isDisabled()).toBe(true);
     await shot(page, '0-start');
   });
