@@ -14,7 +14,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { dirSource } from '../io/node-source';
-import { FileNotFoundError, hubSource, readStream, type FileSource } from '../io/source';
+import { fetchWithDeadline, readBody } from '../io/fetch';
+import { FileNotFoundError, hubSource, type FileSource } from '../io/source';
 import type { ModelSpec } from '../io/load-model';
 
 /** Something wrong with what the user gave (not a usage error of the command line itself). */
@@ -49,23 +50,15 @@ function urlFileSource(url: string): { source: FileSource; file: string } {
       u.pathname.slice(0, u.pathname.lastIndexOf('/')),
     async read(f, onProgress) {
       if (f !== file) throw new FileNotFoundError(f, `${f} not found (only ${url} was given)`);
-      let res: Response;
-      try {
-        res = await fetch(url);
-      } catch (e) {
-        throw new Error(`network error fetching ${url}: ${(e as Error).message}`, { cause: e });
-      }
+      const res = await fetchWithDeadline(url);
       if (res.status === 404) throw new FileNotFoundError(f, `${url}: HTTP 404 (not found)`);
       if (!res.ok) throw new Error(`${url}: HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}`);
-      const len = res.headers.get('content-length');
-      const enc = res.headers.get('content-encoding');
-      const total = len !== null && /^\d+$/.test(len) && (!enc || enc === 'identity') ? Number(len) : null;
-      if (!res.body) return new Uint8Array(await res.arrayBuffer());
-      return readStream(res.body, total, onProgress, url);
+      return readBody(res, onProgress, url);
     },
     async has(f) {
       if (f !== file) return false;
-      const res = await fetch(url, { method: 'HEAD' });
+      const res = await fetchWithDeadline(url, { method: 'HEAD' });
+      await res.body?.cancel().catch(() => {});
       return res.ok;
     },
   };

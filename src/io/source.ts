@@ -4,8 +4,16 @@
  * the on-disk source is in node-source.ts).
  */
 
-/** Byte progress of one file: `total` is null when unknown (no Content-Length). */
-export type ByteProgress = (loaded: number, total: number | null) => void;
+import {
+  DEFAULT_FETCH_LIMITS,
+  fetchWithDeadline,
+  readBody,
+  readStream,
+  type ByteProgress,
+  type FetchLimits,
+} from './fetch';
+
+export type { ByteProgress };
 
 export interface FileSource {
   /** Human-readable origin for messages, e.g. "https://huggingface.co/gpt2 (main)". */
@@ -26,44 +34,6 @@ export class FileNotFoundError extends Error {
   }
 }
 
-/**
- * Read a stream to the end into one Uint8Array, reporting progress after every chunk.
- * Progress is monotone and the last call is (n, n) with n the byte count. When `expected`
- * is given, a different final length is an error (truncated download).
- */
-export async function readStream(
-  stream: ReadableStream<Uint8Array>,
-  expected: number | null,
-  onProgress: ByteProgress | undefined,
-  what: string,
-): Promise<Uint8Array> {
-  const reader = stream.getReader();
-  let buf = new Uint8Array(expected ?? 1 << 16);
-  let loaded = 0;
-  onProgress?.(0, expected);
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (loaded + value.length > buf.length) {
-        const grown = new Uint8Array(Math.max(buf.length * 2, loaded + value.length));
-        grown.set(buf.subarray(0, loaded));
-        buf = grown;
-      }
-      buf.set(value, loaded);
-      loaded += value.length;
-      onProgress?.(loaded, expected);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  if (expected !== null && loaded !== expected) {
-    throw new Error(`${what}: received ${loaded} bytes but expected ${expected} (download truncated or size changed)`);
-  }
-  if (expected === null) onProgress?.(loaded, loaded);
-  return loaded === buf.length ? buf : buf.slice(0, loaded);
-}
-
 function cleanPath(p: string): string {
   const parts = p
     .replace(/\\/g, '/')
@@ -76,36 +46,28 @@ function cleanPath(p: string): string {
 /**
  * Files of a Hugging Face Hub repository (or a mirror with the same layout):
  * `${baseUrl}/${repo}/resolve/${revision}/${path}`.
- * `fetchImpl` lets callers add auth headers or use a custom fetch.
+ * `fetchImpl` lets callers add auth headers or use a custom fetch; `limits` bounds the wait for an answer, the
+ * silence inside a body and the size of a body without a declared length (./fetch.ts).
  */
 export function hubSource(
   baseUrl: string,
   repo: string,
   revision = 'main',
   fetchImpl: typeof fetch = fetch,
+  limits: FetchLimits = DEFAULT_FETCH_LIMITS,
 ): FileSource {
   const base = baseUrl.replace(/\/+$/, '');
   if (!/^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/.test(repo) || repo.split('/').some((s) => s === '..' || s === '.')) {
     throw new Error(`invalid Hub repository id ${JSON.stringify(repo)} (expected "owner/name")`);
   }
   if (!revision) throw new Error('hubSource: empty revision');
-  const doFetch = (url: string, init?: RequestInit) => fetchImpl(url, init);
   const urlOf = (path: string) =>
     `${base}/${repo}/resolve/${encodeURIComponent(revision)}/${cleanPath(path).split('/').map(encodeURIComponent).join('/')}`;
   const describe = `${base}/${repo} (revision ${revision})`;
 
   async function request(path: string, method: 'GET' | 'HEAD'): Promise<{ res: Response; url: string }> {
     const url = urlOf(path);
-    let res: Response;
-    try {
-      res = await doFetch(url, { method });
-    } catch (e) {
-      throw new Error(
-        `network error fetching ${url}: ${(e as Error).message} (offline, blocked by CORS, or the server is unreachable)`,
-        { cause: e },
-      );
-    }
-    return { res, url };
+    return { res: await fetchWithDeadline(url, { method }, fetchImpl, limits), url };
   }
 
   function statusError(res: Response, url: string, path: string): Error {
@@ -127,16 +89,7 @@ export function hubSource(
         await res.body?.cancel().catch(() => {});
         throw statusError(res, url, path);
       }
-      const enc = res.headers.get('content-encoding');
-      const len = res.headers.get('content-length');
-      // With a content encoding, Content-Length counts compressed bytes: not the body's length.
-      const total = len !== null && /^\d+$/.test(len) && (!enc || enc === 'identity') ? Number(len) : null;
-      if (!res.body) {
-        const b = new Uint8Array(await res.arrayBuffer());
-        onProgress?.(b.length, b.length);
-        return b;
-      }
-      return readStream(res.body, total, onProgress, url);
+      return readBody(res, onProgress, url, limits);
     },
     async has(path) {
       const { res, url } = await request(path, 'HEAD');
