@@ -25,6 +25,7 @@
  * Browser-safe: no node: imports.
  */
 import { Template } from '@huggingface/jinja';
+import { DEFAULT_TEMPLATE_BUDGET, renderWithBudget, TemplateBudgetError } from './template-budget';
 import type { Tokenizer } from '../io/tokenizer';
 import { isChat, isPromptCompletion, isText, type Example, type Message } from './formats';
 
@@ -68,8 +69,8 @@ export function templateTokensOf(tok: Tokenizer): TemplateTokens {
 }
 
 export class TemplateError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'TemplateError';
   }
 }
@@ -267,6 +268,15 @@ export interface ChatTemplateRenderOptions {
   template: string;
   tokens: TemplateTokens;
   addGenerationPrompt?: boolean;
+  /** Which template this is, for messages (default: the tokenizer's or the custom one, by comparison). */
+  name?: string;
+}
+
+/** How messages name a chat template: the tokenizer's own, or one the user gave. */
+function templateName(source: string, tokens: TemplateTokens): string {
+  return source === tokens.chatTemplate
+    ? "the tokenizer's chat template (tokenizer_config.json chat_template)"
+    : 'the custom chat template';
 }
 
 /** Renders messages with a Jinja chat template as transformers' apply_chat_template(tokenize=False) does. */
@@ -283,9 +293,13 @@ export function renderChatTemplate(
     eos_token: opts.tokens.eosToken ?? '',
   };
   try {
-    return t.render(vars);
+    // Room for the conversation itself: a long message must not look like a runaway template.
+    const inputChars = messages.reduce((n, m) => n + m.content.length, 0);
+    const budget = { ...DEFAULT_TEMPLATE_BUDGET, maxChars: Math.max(DEFAULT_TEMPLATE_BUDGET.maxChars, 2 * inputChars) };
+    return renderWithBudget(t, vars, opts.name ?? templateName(opts.template, opts.tokens), budget);
   } catch (e) {
-    throw new TemplateError(`chat template failed: ${(e as Error).message}`);
+    if (e instanceof TemplateBudgetError) throw new TemplateError(e.message);
+    throw new TemplateError(`chat template failed: ${(e as Error).message}`, { cause: e });
   }
 }
 
