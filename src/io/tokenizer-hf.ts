@@ -16,6 +16,7 @@
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import type { Tokenizer } from './tokenizer';
 import { preview } from '../util/preview';
+import { checkRegexCost } from '../util/regex-cost';
 
 type Json = Record<string, unknown>;
 
@@ -50,6 +51,22 @@ const SEQUENCE_LISTS = {
   decoder: 'decoders',
 } as const;
 const MAX_SEQUENCE_DEPTH = 32;
+/** Components in one normalizer / pre-tokenizer / post-processor / decoder, Sequences included (real files: < 10). */
+const MAX_COMPONENTS = 256;
+
+/** Every regular expression pattern ({"Regex": …}) of a component tree, with its JSON path, timed for backtracking. */
+function checkPatterns(v: unknown, path: string, listKey: string, file: string): number {
+  if (!isObject(v)) return 0;
+  let count = 1;
+  const pattern = v.pattern;
+  if (isObject(pattern) && typeof pattern.Regex === 'string') {
+    checkRegexCost(pattern.Regex, 'gu', `${file}: "${path}.pattern.Regex"`);
+  }
+  const list = v.type === 'Sequence' ? v[listKey] : undefined;
+  if (Array.isArray(list))
+    list.forEach((c, i) => (count += checkPatterns(c, `${path}.${listKey}[${i}]`, listKey, file)));
+  return count;
+}
 /**
  * Longest added token / Unigram piece accepted. The library indexes them in a trie with one object per
  * character (~200 bytes each): a 6 MiB added token took 8 s and 1 GiB. Real ones are a few dozen characters.
@@ -153,6 +170,9 @@ function checkTokenizerJson(json: unknown, file: string): Json {
       }
       level = next;
     }
+    const components = checkPatterns(v, key, listKey, file);
+    if (components > MAX_COMPONENTS)
+      fail(`"${key}" has ${components} components (at most ${MAX_COMPONENTS} supported)`);
     out[key] = v;
   }
   return out;

@@ -316,3 +316,36 @@ describe('tokenizer.json structure errors name the file and what was expected', 
     );
   });
 });
+
+describe('tokenizer.json regular expressions and chains are bounded', () => {
+  const split = (regex: string) => ({ type: 'Split', pattern: { Regex: regex }, behavior: 'Isolated', invert: false });
+
+  it('a Split pattern with catastrophic backtracking is refused at load, naming its path', () => {
+    const j = gpt2StyleTokenizerJson();
+    const hostile = {
+      ...j,
+      pre_tokenizer: { type: 'Sequence', pretokenizers: [split('(a+)+$'), j.pre_tokenizer] },
+    };
+    const t0 = performance.now();
+    expect(() => loadHfTokenizer(hostile, null, 'evil/tokenizer.json')).toThrow(
+      /^evil\/tokenizer\.json: "pre_tokenizer\.pretokenizers\[0\]\.pattern\.Regex": the regular expression "\(a\+\)\+\$" takes exponential time/,
+    );
+    expect(performance.now() - t0).toBeLessThan(3000);
+    // The same tokenizer with GPT-2's own pattern as a Split loads and encodes.
+    const gpt2Split = split("'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+");
+    const fine = { ...j, pre_tokenizer: { type: 'Sequence', pretokenizers: [gpt2Split, j.pre_tokenizer] } };
+    expect(loadHfTokenizer(fine, null).decode(loadHfTokenizer(fine, null).encode('hello world'))).toBe('hello world');
+  });
+
+  it('a Replace normalizer pattern is checked too, and a chain of thousands of components is refused', () => {
+    const j = gpt2StyleTokenizerJson();
+    const replace = { type: 'Replace', pattern: { Regex: '(x*)*y' }, content: '' };
+    expect(() => loadHfTokenizer({ ...j, normalizer: replace }, null)).toThrow(
+      /tokenizer\.json: "normalizer\.pattern\.Regex": the regular expression "\(x\*\)\*y" takes exponential time/,
+    );
+    const many = { type: 'Sequence', normalizers: Array.from({ length: 5000 }, () => ({ type: 'NFC' })) };
+    expect(() => loadHfTokenizer({ ...j, normalizer: many }, null)).toThrow(
+      'tokenizer.json: "normalizer" has 5001 components (at most 256 supported)',
+    );
+  });
+});
