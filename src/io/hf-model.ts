@@ -8,6 +8,7 @@ import { parseHfConfig } from './hf-config';
 import { parseSafetensors } from './safetensors';
 import type { FileSource } from './source';
 import { preview } from '../util/preview';
+import { checkFinite } from '../util/finite';
 
 export interface LoadProgress {
   /** File being read, e.g. "model-00001-of-00002.safetensors". */
@@ -136,7 +137,9 @@ export async function loadHfCheckpoint(src: FileSource, onProgress?: (p: LoadPro
   let weightsWhere: string;
   if (await src.has('model.safetensors')) {
     weightsWhere = where('model.safetensors');
-    for (const [n, t] of parseSafetensors(await read('model.safetensors'), weightsWhere).tensors) raw.set(n, t);
+    const { tensors } = parseSafetensors(await read('model.safetensors'), weightsWhere);
+    checkFinite(tensors, weightsWhere);
+    for (const [n, t] of tensors) raw.set(n, t);
   } else if (await src.has('model.safetensors.index.json')) {
     const indexWhere = where('model.safetensors.index.json');
     weightsWhere = indexWhere;
@@ -160,6 +163,7 @@ export async function loadHfCheckpoint(src: FileSource, onProgress?: (p: LoadPro
       if (!(await src.has(file)))
         throw new Error(`${shardWhere}: shard listed in model.safetensors.index.json is missing`);
       const { tensors } = parseSafetensors(await read(file), shardWhere);
+      checkFinite(tensors, shardWhere);
       for (const n of names)
         if (!tensors.has(n))
           throw new Error(`${shardWhere}: tensor "${n}" listed in model.safetensors.index.json is not in this shard`);

@@ -8,6 +8,7 @@
  * (seq_len*hd/2 each, unused), and the classifier [V,D] if untied. Matrices are [out, in].
  */
 import type { ModelConfig, RawTensors } from '../engine/config';
+import { describeNonFinite, firstNonFinite } from '../util/finite';
 
 const HEADER_BYTES = 28;
 
@@ -121,7 +122,14 @@ export function parseLlama2cCheckpoint(
   const arrays = new Map<string, Float32Array>();
   let pos = 0;
   for (const [name, n] of layout) {
-    arrays.set(name, f.subarray(pos, pos + n));
+    const data = f.subarray(pos, pos + n);
+    const bad = firstNonFinite(data);
+    if (bad >= 0) {
+      throw new Error(
+        `${fileName}: weights "${name}" hold ${describeNonFinite(data, bad, [n])}: weights must be finite numbers (the file is damaged, or was saved from a run that diverged)`,
+      );
+    }
+    arrays.set(name, data);
     pos += n;
   }
   pos += ropeFloats;

@@ -38,6 +38,7 @@ import { toHfConfig } from './hf-config';
 import { permuteRopeRows, unpermuteRopeRows } from './llama2c';
 import { parseSafetensors, writeSafetensors } from './safetensors';
 import type { FileSource } from './source';
+import { checkFinite } from '../util/finite';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -292,6 +293,11 @@ export function parsePeftAdapter(modelCfg: ModelConfig, files: PeftFiles): Impor
   const raw = parseConfigJson(files.config, cName);
   const config = parsePeftAdapterConfig(raw, modelCfg, cName);
   const { tensors: fileTensors } = parseSafetensors(files.weights, wName);
+  checkFinite(
+    fileTensors,
+    wName,
+    'adapter weights must be finite numbers (the adapter was saved from a run that diverged, or the file is damaged)',
+  );
 
   const all = new Map(linearModules(modelCfg).map((m) => [m.name, m] as const));
   const targeted = new Map(targetedModules(modelCfg, config).map((m) => [m.name, m] as const));

@@ -279,7 +279,8 @@ function decodeTensor(bytes: Uint8Array, dataStart: number, e: SafetensorsEntry)
 /**
  * Parse a safetensors file into float32 tensors. F32 tensors whose bytes are 4-aligned in `bytes`
  * are views of it (no copy); everything else is a fresh array.
- * Throws an Error naming the file and the offending tensor/field on any malformation.
+ * Throws an Error naming the file and the offending tensor/field on any malformation. Values are kept as stored,
+ * NaN and ±Infinity included: loaders of weights check them with checkFinite (src/util/finite.ts).
  */
 export function parseSafetensors(
   bytes: Uint8Array,

@@ -256,3 +256,20 @@ describe('loadHfCheckpoint: errors name what is wrong', () => {
     expect([...t.weights.keys()]).toEqual([...paramShapes(t.config).keys()]);
   });
 });
+
+describe('non-finite weights in a Hub folder', () => {
+  it('are refused at load, naming the file, the tensor and the element', async () => {
+    const dir = path.join(root, 'test-org/nan-llama');
+    const ck = await writeTinyHfCheckpoint(dir, 'llama', { vocab: 300 });
+    const [name, t] = [...ck.stored].find(([n]) => n.endsWith('mlp.up_proj.weight'))!;
+    const data = Float32Array.from(t.data);
+    data[7] = -Infinity;
+    await writeFile(
+      path.join(dir, 'model.safetensors'),
+      writeSafetensors(new Map([...ck.stored, [name, { ...t, data }]])),
+    );
+    await expect(loadHfCheckpoint(dirSource(dir))).rejects.toThrow(
+      new RegExp(`model\\.safetensors: tensor "${name.replace(/\./g, '\\.')}" holds -Infinity at element \\[0, 7\\]`),
+    );
+  });
+});

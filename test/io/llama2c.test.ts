@@ -353,3 +353,14 @@ describe.skipIf(!HAVE_STORIES)('parseLlama2cCheckpoint: stories260K', () => {
 describe.runIf(!HAVE_STORIES)('stories260K checks', () => {
   it('are skipped: shared model folder absent', () => console.warn(sharedMissing('the stories260K llama2.c checks')));
 });
+
+describe('parseLlama2cCheckpoint: non-finite weights', () => {
+  it('are refused, naming the array and the element', () => {
+    const bytes = buildLlama2c(tiny);
+    const f = new Float32Array(bytes.buffer, bytes.byteOffset + 28, 200);
+    f[10 * 8 + 2 * 8 + 5] = NaN; // after token_embedding (10 × 8) and rms_att (2 × 8): wq[5]
+    expect(() => parseLlama2cCheckpoint(bytes, 'nan.bin')).toThrow(
+      'nan.bin: weights "wq" hold NaN at element [5]: weights must be finite numbers',
+    );
+  });
+});

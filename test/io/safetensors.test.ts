@@ -8,6 +8,7 @@ import {
   decodeBF16,
 } from '../../src/io/safetensors';
 import type { RawTensor } from '../../src/engine/config';
+import { checkFinite } from '../../src/util/finite';
 
 /** Build a safetensors file by hand from a header (object or raw string) and a data section. */
 function rawFile(header: unknown, data: Uint8Array = new Uint8Array(0), opts: { headerLen?: number } = {}): Uint8Array {
@@ -329,5 +330,25 @@ describe('parseSafetensors rejects malformed files with a message naming file, t
     );
     expect(h.entries.map((e) => e.name).sort()).toEqual(['e', 'w']);
     expect(h.dataStart).toBeGreaterThan(8);
+  });
+});
+
+describe('checkFinite: non-finite weights are refused, naming the tensor and the element', () => {
+  it('NaN and Infinity in any tensor', () => {
+    const good = { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) };
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const data = Float32Array.from([1, 2, 3, 4, bad, 6]);
+      const bytes = writeSafetensors(
+        new Map<string, RawTensor>([
+          ['a.weight', good],
+          ['b.weight', { shape: [2, 3], data }],
+        ]),
+      );
+      // The format keeps the value; a loader of weights refuses it.
+      const { tensors } = parseSafetensors(bytes, 'model.safetensors');
+      expect(() => checkFinite(tensors, 'model.safetensors')).toThrow(
+        `model.safetensors: tensor "b.weight" holds ${bad} at element [1, 1] (flat index 4): weights must be finite numbers`,
+      );
+    }
   });
 });
