@@ -3,7 +3,6 @@
  * engine worker; this thread keeps the state, renders, and coalesces the worker's events per frame.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import type { BackendChoice } from '../engine/backend';
 import { localMirror, savedBaseUrl } from './catalog';
 import { CompareSection, outputInfo, type Output } from './CompareSection';
 import { ConfigureSection } from './ConfigureSection';
@@ -20,6 +19,7 @@ import { TrainSection, type SaveView, type TrainView } from './TrainSection';
 import { WatchSection } from './WatchSection';
 import type {
   AdapterInfo,
+  BackendChoice,
   BackendProbeReport,
   BackendStatus,
   DatasetInput,
@@ -33,7 +33,7 @@ import type {
   StoredRun,
   TrainEvent,
   TrainOutcome,
-  TrainSettings,
+  FinetuneConfig,
 } from '../worker/api';
 
 declare global {
@@ -59,7 +59,7 @@ type ProbeState =
 const IDLE_OUT: Output = { text: '', state: 'idle' };
 
 /** The settings that change how the data is read: the dataset report is made again when they change. */
-function dataKeyOf(s: TrainSettings): string {
+function dataKeyOf(s: FinetuneConfig): string {
   return JSON.stringify([s.template, s.max_length, s.eos_token, s.val_size, s.test_size, s.train_on_inputs, s.seed]);
 }
 
@@ -111,7 +111,7 @@ export function App({
   const [dataset, setDataset] = useState<DatasetState>({ kind: 'none' });
   const [dataInput, setDataInput] = useState<{ files: DatasetInput['files']; name: string } | null>(null);
 
-  const [settings, setSettings] = useState<TrainSettings>(DEFAULT_SETTINGS);
+  const [settings, setSettings] = useState<FinetuneConfig>(DEFAULT_SETTINGS);
   const [runOptions, setRunOptions] = useState<RunOptions>({ samplePrompts: 3, sampleMaxNewTokens: 24, saveSteps: 20 });
   const [estimate, setEstimate] = useState<EstimateState>({ kind: 'none' });
   const [train, setTrain] = useState<TrainView>({ state: 'idle', totalSteps: 0, startedAt: null });
@@ -225,7 +225,7 @@ export function App({
 
   // ---- data
   const loadDataset = useCallback(
-    async (files: DatasetInput['files'], name: string, s: TrainSettings) => {
+    async (files: DatasetInput['files'], name: string, s: FinetuneConfig) => {
       setDataset({ kind: 'loading', name });
       setDataInput({ files, name });
       setEvalState({ kind: 'none' });

@@ -1,19 +1,18 @@
 /** 3. Configure: LoRA and training settings, presets per model, and an estimate of size, memory and speed. */
-import type { ScheduleName } from '../train/schedule';
 import { CheckField, Empty, ErrorBox, NumberField, Section, SelectField } from './controls';
 import { formatBytes, formatCount, formatMs } from './format';
-import type { Estimate, ModelInfo, RunOptions, TrainSettings } from '../worker/api';
+import type { Estimate, FinetuneConfig, ModelInfo, RunOptions, ScheduleName } from '../worker/api';
 
 export interface Preset {
   id: string;
   label: string;
-  settings: TrainSettings;
+  settings: FinetuneConfig;
 }
 
 interface Props {
   model: ModelInfo | null;
-  settings: TrainSettings;
-  onSettings: (s: TrainSettings) => void;
+  settings: FinetuneConfig;
+  onSettings: (s: FinetuneConfig) => void;
   presets: Preset[];
   disabled: boolean;
   estimate:
@@ -44,7 +43,7 @@ export function ConfigureSection({
   onRunOptions,
 }: Props) {
   const s = settings;
-  const set = <K extends keyof TrainSettings>(k: K, v: TrainSettings[K]) => onSettings({ ...s, [k]: v });
+  const set = <K extends keyof FinetuneConfig>(k: K, v: FinetuneConfig[K]) => onSettings({ ...s, [k]: v });
   const modules = model?.linearModules ?? [];
   const all = s.target_modules === 'all-linear';
   const targets: string[] =

@@ -1,9 +1,16 @@
 /** 2. Data: a dataset file (or pasted text, or the demo), parsed and tokenized in the worker, with a report. */
 import { useId, useState } from 'react';
-import type { DatasetReport, RowError, TemplateName, TemplateSpec } from '../data';
 import { CheckField, ErrorBox, Empty, FileButton, NumberField, ProgressBar, Section, SelectField } from './controls';
 import { formatNum, formatPct } from './format';
-import type { DatasetInfo, DatasetInput, TrainSettings } from '../worker/api';
+import type {
+  DatasetInfo,
+  DatasetInput,
+  DatasetReport,
+  FinetuneConfig,
+  RowError,
+  TemplateName,
+  TemplateSpec,
+} from '../worker/api';
 
 export type DatasetState =
   | { kind: 'none' }
@@ -31,8 +38,8 @@ interface Props {
   modelReady: boolean;
   busy: boolean;
   /** The data options are part of the run's settings (template, splits, eos_token, train_on_inputs). */
-  settings: TrainSettings;
-  onSettings: (s: TrainSettings) => void;
+  settings: FinetuneConfig;
+  onSettings: (s: FinetuneConfig) => void;
   onLoad: (files: DatasetInput['files'], name: string) => void;
   onDemo: () => void;
 }

@@ -1,10 +1,9 @@
 /** 4. Train: the backend (what was detected, why fallbacks happened), Start/Pause/Resume/Stop and progress. */
 import { useState } from 'react';
-import type { BackendChoice } from '../engine/backend';
 import { Empty, ErrorBox, NumberField, ProgressBar, Section, SelectField } from './controls';
 import { formatBytes, formatCount, formatMs, formatNum } from './format';
 import { useThrottledVersion, type MetricsStore } from './metrics-store';
-import type { BackendProbeReport, BackendStatus, TrainState } from '../worker/api';
+import type { BackendChoice, BackendProbeReport, BackendStatus, TrainState } from '../worker/api';
 
 /** The last checkpoint save of the run: stored, or why not. */
 export type SaveView =

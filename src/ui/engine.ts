@@ -9,8 +9,7 @@
  * the worker is hung or gone: it is terminated and reported. A hidden tab is not judged (its timers are throttled).
  */
 import * as Comlink from 'comlink';
-import { CONTROL, CONTROL_SLOTS, type ControlFlag } from '../worker/api';
-import type { EngineApi } from '../worker/engine.worker';
+import { CONTROL, CONTROL_SLOTS, type ControlFlag, type EngineApi } from '../worker/api';
 
 export const WATCHDOG_MS = 60_000;
 
