@@ -10,6 +10,7 @@ import { saveFile } from './controls';
 import { DataSection, DEMO_DATASET, type DatasetState } from './DataSection';
 import { Comlink, getEngine, guard, noteStepMs, onEngineCrash, raise, restartEngine } from './engine';
 import { ExportSection } from './ExportSection';
+import type { Loadable, StatusMessage } from './loadable';
 import { errorMessage, formatBytes } from './format';
 import { MetricsStore, type MetricColumns } from './metrics-store';
 import { currentModel, ModelSection, type ModelState } from './ModelSection';
@@ -43,18 +44,9 @@ declare global {
   }
 }
 
-type EstimateState =
-  { kind: 'none' } | { kind: 'busy' } | { kind: 'ready'; value: Estimate } | { kind: 'error'; message: string };
-type EvalState =
-  | { kind: 'none' }
-  | { kind: 'running'; done: number; total: number }
-  | { kind: 'ready'; report: EvalReport }
-  | { kind: 'error'; message: string };
-type ProbeState =
-  | { kind: 'idle' }
-  | { kind: 'running' }
-  | { kind: 'done'; report: BackendProbeReport }
-  | { kind: 'failed'; error: string };
+type EstimateState = Loadable<Estimate>;
+type EvalState = Loadable<EvalReport, { done: number; total: number }>;
+type ProbeState = Loadable<BackendProbeReport>;
 
 const IDLE_OUT: Output = { text: '', state: 'idle' };
 
@@ -101,7 +93,7 @@ export function App({
   const [backendBusy, setBackendBusy] = useState(true);
   const [backendError, setBackendError] = useState<string | null>(null);
   const [choice, setChoice] = useState<BackendChoice>('auto');
-  const [probe, setProbe] = useState<ProbeState>({ kind: 'idle' });
+  const [probe, setProbe] = useState<ProbeState>({ kind: 'none' });
 
   const [baseUrl, setBaseUrl] = useState(savedBaseUrl);
   const [model, setModel] = useState<ModelState>({ kind: 'none' });
@@ -117,7 +109,7 @@ export function App({
   const [train, setTrain] = useState<TrainView>({ state: 'idle', totalSteps: 0, startedAt: null });
   const [save, setSave] = useState<SaveView | null>(null);
   const [runs, setRuns] = useState<RunsState>({ kind: 'loading' });
-  const [runsMsg, setRunsMsg] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
+  const [runsMsg, setRunsMsg] = useState<StatusMessage | null>(null);
   const [activeRunId, setActiveRunId] = useState<string | null>(null);
   const activeRunRef = useRef<string | null>(null);
   activeRunRef.current = activeRunId;
@@ -134,11 +126,11 @@ export function App({
   const [generating, setGenerating] = useState(false);
   const [evalState, setEvalState] = useState<EvalState>({ kind: 'none' });
   const [evalCount, setEvalCount] = useState(8);
-  const [exportMsg, setExportMsg] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
+  const [exportMsg, setExportMsg] = useState<StatusMessage | null>(null);
   const [exporting, setExporting] = useState(false);
 
   const modelInfo = model.kind === 'loading' ? null : currentModel(model);
-  const datasetInfo = dataset.kind === 'ready' ? dataset.info : null;
+  const datasetInfo = dataset.kind === 'ready' ? dataset.value : null;
   const training = train.state === 'running';
   const active = training || train.state === 'paused';
   const modelBusy = model.kind === 'loading';
@@ -150,7 +142,7 @@ export function App({
 
   const refreshRuns = useCallback(() => {
     guard(engine.listRuns()).then(
-      (report) => setRuns({ kind: 'ready', report }),
+      (report) => setRuns({ kind: 'ready', value: report }),
       (e) => setRuns({ kind: 'error', message: errorMessage(e) }),
     );
   }, [engine]);
@@ -193,7 +185,7 @@ export function App({
       setBackend(s);
       setModel((m) =>
         m.kind === 'ready'
-          ? { kind: 'ready', info: { ...m.info, backend: s.backend } }
+          ? { kind: 'ready', value: { ...m.value, backend: s.backend } }
           : m.kind === 'error' && m.previous
             ? { ...m, previous: { ...m.previous, backend: s.backend } }
             : m,
@@ -211,15 +203,15 @@ export function App({
   };
 
   const runProbe = async () => {
-    setProbe({ kind: 'running' });
+    setProbe({ kind: 'loading' });
     try {
       const report = await guard(engine.probeBackends());
       window.webtune.lastProbe = report;
-      setProbe({ kind: 'done', report });
+      setProbe({ kind: 'ready', value: report });
       const s = await guard(engine.backendStatus());
       if (s) setBackend(s);
     } catch (e) {
-      setProbe({ kind: 'failed', error: errorMessage(e) });
+      setProbe({ kind: 'error', message: errorMessage(e) });
     }
   };
 
@@ -230,7 +222,7 @@ export function App({
       setDataInput({ files, name });
       setEvalState({ kind: 'none' });
       try {
-        setDataset({ kind: 'ready', info: await guard(engine.loadDataset({ files }, s)) });
+        setDataset({ kind: 'ready', value: await guard(engine.loadDataset({ files }, s)) });
         return true;
       } catch (e) {
         setDataset({ kind: 'error', name, message: errorMessage(e) });
@@ -294,7 +286,7 @@ export function App({
     };
     try {
       const info = await guard(engine.loadModel(source, Comlink.proxy(onProgress)));
-      setModel({ kind: 'ready', info });
+      setModel({ kind: 'ready', value: info });
       setCatalogId(id);
       const next = initialSettings(info, id);
       lastDataKey.current = dataKeyOf(next);
@@ -334,7 +326,7 @@ export function App({
   }, [engine, settings, canEstimate, active, datasetInfo]);
 
   const measure = async () => {
-    setEstimate({ kind: 'busy' });
+    setEstimate({ kind: 'loading' });
     try {
       setEstimate({ kind: 'ready', value: await guard(engine.estimate(settings, true)) });
     } catch (e) {
@@ -371,7 +363,7 @@ export function App({
         } else if (ev.type === 'backend') {
           setBackend(ev.status);
           setModel((m) =>
-            m.kind === 'ready' ? { kind: 'ready', info: { ...m.info, backend: ev.status.backend } } : m,
+            m.kind === 'ready' ? { kind: 'ready', value: { ...m.value, backend: ev.status.backend } } : m,
           );
           setTrain((t) => ({ ...t, message: ev.message }));
         } else setTrain((t) => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
@@ -561,15 +553,15 @@ export function App({
   };
 
   const evaluate = async () => {
-    setEvalState({ kind: 'running', done: 0, total: evalCount });
+    setEvalState({ kind: 'loading', done: 0, total: evalCount });
     try {
       const report = await guard(
         engine.evaluate(
           evalCount,
-          Comlink.proxy((done: number, total: number) => setEvalState({ kind: 'running', done, total })),
+          Comlink.proxy((done: number, total: number) => setEvalState({ kind: 'loading', done, total })),
         ),
       );
-      setEvalState({ kind: 'ready', report });
+      setEvalState({ kind: 'ready', value: report });
     } catch (e) {
       setEvalState({ kind: 'error', message: errorMessage(e) });
     }
@@ -609,7 +601,7 @@ export function App({
 
   const divergedRun =
     train.state === 'diverged' && save?.ok && runs.kind === 'ready'
-      ? (runs.report.runs.find((r) => r.id === activeRunId && r.unfinished) ?? null)
+      ? (runs.value.runs.find((r) => r.id === activeRunId && r.unfinished) ?? null)
       : null;
 
   const notReady = !modelInfo
@@ -686,7 +678,7 @@ export function App({
           disabled={!modelInfo || active}
           estimate={estimate}
           onMeasure={measure}
-          canMeasure={canEstimate && estimate.kind !== 'busy'}
+          canMeasure={canEstimate && estimate.kind !== 'loading'}
         />
         <TrainSection
           backend={backend}
@@ -694,7 +686,7 @@ export function App({
           backendError={backendError}
           choice={choice}
           onChoice={(c) => void chooseBackend(c)}
-          ready={!!modelInfo && !!datasetInfo && !generating && evalState.kind !== 'running'}
+          ready={!!modelInfo && !!datasetInfo && !generating && evalState.kind !== 'loading'}
           notReadyReason={notReady}
           train={train}
           store={store}
@@ -775,7 +767,7 @@ function UnfinishedBanner({
 }) {
   const [hidden, setHidden] = useState(false);
   if (hidden || runs.kind !== 'ready') return null;
-  const open = runs.report.runs.filter((r) => r.unfinished && r.id !== activeRunId);
+  const open = runs.value.runs.filter((r) => r.unfinished && r.id !== activeRunId);
   if (open.length === 0) return null;
   const r = open[0];
   return (

@@ -1,6 +1,7 @@
 /** 3. Configure: LoRA and training settings, presets per model, and an estimate of size, memory and speed. */
 import { CheckField, Empty, ErrorBox, NumberField, Section, SelectField } from './controls';
 import { formatBytes, formatCount, formatMs } from './format';
+import type { Loadable } from './loadable';
 import type { Estimate, FinetuneConfig, ModelInfo, RunOptions, ScheduleName } from '../worker/api';
 
 export interface Preset {
@@ -15,8 +16,7 @@ interface Props {
   onSettings: (s: FinetuneConfig) => void;
   presets: Preset[];
   disabled: boolean;
-  estimate:
-    { kind: 'none' } | { kind: 'busy' } | { kind: 'ready'; value: Estimate } | { kind: 'error'; message: string };
+  estimate: Loadable<Estimate>;
   onMeasure: () => void;
   canMeasure: boolean;
   runOptions: RunOptions;
@@ -252,7 +252,7 @@ function EstimatePanel({ estimate, onMeasure, canMeasure }: Pick<Props, 'estimat
     <div className="estimate" data-testid="estimate" aria-live="polite">
       <h3>Estimate</h3>
       {estimate.kind === 'none' && <Empty>Load a model and a dataset to estimate the run.</Empty>}
-      {estimate.kind === 'busy' && <p role="status">Estimating…</p>}
+      {estimate.kind === 'loading' && <p role="status">Estimating…</p>}
       {estimate.kind === 'error' && <ErrorBox title="Cannot estimate" message={estimate.message} />}
       {estimate.kind === 'ready' && <EstimateFacts e={estimate.value} />}
       <button type="button" onClick={onMeasure} disabled={!canMeasure}>

@@ -11,12 +11,10 @@ import type {
   TemplateName,
   TemplateSpec,
 } from '../worker/api';
+import type { Loadable } from './loadable';
 
-export type DatasetState =
-  | { kind: 'none' }
-  | { kind: 'loading'; name: string }
-  | { kind: 'ready'; info: DatasetInfo }
-  | { kind: 'error'; name: string; message: string };
+/** Loading and a failed load name the files being read. */
+export type DatasetState = Loadable<DatasetInfo, { name: string }, { name: string }>;
 
 /** The built-in demo (public/datasets/): training file and held-out test file. */
 export const DEMO_DATASET = [
@@ -65,7 +63,7 @@ export function DataSection({ state, modelReady, busy, settings, onSettings, onL
 
   const status =
     state.kind === 'ready' ? (
-      <span className="badge ok">{state.info.report.splits.train.examples} training examples</span>
+      <span className="badge ok">{state.value.report.splits.train.examples} training examples</span>
     ) : state.kind === 'loading' ? (
       <span className="badge">reading…</span>
     ) : state.kind === 'error' ? (
@@ -185,7 +183,7 @@ function DataStatus({ state }: { state: DatasetState }) {
     );
   if (state.kind === 'error')
     return <ErrorBox title={`Could not use ${state.name}`} message={state.message} testId="data-error" />;
-  return <Report info={state.info} />;
+  return <Report info={state.value} />;
 }
 
 function Report({ info }: { info: DatasetInfo }) {
