@@ -1,39 +1,39 @@
 /**
  * The page: Model → Data → Configure → Train → Watch → Compare → Export. All tensor work happens in the
- * engine worker; this thread keeps the state, renders, and coalesces the worker's events per frame.
+ * engine worker; this thread keeps the state, renders, and coalesces the worker's events per frame. Each concern
+ * keeps its state in a hook (./hooks); this component connects them.
  */
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import type { BackendChoice } from '../engine/backend';
-import { localMirror, savedBaseUrl } from './catalog';
-import { CompareSection, outputInfo, type Output } from './CompareSection';
+import { useCallback, useEffect, useState } from 'react';
+import { CompareSection } from './CompareSection';
 import { ConfigureSection } from './ConfigureSection';
-import { saveFile } from './controls';
-import { DataSection, DEMO_DATASET, type DatasetState } from './DataSection';
-import { Comlink, getEngine, guard, noteStepMs, onEngineCrash, raise, restartEngine } from './engine';
+import { DataSection } from './DataSection';
+import { getEngine, guard, onEngineCrash, restartEngine } from './engine';
 import { ExportSection } from './ExportSection';
-import { errorMessage, formatBytes } from './format';
-import { MetricsStore, type MetricColumns } from './metrics-store';
-import { currentModel, ModelSection, type ModelState } from './ModelSection';
+import { errorMessage } from './format';
+import { useBackend } from './hooks/useBackend';
+import { useDataset } from './hooks/useDataset';
+import { useEstimate } from './hooks/useEstimate';
+import { useExport } from './hooks/useExport';
+import { useModel } from './hooks/useModel';
+import { usePlayground } from './hooks/usePlayground';
+import { useStoredRuns } from './hooks/useStoredRuns';
+import { useTraining } from './hooks/useTraining';
+import type { Loadable } from './loadable';
+import type { MetricColumns } from './metrics-store';
+import { ModelSection } from './ModelSection';
 import { DEFAULT_SETTINGS, initialSettings, presetsFor } from './presets';
-import { RunsSection, type RunsState } from './RunsSection';
-import { TrainSection, type SaveView, type TrainView } from './TrainSection';
+import { RunsSection } from './RunsSection';
+import { TrainSection } from './TrainSection';
 import { WatchSection } from './WatchSection';
 import type {
   AdapterInfo,
   BackendProbeReport,
   BackendStatus,
-  DatasetInput,
-  Estimate,
-  EvalReport,
-  ExportedFile,
-  LoadProgress,
+  FinetuneConfig,
   ModelSource,
   RunOptions,
-  SamplingOptions,
+  RunsReport,
   StoredRun,
-  TrainEvent,
-  TrainOutcome,
-  TrainSettings,
 } from '../worker/api';
 
 declare global {
@@ -41,26 +41,6 @@ declare global {
     /** Hooks for tests and the console: the engine worker, and the last backend check's full report. */
     webtune: { engine: typeof getEngine; lastProbe?: BackendProbeReport; metrics?: () => MetricColumns };
   }
-}
-
-type EstimateState =
-  { kind: 'none' } | { kind: 'busy' } | { kind: 'ready'; value: Estimate } | { kind: 'error'; message: string };
-type EvalState =
-  | { kind: 'none' }
-  | { kind: 'running'; done: number; total: number }
-  | { kind: 'ready'; report: EvalReport }
-  | { kind: 'error'; message: string };
-type ProbeState =
-  | { kind: 'idle' }
-  | { kind: 'running' }
-  | { kind: 'done'; report: BackendProbeReport }
-  | { kind: 'failed'; error: string };
-
-const IDLE_OUT: Output = { text: '', state: 'idle' };
-
-/** The settings that change how the data is read: the dataset report is made again when they change. */
-function dataKeyOf(s: TrainSettings): string {
-  return JSON.stringify([s.template, s.max_length, s.eos_token, s.val_size, s.test_size, s.train_on_inputs, s.seed]);
 }
 
 /** What the last engine crash or hang interrupted, shown above the restarted app. */
@@ -95,331 +75,83 @@ export function App({
   onDismissNotice: () => void;
 }) {
   const engine = getEngine();
-  const store = useMemo(() => new MetricsStore(), []);
-
-  const [backend, setBackend] = useState<BackendStatus | null>(null);
-  const [backendBusy, setBackendBusy] = useState(true);
-  const [backendError, setBackendError] = useState<string | null>(null);
-  const [choice, setChoice] = useState<BackendChoice>('auto');
-  const [probe, setProbe] = useState<ProbeState>({ kind: 'idle' });
-
-  const [baseUrl, setBaseUrl] = useState(savedBaseUrl);
-  const [model, setModel] = useState<ModelState>({ kind: 'none' });
-  const [catalogId, setCatalogId] = useState<string | null>(null);
-  const [cache, setCache] = useState<{ files: number; bytes: number } | null>(null);
-
-  const [dataset, setDataset] = useState<DatasetState>({ kind: 'none' });
-  const [dataInput, setDataInput] = useState<{ files: DatasetInput['files']; name: string } | null>(null);
-
-  const [settings, setSettings] = useState<TrainSettings>(DEFAULT_SETTINGS);
-  const [runOptions, setRunOptions] = useState<RunOptions>({ samplePrompts: 3, sampleMaxNewTokens: 24, saveSteps: 20 });
-  const [estimate, setEstimate] = useState<EstimateState>({ kind: 'none' });
-  const [train, setTrain] = useState<TrainView>({ state: 'idle', totalSteps: 0, startedAt: null });
-  const [save, setSave] = useState<SaveView | null>(null);
-  const [runs, setRuns] = useState<RunsState>({ kind: 'loading' });
-  const [runsMsg, setRunsMsg] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
-  const [activeRunId, setActiveRunId] = useState<string | null>(null);
-  const activeRunRef = useRef<string | null>(null);
-  activeRunRef.current = activeRunId;
   const [adapter, setAdapter] = useState<AdapterInfo | null>(null);
+  const [settings, setSettings] = useState<FinetuneConfig>(DEFAULT_SETTINGS);
+  const [runOptions, setRunOptions] = useState<RunOptions>({ samplePrompts: 3, sampleMaxNewTokens: 24, saveSteps: 20 });
 
-  const [sampling, setSampling] = useState<SamplingOptions>({
-    maxNewTokens: 32,
-    temperature: 0,
-    topK: 0,
-    topP: 1,
-    seed: 0,
+  const model = useModel(engine);
+  const backend = useBackend(engine, model.movedTo);
+  const runs = useStoredRuns(engine);
+  const playground = usePlayground(engine);
+  const { setStatus: setBackendStatus } = backend;
+  const { movedTo } = model;
+  const onBackend = useCallback(
+    (s: BackendStatus) => {
+      setBackendStatus(s);
+      movedTo(s.backend);
+    },
+    [setBackendStatus, movedTo],
+  );
+  const training = useTraining(engine, {
+    onBackend,
+    onSaved: runs.refreshSoon,
+    onEnded: () => {
+      guard(engine.adapterInfo()).then(setAdapter, () => undefined);
+      runs.refresh();
+    },
   });
-  const [outputs, setOutputs] = useState<{ base: Output; tuned: Output }>({ base: IDLE_OUT, tuned: IDLE_OUT });
-  const [generating, setGenerating] = useState(false);
-  const [evalState, setEvalState] = useState<EvalState>({ kind: 'none' });
-  const [evalCount, setEvalCount] = useState(8);
-  const [exportMsg, setExportMsg] = useState<{ kind: 'ok' | 'error'; text: string } | null>(null);
-  const [exporting, setExporting] = useState(false);
+  const dataset = useDataset(engine, settings, model.info, training.active, playground.clearEval);
+  const canEstimate = !!model.info && !!dataset.info && !training.active;
+  const { estimate, measure } = useEstimate(engine, settings, canEstimate, training.active, dataset.info);
+  const exporter = useExport(engine, setAdapter);
 
-  const modelInfo = model.kind === 'loading' ? null : currentModel(model);
-  const datasetInfo = dataset.kind === 'ready' ? dataset.info : null;
-  const training = train.state === 'running';
-  const active = training || train.state === 'paused';
-  const modelBusy = model.kind === 'loading';
+  const modelInfo = model.info;
+  const datasetInfo = dataset.info;
+  const active = training.active;
 
-  useEffect(() => onEngineCrash((e) => onCrash({ message: e.message, runId: activeRunRef.current })), [onCrash]);
+  const activeRunId = training.activeRunId;
+  useEffect(() => onEngineCrash((e) => onCrash({ message: e.message, runId: activeRunId })), [onCrash, activeRunId]);
+  const { store } = training;
   useEffect(() => {
     window.webtune.metrics = () => store.cols;
   }, [store]);
 
-  const refreshRuns = useCallback(() => {
-    guard(engine.listRuns()).then(
-      (report) => setRuns({ kind: 'ready', report }),
-      (e) => setRuns({ kind: 'error', message: errorMessage(e) }),
-    );
-  }, [engine]);
-  useEffect(() => {
-    refreshRuns();
-  }, [refreshRuns]);
-
-  const refreshCache = useCallback(() => {
-    guard(engine.cacheInfo()).then(setCache, () => setCache(null));
-  }, [engine]);
-
-  // Detect and initialise the backend once.
-  useEffect(() => {
-    let live = true;
-    guard(engine.init('auto'))
-      .then((s) => {
-        if (live) {
-          setBackend(s);
-          setBackendError(null);
-        }
-      })
-      .catch((e) => {
-        if (live) setBackendError(errorMessage(e));
-      })
-      .finally(() => {
-        if (live) setBackendBusy(false);
-      });
-    refreshCache();
-    return () => {
-      live = false;
-    };
-  }, [engine, refreshCache]);
-
-  const chooseBackend = async (c: BackendChoice) => {
-    setChoice(c);
-    setBackendBusy(true);
-    setBackendError(null);
-    try {
-      const s = await guard(engine.setBackend(c));
-      setBackend(s);
-      setModel((m) =>
-        m.kind === 'ready'
-          ? { kind: 'ready', info: { ...m.info, backend: s.backend } }
-          : m.kind === 'error' && m.previous
-            ? { ...m, previous: { ...m.previous, backend: s.backend } }
-            : m,
-      );
-      if (c !== 'auto' && s.backend !== c) {
-        setBackendError(
-          `${c} is not available here, so ${s.backend} is used: ${s.fallbacks.find((f) => f.backend === c)?.reason ?? 'unknown reason'}`,
-        );
-      }
-    } catch (e) {
-      setBackendError(errorMessage(e));
-    } finally {
-      setBackendBusy(false);
-    }
-  };
-
-  const runProbe = async () => {
-    setProbe({ kind: 'running' });
-    try {
-      const report = await guard(engine.probeBackends());
-      window.webtune.lastProbe = report;
-      setProbe({ kind: 'done', report });
-      const s = await guard(engine.backendStatus());
-      if (s) setBackend(s);
-    } catch (e) {
-      setProbe({ kind: 'failed', error: errorMessage(e) });
-    }
-  };
-
-  // ---- data
-  const loadDataset = useCallback(
-    async (files: DatasetInput['files'], name: string, s: TrainSettings) => {
-      setDataset({ kind: 'loading', name });
-      setDataInput({ files, name });
-      setEvalState({ kind: 'none' });
-      try {
-        setDataset({ kind: 'ready', info: await guard(engine.loadDataset({ files }, s)) });
-        return true;
-      } catch (e) {
-        setDataset({ kind: 'error', name, message: errorMessage(e) });
-        return false;
-      }
-    },
-    [engine],
-  );
-
-  const loadDemo = async () => {
-    const name = DEMO_DATASET.map((f) => f.name).join(' + ');
-    setDataset({ kind: 'loading', name });
-    try {
-      const files = await Promise.all(
-        DEMO_DATASET.map(async (f) => {
-          const res = await fetch(f.url);
-          if (!res.ok) throw new Error(`HTTP ${res.status} fetching ${f.url}`);
-          return { name: f.name, data: new Uint8Array(await res.arrayBuffer()), role: f.role };
-        }),
-      );
-      await loadDataset(files, name, settings);
-    } catch (e) {
-      setDataset({ kind: 'error', name, message: errorMessage(e) });
-    }
-  };
-
-  // The report shows the data as the run will see it: read it again when a data setting changes.
-  const dataKey = dataKeyOf(settings);
-  const lastDataKey = useRef(dataKey);
-  useEffect(() => {
-    if (dataKey === lastDataKey.current) return;
-    lastDataKey.current = dataKey;
-    if (!dataInput || !modelInfo || active) return;
-    const t = setTimeout(() => void loadDataset(dataInput.files, dataInput.name, settings), 400);
-    return () => clearTimeout(t);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [dataKey]);
-
-  // ---- model
-  const loadModel = async (
-    source: ModelSource,
-    id: string | null,
-    opts: { keepData?: boolean } = {},
-  ): Promise<boolean> => {
-    const name = source.kind === 'hub' ? source.name : (source.name ?? 'local model');
-    const previous = currentModel(model);
-    setModel({ kind: 'loading', name, files: {}, previous });
+  /** Load a model and start over with its settings (the dataset is read again for it unless keepData is false). */
+  const loadModel = async (source: ModelSource, id: string | null, opts: { keepData?: boolean } = {}) => {
     setAdapter(null);
-    setOutputs({ base: IDLE_OUT, tuned: IDLE_OUT });
-    setEvalState({ kind: 'none' });
-    const pending: Record<string, LoadProgress> = {};
-    let scheduled = false;
-    const onProgress = (p: LoadProgress) => {
-      pending[p.file] = p;
-      if (scheduled) return;
-      scheduled = true;
-      requestAnimationFrame(() => {
-        scheduled = false;
-        setModel((m) => (m.kind === 'loading' ? { ...m, files: { ...m.files, ...pending } } : m));
-      });
-    };
-    try {
-      const info = await guard(engine.loadModel(source, Comlink.proxy(onProgress)));
-      setModel({ kind: 'ready', info });
-      setCatalogId(id);
-      const next = initialSettings(info, id);
-      lastDataKey.current = dataKeyOf(next);
-      setSettings(next);
-      store.reset();
-      setTrain({ state: 'idle', totalSteps: 0, startedAt: null });
-      if (dataInput && opts.keepData !== false) void loadDataset(dataInput.files, dataInput.name, next);
-      else setDataset({ kind: 'none' });
-      refreshCache();
-      return true;
-    } catch (e) {
-      let message = errorMessage(e);
-      if (source.kind === 'hub' && /HTTP 404/.test(message) && source.baseUrl === localMirror().replace(/\/+$/, '')) {
-        message +=
-          '\n\nThe local mirror serves only the models in its models folder: set the Hub base URL to huggingface.co to download this one.';
-      }
-      setModel({ kind: 'error', name, message, previous });
-    }
-    refreshCache();
-    return false;
-  };
-
-  // ---- estimate (automatic, without measuring; the button measures a real step)
-  const canEstimate = !!modelInfo && !!datasetInfo && !active;
-  useEffect(() => {
-    if (!canEstimate) {
-      if (!active) setEstimate({ kind: 'none' });
-      return;
-    }
-    const t = setTimeout(() => {
-      guard(engine.estimate(settings, false)).then(
-        (value) => setEstimate({ kind: 'ready', value }),
-        (e) => setEstimate({ kind: 'error', message: errorMessage(e) }),
-      );
-    }, 300);
-    return () => clearTimeout(t);
-  }, [engine, settings, canEstimate, active, datasetInfo]);
-
-  const measure = async () => {
-    setEstimate({ kind: 'busy' });
-    try {
-      setEstimate({ kind: 'ready', value: await guard(engine.estimate(settings, true)) });
-    } catch (e) {
-      setEstimate({ kind: 'error', message: errorMessage(e) });
-    }
-  };
-
-  // ---- training
-  const runsRefresh = useRef<ReturnType<typeof setTimeout> | null>(null);
-  const onTrainEvent = useMemo(
-    () =>
-      Comlink.proxy((ev: TrainEvent) => {
-        if (ev.type === 'metrics') {
-          store.addMetrics(ev);
-          noteStepMs(ev.ms_per_step);
-        } else if (ev.type === 'eval') store.addEval(ev);
-        else if (ev.type === 'samples') store.addSamples(ev);
-        else if (ev.type === 'history') {
-          store.loadHistory(ev);
-          setActiveRunId(ev.runId || null);
-        } else if (ev.type === 'checkpoint') {
-          setSave(
-            ev.ok
-              ? { ok: true, step: ev.step, bytes: ev.bytes, store: ev.store, at: Date.now() }
-              : { ok: false, step: ev.step, message: ev.message },
-          );
-          if (ev.runId) setActiveRunId(ev.runId);
-          // the list follows the saves, at most every 2 s
-          if (!runsRefresh.current)
-            runsRefresh.current = setTimeout(() => {
-              runsRefresh.current = null;
-              refreshRuns();
-            }, 2000);
-        } else if (ev.type === 'backend') {
-          setBackend(ev.status);
-          setModel((m) =>
-            m.kind === 'ready' ? { kind: 'ready', info: { ...m.info, backend: ev.status.backend } } : m,
-          );
-          setTrain((t) => ({ ...t, message: ev.message }));
-        } else setTrain((t) => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
-      }),
-    [store, refreshRuns],
-  );
-
-  const finishRun = async (p: Promise<TrainOutcome>) => {
-    try {
-      const out = await guard(p);
-      setTrain((t) => ({ ...t, state: out.state, message: out.message, totalSteps: out.totalSteps }));
-      if (out.runId) setActiveRunId(out.runId);
-    } catch (e) {
-      setTrain((t) => ({ ...t, state: 'error', message: errorMessage(e) }));
-    }
-    guard(engine.adapterInfo()).then(setAdapter, () => undefined);
-    refreshRuns();
+    playground.reset();
+    const info = await model.load(source, id);
+    if (!info) return false;
+    const next = initialSettings(info, id);
+    dataset.settle(next);
+    setSettings(next);
+    training.reset();
+    if (dataset.input && opts.keepData !== false) void dataset.load(dataset.input.files, dataset.input.name, next);
+    else dataset.clear();
+    return true;
   };
 
   const start = async () => {
-    store.reset();
-    setExportMsg(null);
-    setEvalState({ kind: 'none' });
-    setSave(null);
-    setActiveRunId(null);
-    setTrain({
-      state: 'running',
-      totalSteps: estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0,
-      startedAt: Date.now(),
-    });
-    await finishRun(engine.train(settings, { ...runOptions, catalogId }, onTrainEvent));
+    exporter.clearMessage();
+    playground.clearEval();
+    training.begin(null, estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0);
+    await training.finish(engine.train(settings, { ...runOptions, catalogId: model.catalogId }, training.onEvent));
   };
 
-  // ---- stored runs
   /** Rebuild a stored run (its backend, Hub model and kept dataset, as far as they can be loaded) and continue it. */
   const resumeStored = async (r: StoredRun, overrides: { learning_rate?: number } = {}) => {
-    setRunsMsg(null);
+    runs.setMessage(null);
     try {
       const kept = await guard(engine.runSource(r.id));
       if (kept) {
         const { source, dataset: ds } = kept;
-        if (backend && backend.backend !== source.backend) await chooseBackend(source.backend);
+        if (backend.status && backend.status.backend !== source.backend) await backend.choose(source.backend);
         const sameModel =
           modelInfo &&
-          model.kind === 'ready' &&
+          model.state.kind === 'ready' &&
           source.model.kind === 'hub' &&
           modelInfo.name === source.modelName &&
-          catalogId === source.model.catalogId;
+          model.catalogId === source.model.catalogId;
         if (source.model.kind === 'hub' && !sameModel) {
           if (!(await loadModel(source.model.source, source.model.catalogId, { keepData: false })))
             throw new Error(`The model ${source.modelName} could not be loaded (see step 1).`);
@@ -429,187 +161,37 @@ export function App({
           );
         }
         const next = { ...source.settings, ...overrides };
-        lastDataKey.current = dataKeyOf(next);
+        dataset.settle(next);
         setSettings(next);
         setRunOptions({ ...runOptions, ...source.runOptions });
         if (ds) {
-          if (!(await loadDataset(ds.files, source.dataName, next)))
+          if (!(await dataset.load(ds.files, source.dataName, next)))
             throw new Error(`The dataset of this run could not be read again (see step 2).`);
-        } else if (!dataInput) {
+        } else if (!dataset.input) {
           throw new Error(`Load the dataset of this run first (${source.dataName}), then press Resume.`);
-        } else if (!(await loadDataset(dataInput.files, dataInput.name, next)))
+        } else if (!(await dataset.load(dataset.input.files, dataset.input.name, next)))
           throw new Error('The dataset could not be read (see step 2).');
       } else if (!modelInfo || !datasetInfo) {
         throw new Error(
           'This run has no record of its model and dataset: load them in steps 1 and 2, then press Resume.',
         );
       }
-      setExportMsg(null);
-      setEvalState({ kind: 'none' });
-      setSave(null);
-      setActiveRunId(r.id);
-      store.reset();
-      setTrain({
-        state: 'running',
-        totalSteps: r.latest?.max_steps ?? 0,
-        startedAt: Date.now(),
-        message: `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.`,
-      });
+      exporter.clearMessage();
+      playground.clearEval();
+      training.begin(r.id, r.latest?.max_steps ?? 0, `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.`);
       onDismissNotice();
       document.getElementById('train')?.scrollIntoView({ block: 'start' });
       if (overrides.learning_rate !== undefined)
         setSettings((x) => ({ ...x, learning_rate: overrides.learning_rate! }));
-      await finishRun(engine.resumeRun(r.id, kept?.source.runOptions ?? runOptions, onTrainEvent, overrides));
+      await training.finish(engine.resumeRun(r.id, kept?.source.runOptions ?? runOptions, training.onEvent, overrides));
     } catch (e) {
-      setRunsMsg({ kind: 'error', text: `Cannot resume "${r.name}": ${errorMessage(e)}` });
-    }
-  };
-
-  const runsAction = async (what: string, fn: () => Promise<string | void>) => {
-    setRunsMsg(null);
-    try {
-      const text = await fn();
-      if (text) setRunsMsg({ kind: 'ok', text });
-    } catch (e) {
-      setRunsMsg({ kind: 'error', text: `${what}: ${errorMessage(e)}` });
-    }
-    refreshRuns();
-  };
-  const renameRun = (r: StoredRun, name: string) =>
-    runsAction('Rename', async () => {
-      await guard(engine.renameRun(r.id, name));
-      return `Renamed to "${name}".`;
-    });
-  const deleteRun = (r: StoredRun) =>
-    runsAction('Delete', async () => {
-      await guard(engine.deleteRun(r.id));
-      return `Deleted "${r.name}".`;
-    });
-  const exportRun = (r: StoredRun) =>
-    runsAction('Export', async () => {
-      const f = await guard(engine.exportRun(r.id));
-      saveFile(f.name, f.bytes, f.mime);
-      return `Saved ${f.name} (${formatBytes(f.bytes.byteLength)}): import it here or in another browser to resume the run.`;
-    });
-  const importRun = (f: File) =>
-    runsAction('Import', async () => {
-      const r = await guard(engine.importRun(f.name, new Uint8Array(await f.arrayBuffer())));
-      return `Imported "${r.name}" (step ${r.latest?.step ?? 0}).`;
-    });
-  const pause = () => {
-    raise('pause');
-    void guard(engine.pause()).catch(() => undefined);
-  };
-  const resume = async () => {
-    setTrain((t) => ({ ...t, state: 'running', message: undefined }));
-    await finishRun(engine.resume(onTrainEvent));
-  };
-  const stop = async () => {
-    if (train.state === 'paused') await finishRun(engine.stop());
-    else {
-      raise('stop');
-      void guard(engine.stop()).catch(() => undefined);
-    }
-  };
-
-  // ---- playground (streamed text is flushed once per frame)
-  const genText = useRef({ base: '', tuned: '' });
-  const genFlush = useRef(false);
-  const generate = async (instruction: string, input: string) => {
-    setGenerating(true);
-    genText.current = { base: '', tuned: '' };
-    const sides: ('base' | 'tuned')[] = adapter ? ['base', 'tuned'] : ['base'];
-    setOutputs({
-      base: { text: '', state: 'running' },
-      tuned: adapter
-        ? { text: '', state: 'idle', info: 'waiting for the base model…' }
-        : { text: '', state: 'idle', info: 'Train or import an adapter first.' },
-    });
-    for (const which of sides) {
-      setOutputs((o) => ({ ...o, [which]: { text: '', state: 'running' } }));
-      const onToken = Comlink.proxy((delta: string) => {
-        genText.current[which] += delta;
-        if (genFlush.current) return;
-        genFlush.current = true;
-        requestAnimationFrame(() => {
-          genFlush.current = false;
-          setOutputs((o) => ({
-            base: { ...o.base, text: genText.current.base },
-            tuned: { ...o.tuned, text: genText.current.tuned },
-          }));
-        });
-      });
-      try {
-        const r = await guard(
-          engine.generate(
-            { ...sampling, instruction, input, which, template: settings.template, eosToken: settings.eos_token },
-            onToken,
-          ),
-        );
-        genText.current[which] = r.text;
-        setOutputs((o) => ({
-          ...o,
-          [which]: { text: r.text, state: 'done', info: outputInfo(r.tokens, r.ms, r.finishReason) },
-        }));
-        if (r.finishReason === 'aborted') break;
-      } catch (e) {
-        setOutputs((o) => ({ ...o, [which]: { text: genText.current[which], state: 'error', info: errorMessage(e) } }));
-        break;
-      }
-    }
-    setGenerating(false);
-  };
-
-  const evaluate = async () => {
-    setEvalState({ kind: 'running', done: 0, total: evalCount });
-    try {
-      const report = await guard(
-        engine.evaluate(
-          evalCount,
-          Comlink.proxy((done: number, total: number) => setEvalState({ kind: 'running', done, total })),
-        ),
-      );
-      setEvalState({ kind: 'ready', report });
-    } catch (e) {
-      setEvalState({ kind: 'error', message: errorMessage(e) });
-    }
-  };
-
-  // ---- export / import
-  const download = async (what: string, get: () => Promise<ExportedFile[]>) => {
-    setExporting(true);
-    setExportMsg(null);
-    try {
-      const files = await guard(get());
-      for (const f of files) saveFile(f.name, f.bytes, f.mime);
-      setExportMsg({ kind: 'ok', text: `${what}: saved ${files.map((f) => f.name).join(', ')}` });
-    } catch (e) {
-      setExportMsg({ kind: 'error', text: errorMessage(e) });
-    } finally {
-      setExporting(false);
-    }
-  };
-  const importAdapter = async (files: File[]) => {
-    if (files.length === 0) return;
-    setExporting(true);
-    setExportMsg(null);
-    try {
-      const read = await Promise.all(
-        files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })),
-      );
-      const info = await guard(engine.importAdapter(read));
-      setAdapter(info);
-      setExportMsg({ kind: 'ok', text: `Imported adapter (${info.origin}); the playground's tuned side uses it now.` });
-    } catch (e) {
-      setExportMsg({ kind: 'error', text: errorMessage(e) });
-    } finally {
-      setExporting(false);
+      runs.setMessage({ kind: 'error', text: `Cannot resume "${r.name}": ${errorMessage(e)}` });
     }
   };
 
   const divergedRun =
-    train.state === 'diverged' && save?.ok && runs.kind === 'ready'
-      ? (runs.report.runs.find((r) => r.id === activeRunId && r.unfinished) ?? null)
+    training.view.state === 'diverged' && training.save?.ok && runs.state.kind === 'ready'
+      ? (runs.state.value.runs.find((r) => r.id === activeRunId && r.unfinished) ?? null)
       : null;
 
   const notReady = !modelInfo
@@ -651,111 +233,108 @@ export function App({
           </div>
         )}
         <UnfinishedBanner
-          runs={runs}
+          runs={runs.state}
           activeRunId={activeRunId}
-          busy={active || modelBusy}
+          busy={active || model.busy}
           onResume={(r) => void resumeStored(r)}
         />
         <ModelSection
-          state={model}
-          busy={modelBusy || active}
-          baseUrl={baseUrl}
-          onBaseUrl={setBaseUrl}
+          state={model.state}
+          busy={model.busy || active}
+          baseUrl={model.baseUrl}
+          onBaseUrl={model.setBaseUrl}
           onLoad={loadModel}
-          cache={cache}
-          onClearCache={() => {
-            void guard(engine.clearCache()).then(refreshCache);
-          }}
+          cache={model.cache}
+          onClearCache={model.clearCache}
         />
         <DataSection
-          state={dataset}
+          state={dataset.state}
           modelReady={!!modelInfo}
-          busy={dataset.kind === 'loading' || active}
+          busy={dataset.state.kind === 'loading' || active}
           settings={settings}
           onSettings={setSettings}
-          onLoad={(files, name) => void loadDataset(files, name, settings)}
-          onDemo={loadDemo}
+          onLoad={(files, name) => void dataset.load(files, name, settings)}
+          onDemo={dataset.loadDemo}
         />
         <ConfigureSection
           model={modelInfo}
           settings={settings}
           onSettings={setSettings}
-          presets={presetsFor(modelInfo, catalogId)}
+          presets={presetsFor(modelInfo, model.catalogId)}
           runOptions={runOptions}
           onRunOptions={setRunOptions}
           disabled={!modelInfo || active}
           estimate={estimate}
           onMeasure={measure}
-          canMeasure={canEstimate && estimate.kind !== 'busy'}
+          canMeasure={canEstimate && estimate.kind !== 'loading'}
         />
         <TrainSection
-          backend={backend}
-          backendBusy={backendBusy}
-          backendError={backendError}
-          choice={choice}
-          onChoice={(c) => void chooseBackend(c)}
-          ready={!!modelInfo && !!datasetInfo && !generating && evalState.kind !== 'running'}
+          backend={backend.status}
+          backendBusy={backend.busy}
+          backendError={backend.error}
+          choice={backend.choice}
+          onChoice={(c) => void backend.choose(c)}
+          ready={!!modelInfo && !!datasetInfo && !playground.generating && !playground.evaluating}
           notReadyReason={notReady}
-          train={train}
+          train={training.view}
           store={store}
           onStart={start}
-          onPause={pause}
-          onResume={resume}
-          onStop={stop}
-          probe={probe}
-          onProbe={runProbe}
-          save={save}
+          onPause={training.pause}
+          onResume={training.resume}
+          onStop={training.stop}
+          probe={backend.probe}
+          onProbe={backend.runProbe}
+          save={training.save}
           learningRate={settings.learning_rate}
           onResumeLower={divergedRun ? (lr) => void resumeStored(divergedRun, { learning_rate: lr }) : null}
         />
         <RunsSection
-          state={runs}
+          state={runs.state}
           activeRunId={activeRunId}
-          busy={active || modelBusy || generating}
+          busy={active || model.busy || playground.generating}
           highlight={notice?.runId ?? null}
-          message={runsMsg}
+          message={runs.message}
           onResume={(r) => void resumeStored(r)}
-          onRename={renameRun}
-          onDelete={deleteRun}
-          onExport={exportRun}
-          onImport={importRun}
+          onRename={runs.rename}
+          onDelete={runs.remove}
+          onExport={runs.exportRun}
+          onImport={runs.importRun}
         />
         <WatchSection store={store} />
         <CompareSection
           modelReady={!!modelInfo}
           hasAdapter={!!adapter}
-          locked={training}
+          locked={training.running}
           suggestions={datasetInfo?.prompts ?? []}
-          sampling={sampling}
-          onSampling={setSampling}
-          outputs={outputs}
-          generating={generating}
-          onGenerate={generate}
-          onStopGenerate={() => {
-            raise('abortGeneration');
-            void guard(engine.stopGenerate()).catch(() => undefined);
-          }}
-          evalState={evalState}
-          evalCount={evalCount}
-          onEvalCount={setEvalCount}
-          onEvaluate={evaluate}
-          canEvaluate={!!datasetInfo && datasetInfo.prompts.length > 0 && !training && !generating}
+          sampling={playground.sampling}
+          onSampling={playground.setSampling}
+          outputs={playground.outputs}
+          generating={playground.generating}
+          onGenerate={(instruction, input) =>
+            void playground.generate(instruction, input, { hasAdapter: !!adapter, settings })
+          }
+          onStopGenerate={playground.stopGenerate}
+          evalState={playground.evalState}
+          evalCount={playground.evalCount}
+          onEvalCount={playground.setEvalCount}
+          onEvaluate={playground.evaluate}
+          canEvaluate={!!datasetInfo && datasetInfo.prompts.length > 0 && !training.running && !playground.generating}
         />
         <ExportSection
           adapter={adapter}
           modelReady={!!modelInfo}
-          busy={exporting || training}
+          busy={exporter.busy || training.running}
           runActive={active}
-          hasMetrics={store.cols.step.length > 0 || train.state !== 'idle'}
-          onExportAdapter={() => void download('Adapter', () => engine.exportAdapter())}
-          onExportMerged={() => void download('Merged model', () => engine.exportMerged())}
-          onExportMetrics={(f) => void download('Metrics', async () => [await engine.exportMetrics(f)])}
-          onImport={importAdapter}
-          message={exportMsg}
+          hasMetrics={store.cols.step.length > 0 || training.view.state !== 'idle'}
+          onExportAdapter={exporter.exportAdapter}
+          onExportMerged={exporter.exportMerged}
+          onExportMetrics={exporter.exportMetrics}
+          onImport={exporter.importAdapter}
+          message={exporter.message}
         />
       </main>
       <footer className="foot">
-        <p>Models and data never leave this browser. Backend: {backend ? backend.backend : '…'}.</p>
+        <p>Models and data never leave this browser. Backend: {backend.status ? backend.status.backend : '…'}.</p>
       </footer>
     </>
   );
@@ -768,14 +347,14 @@ function UnfinishedBanner({
   busy,
   onResume,
 }: {
-  runs: RunsState;
+  runs: Loadable<RunsReport>;
   activeRunId: string | null;
   busy: boolean;
   onResume: (r: StoredRun) => void;
 }) {
   const [hidden, setHidden] = useState(false);
   if (hidden || runs.kind !== 'ready') return null;
-  const open = runs.report.runs.filter((r) => r.unfinished && r.id !== activeRunId);
+  const open = runs.value.runs.filter((r) => r.unfinished && r.id !== activeRunId);
   if (open.length === 0) return null;
   const r = open[0];
   return (

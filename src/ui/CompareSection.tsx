@@ -2,6 +2,7 @@
 import { useId, useState } from 'react';
 import { Empty, ErrorBox, NumberField, Section } from './controls';
 import { formatMs } from './format';
+import type { Loadable } from './loadable';
 import type { EvalReport, SamplingOptions } from '../worker/api';
 
 export interface Output {
@@ -22,11 +23,8 @@ interface Props {
   generating: boolean;
   onGenerate: (instruction: string, input: string) => void;
   onStopGenerate: () => void;
-  evalState:
-    | { kind: 'none' }
-    | { kind: 'running'; done: number; total: number }
-    | { kind: 'ready'; report: EvalReport }
-    | { kind: 'error'; message: string };
+  /** Evaluation: loading counts the examples done. */
+  evalState: Loadable<EvalReport, { done: number; total: number }>;
   evalCount: number;
   onEvalCount: (n: number) => void;
   onEvaluate: () => void;
@@ -183,7 +181,7 @@ function EvalPanel(p: Props) {
           onChange={(v) => p.onEvalCount(Math.max(1, Math.round(v)))}
           hint="held-out examples (greedy decoding)"
         />
-        <button type="button" onClick={p.onEvaluate} disabled={!p.canEvaluate || e.kind === 'running'}>
+        <button type="button" onClick={p.onEvaluate} disabled={!p.canEvaluate || e.kind === 'loading'}>
           Evaluate base vs tuned
         </button>
       </div>
@@ -192,13 +190,13 @@ function EvalPanel(p: Props) {
           Needs a dataset with held-out examples (a test file or split, or a validation split), and no training running.
         </Empty>
       )}
-      {e.kind === 'running' && (
+      {e.kind === 'loading' && (
         <p role="status">
           Generating… {e.done} / {e.total}
         </p>
       )}
       {e.kind === 'error' && <ErrorBox title="Evaluation failed" message={e.message} />}
-      {e.kind === 'ready' && <EvalTable report={e.report} />}
+      {e.kind === 'ready' && <EvalTable report={e.value} />}
     </div>
   );
 }

@@ -1,23 +1,22 @@
 /** 3. Configure: LoRA and training settings, presets per model, and an estimate of size, memory and speed. */
-import type { ScheduleName } from '../train/schedule';
 import { CheckField, Empty, ErrorBox, NumberField, Section, SelectField } from './controls';
 import { formatBytes, formatCount, formatMs } from './format';
-import type { Estimate, ModelInfo, RunOptions, TrainSettings } from '../worker/api';
+import type { Loadable } from './loadable';
+import type { Estimate, FinetuneConfig, ModelInfo, RunOptions, ScheduleName } from '../worker/api';
 
 export interface Preset {
   id: string;
   label: string;
-  settings: TrainSettings;
+  settings: FinetuneConfig;
 }
 
 interface Props {
   model: ModelInfo | null;
-  settings: TrainSettings;
-  onSettings: (s: TrainSettings) => void;
+  settings: FinetuneConfig;
+  onSettings: (s: FinetuneConfig) => void;
   presets: Preset[];
   disabled: boolean;
-  estimate:
-    { kind: 'none' } | { kind: 'busy' } | { kind: 'ready'; value: Estimate } | { kind: 'error'; message: string };
+  estimate: Loadable<Estimate>;
   onMeasure: () => void;
   canMeasure: boolean;
   runOptions: RunOptions;
@@ -44,7 +43,7 @@ export function ConfigureSection({
   onRunOptions,
 }: Props) {
   const s = settings;
-  const set = <K extends keyof TrainSettings>(k: K, v: TrainSettings[K]) => onSettings({ ...s, [k]: v });
+  const set = <K extends keyof FinetuneConfig>(k: K, v: FinetuneConfig[K]) => onSettings({ ...s, [k]: v });
   const modules = model?.linearModules ?? [];
   const all = s.target_modules === 'all-linear';
   const targets: string[] =
@@ -253,7 +252,7 @@ function EstimatePanel({ estimate, onMeasure, canMeasure }: Pick<Props, 'estimat
     <div className="estimate" data-testid="estimate" aria-live="polite">
       <h3>Estimate</h3>
       {estimate.kind === 'none' && <Empty>Load a model and a dataset to estimate the run.</Empty>}
-      {estimate.kind === 'busy' && <p role="status">Estimating…</p>}
+      {estimate.kind === 'loading' && <p role="status">Estimating…</p>}
       {estimate.kind === 'error' && <ErrorBox title="Cannot estimate" message={estimate.message} />}
       {estimate.kind === 'ready' && <EstimateFacts e={estimate.value} />}
       <button type="button" onClick={onMeasure} disabled={!canMeasure}>

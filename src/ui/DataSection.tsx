@@ -1,15 +1,20 @@
 /** 2. Data: a dataset file (or pasted text, or the demo), parsed and tokenized in the worker, with a report. */
 import { useId, useState } from 'react';
-import type { DatasetReport, RowError, TemplateName, TemplateSpec } from '../data';
 import { CheckField, ErrorBox, Empty, FileButton, NumberField, ProgressBar, Section, SelectField } from './controls';
 import { formatNum, formatPct } from './format';
-import type { DatasetInfo, DatasetInput, TrainSettings } from '../worker/api';
+import type {
+  DatasetInfo,
+  DatasetInput,
+  DatasetReport,
+  FinetuneConfig,
+  RowError,
+  TemplateName,
+  TemplateSpec,
+} from '../worker/api';
+import type { Loadable } from './loadable';
 
-export type DatasetState =
-  | { kind: 'none' }
-  | { kind: 'loading'; name: string }
-  | { kind: 'ready'; info: DatasetInfo }
-  | { kind: 'error'; name: string; message: string };
+/** Loading and a failed load name the files being read. */
+export type DatasetState = Loadable<DatasetInfo, { name: string }, { name: string }>;
 
 /** The built-in demo (public/datasets/): training file and held-out test file. */
 export const DEMO_DATASET = [
@@ -31,8 +36,8 @@ interface Props {
   modelReady: boolean;
   busy: boolean;
   /** The data options are part of the run's settings (template, splits, eos_token, train_on_inputs). */
-  settings: TrainSettings;
-  onSettings: (s: TrainSettings) => void;
+  settings: FinetuneConfig;
+  onSettings: (s: FinetuneConfig) => void;
   onLoad: (files: DatasetInput['files'], name: string) => void;
   onDemo: () => void;
 }
@@ -58,7 +63,7 @@ export function DataSection({ state, modelReady, busy, settings, onSettings, onL
 
   const status =
     state.kind === 'ready' ? (
-      <span className="badge ok">{state.info.report.splits.train.examples} training examples</span>
+      <span className="badge ok">{state.value.report.splits.train.examples} training examples</span>
     ) : state.kind === 'loading' ? (
       <span className="badge">reading…</span>
     ) : state.kind === 'error' ? (
@@ -178,7 +183,7 @@ function DataStatus({ state }: { state: DatasetState }) {
     );
   if (state.kind === 'error')
     return <ErrorBox title={`Could not use ${state.name}`} message={state.message} testId="data-error" />;
-  return <Report info={state.info} />;
+  return <Report info={state.value} />;
 }
 
 function Report({ info }: { info: DatasetInfo }) {

@@ -1,6 +1,7 @@
 /** 7. Export: the adapter in PEFT's format, the merged model, the metrics; import a PEFT adapter. */
 import { Empty, ErrorBox, FileButton, Section } from './controls';
 import { formatCount } from './format';
+import type { StatusMessage } from './loadable';
 import type { AdapterInfo } from '../worker/api';
 
 interface Props {
@@ -14,7 +15,7 @@ interface Props {
   onExportMerged: () => void;
   onExportMetrics: (format: 'csv' | 'json') => void;
   onImport: (files: File[]) => void;
-  message: { kind: 'ok' | 'error'; text: string } | null;
+  message: StatusMessage | null;
 }
 
 export function ExportSection(p: Props) {

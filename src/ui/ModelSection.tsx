@@ -3,18 +3,19 @@ import { useId, useState, type DragEvent } from 'react';
 import { CATALOG, HF_HUB, downloadSize, hubModelSource, localMirror, saveBaseUrl, type CatalogModel } from './catalog';
 import { ErrorBox, Empty, FileButton, ProgressBar, Section, bytesLabel } from './controls';
 import { formatBytes, formatCount, formatMs } from './format';
+import type { Loadable } from './loadable';
 import type { LoadProgress, ModelInfo, ModelSource } from '../worker/api';
 
-export type ModelState =
-  | { kind: 'none' }
-  | { kind: 'loading'; name: string; files: Record<string, LoadProgress>; previous: ModelInfo | null }
-  | { kind: 'ready'; info: ModelInfo }
-  /** A failed load keeps the model loaded before it (the worker keeps it too). */
-  | { kind: 'error'; name: string; message: string; previous: ModelInfo | null };
+/** Loading shows each file's progress; a failed load keeps the model loaded before it (the worker keeps it too). */
+export type ModelState = Loadable<
+  ModelInfo,
+  { name: string; files: Record<string, LoadProgress>; previous: ModelInfo | null },
+  { name: string; previous: ModelInfo | null }
+>;
 
 /** The model in use, whatever the last load did. */
 export function currentModel(s: ModelState): ModelInfo | null {
-  return s.kind === 'ready' ? s.info : s.kind === 'none' ? null : s.previous;
+  return s.kind === 'ready' ? s.value : s.kind === 'none' ? null : s.previous;
 }
 
 interface Props {
@@ -47,7 +48,7 @@ export function ModelSection({ state, busy, baseUrl, onBaseUrl, onLoad, cache, o
 
   const status =
     state.kind === 'ready' ? (
-      <span className="badge ok">loaded: {state.info.name}</span>
+      <span className="badge ok">loaded: {state.value.name}</span>
     ) : state.kind === 'loading' ? (
       <span className="badge">loading…</span>
     ) : state.kind === 'error' ? (
@@ -208,7 +209,7 @@ function ModelStatus({ state }: { state: ModelState }) {
       </div>
     );
   }
-  const i = state.info;
+  const i = state.value;
   return (
     <dl className="facts" data-testid="model-info">
       <div>

@@ -5,10 +5,10 @@
 import { useId, useState } from 'react';
 import { Empty, ErrorBox, FileButton } from './controls';
 import { formatBytes, formatNum } from './format';
+import type { Loadable, StatusMessage } from './loadable';
 import type { RunsReport, StoredRun } from '../worker/api';
 
-export type RunsState =
-  { kind: 'loading' } | { kind: 'ready'; report: RunsReport } | { kind: 'error'; message: string };
+export type RunsState = Loadable<RunsReport>;
 
 interface Props {
   state: RunsState;
@@ -18,7 +18,7 @@ interface Props {
   busy: boolean;
   /** Highlighted (e.g. the run a crash interrupted). */
   highlight: string | null;
-  message: { kind: 'ok' | 'error'; text: string } | null;
+  message: StatusMessage | null;
   onResume: (run: StoredRun) => void;
   onRename: (run: StoredRun, name: string) => void;
   onDelete: (run: StoredRun) => void;
@@ -29,7 +29,7 @@ interface Props {
 const STATUS: Record<string, string> = { idle: 'not started', stopped: 'unfinished', completed: 'finished' };
 
 export function RunsSection(p: Props) {
-  const report = p.state.kind === 'ready' ? p.state.report : null;
+  const report = p.state.kind === 'ready' ? p.state.value : null;
   const runs = report?.runs ?? [];
   return (
     <section id="runs" aria-labelledby="runs-h" className="card" data-testid="runs">

@@ -1,10 +1,10 @@
 /** 4. Train: the backend (what was detected, why fallbacks happened), Start/Pause/Resume/Stop and progress. */
 import { useState } from 'react';
-import type { BackendChoice } from '../engine/backend';
 import { Empty, ErrorBox, NumberField, ProgressBar, Section, SelectField } from './controls';
 import { formatBytes, formatCount, formatMs, formatNum } from './format';
 import { useThrottledVersion, type MetricsStore } from './metrics-store';
-import type { BackendProbeReport, BackendStatus, TrainState } from '../worker/api';
+import type { Loadable } from './loadable';
+import type { BackendChoice, BackendProbeReport, BackendStatus, TrainState } from '../worker/api';
 
 /** The last checkpoint save of the run: stored, or why not. */
 export type SaveView =
@@ -32,11 +32,7 @@ interface Props {
   onPause: () => void;
   onResume: () => void;
   onStop: () => void;
-  probe:
-    | { kind: 'idle' }
-    | { kind: 'running' }
-    | { kind: 'done'; report: BackendProbeReport }
-    | { kind: 'failed'; error: string };
+  probe: Loadable<BackendProbeReport>;
   onProbe: () => void;
   save: SaveView | null;
   /** After a divergence with the last good state saved: resume it with this learning rate. */
@@ -136,20 +132,20 @@ export function TrainSection(p: Props) {
       )}
       <div className="probe">
         <div className="row wrap buttons">
-          <button type="button" onClick={p.onProbe} disabled={p.probe.kind === 'running' || active}>
+          <button type="button" onClick={p.onProbe} disabled={p.probe.kind === 'loading' || active}>
             Backend check
           </button>
           <span className="muted small">
             Initialises every backend and checks each gradient the engine needs against the CPU (takes a minute).
           </span>
         </div>
-        {p.probe.kind === 'running' && <p role="status">Checking backends…</p>}
-        {p.probe.kind === 'failed' && (
+        {p.probe.kind === 'loading' && <p role="status">Checking backends…</p>}
+        {p.probe.kind === 'error' && (
           <p role="alert" data-testid="probe-error">
-            Backend check failed: {p.probe.error}
+            Backend check failed: {p.probe.message}
           </p>
         )}
-        {p.probe.kind === 'done' && <ProbeTable report={p.probe.report} />}
+        {p.probe.kind === 'ready' && <ProbeTable report={p.probe.value} />}
       </div>
     </Section>
   );

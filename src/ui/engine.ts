@@ -9,12 +9,14 @@
  * the worker is hung or gone: it is terminated and reported. A hidden tab is not judged (its timers are throttled).
  */
 import * as Comlink from 'comlink';
-import { CONTROL, CONTROL_SLOTS, type ControlFlag } from '../worker/api';
-import type { EngineApi } from '../worker/engine.worker';
+import { CONTROL, CONTROL_SLOTS, type ControlFlag, type EngineApi } from '../worker/api';
+
+/** The engine worker as the page calls it. */
+export type Engine = Comlink.Remote<EngineApi>;
 
 export const WATCHDOG_MS = 60_000;
 
-let engine: Comlink.Remote<EngineApi> | null = null;
+let engine: Engine | null = null;
 let worker: Worker | null = null;
 let failure: { promise: Promise<never>; reject: (e: Error) => void; error: Error | null } | null = null;
 /** Flags shared with the worker (when the page is cross-origin isolated): see CONTROL in worker/api.ts. */
@@ -65,7 +67,7 @@ function newFailure() {
   return f;
 }
 
-export function getEngine(): Comlink.Remote<EngineApi> {
+export function getEngine(): Engine {
   if (!engine) {
     failure = newFailure();
     const fail = failure;

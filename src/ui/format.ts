@@ -1,6 +1,6 @@
 /** Number, size and time formatting for the page. */
 
-export { formatBytes } from '../util/bytes';
+export { formatBytes } from '../worker/api';
 
 /** 260032 → "260K", 134515008 → "135M". */
 export function formatCount(n: number | null | undefined): string {

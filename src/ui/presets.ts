@@ -1,11 +1,10 @@
 /** Training presets: the catalog's per-model settings, family defaults for other models, and quick/long variants. */
-import { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig } from '../train/session';
 import { catalogModel } from './catalog';
 import type { Preset } from './ConfigureSection';
-import type { ModelInfo, TrainSettings } from '../worker/api';
+import { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig, type ModelInfo } from '../worker/api';
 
 /** What the page starts with before a model is loaded: the session's defaults, with a live chart per step. */
-export const DEFAULT_SETTINGS: TrainSettings = {
+export const DEFAULT_SETTINGS: FinetuneConfig = {
   ...DEFAULT_FINETUNE_CONFIG,
   target_modules: null,
   logging_steps: 1,
@@ -15,7 +14,7 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   pad_to_multiple_of: 8,
 };
 
-function familyDefaults(info: ModelInfo): TrainSettings {
+function familyDefaults(info: ModelInfo): FinetuneConfig {
   const small = info.params < 50e6;
   return {
     ...DEFAULT_SETTINGS,
@@ -29,7 +28,7 @@ function familyDefaults(info: ModelInfo): TrainSettings {
 }
 
 /** The settings a freshly loaded model starts with. */
-export function initialSettings(info: ModelInfo, catalogId: string | null): TrainSettings {
+export function initialSettings(info: ModelInfo, catalogId: string | null): FinetuneConfig {
   const m = catalogId ? catalogModel(catalogId) : undefined;
   return m ? { ...DEFAULT_SETTINGS, ...m.preset } : familyDefaults(info);
 }

@@ -14,7 +14,12 @@ import type { GenerationEvalExample, GenerationEvalResult } from '../train/evalu
 import type { EvalMetrics, FinetuneConfig, MemoryEstimate, SessionMetrics } from '../train/session';
 import type { CheckpointSummary } from '../io/run-store';
 
+// What the page needs from the layers below, as plain types and tf-free values: src/ui imports only this file.
 export type { BackendChoice, BackendName };
+export type { DatasetReport, RowError, TemplateName, TemplateSpec } from '../data';
+export type { ScheduleName } from '../train/schedule';
+export { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig } from '../train/session';
+export { formatBytes } from '../util/bytes';
 
 /**
  * Control flags the page sets and the worker polls (pause/stop before each training step, abort between
@@ -131,7 +136,10 @@ export interface DatasetInfo {
 // ---------------------------------------------------------------------------------------------------------
 // Training
 
-/** The run's settings, in Hugging Face's names (PEFT LoraConfig, TrainingArguments, TRL SFTConfig). */
+/**
+ * @deprecated The run's settings are FinetuneConfig (Hugging Face's names: PEFT LoraConfig, TrainingArguments, TRL
+ * SFTConfig); this alias remains until the worker's files use that name.
+ */
 export type TrainSettings = FinetuneConfig;
 
 export interface Estimate {
@@ -270,7 +278,7 @@ export interface RunSource {
   /** The dataset's files; null when they were too large to keep (then they must be loaded again). */
   data: { name: string; files: RunSourceFile[] } | null;
   dataName: string;
-  settings: TrainSettings;
+  settings: FinetuneConfig;
   runOptions: RunOptions;
   backend: BackendName;
 }
@@ -350,4 +358,89 @@ export interface AdapterInfo {
   modules: number;
   /** Where it came from: 'trained here' or the imported file names. */
   origin: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The worker's API (engine.worker.ts implements it; the page calls it through Comlink.Remote<EngineApi>)
+
+export interface EngineApi {
+  /** Share the page's control flags (a SharedArrayBuffer of CONTROL_SLOTS Int32 slots). */
+  setControl(buffer: SharedArrayBuffer): Promise<void>;
+  /** Initialise a backend (once at start-up: 'auto'); returns what was chosen and why others were skipped. */
+  init(choice?: BackendChoice): Promise<BackendStatus>;
+  /** Switch backend; a loaded model and its adapter move along (a paused run is discarded). */
+  setBackend(choice: BackendChoice): Promise<BackendStatus>;
+  backendStatus(): Promise<BackendStatus | null>;
+  /** Initialise each backend (default: all) in turn and check the gradients the engine needs against cpu. */
+  probeBackends(opts?: { backends?: BackendStatus['backend'][] }): Promise<BackendProbeReport>;
+
+  /** Load a model with byte progress; Hub files are cached in the Cache Storage. Replaces any loaded model. */
+  loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  cacheInfo(): Promise<{ files: number; bytes: number }>;
+  clearCache(): Promise<void>;
+
+  /** Parse, split and tokenize a dataset as a run with `settings` will (template, max_length, eos_token, splits). */
+  loadDataset(input: DatasetInput, settings: FinetuneConfig): Promise<DatasetInfo>;
+  /**
+   * The session's size and memory estimate for `settings`; with measure, the time of a real optimizer step on
+   * this backend (a few steps on a scratch adapter; the model's own adapter is left as it was).
+   */
+  estimate(settings: FinetuneConfig, measure: boolean): Promise<Estimate>;
+
+  /**
+   * Train a fresh adapter with `settings`; events stream to onEvent. The run is stored in the browser (its source, then
+   * checkpoints at step 0, every options.saveSteps, on pause/stop and at the end). Resolves when it ends or pauses.
+   */
+  train(settings: FinetuneConfig, options: RunOptions, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome>;
+  /**
+   * Continue a stored run on the loaded model and dataset (which must be the ones it was trained on: checked by hash,
+   * refused with what differs). Its history comes first as a 'history' event, so the page's curves continue.
+   * overrides.learning_rate continues with another peak learning rate (after a divergence); nothing else may change.
+   */
+  resumeRun(
+    runId: string,
+    options: RunOptions,
+    onEvent: (e: TrainEvent) => void,
+    overrides?: { learning_rate?: number },
+  ): Promise<TrainOutcome>;
+  /** Pause after the step in flight (train() then resolves with state 'paused'). */
+  pause(): Promise<void>;
+  resume(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome>;
+  /** Stop the run (a running one after its step in flight); the adapter keeps what it learnt. */
+  stop(): Promise<TrainOutcome>;
+
+  /** Runs stored in this browser, most recently saved first. */
+  listRuns(): Promise<RunsReport>;
+  /** What a stored run was trained on (to load it again before resumeRun), with its kept dataset; null without a record. */
+  runSource(runId: string): Promise<{ source: RunSource; dataset: DatasetInput | null } | null>;
+  renameRun(runId: string, name: string): Promise<StoredRun>;
+  deleteRun(runId: string): Promise<void>;
+  /** A stored run as one file (its latest checkpoint, its source and dataset): <name>.webtune.safetensors. */
+  exportRun(runId: string): Promise<ExportedFile>;
+  /** Store a file made by exportRun as a new run. */
+  importRun(name: string, bytes: Uint8Array): Promise<StoredRun>;
+
+  /**
+   * Fault injection for tests and demonstrations: 'device-lost' destroys the WebGPU device in use (device.destroy()),
+   * 'hang' blocks the worker (for ms, or for good), 'exit' ends the worker as a crash would (self.close()).
+   */
+  injectFault(kind: 'device-lost' | 'hang' | 'exit', ms?: number): Promise<void>;
+  /** Live tensors and their bytes on the backend (for leak checks and the console). */
+  memory(): Promise<{ backend: string; numTensors: number; numBytes: number }>;
+
+  adapterInfo(): Promise<AdapterInfo | null>;
+  /** Generate from an instruction with the adapter off ('base') or on ('tuned'), streaming text to onToken. */
+  generate(req: GenerateRequest, onToken?: (delta: string) => void): Promise<GenerateResult>;
+  stopGenerate(): Promise<void>;
+  /** Exact match and ROUGE-L on the first n held-out examples: base (adapter off) and tuned (on). */
+  evaluate(n: number, onProgress?: (done: number, total: number) => void): Promise<EvalReport>;
+
+  /** adapter_config.json + adapter_model.safetensors (PEFT names and layout). */
+  exportAdapter(): Promise<ExportedFile[]>;
+  /** The base model with the adapter folded in, in transformers' format, with the tokenizer files. */
+  exportMerged(): Promise<ExportedFile[]>;
+  /** The last run's metrics (every log and evaluation) as CSV or as trainer_state.json-like JSON. */
+  exportMetrics(format: 'csv' | 'json'): Promise<ExportedFile>;
+  /** Attach a PEFT adapter (adapter_config.json + adapter_model.safetensors) to the loaded model. */
+  importAdapter(files: { name: string; bytes: Uint8Array }[]): Promise<AdapterInfo>;
 }

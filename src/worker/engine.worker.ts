@@ -55,6 +55,7 @@ import type {
   BackendStatus,
   DatasetInfo,
   DatasetInput,
+  EngineApi,
   Estimate,
   EvalReport,
   ExportedFile,
@@ -560,7 +561,7 @@ function requireStore(): Promise<RunStore> {
 // ---------------------------------------------------------------------------------------------------------
 // The API
 
-const api = {
+const api: EngineApi = {
   /** Share the page's control flags (a SharedArrayBuffer of CONTROL_SLOTS Int32 slots). */
   async setControl(buffer: SharedArrayBuffer): Promise<void> {
     if (buffer.byteLength < CONTROL_SLOTS * 4) throw new Error('control buffer too small');
@@ -1045,7 +1046,5 @@ const api = {
     });
   },
 };
-
-export type EngineApi = typeof api;
 
 Comlink.expose(api);

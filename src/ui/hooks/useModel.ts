@@ -1,0 +1,84 @@
+/** The loaded model: loading with per-file progress (flushed once per frame), the Hub base URL, the model cache. */
+import { useCallback, useEffect, useState } from 'react';
+import { localMirror, savedBaseUrl } from '../catalog';
+import { Comlink, guard, type Engine } from '../engine';
+import { errorMessage } from '../format';
+import { currentModel, type ModelState } from '../ModelSection';
+import type { BackendName, LoadProgress, ModelInfo, ModelSource } from '../../worker/api';
+
+export function useModel(engine: Engine) {
+  const [baseUrl, setBaseUrl] = useState(savedBaseUrl);
+  const [state, setState] = useState<ModelState>({ kind: 'none' });
+  const [catalogId, setCatalogId] = useState<string | null>(null);
+  const [cache, setCache] = useState<{ files: number; bytes: number } | null>(null);
+
+  const refreshCache = useCallback(() => {
+    guard(engine.cacheInfo()).then(setCache, () => setCache(null));
+  }, [engine]);
+  useEffect(() => {
+    refreshCache();
+  }, [refreshCache]);
+
+  const clearCache = () => {
+    void guard(engine.clearCache()).then(refreshCache);
+  };
+
+  /** The model (and the one kept after a failed load) moved to another backend with the worker. */
+  const movedTo = useCallback((backend: BackendName) => {
+    setState((m) =>
+      m.kind === 'ready'
+        ? { kind: 'ready', value: { ...m.value, backend } }
+        : m.kind === 'error' && m.previous
+          ? { ...m, previous: { ...m.previous, backend } }
+          : m,
+    );
+  }, []);
+
+  /** Load a model; resolves with it, or null when it failed (the previous model stays). */
+  const load = async (source: ModelSource, id: string | null): Promise<ModelInfo | null> => {
+    const name = source.kind === 'hub' ? source.name : (source.name ?? 'local model');
+    const previous = currentModel(state);
+    setState({ kind: 'loading', name, files: {}, previous });
+    const pending: Record<string, LoadProgress> = {};
+    let scheduled = false;
+    const onProgress = (p: LoadProgress) => {
+      pending[p.file] = p;
+      if (scheduled) return;
+      scheduled = true;
+      requestAnimationFrame(() => {
+        scheduled = false;
+        setState((m) => (m.kind === 'loading' ? { ...m, files: { ...m.files, ...pending } } : m));
+      });
+    };
+    try {
+      const info = await guard(engine.loadModel(source, Comlink.proxy(onProgress)));
+      setState({ kind: 'ready', value: info });
+      setCatalogId(id);
+      refreshCache();
+      return info;
+    } catch (e) {
+      let message = errorMessage(e);
+      if (source.kind === 'hub' && /HTTP 404/.test(message) && source.baseUrl === localMirror().replace(/\/+$/, '')) {
+        message +=
+          '\n\nThe local mirror serves only the models in its models folder: set the Hub base URL to huggingface.co to download this one.';
+      }
+      setState({ kind: 'error', name, message, previous });
+    }
+    refreshCache();
+    return null;
+  };
+
+  return {
+    state,
+    /** The model in use (none while one is loading). */
+    info: state.kind === 'loading' ? null : currentModel(state),
+    busy: state.kind === 'loading',
+    catalogId,
+    baseUrl,
+    setBaseUrl,
+    cache,
+    clearCache,
+    movedTo,
+    load,
+  };
+}

@@ -1,0 +1,105 @@
+/** A training run as the page follows it: its state, its last checkpoint save, its metrics (coalesced per frame). */
+import { useMemo, useState } from 'react';
+import { Comlink, guard, noteStepMs, raise, type Engine } from '../engine';
+import { errorMessage } from '../format';
+import { MetricsStore } from '../metrics-store';
+import type { SaveView, TrainView } from '../TrainSection';
+import type { BackendStatus, TrainEvent, TrainOutcome } from '../../worker/api';
+
+const IDLE: TrainView = { state: 'idle', totalSteps: 0, startedAt: null };
+
+/**
+ * @param onBackend the run moved to another backend (a lost WebGPU device).
+ * @param onSaved a checkpoint was written.
+ * @param onEnded a call that drove the run returned (ended, paused or failed).
+ */
+export function useTraining(
+  engine: Engine,
+  on: { onBackend: (s: BackendStatus) => void; onSaved: () => void; onEnded: () => void },
+) {
+  const store = useMemo(() => new MetricsStore(), []);
+  const [view, setView] = useState<TrainView>(IDLE);
+  const [save, setSave] = useState<SaveView | null>(null);
+  /** The stored run being trained (or paused, or last trained). */
+  const [activeRunId, setActiveRunId] = useState<string | null>(null);
+
+  const { onBackend, onSaved, onEnded } = on;
+  const onEvent = useMemo(
+    () =>
+      Comlink.proxy((ev: TrainEvent) => {
+        if (ev.type === 'metrics') {
+          store.addMetrics(ev);
+          noteStepMs(ev.ms_per_step);
+        } else if (ev.type === 'eval') store.addEval(ev);
+        else if (ev.type === 'samples') store.addSamples(ev);
+        else if (ev.type === 'history') {
+          store.loadHistory(ev);
+          setActiveRunId(ev.runId || null);
+        } else if (ev.type === 'checkpoint') {
+          setSave(
+            ev.ok
+              ? { ok: true, step: ev.step, bytes: ev.bytes, store: ev.store, at: Date.now() }
+              : { ok: false, step: ev.step, message: ev.message },
+          );
+          if (ev.runId) setActiveRunId(ev.runId);
+          onSaved();
+        } else if (ev.type === 'backend') {
+          onBackend(ev.status);
+          setView((t) => ({ ...t, message: ev.message }));
+        } else setView((t) => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
+      }),
+    [store, onBackend, onSaved],
+  );
+
+  const finish = async (p: Promise<TrainOutcome>) => {
+    try {
+      const out = await guard(p);
+      setView((t) => ({ ...t, state: out.state, message: out.message, totalSteps: out.totalSteps }));
+      if (out.runId) setActiveRunId(out.runId);
+    } catch (e) {
+      setView((t) => ({ ...t, state: 'error', message: errorMessage(e) }));
+    }
+    onEnded();
+  };
+
+  /** A run starts (or a stored one resumes): fresh curves, no save yet. */
+  const begin = (runId: string | null, totalSteps: number, message?: string) => {
+    store.reset();
+    setSave(null);
+    setActiveRunId(runId);
+    setView({ state: 'running', totalSteps, startedAt: Date.now(), message });
+  };
+
+  return {
+    store,
+    view,
+    save,
+    activeRunId,
+    onEvent,
+    running: view.state === 'running',
+    /** Running or paused: the run holds the engine. */
+    active: view.state === 'running' || view.state === 'paused',
+    /** A new model: no run, no curves. */
+    reset: () => {
+      store.reset();
+      setView(IDLE);
+    },
+    begin,
+    finish,
+    pause: () => {
+      raise('pause');
+      void guard(engine.pause()).catch(() => undefined);
+    },
+    resume: async () => {
+      setView((t) => ({ ...t, state: 'running', message: undefined }));
+      await finish(engine.resume(onEvent));
+    },
+    stop: async () => {
+      if (view.state === 'paused') await finish(engine.stop());
+      else {
+        raise('stop');
+        void guard(engine.stop()).catch(() => undefined);
+      }
+    },
+  };
+}
