@@ -134,8 +134,8 @@ export function App({
   const start = async () => {
     exporter.clearMessage();
     playground.clearEval();
-    training.begin(null, estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0);
-    await training.finish(engine.train(settings, { ...runOptions, catalogId: model.catalogId }, training.onEvent));
+    const events = training.begin(null, estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0);
+    await training.finish(engine.train(settings, { ...runOptions, catalogId: model.catalogId }, events));
   };
 
   /** Rebuild a stored run (its backend, Hub model and kept dataset, as far as they can be loaded) and continue it. */
@@ -178,12 +178,16 @@ export function App({
       }
       exporter.clearMessage();
       playground.clearEval();
-      training.begin(r.id, r.latest?.max_steps ?? 0, `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.`);
+      const events = training.begin(
+        r.id,
+        r.latest?.max_steps ?? 0,
+        `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.`,
+      );
       onDismissNotice();
       document.getElementById('train')?.scrollIntoView({ block: 'start' });
       if (overrides.learning_rate !== undefined)
         setSettings((x) => ({ ...x, learning_rate: overrides.learning_rate! }));
-      await training.finish(engine.resumeRun(r.id, kept?.source.runOptions ?? runOptions, training.onEvent, overrides));
+      await training.finish(engine.resumeRun(r.id, kept?.source.runOptions ?? runOptions, events, overrides));
     } catch (e) {
       runs.setMessage({ kind: 'error', text: `Cannot resume "${r.name}": ${errorMessage(e)}` });
     }

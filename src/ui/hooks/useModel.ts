@@ -1,7 +1,8 @@
 /** The loaded model: loading with per-file progress (flushed once per frame), the Hub base URL, the model cache. */
 import { useCallback, useEffect, useState } from 'react';
 import { localMirror, savedBaseUrl } from '../catalog';
-import { Comlink, guard, type Engine } from '../engine';
+import { CallScope } from '../callbacks';
+import { guard, type Engine } from '../engine';
 import { errorMessage } from '../format';
 import { currentModel, type ModelState } from '../ModelSection';
 import type { BackendName, LoadProgress, ModelInfo, ModelSource } from '../../worker/api';
@@ -50,13 +51,16 @@ export function useModel(engine: Engine) {
         setState((m) => (m.kind === 'loading' ? { ...m, files: { ...m.files, ...pending } } : m));
       });
     };
+    const scope = new CallScope();
     try {
-      const info = await guard(engine.loadModel(source, Comlink.proxy(onProgress)));
+      const info = await guard(engine.loadModel(source, scope.whileOpen(onProgress)));
+      scope.settle();
       setState({ kind: 'ready', value: info });
       setCatalogId(id);
       refreshCache();
       return info;
     } catch (e) {
+      scope.settle();
       let message = errorMessage(e);
       if (source.kind === 'hub' && /HTTP 404/.test(message) && source.baseUrl === localMirror().replace(/\/+$/, '')) {
         message +=

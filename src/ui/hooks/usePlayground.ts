@@ -1,7 +1,8 @@
 /** The playground: base and tuned generations side by side (streamed text flushed once per frame), and evaluation. */
 import { useCallback, useRef, useState } from 'react';
 import { outputInfo, type Output } from '../CompareSection';
-import { Comlink, guard, raise, type Engine } from '../engine';
+import { CallScope } from '../callbacks';
+import { guard, raise, type Engine } from '../engine';
 import { errorMessage } from '../format';
 import type { Loadable } from '../loadable';
 import type { EvalReport, FinetuneConfig, SamplingOptions } from '../../worker/api';
@@ -40,7 +41,9 @@ export function usePlayground(engine: Engine) {
     });
     for (const which of sides) {
       setOutputs((o) => ({ ...o, [which]: { text: '', state: 'running' } }));
-      const onToken = Comlink.proxy((delta: string) => {
+      // A token that arrives after the call returned is already in r.text: it must not be appended again.
+      const scope = new CallScope();
+      const onToken = scope.whileOpen((delta: string) => {
         genText.current[which] += delta;
         if (genFlush.current) return;
         genFlush.current = true;
@@ -59,6 +62,7 @@ export function usePlayground(engine: Engine) {
             onToken,
           ),
         );
+        scope.settle();
         genText.current[which] = r.text;
         setOutputs((o) => ({
           ...o,
@@ -66,6 +70,7 @@ export function usePlayground(engine: Engine) {
         }));
         if (r.finishReason === 'aborted') break;
       } catch (e) {
+        scope.settle();
         setOutputs((o) => ({ ...o, [which]: { text: genText.current[which], state: 'error', info: errorMessage(e) } }));
         break;
       }
@@ -80,15 +85,19 @@ export function usePlayground(engine: Engine) {
 
   const evaluate = async () => {
     setEvalState({ kind: 'loading', done: 0, total: evalCount });
+    // Progress that arrives after the call returned must not put the finished evaluation back to running.
+    const scope = new CallScope();
     try {
       const report = await guard(
         engine.evaluate(
           evalCount,
-          Comlink.proxy((done: number, total: number) => setEvalState({ kind: 'loading', done, total })),
+          scope.whileOpen((done: number, total: number) => setEvalState({ kind: 'loading', done, total })),
         ),
       );
+      scope.settle();
       setEvalState({ kind: 'ready', value: report });
     } catch (e) {
+      scope.settle();
       setEvalState({ kind: 'error', message: errorMessage(e) });
     }
   };

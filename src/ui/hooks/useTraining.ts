@@ -1,5 +1,6 @@
 /** A training run as the page follows it: its state, its last checkpoint save, its metrics (coalesced per frame). */
-import { useMemo, useState } from 'react';
+import { useMemo, useRef, useState } from 'react';
+import { CallScope } from '../callbacks';
 import { Comlink, guard, noteStepMs, raise, type Engine } from '../engine';
 import { errorMessage } from '../format';
 import { MetricsStore } from '../metrics-store';
@@ -24,50 +25,73 @@ export function useTraining(
   const [activeRunId, setActiveRunId] = useState<string | null>(null);
 
   const { onBackend, onSaved, onEnded } = on;
-  const onEvent = useMemo(
-    () =>
-      Comlink.proxy((ev: TrainEvent) => {
-        if (ev.type === 'metrics') {
-          store.addMetrics(ev);
-          noteStepMs(ev.ms_per_step);
-        } else if (ev.type === 'eval') store.addEval(ev);
-        else if (ev.type === 'samples') store.addSamples(ev);
-        else if (ev.type === 'history') {
-          store.loadHistory(ev);
-          setActiveRunId(ev.runId || null);
-        } else if (ev.type === 'checkpoint') {
-          setSave(
-            ev.ok
-              ? { ok: true, step: ev.step, bytes: ev.bytes, store: ev.store, at: Date.now() }
-              : { ok: false, step: ev.step, message: ev.message },
-          );
-          if (ev.runId) setActiveRunId(ev.runId);
-          onSaved();
-        } else if (ev.type === 'backend') {
-          onBackend(ev.status);
-          setView((t) => ({ ...t, message: ev.message }));
-        } else setView((t) => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
-      }),
-    [store, onBackend, onSaved],
-  );
+  /** The call that drives the run now: its events, and when it settles. */
+  const call = useRef<CallScope>(new CallScope());
+
+  /**
+   * Events of the call in flight. Data (metrics, evaluations, samples, saves) still counts when it arrives after the
+   * call returned, until another run starts; a state change counts only while the call is in flight, so a late
+   * "running" never overrides the outcome.
+   */
+  const eventsOf = (scope: CallScope) => {
+    const data = scope.untilReplaced((ev: TrainEvent) => {
+      if (ev.type === 'metrics') {
+        store.addMetrics(ev);
+        noteStepMs(ev.ms_per_step);
+      } else if (ev.type === 'eval') store.addEval(ev);
+      else if (ev.type === 'samples') store.addSamples(ev);
+      else if (ev.type === 'history') {
+        store.loadHistory(ev);
+        setActiveRunId(ev.runId || null);
+      } else if (ev.type === 'checkpoint') {
+        setSave(
+          ev.ok
+            ? { ok: true, step: ev.step, bytes: ev.bytes, store: ev.store, at: Date.now() }
+            : { ok: false, step: ev.step, message: ev.message },
+        );
+        if (ev.runId) setActiveRunId(ev.runId);
+        onSaved();
+      }
+    });
+    const live = scope.whileOpen((ev: TrainEvent) => {
+      if (ev.type === 'backend') {
+        onBackend(ev.status);
+        setView((t) => ({ ...t, message: ev.message }));
+      } else if (ev.type === 'state') setView((t) => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
+    });
+    return Comlink.proxy((ev: TrainEvent) => (ev.type === 'backend' || ev.type === 'state' ? live(ev) : data(ev)));
+  };
+
+  /** A new call drives the run (start, resume, stop): the previous call's late state events no longer count. */
+  const nextCall = (replaceRun: boolean) => {
+    if (replaceRun) call.current.replace();
+    else call.current.settle();
+    call.current = new CallScope();
+    return eventsOf(call.current);
+  };
 
   const finish = async (p: Promise<TrainOutcome>) => {
+    const scope = call.current;
     try {
       const out = await guard(p);
+      scope.settle();
       setView((t) => ({ ...t, state: out.state, message: out.message, totalSteps: out.totalSteps }));
       if (out.runId) setActiveRunId(out.runId);
     } catch (e) {
+      scope.settle();
       setView((t) => ({ ...t, state: 'error', message: errorMessage(e) }));
     }
     onEnded();
   };
 
-  /** A run starts (or a stored one resumes): fresh curves, no save yet. */
+  /** A run starts (or a stored one resumes): fresh curves, no save yet. Returns the events callback for its call. */
   const begin = (runId: string | null, totalSteps: number, message?: string) => {
+    const events = nextCall(true);
     store.reset();
     setSave(null);
     setActiveRunId(runId);
     setView({ state: 'running', totalSteps, startedAt: Date.now(), message });
+    return events;
   };
 
   return {
@@ -75,7 +99,6 @@ export function useTraining(
     view,
     save,
     activeRunId,
-    onEvent,
     running: view.state === 'running',
     /** Running or paused: the run holds the engine. */
     active: view.state === 'running' || view.state === 'paused',
@@ -91,12 +114,15 @@ export function useTraining(
       void guard(engine.pause()).catch(() => undefined);
     },
     resume: async () => {
+      const events = nextCall(false);
       setView((t) => ({ ...t, state: 'running', message: undefined }));
-      await finish(engine.resume(onEvent));
+      await finish(engine.resume(events));
     },
     stop: async () => {
-      if (view.state === 'paused') await finish(engine.stop());
-      else {
+      if (view.state === 'paused') {
+        nextCall(false);
+        await finish(engine.stop());
+      } else {
         raise('stop');
         void guard(engine.stop()).catch(() => undefined);
       }
