@@ -12,7 +12,7 @@ import type { KernelProbeReport } from '../engine/kernel-probe';
 import type { DatasetReport, TemplateName } from '../data';
 import type { GenerationEvalExample, GenerationEvalResult } from '../train/evaluate';
 import type { EvalMetrics, FinetuneConfig, MemoryEstimate, SessionMetrics } from '../train/session';
-import type { CheckpointSummary } from '../io/run-store';
+import type { CheckpointSummary } from '../store/run-store';
 
 export type { BackendChoice, BackendName };
 

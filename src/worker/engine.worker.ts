@@ -30,8 +30,8 @@ import {
 import { loadModel as loadModelFiles } from '../io/load-model';
 import { exportMergedModel, exportPeftAdapter, loadPeftAdapter, parsePeftAdapter } from '../io/peft';
 import type { Tokenizer } from '../io/tokenizer';
-import { BUNDLE_EXTENSION, newRunId, slugify, type RunStore } from '../io/run-store';
-import { CheckpointMismatchError, type CheckpointOptions } from '../train/checkpoint';
+import { newRunId, slugify, type RunStore } from '../store/run-store';
+import { BUNDLE_EXTENSION, CheckpointMismatchError, type CheckpointOptions } from '../train/checkpoint';
 import { compareBaseTuned, evaluateGeneration, promptAndReference } from '../train/evaluate';
 import {
   backendMemoryLimit,

@@ -2,7 +2,9 @@
  * Stored runs as the page sees them: the worker's RunStore (OPFS, else IndexedDB), each run's source.json (what it was
  * trained on, so Resume can rebuild it after a reload), and the page's StoredRun rows.
  */
-import { openBrowserRunStore, persistStorage, StorageQuotaError, type RunInfo, type RunStore } from '../io/run-store';
+import { openBrowserRunStore, persistStorage } from '../store/browser';
+import { StorageQuotaError } from '../store/quota';
+import type { RunInfo, RunStore } from '../store/run-store';
 import type { SessionCheckpoint } from '../train/checkpoint';
 import type {
   BackendName,
