@@ -74,7 +74,7 @@ import type {
 import { CONTROL, CONTROL_SLOTS } from './api';
 import { cachedModelFiles, cachingFetch, clearModelCache } from './model-cache';
 import { resolveModelSource } from './model-source';
-import { PageRun, type PageRunHooks, type RunControl } from './run';
+import { TrainingJob, type TrainingJobHooks, type ControlFlags } from './training-job';
 import {
   datasetOf,
   listRuns,
@@ -84,7 +84,7 @@ import {
   StoreSaver,
   storedRun,
   writeRunSource,
-} from './runs';
+} from './stored-runs';
 import { webgpuAdapter } from './webgpu';
 
 export type { BackendProbeReport, WebGpuAdapterReport } from './api';
@@ -135,12 +135,12 @@ interface LoadedData {
 let backend: BackendStatus | null = null;
 let loaded: LoadedModel | null = null;
 let data: LoadedData | null = null;
-let run: PageRun | null = null;
+let run: TrainingJob | null = null;
 let adapterOrigin = '';
 
 /** Pause/stop/abort flags: in the page's SharedArrayBuffer when it sent one (see api.ts CONTROL), else local. */
 let controlView: Int32Array = new Int32Array(CONTROL_SLOTS);
-const control: RunControl = {
+const control: ControlFlags = {
   get: (flag) => Atomics.load(controlView, CONTROL[flag]) !== 0,
   set: (flag, on) => {
     Atomics.store(controlView, CONTROL[flag], on ? 1 : 0);
@@ -148,7 +148,7 @@ const control: RunControl = {
 };
 /** Set when the WebGPU device the model lives on is lost (device.lost resolved). */
 let deviceLost: { reason: string; message: string } | null = null;
-const runHooks: PageRunHooks = {
+const runHooks: TrainingJobHooks = {
   alive: beat,
   explain: (e, r) =>
     explainOutOfMemory(e, {
@@ -473,9 +473,9 @@ async function storeNewRun(
   return saver;
 }
 
-/** Run the current PageRun; when the GPU is lost meanwhile, carry on from the last checkpoint on the next backend. */
+/** Train the current TrainingJob; when the GPU is lost meanwhile, carry on from the last checkpoint on the next backend. */
 async function drive(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
-  let out = await run!.run(onEvent);
+  let out = await run!.train(onEvent);
   for (let tries = 0; deviceLost && tries < BACKEND_ORDER.length; tries++) out = await recoverFromDeviceLoss(onEvent);
   const r = run!;
   if (out.state === 'diverged' && r.saver && loaded) {
@@ -544,11 +544,11 @@ async function recoverFromDeviceLoss(onEvent: (e: TrainEvent) => void): Promise<
   const session = ck
     ? await FinetuneSession.resume(init, ck)
     : new FinetuneSession({ ...init, config: prev.session.config });
-  run = new PageRun(session, prev.options, control, saver, runHooks);
+  run = new TrainingJob(session, prev.options, control, saver, runHooks);
   run.note = `(The WebGPU device was lost at step ${prev.step + 1}; the run went on from step ${at} on ${status.backend}.)`;
   onEvent(run.history());
   onEvent({ type: 'state', state: 'running', message });
-  return run.run(onEvent);
+  return run.train(onEvent);
 }
 
 function requireStore(): Promise<RunStore> {
@@ -743,7 +743,7 @@ const api = {
       }
       for (const w of session.warnings) onEvent({ type: 'state', state: 'running', message: w });
       const saver = await storeNewRun(session, m, d, settings, options, onEvent);
-      run = new PageRun(session, options, control, saver, runHooks);
+      run = new TrainingJob(session, options, control, saver, runHooks);
       return drive(onEvent);
     });
   },
@@ -791,7 +791,7 @@ const api = {
         throw e;
       }
       const saver = new StoreSaver(runId, info.name, s, ck.meta.progress.global_step);
-      run = new PageRun(session, options, control, saver, runHooks);
+      run = new TrainingJob(session, options, control, saver, runHooks);
       onEvent(run.history());
       return drive(onEvent);
     });

@@ -18,7 +18,7 @@ import {
   runSourceOf,
   SOURCE_FILE,
   writeRunSource,
-} from '../../src/worker/runs';
+} from '../../src/worker/stored-runs';
 import type { ModelSource, RunSource } from '../../src/worker/api';
 import { jsonText, mutateTree } from '../fuzz/mutate';
 

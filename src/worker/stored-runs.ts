@@ -19,7 +19,7 @@ import type {
   TrainEvent,
   TrainSettings,
 } from './api';
-import type { RunSaver } from './run';
+import type { CheckpointSaver } from './training-job';
 
 export const SOURCE_FILE = 'source.json';
 /** The kept dataset files' contents (source.json lists their names and roles; listing runs never reads this file). */
@@ -296,7 +296,7 @@ export async function listRuns(): Promise<RunsReport> {
 }
 
 /** Saves a run's checkpoints to the store, reporting each as a 'checkpoint' event; a failure never stops training. */
-export class StoreSaver implements RunSaver {
+export class StoreSaver implements CheckpointSaver {
   /** lastSavedStep: a resumed run starts from its stored checkpoint's step. */
   constructor(
     readonly runId: string,
