@@ -18,7 +18,7 @@ import {
   runSourceOf,
   SOURCE_FILE,
   writeRunSource,
-} from '../../src/worker/stored-runs';
+} from '../../src/worker/run-source';
 import type { ModelSource, RunSource } from '../../src/worker/api';
 import { jsonText, mutateTree } from '../fuzz/mutate';
 
