@@ -393,7 +393,7 @@ export const train: Command = {
 
       if (resumeFrom) {
         // HF's --resume_from_checkpoint: a run folder, a checkpoint folder or a single-file bundle.
-        const { loadCheckpointFromPath } = await import('../io/node-run-store');
+        const { loadCheckpointFromPath } = await import('../store/node');
         let loaded;
         try {
           loaded = await loadCheckpointFromPath(path.resolve(resumeFrom));
@@ -403,7 +403,7 @@ export const train: Command = {
         }
         if (!quiet) io.err(`resumed from ${loaded.source} at step ${session.globalStep}\n`);
       }
-      const { saveCheckpointToDir } = await import('../io/node-run-store');
+      const { saveCheckpointToDir } = await import('../store/node');
       const checkpointDir = path.join(outDir, 'checkpoints');
 
       const progress = new Progress(io, session.maxSteps, quiet);

@@ -12,7 +12,7 @@ import type { KernelProbeReport } from '../engine/kernel-probe';
 import type { DatasetReport, TemplateName } from '../data';
 import type { GenerationEvalExample, GenerationEvalResult } from '../train/evaluate';
 import type { EvalMetrics, FinetuneConfig, MemoryEstimate, SessionMetrics } from '../train/session';
-import type { CheckpointSummary } from '../io/run-store';
+import type { CheckpointSummary } from '../store/run-store';
 
 // What the page needs from the layers below, as plain types and tf-free values: src/ui imports only this file.
 export type { BackendChoice, BackendName };
@@ -135,12 +135,6 @@ export interface DatasetInfo {
 
 // ---------------------------------------------------------------------------------------------------------
 // Training
-
-/**
- * @deprecated The run's settings are FinetuneConfig (Hugging Face's names: PEFT LoraConfig, TrainingArguments, TRL
- * SFTConfig); this alias remains until the worker's files use that name.
- */
-export type TrainSettings = FinetuneConfig;
 
 export interface Estimate {
   /** The session's memory and size estimate for these settings and data. */

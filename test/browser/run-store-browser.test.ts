@@ -1,5 +1,5 @@
 /**
- * RunStore (src/io/run-store.ts) against the real storage of headless Chromium — no fakes. The Vite dev server
+ * RunStore (src/store/) against the real storage of headless Chromium — no fakes. The Vite dev server
  * serves test/browser/fixtures/run-store.html, whose module (fixtures/run-store-page.ts, with the shared
  * fixtures/run-store-lib.ts) imports the store from /src and runs scenarios on the page or in a dedicated module
  * worker (fixtures/run-store-worker.ts). Checkpoints are real: FinetuneSession checkpoints of tiny Llama models

@@ -14,18 +14,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { CausalLM } from '../../src/engine/model';
 import type { ModelConfig } from '../../src/engine/config';
-import { NodeRunStore } from '../../src/io/node-run-store';
-import {
-  FileTreeRunStore,
-  IndexedDbRunStore,
-  OpfsFileTree,
-  StorageQuotaError,
-  newRunId,
-  openBrowserRunStore,
-  openOpfsRunStore,
-  validateRunId,
-  type RunStore,
-} from '../../src/io/run-store';
+import { openBrowserRunStore } from '../../src/store/browser';
+import { FileTreeRunStore } from '../../src/store/file-tree-store';
+import { IndexedDbRunStore } from '../../src/store/indexeddb';
+import { NodeRunStore } from '../../src/store/node';
+import { OpfsFileTree, openOpfsRunStore } from '../../src/store/opfs';
+import { StorageQuotaError } from '../../src/store/quota';
+import { newRunId, validateRunId, type RunStore } from '../../src/store/run-store';
 import { encodeCheckpointFiles, type SessionCheckpoint } from '../../src/train/checkpoint';
 import { FinetuneSession } from '../../src/train/session';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';

@@ -1,9 +1,9 @@
 /**
- * Stored runs as the page sees them: the worker's RunStore (OPFS, else IndexedDB), each run's source.json (what it was
- * trained on, so Resume can rebuild it after a reload), and the page's StoredRun rows.
+ * A stored run's source.json: what it was trained on (model source, settings, run options, backend, and the dataset
+ * files themselves up to a size, kept in data.json), so Resume can rebuild it after a reload; written by runSourceOf
+ * and checked field by field when read back from storage or an imported file.
  */
-import { openBrowserRunStore, persistStorage, StorageQuotaError, type RunInfo, type RunStore } from '../io/run-store';
-import type { SessionCheckpoint } from '../train/checkpoint';
+import type { RunStore } from '../store/run-store';
 import type {
   BackendName,
   DatasetInput,
@@ -11,40 +11,14 @@ import type {
   RunOptions,
   RunSource,
   RunSourceFile,
-  RunStoreKind,
-  RunsReport,
-  StoredRun,
-  TrainEvent,
-  TrainSettings,
+  FinetuneConfig,
 } from './api';
-import type { RunSaver } from './run';
 
 export const SOURCE_FILE = 'source.json';
 /** The kept dataset files' contents (source.json lists their names and roles; listing runs never reads this file). */
 export const DATA_FILE = 'data.json';
 /** Datasets up to this size are kept with the run (bigger ones must be loaded again to resume). */
 export const MAX_KEPT_DATASET_BYTES = 64 * 1024 * 1024;
-
-let store: Promise<RunStore> | null = null;
-
-/** The worker's run store (opened once; a failure is reported and retried on the next call). */
-export function runStore(): Promise<RunStore> {
-  store ??= openBrowserRunStore();
-  store.catch(() => {
-    store = null;
-  });
-  return store;
-}
-
-let persistAsked = false;
-
-/** Ask once for persistent storage, so the browser does not evict runs under pressure. */
-async function askPersist(): Promise<void> {
-  if (persistAsked) return;
-  persistAsked = true;
-  await persistStorage();
-}
-
 function toBase64(bytes: Uint8Array): string {
   let s = '';
   for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -89,7 +63,7 @@ export function runSourceOf(p: {
   modelName: string;
   data: DatasetInput;
   dataName: string;
-  settings: TrainSettings;
+  settings: FinetuneConfig;
   runOptions: RunOptions;
   backend: BackendName;
   catalogId: string | null;
@@ -235,110 +209,4 @@ export async function readRunSource(
     });
   }
   return checkRunSource(j, where, opts);
-}
-
-/** readRunSource for listing: a damaged record becomes what the row says instead of an error for the whole list. */
-async function runSourceForList(s: RunStore, id: string): Promise<RunSource | string | null> {
-  try {
-    return await readRunSource(s, id, { bodies: false });
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-
-export function storedRun(info: RunInfo, kept: RunSource | string | null): StoredRun {
-  const st = info.latest?.status;
-  const src = typeof kept === 'string' ? null : kept;
-  const needs =
-    typeof kept === 'string'
-      ? `the model and dataset it was trained on (its record is damaged: ${kept})`
-      : !src
-        ? 'the model and dataset it was trained on (this run has no record of them)'
-        : src.model.kind === 'files' && !src.data
-          ? `the model files (${src.model.files.join(', ')}) and the dataset ${src.dataName}`
-          : src.model.kind === 'files'
-            ? `the model files (${src.model.files.join(', ')})`
-            : !src.data
-              ? `the dataset ${src.dataName}`
-              : null;
-  return {
-    id: info.id,
-    name: info.name,
-    created: info.created,
-    latest: info.latest,
-    checkpoints: info.checkpoints,
-    unfinished: !!info.latest && st !== 'completed',
-    modelName: src?.modelName ?? info.latest?.model_id ?? null,
-    dataName: src?.dataName ?? null,
-    needs,
-  };
-}
-
-export async function listRuns(): Promise<RunsReport> {
-  let s: RunStore;
-  try {
-    s = await runStore();
-  } catch (e) {
-    return { store: null, error: (e as Error).message, runs: [], usage: null };
-  }
-  const runs: StoredRun[] = [];
-  for (const info of await s.list()) runs.push(storedRun(info, await runSourceForList(s, info.id)));
-  let usage: RunsReport['usage'] = null;
-  try {
-    const e = await navigator.storage?.estimate?.();
-    if (e && e.quota !== undefined && e.usage !== undefined) usage = { used: e.usage, quota: e.quota };
-  } catch {
-    /* not available */
-  }
-  return { store: s.kind as RunStoreKind, runs, usage };
-}
-
-/** Saves a run's checkpoints to the store, reporting each as a 'checkpoint' event; a failure never stops training. */
-export class StoreSaver implements RunSaver {
-  /** lastSavedStep: a resumed run starts from its stored checkpoint's step. */
-  constructor(
-    readonly runId: string,
-    private name: string,
-    private readonly s: RunStore,
-    public lastSavedStep = -1,
-  ) {}
-
-  rename(name: string): void {
-    this.name = name;
-  }
-
-  async save(ck: SessionCheckpoint, onEvent: (e: TrainEvent) => void): Promise<void> {
-    const step = ck.meta.progress.global_step;
-    try {
-      const info = await this.s.save(this.runId, ck, { name: this.name });
-      this.lastSavedStep = step;
-      onEvent({
-        type: 'checkpoint',
-        ok: true,
-        runId: this.runId,
-        step,
-        bytes: info.latest?.bytes ?? 0,
-        store: this.s.kind as RunStoreKind,
-      });
-      void askPersist();
-    } catch (e) {
-      const q = e instanceof StorageQuotaError ? e : null;
-      const kept =
-        this.lastSavedStep >= 0
-          ? `the checkpoint of step ${this.lastSavedStep} is kept`
-          : 'no earlier checkpoint of this run exists';
-      const message = q
-        ? `${q.message.replace(/The previous checkpoint is kept\. /, '')} Training goes on; ${kept}.`
-        : `Could not save the checkpoint of step ${step}: ${(e as Error).message}. Training goes on; ${kept}.`;
-      onEvent({
-        type: 'checkpoint',
-        ok: false,
-        runId: this.runId,
-        step,
-        message,
-        neededBytes: q?.needed ?? null,
-        freeBytes: q?.available ?? null,
-      });
-    }
-  }
 }

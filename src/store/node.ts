@@ -1,8 +1,8 @@
 /**
- * Runs on the local file system (Node): the RunStore of ./run-store.ts over a folder, one sub-folder per run, plus the
- * helpers the CLI needs for --save-steps / --resume-from-checkpoint.
+ * Runs on the local file system (Node): the RunStore (./run-store.ts, ./file-tree-store.ts) over a folder, one sub-folder per run, plus the
+ * helpers the CLI needs for --save-steps / --resume-from-checkpoint (continuing a session: ./resume.ts).
  *
- * Layout of a run folder (see ./run-store.ts): run.json, ckpt-NNNNNN/{tensors.safetensors, checkpoint.json}, LATEST.
+ * Layout of a run folder (see ./generations.ts): run.json, ckpt-NNNNNN/{tensors.safetensors, checkpoint.json}, LATEST.
  * Every file is written to `<name>.tmp-<pid>-<random>` in the same folder, flushed (fsync) and renamed over the
  * target — rename is atomic on POSIX and Windows file systems — and LATEST is renamed last, so a crash at any
  * moment leaves the previous checkpoint loadable. ENOSPC / EDQUOT become a StorageQuotaError with the bytes needed.
@@ -18,17 +18,16 @@ import {
   encodeCheckpointBundle,
   type SessionCheckpoint,
 } from '../train/checkpoint';
-import { FinetuneSession, type FinetuneSessionInit } from '../train/session';
+import { FileTreeRunStore } from './file-tree-store';
 import {
-  FileTreeRunStore,
   LATEST_FILE,
   readGeneration,
   readLatestGeneration,
   writeGeneration,
   type FileTree,
   type FileTreeEntry,
-  type RunStoreOptions,
-} from './run-store';
+} from './generations';
+import type { RunStoreOptions } from './run-store';
 
 /** The two operations a save goes through; replaceable to simulate failures in tests. */
 export interface NodeFileOps {
@@ -148,7 +147,6 @@ export class NodeRunStore extends FileTreeRunStore {
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------
 // Single folders and files (the CLI)
 
 /**
@@ -202,20 +200,4 @@ export async function loadCheckpointFromPath(p: string): Promise<{ checkpoint: S
   throw new Error(
     `${p}: no checkpoint here (expected a run folder with ${LATEST_FILE} and ckpt-* folders, a folder with ${CHECKPOINT_JSON} + ${CHECKPOINT_TENSORS}, or a checkpoint bundle file)`,
   );
-}
-
-/**
- * --resume-from-checkpoint: load the checkpoint at `dir` (see loadCheckpointFromPath) and continue it in a new
- * FinetuneSession on `init.model` with `init.data`. The configuration is the checkpoint's unless init.config is given,
- * in which case it must resolve to the same (differences are listed in the error). Throws CheckpointMismatchError when
- * the model weights or the tokenized data differ from the checkpoint's.
- * The returned session's run() continues at step checkpoint.meta.progress.global_step + 1.
- */
-export async function resumeSessionFromDir(
-  dir: string,
-  init: FinetuneSessionInit,
-): Promise<{ session: FinetuneSession; checkpoint: SessionCheckpoint; source: string }> {
-  const { checkpoint, source } = await loadCheckpointFromPath(dir);
-  const session = await FinetuneSession.resume(init, checkpoint);
-  return { session, checkpoint, source };
 }

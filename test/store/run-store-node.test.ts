@@ -17,13 +17,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { CausalLM } from '../../src/engine/model';
 import type { ModelConfig, RawTensors } from '../../src/engine/config';
-import {
-  loadCheckpointFromPath,
-  NodeRunStore,
-  resumeSessionFromDir,
-  saveCheckpointBundle,
-  saveCheckpointToDir,
-} from '../../src/io/node-run-store';
+import { loadCheckpointFromPath, NodeRunStore, saveCheckpointBundle, saveCheckpointToDir } from '../../src/store/node';
+import { resumeSessionFromDir } from '../../src/store/resume';
 import { encodeCheckpointBundle, type SessionCheckpoint } from '../../src/train/checkpoint';
 import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
@@ -110,7 +105,7 @@ function crashingSave(
     `
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-const { NodeRunStore } = await import(${JSON.stringify(src('src/io/node-run-store.ts'))});
+const { NodeRunStore } = await import(${JSON.stringify(src('src/store/node.ts'))});
 const { decodeCheckpointBundle } = await import(${JSON.stringify(src('src/train/checkpoint.ts'))});
 const [root, id, bundle, point] = process.argv.slice(2);
 const ck = decodeCheckpointBundle(new Uint8Array(readFileSync(bundle)));

@@ -1,6 +1,7 @@
 /**
- * The page's view of a FinetuneSession (src/train/session.ts): pause (the session's stop, then run() again to
- * resume), stop, checkpoints to the browser's storage, and its callbacks turned into TrainEvents with the run's totals.
+ * TrainingJob: the training the page started, as the worker drives it — a FinetuneSession (src/train/session.ts) with
+ * pause (the session's stop, then train() again to resume), stop, checkpoints to the browser's storage, and its
+ * callbacks turned into TrainEvents with the run's totals.
  */
 import type { SessionCheckpoint } from '../train/checkpoint';
 import type { FinetuneSession, LogEntry, SessionRunResult } from '../train/session';
@@ -16,13 +17,13 @@ import type {
 } from './api';
 
 /** The worker's pause/stop flags (shared with the page when possible). */
-export interface RunControl {
+export interface ControlFlags {
   get(flag: ControlFlag): boolean;
   set(flag: ControlFlag, on: boolean): void;
 }
 
 /** Where a run's checkpoints go (the worker's RunStore); save() reports its own events and never throws. */
-export interface RunSaver {
+export interface CheckpointSaver {
   readonly runId: string;
   /** Step of the last checkpoint stored, -1 before the first. */
   readonly lastSavedStep: number;
@@ -31,13 +32,13 @@ export interface RunSaver {
   rename(name: string): void;
 }
 
-export interface PageRunHooks {
+export interface TrainingJobHooks {
   /** Called before each step and micro-batch (the worker's heartbeat). */
   alive?: () => void;
   /** True ends the run after the step in flight, as an interruption (e.g. the GPU was lost), not a pause or stop. */
   interrupted?: () => boolean;
   /** A failed step's error in words for people (e.g. out of memory: what it needed, what to reduce), or null. */
-  explain?: (e: unknown, run: PageRun) => Error | null;
+  explain?: (e: unknown, job: TrainingJob) => Error | null;
   /** Awaited when a step fails, before interrupted() is asked (a lost GPU fails work before it reports its loss). */
   settle?: () => Promise<void>;
 }
@@ -74,11 +75,11 @@ export function historyEvents(
   return { type: 'history', runId, step, metrics, evals };
 }
 
-export class PageRun {
+export class TrainingJob {
   state: TrainState = 'idle';
   private tokens = 0;
   private elapsedMs = 0;
-  /** Set when run() ended because hooks.interrupted() said so. */
+  /** Set when train() ended because hooks.interrupted() said so. */
   interruptedAt: number | null = null;
   /** Said again with the run's final state (e.g. that it moved to another backend on the way). */
   note: string | null = null;
@@ -86,9 +87,9 @@ export class PageRun {
   constructor(
     readonly session: FinetuneSession,
     readonly options: RunOptions,
-    private readonly control: RunControl,
-    readonly saver: RunSaver | null = null,
-    private readonly hooks: PageRunHooks = {},
+    private readonly control: ControlFlags,
+    readonly saver: CheckpointSaver | null = null,
+    private readonly hooks: TrainingJobHooks = {},
   ) {
     // a resumed session: totals continue from its history
     const h = historyEvents(session.history, session.maxSteps, saver?.runId ?? '', session.globalStep).metrics.at(-1);
@@ -124,7 +125,7 @@ export class PageRun {
   }
 
   /** Run (or resume) until done, paused, stopped or diverged; never rejects (errors become state 'error'). */
-  async run(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
+  async train(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
     this.state = 'running';
     this.interruptedAt = null;
     this.control.set('pause', false);

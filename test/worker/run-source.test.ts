@@ -8,7 +8,7 @@ import { Rng } from '../../src/util/rng';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NodeRunStore } from '../../src/io/node-run-store';
+import { NodeRunStore } from '../../src/store/node';
 import {
   DATA_FILE,
   datasetOf,
@@ -18,7 +18,7 @@ import {
   runSourceOf,
   SOURCE_FILE,
   writeRunSource,
-} from '../../src/worker/runs';
+} from '../../src/worker/run-source';
 import type { ModelSource, RunSource } from '../../src/worker/api';
 import { jsonText, mutateTree } from '../fuzz/mutate';
 

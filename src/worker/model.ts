@@ -1,0 +1,128 @@
+/**
+ * Loading a model into the worker (Hub or local files, with byte progress and the Cache Storage), refused before the
+ * loaded one is let go when the backend cannot hold it; and the model cache's API.
+ */
+import { CausalLM } from '../engine/model';
+import { countParams, linearModules } from '../engine/params';
+import { defaultTemplate } from '../data';
+import { loadModel as loadModelFiles } from '../io/load-model';
+import { checkModelFits, explainOutOfMemory } from '../train/memory-guard';
+import type { LoadProgress, ModelInfo, ModelSource } from './api';
+import { ensureBackend, memoryLimits } from './backend';
+import { cachedModelFiles, cachingFetch, clearModelCache } from './model-cache';
+import { resolveModelSource } from './model-source';
+import { assertNoRun, exclusive, type WorkerState } from './state';
+
+function throttled(fn: (p: LoadProgress) => void, ms = 80): (p: LoadProgress) => void {
+  const last = new Map<string, number>();
+  return (p) => {
+    const t = performance.now();
+    const done = p.total !== null && p.loaded >= p.total;
+    if (!done && t - (last.get(p.file) ?? -Infinity) < ms) return;
+    last.set(p.file, t);
+    fn(p);
+  };
+}
+
+/** Load a model (replacing the loaded one only once the new one has loaded). */
+export async function loadModelFrom(
+  s: WorkerState,
+  source: ModelSource,
+  onProgress?: (p: LoadProgress) => void,
+): Promise<ModelInfo> {
+  const status = await ensureBackend(s);
+  const t0 = performance.now();
+  const cf = cachingFetch();
+  const resolved = resolveModelSource(source, cf);
+  const sizes = new Map<string, number>();
+  const cachedFile = (f: string) => [...cf.hits].some((u) => decodeURIComponent(u).endsWith('/' + f));
+  const report = onProgress ? throttled(onProgress) : undefined;
+  const m = await loadModelFiles(resolved.spec, (p) => {
+    s.beat();
+    sizes.set(p.file, p.loaded);
+    report?.({ file: p.file, loaded: p.loaded, total: p.total, cached: cachedFile(p.file), phase: 'download' });
+  });
+  const weightsFile = m.files[0] ?? 'weights';
+  onProgress?.({
+    file: weightsFile,
+    loaded: sizes.get(weightsFile) ?? 0,
+    total: sizes.get(weightsFile) ?? null,
+    cached: cachedFile(weightsFile),
+    phase: 'prepare',
+  });
+  // a model the backend cannot hold is refused before the loaded one is let go
+  checkModelFits(countParams(m.config), status.backend, memoryLimits(s), { config: m.config, modelName: m.name });
+  // the old model goes only once the new one has loaded (a failed load keeps it)
+  s.job?.dispose();
+  s.job = null;
+  s.data = null;
+  s.loaded?.model.dispose();
+  s.loaded = null;
+  let model: CausalLM;
+  try {
+    model = CausalLM.fromRaw(m.config, m.weights);
+  } catch (e) {
+    throw (
+      explainOutOfMemory(e, {
+        phase: 'load',
+        backend: status.backend,
+        modelName: m.name,
+        limits: memoryLimits(s),
+        extra: { modelConfig: m.config },
+      }) ?? e
+    );
+  }
+  await cf.flush();
+  let cachedBytes = 0;
+  for (const [f, n] of sizes) if (cachedFile(f)) cachedBytes += n;
+  const cfg = m.config;
+  const info: ModelInfo = {
+    name: m.name,
+    source: resolved.spec.source.describe,
+    family: cfg.family,
+    architecture: cfg.architecture,
+    params: countParams(cfg),
+    vocabSize: cfg.vocab_size,
+    hiddenSize: cfg.hidden_size,
+    layers: cfg.num_hidden_layers,
+    contextLength: cfg.max_position_embeddings,
+    linearModules: [...new Set(linearModules(cfg).map((l) => l.short))],
+    hasChatTemplate: !!m.tokenizer.chatTemplate,
+    defaultTemplate: defaultTemplate(m.tokenizer).kind,
+    backend: status.backend,
+    bytes: [...sizes.values()].reduce((a, b) => a + b, 0),
+    cachedBytes,
+    ms: performance.now() - t0,
+  };
+  s.loaded = {
+    model,
+    tokenizer: m.tokenizer,
+    info,
+    tokenizerFiles: resolved.tokenizerFiles,
+    baseModel: resolved.baseModel,
+    source,
+  };
+  s.adapterOrigin = '';
+  return info;
+}
+
+/** The API's model part: loading, and the cache of downloaded model files. */
+export function modelApi(s: WorkerState) {
+  return {
+    /** Load a model with byte progress; Hub files are cached in the Cache Storage. Replaces any loaded model. */
+    loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+      return exclusive(s, async () => {
+        assertNoRun(s, 'load a model');
+        return loadModelFrom(s, source, onProgress);
+      });
+    },
+
+    async cacheInfo(): Promise<{ files: number; bytes: number }> {
+      return cachedModelFiles();
+    },
+
+    async clearCache(): Promise<void> {
+      await clearModelCache();
+    },
+  };
+}
