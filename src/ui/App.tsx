@@ -6,6 +6,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { CompareSection } from './CompareSection';
 import { ConfigureSection } from './ConfigureSection';
+import { FieldErrorsContext } from './controls';
 import { DataSection } from './DataSection';
 import { getEngine, guard, onEngineCrash, restartEngine } from './engine';
 import { ExportSection } from './ExportSection';
@@ -78,6 +79,17 @@ export function App({
   const [adapter, setAdapter] = useState<AdapterInfo | null>(null);
   const [settings, setSettings] = useState<FinetuneConfig>(DEFAULT_SETTINGS);
   const [runOptions, setRunOptions] = useState<RunOptions>({ samplePrompts: 3, sampleMaxNewTokens: 24, saveSteps: 20 });
+  /** Number fields whose text is not a valid value (label → why): training cannot start with them. */
+  const [fieldErrors, setFieldErrors] = useState<ReadonlyMap<string, string>>(new Map());
+  const reportFieldError = useCallback((label: string, error: string | null) => {
+    setFieldErrors((m) => {
+      if ((m.get(label) ?? null) === error) return m;
+      const next = new Map(m);
+      if (error === null) next.delete(label);
+      else next.set(label, error);
+      return next;
+    });
+  }, []);
 
   const model = useModel(engine);
   const backend = useBackend(engine, model.movedTo);
@@ -198,14 +210,17 @@ export function App({
       ? (runs.state.value.runs.find((r) => r.id === activeRunId && r.unfinished) ?? null)
       : null;
 
+  const invalid = [...fieldErrors].map(([label, error]) => `${label} ${error}`);
   const notReady = !modelInfo
     ? 'Load a model (step 1) and a dataset (step 2) to train.'
     : !datasetInfo
       ? 'Load a dataset (step 2) to train.'
-      : '';
+      : invalid.length
+        ? `Fix these settings first: ${invalid.join('; ')}.`
+        : '';
 
   return (
-    <>
+    <FieldErrorsContext.Provider value={reportFieldError}>
       <header className="top">
         <div className="top-inner">
           <h1>webtune</h1>
@@ -278,7 +293,9 @@ export function App({
           backendError={backend.error}
           choice={backend.choice}
           onChoice={(c) => void backend.choose(c)}
-          ready={!!modelInfo && !!datasetInfo && !playground.generating && !playground.evaluating}
+          ready={
+            !!modelInfo && !!datasetInfo && invalid.length === 0 && !playground.generating && !playground.evaluating
+          }
           notReadyReason={notReady}
           train={training.view}
           store={store}
@@ -340,7 +357,7 @@ export function App({
       <footer className="foot">
         <p>Models and data never leave this browser. Backend: {backend.status ? backend.status.backend : '…'}.</p>
       </footer>
-    </>
+    </FieldErrorsContext.Provider>
   );
 }
 

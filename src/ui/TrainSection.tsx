@@ -13,6 +13,8 @@ export type SaveView =
 
 export interface TrainView {
   state: TrainState;
+  /** Pause or Stop was pressed: the run ends after the step in flight. */
+  pending?: 'pause' | 'stop';
   message?: string;
   totalSteps: number;
   startedAt: number | null;
@@ -65,7 +67,9 @@ export function TrainSection(p: Props) {
   const paused = train.state === 'paused';
   const active = running || paused;
   const status = running ? (
-    <span className="badge">training</span>
+    <span className="badge">
+      {train.pending === 'pause' ? 'pausing…' : train.pending === 'stop' ? 'stopping…' : 'training'}
+    </span>
   ) : paused ? (
     <span className="badge">paused</span>
   ) : train.state === 'done' ? (
@@ -92,13 +96,13 @@ export function TrainSection(p: Props) {
         <button type="button" className="primary" onClick={p.onStart} disabled={!p.ready || active || p.backendBusy}>
           Start training
         </button>
-        <button type="button" onClick={p.onPause} disabled={!running}>
+        <button type="button" onClick={p.onPause} disabled={!running || !!train.pending}>
           Pause
         </button>
         <button type="button" onClick={p.onResume} disabled={!paused}>
           Resume
         </button>
-        <button type="button" onClick={p.onStop} disabled={!active}>
+        <button type="button" onClick={p.onStop} disabled={!active || train.pending === 'stop'}>
           Stop
         </button>
       </div>

@@ -1,6 +1,27 @@
 /** Small accessible form controls and status boxes shared by the sections. */
-import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
+import { createContext, useContext, useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import { formatBytes } from './format';
+
+/**
+ * Where number fields report that what they hold is not a valid value (label → message, null when valid), so the
+ * page can refuse to start with it instead of silently using the last valid number.
+ */
+export const FieldErrorsContext = createContext<(label: string, error: string | null) => void>(() => undefined);
+
+/** Why `text` is not a valid value for the field, or null. */
+export function numberFieldError(
+  text: string,
+  { min, max, step }: { min?: number; max?: number; step?: number | 'any' },
+): string | null {
+  const t = text.trim();
+  if (t === '') return 'enter a number';
+  const v = Number(t);
+  if (!Number.isFinite(v)) return `"${t}" is not a number`;
+  if (min !== undefined && v < min) return `must be at least ${min}`;
+  if (max !== undefined && v > max) return `must be at most ${max}`;
+  if (step === 1 && !Number.isInteger(v)) return 'must be a whole number';
+  return null;
+}
 
 export function NumberField(props: {
   label: string;
@@ -14,9 +35,16 @@ export function NumberField(props: {
   name?: string;
 }) {
   const id = useId();
-  // Keep what the user types (e.g. "1e-" on the way to "1e-4"); only finite numbers are passed up.
+  // Keep what the user types (e.g. "1e-" on the way to "1e-4"); only valid numbers are passed up. An invalid text
+  // stays in the field with its reason (never silently replaced by the last valid value) and is reported upwards.
   const [text, setText] = useState<string | null>(null);
-  const invalid = text !== null && !Number.isFinite(Number(text));
+  const error = text === null ? null : numberFieldError(text, props);
+  const report = useContext(FieldErrorsContext);
+  const { label } = props;
+  useEffect(() => {
+    report(label, error);
+    return () => report(label, null);
+  }, [report, label, error]);
   return (
     <div className="field">
       <label htmlFor={id}>{props.label}</label>
@@ -26,17 +54,23 @@ export function NumberField(props: {
         type="text"
         inputMode="decimal"
         value={text ?? String(props.value)}
-        aria-invalid={invalid || undefined}
-        aria-describedby={props.hint ? id + '-hint' : undefined}
+        aria-invalid={error !== null || undefined}
+        aria-describedby={error !== null ? id + '-error' : props.hint ? id + '-hint' : undefined}
         disabled={props.disabled}
         onChange={(e) => {
           const t = e.target.value;
           setText(t);
-          const v = Number(t);
-          if (t.trim() !== '' && Number.isFinite(v)) props.onChange(v);
+          if (numberFieldError(t, props) === null) props.onChange(Number(t));
         }}
-        onBlur={() => setText(null)}
+        onBlur={() => {
+          if (error === null) setText(null);
+        }}
       />
+      {error !== null && (
+        <small id={id + '-error'} className="field-error" role="alert">
+          {props.label}: {error}
+        </small>
+      )}
       {props.hint && (
         <small id={id + '-hint'} className="hint">
           {props.hint}

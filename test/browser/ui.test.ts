@@ -292,7 +292,26 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
 
   it(`trains ${STEPS_WASM} steps on WASM: the loss chart moves, the loss falls, the main thread never blocks`, async () => {
     const cfg = page.locator('#configure');
+    // An invalid value is refused with a message and blocks Start; it is never silently replaced.
+    const lr = cfg.getByLabel('Learning rate', { exact: true });
+    const lrBefore = await lr.inputValue();
+    await lr.fill('abc');
+    await lr.blur();
+    expect(await lr.inputValue()).toBe('abc');
+    expect(await cfg.getByRole('alert').filter({ hasText: 'Learning rate' }).textContent()).toBe(
+      'Learning rate: "abc" is not a number',
+    );
+    expect(await page.getByRole('button', { name: 'Start training' }).isDisabled()).toBe(true);
+    expect(await page.locator('#train').textContent()).toContain(
+      'Fix these settings first: Learning rate "abc" is not a number.',
+    );
+    await cfg.getByLabel('Max steps').fill('-3');
+    expect(await cfg.getByRole('alert').filter({ hasText: 'Max steps' }).textContent()).toMatch(
+      /Max steps: must be at least/,
+    );
+    await lr.fill(lrBefore);
     await cfg.getByLabel('Max steps').fill(String(STEPS_WASM));
+    expect(await cfg.getByRole('alert').count()).toBe(0);
     await cfg.getByLabel('Batch size').fill('4');
     await cfg.getByLabel('Eval every (steps)').fill('4');
     await cfg.getByLabel('Samples per evaluation').fill('2');
@@ -323,6 +342,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
       { timeout: 90_000 },
     );
     await page.getByRole('button', { name: 'Pause' }).click();
+    // At once, before the step in flight ends: the page says it is pausing and Pause cannot be pressed again.
+    expect(await page.locator('#train .badge').first().textContent()).toMatch(/pausing…|paused/);
+    expect(await page.getByRole('button', { name: 'Pause' }).isDisabled()).toBe(true);
     const early = (await metrics(page)).step.length;
     await shot(page, '6-watch-training', '#watch');
     expect(await waitTrainEnd(page, 60_000)).toBe('paused');

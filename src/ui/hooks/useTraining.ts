@@ -57,7 +57,14 @@ export function useTraining(
       if (ev.type === 'backend') {
         onBackend(ev.status);
         setView((t) => ({ ...t, message: ev.message }));
-      } else if (ev.type === 'state') setView((t) => ({ ...t, state: ev.state, message: ev.message ?? t.message }));
+      } else if (ev.type === 'state') {
+        setView((t) => ({
+          ...t,
+          state: ev.state,
+          pending: ev.state === 'running' ? t.pending : undefined,
+          message: ev.message ?? t.message,
+        }));
+      }
     });
     return Comlink.proxy((ev: TrainEvent) => (ev.type === 'backend' || ev.type === 'state' ? live(ev) : data(ev)));
   };
@@ -75,11 +82,17 @@ export function useTraining(
     try {
       const out = await guard(p);
       scope.settle();
-      setView((t) => ({ ...t, state: out.state, message: out.message, totalSteps: out.totalSteps }));
+      setView((t) => ({
+        ...t,
+        state: out.state,
+        pending: undefined,
+        message: out.message,
+        totalSteps: out.totalSteps,
+      }));
       if (out.runId) setActiveRunId(out.runId);
     } catch (e) {
       scope.settle();
-      setView((t) => ({ ...t, state: 'error', message: errorMessage(e) }));
+      setView((t) => ({ ...t, state: 'error', pending: undefined, message: errorMessage(e) }));
     }
     onEnded();
   };
@@ -110,6 +123,8 @@ export function useTraining(
     begin,
     finish,
     pause: () => {
+      // Say so at once: the run pauses when the step in flight ends (it may take a while on a slow backend).
+      setView((t) => ({ ...t, pending: 'pause', message: 'Pausing after this step…' }));
       raise('pause');
       void guard(engine.pause()).catch(() => undefined);
     },
@@ -123,6 +138,7 @@ export function useTraining(
         nextCall(false);
         await finish(engine.stop());
       } else {
+        setView((t) => ({ ...t, pending: 'stop', message: 'Stopping after this step…' }));
         raise('stop');
         void guard(engine.stop()).catch(() => undefined);
       }
