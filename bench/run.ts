@@ -18,7 +18,7 @@ import { initBackend } from '../src/engine/backend';
 import { CausalLM, type TrainBatch } from '../src/engine/model';
 import type { ModelConfig, RawTensors } from '../src/engine/config';
 import { paramShapes } from '../src/engine/params';
-import { targetedModules, type LoraConfig } from '../src/engine/lora';
+import { targetedModules, type LoraConfig } from '../src/engine/lora-config';
 import { parseLlama2cCheckpoint } from '../src/io/llama2c';
 import { Trainer } from '../src/train/trainer';
 import { Rng } from '../src/util/rng';

@@ -17,6 +17,7 @@
  * (Variable.assign inside tf.tidy), so the live tensor count does not change from step to step.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { readTensor } from '../engine/readback';
 
 export interface AdamWConfig {
   lr: number;
@@ -204,13 +205,13 @@ export class AdamW {
     if (this.disposed) throw new Error('AdamW: used after dispose()');
     const params: Record<string, AdamWParamState> = {};
     const entries = [...this.slots.entries()];
-    const datas = await Promise.all(entries.flatMap(([, s]) => [s.m.data(), s.v.data()]));
+    const datas = await Promise.all(entries.flatMap(([, s]) => [readTensor(s.m), readTensor(s.v)]));
     entries.forEach(([name, s], i) => {
       params[name] = {
         step: s.step,
         shape: [...s.m.shape],
-        expAvg: Float32Array.from(datas[2 * i] as Float32Array),
-        expAvgSq: Float32Array.from(datas[2 * i + 1] as Float32Array),
+        expAvg: datas[2 * i],
+        expAvgSq: datas[2 * i + 1],
       };
     });
     return { step: this.steps, params };

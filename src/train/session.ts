@@ -30,7 +30,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../engine/backend';
-import { defaultTargets, targetedModules, type LoraAdapter, type LoraConfig } from '../engine/lora';
+import type { LoraAdapter } from '../engine/lora';
+import { defaultTargets, targetedModules, type LoraConfig } from '../engine/lora-config';
+import { readRawTensors } from '../engine/readback';
 import type { CausalLM } from '../engine/model';
 import { countParams, weightBytes } from '../engine/params';
 import type { Tokenizer } from '../io/tokenizer';
@@ -927,9 +929,7 @@ export class FinetuneSession {
       throw new Error('FinetuneSession.checkpoint: the adapter is merged into the base weights; unmerge it first');
     const trainer = this.getTrainer();
     const st = await trainer.state(); // waits for any step in flight
-    const lora = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [n, v] of this.adapter.variables())
-      lora.set(n, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
+    const lora = await readRawTensors(this.adapter.variables());
     const expAvg = new Map<string, { shape: number[]; data: Float32Array }>();
     const expAvgSq = new Map<string, { shape: number[]; data: Float32Array }>();
     const paramSteps: Record<string, number> = {};

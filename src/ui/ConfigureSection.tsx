@@ -1,4 +1,5 @@
 /** 3. Configure: LoRA and training settings, presets per model, and an estimate of size, memory and speed. */
+import { defaultTargets } from '../engine/lora-config';
 import type { ScheduleName } from '../train/schedule';
 import { CheckField, Empty, ErrorBox, NumberField, Section, SelectField } from './controls';
 import { formatBytes, formatCount, formatMs } from './format';
@@ -48,9 +49,7 @@ export function ConfigureSection({
   const modules = model?.linearModules ?? [];
   const all = s.target_modules === 'all-linear';
   const targets: string[] =
-    s.target_modules === 'all-linear'
-      ? modules
-      : (s.target_modules ?? (model?.family === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj']));
+    s.target_modules === 'all-linear' ? modules : (s.target_modules ?? defaultTargets({ family: model?.family }));
   const toggleTarget = (m: string, on: boolean) => {
     const next = on ? modules.filter((x) => x === m || targets.includes(x)) : targets.filter((t) => t !== m);
     set(

@@ -1,5 +1,6 @@
 /** Training presets: the catalog's per-model settings, family defaults for other models, and quick/long variants. */
 import { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig } from '../train/session';
+import { defaultTargets } from '../engine/lora-config';
 import { catalogModel } from './catalog';
 import type { Preset } from './ConfigureSection';
 import type { ModelInfo, TrainSettings } from '../worker/api';
@@ -19,7 +20,7 @@ function familyDefaults(info: ModelInfo): TrainSettings {
   const small = info.params < 50e6;
   return {
     ...DEFAULT_SETTINGS,
-    target_modules: info.family === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'],
+    target_modules: defaultTargets(info),
     learning_rate: small ? 1e-3 : 2e-4,
     per_device_train_batch_size: small ? 8 : 2,
     gradient_accumulation_steps: small ? 1 : 4,

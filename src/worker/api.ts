@@ -7,7 +7,7 @@
  */
 import type { BackendChoice, BackendName } from '../engine/backend';
 import type { ModelFamily } from '../engine/config';
-import type { LoraConfig } from '../engine/lora';
+import type { LoraConfig } from '../engine/lora-config';
 import type { KernelProbeReport } from '../engine/kernel-probe';
 import type { DatasetReport, TemplateName } from '../data';
 import type { GenerationEvalExample, GenerationEvalResult } from '../train/evaluate';

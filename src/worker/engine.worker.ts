@@ -16,8 +16,9 @@ import {
 import { eosIds } from '../engine/config';
 import { generate } from '../engine/generate';
 import { probeKernels } from '../engine/kernel-probe';
-import { targetedModules, type LoraConfig } from '../engine/lora';
+import { targetedModules } from '../engine/lora-config';
 import { CausalLM } from '../engine/model';
+import { readRawTensors } from '../engine/readback';
 import { countParams, linearModules } from '../engine/params';
 import {
   defaultTemplate,
@@ -260,17 +261,9 @@ async function ensureBackend(): Promise<BackendStatus> {
 async function moveModel(choice: BackendChoice): Promise<BackendStatus> {
   const cur = loaded;
   if (!cur) return useBackend(choice);
-  const raw = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, t] of cur.model.weights)
-    raw.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
+  const raw = await readRawTensors(cur.model.weights);
   const ad = cur.model.adapter;
-  let adapter: { config: LoraConfig; values: Map<string, { shape: number[]; data: Float32Array }> } | null = null;
-  if (ad) {
-    const values = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, v] of ad.variables())
-      values.set(name, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
-    adapter = { config: ad.config, values };
-  }
+  const adapter = ad ? { config: ad.config, values: await readRawTensors(ad.variables()) } : null;
   run?.dispose(); // its metrics stay exportable
   cur.model.dispose();
   loaded = null;

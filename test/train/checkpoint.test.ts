@@ -21,13 +21,11 @@ import {
   encodeCheckpointFiles,
   hashModelWeights,
   isCheckpointBundle,
-  Sha256,
-  sha256Hex,
-  toHex,
   type SessionCheckpoint,
 } from '../../src/train/checkpoint';
 import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
 import { Rng } from '../../src/util/rng';
+import { Sha256, sha256Hex, toHex } from '../../src/util/sha256';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
 import { adapterValues, expectSameBits } from '../fixtures/adapter-values';
 import { ToyTokenizer } from '../data/toy-tokenizer';
