@@ -24,7 +24,9 @@ import {
   type Io,
   type Values,
 } from './common';
-import type { FinetuneConfig, SessionMetrics, EvalMetrics, DatasetSource } from '../train/session';
+import type { FinetuneConfig } from '../train/config';
+import type { SessionMetrics, EvalMetrics } from '../train/metrics';
+import type { DatasetSource } from '../train/dataset';
 
 // The data command's split options are --val-size / --test-size here (FinetuneSession's names).
 const { validation: _validation, evaluation: _evaluation, ...TRAIN_DATA_OPTS } = DATA_OPTS;
@@ -271,7 +273,8 @@ export const train: Command = {
     const out = str(v, 'out', !dryRun);
     const config = await configFromArgs(v);
     const parse = await parseOptionsArg(v);
-    const { resolveFinetuneConfig, FinetuneSession } = await import('../train/session');
+    const { resolveFinetuneConfig } = await import('../train/config');
+    const { FinetuneSession } = await import('../train/session');
     try {
       resolveFinetuneConfig(config);
     } catch (e) {

@@ -40,8 +40,8 @@ import type { TokenizedExample } from '../data';
 import { parseSafetensors, writeSafetensors } from '../io/safetensors';
 import type { RngState } from '../util/rng';
 import { Sha256, sha256Hex, toHex } from '../util/sha256';
-import type { FinetuneConfig, LogEntry } from './session';
-import type { StepMetrics } from './trainer';
+import type { FinetuneConfig } from './config';
+import type { LogEntry, StepRecord } from './metrics';
 
 export const CHECKPOINT_FORMAT = 'webtune-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -53,11 +53,6 @@ export const BUNDLE_METADATA_KEY = 'webtune.checkpoint';
 export const BUNDLE_EXTENSION = '.webtune.safetensors';
 
 export type ModelHashMethod = 'sha256' | 'sampled';
-
-/** One optimizer step not yet aggregated into a logged window (the session's logging window). */
-export interface CheckpointStepRecord extends StepMetrics {
-  inputTokens: number;
-}
 
 /** checkpoint.json. Field names follow the HF trainer_state.json style (snake_case). */
 export interface CheckpointMeta {
@@ -112,7 +107,7 @@ export interface CheckpointMeta {
   session: {
     history: LogEntry[];
     /** Steps since the last logged window (logged when the window completes). */
-    window: CheckpointStepRecord[];
+    window: StepRecord[];
     /** Last step whose validation/sample hooks ran (-1: none). */
     last_eval_step: number;
   };

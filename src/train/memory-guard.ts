@@ -26,7 +26,8 @@ import type { ModelConfig } from '../engine/config';
 import { linearModules, paramShapes, weightBytes } from '../engine/params';
 
 export { weightBytes };
-import type { FinetuneConfig, MemoryEstimate } from './session';
+import type { FinetuneConfig } from './config';
+import type { MemoryEstimate } from './estimate';
 import { formatBytes } from '../util/bytes';
 import { WASM_HEAP_MAX_BYTES, WasmHeapError, guardWasmHeap } from '../engine/wasm-heap';
 

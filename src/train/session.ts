@@ -1,15 +1,9 @@
 /**
  * One LoRA fine-tuning run — data preparation, adapter, Trainer loop, periodic validation, metrics history —
- * shared by the CLI and the web worker.
- *
- * Configuration uses the names Hugging Face users know: PEFT's LoraConfig (r, lora_alpha, lora_dropout,
- * target_modules, use_rslora), transformers' TrainingArguments (learning_rate, num_train_epochs, max_steps,
- * per_device_train_batch_size, gradient_accumulation_steps, warmup_ratio/warmup_steps, lr_scheduler_type,
- * weight_decay, max_grad_norm, adam_*, seed, logging_steps, eval_strategy/eval_steps, gradient_checkpointing,
- * group_by_length), TRL's SFTConfig (max_length, packing, eos_token) and LLaMA-Factory's data options
- * (template, train_on_prompt → train_on_inputs, val_size; test_size for a held-out generation split).
- * Defaults are TrainingArguments' except those LoRA recipes change (learning_rate 2e-4; r 8, lora_alpha 16,
- * lora_dropout 0.05) and TRL's logging_steps 10 / max_length 1024 (clipped to the model's context).
+ * shared by the CLI and the web worker: the FinetuneSession class (like the Hugging Face Trainer built on a PEFT model
+ * with TrainingArguments, driven by train()). Its configuration is ./config.ts, its data ./dataset.ts, its metrics
+ * ./metrics.ts (exported as files by ./metrics-export.ts), its size estimate ./estimate.ts and its checkpoints
+ * ./checkpoint.ts.
  *
  * Steps and epochs as the HF Trainer: batches per epoch nb (the last one may be short), update steps per epoch
  * ceil(nb / gradient_accumulation_steps) — the last accumulation window of an epoch may hold fewer micro-batches
@@ -31,33 +25,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../engine/backend';
 import type { LoraAdapter } from '../engine/lora';
-import { defaultTargets, targetedModules, type LoraConfig } from '../engine/lora-config';
+import { targetedModules, type LoraConfig } from '../engine/lora-config';
 import { readRawTensors } from '../engine/readback';
 import type { CausalLM } from '../engine/model';
-import { countParams, weightBytes } from '../engine/params';
 import type { Tokenizer } from '../io/tokenizer';
 import { exportPeftAdapter, type PeftExportOptions } from '../io/peft';
-import {
-  buildReport,
-  DatasetError,
-  defaultTemplate,
-  makeBatches,
-  parseDataset,
-  splitDataset,
-  templateTokensOf,
-  tokenizeDataset,
-  type Batch,
-  type DatasetReport,
-  type DroppedExample,
-  type Example,
-  type ParseOptions,
-  type ParseResult,
-  type TemplateSpec,
-  type TemplateTokens,
-  type TokenizedExample,
-} from '../data';
+import { makeBatches, type Batch, type Example } from '../data';
 import { compareBaseTuned, evaluateGeneration, type BaseVsTuned, type GenerationEvalExample } from './evaluate';
-import { SCHEDULE_NAMES, type ScheduleName } from './schedule';
 import {
   checkCheckpointTarget,
   CheckpointMismatchError,
@@ -69,333 +43,20 @@ import {
   type CheckpointOptions,
   type SessionCheckpoint,
 } from './checkpoint';
-import { Trainer, TrainingDivergedError, type BatchRequest, type StepMetrics } from './trainer';
-
-// ---------------------------------------------------------------------------------------------------------
-// Configuration
-
-export interface FinetuneConfig {
-  // --- LoRA (peft.LoraConfig)
-  r: number;
-  lora_alpha: number;
-  lora_dropout: number;
-  /** Short names (q_proj, …), full module names, or "all-linear"; null = PEFT's default for the architecture. */
-  target_modules: string[] | 'all-linear' | null;
-  use_rslora: boolean;
-  // --- training (transformers.TrainingArguments)
-  learning_rate: number;
-  /** May be fractional. Ignored when max_steps > 0. */
-  num_train_epochs: number;
-  /** > 0: total optimizer steps (overrides num_train_epochs); -1: from num_train_epochs. */
-  max_steps: number;
-  per_device_train_batch_size: number;
-  per_device_eval_batch_size: number;
-  gradient_accumulation_steps: number;
-  warmup_ratio: number;
-  /** > 0 overrides warmup_ratio. */
-  warmup_steps: number;
-  lr_scheduler_type: ScheduleName;
-  weight_decay: number;
-  /** 0 = no clipping. */
-  max_grad_norm: number;
-  adam_beta1: number;
-  adam_beta2: number;
-  adam_epsilon: number;
-  seed: number;
-  logging_steps: number;
-  eval_strategy: 'no' | 'steps' | 'epoch';
-  /** null = logging_steps (as HF). */
-  eval_steps: number | null;
-  gradient_checkpointing: boolean;
-  group_by_length: boolean;
-  /** Round batch lengths up to a multiple of this (fewer kernel shapes on WebGPU/WebGL); null = off. */
-  pad_to_multiple_of: number | null;
-  // --- SFT data (TRL SFTConfig, LLaMA-Factory)
-  /** Examples are cut to this many tokens (and packed rows have this length). Clipped to the model's context. */
-  max_length: number;
-  packing: boolean;
-  /**
-   * TRL's eos_token: the string that ends each trained response (default the tokenizer's EOS). Set it when the
-   * model never learnt its EOS token — e.g. "\n" for llama2.c TinyStories models, whose `</s>` embedding was never
-   * trained; generation then stops at this string.
-   */
-  eos_token: string | null;
-  /** null = the tokenizer's chat template if it has one, else Stanford Alpaca. */
-  template: TemplateSpec | null;
-  /** Train on prompt tokens too (LLaMA-Factory train_on_prompt; TRL completion_only_loss=False). */
-  train_on_inputs: boolean;
-  /** Validation split taken from the training files: fraction in (0, 1) or a count (LLaMA-Factory val_size). */
-  val_size: number;
-  /** Held-out split for generation evaluation (never trained on or used for model selection): fraction or count. */
-  test_size: number;
-}
-
-export const DEFAULT_FINETUNE_CONFIG: Readonly<FinetuneConfig> = Object.freeze({
-  r: 8,
-  lora_alpha: 16,
-  lora_dropout: 0.05,
-  target_modules: null,
-  use_rslora: false,
-  learning_rate: 2e-4,
-  num_train_epochs: 3,
-  max_steps: -1,
-  per_device_train_batch_size: 8,
-  per_device_eval_batch_size: 8,
-  gradient_accumulation_steps: 1,
-  warmup_ratio: 0,
-  warmup_steps: 0,
-  lr_scheduler_type: 'linear',
-  weight_decay: 0,
-  max_grad_norm: 1,
-  adam_beta1: 0.9,
-  adam_beta2: 0.999,
-  adam_epsilon: 1e-8,
-  seed: 42,
-  logging_steps: 10,
-  eval_strategy: 'steps',
-  eval_steps: null,
-  gradient_checkpointing: false,
-  group_by_length: false,
-  pad_to_multiple_of: null,
-  max_length: 1024,
-  packing: false,
-  eos_token: null,
-  template: null,
-  train_on_inputs: false,
-  val_size: 0,
-  test_size: 0,
-} as FinetuneConfig);
-
-/** Merge with the defaults and check every field; throws naming the field. Returns the config and warnings. */
-export function resolveFinetuneConfig(
-  partial: Partial<FinetuneConfig>,
-  contextLength?: number,
-): { config: FinetuneConfig; warnings: string[] } {
-  for (const k of Object.keys(partial)) {
-    if (!(k in DEFAULT_FINETUNE_CONFIG)) throw new Error(`unknown fine-tuning option "${k}"`);
-  }
-  const c: FinetuneConfig = { ...DEFAULT_FINETUNE_CONFIG };
-  for (const [k, v] of Object.entries(partial)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
-  const warnings: string[] = [];
-  const bad = (field: keyof FinetuneConfig, want: string): never => {
-    throw new Error(`${field} must be ${want}, got ${JSON.stringify(c[field])}`);
-  };
-  const posInt = (f: keyof FinetuneConfig) => {
-    const v = c[f];
-    if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1)) bad(f, 'a positive integer');
-  };
-  const num = (f: keyof FinetuneConfig, ok: (x: number) => boolean, want: string) => {
-    const v = c[f];
-    if (!(typeof v === 'number' && Number.isFinite(v) && ok(v))) bad(f, want);
-  };
-  posInt('r');
-  num('lora_alpha', (x) => x > 0, 'positive');
-  num('lora_dropout', (x) => x >= 0 && x < 1, 'in [0, 1)');
-  if (!(
-    c.target_modules === null ||
-    c.target_modules === 'all-linear' ||
-    (Array.isArray(c.target_modules) &&
-      c.target_modules.length > 0 &&
-      c.target_modules.every((t) => typeof t === 'string' && t))
-  )) {
-    bad('target_modules', 'a non-empty list of module names, "all-linear" or null');
-  }
-  num('learning_rate', (x) => x >= 0, '≥ 0');
-  num('num_train_epochs', (x) => x > 0, 'positive');
-  num('max_steps', (x) => Number.isInteger(x) && (x === -1 || x >= 1), '-1 or a positive integer');
-  posInt('per_device_train_batch_size');
-  posInt('per_device_eval_batch_size');
-  posInt('gradient_accumulation_steps');
-  num('warmup_ratio', (x) => x >= 0 && x <= 1, 'in [0, 1]');
-  num('warmup_steps', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer');
-  if (!SCHEDULE_NAMES.includes(c.lr_scheduler_type)) bad('lr_scheduler_type', `one of ${SCHEDULE_NAMES.join(', ')}`);
-  num('weight_decay', (x) => x >= 0, '≥ 0');
-  num('max_grad_norm', (x) => x >= 0, '≥ 0 (0 = no clipping)');
-  num('adam_beta1', (x) => x >= 0 && x < 1, 'in [0, 1)');
-  num('adam_beta2', (x) => x >= 0 && x < 1, 'in [0, 1)');
-  num('adam_epsilon', (x) => x > 0, 'positive');
-  num('seed', (x) => Number.isSafeInteger(x), 'an integer');
-  posInt('logging_steps');
-  if (!['no', 'steps', 'epoch'].includes(c.eval_strategy)) bad('eval_strategy', '"no", "steps" or "epoch"');
-  if (c.eval_steps !== null) posInt('eval_steps');
-  if (c.pad_to_multiple_of !== null) posInt('pad_to_multiple_of');
-  posInt('max_length');
-  if (c.eos_token !== null && (typeof c.eos_token !== 'string' || c.eos_token === ''))
-    bad('eos_token', 'a non-empty string or null');
-  num('val_size', (x) => x >= 0, 'a fraction in (0, 1) or a count ≥ 1 (0 = none)');
-  num('test_size', (x) => x >= 0, 'a fraction in (0, 1) or a count ≥ 1 (0 = none)');
-  if (contextLength !== undefined && c.max_length > contextLength) {
-    warnings.push(
-      `max_length ${c.max_length} exceeds the model's context length ${contextLength}; using ${contextLength}`,
-    );
-    c.max_length = contextLength;
-  }
-  if (c.packing && c.group_by_length) warnings.push('group_by_length has no effect with packing');
-  return { config: c, warnings };
-}
-
-/** The PEFT LoraConfig of a fine-tuning config for a model. */
-export function loraConfigOf(c: FinetuneConfig, model: CausalLM): LoraConfig {
-  return {
-    r: c.r,
-    lora_alpha: c.lora_alpha,
-    lora_dropout: c.lora_dropout,
-    use_rslora: c.use_rslora,
-    target_modules: c.target_modules ?? defaultTargets(model.config),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Data
-
-/** A dataset file as bytes/text (parsed with src/data's format detection) or examples already parsed. */
-export type DatasetSource =
-  | { name: string; bytes: Uint8Array | ArrayBuffer | string; options?: ParseOptions }
-  | { name: string; examples: Example[] };
-
-export interface SessionData {
-  /** Training files; the validation and test splits are cut from them by val_size / test_size. */
-  train: DatasetSource[];
-  /** Validation files (HF eval_dataset); when given, val_size is not used. */
-  validation?: DatasetSource[];
-  /** Held-out files for generation evaluation; when given, test_size is not used. */
-  test?: DatasetSource[];
-}
-
-export interface SessionSplit {
-  examples: TokenizedExample[];
-  /** The parsed example each tokenized one came from. */
-  source: Example[];
-}
-
-export interface SessionDataset {
-  train: SessionSplit;
-  validation: SessionSplit;
-  test: SessionSplit;
-  parsed: ParseResult[];
-  dropped: (DroppedExample & { split: 'train' | 'validation' | 'test' })[];
-  /** src/data's report; its `evaluation` split is the test split here. */
-  report: DatasetReport;
-  template: TemplateSpec;
-  /** The template tokens used (eos_token applied). */
-  tokens: TemplateTokens;
-}
-
-function parseSources(sources: DatasetSource[]): { examples: Example[]; parsed: ParseResult[] } {
-  const examples: Example[] = [];
-  const parsed: ParseResult[] = [];
-  for (const s of sources) {
-    if ('examples' in s) {
-      examples.push(...s.examples);
-      continue;
-    }
-    const data = s.bytes instanceof ArrayBuffer ? new Uint8Array(s.bytes) : s.bytes;
-    const p = parseDataset(data, s.name, s.options ?? {});
-    parsed.push(p);
-    examples.push(...p.examples);
-  }
-  return { examples, parsed };
-}
-
-/** Parse, split and tokenize the session's data (exported for the CLI's --dry-run and tests). */
-export function prepareSessionData(tok: Tokenizer, data: SessionData, c: FinetuneConfig): SessionDataset {
-  if (data.train.length === 0) throw new DatasetError('no training files given', '');
-  const template = c.template ?? defaultTemplate(tok);
-  const base = templateTokensOf(tok);
-  const tokens: TemplateTokens = c.eos_token !== null ? { ...base, eosToken: c.eos_token } : base;
-  const train = parseSources(data.train);
-  const val = data.validation?.length ? parseSources(data.validation) : null;
-  const test = data.test?.length ? parseSources(data.test) : null;
-  const splits = splitDataset(train.examples, {
-    validation: val ? 0 : c.val_size,
-    evaluation: test ? 0 : c.test_size,
-    seed: c.seed,
-  });
-  const dropped: SessionDataset['dropped'] = [];
-  const run = (split: 'train' | 'validation' | 'test', src: Example[]): SessionSplit => {
-    const r = tokenizeDataset(tok, src, template, {
-      maxLength: c.max_length,
-      trainOnInputs: c.train_on_inputs,
-      tokens,
-    });
-    dropped.push(...r.dropped.map((d) => ({ ...d, split })));
-    return { examples: r.examples, source: r.sourceIndex.map((i) => src[i]) };
-  };
-  const trainSplit = run('train', splits.train);
-  const validation = run('validation', val ? val.examples : splits.validation);
-  const testSplit = run('test', test ? test.examples : splits.evaluation);
-  const parsed = [...train.parsed, ...(val?.parsed ?? []), ...(test?.parsed ?? [])];
-  if (trainSplit.examples.length === 0) {
-    throw new DatasetError(
-      `no training example is left after tokenization (${dropped.length} dropped; first: ${dropped[0]?.message ?? 'none'})`,
-      parsed[0]?.file ?? '',
-    );
-  }
-  const report = buildReport({
-    files: parsed.map((p) => ({
-      file: p.file,
-      format: p.format,
-      rows: p.rows,
-      examples: p.examples.length,
-      errors: p.errors.length,
-    })),
-    errors: parsed.flatMap((p) => p.errors),
-    template: template.kind,
-    maxLength: c.max_length,
-    trainOnInputs: c.train_on_inputs,
-    train: trainSplit.examples,
-    validation: validation.examples,
-    evaluation: testSplit.examples,
-    dropped: dropped.map(({ split: _s, ...d }) => d),
-    tokenizer: tok,
-  });
-  return { train: trainSplit, validation, test: testSplit, parsed, dropped, report, template, tokens };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Metrics
-
-/** What onMetrics receives every logging_steps steps (and at the end): the window's aggregate. */
-export interface SessionMetrics {
-  step: number;
-  /** Fractional epoch, step / update steps per epoch (as HF logs it). */
-  epoch: number;
-  /** Mean of the window's step losses (token-weighted within each step), as HF logs `loss`. */
-  loss: number;
-  /** Next-token accuracy over the window's trained tokens. */
-  accuracy: number;
-  /** Learning rate of the last step. */
-  lr: number;
-  /** Gradient norm of the last step, before clipping. */
-  grad_norm: number;
-  /** Input (non-padding) tokens processed per second over the window. */
-  tokens_per_sec: number;
-  /** Trained (labelled) tokens in the window. */
-  trained_tokens: number;
-  ms_per_step: number;
-  /** Live tf tensors after the last step; constant unless something leaks. */
-  num_tensors: number;
-  /** Steps aggregated. */
-  steps: number;
-  /** When a validation ran after this step. */
-  eval_loss?: number;
-}
-
-export interface EvalMetrics {
-  step: number;
-  epoch: number;
-  eval_loss: number;
-  eval_accuracy: number;
-  eval_tokens: number;
-  /** Seconds. */
-  eval_runtime: number;
-}
-
-export interface SampleReport {
-  step: number;
-  epoch: number;
-  samples: GenerationEvalExample[];
-}
+import { loraConfigOf, resolveFinetuneConfig, type FinetuneConfig } from './config';
+import { prepareSessionData, type DatasetSource, type SessionData, type SessionDataset } from './dataset';
+import { estimateMemory, type MemoryEstimate } from './estimate';
+import {
+  MetricsWindow,
+  sessionMetricsOf,
+  type EvalMetrics,
+  type LogEntry,
+  type SampleReport,
+  type SessionMetrics,
+  type StepMetrics,
+} from './metrics';
+import { metricsCsv, metricsJson } from './metrics-export';
+import { Trainer, TrainingDivergedError, type BatchRequest } from './trainer';
 
 export interface SessionRunOptions {
   onMetrics?: (m: SessionMetrics) => void | Promise<void>;
@@ -437,43 +98,7 @@ export interface SessionRunResult {
   last?: SessionMetrics;
 }
 
-export interface MemoryEstimate {
-  trainable_params: number;
-  total_params: number;
-  /** 100 · trainable / total. */
-  trainable_percent: number;
-  /** Largest micro-batch (rows × padded length) of the training data. */
-  batch_size: number;
-  seq_len: number;
-  tokens_per_micro_batch: number;
-  gradient_checkpointing: boolean;
-  /** Bytes (float32). Approximate: activations count the tensors the backward pass keeps plus one block's peak. */
-  bytes: {
-    weights: number;
-    lora: number;
-    gradients: number;
-    optimizer: number;
-    activations: number;
-    logits: number;
-    total: number;
-  };
-  activations_without_checkpointing: number;
-  activations_with_checkpointing: number;
-  batches_per_epoch: number;
-  steps_per_epoch: number;
-  max_steps: number;
-}
-
-export interface LogEntry extends Partial<SessionMetrics>, Partial<Omit<EvalMetrics, 'step' | 'epoch'>> {
-  step: number;
-  epoch: number;
-}
-
 type SessionBatch = Batch & { dropoutSeed: number | null };
-
-interface StepRecord extends StepMetrics {
-  inputTokens: number;
-}
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
@@ -517,7 +142,7 @@ export class FinetuneSession {
   private epochCache: { epoch: number; batches: Batch[] } | null = null;
   private readonly evalBatches: Batch[];
   private readonly stepTokens = new Map<number, number>();
-  private window: StepRecord[] = [];
+  private readonly window = new MetricsWindow();
   private lastEmitted = 0;
   private lastEvalStep = -1;
   private pending: { step: number; eval: EvalMetrics | null; samples: GenerationEvalExample[] | null } | null = null;
@@ -533,7 +158,7 @@ export class FinetuneSession {
     const { config, warnings } = resolveFinetuneConfig(init.config ?? {}, model.config.max_position_embeddings);
     this.config = config;
     this.warnings = warnings;
-    this.lora = loraConfigOf(config, model);
+    this.lora = loraConfigOf(config, model.config);
     targetedModules(model.config, this.lora); // a readable error before any data work
     const data: SessionData = Array.isArray(init.data) ? { train: init.data } : init.data;
     this.data = prepareSessionData(tokenizer, data, config);
@@ -771,7 +396,7 @@ export class FinetuneSession {
     const inputTokens = this.stepTokens.get(m.step) ?? 0;
     this.stepTokens.delete(m.step);
     this.lastEmitted = m.step;
-    this.window.push({ ...m, inputTokens });
+    this.window.add(m, inputTokens);
     // Nothing launched after this step (end of an epoch's short window, the last step, a stop): the weights are
     // exactly those after it, so evaluate now and log eval_loss with the step.
     if (this.trainer?.globalStep === m.step) await this.checkpointHooks(m.step, opts, m.step === this.maxSteps);
@@ -782,35 +407,9 @@ export class FinetuneSession {
   }
 
   private async flushWindow(opts: SessionRunOptions, evalLoss?: number): Promise<void> {
-    const w = this.window;
-    if (w.length === 0) return;
-    this.window = [];
-    const last = w[w.length - 1];
-    let loss = 0,
-      correct = 0,
-      trained = 0,
-      ms = 0,
-      input = 0;
-    for (const s of w) {
-      loss += s.loss;
-      correct += s.correct;
-      trained += s.tokens;
-      ms += s.msPerStep;
-      input += s.inputTokens;
-    }
-    const m: SessionMetrics = {
-      step: last.step,
-      epoch: last.step / this.stepsPerEpoch,
-      loss: loss / w.length,
-      accuracy: trained > 0 ? correct / trained : 0,
-      lr: last.lr,
-      grad_norm: last.gradNorm,
-      tokens_per_sec: ms > 0 ? input / (ms / 1000) : 0,
-      trained_tokens: trained,
-      ms_per_step: ms / w.length,
-      num_tensors: last.numTensors,
-      steps: w.length,
-    };
+    const w = this.window.take();
+    if (!w) return;
+    const m = sessionMetricsOf(w, this.stepsPerEpoch);
     if (evalLoss !== undefined) m.eval_loss = evalLoss;
     this.history.push({ ...m });
     await opts.onMetrics?.(m);
@@ -983,7 +582,7 @@ export class FinetuneSession {
       rng: st.rng,
       session: {
         history: JSON.parse(JSON.stringify(this.history)) as LogEntry[],
-        window: this.window.map((w) => ({ ...w })),
+        window: this.window.records(),
         last_eval_step: this.lastEvalStep,
       },
     };
@@ -1080,7 +679,7 @@ export class FinetuneSession {
     trainer.loadState({ globalStep: step, optimizer: { step: m.optimizer.step, params }, rng: m.rng });
     tf.tidy(() => this.adapter.assign(ck.lora)); // tidy: the source tensors of assign() are freed
     this.history.splice(0, this.history.length, ...(JSON.parse(JSON.stringify(m.session.history)) as LogEntry[]));
-    this.window = m.session.window.map((w) => ({ ...w }));
+    this.window.restore(m.session.window);
     this.lastEmitted = step;
     this.lastEvalStep = m.session.last_eval_step;
     this.pending = null;
@@ -1115,128 +714,37 @@ export class FinetuneSession {
   }
 
   // -------------------------------------------------------------------------------------------------------
-  // Estimates
+  // Estimates and metrics files
 
-  /** Trainable parameters and an approximate memory budget for this configuration and data. */
+  /** Trainable parameters and an approximate memory budget for this configuration and data (./estimate.ts). */
   estimate(): MemoryEstimate {
-    const cfg = this.model.config;
-    const c = this.config;
-    const mods = targetedModules(cfg, this.lora);
-    const trainable = mods.reduce((s, m) => s + c.r * (m.inFeatures + m.outFeatures), 0);
-    const total = countParams(cfg);
-    let batchSize = 1,
-      seqLen = 1,
-      worst = 0;
-    for (const b of this.epochBatches(0)) {
-      if (b.batchSize * b.seqLen > worst) {
-        worst = b.batchSize * b.seqLen;
-        batchSize = b.batchSize;
-        seqLen = b.seqLen;
-      }
-    }
-    const N = batchSize * seqLen;
-    const D = cfg.hidden_size,
-      I = cfg.intermediate_size,
-      L = cfg.num_hidden_layers,
-      V = cfg.vocab_size;
-    const Dq = cfg.num_attention_heads * cfg.head_dim,
-      Dkv = cfg.num_key_value_heads * cfg.head_dim,
-      H = cfg.num_attention_heads;
-    // floats per token kept for backward by one block (the ops' saved inputs/outputs), incl. H·S attention scores
-    const block =
-      cfg.family === 'gpt2' ? 26 * D + 7 * I + 4 * H * seqLen : 11 * D + 8 * Dq + 8 * Dkv + 5 * I + 4 * H * seqLen;
-    const perLayer = L > 0 ? mods.length / L : 0;
-    const loraPerBlock = mods
-      .slice(0, Math.round(perLayer))
-      .reduce((s, m) => s + c.r + 3 * m.outFeatures + (c.lora_dropout > 0 ? 2 * m.inFeatures : 0), 0);
-    const blockAll = block + loraPerBlock;
-    const outer = (cfg.family === 'gpt2' ? 3 : 2) * D + 3 * D; // embeddings (+ positions) and final norm
-    const actNo = 4 * N * (L * blockAll + outer);
-    const actCk = 4 * N * (L * D + blockAll + outer);
-    const logits = 4 * N * V * 5; // logits, then softmax, target update and gradient in the CE backward
-    const weights = weightBytes(total, tf.getBackend() as BackendName, cfg); // as stored on the backend in use
-    const lora = 4 * trainable;
-    const gradients = 4 * trainable * (c.gradient_accumulation_steps > 1 ? 3 : 2); // grads (+ running sum) + clipped copy
-    const optimizer = 4 * trainable * 2; // AdamW exp_avg, exp_avg_sq
-    const activations = c.gradient_checkpointing ? actCk : actNo;
-    return {
-      trainable_params: trainable,
-      total_params: total,
-      trainable_percent: (100 * trainable) / total,
-      batch_size: batchSize,
-      seq_len: seqLen,
-      tokens_per_micro_batch: N,
-      gradient_checkpointing: c.gradient_checkpointing,
-      bytes: {
-        weights,
-        lora,
-        gradients,
-        optimizer,
-        activations,
-        logits,
-        total: weights + lora + gradients + optimizer + activations + logits,
-      },
-      activations_without_checkpointing: actNo,
-      activations_with_checkpointing: actCk,
-      batches_per_epoch: this.batchesPerEpoch,
-      steps_per_epoch: this.stepsPerEpoch,
-      max_steps: this.maxSteps,
-    };
+    return estimateMemory({
+      modelConfig: this.model.config,
+      config: this.config,
+      lora: this.lora,
+      backend: tf.getBackend() as BackendName, // weights as stored on the backend in use
+      batches: this.epochBatches(0),
+      batchesPerEpoch: this.batchesPerEpoch,
+      stepsPerEpoch: this.stepsPerEpoch,
+      maxSteps: this.maxSteps,
+    });
   }
 
-  // -------------------------------------------------------------------------------------------------------
-  // Metrics export
-
-  static readonly CSV_COLUMNS = [
-    'step',
-    'epoch',
-    'loss',
-    'accuracy',
-    'lr',
-    'grad_norm',
-    'tokens_per_sec',
-    'trained_tokens',
-    'ms_per_step',
-    'num_tensors',
-    'eval_loss',
-    'eval_accuracy',
-    'eval_tokens',
-    'eval_runtime',
-  ] as const;
-
-  /** history as CSV, one row per log or evaluation (empty cells where a row has no value). */
+  /** The history as metrics.csv (./metrics-export.ts). */
   metricsCsv(): string {
-    const cols = FinetuneSession.CSV_COLUMNS;
-    const rows = this.history.map((h) =>
-      cols
-        .map((k) => {
-          const v = (h as unknown as Record<string, unknown>)[k];
-          return typeof v === 'number' ? String(v) : '';
-        })
-        .join(','),
-    );
-    return [cols.join(','), ...rows].join('\n') + '\n';
+    return metricsCsv(this.history);
   }
 
-  /** A trainer_state.json-like record: steps, epochs, config and log_history. */
+  /** A trainer_state.json-like record: steps, epochs, config and log_history (./metrics-export.ts). */
   metricsJson(): string {
-    return JSON.stringify(
-      {
-        global_step: this.globalStep,
-        max_steps: this.maxSteps,
-        epoch: this.epoch,
-        num_train_epochs:
-          this.config.max_steps > 0 ? Math.ceil(this.maxSteps / this.stepsPerEpoch) : this.config.num_train_epochs,
-        logging_steps: this.config.logging_steps,
-        eval_steps: this.config.eval_steps ?? this.config.logging_steps,
-        train_batch_size: this.config.per_device_train_batch_size,
-        status: this._status,
-        config: this.config,
-        log_history: this.history,
-      },
-      null,
-      2,
-    );
+    return metricsJson({
+      globalStep: this.globalStep,
+      maxSteps: this.maxSteps,
+      stepsPerEpoch: this.stepsPerEpoch,
+      status: this._status,
+      config: this.config,
+      history: this.history,
+    });
   }
 
   /** Free the optimizer state. The adapter stays attached to the model (export or generate with it). */

@@ -29,6 +29,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AdamW, type AdamWState } from './optimizer';
 import { makeSchedule, warmupStepsFor, SCHEDULE_NAMES, type ScheduleName } from './schedule';
 import { Rng, type RngState } from '../util/rng';
+import { MetricsWindow, type StepMetrics, type WindowMetrics } from './metrics';
 
 /** What the model's loss function returns for one micro-batch (all scalars). */
 export interface LossOutput {
@@ -73,39 +74,6 @@ export interface TrainerConfig {
   noDecay: (name: string) => boolean;
 }
 
-/** Metrics of one optimizer step. */
-export interface StepMetrics {
-  /** Optimizer step number (1-based). */
-  step: number;
-  /** Token-weighted mean CE over the step's micro-batches. */
-  loss: number;
-  /** correct / tokens (0 when no tokens). */
-  accuracy: number;
-  correct: number;
-  /** Trained tokens in the step. */
-  tokens: number;
-  /** Learning rate applied in this step. */
-  lr: number;
-  /** Global L2 norm of the gradient before clipping. */
-  gradNorm: number;
-  /** Wall time of this step: in run(), of the loop iteration that fetched its batches, launched it and
-   *  waited for the previous step's readback (the steady-state throughput); in step(), launch → readback. */
-  msPerStep: number;
-  tokensPerSec: number;
-  /**
-   * tf.memory().numTensors right after the step was launched (its temporaries freed), not counting the
-   * trainer's own small readback tensors of steps not yet read back — so it is constant unless something leaks.
-   */
-  numTensors: number;
-}
-
-/** What onMetrics receives: aggregate over the `steps` optimizer steps ending at `step` (HF logging_steps). */
-export interface TrainMetrics extends StepMetrics {
-  /** Steps aggregated: loss is their mean (as HF logs), accuracy Σcorrect/Σtokens, tokens Σ, msPerStep mean,
-   *  lr / gradNorm / numTensors those of the last step. */
-  steps: number;
-}
-
 export interface BatchRequest {
   /** Optimizer step being built (1-based). */
   step: number;
@@ -119,7 +87,7 @@ export interface RunOptions<B> {
   /** Return null/undefined when the data is exhausted (a partial accumulation window still makes a step, as HF). */
   getBatch: (req: BatchRequest) => B | null | undefined | Promise<B | null | undefined>;
   /** Every logEvery steps and at the end of the run. Awaited. */
-  onMetrics?: (m: TrainMetrics) => void | Promise<void>;
+  onMetrics?: (m: WindowMetrics) => void | Promise<void>;
   /** Every step. Awaited. */
   onStep?: (m: StepMetrics) => void | Promise<void>;
   /** Checked before each step; true = finish the in-flight step and return (pause: call run() again). */
@@ -607,42 +575,6 @@ function toMetrics(p: Pending, vals: Float32Array, tEnd: number): StepMetrics {
     tokensPerSec: tokens / (ms / 1000),
     numTensors: p.numTensors,
   };
-}
-
-class MetricsWindow {
-  private items: StepMetrics[] = [];
-  add(m: StepMetrics) {
-    this.items.push(m);
-  }
-  take(): TrainMetrics | null {
-    const it = this.items;
-    if (it.length === 0) return null;
-    this.items = [];
-    const lastM = it[it.length - 1];
-    let loss = 0,
-      correct = 0,
-      tokens = 0,
-      ms = 0;
-    for (const m of it) {
-      loss += m.loss;
-      correct += m.correct;
-      tokens += m.tokens;
-      ms += m.msPerStep;
-    }
-    return {
-      step: lastM.step,
-      steps: it.length,
-      loss: loss / it.length,
-      accuracy: tokens > 0 ? correct / tokens : 0,
-      correct,
-      tokens,
-      lr: lastM.lr,
-      gradNorm: lastM.gradNorm,
-      msPerStep: ms / it.length,
-      tokensPerSec: tokens / (ms / 1000),
-      numTensors: lastM.numTensors,
-    };
-  }
 }
 
 export function validateTrainerConfig(c: TrainerConfig): void {

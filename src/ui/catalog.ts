@@ -1,6 +1,6 @@
 /** The model catalog (models/catalog.json) and the Hub base-URL setting. */
 import catalogJson from '../../models/catalog.json';
-import type { FinetuneConfig } from '../train/session';
+import type { FinetuneConfig } from '../train/config';
 import type { ModelSource } from '../worker/api';
 
 export interface CatalogFile {

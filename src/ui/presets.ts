@@ -1,5 +1,5 @@
 /** Training presets: the catalog's per-model settings, family defaults for other models, and quick/long variants. */
-import { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig } from '../train/session';
+import { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig } from '../train/config';
 import { defaultTargets } from '../engine/lora-config';
 import { catalogModel } from './catalog';
 import type { Preset } from './ConfigureSection';

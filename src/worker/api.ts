@@ -11,7 +11,9 @@ import type { LoraConfig } from '../engine/lora-config';
 import type { KernelProbeReport } from '../engine/kernel-probe';
 import type { DatasetReport, TemplateName } from '../data';
 import type { GenerationEvalExample, GenerationEvalResult } from '../train/evaluate';
-import type { EvalMetrics, FinetuneConfig, MemoryEstimate, SessionMetrics } from '../train/session';
+import type { EvalMetrics, SessionMetrics } from '../train/metrics';
+import type { FinetuneConfig } from '../train/config';
+import type { MemoryEstimate } from '../train/estimate';
 import type { CheckpointSummary } from '../io/run-store';
 
 export type { BackendChoice, BackendName };

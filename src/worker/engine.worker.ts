@@ -42,14 +42,9 @@ import {
   fitReport,
   type MemoryLimits,
 } from '../train/memory-guard';
-import {
-  FinetuneSession,
-  prepareSessionData,
-  resolveFinetuneConfig,
-  type FinetuneConfig,
-  type SessionData,
-  type SessionDataset,
-} from '../train/session';
+import { FinetuneSession } from '../train/session';
+import { prepareSessionData, type SessionData, type SessionDataset } from '../train/dataset';
+import { resolveFinetuneConfig, type FinetuneConfig } from '../train/config';
 import type {
   AdapterInfo,
   BackendProbeReport,

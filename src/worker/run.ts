@@ -3,7 +3,8 @@
  * resume), stop, checkpoints to the browser's storage, and its callbacks turned into TrainEvents with the run's totals.
  */
 import type { SessionCheckpoint } from '../train/checkpoint';
-import type { FinetuneSession, LogEntry, SessionRunResult } from '../train/session';
+import type { FinetuneSession, SessionRunResult } from '../train/session';
+import type { LogEntry } from '../train/metrics';
 import type {
   ControlFlag,
   RunOptions,

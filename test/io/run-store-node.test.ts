@@ -25,7 +25,8 @@ import {
   saveCheckpointToDir,
 } from '../../src/io/node-run-store';
 import { encodeCheckpointBundle, type SessionCheckpoint } from '../../src/train/checkpoint';
-import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
+import { FinetuneSession } from '../../src/train/session';
+import type { FinetuneConfig } from '../../src/train/config';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
 import { ToyTokenizer } from '../data/toy-tokenizer';
 import { ROOT } from '../helpers';

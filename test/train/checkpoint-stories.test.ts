@@ -19,7 +19,8 @@ import {
   encodeCheckpointBundle,
   encodeCheckpointFiles,
 } from '../../src/train/checkpoint';
-import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
+import { FinetuneSession } from '../../src/train/session';
+import type { FinetuneConfig } from '../../src/train/config';
 import { HAVE_STORIES, ROOT, STORIES_DIR, sharedMissing } from '../helpers';
 
 if (!HAVE_STORIES) {

@@ -23,7 +23,8 @@ import {
   isCheckpointBundle,
   type SessionCheckpoint,
 } from '../../src/train/checkpoint';
-import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
+import { FinetuneSession } from '../../src/train/session';
+import type { FinetuneConfig } from '../../src/train/config';
 import { Rng } from '../../src/util/rng';
 import { Sha256, sha256Hex, toHex } from '../../src/util/sha256';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { CausalLM, type TrainBatch } from '../../src/engine/model';
-import { Trainer, type StepMetrics } from '../../src/train/trainer';
+import { Trainer } from '../../src/train/trainer';
+import type { StepMetrics } from '../../src/train/metrics';
 import { tinyConfig, randomWeights, tinyTrainBatch as batch } from '../fixtures/tiny-model';
 
 type Batch = TrainBatch & { dropoutSeed: number | null };

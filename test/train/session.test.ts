@@ -16,15 +16,9 @@ import { exportMergedModel, parsePeftAdapter } from '../../src/io/peft';
 import { filesSource } from '../../src/io/source';
 import { parseLlama2cTokenizer } from '../../src/io/tokenizer-llama2c';
 import type { Tokenizer } from '../../src/io/tokenizer';
-import {
-  DEFAULT_FINETUNE_CONFIG,
-  FinetuneSession,
-  resolveFinetuneConfig,
-  type EvalMetrics,
-  type FinetuneConfig,
-  type SampleReport,
-  type SessionMetrics,
-} from '../../src/train/session';
+import { DEFAULT_FINETUNE_CONFIG, resolveFinetuneConfig, type FinetuneConfig } from '../../src/train/config';
+import { FinetuneSession } from '../../src/train/session';
+import type { EvalMetrics, SampleReport, SessionMetrics } from '../../src/train/metrics';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
 import { adapterValues, expectSameBits } from '../fixtures/adapter-values';
 import { ToyTokenizer } from '../data/toy-tokenizer';

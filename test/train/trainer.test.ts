@@ -1,14 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import {
-  Trainer,
-  TrainingDivergedError,
-  hfNoDecay,
-  type StepMetrics,
-  type TrainMetrics,
-  type BatchRequest,
-} from '../../src/train/trainer';
+import { Trainer, TrainingDivergedError, hfNoDecay, type BatchRequest } from '../../src/train/trainer';
+import type { WindowMetrics } from '../../src/train/metrics';
+import type { StepMetrics } from '../../src/train/metrics';
 import { Rng } from '../../src/util/rng';
 import { B_NAME, W_NAME, RefTrainer, concatBatches, makeBatch, makeToy, relErr, type Batch } from './toy';
 
@@ -115,7 +110,7 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
       gradAccumSteps: 2,
     });
     const steps: StepMetrics[] = [];
-    const logs: TrainMetrics[] = [];
+    const logs: WindowMetrics[] = [];
     const reqs: BatchRequest[] = [];
     const res = await tr.run({
       getBatch: (req) => {
