@@ -156,7 +156,7 @@ async function benchModel(
       vars: adapter.variables(),
       lossFn: (b) => model.loss(b, { dropoutSeed: 1, gradientCheckpointing: checkpointing }),
     },
-    { lr: 1e-4, maxSteps: STEPS + 1, schedule: 'constant', seed: 0 },
+    { learning_rate: 1e-4, max_steps: STEPS + 1, lr_scheduler_type: 'constant', seed: 0 },
   );
   const times: number[] = [];
   let tensorsAfter1 = 0,

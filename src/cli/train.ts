@@ -38,7 +38,7 @@ export const TRAIN_USAGE = `Usage: webtune train --model <folder|file.bin|url> -
 Fine-tunes a LoRA adapter on the dataset and writes to --out:
   adapter_config.json, adapter_model.safetensors   the adapter in PEFT's format
                                                     (PeftModel.from_pretrained(base, out); webtune score/generate --adapter out)
-  metrics.json, metrics.csv                        the log history (loss, lr, grad_norm, tokens/s, eval_loss …)
+  metrics.json, metrics.csv                        the log history (loss, learning_rate, grad_norm, tokens/s, eval_loss …)
 Progress goes to stderr; a JSON summary to stdout. Ctrl-C stops after the current step and saves the adapter.
 
 Model and data:
@@ -155,7 +155,7 @@ class Progress {
     this.tps = m.tokens_per_sec;
     this.line(
       `step ${m.step}/${this.maxSteps}  epoch ${m.epoch.toFixed(2)}  loss ${fmt(m.loss)}  acc ${fmt(m.accuracy, 3)}  ` +
-        `lr ${m.lr.toExponential(2)}  grad_norm ${fmt(m.grad_norm, 3)}  ${m.tokens_per_sec.toFixed(0)} tok/s  eta ${this.eta(m.step)}`,
+        `lr ${m.learning_rate.toExponential(2)}  grad_norm ${fmt(m.grad_norm, 3)}  ${m.tokens_per_sec.toFixed(0)} tok/s  eta ${this.eta(m.step)}`,
     );
     this.tick(m.step);
   }
@@ -423,7 +423,7 @@ export const train: Command = {
       process.on('SIGINT', onSigint);
       let result;
       try {
-        result = await session.run({
+        result = await session.train({
           ...(saveSteps
             ? {
                 saveSteps,

@@ -14,7 +14,7 @@ export const METRICS_CSV_COLUMNS = [
   'epoch',
   'loss',
   'accuracy',
-  'lr',
+  'learning_rate',
   'grad_norm',
   'tokens_per_sec',
   'trained_tokens',

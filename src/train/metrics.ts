@@ -20,10 +20,10 @@ export interface StepMetrics {
   /** Trained tokens in the step. */
   tokens: number;
   /** Learning rate applied in this step. */
-  lr: number;
+  learning_rate: number;
   /** Global L2 norm of the gradient before clipping. */
   gradNorm: number;
-  /** Wall time of this step: in run(), of the loop iteration that fetched its batches, launched it and
+  /** Wall time of this step: in trainSteps(), of the loop iteration that fetched its batches, launched it and
    *  waited for the previous step's readback (the steady-state throughput); in step(), launch → readback. */
   msPerStep: number;
   tokensPerSec: number;
@@ -43,7 +43,7 @@ export interface StepRecord extends StepMetrics {
 /** Aggregate over the `steps` optimizer steps ending at `step` (HF logging_steps). */
 export interface WindowMetrics extends StepMetrics {
   /** Steps aggregated: loss is their mean (as HF logs), accuracy Σcorrect/Σtokens, tokens Σ, msPerStep mean,
-   *  lr / gradNorm / numTensors those of the last step; tokensPerSec counts trained tokens. */
+   *  learning_rate / gradNorm / numTensors those of the last step; tokensPerSec counts trained tokens. */
   steps: number;
   /** Σ input (non-padding) tokens of the window's steps. */
   inputTokens: number;
@@ -98,7 +98,7 @@ export class MetricsWindow {
       accuracy: tokens > 0 ? correct / tokens : 0,
       correct,
       tokens,
-      lr: last.lr,
+      learning_rate: last.learning_rate,
       gradNorm: last.gradNorm,
       msPerStep: ms / it.length,
       tokensPerSec: tokens / (ms / 1000),
@@ -116,7 +116,7 @@ export function sessionMetricsOf(w: WindowMetrics, stepsPerEpoch: number): Sessi
     epoch: w.step / stepsPerEpoch,
     loss: w.loss,
     accuracy: w.accuracy,
-    lr: w.lr,
+    learning_rate: w.learning_rate,
     grad_norm: w.gradNorm,
     tokens_per_sec: w.inputTokensPerSec,
     trained_tokens: w.tokens,
@@ -135,8 +135,8 @@ export interface SessionMetrics {
   loss: number;
   /** Next-token accuracy over the window's trained tokens. */
   accuracy: number;
-  /** Learning rate of the last step. */
-  lr: number;
+  /** Learning rate of the last step (HF logs it as learning_rate). */
+  learning_rate: number;
   /** Gradient norm of the last step, before clipping. */
   grad_norm: number;
   /** Input (non-padding) tokens processed per second over the window. */

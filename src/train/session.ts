@@ -14,10 +14,10 @@
  * gradients), run on the weights after step s when s is a multiple of eval_steps (or at each epoch's end), and
  * once more at the end of training. HF averages per-batch means instead; with equal-length batches they agree.
  *
- * Divergence: the Trainer refuses non-finite updates on the device; run() then resolves with status 'diverged',
+ * Divergence: the Trainer refuses non-finite updates on the device; train() then resolves with status 'diverged',
  * a readable message, and the adapter at its values after the last good step.
  *
- * Checkpoints: checkpoint() / restore() / FinetuneSession.resume() and run({ saveSteps, onSave }) continue a run exactly
+ * Checkpoints: checkpoint() / restore() / FinetuneSession.resume() and train({ saveSteps, onSave }) continue a run exactly
  * (same weights and logs as without the interruption); ./checkpoint.ts describes what a checkpoint holds.
  *
  * Browser-safe: no node: imports.
@@ -58,7 +58,7 @@ import {
 import { metricsCsv, metricsJson } from './metrics-export';
 import { Trainer, TrainingDivergedError, type BatchRequest } from './trainer';
 
-export interface SessionRunOptions {
+export interface TrainOptions {
   onMetrics?: (m: SessionMetrics) => void | Promise<void>;
   onEval?: (m: EvalMetrics) => void | Promise<void>;
   /** Greedy generations for a few held-out prompts at each evaluation point and at the end. */
@@ -66,14 +66,14 @@ export interface SessionRunOptions {
   /** Prompts for onSample (default 3; taken from the test split, else validation, else train). */
   samplePrompts?: number;
   sampleMaxNewTokens?: number;
-  /** Checked before each step: true ends run() after the step in flight (status 'stopped'); run() again resumes. */
+  /** Checked before each step: true ends train() after the step in flight (status 'stopped'); train() again resumes. */
   shouldStop?: () => boolean;
   /** Called as each micro-batch is handed to the trainer (a sign of life for watchdogs during long steps). */
   onBatch?: () => void;
   /**
-   * Periodic checkpoints (HF save_steps): after every saveSteps-th step, and when run() ends 'stopped' or
-   * 'completed', onSave receives checkpoint() of that moment. Training waits for onSave; if it throws, run()
-   * rejects (a 'stopped' session that run() resumes), so handle storage errors inside onSave to keep training.
+   * Periodic checkpoints (HF save_steps): after every saveSteps-th step, and when train() ends 'stopped' or
+   * 'completed', onSave receives checkpoint() of that moment. Training waits for onSave; if it throws, train()
+   * rejects (a 'stopped' session that train() resumes), so handle storage errors inside onSave to keep training.
    * Saving does not change the run: the weights, losses and logs equal those of a run without saves.
    */
   saveSteps?: number;
@@ -84,13 +84,13 @@ export interface SessionRunOptions {
 
 export type SessionStatus = 'idle' | 'running' | 'stopped' | 'completed' | 'diverged';
 
-export interface SessionRunResult {
+export interface TrainResult {
   status: 'completed' | 'stopped' | 'diverged';
   /** Optimizer steps whose update is in the weights. */
   step: number;
   max_steps: number;
   epoch: number;
-  /** Seconds spent in this run() call. */
+  /** Seconds spent in this train() call. */
   train_runtime: number;
   /** For 'diverged': what happened and what to try. */
   message?: string;
@@ -107,7 +107,7 @@ export interface RestoreOptions {
    * Continue with this learning_rate instead of the checkpoint's (e.g. after a divergence): the schedule keeps its
    * shape and position, scaled to the new peak; AdamW's moments carry over. Nothing else may differ.
    */
-  learningRate?: number;
+  learning_rate?: number;
 }
 
 export interface FinetuneSessionInit {
@@ -195,7 +195,7 @@ export class FinetuneSession {
     return this.globalStep / this.stepsPerEpoch;
   }
 
-  /** Ask a running run() to finish the step in flight and return (status 'stopped'); run() again resumes. */
+  /** Ask a running train() to finish the step in flight and return (status 'stopped'); train() again resumes. */
   stop(): void {
     this.stopRequested = true;
   }
@@ -227,18 +227,18 @@ export class FinetuneSession {
         lossFn: (b) => model.loss(b, { dropoutSeed: b.dropoutSeed, gradientCheckpointing: c.gradient_checkpointing }),
       },
       {
-        lr: c.learning_rate,
-        weightDecay: c.weight_decay,
-        betas: [c.adam_beta1, c.adam_beta2],
-        eps: c.adam_epsilon,
-        maxGradNorm: c.max_grad_norm,
-        gradAccumSteps: c.gradient_accumulation_steps,
-        schedule: c.lr_scheduler_type,
-        warmupSteps: c.warmup_steps,
-        warmupRatio: c.warmup_ratio,
-        maxSteps: this.maxSteps,
+        learning_rate: c.learning_rate,
+        weight_decay: c.weight_decay,
+        adam_beta1: c.adam_beta1,
+        adam_beta2: c.adam_beta2,
+        adam_epsilon: c.adam_epsilon,
+        max_grad_norm: c.max_grad_norm,
+        gradient_accumulation_steps: c.gradient_accumulation_steps,
+        lr_scheduler_type: c.lr_scheduler_type,
+        warmup_steps: c.warmup_steps,
+        warmup_ratio: c.warmup_ratio,
+        max_steps: this.maxSteps,
         seed: c.seed,
-        logEvery: this.maxSteps + 1, // the session aggregates logging windows itself (onStep)
       },
     );
     return this.trainer;
@@ -248,19 +248,19 @@ export class FinetuneSession {
    * Train until max_steps, a stop request or divergence. Resolves (never rejects) on those three; rejects
    * only on unexpected errors. Calling it again after 'stopped' resumes where it stopped.
    */
-  async run(opts: SessionRunOptions = {}): Promise<SessionRunResult> {
-    if (this._status === 'running') throw new Error('FinetuneSession.run: already running');
+  async train(opts: TrainOptions = {}): Promise<TrainResult> {
+    if (this._status === 'running') throw new Error('FinetuneSession.train: already running');
     if (this._status === 'diverged')
-      throw new Error(`FinetuneSession.run: this run diverged and cannot continue: ${this.divergedMessage}`);
+      throw new Error(`FinetuneSession.train: this run diverged and cannot continue: ${this.divergedMessage}`);
     if (opts.saveSteps !== undefined && !(Number.isInteger(opts.saveSteps) && opts.saveSteps >= 1)) {
-      throw new Error(`FinetuneSession.run: saveSteps must be a positive integer, got ${opts.saveSteps}`);
+      throw new Error(`FinetuneSession.train: saveSteps must be a positive integer, got ${opts.saveSteps}`);
     }
     const t0 = now();
     const trainer = this.getTrainer();
     this.stopRequested = false;
     if (this._status === 'completed') return this.result('completed', t0);
     this._status = 'running';
-    let status: SessionRunResult['status'] = 'completed';
+    let status: TrainResult['status'] = 'completed';
     let error: TrainingDivergedError | undefined;
     const saveSteps = opts.saveSteps;
     let lastSaved = -1;
@@ -277,7 +277,7 @@ export class FinetuneSession {
         const saveAt = saveSteps && opts.onSave ? (Math.floor(before / saveSteps) + 1) * saveSteps : null;
         const savePoint = saveAt !== null && saveAt < this.maxSteps ? saveAt : null;
         let userStop = false;
-        const res = await trainer.run({
+        const res = await trainer.trainSteps({
           getBatch: (req) => this.batchFor(req, opts),
           onStep: (m) => this.onStep(m, opts),
           shouldStop: () => {
@@ -300,7 +300,7 @@ export class FinetuneSession {
           status = 'stopped';
           break;
         }
-        // 'dataEnd': an epoch ended with a short accumulation window; the next epoch continues in a new trainer.run
+        // 'dataEnd': an epoch ended with a short accumulation window; the next epoch continues in a new trainer.trainSteps call
         if (res.reason === 'dataEnd' && trainer.globalStep === before)
           throw new Error('FinetuneSession: no training batch for the next step');
       }
@@ -327,7 +327,7 @@ export class FinetuneSession {
     return this.result(status, t0);
   }
 
-  private result(status: SessionRunResult['status'], t0: number): SessionRunResult {
+  private result(status: TrainResult['status'], t0: number): TrainResult {
     const lastLog = [...this.history].reverse().find((h) => h.loss !== undefined) as SessionMetrics | undefined;
     return {
       status,
@@ -340,13 +340,13 @@ export class FinetuneSession {
   }
 
   /** The micro-batch for (step, micro): epoch-aligned accumulation windows over epochBatches(epoch). */
-  private async batchFor(req: BatchRequest, opts: SessionRunOptions): Promise<SessionBatch | null> {
+  private async batchFor(req: BatchRequest, opts: TrainOptions): Promise<SessionBatch | null> {
     opts.onBatch?.();
     const s = req.step;
     if (req.micro === 0 && s > 1) {
       // The weights now are those after step s − 1 (its update is enqueued before this call): evaluate here.
       await this.checkpointHooks(s - 1, opts, false);
-      if (this.lastEmitted >= s - 1) await this.commitPending(opts); // its metrics went out in an earlier trainer.run
+      if (this.lastEmitted >= s - 1) await this.commitPending(opts); // its metrics went out in an earlier trainer.trainSteps()
     }
     const c = this.config;
     const epoch = Math.floor((s - 1) / this.stepsPerEpoch);
@@ -369,7 +369,7 @@ export class FinetuneSession {
   }
 
   /** Validation loss and samples for the weights after `step`, kept pending until that step is confirmed. */
-  private async checkpointHooks(step: number, opts: SessionRunOptions, final: boolean): Promise<void> {
+  private async checkpointHooks(step: number, opts: TrainOptions, final: boolean): Promise<void> {
     if (!this.evalDue(step, final)) return;
     const wantEval = this.evalBatches.length > 0 && (final || this.config.eval_strategy !== 'no');
     const wantSamples = !!opts.onSample;
@@ -380,7 +380,7 @@ export class FinetuneSession {
     this.pending = { step, eval: ev, samples };
   }
 
-  private async commitPending(opts: SessionRunOptions): Promise<void> {
+  private async commitPending(opts: TrainOptions): Promise<void> {
     const p = this.pending;
     if (!p) return;
     this.pending = null;
@@ -392,7 +392,7 @@ export class FinetuneSession {
       await opts.onSample({ step: p.step, epoch: p.step / this.stepsPerEpoch, samples: p.samples });
   }
 
-  private async onStep(m: StepMetrics, opts: SessionRunOptions): Promise<void> {
+  private async onStep(m: StepMetrics, opts: TrainOptions): Promise<void> {
     const inputTokens = this.stepTokens.get(m.step) ?? 0;
     this.stepTokens.delete(m.step);
     this.lastEmitted = m.step;
@@ -406,7 +406,7 @@ export class FinetuneSession {
     if (pend) await this.commitPending(opts);
   }
 
-  private async flushWindow(opts: SessionRunOptions, evalLoss?: number): Promise<void> {
+  private async flushWindow(opts: TrainOptions, evalLoss?: number): Promise<void> {
     const w = this.window.take();
     if (!w) return;
     const m = sessionMetricsOf(w, this.stepsPerEpoch);
@@ -451,7 +451,7 @@ export class FinetuneSession {
     return d.test.source.length ? d.test.source : d.validation.source.length ? d.validation.source : d.train.source;
   }
 
-  private async samples(opts: SessionRunOptions): Promise<GenerationEvalExample[]> {
+  private async samples(opts: TrainOptions): Promise<GenerationEvalExample[]> {
     const r = await evaluateGeneration(this.model, this.tokenizer, this.sampleSource(), {
       template: this.data.template,
       eosToken: this.config.eos_token,
@@ -510,20 +510,20 @@ export class FinetuneSession {
 
   /**
    * Everything needed to continue this run exactly: LoRA weights, AdamW moments and step counts, schedule position,
-   * data cursor, RNG state, metrics history, configuration, model and dataset hashes. Not while run() is in progress
-   * (stop first, or use run({ saveSteps, onSave })). Serialise with encodeCheckpointFiles / encodeCheckpointBundle.
+   * data cursor, RNG state, metrics history, configuration, model and dataset hashes. Not while train() is in progress
+   * (stop first, or use train({ saveSteps, onSave })). Serialise with encodeCheckpointFiles / encodeCheckpointBundle.
    */
   async checkpoint(opts: CheckpointOptions = {}): Promise<SessionCheckpoint> {
     if (this._status === 'running')
       throw new Error(
-        'FinetuneSession.checkpoint: training is running; stop it first or pass saveSteps/onSave to run()',
+        'FinetuneSession.checkpoint: training is running; stop it first or pass saveSteps/onSave to train()',
       );
     return this.snapshot(opts);
   }
 
   private async snapshot(opts: CheckpointOptions): Promise<SessionCheckpoint> {
     // After a divergence the trainer has rolled back to the last good step: that state is what gets saved (and can be
-    // resumed, e.g. with a lower learning rate: resume(init, ck, { learningRate })).
+    // resumed, e.g. with a lower learning rate: resume(init, ck, { learning_rate })).
     if (this.adapter.merged)
       throw new Error('FinetuneSession.checkpoint: the adapter is merged into the base weights; unmerge it first');
     const trainer = this.getTrainer();
@@ -592,7 +592,7 @@ export class FinetuneSession {
   /**
    * Continue from a checkpoint of this run: the session must have been built with the same model weights, data
    * and configuration (refused with a CheckpointMismatchError saying what differs; nothing is changed then).
-   * Afterwards run() continues exactly where the checkpointed session was.
+   * Afterwards train() continues exactly where the checkpointed session was.
    */
   async restore(ck: SessionCheckpoint, opts: RestoreOptions = {}): Promise<void> {
     if (this._status === 'running') throw new Error('FinetuneSession.restore: training is running; stop it first');
@@ -600,11 +600,11 @@ export class FinetuneSession {
       throw new Error('FinetuneSession.restore: the adapter is merged into the base weights; unmerge it first');
     const m = ck.meta;
     const modelHash = await hashModelWeights(this.model.weights, modelHashMethod(m.model.hash));
-    // a new learning rate (opts.learningRate) is the one difference allowed: the schedule keeps its shape, scaled
-    const newLr = opts.learningRate !== undefined && opts.learningRate !== m.config.learning_rate;
-    if (newLr && this.config.learning_rate !== opts.learningRate) {
+    // a new learning rate (opts.learning_rate) is the one difference allowed: the schedule keeps its shape, scaled
+    const newLr = opts.learning_rate !== undefined && opts.learning_rate !== m.config.learning_rate;
+    if (newLr && this.config.learning_rate !== opts.learning_rate) {
       throw new Error(
-        `FinetuneSession.restore: learningRate ${opts.learningRate} is not this session's learning_rate (${this.config.learning_rate})`,
+        `FinetuneSession.restore: learning_rate ${opts.learning_rate} is not this session's learning_rate (${this.config.learning_rate})`,
       );
     }
     checkCheckpointTarget(m, {
@@ -701,7 +701,7 @@ export class FinetuneSession {
     const config = init.config ?? ck.meta.config;
     const s = new FinetuneSession({
       ...init,
-      config: opts.learningRate !== undefined ? { ...config, learning_rate: opts.learningRate } : config,
+      config: opts.learning_rate !== undefined ? { ...config, learning_rate: opts.learning_rate } : config,
       baseModelName: init.baseModelName !== undefined ? init.baseModelName : ck.meta.model.id,
     });
     try {

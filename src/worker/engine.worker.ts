@@ -662,7 +662,7 @@ const api = {
           });
           scratch.push(t);
           const times: number[] = [];
-          await t.run({
+          await t.train({
             onMetrics: (m) => {
               times.push(m.ms_per_step);
             },
@@ -771,7 +771,7 @@ const api = {
         session = await FinetuneSession.resume(
           { model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), baseModelName: m.baseModel },
           ck,
-          { learningRate: lr },
+          { learning_rate: lr },
         );
       } catch (e) {
         if (e instanceof CheckpointMismatchError)

@@ -3,7 +3,7 @@
  * resume), stop, checkpoints to the browser's storage, and its callbacks turned into TrainEvents with the run's totals.
  */
 import type { SessionCheckpoint } from '../train/checkpoint';
-import type { FinetuneSession, SessionRunResult } from '../train/session';
+import type { FinetuneSession, TrainResult } from '../train/session';
 import type { LogEntry } from '../train/metrics';
 import type {
   ControlFlag,
@@ -138,9 +138,9 @@ export class PageRun {
       t = n;
     };
     const { alive, interrupted } = this.hooks;
-    let res: SessionRunResult;
+    let res: TrainResult;
     try {
-      res = await this.session.run({
+      res = await this.session.train({
         onMetrics: async (m) => {
           tick();
           this.tokens += m.trained_tokens;

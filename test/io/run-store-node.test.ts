@@ -85,10 +85,10 @@ beforeAll(async () => {
   const s = new FinetuneSession({ model, tokenizer: tok, data, config, baseModelName: 'tiny' });
   cks = [];
   for (const k of [2, 3, 4]) {
-    await s.run({ shouldStop: () => s.globalStep >= k });
+    await s.train({ shouldStop: () => s.globalStep >= k });
     cks.push(await s.checkpoint());
   }
-  expect((await s.run()).status).toBe('completed');
+  expect((await s.train()).status).toBe('completed');
   finalWeights = await values(model);
   s.dispose();
   model.dispose();
@@ -205,7 +205,7 @@ describe('CLI helpers: save to a folder or file, resumeSessionFromDir', () => {
     expect(checkpoint.meta.progress.global_step).toBe(3);
     expect(session.globalStep).toBe(3);
     expect(session.baseModelName).toBe('tiny');
-    expect((await session.run()).status).toBe('completed');
+    expect((await session.train()).status).toBe('completed');
     expectSameBits(await values(model), finalWeights);
     session.dispose();
 

@@ -71,7 +71,7 @@ if (!HAVE_STORIES) {
     const tLoad = performance.now();
 
     const logs: SessionMetrics[] = [];
-    const result = await session.run({
+    const result = await session.train({
       onMetrics: (m) => {
         logs.push(m);
       },
