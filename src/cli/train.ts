@@ -350,7 +350,8 @@ export const train: Command = {
 
     try {
       for (const w of session.warnings) if (!quiet) io.err(`webtune train: warning: ${w}\n`);
-      const est = session.estimate();
+      const fit = mem.sessionFit(session, backend, limits);
+      const est = fit.estimate;
       const d = session.data;
       if (!quiet) {
         io.err(
@@ -361,8 +362,6 @@ export const train: Command = {
             `${session.stepsPerEpoch} steps/epoch, ${session.maxSteps} steps\n`,
         );
       }
-      const fitExtra = { modules: session.adapter.layers.size, modelConfig: model.config };
-      const fit = mem.fitReport(est, backend, limits, fitExtra);
       if (dryRun) {
         io.out(
           JSON.stringify(
@@ -372,7 +371,11 @@ export const train: Command = {
               config: session.config,
               lora: session.lora,
               estimate: est,
-              memory_fit: { needed_bytes: fit.neededBytes, limit_bytes: fit.limits.totalBytes, fits: fit.fits },
+              memory_fit: {
+                needed_bytes: fit.report.neededBytes,
+                limit_bytes: fit.report.limits.totalBytes,
+                fits: fit.report.fits,
+              },
               data: d.report,
             },
             null,
@@ -381,11 +384,7 @@ export const train: Command = {
         );
         return;
       }
-      try {
-        mem.checkFits(est, session.config, backend, limits, fitExtra);
-      } catch (e) {
-        throw new CliError((e as Error).message, e);
-      }
+      if (fit.refusal) throw new CliError(fit.refusal.message, fit.refusal);
 
       const outDir = path.resolve(out!);
       try {
@@ -446,7 +445,7 @@ export const train: Command = {
           estimate: est,
           config: session.config,
           limits,
-          extra: fitExtra,
+          extra: fit.extra,
         });
         throw oom ? new CliError(oom.message, e) : e;
       } finally {

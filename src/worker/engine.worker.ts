@@ -13,33 +13,25 @@ import {
   type BackendChoice,
   type BackendName,
 } from '../engine/backend';
-import { eosIds } from '../engine/config';
 import { generate } from '../engine/generate';
 import { probeKernels } from '../engine/kernel-probe';
 import { targetedModules } from '../engine/lora-config';
 import { CausalLM } from '../engine/model';
 import { readRawTensors } from '../engine/readback';
 import { countParams, linearModules } from '../engine/params';
-import {
-  defaultTemplate,
-  encodeWithOffsets,
-  renderGenerationPrompt,
-  templateTokensOf,
-  type Message,
-  type TemplateSpec,
-} from '../data';
+import { defaultTemplate, type Message, type TemplateSpec } from '../data';
 import { loadModel as loadModelFiles } from '../io/load-model';
 import { exportMergedModel, exportPeftAdapter, loadPeftAdapter, parsePeftAdapter } from '../io/peft';
 import type { Tokenizer } from '../io/tokenizer';
 import { BUNDLE_EXTENSION, newRunId, slugify, type RunStore } from '../io/run-store';
 import { CheckpointMismatchError, type CheckpointOptions } from '../train/checkpoint';
-import { compareBaseTuned, evaluateGeneration, promptAndReference } from '../train/evaluate';
+import { compareBaseTuned, evaluateGeneration, promptAndReference, renderTrainedPrompt } from '../train/evaluate';
 import {
   backendMemoryLimit,
-  checkFits,
   checkModelFits,
   explainOutOfMemory,
-  fitReport,
+  fitExtraOf,
+  sessionFit,
   type MemoryLimits,
 } from '../train/memory-guard';
 import { FinetuneSession } from '../train/session';
@@ -153,7 +145,7 @@ const runHooks: PageRunHooks = {
       estimate: r.session.estimate(),
       config: r.session.config,
       limits: memoryLimits(),
-      extra: { modules: r.session.adapter.layers.size, modelConfig: r.session.model.config },
+      extra: fitExtraOf(r.session),
     }),
   interrupted: () => deviceLost !== null,
   // a failed step on WebGPU may be the first sign of a lost device: give device.lost a moment to say so
@@ -649,7 +641,8 @@ const api = {
       try {
         const s = new FinetuneSession({ model, tokenizer, data: sessionData(d.input), config: settings });
         scratch.push(s);
-        const memory = s.estimate();
+        const fit = sessionFit(s, backend!.backend, memoryLimits());
+        const memory = fit.estimate;
         const adaptedModules = targetedModules(model.config, s.lora).length;
         let msPerStep: number | null = null;
         if (measure) {
@@ -672,23 +665,18 @@ const api = {
           const later = times.slice(1);
           msPerStep = later.length ? later.reduce((a, b) => a + b, 0) / later.length : (times[0] ?? null);
         }
-        const extra = { modules: s.adapter.layers.size, modelConfig: model.config };
-        const fit = fitReport(memory, backend!.backend, memoryLimits(), extra);
-        let advice = '';
-        if (!fit.fits) {
-          try {
-            checkFits(memory, s.config, backend!.backend, memoryLimits(), extra);
-          } catch (e) {
-            advice = (e as Error).message;
-          }
-        }
         return {
           memory,
           adaptedModules,
           msPerStep,
           backend: backend!.backend,
           warnings: s.warnings,
-          fit: { neededBytes: fit.neededBytes, limitBytes: fit.limits.totalBytes, fits: fit.fits, advice },
+          fit: {
+            neededBytes: fit.report.neededBytes,
+            limitBytes: fit.report.limits.totalBytes,
+            fits: fit.report.fits,
+            advice: fit.refusal?.message ?? '',
+          },
         };
       } finally {
         for (const s of scratch) {
@@ -721,10 +709,8 @@ const api = {
       });
       try {
         // a run that cannot fit is refused with what it needs and what to reduce, before it starts
-        checkFits(session.estimate(), session.config, backend!.backend, memoryLimits(), {
-          modules: session.adapter.layers.size,
-          modelConfig: m.model.config,
-        });
+        const { refusal } = sessionFit(session, backend!.backend, memoryLimits());
+        if (refusal) throw refusal;
       } catch (e) {
         session.dispose();
         throw e;
@@ -889,19 +875,19 @@ const api = {
       const adapter = model.adapter;
       if (req.which === 'tuned' && !adapter) throw new Error('There is no adapter yet: train or import one.');
       // the prompt as training renders it (generation prompt of the template), tokenized as training does
-      const base = templateTokensOf(tokenizer);
-      const tokens = req.eosToken ? { ...base, eosToken: req.eosToken } : base;
       const template: TemplateSpec = req.template ?? defaultTemplate(tokenizer);
-      const prompt = renderGenerationPrompt([userMessage(req.instruction, req.input)], template, tokens);
-      const ids = encodeWithOffsets(tokenizer, prompt, { limit: 0 }).ids;
+      const { ids, eosTokenIds, stopStrings } = renderTrainedPrompt(
+        tokenizer,
+        model.config,
+        [userMessage(req.instruction, req.input)],
+        template,
+        req.eosToken,
+      );
       if (ids.length >= model.config.max_position_embeddings) {
         throw new Error(
           `The prompt is ${ids.length} tokens, which leaves no room in this model's context of ${model.config.max_position_embeddings}.`,
         );
       }
-      const eos = new Set(eosIds(model.config));
-      if (tokenizer.eosTokenId !== null) eos.add(tokenizer.eosTokenId);
-      const stops = tokens.eosToken && tokens.eosToken !== base.eosToken ? [tokens.eosToken] : [];
       control.set('abortGeneration', false);
       const t0 = performance.now();
       if (req.which === 'base') model.adapter = null;
@@ -912,8 +898,8 @@ const api = {
           topK: req.topK,
           topP: req.topP,
           seed: req.seed,
-          eosTokenIds: [...eos],
-          stopStrings: stops,
+          eosTokenIds,
+          stopStrings,
           decode: (x) => tokenizer.decode(x, { skipSpecialTokens: true }),
           onToken: (_id, delta) => {
             beat();
