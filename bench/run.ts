@@ -18,7 +18,7 @@ import { initBackend } from '../src/engine/backend';
 import { CausalLM, type TrainBatch } from '../src/engine/model';
 import type { ModelConfig, RawTensors } from '../src/engine/config';
 import { paramShapes } from '../src/engine/params';
-import { targetedModules, type LoraConfig } from '../src/engine/lora';
+import { targetedModules, type LoraConfig } from '../src/engine/lora-config';
 import { parseLlama2cCheckpoint } from '../src/io/llama2c';
 import { Trainer } from '../src/train/trainer';
 import { Rng } from '../src/util/rng';
@@ -156,7 +156,7 @@ async function benchModel(
       vars: adapter.variables(),
       lossFn: (b) => model.loss(b, { dropoutSeed: 1, gradientCheckpointing: checkpointing }),
     },
-    { lr: 1e-4, maxSteps: STEPS + 1, schedule: 'constant', seed: 0 },
+    { learning_rate: 1e-4, max_steps: STEPS + 1, lr_scheduler_type: 'constant', seed: 0 },
   );
   const times: number[] = [];
   let tensorsAfter1 = 0,

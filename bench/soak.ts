@@ -60,7 +60,7 @@ async function main() {
       vars: adapter.variables(),
       lossFn: (b) => model.loss(b, { dropoutSeed: rng.int(1 << 30), gradientCheckpointing: !!process.env.GC }),
     },
-    { lr: 1e-3, maxSteps: STEPS, schedule: 'cosine', warmupRatio: 0.05, seed: 0 },
+    { learning_rate: 1e-3, max_steps: STEPS, lr_scheduler_type: 'cosine', warmup_ratio: 0.05, seed: 0 },
   );
   let first = -1,
     bad = 0;
@@ -69,7 +69,7 @@ async function main() {
     return w ? Math.round(w.HEAPU8.length / 2 ** 20) : null;
   };
   const t0 = performance.now();
-  await trainer.run({
+  await trainer.trainSteps({
     getBatch: ({ step }) => batches[step % batches.length],
     onStep: (m) => {
       if (m.step === 1) first = m.numTensors;

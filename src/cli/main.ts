@@ -192,18 +192,16 @@ Options:
 
     let promptIds: number[];
     if (template) {
-      const { renderGenerationPrompt, templateTokensOf, encodeWithOffsets } = await import('../data');
-      let text: string;
+      const { renderTrainedPrompt } = await import('../train/evaluate');
+      const messages = [
+        ...(system !== undefined ? [{ role: 'system' as const, content: system }] : []),
+        { role: 'user' as const, content: prompt },
+      ];
       try {
-        const messages = [
-          ...(system !== undefined ? [{ role: 'system' as const, content: system }] : []),
-          { role: 'user' as const, content: prompt },
-        ];
-        text = renderGenerationPrompt(messages, template, templateTokensOf(tok));
+        promptIds = renderTrainedPrompt(tok, m.config, messages, template).ids;
       } catch (e) {
         throw new CliError(`cannot render the prompt with the ${template.kind} template: ${(e as Error).message}`, e);
       }
-      promptIds = encodeWithOffsets(tok, text, { limit: 0 }).ids;
     } else {
       promptIds = tok.encode(prompt);
     }
@@ -218,10 +216,8 @@ Options:
         throw new CliError(
           `tokenizer id ${id} is outside the model's vocabulary (${m.config.vocab_size}): tokenizer and model do not match`,
         );
-    const { eosIds } = await import('../engine/config');
-    const eos = v['ignore-eos']
-      ? []
-      : [...new Set([...eosIds(m.config), ...(tok.eosTokenId !== null ? [tok.eosTokenId] : [])])];
+    const { generationStops } = await import('../train/evaluate');
+    const eos = v['ignore-eos'] ? [] : generationStops(tok, m.config).eosTokenIds;
 
     // Decode the continuation in the context of the prompt, so word-initial spaces come out as the model meant.
     const promptText = tok.decode(promptIds);

@@ -24,7 +24,9 @@ import {
   type Io,
   type Values,
 } from './common';
-import type { FinetuneConfig, SessionMetrics, EvalMetrics, DatasetSource } from '../train/session';
+import type { FinetuneConfig } from '../train/config';
+import type { SessionMetrics, EvalMetrics } from '../train/metrics';
+import type { DatasetSource } from '../train/dataset';
 
 // The data command's split options are --val-size / --test-size here (FinetuneSession's names).
 const { validation: _validation, evaluation: _evaluation, ...TRAIN_DATA_OPTS } = DATA_OPTS;
@@ -36,7 +38,7 @@ export const TRAIN_USAGE = `Usage: webtune train --model <folder|file.bin|url> -
 Fine-tunes a LoRA adapter on the dataset and writes to --out:
   adapter_config.json, adapter_model.safetensors   the adapter in PEFT's format
                                                     (PeftModel.from_pretrained(base, out); webtune score/generate --adapter out)
-  metrics.json, metrics.csv                        the log history (loss, lr, grad_norm, tokens/s, eval_loss …)
+  metrics.json, metrics.csv                        the log history (loss, learning_rate, grad_norm, tokens/s, eval_loss …)
 Progress goes to stderr; a JSON summary to stdout. Ctrl-C stops after the current step and saves the adapter.
 
 Model and data:
@@ -153,7 +155,7 @@ class Progress {
     this.tps = m.tokens_per_sec;
     this.line(
       `step ${m.step}/${this.maxSteps}  epoch ${m.epoch.toFixed(2)}  loss ${fmt(m.loss)}  acc ${fmt(m.accuracy, 3)}  ` +
-        `lr ${m.lr.toExponential(2)}  grad_norm ${fmt(m.grad_norm, 3)}  ${m.tokens_per_sec.toFixed(0)} tok/s  eta ${this.eta(m.step)}`,
+        `lr ${m.learning_rate.toExponential(2)}  grad_norm ${fmt(m.grad_norm, 3)}  ${m.tokens_per_sec.toFixed(0)} tok/s  eta ${this.eta(m.step)}`,
     );
     this.tick(m.step);
   }
@@ -271,7 +273,8 @@ export const train: Command = {
     const out = str(v, 'out', !dryRun);
     const config = await configFromArgs(v);
     const parse = await parseOptionsArg(v);
-    const { resolveFinetuneConfig, FinetuneSession } = await import('../train/session');
+    const { resolveFinetuneConfig } = await import('../train/config');
+    const { FinetuneSession } = await import('../train/session');
     try {
       resolveFinetuneConfig(config);
     } catch (e) {
@@ -347,7 +350,8 @@ export const train: Command = {
 
     try {
       for (const w of session.warnings) if (!quiet) io.err(`webtune train: warning: ${w}\n`);
-      const est = session.estimate();
+      const fit = mem.sessionFit(session, backend, limits);
+      const est = fit.estimate;
       const d = session.data;
       if (!quiet) {
         io.err(
@@ -358,8 +362,6 @@ export const train: Command = {
             `${session.stepsPerEpoch} steps/epoch, ${session.maxSteps} steps\n`,
         );
       }
-      const fitExtra = { modules: session.adapter.layers.size, modelConfig: model.config };
-      const fit = mem.fitReport(est, backend, limits, fitExtra);
       if (dryRun) {
         io.out(
           JSON.stringify(
@@ -369,7 +371,11 @@ export const train: Command = {
               config: session.config,
               lora: session.lora,
               estimate: est,
-              memory_fit: { needed_bytes: fit.neededBytes, limit_bytes: fit.limits.totalBytes, fits: fit.fits },
+              memory_fit: {
+                needed_bytes: fit.report.neededBytes,
+                limit_bytes: fit.report.limits.totalBytes,
+                fits: fit.report.fits,
+              },
               data: d.report,
             },
             null,
@@ -378,11 +384,7 @@ export const train: Command = {
         );
         return;
       }
-      try {
-        mem.checkFits(est, session.config, backend, limits, fitExtra);
-      } catch (e) {
-        throw new CliError((e as Error).message, e);
-      }
+      if (fit.refusal) throw new CliError(fit.refusal.message, fit.refusal);
 
       const outDir = path.resolve(out!);
       try {
@@ -420,7 +422,7 @@ export const train: Command = {
       process.on('SIGINT', onSigint);
       let result;
       try {
-        result = await session.run({
+        result = await session.train({
           ...(saveSteps
             ? {
                 saveSteps,
@@ -443,7 +445,7 @@ export const train: Command = {
           estimate: est,
           config: session.config,
           limits,
-          extra: fitExtra,
+          extra: fit.extra,
         });
         throw oom ? new CliError(oom.message, e) : e;
       } finally {

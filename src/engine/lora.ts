@@ -3,55 +3,16 @@
  *   y = base(x) + lora_B(lora_A(dropout(x))) · scaling,   scaling = lora_alpha / r  (or / sqrt(r) with use_rslora)
  * lora_A.weight is [r, in] (kaiming-uniform, a = sqrt 5), lora_B.weight is [out, r] (zeros).
  * Parameter names are PEFT's saved names: `base_model.model.<module>.lora_A.weight`.
+ * The configuration (LoraConfig, default targets, scaling, validation, target matching) is in ./lora-config.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
-import { linearModules, type LinearModule } from './params';
+import { loraScaling, targetedModules, validateLoraConfig, type LoraConfig } from './lora-config';
+import type { LinearModule } from './params';
 import { Rng } from '../util/rng';
-
-export interface LoraConfig {
-  r: number;
-  lora_alpha: number;
-  lora_dropout: number;
-  /** Short module names (q_proj, c_attn, …), full module names, or 'all-linear'. */
-  target_modules: string[] | 'all-linear';
-  use_rslora: boolean;
-}
-
-/** PEFT's defaults when target_modules is not given (peft.utils.constants TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
-export function defaultTargets(cfg: ModelConfig): string[] {
-  return cfg.family === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
-}
-
-export function loraScaling(c: LoraConfig): number {
-  return c.use_rslora ? c.lora_alpha / Math.sqrt(c.r) : c.lora_alpha / c.r;
-}
 
 export function loraParamName(module: string, which: 'A' | 'B'): string {
   return `base_model.model.${module}.lora_${which}.weight`;
-}
-
-/** The modules a config targets, matching as PEFT does: exact name or a `.`-suffix match. */
-export function targetedModules(cfg: ModelConfig, lc: LoraConfig): LinearModule[] {
-  const all = linearModules(cfg);
-  if (lc.target_modules === 'all-linear') return all;
-  const targets = lc.target_modules;
-  const chosen = all.filter((m) => targets.some((t) => m.name === t || m.name.endsWith('.' + t)));
-  const unmatched = targets.filter((t) => !all.some((m) => m.name === t || m.name.endsWith('.' + t)));
-  if (unmatched.length) {
-    const shorts = [...new Set(all.map((m) => m.short))];
-    throw new Error(
-      `LoRA target_modules ${JSON.stringify(unmatched)} match no layer of this ${cfg.architecture}; its linear layers are ${shorts.join(', ')} (or "all-linear")`,
-    );
-  }
-  return chosen;
-}
-
-export function validateLoraConfig(c: LoraConfig): void {
-  if (!Number.isInteger(c.r) || c.r < 1) throw new Error(`LoRA r must be a positive integer, got ${c.r}`);
-  if (!(c.lora_alpha > 0)) throw new Error(`LoRA lora_alpha must be positive, got ${c.lora_alpha}`);
-  if (!(c.lora_dropout >= 0 && c.lora_dropout < 1))
-    throw new Error(`LoRA lora_dropout must be in [0, 1), got ${c.lora_dropout}`);
 }
 
 export interface LoraLayer {

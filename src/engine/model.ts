@@ -18,7 +18,8 @@ import {
   ropeTables,
   silu,
 } from './ops';
-import { LoraAdapter, type LoraConfig } from './lora';
+import { LoraAdapter } from './lora';
+import type { LoraConfig } from './lora-config';
 import { shiftLabels, sparseCrossEntropy, type LossOutput } from './loss';
 
 /** One batch as plain typed arrays, row-major [batch, seq]. */

@@ -25,14 +25,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, RawTensor, RawTensors } from '../engine/config';
 import { eosIds } from '../engine/config';
 import { linearModules, paramShapes, type LinearModule } from '../engine/params';
+import { loraParamName, type LoraAdapter } from '../engine/lora';
+import { readTensor } from '../engine/readback';
 import {
   defaultTargets,
-  loraParamName,
+  isTargetModules,
+  loraFieldProblem,
   targetedModules,
   validateLoraConfig,
-  type LoraAdapter,
   type LoraConfig,
-} from '../engine/lora';
+} from '../engine/lora-config';
 import type { CausalLM } from '../engine/model';
 import { toHfConfig } from './hf-config';
 import { permuteRopeRows, unpermuteRopeRows } from './llama2c';
@@ -101,11 +103,6 @@ function ropeRows(modelCfg: ModelConfig, module: LinearModule): number | null {
   if (module.short === 'q_proj') return modelCfg.num_attention_heads;
   if (module.short === 'k_proj') return modelCfg.num_key_value_heads;
   return null;
-}
-
-/** A copy of a tensor's values (async readback: works on WebGL/WebGPU without blocking). */
-async function readTensor(t: tf.Tensor): Promise<Float32Array> {
-  return Float32Array.from((await t.data()) as Float32Array);
 }
 
 /** The adapter's tensors under PEFT names in HF's layout (see the RoPE note above). */
@@ -201,17 +198,13 @@ export function parsePeftAdapterConfig(
   const task = json.task_type;
   if (task !== undefined && task !== null && task !== 'CAUSAL_LM')
     fail('task_type', `is ${JSON.stringify(task)}; only "CAUSAL_LM" adapters apply to a causal language model`);
+  // PEFT's LoraConfig defaults for absent fields
   const r = json.r ?? 8;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1)
-    fail('r', `must be a positive integer, got ${JSON.stringify(r)}`);
   const alpha = json.lora_alpha ?? 8;
-  if (typeof alpha !== 'number' || !(alpha > 0))
-    fail('lora_alpha', `must be a positive number, got ${JSON.stringify(alpha)}`);
   const dropout = json.lora_dropout ?? 0;
-  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1))
-    fail('lora_dropout', `must be in [0, 1), got ${JSON.stringify(dropout)}`);
   const rslora = json.use_rslora ?? false;
-  if (typeof rslora !== 'boolean') fail('use_rslora', `must be true or false, got ${JSON.stringify(rslora)}`);
+  const bad = loraFieldProblem({ r, lora_alpha: alpha, lora_dropout: dropout, use_rslora: rslora });
+  if (bad) fail(bad.field, `must be ${bad.want}, got ${JSON.stringify(bad.value)}`);
   if (json.use_dora === true) fail('use_dora', 'is true: DoRA adapters are not supported');
   if (json.bias !== undefined && json.bias !== 'none')
     fail('bias', `is ${JSON.stringify(json.bias)}: only adapters without trained biases ("none") are supported`);
@@ -249,7 +242,7 @@ export function parsePeftAdapterConfig(
         `(regular expression ${JSON.stringify(tm)}) matches no linear layer of this ${modelCfg.architecture}`,
       );
     target = names;
-  } else if (Array.isArray(tm) && tm.length > 0 && tm.every((t) => typeof t === 'string')) target = tm as string[];
+  } else if (isTargetModules(tm)) target = tm;
   else
     return fail(
       'target_modules',

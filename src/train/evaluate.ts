@@ -15,7 +15,7 @@
  *
  * Browser-safe: no node: imports.
  */
-import { eosIds } from '../engine/config';
+import { eosIds, type ModelConfig } from '../engine/config';
 import { generate } from '../engine/generate';
 import type { CausalLM } from '../engine/model';
 import type { Tokenizer } from '../io/tokenizer';
@@ -89,6 +89,49 @@ export function promptAndReference(ex: Example): { messages: Message[]; referenc
   return { messages: ex.messages.slice(0, last), reference: ex.messages[last].content };
 }
 
+/** Where a generation of a model trained with `eosToken` (TRL eos_token; null = the tokenizer's EOS) ends. */
+export interface GenerationStops {
+  /** The model's EOS ids (config.json eos_token_id) and the tokenizer's EOS id. */
+  eosTokenIds: number[];
+  /** An end-of-response string that is not the tokenizer's EOS token, matched as text. */
+  stopStrings: string[];
+  /** The template tokens with eosToken applied (what training rendered with). */
+  tokens: TemplateTokens;
+}
+
+export function generationStops(tok: Tokenizer, model: ModelConfig, eosToken?: string | null): GenerationStops {
+  const base = templateTokensOf(tok);
+  const tokens: TemplateTokens = eosToken ? { ...base, eosToken } : base;
+  const eos = new Set<number>(eosIds(model));
+  if (tok.eosTokenId !== null) eos.add(tok.eosTokenId);
+  const stopStrings = tokens.eosToken && tokens.eosToken !== base.eosToken ? [tokens.eosToken] : [];
+  return { eosTokenIds: [...eos], stopStrings, tokens };
+}
+
+/** A prompt rendered as training renders it (the template's generation prompt), tokenized as training does. */
+export interface TrainedPrompt extends GenerationStops {
+  prompt: string;
+  ids: number[];
+}
+
+/**
+ * The generation prompt of `messages` with the training template and end-of-response token (as TRL/LLaMA-Factory
+ * render an inference prompt), its ids (BOS by the tokenizer's default, special-token strings as their ids) and
+ * where generation stops.
+ */
+export function renderTrainedPrompt(
+  tok: Tokenizer,
+  model: ModelConfig,
+  messages: Message[],
+  template: TemplateSpec,
+  eosToken?: string | null,
+): TrainedPrompt {
+  const stops = generationStops(tok, model, eosToken);
+  const prompt = renderGenerationPrompt(messages, template, stops.tokens);
+  const ids = encodeWithOffsets(tok, prompt, { limit: 0 }).ids;
+  return { ...stops, prompt, ids };
+}
+
 export interface GenerationEvalOptions {
   template: TemplateSpec;
   /** End-of-response string the model was trained with (TRL eos_token); default the tokenizer's EOS. */
@@ -137,24 +180,20 @@ function preparePrompts(
   tok: Tokenizer,
   examples: readonly Example[],
   opts: GenerationEvalOptions,
-): { prompts: PreparedPrompt[]; skipped: number; tokens: TemplateTokens } {
-  const base = templateTokensOf(tok);
-  const tokens: TemplateTokens = opts.eosToken != null ? { ...base, eosToken: opts.eosToken } : base;
+): { prompts: PreparedPrompt[]; skipped: number } {
   const prompts: PreparedPrompt[] = [];
   let skipped = 0;
   for (const ex of examples.slice(0, opts.maxExamples ?? examples.length)) {
     const pr = promptAndReference(ex);
     if (!pr) continue;
-    const prompt = renderGenerationPrompt(pr.messages, opts.template, tokens);
-    // as training tokenizes: BOS by the tokenizer's default, special-token strings as their ids (spans not needed)
-    const ids = encodeWithOffsets(tok, prompt, { limit: 0 }).ids;
+    const { prompt, ids } = renderTrainedPrompt(tok, model.config, pr.messages, opts.template, opts.eosToken);
     if (ids.length === 0 || ids.length >= model.config.max_position_embeddings) {
       skipped++;
       continue;
     }
     prompts.push({ prompt, ids, reference: pr.reference });
   }
-  return { prompts, skipped, tokens };
+  return { prompts, skipped };
 }
 
 /** Greedy generation on the prompts with the model as it is (adapter attached or not), scored. */
@@ -165,18 +204,15 @@ export async function evaluateGeneration(
   opts: GenerationEvalOptions,
 ): Promise<GenerationEvalResult> {
   const t0 = now();
-  const { prompts, skipped, tokens } = preparePrompts(model, tok, examples, opts);
-  const eos = new Set<number>(eosIds(model.config));
-  if (tok.eosTokenId !== null) eos.add(tok.eosTokenId);
-  const stops = [...(opts.stopStrings ?? [])];
-  // an end-of-response string that is not the tokenizer's EOS token is matched as text
-  if (tokens.eosToken && tokens.eosToken !== templateTokensOf(tok).eosToken) stops.push(tokens.eosToken);
+  const { prompts, skipped } = preparePrompts(model, tok, examples, opts);
+  const end = generationStops(tok, model.config, opts.eosToken);
+  const stops = [...(opts.stopStrings ?? []), ...end.stopStrings];
   const out: GenerationEvalExample[] = [];
   for (const p of prompts) {
     if (opts.signal?.aborted) break;
     const g = await generate(model, p.ids, {
       maxNewTokens: opts.maxNewTokens ?? 32,
-      eosTokenIds: [...eos],
+      eosTokenIds: end.eosTokenIds,
       stopStrings: stops,
       decode: (ids) => tok.decode(ids, { skipSpecialTokens: true }),
       signal: opts.signal,

@@ -26,7 +26,8 @@ import type { ModelConfig } from '../engine/config';
 import { linearModules, paramShapes, weightBytes } from '../engine/params';
 
 export { weightBytes };
-import type { FinetuneConfig, MemoryEstimate } from './session';
+import type { FinetuneConfig } from './config';
+import type { MemoryEstimate } from './estimate';
 import { formatBytes } from '../util/bytes';
 import { WASM_HEAP_MAX_BYTES, WasmHeapError, guardWasmHeap } from '../engine/wasm-heap';
 
@@ -471,14 +472,28 @@ export function checkFits(
   extra: FitExtra = {},
 ): FitReport {
   const r = fitReport(estimate, backend, limits, extra);
-  if (r.fits) return r;
+  const refusal = refusalOf(r, estimate, config, backend, limits, extra);
+  if (refusal) throw refusal;
+  return r;
+}
+
+/** The OutOfMemoryError refusing a run whose report does not fit (null when it fits). */
+function refusalOf(
+  r: FitReport,
+  estimate: MemoryEstimate,
+  config: FinetuneConfig,
+  backend: BackendName,
+  limits: MemoryLimits,
+  extra: FitExtra,
+): OutOfMemoryError | null {
+  if (r.fits) return null;
   const s = suggest(estimate, config, backend, limits, extra);
   const limit =
     limits.totalBytes !== null && r.neededBytes > limits.totalBytes ? limits.totalBytes : limits.maxTensorBytes;
   const message =
     `This run needs about ${formatBytes(r.neededBytes)} on ${backend} (${partsText(r)})${r.reason}. ${s.sentence}` +
     calibrationNote(backend, extra);
-  throw new OutOfMemoryError(message, {
+  return new OutOfMemoryError(message, {
     phase: 'first-step',
     backend,
     neededBytes: r.neededBytes,
@@ -486,6 +501,43 @@ export function checkFits(
     advice: s.advice,
     recoverable: true,
   });
+}
+
+/** What the fit check needs from a fine-tuning session (FinetuneSession has it). */
+export interface FitSubject {
+  estimate(): MemoryEstimate;
+  readonly config: FinetuneConfig;
+  readonly adapter: { readonly layers: { readonly size: number } };
+  readonly model: { readonly config: ModelConfig };
+}
+
+export interface SessionFit {
+  estimate: MemoryEstimate;
+  report: FitReport;
+  /** The session's FitExtra (adapted modules, model config), e.g. for explainOutOfMemory. */
+  extra: FitExtra;
+  /** Why the run cannot start (what it needs and what to reduce); null when it fits. */
+  refusal: OutOfMemoryError | null;
+}
+
+/** A session's FitExtra: how many modules its adapter targets and the model's config. */
+export function fitExtraOf(session: Pick<FitSubject, 'adapter' | 'model'>): FitExtra {
+  return { modules: session.adapter.layers.size, modelConfig: session.model.config };
+}
+
+/**
+ * Whether a session's run fits the backend — its estimate, the calibrated report and, when it does not fit, the
+ * refusal to show or throw. The CLI and the worker decide with this before training.
+ */
+export function sessionFit(
+  session: FitSubject,
+  backend: BackendName,
+  limits: MemoryLimits = backendMemoryLimit(backend),
+): SessionFit {
+  const estimate = session.estimate();
+  const extra = fitExtraOf(session);
+  const report = fitReport(estimate, backend, limits, extra);
+  return { estimate, report, extra, refusal: refusalOf(report, estimate, session.config, backend, limits, extra) };
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@
  *   v  ← β2·v + (1 − β2)·g·g
  *   p  ← p − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
  * Scalars are computed in float64 (as torch does in Python) and applied in float32.
- * Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0 (HF TrainingArguments' default;
+ * Config fields have HF TrainingArguments' names (learning_rate, adam_beta1, adam_beta2, adam_epsilon, weight_decay;
+ * torch's lr, betas, eps, weight_decay). Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0 (HF's default;
  * torch's own AdamW default is 1e-2).
  *
  * As in torch, a parameter without a gradient in a step is skipped entirely (no decay, no moment
@@ -17,17 +18,25 @@
  * (Variable.assign inside tf.tidy), so the live tensor count does not change from step to step.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { readTensor } from '../engine/readback';
 
 export interface AdamWConfig {
-  lr: number;
-  betas: [number, number];
-  eps: number;
-  weightDecay: number;
+  learning_rate: number;
+  adam_beta1: number;
+  adam_beta2: number;
+  adam_epsilon: number;
+  weight_decay: number;
   /** Parameters for which weight decay is 0 (a second param group with weight_decay 0). Default: none. */
   noDecay?: (name: string) => boolean;
 }
 
-export const ADAMW_DEFAULTS: AdamWConfig = { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 };
+export const ADAMW_DEFAULTS: AdamWConfig = {
+  learning_rate: 1e-3,
+  adam_beta1: 0.9,
+  adam_beta2: 0.999,
+  adam_epsilon: 1e-8,
+  weight_decay: 0,
+};
 
 export interface AdamWParamState {
   /** Number of updates applied to this parameter (torch state[p]['step']). */
@@ -46,8 +55,8 @@ export interface AdamWState {
 }
 
 export interface AdamWStepOptions {
-  /** Learning rate for this step (default: config.lr). */
-  lr?: number;
+  /** Learning rate for this step (default: config.learning_rate). */
+  learning_rate?: number;
   /**
    * A bool scalar; where false the step changes nothing on the device (parameters and moments keep
    * their values, computed without a readback). Used by the Trainer to refuse non-finite updates.
@@ -64,12 +73,15 @@ interface Slot {
 }
 
 export function validateAdamW(c: AdamWConfig): void {
-  if (!(Number.isFinite(c.lr) && c.lr >= 0)) throw new Error(`Invalid learning rate: ${c.lr}`);
-  if (!(Number.isFinite(c.eps) && c.eps >= 0)) throw new Error(`Invalid epsilon value: ${c.eps}`);
-  if (!(c.betas[0] >= 0 && c.betas[0] < 1)) throw new Error(`Invalid beta parameter at index 0: ${c.betas[0]}`);
-  if (!(c.betas[1] >= 0 && c.betas[1] < 1)) throw new Error(`Invalid beta parameter at index 1: ${c.betas[1]}`);
-  if (!(Number.isFinite(c.weightDecay) && c.weightDecay >= 0))
-    throw new Error(`Invalid weight_decay value: ${c.weightDecay}`);
+  // torch.optim.AdamW's messages
+  if (!(Number.isFinite(c.learning_rate) && c.learning_rate >= 0))
+    throw new Error(`Invalid learning rate: ${c.learning_rate}`);
+  if (!(Number.isFinite(c.adam_epsilon) && c.adam_epsilon >= 0))
+    throw new Error(`Invalid epsilon value: ${c.adam_epsilon}`);
+  if (!(c.adam_beta1 >= 0 && c.adam_beta1 < 1)) throw new Error(`Invalid beta parameter at index 0: ${c.adam_beta1}`);
+  if (!(c.adam_beta2 >= 0 && c.adam_beta2 < 1)) throw new Error(`Invalid beta parameter at index 1: ${c.adam_beta2}`);
+  if (!(Number.isFinite(c.weight_decay) && c.weight_decay >= 0))
+    throw new Error(`Invalid weight_decay value: ${c.weight_decay}`);
 }
 
 export class AdamW {
@@ -83,7 +95,6 @@ export class AdamW {
     this.config = {
       ...ADAMW_DEFAULTS,
       ...config,
-      betas: [...(config.betas ?? ADAMW_DEFAULTS.betas)] as [number, number],
     };
     validateAdamW(this.config);
     this.params = new Map(params);
@@ -128,11 +139,9 @@ export class AdamW {
     const gmap = grads instanceof Map ? grads : new Map(Object.entries(grads));
     for (const name of gmap.keys())
       if (!this.params.has(name)) throw new Error(`AdamW: gradient for unknown parameter ${name}`);
-    const lr = opts.lr ?? this.config.lr;
+    const lr = opts.learning_rate ?? this.config.learning_rate;
     if (!(Number.isFinite(lr) && lr >= 0)) throw new Error(`Invalid learning rate: ${lr}`);
-    const [beta1, beta2] = this.config.betas;
-    const eps = this.config.eps;
-    const wd = this.config.weightDecay;
+    const { adam_beta1: beta1, adam_beta2: beta2, adam_epsilon: eps, weight_decay: wd } = this.config;
     const gate = opts.gate;
     if (gate && (gate.rank !== 0 || gate.dtype !== 'bool')) throw new Error('AdamW: gate must be a bool scalar');
     this.steps++;
@@ -204,13 +213,13 @@ export class AdamW {
     if (this.disposed) throw new Error('AdamW: used after dispose()');
     const params: Record<string, AdamWParamState> = {};
     const entries = [...this.slots.entries()];
-    const datas = await Promise.all(entries.flatMap(([, s]) => [s.m.data(), s.v.data()]));
+    const datas = await Promise.all(entries.flatMap(([, s]) => [readTensor(s.m), readTensor(s.v)]));
     entries.forEach(([name, s], i) => {
       params[name] = {
         step: s.step,
         shape: [...s.m.shape],
-        expAvg: Float32Array.from(datas[2 * i] as Float32Array),
-        expAvgSq: Float32Array.from(datas[2 * i + 1] as Float32Array),
+        expAvg: datas[2 * i],
+        expAvgSq: datas[2 * i + 1],
       };
     });
     return { step: this.steps, params };

@@ -1,15 +1,9 @@
 /**
  * One LoRA fine-tuning run — data preparation, adapter, Trainer loop, periodic validation, metrics history —
- * shared by the CLI and the web worker.
- *
- * Configuration uses the names Hugging Face users know: PEFT's LoraConfig (r, lora_alpha, lora_dropout,
- * target_modules, use_rslora), transformers' TrainingArguments (learning_rate, num_train_epochs, max_steps,
- * per_device_train_batch_size, gradient_accumulation_steps, warmup_ratio/warmup_steps, lr_scheduler_type,
- * weight_decay, max_grad_norm, adam_*, seed, logging_steps, eval_strategy/eval_steps, gradient_checkpointing,
- * group_by_length), TRL's SFTConfig (max_length, packing, eos_token) and LLaMA-Factory's data options
- * (template, train_on_prompt → train_on_inputs, val_size; test_size for a held-out generation split).
- * Defaults are TrainingArguments' except those LoRA recipes change (learning_rate 2e-4; r 8, lora_alpha 16,
- * lora_dropout 0.05) and TRL's logging_steps 10 / max_length 1024 (clipped to the model's context).
+ * shared by the CLI and the web worker: the FinetuneSession class (like the Hugging Face Trainer built on a PEFT model
+ * with TrainingArguments, driven by train()). Its configuration is ./config.ts, its data ./dataset.ts, its metrics
+ * ./metrics.ts (exported as files by ./metrics-export.ts), its size estimate ./estimate.ts and its checkpoints
+ * ./checkpoint.ts.
  *
  * Steps and epochs as the HF Trainer: batches per epoch nb (the last one may be short), update steps per epoch
  * ceil(nb / gradient_accumulation_steps) — the last accumulation window of an epoch may hold fewer micro-batches
@@ -20,42 +14,24 @@
  * gradients), run on the weights after step s when s is a multiple of eval_steps (or at each epoch's end), and
  * once more at the end of training. HF averages per-batch means instead; with equal-length batches they agree.
  *
- * Divergence: the Trainer refuses non-finite updates on the device; run() then resolves with status 'diverged',
+ * Divergence: the Trainer refuses non-finite updates on the device; train() then resolves with status 'diverged',
  * a readable message, and the adapter at its values after the last good step.
  *
- * Checkpoints: checkpoint() / restore() / FinetuneSession.resume() and run({ saveSteps, onSave }) continue a run exactly
+ * Checkpoints: checkpoint() / restore() / FinetuneSession.resume() and train({ saveSteps, onSave }) continue a run exactly
  * (same weights and logs as without the interruption); ./checkpoint.ts describes what a checkpoint holds.
  *
  * Browser-safe: no node: imports.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../engine/backend';
-import { defaultTargets, targetedModules, type LoraAdapter, type LoraConfig } from '../engine/lora';
+import type { LoraAdapter } from '../engine/lora';
+import { targetedModules, type LoraConfig } from '../engine/lora-config';
+import { readRawTensors } from '../engine/readback';
 import type { CausalLM } from '../engine/model';
-import { countParams, weightBytes } from '../engine/params';
 import type { Tokenizer } from '../io/tokenizer';
 import { exportPeftAdapter, type PeftExportOptions } from '../io/peft';
-import {
-  buildReport,
-  DatasetError,
-  defaultTemplate,
-  makeBatches,
-  parseDataset,
-  splitDataset,
-  templateTokensOf,
-  tokenizeDataset,
-  type Batch,
-  type DatasetReport,
-  type DroppedExample,
-  type Example,
-  type ParseOptions,
-  type ParseResult,
-  type TemplateSpec,
-  type TemplateTokens,
-  type TokenizedExample,
-} from '../data';
+import { makeBatches, type Batch, type Example } from '../data';
 import { compareBaseTuned, evaluateGeneration, type BaseVsTuned, type GenerationEvalExample } from './evaluate';
-import { SCHEDULE_NAMES, type ScheduleName } from './schedule';
 import {
   checkCheckpointTarget,
   CheckpointMismatchError,
@@ -67,335 +43,22 @@ import {
   type CheckpointOptions,
   type SessionCheckpoint,
 } from './checkpoint';
-import { Trainer, TrainingDivergedError, type BatchRequest, type StepMetrics } from './trainer';
+import { loraConfigOf, resolveFinetuneConfig, type FinetuneConfig } from './config';
+import { prepareSessionData, type DatasetSource, type SessionData, type SessionDataset } from './dataset';
+import { estimateMemory, type MemoryEstimate } from './estimate';
+import {
+  MetricsWindow,
+  sessionMetricsOf,
+  type EvalMetrics,
+  type LogEntry,
+  type SampleReport,
+  type SessionMetrics,
+  type StepMetrics,
+} from './metrics';
+import { metricsCsv, metricsJson } from './metrics-export';
+import { Trainer, TrainingDivergedError, type BatchRequest } from './trainer';
 
-// ---------------------------------------------------------------------------------------------------------
-// Configuration
-
-export interface FinetuneConfig {
-  // --- LoRA (peft.LoraConfig)
-  r: number;
-  lora_alpha: number;
-  lora_dropout: number;
-  /** Short names (q_proj, …), full module names, or "all-linear"; null = PEFT's default for the architecture. */
-  target_modules: string[] | 'all-linear' | null;
-  use_rslora: boolean;
-  // --- training (transformers.TrainingArguments)
-  learning_rate: number;
-  /** May be fractional. Ignored when max_steps > 0. */
-  num_train_epochs: number;
-  /** > 0: total optimizer steps (overrides num_train_epochs); -1: from num_train_epochs. */
-  max_steps: number;
-  per_device_train_batch_size: number;
-  per_device_eval_batch_size: number;
-  gradient_accumulation_steps: number;
-  warmup_ratio: number;
-  /** > 0 overrides warmup_ratio. */
-  warmup_steps: number;
-  lr_scheduler_type: ScheduleName;
-  weight_decay: number;
-  /** 0 = no clipping. */
-  max_grad_norm: number;
-  adam_beta1: number;
-  adam_beta2: number;
-  adam_epsilon: number;
-  seed: number;
-  logging_steps: number;
-  eval_strategy: 'no' | 'steps' | 'epoch';
-  /** null = logging_steps (as HF). */
-  eval_steps: number | null;
-  gradient_checkpointing: boolean;
-  group_by_length: boolean;
-  /** Round batch lengths up to a multiple of this (fewer kernel shapes on WebGPU/WebGL); null = off. */
-  pad_to_multiple_of: number | null;
-  // --- SFT data (TRL SFTConfig, LLaMA-Factory)
-  /** Examples are cut to this many tokens (and packed rows have this length). Clipped to the model's context. */
-  max_length: number;
-  packing: boolean;
-  /**
-   * TRL's eos_token: the string that ends each trained response (default the tokenizer's EOS). Set it when the
-   * model never learnt its EOS token — e.g. "\n" for llama2.c TinyStories models, whose `</s>` embedding was never
-   * trained; generation then stops at this string.
-   */
-  eos_token: string | null;
-  /** null = the tokenizer's chat template if it has one, else Stanford Alpaca. */
-  template: TemplateSpec | null;
-  /** Train on prompt tokens too (LLaMA-Factory train_on_prompt; TRL completion_only_loss=False). */
-  train_on_inputs: boolean;
-  /** Validation split taken from the training files: fraction in (0, 1) or a count (LLaMA-Factory val_size). */
-  val_size: number;
-  /** Held-out split for generation evaluation (never trained on or used for model selection): fraction or count. */
-  test_size: number;
-}
-
-export const DEFAULT_FINETUNE_CONFIG: Readonly<FinetuneConfig> = Object.freeze({
-  r: 8,
-  lora_alpha: 16,
-  lora_dropout: 0.05,
-  target_modules: null,
-  use_rslora: false,
-  learning_rate: 2e-4,
-  num_train_epochs: 3,
-  max_steps: -1,
-  per_device_train_batch_size: 8,
-  per_device_eval_batch_size: 8,
-  gradient_accumulation_steps: 1,
-  warmup_ratio: 0,
-  warmup_steps: 0,
-  lr_scheduler_type: 'linear',
-  weight_decay: 0,
-  max_grad_norm: 1,
-  adam_beta1: 0.9,
-  adam_beta2: 0.999,
-  adam_epsilon: 1e-8,
-  seed: 42,
-  logging_steps: 10,
-  eval_strategy: 'steps',
-  eval_steps: null,
-  gradient_checkpointing: false,
-  group_by_length: false,
-  pad_to_multiple_of: null,
-  max_length: 1024,
-  packing: false,
-  eos_token: null,
-  template: null,
-  train_on_inputs: false,
-  val_size: 0,
-  test_size: 0,
-} as FinetuneConfig);
-
-/** Merge with the defaults and check every field; throws naming the field. Returns the config and warnings. */
-export function resolveFinetuneConfig(
-  partial: Partial<FinetuneConfig>,
-  contextLength?: number,
-): { config: FinetuneConfig; warnings: string[] } {
-  for (const k of Object.keys(partial)) {
-    if (!(k in DEFAULT_FINETUNE_CONFIG)) throw new Error(`unknown fine-tuning option "${k}"`);
-  }
-  const c: FinetuneConfig = { ...DEFAULT_FINETUNE_CONFIG };
-  for (const [k, v] of Object.entries(partial)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
-  const warnings: string[] = [];
-  const bad = (field: keyof FinetuneConfig, want: string): never => {
-    throw new Error(`${field} must be ${want}, got ${JSON.stringify(c[field])}`);
-  };
-  const posInt = (f: keyof FinetuneConfig) => {
-    const v = c[f];
-    if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1)) bad(f, 'a positive integer');
-  };
-  const num = (f: keyof FinetuneConfig, ok: (x: number) => boolean, want: string) => {
-    const v = c[f];
-    if (!(typeof v === 'number' && Number.isFinite(v) && ok(v))) bad(f, want);
-  };
-  posInt('r');
-  num('lora_alpha', (x) => x > 0, 'positive');
-  num('lora_dropout', (x) => x >= 0 && x < 1, 'in [0, 1)');
-  if (!(
-    c.target_modules === null ||
-    c.target_modules === 'all-linear' ||
-    (Array.isArray(c.target_modules) &&
-      c.target_modules.length > 0 &&
-      c.target_modules.every((t) => typeof t === 'string' && t))
-  )) {
-    bad('target_modules', 'a non-empty list of module names, "all-linear" or null');
-  }
-  num('learning_rate', (x) => x >= 0, '≥ 0');
-  num('num_train_epochs', (x) => x > 0, 'positive');
-  num('max_steps', (x) => Number.isInteger(x) && (x === -1 || x >= 1), '-1 or a positive integer');
-  posInt('per_device_train_batch_size');
-  posInt('per_device_eval_batch_size');
-  posInt('gradient_accumulation_steps');
-  num('warmup_ratio', (x) => x >= 0 && x <= 1, 'in [0, 1]');
-  num('warmup_steps', (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer');
-  if (!SCHEDULE_NAMES.includes(c.lr_scheduler_type)) bad('lr_scheduler_type', `one of ${SCHEDULE_NAMES.join(', ')}`);
-  num('weight_decay', (x) => x >= 0, '≥ 0');
-  num('max_grad_norm', (x) => x >= 0, '≥ 0 (0 = no clipping)');
-  num('adam_beta1', (x) => x >= 0 && x < 1, 'in [0, 1)');
-  num('adam_beta2', (x) => x >= 0 && x < 1, 'in [0, 1)');
-  num('adam_epsilon', (x) => x > 0, 'positive');
-  num('seed', (x) => Number.isSafeInteger(x), 'an integer');
-  posInt('logging_steps');
-  if (!['no', 'steps', 'epoch'].includes(c.eval_strategy)) bad('eval_strategy', '"no", "steps" or "epoch"');
-  if (c.eval_steps !== null) posInt('eval_steps');
-  if (c.pad_to_multiple_of !== null) posInt('pad_to_multiple_of');
-  posInt('max_length');
-  if (c.eos_token !== null && (typeof c.eos_token !== 'string' || c.eos_token === ''))
-    bad('eos_token', 'a non-empty string or null');
-  num('val_size', (x) => x >= 0, 'a fraction in (0, 1) or a count ≥ 1 (0 = none)');
-  num('test_size', (x) => x >= 0, 'a fraction in (0, 1) or a count ≥ 1 (0 = none)');
-  if (contextLength !== undefined && c.max_length > contextLength) {
-    warnings.push(
-      `max_length ${c.max_length} exceeds the model's context length ${contextLength}; using ${contextLength}`,
-    );
-    c.max_length = contextLength;
-  }
-  if (c.packing && c.group_by_length) warnings.push('group_by_length has no effect with packing');
-  return { config: c, warnings };
-}
-
-/** The PEFT LoraConfig of a fine-tuning config for a model. */
-export function loraConfigOf(c: FinetuneConfig, model: CausalLM): LoraConfig {
-  return {
-    r: c.r,
-    lora_alpha: c.lora_alpha,
-    lora_dropout: c.lora_dropout,
-    use_rslora: c.use_rslora,
-    target_modules: c.target_modules ?? defaultTargets(model.config),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Data
-
-/** A dataset file as bytes/text (parsed with src/data's format detection) or examples already parsed. */
-export type DatasetSource =
-  | { name: string; bytes: Uint8Array | ArrayBuffer | string; options?: ParseOptions }
-  | { name: string; examples: Example[] };
-
-export interface SessionData {
-  /** Training files; the validation and test splits are cut from them by val_size / test_size. */
-  train: DatasetSource[];
-  /** Validation files (HF eval_dataset); when given, val_size is not used. */
-  validation?: DatasetSource[];
-  /** Held-out files for generation evaluation; when given, test_size is not used. */
-  test?: DatasetSource[];
-}
-
-export interface SessionSplit {
-  examples: TokenizedExample[];
-  /** The parsed example each tokenized one came from. */
-  source: Example[];
-}
-
-export interface SessionDataset {
-  train: SessionSplit;
-  validation: SessionSplit;
-  test: SessionSplit;
-  parsed: ParseResult[];
-  dropped: (DroppedExample & { split: 'train' | 'validation' | 'test' })[];
-  /** src/data's report; its `evaluation` split is the test split here. */
-  report: DatasetReport;
-  template: TemplateSpec;
-  /** The template tokens used (eos_token applied). */
-  tokens: TemplateTokens;
-}
-
-function parseSources(sources: DatasetSource[]): { examples: Example[]; parsed: ParseResult[] } {
-  const examples: Example[] = [];
-  const parsed: ParseResult[] = [];
-  for (const s of sources) {
-    if ('examples' in s) {
-      examples.push(...s.examples);
-      continue;
-    }
-    const data = s.bytes instanceof ArrayBuffer ? new Uint8Array(s.bytes) : s.bytes;
-    const p = parseDataset(data, s.name, s.options ?? {});
-    parsed.push(p);
-    examples.push(...p.examples);
-  }
-  return { examples, parsed };
-}
-
-/** Parse, split and tokenize the session's data (exported for the CLI's --dry-run and tests). */
-export function prepareSessionData(tok: Tokenizer, data: SessionData, c: FinetuneConfig): SessionDataset {
-  if (data.train.length === 0) throw new DatasetError('no training files given', '');
-  const template = c.template ?? defaultTemplate(tok);
-  const base = templateTokensOf(tok);
-  const tokens: TemplateTokens = c.eos_token !== null ? { ...base, eosToken: c.eos_token } : base;
-  const train = parseSources(data.train);
-  const val = data.validation?.length ? parseSources(data.validation) : null;
-  const test = data.test?.length ? parseSources(data.test) : null;
-  const splits = splitDataset(train.examples, {
-    validation: val ? 0 : c.val_size,
-    evaluation: test ? 0 : c.test_size,
-    seed: c.seed,
-  });
-  const dropped: SessionDataset['dropped'] = [];
-  const run = (split: 'train' | 'validation' | 'test', src: Example[]): SessionSplit => {
-    const r = tokenizeDataset(tok, src, template, {
-      maxLength: c.max_length,
-      trainOnInputs: c.train_on_inputs,
-      tokens,
-    });
-    dropped.push(...r.dropped.map((d) => ({ ...d, split })));
-    return { examples: r.examples, source: r.sourceIndex.map((i) => src[i]) };
-  };
-  const trainSplit = run('train', splits.train);
-  const validation = run('validation', val ? val.examples : splits.validation);
-  const testSplit = run('test', test ? test.examples : splits.evaluation);
-  const parsed = [...train.parsed, ...(val?.parsed ?? []), ...(test?.parsed ?? [])];
-  if (trainSplit.examples.length === 0) {
-    throw new DatasetError(
-      `no training example is left after tokenization (${dropped.length} dropped; first: ${dropped[0]?.message ?? 'none'})`,
-      parsed[0]?.file ?? '',
-    );
-  }
-  const report = buildReport({
-    files: parsed.map((p) => ({
-      file: p.file,
-      format: p.format,
-      rows: p.rows,
-      examples: p.examples.length,
-      errors: p.errors.length,
-    })),
-    errors: parsed.flatMap((p) => p.errors),
-    template: template.kind,
-    maxLength: c.max_length,
-    trainOnInputs: c.train_on_inputs,
-    train: trainSplit.examples,
-    validation: validation.examples,
-    evaluation: testSplit.examples,
-    dropped: dropped.map(({ split: _s, ...d }) => d),
-    tokenizer: tok,
-  });
-  return { train: trainSplit, validation, test: testSplit, parsed, dropped, report, template, tokens };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Metrics
-
-/** What onMetrics receives every logging_steps steps (and at the end): the window's aggregate. */
-export interface SessionMetrics {
-  step: number;
-  /** Fractional epoch, step / update steps per epoch (as HF logs it). */
-  epoch: number;
-  /** Mean of the window's step losses (token-weighted within each step), as HF logs `loss`. */
-  loss: number;
-  /** Next-token accuracy over the window's trained tokens. */
-  accuracy: number;
-  /** Learning rate of the last step. */
-  lr: number;
-  /** Gradient norm of the last step, before clipping. */
-  grad_norm: number;
-  /** Input (non-padding) tokens processed per second over the window. */
-  tokens_per_sec: number;
-  /** Trained (labelled) tokens in the window. */
-  trained_tokens: number;
-  ms_per_step: number;
-  /** Live tf tensors after the last step; constant unless something leaks. */
-  num_tensors: number;
-  /** Steps aggregated. */
-  steps: number;
-  /** When a validation ran after this step. */
-  eval_loss?: number;
-}
-
-export interface EvalMetrics {
-  step: number;
-  epoch: number;
-  eval_loss: number;
-  eval_accuracy: number;
-  eval_tokens: number;
-  /** Seconds. */
-  eval_runtime: number;
-}
-
-export interface SampleReport {
-  step: number;
-  epoch: number;
-  samples: GenerationEvalExample[];
-}
-
-export interface SessionRunOptions {
+export interface TrainOptions {
   onMetrics?: (m: SessionMetrics) => void | Promise<void>;
   onEval?: (m: EvalMetrics) => void | Promise<void>;
   /** Greedy generations for a few held-out prompts at each evaluation point and at the end. */
@@ -403,14 +66,14 @@ export interface SessionRunOptions {
   /** Prompts for onSample (default 3; taken from the test split, else validation, else train). */
   samplePrompts?: number;
   sampleMaxNewTokens?: number;
-  /** Checked before each step: true ends run() after the step in flight (status 'stopped'); run() again resumes. */
+  /** Checked before each step: true ends train() after the step in flight (status 'stopped'); train() again resumes. */
   shouldStop?: () => boolean;
   /** Called as each micro-batch is handed to the trainer (a sign of life for watchdogs during long steps). */
   onBatch?: () => void;
   /**
-   * Periodic checkpoints (HF save_steps): after every saveSteps-th step, and when run() ends 'stopped' or
-   * 'completed', onSave receives checkpoint() of that moment. Training waits for onSave; if it throws, run()
-   * rejects (a 'stopped' session that run() resumes), so handle storage errors inside onSave to keep training.
+   * Periodic checkpoints (HF save_steps): after every saveSteps-th step, and when train() ends 'stopped' or
+   * 'completed', onSave receives checkpoint() of that moment. Training waits for onSave; if it throws, train()
+   * rejects (a 'stopped' session that train() resumes), so handle storage errors inside onSave to keep training.
    * Saving does not change the run: the weights, losses and logs equal those of a run without saves.
    */
   saveSteps?: number;
@@ -421,13 +84,13 @@ export interface SessionRunOptions {
 
 export type SessionStatus = 'idle' | 'running' | 'stopped' | 'completed' | 'diverged';
 
-export interface SessionRunResult {
+export interface TrainResult {
   status: 'completed' | 'stopped' | 'diverged';
   /** Optimizer steps whose update is in the weights. */
   step: number;
   max_steps: number;
   epoch: number;
-  /** Seconds spent in this run() call. */
+  /** Seconds spent in this train() call. */
   train_runtime: number;
   /** For 'diverged': what happened and what to try. */
   message?: string;
@@ -435,43 +98,7 @@ export interface SessionRunResult {
   last?: SessionMetrics;
 }
 
-export interface MemoryEstimate {
-  trainable_params: number;
-  total_params: number;
-  /** 100 · trainable / total. */
-  trainable_percent: number;
-  /** Largest micro-batch (rows × padded length) of the training data. */
-  batch_size: number;
-  seq_len: number;
-  tokens_per_micro_batch: number;
-  gradient_checkpointing: boolean;
-  /** Bytes (float32). Approximate: activations count the tensors the backward pass keeps plus one block's peak. */
-  bytes: {
-    weights: number;
-    lora: number;
-    gradients: number;
-    optimizer: number;
-    activations: number;
-    logits: number;
-    total: number;
-  };
-  activations_without_checkpointing: number;
-  activations_with_checkpointing: number;
-  batches_per_epoch: number;
-  steps_per_epoch: number;
-  max_steps: number;
-}
-
-export interface LogEntry extends Partial<SessionMetrics>, Partial<Omit<EvalMetrics, 'step' | 'epoch'>> {
-  step: number;
-  epoch: number;
-}
-
 type SessionBatch = Batch & { dropoutSeed: number | null };
-
-interface StepRecord extends StepMetrics {
-  inputTokens: number;
-}
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
@@ -480,7 +107,7 @@ export interface RestoreOptions {
    * Continue with this learning_rate instead of the checkpoint's (e.g. after a divergence): the schedule keeps its
    * shape and position, scaled to the new peak; AdamW's moments carry over. Nothing else may differ.
    */
-  learningRate?: number;
+  learning_rate?: number;
 }
 
 export interface FinetuneSessionInit {
@@ -515,7 +142,7 @@ export class FinetuneSession {
   private epochCache: { epoch: number; batches: Batch[] } | null = null;
   private readonly evalBatches: Batch[];
   private readonly stepTokens = new Map<number, number>();
-  private window: StepRecord[] = [];
+  private readonly window = new MetricsWindow();
   private lastEmitted = 0;
   private lastEvalStep = -1;
   private pending: { step: number; eval: EvalMetrics | null; samples: GenerationEvalExample[] | null } | null = null;
@@ -531,7 +158,7 @@ export class FinetuneSession {
     const { config, warnings } = resolveFinetuneConfig(init.config ?? {}, model.config.max_position_embeddings);
     this.config = config;
     this.warnings = warnings;
-    this.lora = loraConfigOf(config, model);
+    this.lora = loraConfigOf(config, model.config);
     targetedModules(model.config, this.lora); // a readable error before any data work
     const data: SessionData = Array.isArray(init.data) ? { train: init.data } : init.data;
     this.data = prepareSessionData(tokenizer, data, config);
@@ -568,7 +195,7 @@ export class FinetuneSession {
     return this.globalStep / this.stepsPerEpoch;
   }
 
-  /** Ask a running run() to finish the step in flight and return (status 'stopped'); run() again resumes. */
+  /** Ask a running train() to finish the step in flight and return (status 'stopped'); train() again resumes. */
   stop(): void {
     this.stopRequested = true;
   }
@@ -600,18 +227,18 @@ export class FinetuneSession {
         lossFn: (b) => model.loss(b, { dropoutSeed: b.dropoutSeed, gradientCheckpointing: c.gradient_checkpointing }),
       },
       {
-        lr: c.learning_rate,
-        weightDecay: c.weight_decay,
-        betas: [c.adam_beta1, c.adam_beta2],
-        eps: c.adam_epsilon,
-        maxGradNorm: c.max_grad_norm,
-        gradAccumSteps: c.gradient_accumulation_steps,
-        schedule: c.lr_scheduler_type,
-        warmupSteps: c.warmup_steps,
-        warmupRatio: c.warmup_ratio,
-        maxSteps: this.maxSteps,
+        learning_rate: c.learning_rate,
+        weight_decay: c.weight_decay,
+        adam_beta1: c.adam_beta1,
+        adam_beta2: c.adam_beta2,
+        adam_epsilon: c.adam_epsilon,
+        max_grad_norm: c.max_grad_norm,
+        gradient_accumulation_steps: c.gradient_accumulation_steps,
+        lr_scheduler_type: c.lr_scheduler_type,
+        warmup_steps: c.warmup_steps,
+        warmup_ratio: c.warmup_ratio,
+        max_steps: this.maxSteps,
         seed: c.seed,
-        logEvery: this.maxSteps + 1, // the session aggregates logging windows itself (onStep)
       },
     );
     return this.trainer;
@@ -621,19 +248,19 @@ export class FinetuneSession {
    * Train until max_steps, a stop request or divergence. Resolves (never rejects) on those three; rejects
    * only on unexpected errors. Calling it again after 'stopped' resumes where it stopped.
    */
-  async run(opts: SessionRunOptions = {}): Promise<SessionRunResult> {
-    if (this._status === 'running') throw new Error('FinetuneSession.run: already running');
+  async train(opts: TrainOptions = {}): Promise<TrainResult> {
+    if (this._status === 'running') throw new Error('FinetuneSession.train: already running');
     if (this._status === 'diverged')
-      throw new Error(`FinetuneSession.run: this run diverged and cannot continue: ${this.divergedMessage}`);
+      throw new Error(`FinetuneSession.train: this run diverged and cannot continue: ${this.divergedMessage}`);
     if (opts.saveSteps !== undefined && !(Number.isInteger(opts.saveSteps) && opts.saveSteps >= 1)) {
-      throw new Error(`FinetuneSession.run: saveSteps must be a positive integer, got ${opts.saveSteps}`);
+      throw new Error(`FinetuneSession.train: saveSteps must be a positive integer, got ${opts.saveSteps}`);
     }
     const t0 = now();
     const trainer = this.getTrainer();
     this.stopRequested = false;
     if (this._status === 'completed') return this.result('completed', t0);
     this._status = 'running';
-    let status: SessionRunResult['status'] = 'completed';
+    let status: TrainResult['status'] = 'completed';
     let error: TrainingDivergedError | undefined;
     const saveSteps = opts.saveSteps;
     let lastSaved = -1;
@@ -650,7 +277,7 @@ export class FinetuneSession {
         const saveAt = saveSteps && opts.onSave ? (Math.floor(before / saveSteps) + 1) * saveSteps : null;
         const savePoint = saveAt !== null && saveAt < this.maxSteps ? saveAt : null;
         let userStop = false;
-        const res = await trainer.run({
+        const res = await trainer.trainSteps({
           getBatch: (req) => this.batchFor(req, opts),
           onStep: (m) => this.onStep(m, opts),
           shouldStop: () => {
@@ -673,7 +300,7 @@ export class FinetuneSession {
           status = 'stopped';
           break;
         }
-        // 'dataEnd': an epoch ended with a short accumulation window; the next epoch continues in a new trainer.run
+        // 'dataEnd': an epoch ended with a short accumulation window; the next epoch continues in a new trainer.trainSteps call
         if (res.reason === 'dataEnd' && trainer.globalStep === before)
           throw new Error('FinetuneSession: no training batch for the next step');
       }
@@ -700,7 +327,7 @@ export class FinetuneSession {
     return this.result(status, t0);
   }
 
-  private result(status: SessionRunResult['status'], t0: number): SessionRunResult {
+  private result(status: TrainResult['status'], t0: number): TrainResult {
     const lastLog = [...this.history].reverse().find((h) => h.loss !== undefined) as SessionMetrics | undefined;
     return {
       status,
@@ -713,13 +340,13 @@ export class FinetuneSession {
   }
 
   /** The micro-batch for (step, micro): epoch-aligned accumulation windows over epochBatches(epoch). */
-  private async batchFor(req: BatchRequest, opts: SessionRunOptions): Promise<SessionBatch | null> {
+  private async batchFor(req: BatchRequest, opts: TrainOptions): Promise<SessionBatch | null> {
     opts.onBatch?.();
     const s = req.step;
     if (req.micro === 0 && s > 1) {
       // The weights now are those after step s − 1 (its update is enqueued before this call): evaluate here.
       await this.checkpointHooks(s - 1, opts, false);
-      if (this.lastEmitted >= s - 1) await this.commitPending(opts); // its metrics went out in an earlier trainer.run
+      if (this.lastEmitted >= s - 1) await this.commitPending(opts); // its metrics went out in an earlier trainer.trainSteps()
     }
     const c = this.config;
     const epoch = Math.floor((s - 1) / this.stepsPerEpoch);
@@ -742,7 +369,7 @@ export class FinetuneSession {
   }
 
   /** Validation loss and samples for the weights after `step`, kept pending until that step is confirmed. */
-  private async checkpointHooks(step: number, opts: SessionRunOptions, final: boolean): Promise<void> {
+  private async checkpointHooks(step: number, opts: TrainOptions, final: boolean): Promise<void> {
     if (!this.evalDue(step, final)) return;
     const wantEval = this.evalBatches.length > 0 && (final || this.config.eval_strategy !== 'no');
     const wantSamples = !!opts.onSample;
@@ -753,7 +380,7 @@ export class FinetuneSession {
     this.pending = { step, eval: ev, samples };
   }
 
-  private async commitPending(opts: SessionRunOptions): Promise<void> {
+  private async commitPending(opts: TrainOptions): Promise<void> {
     const p = this.pending;
     if (!p) return;
     this.pending = null;
@@ -765,11 +392,11 @@ export class FinetuneSession {
       await opts.onSample({ step: p.step, epoch: p.step / this.stepsPerEpoch, samples: p.samples });
   }
 
-  private async onStep(m: StepMetrics, opts: SessionRunOptions): Promise<void> {
+  private async onStep(m: StepMetrics, opts: TrainOptions): Promise<void> {
     const inputTokens = this.stepTokens.get(m.step) ?? 0;
     this.stepTokens.delete(m.step);
     this.lastEmitted = m.step;
-    this.window.push({ ...m, inputTokens });
+    this.window.add(m, inputTokens);
     // Nothing launched after this step (end of an epoch's short window, the last step, a stop): the weights are
     // exactly those after it, so evaluate now and log eval_loss with the step.
     if (this.trainer?.globalStep === m.step) await this.checkpointHooks(m.step, opts, m.step === this.maxSteps);
@@ -779,36 +406,10 @@ export class FinetuneSession {
     if (pend) await this.commitPending(opts);
   }
 
-  private async flushWindow(opts: SessionRunOptions, evalLoss?: number): Promise<void> {
-    const w = this.window;
-    if (w.length === 0) return;
-    this.window = [];
-    const last = w[w.length - 1];
-    let loss = 0,
-      correct = 0,
-      trained = 0,
-      ms = 0,
-      input = 0;
-    for (const s of w) {
-      loss += s.loss;
-      correct += s.correct;
-      trained += s.tokens;
-      ms += s.msPerStep;
-      input += s.inputTokens;
-    }
-    const m: SessionMetrics = {
-      step: last.step,
-      epoch: last.step / this.stepsPerEpoch,
-      loss: loss / w.length,
-      accuracy: trained > 0 ? correct / trained : 0,
-      lr: last.lr,
-      grad_norm: last.gradNorm,
-      tokens_per_sec: ms > 0 ? input / (ms / 1000) : 0,
-      trained_tokens: trained,
-      ms_per_step: ms / w.length,
-      num_tensors: last.numTensors,
-      steps: w.length,
-    };
+  private async flushWindow(opts: TrainOptions, evalLoss?: number): Promise<void> {
+    const w = this.window.take();
+    if (!w) return;
+    const m = sessionMetricsOf(w, this.stepsPerEpoch);
     if (evalLoss !== undefined) m.eval_loss = evalLoss;
     this.history.push({ ...m });
     await opts.onMetrics?.(m);
@@ -850,7 +451,7 @@ export class FinetuneSession {
     return d.test.source.length ? d.test.source : d.validation.source.length ? d.validation.source : d.train.source;
   }
 
-  private async samples(opts: SessionRunOptions): Promise<GenerationEvalExample[]> {
+  private async samples(opts: TrainOptions): Promise<GenerationEvalExample[]> {
     const r = await evaluateGeneration(this.model, this.tokenizer, this.sampleSource(), {
       template: this.data.template,
       eosToken: this.config.eos_token,
@@ -909,27 +510,25 @@ export class FinetuneSession {
 
   /**
    * Everything needed to continue this run exactly: LoRA weights, AdamW moments and step counts, schedule position,
-   * data cursor, RNG state, metrics history, configuration, model and dataset hashes. Not while run() is in progress
-   * (stop first, or use run({ saveSteps, onSave })). Serialise with encodeCheckpointFiles / encodeCheckpointBundle.
+   * data cursor, RNG state, metrics history, configuration, model and dataset hashes. Not while train() is in progress
+   * (stop first, or use train({ saveSteps, onSave })). Serialise with encodeCheckpointFiles / encodeCheckpointBundle.
    */
   async checkpoint(opts: CheckpointOptions = {}): Promise<SessionCheckpoint> {
     if (this._status === 'running')
       throw new Error(
-        'FinetuneSession.checkpoint: training is running; stop it first or pass saveSteps/onSave to run()',
+        'FinetuneSession.checkpoint: training is running; stop it first or pass saveSteps/onSave to train()',
       );
     return this.snapshot(opts);
   }
 
   private async snapshot(opts: CheckpointOptions): Promise<SessionCheckpoint> {
     // After a divergence the trainer has rolled back to the last good step: that state is what gets saved (and can be
-    // resumed, e.g. with a lower learning rate: resume(init, ck, { learningRate })).
+    // resumed, e.g. with a lower learning rate: resume(init, ck, { learning_rate })).
     if (this.adapter.merged)
       throw new Error('FinetuneSession.checkpoint: the adapter is merged into the base weights; unmerge it first');
     const trainer = this.getTrainer();
     const st = await trainer.state(); // waits for any step in flight
-    const lora = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [n, v] of this.adapter.variables())
-      lora.set(n, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
+    const lora = await readRawTensors(this.adapter.variables());
     const expAvg = new Map<string, { shape: number[]; data: Float32Array }>();
     const expAvgSq = new Map<string, { shape: number[]; data: Float32Array }>();
     const paramSteps: Record<string, number> = {};
@@ -983,7 +582,7 @@ export class FinetuneSession {
       rng: st.rng,
       session: {
         history: JSON.parse(JSON.stringify(this.history)) as LogEntry[],
-        window: this.window.map((w) => ({ ...w })),
+        window: this.window.records(),
         last_eval_step: this.lastEvalStep,
       },
     };
@@ -993,7 +592,7 @@ export class FinetuneSession {
   /**
    * Continue from a checkpoint of this run: the session must have been built with the same model weights, data
    * and configuration (refused with a CheckpointMismatchError saying what differs; nothing is changed then).
-   * Afterwards run() continues exactly where the checkpointed session was.
+   * Afterwards train() continues exactly where the checkpointed session was.
    */
   async restore(ck: SessionCheckpoint, opts: RestoreOptions = {}): Promise<void> {
     if (this._status === 'running') throw new Error('FinetuneSession.restore: training is running; stop it first');
@@ -1001,11 +600,11 @@ export class FinetuneSession {
       throw new Error('FinetuneSession.restore: the adapter is merged into the base weights; unmerge it first');
     const m = ck.meta;
     const modelHash = await hashModelWeights(this.model.weights, modelHashMethod(m.model.hash));
-    // a new learning rate (opts.learningRate) is the one difference allowed: the schedule keeps its shape, scaled
-    const newLr = opts.learningRate !== undefined && opts.learningRate !== m.config.learning_rate;
-    if (newLr && this.config.learning_rate !== opts.learningRate) {
+    // a new learning rate (opts.learning_rate) is the one difference allowed: the schedule keeps its shape, scaled
+    const newLr = opts.learning_rate !== undefined && opts.learning_rate !== m.config.learning_rate;
+    if (newLr && this.config.learning_rate !== opts.learning_rate) {
       throw new Error(
-        `FinetuneSession.restore: learningRate ${opts.learningRate} is not this session's learning_rate (${this.config.learning_rate})`,
+        `FinetuneSession.restore: learning_rate ${opts.learning_rate} is not this session's learning_rate (${this.config.learning_rate})`,
       );
     }
     checkCheckpointTarget(m, {
@@ -1080,7 +679,7 @@ export class FinetuneSession {
     trainer.loadState({ globalStep: step, optimizer: { step: m.optimizer.step, params }, rng: m.rng });
     tf.tidy(() => this.adapter.assign(ck.lora)); // tidy: the source tensors of assign() are freed
     this.history.splice(0, this.history.length, ...(JSON.parse(JSON.stringify(m.session.history)) as LogEntry[]));
-    this.window = m.session.window.map((w) => ({ ...w }));
+    this.window.restore(m.session.window);
     this.lastEmitted = step;
     this.lastEvalStep = m.session.last_eval_step;
     this.pending = null;
@@ -1102,7 +701,7 @@ export class FinetuneSession {
     const config = init.config ?? ck.meta.config;
     const s = new FinetuneSession({
       ...init,
-      config: opts.learningRate !== undefined ? { ...config, learning_rate: opts.learningRate } : config,
+      config: opts.learning_rate !== undefined ? { ...config, learning_rate: opts.learning_rate } : config,
       baseModelName: init.baseModelName !== undefined ? init.baseModelName : ck.meta.model.id,
     });
     try {
@@ -1115,128 +714,37 @@ export class FinetuneSession {
   }
 
   // -------------------------------------------------------------------------------------------------------
-  // Estimates
+  // Estimates and metrics files
 
-  /** Trainable parameters and an approximate memory budget for this configuration and data. */
+  /** Trainable parameters and an approximate memory budget for this configuration and data (./estimate.ts). */
   estimate(): MemoryEstimate {
-    const cfg = this.model.config;
-    const c = this.config;
-    const mods = targetedModules(cfg, this.lora);
-    const trainable = mods.reduce((s, m) => s + c.r * (m.inFeatures + m.outFeatures), 0);
-    const total = countParams(cfg);
-    let batchSize = 1,
-      seqLen = 1,
-      worst = 0;
-    for (const b of this.epochBatches(0)) {
-      if (b.batchSize * b.seqLen > worst) {
-        worst = b.batchSize * b.seqLen;
-        batchSize = b.batchSize;
-        seqLen = b.seqLen;
-      }
-    }
-    const N = batchSize * seqLen;
-    const D = cfg.hidden_size,
-      I = cfg.intermediate_size,
-      L = cfg.num_hidden_layers,
-      V = cfg.vocab_size;
-    const Dq = cfg.num_attention_heads * cfg.head_dim,
-      Dkv = cfg.num_key_value_heads * cfg.head_dim,
-      H = cfg.num_attention_heads;
-    // floats per token kept for backward by one block (the ops' saved inputs/outputs), incl. H·S attention scores
-    const block =
-      cfg.family === 'gpt2' ? 26 * D + 7 * I + 4 * H * seqLen : 11 * D + 8 * Dq + 8 * Dkv + 5 * I + 4 * H * seqLen;
-    const perLayer = L > 0 ? mods.length / L : 0;
-    const loraPerBlock = mods
-      .slice(0, Math.round(perLayer))
-      .reduce((s, m) => s + c.r + 3 * m.outFeatures + (c.lora_dropout > 0 ? 2 * m.inFeatures : 0), 0);
-    const blockAll = block + loraPerBlock;
-    const outer = (cfg.family === 'gpt2' ? 3 : 2) * D + 3 * D; // embeddings (+ positions) and final norm
-    const actNo = 4 * N * (L * blockAll + outer);
-    const actCk = 4 * N * (L * D + blockAll + outer);
-    const logits = 4 * N * V * 5; // logits, then softmax, target update and gradient in the CE backward
-    const weights = weightBytes(total, tf.getBackend() as BackendName, cfg); // as stored on the backend in use
-    const lora = 4 * trainable;
-    const gradients = 4 * trainable * (c.gradient_accumulation_steps > 1 ? 3 : 2); // grads (+ running sum) + clipped copy
-    const optimizer = 4 * trainable * 2; // AdamW exp_avg, exp_avg_sq
-    const activations = c.gradient_checkpointing ? actCk : actNo;
-    return {
-      trainable_params: trainable,
-      total_params: total,
-      trainable_percent: (100 * trainable) / total,
-      batch_size: batchSize,
-      seq_len: seqLen,
-      tokens_per_micro_batch: N,
-      gradient_checkpointing: c.gradient_checkpointing,
-      bytes: {
-        weights,
-        lora,
-        gradients,
-        optimizer,
-        activations,
-        logits,
-        total: weights + lora + gradients + optimizer + activations + logits,
-      },
-      activations_without_checkpointing: actNo,
-      activations_with_checkpointing: actCk,
-      batches_per_epoch: this.batchesPerEpoch,
-      steps_per_epoch: this.stepsPerEpoch,
-      max_steps: this.maxSteps,
-    };
+    return estimateMemory({
+      modelConfig: this.model.config,
+      config: this.config,
+      lora: this.lora,
+      backend: tf.getBackend() as BackendName, // weights as stored on the backend in use
+      batches: this.epochBatches(0),
+      batchesPerEpoch: this.batchesPerEpoch,
+      stepsPerEpoch: this.stepsPerEpoch,
+      maxSteps: this.maxSteps,
+    });
   }
 
-  // -------------------------------------------------------------------------------------------------------
-  // Metrics export
-
-  static readonly CSV_COLUMNS = [
-    'step',
-    'epoch',
-    'loss',
-    'accuracy',
-    'lr',
-    'grad_norm',
-    'tokens_per_sec',
-    'trained_tokens',
-    'ms_per_step',
-    'num_tensors',
-    'eval_loss',
-    'eval_accuracy',
-    'eval_tokens',
-    'eval_runtime',
-  ] as const;
-
-  /** history as CSV, one row per log or evaluation (empty cells where a row has no value). */
+  /** The history as metrics.csv (./metrics-export.ts). */
   metricsCsv(): string {
-    const cols = FinetuneSession.CSV_COLUMNS;
-    const rows = this.history.map((h) =>
-      cols
-        .map((k) => {
-          const v = (h as unknown as Record<string, unknown>)[k];
-          return typeof v === 'number' ? String(v) : '';
-        })
-        .join(','),
-    );
-    return [cols.join(','), ...rows].join('\n') + '\n';
+    return metricsCsv(this.history);
   }
 
-  /** A trainer_state.json-like record: steps, epochs, config and log_history. */
+  /** A trainer_state.json-like record: steps, epochs, config and log_history (./metrics-export.ts). */
   metricsJson(): string {
-    return JSON.stringify(
-      {
-        global_step: this.globalStep,
-        max_steps: this.maxSteps,
-        epoch: this.epoch,
-        num_train_epochs:
-          this.config.max_steps > 0 ? Math.ceil(this.maxSteps / this.stepsPerEpoch) : this.config.num_train_epochs,
-        logging_steps: this.config.logging_steps,
-        eval_steps: this.config.eval_steps ?? this.config.logging_steps,
-        train_batch_size: this.config.per_device_train_batch_size,
-        status: this._status,
-        config: this.config,
-        log_history: this.history,
-      },
-      null,
-      2,
-    );
+    return metricsJson({
+      globalStep: this.globalStep,
+      maxSteps: this.maxSteps,
+      stepsPerEpoch: this.stepsPerEpoch,
+      status: this._status,
+      config: this.config,
+      history: this.history,
+    });
   }
 
   /** Free the optimizer state. The adapter stays attached to the model (export or generate with it). */

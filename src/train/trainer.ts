@@ -17,7 +17,7 @@
  *   report that lr (the one actually applied, which is what recent HF versions log as learning_rate).
  *
  * Asynchrony: a step only enqueues work. Its loss, token counts and grad norm are packed in one small
- * tensor whose .data() is awaited one step later (run()), never with dataSync.
+ * tensor whose .data() is awaited one step later (trainSteps()), never with dataSync.
  *
  * Divergence: each step computes, on the device, ok = ok_prev ∧ isfinite(loss) ∧ isfinite(grad_norm) and
  * passes it to AdamW as a gate; a closed gate leaves parameters and moments bit-for-bit unchanged. The
@@ -29,6 +29,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AdamW, type AdamWState } from './optimizer';
 import { makeSchedule, warmupStepsFor, SCHEDULE_NAMES, type ScheduleName } from './schedule';
 import { Rng, type RngState } from '../util/rng';
+import { MetricsWindow, type StepMetrics, type WindowMetrics } from './metrics';
 
 /** What the model's loss function returns for one micro-batch (all scalars). */
 export interface LossOutput {
@@ -47,86 +48,55 @@ export interface TrainableModel<B> {
   lossFn: (batch: B) => LossOutput;
 }
 
+/** The Trainer's settings, with HF TrainingArguments' names. */
 export interface TrainerConfig {
-  /** Peak learning rate (HF learning_rate, default 5e-5). */
-  lr: number;
-  weightDecay: number;
-  betas: [number, number];
-  eps: number;
+  /** Peak learning rate (default 5e-5). */
+  learning_rate: number;
+  weight_decay: number;
+  adam_beta1: number;
+  adam_beta2: number;
+  adam_epsilon: number;
   /** Clip the global L2 norm of the gradients to this; 0 = off. Default 1.0. */
-  maxGradNorm: number;
+  max_grad_norm: number;
   /** Micro-batches per optimizer step. */
-  gradAccumSteps: number;
-  schedule: ScheduleName;
-  /** Warmup steps; when 0, ceil(maxSteps · warmupRatio) (HF get_warmup_steps). */
-  warmupSteps: number;
-  warmupRatio: number;
-  /** Cosine cycles (HF num_cycles, default 0.5). */
-  numCycles: number;
+  gradient_accumulation_steps: number;
+  lr_scheduler_type: ScheduleName;
+  /** Warmup steps; when 0, ceil(max_steps · warmup_ratio) (HF get_warmup_steps). */
+  warmup_steps: number;
+  warmup_ratio: number;
+  /** Cosine cycles (HF lr_scheduler_kwargs num_cycles, default 0.5). */
+  num_cycles: number;
   /** Total optimizer steps (HF max_steps / num_training_steps). */
-  maxSteps: number;
+  max_steps: number;
   /** Root seed; getBatch receives rng = Rng(seed).derive(step, micro). */
   seed: number;
   /** Call onMetrics every this many optimizer steps (with the window's aggregate). */
-  logEvery: number;
+  logging_steps: number;
   /** Parameters without weight decay; default: HF's rule (biases and norm weights). */
   noDecay: (name: string) => boolean;
-}
-
-/** Metrics of one optimizer step. */
-export interface StepMetrics {
-  /** Optimizer step number (1-based). */
-  step: number;
-  /** Token-weighted mean CE over the step's micro-batches. */
-  loss: number;
-  /** correct / tokens (0 when no tokens). */
-  accuracy: number;
-  correct: number;
-  /** Trained tokens in the step. */
-  tokens: number;
-  /** Learning rate applied in this step. */
-  lr: number;
-  /** Global L2 norm of the gradient before clipping. */
-  gradNorm: number;
-  /** Wall time of this step: in run(), of the loop iteration that fetched its batches, launched it and
-   *  waited for the previous step's readback (the steady-state throughput); in step(), launch → readback. */
-  msPerStep: number;
-  tokensPerSec: number;
-  /**
-   * tf.memory().numTensors right after the step was launched (its temporaries freed), not counting the
-   * trainer's own small readback tensors of steps not yet read back — so it is constant unless something leaks.
-   */
-  numTensors: number;
-}
-
-/** What onMetrics receives: aggregate over the `steps` optimizer steps ending at `step` (HF logging_steps). */
-export interface TrainMetrics extends StepMetrics {
-  /** Steps aggregated: loss is their mean (as HF logs), accuracy Σcorrect/Σtokens, tokens Σ, msPerStep mean,
-   *  lr / gradNorm / numTensors those of the last step. */
-  steps: number;
 }
 
 export interface BatchRequest {
   /** Optimizer step being built (1-based). */
   step: number;
-  /** Micro-batch index within the step, 0 … gradAccumSteps − 1. */
+  /** Micro-batch index within the step, 0 … gradient_accumulation_steps − 1. */
   micro: number;
   /** Deterministic stream for this (seed, step, micro), e.g. for dropout seeds. */
   rng: Rng;
 }
 
-export interface RunOptions<B> {
+export interface TrainStepsOptions<B> {
   /** Return null/undefined when the data is exhausted (a partial accumulation window still makes a step, as HF). */
   getBatch: (req: BatchRequest) => B | null | undefined | Promise<B | null | undefined>;
-  /** Every logEvery steps and at the end of the run. Awaited. */
-  onMetrics?: (m: TrainMetrics) => void | Promise<void>;
+  /** Every logging_steps steps and at the end of the run. Awaited. */
+  onMetrics?: (m: WindowMetrics) => void | Promise<void>;
   /** Every step. Awaited. */
   onStep?: (m: StepMetrics) => void | Promise<void>;
-  /** Checked before each step; true = finish the in-flight step and return (pause: call run() again). */
+  /** Checked before each step; true = finish the in-flight step and return (pause: call trainSteps() again). */
   shouldStop?: () => boolean;
 }
 
-export interface RunResult {
+export interface TrainStepsResult {
   reason: 'maxSteps' | 'stopped' | 'dataEnd';
   /** Optimizer steps completed so far (globalStep). */
   step: number;
@@ -185,19 +155,20 @@ export function hfNoDecay(name: string): boolean {
   return NORM_PATTERNS.some((re) => re.test(n));
 }
 
-export const TRAINER_DEFAULTS: Omit<TrainerConfig, 'maxSteps'> = {
-  lr: 5e-5,
-  weightDecay: 0,
-  betas: [0.9, 0.999],
-  eps: 1e-8,
-  maxGradNorm: 1.0,
-  gradAccumSteps: 1,
-  schedule: 'linear',
-  warmupSteps: 0,
-  warmupRatio: 0,
-  numCycles: 0.5,
+export const TRAINER_DEFAULTS: Omit<TrainerConfig, 'max_steps'> = {
+  learning_rate: 5e-5,
+  weight_decay: 0,
+  adam_beta1: 0.9,
+  adam_beta2: 0.999,
+  adam_epsilon: 1e-8,
+  max_grad_norm: 1.0,
+  gradient_accumulation_steps: 1,
+  lr_scheduler_type: 'linear',
+  warmup_steps: 0,
+  warmup_ratio: 0,
+  num_cycles: 0.5,
   seed: 42,
-  logEvery: 1,
+  logging_steps: 1,
   noDecay: hfNoDecay,
 };
 
@@ -246,12 +217,8 @@ export class Trainer<B> {
   private running = false;
   private disposed = false;
 
-  constructor(model: TrainableModel<B>, config: Partial<TrainerConfig> & { maxSteps: number }) {
-    const c: TrainerConfig = {
-      ...TRAINER_DEFAULTS,
-      ...config,
-      betas: [...(config.betas ?? TRAINER_DEFAULTS.betas)] as [number, number],
-    };
+  constructor(model: TrainableModel<B>, config: Partial<TrainerConfig> & { max_steps: number }) {
+    const c: TrainerConfig = { ...TRAINER_DEFAULTS, ...config };
     validateTrainerConfig(c);
     if (model.vars.size === 0) throw new Error('Trainer: the model has no trainable variables');
     this.config = c;
@@ -262,19 +229,20 @@ export class Trainer<B> {
       this.keyOfVarName.set(v.name, key);
       this.varList.push(v);
     }
-    this.warmupSteps = warmupStepsFor(c.maxSteps, { warmupSteps: c.warmupSteps, warmupRatio: c.warmupRatio });
-    this.schedule = makeSchedule(c.lr, {
-      name: c.schedule,
+    this.warmupSteps = warmupStepsFor(c.max_steps, { warmupSteps: c.warmup_steps, warmupRatio: c.warmup_ratio });
+    this.schedule = makeSchedule(c.learning_rate, {
+      name: c.lr_scheduler_type,
       warmupSteps: this.warmupSteps,
-      totalSteps: c.maxSteps,
-      numCycles: c.numCycles,
+      totalSteps: c.max_steps,
+      numCycles: c.num_cycles,
     });
     this.rng = new Rng(c.seed);
     this.optimizer = new AdamW(model.vars, {
-      lr: c.lr,
-      betas: c.betas,
-      eps: c.eps,
-      weightDecay: c.weightDecay,
+      learning_rate: c.learning_rate,
+      adam_beta1: c.adam_beta1,
+      adam_beta2: c.adam_beta2,
+      adam_epsilon: c.adam_epsilon,
+      weight_decay: c.weight_decay,
       noDecay: c.noDecay,
     });
     this.okFlag = tf.tidy(() => tf.variable(tf.scalar(true, 'bool'), false));
@@ -297,14 +265,14 @@ export class Trainer<B> {
 
   /**
    * One optimizer step over `batches` (the micro-batches of one accumulation window; their number may
-   * differ from gradAccumSteps). Resolves with the step's metrics once its values are read back;
+   * differ from gradient_accumulation_steps). Resolves with the step's metrics once its values are read back;
    * rejects with TrainingDivergedError if the loss or gradient norm is not finite.
    * Several step() calls may be in flight; they settle in order.
    */
   step(batches: B[]): Promise<StepMetrics> {
     let p: Pending;
     try {
-      if (this.running) throw new Error('Trainer.step: run() is in progress');
+      if (this.running) throw new Error('Trainer.step: trainSteps() is in progress');
       p = this.launch(batches, now());
     } catch (e) {
       return Promise.reject(e);
@@ -342,27 +310,27 @@ export class Trainer<B> {
     this.halt = null;
   }
 
-  /** Runs until maxSteps, shouldStop() or the end of the data, reading each step back one step late. */
-  async run(opts: RunOptions<B>): Promise<RunResult> {
-    if (this.running) throw new Error('Trainer.run: already running');
+  /** Trains until max_steps, shouldStop() or the end of the data, reading each step back one step late. */
+  async trainSteps(opts: TrainStepsOptions<B>): Promise<TrainStepsResult> {
+    if (this.running) throw new Error('Trainer.trainSteps: already running');
     this.running = true;
     const c = this.config;
     let prev: Pending | null = null;
     let last: StepMetrics | null = null;
-    let reason: RunResult['reason'];
+    let reason: TrainStepsResult['reason'];
     const win = new MetricsWindow();
     const emit = async (m: StepMetrics) => {
       last = m;
       if (opts.onStep) await opts.onStep(m);
       win.add(m);
-      if (m.step % c.logEvery === 0 && opts.onMetrics) await opts.onMetrics(win.take()!);
-      else if (m.step % c.logEvery === 0) win.take();
+      if (m.step % c.logging_steps === 0 && opts.onMetrics) await opts.onMetrics(win.take()!);
+      else if (m.step % c.logging_steps === 0) win.take();
     };
     try {
-      await this.chain.catch(() => undefined); // steps started with step() before run()
+      await this.chain.catch(() => undefined); // steps started with step() before trainSteps()
       if (this.halt) throw this.halt.error; // a divergence not yet reported
       for (;;) {
-        if (this.steps >= c.maxSteps) {
+        if (this.steps >= c.max_steps) {
           reason = 'maxSteps';
           break;
         }
@@ -373,7 +341,7 @@ export class Trainer<B> {
         const t0 = now();
         const stepNo = this.steps + 1;
         const batches: B[] = [];
-        for (let micro = 0; micro < c.gradAccumSteps; micro++) {
+        for (let micro = 0; micro < c.gradient_accumulation_steps; micro++) {
           const b = await opts.getBatch({ step: stepNo, micro, rng: this.batchRng(stepNo, micro) });
           if (b == null) break;
           batches.push(b);
@@ -388,7 +356,7 @@ export class Trainer<B> {
         if (done) await emit(toMetrics(done, await done.result, done.tEnd ?? now()));
         p.numTensors = this.liveTensors();
         p.tEnd = now();
-        if (batches.length < c.gradAccumSteps) {
+        if (batches.length < c.gradient_accumulation_steps) {
           reason = 'dataEnd';
           break;
         }
@@ -466,11 +434,11 @@ export class Trainer<B> {
         const normOk = tf.isFinite(norm);
         const ok = tf.logicalAnd(this.okFlag, tf.logicalAnd(lossOk, normOk)) as tf.Scalar;
         let applied = grads;
-        if (this.config.maxGradNorm > 0) {
-          const coef = tf.minimum(tf.div(tf.scalar(this.config.maxGradNorm), tf.add(norm, 1e-6)), 1);
+        if (this.config.max_grad_norm > 0) {
+          const coef = tf.minimum(tf.div(tf.scalar(this.config.max_grad_norm), tf.add(norm, 1e-6)), 1);
           applied = new Map([...grads].map(([k, g]) => [k, tf.mul(g, coef)] as [string, tf.Tensor]));
         }
-        this.optimizer.step(applied, { lr, gate: ok });
+        this.optimizer.step(applied, { learning_rate: lr, gate: ok });
         this.okFlag.assign(ok); // sticky: once closed, later steps are no-ops until rearm()
         const f = (t: tf.Tensor) => tf.cast(t, 'float32');
         return tf.stack([loss, cs, ns, norm, f(lossOk), f(normOk), f(ok)]) as tf.Tensor1D;
@@ -502,7 +470,7 @@ export class Trainer<B> {
     this.inflight++;
     this.pendingReadbacks++;
     p.result = this.chain.catch(() => undefined).then(() => this.settle(p));
-    p.result.catch(() => undefined); // rejections are delivered to step()/run(); never reported as unhandled
+    p.result.catch(() => undefined); // rejections are delivered to step()/trainSteps(); never reported as unhandled
     this.chain = p.result;
     return p;
   }
@@ -601,7 +569,7 @@ function toMetrics(p: Pending, vals: Float32Array, tEnd: number): StepMetrics {
     accuracy: tokens > 0 ? correct / tokens : 0,
     correct,
     tokens,
-    lr: p.lr,
+    learning_rate: p.lr,
     gradNorm,
     msPerStep: ms,
     tokensPerSec: tokens / (ms / 1000),
@@ -609,52 +577,19 @@ function toMetrics(p: Pending, vals: Float32Array, tEnd: number): StepMetrics {
   };
 }
 
-class MetricsWindow {
-  private items: StepMetrics[] = [];
-  add(m: StepMetrics) {
-    this.items.push(m);
-  }
-  take(): TrainMetrics | null {
-    const it = this.items;
-    if (it.length === 0) return null;
-    this.items = [];
-    const lastM = it[it.length - 1];
-    let loss = 0,
-      correct = 0,
-      tokens = 0,
-      ms = 0;
-    for (const m of it) {
-      loss += m.loss;
-      correct += m.correct;
-      tokens += m.tokens;
-      ms += m.msPerStep;
-    }
-    return {
-      step: lastM.step,
-      steps: it.length,
-      loss: loss / it.length,
-      accuracy: tokens > 0 ? correct / tokens : 0,
-      correct,
-      tokens,
-      lr: lastM.lr,
-      gradNorm: lastM.gradNorm,
-      msPerStep: ms / it.length,
-      tokensPerSec: tokens / (ms / 1000),
-      numTensors: lastM.numTensors,
-    };
-  }
-}
-
 export function validateTrainerConfig(c: TrainerConfig): void {
   const posInt = (x: number) => Number.isInteger(x) && x >= 1;
-  if (!posInt(c.maxSteps)) throw new Error(`maxSteps must be a positive integer, got ${c.maxSteps}`);
-  if (!posInt(c.gradAccumSteps)) throw new Error(`gradAccumSteps must be a positive integer, got ${c.gradAccumSteps}`);
-  if (!posInt(c.logEvery)) throw new Error(`logEvery must be a positive integer, got ${c.logEvery}`);
-  if (!(Number.isFinite(c.maxGradNorm) && c.maxGradNorm >= 0))
-    throw new Error(`maxGradNorm must be ≥ 0 (0 = off), got ${c.maxGradNorm}`);
-  if (!SCHEDULE_NAMES.includes(c.schedule))
-    throw new Error(`schedule must be one of ${SCHEDULE_NAMES.join(', ')}, got ${JSON.stringify(c.schedule)}`);
-  if (!Number.isFinite(c.numCycles)) throw new Error(`numCycles must be finite, got ${c.numCycles}`);
+  if (!posInt(c.max_steps)) throw new Error(`max_steps must be a positive integer, got ${c.max_steps}`);
+  if (!posInt(c.gradient_accumulation_steps))
+    throw new Error(`gradient_accumulation_steps must be a positive integer, got ${c.gradient_accumulation_steps}`);
+  if (!posInt(c.logging_steps)) throw new Error(`logging_steps must be a positive integer, got ${c.logging_steps}`);
+  if (!(Number.isFinite(c.max_grad_norm) && c.max_grad_norm >= 0))
+    throw new Error(`max_grad_norm must be ≥ 0 (0 = off), got ${c.max_grad_norm}`);
+  if (!SCHEDULE_NAMES.includes(c.lr_scheduler_type))
+    throw new Error(
+      `lr_scheduler_type must be one of ${SCHEDULE_NAMES.join(', ')}, got ${JSON.stringify(c.lr_scheduler_type)}`,
+    );
+  if (!Number.isFinite(c.num_cycles)) throw new Error(`num_cycles must be finite, got ${c.num_cycles}`);
   if (!Number.isSafeInteger(c.seed)) throw new Error(`seed must be an integer, got ${c.seed}`);
-  // lr, betas, eps, weightDecay are checked by AdamW; warmup by warmupStepsFor.
+  // learning_rate, adam_*, weight_decay are checked by AdamW; warmup by warmupStepsFor.
 }

@@ -2,7 +2,14 @@
 import { CheckField, Empty, ErrorBox, NumberField, Section, SelectField } from './controls';
 import { formatBytes, formatCount, formatMs } from './format';
 import type { Loadable } from './loadable';
-import type { Estimate, FinetuneConfig, ModelInfo, RunOptions, ScheduleName } from '../worker/api';
+import {
+  defaultTargets,
+  type Estimate,
+  type FinetuneConfig,
+  type ModelInfo,
+  type RunOptions,
+  type ScheduleName,
+} from '../worker/api';
 
 export interface Preset {
   id: string;
@@ -47,9 +54,7 @@ export function ConfigureSection({
   const modules = model?.linearModules ?? [];
   const all = s.target_modules === 'all-linear';
   const targets: string[] =
-    s.target_modules === 'all-linear'
-      ? modules
-      : (s.target_modules ?? (model?.family === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj']));
+    s.target_modules === 'all-linear' ? modules : (s.target_modules ?? defaultTargets({ family: model?.family }));
   const toggleTarget = (m: string, on: boolean) => {
     const next = on ? modules.filter((x) => x === m || targets.includes(x)) : targets.filter((t) => t !== m);
     set(

@@ -51,7 +51,7 @@ export class MetricsStore {
     const n = c.step.length;
     if (n > 0 && c.step[n - 1] === m.step) {
       c.loss[n - 1] = m.loss;
-      c.lr[n - 1] = m.lr;
+      c.lr[n - 1] = m.learning_rate;
       c.gradNorm[n - 1] = m.grad_norm;
       c.tokensPerSec[n - 1] = m.tokens_per_sec;
       if (m.eval_loss !== undefined) c.valLoss[n - 1] = m.eval_loss;
@@ -59,7 +59,7 @@ export class MetricsStore {
       c.step.push(m.step);
       c.loss.push(m.loss);
       c.valLoss.push(m.eval_loss ?? this.evals.get(m.step)?.eval_loss ?? null);
-      c.lr.push(m.lr);
+      c.lr.push(m.learning_rate);
       c.gradNorm.push(m.grad_norm);
       c.tokensPerSec.push(m.tokens_per_sec);
     }

@@ -1,7 +1,7 @@
 /** Training presets: the catalog's per-model settings, family defaults for other models, and quick/long variants. */
 import { catalogModel } from './catalog';
 import type { Preset } from './ConfigureSection';
-import { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig, type ModelInfo } from '../worker/api';
+import { DEFAULT_FINETUNE_CONFIG, defaultTargets, type FinetuneConfig, type ModelInfo } from '../worker/api';
 
 /** What the page starts with before a model is loaded: the session's defaults, with a live chart per step. */
 export const DEFAULT_SETTINGS: FinetuneConfig = {
@@ -18,7 +18,7 @@ function familyDefaults(info: ModelInfo): FinetuneConfig {
   const small = info.params < 50e6;
   return {
     ...DEFAULT_SETTINGS,
-    target_modules: info.family === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'],
+    target_modules: defaultTargets(info),
     learning_rate: small ? 1e-3 : 2e-4,
     per_device_train_batch_size: small ? 8 : 2,
     gradient_accumulation_steps: small ? 1 : 4,

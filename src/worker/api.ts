@@ -7,18 +7,21 @@
  */
 import type { BackendChoice, BackendName } from '../engine/backend';
 import type { ModelFamily } from '../engine/config';
-import type { LoraConfig } from '../engine/lora';
+import type { LoraConfig } from '../engine/lora-config';
 import type { KernelProbeReport } from '../engine/kernel-probe';
 import type { DatasetReport, TemplateName } from '../data';
 import type { GenerationEvalExample, GenerationEvalResult } from '../train/evaluate';
-import type { EvalMetrics, FinetuneConfig, MemoryEstimate, SessionMetrics } from '../train/session';
+import type { EvalMetrics, SessionMetrics } from '../train/metrics';
+import type { FinetuneConfig } from '../train/config';
+import type { MemoryEstimate } from '../train/estimate';
 import type { CheckpointSummary } from '../store/run-store';
 
 // What the page needs from the layers below, as plain types and tf-free values: src/ui imports only this file.
 export type { BackendChoice, BackendName };
 export type { DatasetReport, RowError, TemplateName, TemplateSpec } from '../data';
 export type { ScheduleName } from '../train/schedule';
-export { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig } from '../train/session';
+export { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig } from '../train/config';
+export { defaultTargets } from '../engine/lora-config';
 export { formatBytes } from '../util/bytes';
 
 /**

@@ -5,8 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendChoice } from '../engine/backend';
 import { probeKernels } from '../engine/kernel-probe';
-import type { LoraConfig } from '../engine/lora';
 import { CausalLM } from '../engine/model';
+import { readRawTensors } from '../engine/readback';
 import { backendMemoryLimit, type MemoryLimits } from '../train/memory-guard';
 import type { BackendProbeReport, BackendStatus } from './api';
 import { assertNoRun, exclusive, type WorkerState } from './state';
@@ -65,17 +65,9 @@ export async function ensureBackend(s: WorkerState): Promise<BackendStatus> {
 async function moveModel(s: WorkerState, choice: BackendChoice): Promise<BackendStatus> {
   const cur = s.loaded;
   if (!cur) return useBackend(s, choice);
-  const raw = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, t] of cur.model.weights)
-    raw.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
+  const raw = await readRawTensors(cur.model.weights);
   const ad = cur.model.adapter;
-  let adapter: { config: LoraConfig; values: Map<string, { shape: number[]; data: Float32Array }> } | null = null;
-  if (ad) {
-    const values = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, v] of ad.variables())
-      values.set(name, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
-    adapter = { config: ad.config, values };
-  }
+  const adapter = ad ? { config: ad.config, values: await readRawTensors(ad.variables()) } : null;
   s.job?.dispose(); // its metrics stay exportable
   cur.model.dispose();
   s.loaded = null;

@@ -3,7 +3,8 @@
  * (loadDataset), and its held-out examples for generation and evaluation.
  */
 import { promptAndReference } from '../train/evaluate';
-import { prepareSessionData, resolveFinetuneConfig, type SessionData } from '../train/session';
+import { resolveFinetuneConfig } from '../train/config';
+import { prepareSessionData, type SessionData } from '../train/dataset';
 import type { DatasetInfo, DatasetInput, FinetuneConfig } from './api';
 import { assertNoRun, exclusive, requireModel, type LoadedData, type WorkerState } from './state';
 

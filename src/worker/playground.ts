@@ -2,17 +2,9 @@
  * Trying the model: generation from an instruction with the adapter off ('base') or on ('tuned'), streaming tokens,
  * and evaluation of base against tuned on held-out examples.
  */
-import { eosIds } from '../engine/config';
 import { generate } from '../engine/generate';
-import {
-  defaultTemplate,
-  encodeWithOffsets,
-  renderGenerationPrompt,
-  templateTokensOf,
-  type Message,
-  type TemplateSpec,
-} from '../data';
-import { compareBaseTuned, evaluateGeneration, promptAndReference } from '../train/evaluate';
+import { defaultTemplate, type Message, type TemplateSpec } from '../data';
+import { compareBaseTuned, evaluateGeneration, promptAndReference, renderTrainedPrompt } from '../train/evaluate';
 import type { EvalReport, GenerateRequest, GenerateResult } from './api';
 import { heldOut } from './dataset';
 import { assertIdle, exclusive, requireData, requireModel, type WorkerState } from './state';
@@ -36,19 +28,19 @@ export function playgroundApi(s: WorkerState) {
         const adapter = model.adapter;
         if (req.which === 'tuned' && !adapter) throw new Error('There is no adapter yet: train or import one.');
         // the prompt as training renders it (generation prompt of the template), tokenized as training does
-        const base = templateTokensOf(tokenizer);
-        const tokens = req.eosToken ? { ...base, eosToken: req.eosToken } : base;
         const template: TemplateSpec = req.template ?? defaultTemplate(tokenizer);
-        const prompt = renderGenerationPrompt([userMessage(req.instruction, req.input)], template, tokens);
-        const ids = encodeWithOffsets(tokenizer, prompt, { limit: 0 }).ids;
+        const { ids, eosTokenIds, stopStrings } = renderTrainedPrompt(
+          tokenizer,
+          model.config,
+          [userMessage(req.instruction, req.input)],
+          template,
+          req.eosToken,
+        );
         if (ids.length >= model.config.max_position_embeddings) {
           throw new Error(
             `The prompt is ${ids.length} tokens, which leaves no room in this model's context of ${model.config.max_position_embeddings}.`,
           );
         }
-        const eos = new Set(eosIds(model.config));
-        if (tokenizer.eosTokenId !== null) eos.add(tokenizer.eosTokenId);
-        const stops = tokens.eosToken && tokens.eosToken !== base.eosToken ? [tokens.eosToken] : [];
         s.control.set('abortGeneration', false);
         const t0 = performance.now();
         if (req.which === 'base') model.adapter = null;
@@ -59,8 +51,8 @@ export function playgroundApi(s: WorkerState) {
             topK: req.topK,
             topP: req.topP,
             seed: req.seed,
-            eosTokenIds: [...eos],
-            stopStrings: stops,
+            eosTokenIds,
+            stopStrings,
             decode: (x) => tokenizer.decode(x, { skipSpecialTokens: true }),
             onToken: (_id, delta) => {
               s.beat();

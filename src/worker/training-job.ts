@@ -4,7 +4,8 @@
  * callbacks turned into TrainEvents with the run's totals.
  */
 import type { SessionCheckpoint } from '../train/checkpoint';
-import type { FinetuneSession, LogEntry, SessionRunResult } from '../train/session';
+import type { FinetuneSession, TrainResult } from '../train/session';
+import type { LogEntry } from '../train/metrics';
 import type {
   ControlFlag,
   RunOptions,
@@ -138,9 +139,9 @@ export class TrainingJob {
       t = n;
     };
     const { alive, interrupted } = this.hooks;
-    let res: SessionRunResult;
+    let res: TrainResult;
     try {
-      res = await this.session.run({
+      res = await this.session.train({
         onMetrics: async (m) => {
           tick();
           this.tokens += m.trained_tokens;

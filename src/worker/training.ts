@@ -3,9 +3,9 @@
  * stop, the job's metrics export, and moving a job to the next backend when the WebGPU device is lost mid-run.
  */
 import { BACKEND_ORDER, resetBackend, type BackendName } from '../engine/backend';
-import { targetedModules } from '../engine/lora';
+import { targetedModules } from '../engine/lora-config';
 import { CheckpointMismatchError } from '../train/checkpoint';
-import { checkFits, explainOutOfMemory, fitReport } from '../train/memory-guard';
+import { explainOutOfMemory, fitExtraOf, sessionFit } from '../train/memory-guard';
 import { FinetuneSession } from '../train/session';
 import type {
   BackendStatus,
@@ -43,7 +43,7 @@ function jobHooks(s: WorkerState): TrainingJobHooks {
         estimate: job.session.estimate(),
         config: job.session.config,
         limits: memoryLimits(s),
-        extra: { modules: job.session.adapter.layers.size, modelConfig: job.session.model.config },
+        extra: fitExtraOf(job.session),
       }),
     interrupted: () => s.deviceLost !== null,
     // a failed step on WebGPU may be the first sign of a lost device: give device.lost a moment to say so
@@ -153,7 +153,8 @@ export function trainingApi(s: WorkerState) {
         try {
           const est = new FinetuneSession({ model, tokenizer, data: sessionData(d.input), config: settings });
           scratch.push(est);
-          const memory = est.estimate();
+          const fit = sessionFit(est, s.backend!.backend, memoryLimits(s));
+          const memory = fit.estimate;
           const adaptedModules = targetedModules(model.config, est.lora).length;
           let msPerStep: number | null = null;
           if (measure) {
@@ -173,7 +174,7 @@ export function trainingApi(s: WorkerState) {
             });
             scratch.push(t);
             const times: number[] = [];
-            await t.run({
+            await t.train({
               onMetrics: (m) => {
                 times.push(m.ms_per_step);
               },
@@ -183,23 +184,18 @@ export function trainingApi(s: WorkerState) {
             const later = times.slice(1);
             msPerStep = later.length ? later.reduce((a, b) => a + b, 0) / later.length : (times[0] ?? null);
           }
-          const extra = { modules: est.adapter.layers.size, modelConfig: model.config };
-          const fit = fitReport(memory, s.backend!.backend, memoryLimits(s), extra);
-          let advice = '';
-          if (!fit.fits) {
-            try {
-              checkFits(memory, est.config, s.backend!.backend, memoryLimits(s), extra);
-            } catch (e) {
-              advice = (e as Error).message;
-            }
-          }
           return {
             memory,
             adaptedModules,
             msPerStep,
             backend: s.backend!.backend,
             warnings: est.warnings,
-            fit: { neededBytes: fit.neededBytes, limitBytes: fit.limits.totalBytes, fits: fit.fits, advice },
+            fit: {
+              neededBytes: fit.report.neededBytes,
+              limitBytes: fit.report.limits.totalBytes,
+              fits: fit.report.fits,
+              advice: fit.refusal?.message ?? '',
+            },
           };
         } finally {
           for (const x of scratch) {
@@ -232,10 +228,8 @@ export function trainingApi(s: WorkerState) {
         });
         try {
           // a run that cannot fit is refused with what it needs and what to reduce, before it starts
-          checkFits(session.estimate(), session.config, s.backend!.backend, memoryLimits(s), {
-            modules: session.adapter.layers.size,
-            modelConfig: m.model.config,
-          });
+          const { refusal } = sessionFit(session, s.backend!.backend, memoryLimits(s));
+          if (refusal) throw refusal;
         } catch (e) {
           session.dispose();
           throw e;
@@ -282,7 +276,7 @@ export function trainingApi(s: WorkerState) {
           session = await FinetuneSession.resume(
             { model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), baseModelName: m.baseModel },
             ck,
-            { learningRate: lr },
+            { learning_rate: lr },
           );
         } catch (e) {
           if (e instanceof CheckpointMismatchError)

@@ -73,7 +73,7 @@ async function makeCheckpoints(): Promise<Map<string, SessionCheckpoint>> {
       },
     });
     for (const k of stops) {
-      await s.run({ shouldStop: () => s.globalStep >= k });
+      await s.train({ shouldStop: () => s.globalStep >= k });
       out.set(name(k), await s.checkpoint());
     }
     s.dispose();

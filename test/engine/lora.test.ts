@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../../src/engine/backend';
 import { CausalLM } from '../../src/engine/model';
-import { loraScaling, targetedModules, type LoraConfig } from '../../src/engine/lora';
+import { loraScaling, targetedModules, type LoraConfig } from '../../src/engine/lora-config';
 import { tinyConfig, randomWeights, tinyTrainBatch as batch } from '../fixtures/tiny-model';
 import { Rng } from '../../src/util/rng';
 

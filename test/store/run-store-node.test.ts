@@ -20,7 +20,8 @@ import type { ModelConfig, RawTensors } from '../../src/engine/config';
 import { loadCheckpointFromPath, NodeRunStore, saveCheckpointBundle, saveCheckpointToDir } from '../../src/store/node';
 import { resumeSessionFromDir } from '../../src/store/resume';
 import { encodeCheckpointBundle, type SessionCheckpoint } from '../../src/train/checkpoint';
-import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
+import { FinetuneSession } from '../../src/train/session';
+import type { FinetuneConfig } from '../../src/train/config';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
 import { ToyTokenizer } from '../data/toy-tokenizer';
 import { ROOT } from '../helpers';
@@ -79,10 +80,10 @@ beforeAll(async () => {
   const s = new FinetuneSession({ model, tokenizer: tok, data, config, baseModelName: 'tiny' });
   cks = [];
   for (const k of [2, 3, 4]) {
-    await s.run({ shouldStop: () => s.globalStep >= k });
+    await s.train({ shouldStop: () => s.globalStep >= k });
     cks.push(await s.checkpoint());
   }
-  expect((await s.run()).status).toBe('completed');
+  expect((await s.train()).status).toBe('completed');
   finalWeights = await values(model);
   s.dispose();
   model.dispose();
@@ -199,7 +200,7 @@ describe('CLI helpers: save to a folder or file, resumeSessionFromDir', () => {
     expect(checkpoint.meta.progress.global_step).toBe(3);
     expect(session.globalStep).toBe(3);
     expect(session.baseModelName).toBe('tiny');
-    expect((await session.run()).status).toBe('completed');
+    expect((await session.train()).status).toBe('completed');
     expectSameBits(await values(model), finalWeights);
     session.dispose();
 

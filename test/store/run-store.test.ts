@@ -324,7 +324,7 @@ async function makeCheckpoints(): Promise<SessionCheckpoint[]> {
   });
   const out: SessionCheckpoint[] = [];
   for (const k of [2, 4, 6]) {
-    await s.run({ shouldStop: () => s.globalStep >= k });
+    await s.train({ shouldStop: () => s.globalStep >= k });
     out.push(await s.checkpoint());
   }
   s.dispose();

@@ -19,7 +19,8 @@ import {
   encodeCheckpointBundle,
   encodeCheckpointFiles,
 } from '../../src/train/checkpoint';
-import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
+import { FinetuneSession } from '../../src/train/session';
+import type { FinetuneConfig } from '../../src/train/config';
 import { HAVE_STORIES, ROOT, STORIES_DIR, sharedMissing } from '../helpers';
 
 if (!HAVE_STORIES) {
@@ -85,7 +86,7 @@ if (!HAVE_STORIES) {
       });
       // 84 examples / 8 → 11 batches; accumulation 2 → 6 steps per epoch, the 6th with one micro-batch
       expect([s.data.train.examples.length, s.batchesPerEpoch, s.stepsPerEpoch, s.maxSteps]).toEqual([84, 11, 6, N]);
-      expect((await s.run()).status).toBe('completed');
+      expect((await s.train()).status).toBe('completed');
       ref = { losses: stepLosses(s), weights: await weightsOf(model) };
       expect(ref.losses.size).toBe(N);
       console.log(`[resume] uninterrupted losses: ${[...ref.losses.values()].map((x) => x.toFixed(5)).join(' ')}`);
@@ -107,7 +108,7 @@ if (!HAVE_STORIES) {
           config,
           baseModelName: 'karpathy/tinyllamas/stories260K',
         });
-        expect((await s.run({ shouldStop: () => s.globalStep >= k })).status).toBe('stopped');
+        expect((await s.train({ shouldStop: () => s.globalStep >= k })).status).toBe('stopped');
         expect(s.globalStep).toBe(k);
         const before = stepLosses(s);
         const ck = await s.checkpoint();
@@ -130,7 +131,7 @@ if (!HAVE_STORIES) {
         const s2 = await FinetuneSession.resume({ model: model2, tokenizer: tok, data }, ck2);
         expect(s2.globalStep).toBe(k);
         const live = tf.memory().numTensors; // restore made the optimizer; training after it must not add tensors
-        expect((await s2.run()).status).toBe('completed');
+        expect((await s2.train()).status).toBe('completed');
         expect(tf.memory().numTensors).toBe(live);
         const after = stepLosses(s2);
         let dLoss = 0;

@@ -21,13 +21,12 @@ import {
   encodeCheckpointFiles,
   hashModelWeights,
   isCheckpointBundle,
-  Sha256,
-  sha256Hex,
-  toHex,
   type SessionCheckpoint,
 } from '../../src/train/checkpoint';
-import { FinetuneSession, type FinetuneConfig } from '../../src/train/session';
+import { FinetuneSession } from '../../src/train/session';
+import type { FinetuneConfig } from '../../src/train/config';
 import { Rng } from '../../src/util/rng';
+import { Sha256, sha256Hex, toHex } from '../../src/util/sha256';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
 import { adapterValues, expectSameBits } from '../fixtures/adapter-values';
 import { ToyTokenizer } from '../data/toy-tokenizer';
@@ -105,7 +104,7 @@ describe('FinetuneSession checkpoints (tiny model, cpu)', () => {
   it('uninterrupted reference run', async () => {
     const { model, s } = fresh();
     expect([s.batchesPerEpoch, s.stepsPerEpoch, s.maxSteps]).toEqual([5, 3, 10]);
-    expect((await s.run()).status).toBe('completed');
+    expect((await s.train()).status).toBe('completed');
     reference = { weights: await adapterValues(model), history: logged(s) };
     expect(
       reference.history.filter((h) => h.eval_loss !== undefined && h.loss === undefined).map((h) => h.step),
@@ -118,7 +117,7 @@ describe('FinetuneSession checkpoints (tiny model, cpu)', () => {
     it(`stop after ${k} step(s), checkpoint → bytes → fresh model and session → the same weights and history`, async () => {
       const a = fresh();
       if (k > 0) {
-        const r = await a.s.run({ shouldStop: () => a.s.globalStep >= k });
+        const r = await a.s.train({ shouldStop: () => a.s.globalStep >= k });
         expect(r.status).toBe('stopped');
       }
       expect(a.s.globalStep).toBe(k);
@@ -147,7 +146,7 @@ describe('FinetuneSession checkpoints (tiny model, cpu)', () => {
       expect(s.globalStep).toBe(k);
       expect(s.status).toBe(k ? 'stopped' : 'idle');
       expect(logged(s)).toEqual(historyAtStop);
-      expect((await s.run()).status).toBe('completed');
+      expect((await s.train()).status).toBe('completed');
       expectSameBits(await adapterValues(model), reference.weights);
       // stopping flushed a partial logging window, so the logs differ only in how steps were grouped
       const losses = (h: ReturnType<typeof logged>) => h.filter((x) => x.loss !== undefined).map((x) => x.step);
@@ -163,7 +162,7 @@ describe('FinetuneSession checkpoints (tiny model, cpu)', () => {
   it('run({ saveSteps, onSave }): saving changes nothing, and every saved checkpoint resumes to the same end', async () => {
     const { model, s } = fresh();
     const saved: { step: number; bundle: Uint8Array }[] = [];
-    const r = await s.run({
+    const r = await s.train({
       saveSteps: 2,
       onSave: (ck) => {
         saved.push({ step: ck.meta.progress.global_step, bundle: encodeCheckpointBundle(ck) });
@@ -181,7 +180,7 @@ describe('FinetuneSession checkpoints (tiny model, cpu)', () => {
       const m2 = CausalLM.fromRaw(cfg, raw);
       const s2 = await FinetuneSession.resume({ model: m2, tokenizer: tok, data }, ck);
       expect(s2.globalStep).toBe(step);
-      expect((await s2.run()).status).toBe('completed');
+      expect((await s2.train()).status).toBe('completed');
       expectSameBits(await adapterValues(m2), reference.weights);
       expect(logged(s2)).toEqual(reference.history); // the unflushed window (steps 7–8 at step 8) was carried over
       s2.dispose();
@@ -192,15 +191,15 @@ describe('FinetuneSession checkpoints (tiny model, cpu)', () => {
     const m3 = CausalLM.fromRaw(cfg, raw);
     const s3 = await FinetuneSession.resume({ model: m3, tokenizer: tok, data }, done);
     expect(s3.status).toBe('completed');
-    expect((await s3.run()).step).toBe(10);
+    expect((await s3.train()).step).toBe(10);
     s3.dispose();
     m3.dispose();
-    await expect(s3.run({ saveSteps: 0 })).rejects.toThrow(/saveSteps must be a positive integer/);
+    await expect(s3.train({ saveSteps: 0 })).rejects.toThrow(/saveSteps must be a positive integer/);
   });
 
   async function stoppedCheckpoint(steps: number): Promise<SessionCheckpoint> {
     const { model, s } = fresh();
-    await s.run({ shouldStop: () => s.globalStep >= steps });
+    await s.train({ shouldStop: () => s.globalStep >= steps });
     const ck = await s.checkpoint();
     s.dispose();
     model.dispose();
@@ -248,7 +247,7 @@ describe('FinetuneSession checkpoints (tiny model, cpu)', () => {
     );
     expect(s4.globalStep).toBe(0);
     expectSameBits(await adapterValues(m3), before);
-    expect((await s4.run()).status).toBe('completed'); // still usable
+    expect((await s4.train()).status).toBe('completed'); // still usable
     s4.dispose();
     m3.dispose();
   });
@@ -295,7 +294,7 @@ describe('FinetuneSession checkpoints (tiny model, cpu)', () => {
     expect(sampled).toMatch(/^sampled:[0-9a-f]{64}$/);
     expect(sampled).not.toBe(ck.meta.model.hash);
     const s = new FinetuneSession({ model, tokenizer: tok, data, config });
-    const running = s.run();
+    const running = s.train();
     await expect(s.checkpoint()).rejects.toThrow(/training is running/);
     await expect(s.restore(ck)).rejects.toThrow(/training is running/);
     await running;

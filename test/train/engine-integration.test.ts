@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { CausalLM, type TrainBatch } from '../../src/engine/model';
-import { Trainer, type StepMetrics } from '../../src/train/trainer';
+import { Trainer } from '../../src/train/trainer';
+import type { StepMetrics } from '../../src/train/metrics';
 import { tinyConfig, randomWeights, tinyTrainBatch as batch } from '../fixtures/tiny-model';
 
 type Batch = TrainBatch & { dropoutSeed: number | null };
@@ -32,10 +33,18 @@ for (const backend of ['cpu', 'wasm'] as const) {
         for (const [n, t] of model.weights) base0.set(n, Float32Array.from((await t.data()) as Float32Array));
         const tr = new Trainer<Batch>(
           { vars: ad.variables(), lossFn: (b) => model.loss(b, { dropoutSeed: b.dropoutSeed }) },
-          { maxSteps: 40, lr: 1e-2, gradAccumSteps: 2, warmupSteps: 4, schedule: 'cosine', weightDecay: 0.01, seed: 5 },
+          {
+            max_steps: 40,
+            learning_rate: 1e-2,
+            gradient_accumulation_steps: 2,
+            warmup_steps: 4,
+            lr_scheduler_type: 'cosine',
+            weight_decay: 0.01,
+            seed: 5,
+          },
         );
         const steps: StepMetrics[] = [];
-        await tr.run({
+        await tr.trainSteps({
           getBatch: (req) => ({ ...batch(), dropoutSeed: req.rng.seed() }),
           onStep: (m) => {
             steps.push(m);

@@ -14,7 +14,8 @@ import { initBackend } from '../../src/engine/backend';
 import { CausalLM } from '../../src/engine/model';
 import { parseLlama2cCheckpoint } from '../../src/io/llama2c';
 import { parseLlama2cTokenizer } from '../../src/io/tokenizer-llama2c';
-import { FinetuneSession, type SessionMetrics } from '../../src/train/session';
+import { FinetuneSession } from '../../src/train/session';
+import type { SessionMetrics } from '../../src/train/metrics';
 import { HAVE_STORIES, ROOT, STORIES_DIR, sharedMissing } from '../helpers';
 
 if (!HAVE_STORIES) {
@@ -70,7 +71,7 @@ if (!HAVE_STORIES) {
     const tLoad = performance.now();
 
     const logs: SessionMetrics[] = [];
-    const result = await session.run({
+    const result = await session.train({
       onMetrics: (m) => {
         logs.push(m);
       },

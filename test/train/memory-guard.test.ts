@@ -14,7 +14,9 @@ import type { ModelConfig, RawTensors } from '../../src/engine/config';
 import { CausalLM } from '../../src/engine/model';
 import { countParams, linearModules } from '../../src/engine/params';
 import { DatasetError } from '../../src/data';
-import { FinetuneSession, type FinetuneConfig, type MemoryEstimate } from '../../src/train/session';
+import { FinetuneSession } from '../../src/train/session';
+import type { FinetuneConfig } from '../../src/train/config';
+import type { MemoryEstimate } from '../../src/train/estimate';
 import {
   backendMemoryLimit,
   checkFits,

@@ -47,10 +47,17 @@ if (!HAVE_STORIES) {
             vars: ad.variables(),
             lossFn: (b) => model.loss(b, { dropoutSeed: rng.int(1 << 30), gradientCheckpointing }),
           },
-          { lr: 1e-3, maxSteps: 100, gradAccumSteps: 2, warmupSteps: 10, schedule: 'cosine', seed: 1 },
+          {
+            learning_rate: 1e-3,
+            max_steps: 100,
+            gradient_accumulation_steps: 2,
+            warmup_steps: 10,
+            lr_scheduler_type: 'cosine',
+            seed: 1,
+          },
         );
         const counts: number[] = [];
-        const res = await trainer.run({
+        const res = await trainer.trainSteps({
           getBatch: ({ step, micro }) => batches[(2 * step + micro) % batches.length],
           onStep: (m) => {
             counts[m.step] = m.numTensors;

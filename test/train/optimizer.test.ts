@@ -77,7 +77,13 @@ describe.each(BACKENDS)('AdamW on %s', (backend) => {
       // 'x.bias' is in the no-decay group
       refs.set(name, new RefAdamW(Float64Array.from(init), betas[0], betas[1], eps, name.endsWith('bias') ? 0 : wd));
     }
-    const opt = new AdamW(vars, { betas, eps, weightDecay: wd, noDecay: (n) => n.endsWith('bias') });
+    const opt = new AdamW(vars, {
+      adam_beta1: betas[0],
+      adam_beta2: betas[1],
+      adam_epsilon: eps,
+      weight_decay: wd,
+      noDecay: (n) => n.endsWith('bias'),
+    });
     const before = tf.memory().numTensors;
     for (let t = 1; t <= 12; t++) {
       const lr = 1e-2 * (1 + Math.sin(t)); // a varying lr, as from a schedule
@@ -93,7 +99,7 @@ describe.each(BACKENDS)('AdamW on %s', (backend) => {
         grads.set(name, tf.tensor(g, shape));
         refs.get(name)!.step(g, lr);
       }
-      opt.step(grads, { lr });
+      opt.step(grads, { learning_rate: lr });
       for (const g of grads.values()) g.dispose();
       expect(tf.memory().numTensors).toBe(before); // no per-step leak
     }
@@ -125,15 +131,15 @@ describe.each(BACKENDS)('AdamW on %s', (backend) => {
     const gs = Array.from({ length: 6 }, () => randArr(r, 32));
     const va = mk(),
       vb = mk();
-    const a = new AdamW(va, { lr: 0.05, weightDecay: 0.01 });
+    const a = new AdamW(va, { learning_rate: 0.05, weight_decay: 0.01 });
     for (let i = 0; i < 3; i++) tf.tidy(() => a.step(new Map([['w', tf.tensor(gs[i], [8, 4])]])));
     const saved = await a.state();
     for (let i = 3; i < 6; i++) tf.tidy(() => a.step(new Map([['w', tf.tensor(gs[i], [8, 4])]])));
     // c reproduces a's first 3 steps on vb; d = copy of vb's weights + a's saved state, then steps 4..6
-    const c = new AdamW(vb, { lr: 0.05, weightDecay: 0.01 });
+    const c = new AdamW(vb, { learning_rate: 0.05, weight_decay: 0.01 });
     for (let i = 0; i < 3; i++) tf.tidy(() => c.step(new Map([['w', tf.tensor(gs[i], [8, 4])]])));
     const vd = new Map([['w', tf.variable(vb.get('w')!.clone())]]);
-    const d = new AdamW(vd, { lr: 0.05, weightDecay: 0.01 });
+    const d = new AdamW(vd, { learning_rate: 0.05, weight_decay: 0.01 });
     d.loadState(saved);
     expect(d.stepCount).toBe(3);
     for (let i = 3; i < 6; i++) tf.tidy(() => d.step(new Map([['w', tf.tensor(gs[i], [8, 4])]])));
@@ -147,7 +153,7 @@ describe.each(BACKENDS)('AdamW on %s', (backend) => {
 
   it('a closed gate leaves parameters and moments bit-identical even with NaN/Inf gradients', async () => {
     const vars = new Map([['w', tf.variable(tf.tensor([1, -2, 3, 0.5], [2, 2]))]]);
-    const opt = new AdamW(vars, { lr: 0.1, weightDecay: 0.1 });
+    const opt = new AdamW(vars, { learning_rate: 0.1, weight_decay: 0.1 });
     tf.tidy(() =>
       opt.step(new Map([['w', tf.tensor([0.1, 0.2, -0.3, 0.4], [2, 2])]]), { gate: tf.scalar(true, 'bool') }),
     );
@@ -162,7 +168,7 @@ describe.each(BACKENDS)('AdamW on %s', (backend) => {
     expect(Array.from(s2.params.w.expAvgSq)).toEqual(Array.from(s1.params.w.expAvgSq));
     // an open gate is the same as no gate
     const v2 = new Map([['w', tf.variable(tf.tensor([1, -2, 3, 0.5], [2, 2]))]]);
-    const o2 = new AdamW(v2, { lr: 0.1, weightDecay: 0.1 });
+    const o2 = new AdamW(v2, { learning_rate: 0.1, weight_decay: 0.1 });
     tf.tidy(() => o2.step(new Map([['w', tf.tensor([0.1, 0.2, -0.3, 0.4], [2, 2])]])));
     expect(Array.from(await v2.get('w')!.data())).toEqual(w1);
     opt.dispose();
@@ -173,10 +179,10 @@ describe.each(BACKENDS)('AdamW on %s', (backend) => {
 
   it('validates like torch', () => {
     const vars = new Map([['w', tf.variable(tf.zeros([2]))]]);
-    expect(() => new AdamW(vars, { lr: -1 })).toThrow(/Invalid learning rate/);
-    expect(() => new AdamW(vars, { betas: [1, 0.9] })).toThrow(/beta parameter at index 0/);
-    expect(() => new AdamW(vars, { betas: [0.9, -0.1] })).toThrow(/beta parameter at index 1/);
-    expect(() => new AdamW(vars, { weightDecay: -1 })).toThrow(/weight_decay/);
+    expect(() => new AdamW(vars, { learning_rate: -1 })).toThrow(/Invalid learning rate/);
+    expect(() => new AdamW(vars, { adam_beta1: 1, adam_beta2: 0.9 })).toThrow(/beta parameter at index 0/);
+    expect(() => new AdamW(vars, { adam_beta1: 0.9, adam_beta2: -0.1 })).toThrow(/beta parameter at index 1/);
+    expect(() => new AdamW(vars, { weight_decay: -1 })).toThrow(/weight_decay/);
     const o = new AdamW(vars);
     expect(() => o.step(new Map([['nope', tf.zeros([2])]]))).toThrow(/unknown parameter nope/);
     expect(() => o.step(new Map([['w', tf.zeros([3])]]))).toThrow(/shape/);

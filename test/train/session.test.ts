@@ -16,15 +16,9 @@ import { exportMergedModel, parsePeftAdapter } from '../../src/io/peft';
 import { filesSource } from '../../src/io/source';
 import { parseLlama2cTokenizer } from '../../src/io/tokenizer-llama2c';
 import type { Tokenizer } from '../../src/io/tokenizer';
-import {
-  DEFAULT_FINETUNE_CONFIG,
-  FinetuneSession,
-  resolveFinetuneConfig,
-  type EvalMetrics,
-  type FinetuneConfig,
-  type SampleReport,
-  type SessionMetrics,
-} from '../../src/train/session';
+import { DEFAULT_FINETUNE_CONFIG, resolveFinetuneConfig, type FinetuneConfig } from '../../src/train/config';
+import { FinetuneSession } from '../../src/train/session';
+import type { EvalMetrics, SampleReport, SessionMetrics } from '../../src/train/metrics';
 import { randomWeights, tinyConfig } from '../fixtures/tiny-model';
 import { adapterValues, expectSameBits } from '../fixtures/adapter-values';
 import { ToyTokenizer } from '../data/toy-tokenizer';
@@ -111,7 +105,7 @@ describe('FinetuneSession on a tiny random model (cpu)', () => {
     expect(s.data.validation.examples.length).toBe(3);
     const logs: SessionMetrics[] = [];
     const evals: EvalMetrics[] = [];
-    const r = await s.run({
+    const r = await s.train({
       onMetrics: (m) => {
         logs.push(m);
       },
@@ -146,7 +140,7 @@ describe('FinetuneSession on a tiny random model (cpu)', () => {
     const m1 = CausalLM.fromRaw(cfg, raw);
     const s1 = new FinetuneSession({ model: m1, tokenizer: tok, data: [{ name: 'mem', examples }], config });
     let seen = 0;
-    const first = await s1.run({
+    const first = await s1.train({
       onMetrics: () => {
         seen++;
       },
@@ -155,13 +149,13 @@ describe('FinetuneSession on a tiny random model (cpu)', () => {
     expect(first.status).toBe('stopped');
     expect(first.step).toBeGreaterThanOrEqual(2);
     expect(first.step).toBeLessThan(7);
-    const rest = await s1.run();
+    const rest = await s1.train();
     expect(rest.status).toBe('completed');
     expect(rest.step).toBe(7);
 
     const m2 = CausalLM.fromRaw(cfg, raw);
     const s2 = new FinetuneSession({ model: m2, tokenizer: tok, data: [{ name: 'mem', examples }], config });
-    expect((await s2.run()).status).toBe('completed');
+    expect((await s2.train()).status).toBe('completed');
     expectSameBits(await adapterValues(m1), await adapterValues(m2));
     // the same logged losses, and evaluations at steps 3, 6 and the end
     const losses = (s: FinetuneSession) => s.history.filter((h) => h.loss !== undefined).map((h) => [h.step, h.loss]);
@@ -169,7 +163,7 @@ describe('FinetuneSession on a tiny random model (cpu)', () => {
     expect(s2.history.filter((h) => h.eval_loss !== undefined && h.loss === undefined).map((h) => h.step)).toEqual([
       3, 6, 7,
     ]);
-    expect((await s1.run()).status).toBe('completed'); // nothing left to do
+    expect((await s1.train()).status).toBe('completed'); // nothing left to do
     s1.dispose();
     s2.dispose();
     m1.dispose();
@@ -203,10 +197,10 @@ describe('FinetuneSession on a tiny random model (cpu)', () => {
     expect(ck.bytes.activations).toBe(ck.activations_with_checkpointing);
     other.dispose();
 
-    await s.run();
+    await s.train();
     const csv = s.metricsCsv().trim().split('\n');
     expect(csv[0]).toBe(
-      'step,epoch,loss,accuracy,lr,grad_norm,tokens_per_sec,trained_tokens,ms_per_step,num_tensors,eval_loss,eval_accuracy,eval_tokens,eval_runtime',
+      'step,epoch,loss,accuracy,learning_rate,grad_norm,tokens_per_sec,trained_tokens,ms_per_step,num_tensors,eval_loss,eval_accuracy,eval_tokens,eval_runtime',
     );
     // eval_steps defaults to logging_steps (1): log, evaluation, log, evaluation
     expect(csv.length).toBe(1 + 4);
@@ -293,7 +287,7 @@ if (!HAVE_STORIES) {
       const logs: SessionMetrics[] = [];
       const evals: EvalMetrics[] = [];
       const samples: SampleReport[] = [];
-      const r = await s.run({
+      const r = await s.train({
         onMetrics: (m) => {
           logs.push(m);
         },
@@ -308,7 +302,7 @@ if (!HAVE_STORIES) {
       });
       for (const m of logs) {
         console.log(
-          `[session] step ${m.step} epoch ${m.epoch.toFixed(2)} loss ${m.loss.toFixed(4)} acc ${m.accuracy.toFixed(3)} lr ${m.lr.toExponential(2)} grad_norm ${m.grad_norm.toFixed(3)} ${m.tokens_per_sec.toFixed(0)} tok/s tensors ${m.num_tensors}${m.eval_loss !== undefined ? ` eval_loss ${m.eval_loss.toFixed(4)}` : ''}`,
+          `[session] step ${m.step} epoch ${m.epoch.toFixed(2)} loss ${m.loss.toFixed(4)} acc ${m.accuracy.toFixed(3)} lr ${m.learning_rate.toExponential(2)} grad_norm ${m.grad_norm.toFixed(3)} ${m.tokens_per_sec.toFixed(0)} tok/s tensors ${m.num_tensors}${m.eval_loss !== undefined ? ` eval_loss ${m.eval_loss.toFixed(4)}` : ''}`,
         );
       }
       console.log(
@@ -377,7 +371,7 @@ if (!HAVE_STORIES) {
         data: [{ name: 'tiny-tasks.jsonl', bytes: small }],
         config: { ...cfgRun, max_steps: Math.max(1, steps) },
       });
-      if (steps > 0) expect((await s.run()).status).toBe('completed');
+      if (steps > 0) expect((await s.train()).status).toBe('completed');
       const v = await adapterValues(m);
       s.dispose();
       m.dispose();
@@ -388,7 +382,7 @@ if (!HAVE_STORIES) {
       s: FinetuneSession,
       model: CausalLM,
       cfgRun: Partial<FinetuneConfig>,
-      r: Awaited<ReturnType<FinetuneSession['run']>>,
+      r: Awaited<ReturnType<FinetuneSession['train']>>,
       logs: SessionMetrics[],
     ) {
       expect(r.status).toBe('diverged');
@@ -398,7 +392,7 @@ if (!HAVE_STORIES) {
       expect(r.step).toBe(r.error!.lastGoodStep);
       expect(logs.map((m) => m.step)).toEqual(Array.from({ length: r.step }, (_, i) => i + 1)); // only good steps were logged
       expect(s.status).toBe('diverged');
-      await expect(s.run()).rejects.toThrow(/diverged and cannot continue/);
+      await expect(s.train()).rejects.toThrow(/diverged and cannot continue/);
       const got = await adapterValues(model);
       for (const [n, v] of got) expect(v.every(Number.isFinite), n).toBe(true);
       // the same run stopped at the last good step has exactly these weights
@@ -422,7 +416,7 @@ if (!HAVE_STORIES) {
         config: bad,
       });
       const logs: SessionMetrics[] = [];
-      const r = await s.run({
+      const r = await s.train({
         onMetrics: (m) => {
           logs.push(m);
         },
@@ -440,7 +434,7 @@ if (!HAVE_STORIES) {
         ck,
       );
       expectSameBits(await adapterValues(model), atDivergence);
-      const r2 = await again.run();
+      const r2 = await again.train();
       expect(r2).toMatchObject({ status: 'diverged', step: r.step });
       again.dispose();
       model.dispose();
@@ -452,7 +446,7 @@ if (!HAVE_STORIES) {
       const model = loadModel();
       const s = new FinetuneSession({ model, tokenizer: tok, data, config: cfgRun });
       const first: SessionMetrics[] = [];
-      await s.run({
+      await s.train({
         shouldStop: () => s.globalStep >= 3,
         onMetrics: (m) => {
           first.push(m);
@@ -461,13 +455,13 @@ if (!HAVE_STORIES) {
       const ck = await s.checkpoint();
       s.dispose();
       const lr = cfgRun.learning_rate! / 4;
-      const again = await FinetuneSession.resume({ model, tokenizer: tok, data }, ck, { learningRate: lr });
+      const again = await FinetuneSession.resume({ model, tokenizer: tok, data }, ck, { learning_rate: lr });
       expect(again.config.learning_rate).toBe(lr);
       expect(again.history).toEqual(s.history);
       const later: SessionMetrics[] = [];
       expect(
         (
-          await again.run({
+          await again.train({
             onMetrics: (m) => {
               later.push(m);
             },
@@ -475,18 +469,18 @@ if (!HAVE_STORIES) {
         ).status,
       ).toBe('completed');
       console.log(
-        `[session] lr ${cfgRun.learning_rate} for 3 steps (${first.map((m) => m.lr.toExponential(3)).join(' ')}), then ${lr}: ${later.map((m) => m.lr.toExponential(3)).join(' ')}`,
+        `[session] lr ${cfgRun.learning_rate} for 3 steps (${first.map((m) => m.learning_rate.toExponential(3)).join(' ')}), then ${lr}: ${later.map((m) => m.learning_rate.toExponential(3)).join(' ')}`,
       );
       expect(later.map((m) => m.step)).toEqual([4, 5, 6, 7, 8]);
       // linear decay from step 4 of 8, at a quarter of the peak: lr0/4 · (1 − 3/8), …
-      for (const m of later) expect(m.lr).toBeCloseTo(lr * (1 - (m.step - 1) / 8), 12);
+      for (const m of later) expect(m.learning_rate).toBeCloseTo(lr * (1 - (m.step - 1) / 8), 12);
       expect(later.every((m) => Number.isFinite(m.loss))).toBe(true);
       // no other setting may change on the way
       await expect(
         FinetuneSession.resume(
           { model, tokenizer: tok, data, config: { ...ck.meta.config, learning_rate: lr, weight_decay: 0.5 } },
           ck,
-          { learningRate: lr },
+          { learning_rate: lr },
         ),
       ).rejects.toThrow(/configuration differs.*weight_decay/);
       again.dispose();
@@ -503,7 +497,7 @@ if (!HAVE_STORIES) {
         config: cfgRun,
       });
       const logs: SessionMetrics[] = [];
-      const r = await s.run({
+      const r = await s.train({
         onMetrics: (m) => {
           logs.push(m);
           if (m.step === 4) {

@@ -96,13 +96,14 @@ export function makeToy(seed = 1, init?: { W: Float32Array; b: Float32Array }): 
 }
 
 export interface RefConfig {
-  lr: number;
-  weightDecay: number;
-  betas: [number, number];
-  eps: number;
-  maxGradNorm: number;
-  warmupSteps: number;
-  maxSteps: number;
+  learning_rate: number;
+  weight_decay: number;
+  adam_beta1: number;
+  adam_beta2: number;
+  adam_epsilon: number;
+  max_grad_norm: number;
+  warmup_steps: number;
+  max_steps: number;
 }
 
 /**
@@ -130,11 +131,11 @@ export class RefTrainer {
     this.vB = new Float64Array(C);
   }
   lrAt(s: number): number {
-    const { warmupSteps: w, maxSteps: T, lr } = this.c;
+    const { warmup_steps: w, max_steps: T, learning_rate: lr } = this.c;
     if (s < w) return (lr * s) / Math.max(1, w);
     return lr * Math.max(0, (T - s) / Math.max(1, T - w));
   }
-  step(micro: Batch[]): { loss: number; gradNorm: number; lr: number; tokens: number; correct: number } {
+  step(micro: Batch[]): { loss: number; gradNorm: number; learning_rate: number; tokens: number; correct: number } {
     const gW = new Float64Array(C * D),
       gB = new Float64Array(C);
     let lossSum = 0,
@@ -173,14 +174,14 @@ export class RefTrainer {
     for (const g of gW) sq += g * g;
     for (const g of gB) sq += g * g;
     const gradNorm = Math.sqrt(sq);
-    if (this.c.maxGradNorm > 0) {
-      const coef = Math.min(1, this.c.maxGradNorm / (gradNorm + 1e-6));
+    if (this.c.max_grad_norm > 0) {
+      const coef = Math.min(1, this.c.max_grad_norm / (gradNorm + 1e-6));
       for (let i = 0; i < gW.length; i++) gW[i] *= coef;
       for (let i = 0; i < gB.length; i++) gB[i] *= coef;
     }
     const lr = this.lrAt(this.t);
     this.t++;
-    const [b1, b2] = this.c.betas;
+    const { adam_beta1: b1, adam_beta2: b2 } = this.c;
     const bc1 = 1 - b1 ** this.t,
       bc2 = 1 - b2 ** this.t;
     const adam = (p: Float64Array, m: Float64Array, v: Float64Array, g: Float64Array, wd: number) => {
@@ -188,12 +189,12 @@ export class RefTrainer {
         p[i] *= 1 - lr * wd;
         m[i] = b1 * m[i] + (1 - b1) * g[i];
         v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-        p[i] -= ((lr / bc1) * m[i]) / (Math.sqrt(v[i]) / Math.sqrt(bc2) + this.c.eps);
+        p[i] -= ((lr / bc1) * m[i]) / (Math.sqrt(v[i]) / Math.sqrt(bc2) + this.c.adam_epsilon);
       }
     };
-    adam(this.W, this.mW, this.vW, gW, this.c.weightDecay);
+    adam(this.W, this.mW, this.vW, gW, this.c.weight_decay);
     adam(this.b, this.mB, this.vB, gB, 0); // HF: no decay for biases
-    return { loss: lossSum / Ns, gradNorm, lr, tokens: N, correct };
+    return { loss: lossSum / Ns, gradNorm, learning_rate: lr, tokens: N, correct };
   }
 }
 

@@ -1,14 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import {
-  Trainer,
-  TrainingDivergedError,
-  hfNoDecay,
-  type StepMetrics,
-  type TrainMetrics,
-  type BatchRequest,
-} from '../../src/train/trainer';
+import { Trainer, TrainingDivergedError, hfNoDecay, type BatchRequest } from '../../src/train/trainer';
+import type { WindowMetrics } from '../../src/train/metrics';
+import type { StepMetrics } from '../../src/train/metrics';
 import { Rng } from '../../src/util/rng';
 import { B_NAME, W_NAME, RefTrainer, concatBatches, makeBatch, makeToy, relErr, type Batch } from './toy';
 
@@ -31,18 +26,19 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
 
   it('matches a float64 HF reference: token-weighted accumulation, clipping, warmup, AdamW with decay groups', async () => {
     const cfg = {
-      lr: 0.05,
-      weightDecay: 0.05,
-      betas: [0.9, 0.999] as [number, number],
-      eps: 1e-8,
-      maxGradNorm: 0.9,
-      warmupSteps: 2,
-      maxSteps: 10,
+      learning_rate: 0.05,
+      weight_decay: 0.05,
+      adam_beta1: 0.9,
+      adam_beta2: 0.999,
+      adam_epsilon: 1e-8,
+      max_grad_norm: 0.9,
+      warmup_steps: 2,
+      max_steps: 10,
     };
     const norms: number[] = [];
     const toy = makeToy(1);
     const ref = new RefTrainer(toy.initW, toy.initB, cfg);
-    const tr = new Trainer(toy, { ...cfg, schedule: 'linear', gradAccumSteps: 3 });
+    const tr = new Trainer(toy, { ...cfg, lr_scheduler_type: 'linear', gradient_accumulation_steps: 3 });
     expect(tr.optimizer.decays(W_NAME)).toBe(true);
     expect(tr.optimizer.decays(B_NAME)).toBe(false);
     const r = new Rng(5);
@@ -61,11 +57,11 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
       expect(got.step).toBe(s);
       expect(got.tokens).toBe(want.tokens);
       expect(got.correct).toBe(want.correct);
-      expect(got.lr).toBe(want.lr);
+      expect(got.learning_rate).toBe(want.learning_rate);
       worst.loss = Math.max(worst.loss, Math.abs(got.loss - want.loss) / want.loss);
       worst.norm = Math.max(worst.norm, Math.abs(got.gradNorm - want.gradNorm) / want.gradNorm);
       norms.push(want.gradNorm);
-      if (want.gradNorm > cfg.maxGradNorm) clipped++;
+      if (want.gradNorm > cfg.max_grad_norm) clipped++;
       else unclipped++;
       const v = await toy.values();
       worst.W = Math.max(worst.W, relErr(v.W, ref.W));
@@ -90,8 +86,8 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
       b2 = makeBatch(r, 1, 0);
     const a = makeToy(2),
       b = makeToy(2);
-    const ta = new Trainer(a, { maxSteps: 1, lr: 0.1, schedule: 'constant', maxGradNorm: 0 });
-    const tb = new Trainer(b, { maxSteps: 1, lr: 0.1, schedule: 'constant', maxGradNorm: 0 });
+    const ta = new Trainer(a, { max_steps: 1, learning_rate: 0.1, lr_scheduler_type: 'constant', max_grad_norm: 0 });
+    const tb = new Trainer(b, { max_steps: 1, learning_rate: 0.1, lr_scheduler_type: 'constant', max_grad_norm: 0 });
     const ma = await ta.step([b1, b2]);
     const mb = await tb.step([concatBatches([b1, b2])]);
     expect(Math.abs(ma.loss - mb.loss)).toBeLessThan(1e-6);
@@ -104,20 +100,20 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
     b.dispose();
   });
 
-  it('run(): metrics, lr schedule, logEvery aggregation, one-step-late readback', async () => {
+  it('trainSteps(): metrics, lr schedule, logging_steps aggregation, one-step-late readback', async () => {
     const toy = makeToy(3);
     const tr = new Trainer(toy, {
-      maxSteps: 7,
-      lr: 0.01,
-      warmupSteps: 2,
-      schedule: 'linear',
-      logEvery: 3,
-      gradAccumSteps: 2,
+      max_steps: 7,
+      learning_rate: 0.01,
+      warmup_steps: 2,
+      lr_scheduler_type: 'linear',
+      logging_steps: 3,
+      gradient_accumulation_steps: 2,
     });
     const steps: StepMetrics[] = [];
-    const logs: TrainMetrics[] = [];
+    const logs: WindowMetrics[] = [];
     const reqs: BatchRequest[] = [];
-    const res = await tr.run({
+    const res = await tr.trainSteps({
       getBatch: (req) => {
         reqs.push(req);
         return dataBatch(req);
@@ -131,10 +127,10 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
     });
     expect(res).toMatchObject({ reason: 'maxSteps', step: 7 });
     expect(steps.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    expect(steps.map((m) => m.lr)).toEqual([0, 1, 2, 3, 4, 5, 6].map((s) => tr.lrAt(s)));
-    expect(steps[0].lr).toBe(0); // HF: the first step of a warmup runs with lr 0
-    expect(steps[1].lr).toBe(0.005);
-    expect(steps[2].lr).toBe(0.01);
+    expect(steps.map((m) => m.learning_rate)).toEqual([0, 1, 2, 3, 4, 5, 6].map((s) => tr.lrAt(s)));
+    expect(steps[0].learning_rate).toBe(0); // HF: the first step of a warmup runs with lr 0
+    expect(steps[1].learning_rate).toBe(0.005);
+    expect(steps[2].learning_rate).toBe(0.01);
     expect(reqs.map((q) => `${q.step}.${q.micro}`)).toEqual([1, 2, 3, 4, 5, 6, 7].flatMap((s) => [`${s}.0`, `${s}.1`]));
     for (const m of steps) {
       expect(m.loss).toBeGreaterThan(0);
@@ -153,17 +149,23 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
     expect(logs[0].loss).toBeCloseTo(w.reduce((a, m) => a + m.loss, 0) / 3, 6);
     expect(logs[0].tokens).toBe(w.reduce((a, m) => a + m.tokens, 0));
     expect(logs[0].gradNorm).toBe(w[2].gradNorm);
-    expect(logs[0].lr).toBe(w[2].lr);
+    expect(logs[0].learning_rate).toBe(w[2].learning_rate);
     tr.dispose();
     toy.dispose();
   });
 
   it('live tensor count is the same after step 1 and step 100, and nothing leaks across run()', async () => {
     const toy = makeToy(4);
-    const tr = new Trainer(toy, { maxSteps: 100, lr: 0.01, gradAccumSteps: 2, warmupRatio: 0.1, schedule: 'cosine' });
+    const tr = new Trainer(toy, {
+      max_steps: 100,
+      learning_rate: 0.01,
+      gradient_accumulation_steps: 2,
+      warmup_ratio: 0.1,
+      lr_scheduler_type: 'cosine',
+    });
     const before = tf.memory().numTensors;
     const steps: StepMetrics[] = [];
-    await tr.run({
+    await tr.trainSteps({
       getBatch: (req) => dataBatch(req),
       onStep: (m) => {
         steps.push(m);
@@ -179,7 +181,7 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
     expect(tf.memory().numTensors).toBe(before);
     // step() API too
     const n0 = tf.memory().numTensors;
-    const t2 = new Trainer(toy, { maxSteps: 10 });
+    const t2 = new Trainer(toy, { max_steps: 10 });
     const n1 = tf.memory().numTensors;
     const m1 = await t2.step([dataBatch({ step: 1, micro: 0 })]);
     for (let i = 2; i <= 9; i++) await t2.step([dataBatch({ step: i, micro: 0 })]);
@@ -196,16 +198,16 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
     const once = async (seed: number) => {
       const toy = makeToy(5);
       const tr = new Trainer(toy, {
-        maxSteps: 12,
-        lr: 0.02,
-        gradAccumSteps: 2,
+        max_steps: 12,
+        learning_rate: 0.02,
+        gradient_accumulation_steps: 2,
         seed,
-        warmupSteps: 3,
-        weightDecay: 0.01,
+        warmup_steps: 3,
+        weight_decay: 0.01,
       });
       const losses: number[] = [];
       // data drawn from the trainer-provided rng (as dropout seeds / sampling would be)
-      await tr.run({
+      await tr.trainSteps({
         getBatch: (req) => makeBatch(req.rng, 1 + req.rng.int(8)),
         onStep: (m) => {
           losses.push(m.loss);
@@ -225,12 +227,22 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
 
   it('pause via shouldStop and resume with run() gives the same result as an uninterrupted run', async () => {
     const full = makeToy(6);
-    const tf1 = new Trainer(full, { maxSteps: 8, lr: 0.03, gradAccumSteps: 2, warmupSteps: 2 });
-    await tf1.run({ getBatch: (req) => dataBatch(req) });
+    const tf1 = new Trainer(full, {
+      max_steps: 8,
+      learning_rate: 0.03,
+      gradient_accumulation_steps: 2,
+      warmup_steps: 2,
+    });
+    await tf1.trainSteps({ getBatch: (req) => dataBatch(req) });
     const paused = makeToy(6);
-    const tp = new Trainer(paused, { maxSteps: 8, lr: 0.03, gradAccumSteps: 2, warmupSteps: 2 });
+    const tp = new Trainer(paused, {
+      max_steps: 8,
+      learning_rate: 0.03,
+      gradient_accumulation_steps: 2,
+      warmup_steps: 2,
+    });
     let seen = 0;
-    const r1 = await tp.run({
+    const r1 = await tp.trainSteps({
       getBatch: (req) => dataBatch(req),
       onStep: () => {
         seen++;
@@ -241,7 +253,7 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
     // one step was already in flight when shouldStop turned true: it is completed, not dropped
     expect(r1.step).toBe(4);
     expect(seen).toBe(4);
-    const r2 = await tp.run({ getBatch: (req) => dataBatch(req) });
+    const r2 = await tp.trainSteps({ getBatch: (req) => dataBatch(req) });
     expect(r2).toMatchObject({ reason: 'maxSteps', step: 8 });
     const a = await full.values(),
       b = await paused.values();
@@ -254,8 +266,8 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
 
   it('checkpoint: state() + weights → new Trainer.loadState() continues bit-identically', async () => {
     const a = makeToy(7);
-    const ta = new Trainer(a, { maxSteps: 6, lr: 0.03, weightDecay: 0.1, warmupSteps: 1 });
-    await ta.run({ getBatch: (req) => dataBatch(req), shouldStop: () => ta.globalStep >= 3 });
+    const ta = new Trainer(a, { max_steps: 6, learning_rate: 0.03, weight_decay: 0.1, warmup_steps: 1 });
+    await ta.trainSteps({ getBatch: (req) => dataBatch(req), shouldStop: () => ta.globalStep >= 3 });
     expect(ta.globalStep).toBe(3);
     const st = JSON.parse(
       JSON.stringify(await ta.state(), (_k, v) => (v instanceof Float32Array ? { f32: Array.from(v) } : v)),
@@ -263,22 +275,22 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
     );
     const w = await a.values();
     const b = makeToy(7, { W: Float32Array.from(w.W), b: Float32Array.from(w.b) });
-    const tb = new Trainer(b, { maxSteps: 6, lr: 0.03, weightDecay: 0.1, warmupSteps: 1 });
+    const tb = new Trainer(b, { max_steps: 6, learning_rate: 0.03, weight_decay: 0.1, warmup_steps: 1 });
     tb.loadState(st);
     expect(tb.globalStep).toBe(3);
-    await ta.run({ getBatch: (req) => dataBatch(req) });
-    await tb.run({ getBatch: (req) => dataBatch(req) });
+    await ta.trainSteps({ getBatch: (req) => dataBatch(req) });
+    await tb.trainSteps({ getBatch: (req) => dataBatch(req) });
     expect(bits((await b.values()).W)).toEqual(bits((await a.values()).W));
-    const other = new Trainer(makeToy(7), { maxSteps: 6, seed: 1 });
+    const other = new Trainer(makeToy(7), { max_steps: 6, seed: 1 });
     expect(() => other.loadState(st)).toThrow(/different seed/);
     for (const t of [ta, tb, other]) t.dispose();
   });
 
   it('stops at the end of the data; a partial accumulation window still makes a step', async () => {
     const toy = makeToy(8);
-    const tr = new Trainer(toy, { maxSteps: 100, gradAccumSteps: 2 });
+    const tr = new Trainer(toy, { max_steps: 100, gradient_accumulation_steps: 2 });
     let served = 0;
-    const res = await tr.run({ getBatch: (req) => (served++ < 5 ? dataBatch(req) : null) });
+    const res = await tr.trainSteps({ getBatch: (req) => (served++ < 5 ? dataBatch(req) : null) });
     expect(res).toMatchObject({ reason: 'dataEnd', step: 3 });
     tr.dispose();
     toy.dispose();
@@ -286,10 +298,16 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
 
   for (const poison of ['nan-loss', 'nan-grad'] as const) {
     it(`${poison} at step 5 → TrainingDivergedError, weights and optimizer left at step 4, training can go on`, async () => {
-      const opts = { maxSteps: 8, lr: 0.05, gradAccumSteps: 2, weightDecay: 0.01, warmupSteps: 1 };
+      const opts = {
+        max_steps: 8,
+        learning_rate: 0.05,
+        gradient_accumulation_steps: 2,
+        weight_decay: 0.01,
+        warmup_steps: 1,
+      };
       const clean = makeToy(9);
       const tc = new Trainer(clean, opts);
-      await tc.run({ getBatch: (req) => dataBatch(req), shouldStop: () => tc.globalStep >= 4 });
+      await tc.trainSteps({ getBatch: (req) => dataBatch(req), shouldStop: () => tc.globalStep >= 4 });
       expect(tc.globalStep).toBe(4);
       const at4 = await clean.values();
       const opt4 = await tc.optimizer.state();
@@ -299,7 +317,7 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
       const launched: number[] = [];
       const seen: number[] = [];
       const err = await tr
-        .run({
+        .trainSteps({
           getBatch: (req) => {
             if (req.micro === 0) launched.push(req.step);
             const b = dataBatch(req);
@@ -338,8 +356,8 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
       }
       expect(tr.globalStep).toBe(4);
       // resuming on clean data reproduces the clean run
-      await tr.run({ getBatch: (req) => dataBatch(req) });
-      await tc.run({ getBatch: (req) => dataBatch(req) });
+      await tr.trainSteps({ getBatch: (req) => dataBatch(req) });
+      await tc.trainSteps({ getBatch: (req) => dataBatch(req) });
       expect(bits((await toy.values()).W)).toEqual(bits((await clean.values()).W));
       tr.dispose();
       tc.dispose();
@@ -350,7 +368,7 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
 
   it('step() API: a NaN step rejects, later in-flight steps reject with the same error and change nothing', async () => {
     const toy = makeToy(10);
-    const tr = new Trainer(toy, { maxSteps: 10, lr: 0.05 });
+    const tr = new Trainer(toy, { max_steps: 10, learning_rate: 0.05 });
     await tr.step([dataBatch({ step: 1, micro: 0 })]);
     const w1 = await toy.values();
     const p2 = tr.step([{ ...dataBatch({ step: 2, micro: 0 }), poison: 'nan-loss' }]);
@@ -378,19 +396,21 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
 
   it('validates its configuration and the loss function', async () => {
     const toy = makeToy(11);
-    expect(() => new Trainer(toy, { maxSteps: 0 })).toThrow(/maxSteps/);
-    expect(() => new Trainer(toy, { maxSteps: 5, gradAccumSteps: 1.5 })).toThrow(/gradAccumSteps/);
-    expect(() => new Trainer(toy, { maxSteps: 5, maxGradNorm: -1 })).toThrow(/maxGradNorm/);
-    expect(() => new Trainer(toy, { maxSteps: 5, schedule: 'poly' as never })).toThrow(/schedule/);
-    expect(() => new Trainer(toy, { maxSteps: 5, betas: [0.9, 1] })).toThrow(/beta parameter at index 1/);
-    expect(() => new Trainer(toy, { maxSteps: 5, warmupRatio: 2 })).toThrow(/warmupRatio/);
+    expect(() => new Trainer(toy, { max_steps: 0 })).toThrow(/max_steps/);
+    expect(() => new Trainer(toy, { max_steps: 5, gradient_accumulation_steps: 1.5 })).toThrow(
+      /gradient_accumulation_steps/,
+    );
+    expect(() => new Trainer(toy, { max_steps: 5, max_grad_norm: -1 })).toThrow(/max_grad_norm/);
+    expect(() => new Trainer(toy, { max_steps: 5, lr_scheduler_type: 'poly' as never })).toThrow(/lr_scheduler_type/);
+    expect(() => new Trainer(toy, { max_steps: 5, adam_beta2: 1 })).toThrow(/beta parameter at index 1/);
+    expect(() => new Trainer(toy, { max_steps: 5, warmup_ratio: 2 })).toThrow(/warmupRatio/);
     const n = tf.memory().numTensors;
     const bad = new Trainer(
       {
         vars: toy.vars,
         lossFn: () => ({ loss: tf.ones([2]) as unknown as tf.Scalar, correct: tf.scalar(0), count: tf.scalar(1) }),
       },
-      { maxSteps: 2 },
+      { max_steps: 2 },
     );
     await expect(bad.step([0])).rejects.toThrow(/scalars/);
     bad.dispose();

@@ -1,0 +1,120 @@
+/**
+ * The size of a LoRA fine-tuning run before it starts: trainable parameters (PEFT's print_trainable_parameters:
+ * trainable, total, percent) and an approximate memory budget of a training step — weights, LoRA weights, gradients,
+ * AdamW moments, the activations the backward pass keeps (with and without gradient_checkpointing) and the logits —
+ * for the largest micro-batch of the first epoch. ./memory-guard.ts calibrates it per backend.
+ *
+ * No TensorFlow.js (the backend is a parameter).
+ */
+import type { BackendName } from '../engine/backend';
+import type { ModelConfig } from '../engine/config';
+import { targetedModules, type LoraConfig } from '../engine/lora-config';
+import { countParams, weightBytes } from '../engine/params';
+import type { FinetuneConfig } from './config';
+
+export interface MemoryEstimate {
+  trainable_params: number;
+  total_params: number;
+  /** 100 · trainable / total. */
+  trainable_percent: number;
+  /** Largest micro-batch (rows × padded length) of the training data. */
+  batch_size: number;
+  seq_len: number;
+  tokens_per_micro_batch: number;
+  gradient_checkpointing: boolean;
+  /** Bytes (float32). Approximate: activations count the tensors the backward pass keeps plus one block's peak. */
+  bytes: {
+    weights: number;
+    lora: number;
+    gradients: number;
+    optimizer: number;
+    activations: number;
+    logits: number;
+    total: number;
+  };
+  activations_without_checkpointing: number;
+  activations_with_checkpointing: number;
+  batches_per_epoch: number;
+  steps_per_epoch: number;
+  max_steps: number;
+}
+
+/** What the estimate is computed from: the run's configuration and its training batches (epoch 0). */
+export interface EstimateInput {
+  modelConfig: ModelConfig;
+  config: FinetuneConfig;
+  lora: LoraConfig;
+  /** Where the weights live (they are stored per backend: e.g. packed on WebGL). */
+  backend: BackendName;
+  /** The micro-batches of one epoch (their largest rows × length sizes the activations). */
+  batches: readonly { batchSize: number; seqLen: number }[];
+  batchesPerEpoch: number;
+  stepsPerEpoch: number;
+  maxSteps: number;
+}
+
+/** Trainable parameters and an approximate memory budget for a configuration and its data. */
+export function estimateMemory(run: EstimateInput): MemoryEstimate {
+  const { modelConfig: cfg, config: c, backend } = run;
+  const mods = targetedModules(cfg, run.lora);
+  const trainable = mods.reduce((s, m) => s + c.r * (m.inFeatures + m.outFeatures), 0);
+  const total = countParams(cfg);
+  let batchSize = 1,
+    seqLen = 1,
+    worst = 0;
+  for (const b of run.batches) {
+    if (b.batchSize * b.seqLen > worst) {
+      worst = b.batchSize * b.seqLen;
+      batchSize = b.batchSize;
+      seqLen = b.seqLen;
+    }
+  }
+  const N = batchSize * seqLen;
+  const D = cfg.hidden_size,
+    I = cfg.intermediate_size,
+    L = cfg.num_hidden_layers,
+    V = cfg.vocab_size;
+  const Dq = cfg.num_attention_heads * cfg.head_dim,
+    Dkv = cfg.num_key_value_heads * cfg.head_dim,
+    H = cfg.num_attention_heads;
+  // floats per token kept for backward by one block (the ops' saved inputs/outputs), incl. H·S attention scores
+  const block =
+    cfg.family === 'gpt2' ? 26 * D + 7 * I + 4 * H * seqLen : 11 * D + 8 * Dq + 8 * Dkv + 5 * I + 4 * H * seqLen;
+  const perLayer = L > 0 ? mods.length / L : 0;
+  const loraPerBlock = mods
+    .slice(0, Math.round(perLayer))
+    .reduce((s, m) => s + c.r + 3 * m.outFeatures + (c.lora_dropout > 0 ? 2 * m.inFeatures : 0), 0);
+  const blockAll = block + loraPerBlock;
+  const outer = (cfg.family === 'gpt2' ? 3 : 2) * D + 3 * D; // embeddings (+ positions) and final norm
+  const actNo = 4 * N * (L * blockAll + outer);
+  const actCk = 4 * N * (L * D + blockAll + outer);
+  const logits = 4 * N * V * 5; // logits, then softmax, target update and gradient in the CE backward
+  const weights = weightBytes(total, backend, cfg); // as stored on the backend in use
+  const lora = 4 * trainable;
+  const gradients = 4 * trainable * (c.gradient_accumulation_steps > 1 ? 3 : 2); // grads (+ running sum) + clipped copy
+  const optimizer = 4 * trainable * 2; // AdamW exp_avg, exp_avg_sq
+  const activations = c.gradient_checkpointing ? actCk : actNo;
+  return {
+    trainable_params: trainable,
+    total_params: total,
+    trainable_percent: (100 * trainable) / total,
+    batch_size: batchSize,
+    seq_len: seqLen,
+    tokens_per_micro_batch: N,
+    gradient_checkpointing: c.gradient_checkpointing,
+    bytes: {
+      weights,
+      lora,
+      gradients,
+      optimizer,
+      activations,
+      logits,
+      total: weights + lora + gradients + optimizer + activations + logits,
+    },
+    activations_without_checkpointing: actNo,
+    activations_with_checkpointing: actCk,
+    batches_per_epoch: run.batchesPerEpoch,
+    steps_per_epoch: run.stepsPerEpoch,
+    max_steps: run.maxSteps,
+  };
+}
