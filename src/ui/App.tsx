@@ -146,7 +146,11 @@ export function App({
   const start = async () => {
     exporter.clearMessage();
     playground.clearEval();
-    const events = training.begin(null, estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0);
+    const events = training.begin(
+      null,
+      estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0,
+      backend.status?.backend ?? '',
+    );
     await training.finish(engine.train(settings, { ...runOptions, catalogId: model.catalogId }, events));
   };
 
@@ -193,6 +197,7 @@ export function App({
       const events = training.begin(
         r.id,
         r.latest?.max_steps ?? 0,
+        backend.status?.backend ?? '',
         `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.`,
       );
       onDismissNotice();
@@ -284,6 +289,7 @@ export function App({
           onRunOptions={setRunOptions}
           disabled={!modelInfo || active}
           estimate={estimate}
+          measuredStep={training.store.medianStepMs()}
           onMeasure={measure}
           canMeasure={canEstimate && estimate.kind !== 'loading'}
         />

@@ -24,6 +24,8 @@ interface Props {
   presets: Preset[];
   disabled: boolean;
   estimate: Loadable<Estimate>;
+  /** The median step time of the last run (after its first, compiling step), and its backend. */
+  measuredStep: { ms: number; backend: string } | null;
   onMeasure: () => void;
   canMeasure: boolean;
   runOptions: RunOptions;
@@ -44,6 +46,7 @@ export function ConfigureSection({
   presets,
   disabled,
   estimate,
+  measuredStep,
   onMeasure,
   canMeasure,
   runOptions,
@@ -247,19 +250,24 @@ export function ConfigureSection({
           </div>
         </fieldset>
       </div>
-      <EstimatePanel estimate={estimate} onMeasure={onMeasure} canMeasure={canMeasure} />
+      <EstimatePanel estimate={estimate} measuredStep={measuredStep} onMeasure={onMeasure} canMeasure={canMeasure} />
     </Section>
   );
 }
 
-function EstimatePanel({ estimate, onMeasure, canMeasure }: Pick<Props, 'estimate' | 'onMeasure' | 'canMeasure'>) {
+function EstimatePanel({
+  estimate,
+  measuredStep,
+  onMeasure,
+  canMeasure,
+}: Pick<Props, 'estimate' | 'measuredStep' | 'onMeasure' | 'canMeasure'>) {
   return (
     <div className="estimate" data-testid="estimate" aria-live="polite">
       <h3>Estimate</h3>
       {estimate.kind === 'none' && <Empty>Load a model and a dataset to estimate the run.</Empty>}
       {estimate.kind === 'loading' && <p role="status">Estimating…</p>}
       {estimate.kind === 'error' && <ErrorBox title="Cannot estimate" message={estimate.message} />}
-      {estimate.kind === 'ready' && <EstimateFacts e={estimate.value} />}
+      {estimate.kind === 'ready' && <EstimateFacts e={estimate.value} measured={measuredStep} />}
       <button type="button" onClick={onMeasure} disabled={!canMeasure}>
         Measure step time
       </button>
@@ -267,7 +275,7 @@ function EstimatePanel({ estimate, onMeasure, canMeasure }: Pick<Props, 'estimat
   );
 }
 
-function EstimateFacts({ e }: { e: Estimate }) {
+function EstimateFacts({ e, measured }: { e: Estimate; measured: Props['measuredStep'] }) {
   const m = e.memory;
   const b = m.bytes;
   return (
@@ -304,9 +312,11 @@ function EstimateFacts({ e }: { e: Estimate }) {
         <div>
           <dt>Time per step</dt>
           <dd data-testid="ms-per-step">
-            {e.msPerStep == null
-              ? 'not measured yet'
-              : `${formatMs(e.msPerStep)} on ${e.backend} (whole run ~${formatMs(e.msPerStep * m.max_steps)})`}
+            {e.msPerStep != null
+              ? `${formatMs(e.msPerStep)} on ${e.backend} (whole run ~${formatMs(e.msPerStep * m.max_steps)})`
+              : measured && measured.backend === e.backend
+                ? `${formatMs(measured.ms)} on ${e.backend}, measured in the last run (whole run ~${formatMs(measured.ms * m.max_steps)})`
+                : 'not measured yet'}
           </dd>
         </div>
       </dl>

@@ -218,9 +218,12 @@ function TrainProgress({ train, store }: { train: TrainView; store: MetricsStore
   const total = m?.totalSteps ?? train.totalSteps;
   const step = m?.step ?? 0;
   const elapsed = m?.elapsedMs ?? 0;
-  const eta = step > 0 && total > step && train.state === 'running' ? (elapsed / step) * (total - step) : null;
+  // ETA from the running median step time, never from the first step (it compiles the kernels).
+  const median = store.medianStepMs();
+  const running = train.state === 'running' && total > step;
+  const eta = running && median ? median.ms * (total - step) : null;
   const label = m
-    ? `step ${step} / ${total} · epoch ${formatNum(m.epoch, 3)} · ${formatCount(m.tokensSoFar)} trained tokens · loss ${formatNum(m.loss)} · ${formatMs(elapsed)} elapsed${eta != null ? ` · ETA ${formatMs(eta)}` : ''}`
+    ? `step ${step} / ${total} · epoch ${formatNum(m.epoch, 3)} · ${formatCount(m.tokensSoFar)} trained tokens · loss ${formatNum(m.loss)} · ${formatMs(elapsed)} elapsed${eta != null ? ` · ETA ${formatMs(eta)}` : running ? ' · ETA after the next step' : ''}`
     : 'starting… (the first step compiles the kernels)';
   return (
     <div className="train-progress" data-testid="train-progress" aria-live="off">

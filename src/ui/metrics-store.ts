@@ -21,6 +21,13 @@ export class MetricsStore {
   evals = new Map<number, TrainEvalEvent>();
   /** Sample generations at each evaluation, in order. */
   samples: TrainSamplesEvent[] = [];
+  /**
+   * Milliseconds per step of the logged windows after the first of each run or resume (whose step compiles the
+   * kernels and would make throughput and ETA lie), with the backend they ran on.
+   */
+  stepMs: { ms: number; backend: string }[] = [];
+  /** The next logged window is the first of a run or resume. */
+  private compiling = true;
   /** Bumped on every change (lets React compare snapshots cheaply). */
   version = 0;
   private listeners = new Set<() => void>();
@@ -28,6 +35,8 @@ export class MetricsStore {
 
   reset(): void {
     this.cols = emptyColumns();
+    this.stepMs = [];
+    this.compiling = true;
     this.last = null;
     this.evals = new Map();
     this.samples = [];
@@ -42,18 +51,25 @@ export class MetricsStore {
     this.evals = new Map();
     for (const e of h.evals) this.evals.set(e.step, e);
     for (const m of h.metrics) this.addMetrics(m);
+    this.stepMs = [];
+    this.compiling = true;
     this.samples = samples;
     this.changed();
   }
 
-  addMetrics(m: TrainMetricsEvent): void {
+  addMetrics(m: TrainMetricsEvent, backend = ''): void {
     const c = this.cols;
     const n = c.step.length;
+    // The first window's throughput counts kernel compilation, not training: left out of the chart and the ETA.
+    const compiled = !this.compiling;
+    this.compiling = false;
+    if (compiled) this.stepMs = [...this.stepMs.slice(-19), { ms: m.ms_per_step, backend }];
+    const tokensPerSec = compiled ? m.tokens_per_sec : null;
     if (n > 0 && c.step[n - 1] === m.step) {
       c.loss[n - 1] = m.loss;
       c.lr[n - 1] = m.learning_rate;
       c.gradNorm[n - 1] = m.grad_norm;
-      c.tokensPerSec[n - 1] = m.tokens_per_sec;
+      c.tokensPerSec[n - 1] = tokensPerSec;
       if (m.eval_loss !== undefined) c.valLoss[n - 1] = m.eval_loss;
     } else {
       c.step.push(m.step);
@@ -61,10 +77,17 @@ export class MetricsStore {
       c.valLoss.push(m.eval_loss ?? this.evals.get(m.step)?.eval_loss ?? null);
       c.lr.push(m.learning_rate);
       c.gradNorm.push(m.grad_norm);
-      c.tokensPerSec.push(m.tokens_per_sec);
+      c.tokensPerSec.push(tokensPerSec);
     }
     this.last = m;
     this.changed();
+  }
+
+  /** Median milliseconds per step over the last (up to 20) logged windows after compilation; null before one. */
+  medianStepMs(): { ms: number; backend: string } | null {
+    if (this.stepMs.length === 0) return null;
+    const sorted = [...this.stepMs].sort((a, b) => a.ms - b.ms);
+    return sorted[Math.floor((sorted.length - 1) / 2)];
   }
 
   addEval(e: TrainEvalEvent): void {

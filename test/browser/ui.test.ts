@@ -565,6 +565,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     try {
       await second.goto(app.url);
       await second.getByTestId('backend-info').waitFor({ timeout: 60_000 });
+      // The backend chosen last (WebGPU, in the test before) is remembered for the next visit.
+      expect(await second.getByLabel('Backend').inputValue()).toBe('webgpu');
       await second.getByRole('button', { name: 'Load stories260K' }).click();
       const info = second.getByTestId('model-info');
       await info.waitFor({ timeout: 60_000 });

@@ -5,6 +5,27 @@ import { errorMessage } from '../format';
 import type { Loadable } from '../loadable';
 import type { BackendChoice, BackendName, BackendProbeReport, BackendStatus } from '../../worker/api';
 
+const CHOICE_KEY = 'webtune.backend';
+const CHOICES: readonly BackendChoice[] = ['auto', 'webgpu', 'webgl', 'wasm', 'cpu'];
+
+/** The backend the user chose last time (remembered in this browser), else Automatic. */
+function savedChoice(): BackendChoice {
+  try {
+    const v = localStorage.getItem(CHOICE_KEY);
+    return CHOICES.includes(v as BackendChoice) ? (v as BackendChoice) : 'auto';
+  } catch {
+    return 'auto'; // storage blocked
+  }
+}
+
+function saveChoice(c: BackendChoice): void {
+  try {
+    localStorage.setItem(CHOICE_KEY, c);
+  } catch {
+    // storage blocked: the choice holds for this visit only
+  }
+}
+
 /**
  * @param onMoved told when a switch moved the loaded model to another backend (the page shows where it lives).
  */
@@ -12,13 +33,13 @@ export function useBackend(engine: Engine, onMoved: (backend: BackendName) => vo
   const [status, setStatus] = useState<BackendStatus | null>(null);
   const [busy, setBusy] = useState(true);
   const [error, setError] = useState<string | null>(null);
-  const [choice, setChoice] = useState<BackendChoice>('auto');
+  const [choice, setChoice] = useState<BackendChoice>(savedChoice);
   const [probe, setProbe] = useState<Loadable<BackendProbeReport>>({ kind: 'none' });
 
   // Detect and initialise the backend once.
   useEffect(() => {
     let live = true;
-    guard(engine.init('auto'))
+    guard(engine.init(savedChoice()))
       .then((s) => {
         if (live) {
           setStatus(s);
@@ -38,6 +59,7 @@ export function useBackend(engine: Engine, onMoved: (backend: BackendName) => vo
 
   const choose = async (c: BackendChoice) => {
     setChoice(c);
+    saveChoice(c);
     setBusy(true);
     setError(null);
     try {

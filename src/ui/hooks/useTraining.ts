@@ -27,6 +27,8 @@ export function useTraining(
   const { onBackend, onSaved, onEnded } = on;
   /** The call that drives the run now: its events, and when it settles. */
   const call = useRef<CallScope>(new CallScope());
+  /** The backend the run's steps run on (for the measured step time). */
+  const runBackend = useRef('');
 
   /**
    * Events of the call in flight. Data (metrics, evaluations, samples, saves) still counts when it arrives after the
@@ -36,7 +38,7 @@ export function useTraining(
   const eventsOf = (scope: CallScope) => {
     const data = scope.untilReplaced((ev: TrainEvent) => {
       if (ev.type === 'metrics') {
-        store.addMetrics(ev);
+        store.addMetrics(ev, runBackend.current);
         noteStepMs(ev.ms_per_step);
       } else if (ev.type === 'eval') store.addEval(ev);
       else if (ev.type === 'samples') store.addSamples(ev);
@@ -55,6 +57,7 @@ export function useTraining(
     });
     const live = scope.whileOpen((ev: TrainEvent) => {
       if (ev.type === 'backend') {
+        runBackend.current = ev.status.backend;
         onBackend(ev.status);
         setView((t) => ({ ...t, message: ev.message }));
       } else if (ev.type === 'state') {
@@ -98,8 +101,9 @@ export function useTraining(
   };
 
   /** A run starts (or a stored one resumes): fresh curves, no save yet. Returns the events callback for its call. */
-  const begin = (runId: string | null, totalSteps: number, message?: string) => {
+  const begin = (runId: string | null, totalSteps: number, backend: string, message?: string) => {
     const events = nextCall(true);
+    runBackend.current = backend;
     store.reset();
     setSave(null);
     setActiveRunId(runId);
