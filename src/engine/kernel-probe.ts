@@ -17,6 +17,8 @@ export type GradStatus = 'ok' | 'mismatch' | 'error';
 
 export interface GradCaseResult {
   name: string;
+  /** Why training never takes this gradient (the op is probed for completeness); absent when training needs it. */
+  unusedBecause?: string;
   status: GradStatus;
   /** Kernels the forward and backward pass ran (recorded on cpu). */
   kernels: string[];
@@ -49,6 +51,8 @@ type Rand = (n: number, lo?: number, hi?: number) => Float32Array;
 
 export interface GradCase {
   name: string;
+  /** Why training never takes this gradient; a failure here does not affect fine-tuning. */
+  unusedBecause?: string;
   /** Builds the differentiated inputs and the function of them; constants (indices, masks) are made inside. */
   make(rand: Rand): { args: tf.Tensor[]; f: (...xs: tf.Tensor[]) => tf.Tensor };
 }
@@ -170,6 +174,7 @@ export const GRAD_CASES: GradCase[] = [
   {
     // Embedding lookup; repeated ids make the gradient (UnsortedSegmentSum) accumulate.
     name: 'gather (embedding)',
+    unusedBecause: 'the embeddings are frozen: no gradient flows into the lookup table',
     make: (r) => ({ args: [t(r, [11, 6])], f: (e) => tf.gather(e, ints([3, 0, 3, 10, 7, 3], [2, 3])) }),
   },
   { name: 'softmax', make: (r) => ({ args: [t(r, [3, 7], -3, 3)], f: (x) => tf.softmax(x) }) },
@@ -185,6 +190,7 @@ export const GRAD_CASES: GradCase[] = [
   { name: 'slice', make: (r) => ({ args: [t(r, [3, 8])], f: (x) => tf.slice(x, [1, 2], [2, 4]) }) },
   {
     name: 'stridedSlice',
+    unusedBecause: 'the model uses plain slices',
     make: (r) => ({ args: [t(r, [4, 9])], f: (x) => tf.stridedSlice(x, [0, 1], [4, 9], [2, 3]) }),
   },
   { name: 'transpose', make: (r) => ({ args: [t(r, [2, 3, 4, 5])], f: (x) => tf.transpose(x, [0, 2, 1, 3]) }) },
@@ -200,6 +206,7 @@ export const GRAD_CASES: GradCase[] = [
   { name: 'maximum', make: (r) => ({ args: [t(r, [3, 5]), t(r, [3, 5])], f: (a, b) => tf.maximum(a, b) }) },
   {
     name: 'gatherND',
+    unusedBecause: 'the model never gathers by index pairs',
     make: (r) => ({ args: [t(r, [4, 5])], f: (x) => tf.gatherND(x, ints([0, 1, 3, 4, 0, 1], [3, 2])) }),
   },
   {
@@ -225,9 +232,21 @@ export const GRAD_CASES: GradCase[] = [
   },
   // tfjs 4.22's Cumsum gradient handles only a non-negative last axis: axis 0 fails its shape check, and
   // axis -1 builds an invalid transpose (on wasm it corrupts the module's memory, so it is not probed).
-  { name: 'cumsum (last axis)', make: (r) => ({ args: [t(r, [3, 6])], f: (x) => tf.cumsum(x, 1) }) },
-  { name: 'cumsum (axis 0)', make: (r) => ({ args: [t(r, [3, 6])], f: (x) => tf.cumsum(x, 0) }) },
-  { name: 'scatterND', make: (r) => ({ args: [t(r, [3, 4])], f: (u) => tf.scatterND(ints([0, 2, 4]), u, [6, 4]) }) },
+  {
+    name: 'cumsum (last axis)',
+    unusedBecause: 'the model has no cumulative sums',
+    make: (r) => ({ args: [t(r, [3, 6])], f: (x) => tf.cumsum(x, 1) }),
+  },
+  {
+    name: 'cumsum (axis 0)',
+    unusedBecause: 'the model has no cumulative sums',
+    make: (r) => ({ args: [t(r, [3, 6])], f: (x) => tf.cumsum(x, 0) }),
+  },
+  {
+    name: 'scatterND',
+    unusedBecause: 'only the loss’s hand-written gradient uses it, as a plain op (its own gradient is never taken)',
+    make: (r) => ({ args: [t(r, [3, 4])], f: (u) => tf.scatterND(ints([0, 2, 4]), u, [6, 4]) }),
+  },
   {
     name: 'broadcast arithmetic',
     make: (r) => ({
@@ -396,7 +415,7 @@ export async function probeKernels(opts: ProbeOptions = {}): Promise<KernelProbe
       const ks = kernels.get(c.name) ?? [];
       const missingKernels = ks.filter((k) => tf.getKernel(k, name) === undefined);
       const r = await runCase(c, timeoutMs);
-      const base = { name: c.name, kernels: ks, missingKernels, ms: r.ms };
+      const base = { name: c.name, unusedBecause: c.unusedBecause, kernels: ks, missingKernels, ms: r.ms };
       if (!r.values) {
         grads.push({ ...base, status: 'error', error: r.error });
       } else if (name === 'cpu') {

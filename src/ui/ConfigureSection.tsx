@@ -1,4 +1,5 @@
 /** 3. Configure: LoRA and training settings, presets per model, and an estimate of size, memory and speed. */
+import { SETTING_HELP } from './settings-help';
 import { CheckField, Empty, ErrorBox, NumberField, Section, SelectField } from './controls';
 import { formatBytes, formatCount, formatMs } from './format';
 import type { Loadable } from './loadable';
@@ -92,8 +93,16 @@ export function ConfigureSection({
               min={1}
               step={1}
               onChange={(v) => set('r', Math.max(1, Math.round(v)))}
+              hint={SETTING_HELP.r}
             />
-            <NumberField label="Alpha" value={s.lora_alpha} min={0} step="any" onChange={(v) => set('lora_alpha', v)} />
+            <NumberField
+              label="Alpha"
+              value={s.lora_alpha}
+              min={0}
+              step="any"
+              onChange={(v) => set('lora_alpha', v)}
+              hint={SETTING_HELP.lora_alpha}
+            />
             <NumberField
               label="Dropout"
               value={s.lora_dropout}
@@ -101,8 +110,14 @@ export function ConfigureSection({
               max={0.99}
               step="any"
               onChange={(v) => set('lora_dropout', v)}
+              hint={SETTING_HELP.lora_dropout}
             />
-            <CheckField label="rsLoRA (scale alpha/√r)" checked={s.use_rslora} onChange={(v) => set('use_rslora', v)} />
+            <CheckField
+              label="rsLoRA (scale alpha/√r)"
+              checked={s.use_rslora}
+              onChange={(v) => set('use_rslora', v)}
+              hint={SETTING_HELP.use_rslora}
+            />
           </div>
           <fieldset className="targets" disabled={disabled || modules.length === 0}>
             <legend>Target layers</legend>
@@ -131,6 +146,7 @@ export function ConfigureSection({
               value={s.learning_rate}
               step="any"
               onChange={(v) => set('learning_rate', v)}
+              hint={SETTING_HELP.learning_rate}
             />
             <NumberField
               label="Epochs"
@@ -138,13 +154,14 @@ export function ConfigureSection({
               min={0}
               step="any"
               onChange={(v) => set('num_train_epochs', v)}
+              hint={SETTING_HELP.num_train_epochs}
             />
             <NumberField
               label="Max steps"
               value={Math.max(0, s.max_steps)}
               min={0}
               step={1}
-              hint="0 = from epochs"
+              hint={SETTING_HELP.max_steps}
               onChange={(v) => set('max_steps', Math.round(v) > 0 ? Math.round(v) : -1)}
             />
             <NumberField
@@ -153,6 +170,7 @@ export function ConfigureSection({
               min={1}
               step={1}
               onChange={(v) => set('per_device_train_batch_size', Math.max(1, Math.round(v)))}
+              hint={SETTING_HELP.per_device_train_batch_size}
             />
             <NumberField
               label="Gradient accumulation"
@@ -160,6 +178,7 @@ export function ConfigureSection({
               min={1}
               step={1}
               onChange={(v) => set('gradient_accumulation_steps', Math.max(1, Math.round(v)))}
+              hint={SETTING_HELP.gradient_accumulation_steps}
             />
             <NumberField
               label="Max length (tokens)"
@@ -167,7 +186,7 @@ export function ConfigureSection({
               min={2}
               step={1}
               onChange={(v) => set('max_length', Math.max(2, Math.round(v)))}
-              hint={model ? `context ${model.contextLength}` : undefined}
+              hint={`${SETTING_HELP.max_length}${model ? ` (context ${model.contextLength})` : ''}`}
             />
             <NumberField
               label="Warmup steps"
@@ -175,12 +194,14 @@ export function ConfigureSection({
               min={0}
               step={1}
               onChange={(v) => set('warmup_steps', Math.max(0, Math.round(v)))}
+              hint={SETTING_HELP.warmup_steps}
             />
             <SelectField
               label="LR schedule"
               value={s.lr_scheduler_type}
               options={SCHEDULES}
               onChange={(v) => set('lr_scheduler_type', v)}
+              hint={SETTING_HELP.lr_scheduler_type}
             />
             <NumberField
               label="Weight decay"
@@ -188,13 +209,14 @@ export function ConfigureSection({
               min={0}
               step="any"
               onChange={(v) => set('weight_decay', v)}
+              hint={SETTING_HELP.weight_decay}
             />
             <NumberField
               label="Gradient clipping"
               value={s.max_grad_norm}
               min={0}
               step="any"
-              hint="max norm, 0 = off"
+              hint={SETTING_HELP.max_grad_norm}
               onChange={(v) => set('max_grad_norm', v)}
             />
             <NumberField
@@ -202,7 +224,7 @@ export function ConfigureSection({
               value={evalEvery}
               min={0}
               step={1}
-              hint="0 = only at the end"
+              hint={SETTING_HELP.eval_steps}
               onChange={(v) =>
                 onSettings(
                   Math.round(v) > 0
@@ -211,20 +233,27 @@ export function ConfigureSection({
                 )
               }
             />
-            <NumberField label="Seed" value={s.seed} step={1} onChange={(v) => set('seed', Math.round(v))} />
+            <NumberField
+              label="Seed"
+              value={s.seed}
+              step={1}
+              onChange={(v) => set('seed', Math.round(v))}
+              hint={SETTING_HELP.seed}
+            />
             <NumberField
               label="Log every (steps)"
               value={s.logging_steps}
               min={1}
               step={1}
               onChange={(v) => set('logging_steps', Math.max(1, Math.round(v)))}
+              hint={SETTING_HELP.logging_steps}
             />
             <NumberField
               label="Samples per evaluation"
               value={runOptions.samplePrompts}
               min={0}
               step={1}
-              hint="held-out prompts, 0 = none"
+              hint={SETTING_HELP.samplePrompts}
               onChange={(v) => onRunOptions({ ...runOptions, samplePrompts: Math.max(0, Math.round(v)) })}
             />
             <NumberField
@@ -233,19 +262,21 @@ export function ConfigureSection({
               min={1}
               step={1}
               onChange={(v) => onRunOptions({ ...runOptions, sampleMaxNewTokens: Math.max(1, Math.round(v)) })}
+              hint={SETTING_HELP.sampleMaxNewTokens}
             />
             <NumberField
               label="Save every (steps)"
               value={runOptions.saveSteps ?? 0}
               min={0}
               step={1}
-              hint="checkpoint to this browser; 0 = on pause/stop only"
+              hint={SETTING_HELP.save_steps}
               onChange={(v) => onRunOptions({ ...runOptions, saveSteps: Math.max(0, Math.round(v)) })}
             />
             <CheckField
               label="Gradient checkpointing (less memory, slower)"
               checked={s.gradient_checkpointing}
               onChange={(v) => set('gradient_checkpointing', v)}
+              hint={SETTING_HELP.gradient_checkpointing}
             />
           </div>
         </fieldset>

@@ -242,6 +242,19 @@ function TrainProgress({ train, store }: { train: TrainView; store: MetricsStore
   );
 }
 
+/** What the failing cases mean for training: only those training uses matter. */
+function unusedNote(report: BackendProbeReport): string {
+  const used = report.backends.flatMap((b) => b.grads.filter((g) => g.status !== 'ok' && !g.unusedBecause));
+  const unused = report.backends.flatMap((b) => b.grads.filter((g) => g.status !== 'ok' && g.unusedBecause));
+  if (used.length === 0 && unused.length === 0) return 'Every gradient matches the CPU on every backend.';
+  const tail = unused.length
+    ? ` ${unused.length} failing case${unused.length === 1 ? ' is an op' : 's are ops'} that fine-tuning never differentiates (listed under “All failing cases”): they do not affect training.`
+    : '';
+  return used.length
+    ? `${used.length} failing case${used.length === 1 ? '' : 's'} affect${used.length === 1 ? 's' : ''} training on ${[...new Set(report.backends.filter((b) => b.grads.some((g) => g.status !== 'ok' && !g.unusedBecause)).map((b) => b.backend))].join(', ')}: choose another backend there.${tail}`
+    : `Every gradient training uses matches the CPU on every backend.${tail}`;
+}
+
 function ProbeTable({ report }: { report: BackendProbeReport }) {
   const gpu = report.webgpuAdapter;
   const [open, setOpen] = useState(false);
@@ -259,30 +272,47 @@ function ProbeTable({ report }: { report: BackendProbeReport }) {
               <th>backend</th>
               <th>status</th>
               <th>gradients ok</th>
-              <th>failing</th>
+              <th>failing, used by training</th>
+              <th>failing, never used by training</th>
             </tr>
           </thead>
           <tbody>
             {report.backends.map((b) => {
               const failing = b.grads.filter((g) => g.status !== 'ok');
+              const used = failing.filter((g) => !g.unusedBecause);
+              const unused = failing.filter((g) => g.unusedBecause);
+              const names = (gs: typeof failing) =>
+                (open ? gs : gs.slice(0, 4)).map((g) => g.name).join(', ') + (!open && gs.length > 4 ? ', …' : '');
               return (
-                <tr key={b.backend}>
+                <tr key={b.backend} data-testid={`probe-${b.backend}`}>
                   <td>{b.backend}</td>
                   <td>{b.available ? 'available' : `unavailable: ${b.reason}`}</td>
                   <td>{b.available ? `${b.grads.length - failing.length} / ${b.grads.length}` : '–'}</td>
-                  <td>
-                    {(open ? failing : failing.slice(0, 4)).map((g) => g.name).join(', ')}
-                    {!open && failing.length > 4 ? ', …' : ''}
-                  </td>
+                  <td className={used.length ? 'bad' : undefined}>{b.available ? names(used) || 'none' : '–'}</td>
+                  <td className="muted">{names(unused)}</td>
                 </tr>
               );
             })}
           </tbody>
         </table>
       </div>
+      <p className="muted small" data-testid="probe-unused-note">
+        {unusedNote(report)}
+      </p>
       <button type="button" className="link" onClick={() => setOpen(!open)}>
         {open ? 'Fewer details' : 'All failing cases'}
       </button>
+      {open && (
+        <ul className="small muted">
+          {[...new Map(report.backends.flatMap((b) => b.grads).map((g) => [g.name, g])).values()]
+            .filter((g) => g.unusedBecause)
+            .map((g) => (
+              <li key={g.name}>
+                {g.name}: never used by training ({g.unusedBecause}).
+              </li>
+            ))}
+        </ul>
+      )}
     </section>
   );
 }
