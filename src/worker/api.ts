@@ -5,7 +5,7 @@
  * Callbacks (progress, training events, streamed tokens) are passed wrapped in Comlink.proxy by the page.
  * Every method rejects with an Error whose message is meant for people (file, line, what to do).
  */
-import type { BackendChoice, BackendName } from '../engine/backend';
+import type { BackendChoice, BackendName, InitOptions } from '../engine/backend';
 import type { ModelFamily } from '../engine/config';
 import type { LoraConfig } from '../engine/lora';
 import type { KernelProbeReport } from '../engine/kernel-probe';
@@ -15,6 +15,8 @@ import type { EvalMetrics, FinetuneConfig, MemoryEstimate, SessionMetrics } from
 import type { CheckpointSummary } from '../io/run-store';
 
 export type { BackendChoice, BackendName };
+/** Backend options: `threads` for wasm (default navigator.hardwareConcurrency). */
+export type BackendOptions = InitOptions;
 
 /**
  * Control flags the page sets and the worker polls (pause/stop before each training step, abort between
@@ -56,6 +58,9 @@ export interface BackendStatus {
   crossOriginIsolated: boolean;
   /** wasm only: whether the SIMD build runs. */
   wasmSimd?: boolean;
+  /** wasm only: threads it runs on (tfjs-backend-wasm's getThreadsCount()), and why fewer than asked. */
+  wasmThreads?: number;
+  wasmThreadsNote?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ import {
 } from '../train/session';
 import type {
   AdapterInfo,
+  BackendOptions,
   BackendProbeReport,
   BackendStatus,
   DatasetInfo,
@@ -207,8 +208,8 @@ function assertNoRun(what: string): void {
 // ---------------------------------------------------------------------------------------------------------
 // Backends
 
-async function useBackend(choice: BackendChoice): Promise<BackendStatus> {
-  const report = await initBackend(choice);
+async function useBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<BackendStatus> {
+  const report = await initBackend(choice, opts);
   const webgpu = await webgpuAdapter();
   backend = {
     requested: choice,
@@ -217,6 +218,8 @@ async function useBackend(choice: BackendChoice): Promise<BackendStatus> {
     webgpu,
     crossOriginIsolated: self.crossOriginIsolated,
     wasmSimd: report.backend === 'wasm' ? Boolean(tf.env().getBool('WASM_HAS_SIMD_SUPPORT')) : undefined,
+    wasmThreads: report.wasmThreads,
+    wasmThreadsNote: report.wasmThreadsNote,
   };
   watchDevice();
   return backend;
@@ -257,9 +260,9 @@ async function ensureBackend(): Promise<BackendStatus> {
 }
 
 /** Move the loaded model (and its adapter) to another backend: read to the CPU, re-create there. */
-async function moveModel(choice: BackendChoice): Promise<BackendStatus> {
+async function moveModel(choice: BackendChoice, opts: BackendOptions = {}): Promise<BackendStatus> {
   const cur = loaded;
-  if (!cur) return useBackend(choice);
+  if (!cur) return useBackend(choice, opts);
   const raw = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, t] of cur.model.weights)
     raw.set(name, { shape: [...t.shape], data: Float32Array.from((await t.data()) as Float32Array) });
@@ -274,7 +277,7 @@ async function moveModel(choice: BackendChoice): Promise<BackendStatus> {
   run?.dispose(); // its metrics stay exportable
   cur.model.dispose();
   loaded = null;
-  const status = await useBackend(choice);
+  const status = await useBackend(choice, opts);
   const model = CausalLM.fromRaw(cur.model.config, raw);
   if (adapter) model.attachLora(adapter.config).assign(adapter.values);
   loaded = { ...cur, model, info: { ...cur.info, backend: status.backend } };
@@ -568,15 +571,15 @@ const api = {
   },
 
   /** Initialise a backend (once at start-up: 'auto'); returns what was chosen and why others were skipped. */
-  init(choice: BackendChoice = 'auto'): Promise<BackendStatus> {
-    return exclusive(async () => backend ?? useBackend(choice));
+  init(choice: BackendChoice = 'auto', opts: BackendOptions = {}): Promise<BackendStatus> {
+    return exclusive(async () => backend ?? useBackend(choice, opts));
   },
 
   /** Switch backend; a loaded model and its adapter move along (a paused run is discarded). */
-  setBackend(choice: BackendChoice): Promise<BackendStatus> {
+  setBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<BackendStatus> {
     return exclusive(async () => {
       assertNoRun('switch backend');
-      return moveModel(choice);
+      return moveModel(choice, opts);
     });
   },
 
