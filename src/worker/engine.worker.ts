@@ -87,6 +87,7 @@ import {
   writeRunSource,
 } from './runs';
 import { webgpuAdapter } from './webgpu';
+import type { BenchLine, WorkloadRequest } from '../../bench/workloads';
 
 export type { BackendProbeReport, WebGpuAdapterReport } from './api';
 
@@ -585,6 +586,18 @@ const api = {
 
   async backendStatus(): Promise<BackendStatus | null> {
     return backend;
+  },
+
+  /**
+   * `npm run bench:browser` and the wasm-threads test: bench/workloads.ts (a 1024³ matMul, then LoRA steps on the
+   * models asked for) on the current backend. Needs no loaded model and leaves it alone.
+   */
+  bench(req: WorkloadRequest = {}): Promise<BenchLine[]> {
+    return exclusive(async () => {
+      assertNoRun('benchmark');
+      const { runWorkloads } = await import('../../bench/workloads');
+      return runWorkloads(req, beat);
+    });
   },
 
   /** Initialise each backend (default: all) in turn and check the gradients the engine needs against cpu. */
