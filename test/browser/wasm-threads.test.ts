@@ -82,6 +82,27 @@ describe.skipIf(!HAVE_CHROMIUM)('threaded wasm in Chromium (production build)', 
     expect(ratio).toBeGreaterThan(0);
   }, 300_000);
 
+  it('falls back to the single-threaded SIMD build, and says why, under a CSP without blob:', async () => {
+    const page = await session.context.newPage();
+    try {
+      // the engine worker's own policy (its response header) governs the pthread workers it starts
+      await page.route('**/assets/engine.worker-*.js', async (route) => {
+        const res = await route.fetch();
+        const csp = res.headers()['content-security-policy'];
+        const strict = csp.replace(/(script-src|worker-src)([^;]*?) blob:/g, '$1$2');
+        await route.fulfill({ response: res, headers: { ...res.headers(), 'content-security-policy': strict } });
+      });
+      await page.goto(app.url);
+      await page.getByTestId('backend-info').waitFor({ timeout: 120_000 });
+      const s = (await page.evaluate(() => window.webtune.engine().backendStatus()))!;
+      expect(s.backend).toBe('wasm');
+      expect(s.wasmThreads).toBe(1);
+      if (cores > 1) expect(s.wasmThreadsNote).toMatch(/blob:/);
+    } finally {
+      await page.close();
+    }
+  }, 180_000);
+
   it('broke no CSP rule and threw no page error', () => {
     expect(cspViolations(session.console)).toEqual([]);
     expect(session.pageErrors).toEqual([]);
