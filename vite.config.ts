@@ -8,6 +8,7 @@ import {
   contentSecurityPolicy,
   hubMirror,
   tfjsWasm,
+  tfjsWasmThreadedGlue,
 } from './tools/vite-plugins.ts';
 
 const root = path.dirname(fileURLToPath(import.meta.url));
@@ -15,8 +16,9 @@ const root = path.dirname(fileURLToPath(import.meta.url));
 const modelsDir = path.resolve(root, process.env.WEBTUNE_MODELS_DIR ?? '../shared/models');
 
 export default defineConfig({
-  plugins: [react(), tfjsWasm(), hubMirror(modelsDir), contentSecurityPolicy()],
-  worker: { format: 'es' },
+  plugins: [react(), tfjsWasm(), tfjsWasmThreadedGlue(), hubMirror(modelsDir), contentSecurityPolicy()],
+  // config.plugins apply to workers only in dev; the engine worker's build needs the glue fix too
+  worker: { format: 'es', plugins: () => [tfjsWasmThreadedGlue()] },
   // The engine worker imports the tfjs backends lazily; pre-bundle them so the dev server never discovers
   // them mid-session (a re-optimisation would fail the worker's in-flight dynamic imports).
   optimizeDeps: {
@@ -32,6 +34,7 @@ export default defineConfig({
       'comlink',
       'uplot',
     ],
+    rolldownOptions: { plugins: [tfjsWasmThreadedGlue()] },
   },
   server: { headers: { ...ISOLATION_HEADERS } },
   preview: { headers: { ...ISOLATION_HEADERS, 'Content-Security-Policy': CONTENT_SECURITY_POLICY } },

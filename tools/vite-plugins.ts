@@ -4,7 +4,8 @@
  *   (they stay in node_modules, never in git);
  * - hubMirror: serves local model folders under the Hugging Face Hub URL layout, so the app can load
  *   models with no network;
- * - contentSecurityPolicy: the production CSP, as a <meta> tag in the built index.html.
+ * - contentSecurityPolicy: the production CSP, as a <meta> tag in the built index.html;
+ * - tfjsWasmThreadedGlue: keeps the threaded wasm build's Emscripten glue runnable by its pthread workers once bundled.
  */
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -20,12 +21,15 @@ export const ISOLATION_HEADERS = {
 
 /**
  * Production Content-Security-Policy. No 'unsafe-eval'; 'wasm-unsafe-eval' lets the wasm backend compile
- * its module. connect-src lists the Hugging Face Hub and the hosts its downloads redirect to.
+ * its module. `blob:` in worker-src and script-src is for the threaded wasm build only: tfjs-backend-wasm starts
+ * its pthread workers from a blob: URL and they importScripts() the Emscripten glue from a blob: URL (both minted
+ * by the app's own code; nothing else uses blob: scripts). connect-src lists the Hugging Face Hub and the hosts
+ * its downloads redirect to.
  */
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
-  "script-src 'self' 'wasm-unsafe-eval'",
-  "worker-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval' blob:",
+  "worker-src 'self' blob:",
   "connect-src 'self' https://huggingface.co https://*.huggingface.co https://*.hf.co",
   "img-src 'self' data: blob:",
   "style-src 'self'",
@@ -63,6 +67,33 @@ export function tfjsWasm(): Plugin {
       }
     },
   };
+}
+
+const THREADED_GLUE = /[\\/]tfjs-backend-wasm[\\/]wasm-out[\\/]tfjs-backend-wasm-threaded-simd\.js$/;
+
+/**
+ * tfjs-backend-wasm hands its pthread workers the threaded build's Emscripten factory as source text,
+ * `'var WasmBackendModuleThreadedSimd = ' + factory.toString()`, which they importScripts(). Once the bundler has
+ * minified the factory, that text refers to names outside the function (its `_scriptDir`, renamed `e`) and every
+ * pthread worker dies with "ReferenceError: e is not defined". This gives the factory a toString() that returns the
+ * package's own, untouched glue (a classic script), so the workers run what Emscripten wrote whatever the bundler did.
+ * Used by the build and by the dev server's dependency pre-bundling.
+ */
+export function tfjsWasmThreadedGlue() {
+  return {
+    name: 'webtune:tfjs-wasm-threaded-glue',
+    transform(code: string, id: string) {
+      const file = id.split('?')[0];
+      if (!THREADED_GLUE.test(file)) return null;
+      const original = readFileSync(file, 'utf8');
+      // a function expression evaluating to the factory, in a scope where module/exports/define do not exist
+      const standalone = `(function(){var module,exports,define;\n${original}\nreturn WasmBackendModuleThreadedSimd;})()`;
+      return {
+        code: `${code}\n;WasmBackendModuleThreadedSimd.toString = function () { return ${JSON.stringify(standalone)}; };\n`,
+        map: null,
+      };
+    },
+  } satisfies Plugin;
 }
 
 /**

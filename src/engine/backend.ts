@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // backend) in Node's CommonJS build and in the browser's ESM build alike. A deep import of
 // tfjs-core/dist/register_all_gradients does not load under Node's ESM resolver.
 import '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { guardWasmHeap } from './wasm-heap';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
@@ -18,6 +18,19 @@ export interface BackendReport {
   backend: BackendName;
   /** One line per backend tried before the one chosen, with the reason it was skipped. */
   fallbacks: { backend: BackendName; reason: string }[];
+  /** wasm only: the threads XNNPACK runs on (tfjs-backend-wasm's getThreadsCount()). */
+  wasmThreads?: number;
+  /** wasm only: why it runs on fewer threads than asked (single-threaded build in Node, blocked workers, ...). */
+  wasmThreadsNote?: string;
+}
+
+export interface InitOptions {
+  /**
+   * wasm: threads to run on (default navigator.hardwareConcurrency, at most WASM_MAX_THREADS). More than one needs
+   * the threaded SIMD build: a cross-origin isolated page whose CSP allows blob: workers and scripts. Omitted: the
+   * count last asked for. A wasm backend already running on another count is re-created (nothing may live on it).
+   */
+  threads?: number;
 }
 
 const isNode =
@@ -26,17 +39,97 @@ const isNode =
   typeof window === 'undefined' &&
   typeof self === 'undefined';
 
+/** The threaded build's Emscripten pool holds 8 pthread workers; XNNPACK's pool must not outgrow it. */
+export const WASM_MAX_THREADS = 8;
+/** How long the threaded build may take to start (fetch, compile, 8 workers) before the single-threaded one is used. */
+const THREADED_INIT_TIMEOUT_MS = 30_000;
+/** tfjs#3830; verified with 4.22: forced on, the threaded build's pthread workers fail with ERR_WORKER_PATH. */
+export const NODE_SINGLE_THREAD_REASON =
+  "tfjs-backend-wasm's Node build is single-threaded: its threaded build starts pthread workers from blob: URLs, " +
+  "which Node's worker_threads cannot load (ERR_WORKER_PATH; tfjs#3830)";
+
+let wasmThreadsWanted: number | undefined;
+/** Threads the current wasm backend instance was created for, and why it runs on fewer. */
+let wasmCreated: { wanted: number; note?: string } | null = null;
+
 let wasmPathPrefix: string | null = null;
 /** Where the tfjs wasm binaries are served from (browser); Node resolves them from node_modules. */
 export function setWasmPrefix(prefix: string) {
   wasmPathPrefix = prefix;
 }
 
-async function registerBackend(name: BackendName): Promise<void> {
+function defaultThreads(): number {
+  if (isNode) return 1;
+  const n = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency : 1;
+  return Math.max(1, Math.min(WASM_MAX_THREADS, Math.floor(n || 1)));
+}
+
+/**
+ * Whether this (worker) context may start a blob: worker that importScripts() a blob: script, as the threaded wasm
+ * build's pthread workers do; null if so, else why not (a CSP without blob: in worker-src / script-src).
+ */
+function blobWorkerProblem(timeoutMs = 10_000): Promise<string | null> {
+  const src = `const u=URL.createObjectURL(new Blob(['self.ok=1'],{type:'text/javascript'}));importScripts(u);postMessage(self.ok===1)`;
+  return new Promise((resolve) => {
+    let w: Worker;
+    const url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+    const done = (problem: string | null) => {
+      clearTimeout(timer);
+      w?.terminate();
+      URL.revokeObjectURL(url);
+      resolve(problem);
+    };
+    const timer = setTimeout(() => done(`a blob: worker did not answer within ${timeoutMs / 1000} s`), timeoutMs);
+    try {
+      w = new Worker(url);
+    } catch (e) {
+      done(`blob: workers cannot start (${e instanceof Error ? e.message : String(e)})`);
+      return;
+    }
+    w.onmessage = (ev) => done(ev.data === true ? null : 'a blob: worker could not run a blob: script');
+    w.onerror = (ev) => {
+      ev.preventDefault();
+      done(
+        `a blob: worker, or its importScripts() of a blob: script, was refused (${ev.message || 'no message'}): ` +
+          'the Content-Security-Policy needs blob: in worker-src and script-src',
+      );
+    };
+  });
+}
+
+/** Choose the wasm build (threaded SIMD or single-threaded SIMD) for `wanted` threads; returns why not threaded. */
+async function configureWasmThreads(wanted: number): Promise<string | undefined> {
+  let note: string | undefined;
+  if (isNode) note = wanted > 1 ? NODE_SINGLE_THREAD_REASON : undefined;
+  else if (wanted > 1) {
+    // tfjs-backend-wasm's own feature test (SharedArrayBuffer transfer, wasm threads), not the flag's value: that is
+    // whatever was set here last time
+    const flags = (tf.env() as unknown as { flagRegistry: Record<string, { evaluationFn: () => unknown }> })
+      .flagRegistry;
+    if (!(await flags.WASM_HAS_MULTITHREAD_SUPPORT?.evaluationFn()))
+      note = self.crossOriginIsolated
+        ? 'this browser has no WebAssembly threads'
+        : 'the page is not cross-origin isolated (COOP/COEP headers), so SharedArrayBuffer is unavailable';
+    else note = (await blobWorkerProblem()) ?? undefined;
+  }
+  const threaded = wanted > 1 && !note;
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', threaded);
+  setThreadsCount(threaded ? wanted : 1);
+  return note;
+}
+
+async function registerBackend(name: BackendName, opts: InitOptions): Promise<void> {
   if (name === 'wasm') {
     await import('@tensorflow/tfjs-backend-wasm');
-    // The threaded build breaks inside module workers; the single-threaded SIMD build is used everywhere.
-    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    if (opts.threads !== undefined)
+      wasmThreadsWanted = Math.max(1, Math.min(WASM_MAX_THREADS, Math.floor(opts.threads)));
+    const wanted = wasmThreadsWanted ?? defaultThreads();
+    const registry = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry;
+    if (registry.wasm && wasmCreated?.wanted !== wanted) {
+      if (tf.getBackend() === 'wasm') await tf.setBackend('cpu');
+      resetBackend('wasm');
+    }
+    if (!registry.wasm) wasmCreated = { wanted, note: await configureWasmThreads(wanted) };
     if (isNode) {
       const { createRequire } = await import(/* @vite-ignore */ 'node:module');
       const path = await import(/* @vite-ignore */ 'node:path');
@@ -94,7 +187,7 @@ export async function softwareAdapterReason(name: BackendName): Promise<string |
  * Initialise a backend; with 'auto' (or when the chosen one fails) fall back along BACKEND_ORDER. 'auto' ranks a
  * software WebGPU or WebGL adapter below wasm (and says why in the fallbacks); choosing it by name still uses it.
  */
-export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendReport> {
+export async function initBackend(choice: BackendChoice = 'auto', opts: InitOptions = {}): Promise<BackendReport> {
   const start = choice === 'auto' ? 0 : BACKEND_ORDER.indexOf(choice);
   const order = BACKEND_ORDER.slice(start < 0 ? 0 : start);
   const fallbacks: BackendReport['fallbacks'] = [];
@@ -122,14 +215,17 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
       }
     }
     try {
-      await registerBackend(name);
-      const ok = await tf.setBackend(name);
+      await registerBackend(name, opts);
+      const ok = name === 'wasm' ? await setWasmBackend() : await tf.setBackend(name);
       if (!ok) throw new Error('tf.setBackend returned false');
       await tf.ready();
       // The cpu backend greets Node users with a tfjs-node advert on first write; tfjs-node cannot be installed here.
       if (name === 'cpu') (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
       // an allocation the wasm heap cannot hold throws (WasmHeapError) instead of corrupting the module
-      if (name === 'wasm') guardWasmHeap();
+      if (name === 'wasm') {
+        guardWasmHeap();
+        return { backend: name, fallbacks, wasmThreads: getThreadsCount(), wasmThreadsNote: wasmCreated?.note };
+      }
       return { backend: name, fallbacks };
     } catch (e) {
       fallbacks.push({ backend: name, reason: e instanceof Error ? e.message : String(e) });
@@ -138,6 +234,56 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   throw new Error(
     'No TensorFlow.js backend could be initialised: ' + fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; '),
   );
+}
+
+function getThreadsWanted(): number {
+  return wasmCreated?.wanted ?? wasmThreadsWanted ?? defaultThreads();
+}
+
+/**
+ * Run `f` with navigator.hardwareConcurrency reading `n`. tfjs-backend-wasm 4.22 caps XNNPACK's pool at
+ * emscripten_num_logical_cores() / 2 (its backend.cc assumes two hyperthreads per core), read once while the module
+ * starts: on a 2-CPU machine it would run one thread whatever setThreadsCount() says. Presenting twice the threads
+ * asked for while the module starts makes the cap the asked count (still at most 8, the pthread pool's size).
+ */
+async function withLogicalCores<T>(n: number, f: () => Promise<T>): Promise<T> {
+  const nav = navigator as unknown as Record<string, unknown>;
+  Object.defineProperty(nav, 'hardwareConcurrency', { value: n, configurable: true });
+  try {
+    return await f();
+  } finally {
+    delete nav.hardwareConcurrency;
+  }
+}
+
+/**
+ * tf.setBackend('wasm'), and when the threaded build fails to start (an error, or no answer: its pthread workers
+ * never report in), the single-threaded SIMD build instead, with the reason in wasmCreated.note.
+ */
+async function setWasmBackend(): Promise<boolean> {
+  if (!tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT')) return tf.setBackend('wasm');
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(
+      () => resolve(`the threaded build did not start within ${THREADED_INIT_TIMEOUT_MS / 1000} s`),
+      THREADED_INIT_TIMEOUT_MS,
+    );
+  });
+  const result = await Promise.race([
+    withLogicalCores(2 * getThreadsWanted(), () => tf.setBackend('wasm')).then(
+      (ok) => (ok ? null : 'the threaded build failed to initialise'),
+      (e: unknown) =>
+        `the threaded build failed: ${e instanceof Error ? e.message : String((e as { message?: string })?.message ?? e)}`,
+    ),
+    timeout,
+  ]);
+  clearTimeout(timer);
+  if (result === null) return true;
+  // a later setBackend('wasm') starts a fresh initialisation (tfjs ignores the stale one if it ever ends)
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  setThreadsCount(1);
+  if (wasmCreated) wasmCreated.note = result;
+  return tf.setBackend('wasm');
 }
 
 /**

@@ -189,6 +189,11 @@ function BackendInfo({ backend, busy }: { backend: BackendStatus | null; busy: b
       <p>
         Running on <strong data-testid="backend-name">{backend.backend}</strong>
         {backend.backend === 'wasm' && backend.wasmSimd !== undefined && ` (${backend.wasmSimd ? 'SIMD' : 'no SIMD'})`}
+        {backend.wasmThreads !== undefined && (
+          <span data-testid="wasm-threads" title={backend.wasmThreadsNote}>
+            {` · ${backend.wasmThreads} thread${backend.wasmThreads === 1 ? '' : 's'}`}
+          </span>
+        )}
         {busy && ' · switching…'}
       </p>
       <p className="muted small">

@@ -5,7 +5,7 @@
  * Callbacks (progress, training events, streamed tokens) are passed wrapped in Comlink.proxy by the page.
  * Every method rejects with an Error whose message is meant for people (file, line, what to do).
  */
-import type { BackendChoice, BackendName } from '../engine/backend';
+import type { BackendChoice, BackendName, InitOptions } from '../engine/backend';
 import type { ModelFamily } from '../engine/config';
 import type { LoraConfig } from '../engine/lora-config';
 import type { KernelProbeReport } from '../engine/kernel-probe';
@@ -15,6 +15,7 @@ import type { EvalMetrics, SessionMetrics } from '../train/metrics';
 import type { FinetuneConfig } from '../train/config';
 import type { MemoryEstimate } from '../train/estimate';
 import type { CheckpointSummary } from '../store/run-store';
+import type { BenchLine, WorkloadRequest } from '../train/benchmark';
 
 // What the page needs from the layers below, as plain types and tf-free values: src/ui imports only this file.
 export type { BackendChoice, BackendName };
@@ -23,6 +24,8 @@ export type { ScheduleName } from '../train/schedule';
 export { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig } from '../train/config';
 export { defaultTargets } from '../engine/lora-config';
 export { formatBytes } from '../util/bytes';
+/** Backend options: `threads` for wasm (default navigator.hardwareConcurrency). */
+export type BackendOptions = InitOptions;
 
 /**
  * Control flags the page sets and the worker polls (pause/stop before each training step, abort between
@@ -64,6 +67,9 @@ export interface BackendStatus {
   crossOriginIsolated: boolean;
   /** wasm only: whether the SIMD build runs. */
   wasmSimd?: boolean;
+  /** wasm only: threads it runs on (tfjs-backend-wasm's getThreadsCount()), and why fewer than asked. */
+  wasmThreads?: number;
+  wasmThreadsNote?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -364,9 +370,11 @@ export interface EngineApi {
   /** Share the page's control flags (a SharedArrayBuffer of CONTROL_SLOTS Int32 slots). */
   setControl(buffer: SharedArrayBuffer): Promise<void>;
   /** Initialise a backend (once at start-up: 'auto'); returns what was chosen and why others were skipped. */
-  init(choice?: BackendChoice): Promise<BackendStatus>;
+  init(choice?: BackendChoice, opts?: BackendOptions): Promise<BackendStatus>;
   /** Switch backend; a loaded model and its adapter move along (a paused run is discarded). */
-  setBackend(choice: BackendChoice): Promise<BackendStatus>;
+  setBackend(choice: BackendChoice, opts?: BackendOptions): Promise<BackendStatus>;
+  /** Benchmarks (npm run bench:browser): the matMul and LoRA-step workloads on the current backend. */
+  bench(req?: WorkloadRequest): Promise<BenchLine[]>;
   backendStatus(): Promise<BackendStatus | null>;
   /** Initialise each backend (default: all) in turn and check the gradients the engine needs against cpu. */
   probeBackends(opts?: { backends?: BackendStatus['backend'][] }): Promise<BackendProbeReport>;

@@ -8,12 +8,17 @@ import { probeKernels } from '../engine/kernel-probe';
 import { CausalLM } from '../engine/model';
 import { readRawTensors } from '../engine/readback';
 import { backendMemoryLimit, type MemoryLimits } from '../train/memory-guard';
-import type { BackendProbeReport, BackendStatus } from './api';
+import type { BackendOptions, BackendProbeReport, BackendStatus } from './api';
+import type { BenchLine, WorkloadRequest } from '../train/benchmark';
 import { assertNoRun, exclusive, type WorkerState } from './state';
 import { webgpuAdapter } from './webgpu';
 
-export async function useBackend(s: WorkerState, choice: BackendChoice): Promise<BackendStatus> {
-  const report = await initBackend(choice);
+export async function useBackend(
+  s: WorkerState,
+  choice: BackendChoice,
+  opts: BackendOptions = {},
+): Promise<BackendStatus> {
+  const report = await initBackend(choice, opts);
   const webgpu = await webgpuAdapter();
   s.backend = {
     requested: choice,
@@ -22,6 +27,8 @@ export async function useBackend(s: WorkerState, choice: BackendChoice): Promise
     webgpu,
     crossOriginIsolated: self.crossOriginIsolated,
     wasmSimd: report.backend === 'wasm' ? Boolean(tf.env().getBool('WASM_HAS_SIMD_SUPPORT')) : undefined,
+    wasmThreads: report.wasmThreads,
+    wasmThreadsNote: report.wasmThreadsNote,
   };
   watchDevice(s);
   return s.backend;
@@ -62,16 +69,16 @@ export async function ensureBackend(s: WorkerState): Promise<BackendStatus> {
 }
 
 /** Move the loaded model (and its adapter) to another backend: read to the CPU, re-create there. */
-async function moveModel(s: WorkerState, choice: BackendChoice): Promise<BackendStatus> {
+async function moveModel(s: WorkerState, choice: BackendChoice, opts: BackendOptions = {}): Promise<BackendStatus> {
   const cur = s.loaded;
-  if (!cur) return useBackend(s, choice);
+  if (!cur) return useBackend(s, choice, opts);
   const raw = await readRawTensors(cur.model.weights);
   const ad = cur.model.adapter;
   const adapter = ad ? { config: ad.config, values: await readRawTensors(ad.variables()) } : null;
   s.job?.dispose(); // its metrics stay exportable
   cur.model.dispose();
   s.loaded = null;
-  const status = await useBackend(s, choice);
+  const status = await useBackend(s, choice, opts);
   const model = CausalLM.fromRaw(cur.model.config, raw);
   if (adapter) model.attachLora(adapter.config).assign(adapter.values);
   s.loaded = { ...cur, model, info: { ...cur.info, backend: status.backend } };
@@ -82,15 +89,27 @@ async function moveModel(s: WorkerState, choice: BackendChoice): Promise<Backend
 export function backendApi(s: WorkerState) {
   return {
     /** Initialise a backend (once at start-up: 'auto'); returns what was chosen and why others were skipped. */
-    init(choice: BackendChoice = 'auto'): Promise<BackendStatus> {
-      return exclusive(s, async () => s.backend ?? useBackend(s, choice));
+    init(choice: BackendChoice = 'auto', opts: BackendOptions = {}): Promise<BackendStatus> {
+      return exclusive(s, async () => s.backend ?? useBackend(s, choice, opts));
+    },
+
+    /**
+     * `npm run bench:browser` and the wasm-threads test: src/train/benchmark.ts (a 1024³ matMul, then LoRA steps on
+     * the models asked for) on the current backend. Needs no loaded model and leaves it alone.
+     */
+    bench(req: WorkloadRequest = {}): Promise<BenchLine[]> {
+      return exclusive(s, async () => {
+        assertNoRun(s, 'benchmark');
+        const { runWorkloads } = await import('../train/benchmark');
+        return runWorkloads(req, s.beat);
+      });
     },
 
     /** Switch backend; a loaded model and its adapter move along (a paused run is discarded). */
-    setBackend(choice: BackendChoice): Promise<BackendStatus> {
+    setBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<BackendStatus> {
       return exclusive(s, async () => {
         assertNoRun(s, 'switch backend');
-        return moveModel(s, choice);
+        return moveModel(s, choice, opts);
       });
     },
 

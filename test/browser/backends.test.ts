@@ -62,7 +62,9 @@ describe.skipIf(!HAVE_CHROMIUM)('backend check in Chromium (production build)', 
     expect(foreignRequests(session.requests, app.url)).toEqual([]);
     // The worker fetched a wasm binary from the app's own /tfjs-wasm/.
     expect(
-      session.requests.some((r) => /\/tfjs-wasm\/tfjs-backend-wasm(-simd)?\.wasm$/.test(r.url) && r.status === 200),
+      session.requests.some(
+        (r) => /\/tfjs-wasm\/tfjs-backend-wasm(-simd|-threaded-simd)?\.wasm$/.test(r.url) && r.status === 200,
+      ),
     ).toBe(true);
     expect(cspViolations(session.console)).toEqual([]);
     expect(session.pageErrors).toEqual([]);

@@ -1,0 +1,251 @@
+/**
+ * The workloads of `npm run bench` (Node) and `npm run bench:browser` (the engine worker in Chromium): a large plain
+ * matMul and LoRA training steps, batch 4 x seq 128, with the FLOP counts (see bench/run.ts). Environment-neutral:
+ * no file system, no process; results are returned, not printed. bench/run.ts and bench/browser.ts print them.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CausalLM, type TrainBatch } from '../engine/model';
+import type { ModelConfig, RawTensors } from '../engine/config';
+import { paramShapes } from '../engine/params';
+import { targetedModules, type LoraConfig } from '../engine/lora-config';
+import { parseLlama2cCheckpoint } from '../io/llama2c';
+import { Trainer } from './trainer';
+import { Rng } from '../util/rng';
+
+export const B = 4,
+  T = 128;
+
+export type BenchLine = Record<string, unknown>;
+
+export const STORIES_LORA: LoraConfig = {
+  r: 8,
+  lora_alpha: 16,
+  lora_dropout: 0.05,
+  target_modules: ['q_proj', 'v_proj'],
+  use_rslora: false,
+};
+export const SMOLLM2_LORA: LoraConfig = STORIES_LORA;
+export const GPT2_LORA: LoraConfig = {
+  r: 8,
+  lora_alpha: 16,
+  lora_dropout: 0.05,
+  target_modules: ['c_attn'],
+  use_rslora: false,
+};
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+export function smollm2(): ModelConfig {
+  return {
+    family: 'llama',
+    architecture: 'LlamaForCausalLM',
+    vocab_size: 49152,
+    hidden_size: 576,
+    intermediate_size: 1536,
+    num_hidden_layers: 30,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    max_position_embeddings: 2048,
+    norm_eps: 1e-5,
+    rope_theta: 100000,
+    rope_layout: 'half',
+    tie_word_embeddings: true,
+    attention_bias: false,
+    hidden_act: 'silu',
+    bos_token_id: 1,
+    eos_token_id: 2,
+    head_dim: 64,
+  };
+}
+export function gpt2small(): ModelConfig {
+  return {
+    family: 'gpt2',
+    architecture: 'GPT2LMHeadModel',
+    vocab_size: 50257,
+    hidden_size: 768,
+    intermediate_size: 3072,
+    num_hidden_layers: 12,
+    num_attention_heads: 12,
+    num_key_value_heads: 12,
+    max_position_embeddings: 1024,
+    norm_eps: 1e-5,
+    rope_theta: 10000,
+    rope_layout: 'half',
+    tie_word_embeddings: true,
+    attention_bias: true,
+    hidden_act: 'gelu_new',
+    bos_token_id: 50256,
+    eos_token_id: 50256,
+    head_dim: 64,
+  };
+}
+
+/** Random weights in the HF init's spirit (N(0, 0.02) as uniform of equal variance, norms at 1). */
+export function randomInit(cfg: ModelConfig, seed = 0): RawTensors {
+  const rng = new Rng(seed);
+  const raw: RawTensors = new Map();
+  const a = 0.02 * Math.sqrt(3);
+  for (const [name, shape] of paramShapes(cfg)) {
+    const n = shape.reduce((x, y) => x * y, 1);
+    const data = new Float32Array(n);
+    if (/(norm|ln_\d|ln_f)\.weight$/.test(name)) data.fill(1);
+    else if (!name.endsWith('.bias')) for (let i = 0; i < n; i++) data[i] = (2 * rng.uniform() - 1) * a;
+    raw.set(name, { shape, data });
+  }
+  return raw;
+}
+
+export function flopsPerToken(cfg: ModelConfig, lora: LoraConfig, checkpointing: boolean) {
+  const D = cfg.hidden_size,
+    L = cfg.num_hidden_layers,
+    I = cfg.intermediate_size,
+    hd = cfg.head_dim;
+  const H = cfg.num_attention_heads,
+    KV = cfg.num_key_value_heads;
+  const perLayerLinear =
+    cfg.family === 'gpt2' ? D * 3 * D + D * D + 2 * D * I : D * H * hd + 2 * D * KV * hd + H * hd * D + 3 * D * I;
+  const head = D * cfg.vocab_size;
+  const attnFwd = 4 * T * H * hd; // QKᵀ and PV per token per layer (full T, as usually counted)
+  const loraParams = targetedModules(cfg, lora).reduce((s, m) => s + lora.r * (m.inFeatures + m.outFeatures), 0);
+  const blockFwd = L * (2 * perLayerLinear + attnFwd) + 2 * loraParams;
+  const useful = 2 * (blockFwd + 2 * head) + L * attnFwd + 4 * loraParams; // fwd + bwd(act) + attn/LoRA weight-side grads
+  return { useful, hardware: useful + (checkpointing ? blockFwd : 0) };
+}
+
+/** 1024³ matMul on the current backend: median of 5 timed runs after 2 warm-ups. */
+export async function plainMatmul(n = 1024): Promise<BenchLine & { gflops: number }> {
+  const a = tf.randomNormal([n, n]),
+    b = tf.randomNormal([n, n]);
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, b);
+    await c.data();
+    c.dispose();
+    if (i >= 2) times.push(performance.now() - t0);
+  }
+  tf.dispose([a, b]);
+  const ms = median(times);
+  const gflops = (2 * n ** 3) / ms / 1e6;
+  return {
+    bench: 'matmul',
+    backend: tf.getBackend(),
+    shape: [n, n, n],
+    ms: +ms.toFixed(2),
+    gflops: +gflops.toFixed(2),
+  };
+}
+
+/** LoRA training steps on `cfg` (weights `raw`, consumed): median ms/step of `steps` steps after one warm-up. */
+export async function benchModel(
+  name: string,
+  cfg: ModelConfig,
+  raw: RawTensors,
+  lora: LoraConfig,
+  checkpointing: boolean,
+  matmulGflops: number,
+  steps: number,
+  onStep: () => void = () => {},
+): Promise<BenchLine> {
+  const model = CausalLM.fromRaw(cfg, raw);
+  raw.clear();
+  const adapter = model.attachLora(lora, 0);
+  const rng = new Rng(1);
+  const ids = Int32Array.from({ length: B * T }, () => rng.int(cfg.vocab_size));
+  const batch: TrainBatch = { inputIds: ids, labels: ids, batchSize: B, seqLen: T };
+  const trainer = new Trainer<TrainBatch>(
+    {
+      vars: adapter.variables(),
+      lossFn: (b) => model.loss(b, { dropoutSeed: 1, gradientCheckpointing: checkpointing }),
+    },
+    { learning_rate: 1e-4, max_steps: steps + 1, lr_scheduler_type: 'constant', seed: 0 },
+  );
+  const times: number[] = [];
+  let tensorsAfter1 = 0,
+    tensors = 0;
+  for (let s = 0; s <= steps; s++) {
+    const t0 = performance.now();
+    const m = await trainer.step([batch]);
+    const dt = performance.now() - t0;
+    if (s === 0) tensorsAfter1 = tf.memory().numTensors;
+    else times.push(dt);
+    tensors = tf.memory().numTensors;
+    if (!Number.isFinite(m.loss)) throw new Error(`${name}: non-finite loss`);
+    onStep();
+  }
+  const ms = median(times);
+  const f = flopsPerToken(cfg, lora, checkpointing);
+  const tokS = (B * T) / (ms / 1000);
+  const gflops = (f.useful * B * T) / ms / 1e6;
+  const line: BenchLine = {
+    bench: 'lora_step',
+    model: name,
+    backend: tf.getBackend(),
+    shape: {
+      layers: cfg.num_hidden_layers,
+      hidden: cfg.hidden_size,
+      intermediate: cfg.intermediate_size,
+      heads: cfg.num_attention_heads,
+      kv_heads: cfg.num_key_value_heads,
+      vocab: cfg.vocab_size,
+    },
+    batch: B,
+    seq: T,
+    lora: { r: lora.r, alpha: lora.lora_alpha, targets: lora.target_modules, trainable: adapter.numTrainable() },
+    gradient_checkpointing: checkpointing,
+    steps_timed: times.length,
+    ms_per_step: +ms.toFixed(1),
+    tokens_per_s: +tokS.toFixed(1),
+    flops_per_token: Math.round(f.useful),
+    hardware_flops_per_token: Math.round(f.hardware),
+    gflops: +gflops.toFixed(2),
+    hardware_gflops: +((f.hardware * B * T) / ms / 1e6).toFixed(2),
+    matmul_gflops: +matmulGflops.toFixed(2),
+    mfu_vs_matmul: +(gflops / matmulGflops).toFixed(3),
+    live_tensors_after_step1: tensorsAfter1,
+    live_tensors: tensors,
+  };
+  trainer.dispose();
+  model.dispose();
+  return line;
+}
+
+export type WorkloadName = 'stories260K' | 'smollm2' | 'gpt2';
+
+export interface WorkloadRequest {
+  /** LoRA-step workloads after the matMul (none: the matMul alone). */
+  models?: WorkloadName[];
+  steps?: number;
+  /** Where stories260K.bin is fetched from (e.g. the app's /hub/ mirror). */
+  storiesUrl?: string;
+}
+
+/** The matMul, then each workload asked for, on the current backend (used by the engine worker's bench()). */
+export async function runWorkloads(req: WorkloadRequest, onStep: () => void = () => {}): Promise<BenchLine[]> {
+  const steps = req.steps ?? 5;
+  const matmul = await plainMatmul();
+  const lines: BenchLine[] = [matmul];
+  for (const m of req.models ?? []) {
+    if (m === 'stories260K') {
+      if (!req.storiesUrl) throw new Error('stories260K needs storiesUrl');
+      const res = await fetch(req.storiesUrl);
+      if (!res.ok) throw new Error(`${req.storiesUrl}: HTTP ${res.status}`);
+      const { config, weights } = parseLlama2cCheckpoint(new Uint8Array(await res.arrayBuffer()), 'stories260K.bin');
+      lines.push(await benchModel('stories260K', config, weights, STORIES_LORA, false, matmul.gflops, steps, onStep));
+    } else if (m === 'smollm2') {
+      const name = 'SmolLM2-135M (random init)';
+      lines.push(
+        await benchModel(name, smollm2(), randomInit(smollm2()), SMOLLM2_LORA, true, matmul.gflops, steps, onStep),
+      );
+    } else {
+      const name = 'GPT-2-small (random init)';
+      lines.push(
+        await benchModel(name, gpt2small(), randomInit(gpt2small()), GPT2_LORA, true, matmul.gflops, steps, onStep),
+      );
+    }
+  }
+  return lines;
+}
