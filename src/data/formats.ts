@@ -108,6 +108,69 @@ export type CanonicalField =
 
 export type ColumnMap = Partial<Record<CanonicalField, string>>;
 
+const CANONICAL_FIELDS: readonly CanonicalField[] = [
+  'instruction',
+  'input',
+  'output',
+  'system',
+  'history',
+  'context',
+  'response',
+  'prompt',
+  'completion',
+  'messages',
+  'conversations',
+  'role',
+  'content',
+  'from',
+  'value',
+  'instances',
+  'question',
+  'answer',
+  'text',
+  'turns',
+];
+/** Fields inside a message or turn, not on a row. */
+const MESSAGE_FIELDS: readonly CanonicalField[] = ['role', 'content', 'from', 'value'];
+
+/** `columns` must rename known fields to field names (own keys only). */
+function checkColumns(columns: unknown, file: string): ColumnMap {
+  if (columns === undefined) return {};
+  if (typeof columns !== 'object' || columns === null || Array.isArray(columns)) {
+    throw new DatasetError(`${file}: columns must be an object of field → column name`, file);
+  }
+  for (const [k, v] of Object.entries(columns)) {
+    if (!CANONICAL_FIELDS.includes(k as CanonicalField)) {
+      throw new DatasetError(
+        `${file}: unknown field "${k}" in columns (expected one of: ${CANONICAL_FIELDS.join(', ')})`,
+        file,
+      );
+    }
+    if (typeof v !== 'string' || v === '') {
+      throw new DatasetError(
+        `${file}: columns.${k} must be a column name (a non-empty string), got ${preview(v)}`,
+        file,
+      );
+    }
+  }
+  return columns as ColumnMap;
+}
+
+/** Every renamed row field must exist in some row: a typo would otherwise silently read nothing. */
+function checkColumnsPresent(columns: ColumnMap, rows: RawRow[], file: string): void {
+  for (const [field, name] of Object.entries(columns) as [CanonicalField, string][]) {
+    if (MESSAGE_FIELDS.includes(field)) continue;
+    if (rows.some((r) => typeof r.value === 'object' && r.value !== null && Object.hasOwn(r.value, name))) continue;
+    const seen = new Set<string>();
+    for (const r of rows.slice(0, 50))
+      if (typeof r.value === 'object' && r.value !== null) for (const k of Object.keys(r.value)) seen.add(k);
+    throw new DatasetError(
+      `${file}: columns maps ${field} to "${name}", but no row has a field "${name}" (fields: ${[...seen].slice(0, 20).join(', ') || 'none'})`,
+      file,
+    );
+  }
+}
+
 export interface ParseOptions {
   /** Force a format instead of detecting it. */
   format?: DatasetFormat | 'auto';
@@ -125,6 +188,8 @@ export interface ParseOptions {
   textSeparator?: 'auto' | 'blank-line' | 'line' | 'none' | (string & {});
   /** Accept questions-only files (format `prompts`) and return their questions in `prompts`. */
   allowPromptsOnly?: boolean;
+  /** Bytes that are not valid UTF-8: refuse the file (default), or read them as U+FFFD. */
+  invalidUtf8?: 'error' | 'replace';
 }
 
 export interface RowError {
@@ -188,12 +253,55 @@ interface RawRow {
   value: unknown;
 }
 
-function decodeInput(input: string | Uint8Array | ArrayBuffer): string {
+/**
+ * A record's own field: a column named like an Object.prototype member ("toString", "__proto__", "constructor")
+ * must not find the prototype's value.
+ */
+function own(rec: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(rec, key) ? rec[key] : undefined;
+}
+
+/** Byte offset of the first byte that is not part of a valid UTF-8 sequence, or -1. */
+function invalidUtf8At(b: Uint8Array): number {
+  for (let i = 0; i < b.length;) {
+    const c = b[i];
+    const n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n < 0) return i;
+    for (let k = 1; k <= n; k++) if (i + k >= b.length || (b[i + k] & 0xc0) !== 0x80) return i;
+    // overlong forms, surrogates and code points above U+10FFFF
+    if (n === 2 && ((c === 0xe0 && b[i + 1] < 0xa0) || (c === 0xed && b[i + 1] > 0x9f))) return i;
+    if (n === 3 && ((c === 0xf0 && b[i + 1] < 0x90) || (c === 0xf4 && b[i + 1] > 0x8f))) return i;
+    i += n + 1;
+  }
+  return -1;
+}
+
+/**
+ * The file's text. Bytes must be UTF-8 (a leading BOM is dropped): a UTF-16 file or invalid bytes are refused with
+ * the line and byte offset, unless `invalidUtf8: 'replace'` asks for U+FFFD in their place.
+ */
+function decodeInput(input: string | Uint8Array | ArrayBuffer, file: string, invalidUtf8: 'error' | 'replace'): string {
   let text: string;
   if (typeof input === 'string') text = input;
   else {
-    // TextDecoder drops a leading UTF-8 BOM by default; invalid bytes become U+FFFD.
-    text = new TextDecoder('utf-8').decode(input instanceof ArrayBuffer ? new Uint8Array(input) : input);
+    const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : input;
+    if (bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))) {
+      throw new DatasetError(
+        `${file}: the file is UTF-16 text (byte-order mark ${bytes[0] === 0xff ? 'FF FE' : 'FE FF'}); save it as UTF-8`,
+        file,
+      );
+    }
+    try {
+      text = new TextDecoder('utf-8', { fatal: invalidUtf8 === 'error' }).decode(bytes);
+    } catch {
+      const at = invalidUtf8At(bytes);
+      let line = 1;
+      for (let i = 0; i < at; i++) if (bytes[i] === 0x0a) line++;
+      throw new DatasetError(
+        `${file}:${line}: invalid UTF-8 at byte ${at} (0x${bytes[at]?.toString(16).padStart(2, '0')}): the file is not UTF-8 text. Save it as UTF-8, or set invalidUtf8: 'replace' to read bad bytes as U+FFFD`,
+        file,
+      );
+    }
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   return text;
@@ -370,8 +478,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** Decides a record's format from its (renamed) fields; null if none fits. */
 export function detectRecordFormat(rec: Record<string, unknown>, columns: ColumnMap = {}): DatasetFormat | null {
-  const has = (f: CanonicalField) => rec[columns[f] ?? f] !== undefined;
-  if (has('messages') && Array.isArray(rec[columns.messages ?? 'messages'])) return 'messages';
+  const has = (f: CanonicalField) => own(rec, columns[f] ?? f) !== undefined;
+  if (has('messages') && Array.isArray(own(rec, columns.messages ?? 'messages'))) return 'messages';
   if (has('conversations')) return 'sharegpt';
   if (has('instances') && has('instruction')) return 'self_instruct';
   if (has('instruction') && has('output')) return 'alpaca';
@@ -437,7 +545,7 @@ class RowContext {
     nonEmpty: boolean,
     path = this.name(f),
   ): string | null {
-    const v = rec[this.name(f)];
+    const v = own(rec, this.name(f));
     if (v === undefined || v === null)
       return this.error(path, `missing ${what} (expected a ${nonEmpty ? 'non-empty ' : ''}string)`);
     return this.checkStr(v, path, what, nonEmpty);
@@ -449,7 +557,7 @@ class RowContext {
   }
   /** An optional string field: absent/null → '', wrong type → error (undefined returned). */
   optStr(rec: Record<string, unknown>, f: CanonicalField, what: string): string | undefined {
-    const v = rec[this.name(f)];
+    const v = own(rec, this.name(f));
     if (v === undefined || v === null) return '';
     if (typeof v !== 'string') {
       this.error(this.name(f), `${what} is ${kindOf(v)}, expected a string`);
@@ -480,7 +588,7 @@ function convertAlpaca(
   const messages: Message[] = [];
   let ok = instruction !== null && input !== undefined && output !== null && system !== undefined;
   if (system) messages.push({ role: 'system', content: system });
-  const hv = rec[ctx.name('history')];
+  const hv = own(rec, ctx.name('history'));
   if (hv !== undefined && hv !== null) {
     const hName = ctx.name('history');
     if (!Array.isArray(hv)) {
@@ -526,7 +634,7 @@ function convertMessageList(
       ok = false;
       return;
     }
-    const rv = m[roleKey];
+    const rv = own(m, roleKey);
     if (typeof rv !== 'string') {
       ctx.error(`${p}.${roleKey}`, rv === undefined ? `missing role` : `role is ${kindOf(rv)}, expected a string`);
       ok = false;
@@ -541,7 +649,7 @@ function convertMessageList(
       ok = false;
       return;
     }
-    let cv = m[contentKey];
+    let cv = own(m, contentKey);
     if (Array.isArray(cv)) {
       // OpenAI content parts: only text parts are supported.
       const texts: string[] = [];
@@ -629,8 +737,8 @@ function convertRow(format: DatasetFormat, ctx: RowContext, roles: Record<string
       return t === null ? null : [{ text: t }];
     }
     case 'prompt_completion': {
-      const pv = rec[ctx.name('prompt')];
-      const cv = rec[ctx.name('completion')];
+      const pv = own(rec, ctx.name('prompt'));
+      const cv = own(rec, ctx.name('completion'));
       if (Array.isArray(pv) || Array.isArray(cv)) {
         // TRL conversational prompt/completion: assistant turns inside the prompt are context only.
         const prompt = convertMessageList(ctx, pv ?? [], ctx.name('prompt'), 'role', 'content', roles);
@@ -654,7 +762,7 @@ function convertRow(format: DatasetFormat, ctx: RowContext, roles: Record<string
       const name = ctx.name('messages');
       const msgs = convertMessageList(
         ctx,
-        rec[name],
+        own(rec, name),
         name,
         ctx.columns.role ?? 'role',
         ctx.columns.content ?? 'content',
@@ -665,7 +773,7 @@ function convertRow(format: DatasetFormat, ctx: RowContext, roles: Record<string
     }
     case 'sharegpt': {
       const name = ctx.name('conversations');
-      const list = rec[name];
+      const list = own(rec, name);
       // ShareGPT uses from/value; some exports use role/content under "conversations".
       const firstMsg = Array.isArray(list) ? list.find(isRecord) : undefined;
       const roleKey =
@@ -687,7 +795,7 @@ function convertRow(format: DatasetFormat, ctx: RowContext, roles: Record<string
     case 'self_instruct': {
       const instruction = ctx.str(rec, 'instruction', 'instruction', true);
       const iname = ctx.name('instances');
-      const inst = rec[iname];
+      const inst = own(rec, iname);
       if (!Array.isArray(inst)) {
         ctx.error(
           iname,
@@ -727,7 +835,7 @@ function convertPromptRow(ctx: RowContext): PromptOnlyRow | null {
   const rec = ctx.row.value;
   if (!isRecord(rec)) return ctx.error(undefined, `row is ${kindOf(rec)}, expected an object`);
   const name = ctx.name('turns');
-  const tv = rec[name];
+  const tv = own(rec, name);
   if (!Array.isArray(tv) || tv.length === 0) return ctx.error(name, `expected a non-empty list of question strings`);
   const turns: string[] = [];
   for (let k = 0; k < tv.length; k++) {
@@ -797,8 +905,8 @@ function* parseSteps(
   options: ParseOptions,
 ): Generator<ParseProgress, ParseResult> {
   const file = fileName;
-  const text = decodeInput(input);
-  const columns = options.columns ?? {};
+  const text = decodeInput(input, file, options.invalidUtf8 ?? 'error');
+  const columns = checkColumns(options.columns, file);
   const roles: Record<string, Role> = { ...DEFAULT_ROLE_NAMES, ...(options.roles ?? {}) };
   const errors: RowError[] = [];
   if (text.trim() === '') throw new DatasetError(`${file}: the file is empty`, file);
@@ -827,6 +935,7 @@ function* parseSteps(
       break;
   }
 
+  if (container !== 'txt') checkColumnsPresent(columns, rows, file);
   const format =
     options.format && options.format !== 'auto'
       ? options.format

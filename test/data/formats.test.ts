@@ -506,3 +506,47 @@ if (!HAVE_DATASETS) {
     it.skip(sharedMissing('loading the shared dataset files'), () => {});
   });
 }
+
+describe('refuse instead of guessing: encodings and columns', () => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+
+  it('invalid UTF-8 names the file, the line and the byte; replacing is an opt-in', () => {
+    const good = enc('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "');
+    const bytes = new Uint8Array([...good, 0xff, 0x64, ...enc('"}\n')]);
+    expect(() => parseDataset(bytes, 'bad.jsonl')).toThrow(
+      `bad.jsonl:2: invalid UTF-8 at byte ${good.length} (0xff): the file is not UTF-8 text. Save it as UTF-8, or set invalidUtf8: 'replace' to read bad bytes as U+FFFD`,
+    );
+    const r = parseDataset(bytes, 'bad.jsonl', { invalidUtf8: 'replace' });
+    expect(r.examples).toHaveLength(2);
+    // an overlong encoding and a lone surrogate are invalid too
+    expect(() => parseDataset(new Uint8Array([...enc('{"text": "'), 0xc0, 0xaf, ...enc('"}')]), 'o.jsonl')).toThrow(
+      /o\.jsonl:1: invalid UTF-8 at byte 10 \(0xc0\)/,
+    );
+    expect(() =>
+      parseDataset(new Uint8Array([...enc('{"text": "'), 0xed, 0xa0, 0x80, ...enc('"}')]), 's.jsonl'),
+    ).toThrow(/s\.jsonl:1: invalid UTF-8 at byte 10 \(0xed\)/);
+  });
+
+  it('UTF-16 text is named as such', () => {
+    const utf16 = new Uint8Array([0xff, 0xfe, ...[...'[{"text":"hi"}]'].flatMap((c) => [c.charCodeAt(0), 0])]);
+    expect(() => parseDataset(utf16, 'wide.json')).toThrow(
+      'wide.json: the file is UTF-16 text (byte-order mark FF FE); save it as UTF-8',
+    );
+  });
+
+  it('columns: unknown fields, missing columns and prototype names are refused', () => {
+    const data = '[{"q": "Say hi", "a": "hi"}]';
+    expect(parseDataset(data, 'x.json', { columns: { instruction: 'q', output: 'a' } }).examples).toHaveLength(1);
+    expect(() => parseDataset(data, 'x.json', { columns: { instrution: 'q' } as never })).toThrow(
+      /x\.json: unknown field "instrution" in columns \(expected one of: instruction, input, output/,
+    );
+    expect(() => parseDataset(data, 'x.json', { columns: { instruction: 'question', output: 'a' } })).toThrow(
+      'x.json: columns maps instruction to "question", but no row has a field "question" (fields: q, a)',
+    );
+    for (const name of ['toString', '__proto__', 'constructor']) {
+      expect(() => parseDataset(data, 'x.json', { columns: { instruction: name, output: 'a' } })).toThrow(
+        `x.json: columns maps instruction to "${name}", but no row has a field "${name}"`,
+      );
+    }
+  });
+});

@@ -432,11 +432,19 @@ function edges(): (() => FuzzCase)[] {
     ],
     ['CSV duplicate header', () => 'text,text\na,b\n', 'csv', {}, 'reject'],
     ['CSV empty header name', () => 'text,\na,b\n', 'csv', {}, 'reject'],
+    // Invalid UTF-8 is refused with the line and byte (issue: silent U+FFFD replacement), or replaced on request.
     [
       'invalid UTF-8 in JSONL',
       () => concatBytes(utf8('{"text":"a'), Uint8Array.of(0xff, 0xc3, 0x28, 0xed, 0xa0, 0x80), utf8('"}\n')),
       'jsonl',
       {},
+      'reject',
+    ],
+    [
+      'invalid UTF-8 in JSONL, replaced on request',
+      () => concatBytes(utf8('{"text":"a'), Uint8Array.of(0xff, 0xc3, 0x28, 0xed, 0xa0, 0x80), utf8('"}\n')),
+      'jsonl',
+      { invalidUtf8: 'replace' },
       'accept',
     ],
     ['lone surrogate escape', () => '{"text":"\\ud800"}\n', 'jsonl', {}, 'accept'],
