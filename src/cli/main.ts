@@ -31,6 +31,7 @@ import {
   type Values,
 } from './common';
 import { train } from './train';
+import { MIN_TEMPERATURE } from '../engine/sampling';
 
 export { CliError, UsageError } from './common';
 
@@ -178,6 +179,11 @@ Options:
     const prompt = str(v, 'prompt') ?? '';
     const maxNewTokens = num(v, 'max-new-tokens', { int: true, min: 1 }) ?? 128;
     const temperature = num(v, 'temperature', { min: 0 }) ?? 0;
+    if (temperature > 0 && temperature < MIN_TEMPERATURE) {
+      throw new UsageError(
+        `--temperature ${temperature} is too small to sample with: use 0 for greedy decoding, or at least ${MIN_TEMPERATURE}`,
+      );
+    }
     const topK = num(v, 'top-k', { int: true, min: 0 }) ?? 0;
     const topP = num(v, 'top-p', { min: 0, max: 1, minExclusive: true }) ?? 1;
     const seed = num(v, 'seed', { int: true, min: 0, max: 2 ** 32 - 1 }) ?? Math.floor(Math.random() * 2 ** 31);

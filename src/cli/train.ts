@@ -271,6 +271,9 @@ export const train: Command = {
     // Everything about the command line is checked before any model or data is read.
     const dryRun = !!v['dry-run'];
     const out = str(v, 'out', !dryRun);
+    if (out !== undefined && out.trim() === '') {
+      throw new UsageError('--out must name a folder for the adapter and metrics (got an empty string)');
+    }
     const config = await configFromArgs(v);
     const parse = await parseOptionsArg(v);
     const { resolveFinetuneConfig } = await import('../train/config');

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type CausalLM, createCache, disposeCache } from './model';
 import { Rng } from '../util/rng';
+import { checkSampling, sampleToken } from './sampling';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -37,51 +38,8 @@ export interface GenerateResult {
   finishReason: FinishReason;
 }
 
-/** Pick the next token from a logits row, as HF does: temperature, then top-k, then top-p (nucleus). */
-export function sampleToken(
-  logits: Float32Array,
-  opts: { temperature?: number; topK?: number; topP?: number },
-  rng: Rng,
-): number {
-  const V = logits.length;
-  const temp = opts.temperature ?? 0;
-  if (!(temp > 0)) {
-    let best = 0;
-    for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
-    return best;
-  }
-  let idx = Array.from({ length: V }, (_, i) => i);
-  idx.sort((a, b) => logits[b] - logits[a] || a - b);
-  if (opts.topK && opts.topK > 0 && opts.topK < V) idx = idx.slice(0, opts.topK);
-  const max = logits[idx[0]] / temp;
-  let probs = idx.map((i) => Math.exp(logits[i] / temp - max));
-  let z = probs.reduce((a, b) => a + b, 0);
-  probs = probs.map((p) => p / z);
-  const topP = opts.topP ?? 1;
-  if (topP < 1) {
-    // keep the smallest prefix whose mass reaches top_p (always at least one token)
-    let cum = 0,
-      keep = 0;
-    while (keep < probs.length) {
-      cum += probs[keep];
-      keep++;
-      if (cum >= topP) break;
-    }
-    idx = idx.slice(0, keep);
-    probs = probs.slice(0, keep);
-    z = probs.reduce((a, b) => a + b, 0);
-    probs = probs.map((p) => p / z);
-  }
-  let u = rng.uniform(),
-    i = 0;
-  for (; i < probs.length - 1; i++) {
-    u -= probs[i];
-    if (u < 0) break;
-  }
-  return idx[i];
-}
-
 export async function generate(model: CausalLM, promptIds: number[], opts: GenerateOptions): Promise<GenerateResult> {
+  checkSampling(opts);
   const ctx = model.config.max_position_embeddings;
   if (promptIds.length === 0) throw new Error('generate needs at least one prompt token (e.g. BOS)');
   if (promptIds.length >= ctx)

@@ -95,6 +95,11 @@ describe('usage', () => {
       [['train', '--model', 'x', '--data', 'y', '--out', 'z', '--lr=-1'], /--lr must be ≥ 0/],
       [['train', '--model', 'x', '--data', 'y', '--out', 'z', '--r', '2.5'], /--r expects a whole number/],
       [['train', '--model', 'x', '--data', 'y'], /--out is required/],
+      [['train', '--model', 'x', '--data', 'y', '--out', ''], /--out must name a folder .*\(got an empty string\)/],
+      [
+        ['generate', '--model', 'x', '--temperature', '1e-310'],
+        /--temperature 1e-310 is too small to sample with: use 0 for greedy decoding, or at least 0\.0001/,
+      ],
       [['train', '--model', 'x', '--data', 'y', '--out', 'z', '--validation', '0.1'], /Unknown option '--validation'/],
     ];
     for (const [args, re] of cases) {

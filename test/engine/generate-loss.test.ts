@@ -2,7 +2,8 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { CausalLM } from '../../src/engine/model';
-import { generate, sampleToken } from '../../src/engine/generate';
+import { generate } from '../../src/engine/generate';
+import { checkSampling, sampleToken } from '../../src/engine/sampling';
 import { shiftLabels, sparseCrossEntropy, IGNORE_INDEX } from '../../src/engine/loss';
 import { Rng } from '../../src/util/rng';
 import { tinyConfig, randomWeights } from '../fixtures/tiny-model';
@@ -169,5 +170,21 @@ describe('generate', () => {
       b = await generate(model, [1, 2], opts);
     expect(a.ids).toEqual(b.ids);
     model.dispose();
+  });
+});
+
+describe('sampling settings that would give garbage are refused', () => {
+  it('a denormal temperature, a negative one, top_p 0 and a fractional top_k', () => {
+    expect(() => checkSampling({ temperature: 1e-310 })).toThrow(
+      'temperature 1e-310 cannot be sampled with: use 0 for greedy decoding, or a value of at least 0.0001',
+    );
+    expect(() => checkSampling({ temperature: -1 })).toThrow(/temperature -1 cannot be sampled with/);
+    expect(() => checkSampling({ temperature: NaN })).toThrow(/temperature NaN cannot be sampled with/);
+    expect(() => checkSampling({ temperature: 1, topP: 0 })).toThrow('top_p must be in (0, 1], got 0');
+    expect(() => checkSampling({ topK: 2.5 })).toThrow('top_k must be a whole number ≥ 0 (0 = off), got 2.5');
+    for (const ok of [{}, { temperature: 0 }, { temperature: 1e-4, topK: 40, topP: 0.95 }]) checkSampling(ok);
+    // At the smallest temperature allowed, sampling still gives a real token (the top one).
+    const logits = Float32Array.from([0.1, 3, -2, 2.9]);
+    expect(sampleToken(logits, { temperature: 1e-4 }, new Rng(1))).toBe(1);
   });
 });
