@@ -69,11 +69,16 @@ interface BlockContext {
   seed: (j: number) => number | null;
 }
 
+/** Positions the RoPE tables cover before a longer sequence asks for more (every training length in practice). */
+export const ROPE_INITIAL_LENGTH = 4096;
+
 export class CausalLM {
   readonly weights: Map<string, tf.Tensor>;
   adapter: LoraAdapter | null = null;
-  private readonly ropeCos: tf.Tensor2D | null;
-  private readonly ropeSin: tf.Tensor2D | null;
+  /** RoPE tables for positions [0, ropeLength): sized by use, not by the config (see ensureRope). */
+  private ropeCos: tf.Tensor2D | null = null;
+  private ropeSin: tf.Tensor2D | null = null;
+  private ropeLength = 0;
   /** wasm only: the output projection stored once as [hidden, vocab] so neither pass needs a transpose of [tokens, vocab]. */
   private lmHeadT: tf.Tensor2D | null = null;
 
@@ -89,13 +94,7 @@ export class CausalLM {
         throw new Error(`model weight ${name} has shape [${t.shape}], expected [${shape}]`);
     }
     this.weights = weights;
-    if (config.family !== 'gpt2') {
-      const { cos, sin } = ropeTables(config.max_position_embeddings, config.head_dim, config.rope_theta);
-      this.ropeCos = tf.tensor2d(cos, [config.max_position_embeddings, config.head_dim / 2]);
-      this.ropeSin = tf.tensor2d(sin, [config.max_position_embeddings, config.head_dim / 2]);
-    } else {
-      this.ropeCos = this.ropeSin = null;
-    }
+    if (config.family !== 'gpt2') this.ensureRope(Math.min(config.max_position_embeddings, ROPE_INITIAL_LENGTH));
     if (prefersNoTransposeB()) this.lmHeadT = tf.keep(tf.transpose(this.outputWeight()));
   }
 
@@ -178,6 +177,23 @@ export class CausalLM {
     return d ? tf.add(y, d) : y;
   }
 
+  /**
+   * Make the RoPE tables cover positions [0, length). They start at min(context, ROPE_INITIAL_LENGTH) positions and
+   * grow on demand up to the context length: a config may claim a context of 1e9 positions, and tables of that size
+   * would be built before any check of what a run needs. Growth replaces the tables (kept outside any tidy).
+   */
+  private ensureRope(length: number): void {
+    if (length <= this.ropeLength) return;
+    const cfg = this.config;
+    const n = Math.min(cfg.max_position_embeddings, Math.max(length, 2 * this.ropeLength));
+    const { cos, sin } = ropeTables(n, cfg.head_dim, cfg.rope_theta);
+    this.ropeCos?.dispose();
+    this.ropeSin?.dispose();
+    this.ropeCos = tf.keep(tf.tensor2d(cos, [n, cfg.head_dim / 2]));
+    this.ropeSin = tf.keep(tf.tensor2d(sin, [n, cfg.head_dim / 2]));
+    this.ropeLength = n;
+  }
+
   /** Logits [B, T, vocab]. Call inside tf.tidy; with a cache, the cache is advanced in place (its tensors are kept). */
   forward(inp: ForwardInput, opts: ForwardOptions = {}): tf.Tensor3D {
     const cfg = this.config;
@@ -206,6 +222,12 @@ export class CausalLM {
       ) as tf.Tensor2D;
     } else {
       h = tf.gather(this.w('model.embed_tokens.weight'), ids) as tf.Tensor2D;
+      let maxPos = 0;
+      for (const p of positions) if (p > maxPos) maxPos = p;
+      if (maxPos >= cfg.max_position_embeddings) {
+        throw new Error(`position ${maxPos} is beyond the model's context length ${cfg.max_position_embeddings}`);
+      }
+      this.ensureRope(maxPos + 1);
       const pos = tf.tensor1d(positions, 'int32');
       cos = tf.reshape(tf.gather(this.ropeCos!, pos), [B, 1, T, cfg.head_dim / 2]) as tf.Tensor4D;
       sin = tf.reshape(tf.gather(this.ropeSin!, pos), [B, 1, T, cfg.head_dim / 2]) as tf.Tensor4D;
