@@ -432,12 +432,15 @@ export interface EngineApi {
   /** Exact match and ROUGE-L on the first n held-out examples: base (adapter off) and tuned (on). */
   evaluate(n: number, onProgress?: (done: number, total: number) => void): Promise<EvalReport>;
 
-  /** adapter_config.json + adapter_model.safetensors (PEFT names and layout). */
-  exportAdapter(): Promise<ExportedFile[]>;
-  /** The base model with the adapter folded in, in transformers' format, with the tokenizer files. */
-  exportMerged(): Promise<ExportedFile[]>;
-  /** The last run's metrics (every log and evaluation) as CSV or as trainer_state.json-like JSON. */
-  exportMetrics(format: 'csv' | 'json'): Promise<ExportedFile>;
+  /** One zip: adapter_config.json + adapter_model.safetensors (PEFT names and layout) + README.md (loading it). */
+  exportAdapter(): Promise<ExportedFile>;
+  /**
+   * One zip: the base model with the adapter folded in, as a transformers folder (config.json, generation_config.json,
+   * model.safetensors) with tokenizer.json and tokenizer_config.json (a llama2.c tokenizer converted).
+   */
+  exportMerged(): Promise<ExportedFile>;
+  /** One zip: the last run's metrics (every log and evaluation) as metrics.json (trainer_state.json-like) and metrics.csv. */
+  exportMetrics(): Promise<ExportedFile>;
   /** Attach a PEFT adapter (adapter_config.json + adapter_model.safetensors) to the loaded model. */
   importAdapter(files: { name: string; bytes: Uint8Array }[]): Promise<AdapterInfo>;
 }

@@ -113,7 +113,7 @@ export class StoreSaver implements CheckpointSaver {
   /** lastSavedStep: a resumed run starts from its stored checkpoint's step. */
   constructor(
     readonly runId: string,
-    private name: string,
+    public name: string,
     private readonly s: RunStore,
     public lastSavedStep = -1,
     /** Called after each checkpoint stored (the worker asks for persistent storage then). */

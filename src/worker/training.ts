@@ -18,7 +18,7 @@ import type {
 } from './api';
 import { memoryLimits, useBackend, webgpuDevice } from './backend';
 import { sessionData } from './dataset';
-import { exportedFile } from './exported-file';
+import { exportBaseName, exportedZip } from './exported-file';
 import { loadModelFrom } from './model';
 import { requireStore, runStore, storeNewRun, storeSaver } from './stored-runs';
 import {
@@ -314,14 +314,15 @@ export function trainingApi(s: WorkerState) {
       return exclusive(s, async () => s.job!.stopPaused());
     },
 
-    /** The last run's metrics (every log and evaluation) as CSV or as trainer_state.json-like JSON. */
-    async exportMetrics(format: 'csv' | 'json'): Promise<ExportedFile> {
+    /** The last run's metrics (every log and evaluation), one zip: metrics.json (trainer_state.json-like) + metrics.csv. */
+    async exportMetrics(): Promise<ExportedFile> {
       const job = s.job;
       if (!job) throw new Error('No training run yet: the metrics come from a run.');
       const enc = new TextEncoder();
-      return format === 'csv'
-        ? exportedFile('metrics.csv', enc.encode(job.session.metricsCsv()), 'text/csv')
-        : exportedFile('metrics.json', enc.encode(job.session.metricsJson() + '\n'), 'application/json');
+      return exportedZip(`${exportBaseName(s)}-metrics.zip`, [
+        ['metrics.json', enc.encode(job.session.metricsJson() + '\n')],
+        ['metrics.csv', enc.encode(job.session.metricsCsv())],
+      ]);
     },
   };
 }
