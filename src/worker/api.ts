@@ -167,7 +167,7 @@ export interface RunOptions {
    * pause, stop and at the end). Runs are always saved on pause, stop and completion.
    */
   saveSteps?: number;
-  /** Display name of the stored run (default: model and dataset names). */
+  /** Display name of the stored run (default: "<model> · <dataset> · <local date and time>"). */
   runName?: string;
   /** The page's catalog entry of the model, kept with the run (its presets apply again on resume). */
   catalogId?: string | null;
@@ -291,6 +291,8 @@ export interface StoredRun {
   /** The model and dataset names, from its source (null for a run stored without one). */
   modelName: string | null;
   dataName: string | null;
+  /** The backend it was started on, from its source (null for a run stored without one). */
+  backend: BackendName | null;
   /** Whether Resume can rebuild it alone (Hub model and kept dataset), or what must be loaded first. */
   needs: string | null;
 }
@@ -400,6 +402,12 @@ export interface EngineApi {
     onEvent: (e: TrainEvent) => void,
     overrides?: { learning_rate?: number },
   ): Promise<TrainOutcome>;
+  /**
+   * Open a finished stored run on the loaded model and dataset (the ones it was trained on, checked as resumeRun
+   * checks them): the adapter of its last checkpoint becomes the model's adapter, without training, for Compare and
+   * Export. Its history comes as a 'history' event (its curves and metrics export are the run's); resolves 'done'.
+   */
+  openRun(runId: string, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome>;
   /** Pause after the step in flight (train() then resolves with state 'paused'). */
   pause(): Promise<void>;
   resume(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome>;

@@ -1,6 +1,7 @@
 /**
- * Training in the worker: the estimate (with a measured step), starting a job, resuming a stored run, pause/resume/
- * stop, the job's metrics export, and moving a job to the next backend when the WebGPU device is lost mid-run.
+ * Training in the worker: the estimate (with a measured step), starting a job, resuming a stored run, opening a
+ * finished one (its adapter, no training), pause/resume/stop, the job's metrics export, and moving a job to the next
+ * backend when the WebGPU device is lost mid-run.
  */
 import { BACKEND_ORDER, resetBackend, type BackendName } from '../engine/backend';
 import { targetedModules } from '../engine/lora-config';
@@ -288,6 +289,49 @@ export function trainingApi(s: WorkerState) {
         s.job = job;
         onEvent(job.history());
         return drive(s, onEvent);
+      });
+    },
+
+    /**
+     * Open a finished stored run on the loaded model and dataset (the ones it was trained on, checked as resumeRun
+     * checks them): the adapter of its last checkpoint becomes the model's adapter, without training, for Compare and
+     * Export. Its history comes as a 'history' event (its curves and metrics export are the run's); resolves 'done'.
+     */
+    openRun(runId: string, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
+      return exclusive(s, async () => {
+        assertNoRun(s, 'open a stored run');
+        const m = requireModel(s);
+        const d = requireData(s);
+        const store = await requireStore(s);
+        const info = await store.info(runId);
+        if (!info) throw new Error(`There is no stored run ${runId}.`);
+        const ck = await store.loadLatest(runId);
+        if (!ck) throw new Error(`The run "${info.name}" has no checkpoint to open.`);
+        const { global_step: step, max_steps: total, status } = ck.meta.progress;
+        if (status !== 'completed')
+          throw new Error(`The run "${info.name}" has not finished (step ${step} of ${total}): resume it instead.`);
+        s.job?.dispose();
+        s.job = null;
+        s.adapterOrigin = '';
+        let session: FinetuneSession;
+        try {
+          session = await FinetuneSession.resume(
+            { model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), baseModelName: m.baseModel },
+            ck,
+          );
+        } catch (e) {
+          if (e instanceof CheckpointMismatchError)
+            throw new Error(`Cannot open "${info.name}": ${e.message}`, { cause: e });
+          throw e;
+        }
+        const saver = storeSaver(s, runId, info.name, store, step);
+        const job = new TrainingJob(session, { samplePrompts: 0, sampleMaxNewTokens: 0 }, s.control, saver);
+        job.state = 'done';
+        s.job = job;
+        onEvent(job.history());
+        const message = `Opened "${info.name}": its adapter after ${step} steps is on the model, ready to compare and export.`;
+        onEvent({ type: 'state', state: 'done', message });
+        return { state: 'done', step, totalSteps: job.totalSteps, message, runId };
       });
     },
 
