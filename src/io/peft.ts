@@ -138,6 +138,47 @@ export async function exportPeftAdapter(
   return files;
 }
 
+export interface PeftReadmeOptions {
+  /** adapter_config.json base_model_name_or_path (a Hub id, or a local name); null when unknown. */
+  baseModelNameOrPath: string | null;
+  /** Where the base model is when it is not a transformers folder at that id (e.g. a llama2.c checkpoint in the repo). */
+  baseModelNote?: string | null;
+  /** The model's display name and the adapter's settings, for the heading. */
+  modelName: string;
+  lora: LoraConfig;
+}
+
+/** A short README.md for an exported adapter folder: what it is and how PEFT loads it. */
+export function peftAdapterReadme(o: PeftReadmeOptions): string {
+  const base = o.baseModelNameOrPath ?? '<the base model>';
+  const lines = [
+    `# LoRA adapter for ${o.modelName}`,
+    '',
+    `Trained with webtune. A PEFT LoRA adapter (r = ${o.lora.r}, lora_alpha = ${o.lora.lora_alpha}${o.lora.use_rslora ? ', rsLoRA' : ''}): ` +
+      `\`${ADAPTER_CONFIG_FILE}\` and \`${ADAPTER_WEIGHTS_FILE}\` (float32, the names and layout PEFT saves).`,
+    '',
+    '## Load it with PEFT',
+    '',
+    '```python',
+    'from transformers import AutoModelForCausalLM, AutoTokenizer',
+    'from peft import PeftModel',
+    '',
+    `base = AutoModelForCausalLM.from_pretrained(${JSON.stringify(base)})`,
+    `tokenizer = AutoTokenizer.from_pretrained(${JSON.stringify(base)})`,
+    'model = PeftModel.from_pretrained(base, "path/to/this/folder")  # the unzipped folder',
+    'model = model.merge_and_unload()  # optional: fold the adapter into the weights',
+    '```',
+    '',
+  ];
+  if (o.baseModelNote) lines.push(o.baseModelNote, '');
+  lines.push(
+    "webtune's merged-model export is the base model with this adapter folded in, as a transformers folder",
+    '(`config.json`, `model.safetensors`, `tokenizer.json`): it loads with `AutoModelForCausalLM.from_pretrained` alone.',
+    '',
+  );
+  return lines.join('\n');
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Import
 

@@ -261,6 +261,19 @@ class Llama2cTokenizer implements Tokenizer {
  * number of tokens in the file.
  */
 export function parseLlama2cTokenizer(bytes: Uint8Array, fileName: string, vocabSize?: number): Tokenizer {
+  const v = readLlama2cVocab(bytes, fileName, vocabSize);
+  return new Llama2cTokenizer(v.pieces, v.scores, v.maxTokenLength);
+}
+
+/** A llama2.c tokenizer.bin's pieces (raw bytes, by id) and scores, checked as parseLlama2cTokenizer checks them. */
+export interface Llama2cVocab {
+  pieces: Uint8Array[];
+  scores: Float32Array;
+  maxTokenLength: number;
+}
+
+/** Read and check a llama2.c tokenizer.bin (see parseLlama2cTokenizer). */
+export function readLlama2cVocab(bytes: Uint8Array, fileName: string, vocabSize?: number): Llama2cVocab {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = bytes.byteLength;
   if (n < 4) {
@@ -327,5 +340,5 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, fileName: string, vocab
       throw new Error(`${fileName}: token ${id}: expected byte piece ${expected}, got ${JSON.stringify(actual)}`);
     }
   }
-  return new Llama2cTokenizer(pieces, Float32Array.from(scores), maxTokenLength);
+  return { pieces, scores: Float32Array.from(scores), maxTokenLength };
 }

@@ -154,59 +154,88 @@ export function App({
     await training.finish(engine.train(settings, { ...runOptions, catalogId: model.catalogId }, events));
   };
 
-  /** Rebuild a stored run (its backend, Hub model and kept dataset, as far as they can be loaded) and continue it. */
+  /**
+   * Load what a stored run was trained on (its backend, Hub model and kept dataset, as far as they can be loaded) and
+   * its settings, before resuming or opening it; `verb` names the button for what must be loaded by hand first.
+   */
+  const prepareStored = async (r: StoredRun, verb: string, overrides: { learning_rate?: number } = {}) => {
+    const kept = await guard(engine.runSource(r.id));
+    if (kept) {
+      const { source, dataset: ds } = kept;
+      if (backend.status && backend.status.backend !== source.backend) await backend.choose(source.backend);
+      const sameModel =
+        modelInfo &&
+        model.state.kind === 'ready' &&
+        source.model.kind === 'hub' &&
+        modelInfo.name === source.modelName &&
+        model.catalogId === source.model.catalogId;
+      if (source.model.kind === 'hub' && !sameModel) {
+        if (!(await loadModel(source.model.source, source.model.catalogId, { keepData: false })))
+          throw new Error(`The model ${source.modelName} could not be loaded (see step 1).`);
+      } else if (source.model.kind === 'files' && !modelInfo) {
+        throw new Error(
+          `Load the model files of this run first (${source.model.files.join(', ')}), then press ${verb}.`,
+        );
+      }
+      const next = { ...source.settings, ...overrides };
+      dataset.settle(next);
+      setSettings(next);
+      setRunOptions({ ...runOptions, ...source.runOptions });
+      if (ds) {
+        if (!(await dataset.load(ds.files, source.dataName, next)))
+          throw new Error(`The dataset of this run could not be read again (see step 2).`);
+      } else if (!dataset.input) {
+        throw new Error(`Load the dataset of this run first (${source.dataName}), then press ${verb}.`);
+      } else if (!(await dataset.load(dataset.input.files, dataset.input.name, next)))
+        throw new Error('The dataset could not be read (see step 2).');
+    } else if (!modelInfo || !datasetInfo) {
+      throw new Error(
+        `This run has no record of its model and dataset: load them in steps 1 and 2, then press ${verb}.`,
+      );
+    }
+    exporter.clearMessage();
+    playground.clearEval();
+    onDismissNotice();
+    return kept;
+  };
+
+  /** Rebuild a stored run and continue it. */
   const resumeStored = async (r: StoredRun, overrides: { learning_rate?: number } = {}) => {
     runs.setMessage(null);
     try {
-      const kept = await guard(engine.runSource(r.id));
-      if (kept) {
-        const { source, dataset: ds } = kept;
-        if (backend.status && backend.status.backend !== source.backend) await backend.choose(source.backend);
-        const sameModel =
-          modelInfo &&
-          model.state.kind === 'ready' &&
-          source.model.kind === 'hub' &&
-          modelInfo.name === source.modelName &&
-          model.catalogId === source.model.catalogId;
-        if (source.model.kind === 'hub' && !sameModel) {
-          if (!(await loadModel(source.model.source, source.model.catalogId, { keepData: false })))
-            throw new Error(`The model ${source.modelName} could not be loaded (see step 1).`);
-        } else if (source.model.kind === 'files' && !modelInfo) {
-          throw new Error(
-            `Load the model files of this run first (${source.model.files.join(', ')}), then press Resume.`,
-          );
-        }
-        const next = { ...source.settings, ...overrides };
-        dataset.settle(next);
-        setSettings(next);
-        setRunOptions({ ...runOptions, ...source.runOptions });
-        if (ds) {
-          if (!(await dataset.load(ds.files, source.dataName, next)))
-            throw new Error(`The dataset of this run could not be read again (see step 2).`);
-        } else if (!dataset.input) {
-          throw new Error(`Load the dataset of this run first (${source.dataName}), then press Resume.`);
-        } else if (!(await dataset.load(dataset.input.files, dataset.input.name, next)))
-          throw new Error('The dataset could not be read (see step 2).');
-      } else if (!modelInfo || !datasetInfo) {
-        throw new Error(
-          'This run has no record of its model and dataset: load them in steps 1 and 2, then press Resume.',
-        );
-      }
-      exporter.clearMessage();
-      playground.clearEval();
+      const kept = await prepareStored(r, 'Resume', overrides);
       const events = training.begin(
         r.id,
         r.latest?.max_steps ?? 0,
         backend.status?.backend ?? '',
         `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.`,
       );
-      onDismissNotice();
       document.getElementById('train')?.scrollIntoView({ block: 'start' });
       if (overrides.learning_rate !== undefined)
         setSettings((x) => ({ ...x, learning_rate: overrides.learning_rate! }));
       await training.finish(engine.resumeRun(r.id, kept?.source.runOptions ?? runOptions, events, overrides));
     } catch (e) {
       runs.setMessage({ kind: 'error', text: `Cannot resume "${r.name}": ${errorMessage(e)}` });
+    }
+  };
+
+  /** Rebuild a finished stored run with its adapter on the model (no training), for Compare and Export. */
+  const openStored = async (r: StoredRun) => {
+    runs.setMessage(null);
+    try {
+      await prepareStored(r, 'Open');
+      const events = training.begin(
+        r.id,
+        r.latest?.max_steps ?? 0,
+        backend.status?.backend ?? '',
+        `Opening "${r.name}" (its adapter after step ${r.latest?.step ?? 0}).`,
+      );
+      const out = await training.finish(engine.openRun(r.id, events));
+      if (out.state !== 'done') throw new Error(out.message ?? out.state);
+      runs.setMessage({ kind: 'ok', text: `Opened "${r.name}": compare it with the base model and export it below.` });
+      document.getElementById('compare')?.scrollIntoView({ block: 'start' });
+    } catch (e) {
+      runs.setMessage({ kind: 'error', text: `Cannot open "${r.name}": ${errorMessage(e)}` });
     }
   };
 
@@ -322,6 +351,7 @@ export function App({
           highlight={notice?.runId ?? null}
           message={runs.message}
           onResume={(r) => void resumeStored(r)}
+          onOpen={(r) => void openStored(r)}
           onRename={runs.rename}
           onDelete={runs.remove}
           onExport={runs.exportRun}

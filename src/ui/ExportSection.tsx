@@ -1,4 +1,4 @@
-/** 7. Export: the adapter in PEFT's format, the merged model, the metrics; import a PEFT adapter. */
+/** 7. Export, one zip each: the adapter in PEFT's format, the merged model, the metrics; import a PEFT adapter. */
 import { Empty, ErrorBox, FileButton, Section } from './controls';
 import { formatCount } from './format';
 import type { StatusMessage } from './loadable';
@@ -13,7 +13,7 @@ interface Props {
   hasMetrics: boolean;
   onExportAdapter: () => void;
   onExportMerged: () => void;
-  onExportMetrics: (format: 'csv' | 'json') => void;
+  onExportMetrics: () => void;
   onImport: (files: File[]) => void;
   message: StatusMessage | null;
 }
@@ -33,7 +33,7 @@ export function ExportSection(p: Props) {
         <div>
           <h3>LoRA adapter (PEFT)</h3>
           <p className="muted small">
-            <code>adapter_config.json</code> + <code>adapter_model.safetensors</code>; loads with{' '}
+            A zip of <code>adapter_config.json</code>, <code>adapter_model.safetensors</code> and a README; loads with{' '}
             <code>PeftModel.from_pretrained</code>.
           </p>
           <button type="button" className="primary" disabled={!p.adapter || p.busy} onClick={p.onExportAdapter}>
@@ -43,8 +43,9 @@ export function ExportSection(p: Props) {
         <div>
           <h3>Merged model</h3>
           <p className="muted small">
-            Base weights with the adapter folded in: <code>config.json</code>, <code>model.safetensors</code> and
-            tokenizer files.
+            Base weights with the adapter folded in, a zip of a transformers folder: <code>config.json</code>,{' '}
+            <code>model.safetensors</code>, <code>tokenizer.json</code>; loads with{' '}
+            <code>AutoModelForCausalLM.from_pretrained</code>.
           </p>
           <button type="button" disabled={!p.adapter || p.busy} onClick={p.onExportMerged}>
             Download merged model
@@ -52,15 +53,13 @@ export function ExportSection(p: Props) {
         </div>
         <div>
           <h3>Metrics</h3>
-          <p className="muted small">Every logged step and evaluation of the last run.</p>
-          <div className="row buttons">
-            <button type="button" disabled={!p.hasMetrics || p.busy} onClick={() => p.onExportMetrics('csv')}>
-              Metrics CSV
-            </button>
-            <button type="button" disabled={!p.hasMetrics || p.busy} onClick={() => p.onExportMetrics('json')}>
-              Metrics JSON
-            </button>
-          </div>
+          <p className="muted small">
+            Every logged step and evaluation of the last run: a zip of <code>metrics.json</code> and{' '}
+            <code>metrics.csv</code>.
+          </p>
+          <button type="button" disabled={!p.hasMetrics || p.busy} onClick={p.onExportMetrics}>
+            Download metrics
+          </button>
         </div>
         <div>
           <h3>Import an adapter</h3>

@@ -1,6 +1,7 @@
 /**
  * Saved runs: every run is stored in this browser as it trains (OPFS, else IndexedDB). Listed here with their last
- * checkpoint; unfinished ones resume exactly where they were saved. Rename, delete, export as one file, import.
+ * checkpoint and backend; unfinished ones resume exactly where they were saved, finished ones open (their adapter on
+ * the model, no training) for Compare and Export. Rename, delete, export as one file, import.
  */
 import { useId, useState } from 'react';
 import { Empty, ErrorBox, FileButton } from './controls';
@@ -20,6 +21,8 @@ interface Props {
   highlight: string | null;
   message: StatusMessage | null;
   onResume: (run: StoredRun) => void;
+  /** A finished run: its model, dataset and adapter, for Compare and Export. */
+  onOpen: (run: StoredRun) => void;
   onRename: (run: StoredRun, name: string) => void;
   onDelete: (run: StoredRun) => void;
   onExport: (run: StoredRun) => void;
@@ -94,6 +97,7 @@ function RunRow({
   busy,
   highlight,
   onResume,
+  onOpen,
   onRename,
   onDelete,
   onExport,
@@ -104,6 +108,7 @@ function RunRow({
   const l = run.latest;
   const active = run.id === activeRunId;
   const status = !l ? 'no checkpoint' : (STATUS[l.status] ?? l.status);
+  const finished = l?.status === 'completed';
   return (
     <li
       className={'run' + (highlight === run.id ? ' highlight' : '')}
@@ -154,14 +159,28 @@ function RunRow({
           : 'nothing saved yet'}
         {run.modelName && !run.name.includes(run.modelName) && ` · ${run.modelName}`}
         {run.dataName && !run.name.includes(run.dataName) && ` on ${run.dataName}`}
+        {run.backend && ` · ${run.backend}`}
       </p>
-      {run.unfinished && run.needs && (
-        <p className="small note">To resume, load {run.needs} first (checked against the run).</p>
+      {(run.unfinished || finished) && run.needs && (
+        <p className="small note">
+          To {run.unfinished ? 'resume' : 'open'}, load {run.needs} first (checked against the run).
+        </p>
       )}
       <div className="row wrap buttons">
         {run.unfinished && !active && (
           <button type="button" className="primary" disabled={busy} onClick={() => onResume(run)}>
             Resume
+          </button>
+        )}
+        {finished && (
+          <button
+            type="button"
+            className="primary"
+            disabled={busy}
+            onClick={() => onOpen(run)}
+            title="Load its model and dataset with its adapter (no training), for Compare and Export"
+          >
+            Open
           </button>
         )}
         <button type="button" disabled={editing !== null} onClick={() => setEditing(run.name)}>

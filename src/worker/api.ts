@@ -173,7 +173,7 @@ export interface RunOptions {
    * pause, stop and at the end). Runs are always saved on pause, stop and completion.
    */
   saveSteps?: number;
-  /** Display name of the stored run (default: model and dataset names). */
+  /** Display name of the stored run (default: "<model> · <dataset> · <local date and time>"). */
   runName?: string;
   /** The page's catalog entry of the model, kept with the run (its presets apply again on resume). */
   catalogId?: string | null;
@@ -297,6 +297,8 @@ export interface StoredRun {
   /** The model and dataset names, from its source (null for a run stored without one). */
   modelName: string | null;
   dataName: string | null;
+  /** The backend it was started on, from its source (null for a run stored without one). */
+  backend: BackendName | null;
   /** Whether Resume can rebuild it alone (Hub model and kept dataset), or what must be loaded first. */
   needs: string | null;
 }
@@ -408,6 +410,12 @@ export interface EngineApi {
     onEvent: (e: TrainEvent) => void,
     overrides?: { learning_rate?: number },
   ): Promise<TrainOutcome>;
+  /**
+   * Open a finished stored run on the loaded model and dataset (the ones it was trained on, checked as resumeRun
+   * checks them): the adapter of its last checkpoint becomes the model's adapter, without training, for Compare and
+   * Export. Its history comes as a 'history' event (its curves and metrics export are the run's); resolves 'done'.
+   */
+  openRun(runId: string, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome>;
   /** Pause after the step in flight (train() then resolves with state 'paused'). */
   pause(): Promise<void>;
   resume(onEvent: (e: TrainEvent) => void): Promise<TrainOutcome>;
@@ -440,12 +448,15 @@ export interface EngineApi {
   /** Exact match and ROUGE-L on the first n held-out examples: base (adapter off) and tuned (on). */
   evaluate(n: number, onProgress?: (done: number, total: number) => void): Promise<EvalReport>;
 
-  /** adapter_config.json + adapter_model.safetensors (PEFT names and layout). */
-  exportAdapter(): Promise<ExportedFile[]>;
-  /** The base model with the adapter folded in, in transformers' format, with the tokenizer files. */
-  exportMerged(): Promise<ExportedFile[]>;
-  /** The last run's metrics (every log and evaluation) as CSV or as trainer_state.json-like JSON. */
-  exportMetrics(format: 'csv' | 'json'): Promise<ExportedFile>;
+  /** One zip: adapter_config.json + adapter_model.safetensors (PEFT names and layout) + README.md (loading it). */
+  exportAdapter(): Promise<ExportedFile>;
+  /**
+   * One zip: the base model with the adapter folded in, as a transformers folder (config.json, generation_config.json,
+   * model.safetensors) with tokenizer.json and tokenizer_config.json (a llama2.c tokenizer converted).
+   */
+  exportMerged(): Promise<ExportedFile>;
+  /** One zip: the last run's metrics (every log and evaluation) as metrics.json (trainer_state.json-like) and metrics.csv. */
+  exportMetrics(): Promise<ExportedFile>;
   /** Attach a PEFT adapter (adapter_config.json + adapter_model.safetensors) to the loaded model. */
   importAdapter(files: { name: string; bytes: Uint8Array }[]): Promise<AdapterInfo>;
 }

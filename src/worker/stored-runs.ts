@@ -85,6 +85,7 @@ export function storedRun(info: RunInfo, kept: RunSource | string | null): Store
     unfinished: !!info.latest && st !== 'completed',
     modelName: src?.modelName ?? info.latest?.model_id ?? null,
     dataName: src?.dataName ?? null,
+    backend: src?.backend ?? null,
     needs,
   };
 }
@@ -113,7 +114,7 @@ export class StoreSaver implements CheckpointSaver {
   /** lastSavedStep: a resumed run starts from its stored checkpoint's step. */
   constructor(
     readonly runId: string,
-    private name: string,
+    public name: string,
     private readonly s: RunStore,
     public lastSavedStep = -1,
     /** Called after each checkpoint stored (the worker asks for persistent storage then). */
@@ -160,6 +161,13 @@ export class StoreSaver implements CheckpointSaver {
   }
 }
 
+/** A new run's name unless the page gives one: "<model> · <dataset> · <local date and time>", distinct for each run. */
+export function defaultRunName(model: string, data: string, at: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const when = `${at.getFullYear()}-${p(at.getMonth() + 1)}-${p(at.getDate())} ${p(at.getHours())}:${p(at.getMinutes())}:${p(at.getSeconds())}`;
+  return `${model} · ${data} · ${when}`;
+}
+
 /** Start storing a new run: its source.json, then its step-0 checkpoint. Null (with an event) when storage fails. */
 export async function storeNewRun(
   ws: WorkerState,
@@ -170,7 +178,7 @@ export async function storeNewRun(
   options: RunOptions,
   onEvent: (e: TrainEvent) => void,
 ): Promise<StoreSaver | null> {
-  const name = options.runName?.trim() || `${m.info.name} · ${d.name}`;
+  const name = options.runName?.trim() || defaultRunName(m.info.name, d.name, new Date());
   let s: RunStore;
   try {
     s = await runStore(ws);

@@ -26,6 +26,8 @@ export interface ControlFlags {
 /** Where a run's checkpoints go (the worker's RunStore); save() reports its own events and never throws. */
 export interface CheckpointSaver {
   readonly runId: string;
+  /** The stored run's name (named exports use it). */
+  readonly name: string;
   /** Step of the last checkpoint stored, -1 before the first. */
   readonly lastSavedStep: number;
   save(ck: SessionCheckpoint, onEvent: (e: TrainEvent) => void): Promise<void>;

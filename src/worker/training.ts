@@ -1,6 +1,7 @@
 /**
- * Training in the worker: the estimate (with a measured step), starting a job, resuming a stored run, pause/resume/
- * stop, the job's metrics export, and moving a job to the next backend when the WebGPU device is lost mid-run.
+ * Training in the worker: the estimate (with a measured step), starting a job, resuming a stored run, opening a
+ * finished one (its adapter, no training), pause/resume/stop, the job's metrics export, and moving a job to the next
+ * backend when the WebGPU device is lost mid-run.
  */
 import { BACKEND_ORDER, resetBackend, type BackendName } from '../engine/backend';
 import { targetedModules } from '../engine/lora-config';
@@ -18,7 +19,7 @@ import type {
 } from './api';
 import { memoryLimits, useBackend, webgpuDevice } from './backend';
 import { sessionData } from './dataset';
-import { exportedFile } from './exported-file';
+import { exportBaseName, exportedZip } from './exported-file';
 import { loadModelFrom } from './model';
 import { requireStore, runStore, storeNewRun, storeSaver } from './stored-runs';
 import {
@@ -291,6 +292,49 @@ export function trainingApi(s: WorkerState) {
       });
     },
 
+    /**
+     * Open a finished stored run on the loaded model and dataset (the ones it was trained on, checked as resumeRun
+     * checks them): the adapter of its last checkpoint becomes the model's adapter, without training, for Compare and
+     * Export. Its history comes as a 'history' event (its curves and metrics export are the run's); resolves 'done'.
+     */
+    openRun(runId: string, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
+      return exclusive(s, async () => {
+        assertNoRun(s, 'open a stored run');
+        const m = requireModel(s);
+        const d = requireData(s);
+        const store = await requireStore(s);
+        const info = await store.info(runId);
+        if (!info) throw new Error(`There is no stored run ${runId}.`);
+        const ck = await store.loadLatest(runId);
+        if (!ck) throw new Error(`The run "${info.name}" has no checkpoint to open.`);
+        const { global_step: step, max_steps: total, status } = ck.meta.progress;
+        if (status !== 'completed')
+          throw new Error(`The run "${info.name}" has not finished (step ${step} of ${total}): resume it instead.`);
+        s.job?.dispose();
+        s.job = null;
+        s.adapterOrigin = '';
+        let session: FinetuneSession;
+        try {
+          session = await FinetuneSession.resume(
+            { model: m.model, tokenizer: m.tokenizer, data: sessionData(d.input), baseModelName: m.baseModel },
+            ck,
+          );
+        } catch (e) {
+          if (e instanceof CheckpointMismatchError)
+            throw new Error(`Cannot open "${info.name}": ${e.message}`, { cause: e });
+          throw e;
+        }
+        const saver = storeSaver(s, runId, info.name, store, step);
+        const job = new TrainingJob(session, { samplePrompts: 0, sampleMaxNewTokens: 0 }, s.control, saver);
+        job.state = 'done';
+        s.job = job;
+        onEvent(job.history());
+        const message = `Opened "${info.name}": its adapter after ${step} steps is on the model, ready to compare and export.`;
+        onEvent({ type: 'state', state: 'done', message });
+        return { state: 'done', step, totalSteps: job.totalSteps, message, runId };
+      });
+    },
+
     /** Pause after the step in flight (train() then resolves with state 'paused'). */
     async pause(): Promise<void> {
       s.job?.requestPause();
@@ -314,14 +358,15 @@ export function trainingApi(s: WorkerState) {
       return exclusive(s, async () => s.job!.stopPaused());
     },
 
-    /** The last run's metrics (every log and evaluation) as CSV or as trainer_state.json-like JSON. */
-    async exportMetrics(format: 'csv' | 'json'): Promise<ExportedFile> {
+    /** The last run's metrics (every log and evaluation), one zip: metrics.json (trainer_state.json-like) + metrics.csv. */
+    async exportMetrics(): Promise<ExportedFile> {
       const job = s.job;
       if (!job) throw new Error('No training run yet: the metrics come from a run.');
       const enc = new TextEncoder();
-      return format === 'csv'
-        ? exportedFile('metrics.csv', enc.encode(job.session.metricsCsv()), 'text/csv')
-        : exportedFile('metrics.json', enc.encode(job.session.metricsJson() + '\n'), 'application/json');
+      return exportedZip(`${exportBaseName(s)}-metrics.zip`, [
+        ['metrics.json', enc.encode(job.session.metricsJson() + '\n')],
+        ['metrics.csv', enc.encode(job.session.metricsCsv())],
+      ]);
     },
   };
 }

@@ -1,6 +1,8 @@
 /** Helpers the product-page tests share: screenshots of a section, the training state, the metrics the page holds. */
 import path from 'node:path';
-import type { Page } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import { unzipSync } from 'fflate';
+import type { Download, Page } from 'playwright-core';
 import { ARTIFACTS } from './harness';
 
 /** A screenshot of one section (or the page) as test-artifacts/<name>.png. */
@@ -46,4 +48,11 @@ export async function metrics(
     const c = window.webtune.metrics!();
     return { step: [...c.step], loss: [...c.loss], valLoss: [...c.valLoss] };
   });
+}
+
+/** A downloaded zip, saved under test-artifacts/<prefix><its name>, and its entries (name → bytes) in order. */
+export async function readZipDownload(d: Download, prefix: string): Promise<Map<string, Uint8Array>> {
+  const file = path.join(ARTIFACTS, `${prefix}${d.suggestedFilename()}`);
+  await d.saveAs(file);
+  return new Map(Object.entries(unzipSync(new Uint8Array(readFileSync(file)))));
 }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_STORIES, sharedMissing } from '../helpers';
-import { metrics, shot as shotAs, waitTrainEnd } from './page-helpers';
+import { metrics, readZipDownload, shot as shotAs, waitTrainEnd } from './page-helpers';
 import {
   ARTIFACTS,
   CHROMIUM_MISSING,
@@ -131,6 +131,11 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     const rows = await runRows(page);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ step: STEPS, status: 'completed' });
+    // a distinct default name (model · dataset · local date and time) and the backend in the row
+    expect(rows[0].name).toMatch(/^stories260K · .+ · \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    expect(await page.locator(`[data-run-id="${rows[0].id}"] [data-testid=run-facts]`).textContent()).toMatch(
+      / · wasm$/,
+    );
   }, 180_000);
 
   it('after a reload mid-run, lists the run unfinished and resumes it: the losses equal the uninterrupted run within 1e-5', async () => {
@@ -224,6 +229,53 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     expect(await page.getByTestId('runs-error').textContent()).toMatch(/runs-not-a-run\.safetensors: .*safetensors/);
     await shot(page, '3-runs-managed', '#runs');
   }, 60_000);
+
+  it('opens a finished run after a reload: its adapter without training, compared and exported', async () => {
+    await page.reload();
+    await page.getByTestId('backend-info').waitFor({ timeout: 60_000 });
+    const target = (await runRows(page)).find((r) => r.name === 'My resumed run')!;
+    expect(target).toMatchObject({ step: STEPS, status: 'completed' });
+    const row = page.locator(`[data-run-id="${target.id}"]`);
+    expect(await row.getByRole('button', { name: /^Resume/ }).count()).toBe(0);
+    await row.getByRole('button', { name: /^Open/ }).click();
+    await page.getByTestId('runs-status').filter({ hasText: 'Opened "My resumed run"' }).waitFor({ timeout: 60_000 });
+    expect(await page.getByTestId('adapter-info').textContent()).toMatch(/r = 16, alpha = 32, 35 layers.*trained here/);
+    expect(await page.getByTestId('train-status').getAttribute('data-state')).toBe('done');
+    // its curve is the run's (no step trained now), and the model's tensors are those of a finished run
+    const m = await metrics(page);
+    expect(m.step).toEqual(reference.step);
+    for (let i = 0; i < STEPS; i++) expect(Math.abs(m.loss[i]! - reference.loss[i]!)).toBeLessThan(1e-5);
+
+    const cmp = page.locator('#compare');
+    await cmp.getByRole('textbox', { name: 'Instruction', exact: true }).fill('Say the word cat.');
+    await cmp.getByLabel('Max new tokens').fill('8');
+    await cmp.getByRole('button', { name: 'Generate' }).click();
+    await page.waitForFunction(
+      () => document.querySelector('[data-testid=out-tuned]')?.getAttribute('data-state') === 'done',
+      null,
+      { timeout: 60_000 },
+    );
+    const tuned = (await page.getByTestId('out-tuned').locator('.output-text').textContent())!;
+    log(`opened run, tuned: ${JSON.stringify(tuned)}`);
+    expect(tuned.trim().length).toBeGreaterThan(0);
+
+    downloads.length = 0;
+    await page.getByRole('button', { name: 'Download adapter' }).click();
+    await expect.poll(() => downloads.length, { timeout: 20_000 }).toBe(1);
+    expect(downloads[0].suggestedFilename()).toBe('my-resumed-run-lora-adapter.zip');
+    const zip = await readZipDownload(downloads[0], 'runs-opened-');
+    expect([...zip.keys()].sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+    const config = JSON.parse(new TextDecoder().decode(zip.get('adapter_config.json'))) as Record<string, unknown>;
+    expect(config).toMatchObject({ r: 16, lora_alpha: 32, base_model_name_or_path: 'karpathy/tinyllamas' });
+
+    downloads.length = 0;
+    await page.getByRole('button', { name: 'Download metrics' }).click();
+    await expect.poll(() => downloads.length, { timeout: 20_000 }).toBe(1);
+    const metricsZip = await readZipDownload(downloads[0], 'runs-opened-');
+    const csv = new TextDecoder().decode(metricsZip.get('metrics.csv')).trim().split('\n');
+    expect(csv.length).toBeGreaterThanOrEqual(STEPS + 1); // header + a row per logged step
+    await shot(page, '3-opened', '#compare');
+  }, 120_000);
 
   it('a storage quota too small for the next checkpoint: says how much is needed, trains on, keeps the last checkpoint', async () => {
     const cdp = await session.context.newCDPSession(page);

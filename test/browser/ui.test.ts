@@ -7,13 +7,13 @@
  * loads the model from the Cache Storage, and that the page fits 1280 px and 390 px screens.
  * Screenshots of each step go to test-artifacts/ui-*.png.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import type { Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_STORIES, STORIES_DIR, sharedMissing } from '../helpers';
-import { metrics, shot as shotAs, waitTrainEnd } from './page-helpers';
+import { metrics, readZipDownload, shot as shotAs, waitTrainEnd } from './page-helpers';
 import {
   ARTIFACTS,
   CHROMIUM_MISSING,
@@ -154,12 +154,6 @@ async function watchMainThread(s: BrowserSession): Promise<() => Promise<MainThr
       maxFrameGap: Math.max(0, ...mt.gaps),
     };
   };
-}
-
-async function readDownload(d: Download): Promise<string> {
-  const file = path.join(ARTIFACTS, `ui-download-${d.suggestedFilename()}`);
-  await d.saveAs(file);
-  return readFileSync(file, 'utf8');
 }
 
 /** The JSON header of a safetensors file. */
@@ -420,19 +414,23 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     await shot(page, '9-compare', '#compare');
   }, 150_000);
 
-  it('exports the adapter in PEFT format (keys and shapes), the metrics, and imports the adapter back', async () => {
+  it('exports the adapter in PEFT format (keys and shapes), the merged model and the metrics, one zip each, and imports the adapter back', async () => {
     downloads.length = 0;
     await page.getByRole('button', { name: 'Download adapter' }).click();
     await page.waitForFunction(() => !!document.querySelector('[data-testid=export-status]'), null, {
       timeout: 30_000,
     });
-    await expect.poll(() => downloads.length, { timeout: 10_000 }).toBe(2);
-    const byName = new Map(downloads.map((d) => [d.suggestedFilename(), d]));
-    expect([...byName.keys()].sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    await expect.poll(() => downloads.length, { timeout: 10_000 }).toBe(1);
+    expect(downloads[0].suggestedFilename()).toMatch(/-lora-adapter\.zip$/);
+    const adapterZip = await readZipDownload(downloads[0], 'ui-');
+    expect([...adapterZip.keys()].sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
     const cfgPath = path.join(ARTIFACTS, 'ui-adapter_config.json');
     const stPath = path.join(ARTIFACTS, 'ui-adapter_model.safetensors');
-    await byName.get('adapter_config.json')!.saveAs(cfgPath);
-    await byName.get('adapter_model.safetensors')!.saveAs(stPath);
+    writeFileSync(cfgPath, adapterZip.get('adapter_config.json')!);
+    writeFileSync(stPath, adapterZip.get('adapter_model.safetensors')!);
+    const readme = new TextDecoder().decode(adapterZip.get('README.md'));
+    expect(readme).toMatch(/PeftModel\.from_pretrained/);
+    expect(readme).toMatch(/stories260K\/stories260K\.bin.*karpathy\/tinyllamas/);
     const config = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
     expect(config).toMatchObject({
       peft_type: 'LORA',
@@ -495,37 +493,47 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
 
     downloads.length = 0;
     await page.getByRole('button', { name: 'Download merged model' }).click();
-    await expect.poll(() => downloads.length, { timeout: 20_000 }).toBe(4);
-    expect(downloads.map((d) => d.suggestedFilename()).sort()).toEqual([
+    await expect.poll(() => downloads.length, { timeout: 20_000 }).toBe(1);
+    expect(downloads[0].suggestedFilename()).toMatch(/-merged\.zip$/);
+    const mergedZip = await readZipDownload(downloads[0], 'ui-');
+    expect([...mergedZip.keys()].sort()).toEqual([
       'config.json',
       'generation_config.json',
       'model.safetensors',
-      'tok512.bin',
+      'tokenizer.json',
+      'tokenizer_config.json',
     ]);
-    const mergedPath = path.join(ARTIFACTS, 'ui-merged-model.safetensors');
-    await downloads.find((d) => d.suggestedFilename() === 'model.safetensors')!.saveAs(mergedPath);
-    const merged = safetensorsHeader(new Uint8Array(readFileSync(mergedPath)));
+    const merged = safetensorsHeader(mergedZip.get('model.safetensors')!);
     expect(Object.keys(merged)).toHaveLength(1 + 5 * 9 + 1); // embeddings, 5 blocks of 9 tensors, final norm (tied head)
     expect(merged['model.layers.4.self_attn.k_proj.weight']).toMatchObject({ dtype: 'F32', shape: [32, 64] });
     expect(merged['model.layers.0.mlp.down_proj.weight']).toMatchObject({ dtype: 'F32', shape: [64, 172] });
-    const mergedConfig = JSON.parse(
-      await readDownload(downloads.find((d) => d.suggestedFilename() === 'config.json')!),
-    ) as Record<string, unknown>;
-    expect(mergedConfig).toMatchObject({
+    const json = (name: string) => JSON.parse(new TextDecoder().decode(mergedZip.get(name))) as Record<string, unknown>;
+    expect(json('config.json')).toMatchObject({
       architectures: ['LlamaForCausalLM'],
       hidden_size: 64,
       num_hidden_layers: 5,
       vocab_size: 512,
     });
+    // tok512.bin as transformers' LlamaTokenizerFast writes it (its ids are checked in test/io/tokenizer-llama2c-hf.test.ts)
+    expect(json('tokenizer.json')).toMatchObject({ model: { type: 'BPE', byte_fallback: true } });
+    expect(Object.keys((json('tokenizer.json').model as { vocab: object }).vocab)).toHaveLength(512);
+    expect(json('tokenizer_config.json')).toMatchObject({ tokenizer_class: 'LlamaTokenizer', bos_token: '<s>' });
 
     downloads.length = 0;
-    await page.getByRole('button', { name: 'Metrics CSV' }).click();
+    await page.getByRole('button', { name: 'Download metrics' }).click();
     await expect.poll(() => downloads.length, { timeout: 10_000 }).toBe(1);
-    const csvPath = path.join(ARTIFACTS, 'ui-metrics.csv');
-    await downloads[0].saveAs(csvPath);
-    const csv = readFileSync(csvPath, 'utf8').trim().split('\n');
+    expect(downloads[0].suggestedFilename()).toMatch(/-metrics\.zip$/);
+    const metricsZip = await readZipDownload(downloads[0], 'ui-');
+    expect([...metricsZip.keys()].sort()).toEqual(['metrics.csv', 'metrics.json']);
+    const csvText = new TextDecoder().decode(metricsZip.get('metrics.csv'));
+    writeFileSync(path.join(ARTIFACTS, 'ui-metrics.csv'), csvText);
+    const csv = csvText.trim().split('\n');
     expect(csv[0].split(',').slice(0, 3)).toEqual(['step', 'epoch', 'loss']);
     expect(csv.length).toBeGreaterThan(STEPS_WASM);
+    const metricsJson = JSON.parse(new TextDecoder().decode(metricsZip.get('metrics.json'))) as {
+      log_history: unknown[];
+    };
+    expect(metricsJson.log_history.length).toBeGreaterThan(STEPS_WASM - 1);
 
     await page.locator('#export input[type=file]').setInputFiles([cfgPath, stPath]);
     await page.getByTestId('export-status').filter({ hasText: 'Imported adapter' }).waitFor({ timeout: 30_000 });

@@ -14,6 +14,7 @@ import {
   exportMergedModel,
   exportPeftAdapter,
   loadPeftAdapter,
+  peftAdapterReadme,
   parsePeftAdapter,
   readPeftAdapter,
 } from '../../src/io/peft';
@@ -340,4 +341,20 @@ describe('merged model export', () => {
       merged.dispose();
     });
   }
+});
+
+describe('peftAdapterReadme', () => {
+  it('says how PEFT loads the adapter on its base, with the note on a base that is no transformers folder', () => {
+    const text = peftAdapterReadme({
+      baseModelNameOrPath: 'karpathy/tinyllamas',
+      baseModelNote: 'Note: the base model is the llama2.c checkpoint `stories260K/stories260K.bin`.',
+      modelName: 'stories260K',
+      lora: { r: 16, lora_alpha: 32, lora_dropout: 0, target_modules: 'all-linear', use_rslora: false },
+    });
+    expect(text).toMatch(/^# LoRA adapter for stories260K\n/);
+    expect(text).toContain('AutoModelForCausalLM.from_pretrained("karpathy/tinyllamas")');
+    expect(text).toContain('PeftModel.from_pretrained(base, "path/to/this/folder")');
+    expect(text).toContain('r = 16, lora_alpha = 32');
+    expect(text).toContain('stories260K/stories260K.bin');
+  });
 });

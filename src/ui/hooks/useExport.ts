@@ -1,8 +1,8 @@
-/** Export (adapter, merged model, metrics) and import of a PEFT adapter. */
+/** Export (adapter, merged model, metrics: one zip each) and import of a PEFT adapter. */
 import { useState } from 'react';
 import { saveFile } from '../controls';
 import { guard, type Engine } from '../engine';
-import { errorMessage } from '../format';
+import { errorMessage, formatBytes } from '../format';
 import type { StatusMessage } from '../loadable';
 import type { AdapterInfo, ExportedFile } from '../../worker/api';
 
@@ -11,13 +11,13 @@ export function useExport(engine: Engine, onImported: (a: AdapterInfo) => void) 
   const [message, setMessage] = useState<StatusMessage | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const download = async (what: string, get: () => Promise<ExportedFile[]>) => {
+  const download = async (what: string, get: () => Promise<ExportedFile>) => {
     setBusy(true);
     setMessage(null);
     try {
-      const files = await guard(get());
-      for (const f of files) saveFile(f.name, f.bytes, f.mime);
-      setMessage({ kind: 'ok', text: `${what}: saved ${files.map((f) => f.name).join(', ')}` });
+      const f = await guard(get());
+      saveFile(f.name, f.bytes, f.mime);
+      setMessage({ kind: 'ok', text: `${what}: saved ${f.name} (${formatBytes(f.bytes.byteLength)})` });
     } catch (e) {
       setMessage({ kind: 'error', text: errorMessage(e) });
     } finally {
@@ -49,7 +49,7 @@ export function useExport(engine: Engine, onImported: (a: AdapterInfo) => void) 
     busy,
     exportAdapter: () => void download('Adapter', () => engine.exportAdapter()),
     exportMerged: () => void download('Merged model', () => engine.exportMerged()),
-    exportMetrics: (f: 'csv' | 'json') => void download('Metrics', async () => [await engine.exportMetrics(f)]),
+    exportMetrics: () => void download('Metrics', () => engine.exportMetrics()),
     importAdapter,
   };
 }

@@ -80,10 +80,12 @@ export function useTraining(
     return eventsOf(call.current);
   };
 
-  const finish = async (p: Promise<TrainOutcome>) => {
+  /** Follow the call that drives the run to its outcome (a failed call becomes an 'error' outcome, also shown). */
+  const finish = async (p: Promise<TrainOutcome>): Promise<TrainOutcome> => {
     const scope = call.current;
+    let out: TrainOutcome;
     try {
-      const out = await guard(p);
+      out = await guard(p);
       scope.settle();
       setView((t) => ({
         ...t,
@@ -95,9 +97,11 @@ export function useTraining(
       if (out.runId) setActiveRunId(out.runId);
     } catch (e) {
       scope.settle();
-      setView((t) => ({ ...t, state: 'error', pending: undefined, message: errorMessage(e) }));
+      out = { state: 'error', step: 0, totalSteps: 0, message: errorMessage(e), runId: null };
+      setView((t) => ({ ...t, state: 'error', pending: undefined, message: out.message }));
     }
     onEnded();
+    return out;
   };
 
   /** A run starts (or a stored one resumes): fresh curves, no save yet. Returns the events callback for its call. */
