@@ -43,6 +43,12 @@ function cleanPath(p: string): string {
   return parts.join('/');
 }
 
+/** `${baseUrl}/${repo}/resolve/${revision}/${path}`, each path segment encoded: where the Hub serves a file. */
+export function hubFileUrl(baseUrl: string, repo: string, revision: string, path: string): string {
+  const segments = cleanPath(path).split('/').map(encodeURIComponent).join('/');
+  return `${baseUrl.replace(/\/+$/, '')}/${repo}/resolve/${encodeURIComponent(revision)}/${segments}`;
+}
+
 /**
  * Files of a Hugging Face Hub repository (or a mirror with the same layout):
  * `${baseUrl}/${repo}/resolve/${revision}/${path}`.
@@ -61,8 +67,7 @@ export function hubSource(
     throw new Error(`invalid Hub repository id ${JSON.stringify(repo)} (expected "owner/name")`);
   }
   if (!revision) throw new Error('hubSource: empty revision');
-  const urlOf = (path: string) =>
-    `${base}/${repo}/resolve/${encodeURIComponent(revision)}/${cleanPath(path).split('/').map(encodeURIComponent).join('/')}`;
+  const urlOf = (path: string) => hubFileUrl(base, repo, revision, path);
   const describe = `${base}/${repo} (revision ${revision})`;
 
   async function request(path: string, method: 'GET' | 'HEAD'): Promise<{ res: Response; url: string }> {

@@ -296,6 +296,7 @@ export function App({
           busy={model.busy || active}
           baseUrl={model.baseUrl}
           onBaseUrl={model.setBaseUrl}
+          availability={model.availability}
           onLoad={loadModel}
           cache={model.cache}
           onClearCache={model.clearCache}

@@ -4,7 +4,7 @@ import { CATALOG, HF_HUB, downloadSize, hubModelSource, localMirror, saveBaseUrl
 import { ErrorBox, Empty, FileButton, ProgressBar, Section, bytesLabel } from './controls';
 import { formatBytes, formatCount, formatMs } from './format';
 import type { Loadable } from './loadable';
-import type { LoadProgress, ModelInfo, ModelSource } from '../worker/api';
+import type { LoadProgress, ModelAvailability, ModelInfo, ModelSource } from '../worker/api';
 
 /** Loading shows each file's progress; a failed load keeps the model loaded before it (the worker keeps it too). */
 export type ModelState = Loadable<
@@ -23,12 +23,13 @@ interface Props {
   busy: boolean;
   baseUrl: string;
   onBaseUrl: (url: string) => void;
+  availability: Record<string, ModelAvailability> | null;
   onLoad: (source: ModelSource, catalogId: string | null) => void;
   cache: { files: number; bytes: number } | null;
   onClearCache: () => void;
 }
 
-export function ModelSection({ state, busy, baseUrl, onBaseUrl, onLoad, cache, onClearCache }: Props) {
+export function ModelSection({ state, busy, baseUrl, onBaseUrl, availability, onLoad, cache, onClearCache }: Props) {
   const [selected, setSelected] = useState(CATALOG.defaultModel);
   const [dragging, setDragging] = useState(false);
   const baseId = useId();
@@ -64,7 +65,13 @@ export function ModelSection({ state, busy, baseUrl, onBaseUrl, onLoad, cache, o
         <legend>Checkpoint</legend>
         <div className="model-grid">
           {CATALOG.models.map((m) => (
-            <ModelCard key={m.id} m={m} checked={m.id === selected} onSelect={() => setSelected(m.id)} />
+            <ModelCard
+              key={m.id}
+              m={m}
+              checked={m.id === selected}
+              onSelect={() => setSelected(m.id)}
+              where={whereLabel(availability?.[m.id], baseUrl)}
+            />
           ))}
         </div>
       </fieldset>
@@ -162,7 +169,44 @@ export function ModelSection({ state, busy, baseUrl, onBaseUrl, onLoad, cache, o
   );
 }
 
-function ModelCard({ m, checked, onSelect }: { m: CatalogModel; checked: boolean; onSelect: () => void }) {
+/** Where a catalog model would load from, said before the click. */
+function whereLabel(a: ModelAvailability | undefined, baseUrl: string): { text: string; ok: boolean } {
+  const mirror = baseUrl.replace(/\/+$/, '') === localMirror().replace(/\/+$/, '');
+  const host = mirror ? 'the local mirror' : hostOf(baseUrl);
+  if (!a || a.kind === 'unknown') return { text: 'checking where it loads from…', ok: true };
+  if (a.kind === 'cached') return { text: 'available offline (in this browser)', ok: true };
+  if (a.kind === 'server') {
+    return mirror
+      ? { text: `on the local mirror: ${formatBytes(a.bytes)}, no internet needed`, ok: true }
+      : { text: `downloads ${formatBytes(a.bytes)} from ${host}`, ok: true };
+  }
+  return {
+    text: mirror
+      ? `not on the local mirror (${a.reason}): set the Hub base URL to huggingface.co to download it`
+      : `not reachable on ${host}: ${a.reason}`,
+    ok: false,
+  };
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+function ModelCard({
+  m,
+  checked,
+  onSelect,
+  where,
+}: {
+  m: CatalogModel;
+  checked: boolean;
+  onSelect: () => void;
+  where: { text: string; ok: boolean };
+}) {
   const id = useId();
   return (
     <label className={'model-card' + (checked ? ' selected' : '')} htmlFor={id}>
@@ -170,6 +214,9 @@ function ModelCard({ m, checked, onSelect }: { m: CatalogModel; checked: boolean
       <span className="model-name">{m.name}</span>
       <span className="model-facts">
         {formatCount(m.params)} params · {formatBytes(downloadSize(m))} · needs ~{formatBytes(m.memoryBytes)}
+      </span>
+      <span className={'model-where small' + (where.ok ? ' muted' : ' warn')} data-testid={`where-${m.id}`}>
+        {where.text}
       </span>
       <span className="model-desc">{m.description}</span>
     </label>

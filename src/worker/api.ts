@@ -100,6 +100,13 @@ export interface LoadProgress {
   phase: 'download' | 'prepare';
 }
 
+/** Where a model would come from if loaded now. */
+export type ModelAvailability =
+  | { kind: 'cached' }
+  | { kind: 'server'; bytes: number }
+  | { kind: 'unavailable'; reason: string }
+  | { kind: 'unknown' };
+
 export interface ModelInfo {
   name: string;
   /** Human-readable origin, e.g. the repo URL or "local folder …". */
@@ -384,6 +391,8 @@ export interface EngineApi {
   /** Load a model with byte progress; Hub files are cached in the Cache Storage. Replaces any loaded model. */
   loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
   cacheInfo(): Promise<{ files: number; bytes: number }>;
+  /** Before a click: whether each Hub model is in this browser's cache, on its server, or not reachable (and why). */
+  modelAvailability(sources: ModelSource[]): Promise<ModelAvailability[]>;
   clearCache(): Promise<void>;
 
   /** Parse, split and tokenize a dataset as a run with `settings` will (template, max_length, eos_token, splits). */

@@ -53,6 +53,18 @@ export function cachingFetch(): CachingFetch {
   };
 }
 
+/** Whether every one of these URLs is in the model cache (a model that loads with no network). */
+export async function allCached(urls: string[]): Promise<boolean> {
+  if (!hasCaches() || urls.length === 0) return false;
+  const c = await caches.open(MODEL_CACHE);
+  for (const u of urls) {
+    const r = await c.match(u);
+    if (!r) return false;
+    await r.body?.cancel().catch(() => {});
+  }
+  return true;
+}
+
 /** Files in the model cache and their total size (from Content-Length). */
 export async function cachedModelFiles(): Promise<{ files: number; bytes: number }> {
   if (!hasCaches()) return { files: 0, bytes: 0 };

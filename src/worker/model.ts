@@ -7,9 +7,11 @@ import { countParams, linearModules } from '../engine/params';
 import { defaultTemplate } from '../data';
 import { loadModel as loadModelFiles } from '../io/load-model';
 import { checkModelFits, explainOutOfMemory } from '../train/memory-guard';
-import type { LoadProgress, ModelInfo, ModelSource } from './api';
+import type { LoadProgress, ModelAvailability, ModelInfo, ModelSource } from './api';
 import { ensureBackend, memoryLimits } from './backend';
-import { cachedModelFiles, cachingFetch, clearModelCache } from './model-cache';
+import { fetchWithDeadline } from '../io/fetch';
+import { hubFileUrl } from '../io/source';
+import { allCached, cachedModelFiles, cachingFetch, clearModelCache } from './model-cache';
 import { resolveModelSource } from './model-source';
 import { assertNoRun, exclusive, type WorkerState } from './state';
 
@@ -107,6 +109,22 @@ export async function loadModelFrom(
 }
 
 /** The API's model part: loading, and the cache of downloaded model files. */
+async function availability(src: ModelSource): Promise<ModelAvailability> {
+  if (src.kind !== 'hub') return { kind: 'unknown' };
+  const urls = src.files.map((f) => hubFileUrl(src.baseUrl, f.repo ?? src.repo, src.revision ?? 'main', f.path));
+  if (await allCached(urls).catch(() => false)) return { kind: 'cached' };
+  try {
+    for (const url of urls) {
+      const res = await fetchWithDeadline(url, { method: 'HEAD' }, fetch, { connectMs: 5000 });
+      await res.body?.cancel().catch(() => {});
+      if (!res.ok) return { kind: 'unavailable', reason: `HTTP ${res.status} for ${url}` };
+    }
+  } catch (e) {
+    return { kind: 'unavailable', reason: (e as Error).message };
+  }
+  return { kind: 'server', bytes: src.files.reduce((n, f) => n + (f.size ?? 0), 0) };
+}
+
 export function modelApi(s: WorkerState) {
   return {
     /** Load a model with byte progress; Hub files are cached in the Cache Storage. Replaces any loaded model. */
@@ -123,6 +141,11 @@ export function modelApi(s: WorkerState) {
 
     async clearCache(): Promise<void> {
       await clearModelCache();
+    },
+
+    /** Cached (loads offline), on its server (a HEAD per file, 5 s each), or not reachable, for each source. */
+    async modelAvailability(sources: ModelSource[]): Promise<ModelAvailability[]> {
+      return Promise.all(sources.map(availability));
     },
   };
 }

@@ -207,6 +207,21 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     await shot(page, '0-start');
   });
 
+  it('says on each catalog card where the model loads from, before any click', async () => {
+    await page.waitForFunction(
+      () => !/checking/.test(document.querySelector('[data-testid=where-stories260K]')?.textContent ?? 'checking'),
+      null,
+      { timeout: 30_000 },
+    );
+    expect(await page.getByTestId('where-stories260K').textContent()).toMatch(
+      /^on the local mirror: 1 MB, no internet needed$/,
+    );
+    expect(await page.getByTestId('where-stories15M').textContent()).toMatch(
+      /^not on the local mirror \(HTTP 404 for .*stories15M\.bin\): set the Hub base URL to huggingface\.co to download it$/,
+    );
+    await shot(page, '0-model-cards', '#model');
+  });
+
   it('says clearly when a model file is missing', async () => {
     await page.getByRole('radio', { name: /stories15M/ }).check();
     await page.getByRole('button', { name: 'Load stories15M' }).click();

@@ -1,11 +1,11 @@
 /** The loaded model: loading with per-file progress (flushed once per frame), the Hub base URL, the model cache. */
 import { useCallback, useEffect, useState } from 'react';
-import { localMirror, savedBaseUrl } from '../catalog';
+import { CATALOG, hubModelSource, localMirror, savedBaseUrl } from '../catalog';
 import { CallScope } from '../callbacks';
 import { guard, type Engine } from '../engine';
 import { errorMessage } from '../format';
 import { currentModel, type ModelState } from '../ModelSection';
-import type { BackendName, LoadProgress, ModelInfo, ModelSource } from '../../worker/api';
+import type { BackendName, LoadProgress, ModelAvailability, ModelInfo, ModelSource } from '../../worker/api';
 
 export function useModel(engine: Engine) {
   const [baseUrl, setBaseUrl] = useState(savedBaseUrl);
@@ -13,12 +13,42 @@ export function useModel(engine: Engine) {
   const [catalogId, setCatalogId] = useState<string | null>(null);
   const [cache, setCache] = useState<{ files: number; bytes: number } | null>(null);
 
+  /** Per catalog model, before any click: cached, on the server, or not reachable (refreshed with the cache). */
+  const [availability, setAvailability] = useState<Record<string, ModelAvailability> | null>(null);
+  const [cacheVersion, setCacheVersion] = useState(0);
+
   const refreshCache = useCallback(() => {
-    guard(engine.cacheInfo()).then(setCache, () => setCache(null));
+    guard(engine.cacheInfo()).then(
+      (c) => {
+        setCache(c);
+        setCacheVersion((v) => v + 1);
+      },
+      () => setCache(null),
+    );
   }, [engine]);
   useEffect(() => {
     refreshCache();
   }, [refreshCache]);
+
+  useEffect(() => {
+    let live = true;
+    // a base URL being typed is checked once it rests
+    const timer = setTimeout(() => {
+      const sources = CATALOG.models.map((m) => hubModelSource(m, baseUrl));
+      guard(engine.modelAvailability(sources)).then(
+        (list) => {
+          if (live) setAvailability(Object.fromEntries(CATALOG.models.map((m, i) => [m.id, list[i]])));
+        },
+        () => {
+          if (live) setAvailability(null);
+        },
+      );
+    }, 400);
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [engine, baseUrl, cacheVersion]);
 
   const clearCache = () => {
     void guard(engine.clearCache()).then(refreshCache);
@@ -80,6 +110,7 @@ export function useModel(engine: Engine) {
     catalogId,
     baseUrl,
     setBaseUrl,
+    availability,
     cache,
     clearCache,
     movedTo,
