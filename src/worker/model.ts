@@ -117,7 +117,7 @@ async function availability(src: ModelSource): Promise<ModelAvailability> {
     for (const url of urls) {
       const res = await fetchWithDeadline(url, { method: 'HEAD' }, fetch, { connectMs: 5000 });
       await res.body?.cancel().catch(() => {});
-      if (!res.ok) return { kind: 'unavailable', reason: `HTTP ${res.status} for ${url}` };
+      if (!res.ok) return { kind: 'unavailable', reason: `HTTP ${res.status} for ${url.split('/').pop()}` };
     }
   } catch (e) {
     return { kind: 'unavailable', reason: (e as Error).message };
