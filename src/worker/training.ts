@@ -34,6 +34,16 @@ import {
 import { TrainingJob, type TrainingJobHooks } from './training-job';
 
 /** What a training job asks of the worker: the heartbeat, out-of-memory messages, and whether the GPU was lost. */
+/** A stored run and its latest checkpoint, or an error that says which is missing. */
+async function latestCheckpoint(s: WorkerState, runId: string, verb: string) {
+  const store = await requireStore(s);
+  const info = await store.info(runId);
+  if (!info) throw new Error(`There is no stored run ${runId}.`);
+  const ck = await store.loadLatest(runId);
+  if (!ck) throw new Error(`The run "${info.name}" has no checkpoint to ${verb}.`);
+  return { store, info, ck };
+}
+
 function jobHooks(s: WorkerState): TrainingJobHooks {
   return {
     alive: s.beat,
@@ -257,11 +267,7 @@ export function trainingApi(s: WorkerState) {
         assertNoRun(s, 'resume a stored run');
         const m = requireModel(s);
         const d = requireData(s);
-        const store = await requireStore(s);
-        const info = await store.info(runId);
-        if (!info) throw new Error(`There is no stored run ${runId}.`);
-        const ck = await store.loadLatest(runId);
-        if (!ck) throw new Error(`The run "${info.name}" has no checkpoint to resume from.`);
+        const { store, info, ck } = await latestCheckpoint(s, runId, 'resume from');
         if (ck.meta.progress.status === 'completed')
           throw new Error(
             `The run "${info.name}" has finished (${ck.meta.progress.global_step} steps); export its adapter instead.`,
@@ -302,11 +308,7 @@ export function trainingApi(s: WorkerState) {
         assertNoRun(s, 'open a stored run');
         const m = requireModel(s);
         const d = requireData(s);
-        const store = await requireStore(s);
-        const info = await store.info(runId);
-        if (!info) throw new Error(`There is no stored run ${runId}.`);
-        const ck = await store.loadLatest(runId);
-        if (!ck) throw new Error(`The run "${info.name}" has no checkpoint to open.`);
+        const { store, info, ck } = await latestCheckpoint(s, runId, 'open');
         const { global_step: step, max_steps: total, status } = ck.meta.progress;
         if (status !== 'completed')
           throw new Error(`The run "${info.name}" has not finished (step ${step} of ${total}): resume it instead.`);
