@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, RawTensors } from './config';
-import { paramShapes } from './params';
+import { linearModules, paramShapes } from './params';
 import { prefersNoTransposeB } from './backend';
 import {
   applyRope,
@@ -19,6 +19,15 @@ import {
   silu,
 } from './ops';
 import { LoraAdapter } from './lora';
+import {
+  compactWeight,
+  expandRowRange,
+  expandRows,
+  expandWeight,
+  type CompactWeight,
+  type FrozenDtype,
+} from './frozen';
+import { chunkedCrossEntropy, projectLogits, type OutputRows } from './lm-head';
 import type { LoraConfig } from './lora-config';
 import { shiftLabels, sparseCrossEntropy, type LossOutput } from './loss';
 
@@ -72,8 +81,16 @@ interface BlockContext {
 /** Positions the RoPE tables cover before a longer sequence asks for more (every training length in practice). */
 export const ROPE_INITIAL_LENGTH = 4096;
 
+/** Logit elements of a batch above which the loss runs over vocabulary chunks (64M floats = 256 MB). */
+const CHUNKED_LOSS_ELEMENTS = 64 * 1024 * 1024;
+
 export class CausalLM {
+  /** Float32 weights as tensors, by HF name (all of them when frozen_dtype is float32). */
   readonly weights: Map<string, tf.Tensor>;
+  /** Frozen matrices kept compact (16-bit or int8, see frozen.ts), by HF name; expanded one at a time when used. */
+  readonly compact: Map<string, CompactWeight>;
+  /** How the frozen matrices are stored (HF-style `frozen_dtype`). */
+  frozenDtype: FrozenDtype;
   adapter: LoraAdapter | null = null;
   /** RoPE tables for positions [0, ropeLength): sized by use, not by the config (see ensureRope). */
   private ropeCos: tf.Tensor2D | null = null;
@@ -85,39 +102,103 @@ export class CausalLM {
   constructor(
     readonly config: ModelConfig,
     weights: Map<string, tf.Tensor>,
+    compact: Map<string, CompactWeight> = new Map(),
   ) {
     const expected = paramShapes(config);
     for (const [name, shape] of expected) {
-      const t = weights.get(name);
+      const t = weights.get(name) ?? compact.get(name);
       if (!t) throw new Error(`model weights are missing ${name} (expected shape [${shape}])`);
       if (t.shape.join(',') !== shape.join(','))
         throw new Error(`model weight ${name} has shape [${t.shape}], expected [${shape}]`);
     }
+    const compactable = compactableWeights(config);
+    for (const name of compact.keys()) {
+      if (!compactable.has(name)) throw new Error(`model weight ${name} cannot be stored compact`);
+    }
     this.weights = weights;
+    this.compact = compact;
+    const first = compact.values().next();
+    this.frozenDtype = first.done ? 'float32' : first.value.format === 'int8' ? 'int8' : 'float16';
     if (config.family !== 'gpt2') this.ensureRope(Math.min(config.max_position_embeddings, ROPE_INITIAL_LENGTH));
-    if (prefersNoTransposeB()) this.lmHeadT = tf.keep(tf.transpose(this.outputWeight()));
+    if (prefersNoTransposeB() && !this.compact.has(this.outputName()))
+      this.lmHeadT = tf.keep(tf.transpose(this.outputWeight()));
+  }
+
+  /** HF name of the output projection's weight (the embedding when tied). */
+  private outputName(): string {
+    const cfg = this.config;
+    return cfg.tie_word_embeddings ? this.embeddingName() : 'lm_head.weight';
+  }
+
+  private embeddingName(): string {
+    return this.config.family === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
   }
 
   private outputWeight(): tf.Tensor2D {
-    const cfg = this.config;
-    return this.w(
-      cfg.tie_word_embeddings
-        ? cfg.family === 'gpt2'
-          ? 'transformer.wte.weight'
-          : 'model.embed_tokens.weight'
-        : 'lm_head.weight',
-    ) as tf.Tensor2D;
+    return this.w(this.outputName()) as tf.Tensor2D;
   }
 
-  static fromRaw(config: ModelConfig, raw: RawTensors): CausalLM {
+  /**
+   * A model from float32 arrays. With `frozenDtype` float16/int8 the big frozen matrices (linear layers, embeddings,
+   * LM head) go straight to compact storage and never become float32 tensors.
+   */
+  static fromRaw(config: ModelConfig, raw: RawTensors, opts: { frozenDtype?: FrozenDtype } = {}): CausalLM {
+    const dtype = opts.frozenDtype ?? 'float32';
+    const compactable = dtype === 'float32' ? new Map<string, 0 | 1>() : compactableWeights(config);
     const w = new Map<string, tf.Tensor>();
-    for (const [name, t] of raw) w.set(name, tf.tensor(t.data, t.shape, 'float32'));
-    return new CausalLM(config, w);
+    const c = new Map<string, CompactWeight>();
+    for (const [name, t] of raw) {
+      const axis = compactable.get(name);
+      if (axis !== undefined && dtype !== 'float32' && t.shape.length === 2) {
+        c.set(name, compactWeight(t.data, [t.shape[0], t.shape[1]], dtype, axis));
+      } else {
+        w.set(name, tf.tensor(t.data, t.shape, 'float32'));
+      }
+    }
+    return new CausalLM(config, w, c);
+  }
+
+  /**
+   * Store the frozen matrices as `dtype`. Lowering from float32 is exact to the new format; going back up from a
+   * compact format would only pretend to restore precision, so it is refused (load the model again instead).
+   */
+  async setFrozenDtype(dtype: FrozenDtype): Promise<void> {
+    if (dtype === this.frozenDtype) return;
+    if (this.frozenDtype !== 'float32') {
+      throw new Error(
+        `frozen_dtype: the model's frozen weights are already stored as ${this.frozenDtype}; load the model again ` +
+          `to use ${dtype} (converting compact weights to ${dtype} would not bring their precision back)`,
+      );
+    }
+    if (this.adapter?.merged)
+      throw new Error('frozen_dtype: unmerge the adapter before changing how weights are stored');
+    if (dtype === 'float32') return; // (from float32 to float32 returned above)
+    for (const [name, axis] of compactableWeights(this.config)) {
+      const t = this.weights.get(name);
+      if (!t || t.rank !== 2) continue;
+      const data = (await t.data()) as Float32Array;
+      this.compact.set(name, compactWeight(data, [t.shape[0], t.shape[1]!], dtype, axis));
+      this.weights.delete(name);
+      t.dispose();
+    }
+    if (this.compact.has(this.outputName())) {
+      this.lmHeadT?.dispose();
+      this.lmHeadT = null;
+    }
+    this.frozenDtype = dtype;
+  }
+
+  /** A weight's float32 values (compact ones expanded), e.g. for export. */
+  async weightValues(name: string): Promise<Float32Array> {
+    const cw = this.compact.get(name);
+    if (cw) return expandWeight(cw);
+    return (await this.w(name).data()) as Float32Array;
   }
 
   dispose(): void {
     for (const t of this.weights.values()) t.dispose();
     this.weights.clear();
+    this.compact.clear();
     this.ropeCos?.dispose();
     this.ropeSin?.dispose();
     this.lmHeadT?.dispose();
@@ -148,6 +229,12 @@ export class CausalLM {
     const ad = this.adapter;
     if (!ad) throw new Error('no LoRA adapter attached');
     if (ad.merged === sign > 0) throw new Error(sign > 0 ? 'adapter is already merged' : 'adapter is not merged');
+    if (this.compact.size) {
+      throw new Error(
+        `merging an adapter into ${this.frozenDtype} frozen weights would round the merge; export the merged model ` +
+          'instead (it is computed in float32)',
+      );
+    }
     for (const name of ad.layers.keys()) {
       const key = name + '.weight';
       const old = this.w(key);
@@ -169,8 +256,12 @@ export class CausalLM {
 
   /** A linear layer by HF module name: frozen base (+ bias) + LoRA path when targeted. x is 2-D [M, in]. */
   linear(module: string, x: tf.Tensor2D, dropoutSeed: number | null): tf.Tensor2D {
-    const W = this.w(module + '.weight') as tf.Tensor2D;
-    let y = this.config.family === 'gpt2' ? linearInOut(x, W) : linearOutIn(x, W);
+    const cw = this.compact.get(module + '.weight');
+    let y = cw
+      ? compactLinear(x, cw)
+      : this.config.family === 'gpt2'
+        ? linearInOut(x, this.w(module + '.weight') as tf.Tensor2D)
+        : linearOutIn(x, this.w(module + '.weight') as tf.Tensor2D);
     const b = this.weights.get(module + '.bias');
     if (b) y = tf.add(y, b);
     const d = this.adapter?.delta(module, x, dropoutSeed) ?? null;
@@ -196,6 +287,12 @@ export class CausalLM {
 
   /** Logits [B, T, vocab]. Call inside tf.tidy; with a cache, the cache is advanced in place (its tensors are kept). */
   forward(inp: ForwardInput, opts: ForwardOptions = {}): tf.Tensor3D {
+    const h = this.hidden(inp, opts);
+    return tf.reshape(this.lmHead(h), [inp.batchSize, inp.seqLen, this.config.vocab_size]) as tf.Tensor3D;
+  }
+
+  /** The final hidden states [B·T, hidden] (after the last norm), before the output projection. */
+  hidden(inp: ForwardInput, opts: ForwardOptions = {}): tf.Tensor2D {
     const cfg = this.config;
     const { batchSize: B, seqLen: T } = inp;
     if (inp.inputIds.length !== B * T)
@@ -210,18 +307,14 @@ export class CausalLM {
     const layerSeed = (i: number, j: number) => (seed == null ? null : seed * 1009 + i * 31 + j);
     const positions = inp.positionIds ?? defaultPositions(B, T, past);
     const bias = buildAttentionBias(inp, past);
-    const ids = tf.tensor1d(inp.inputIds, 'int32');
     let h: tf.Tensor2D;
     let cos: tf.Tensor4D | null = null,
       sin: tf.Tensor4D | null = null;
     if (cfg.family === 'gpt2') {
       const pos = tf.tensor1d(positions, 'int32');
-      h = tf.add(
-        tf.gather(this.w('transformer.wte.weight'), ids),
-        tf.gather(this.w('transformer.wpe.weight'), pos),
-      ) as tf.Tensor2D;
+      h = tf.add(this.embed(inp.inputIds), tf.gather(this.w('transformer.wpe.weight'), pos)) as tf.Tensor2D;
     } else {
-      h = tf.gather(this.w('model.embed_tokens.weight'), ids) as tf.Tensor2D;
+      h = this.embed(inp.inputIds);
       let maxPos = 0;
       for (const p of positions) if (p > maxPos) maxPos = p;
       if (maxPos >= cfg.max_position_embeddings) {
@@ -254,11 +347,37 @@ export class CausalLM {
             cfg.norm_eps,
           ) as tf.Tensor2D)
         : (rmsNorm(h, this.w('model.norm.weight'), cfg.norm_eps) as tf.Tensor2D);
-    return tf.reshape(this.lmHead(h), [B, T, cfg.vocab_size]) as tf.Tensor3D;
+    return h;
+  }
+
+  /** Token embeddings [N, hidden] of the ids (rows expanded on the CPU when the embedding is compact). */
+  private embed(ids: Int32Array): tf.Tensor2D {
+    const name = this.embeddingName();
+    const cw = this.compact.get(name);
+    if (cw) return tf.tensor2d(expandRows(cw, ids), [ids.length, cw.shape[1]]);
+    return tf.gather(this.w(name), tf.tensor1d(ids, 'int32')) as tf.Tensor2D;
+  }
+
+  /** Rows of the output weight [vocab, hidden], for the chunked projection and loss. */
+  private outputRows(): OutputRows {
+    const name = this.outputName();
+    const cw = this.compact.get(name);
+    const { vocab_size: vocab, hidden_size: hidden } = this.config;
+    if (cw) return { vocab, hidden, rows: (a, b) => tf.tensor2d(expandRowRange(cw, a, b), [b - a, hidden]) };
+    const W = this.w(name);
+    return {
+      vocab,
+      hidden,
+      rows: (a, b) =>
+        a === 0 && b === vocab
+          ? (tf.clone(W) as tf.Tensor2D)
+          : (tf.gather(W, tf.range(a, b, 1, 'int32')) as tf.Tensor2D),
+    };
   }
 
   /** The output projection (tied to the embedding or lm_head.weight [vocab, hidden]). */
   private lmHead(h: tf.Tensor2D): tf.Tensor2D {
+    if (this.compact.has(this.outputName())) return projectLogits(h, this.outputRows());
     const W = this.outputWeight();
     if (!prefersNoTransposeB()) return tf.matMul(h, W, false, true);
     // On wasm, (W·hᵀ)ᵀ would transpose a [tokens, vocab] tensor each pass (~0.7 s at 512 x 49k): keep Wᵀ once instead.
@@ -273,8 +392,12 @@ export class CausalLM {
 
   /** Mean next-token cross-entropy over trained positions (HF's causal-LM loss), with token accuracy. Call inside a tidy. */
   loss(batch: TrainBatch, opts: ForwardOptions = {}): LossOutput {
-    const logits = this.forward(batch, opts);
-    return sparseCrossEntropy(logits, shiftLabels(batch.labels, batch.batchSize, batch.seqLen, batch.segmentIds));
+    const targets = shiftLabels(batch.labels, batch.batchSize, batch.seqLen, batch.segmentIds);
+    const h = this.hidden(batch, opts);
+    // A compact LM head, or logits too big to hold (Gemma's 262k vocabulary), go through vocabulary chunks.
+    if (this.compact.has(this.outputName()) || h.shape[0] * this.config.vocab_size > CHUNKED_LOSS_ELEMENTS)
+      return chunkedCrossEntropy(h, this.outputRows(), targets);
+    return sparseCrossEntropy(this.lmHead(h), targets);
   }
 
   /**
@@ -442,4 +565,44 @@ function buildAttentionBias(inp: ForwardInput, past: number): tf.Tensor | null {
     }
   }
   return tf.tensor(bias, [B, 1, 1, T, S]);
+}
+
+/** Weights that may be stored compact, with their output-channel axis: linear layers, embeddings, LM head. */
+export function compactableWeights(cfg: ModelConfig): Map<string, 0 | 1> {
+  const m = new Map<string, 0 | 1>();
+  for (const l of linearModules(cfg)) m.set(l.name + '.weight', l.layout === 'in_out' ? 1 : 0);
+  m.set(cfg.family === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight', 0);
+  if (!cfg.tie_word_embeddings) m.set('lm_head.weight', 0);
+  return m;
+}
+
+/**
+ * A frozen linear layer whose weight is compact: the float32 matrix exists only while the forward matmul runs, and
+ * again in the backward pass for dx (the weight has no gradient), so no float32 copy outlives the op. x is [M, in];
+ * cw is [out, in] (nn.Linear, channelAxis 0) or [in, out] (GPT-2 Conv1D, channelAxis 1).
+ */
+function compactLinear(x: tf.Tensor2D, cw: CompactWeight): tf.Tensor2D {
+  const outIn = cw.channelAxis === 0;
+  const expand = () => tf.tensor2d(expandWeight(cw), [cw.shape[0], cw.shape[1]]);
+  const f = customOp<tf.Tensor2D>(([xi]) => {
+    const W = expand();
+    const value = tf.tidy(() => (outIn ? linearOutIn(xi as tf.Tensor2D, W) : linearInOut(xi as tf.Tensor2D, W)));
+    W.dispose();
+    return {
+      value,
+      gradFunc: (dy) => {
+        const Wb = expand();
+        const dx = tf.tidy(() =>
+          outIn
+            ? tf.matMul(dy, Wb)
+            : prefersNoTransposeB()
+              ? tf.transpose(tf.matMul(Wb, tf.transpose(dy)))
+              : tf.matMul(dy, Wb, false, true),
+        );
+        Wb.dispose();
+        return dx;
+      },
+    };
+  });
+  return f(x);
 }
