@@ -8,6 +8,7 @@ import type { ParseArgsConfig } from 'node:util';
 import type { LoadProgress, LoadedModel, ModelSpec } from '../io/load-model';
 import type { BackendChoice, BackendName } from '../engine/backend';
 import type { CausalLM } from '../engine/model';
+import { FROZEN_DTYPES, type FrozenDtype } from '../engine/frozen';
 import type { ColumnMap, ParseOptions, TemplateSpec } from '../data';
 
 /** A problem with the command line itself: exit code 2. */
@@ -59,7 +60,13 @@ export const COMMON: Options = {
 export const MODEL_OPTS: Options = {
   model: { type: 'string', short: 'm' },
   tokenizer: { type: 'string' },
+  'frozen-dtype': { type: 'string' },
 };
+
+/** The frozen_dtype asked for with --frozen-dtype (float32 when absent). */
+export function frozenDtypeArg(v: Values): FrozenDtype {
+  return choice(v, 'frozen-dtype', FROZEN_DTYPES) ?? 'float32';
+}
 export const BACKEND_OPT: Options = { backend: { type: 'string' } };
 
 export function str(v: Values, name: string, required = false): string | undefined {

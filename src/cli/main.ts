@@ -16,6 +16,7 @@ import {
   DATA_OPTS,
   MODEL_OPTS,
   UsageError,
+  frozenDtypeArg,
   loadProgress,
   num,
   openModel,
@@ -49,6 +50,7 @@ Prints one JSON object: {"model", "tokens" (ids, BOS included when the tokenizer
 Options:
   -m, --model <m>        Hugging Face folder, llama2.c .bin file, or Hub URL {base}/{repo}/resolve/{rev}[/{path}]
       --tokenizer <f>    tokenizer file to use instead of the model's (tokenizer.json or llama2.c tokenizer.bin)
+      --frozen-dtype <d> keep the frozen weights as float32 (default) | float16 | int8 [frozen_dtype]
       --adapter <a>      apply a PEFT LoRA adapter (folder with adapter_config.json + adapter_model.safetensors, or URL)
       --text <text>      the text to score
       --file <path>      read the text from a file instead
@@ -85,7 +87,7 @@ Options:
         );
     const tf = await import('@tensorflow/tfjs-core');
     const { CausalLM } = await import('../engine/model');
-    const model = CausalLM.fromRaw(m.config, m.weights);
+    const model = CausalLM.fromRaw(m.config, m.weights, { frozenDtype: frozenDtypeArg(v) });
     try {
       const adapter = await attachAdapterArg(v, model);
       const inputIds = Int32Array.from(ids);
@@ -139,6 +141,7 @@ An empty prompt starts from BOS alone.
 Options:
   -m, --model <m>            Hugging Face folder, llama2.c .bin file, or Hub URL
       --tokenizer <f>        tokenizer file to use instead of the model's
+      --frozen-dtype <d>     keep the frozen weights as float32 (default) | float16 | int8 [frozen_dtype]
       --adapter <a>          apply a PEFT LoRA adapter (folder or URL), e.g. the --out of webtune train
   -p, --prompt <text>        the prompt (default "")
   -n, --max-new-tokens <n>   tokens to generate at most (default 128)
@@ -238,7 +241,7 @@ Options:
     let text = '';
     const { CausalLM } = await import('../engine/model');
     const { generate } = await import('../engine/generate');
-    const model = CausalLM.fromRaw(m.config, m.weights);
+    const model = CausalLM.fromRaw(m.config, m.weights, { frozenDtype: frozenDtypeArg(v) });
     const t0 = performance.now();
     try {
       await attachAdapterArg(v, model);

@@ -12,6 +12,7 @@ import {
   MODEL_OPTS,
   UsageError,
   choice,
+  frozenDtypeArg,
   num,
   openModel,
   parseOptionsArg,
@@ -77,6 +78,8 @@ Training (transformers.TrainingArguments names in brackets):
       --eval-steps <n>         validate every n steps (default: --logging-steps) [eval_steps]
       --eval-strategy <s>      steps | epoch | no (steps) [eval_strategy]; a final validation always runs
       --gradient-checkpointing recompute each block in the backward pass (less memory, ~30% slower)
+      --frozen-dtype <d>       keep the frozen weights as float32 (default) | float16 | int8, expanded one
+                               layer at a time; LoRA and optimizer stay float32 [frozen_dtype]
       --save-steps <n>         write a checkpoint (LoRA, optimizer, data position, RNG, metrics) to
                                <out>/checkpoints every n steps and at the end [save_steps]
       --resume-from-checkpoint <p>  continue exactly from a checkpoint: a run's checkpoints folder, one
@@ -198,6 +201,7 @@ async function configFromArgs(v: Values): Promise<Partial<FinetuneConfig>> {
   set('eval_steps', num(v, 'eval-steps', { int: true, min: 1 }));
   set('eval_strategy', choice(v, 'eval-strategy', ['steps', 'epoch', 'no'] as const));
   if (v['gradient-checkpointing']) c.gradient_checkpointing = true;
+  if (v['frozen-dtype'] !== undefined) c.frozen_dtype = frozenDtypeArg(v);
   if (v.packing) c.packing = true;
   if (v['group-by-length']) c.group_by_length = true;
   if (v['train-on-inputs']) c.train_on_inputs = true;
@@ -319,8 +323,9 @@ export const train: Command = {
     const limits = mem.backendMemoryLimit(backend);
     let model: InstanceType<typeof CausalLM>;
     try {
-      mem.checkModelFits(countParams(m.config), backend, limits, { config: m.config, modelName: m.name });
-      model = CausalLM.fromRaw(m.config, m.weights);
+      const frozenDtype = config.frozen_dtype ?? 'float32';
+      mem.checkModelFits(countParams(m.config), backend, limits, { config: m.config, modelName: m.name, frozenDtype });
+      model = CausalLM.fromRaw(m.config, m.weights, { frozenDtype });
     } catch (e) {
       const oom = mem.explainOutOfMemory(e, {
         phase: 'load',

@@ -12,20 +12,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
 import { customOp } from './ops';
 import { IGNORE_INDEX, type LossOutput } from './loss';
+import { vocabChunk } from './vocab-chunks';
 
 /** Rows of the [vocab, hidden] output weight, as a float32 tensor the caller disposes. */
 export interface OutputRows {
   readonly vocab: number;
   readonly hidden: number;
   rows(start: number, end: number): tf.Tensor2D;
-}
-
-/** Logit elements of one chunk ([tokens, rows]) the chunked paths aim for: 4M floats = 16 MB. */
-const CHUNK_ELEMENTS = 4 * 1024 * 1024;
-
-/** Vocabulary rows per chunk for `tokens` positions: CHUNK_ELEMENTS / tokens, at least 256, at most the vocabulary. */
-export function vocabChunk(tokens: number, vocab: number, elements = CHUNK_ELEMENTS): number {
-  return Math.min(vocab, Math.max(256, Math.floor(elements / Math.max(1, tokens))));
 }
 
 /** z = h · Wᵀ for W [rows, hidden]; on wasm as (W · hᵀ)ᵀ with hᵀ given (transposeB is slow there). */

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, RawTensors } from './config';
-import { linearModules, paramShapes } from './params';
+import { compactableWeights, paramShapes } from './params';
 import { prefersNoTransposeB } from './backend';
 import {
   applyRope,
@@ -28,6 +28,7 @@ import {
   type FrozenDtype,
 } from './frozen';
 import { chunkedCrossEntropy, projectLogits, type OutputRows } from './lm-head';
+import { chunkedLoss } from './vocab-chunks';
 import type { LoraConfig } from './lora-config';
 import { shiftLabels, sparseCrossEntropy, type LossOutput } from './loss';
 
@@ -80,9 +81,6 @@ interface BlockContext {
 
 /** Positions the RoPE tables cover before a longer sequence asks for more (every training length in practice). */
 export const ROPE_INITIAL_LENGTH = 4096;
-
-/** Logit elements of a batch above which the loss runs over vocabulary chunks (64M floats = 256 MB). */
-const CHUNKED_LOSS_ELEMENTS = 64 * 1024 * 1024;
 
 export class CausalLM {
   /** Float32 weights as tensors, by HF name (all of them when frozen_dtype is float32). */
@@ -140,13 +138,18 @@ export class CausalLM {
 
   /**
    * A model from float32 arrays. With `frozenDtype` float16/int8 the big frozen matrices (linear layers, embeddings,
-   * LM head) go straight to compact storage and never become float32 tensors.
+   * LM head) go straight to compact storage and never become float32 tensors. `compact` adds weights already
+   * compact (a model moving to another backend).
    */
-  static fromRaw(config: ModelConfig, raw: RawTensors, opts: { frozenDtype?: FrozenDtype } = {}): CausalLM {
+  static fromRaw(
+    config: ModelConfig,
+    raw: RawTensors,
+    opts: { frozenDtype?: FrozenDtype; compact?: Map<string, CompactWeight> } = {},
+  ): CausalLM {
     const dtype = opts.frozenDtype ?? 'float32';
     const compactable = dtype === 'float32' ? new Map<string, 0 | 1>() : compactableWeights(config);
     const w = new Map<string, tf.Tensor>();
-    const c = new Map<string, CompactWeight>();
+    const c = new Map<string, CompactWeight>(opts.compact);
     for (const [name, t] of raw) {
       const axis = compactable.get(name);
       if (axis !== undefined && dtype !== 'float32' && t.shape.length === 2) {
@@ -395,7 +398,7 @@ export class CausalLM {
     const targets = shiftLabels(batch.labels, batch.batchSize, batch.seqLen, batch.segmentIds);
     const h = this.hidden(batch, opts);
     // A compact LM head, or logits too big to hold (Gemma's 262k vocabulary), go through vocabulary chunks.
-    if (this.compact.has(this.outputName()) || h.shape[0] * this.config.vocab_size > CHUNKED_LOSS_ELEMENTS)
+    if (chunkedLoss(h.shape[0], this.config.vocab_size, this.compact.has(this.outputName())))
       return chunkedCrossEntropy(h, this.outputRows(), targets);
     return sparseCrossEntropy(this.lmHead(h), targets);
   }
@@ -565,15 +568,6 @@ function buildAttentionBias(inp: ForwardInput, past: number): tf.Tensor | null {
     }
   }
   return tf.tensor(bias, [B, 1, 1, T, S]);
-}
-
-/** Weights that may be stored compact, with their output-channel axis: linear layers, embeddings, LM head. */
-export function compactableWeights(cfg: ModelConfig): Map<string, 0 | 1> {
-  const m = new Map<string, 0 | 1>();
-  for (const l of linearModules(cfg)) m.set(l.name + '.weight', l.layout === 'in_out' ? 1 : 0);
-  m.set(cfg.family === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight', 0);
-  if (!cfg.tie_word_embeddings) m.set('lm_head.weight', 0);
-  return m;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { BackendName } from './backend';
 import type { ModelConfig } from './config';
+import type { FrozenDtype } from './frozen';
 
 /**
  * The parameters a model of `cfg` has, by Hugging Face name, with their HF shapes.
@@ -122,15 +123,62 @@ export function linearModules(cfg: ModelConfig): LinearModule[] {
   return out;
 }
 
+/** Weights that may be stored compact, with their output-channel axis: linear layers, embeddings, LM head. */
+export function compactableWeights(cfg: ModelConfig): Map<string, 0 | 1> {
+  const m = new Map<string, 0 | 1>();
+  for (const l of linearModules(cfg)) m.set(l.name + '.weight', l.layout === 'in_out' ? 1 : 0);
+  m.set(cfg.family === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight', 0);
+  if (!cfg.tie_word_embeddings) m.set('lm_head.weight', 0);
+  return m;
+}
+
+/** Parameters in compactable matrices, and the largest linear layer (what one expansion materialises). */
+export function compactableParams(cfg: ModelConfig): { count: number; largest: number } {
+  const shapes = paramShapes(cfg);
+  let count = 0;
+  for (const name of compactableWeights(cfg).keys()) {
+    const s = shapes.get(name);
+    if (s) count += s[0] * s[1];
+  }
+  const largest = Math.max(0, ...linearModules(cfg).map((m) => m.inFeatures * m.outFeatures));
+  return { count, largest };
+}
+
 /**
  * Bytes a model's weights take on a backend: float32 parameters, plus the transposed lm_head the engine keeps on wasm
  * (matMul with transposeB is slow there) and the RoPE table (Llama-style families). Without the config, 4 · params.
+ * With frozen_dtype float16/int8 the compact matrices live outside the backend (compactWeightBytes): the backend
+ * holds the rest in float32 and the largest linear layer expanded twice (forward, and backward for dx).
  */
-export function weightBytes(params: number, backend: BackendName, config?: ModelConfig): number {
+export function weightBytes(
+  params: number,
+  backend: BackendName,
+  config?: ModelConfig,
+  frozenDtype: FrozenDtype = 'float32',
+): number {
   let w = 4 * params;
   if (config) {
-    if (backend === 'wasm') w += 4 * config.vocab_size * config.hidden_size;
+    const compact = frozenDtype !== 'float32';
+    if (compact) {
+      const { count, largest } = compactableParams(config);
+      w = 4 * (params - count) + 2 * 4 * largest;
+    } else if (backend === 'wasm') {
+      w += 4 * config.vocab_size * config.hidden_size;
+    }
     if (config.family !== 'gpt2') w += 4 * config.max_position_embeddings * config.head_dim;
   }
   return w;
+}
+
+/** Bytes of the compact frozen matrices (JavaScript memory, outside the backend): data plus int8 channel scales. */
+export function compactWeightBytes(cfg: ModelConfig, frozenDtype: FrozenDtype): number {
+  if (frozenDtype === 'float32') return 0;
+  const shapes = paramShapes(cfg);
+  let bytes = 0;
+  for (const [name, axis] of compactableWeights(cfg)) {
+    const s = shapes.get(name);
+    if (!s) continue;
+    bytes += s[0] * s[1] * (frozenDtype === 'int8' ? 1 : 2) + (frozenDtype === 'int8' ? 4 * s[axis] : 0);
+  }
+  return bytes;
 }

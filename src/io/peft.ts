@@ -439,19 +439,18 @@ export async function exportMergedModel(
   const ad = model.adapter && !model.adapter.merged ? model.adapter : null;
   const tensors = new Map<string, RawTensor>();
   for (const [name, shape] of paramShapes(cfg)) {
-    const w = model.weights.get(name);
-    if (!w) throw new Error(`exportMergedModel: the model has no weight ${name}`);
+    if (!model.weights.has(name) && !model.compact.has(name))
+      throw new Error(`exportMergedModel: the model has no weight ${name}`);
     const module = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : null;
-    let data: Float32Array;
+    // compact frozen weights (frozen_dtype float16/int8) are written as their float32 expansion
+    let data = await model.weightValues(name);
     if (ad && module !== null && ad.layers.has(module)) {
-      const merged = tf.tidy(() => tf.add(w, ad.deltaWeight(module)));
+      const merged = tf.tidy(() => tf.add(tf.tensor(data, shape), ad.deltaWeight(module)));
       try {
         data = await readTensor(merged);
       } finally {
         merged.dispose();
       }
-    } else {
-      data = await readTensor(w);
     }
     if (interleaved && /\.self_attn\.[qk]_proj\.weight$/.test(name)) {
       const heads = name.includes('.q_proj.') ? cfg.num_attention_heads : cfg.num_key_value_heads;

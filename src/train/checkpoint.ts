@@ -35,6 +35,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, RawTensor, RawTensors } from '../engine/config';
+import type { CompactWeight } from '../engine/frozen';
 import type { LoraConfig } from '../engine/lora-config';
 import type { TokenizedExample } from '../data';
 import { parseSafetensors, writeSafetensors } from '../io/safetensors';
@@ -190,14 +191,42 @@ async function tensorDigest(t: tf.Tensor, method: ModelHashMethod): Promise<stri
 export async function hashModelWeights(
   weights: Map<string, tf.Tensor>,
   method: ModelHashMethod = 'sha256',
+  compact: Map<string, CompactWeight> = new Map(),
 ): Promise<string> {
-  const names = [...weights.keys()].sort();
+  const names = [...weights.keys(), ...compact.keys()].sort();
   let lines = '';
   for (const n of names) {
-    const t = weights.get(n)!;
-    lines += `${n}\t${t.shape.join('x')}\t${t.dtype}\t${await tensorDigest(t, method)}\n`;
+    const t = weights.get(n);
+    if (t) {
+      lines += `${n}\t${t.shape.join('x')}\t${t.dtype}\t${await tensorDigest(t, method)}\n`;
+    } else {
+      const c = compact.get(n)!;
+      lines += `${n}\t${c.shape.join('x')}\t${c.format}\t${await compactDigest(c, method)}\n`;
+    }
   }
   return `${method}:${await sha256Hex(lines)}`;
+}
+
+const compactDigests: Record<ModelHashMethod, WeakMap<CompactWeight, string>> = {
+  sha256: new WeakMap(),
+  sampled: new WeakMap(),
+};
+
+/** Digest of a compact frozen weight's stored values (and int8 scales), sampled like tensorDigest when asked. */
+async function compactDigest(c: CompactWeight, method: ModelHashMethod): Promise<string> {
+  const hit = compactDigests[method].get(c);
+  if (hit) return hit;
+  let values: ArrayBufferView = c.data;
+  if (method === 'sampled' && c.data.length > SAMPLE_VALUES) {
+    const picked = new (c.data.constructor as Uint16ArrayConstructor | Int8ArrayConstructor)(SAMPLE_VALUES);
+    for (let i = 0; i < SAMPLE_VALUES; i++)
+      picked[i] = c.data[Math.round((i * (c.data.length - 1)) / (SAMPLE_VALUES - 1))];
+    values = picked;
+  }
+  let d = await sha256Hex(bytesOf(values));
+  if (c.scales) d = await sha256Hex(d + (await sha256Hex(bytesOf(c.scales))));
+  compactDigests[method].set(c, d);
+  return d;
 }
 
 /** The method of a model hash string ("sha256:…" / "sampled:…"). */

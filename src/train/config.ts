@@ -13,6 +13,7 @@
 import type { ModelConfig } from '../engine/config';
 import { defaultTargets, isTargetModules, loraFieldProblem, type LoraConfig } from '../engine/lora-config';
 import type { TemplateSpec } from '../data/templates';
+import { FROZEN_DTYPES, type FrozenDtype } from '../engine/frozen';
 import { SCHEDULE_NAMES, type ScheduleName } from './schedule';
 
 export interface FinetuneConfig {
@@ -69,6 +70,13 @@ export interface FinetuneConfig {
   val_size: number;
   /** Held-out split for generation evaluation (never trained on or used for model selection): fraction or count. */
   test_size: number;
+  // --- model storage
+  /**
+   * How the frozen base weights are kept (like transformers' torch_dtype / bitsandbytes' load_in_8bit): float32, or
+   * 16-bit / 8-bit with per-channel scales, expanded to float32 one layer at a time. LoRA weights and the optimizer
+   * state stay float32.
+   */
+  frozen_dtype: FrozenDtype;
 }
 
 export const DEFAULT_FINETUNE_CONFIG: Readonly<FinetuneConfig> = Object.freeze({
@@ -105,6 +113,7 @@ export const DEFAULT_FINETUNE_CONFIG: Readonly<FinetuneConfig> = Object.freeze({
   train_on_inputs: false,
   val_size: 0,
   test_size: 0,
+  frozen_dtype: 'float32',
 } as FinetuneConfig);
 
 /** Merge with the defaults and check every field; throws naming the field. Returns the config and warnings. */
@@ -157,6 +166,7 @@ export function resolveFinetuneConfig(
     bad('eos_token', 'a non-empty string or null');
   num('val_size', (x) => x >= 0, 'a fraction in (0, 1) or a count ≥ 1 (0 = none)');
   num('test_size', (x) => x >= 0, 'a fraction in (0, 1) or a count ≥ 1 (0 = none)');
+  if (!FROZEN_DTYPES.includes(c.frozen_dtype)) bad('frozen_dtype', `one of ${FROZEN_DTYPES.join(', ')}`);
   if (contextLength !== undefined && c.max_length > contextLength) {
     warnings.push(
       `max_length ${c.max_length} exceeds the model's context length ${contextLength}; using ${contextLength}`,

@@ -9,7 +9,9 @@
 import type { BackendName } from '../engine/backend';
 import type { ModelConfig } from '../engine/config';
 import { targetedModules, type LoraConfig } from '../engine/lora-config';
-import { countParams, weightBytes } from '../engine/params';
+import { compactWeightBytes, countParams, weightBytes } from '../engine/params';
+import type { FrozenDtype } from '../engine/frozen';
+import { chunkedLoss, vocabChunk } from '../engine/vocab-chunks';
 import type { FinetuneConfig } from './config';
 
 export interface MemoryEstimate {
@@ -22,6 +24,8 @@ export interface MemoryEstimate {
   seq_len: number;
   tokens_per_micro_batch: number;
   gradient_checkpointing: boolean;
+  /** How the frozen weights are stored (compact ones live in JavaScript memory, outside the backend). */
+  frozen_dtype: FrozenDtype;
   /** Bytes (float32). Approximate: activations count the tensors the backward pass keeps plus one block's peak. */
   bytes: {
     weights: number;
@@ -30,6 +34,9 @@ export interface MemoryEstimate {
     optimizer: number;
     activations: number;
     logits: number;
+    /** Compact frozen matrices (frozen_dtype float16/int8), held outside the backend. */
+    compact_weights: number;
+    /** Everything: the backend's parts and the compact weights. */
     total: number;
   };
   activations_without_checkpointing: number;
@@ -88,8 +95,11 @@ export function estimateMemory(run: EstimateInput): MemoryEstimate {
   const outer = (cfg.family === 'gpt2' ? 3 : 2) * D + 3 * D; // embeddings (+ positions) and final norm
   const actNo = 4 * N * (L * blockAll + outer);
   const actCk = 4 * N * (L * D + blockAll + outer);
-  const logits = 4 * N * V * 5; // logits, then softmax, target update and gradient in the CE backward
-  const weights = weightBytes(total, backend, cfg); // as stored on the backend in use
+  const compactHead = c.frozen_dtype !== 'float32';
+  // logits, then softmax, target update and gradient in the CE backward: of the whole vocabulary, or of one chunk
+  const logits = 4 * N * (chunkedLoss(N, V, compactHead) ? vocabChunk(N, V) : V) * 5;
+  const weights = weightBytes(total, backend, cfg, c.frozen_dtype); // as stored on the backend in use
+  const compactWeights = compactWeightBytes(cfg, c.frozen_dtype);
   const lora = 4 * trainable;
   const gradients = 4 * trainable * (c.gradient_accumulation_steps > 1 ? 3 : 2); // grads (+ running sum) + clipped copy
   const optimizer = 4 * trainable * 2; // AdamW exp_avg, exp_avg_sq
@@ -102,6 +112,7 @@ export function estimateMemory(run: EstimateInput): MemoryEstimate {
     seq_len: seqLen,
     tokens_per_micro_batch: N,
     gradient_checkpointing: c.gradient_checkpointing,
+    frozen_dtype: c.frozen_dtype,
     bytes: {
       weights,
       lora,
@@ -109,7 +120,8 @@ export function estimateMemory(run: EstimateInput): MemoryEstimate {
       optimizer,
       activations,
       logits,
-      total: weights + lora + gradients + optimizer + activations + logits,
+      compact_weights: compactWeights,
+      total: weights + lora + gradients + optimizer + activations + logits + compactWeights,
     },
     activations_without_checkpointing: actNo,
     activations_with_checkpointing: actCk,

@@ -23,7 +23,8 @@
  */
 import type { BackendName } from '../engine/backend';
 import type { ModelConfig } from '../engine/config';
-import { linearModules, paramShapes, weightBytes } from '../engine/params';
+import { compactableParams, compactWeightBytes, linearModules, paramShapes, weightBytes } from '../engine/params';
+import type { FrozenDtype } from '../engine/frozen';
 
 export { weightBytes };
 import type { FinetuneConfig } from './config';
@@ -234,6 +235,8 @@ interface Variant {
 function packedWeightBytes(backend: BackendName, e: MemoryEstimate, cfg: ModelConfig | undefined): number {
   if (backend !== 'wasm') return 0;
   if (!cfg) return e.bytes.weights; // upper bound: all but the embedding gets packed
+  // compact frozen weights: only the matrix expanded for the op in flight is packed
+  if (e.frozen_dtype !== 'float32') return 4 * compactableParams(cfg).largest;
   const lin = linearModules(cfg).reduce((s, m) => s + m.inFeatures * m.outFeatures, 0);
   return 4 * (lin + cfg.vocab_size * cfg.hidden_size);
 }
@@ -262,7 +265,7 @@ function analyse(
   const loraAndOptimizer = e.bytes.lora + e.bytes.gradients + e.bytes.optimizer;
   const packedWeights = packedWeightBytes(backend, e, cfg);
   // with the config, the weights as this backend stores them (the estimate counts the backend active when it ran)
-  const weights = cfg ? weightBytes(e.total_params, backend, cfg) : e.bytes.weights;
+  const weights = cfg ? weightBytes(e.total_params, backend, cfg, e.frozen_dtype) : e.bytes.weights;
   const neededBytes = weights + packedWeights + act + logits + loraAndOptimizer;
   const N = v.batch * v.seq;
   const V =
@@ -547,6 +550,8 @@ export interface ModelFitOptions {
   /** The model's config: adds wasm's transposed lm_head and the RoPE table, and checks the largest weight tensor. */
   config?: ModelConfig;
   modelName?: string;
+  /** How the frozen weights will be stored (compact ones live outside the backend). Default float32. */
+  frozenDtype?: FrozenDtype;
 }
 
 function otherBackends(backend: BackendName): string {
@@ -575,6 +580,15 @@ export function checkModelFits(
   opts: ModelFitOptions = {},
 ): number {
   const cfg = opts.config;
+  const dtype = opts.frozenDtype ?? 'float32';
+  if (cfg && dtype !== 'float32') {
+    // the backend holds the float32 rest and one expanded layer; one tensor is at most the largest linear layer
+    const need = weightBytes(params, backend, cfg, dtype);
+    const biggest = 4 * compactableParams(cfg).largest;
+    const fitsTotal = limits.totalBytes === null || need <= limits.totalBytes;
+    const fitsTensor = limits.maxTensorBytes === null || biggest <= limits.maxTensorBytes;
+    if (fitsTotal && fitsTensor) return need;
+  }
   const need = weightBytes(params, backend, cfg);
   const extraBytes = need - 4 * params;
   const name = opts.modelName
@@ -601,6 +615,19 @@ export function checkModelFits(
   } else {
     message = `${name}: its largest weight tensor is ${formatBytes(biggest)}, more than the ${formatBytes(limits.maxTensorBytes!)} ${backend} allows for one tensor (${limits.note}).`;
     advice.push('a model with a smaller vocabulary or hidden size (the embedding is vocab_size × hidden_size)');
+  }
+  if (cfg && dtype === 'float32') {
+    for (const d of ['float16', 'int8'] as const) {
+      const n = weightBytes(params, backend, cfg, d);
+      if (limits.totalBytes === null || n <= limits.totalBytes) {
+        advice.push(
+          `frozen_dtype ${d}: the frozen weights kept as ${d === 'int8' ? '8-bit integers' : '16-bit floats'} (` +
+            `${formatBytes(compactWeightBytes(cfg, d))} outside ${backend}, ${formatBytes(n)} on it)`,
+        );
+        message += ` With frozen_dtype ${d} it needs ${formatBytes(n)} on ${backend}.`;
+        break;
+      }
+    }
   }
   advice.push(`another backend: ${otherBackends(backend)}`);
   message += ` Choose a smaller model or another backend (${otherBackends(backend)}).`;

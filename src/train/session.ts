@@ -255,6 +255,7 @@ export class FinetuneSession {
     if (opts.saveSteps !== undefined && !(Number.isInteger(opts.saveSteps) && opts.saveSteps >= 1)) {
       throw new Error(`FinetuneSession.train: saveSteps must be a positive integer, got ${opts.saveSteps}`);
     }
+    await this.ensureFrozenDtype();
     const t0 = now();
     const trainer = this.getTrainer();
     this.stopRequested = false;
@@ -513,6 +514,14 @@ export class FinetuneSession {
    * data cursor, RNG state, metrics history, configuration, model and dataset hashes. Not while train() is in progress
    * (stop first, or use train({ saveSteps, onSave })). Serialise with encodeCheckpointFiles / encodeCheckpointBundle.
    */
+  /**
+   * Store the model's frozen weights as config.frozen_dtype before anything trains or hashes them (a float32 model is
+   * lowered in place; a model already compact in another format is refused, see CausalLM.setFrozenDtype).
+   */
+  private async ensureFrozenDtype(): Promise<void> {
+    await this.model.setFrozenDtype(this.config.frozen_dtype);
+  }
+
   async checkpoint(opts: CheckpointOptions = {}): Promise<SessionCheckpoint> {
     if (this._status === 'running')
       throw new Error(
@@ -522,6 +531,7 @@ export class FinetuneSession {
   }
 
   private async snapshot(opts: CheckpointOptions): Promise<SessionCheckpoint> {
+    await this.ensureFrozenDtype();
     // After a divergence the trainer has rolled back to the last good step: that state is what gets saved (and can be
     // resumed, e.g. with a lower learning rate: resume(init, ck, { learning_rate })).
     if (this.adapter.merged)
@@ -547,7 +557,7 @@ export class FinetuneSession {
       created: new Date().toISOString(),
       model: {
         id: opts.modelId !== undefined ? opts.modelId : this.baseModelName,
-        hash: await hashModelWeights(this.model.weights, opts.modelHash ?? 'sha256'),
+        hash: await hashModelWeights(this.model.weights, opts.modelHash ?? 'sha256', this.model.compact),
         config: { ...this.model.config },
       },
       dataset: {
@@ -599,7 +609,17 @@ export class FinetuneSession {
     if (this.adapter.merged)
       throw new Error('FinetuneSession.restore: the adapter is merged into the base weights; unmerge it first');
     const m = ck.meta;
-    const modelHash = await hashModelWeights(this.model.weights, modelHashMethod(m.model.hash));
+    // compact weights hash differently: name the setting rather than report another model
+    const ckDtype = m.config.frozen_dtype ?? 'float32';
+    if (ckDtype !== this.config.frozen_dtype) {
+      throw new CheckpointMismatchError(
+        `cannot resume: the checkpoint was trained with frozen_dtype ${ckDtype}, this session has ${this.config.frozen_dtype}; ` +
+          `resume with frozen_dtype ${ckDtype}`,
+        'config',
+      );
+    }
+    await this.ensureFrozenDtype();
+    const modelHash = await hashModelWeights(this.model.weights, modelHashMethod(m.model.hash), this.model.compact);
     // a new learning rate (opts.learning_rate) is the one difference allowed: the schedule keeps its shape, scaled
     const newLr = opts.learning_rate !== undefined && opts.learning_rate !== m.config.learning_rate;
     if (newLr && this.config.learning_rate !== opts.learning_rate) {

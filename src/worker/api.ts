@@ -7,6 +7,7 @@
  */
 import type { BackendChoice, BackendName, InitOptions } from '../engine/backend';
 import type { ModelFamily } from '../engine/config';
+import type { FrozenDtype } from '../engine/frozen';
 import type { LoraConfig } from '../engine/lora-config';
 import type { KernelProbeReport } from '../engine/kernel-probe';
 import type { DatasetReport, TemplateName } from '../data';
@@ -23,6 +24,7 @@ export type { DatasetReport, RowError, TemplateName, TemplateSpec } from '../dat
 export type { ScheduleName } from '../train/schedule';
 export { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig } from '../train/config';
 export { defaultTargets } from '../engine/lora-config';
+export { FROZEN_DTYPES, type FrozenDtype } from '../engine/frozen';
 export { formatBytes } from '../util/bytes';
 /** Backend options: `threads` for wasm (default navigator.hardwareConcurrency). */
 export type BackendOptions = InitOptions;
@@ -90,6 +92,11 @@ export type ModelSource =
     }
   | { kind: 'files'; files: { path: string; file: Blob }[]; name?: string };
 
+/** How to load a model: frozen_dtype keeps the frozen weights as 16-bit or 8-bit (see FinetuneConfig.frozen_dtype). */
+export interface LoadOptions {
+  frozen_dtype?: FrozenDtype;
+}
+
 /** Byte progress of one file. `cached`: served from the page's Cache Storage (no download). */
 export interface LoadProgress {
   file: string;
@@ -124,6 +131,8 @@ export interface ModelInfo {
   /** Template a dataset gets by default with this tokenizer. */
   defaultTemplate: TemplateName;
   backend: BackendName;
+  /** How the frozen weights are stored. */
+  frozenDtype: FrozenDtype;
   /** Bytes read, and how many of them came from the Cache Storage. */
   bytes: number;
   cachedBytes: number;
@@ -389,7 +398,7 @@ export interface EngineApi {
   probeBackends(opts?: { backends?: BackendStatus['backend'][] }): Promise<BackendProbeReport>;
 
   /** Load a model with byte progress; Hub files are cached in the Cache Storage. Replaces any loaded model. */
-  loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<ModelInfo>;
   cacheInfo(): Promise<{ files: number; bytes: number }>;
   /** Before a click: whether each Hub model is in this browser's cache, on its server, or not reachable (and why). */
   modelAvailability(sources: ModelSource[]): Promise<ModelAvailability[]>;

@@ -73,13 +73,15 @@ async function moveModel(s: WorkerState, choice: BackendChoice, opts: BackendOpt
   const cur = s.loaded;
   if (!cur) return useBackend(s, choice, opts);
   const raw = await readRawTensors(cur.model.weights);
+  // compact frozen weights are plain typed arrays, the same on every backend: they move as they are
+  const compact = new Map(cur.model.compact);
   const ad = cur.model.adapter;
   const adapter = ad ? { config: ad.config, values: await readRawTensors(ad.variables()) } : null;
   s.job?.dispose(); // its metrics stay exportable
   cur.model.dispose();
   s.loaded = null;
   const status = await useBackend(s, choice, opts);
-  const model = CausalLM.fromRaw(cur.model.config, raw);
+  const model = CausalLM.fromRaw(cur.model.config, raw, { compact });
   if (adapter) model.attachLora(adapter.config).assign(adapter.values);
   s.loaded = { ...cur, model, info: { ...cur.info, backend: status.backend } };
   return status;

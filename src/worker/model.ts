@@ -7,7 +7,7 @@ import { countParams, linearModules } from '../engine/params';
 import { defaultTemplate } from '../data';
 import { loadModel as loadModelFiles } from '../io/load-model';
 import { checkModelFits, explainOutOfMemory } from '../train/memory-guard';
-import type { LoadProgress, ModelAvailability, ModelInfo, ModelSource } from './api';
+import type { LoadOptions, LoadProgress, ModelAvailability, ModelInfo, ModelSource } from './api';
 import { ensureBackend, memoryLimits } from './backend';
 import { fetchWithDeadline } from '../io/fetch';
 import { hubFileUrl } from '../io/source';
@@ -31,7 +31,9 @@ export async function loadModelFrom(
   s: WorkerState,
   source: ModelSource,
   onProgress?: (p: LoadProgress) => void,
+  options: LoadOptions = {},
 ): Promise<ModelInfo> {
+  const frozenDtype = options.frozen_dtype ?? 'float32';
   const status = await ensureBackend(s);
   const t0 = performance.now();
   const cf = cachingFetch();
@@ -53,7 +55,11 @@ export async function loadModelFrom(
     phase: 'prepare',
   });
   // a model the backend cannot hold is refused before the loaded one is let go
-  checkModelFits(countParams(m.config), status.backend, memoryLimits(s), { config: m.config, modelName: m.name });
+  checkModelFits(countParams(m.config), status.backend, memoryLimits(s), {
+    config: m.config,
+    modelName: m.name,
+    frozenDtype,
+  });
   // the old model goes only once the new one has loaded (a failed load keeps it)
   s.job?.dispose();
   s.job = null;
@@ -62,7 +68,7 @@ export async function loadModelFrom(
   s.loaded = null;
   let model: CausalLM;
   try {
-    model = CausalLM.fromRaw(m.config, m.weights);
+    model = CausalLM.fromRaw(m.config, m.weights, { frozenDtype });
   } catch (e) {
     throw (
       explainOutOfMemory(e, {
@@ -92,6 +98,7 @@ export async function loadModelFrom(
     hasChatTemplate: !!m.tokenizer.chatTemplate,
     defaultTemplate: defaultTemplate(m.tokenizer).kind,
     backend: status.backend,
+    frozenDtype,
     bytes: [...sizes.values()].reduce((a, b) => a + b, 0),
     cachedBytes,
     ms: performance.now() - t0,
@@ -128,10 +135,10 @@ async function availability(src: ModelSource): Promise<ModelAvailability> {
 export function modelApi(s: WorkerState) {
   return {
     /** Load a model with byte progress; Hub files are cached in the Cache Storage. Replaces any loaded model. */
-    loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+    loadModel(source: ModelSource, onProgress?: (p: LoadProgress) => void, options?: LoadOptions): Promise<ModelInfo> {
       return exclusive(s, async () => {
         assertNoRun(s, 'load a model');
-        return loadModelFrom(s, source, onProgress);
+        return loadModelFrom(s, source, onProgress, options);
       });
     },
 

@@ -225,11 +225,19 @@ export function trainingApi(s: WorkerState) {
     train(settings: FinetuneConfig, options: RunOptions, onEvent: (e: TrainEvent) => void): Promise<TrainOutcome> {
       return exclusive(s, async () => {
         assertNoRun(s, 'start another run');
-        const m = requireModel(s);
+        let m = requireModel(s);
         const d = requireData(s);
         s.job?.dispose();
         s.job = null;
         s.adapterOrigin = '';
+        // frozen weights already compact in another format cannot be raised back: load them again from the source
+        const want = settings.frozen_dtype ?? 'float32';
+        if (m.model.frozenDtype !== 'float32' && m.model.frozenDtype !== want) {
+          onEvent({ type: 'state', state: 'running', message: `loading the model again with frozen_dtype ${want}` });
+          await loadModelFrom(s, m.source, undefined, { frozen_dtype: want });
+          s.data = d; // the same model again: the dataset prepared for it stays
+          m = requireModel(s);
+        }
         const session = new FinetuneSession({
           model: m.model,
           tokenizer: m.tokenizer,

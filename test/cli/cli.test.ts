@@ -606,63 +606,92 @@ describe('train on a tiny Hugging Face GPT-2', () => {
 });
 
 describe('train: checkpoints and --resume-from-checkpoint', () => {
-  it('resuming from the step-2 checkpoint of a 4-step run ends with a bit-identical adapter', async () => {
-    const dir = path.join(tmp, 'tiny-gpt2-resume');
-    await writeTinyHfCheckpoint(dir, 'gpt2', {
-      vocab: GPT2_VOCAB_SIZE,
-      maxPositions: 64,
-      seed: 5,
-      extraFiles: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': gpt2StyleTokenizerConfig() },
-    });
-    const data = path.join(tmp, 'tiny-gpt2-resume.jsonl');
-    await writeFile(
-      data,
-      TINY_DATA.map((x) => JSON.stringify({ prompt: x.instruction + '\n', completion: x.output })).join('\n') + '\n',
-    );
-    const common = [
-      'train',
-      '--model',
-      dir,
-      '--data',
-      data,
-      '--max-steps',
-      '4',
-      '--batch-size',
-      '2',
-      '--val-size',
-      '0',
-      '--dropout',
-      '0.1',
-      '--lr',
-      '1e-2',
-      '-q',
-    ];
-    const full = path.join(tmp, 'resume-full');
-    const r1 = await cli([...common, '--out', full, '--save-steps', '2']);
-    expect(r1.code, r1.stderr).toBe(0);
-    const { readdirSync, statSync } = await import('node:fs');
-    // find the step-2 checkpoint folder written under <out>/checkpoints
-    const found: string[] = [];
-    const walk = (p: string) => {
-      for (const e of readdirSync(p)) {
-        const q = path.join(p, e);
-        if (statSync(q).isDirectory()) walk(q);
-        else if (e === 'checkpoint.json') found.push(p);
+  for (const frozen of ['float32', 'int8'] as const) {
+    it(`frozen_dtype ${frozen}: resuming from the step-2 checkpoint of a 4-step run ends with a bit-identical adapter`, async () => {
+      const dir = path.join(tmp, `tiny-gpt2-resume-${frozen}`);
+      await writeTinyHfCheckpoint(dir, 'gpt2', {
+        vocab: GPT2_VOCAB_SIZE,
+        maxPositions: 64,
+        seed: 5,
+        extraFiles: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': gpt2StyleTokenizerConfig() },
+      });
+      const data = path.join(tmp, 'tiny-gpt2-resume.jsonl');
+      await writeFile(
+        data,
+        TINY_DATA.map((x) => JSON.stringify({ prompt: x.instruction + '\n', completion: x.output })).join('\n') + '\n',
+      );
+      const common = [
+        'train',
+        '--model',
+        dir,
+        '--data',
+        data,
+        '--max-steps',
+        '4',
+        '--batch-size',
+        '2',
+        '--val-size',
+        '0',
+        '--dropout',
+        '0.1',
+        '--lr',
+        '1e-2',
+        '--frozen-dtype',
+        frozen,
+        '-q',
+      ];
+      const full = path.join(tmp, `resume-full-${frozen}`);
+      const r1 = await cli([...common, '--out', full, '--save-steps', '2']);
+      expect(r1.code, r1.stderr).toBe(0);
+      const { readdirSync, statSync } = await import('node:fs');
+      // find the step-2 checkpoint folder written under <out>/checkpoints
+      const found: string[] = [];
+      const walk = (p: string) => {
+        for (const e of readdirSync(p)) {
+          const q = path.join(p, e);
+          if (statSync(q).isDirectory()) walk(q);
+          else if (e === 'checkpoint.json') found.push(p);
+        }
+      };
+      walk(path.join(full, 'checkpoints'));
+      const step2: string[] = [];
+      for (const f of found)
+        if (JSON.parse(await readFile(path.join(f, 'checkpoint.json'), 'utf8')).progress.global_step === 2)
+          step2.push(f);
+      expect(found.length, `checkpoints: ${found.join(', ')}`).toBeGreaterThanOrEqual(2);
+      expect(step2).toHaveLength(1);
+      if (frozen !== 'float32') {
+        // the same checkpoint with another frozen_dtype names the setting (not "a different base model")
+        const at = common.indexOf('--frozen-dtype');
+        const other = [...common.slice(0, at), ...common.slice(at + 2)];
+        const bad = await cli([
+          ...other,
+          '--frozen-dtype',
+          'float16',
+          '--out',
+          path.join(tmp, 'resume-bad'),
+          '--resume-from-checkpoint',
+          step2[0],
+        ]);
+        expect(bad.code).not.toBe(0);
+        expect(bad.stderr).toMatch(
+          /trained with frozen_dtype int8, this session has float16; resume with frozen_dtype int8/,
+        );
       }
-    };
-    walk(path.join(full, 'checkpoints'));
-    const step2: string[] = [];
-    for (const f of found)
-      if (JSON.parse(await readFile(path.join(f, 'checkpoint.json'), 'utf8')).progress.global_step === 2) step2.push(f);
-    expect(found.length, `checkpoints: ${found.join(', ')}`).toBeGreaterThanOrEqual(2);
-    expect(step2).toHaveLength(1);
-    const resumed = path.join(tmp, 'resume-second-half');
-    const r2 = await cli([...common.filter((a) => a !== '-q'), '--out', resumed, '--resume-from-checkpoint', step2[0]]);
-    expect(r2.code, r2.stderr).toBe(0);
-    expect(r2.stderr).toMatch(/resumed from .*ckpt-\d+ at step 2\n/);
-    expect(JSON.parse(r2.stdout).step).toBe(4);
-    const a = await readFile(path.join(full, 'adapter_model.safetensors'));
-    const b = await readFile(path.join(resumed, 'adapter_model.safetensors'));
-    expect(Buffer.compare(a, b)).toBe(0);
-  });
+      const resumed = path.join(tmp, `resume-second-half-${frozen}`);
+      const r2 = await cli([
+        ...common.filter((a) => a !== '-q'),
+        '--out',
+        resumed,
+        '--resume-from-checkpoint',
+        step2[0],
+      ]);
+      expect(r2.code, r2.stderr).toBe(0);
+      expect(r2.stderr).toMatch(/resumed from .*ckpt-\d+ at step 2\n/);
+      expect(JSON.parse(r2.stdout).step).toBe(4);
+      const a = await readFile(path.join(full, 'adapter_model.safetensors'));
+      const b = await readFile(path.join(resumed, 'adapter_model.safetensors'));
+      expect(Buffer.compare(a, b)).toBe(0);
+    });
+  }
 });

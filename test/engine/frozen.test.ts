@@ -5,9 +5,12 @@
  * one in value and gradient (soft-capped too), and no tensor outliving a step.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../../src/engine/backend';
-import { CausalLM, compactableWeights } from '../../src/engine/model';
+import { CausalLM } from '../../src/engine/model';
+import { compactableWeights } from '../../src/engine/params';
 import type { RawTensors } from '../../src/engine/config';
 import {
   compactWeight,
@@ -21,6 +24,8 @@ import { chunkedCrossEntropy, projectLogits } from '../../src/engine/lm-head';
 import { sparseCrossEntropy } from '../../src/engine/loss';
 import { tinyConfig, randomWeights, tinyTrainBatch } from '../fixtures/tiny-model';
 import { Rng } from '../../src/util/rng';
+import { parseLlama2cCheckpoint } from '../../src/io/llama2c';
+import { HAVE_STORIES, STORIES_DIR, sharedMissing } from '../helpers';
 
 /** binary16 → number, written from the IEEE 754 definition. */
 function halfValue(h: number): number {
@@ -268,3 +273,59 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     });
   });
 }
+
+describe('NLL change from compact storage', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  const meanNll = (model: CausalLM, ids: Int32Array) =>
+    tf.tidy(() => model.loss({ inputIds: ids, labels: ids, batchSize: 1, seqLen: ids.length }).loss.dataSync()[0]);
+
+  it.skipIf(!HAVE_STORIES)(
+    HAVE_STORIES
+      ? 'stories260K: float16 within 1e-3 and int8 within 2e-2 of the float32 mean NLL of the reference text'
+      : sharedMissing('stories260K NLL under compact storage'),
+    () => {
+      const ref = JSON.parse(readFileSync(path.join(STORIES_DIR, 'reference.json'), 'utf8'));
+      const ck = new Uint8Array(readFileSync(path.join(STORIES_DIR, 'stories260K.bin')));
+      const { config, weights } = parseLlama2cCheckpoint(ck, 'stories260K.bin');
+      const ids = Int32Array.from(ref.teacher_forced.tokens as number[]);
+      const nll: Record<string, number> = {};
+      for (const d of ['float32', 'float16', 'int8'] as const) {
+        const m = CausalLM.fromRaw(config, weights, { frozenDtype: d });
+        nll[d] = meanNll(m, ids);
+        m.dispose();
+      }
+      console.log(
+        `stories260K mean NLL: float32 ${nll.float32.toFixed(6)} (reference ${ref.teacher_forced.mean_nll}), ` +
+          `float16 Δ ${(nll.float16 - nll.float32).toExponential(2)}, int8 Δ ${(nll.int8 - nll.float32).toExponential(2)}`,
+      );
+      expect(Math.abs(nll.float32 - ref.teacher_forced.mean_nll)).toBeLessThan(1e-4);
+      expect(Math.abs(nll.float16 - nll.float32)).toBeLessThan(1e-3);
+      expect(Math.abs(nll.int8 - nll.float32)).toBeLessThan(2e-2);
+      expect(nll.int8).not.toBe(nll.float32); // the int8 path really ran on rounded weights
+    },
+  );
+
+  for (const fam of ['llama', 'qwen2', 'gpt2'] as const) {
+    it(`tiny ${fam} (weights uniform in ±0.08): float16 within 1e-3, int8 within 2e-2`, () => {
+      const cfg = tinyConfig(fam, { vocab_size: 64, hidden_size: 32, intermediate_size: 64, head_dim: 8 });
+      const raw = randomWeights(cfg, 51, 0.08);
+      const rng = new Rng(52);
+      const ids = Int32Array.from({ length: 16 }, () => Math.floor(rng.uniform() * 64));
+      const nll: Record<string, number> = {};
+      for (const d of ['float32', 'float16', 'int8'] as const) {
+        const m = CausalLM.fromRaw(cfg, raw, { frozenDtype: d });
+        nll[d] = meanNll(m, ids);
+        m.dispose();
+      }
+      console.log(
+        `tiny ${fam} mean NLL ${nll.float32.toFixed(6)}: float16 Δ ${(nll.float16 - nll.float32).toExponential(2)}, ` +
+          `int8 Δ ${(nll.int8 - nll.float32).toExponential(2)}`,
+      );
+      expect(Math.abs(nll.float16 - nll.float32)).toBeLessThan(1e-3);
+      expect(Math.abs(nll.int8 - nll.float32)).toBeLessThan(2e-2);
+    });
+  }
+});
