@@ -72,3 +72,9 @@ export function guardWasmHeap(backend: unknown = tf.backend(), reserveBytes = 12
   wasm[GUARDED] = true;
   return true;
 }
+
+/** Bytes of the wasm backend's linear memory now (it only grows, so this is also its peak); null off wasm. */
+export function wasmHeapBytes(backend: unknown = tf.backend()): number | null {
+  const wasm = (backend as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
+  return wasm?.HEAPU8 ? wasm.HEAPU8.buffer.byteLength : null;
+}

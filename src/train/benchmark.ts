@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CausalLM, type TrainBatch } from '../engine/model';
 import type { ModelConfig, RawTensors } from '../engine/config';
-import { paramShapes } from '../engine/params';
+import { compactableWeights, paramShapes } from '../engine/params';
+import { compactWeight, type CompactWeight, type FrozenDtype } from '../engine/frozen';
 import { targetedModules, type LoraConfig } from '../engine/lora-config';
 import { parseLlama2cCheckpoint } from '../io/llama2c';
 import { Trainer } from './trainer';
@@ -60,6 +61,30 @@ export function smollm2(): ModelConfig {
     head_dim: 64,
   };
 }
+/** Qwen2.5-0.5B's shape (its config.json): 494M parameters, 151,936-token vocabulary, tied embeddings. */
+export function qwen25_05b(): ModelConfig {
+  return {
+    family: 'qwen2',
+    architecture: 'Qwen2ForCausalLM',
+    vocab_size: 151936,
+    hidden_size: 896,
+    intermediate_size: 4864,
+    num_hidden_layers: 24,
+    num_attention_heads: 14,
+    num_key_value_heads: 2,
+    max_position_embeddings: 32768,
+    norm_eps: 1e-6,
+    rope_theta: 1000000,
+    rope_layout: 'half',
+    tie_word_embeddings: true,
+    attention_bias: true,
+    hidden_act: 'silu',
+    bos_token_id: 151643,
+    eos_token_id: 151643,
+    head_dim: 64,
+  };
+}
+
 export function gpt2small(): ModelConfig {
   return {
     family: 'gpt2',
@@ -96,6 +121,29 @@ export function randomInit(cfg: ModelConfig, seed = 0): RawTensors {
     raw.set(name, { shape, data });
   }
   return raw;
+}
+
+/**
+ * A randomly initialised model (as randomInit) whose frozen matrices go to `frozenDtype` storage one tensor at a time,
+ * so that building a 0.5B model never holds all of it in float32.
+ */
+export function randomCompactModel(cfg: ModelConfig, frozenDtype: FrozenDtype, seed = 0): CausalLM {
+  if (frozenDtype === 'float32') return CausalLM.fromRaw(cfg, randomInit(cfg, seed));
+  const rng = new Rng(seed);
+  const a = 0.02 * Math.sqrt(3);
+  const compactable = compactableWeights(cfg);
+  const dense = new Map<string, tf.Tensor>();
+  const compact = new Map<string, CompactWeight>();
+  for (const [name, shape] of paramShapes(cfg)) {
+    const n = shape.reduce((x, y) => x * y, 1);
+    const data = new Float32Array(n);
+    if (/(norm|ln_\d|ln_f)\.weight$/.test(name)) data.fill(1);
+    else if (!name.endsWith('.bias')) for (let i = 0; i < n; i++) data[i] = (2 * rng.uniform() - 1) * a;
+    const axis = compactable.get(name);
+    if (axis !== undefined) compact.set(name, compactWeight(data, [shape[0], shape[1]], frozenDtype, axis));
+    else dense.set(name, tf.tensor(data, shape));
+  }
+  return new CausalLM(cfg, dense, compact);
 }
 
 export function flopsPerToken(cfg: ModelConfig, lora: LoraConfig, checkpointing: boolean) {
@@ -139,19 +187,22 @@ export async function plainMatmul(n = 1024): Promise<BenchLine & { gflops: numbe
   };
 }
 
-/** LoRA training steps on `cfg` (weights `raw`, consumed): median ms/step of `steps` steps after one warm-up. */
+/**
+ * LoRA training steps on `cfg` (weights `raw`, consumed, or a model built already, disposed): median ms/step of
+ * `steps` steps after one warm-up.
+ */
 export async function benchModel(
   name: string,
   cfg: ModelConfig,
-  raw: RawTensors,
+  raw: RawTensors | CausalLM,
   lora: LoraConfig,
   checkpointing: boolean,
   matmulGflops: number,
   steps: number,
   onStep: () => void = () => {},
 ): Promise<BenchLine> {
-  const model = CausalLM.fromRaw(cfg, raw);
-  raw.clear();
+  const model = raw instanceof CausalLM ? raw : CausalLM.fromRaw(cfg, raw);
+  if (!(raw instanceof CausalLM)) raw.clear();
   const adapter = model.attachLora(lora, 0);
   const rng = new Rng(1);
   const ids = Int32Array.from({ length: B * T }, () => rng.int(cfg.vocab_size));
@@ -196,6 +247,7 @@ export async function benchModel(
     seq: T,
     lora: { r: lora.r, alpha: lora.lora_alpha, targets: lora.target_modules, trainable: adapter.numTrainable() },
     gradient_checkpointing: checkpointing,
+    frozen_dtype: model.frozenDtype,
     steps_timed: times.length,
     ms_per_step: +ms.toFixed(1),
     tokens_per_s: +tokS.toFixed(1),

@@ -852,3 +852,31 @@ export function explainOutOfMemory(error: unknown, ctx: OomContext): OutOfMemory
 
 // ---------------------------------------------------------------------------------------------------------
 // The wasm allocation guard
+
+/** Whether a model of `params` parameters fits a backend at each frozen_dtype, before its config is known. */
+export interface StorageFit {
+  dtype: FrozenDtype;
+  /** On the backend: the float32 weights (or, compact, the few dense ones and a layer in use) plus training. */
+  backendBytes: number;
+  /** Compact weights, in JavaScript memory outside the backend. */
+  outsideBytes: number;
+  fits: boolean;
+}
+
+/** Share of a model's parameters in matrices that can be stored compact (all but norms, biases and positions). */
+const COMPACTABLE_SHARE = 0.97;
+
+/**
+ * A pre-download answer for the catalog: `memoryBytes` is the float32 training need at the model's preset (weights
+ * included); compact storage moves the matrices out of the backend. Judged against the usable part of the limit.
+ */
+export function storageFits(params: number, memoryBytes: number, limits: MemoryLimits): StorageFit[] {
+  const training = Math.max(0, memoryBytes - 4 * params);
+  return (['float32', 'float16', 'int8'] as const).map((dtype) => {
+    const per = dtype === 'float32' ? 4 : dtype === 'float16' ? 2 : 1;
+    const backendBytes = dtype === 'float32' ? memoryBytes : training + 4 * params * (1 - COMPACTABLE_SHARE);
+    const outsideBytes = dtype === 'float32' ? 0 : per * params * COMPACTABLE_SHARE;
+    const fits = limits.totalBytes === null || backendBytes <= limits.totalBytes * USABLE_FRACTION;
+    return { dtype, backendBytes, outsideBytes, fits };
+  });
+}

@@ -31,6 +31,7 @@ import type {
   BackendProbeReport,
   BackendStatus,
   FinetuneConfig,
+  FrozenDtype,
   ModelSource,
   RunOptions,
   RunsReport,
@@ -129,12 +130,17 @@ export function App({
   }, [store]);
 
   /** Load a model and start over with its settings (the dataset is read again for it unless keepData is false). */
-  const loadModel = async (source: ModelSource, id: string | null, opts: { keepData?: boolean } = {}) => {
+  const loadModel = async (
+    source: ModelSource,
+    id: string | null,
+    opts: { keepData?: boolean; frozenDtype?: FrozenDtype } = {},
+  ) => {
     setAdapter(null);
     playground.reset();
-    const info = await model.load(source, id);
+    const info = await model.load(source, id, { frozenDtype: opts.frozenDtype });
     if (!info) return false;
-    const next = initialSettings(info, id);
+    // the run trains on the weights as they were loaded
+    const next = { ...initialSettings(info, id), frozen_dtype: info.frozenDtype };
     dataset.settle(next);
     setSettings(next);
     training.reset();
@@ -162,15 +168,19 @@ export function App({
     const kept = await guard(engine.runSource(r.id));
     if (kept) {
       const { source, dataset: ds } = kept;
+      // the run's frozen weights as it stored them (a float32 model can still be lowered to them)
+      const runDtype = source.settings.frozen_dtype ?? 'float32';
       if (backend.status && backend.status.backend !== source.backend) await backend.choose(source.backend);
       const sameModel =
         modelInfo &&
         model.state.kind === 'ready' &&
         source.model.kind === 'hub' &&
         modelInfo.name === source.modelName &&
-        model.catalogId === source.model.catalogId;
+        model.catalogId === source.model.catalogId &&
+        [runDtype, 'float32'].includes(modelInfo.frozenDtype);
       if (source.model.kind === 'hub' && !sameModel) {
-        if (!(await loadModel(source.model.source, source.model.catalogId, { keepData: false })))
+        const opts = { keepData: false, frozenDtype: runDtype };
+        if (!(await loadModel(source.model.source, source.model.catalogId, opts)))
           throw new Error(`The model ${source.modelName} could not be loaded (see step 1).`);
       } else if (source.model.kind === 'files' && !modelInfo) {
         throw new Error(
@@ -297,7 +307,8 @@ export function App({
           baseUrl={model.baseUrl}
           onBaseUrl={model.setBaseUrl}
           availability={model.availability}
-          onLoad={loadModel}
+          fits={model.fits}
+          onLoad={(source, id, opts) => void loadModel(source, id, opts)}
           cache={model.cache}
           onClearCache={model.clearCache}
         />

@@ -278,6 +278,13 @@ export function ConfigureSection({
               onChange={(v) => set('gradient_checkpointing', v)}
               hint={SETTING_HELP.gradient_checkpointing}
             />
+            <SelectField
+              label="Frozen weights stored as"
+              value={s.frozen_dtype}
+              options={FROZEN_DTYPE_OPTIONS}
+              onChange={(v) => set('frozen_dtype', v)}
+              hint={SETTING_HELP.frozen_dtype}
+            />
           </div>
         </fieldset>
       </div>
@@ -285,6 +292,12 @@ export function ConfigureSection({
     </Section>
   );
 }
+
+const FROZEN_DTYPE_OPTIONS: { value: FinetuneConfig['frozen_dtype']; label: string }[] = [
+  { value: 'float32', label: 'float32 (exact, 4 bytes per weight)' },
+  { value: 'float16', label: 'float16 (2 bytes per weight)' },
+  { value: 'int8', label: 'int8 (1 byte per weight)' },
+];
 
 function EstimatePanel({
   estimate,
@@ -328,8 +341,10 @@ function EstimateFacts({ e, measured }: { e: Estimate; measured: Props['measured
         <div>
           <dt>Tensors kept</dt>
           <dd>
-            ~{formatBytes(b.total)}: weights {formatBytes(b.weights)}, adapter + gradients + optimizer{' '}
-            {formatBytes(b.lora + b.gradients + b.optimizer)}, activations {formatBytes(b.activations + b.logits)}
+            ~{formatBytes(b.total)}: weights {formatBytes(b.weights)}
+            {b.compact_weights > 0 ? ` + ${formatBytes(b.compact_weights)} stored as ${m.frozen_dtype}` : ''}, adapter +
+            gradients + optimizer {formatBytes(b.lora + b.gradients + b.optimizer)}, activations{' '}
+            {formatBytes(b.activations + b.logits)}
           </dd>
         </div>
         <div>

@@ -4,7 +4,15 @@ import { CATALOG, HF_HUB, downloadSize, hubModelSource, localMirror, saveBaseUrl
 import { ErrorBox, Empty, FileButton, ProgressBar, Section, bytesLabel } from './controls';
 import { formatBytes, formatCount, formatMs } from './format';
 import type { Loadable } from './loadable';
-import type { LoadProgress, ModelAvailability, ModelInfo, ModelSource } from '../worker/api';
+import {
+  FROZEN_DTYPES,
+  type FrozenDtype,
+  type LoadProgress,
+  type ModelAvailability,
+  type ModelInfo,
+  type ModelSource,
+  type StorageFit,
+} from '../worker/api';
 
 /** Loading shows each file's progress; a failed load keeps the model loaded before it (the worker keeps it too). */
 export type ModelState = Loadable<
@@ -24,21 +32,37 @@ interface Props {
   baseUrl: string;
   onBaseUrl: (url: string) => void;
   availability: Record<string, ModelAvailability> | null;
-  onLoad: (source: ModelSource, catalogId: string | null) => void;
+  /** Per catalog model: at which frozen_dtype it fits the current backend (null while unknown). */
+  fits: Record<string, StorageFit[]> | null;
+  onLoad: (source: ModelSource, catalogId: string | null, opts: { frozenDtype: FrozenDtype }) => void;
   cache: { files: number; bytes: number } | null;
   onClearCache: () => void;
 }
 
-export function ModelSection({ state, busy, baseUrl, onBaseUrl, availability, onLoad, cache, onClearCache }: Props) {
+export function ModelSection({
+  state,
+  busy,
+  baseUrl,
+  onBaseUrl,
+  availability,
+  fits,
+  onLoad,
+  cache,
+  onClearCache,
+}: Props) {
   const [selected, setSelected] = useState(CATALOG.defaultModel);
+  // null: the selected model's own choice (its preset, else the most precise storage that fits)
+  const [dtypeChoice, setDtypeChoice] = useState<FrozenDtype | null>(null);
+  const dtypeId = useId();
   const [dragging, setDragging] = useState(false);
   const baseId = useId();
   const model = CATALOG.models.find((m) => m.id === selected)!;
+  const frozenDtype = dtypeChoice ?? defaultDtype(model, fits?.[model.id]);
 
   const loadLocal = (files: { path: string; file: File }[]) => {
     if (files.length === 0) return;
     const top = files[0].path.includes('/') ? files[0].path.split('/')[0] : undefined;
-    onLoad({ kind: 'files', files, name: top }, null);
+    onLoad({ kind: 'files', files, name: top }, null, { frozenDtype });
   };
 
   const onDrop = async (e: DragEvent) => {
@@ -69,8 +93,12 @@ export function ModelSection({ state, busy, baseUrl, onBaseUrl, availability, on
               key={m.id}
               m={m}
               checked={m.id === selected}
-              onSelect={() => setSelected(m.id)}
+              onSelect={() => {
+                setSelected(m.id);
+                setDtypeChoice(null);
+              }}
               where={whereLabel(availability?.[m.id], baseUrl)}
+              fits={fits?.[m.id]}
             />
           ))}
         </div>
@@ -124,10 +152,27 @@ export function ModelSection({ state, busy, baseUrl, onBaseUrl, availability, on
           type="button"
           className="primary"
           disabled={busy}
-          onClick={() => onLoad(hubModelSource(model, baseUrl.trim()), model.id)}
+          onClick={() => onLoad(hubModelSource(model, baseUrl.trim()), model.id, { frozenDtype })}
         >
           Load {model.name}
         </button>
+        <div className="field inline">
+          <label htmlFor={dtypeId}>Frozen weights</label>
+          <select
+            id={dtypeId}
+            value={frozenDtype}
+            disabled={busy}
+            onChange={(e) => setDtypeChoice(e.target.value as FrozenDtype)}
+            title="frozen_dtype: how the frozen base weights are kept in memory (LoRA stays float32)"
+            data-testid="frozen-dtype"
+          >
+            {FROZEN_DTYPES.map((d) => (
+              <option key={d} value={d}>
+                {d}
+              </option>
+            ))}
+          </select>
+        </div>
         <span className="muted">
           {formatBytes(downloadSize(model))} download · {formatCount(model.params)} parameters
         </span>
@@ -169,6 +214,23 @@ export function ModelSection({ state, busy, baseUrl, onBaseUrl, availability, on
   );
 }
 
+/** The storage a catalog model starts with: its preset's, else the most precise that fits this backend. */
+function defaultDtype(m: CatalogModel, fits: StorageFit[] | undefined): FrozenDtype {
+  if (m.preset.frozen_dtype) return m.preset.frozen_dtype;
+  return fits?.find((f) => f.fits)?.dtype ?? 'float32';
+}
+
+/** "fits here as float32, float16, int8", "fits here only as int8", or that it does not fit at all. */
+function fitsLabel(fits: StorageFit[] | undefined): string {
+  if (!fits) return 'checking whether it fits this device…';
+  const ok = fits.filter((f) => f.fits).map((f) => f.dtype);
+  if (ok.length === fits.length) return `fits this device at any frozen_dtype (${formatBytes(fits[0].backendBytes)})`;
+  if (ok.length === 0)
+    return `too big for this device's backend even as int8 (~${formatBytes(fits[fits.length - 1].backendBytes)})`;
+  const f = fits.find((x) => x.fits)!;
+  return `fits this device with frozen_dtype ${ok.join(' or ')} (~${formatBytes(f.backendBytes)} + ${formatBytes(f.outsideBytes)} of ${f.dtype} weights), not as float32`;
+}
+
 /** Where a catalog model would load from, said before the click. */
 function whereLabel(a: ModelAvailability | undefined, baseUrl: string): { text: string; ok: boolean } {
   const mirror = baseUrl.replace(/\/+$/, '') === localMirror().replace(/\/+$/, '');
@@ -201,11 +263,13 @@ function ModelCard({
   checked,
   onSelect,
   where,
+  fits,
 }: {
   m: CatalogModel;
   checked: boolean;
   onSelect: () => void;
   where: { text: string; ok: boolean };
+  fits: StorageFit[] | undefined;
 }) {
   const id = useId();
   return (
@@ -217,6 +281,9 @@ function ModelCard({
       </span>
       <span className={'model-where small' + (where.ok ? ' muted' : ' warn')} data-testid={`where-${m.id}`}>
         {where.text}
+      </span>
+      <span className="model-fits small muted" data-testid={`fits-${m.id}`}>
+        {fitsLabel(fits)}
       </span>
       <span className="model-desc">{m.description}</span>
     </label>

@@ -26,4 +26,6 @@ export const SETTING_HELP = {
   sampleMaxNewTokens: 'tokens generated per sample: longer shows more, takes longer',
   save_steps: 'save_steps · checkpoint to this browser every N steps; 0 = on pause/stop only',
   gradient_checkpointing: 'gradient_checkpointing · recomputes activations: much less memory, about a third slower',
+  frozen_dtype:
+    'frozen_dtype · how the frozen base weights are kept: float16 halves and int8 quarters their memory (expanded one layer at a time; LoRA stays float32); lower precision changes the base model slightly',
 } as const;

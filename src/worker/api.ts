@@ -17,6 +17,7 @@ import type { FinetuneConfig } from '../train/config';
 import type { MemoryEstimate } from '../train/estimate';
 import type { CheckpointSummary } from '../store/run-store';
 import type { BenchLine, WorkloadRequest } from '../train/benchmark';
+import type { StorageFit } from '../train/memory-guard';
 
 // What the page needs from the layers below, as plain types and tf-free values: src/ui imports only this file.
 export type { BackendChoice, BackendName };
@@ -25,6 +26,7 @@ export type { ScheduleName } from '../train/schedule';
 export { DEFAULT_FINETUNE_CONFIG, type FinetuneConfig } from '../train/config';
 export { defaultTargets } from '../engine/lora-config';
 export { FROZEN_DTYPES, type FrozenDtype } from '../engine/frozen';
+export type { StorageFit } from '../train/memory-guard';
 export { formatBytes } from '../util/bytes';
 /** Backend options: `threads` for wasm (default navigator.hardwareConcurrency). */
 export type BackendOptions = InitOptions;
@@ -402,6 +404,8 @@ export interface EngineApi {
   cacheInfo(): Promise<{ files: number; bytes: number }>;
   /** Before a click: whether each Hub model is in this browser's cache, on its server, or not reachable (and why). */
   modelAvailability(sources: ModelSource[]): Promise<ModelAvailability[]>;
+  /** At which frozen_dtype models of these sizes fit the current backend (catalog cards, before download). */
+  storageFits(models: { params: number; memoryBytes: number }[]): Promise<StorageFit[][]>;
   clearCache(): Promise<void>;
 
   /** Parse, split and tokenize a dataset as a run with `settings` will (template, max_length, eos_token, splits). */

@@ -6,7 +6,7 @@ import { CausalLM } from '../engine/model';
 import { countParams, linearModules } from '../engine/params';
 import { defaultTemplate } from '../data';
 import { loadModel as loadModelFiles } from '../io/load-model';
-import { checkModelFits, explainOutOfMemory } from '../train/memory-guard';
+import { checkModelFits, explainOutOfMemory, storageFits, type StorageFit } from '../train/memory-guard';
 import type { LoadOptions, LoadProgress, ModelAvailability, ModelInfo, ModelSource } from './api';
 import { ensureBackend, memoryLimits } from './backend';
 import { fetchWithDeadline } from '../io/fetch';
@@ -151,6 +151,13 @@ export function modelApi(s: WorkerState) {
     },
 
     /** Cached (loads offline), on its server (a HEAD per file, 5 s each), or not reachable, for each source. */
+    /** For catalog cards: at which frozen_dtype a model of this size fits the current backend (before download). */
+    async storageFits(models: { params: number; memoryBytes: number }[]): Promise<StorageFit[][]> {
+      await ensureBackend(s);
+      const limits = memoryLimits(s);
+      return models.map((m) => storageFits(m.params, m.memoryBytes, limits));
+    },
+
     async modelAvailability(sources: ModelSource[]): Promise<ModelAvailability[]> {
       return Promise.all(sources.map(availability));
     },

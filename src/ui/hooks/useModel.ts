@@ -5,7 +5,15 @@ import { CallScope } from '../callbacks';
 import { guard, type Engine } from '../engine';
 import { errorMessage } from '../format';
 import { currentModel, type ModelState } from '../ModelSection';
-import type { BackendName, LoadProgress, ModelAvailability, ModelInfo, ModelSource } from '../../worker/api';
+import type {
+  BackendName,
+  FrozenDtype,
+  LoadProgress,
+  ModelAvailability,
+  ModelInfo,
+  ModelSource,
+  StorageFit,
+} from '../../worker/api';
 
 export function useModel(engine: Engine) {
   const [baseUrl, setBaseUrl] = useState(savedBaseUrl);
@@ -50,12 +58,31 @@ export function useModel(engine: Engine) {
     };
   }, [engine, baseUrl, cacheVersion]);
 
+  /** Per catalog model, before download: at which frozen_dtype it fits the backend in use. */
+  const [fits, setFits] = useState<Record<string, StorageFit[]> | null>(null);
+  const [backendVersion, setBackendVersion] = useState(0);
+  useEffect(() => {
+    let live = true;
+    guard(engine.storageFits(CATALOG.models.map((m) => ({ params: m.params, memoryBytes: m.memoryBytes })))).then(
+      (list) => {
+        if (live) setFits(Object.fromEntries(CATALOG.models.map((m, i) => [m.id, list[i]])));
+      },
+      () => {
+        if (live) setFits(null);
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [engine, backendVersion]);
+
   const clearCache = () => {
     void guard(engine.clearCache()).then(refreshCache);
   };
 
   /** The model (and the one kept after a failed load) moved to another backend with the worker. */
   const movedTo = useCallback((backend: BackendName) => {
+    setBackendVersion((v) => v + 1); // what fits depends on the backend
     setState((m) =>
       m.kind === 'ready'
         ? { kind: 'ready', value: { ...m.value, backend } }
@@ -66,7 +93,11 @@ export function useModel(engine: Engine) {
   }, []);
 
   /** Load a model; resolves with it, or null when it failed (the previous model stays). */
-  const load = async (source: ModelSource, id: string | null): Promise<ModelInfo | null> => {
+  const load = async (
+    source: ModelSource,
+    id: string | null,
+    opts: { frozenDtype?: FrozenDtype } = {},
+  ): Promise<ModelInfo | null> => {
     const name = source.kind === 'hub' ? source.name : (source.name ?? 'local model');
     const previous = currentModel(state);
     setState({ kind: 'loading', name, files: {}, previous });
@@ -83,7 +114,9 @@ export function useModel(engine: Engine) {
     };
     const scope = new CallScope();
     try {
-      const info = await guard(engine.loadModel(source, scope.whileOpen(onProgress)));
+      const info = await guard(
+        engine.loadModel(source, scope.whileOpen(onProgress), { frozen_dtype: opts.frozenDtype ?? 'float32' }),
+      );
       scope.settle();
       setState({ kind: 'ready', value: info });
       setCatalogId(id);
@@ -111,6 +144,7 @@ export function useModel(engine: Engine) {
     baseUrl,
     setBaseUrl,
     availability,
+    fits,
     cache,
     clearCache,
     movedTo,
