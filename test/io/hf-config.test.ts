@@ -215,7 +215,7 @@ describe('parseHfConfig', () => {
     [
       'unsupported architecture',
       { ...tinyllama, architectures: ['GemmaForCausalLM'] },
-      /my\.json: unsupported architecture "GemmaForCausalLM" \(supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel\)/,
+      /my\.json: unsupported architecture "GemmaForCausalLM" \(supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel, GPTNeoForCausalLM\)/,
     ],
     ['no architecture at all', { hidden_size: 8 }, /neither "architectures" nor "model_type"/],
     ['not an object', [1], /my\.json: expected a JSON object/],
