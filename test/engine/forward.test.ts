@@ -10,6 +10,9 @@ const FAMILIES = [
   ['llama (interleaved RoPE, MHA)', tinyConfig('llama', { rope_layout: 'interleaved', num_key_value_heads: 4 })],
   ['qwen2 (q/k/v bias, tied)', tinyConfig('qwen2')],
   ['gpt2 (Conv1D, learned positions)', tinyConfig('gpt2')],
+  ['qwen3 (q/k norms, head_dim 4 ≠ hidden/heads)', tinyConfig('qwen3')],
+  ['gemma3 (sliding + full layers, two RoPE bases, soft-capping)', tinyConfig('gemma3')],
+  ['gpt_neo (unscaled, global + local layers)', tinyConfig('gpt_neo')],
 ] as const;
 
 async function logitsOf(
@@ -80,13 +83,13 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
     for (const [label, cfg] of FAMILIES) {
       it(`${label}: KV-cache decoding reproduces full-sequence logits`, async () => {
         const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 9));
-        const ids = [1, 7, 3, 3, 8, 12];
+        const ids = [1, 7, 3, 3, 8, 12, 5, 9]; // past the sliding windows (3) of gemma3 and gpt_neo
         const full = await logitsOf(model, [ids]);
         const cache = createCache();
         const V = cfg.vocab_size;
         const before = tf.memory().numTensors;
         // prefill 3 tokens, then one at a time
-        const chunks = [ids.slice(0, 3), [ids[3]], [ids[4]], [ids[5]]];
+        const chunks = [ids.slice(0, 3), [ids[3]], [ids[4]], [ids[5]], ids.slice(6)];
         let pos = 0;
         for (const c of chunks) {
           const t = tf.tidy(() =>
@@ -97,7 +100,7 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
           for (let i = 0; i < got.length; i++) expect(got[i]).toBeCloseTo(full[pos * V + i], 4);
           pos += c.length;
         }
-        expect(cache.length).toBe(6);
+        expect(cache.length).toBe(8);
         disposeCache(cache);
         expect(tf.memory().numTensors).toBe(before);
         model.dispose();
