@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseHfConfig, toHfConfig } from '../../src/io/hf-config';
+import { countParams } from '../../src/engine/params';
 import type { ModelConfig } from '../../src/engine/config';
 
 // Configs as published on the Hub (fields abridged where irrelevant).
@@ -643,5 +644,20 @@ describe('toHfConfig: Qwen3, Gemma 3 text, GPT-Neo', () => {
       num_layers: 4,
       num_heads: 16,
     });
+  });
+});
+
+describe('parameter counts of the new families (what the memory estimate uses)', () => {
+  it('gemma-3-270m: 268,098,176 (its published size); Qwen3-0.6B: 0.44B besides the embedding; TinyStories-33M', () => {
+    expect(countParams(parseHfConfig(gemma270m))).toBe(268_098_176);
+    // Qwen3-0.6B per layer: q 2048×1024, k and v 1024×1024, o 1024×2048, q/k norms 2×128, 2 norms, MLP 3×1024×3072
+    const perLayer = 2048 * 1024 + 2 * 1024 * 1024 + 1024 * 2048 + 2 * 128 + 2 * 1024 + 3 * 1024 * 3072;
+    const q = parseHfConfig(qwen3);
+    expect(countParams(q)).toBe(151936 * 1024 + 28 * perLayer + 1024);
+    expect(countParams(q) - 151936 * 1024).toBeGreaterThan(0.435e9);
+    expect(countParams(q) - 151936 * 1024).toBeLessThan(0.445e9);
+    // TinyStories-33M: wte + wpe + 4 × (q, k, v, out_proj + bias, 2 LayerNorms, c_fc, c_proj with biases) + ln_f
+    const neoLayer = 4 * 768 * 768 + 768 + 2 * 2 * 768 + (768 * 3072 + 3072) + (3072 * 768 + 768);
+    expect(countParams(parseHfConfig(tinyStories33m))).toBe(50257 * 768 + 2048 * 768 + 4 * neoLayer + 2 * 768);
   });
 });
