@@ -19,6 +19,16 @@ import { loadHfCheckpoint } from '../../src/io/hf-model';
 import { writeTinyHfCheckpoint } from '../tiny-checkpoint';
 import { startHubServer, type HubServer } from '../hub-server';
 import { naiveForward } from '../fixtures/naive-forward';
+import { gpt2StyleTokenizerJson } from '../fixtures/tokenizers';
+import { loadHfTokenizer } from '../../src/io/tokenizer-hf';
+
+const TOKENIZER_CONFIG = {
+  bos_token: '<|endoftext|>',
+  eos_token: '<|endoftext|>',
+  tokenizer_class: 'GPT2Tokenizer',
+  chat_template:
+    "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}",
+};
 
 /** The test's own reading of the Hub names (independent of the loader's normalisation). */
 function fromStored(family: string, stored: RawTensors): RawTensors {
@@ -54,9 +64,15 @@ describe('checkpoints in the Hub layout, over HTTP, every tensor in its place', 
           layers,
           seed: 11 + layers,
           shardBytes: layers !== 1 ? 4096 : undefined,
+          extraFiles: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': TOKENIZER_CONFIG },
         });
         const loaded = await loadHfCheckpoint(hubSource(server.baseUrl, repo));
         expect(loaded.config).toEqual(ck.config);
+        // the tokenizer files come along, the chat template with them
+        expect(loaded.tokenizerConfig).toEqual(TOKENIZER_CONFIG);
+        const tok = loadHfTokenizer(loaded.tokenizerJson, loaded.tokenizerConfig);
+        expect(tok.chatTemplate).toBe(TOKENIZER_CONFIG.chat_template);
+        expect(tok.decode(tok.encode('hello there'))).toBe('hello there');
         const model = CausalLM.fromRaw(loaded.config, loaded.weights);
         const ids = [1, 5, 9, 2, 7, 3, 11, 4]; // longer than the tiny sliding windows (3)
         const out = tf.tidy(() => model.forward({ inputIds: Int32Array.from(ids), batchSize: 1, seqLen: ids.length }));
