@@ -107,6 +107,24 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       });
     }
 
+    it('gemma3: final_logit_softcapping is tanh(logits / c) · c of the uncapped logits, and softcapLogits is that hook', async () => {
+      const capped = tinyConfig('gemma3');
+      const raw = randomWeights(capped, 8, 2); // large weights: logits well beyond the cap
+      const ids = [[3, 1, 4, 1, 5, 9]];
+      const a = CausalLM.fromRaw(capped, raw);
+      const b = CausalLM.fromRaw({ ...capped, final_logit_softcapping: null }, raw);
+      const got = await logitsOf(a, ids);
+      const plain = await logitsOf(b, ids);
+      const c = capped.final_logit_softcapping!;
+      expect(Math.max(...plain.map(Math.abs))).toBeGreaterThan(2 * c);
+      for (let i = 0; i < got.length; i++) expect(got[i]).toBeCloseTo(Math.tanh(plain[i] / c) * c, 4);
+      const hook = tf.tidy(() => a.softcapLogits(tf.tensor1d(plain)));
+      expect(Array.from(await hook.data())).toEqual(got.map((_, i) => expect.closeTo(got[i], 5)));
+      hook.dispose();
+      a.dispose();
+      b.dispose();
+    });
+
     it('refuses to run past the context length', () => {
       const cfg = tinyConfig('llama');
       const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 1));
