@@ -26,6 +26,9 @@ const ARCH_BY_MODEL_TYPE: Record<string, string> = Object.fromEntries(
   Object.entries(SUPPORTED_ARCHITECTURES).map(([arch, info]) => [info.modelType, arch]),
 );
 
+/** The most layers a config may declare where per-layer lists are built (Gemma 3 27B has 62). */
+const MAX_LAYERS = 100_000;
+
 class Fields {
   constructor(
     private readonly j: Record<string, unknown>,
@@ -90,6 +93,16 @@ class Fields {
   posNumOrNull(k: string): number | null {
     if (!this.has(k)) return null;
     return this.posNum(k, 0);
+  }
+
+  /**
+   * A layer count for parsers that build per-layer lists from it (layer kinds): capped, so that a hostile
+   * num_hidden_layers = 2^40 is refused instead of allocating a list that long.
+   */
+  layerCount(k: string): number {
+    const n = this.posInt(k);
+    if (n > MAX_LAYERS) this.fail(k, `= ${n} is more layers than any supported model has (at most ${MAX_LAYERS})`);
+    return n;
   }
 
   /** transformers' layer_types: one "full_attention" / "sliding_attention" per layer. */
@@ -230,7 +243,7 @@ function parseQwen3(f: Fields, architecture: string): ModelConfig {
   const { hidden, heads, kvHeads, headDim } = attentionShape(f, 128);
   f.only('hidden_act', ['silu'], 'only SwiGLU with silu is implemented');
   f.only('attention_bias', [false], 'Qwen3 with q/k/v/o biases is not implemented');
-  const layers = f.posInt('num_hidden_layers');
+  const layers = f.layerCount('num_hidden_layers');
   const { theta } = ropeSettings(f, 10000, false);
   // Qwen3Config: sliding_window applies only with use_sliding_window, to layers >= max_window_layers unless
   // layer_types says otherwise.
@@ -272,7 +285,7 @@ function parseGemma3(f: Fields, architecture: string): ModelConfig {
   f.only('hidden_activation', ['gelu_pytorch_tanh'], 'only the tanh GELU gate "gelu_pytorch_tanh" is implemented');
   f.only('attention_bias', [false], 'Gemma 3 with attention biases is not implemented');
   f.only('use_bidirectional_attention', [false], 'only causal attention is implemented');
-  const layers = f.posInt('num_hidden_layers');
+  const layers = f.layerCount('num_hidden_layers');
   let types: LayerType[];
   if (f.has('layer_types')) types = f.layerTypes('layer_types', layers);
   else {
@@ -350,7 +363,7 @@ function parseGptNeo(f: Fields, architecture: string): ModelConfig {
   const hidden = f.posInt('hidden_size');
   const heads = f.posInt('num_heads');
   if (hidden % heads !== 0) f.fail('hidden_size', `(${hidden}) must be divisible by num_heads (${heads})`);
-  const layers = f.posInt('num_layers');
+  const layers = f.layerCount('num_layers');
   f.only('activation_function', ['gelu_new'], 'only the tanh GELU "gelu_new" is implemented');
   const types = expandAttentionTypes(f, layers);
   return {

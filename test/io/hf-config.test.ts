@@ -590,6 +590,11 @@ describe('parseHfConfig: Qwen3, Gemma 3 text, GPT-Neo', () => {
       /"hidden_size" \(768\) must be divisible by num_heads \(5\)/,
     ],
     ['gpt_neo window', { ...tinyStories33m, window_size: -1 }, /"window_size" must be a positive integer/],
+    [
+      'gemma3 2^40 layers (a per-layer list is built)',
+      { ...gemma270m, layer_types: undefined, num_hidden_layers: 2 ** 40 },
+      /"num_hidden_layers" = 1099511627776 is more layers than any supported model has \(at most 100000\)/,
+    ],
   ];
   for (const [what, j, re] of bad) {
     it(`rejects: ${what}`, () => {
