@@ -332,6 +332,9 @@ export async function prepareCheckpoints(): Promise<void> {
         family: 'gpt2',
         extra: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': gpt2StyleTokenizerConfig() },
       },
+      { name: 'qwen3', family: 'qwen3' },
+      { name: 'gemma3 sharded', family: 'gemma3', shardBytes: 3000 },
+      { name: 'gpt_neo (attn.attention buffers)', family: 'gpt_neo' },
     ];
     for (const s of specs) {
       const dir = path.join(tmp, s.name.replace(/\W/g, '_'));
