@@ -13,6 +13,10 @@ const FAMILIES = [
   ['qwen3 (q/k norms, head_dim 4 ≠ hidden/heads)', tinyConfig('qwen3')],
   ['gemma3 (sliding + full layers, two RoPE bases, soft-capping)', tinyConfig('gemma3')],
   ['gpt_neo (unscaled, global + local layers)', tinyConfig('gpt_neo')],
+  [
+    'qwen3 with a sliding layer (use_sliding_window)',
+    tinyConfig('qwen3', { layer_types: ['full_attention', 'sliding_attention'], sliding_window: 3 }),
+  ],
 ] as const;
 
 async function logitsOf(
@@ -64,21 +68,22 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       model.dispose();
     });
 
-    it('packing: two examples in one row with segment ids and restarted positions equal each alone', async () => {
-      const cfg = tinyConfig('qwen2');
-      const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 4));
-      const a = [5, 6, 7],
-        b = [8, 9, 10, 11];
-      const la = await logitsOf(model, [a]),
-        lb = await logitsOf(model, [b]);
-      const packed = await logitsOf(model, [[...a, ...b]], {
-        segmentIds: Int32Array.from([0, 0, 0, 1, 1, 1, 1]),
-        positionIds: Int32Array.from([0, 1, 2, 0, 1, 2, 3]),
+    for (const fam of ['qwen2', 'gemma3', 'gpt_neo'] as const)
+      it(`packing (${fam}): two examples in one row with segment ids and restarted positions equal each alone`, async () => {
+        const cfg = tinyConfig(fam);
+        const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 4));
+        const a = [5, 6, 7],
+          b = [8, 9, 10, 11];
+        const la = await logitsOf(model, [a]),
+          lb = await logitsOf(model, [b]);
+        const packed = await logitsOf(model, [[...a, ...b]], {
+          segmentIds: Int32Array.from([0, 0, 0, 1, 1, 1, 1]),
+          positionIds: Int32Array.from([0, 1, 2, 0, 1, 2, 3]),
+        });
+        const want = [...la, ...lb];
+        for (let i = 0; i < want.length; i++) expect(packed[i]).toBeCloseTo(want[i], 5);
+        model.dispose();
       });
-      const want = [...la, ...lb];
-      for (let i = 0; i < want.length; i++) expect(packed[i]).toBeCloseTo(want[i], 5);
-      model.dispose();
-    });
 
     for (const [label, cfg] of FAMILIES) {
       it(`${label}: KV-cache decoding reproduces full-sequence logits`, async () => {
