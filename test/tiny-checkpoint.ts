@@ -2,7 +2,12 @@
  * Test helper: write a tiny random Hugging Face checkpoint in the exact Hub repository layout
  * (config.json, model.safetensors or model.safetensors.index.json + shards, with the real HF
  * tensor names: GPT-2 without the `transformer.` prefix and with its attn.bias buffers, as the
- * openai-community/gpt2 repository stores them).
+ * openai-community/gpt2 repository stores them; GPT-Neo with the prefix and its attn.attention.bias /
+ * masked_bias buffers, as EleutherAI's and the TinyStories repositories do).
+ *
+ * The tiny Qwen3 has head_dim 6 ≠ hidden/heads; the tiny Gemma 3 alternates sliding and full layers with a window of
+ * 3, linear RoPE scaling on the full layers, a query_pre_attn_scalar ≠ head_dim and both soft-cappings; the tiny
+ * GPT-Neo has a local layer with window_size 3: sequences longer than 3 exercise every one of those paths.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -17,8 +22,10 @@ export interface TinyCheckpointOptions {
   hidden?: number;
   layers?: number;
   heads?: number;
-  /** llama/qwen2 only (default heads / 2). */
+  /** llama/qwen2/qwen3/gemma3 only (default heads / 2). */
   kvHeads?: number;
+  /** Sliding window (Gemma 3, GPT-Neo local layers; default 3). */
+  window?: number;
   /** Default: 40 for llama/qwen2, 4 × hidden for gpt2. */
   intermediate?: number;
   maxPositions?: number;
@@ -48,6 +55,69 @@ export interface TinyCheckpoint {
 export function tinyConfig(family: ModelFamily, opts: TinyCheckpointOptions = {}): ModelConfig {
   const heads = opts.heads ?? 4;
   const hidden = opts.hidden ?? 16;
+  const layers = opts.layers ?? 2;
+  const alternating = Array.from({ length: layers }, (_, i) =>
+    i % 2 === 0 ? ('sliding_attention' as const) : ('full_attention' as const),
+  );
+  if (family === 'gpt_neo') {
+    return {
+      family,
+      architecture: 'GPTNeoForCausalLM',
+      vocab_size: opts.vocab ?? 64,
+      hidden_size: hidden,
+      intermediate_size: opts.intermediate ?? 4 * hidden,
+      num_hidden_layers: layers,
+      num_attention_heads: heads,
+      num_key_value_heads: heads,
+      max_position_embeddings: opts.maxPositions ?? 32,
+      norm_eps: 1e-5,
+      rope_theta: 10000,
+      rope_layout: 'half',
+      tie_word_embeddings: opts.tie ?? true,
+      attention_bias: false,
+      hidden_act: 'gelu_new',
+      bos_token_id: 0,
+      eos_token_id: 0,
+      head_dim: hidden / heads,
+      // GPT-Neo's pattern is global first: [["global", "local"], n]
+      layer_types: alternating.map((t) => (t === 'sliding_attention' ? 'full_attention' : 'sliding_attention')),
+      sliding_window: opts.window ?? 3,
+    };
+  }
+  if (family === 'qwen3' || family === 'gemma3') {
+    const gemma = family === 'gemma3';
+    return {
+      family,
+      architecture: gemma ? 'Gemma3ForCausalLM' : 'Qwen3ForCausalLM',
+      vocab_size: opts.vocab ?? 64,
+      hidden_size: hidden,
+      intermediate_size: opts.intermediate ?? 40,
+      num_hidden_layers: layers,
+      num_attention_heads: heads,
+      num_key_value_heads: opts.kvHeads ?? Math.max(1, heads / 2),
+      max_position_embeddings: opts.maxPositions ?? 32,
+      norm_eps: 1e-6,
+      rope_theta: gemma ? 1_000_000 : 10000,
+      rope_layout: 'half',
+      tie_word_embeddings: opts.tie ?? true,
+      attention_bias: false,
+      hidden_act: gemma ? 'gelu_pytorch_tanh' : 'silu',
+      bos_token_id: gemma ? 2 : null,
+      eos_token_id: 1,
+      head_dim: 6,
+      ...(gemma
+        ? {
+            layer_types: alternating,
+            sliding_window: opts.window ?? 3,
+            rope_local_base_freq: 10000,
+            rope_scaling: { rope_type: 'linear' as const, factor: 2 },
+            query_pre_attn_scalar: 10,
+            attn_logit_softcapping: 1.5,
+            final_logit_softcapping: 2.5,
+          }
+        : {}),
+    };
+  }
   if (family === 'gpt2') {
     return {
       family,
@@ -94,6 +164,7 @@ export function tinyConfig(family: ModelFamily, opts: TinyCheckpointOptions = {}
 
 /** Stored (Hub) name of a canonical parameter name. */
 export function hubName(family: ModelFamily, canonical: string): string {
+  // GPT-Neo checkpoints keep the `transformer.` prefix (GPTNeoForCausalLM.save_pretrained)
   return family === 'gpt2' ? canonical.replace(/^transformer\./, '') : canonical;
 }
 
@@ -105,6 +176,7 @@ export async function writeTinyHfCheckpoint(
   const config = tinyConfig(family, opts);
   const rng = new Rng(opts.seed ?? 1);
   const rand = () => rng.uniform();
+  const layers = config.num_hidden_layers;
   const weights: RawTensors = new Map();
   for (const [name, shape] of paramShapes(config)) {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -121,6 +193,18 @@ export async function writeTinyHfCheckpoint(
     for (let i = 0; i < P; i++) for (let j = 0; j <= i; j++) mask[i * P + j] = 1;
     for (let l = 0; l < config.num_hidden_layers; l++)
       stored.set(`h.${l}.attn.bias`, { shape: [1, 1, P, P], data: mask });
+  }
+  if (family === 'gpt_neo') {
+    // GPTNeoSelfAttention's buffers: the (local: banded) causal mask [1, 1, P, P] and masked_bias (a scalar).
+    const P = config.max_position_embeddings;
+    for (let l = 0; l < layers; l++) {
+      const local = config.layer_types?.[l] === 'sliding_attention';
+      const mask = new Float32Array(P * P);
+      for (let i = 0; i < P; i++)
+        for (let j = 0; j <= i; j++) if (!local || i - j < config.sliding_window!) mask[i * P + j] = 1;
+      stored.set(`transformer.h.${l}.attn.attention.bias`, { shape: [1, 1, P, P], data: mask });
+      stored.set(`transformer.h.${l}.attn.attention.masked_bias`, { shape: [], data: Float32Array.of(-1e9) });
+    }
   }
 
   const hfConfig = { ...toHfConfig(config), ...opts.configOverrides };

@@ -48,7 +48,13 @@ export type TemplateSpec =
       /** Between turns of a multi-turn conversation. Default "\n\n". */
       separator?: string;
     }
-  | { kind: 'chat_template'; /** Jinja source; default the tokenizer's chat_template. */ template?: string }
+  | {
+      kind: 'chat_template';
+      /** Jinja source; default the tokenizer's chat_template. */
+      template?: string;
+      /** Extra template variables, as apply_chat_template's **kwargs (e.g. Qwen3's {"enable_thinking": false}). */
+      chat_template_kwargs?: Record<string, unknown>;
+    }
   | { kind: 'raw' };
 
 export type TemplateName = TemplateSpec['kind'];
@@ -268,6 +274,8 @@ export interface ChatTemplateRenderOptions {
   template: string;
   tokens: TemplateTokens;
   addGenerationPrompt?: boolean;
+  /** Extra template variables (apply_chat_template's **kwargs): they override special tokens, not the fixed ones. */
+  chat_template_kwargs?: Record<string, unknown>;
   /** Which template this is, for messages (default: the tokenizer's or the custom one, by comparison). */
   name?: string;
 }
@@ -285,8 +293,15 @@ export function renderChatTemplate(
   opts: ChatTemplateRenderOptions,
 ): string {
   const t = compile(opts.template);
+  const kwargs = opts.chat_template_kwargs ?? {};
+  for (const k of ['messages', 'add_generation_prompt', 'bos_token', 'eos_token'])
+    if (Object.hasOwn(kwargs, k))
+      throw new TemplateError(
+        `chat_template_kwargs: "${k}" is set by the trainer and cannot be given as a template variable`,
+      );
   const vars: Record<string, unknown> = {
     ...opts.tokens.specialTokens,
+    ...kwargs,
     messages: messages.map((m) => ({ role: m.role, content: m.content })),
     add_generation_prompt: opts.addGenerationPrompt ?? false,
     bos_token: opts.tokens.bosToken ?? '',
@@ -303,16 +318,26 @@ export function renderChatTemplate(
   }
 }
 
-function renderWithChatTemplate(template: string, messages: Message[], tokens: TemplateTokens): Segment[] {
+function renderWithChatTemplate(
+  template: string,
+  messages: Message[],
+  tokens: TemplateTokens,
+  chat_template_kwargs?: Record<string, unknown>,
+): Segment[] {
   const eos = tokens.eosToken;
-  const full = renderChatTemplate(messages, { template, tokens });
+  const full = renderChatTemplate(messages, { template, tokens, chat_template_kwargs });
   const b = new SegmentBuilder();
   let prev = 0; // end of what has been emitted
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i];
     if (m.role !== 'assistant') continue;
-    const prompt = renderChatTemplate(messages.slice(0, i), { template, tokens, addGenerationPrompt: true });
-    const turn = renderChatTemplate(messages.slice(0, i + 1), { template, tokens });
+    const prompt = renderChatTemplate(messages.slice(0, i), {
+      template,
+      tokens,
+      addGenerationPrompt: true,
+      chat_template_kwargs,
+    });
+    const turn = renderChatTemplate(messages.slice(0, i + 1), { template, tokens, chat_template_kwargs });
     const searchFrom = full.startsWith(prompt) ? Math.max(prev, prompt.length) : prev;
     let content = m.content;
     let start = full.indexOf(content, searchFrom);
@@ -380,7 +405,7 @@ export function renderExample(example: Example, spec: TemplateSpec, tokens: Temp
     case 'chat_template': {
       const source = spec.template ?? tokens.chatTemplate;
       if (!source) throw new TemplateError('the tokenizer has no chat_template; choose another template');
-      return renderWithChatTemplate(source, messages, tokens);
+      return renderWithChatTemplate(source, messages, tokens, spec.chat_template_kwargs);
     }
   }
 }
@@ -390,7 +415,12 @@ export function renderGenerationPrompt(messages: Message[], spec: TemplateSpec, 
   if (spec.kind === 'chat_template') {
     const source = spec.template ?? tokens.chatTemplate;
     if (!source) throw new TemplateError('the tokenizer has no chat_template');
-    return renderChatTemplate(messages, { template: source, tokens, addGenerationPrompt: true });
+    return renderChatTemplate(messages, {
+      template: source,
+      tokens,
+      addGenerationPrompt: true,
+      chat_template_kwargs: spec.chat_template_kwargs,
+    });
   }
   // Render with an empty placeholder answer and cut before it.
   const marker = '\u0000RESPONSE\u0000';

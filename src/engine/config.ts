@@ -2,7 +2,10 @@
  * Model configuration in Hugging Face `config.json` vocabulary.
  * One normalised shape for every family the engine supports.
  */
-export type ModelFamily = 'llama' | 'qwen2' | 'gpt2';
+export type ModelFamily = 'llama' | 'qwen2' | 'qwen3' | 'gemma3' | 'gpt2' | 'gpt_neo';
+
+/** transformers' per-layer attention kinds (`layer_types`); GPT-Neo's "global"/"local" map to these. */
+export type LayerType = 'full_attention' | 'sliding_attention';
 
 export interface ModelConfig {
   family: ModelFamily;
@@ -27,12 +30,50 @@ export interface ModelConfig {
   tie_word_embeddings: boolean;
   /** q/k/v projections carry biases (Qwen2). */
   attention_bias: boolean;
-  /** 'silu' (SwiGLU) or 'gelu_new' (GPT-2 tanh GELU). */
-  hidden_act: 'silu' | 'gelu_new';
+  /**
+   * 'silu' (SwiGLU), 'gelu_new' (GPT-2 / GPT-Neo tanh GELU) or 'gelu_pytorch_tanh' (Gemma's GeGLU gate: the same
+   * tanh approximation under torch's name).
+   */
+  hidden_act: 'silu' | 'gelu_new' | 'gelu_pytorch_tanh';
   bos_token_id: number | null;
   eos_token_id: number | number[] | null;
   /** head_dim = hidden_size / num_attention_heads unless given. */
   head_dim: number;
+
+  // Fields of the newer families only (absent for llama / qwen2 / gpt2).
+
+  /**
+   * Per layer: full causal attention or a sliding window of `sliding_window` keys (Gemma 3's `layer_types`,
+   * Qwen3's sliding layers, GPT-Neo's `attention_layers` "global"/"local"). Absent: every layer is full.
+   */
+  layer_types?: LayerType[];
+  /** Keys a sliding layer sees, itself included: key s is visible from query t when t - window < s <= t. */
+  sliding_window?: number | null;
+  /** Gemma 3: RoPE base of the sliding layers (`rope_local_base_freq`); rope_theta is the full layers' base. */
+  rope_local_base_freq?: number;
+  /** Gemma 3: RoPE scaling of the full-attention layers; only transformers' "linear" (positions / factor) is implemented. */
+  rope_scaling?: { rope_type: 'linear'; factor: number } | null;
+  /** Gemma 3: attention scores are scaled by query_pre_attn_scalar^-0.5 instead of head_dim^-0.5. */
+  query_pre_attn_scalar?: number;
+  /** Gemma 3: scores ← tanh(scores / c) · c before the mask (null = off). */
+  attn_logit_softcapping?: number | null;
+  /** Gemma 3: logits ← tanh(logits / c) · c (null = off). */
+  final_logit_softcapping?: number | null;
+}
+
+/** Families whose positions are a learned table (wpe) rather than RoPE. */
+export function hasLearnedPositions(cfg: Pick<ModelConfig, 'family'>): boolean {
+  return cfg.family === 'gpt2' || cfg.family === 'gpt_neo';
+}
+
+/** Families whose attention has per-head q_norm / k_norm (RMSNorm over head_dim, before RoPE). */
+export function hasQkNorm(cfg: Pick<ModelConfig, 'family'>): boolean {
+  return cfg.family === 'qwen3' || cfg.family === 'gemma3';
+}
+
+/** The attention kind of layer i (full unless the config lists layer_types). */
+export function layerType(cfg: ModelConfig, i: number): LayerType {
+  return cfg.layer_types?.[i] ?? 'full_attention';
 }
 
 /** Same, as raw float32 arrays (what io/ produces before tensors exist). */

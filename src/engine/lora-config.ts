@@ -21,8 +21,8 @@ export interface LoraConfig {
 
 /**
  * PEFT's defaults when target_modules is not given (peft.utils.constants
- * TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING): c_attn for GPT-2, q_proj and v_proj for Llama and Qwen2
- * (and for an unknown family).
+ * TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING): c_attn for gpt2; q_proj and v_proj for llama, mistral, qwen2,
+ * qwen3, gemma3_text and gpt_neo (whose q_proj/v_proj sit under attn.attention), and for an unknown family.
  */
 export function defaultTargets(model: Partial<Pick<ModelConfig, 'family'>>): string[] {
   return model.family === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];

@@ -1,10 +1,14 @@
 /**
- * Causal language models of the supported families (Llama-style incl. Qwen2, and GPT-2) on frozen
- * weights kept in Hugging Face names and layouts, with an optional LoRA adapter beside each linear layer.
+ * Causal language models of the supported families on frozen weights kept in Hugging Face names and layouts, with an
+ * optional LoRA adapter beside each linear layer. One block per family, each read from its transformers modeling file:
+ * Llama/Mistral/Qwen2 (modeling_llama.py, modeling_qwen2.py), Qwen3 (modeling_qwen3.py: q_norm/k_norm before RoPE),
+ * Gemma 3 text (modeling_gemma3.py: scaled embeddings, (1 + w) RMSNorms around both sub-blocks, q/k norms, sliding
+ * layers with their own RoPE base, soft-capping), GPT-2 (modeling_gpt2.py) and GPT-Neo (modeling_gpt_neo.py: no
+ * score scaling, local layers).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ModelConfig, RawTensors } from './config';
-import { compactableWeights, paramShapes } from './params';
+import { hasLearnedPositions, hasQkNorm, layerType, type LayerType, type ModelConfig, type RawTensors } from './config';
+import { compactableWeights, embeddingName, layerPrefix, paramShapes } from './params';
 import { prefersNoTransposeB } from './backend';
 import {
   applyRope,
@@ -15,8 +19,10 @@ import {
   linearInOut,
   linearOutIn,
   rmsNorm,
+  rmsNormOnePlus,
   ropeTables,
   silu,
+  softcap,
 } from './ops';
 import { LoraAdapter } from './lora';
 import {
@@ -69,14 +75,36 @@ export interface ForwardOptions {
 
 const MASKED = -1e9;
 
+/** The masks and RoPE rows of one forward pass, shared by every block (a checkpointed block saves them). */
+interface BlockTensors {
+  /** Additive causal mask [B, 1, 1, T, S] of full-attention layers (null: nothing to mask). */
+  bias: tf.Tensor | null;
+  /** The same with the sliding window (layers of type sliding_attention). */
+  slidingBias: tf.Tensor | null;
+  /** RoPE rows [B, 1, T, d/2] at the positions, for full layers ... */
+  cos: tf.Tensor | null;
+  sin: tf.Tensor | null;
+  /** ... and for sliding layers when they have their own base (Gemma 3's rope_local_base_freq). */
+  cosLocal: tf.Tensor | null;
+  sinLocal: tf.Tensor | null;
+}
+
 interface BlockContext {
+  B: number;
+  T: number;
+  aux: BlockTensors;
+  cacheLayer: { k: tf.Tensor4D; v: tf.Tensor4D } | null;
+  seed: (j: number) => number | null;
+}
+
+/** What one layer's attention needs besides q, k, v. */
+interface AttentionOptions {
   B: number;
   T: number;
   bias: tf.Tensor | null;
   cos: tf.Tensor4D | null;
   sin: tf.Tensor4D | null;
   cacheLayer: { k: tf.Tensor4D; v: tf.Tensor4D } | null;
-  seed: (j: number) => number | null;
 }
 
 /** Positions the RoPE tables cover before a longer sequence asks for more (every training length in practice). */
@@ -90,9 +118,8 @@ export class CausalLM {
   /** How the frozen matrices are stored (HF-style `frozen_dtype`). */
   frozenDtype: FrozenDtype;
   adapter: LoraAdapter | null = null;
-  /** RoPE tables for positions [0, ropeLength): sized by use, not by the config (see ensureRope). */
-  private ropeCos: tf.Tensor2D | null = null;
-  private ropeSin: tf.Tensor2D | null = null;
+  /** RoPE tables per attention kind for positions [0, ropeLength): sized by use, not by the config (see ensureRope). */
+  private rope = new Map<LayerType, { cos: tf.Tensor2D; sin: tf.Tensor2D }>();
   private ropeLength = 0;
   /** wasm only: the output projection stored once as [hidden, vocab] so neither pass needs a transpose of [tokens, vocab]. */
   private lmHeadT: tf.Tensor2D | null = null;
@@ -117,7 +144,7 @@ export class CausalLM {
     this.compact = compact;
     const first = compact.values().next();
     this.frozenDtype = first.done ? 'float32' : first.value.format === 'int8' ? 'int8' : 'float16';
-    if (config.family !== 'gpt2') this.ensureRope(Math.min(config.max_position_embeddings, ROPE_INITIAL_LENGTH));
+    if (!hasLearnedPositions(config)) this.ensureRope(Math.min(config.max_position_embeddings, ROPE_INITIAL_LENGTH));
     if (prefersNoTransposeB() && !this.compact.has(this.outputName()))
       this.lmHeadT = tf.keep(tf.transpose(this.outputWeight()));
   }
@@ -125,11 +152,7 @@ export class CausalLM {
   /** HF name of the output projection's weight (the embedding when tied). */
   private outputName(): string {
     const cfg = this.config;
-    return cfg.tie_word_embeddings ? this.embeddingName() : 'lm_head.weight';
-  }
-
-  private embeddingName(): string {
-    return this.config.family === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
+    return cfg.tie_word_embeddings ? embeddingName(cfg) : 'lm_head.weight';
   }
 
   private outputWeight(): tf.Tensor2D {
@@ -202,8 +225,8 @@ export class CausalLM {
     for (const t of this.weights.values()) t.dispose();
     this.weights.clear();
     this.compact.clear();
-    this.ropeCos?.dispose();
-    this.ropeSin?.dispose();
+    for (const t of this.rope.values()) tf.dispose([t.cos, t.sin]);
+    this.rope.clear();
     this.lmHeadT?.dispose();
     this.lmHeadT = null;
     this.adapter?.dispose();
@@ -272,6 +295,35 @@ export class CausalLM {
   }
 
   /**
+   * The token embeddings of ids (+ learned positions for GPT-2/GPT-Neo; × sqrt(hidden_size) for Gemma 3, the scale
+   * rounded to float32, the embedding's dtype here, as Gemma3TextScaledWordEmbedding does). The one place that
+   * reads the embedding tables.
+   */
+  private embed(inputIds: Int32Array, positions: Int32Array): tf.Tensor2D {
+    const cfg = this.config;
+    // rows expanded on the CPU when the embedding is stored compact
+    const cw = this.compact.get(embeddingName(cfg));
+    const tok = cw
+      ? tf.tensor2d(expandRows(cw, inputIds), [inputIds.length, cw.shape[1]])
+      : (tf.gather(this.w(embeddingName(cfg)), tf.tensor1d(inputIds, 'int32')) as tf.Tensor2D);
+    if (hasLearnedPositions(cfg))
+      return tf.add(tok, tf.gather(this.w('transformer.wpe.weight'), tf.tensor1d(positions, 'int32')));
+    if (cfg.family === 'gemma3') return tf.mul(tok, Math.fround(Math.sqrt(cfg.hidden_size)));
+    return tok;
+  }
+
+  /** RoPE base and linear scaling per attention kind: Gemma 3's sliding layers have their own base. */
+  private ropeSpecs(): Map<LayerType, { theta: number; factor: number }> {
+    const cfg = this.config;
+    const specs = new Map<LayerType, { theta: number; factor: number }>();
+    if (hasLearnedPositions(cfg)) return specs;
+    specs.set('full_attention', { theta: cfg.rope_theta, factor: cfg.rope_scaling?.factor ?? 1 });
+    if (cfg.family === 'gemma3' && cfg.layer_types?.includes('sliding_attention'))
+      specs.set('sliding_attention', { theta: cfg.rope_local_base_freq ?? 10000, factor: 1 });
+    return specs;
+  }
+
+  /**
    * Make the RoPE tables cover positions [0, length). They start at min(context, ROPE_INITIAL_LENGTH) positions and
    * grow on demand up to the context length: a config may claim a context of 1e9 positions, and tables of that size
    * would be built before any check of what a run needs. Growth replaces the tables (kept outside any tidy).
@@ -280,18 +332,23 @@ export class CausalLM {
     if (length <= this.ropeLength) return;
     const cfg = this.config;
     const n = Math.min(cfg.max_position_embeddings, Math.max(length, 2 * this.ropeLength));
-    const { cos, sin } = ropeTables(n, cfg.head_dim, cfg.rope_theta);
-    this.ropeCos?.dispose();
-    this.ropeSin?.dispose();
-    this.ropeCos = tf.keep(tf.tensor2d(cos, [n, cfg.head_dim / 2]));
-    this.ropeSin = tf.keep(tf.tensor2d(sin, [n, cfg.head_dim / 2]));
+    for (const [kind, { theta, factor }] of this.ropeSpecs()) {
+      const { cos, sin } = ropeTables(n, cfg.head_dim, theta, factor);
+      const old = this.rope.get(kind);
+      if (old) tf.dispose([old.cos, old.sin]);
+      this.rope.set(kind, {
+        cos: tf.keep(tf.tensor2d(cos, [n, cfg.head_dim / 2])),
+        sin: tf.keep(tf.tensor2d(sin, [n, cfg.head_dim / 2])),
+      });
+    }
     this.ropeLength = n;
   }
 
   /** Logits [B, T, vocab]. Call inside tf.tidy; with a cache, the cache is advanced in place (its tensors are kept). */
   forward(inp: ForwardInput, opts: ForwardOptions = {}): tf.Tensor3D {
     const h = this.hidden(inp, opts);
-    return tf.reshape(this.lmHead(h), [inp.batchSize, inp.seqLen, this.config.vocab_size]) as tf.Tensor3D;
+    const logits = this.softcapLogits(this.lmHead(h));
+    return tf.reshape(logits, [inp.batchSize, inp.seqLen, this.config.vocab_size]) as tf.Tensor3D;
   }
 
   /** The final hidden states [B·T, hidden] (after the last norm), before the output projection. */
@@ -309,31 +366,19 @@ export class CausalLM {
     const seed = opts.dropoutSeed ?? null;
     const layerSeed = (i: number, j: number) => (seed == null ? null : seed * 1009 + i * 31 + j);
     const positions = inp.positionIds ?? defaultPositions(B, T, past);
-    const bias = buildAttentionBias(inp, past);
-    let h: tf.Tensor2D;
-    let cos: tf.Tensor4D | null = null,
-      sin: tf.Tensor4D | null = null;
-    if (cfg.family === 'gpt2') {
-      const pos = tf.tensor1d(positions, 'int32');
-      h = tf.add(this.embed(inp.inputIds), tf.gather(this.w('transformer.wpe.weight'), pos)) as tf.Tensor2D;
-    } else {
-      h = this.embed(inp.inputIds);
-      let maxPos = 0;
-      for (const p of positions) if (p > maxPos) maxPos = p;
-      if (maxPos >= cfg.max_position_embeddings) {
-        throw new Error(`position ${maxPos} is beyond the model's context length ${cfg.max_position_embeddings}`);
-      }
-      this.ensureRope(maxPos + 1);
-      const pos = tf.tensor1d(positions, 'int32');
-      cos = tf.reshape(tf.gather(this.ropeCos!, pos), [B, 1, T, cfg.head_dim / 2]) as tf.Tensor4D;
-      sin = tf.reshape(tf.gather(this.ropeSin!, pos), [B, 1, T, cfg.head_dim / 2]) as tf.Tensor4D;
+    let maxPos = 0;
+    for (const p of positions) if (p > maxPos) maxPos = p;
+    if (maxPos >= cfg.max_position_embeddings) {
+      throw new Error(`position ${maxPos} is beyond the model's context length ${cfg.max_position_embeddings}`);
     }
+    let h = this.embed(inp.inputIds, positions);
+    const aux = this.blockTensors(inp, positions, past, maxPos);
 
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
       const cacheLayer = opts.cache ? (opts.cache.layers[i] ??= emptyLayerCache(B, cfg)) : null;
       // One scope per block: its temporaries are freed as soon as it is done (what backprop needs is kept by the tape).
       const hIn = h;
-      const ctx: BlockContext = { B, T, bias, cos, sin, cacheLayer, seed: (j: number) => layerSeed(i, j) };
+      const ctx: BlockContext = { B, T, aux, cacheLayer, seed: (j: number) => layerSeed(i, j) };
       h =
         opts.gradientCheckpointing && !cacheLayer
           ? this.checkpointedBlock(i, hIn, ctx)
@@ -341,24 +386,67 @@ export class CausalLM {
     }
     if (opts.cache) opts.cache.length = past + T;
 
-    h =
-      cfg.family === 'gpt2'
-        ? (layerNorm(
-            h,
-            this.w('transformer.ln_f.weight'),
-            this.w('transformer.ln_f.bias'),
-            cfg.norm_eps,
-          ) as tf.Tensor2D)
-        : (rmsNorm(h, this.w('model.norm.weight'), cfg.norm_eps) as tf.Tensor2D);
-    return h;
+    return this.finalNorm(h);
   }
 
-  /** Token embeddings [N, hidden] of the ids (rows expanded on the CPU when the embedding is compact). */
-  private embed(ids: Int32Array): tf.Tensor2D {
-    const name = this.embeddingName();
-    const cw = this.compact.get(name);
-    if (cw) return tf.tensor2d(expandRows(cw, ids), [ids.length, cw.shape[1]]);
-    return tf.gather(this.w(name), tf.tensor1d(ids, 'int32')) as tf.Tensor2D;
+
+  /** Masks and RoPE rows for this pass: the sliding-window mask and local RoPE only when some layer uses them. */
+  private blockTensors(inp: ForwardInput, positions: Int32Array, past: number, maxPos: number): BlockTensors {
+    const cfg = this.config;
+    const { batchSize: B, seqLen: T } = inp;
+    const bias = buildAttentionBias(inp, past, null);
+    const sliding = cfg.layer_types?.includes('sliding_attention') ?? false;
+    const window = sliding ? (cfg.sliding_window ?? null) : null;
+    const slidingBias = window !== null && past + T > window ? buildAttentionBias(inp, past, window) : bias;
+    const aux: BlockTensors = { bias, slidingBias, cos: null, sin: null, cosLocal: null, sinLocal: null };
+    if (hasLearnedPositions(cfg)) return aux;
+    this.ensureRope(maxPos + 1);
+    const pos = tf.tensor1d(positions, 'int32');
+    const rows = (t: tf.Tensor2D) => tf.reshape(tf.gather(t, pos), [B, 1, T, cfg.head_dim / 2]);
+    const full = this.rope.get('full_attention')!;
+    aux.cos = rows(full.cos);
+    aux.sin = rows(full.sin);
+    const local = this.rope.get('sliding_attention');
+    if (local) {
+      aux.cosLocal = rows(local.cos);
+      aux.sinLocal = rows(local.sin);
+    }
+    return aux;
+  }
+
+  /** The final norm before the LM head. */
+  private finalNorm(h: tf.Tensor2D): tf.Tensor2D {
+    const cfg = this.config;
+    if (hasLearnedPositions(cfg))
+      return layerNorm(
+        h,
+        this.w('transformer.ln_f.weight'),
+        this.w('transformer.ln_f.bias'),
+        cfg.norm_eps,
+      ) as tf.Tensor2D;
+    return this.rmsNorm(h, 'model.norm.weight');
+  }
+
+  /** The family's RMSNorm with weight `name`: Gemma's x·(1 + w), else x·w. */
+  private rmsNorm(x: tf.Tensor2D, name: string): tf.Tensor2D {
+    const cfg = this.config;
+    return (cfg.family === 'gemma3' ? rmsNormOnePlus : rmsNorm)(x, this.w(name), cfg.norm_eps) as tf.Tensor2D;
+  }
+
+  /** q_norm / k_norm: the RMSNorm over each head's head_dim of x [N, heads·head_dim]. */
+  private headNorm(x: tf.Tensor2D, name: string): tf.Tensor2D {
+    const hd = this.config.head_dim;
+    const [N, F] = x.shape;
+    return tf.reshape(this.rmsNorm(tf.reshape(x, [(N * F) / hd, hd]) as tf.Tensor2D, name), [N, F]) as tf.Tensor2D;
+  }
+
+  /**
+   * Gemma's final_logit_softcapping (tanh(logits / c) · c), identity for the other families. forward() applies it to
+   * its logits; a loss that computes logits its own way (e.g. chunked over the vocabulary) applies it the same way.
+   */
+  softcapLogits<T extends tf.Tensor>(logits: T): T {
+    const cap = this.config.final_logit_softcapping;
+    return cap ? (softcap(logits, cap) as T) : logits;
   }
 
   /** Rows of the output weight [vocab, hidden], for the chunked projection and loss. */
@@ -399,8 +487,8 @@ export class CausalLM {
     const h = this.hidden(batch, opts);
     // A compact LM head, or logits too big to hold (Gemma's 262k vocabulary), go through vocabulary chunks.
     if (chunkedLoss(h.shape[0], this.config.vocab_size, this.compact.has(this.outputName())))
-      return chunkedCrossEntropy(h, this.outputRows(), targets);
-    return sparseCrossEntropy(this.lmHead(h), targets);
+      return chunkedCrossEntropy(h, this.outputRows(), targets, { softcap: this.config.final_logit_softcapping });
+    return sparseCrossEntropy(this.softcapLogits(this.lmHead(h)), targets);
   }
 
   /**
@@ -408,21 +496,19 @@ export class CausalLM {
    * custom op, so the outer tape holds just the block input, and the gradient is a VJP of the recomputed block.
    */
   private checkpointedBlock(i: number, h: tf.Tensor2D, ctx: BlockContext): tf.Tensor2D {
-    const prefix = this.config.family === 'gpt2' ? `transformer.h.${i}.` : `model.layers.${i}.`;
-    const vars = this.adapter ? this.adapter.variablesUnder(prefix) : [];
-    // The forward scope (and with it the mask and RoPE tables) is freed before backprop: save them too.
-    const extras = [ctx.bias, ctx.cos, ctx.sin].filter((t): t is tf.Tensor => t != null);
+    const vars = this.adapter ? this.adapter.variablesUnder(layerPrefix(this.config, i)) : [];
+    // The forward scope (and with it the masks and RoPE rows) is freed before backprop: save them too.
+    const keys = (Object.keys(ctx.aux) as (keyof BlockTensors)[]).filter((k) => ctx.aux[k] != null);
+    const extras = keys.map((k) => ctx.aux[k] as tf.Tensor);
     const f = customOp<tf.Tensor2D>(([hi], save) => {
       save([hi, ...extras]);
       return {
         value: tf.tidy(() => this.block(i, hi as tf.Tensor2D, ctx)),
         gradFunc: (dy, saved) => {
           const hs = saved[0] as tf.Tensor2D;
-          let k = 1;
-          const c2: BlockContext = { ...ctx };
-          if (ctx.bias) c2.bias = saved[k++];
-          if (ctx.cos) c2.cos = saved[k++] as tf.Tensor4D;
-          if (ctx.sin) c2.sin = saved[k] as tf.Tensor4D;
+          const aux: BlockTensors = { ...ctx.aux };
+          keys.forEach((k, j) => (aux[k] = saved[1 + j]));
+          const c2: BlockContext = { ...ctx, aux };
           // A gradient computed inside backprop: tfjs (4.22) would replace the outer tape with its own and then
           // null it, so the outer pass could neither free its saved tensors nor finish. Keep the outer tape aside.
           const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
@@ -442,47 +528,116 @@ export class CausalLM {
     return f(h, ...vars);
   }
 
-  /** One transformer block (pre-norm attention + MLP, both residual). */
+  /** One transformer block of the model's family; layer i's mask and RoPE rows follow its attention kind. */
   private block(i: number, h: tf.Tensor2D, c: BlockContext): tf.Tensor2D {
-    const cfg = this.config;
-    const { B, T, bias, cos, sin, cacheLayer, seed } = c;
-    if (cfg.family === 'gpt2') {
-      const p = `transformer.h.${i}.`;
-      const a = layerNorm(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), cfg.norm_eps) as tf.Tensor2D;
-      const qkv = this.linear(p + 'attn.c_attn', a, seed(0));
-      const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
-      const att = this.attention(q, k, v, B, T, bias, null, null, cacheLayer);
-      h = tf.add(h, this.linear(p + 'attn.c_proj', att, seed(1)));
-      const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), cfg.norm_eps) as tf.Tensor2D;
-      const f = geluNew(this.linear(p + 'mlp.c_fc', m, seed(2))) as tf.Tensor2D;
-      return tf.add(h, this.linear(p + 'mlp.c_proj', f, seed(3)));
+    const sliding = layerType(this.config, i) === 'sliding_attention';
+    const att: AttentionOptions = {
+      B: c.B,
+      T: c.T,
+      bias: sliding ? c.aux.slidingBias : c.aux.bias,
+      cos: ((sliding && c.aux.cosLocal) || c.aux.cos) as tf.Tensor4D | null,
+      sin: ((sliding && c.aux.sinLocal) || c.aux.sin) as tf.Tensor4D | null,
+      cacheLayer: c.cacheLayer,
+    };
+    const p = layerPrefix(this.config, i);
+    switch (this.config.family) {
+      case 'gpt2':
+        return this.gpt2Block(p, h, att, c.seed);
+      case 'gpt_neo':
+        return this.gptNeoBlock(p, h, att, c.seed);
+      case 'gemma3':
+        return this.gemma3Block(p, h, att, c.seed);
+      default:
+        return this.llamaBlock(p, h, att, c.seed);
     }
-    const p = `model.layers.${i}.`;
-    const a = rmsNorm(h, this.w(p + 'input_layernorm.weight'), cfg.norm_eps) as tf.Tensor2D;
-    const q = this.linear(p + 'self_attn.q_proj', a, seed(0));
-    const k = this.linear(p + 'self_attn.k_proj', a, seed(1));
+  }
+
+  /** GPT-2: pre-LayerNorm, fused Conv1D qkv, gelu_new MLP. */
+  private gpt2Block(p: string, h: tf.Tensor2D, att: AttentionOptions, seed: (j: number) => number | null): tf.Tensor2D {
+    const eps = this.config.norm_eps;
+    const a = layerNorm(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), eps) as tf.Tensor2D;
+    const [q, k, v] = tf.split(this.linear(p + 'attn.c_attn', a, seed(0)), 3, 1) as tf.Tensor2D[];
+    h = tf.add(h, this.linear(p + 'attn.c_proj', this.attention(q, k, v, att), seed(1)));
+    const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps) as tf.Tensor2D;
+    const f = geluNew(this.linear(p + 'mlp.c_fc', m, seed(2))) as tf.Tensor2D;
+    return tf.add(h, this.linear(p + 'mlp.c_proj', f, seed(3))) as tf.Tensor2D;
+  }
+
+  /** GPT-Neo: as GPT-2 with nn.Linear q/k/v (no bias) and out_proj, and unscaled scores (local layers: window). */
+  private gptNeoBlock(
+    p: string,
+    h: tf.Tensor2D,
+    att: AttentionOptions,
+    seed: (j: number) => number | null,
+  ): tf.Tensor2D {
+    const eps = this.config.norm_eps;
+    const a = layerNorm(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), eps) as tf.Tensor2D;
+    const q = this.linear(p + 'attn.attention.q_proj', a, seed(0));
+    const k = this.linear(p + 'attn.attention.k_proj', a, seed(1));
+    const v = this.linear(p + 'attn.attention.v_proj', a, seed(2));
+    h = tf.add(h, this.linear(p + 'attn.attention.out_proj', this.attention(q, k, v, att), seed(3)));
+    const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps) as tf.Tensor2D;
+    const f = geluNew(this.linear(p + 'mlp.c_fc', m, seed(4))) as tf.Tensor2D;
+    return tf.add(h, this.linear(p + 'mlp.c_proj', f, seed(5))) as tf.Tensor2D;
+  }
+
+  /** Llama / Mistral / Qwen2 / Qwen3: pre-RMSNorm attention (Qwen3: q_norm/k_norm per head) and SwiGLU MLP. */
+  private llamaBlock(
+    p: string,
+    h: tf.Tensor2D,
+    att: AttentionOptions,
+    seed: (j: number) => number | null,
+  ): tf.Tensor2D {
+    const a = this.rmsNorm(h, p + 'input_layernorm.weight');
+    let q = this.linear(p + 'self_attn.q_proj', a, seed(0));
+    let k = this.linear(p + 'self_attn.k_proj', a, seed(1));
     const v = this.linear(p + 'self_attn.v_proj', a, seed(2));
-    const att = this.attention(q, k, v, B, T, bias, cos, sin, cacheLayer);
-    h = tf.add(h, this.linear(p + 'self_attn.o_proj', att, seed(3)));
-    const m = rmsNorm(h, this.w(p + 'post_attention_layernorm.weight'), cfg.norm_eps) as tf.Tensor2D;
+    if (hasQkNorm(this.config)) {
+      q = this.headNorm(q, p + 'self_attn.q_norm.weight');
+      k = this.headNorm(k, p + 'self_attn.k_norm.weight');
+    }
+    h = tf.add(h, this.linear(p + 'self_attn.o_proj', this.attention(q, k, v, att), seed(3)));
+    const m = this.rmsNorm(h, p + 'post_attention_layernorm.weight');
     const g = this.linear(p + 'mlp.gate_proj', m, seed(4));
     const u = this.linear(p + 'mlp.up_proj', m, seed(5));
-    return tf.add(h, this.linear(p + 'mlp.down_proj', tf.mul(silu(g), u) as tf.Tensor2D, seed(6)));
+    return tf.add(h, this.linear(p + 'mlp.down_proj', tf.mul(silu(g), u) as tf.Tensor2D, seed(6))) as tf.Tensor2D;
+  }
+
+  /**
+   * Gemma 3: input_layernorm → attention (q_norm/k_norm, then RoPE) → post_attention_layernorm → residual;
+   * pre_feedforward_layernorm → GeGLU MLP (tanh GELU gate) → post_feedforward_layernorm → residual.
+   */
+  private gemma3Block(
+    p: string,
+    h: tf.Tensor2D,
+    att: AttentionOptions,
+    seed: (j: number) => number | null,
+  ): tf.Tensor2D {
+    const a = this.rmsNorm(h, p + 'input_layernorm.weight');
+    const q = this.headNorm(this.linear(p + 'self_attn.q_proj', a, seed(0)), p + 'self_attn.q_norm.weight');
+    const k = this.headNorm(this.linear(p + 'self_attn.k_proj', a, seed(1)), p + 'self_attn.k_norm.weight');
+    const v = this.linear(p + 'self_attn.v_proj', a, seed(2));
+    const o = this.linear(p + 'self_attn.o_proj', this.attention(q, k, v, att), seed(3));
+    h = tf.add(h, this.rmsNorm(o, p + 'post_attention_layernorm.weight')) as tf.Tensor2D;
+    const m = this.rmsNorm(h, p + 'pre_feedforward_layernorm.weight');
+    const g = geluNew(this.linear(p + 'mlp.gate_proj', m, seed(4)));
+    const u = this.linear(p + 'mlp.up_proj', m, seed(5));
+    const f = this.linear(p + 'mlp.down_proj', tf.mul(g, u) as tf.Tensor2D, seed(6));
+    return tf.add(h, this.rmsNorm(f, p + 'post_feedforward_layernorm.weight')) as tf.Tensor2D;
+  }
+
+  /** Attention scores' scale: head_dim^-0.5, Gemma 3's query_pre_attn_scalar^-0.5, none for GPT-Neo. */
+  private attentionScale(): number {
+    const cfg = this.config;
+    if (cfg.family === 'gpt_neo') return 1;
+    if (cfg.family === 'gemma3') return 1 / Math.sqrt(cfg.query_pre_attn_scalar ?? cfg.head_dim);
+    return 1 / Math.sqrt(cfg.head_dim);
   }
 
   /** Multi-head attention with grouped KV heads; q/k/v 2-D [B·T, heads·hd]; returns [B·T, H·hd]. */
-  private attention(
-    q2: tf.Tensor2D,
-    k2: tf.Tensor2D,
-    v2: tf.Tensor2D,
-    B: number,
-    T: number,
-    bias: tf.Tensor | null,
-    cos: tf.Tensor4D | null,
-    sin: tf.Tensor4D | null,
-    cacheLayer: { k: tf.Tensor4D; v: tf.Tensor4D } | null,
-  ): tf.Tensor2D {
+  private attention(q2: tf.Tensor2D, k2: tf.Tensor2D, v2: tf.Tensor2D, o: AttentionOptions): tf.Tensor2D {
     const cfg = this.config;
+    const { B, T, bias, cos, sin, cacheLayer } = o;
     const H = cfg.num_attention_heads,
       KV = cfg.num_key_value_heads,
       hd = cfg.head_dim,
@@ -510,7 +665,9 @@ export class CausalLM {
     // Group query heads by their KV head: [B, KV, G·T, hd] (head h uses kv head h / G, as HF repeat_kv).
     const qg = tf.reshape(q, [B * KV, G * T, hd]) as tf.Tensor3D;
     const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * KV, hd, S]) as tf.Tensor3D;
-    let scores = tf.mul(bmm(qg, kT), 1 / Math.sqrt(hd)) as tf.Tensor;
+    const scale = this.attentionScale();
+    let scores = (scale === 1 ? bmm(qg, kT) : tf.mul(bmm(qg, kT), scale)) as tf.Tensor;
+    if (cfg.attn_logit_softcapping) scores = softcap(scores, cfg.attn_logit_softcapping);
     if (bias) scores = tf.add(tf.reshape(scores, [B, KV, G, T, S]), bias);
     const probs = tf.reshape(tf.softmax(scores), [B * KV, G * T, S]) as tf.Tensor3D;
     const out = tf.reshape(bmm(probs, tf.reshape(v, [B * KV, S, hd]) as tf.Tensor3D), [B, H, T, hd]);
@@ -545,19 +702,20 @@ function defaultPositions(B: number, T: number, past: number): Int32Array {
 
 /**
  * Additive attention bias [B, 1, 1, T, S] (S = past + T): 0 where query t may see key s, else -1e9.
- * Causal, keys with attentionMask 0 hidden, and with segment ids only within the same segment.
- * Returns null when nothing needs masking (a single new token without padding).
+ * Causal, keys with attentionMask 0 hidden, and with segment ids only within the same segment. With a sliding
+ * `window`, also keys `window` or more places back (transformers' sliding_window_overlay: kv > q - window).
+ * Returns null when nothing needs masking (a single new token without padding, within the window).
  */
-function buildAttentionBias(inp: ForwardInput, past: number): tf.Tensor | null {
+function buildAttentionBias(inp: ForwardInput, past: number, window: number | null): tf.Tensor | null {
   const { batchSize: B, seqLen: T, attentionMask: am, segmentIds: seg } = inp;
-  if (T === 1 && !am && !seg) return null;
   const S = past + T;
+  if (T === 1 && !am && !seg && (window === null || S <= window)) return null;
   const bias = new Float32Array(B * T * S);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       const row = (b * T + t) * S;
       for (let s = 0; s < S; s++) {
-        let ok = s <= past + t;
+        let ok = s <= past + t && (window === null || s > past + t - window);
         if (ok && s >= past) {
           const ks = s - past;
           if (am && !am[b * T + ks]) ok = false;

@@ -50,6 +50,17 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), w);
 }
 
+/** Gemma's RMSNorm: x / sqrt(mean(x²) + eps) · (1 + w), over the last axis (the weights are stored zero-centred). */
+export function rmsNormOnePlus(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  const variance = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), tf.add(w, 1));
+}
+
+/** Gemma's soft capping: tanh(x / cap) · cap (attention scores and final logits). */
+export function softcap(x: tf.Tensor, cap: number): tf.Tensor {
+  return tf.mul(tf.tanh(tf.div(x, cap)), cap);
+}
+
 /** torch.nn.LayerNorm over the last axis (biased variance). */
 export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
   const mean = tf.mean(x, -1, true);
@@ -58,7 +69,7 @@ export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number)
   return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, eps))), w), b);
 }
 
-/** GPT-2's gelu_new (tanh approximation). */
+/** GPT-2's gelu_new (tanh approximation); torch's gelu(approximate="tanh") — "gelu_pytorch_tanh" — is the same function. */
 export function geluNew(x: tf.Tensor): tf.Tensor {
   const c = Math.sqrt(2 / Math.PI);
   const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), c);
@@ -72,13 +83,19 @@ export function silu(x: tf.Tensor): tf.Tensor {
 /**
  * RoPE tables in float32 exactly as HF LlamaRotaryEmbedding computes them:
  * inv_freq[i] = 1 / theta^(2i/d), angle = pos · inv_freq. Returns cos/sin of shape [maxPos, d/2].
+ * `linearFactor` is transformers' "linear" rope_scaling (inv_freq / factor, i.e. positions / factor).
  */
-export function ropeTables(maxPos: number, headDim: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeTables(
+  maxPos: number,
+  headDim: number,
+  theta: number,
+  linearFactor = 1,
+): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
   const cos = new Float32Array(maxPos * half);
   const sin = new Float32Array(maxPos * half);
   const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim) / linearFactor;
   for (let p = 0; p < maxPos; p++) {
     for (let i = 0; i < half; i++) {
       const a = Math.fround(p * invFreq[i]);

@@ -1,11 +1,21 @@
 import type { BackendName } from './backend';
-import type { ModelConfig } from './config';
+import { hasLearnedPositions, hasQkNorm, type ModelConfig } from './config';
 import type { FrozenDtype } from './frozen';
+
+/** The token embedding's name: `transformer.wte.weight` (GPT-2, GPT-Neo) or `model.embed_tokens.weight`. */
+export function embeddingName(cfg: Pick<ModelConfig, 'family'>): string {
+  return hasLearnedPositions(cfg) ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
+}
+
+/** The module-name prefix of block i: `transformer.h.<i>.` (GPT-2, GPT-Neo) or `model.layers.<i>.`. */
+export function layerPrefix(cfg: Pick<ModelConfig, 'family'>, i: number): string {
+  return hasLearnedPositions(cfg) ? `transformer.h.${i}.` : `model.layers.${i}.`;
+}
 
 /**
  * The parameters a model of `cfg` has, by Hugging Face name, with their HF shapes.
  * nn.Linear weights are [out, in]; GPT-2 Conv1D weights are [in, out].
- * GPT-2 names are canonicalised with the `transformer.` prefix.
+ * GPT-2 and GPT-Neo names are canonicalised with the `transformer.` prefix.
  * Tied lm_head is not listed (it is the embedding).
  */
 export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
@@ -40,6 +50,33 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
     if (!cfg.tie_word_embeddings) m.set('lm_head.weight', [V, D]);
     return m;
   }
+  if (cfg.family === 'gpt_neo') {
+    // GPTNeoForCausalLM: nn.Linear everywhere; q/k/v without bias, out_proj and the MLP with bias.
+    m.set('transformer.wte.weight', [V, D]);
+    m.set('transformer.wpe.weight', [cfg.max_position_embeddings, D]);
+    for (let i = 0; i < L; i++) {
+      const p = `transformer.h.${i}.`;
+      m.set(p + 'ln_1.weight', [D]);
+      m.set(p + 'ln_1.bias', [D]);
+      m.set(p + 'attn.attention.q_proj.weight', [D, D]);
+      m.set(p + 'attn.attention.k_proj.weight', [D, D]);
+      m.set(p + 'attn.attention.v_proj.weight', [D, D]);
+      m.set(p + 'attn.attention.out_proj.weight', [D, D]);
+      m.set(p + 'attn.attention.out_proj.bias', [D]);
+      m.set(p + 'ln_2.weight', [D]);
+      m.set(p + 'ln_2.bias', [D]);
+      m.set(p + 'mlp.c_fc.weight', [I, D]);
+      m.set(p + 'mlp.c_fc.bias', [I]);
+      m.set(p + 'mlp.c_proj.weight', [D, I]);
+      m.set(p + 'mlp.c_proj.bias', [D]);
+    }
+    m.set('transformer.ln_f.weight', [D]);
+    m.set('transformer.ln_f.bias', [D]);
+    if (!cfg.tie_word_embeddings) m.set('lm_head.weight', [V, D]);
+    return m;
+  }
+  // Llama, Mistral, Qwen2, Qwen3, Gemma 3: the same projections; Qwen3/Gemma 3 add q_norm/k_norm [head_dim],
+  // Gemma 3 two more norms around the MLP.
   m.set('model.embed_tokens.weight', [V, D]);
   for (let i = 0; i < L; i++) {
     const p = `model.layers.${i}.`;
@@ -53,7 +90,15 @@ export function paramShapes(cfg: ModelConfig): Map<string, number[]> {
       m.set(p + 'self_attn.v_proj.bias', [KV * hd]);
     }
     m.set(p + 'self_attn.o_proj.weight', [D, H * hd]);
+    if (hasQkNorm(cfg)) {
+      m.set(p + 'self_attn.q_norm.weight', [hd]);
+      m.set(p + 'self_attn.k_norm.weight', [hd]);
+    }
     m.set(p + 'post_attention_layernorm.weight', [D]);
+    if (cfg.family === 'gemma3') {
+      m.set(p + 'pre_feedforward_layernorm.weight', [D]);
+      m.set(p + 'post_feedforward_layernorm.weight', [D]);
+    }
     m.set(p + 'mlp.gate_proj.weight', [I, D]);
     m.set(p + 'mlp.up_proj.weight', [I, D]);
     m.set(p + 'mlp.down_proj.weight', [D, I]);
@@ -97,6 +142,12 @@ export function linearModules(cfg: ModelConfig): LinearModule[] {
       out.push({ name: p + 'attn.c_proj', short: 'c_proj', inFeatures: D, outFeatures: D, layout: 'in_out' });
       out.push({ name: p + 'mlp.c_fc', short: 'c_fc', inFeatures: D, outFeatures: I, layout: 'in_out' });
       out.push({ name: p + 'mlp.c_proj', short: 'c_proj', inFeatures: I, outFeatures: D, layout: 'in_out' });
+    } else if (cfg.family === 'gpt_neo') {
+      const p = `transformer.h.${i}.`;
+      for (const s of ['q_proj', 'k_proj', 'v_proj', 'out_proj'])
+        out.push({ name: p + 'attn.attention.' + s, short: s, inFeatures: D, outFeatures: D, layout: 'out_in' });
+      out.push({ name: p + 'mlp.c_fc', short: 'c_fc', inFeatures: D, outFeatures: I, layout: 'out_in' });
+      out.push({ name: p + 'mlp.c_proj', short: 'c_proj', inFeatures: I, outFeatures: D, layout: 'out_in' });
     } else {
       const p = `model.layers.${i}.`;
       out.push({ name: p + 'self_attn.q_proj', short: 'q_proj', inFeatures: D, outFeatures: H * hd, layout: 'out_in' });
@@ -127,7 +178,7 @@ export function linearModules(cfg: ModelConfig): LinearModule[] {
 export function compactableWeights(cfg: ModelConfig): Map<string, 0 | 1> {
   const m = new Map<string, 0 | 1>();
   for (const l of linearModules(cfg)) m.set(l.name + '.weight', l.layout === 'in_out' ? 1 : 0);
-  m.set(cfg.family === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight', 0);
+  m.set(embeddingName(cfg), 0);
   if (!cfg.tie_word_embeddings) m.set('lm_head.weight', 0);
   return m;
 }
@@ -146,7 +197,8 @@ export function compactableParams(cfg: ModelConfig): { count: number; largest: n
 
 /**
  * Bytes a model's weights take on a backend: float32 parameters, plus the transposed lm_head the engine keeps on wasm
- * (matMul with transposeB is slow there) and the RoPE table (Llama-style families). Without the config, 4 · params.
+ * (matMul with transposeB is slow there) and the RoPE tables (cos + sin of head_dim/2 each, a second pair for Gemma 3's
+ * sliding layers). Without the config, 4 · params.
  * With frozen_dtype float16/int8 the compact matrices live outside the backend (compactWeightBytes): the backend
  * holds the rest in float32 and the largest linear layer expanded twice (forward, and backward for dx).
  */
@@ -165,7 +217,10 @@ export function weightBytes(
     } else if (backend === 'wasm') {
       w += 4 * config.vocab_size * config.hidden_size;
     }
-    if (config.family !== 'gpt2') w += 4 * config.max_position_embeddings * config.head_dim;
+    if (!hasLearnedPositions(config)) {
+      const tables = config.family === 'gemma3' ? 2 : 1;
+      w += tables * 4 * config.max_position_embeddings * config.head_dim;
+    }
   }
   return w;
 }

@@ -3,7 +3,8 @@
  * tokenizer files) from any FileSource, validated against paramShapes(config).
  */
 import type { ModelConfig, RawTensor, RawTensors } from '../engine/config';
-import { paramShapes } from '../engine/params';
+import { hasLearnedPositions } from '../engine/config';
+import { embeddingName, paramShapes } from '../engine/params';
 import { parseHfConfig } from './hf-config';
 import { parseSafetensors } from './safetensors';
 import type { FileSource } from './source';
@@ -35,16 +36,17 @@ function parseJson(bytes: Uint8Array, what: string): unknown {
   }
 }
 
-/** Buffers the HF modules register that are not parameters. */
+/** Buffers the HF modules register that are not parameters (GPT-2's and GPT-Neo's causal masks, RoPE frequencies). */
 const IGNORED = [
   /^transformer\.h\.\d+\.attn\.(bias|masked_bias)$/,
+  /^transformer\.h\.\d+\.attn\.attention\.(bias|masked_bias)$/,
   /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/,
 ];
 
 /** Map a checkpoint name to the canonical paramShapes name (null = ignored buffer). */
 export function canonicalName(cfg: ModelConfig, name: string): string | null {
   let n = name;
-  if (cfg.family === 'gpt2') {
+  if (hasLearnedPositions(cfg)) {
     if (!n.startsWith('transformer.') && n !== 'lm_head.weight') n = 'transformer.' + n;
   } else if (/^(embed_tokens|layers|norm)\./.test(n)) {
     n = 'model.' + n; // saved from the bare *Model rather than *ForCausalLM
@@ -79,7 +81,7 @@ export function normalizeHfWeights(
     byName.set(c, t);
     sources.set(c, name);
   }
-  const embName = cfg.family === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
+  const embName = embeddingName(cfg);
   let config = cfg;
   const head = byName.get('lm_head.weight');
   if (head) {

@@ -23,7 +23,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig, RawTensor, RawTensors } from '../engine/config';
-import { eosIds } from '../engine/config';
+import { eosIds, hasLearnedPositions } from '../engine/config';
 import { linearModules, paramShapes, type LinearModule } from '../engine/params';
 import { loraParamName, type LoraAdapter } from '../engine/lora';
 import { readTensor } from '../engine/readback';
@@ -99,7 +99,7 @@ export function peftAdapterConfig(
 
 /** q_proj/k_proj of a model whose q/k rows are in the interleaved RoPE layout need permuting to/from HF's. */
 function ropeRows(modelCfg: ModelConfig, module: LinearModule): number | null {
-  if (modelCfg.family === 'gpt2' || modelCfg.rope_layout !== 'interleaved') return null;
+  if (hasLearnedPositions(modelCfg) || modelCfg.rope_layout !== 'interleaved') return null;
   if (module.short === 'q_proj') return modelCfg.num_attention_heads;
   if (module.short === 'k_proj') return modelCfg.num_key_value_heads;
   return null;
@@ -433,7 +433,7 @@ export async function exportMergedModel(
   tokenizerFiles?: Record<string, Uint8Array | string> | Map<string, Uint8Array | string>,
 ): Promise<Map<string, Uint8Array>> {
   const cfg = model.config;
-  const interleaved = cfg.family !== 'gpt2' && cfg.rope_layout === 'interleaved';
+  const interleaved = !hasLearnedPositions(cfg) && cfg.rope_layout === 'interleaved';
   const outCfg: ModelConfig = interleaved ? { ...cfg, rope_layout: 'half' } : cfg;
   const hfConfig = toHfConfig(outCfg);
   const ad = model.adapter && !model.adapter.merged ? model.adapter : null;

@@ -7,7 +7,7 @@
  * No TensorFlow.js (the backend is a parameter).
  */
 import type { BackendName } from '../engine/backend';
-import type { ModelConfig } from '../engine/config';
+import { hasLearnedPositions, hasQkNorm, type ModelConfig } from '../engine/config';
 import { targetedModules, type LoraConfig } from '../engine/lora-config';
 import { compactWeightBytes, countParams, weightBytes } from '../engine/params';
 import type { FrozenDtype } from '../engine/frozen';
@@ -85,14 +85,17 @@ export function estimateMemory(run: EstimateInput): MemoryEstimate {
     Dkv = cfg.num_key_value_heads * cfg.head_dim,
     H = cfg.num_attention_heads;
   // floats per token kept for backward by one block (the ops' saved inputs/outputs), incl. H·S attention scores
-  const block =
-    cfg.family === 'gpt2' ? 26 * D + 7 * I + 4 * H * seqLen : 11 * D + 8 * Dq + 8 * Dkv + 5 * I + 4 * H * seqLen;
+  // (GPT-Neo as GPT-2; the q/k norms of Qwen3 and Gemma 3 and Gemma's two extra norms add their inputs and outputs)
+  const qkNorm = hasQkNorm(cfg) ? 2 * Dq + 2 * Dkv : 0;
+  const block = hasLearnedPositions(cfg)
+    ? 26 * D + 7 * I + 4 * H * seqLen
+    : 11 * D + 8 * Dq + 8 * Dkv + 5 * I + 4 * H * seqLen + qkNorm + (cfg.family === 'gemma3' ? 4 * D : 0);
   const perLayer = L > 0 ? mods.length / L : 0;
   const loraPerBlock = mods
     .slice(0, Math.round(perLayer))
     .reduce((s, m) => s + c.r + 3 * m.outFeatures + (c.lora_dropout > 0 ? 2 * m.inFeatures : 0), 0);
   const blockAll = block + loraPerBlock;
-  const outer = (cfg.family === 'gpt2' ? 3 : 2) * D + 3 * D; // embeddings (+ positions) and final norm
+  const outer = (hasLearnedPositions(cfg) ? 3 : 2) * D + 3 * D; // embeddings (+ positions) and final norm
   const actNo = 4 * N * (L * blockAll + outer);
   const actCk = 4 * N * (L * D + blockAll + outer);
   const compactHead = c.frozen_dtype !== 'float32';

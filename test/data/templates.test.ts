@@ -294,3 +294,131 @@ describe('model chat templates (Jinja)', () => {
     expect(() => renderExample(two, { kind: 'chat_template' }, LLAMA)).toThrow(/no chat_template/);
   });
 });
+
+// Test templates of our own that use the Jinja features of the real Qwen3 and Gemma 3 chat templates (not copies of
+// them): namespace() updated inside a reversed loop, loop.index0/first/last, `is string`, `is defined`, `is false`,
+// `in`, startswith/endswith/split/strip/lstrip/rstrip, slicing, `| length`, `| trim`, whitespace control,
+// raise_exception, add_generation_prompt and an apply_chat_template kwarg (enable_thinking).
+const QWEN3_LIKE =
+  '{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) -%}' +
+  '{%- for message in messages[::-1] -%}{%- set index = (messages|length - 1) - loop.index0 -%}' +
+  "{%- if ns.multi_step_tool and message.role == 'user' and message.content is string and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) -%}" +
+  '{%- set ns.multi_step_tool = false -%}{%- set ns.last_query_index = index -%}{%- endif -%}{%- endfor -%}' +
+  '{%- for message in messages -%}' +
+  "{%- if message.role == 'system' and not loop.first -%}{{ raise_exception('System message must be first') }}{%- endif -%}" +
+  "{%- if message.role == 'user' or message.role == 'system' -%}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' -}}" +
+  "{%- elif message.role == 'assistant' -%}{%- set content = message.content -%}{%- set reasoning = '' -%}" +
+  "{%- if '</think>' in content -%}{%- set reasoning = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') -%}{%- set content = content.split('</think>')[-1].lstrip('\\n') -%}{%- endif -%}" +
+  '{%- if loop.index0 > ns.last_query_index and (loop.last or reasoning) -%}' +
+  "{{- '<|im_start|>assistant\\n<think>\\n' + reasoning.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') -}}" +
+  "{%- else -%}{{- '<|im_start|>assistant\\n' + content -}}{%- endif -%}{{- '<|im_end|>\\n' -}}" +
+  "{%- else -%}{{ raise_exception('Unknown role: ' + message.role) }}{%- endif -%}{%- endfor -%}" +
+  "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}" +
+  "{%- if enable_thinking is defined and enable_thinking is false -%}{{- '<think>\\n\\n</think>\\n\\n' -}}{%- endif -%}{%- endif -%}";
+const GEMMA3_LIKE =
+  '{{ bos_token }}' +
+  "{%- if messages[0]['role'] == 'system' -%}" +
+  "{%- if messages[0]['content'] is string -%}{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}" +
+  "{%- else -%}{%- set first_user_prefix = messages[0]['content'][0]['text'] + '\\n\\n' -%}{%- endif -%}" +
+  '{%- set loop_messages = messages[1:] -%}' +
+  "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}" +
+  '{%- for message in loop_messages -%}' +
+  "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{%- endif -%}" +
+  "{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}{%- else -%}{%- set role = message['role'] -%}{%- endif -%}" +
+  "{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else '') }}" +
+  "{%- if message['content'] is string -%}{{ message['content'] | trim }}" +
+  "{%- elif message['content'] is iterable -%}{%- for item in message['content'] -%}{%- if item['type'] == 'text' -%}{{ item['text'] | trim }}{%- endif -%}{%- endfor -%}" +
+  "{%- else -%}{{ raise_exception('Invalid content type') }}{%- endif -%}" +
+  "{{ '<end_of_turn>\\n' }}{%- endfor -%}" +
+  "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}";
+
+describe('Jinja features of the Qwen3 and Gemma 3 chat templates', () => {
+  const QWEN: TemplateTokens = { bosToken: null, eosToken: '<|im_end|>', chatTemplate: null, specialTokens: {} };
+  const GEMMA: TemplateTokens = {
+    bosToken: '<bos>',
+    eosToken: '<eos>',
+    chatTemplate: null,
+    specialTokens: { bos_token: '<bos>', eos_token: '<eos>' },
+  };
+  const conv: Message[] = [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Hi' },
+    a('Yo'),
+    { role: 'user', content: 'More' },
+    a('<think>\nsure\n</think>\n\nOk'),
+  ];
+
+  it('Qwen3-like: the last answer after the last query keeps its <think> block, earlier ones do not', () => {
+    expect(renderChatTemplate(conv, { template: QWEN3_LIKE, tokens: QWEN })).toBe(
+      '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n' +
+        '<|im_start|>user\nMore<|im_end|>\n<|im_start|>assistant\n<think>\nsure\n</think>\n\nOk<|im_end|>\n',
+    );
+    // a plain last answer gets the empty think block, untrained (as the prompt the model sees with thinking off)
+    expect(
+      renderExample(
+        { messages: [...conv.slice(0, 4), a('Ok')] },
+        { kind: 'chat_template', template: QWEN3_LIKE },
+        QWEN,
+      ),
+    ).toEqual([
+      seg('<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n', false),
+      seg('Yo<|im_end|>', true),
+      seg('\n<|im_start|>user\nMore<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n', false),
+      seg('Ok<|im_end|>', true),
+      seg('\n', false),
+    ]);
+    // the reasoning of the last answer is trained with it
+    const segs = renderExample({ messages: conv }, { kind: 'chat_template', template: QWEN3_LIKE }, QWEN);
+    expect(segs.filter((s) => s.train).map((s) => s.text)).toEqual([
+      'Yo<|im_end|>',
+      '<think>\nsure\n</think>\n\nOk<|im_end|>',
+    ]);
+  });
+
+  it('Qwen3-like: enable_thinking false (chat_template_kwargs) adds the empty think block to the generation prompt', () => {
+    const spec = { kind: 'chat_template' as const, template: QWEN3_LIKE };
+    const prompt = [{ role: 'user' as const, content: 'Hi' }];
+    expect(renderGenerationPrompt(prompt, spec, QWEN)).toBe('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n');
+    expect(renderGenerationPrompt(prompt, { ...spec, chat_template_kwargs: { enable_thinking: false } }, QWEN)).toBe(
+      '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n',
+    );
+    expect(renderGenerationPrompt(prompt, { ...spec, chat_template_kwargs: { enable_thinking: true } }, QWEN)).toBe(
+      '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
+    );
+    expect(() => renderGenerationPrompt(prompt, { ...spec, chat_template_kwargs: { messages: [] } }, QWEN)).toThrow(
+      /chat_template_kwargs: "messages" is set by the trainer/,
+    );
+    expect(() =>
+      renderChatTemplate([{ role: 'user', content: 'Hi' }, conv[0]], { template: QWEN3_LIKE, tokens: QWEN }),
+    ).toThrow(/System message must be first/);
+  });
+
+  it('Gemma3-like: system prompt folded into the first user turn, model role, trimmed content, alternation enforced', () => {
+    expect(
+      renderChatTemplate(conv.slice(0, 4), { template: GEMMA3_LIKE, tokens: GEMMA, addGenerationPrompt: true }),
+    ).toBe(
+      '<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nYo<end_of_turn>\n' +
+        '<start_of_turn>user\nMore<end_of_turn>\n<start_of_turn>model\n',
+    );
+    expect(
+      renderExample(
+        { messages: [...conv.slice(0, 4), a(' Ok ')] },
+        { kind: 'chat_template', template: GEMMA3_LIKE },
+        GEMMA,
+      ),
+    ).toEqual([
+      seg('<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n', false),
+      seg('Yo<end_of_turn><eos>', true),
+      seg('\n<start_of_turn>user\nMore<end_of_turn>\n<start_of_turn>model\n', false),
+      seg('Ok<end_of_turn><eos>', true),
+      seg('\n', false),
+    ]);
+    expect(() =>
+      renderExample(
+        { messages: [{ role: 'user', content: 'Hi' }, { role: 'user', content: 'Again' }, a('x')] },
+        { kind: 'chat_template', template: GEMMA3_LIKE },
+        GEMMA,
+      ),
+    ).toThrow(/Conversation roles must alternate/);
+  });
+});

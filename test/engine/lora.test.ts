@@ -116,7 +116,7 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       });
     }
 
-    for (const fam of ['llama', 'qwen2', 'gpt2'] as const) {
+    for (const fam of ['llama', 'qwen2', 'gpt2', 'qwen3', 'gemma3', 'gpt_neo'] as const) {
       it(`${fam}: finite-difference gradient check of every LoRA parameter (rel. error < 1e-3)`, async () => {
         const cfg = tinyConfig(fam);
         const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 11));
@@ -126,7 +126,9 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
         const vars = [...model.adapter!.variables().values()];
         const { grads } = tf.variableGrads(() => model.loss(b).loss, vars);
         const lossAt = () => tf.tidy(() => model.loss(b).loss.dataSync()[0]);
-        const eps = 1e-2;
+        // Gemma's soft-caps and (1 + w) norms curve the loss more: at eps 1e-2 the central difference's O(eps²) error
+        // alone is ~1.2e-3 (it falls 4x at eps 5e-3, as truncation error does, on cpu and wasm alike).
+        const eps = fam === 'gemma3' ? 5e-3 : 1e-2;
         let num = 0,
           den = 0,
           n = 0;
@@ -159,7 +161,7 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       });
     }
 
-    for (const fam of ['llama', 'qwen2', 'gpt2'] as const) {
+    for (const fam of ['llama', 'qwen2', 'gpt2', 'qwen3', 'gemma3', 'gpt_neo'] as const) {
       it(`${fam}: gradient checkpointing gives the same loss and LoRA gradients, and leaks nothing`, async () => {
         const cfg = tinyConfig(fam);
         const model = CausalLM.fromRaw(cfg, randomWeights(cfg, 13));

@@ -7,7 +7,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { ModelFamily, RawTensor, RawTensors } from '../../src/engine/config';
+import { hasLearnedPositions, type ModelFamily, type RawTensor, type RawTensors } from '../../src/engine/config';
 import { paramShapes } from '../../src/engine/params';
 import { parseHfConfig, SUPPORTED_ARCHITECTURES, toHfConfig } from '../../src/io/hf-config';
 import { loadHfCheckpoint, type HfCheckpoint } from '../../src/io/hf-model';
@@ -49,13 +49,28 @@ function baseConfigs(): { name: string; json: Record<string, unknown> }[] {
   delete (mistral as Record<string, unknown>).attention_bias;
   const byType = { ...qwen, use_sliding_window: true, sliding_window: 8 } as Record<string, unknown>;
   delete byType.architectures;
+  const gemmaOld = toHfConfig(tinyConfig('gemma3', { layers: 4 }));
+  delete gemmaOld.layer_types; // the older form: sliding_window_pattern only
   return [
     { name: 'llama', json: llama },
     { name: 'qwen2', json: qwen },
     { name: 'gpt2', json: gpt2 },
     { name: 'mistral', json: mistral },
     { name: 'qwen2 by model_type', json: byType },
+    { name: 'qwen3', json: toHfConfig(tinyConfig('qwen3')) },
+    { name: 'gemma3', json: toHfConfig(tinyConfig('gemma3')) },
+    { name: 'gemma3 sliding_window_pattern', json: gemmaOld },
+    { name: 'gpt_neo', json: toHfConfig(tinyConfig('gpt_neo')) },
   ];
+}
+
+/** The fields a base config's parser reads. */
+function fieldsOf(name: string): readonly string[] {
+  if (name === 'gpt2') return GPT2_FIELDS;
+  if (name === 'gpt_neo') return GPT_NEO_FIELDS;
+  if (name.startsWith('gemma3')) return GEMMA3_FIELDS;
+  if (name === 'qwen3') return [...LLAMA_FIELDS, 'layer_types', 'max_window_layers'];
+  return LLAMA_FIELDS;
 }
 
 /** Fields the parsers read (and some they reject), per family. */
@@ -103,6 +118,37 @@ const GPT2_FIELDS = [
   'tie_word_embeddings',
 ];
 
+const GEMMA3_FIELDS = [
+  ...LLAMA_FIELDS.filter((f) => f !== 'hidden_act' && f !== 'mlp_bias' && f !== 'pretraining_tp'),
+  'hidden_activation',
+  'layer_types',
+  'sliding_window_pattern',
+  'rope_local_base_freq',
+  'rope_parameters',
+  'query_pre_attn_scalar',
+  'attn_logit_softcapping',
+  'final_logit_softcapping',
+  'use_bidirectional_attention',
+];
+const GPT_NEO_FIELDS = [
+  'architectures',
+  'model_type',
+  'hidden_size',
+  'num_heads',
+  'num_layers',
+  'intermediate_size',
+  'activation_function',
+  'attention_types',
+  'attention_layers',
+  'window_size',
+  'max_position_embeddings',
+  'layer_norm_epsilon',
+  'vocab_size',
+  'tie_word_embeddings',
+  'bos_token_id',
+  'eos_token_id',
+];
+
 const posInt = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 const tokenId = (v: unknown): boolean => v === null || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0);
 
@@ -126,7 +172,16 @@ export function checkConfig(r: unknown): string | null {
   }
   if (c.num_attention_heads % c.num_key_value_heads !== 0)
     return 'num_key_value_heads does not divide num_attention_heads';
-  if (c.family !== 'gpt2' && c.head_dim % 2 !== 0) return 'odd head_dim';
+  if (!hasLearnedPositions(c) && c.head_dim % 2 !== 0) return 'odd head_dim';
+  if (c.layer_types !== undefined) {
+    if (c.layer_types.length !== c.num_hidden_layers) return 'layer_types does not list every layer';
+    if (!c.layer_types.every((t) => t === 'full_attention' || t === 'sliding_attention')) return 'bad layer type';
+    if (!posInt(c.sliding_window)) return `sliding_window = ${String(c.sliding_window)}`;
+  }
+  for (const k of ['attn_logit_softcapping', 'final_logit_softcapping', 'query_pre_attn_scalar'] as const) {
+    const v = c[k];
+    if (v !== undefined && v !== null && !(typeof v === 'number' && v > 0 && Number.isFinite(v))) return `${k} = ${v}`;
+  }
   if (!(c.norm_eps > 0 && Number.isFinite(c.norm_eps)) || !(c.rope_theta > 0 && Number.isFinite(c.rope_theta)))
     return 'norm_eps / rope_theta not finite positive';
   if (typeof c.tie_word_embeddings !== 'boolean' || typeof c.attention_bias !== 'boolean') return 'non-boolean flags';
@@ -149,7 +204,7 @@ function configEdges(): (() => FuzzCase)[] {
   const out: (() => FuzzCase)[] = [];
   for (const b of baseConfigs()) {
     out.push(() => configCase(`${b.name} valid`, b.json, sizeOf(b.json), 'accept'));
-    const fields = b.name === 'gpt2' ? GPT2_FIELDS : LLAMA_FIELDS;
+    const fields = fieldsOf(b.name);
     for (const f of fields) {
       const variants: [unknown, string, number][] = [
         [DELETE, 'missing', 0],
@@ -190,6 +245,18 @@ function configEdges(): (() => FuzzCase)[] {
     ['eos_token_id 300k ids', () => ({ ...l, eos_token_id: new Array(300_000).fill(1) }), 600_000],
     ['eos_token_id 300k ids, one bad', () => ({ ...l, eos_token_id: [...new Array(300_000).fill(1), -1] }), 600_000],
     ['num_hidden_layers 2^40', () => ({ ...l, num_hidden_layers: 2 ** 40 }), 300],
+    ...baseConfigs()
+      .filter((b) => /^(qwen3|gemma3|gpt_neo)/.test(b.name))
+      .map((b): [string, () => unknown, number] => [
+        `${b.name}: ${b.name === 'gpt_neo' ? 'num_layers' : 'num_hidden_layers'} 2^40`,
+        () => ({
+          ...b.json,
+          layer_types: undefined,
+          [b.name === 'gpt_neo' ? 'num_layers' : 'num_hidden_layers']: 2 ** 40,
+          ...(b.name === 'gpt_neo' ? { attention_types: [[['global'], 2 ** 40]], attention_layers: undefined } : {}),
+        }),
+        300,
+      ]),
     [
       'every size 2^52',
       () => ({
@@ -210,7 +277,7 @@ function configEdges(): (() => FuzzCase)[] {
 function configRandom(rng: Rng): FuzzCase {
   const b = pick(rng, baseConfigs());
   const j: Record<string, unknown> = structuredClone(b.json);
-  const fields = b.name === 'gpt2' ? GPT2_FIELDS : LLAMA_FIELDS;
+  const fields = fieldsOf(b.name);
   const what: string[] = [];
   let size = sizeOf(j);
   for (let k = between(rng, 1, 4); k > 0; k--) {
@@ -265,6 +332,9 @@ export async function prepareCheckpoints(): Promise<void> {
         family: 'gpt2',
         extra: { 'tokenizer.json': gpt2StyleTokenizerJson(), 'tokenizer_config.json': gpt2StyleTokenizerConfig() },
       },
+      { name: 'qwen3', family: 'qwen3' },
+      { name: 'gemma3 sharded', family: 'gemma3', shardBytes: 3000 },
+      { name: 'gpt_neo (attn.attention buffers)', family: 'gpt_neo' },
     ];
     for (const s of specs) {
       const dir = path.join(tmp, s.name.replace(/\W/g, '_'));

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import type { ModelConfig, RawTensors } from '../../src/engine/config';
 import { loraParamName } from '../../src/engine/lora';
-import type { LoraConfig } from '../../src/engine/lora-config';
+import { targetedModules, type LoraConfig } from '../../src/engine/lora-config';
 import { CausalLM } from '../../src/engine/model';
 import { loadHfCheckpoint } from '../../src/io/hf-model';
 import { unpermuteRopeRows } from '../../src/io/llama2c';
@@ -16,6 +16,7 @@ import {
   loadPeftAdapter,
   peftAdapterReadme,
   parsePeftAdapter,
+  parsePeftAdapterConfig,
   readPeftAdapter,
 } from '../../src/io/peft';
 import { parseSafetensors, writeSafetensors } from '../../src/io/safetensors';
@@ -80,6 +81,14 @@ const CASES: { label: string; cfg: ModelConfig; lora?: Partial<LoraConfig> }[] =
     lora: { target_modules: ['q_proj', 'v_proj'], use_rslora: true },
   },
   { label: 'gpt2 (Conv1D)', cfg: tinyConfig('gpt2') },
+  { label: 'qwen3 (q/k norms, head_dim ≠ hidden/heads)', cfg: tinyConfig('qwen3') },
+  { label: 'gemma3 (sliding layers, soft-capping, untied)', cfg: tinyConfig('gemma3', { tie_word_embeddings: false }) },
+  { label: 'gpt_neo (nn.Linear under attn.attention)', cfg: tinyConfig('gpt_neo') },
+  {
+    label: 'gpt_neo with PEFT default targets',
+    cfg: tinyConfig('gpt_neo'),
+    lora: { target_modules: ['q_proj', 'v_proj'] },
+  },
   {
     label: 'llama in the interleaved RoPE layout',
     cfg: tinyConfig('llama', { rope_layout: 'interleaved', tie_word_embeddings: true }),
@@ -116,16 +125,21 @@ describe('PEFT adapter export / import', () => {
         lc.target_modules === 'all-linear'
           ? cfg.family === 'gpt2'
             ? ['c_attn', 'c_proj', 'c_fc']
-            : ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
+            : cfg.family === 'gpt_neo'
+              ? ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'c_fc', 'c_proj']
+              : ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
           : lc.target_modules;
       expect(conf.target_modules).toEqual(wantTargets);
 
       const { tensors, metadata } = parseSafetensors(files.get(ADAPTER_WEIGHTS_FILE)!, ADAPTER_WEIGHTS_FILE);
       expect(metadata).toEqual({ format: 'pt' });
+      // the module names exactly as PEFT writes them for each architecture
       const first =
         cfg.family === 'gpt2'
           ? 'base_model.model.transformer.h.0.attn.c_attn'
-          : 'base_model.model.model.layers.0.self_attn.q_proj';
+          : cfg.family === 'gpt_neo'
+            ? 'base_model.model.transformer.h.0.attn.attention.q_proj'
+            : 'base_model.model.model.layers.0.self_attn.q_proj';
       const D = cfg.hidden_size;
       expect(tensors.get(`${first}.lora_A.weight`)!.shape).toEqual([lc.r, D]);
       expect(tensors.get(`${first}.lora_B.weight`)!.shape).toEqual([
@@ -280,6 +294,16 @@ describe('PEFT adapter import errors name the file and the key', () => {
     expect(() => parsePeftAdapter(cfg, { config: '{oops', weights: writeSafetensors(tensors) })).toThrow(
       /adapter_config\.json: not valid JSON/,
     );
+  });
+  it('PEFT default targets (target_modules null) of each new family: q_proj and v_proj, under PEFT module names', () => {
+    for (const fam of ['qwen3', 'gemma3', 'gpt_neo'] as const) {
+      const c = tinyConfig(fam);
+      const got = parsePeftAdapterConfig({ peft_type: 'LORA', r: 2, target_modules: null }, c);
+      expect(got.target_modules).toEqual(['q_proj', 'v_proj']);
+      const att = fam === 'gpt_neo' ? 'transformer.h.1.attn.attention' : 'model.layers.1.self_attn';
+      expect(targetedModules(c, got).map((m) => m.name)).toContain(`${att}.v_proj`);
+      expect(targetedModules(c, got)).toHaveLength(4);
+    }
   });
   it('target_modules as a regular expression (PEFT full-name match) and null (PEFT defaults)', () => {
     const r = parse({ ...conf, target_modules: '.*\\.(q_proj|v_proj)' }, tensors);
