@@ -128,7 +128,7 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
       await initBackend(backend);
     });
 
-    for (const fam of ['llama', 'qwen2', 'gpt2'] as const) {
+    for (const fam of ['llama', 'qwen2', 'qwen3', 'gemma3', 'gpt2', 'gpt_neo'] as const) {
       for (const dtype of ['float16', 'int8'] as const) {
         it(`${fam}, ${dtype}: loss and LoRA gradients equal a float32 model of the expanded values; no float32 copy stays`, async () => {
           const cfg = tinyConfig(fam, { tie_word_embeddings: fam !== 'llama' });
@@ -308,7 +308,7 @@ describe('NLL change from compact storage', () => {
     },
   );
 
-  for (const fam of ['llama', 'qwen2', 'gpt2'] as const) {
+  for (const fam of ['llama', 'qwen2', 'qwen3', 'gemma3', 'gpt2', 'gpt_neo'] as const) {
     it(`tiny ${fam} (weights uniform in ±0.08): float16 within 1e-3, int8 within 2e-2`, () => {
       const cfg = tinyConfig(fam, { vocab_size: 64, hidden_size: 32, intermediate_size: 64, head_dim: 8 });
       const raw = randomWeights(cfg, 51, 0.08);
