@@ -22,13 +22,20 @@ import { backendMemoryLimit, checkModelFits } from '../src/train/memory-guard';
 import {
   SMOLLM2_LORA,
   benchModel,
+  gemma3_270m,
   plainMatmul,
   qwen25_05b,
+  qwen3_06b,
   randomCompactModel,
   smollm2,
 } from '../src/train/benchmark';
 
-const SHAPES: Record<string, () => ModelConfig> = { smollm2, 'qwen2.5-0.5b': qwen25_05b };
+const SHAPES: Record<string, () => ModelConfig> = {
+  smollm2,
+  'qwen2.5-0.5b': qwen25_05b,
+  'qwen3-0.6b': qwen3_06b,
+  'gemma-3-270m': gemma3_270m,
+};
 
 /** What `npm run bench:memory` runs: each shape at the storage that should fit the 4 GB heap, and float32 beside. */
 const PLAN: [string, FrozenDtype[]][] = [

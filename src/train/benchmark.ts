@@ -85,6 +85,61 @@ export function qwen25_05b(): ModelConfig {
   };
 }
 
+/** Qwen3-0.6B's shape: 596M parameters (head_dim 128 ≠ hidden/heads, q/k norms), tied embeddings. */
+export function qwen3_06b(): ModelConfig {
+  return {
+    family: 'qwen3',
+    architecture: 'Qwen3ForCausalLM',
+    vocab_size: 151936,
+    hidden_size: 1024,
+    intermediate_size: 3072,
+    num_hidden_layers: 28,
+    num_attention_heads: 16,
+    num_key_value_heads: 8,
+    max_position_embeddings: 40960,
+    norm_eps: 1e-6,
+    rope_theta: 1000000,
+    rope_layout: 'half',
+    tie_word_embeddings: true,
+    attention_bias: false,
+    hidden_act: 'silu',
+    bos_token_id: 151643,
+    eos_token_id: 151645,
+    head_dim: 128,
+  };
+}
+
+/** Gemma-3-270M's shape: 268M parameters, 170M of them the 262,144 x 640 embedding; 5 sliding layers to 1 full. */
+export function gemma3_270m(): ModelConfig {
+  return {
+    family: 'gemma3',
+    architecture: 'Gemma3ForCausalLM',
+    vocab_size: 262144,
+    hidden_size: 640,
+    intermediate_size: 2048,
+    num_hidden_layers: 18,
+    num_attention_heads: 4,
+    num_key_value_heads: 1,
+    max_position_embeddings: 32768,
+    norm_eps: 1e-6,
+    rope_theta: 1000000,
+    rope_layout: 'half',
+    tie_word_embeddings: true,
+    attention_bias: false,
+    hidden_act: 'gelu_pytorch_tanh',
+    bos_token_id: 2,
+    eos_token_id: [1, 106],
+    head_dim: 256,
+    layer_types: Array.from({ length: 18 }, (_, i) => ((i + 1) % 6 === 0 ? 'full_attention' : 'sliding_attention')),
+    sliding_window: 512,
+    rope_local_base_freq: 10000,
+    rope_scaling: null,
+    query_pre_attn_scalar: 256,
+    attn_logit_softcapping: null,
+    final_logit_softcapping: null,
+  };
+}
+
 export function gpt2small(): ModelConfig {
   return {
     family: 'gpt2',
