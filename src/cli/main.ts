@@ -1,5 +1,5 @@
 /**
- * The `webtune` command line (Node): score, generate, data, train.
+ * The `webtune` command line (Node): score, generate, data, train, export-run.
  *
  * stdout carries only the command's result (JSON or generated text); progress, notes and errors go to
  * stderr. Exit codes: 0 ok, 1 a failure while running (bad model or data file, training diverged, …),
@@ -31,6 +31,7 @@ import {
   type Values,
 } from './common';
 import { train } from './train';
+import { exportRun } from './export-run';
 import { MIN_TEMPERATURE } from '../engine/sampling';
 
 export { CliError, UsageError } from './common';
@@ -407,7 +408,7 @@ Options:
 // ---------------------------------------------------------------------------------------------------------
 // Dispatch
 
-export const COMMANDS: Command[] = [score, generateCmd, data, train];
+export const COMMANDS: Command[] = [score, generateCmd, data, train, exportRun];
 
 function mainUsage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
