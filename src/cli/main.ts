@@ -88,7 +88,7 @@ Options:
     const { CausalLM } = await import('../engine/model');
     const model = CausalLM.fromRaw(m.config, m.weights);
     try {
-      const adapter = await attachAdapterArg(v, model);
+      const adapter = await attachAdapterArg(v, model, io);
       const inputIds = Int32Array.from(ids);
       const loss = tf.tidy(() => model.loss({ inputIds, labels: inputIds, batchSize: 1, seqLen: ids.length }).loss);
       const meanNll = (await loss.data())[0];
@@ -242,7 +242,7 @@ Options:
     const model = CausalLM.fromRaw(m.config, m.weights);
     const t0 = performance.now();
     try {
-      await attachAdapterArg(v, model);
+      await attachAdapterArg(v, model, io);
       const res = await generate(model, promptIds, {
         maxNewTokens,
         temperature,

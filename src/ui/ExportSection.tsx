@@ -64,11 +64,18 @@ export function ExportSection(p: Props) {
         <div>
           <h3>Import an adapter</h3>
           <p className="muted small">
-            Choose both PEFT files (same base model){p.runActive ? '; stop training first' : ''}.
+            Choose both PEFT files (same base model), or every file of a TRL / Axolotl output folder (the final adapter
+            or the latest <code>checkpoint-N</code> is taken){p.runActive ? '; stop training first' : ''}.
           </p>
           <FileButton
             label="Adapter files…"
-            accept=".json,.safetensors"
+            accept=".json,.safetensors,.bin"
+            disabled={!p.modelReady || p.busy || p.runActive}
+            onFiles={p.onImport}
+          />{' '}
+          <FileButton
+            label="Adapter folder…"
+            directory
             disabled={!p.modelReady || p.busy || p.runActive}
             onFiles={p.onImport}
           />

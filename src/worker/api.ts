@@ -370,6 +370,8 @@ export interface AdapterInfo {
   modules: number;
   /** Where it came from: 'trained here' or the imported file names. */
   origin: string;
+  /** For an imported adapter: what was chosen among several (checkpoint-N) and what was not applied (modules_to_save). */
+  warnings: string[];
 }
 
 // ---------------------------------------------------------------------------------------------------------

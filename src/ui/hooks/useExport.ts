@@ -31,11 +31,19 @@ export function useExport(engine: Engine, onImported: (a: AdapterInfo) => void) 
     setMessage(null);
     try {
       const read = await Promise.all(
-        files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })),
+        // A folder's files keep their path in it (TRL / Axolotl output_dir with checkpoint-N folders).
+        files.map(async (f) => ({
+          name: f.webkitRelativePath || f.name,
+          bytes: new Uint8Array(await f.arrayBuffer()),
+        })),
       );
       const info = await guard(engine.importAdapter(read));
       onImported(info);
-      setMessage({ kind: 'ok', text: `Imported adapter (${info.origin}); the playground's tuned side uses it now.` });
+      const notes = info.warnings.length ? ` Note: ${info.warnings.join('; ')}.` : '';
+      setMessage({
+        kind: 'ok',
+        text: `Imported adapter (${info.origin}); the playground's tuned side uses it now.${notes}`,
+      });
     } catch (e) {
       setMessage({ kind: 'error', text: errorMessage(e) });
     } finally {
