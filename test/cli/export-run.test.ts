@@ -158,5 +158,67 @@ describe.skipIf(!HAVE_STORIES || !HAVE_DATASETS)(
       expect(Object.keys(entries).sort()).toEqual((JSON.parse(r.stdout) as { files: string[] }).files.sort());
       expect(Object.keys(entries)).toContain('axolotl.yaml');
     }, 120_000);
+
+    it("--from-run takes a saved run's settings and refuses data that is not the data it trained on", async () => {
+      const data = path.join(DATASETS_DIR, 'identity.json');
+      const run = path.join(tmp, 'saved-run');
+      const t = await cli([
+        'train',
+        '-m',
+        STORIES_BIN,
+        '-d',
+        data,
+        '--template',
+        'alpaca',
+        '--max-length',
+        '256',
+        '--batch-size',
+        '2',
+        '--max-steps',
+        '1',
+        '--save-steps',
+        '1',
+        '--r',
+        '3',
+        '--alpha',
+        '5',
+        '--lr',
+        '0.003',
+        '-q',
+        '-o',
+        run,
+      ]);
+      expect(t.code, t.stderr).toBe(0);
+      const out = path.join(tmp, 'from-run');
+      const r = await cli([
+        'export-run',
+        '-m',
+        STORIES_BIN,
+        '-d',
+        data,
+        '--from-run',
+        path.join(run, 'checkpoints'),
+        '-o',
+        out,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const files = await readTree(out);
+      const { config } = JSON.parse(files.get('webtune_run.json')!) as { config: FinetuneConfig };
+      expect(config).toMatchObject({ r: 3, lora_alpha: 5, learning_rate: 0.003, max_length: 256, max_steps: 1 });
+      expect(config.template).toEqual({ kind: 'alpaca' });
+      const other = await cli([
+        'export-run',
+        '-m',
+        STORIES_BIN,
+        '-d',
+        path.join(DATASETS_DIR, 'alpaca_en_demo.json'),
+        '--from-run',
+        path.join(run, 'checkpoints'),
+        '-o',
+        path.join(tmp, 'other'),
+      ]);
+      expect(other.code).toBe(1);
+      expect(other.stderr).toMatch(/does not tokenize to the data the run .* trained on \(dataset hash/);
+    }, 180_000);
   },
 );
