@@ -52,7 +52,10 @@ const lines = readFileSync(benchFile, 'utf8')
   .split('\n')
   .filter((l) => l.startsWith('{'))
   .map((l) => JSON.parse(l) as BenchLine);
-const steps = lines.filter((l) => l.bench === 'lora_step' && l.model && l.tokens_per_s && l.gflops);
+// "SmolLM2-135M (random init)" → "SmolLM2-135M": the bench's shapes, named as in BENCH_PARAMS
+const steps = lines
+  .filter((l) => l.bench === 'lora_step' && l.model && l.tokens_per_s && l.gflops)
+  .map((l) => ({ ...l, model: l.model!.replace(/ \(.*\)$/, '') }));
 if (steps.length === 0) throw new Error(`${benchFile}: no lora_step line`);
 const catalog = JSON.parse(readFileSync(path.join(ROOT, 'models', 'catalog.json'), 'utf8')) as {
   models: { id: string; params: number }[];
