@@ -67,8 +67,9 @@ export function exportReadme(p: ExportPlan, input: RunExportInput): string {
     lines.push(
       `webtune loaded the model from \`${input.modelSource}\`. ${
         /\.bin$/i.test(input.modelSource)
-          ? 'It is a llama2.c checkpoint, which transformers does not read: export it from webtune as a transformers ' +
-            'folder (Export → merged model, before training) and set BASE_MODEL / base_model to that folder.'
+          ? 'It is a llama2.c checkpoint, which transformers does not read: convert it to a transformers Llama folder ' +
+            "(q/k rows in the Hugging Face RoPE layout, as webtune's adapters are) and set BASE_MODEL / base_model " +
+            'to that folder, or pick the transformers model of the same family you want to scale to.'
           : ''
       }`,
       '',

@@ -7,12 +7,25 @@ import { templateTokensOf } from '../data';
 import { resolveFinetuneConfig } from '../train/config';
 import { prepareSessionData } from '../train/dataset';
 import { buildRunBundle } from '../train/export-run';
-import type { ExportedFile, FinetuneConfig } from './api';
+import type { ExportedFile, FinetuneConfig, ModelSource } from './api';
 import { sessionData } from './dataset';
 import { exportBaseName, exportedZip } from './exported-file';
 import { exclusive, requireData, requireModel, type WorkerState } from './state';
 
 const encoder = new TextEncoder();
+
+/** Where the model came from, for the bundle's README (a llama2.c checkpoint is named by its .bin file). */
+function modelSourceOf(src: ModelSource, baseModel: string): string {
+  if (src.kind === 'hub' && src.format === 'llama2c') {
+    const weights = src.files.find((f) => f.role === 'weights')?.path ?? src.files[0]?.path ?? '';
+    return `${src.repo}/${weights}`;
+  }
+  if (src.kind === 'files') {
+    const bin = src.files.find((f) => /\.bin$/i.test(f.path));
+    if (bin) return bin.path;
+  }
+  return baseModel;
+}
 
 export function runExportApi(s: WorkerState) {
   return {
@@ -39,7 +52,7 @@ export function runExportApi(s: WorkerState) {
         const bundle = buildRunBundle({
           runName: `${m.info.name} · ${d.name}`,
           baseModel: m.baseModel,
-          modelSource: m.baseModel,
+          modelSource: modelSourceOf(m.source, m.baseModel),
           modelConfig: m.model.config,
           config,
           template: prepared.template,
