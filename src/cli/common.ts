@@ -254,14 +254,16 @@ export async function parseOptionsArg(v: Values): Promise<ParseOptions> {
 export const ADAPTER_OPT: Options = { adapter: { type: 'string' } };
 
 /** --adapter <folder|url>: load a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) onto the model. */
-export async function attachAdapterArg(v: Values, model: CausalLM): Promise<string | null> {
+export async function attachAdapterArg(v: Values, model: CausalLM, io?: Io): Promise<string | null> {
   const arg = str(v, 'adapter');
   if (arg === undefined) return null;
   const { adapterSource } = await import('./resolve');
   const { readPeftAdapter, loadPeftAdapter } = await import('../io/peft');
   try {
     const src = await adapterSource(arg);
-    loadPeftAdapter(model, await readPeftAdapter(src, model.config));
+    const imported = await readPeftAdapter(src, model.config);
+    loadPeftAdapter(model, imported);
+    if (io && !v.quiet) for (const w of imported.warnings) io.err(`note: ${w}\n`);
   } catch (e) {
     throw new CliError(`cannot load adapter ${arg}: ${(e as Error).message}`, e);
   }

@@ -1,5 +1,5 @@
 /**
- * The `webtune` command line (Node): score, generate, data, train.
+ * The `webtune` command line (Node): score, generate, data, train, export-run.
  *
  * stdout carries only the command's result (JSON or generated text); progress, notes and errors go to
  * stderr. Exit codes: 0 ok, 1 a failure while running (bad model or data file, training diverged, …),
@@ -32,6 +32,7 @@ import {
   type Values,
 } from './common';
 import { train } from './train';
+import { exportRun } from './export-run';
 import { MIN_TEMPERATURE } from '../engine/sampling';
 
 export { CliError, UsageError } from './common';
@@ -89,7 +90,7 @@ Options:
     const { CausalLM } = await import('../engine/model');
     const model = CausalLM.fromRaw(m.config, m.weights, { frozenDtype: frozenDtypeArg(v) });
     try {
-      const adapter = await attachAdapterArg(v, model);
+      const adapter = await attachAdapterArg(v, model, io);
       const inputIds = Int32Array.from(ids);
       const loss = tf.tidy(() => model.loss({ inputIds, labels: inputIds, batchSize: 1, seqLen: ids.length }).loss);
       const meanNll = (await loss.data())[0];
@@ -244,7 +245,7 @@ Options:
     const model = CausalLM.fromRaw(m.config, m.weights, { frozenDtype: frozenDtypeArg(v) });
     const t0 = performance.now();
     try {
-      await attachAdapterArg(v, model);
+      await attachAdapterArg(v, model, io);
       const res = await generate(model, promptIds, {
         maxNewTokens,
         temperature,
@@ -410,7 +411,7 @@ Options:
 // ---------------------------------------------------------------------------------------------------------
 // Dispatch
 
-export const COMMANDS: Command[] = [score, generateCmd, data, train];
+export const COMMANDS: Command[] = [score, generateCmd, data, train, exportRun];
 
 function mainUsage(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

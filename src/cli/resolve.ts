@@ -181,5 +181,28 @@ export async function adapterSource(arg: string): Promise<FileSource> {
   const full = path.resolve(arg);
   const st = await stat(full).catch(() => null);
   if (!st) throw new ResolveError(`adapter not found: ${arg} (no such file or folder)`);
-  return dirSource(st.isDirectory() ? full : path.dirname(full));
+  const dir = st.isDirectory() ? full : path.dirname(full);
+  return dirSource(await adapterFolderIn(dir));
+}
+
+/**
+ * The adapter folder in a TRL / Axolotl output_dir: the folder itself when it holds adapter_config.json, else its
+ * latest checkpoint-N folder holding one (transformers' get_last_checkpoint).
+ */
+async function adapterFolderIn(dir: string): Promise<string> {
+  const { ADAPTER_CONFIG_FILE } = await import('../io/peft');
+  const { pickAdapterFolder } = await import('../io/peft-layout');
+  if (await stat(path.join(dir, ADAPTER_CONFIG_FILE)).catch(() => null)) return dir;
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const withConfig: string[] = [];
+  for (const e of entries) {
+    if (
+      e.isDirectory() &&
+      /^checkpoint-\d+$/.test(e.name) &&
+      (await stat(path.join(dir, e.name, ADAPTER_CONFIG_FILE)).catch(() => null))
+    )
+      withConfig.push(e.name);
+  }
+  const picked = pickAdapterFolder(withConfig);
+  return picked ? path.join(dir, picked.folder) : dir;
 }

@@ -22,6 +22,7 @@ import {
   str,
   templateArg,
   type Command,
+  type Options,
   type Io,
   type Values,
 } from './common';
@@ -30,7 +31,8 @@ import type { SessionMetrics, EvalMetrics } from '../train/metrics';
 import type { DatasetSource } from '../train/dataset';
 
 // The data command's split options are --val-size / --test-size here (FinetuneSession's names).
-const { validation: _validation, evaluation: _evaluation, ...TRAIN_DATA_OPTS } = DATA_OPTS;
+const { validation: _validation, evaluation: _evaluation, ...trainDataOpts } = DATA_OPTS;
+export const TRAIN_DATA_OPTS: Options = trainDataOpts;
 
 const SCHEDULERS = ['linear', 'cosine', 'constant', 'constant_with_warmup'] as const;
 
@@ -179,8 +181,37 @@ class Progress {
   }
 }
 
+/** The training and LoRA options configFromArgs reads (webtune train and export-run). */
+export const TRAIN_CONFIG_OPTS: Options = {
+  lr: { type: 'string' },
+  epochs: { type: 'string' },
+  'max-steps': { type: 'string' },
+  'batch-size': { type: 'string' },
+  'eval-batch-size': { type: 'string' },
+  'grad-accum': { type: 'string' },
+  'warmup-ratio': { type: 'string' },
+  'warmup-steps': { type: 'string' },
+  scheduler: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  'max-grad-norm': { type: 'string' },
+  'logging-steps': { type: 'string' },
+  'eval-steps': { type: 'string' },
+  'eval-strategy': { type: 'string' },
+  'gradient-checkpointing': { type: 'boolean' },
+  packing: { type: 'boolean' },
+  'group-by-length': { type: 'boolean' },
+  'eos-token': { type: 'string' },
+  'val-size': { type: 'string' },
+  'test-size': { type: 'string' },
+  r: { type: 'string' },
+  alpha: { type: 'string' },
+  dropout: { type: 'string' },
+  targets: { type: 'string' },
+  rslora: { type: 'boolean' },
+};
+
 /** FinetuneConfig fields from the command line (only those given; the session supplies the defaults). */
-async function configFromArgs(v: Values): Promise<Partial<FinetuneConfig>> {
+export async function configFromArgs(v: Values): Promise<Partial<FinetuneConfig>> {
   const c: Partial<FinetuneConfig> = {};
   const set = <K extends keyof FinetuneConfig>(k: K, x: FinetuneConfig[K] | undefined) => {
     if (x !== undefined) c[k] = x;
@@ -242,31 +273,7 @@ export const train: Command = {
     ...TRAIN_DATA_OPTS,
     'validation-data': { type: 'string', multiple: true },
     out: { type: 'string', short: 'o' },
-    lr: { type: 'string' },
-    epochs: { type: 'string' },
-    'max-steps': { type: 'string' },
-    'batch-size': { type: 'string' },
-    'eval-batch-size': { type: 'string' },
-    'grad-accum': { type: 'string' },
-    'warmup-ratio': { type: 'string' },
-    'warmup-steps': { type: 'string' },
-    scheduler: { type: 'string' },
-    'weight-decay': { type: 'string' },
-    'max-grad-norm': { type: 'string' },
-    'logging-steps': { type: 'string' },
-    'eval-steps': { type: 'string' },
-    'eval-strategy': { type: 'string' },
-    'gradient-checkpointing': { type: 'boolean' },
-    packing: { type: 'boolean' },
-    'group-by-length': { type: 'boolean' },
-    'eos-token': { type: 'string' },
-    'val-size': { type: 'string' },
-    'test-size': { type: 'string' },
-    r: { type: 'string' },
-    alpha: { type: 'string' },
-    dropout: { type: 'string' },
-    targets: { type: 'string' },
-    rslora: { type: 'boolean' },
+    ...TRAIN_CONFIG_OPTS,
     'dry-run': { type: 'boolean' },
     'save-steps': { type: 'string' },
     'resume-from-checkpoint': { type: 'string' },

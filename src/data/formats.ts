@@ -687,6 +687,13 @@ function convertMessageList(
       return;
     }
     const msg: Message = { role, content: cv };
+    // webtune's exported runs keep an instruction dataset's two parts on the user message (src/train/export-rows.ts)
+    const instruction = own(m, 'instruction');
+    if (role === 'user' && typeof instruction === 'string') {
+      const input = own(m, 'input');
+      msg.instruction = instruction;
+      msg.input = typeof input === 'string' ? input : '';
+    }
     if (role === 'assistant') {
       const w = m.weight ?? m.train;
       if (w === 0 || w === false) msg.train = false;

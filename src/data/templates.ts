@@ -289,7 +289,7 @@ function templateName(source: string, tokens: TemplateTokens): string {
 
 /** Renders messages with a Jinja chat template as transformers' apply_chat_template(tokenize=False) does. */
 export function renderChatTemplate(
-  messages: Pick<Message, 'role' | 'content'>[],
+  messages: Pick<Message, 'role' | 'content' | 'instruction' | 'input'>[],
   opts: ChatTemplateRenderOptions,
 ): string {
   const t = compile(opts.template);
@@ -302,7 +302,12 @@ export function renderChatTemplate(
   const vars: Record<string, unknown> = {
     ...opts.tokens.specialTokens,
     ...kwargs,
-    messages: messages.map((m) => ({ role: m.role, content: m.content })),
+    // An instruction dataset's two parts travel with the user message (exported runs' templates render them apart).
+    messages: messages.map((m) =>
+      m.instruction !== undefined
+        ? { role: m.role, content: m.content, instruction: m.instruction, input: m.input ?? '' }
+        : { role: m.role, content: m.content },
+    ),
     add_generation_prompt: opts.addGenerationPrompt ?? false,
     bos_token: opts.tokens.bosToken ?? '',
     eos_token: opts.tokens.eosToken ?? '',
@@ -354,8 +359,10 @@ function renderWithChatTemplate(
     let end = full.startsWith(turn) && turn.length >= contentEnd ? turn.length : contentEnd;
     if (end === contentEnd && eos && full.startsWith(eos, contentEnd)) end += eos.length;
     // Train the content and the end-of-turn marker after it, not the whitespace that separates turns.
+    // An EOS written right after the content is trained even when it is whitespace (eos_token "\n").
+    const floor = eos && full.startsWith(eos, contentEnd) ? Math.min(end, contentEnd + eos.length) : contentEnd;
     let trainedEnd = end;
-    while (trainedEnd > contentEnd && /\s/.test(full[trainedEnd - 1])) trainedEnd--;
+    while (trainedEnd > floor && /\s/.test(full[trainedEnd - 1])) trainedEnd--;
     const tail = full.slice(contentEnd, trainedEnd);
     const train = m.train !== false;
     b.push(full.slice(prev, start), false);

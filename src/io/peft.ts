@@ -190,6 +190,8 @@ export interface ImportedPeftAdapter {
   baseModelNameOrPath: string | null;
   /** adapter_config.json as read. */
   raw: Record<string, unknown>;
+  /** What was read but not applied (modules_to_save tensors), for the user to see. */
+  warnings: string[];
 }
 
 export interface PeftFiles {
@@ -250,12 +252,8 @@ export function parsePeftAdapterConfig(
   if (json.bias !== undefined && json.bias !== 'none')
     fail('bias', `is ${JSON.stringify(json.bias)}: only adapters without trained biases ("none") are supported`);
   if (json.lora_bias === true) fail('lora_bias', 'is true: LoRA biases are not supported');
-  if (json.modules_to_save != null && !(Array.isArray(json.modules_to_save) && json.modules_to_save.length === 0)) {
-    fail(
-      'modules_to_save',
-      `is ${JSON.stringify(json.modules_to_save)}: fully trained extra modules are not supported`,
-    );
-  }
+  // modules_to_save (fully trained copies of e.g. embed_tokens / lm_head, as Axolotl's lora_modules_to_save writes)
+  // is reported by parsePeftAdapter and its tensors are skipped: see modulesToSaveWarning.
   if (!isEmptyPattern(json.rank_pattern)) fail('rank_pattern', 'sets per-layer ranks, which are not supported');
   if (!isEmptyPattern(json.alpha_pattern)) fail('alpha_pattern', 'sets per-layer alphas, which are not supported');
   if (json.layers_to_transform != null)
@@ -306,6 +304,36 @@ export function parsePeftAdapterConfig(
 }
 
 const KEY = /^base_model\.model\.(.+)\.lora_([AB])\.weight$/;
+/** PEFT's names for the fully trained copies of modules_to_save (and the originals it keeps beside them). */
+const MODULES_TO_SAVE_KEY = /^base_model\.model\..+\.(modules_to_save|original_module)(\.[^.]+)?\.(weight|bias)$/;
+
+/**
+ * A tensor of a modules_to_save module: PEFT saves `base_model.model.<module>.weight` (the "modules_to_save." part of
+ * the in-memory name dropped), older files keep `….modules_to_save.weight` / `….original_module.weight`.
+ */
+function isModulesToSaveKey(key: string, modules: unknown): boolean {
+  if (MODULES_TO_SAVE_KEY.test(key)) return true;
+  if (!Array.isArray(modules) || !key.startsWith('base_model.model.') || KEY.test(key)) return false;
+  const module = key.replace(/\.(weight|bias)$/, '');
+  return modules.some((n) => typeof n === 'string' && (module === `base_model.model.${n}` || module.endsWith(`.${n}`)));
+}
+
+/**
+ * The report of an adapter's modules_to_save (PEFT trains full copies of these modules, e.g. Axolotl's
+ * lora_modules_to_save: [embed_tokens, lm_head] when it adds tokens): webtune applies the LoRA weights only, so the
+ * tuned model differs from PEFT's by those modules. Null when there are none.
+ */
+function modulesToSaveWarning(modules: unknown, keys: string[], where: string): string | null {
+  const listed = Array.isArray(modules) && modules.length > 0 ? modules.map(String) : [];
+  if (listed.length === 0 && keys.length === 0) return null;
+  const names = listed.length
+    ? listed.join(', ')
+    : [...new Set(keys.map((k) => k.replace(/\.(modules_to_save|original_module).*$/, '')))].join(', ');
+  return (
+    `${where}: modules_to_save [${names}] (${keys.length} fully trained tensor${keys.length === 1 ? '' : 's'}) ` +
+    "not applied: webtune applies the LoRA weights only, so generations can differ from PEFT's for this adapter"
+  );
+}
 
 function keyHint(key: string): string {
   if (/lora_embedding_[AB]/.test(key)) return ' (LoRA on embedding layers is not supported)';
@@ -336,7 +364,12 @@ export function parsePeftAdapter(modelCfg: ModelConfig, files: PeftFiles): Impor
   const all = new Map(linearModules(modelCfg).map((m) => [m.name, m] as const));
   const targeted = new Map(targetedModules(modelCfg, config).map((m) => [m.name, m] as const));
   const out: RawTensors = new Map();
+  const skipped: string[] = [];
   for (const [key, t] of fileTensors) {
+    if (isModulesToSaveKey(key, raw.modules_to_save)) {
+      skipped.push(key);
+      continue;
+    }
     const m = KEY.exec(key);
     if (!m)
       throw new Error(
@@ -382,7 +415,14 @@ export function parsePeftAdapter(modelCfg: ModelConfig, files: PeftFiles): Impor
     }
   }
   const base = raw.base_model_name_or_path;
-  return { config, tensors: out, baseModelNameOrPath: typeof base === 'string' ? base : null, raw };
+  const warning = modulesToSaveWarning(raw.modules_to_save, skipped, wName);
+  return {
+    config,
+    tensors: out,
+    baseModelNameOrPath: typeof base === 'string' ? base : null,
+    raw,
+    warnings: warning ? [warning] : [],
+  };
 }
 
 /** Read adapter_config.json and adapter_model.safetensors from a folder / Hub repository and parse them. */

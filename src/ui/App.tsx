@@ -398,6 +398,8 @@ export function App({
           onExportAdapter={exporter.exportAdapter}
           onExportMerged={exporter.exportMerged}
           onExportMetrics={exporter.exportMetrics}
+          hasData={!!datasetInfo}
+          onExportRun={() => exporter.exportRunBundle(settings)}
           onImport={exporter.importAdapter}
           message={exporter.message}
         />

@@ -1,4 +1,7 @@
-/** 7. Export, one zip each: the adapter in PEFT's format, the merged model, the metrics; import a PEFT adapter. */
+/**
+ * 7. Export, one zip each: the adapter in PEFT's format, the merged model, the metrics, the run for TRL / Axolotl;
+ * import a PEFT adapter (or a TRL / Axolotl output folder).
+ */
 import { Empty, ErrorBox, FileButton, Section } from './controls';
 import { formatCount } from './format';
 import type { StatusMessage } from './loadable';
@@ -14,6 +17,9 @@ interface Props {
   onExportAdapter: () => void;
   onExportMerged: () => void;
   onExportMetrics: () => void;
+  /** A dataset is loaded (the run can be exported for TRL / Axolotl). */
+  hasData: boolean;
+  onExportRun: () => void;
   onImport: (files: File[]) => void;
   message: StatusMessage | null;
 }
@@ -62,13 +68,31 @@ export function ExportSection(p: Props) {
           </button>
         </div>
         <div>
+          <h3>Run for GPUs (TRL / Axolotl)</h3>
+          <p className="muted small">
+            The same run on a bigger model or many GPUs: a zip of the data as trained, the template, a{' '}
+            <code>train_trl.py</code> for <code>accelerate launch</code> and an <code>axolotl.yaml</code>. Import the
+            adapter they write below.
+          </p>
+          <button type="button" disabled={!p.modelReady || !p.hasData || p.busy} onClick={p.onExportRun}>
+            Download run
+          </button>
+        </div>
+        <div>
           <h3>Import an adapter</h3>
           <p className="muted small">
-            Choose both PEFT files (same base model){p.runActive ? '; stop training first' : ''}.
+            Choose both PEFT files (same base model), or every file of a TRL / Axolotl output folder (the final adapter
+            or the latest <code>checkpoint-N</code> is taken){p.runActive ? '; stop training first' : ''}.
           </p>
           <FileButton
             label="Adapter files…"
-            accept=".json,.safetensors"
+            accept=".json,.safetensors,.bin"
+            disabled={!p.modelReady || p.busy || p.runActive}
+            onFiles={p.onImport}
+          />{' '}
+          <FileButton
+            label="Adapter folder…"
+            directory
             disabled={!p.modelReady || p.busy || p.runActive}
             onFiles={p.onImport}
           />

@@ -3,6 +3,7 @@
  * (with a README on loading it), or the model with the adapter merged in as a transformers folder (with the tokenizer
  * files transformers needs: a llama2.c tokenizer.bin becomes tokenizer.json + tokenizer_config.json).
  */
+import { chooseAdapterFiles } from '../io/peft-layout';
 import { exportMergedModel, exportPeftAdapter, loadPeftAdapter, parsePeftAdapter, peftAdapterReadme } from '../io/peft';
 import { llama2cToHfTokenizer } from '../io/tokenizer-llama2c-hf';
 import type { AdapterInfo, ExportedFile } from './api';
@@ -19,6 +20,7 @@ function adapterInfo(s: WorkerState): AdapterInfo | null {
     trainableParams: ad.numTrainable(),
     modules: ad.layers.size,
     origin: s.adapterOrigin || 'trained here',
+    warnings: s.adapterOrigin ? s.adapterWarnings : [],
   };
 }
 
@@ -91,19 +93,24 @@ export function adapterApi(s: WorkerState) {
       return exclusive(s, async () => {
         assertNoRun(s, 'import an adapter');
         const m = requireModel(s);
-        const config = files.find((f) => f.name.endsWith('.json'));
-        const weights = files.find((f) => f.name.endsWith('.safetensors'));
-        if (!config || !weights) {
+        // A TRL / Axolotl output folder (checkpoint-N folders, trainer files) or the two files chosen by hand.
+        let chosen;
+        try {
+          chosen = chooseAdapterFiles(files);
+        } catch (e) {
           throw new Error(
-            `Choose both files of a PEFT adapter: adapter_config.json and adapter_model.safetensors (got ${files.map((f) => f.name).join(', ') || 'nothing'}).`,
+            `${(e as Error).message}. Choose adapter_config.json and adapter_model.safetensors (got ${files.map((f) => f.name).join(', ') || 'nothing'}).`,
+            { cause: e },
           );
         }
+        const { config, weights } = chosen;
         const imported = parsePeftAdapter(m.model.config, {
           config: config.bytes,
           weights: weights.bytes,
           configName: config.name,
           weightsName: weights.name,
         });
+        s.adapterWarnings = [...chosen.notes, ...imported.warnings];
         s.job?.dispose(); // the run's adapter is replaced; its metrics stay exportable
         loadPeftAdapter(m.model, imported);
         s.adapterOrigin = `imported from ${config.name} + ${weights.name}`;

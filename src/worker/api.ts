@@ -381,6 +381,8 @@ export interface AdapterInfo {
   modules: number;
   /** Where it came from: 'trained here' or the imported file names. */
   origin: string;
+  /** For an imported adapter: what was chosen among several (checkpoint-N) and what was not applied (modules_to_save). */
+  warnings: string[];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -479,6 +481,11 @@ export interface EngineApi {
   exportMerged(): Promise<ExportedFile>;
   /** One zip: the last run's metrics (every log and evaluation) as metrics.json (trainer_state.json-like) and metrics.csv. */
   exportMetrics(): Promise<ExportedFile>;
+  /**
+   * One zip for GPUs: the run's data as trained, its template as Jinja, train_trl.py (TRL + PEFT), axolotl.yaml,
+   * accelerate_config.yaml, requirements.txt, README. The training started here, else the dataset with `settings`.
+   */
+  exportRunBundle(settings: FinetuneConfig): Promise<ExportedFile>;
   /** Attach a PEFT adapter (adapter_config.json + adapter_model.safetensors) to the loaded model. */
   importAdapter(files: { name: string; bytes: Uint8Array }[]): Promise<AdapterInfo>;
 }

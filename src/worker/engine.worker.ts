@@ -8,6 +8,7 @@
 import * as Comlink from 'comlink';
 import { setWasmPrefix } from '../engine/backend';
 import { adapterApi } from './adapter';
+import { runExportApi } from './run-export';
 import { backendApi } from './backend';
 import { datasetApi } from './dataset';
 import { startHeartbeat } from './heartbeat';
@@ -41,6 +42,7 @@ const api: EngineApi = {
   ...storedRunsApi(state),
   ...playgroundApi(state),
   ...adapterApi(state),
+  ...runExportApi(state),
 };
 
 Comlink.expose(api);

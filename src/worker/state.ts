@@ -38,6 +38,8 @@ export interface WorkerState {
   job: TrainingJob | null;
   /** Where the adapter on the model came from ('' when trained here). */
   adapterOrigin: string;
+  /** An imported adapter's warnings (which checkpoint was taken, modules_to_save not applied). */
+  adapterWarnings: string[];
   /** Pause/stop/abort flags: in the page's SharedArrayBuffer when it sent one (see api.ts CONTROL), else local. */
   controlView: Int32Array;
   readonly control: ControlFlags;
@@ -62,6 +64,7 @@ export function createState(beat: () => void): WorkerState {
     data: null,
     job: null,
     adapterOrigin: '',
+    adapterWarnings: [],
     controlView: new Int32Array(CONTROL_SLOTS),
     control: {
       get: (flag) => Atomics.load(s.controlView, CONTROL[flag]) !== 0,

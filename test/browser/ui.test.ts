@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import type { Download, Page } from 'playwright-core';
+import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_STORIES, STORIES_DIR, sharedMissing } from '../helpers';
 import { metrics, readZipDownload, shot as shotAs, waitTrainEnd } from './page-helpers';
@@ -429,7 +430,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     await shot(page, '9-compare', '#compare');
   }, 150_000);
 
-  it('exports the adapter in PEFT format (keys and shapes), the merged model and the metrics, one zip each, and imports the adapter back', async () => {
+  it('exports the adapter in PEFT format (keys and shapes), the merged model, the metrics and the run for TRL / Axolotl, one zip each, and imports the adapter back', async () => {
     downloads.length = 0;
     await page.getByRole('button', { name: 'Download adapter' }).click();
     await page.waitForFunction(() => !!document.querySelector('[data-testid=export-status]'), null, {
@@ -550,7 +551,25 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     };
     expect(metricsJson.log_history.length).toBeGreaterThan(STEPS_WASM - 1);
 
-    await page.locator('#export input[type=file]').setInputFiles([cfgPath, stPath]);
+    // The run for GPUs: the data as trained, the template as Jinja, train_trl.py and axolotl.yaml with the run's settings.
+    downloads.length = 0;
+    await page.getByRole('button', { name: 'Download run' }).click();
+    await expect.poll(() => downloads.length, { timeout: 30_000 }).toBe(1);
+    expect(downloads[0].suggestedFilename()).toMatch(/-trl-axolotl\.zip$/);
+    const runZip = await readZipDownload(downloads[0], 'ui-');
+    for (const f of [
+      'train_trl.py',
+      'axolotl.yaml',
+      'accelerate_config.yaml',
+      'chat_template.jinja',
+      'data/train.jsonl',
+    ])
+      expect([...runZip.keys()]).toContain(f);
+    const axolotl = parseYaml(new TextDecoder().decode(runZip.get('axolotl.yaml'))) as Record<string, unknown>;
+    expect(axolotl).toMatchObject({ base_model: 'karpathy/tinyllamas', adapter: 'lora', lora_r: 16, lora_alpha: 32 });
+    expect(new TextDecoder().decode(runZip.get('train_trl.py'))).toMatch(/LoraConfig\(\n {4}r=16,/);
+
+    await page.locator('#export input[type=file]').first().setInputFiles([cfgPath, stPath]);
     await page.getByTestId('export-status').filter({ hasText: 'Imported adapter' }).waitFor({ timeout: 30_000 });
     expect(await page.getByTestId('adapter-info').textContent()).toMatch(/r = 16, alpha = 32, 35 layers/);
     await shot(page, '10-export', '#export');

@@ -422,3 +422,32 @@ describe('Jinja features of the Qwen3 and Gemma 3 chat templates', () => {
     ).toThrow(/Conversation roles must alternate/);
   });
 });
+
+describe('chat templates: what exported runs rely on', () => {
+  const tokens: TemplateTokens = { ...LLAMA, eosToken: '\n' };
+  const source =
+    "{% for m in messages %}{% if m['role'] == 'user' %}{{ 'Q: ' ~ (m['instruction'] if m['instruction'] is defined else m['content']) ~ '|' ~ (m['input'] if m['input'] is defined else '-') ~ '\\n' }}" +
+    "{% else %}{{ 'A: ' ~ m['content'] ~ eos_token }}{% endif %}{% endfor %}";
+  it('a whitespace eos_token the template writes right after the content is trained once, not doubled', () => {
+    const segs = renderExample(
+      { messages: [user('Hi'), a('Hello')] },
+      { kind: 'chat_template', template: source },
+      tokens,
+    );
+    expect(segs).toEqual([seg('Q: Hi|\nA: ', false), seg('Hello\n', true)]);
+  });
+  it("an instruction dataset's instruction and input reach the Jinja template beside the content", () => {
+    const segs = renderExample(
+      { messages: [user('Add', '2 and 3'), a('5')] },
+      { kind: 'chat_template', template: source },
+      tokens,
+    );
+    expect(joined(segs)).toBe('Q: Add|2 and 3\nA: 5\n');
+    const plain = renderExample(
+      { messages: [{ role: 'user', content: 'Add' }, a('5')] },
+      { kind: 'chat_template', template: source },
+      tokens,
+    );
+    expect(joined(plain)).toBe('Q: Add|-\nA: 5\n');
+  });
+});

@@ -288,7 +288,9 @@ describe('PEFT adapter import errors name the file and the key', () => {
     expect(() => parse({ ...conf, task_type: 'SEQ_CLS' }, tensors)).toThrow(/"task_type"/);
     expect(() => parse({ ...conf, use_dora: true }, tensors)).toThrow(/DoRA/);
     expect(() => parse({ ...conf, bias: 'all' }, tensors)).toThrow(/"bias"/);
-    expect(() => parse({ ...conf, modules_to_save: ['lm_head'] }, tensors)).toThrow(/modules_to_save/);
+    expect(parse({ ...conf, modules_to_save: ['lm_head'] }, tensors).warnings[0]).toMatch(
+      /modules_to_save \[lm_head\].*not applied/,
+    );
     expect(() => parse({ ...conf, rank_pattern: { q_proj: 2 } }, tensors)).toThrow(/rank_pattern/);
     expect(() => parse({ ...conf, target_modules: ['w_pack'] }, tensors)).toThrow(/target_modules.*w_pack/);
     expect(() => parsePeftAdapter(cfg, { config: '{oops', weights: writeSafetensors(tensors) })).toThrow(

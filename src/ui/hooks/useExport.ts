@@ -1,10 +1,10 @@
-/** Export (adapter, merged model, metrics: one zip each) and import of a PEFT adapter. */
+/** Export (adapter, merged model, metrics, the run for TRL / Axolotl: one zip each) and import of a PEFT adapter. */
 import { useState } from 'react';
 import { saveFile } from '../controls';
 import { guard, type Engine } from '../engine';
 import { errorMessage, formatBytes } from '../format';
 import type { StatusMessage } from '../loadable';
-import type { AdapterInfo, ExportedFile } from '../../worker/api';
+import type { AdapterInfo, ExportedFile, FinetuneConfig } from '../../worker/api';
 
 /** @param onImported an imported adapter is attached to the model. */
 export function useExport(engine: Engine, onImported: (a: AdapterInfo) => void) {
@@ -31,11 +31,19 @@ export function useExport(engine: Engine, onImported: (a: AdapterInfo) => void) 
     setMessage(null);
     try {
       const read = await Promise.all(
-        files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })),
+        // A folder's files keep their path in it (TRL / Axolotl output_dir with checkpoint-N folders).
+        files.map(async (f) => ({
+          name: f.webkitRelativePath || f.name,
+          bytes: new Uint8Array(await f.arrayBuffer()),
+        })),
       );
       const info = await guard(engine.importAdapter(read));
       onImported(info);
-      setMessage({ kind: 'ok', text: `Imported adapter (${info.origin}); the playground's tuned side uses it now.` });
+      const notes = info.warnings.length ? ` Note: ${info.warnings.join('; ')}.` : '';
+      setMessage({
+        kind: 'ok',
+        text: `Imported adapter (${info.origin}); the playground's tuned side uses it now.${notes}`,
+      });
     } catch (e) {
       setMessage({ kind: 'error', text: errorMessage(e) });
     } finally {
@@ -50,6 +58,9 @@ export function useExport(engine: Engine, onImported: (a: AdapterInfo) => void) 
     exportAdapter: () => void download('Adapter', () => engine.exportAdapter()),
     exportMerged: () => void download('Merged model', () => engine.exportMerged()),
     exportMetrics: () => void download('Metrics', () => engine.exportMetrics()),
+    /** The run for TRL / Axolotl on GPUs (the page's settings when no run was started). */
+    exportRunBundle: (settings: FinetuneConfig) =>
+      void download('Run for TRL / Axolotl', () => engine.exportRunBundle(settings)),
     importAdapter,
   };
 }
