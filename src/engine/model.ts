@@ -389,7 +389,6 @@ export class CausalLM {
     return this.finalNorm(h);
   }
 
-
   /** Masks and RoPE rows for this pass: the sliding-window mask and local RoPE only when some layer uses them. */
   private blockTensors(inp: ForwardInput, positions: Int32Array, past: number, maxPos: number): BlockTensors {
     const cfg = this.config;
@@ -485,8 +484,8 @@ export class CausalLM {
   loss(batch: TrainBatch, opts: ForwardOptions = {}): LossOutput {
     const targets = shiftLabels(batch.labels, batch.batchSize, batch.seqLen, batch.segmentIds);
     const h = this.hidden(batch, opts);
-    // A compact LM head, or logits too big to hold (Gemma's 262k vocabulary), go through vocabulary chunks.
-    if (chunkedLoss(h.shape[0], this.config.vocab_size, this.compact.has(this.outputName())))
+    // A compact LM head, or a vocabulary whose logits are too big to hold (Qwen, Gemma 3), go through vocabulary chunks.
+    if (chunkedLoss(this.config.vocab_size, this.compact.has(this.outputName())))
       return chunkedCrossEntropy(h, this.outputRows(), targets, { softcap: this.config.final_logit_softcapping });
     return sparseCrossEntropy(this.softcapLogits(this.lmHead(h)), targets);
   }

@@ -100,7 +100,7 @@ export function estimateMemory(run: EstimateInput): MemoryEstimate {
   const actCk = 4 * N * (L * D + blockAll + outer);
   const compactHead = c.frozen_dtype !== 'float32';
   // logits, then softmax, target update and gradient in the CE backward: of the whole vocabulary, or of one chunk
-  const logits = 4 * N * (chunkedLoss(N, V, compactHead) ? vocabChunk(N, V) : V) * 5;
+  const logits = 4 * N * (chunkedLoss(V, compactHead) ? vocabChunk(N, V) : V) * 5;
   const weights = weightBytes(total, backend, cfg, c.frozen_dtype); // as stored on the backend in use
   const compactWeights = compactWeightBytes(cfg, c.frozen_dtype);
   const lora = 4 * trainable;

@@ -25,6 +25,7 @@ import type { BackendName } from '../engine/backend';
 import type { ModelConfig } from '../engine/config';
 import { compactableParams, compactWeightBytes, linearModules, paramShapes, weightBytes } from '../engine/params';
 import type { FrozenDtype } from '../engine/frozen';
+import { chunkedLoss } from '../engine/vocab-chunks';
 
 export { weightBytes };
 import type { FinetuneConfig } from './config';
@@ -271,7 +272,13 @@ function analyse(
   const V =
     e.tokens_per_micro_batch > 0 ? Math.round(e.bytes.logits / (4 * LOGIT_COPIES * e.tokens_per_micro_batch)) : 0;
   const tensors: { what: string; bytes: number }[] = [
-    { what: `the logits (${v.batch} × ${v.seq} × ${V} floats)`, bytes: 4 * N * V },
+    {
+      what:
+        cfg && chunkedLoss(cfg.vocab_size, e.frozen_dtype !== 'float32')
+          ? `a chunk of the logits (${v.batch} × ${v.seq} × ${V} of the ${cfg.vocab_size} vocabulary floats)`
+          : `the logits (${v.batch} × ${v.seq} × ${V} floats)`,
+      bytes: 4 * N * V,
+    },
   ];
   if (cfg) {
     tensors.push({

@@ -255,7 +255,16 @@ export class FinetuneSession {
     if (opts.saveSteps !== undefined && !(Number.isInteger(opts.saveSteps) && opts.saveSteps >= 1)) {
       throw new Error(`FinetuneSession.train: saveSteps must be a positive integer, got ${opts.saveSteps}`);
     }
-    await this.ensureFrozenDtype();
+    if (this.model.frozenDtype !== this.config.frozen_dtype) {
+      // lowering the weights takes a while: nothing may checkpoint or restore meanwhile
+      const before = this._status;
+      this._status = 'running';
+      try {
+        await this.ensureFrozenDtype();
+      } finally {
+        this._status = before;
+      }
+    }
     const t0 = now();
     const trainer = this.getTrainer();
     this.stopRequested = false;
