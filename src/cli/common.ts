@@ -3,7 +3,7 @@
  * model loading with progress, dataset options.
  */
 import { formatBytes } from '../util/bytes';
-import { readFile } from 'node:fs/promises';
+import { readLocalFile } from '../io/node-source';
 import type { ParseArgsConfig } from 'node:util';
 import type { LoadProgress, LoadedModel, ModelSpec } from '../io/load-model';
 import type { BackendChoice, BackendName } from '../engine/backend';
@@ -172,9 +172,9 @@ export async function templateArg(v: Values): Promise<TemplateSpec | undefined> 
   if (file !== undefined) {
     let src: string;
     try {
-      src = await readFile(file, 'utf8');
+      src = new TextDecoder().decode(await readLocalFile(file, 'template'));
     } catch (e) {
-      throw new CliError(`cannot read template ${file}: ${(e as Error).message}`, e);
+      throw new CliError((e as Error).message, e);
     }
     if (/\.(jinja2?|j2)$/i.test(file) || /\{%|\{\{/.test(src)) return { kind: 'chat_template', template: src };
     if (!src.includes('{output}'))
@@ -226,9 +226,9 @@ export async function readDataFiles(v: Values): Promise<{ name: string; data: Ui
   const out: { name: string; data: Uint8Array }[] = [];
   for (const f of files) {
     try {
-      out.push({ name: f, data: await readFile(f) });
+      out.push({ name: f, data: await readLocalFile(f, 'dataset') });
     } catch (e) {
-      throw new CliError(`cannot read dataset ${f}: ${(e as Error).message}`, e);
+      throw new CliError((e as Error).message, e);
     }
   }
   return out;

@@ -6,6 +6,7 @@
  * 2 a usage error (unknown option, bad value).
  */
 import { readFile } from 'node:fs/promises';
+import { readLocalFile } from '../io/node-source';
 import { parseArgs } from 'node:util';
 import {
   ADAPTER_OPT,
@@ -116,9 +117,9 @@ async function textArg(v: Values): Promise<string> {
   if (text !== undefined && file !== undefined) throw new UsageError('give --text or --file, not both');
   if (file !== undefined) {
     try {
-      return await readFile(file, 'utf8');
+      return new TextDecoder().decode(await readLocalFile(file, 'text file'));
     } catch (e) {
-      throw new CliError(`cannot read ${file}: ${(e as Error).message}`, e);
+      throw new CliError((e as Error).message, e);
     }
   }
   if (text === undefined) throw new UsageError('--text (or --file) is required');
