@@ -247,14 +247,21 @@ export async function parseOptionsArg(v: Values): Promise<ParseOptions> {
 export const ADAPTER_OPT: Options = { adapter: { type: 'string' } };
 
 /** --adapter <folder|url>: load a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) onto the model. */
-export async function attachAdapterArg(v: Values, model: CausalLM): Promise<string | null> {
+export async function attachAdapterArg(
+  v: Values,
+  model: CausalLM,
+  base?: { name: string; io: Io },
+): Promise<string | null> {
   const arg = str(v, 'adapter');
   if (arg === undefined) return null;
   const { adapterSource } = await import('./resolve');
-  const { readPeftAdapter, loadPeftAdapter } = await import('../io/peft');
+  const { readPeftAdapter, loadPeftAdapter, adapterBaseModelWarning } = await import('../io/peft');
   try {
     const src = await adapterSource(arg);
-    loadPeftAdapter(model, await readPeftAdapter(src, model.config));
+    const imported = await readPeftAdapter(src, model.config);
+    const warning = base ? adapterBaseModelWarning(imported, base.name) : null;
+    if (warning && base) base.io.err(`webtune: warning: ${arg}: ${warning}\n`);
+    loadPeftAdapter(model, imported);
   } catch (e) {
     throw new CliError(`cannot load adapter ${arg}: ${(e as Error).message}`, e);
   }

@@ -5,6 +5,7 @@
  * stderr. Exit codes: 0 ok, 1 a failure while running (bad model or data file, training diverged, …),
  * 2 a usage error (unknown option, bad value).
  */
+import { stringifyFinite } from '../util/finite';
 import { readFile } from 'node:fs/promises';
 import { readLocalFile } from '../io/node-source';
 import { parseArgs } from 'node:util';
@@ -88,13 +89,17 @@ Options:
     const { CausalLM } = await import('../engine/model');
     const model = CausalLM.fromRaw(m.config, m.weights);
     try {
-      const adapter = await attachAdapterArg(v, model);
+      const adapter = await attachAdapterArg(v, model, { name: m.name, io });
       const inputIds = Int32Array.from(ids);
       const loss = tf.tidy(() => model.loss({ inputIds, labels: inputIds, batchSize: 1, seqLen: ids.length }).loss);
       const meanNll = (await loss.data())[0];
       loss.dispose();
+      if (!Number.isFinite(meanNll))
+        throw new CliError(
+          `the mean NLL of the text is ${meanNll}: the model${adapter ? ` with adapter ${adapter}` : ''} gives non-finite logits (weights too large for float32, or a damaged adapter), so mean_nll and perplexity cannot be reported`,
+        );
       io.out(
-        JSON.stringify({
+        stringifyFinite({
           model: m.name,
           tokens: ids,
           n_tokens: ids.length,
@@ -242,7 +247,7 @@ Options:
     const model = CausalLM.fromRaw(m.config, m.weights);
     const t0 = performance.now();
     try {
-      await attachAdapterArg(v, model);
+      await attachAdapterArg(v, model, { name: m.name, io });
       const res = await generate(model, promptIds, {
         maxNewTokens,
         temperature,
@@ -265,7 +270,7 @@ Options:
       const secs = (performance.now() - t0) / 1000;
       if (json) {
         io.out(
-          JSON.stringify({
+          stringifyFinite({
             model: m.name,
             prompt,
             prompt_tokens: promptIds,
@@ -352,7 +357,7 @@ Options:
       const all = parsed.flatMap((p) => p.examples);
       const splits = dataMod.splitDataset(all, { validation, evaluation, seed });
       io.out(
-        JSON.stringify(
+        stringifyFinite(
           {
             files: parsed.map((p) => ({
               file: p.file,
@@ -371,7 +376,7 @@ Options:
             errors: errors.slice(0, 50),
             error_count: errors.length,
           },
-          null,
+
           2,
         ) + '\n',
       );
@@ -401,7 +406,7 @@ Options:
     }
     const r = prepared.report;
     const examples = prepared.parsed.reduce((a, p) => a + p.examples.length, 0);
-    io.out(JSON.stringify({ model: tk.name, examples, ...r }, null, 2) + '\n');
+    io.out(stringifyFinite({ model: tk.name, examples, ...r }, 2) + '\n');
   },
 };
 

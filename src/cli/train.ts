@@ -2,6 +2,7 @@
  * `webtune train`: LoRA fine-tuning of a model on dataset files through FinetuneSession, with a progress bar
  * on stderr, and the PEFT adapter plus metrics written to --out.
  */
+import { stringifyFinite } from '../util/finite';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -367,7 +368,7 @@ export const train: Command = {
       }
       if (dryRun) {
         io.out(
-          JSON.stringify(
+          stringifyFinite(
             {
               model: m.name,
               backend,
@@ -381,7 +382,6 @@ export const train: Command = {
               },
               data: d.report,
             },
-            null,
             2,
           ) + '\n',
         );
@@ -479,7 +479,7 @@ export const train: Command = {
         if (!quiet)
           io.err(`evaluating greedy generations on ${d.test.examples.length} held-out examples (base vs tuned)\n`);
         const g = await session.generationEval();
-        await save('generation_eval.json', JSON.stringify(g, null, 2) + '\n');
+        await save('generation_eval.json', stringifyFinite(g, 2) + '\n');
         const pick = (r: typeof g.base) => ({ exact_match: r.exact_match, rougeL: r.rougeL, count: r.count });
         generation = { base: pick(g.base), tuned: pick(g.tuned) };
       }
@@ -500,7 +500,7 @@ export const train: Command = {
         ...(generation ? { generation_eval: generation } : {}),
         ...(result.message ? { message: result.message } : {}),
       };
-      io.out(JSON.stringify(summary) + '\n');
+      io.out(stringifyFinite(summary) + '\n');
       if (result.status === 'diverged')
         throw new CliError(`${result.message} (adapter and metrics saved to ${outDir})`);
       if (!quiet) io.err(`saved ${written.join(', ')} to ${outDir}\n`);

@@ -40,6 +40,7 @@ import { toHfConfig } from './hf-config';
 import { permuteRopeRows, unpermuteRopeRows } from './llama2c';
 import { parseSafetensors, writeSafetensors } from './safetensors';
 import type { FileSource } from './source';
+import { checkRegexCost } from '../util/regex-cost';
 import { checkFinite } from '../util/finite';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -274,6 +275,8 @@ export function parsePeftAdapterConfig(
     } catch (e) {
       return fail('target_modules', `is not a valid regular expression: ${(e as Error).message}`);
     }
+    // re.fullmatch on every module name: a pattern with exponential backtracking is refused before it runs.
+    checkRegexCost(`^(?:${tm})$`, '', `${where}: "target_modules"`);
     const names = linearModules(modelCfg)
       .map((m) => m.name)
       .filter((n) => re.test(n));
@@ -401,6 +404,30 @@ export async function readPeftAdapter(src: FileSource, modelCfg: ModelConfig): P
     configName: `${src.describe}: ${ADAPTER_CONFIG_FILE}`,
     weightsName: `${src.describe}: ${ADAPTER_WEIGHTS_FILE}`,
   });
+}
+
+/** The last path segment of a model name or path, lower-cased: "meta-llama/Llama-2-7b-hf/" → "llama-2-7b-hf". */
+function modelStem(name: string): string {
+  const parts = name
+    .replace(/\\/g, '/')
+    .split('/')
+    .filter((p) => p !== '' && p !== '.');
+  return (parts[parts.length - 1] ?? '').toLowerCase();
+}
+
+/**
+ * A warning when the adapter names another base model (adapter_config.json base_model_name_or_path) than the one
+ * loaded (`modelName`, its folder or repository name), or null when they agree or the adapter names none. Shapes
+ * are checked by parsePeftAdapter (a mismatch is refused); an adapter of the same shapes for another model loads
+ * but may do nothing useful, hence a warning.
+ */
+export function adapterBaseModelWarning(imported: ImportedPeftAdapter, modelName: string): string | null {
+  const base = imported.baseModelNameOrPath?.trim();
+  if (!base || !modelName.trim()) return null;
+  const a = modelStem(base);
+  const b = modelStem(modelName);
+  if (a === b || a === '' || b === '') return null;
+  return `the adapter was trained on "${base}" (adapter_config.json base_model_name_or_path), but the loaded model is "${modelName}": its shapes fit, but its values may not suit this model; load it on "${base}" if that is what you meant`;
 }
 
 /** Attach an imported adapter to the model (replacing any unmerged adapter) with its values. */

@@ -370,6 +370,8 @@ export interface AdapterInfo {
   modules: number;
   /** Where it came from: 'trained here' or the imported file names. */
   origin: string;
+  /** Set by importAdapter when the adapter names another base model than the loaded one (it is still attached). */
+  warning?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeTinyHfCheckpoint } from '../tiny-checkpoint';
-import { llamaStyleTokenizerConfig, llamaStyleTokenizerJson } from '../fixtures/tokenizers';
+import { linearModules } from '../../src/engine/params';
+import { writeSafetensors } from '../../src/io/safetensors';
+import type { RawTensors } from '../../src/engine/config';
+import { writeTinyHfCheckpoint, type TinyCheckpoint } from '../tiny-checkpoint';
+import { LLAMA_VOCAB_SIZE, llamaStyleTokenizerConfig, llamaStyleTokenizerJson } from '../fixtures/tokenizers';
 import { cli } from './run-cli';
 
 let tmp: string;
@@ -20,12 +23,42 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-async function tinyModel(name: string, overrides: Record<string, unknown> = {}): Promise<string> {
+async function tinyModel(name: string): Promise<string> {
+  return (await tinyModelWithConfig(name)).dir;
+}
+
+async function tinyModelWithConfig(name: string): Promise<{ dir: string; ck: TinyCheckpoint }> {
   const dir = path.join(tmp, name);
-  await writeTinyHfCheckpoint(dir, 'llama', {
-    ...overrides,
+  const ck = await writeTinyHfCheckpoint(dir, 'llama', {
+    vocab: LLAMA_VOCAB_SIZE,
     extraFiles: { 'tokenizer.json': llamaStyleTokenizerJson(), 'tokenizer_config.json': llamaStyleTokenizerConfig() },
   });
+  return { dir, ck };
+}
+
+/** A PEFT LoRA adapter folder (r = 2 on q_proj) for `ck` with every A and B value `value`. */
+async function writeAdapter(
+  dir: string,
+  ck: TinyCheckpoint,
+  value: number,
+  config: Record<string, unknown> = {},
+): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const r = 2;
+  const tensors: RawTensors = new Map();
+  for (const m of linearModules(ck.config).filter((x) => x.short === 'q_proj')) {
+    tensors.set(`base_model.model.${m.name}.lora_A.weight`, {
+      shape: [r, m.inFeatures],
+      data: new Float32Array(r * m.inFeatures).fill(value),
+    });
+    tensors.set(`base_model.model.${m.name}.lora_B.weight`, {
+      shape: [m.outFeatures, r],
+      data: new Float32Array(m.outFeatures * r).fill(value),
+    });
+  }
+  const cfg = { peft_type: 'LORA', task_type: 'CAUSAL_LM', r, lora_alpha: 2, target_modules: ['q_proj'], ...config };
+  await writeFile(path.join(dir, 'adapter_config.json'), JSON.stringify(cfg));
+  await writeFile(path.join(dir, 'adapter_model.safetensors'), writeSafetensors(tensors, { format: 'pt' }));
   return dir;
 }
 
@@ -70,5 +103,51 @@ describe('what is not a regular file', () => {
       expect(r.stderr).toContain(`${f} is ${what}, not a regular file`);
       expect(r.stderr).not.toMatch(/not found|missing/);
     }
+  });
+});
+
+describe('adapters and non-finite results', () => {
+  it('score with an adapter whose finite values overflow the logits: exit 1 naming mean_nll, never "mean_nll": null', async () => {
+    const { dir, ck } = await tinyModelWithConfig('nll-model');
+    const ad = await writeAdapter(path.join(tmp, 'huge-adapter'), ck, 1e30, { base_model_name_or_path: 'nll-model' });
+    const r = await cli(['score', '--model', dir, '--text', 'hello world', '--adapter', ad, '--backend', 'cpu']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).not.toContain('null');
+    expect(r.stderr).toMatch(/the mean NLL of the text is (NaN|Infinity)/);
+    expect(r.stderr).toContain(`with adapter ${ad}`);
+    expect(r.stderr).toContain('mean_nll and perplexity cannot be reported');
+  });
+
+  it('an adapter for another base model: a warning naming both; same shapes, so it loads', async () => {
+    const { dir, ck } = await tinyModelWithConfig('base-a');
+    const ad = await writeAdapter(path.join(tmp, 'other-adapter'), ck, 0.01, {
+      base_model_name_or_path: 'someone/other-model',
+    });
+    const r = await cli(['score', '--model', dir, '--text', 'hello world', '--adapter', ad, '--backend', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('warning');
+    expect(r.stderr).toContain('"someone/other-model"');
+    expect(r.stderr).toContain('the loaded model is "base-a"');
+    expect(Number.isFinite(JSON.parse(r.stdout).mean_nll)).toBe(true);
+    // The same adapter naming this model (as a path ending in its folder name): no warning.
+    const same = await writeAdapter(path.join(tmp, 'same-adapter'), ck, 0.01, {
+      base_model_name_or_path: '/models/base-a/',
+    });
+    const r2 = await cli(['score', '--model', dir, '--text', 'hello world', '--adapter', same, '--backend', 'cpu']);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(r2.stderr).not.toContain('warning');
+  });
+
+  it('target_modules as a regular expression with exponential backtracking is refused naming the field', async () => {
+    const { dir, ck } = await tinyModelWithConfig('re-model');
+    const ad = await writeAdapter(path.join(tmp, 'regex-adapter'), ck, 0.01, { target_modules: '(a+)+b|.*q_proj' });
+    const r = await cli(['score', '--model', dir, '--text', 'hello', '--adapter', ad, '--backend', 'cpu']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('adapter_config.json: "target_modules"');
+    expect(r.stderr).toContain('exponential time');
+    // A benign pattern (PEFT re.fullmatch) selects the q_proj layers.
+    const ok = await writeAdapter(path.join(tmp, 'regex-ok'), ck, 0.01, { target_modules: '.*\\.q_proj' });
+    const r2 = await cli(['score', '--model', dir, '--text', 'hello', '--adapter', ok, '--backend', 'cpu']);
+    expect(r2.code, r2.stderr).toBe(0);
   });
 });
