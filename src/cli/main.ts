@@ -15,6 +15,7 @@ import {
   COMMON,
   CliError,
   attachAdapterArg,
+  dataProgress,
   DATA_OPTS,
   MODEL_OPTS,
   UsageError,
@@ -400,6 +401,7 @@ Options:
         evaluation,
         seed,
         parse,
+        onProgress: dataProgress(io, !!v.quiet),
       });
     } catch (e) {
       throw new CliError((e as Error).message, e);

@@ -24,6 +24,7 @@ import {
   type Command,
   type Io,
   type Values,
+  dataProgress,
 } from './common';
 import type { FinetuneConfig } from '../train/config';
 import type { SessionMetrics, EvalMetrics } from '../train/metrics';
@@ -346,6 +347,7 @@ export const train: Command = {
         data: { train: files.map(toSource), ...(valFiles.length ? { validation: valFiles.map(toSource) } : {}) },
         config,
         baseModelName: isUrl ? m.name : path.resolve(m.arg),
+        onDataProgress: dataProgress(io, quiet),
       });
     } catch (e) {
       model.dispose();

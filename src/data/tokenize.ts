@@ -485,6 +485,10 @@ export interface TokenizeDatasetResult {
   dropped: DroppedExample[];
 }
 
+/** Examples tokenized so far of `total` (called every PROGRESS_EVERY examples and at the end). */
+export type TokenizeProgress = (done: number, total: number) => void;
+export const PROGRESS_EVERY = 1000;
+
 /**
  * Renders and tokenizes examples. Examples whose trained part is cut off entirely by truncation (or that
  * have nothing trained, or that the template cannot render) are dropped and listed.
@@ -493,11 +497,13 @@ export function tokenizeDataset(
   tok: Tokenizer,
   examples: Example[],
   template: TemplateSpec,
-  opts: TokenizeOptions & { tokens?: TemplateTokens },
+  opts: TokenizeOptions & { tokens?: TemplateTokens; onProgress?: TokenizeProgress },
 ): TokenizeDatasetResult {
   const tokens = opts.tokens ?? templateTokensOf(tok);
   const out: TokenizeDatasetResult = { examples: [], sourceIndex: [], truncated: 0, dropped: [] };
+  const report = opts.onProgress;
   examples.forEach((ex, index) => {
+    if (report && index > 0 && index % PROGRESS_EVERY === 0) report(index, examples.length);
     let segments: Segment[];
     try {
       segments = renderExample(ex, template, tokens);
@@ -530,5 +536,6 @@ export function tokenizeDataset(
     });
     out.sourceIndex.push(index);
   });
+  report?.(examples.length, examples.length);
   return out;
 }

@@ -151,3 +151,26 @@ describe('adapters and non-finite results', () => {
     expect(r2.code, r2.stderr).toBe(0);
   });
 });
+
+describe('progress when stderr is not a terminal', () => {
+  it('data with a model on 6000 rows prints plain progress lines (no escape codes) while tokenizing', async () => {
+    const dir = await tinyModel('progress-model');
+    const rows = Array.from({ length: 6000 }, (_, i) => ({ instruction: `Say ${i}`, output: `Number ${i}.` }));
+    const data = path.join(tmp, 'rows-6000.json');
+    await writeFile(data, JSON.stringify(rows));
+    const r = await cli(['data', '--model', dir, '-d', data, '--validation', '0']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.includes('\r') || r.stderr.includes('\u001b')).toBe(false);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('tokenizing train:'));
+    expect(lines.length).toBeGreaterThanOrEqual(5);
+    for (const l of lines) expect(l).toMatch(/^tokenizing train: \d+ \/ 6000 examples \(\d+%\)$/);
+    expect(lines[0]).toBe('tokenizing train: 1000 / 6000 examples (17%)');
+    expect(lines[lines.length - 1]).toBe('tokenizing train: 6000 / 6000 examples (100%)');
+    // A small dataset stays silent.
+    const small = path.join(tmp, 'rows-10.json');
+    await writeFile(small, JSON.stringify(rows.slice(0, 10)));
+    const r2 = await cli(['data', '--model', dir, '-d', small, '--validation', '0']);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(r2.stderr).toBe('');
+  });
+});
