@@ -225,6 +225,9 @@ function parseConfigJson(input: PeftFiles['config'], where: string): Record<stri
   return j as Record<string, unknown>;
 }
 
+/** Longest target_modules pattern accepted (real ones are a few dozen characters). */
+const MAX_TARGET_PATTERN = 1000;
+
 /** adapter_config.json → LoraConfig for `modelCfg`, refusing what the engine cannot represent. */
 export function parsePeftAdapterConfig(
   json: Record<string, unknown>,
@@ -269,6 +272,8 @@ export function parsePeftAdapterConfig(
   else if (tm === 'all-linear') target = 'all-linear';
   else if (typeof tm === 'string') {
     // PEFT: a string other than "all-linear" is a regular expression matched against whole module names.
+    if (tm.length > MAX_TARGET_PATTERN)
+      fail('target_modules', `is a pattern of ${tm.length} characters (at most ${MAX_TARGET_PATTERN} are accepted)`);
     let re: RegExp;
     try {
       re = new RegExp(`^(?:${tm})$`);
