@@ -35,7 +35,12 @@ export function useExport(engine: Engine, onImported: (a: AdapterInfo) => void) 
       );
       const info = await guard(engine.importAdapter(read));
       onImported(info);
-      setMessage({ kind: 'ok', text: `Imported adapter (${info.origin}); the playground's tuned side uses it now.` });
+      setMessage({
+        kind: 'ok',
+        text:
+          `Imported adapter (${info.origin}); the playground's tuned side uses it now.` +
+          (info.warning ? ` Warning: ${info.warning}.` : ''),
+      });
     } catch (e) {
       setMessage({ kind: 'error', text: errorMessage(e) });
     } finally {
