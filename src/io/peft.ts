@@ -41,6 +41,7 @@ import { permuteRopeRows, unpermuteRopeRows } from './llama2c';
 import { parseSafetensors, writeSafetensors } from './safetensors';
 import type { FileSource } from './source';
 import { checkRegexCost } from '../util/regex-cost';
+import { preview } from '../util/preview';
 import { checkFinite } from '../util/finite';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -238,27 +239,23 @@ export function parsePeftAdapterConfig(
     throw new Error(`${where}: "${field}" ${msg}`);
   };
   const peftType = json.peft_type ?? 'LORA';
-  if (peftType !== 'LORA')
-    fail('peft_type', `is ${JSON.stringify(peftType)}; only LoRA adapters ("LORA") are supported`);
+  if (peftType !== 'LORA') fail('peft_type', `is ${preview(peftType)}; only LoRA adapters ("LORA") are supported`);
   const task = json.task_type;
   if (task !== undefined && task !== null && task !== 'CAUSAL_LM')
-    fail('task_type', `is ${JSON.stringify(task)}; only "CAUSAL_LM" adapters apply to a causal language model`);
+    fail('task_type', `is ${preview(task)}; only "CAUSAL_LM" adapters apply to a causal language model`);
   // PEFT's LoraConfig defaults for absent fields
   const r = json.r ?? 8;
   const alpha = json.lora_alpha ?? 8;
   const dropout = json.lora_dropout ?? 0;
   const rslora = json.use_rslora ?? false;
   const bad = loraFieldProblem({ r, lora_alpha: alpha, lora_dropout: dropout, use_rslora: rslora });
-  if (bad) fail(bad.field, `must be ${bad.want}, got ${JSON.stringify(bad.value)}`);
+  if (bad) fail(bad.field, `must be ${bad.want}, got ${preview(bad.value)}`);
   if (json.use_dora === true) fail('use_dora', 'is true: DoRA adapters are not supported');
   if (json.bias !== undefined && json.bias !== 'none')
-    fail('bias', `is ${JSON.stringify(json.bias)}: only adapters without trained biases ("none") are supported`);
+    fail('bias', `is ${preview(json.bias)}: only adapters without trained biases ("none") are supported`);
   if (json.lora_bias === true) fail('lora_bias', 'is true: LoRA biases are not supported');
   if (json.modules_to_save != null && !(Array.isArray(json.modules_to_save) && json.modules_to_save.length === 0)) {
-    fail(
-      'modules_to_save',
-      `is ${JSON.stringify(json.modules_to_save)}: fully trained extra modules are not supported`,
-    );
+    fail('modules_to_save', `is ${preview(json.modules_to_save)}: fully trained extra modules are not supported`);
   }
   if (!isEmptyPattern(json.rank_pattern)) fail('rank_pattern', 'sets per-layer ranks, which are not supported');
   if (!isEmptyPattern(json.alpha_pattern)) fail('alpha_pattern', 'sets per-layer alphas, which are not supported');
@@ -288,14 +285,14 @@ export function parsePeftAdapterConfig(
     if (names.length === 0)
       fail(
         'target_modules',
-        `(regular expression ${JSON.stringify(tm)}) matches no linear layer of this ${modelCfg.architecture}`,
+        `(regular expression ${preview(tm)}) matches no linear layer of this ${modelCfg.architecture}`,
       );
     target = names;
   } else if (isTargetModules(tm)) target = tm;
   else
     return fail(
       'target_modules',
-      `must be a list of module names, "all-linear" or a regular expression, got ${JSON.stringify(tm)}`,
+      `must be a list of module names, "all-linear" or a regular expression, got ${preview(tm)}`,
     );
 
   const config: LoraConfig = {
@@ -355,7 +352,7 @@ export function parsePeftAdapter(modelCfg: ModelConfig, files: PeftFiles): Impor
     if (!mod) {
       if (all.has(moduleName)) {
         throw new Error(
-          `${wName}: tensor "${key}" is for module "${moduleName}", which ${cName} target_modules ${JSON.stringify(raw.target_modules ?? null)} does not target`,
+          `${wName}: tensor "${key}" is for module "${moduleName}", which ${cName} target_modules ${preview(raw.target_modules ?? null)} does not target`,
         );
       }
       throw new Error(

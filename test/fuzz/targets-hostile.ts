@@ -19,7 +19,7 @@ import type { Rng } from '../../src/util/rng';
 import { gpt2StyleTokenizerConfig, gpt2StyleTokenizerJson } from '../fixtures/tokenizers';
 import { tinyConfig } from '../tiny-checkpoint';
 import type { FuzzCase, Target } from './harness';
-import { between, chance, hostileValue, mutateBytes, mutateTree, pick, utf8 } from './mutate';
+import { between, chance, hostileValue, mutateBytes, mutateTree, pick, toJson, utf8 } from './mutate';
 
 // ---------------------------------------------------------------------------------------------------------
 // Chat templates
@@ -66,7 +66,7 @@ function templateCase(template: string, label: string): FuzzCase {
 
 export const templateTarget: Target = {
   name: 'chat template (budget)',
-  weight: 0.5,
+  weight: 4,
   edges: TEMPLATE_PARTS.map((p, i) => () => templateCase(p, `edge part ${i}`)),
   random: (rng) => {
     const n = between(rng, 1, 4);
@@ -129,7 +129,7 @@ function patternCase(rng: Rng | null, pattern: string, where: 'split' | 'replace
 
 export const patternTarget: Target = {
   name: 'tokenizer patterns (regex cost)',
-  weight: 0.5,
+  weight: 4,
   edges: [
     ...PATTERNS.map((p, i) => () => patternCase(null, p, 'split', `split edge ${i}`)),
     ...PATTERNS.map((p, i) => () => patternCase(null, p, 'replace', `replace edge ${i}`)),
@@ -186,7 +186,7 @@ const TARGET_PATTERNS = [
 ];
 
 function adapterCase(config: Record<string, unknown>, weights: Uint8Array, label: string): FuzzCase {
-  const text = JSON.stringify(config);
+  const text = toJson(config);
   return {
     label,
     size: text.length + weights.length,
@@ -199,7 +199,7 @@ function adapterCase(config: Record<string, unknown>, weights: Uint8Array, label
 
 export const adapterTarget: Target = {
   name: 'PEFT adapter (patterns, values)',
-  weight: 0.5,
+  weight: 4,
   edges: [
     () => {
       const f = adapterFiles();
@@ -213,13 +213,13 @@ export const adapterTarget: Target = {
   random: (rng) => {
     const f = adapterFiles(pick(rng, [1, 2, 4]));
     if (chance(rng, 0.4)) {
-      const config = structuredClone(f.config);
+      const config = { ...f.config };
       if (chance(rng, 0.5)) config.target_modules = pick(rng, TARGET_PATTERNS);
       const m = mutateTree(rng, config, [/target_modules/, /^\.r$/, /lora_alpha/]);
       return adapterCase(config, f.weights, `config ${m.what}`);
     }
     if (chance(rng, 0.5)) {
-      const config = structuredClone(f.config);
+      const config = { ...f.config };
       const h = hostileValue(rng, false);
       config[pick(rng, ['r', 'lora_alpha', 'target_modules', 'base_model_name_or_path'])] = h.value;
       return adapterCase(config, f.weights, `field = ${h.what}`);
@@ -314,7 +314,7 @@ function urlCase(how: Behaviour, label: string): FuzzCase {
 
 export const urlTarget: Target = {
   name: 'URLs (stall, trickle, endless body)',
-  weight: 0.1,
+  weight: 1,
   edges: BEHAVIOURS.map((b) => () => urlCase(b, b)),
   random: (rng) => {
     const b = pick(rng, BEHAVIOURS);
