@@ -3,7 +3,7 @@
  * model loading with progress, dataset options.
  */
 import { formatBytes } from '../util/bytes';
-import { readFile } from 'node:fs/promises';
+import { readLocalFile } from '../io/node-source';
 import type { ParseArgsConfig } from 'node:util';
 import type { LoadProgress, LoadedModel, ModelSpec } from '../io/load-model';
 import type { BackendChoice, BackendName } from '../engine/backend';
@@ -118,18 +118,77 @@ export function splitSize(v: Values, name: string): number | undefined {
 // ---------------------------------------------------------------------------------------------------------
 // Shared steps: backend, model, messages
 
-/** Byte progress of model files on stderr (in place on a terminal; nothing otherwise). */
-export function loadProgress(io: Io, quiet: boolean): ((p: LoadProgress) => void) | undefined {
-  if (quiet || !io.tty) return undefined;
+/** When stderr is not a terminal, a plain progress line at most every PLAIN_EVERY_MS (and at each 10 % step). */
+export const PLAIN_EVERY_MS = 5000;
+
+/**
+ * Progress of one task on stderr: in place on a terminal; otherwise (a pipe, a log file) plain lines at each 10 %
+ * step or every PLAIN_EVERY_MS, and at the end, so a long task is never silent.
+ */
+export function progressLine(
+  io: Io,
+  quiet: boolean,
+): (key: string, text: string, fraction: number | null, done: boolean) => void {
   let lastDraw = 0;
-  return (p) => {
+  let lastKey = '';
+  let lastTenth = -1;
+  let printed = false;
+  return (key, text, fraction, done) => {
+    if (quiet) return;
     const now = Date.now();
-    const done = p.total !== null && p.loaded >= p.total;
-    if (!done && now - lastDraw < 100) return;
+    if (io.tty) {
+      if (!done && now - lastDraw < 100) return;
+      lastDraw = now;
+      io.err(`\r\x1b[2K${text}${done ? '\n' : ''}`);
+      return;
+    }
+    if (key !== lastKey) {
+      // a new task: its first plain line comes at its first 10 % step, after PLAIN_EVERY_MS, or at its end
+      lastKey = key;
+      lastTenth = 0;
+      lastDraw = now;
+      printed = false;
+    }
+    const tenth = fraction === null ? 0 : Math.floor(fraction * 10);
+    // A task that ends before its first line stays silent (small files and datasets print nothing).
+    if (done ? !printed : tenth <= lastTenth && now - lastDraw < PLAIN_EVERY_MS) return;
+    printed = true;
+    lastTenth = Math.max(lastTenth, tenth);
     lastDraw = now;
+    io.err(`${text}\n`);
+  };
+}
+
+/** Byte progress of model files on stderr (in place on a terminal; plain lines otherwise). */
+export function loadProgress(io: Io, quiet: boolean): ((p: LoadProgress) => void) | undefined {
+  if (quiet) return undefined;
+  const line = progressLine(io, quiet);
+  return (p) => {
+    const done = p.total !== null && p.loaded >= p.total;
     const pct = p.total ? ` ${((100 * p.loaded) / p.total).toFixed(0)}%` : '';
-    io.err(
-      `\r\x1b[2Kloading ${p.file}: ${formatBytes(p.loaded)}${p.total !== null ? ' / ' + formatBytes(p.total) : ''}${pct}${done ? '\n' : ''}`,
+    line(
+      p.file,
+      `loading ${p.file}: ${formatBytes(p.loaded)}${p.total !== null ? ' / ' + formatBytes(p.total) : ''}${pct}`,
+      p.total ? p.loaded / p.total : null,
+      done,
+    );
+  };
+}
+
+/** Tokenization progress of a dataset split on stderr (see progressLine). */
+export function dataProgress(
+  io: Io,
+  quiet: boolean,
+): ((split: string, done: number, total: number) => void) | undefined {
+  if (quiet) return undefined;
+  const line = progressLine(io, quiet);
+  return (split, done, total) => {
+    if (total === 0) return;
+    line(
+      split,
+      `tokenizing ${split}: ${done} / ${total} examples (${((100 * done) / total).toFixed(0)}%)`,
+      done / total,
+      done >= total,
     );
   };
 }
@@ -179,9 +238,9 @@ export async function templateArg(v: Values): Promise<TemplateSpec | undefined> 
   if (file !== undefined) {
     let src: string;
     try {
-      src = await readFile(file, 'utf8');
+      src = new TextDecoder().decode(await readLocalFile(file, 'template'));
     } catch (e) {
-      throw new CliError(`cannot read template ${file}: ${(e as Error).message}`, e);
+      throw new CliError((e as Error).message, e);
     }
     if (/\.(jinja2?|j2)$/i.test(file) || /\{%|\{\{/.test(src)) return { kind: 'chat_template', template: src };
     if (!src.includes('{output}'))
@@ -233,9 +292,9 @@ export async function readDataFiles(v: Values): Promise<{ name: string; data: Ui
   const out: { name: string; data: Uint8Array }[] = [];
   for (const f of files) {
     try {
-      out.push({ name: f, data: await readFile(f) });
+      out.push({ name: f, data: await readLocalFile(f, 'dataset') });
     } catch (e) {
-      throw new CliError(`cannot read dataset ${f}: ${(e as Error).message}`, e);
+      throw new CliError((e as Error).message, e);
     }
   }
   return out;
@@ -254,16 +313,22 @@ export async function parseOptionsArg(v: Values): Promise<ParseOptions> {
 export const ADAPTER_OPT: Options = { adapter: { type: 'string' } };
 
 /** --adapter <folder|url>: load a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) onto the model. */
-export async function attachAdapterArg(v: Values, model: CausalLM, io?: Io): Promise<string | null> {
+export async function attachAdapterArg(
+  v: Values,
+  model: CausalLM,
+  base?: { name: string; io: Io },
+): Promise<string | null> {
   const arg = str(v, 'adapter');
   if (arg === undefined) return null;
   const { adapterSource } = await import('./resolve');
-  const { readPeftAdapter, loadPeftAdapter } = await import('../io/peft');
+  const { readPeftAdapter, loadPeftAdapter, adapterBaseModelWarning } = await import('../io/peft');
   try {
     const src = await adapterSource(arg);
     const imported = await readPeftAdapter(src, model.config);
+    const warning = base ? adapterBaseModelWarning(imported, base.name) : null;
+    if (warning && base) base.io.err(`webtune: warning: ${arg}: ${warning}\n`);
     loadPeftAdapter(model, imported);
-    if (io && !v.quiet) for (const w of imported.warnings) io.err(`note: ${w}\n`);
+    if (base && !v.quiet) for (const w of imported.warnings) base.io.err(`note: ${w}\n`);
   } catch (e) {
     throw new CliError(`cannot load adapter ${arg}: ${(e as Error).message}`, e);
   }

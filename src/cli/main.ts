@@ -5,7 +5,9 @@
  * stderr. Exit codes: 0 ok, 1 a failure while running (bad model or data file, training diverged, …),
  * 2 a usage error (unknown option, bad value).
  */
+import { stringifyFinite } from '../util/finite';
 import { readFile } from 'node:fs/promises';
+import { readLocalFile } from '../io/node-source';
 import { parseArgs } from 'node:util';
 import {
   ADAPTER_OPT,
@@ -13,6 +15,7 @@ import {
   COMMON,
   CliError,
   attachAdapterArg,
+  dataProgress,
   DATA_OPTS,
   MODEL_OPTS,
   UsageError,
@@ -90,13 +93,17 @@ Options:
     const { CausalLM } = await import('../engine/model');
     const model = CausalLM.fromRaw(m.config, m.weights, { frozenDtype: frozenDtypeArg(v) });
     try {
-      const adapter = await attachAdapterArg(v, model, io);
+      const adapter = await attachAdapterArg(v, model, { name: m.name, io });
       const inputIds = Int32Array.from(ids);
       const loss = tf.tidy(() => model.loss({ inputIds, labels: inputIds, batchSize: 1, seqLen: ids.length }).loss);
       const meanNll = (await loss.data())[0];
       loss.dispose();
+      if (!Number.isFinite(meanNll))
+        throw new CliError(
+          `the mean NLL of the text is ${meanNll}: the model${adapter ? ` with adapter ${adapter}` : ''} gives non-finite logits (weights too large for float32, or a damaged adapter), so mean_nll and perplexity cannot be reported`,
+        );
       io.out(
-        JSON.stringify({
+        stringifyFinite({
           model: m.name,
           tokens: ids,
           n_tokens: ids.length,
@@ -119,9 +126,9 @@ async function textArg(v: Values): Promise<string> {
   if (text !== undefined && file !== undefined) throw new UsageError('give --text or --file, not both');
   if (file !== undefined) {
     try {
-      return await readFile(file, 'utf8');
+      return new TextDecoder().decode(await readLocalFile(file, 'text file'));
     } catch (e) {
-      throw new CliError(`cannot read ${file}: ${(e as Error).message}`, e);
+      throw new CliError((e as Error).message, e);
     }
   }
   if (text === undefined) throw new UsageError('--text (or --file) is required');
@@ -245,7 +252,7 @@ Options:
     const model = CausalLM.fromRaw(m.config, m.weights, { frozenDtype: frozenDtypeArg(v) });
     const t0 = performance.now();
     try {
-      await attachAdapterArg(v, model, io);
+      await attachAdapterArg(v, model, { name: m.name, io });
       const res = await generate(model, promptIds, {
         maxNewTokens,
         temperature,
@@ -268,7 +275,7 @@ Options:
       const secs = (performance.now() - t0) / 1000;
       if (json) {
         io.out(
-          JSON.stringify({
+          stringifyFinite({
             model: m.name,
             prompt,
             prompt_tokens: promptIds,
@@ -355,7 +362,7 @@ Options:
       const all = parsed.flatMap((p) => p.examples);
       const splits = dataMod.splitDataset(all, { validation, evaluation, seed });
       io.out(
-        JSON.stringify(
+        stringifyFinite(
           {
             files: parsed.map((p) => ({
               file: p.file,
@@ -374,7 +381,7 @@ Options:
             errors: errors.slice(0, 50),
             error_count: errors.length,
           },
-          null,
+
           2,
         ) + '\n',
       );
@@ -398,13 +405,14 @@ Options:
         evaluation,
         seed,
         parse,
+        onProgress: dataProgress(io, !!v.quiet),
       });
     } catch (e) {
       throw new CliError((e as Error).message, e);
     }
     const r = prepared.report;
     const examples = prepared.parsed.reduce((a, p) => a + p.examples.length, 0);
-    io.out(JSON.stringify({ model: tk.name, examples, ...r }, null, 2) + '\n');
+    io.out(stringifyFinite({ model: tk.name, examples, ...r }, 2) + '\n');
   },
 };
 

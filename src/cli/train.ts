@@ -2,6 +2,7 @@
  * `webtune train`: LoRA fine-tuning of a model on dataset files through FinetuneSession, with a progress bar
  * on stderr, and the PEFT adapter plus metrics written to --out.
  */
+import { stringifyFinite } from '../util/finite';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -25,6 +26,7 @@ import {
   type Options,
   type Io,
   type Values,
+  dataProgress,
 } from './common';
 import type { FinetuneConfig } from '../train/config';
 import type { SessionMetrics, EvalMetrics } from '../train/metrics';
@@ -357,6 +359,7 @@ export const train: Command = {
         data: { train: files.map(toSource), ...(valFiles.length ? { validation: valFiles.map(toSource) } : {}) },
         config,
         baseModelName: isUrl ? m.name : path.resolve(m.arg),
+        onDataProgress: dataProgress(io, quiet),
       });
     } catch (e) {
       model.dispose();
@@ -379,7 +382,7 @@ export const train: Command = {
       }
       if (dryRun) {
         io.out(
-          JSON.stringify(
+          stringifyFinite(
             {
               model: m.name,
               backend,
@@ -393,7 +396,6 @@ export const train: Command = {
               },
               data: d.report,
             },
-            null,
             2,
           ) + '\n',
         );
@@ -491,7 +493,7 @@ export const train: Command = {
         if (!quiet)
           io.err(`evaluating greedy generations on ${d.test.examples.length} held-out examples (base vs tuned)\n`);
         const g = await session.generationEval();
-        await save('generation_eval.json', JSON.stringify(g, null, 2) + '\n');
+        await save('generation_eval.json', stringifyFinite(g, 2) + '\n');
         const pick = (r: typeof g.base) => ({ exact_match: r.exact_match, rougeL: r.rougeL, count: r.count });
         generation = { base: pick(g.base), tuned: pick(g.tuned) };
       }
@@ -512,7 +514,7 @@ export const train: Command = {
         ...(generation ? { generation_eval: generation } : {}),
         ...(result.message ? { message: result.message } : {}),
       };
-      io.out(JSON.stringify(summary) + '\n');
+      io.out(stringifyFinite(summary) + '\n');
       if (result.status === 'diverged')
         throw new CliError(`${result.message} (adapter and metrics saved to ${outDir})`);
       if (!quiet) io.err(`saved ${written.join(', ')} to ${outDir}\n`);

@@ -39,6 +39,8 @@ export interface PrepareOptions {
   seed: number;
   /** Parse options applied to every file (a file's own options win). */
   parse?: ParseOptions;
+  /** Tokenization progress (every 1000 examples of a split and at its end). */
+  onProgress?: (split: 'train' | 'validation' | 'evaluation', done: number, total: number) => void;
 }
 
 export interface PreparedSplit {
@@ -70,6 +72,7 @@ export function prepareDataset(files: DatasetFile[], tok: Tokenizer, opts: Prepa
       maxLength: opts.maxLength,
       trainOnInputs: opts.trainOnInputs,
       tokens,
+      ...(opts.onProgress ? { onProgress: (done: number, total: number) => opts.onProgress!(split, done, total) } : {}),
     });
     dropped.push(...r.dropped.map((d) => ({ ...d, split })));
     return { examples: r.examples, source: r.sourceIndex.map((i) => src[i]) };

@@ -256,13 +256,13 @@ function renderCustom(
 
 const compiled = new Map<string, Template>();
 
-function compile(source: string): Template {
+function compile(source: string, name: string): Template {
   let t = compiled.get(source);
   if (!t) {
     try {
       t = new Template(source);
     } catch (e) {
-      throw new TemplateError(`cannot parse the chat template: ${(e as Error).message}`);
+      throw new TemplateError(`cannot parse ${name}: ${(e as Error).message}`, { cause: e });
     }
     if (compiled.size > 16) compiled.clear();
     compiled.set(source, t);
@@ -292,7 +292,8 @@ export function renderChatTemplate(
   messages: Pick<Message, 'role' | 'content' | 'instruction' | 'input'>[],
   opts: ChatTemplateRenderOptions,
 ): string {
-  const t = compile(opts.template);
+  const name = opts.name ?? templateName(opts.template, opts.tokens);
+  const t = compile(opts.template, name);
   const kwargs = opts.chat_template_kwargs ?? {};
   for (const k of ['messages', 'add_generation_prompt', 'bos_token', 'eos_token'])
     if (Object.hasOwn(kwargs, k))
@@ -316,10 +317,11 @@ export function renderChatTemplate(
     // Room for the conversation itself: a long message must not look like a runaway template.
     const inputChars = messages.reduce((n, m) => n + m.content.length, 0);
     const budget = { ...DEFAULT_TEMPLATE_BUDGET, maxChars: Math.max(DEFAULT_TEMPLATE_BUDGET.maxChars, 2 * inputChars) };
-    return renderWithBudget(t, vars, opts.name ?? templateName(opts.template, opts.tokens), budget);
+    return renderWithBudget(t, vars, name, budget);
   } catch (e) {
     if (e instanceof TemplateBudgetError) throw new TemplateError(e.message);
-    throw new TemplateError(`chat template failed: ${(e as Error).message}`, { cause: e });
+    // @huggingface/jinja's own words (e.g. "Cannot call something that is not a function"), said to be its.
+    throw new TemplateError(`${name} failed while rendering (Jinja: ${(e as Error).message})`, { cause: e });
   }
 }
 

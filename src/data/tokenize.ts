@@ -364,22 +364,73 @@ export interface TokenizedWithText extends TokenizedExample {
   method: EncodedText['method'];
 }
 
-/** Tokenizes rendered segments; keepText adds the text and token spans (for reports). */
+/**
+ * Characters tokenized at first per token kept: English runs about 4 characters per token, code and
+ * whitespace more; a window that gives too few tokens is doubled.
+ */
+export const WINDOW_CHARS_PER_TOKEN = 8;
+/** Tokens past max_length the window must give, so the kept tokens do not depend on where the window ends. */
+export const WINDOW_MARGIN_TOKENS = 16;
+
+/**
+ * Bounded tokenization of a long text: only a window of it is tokenized, starting with
+ * (maxLength + margin) × WINDOW_CHARS_PER_TOKEN characters and doubled until it yields maxLength + margin
+ * tokens or holds the whole text. Tokens are local (pre-tokenizers split on spaces and punctuation), so the
+ * first maxLength tokens of the window are those of the whole text; the work is bounded by max_length, not by
+ * the row (a 50 MB row with max_length 512 tokenizes a few tens of thousands of characters).
+ */
+function encodeWindowed(
+  tok: Tokenizer,
+  text: string,
+  keep: number,
+  opts: { addBos?: boolean; boundaries: number[] },
+): { enc: EncodedText; length: number } {
+  const want = keep + WINDOW_MARGIN_TOKENS;
+  let window = want * WINDOW_CHARS_PER_TOKEN;
+  const addBos = opts.addBos ?? wantsBos(tok, text);
+  for (;;) {
+    if (window >= text.length) {
+      const enc = encodeWithOffsets(tok, text, { addBos, boundaries: opts.boundaries, limit: keep });
+      return { enc, length: text.length };
+    }
+    let cut = window;
+    // Never split a surrogate pair.
+    const c = text.charCodeAt(cut - 1);
+    if (c >= 0xd800 && c <= 0xdbff) cut--;
+    const part = text.slice(0, cut);
+    const enc = encodeWithOffsets(tok, part, {
+      addBos,
+      boundaries: opts.boundaries.filter((b) => b < cut),
+      limit: keep,
+    });
+    if (enc.ids.length >= want) return { enc, length: cut };
+    window *= 2;
+  }
+}
+
+/**
+ * Tokenizes rendered segments; keepText adds the text and token spans (for reports). A text much longer than
+ * maxLength tokens is tokenized in a bounded window (encodeWindowed): `fullLength` then counts the tokens of
+ * that window (a lower bound of the whole text's length, above maxLength) and `text` is the window's text.
+ */
 export function tokenizeSegments(tok: Tokenizer, segments: Segment[], opts: TokenizeOptions): TokenizedWithText {
-  const text = segments.map((s) => s.text).join('');
-  const trainedChar = new Uint8Array(text.length);
+  const whole = segments.map((s) => s.text).join('');
   const boundaries: number[] = [];
   let pos = 0;
   for (const s of segments) {
-    if (s.train) trainedChar.fill(1, pos, pos + s.text.length);
     pos += s.text.length;
     boundaries.push(pos);
   }
-  const enc = encodeWithOffsets(tok, text, {
-    addBos: opts.addBos,
-    boundaries,
-    limit: Math.max(0, Math.floor(opts.maxLength)),
-  });
+  const keepLimit = Math.max(0, Math.floor(opts.maxLength));
+  const { enc, length } = encodeWindowed(tok, whole, keepLimit, { addBos: opts.addBos, boundaries });
+  const text = length < whole.length ? whole.slice(0, length) : whole;
+  const trainedChar = new Uint8Array(text.length);
+  pos = 0;
+  for (const s of segments) {
+    if (pos >= text.length) break;
+    if (s.train) trainedChar.fill(1, pos, Math.min(text.length, pos + s.text.length));
+    pos += s.text.length;
+  }
   const n = enc.ids.length;
   const labels = new Int32Array(n);
   for (let k = 0; k < n; k++) {
@@ -400,7 +451,7 @@ export function tokenizeSegments(tok: Tokenizer, segments: Segment[], opts: Toke
     labels[k] = trained ? enc.ids[k] : IGNORE_INDEX;
   }
   if (n > 0) labels[0] = IGNORE_INDEX;
-  const keep = Math.min(n, Math.max(0, Math.floor(opts.maxLength)));
+  const keep = Math.min(n, keepLimit);
   const inputIds = Int32Array.from(enc.ids.slice(0, keep));
   const outLabels = labels.slice(0, keep);
   let trainedTokens = 0;
@@ -409,7 +460,7 @@ export function tokenizeSegments(tok: Tokenizer, segments: Segment[], opts: Toke
     inputIds,
     labels: outLabels,
     fullLength: n,
-    truncated: n > keep,
+    truncated: n > keep || length < whole.length,
     trainedTokens,
     text,
     starts: enc.starts.slice(0, keep),
@@ -434,6 +485,10 @@ export interface TokenizeDatasetResult {
   dropped: DroppedExample[];
 }
 
+/** Examples tokenized so far of `total` (called every PROGRESS_EVERY examples and at the end). */
+export type TokenizeProgress = (done: number, total: number) => void;
+export const PROGRESS_EVERY = 1000;
+
 /**
  * Renders and tokenizes examples. Examples whose trained part is cut off entirely by truncation (or that
  * have nothing trained, or that the template cannot render) are dropped and listed.
@@ -442,11 +497,13 @@ export function tokenizeDataset(
   tok: Tokenizer,
   examples: Example[],
   template: TemplateSpec,
-  opts: TokenizeOptions & { tokens?: TemplateTokens },
+  opts: TokenizeOptions & { tokens?: TemplateTokens; onProgress?: TokenizeProgress },
 ): TokenizeDatasetResult {
   const tokens = opts.tokens ?? templateTokensOf(tok);
   const out: TokenizeDatasetResult = { examples: [], sourceIndex: [], truncated: 0, dropped: [] };
+  const report = opts.onProgress;
   examples.forEach((ex, index) => {
+    if (report && index > 0 && index % PROGRESS_EVERY === 0) report(index, examples.length);
     let segments: Segment[];
     try {
       segments = renderExample(ex, template, tokens);
@@ -479,5 +536,6 @@ export function tokenizeDataset(
     });
     out.sourceIndex.push(index);
   });
+  report?.(examples.length, examples.length);
   return out;
 }

@@ -9,6 +9,7 @@
  */
 import type { ModelConfig } from './config';
 import { linearModules, type LinearModule } from './params';
+import { preview } from '../util/preview';
 
 export interface LoraConfig {
   r: number;
@@ -61,7 +62,7 @@ export function validateLoraConfig(c: LoraConfig): void {
   if (p) throw new Error(`LoRA ${p.field} must be ${p.want}, got ${JSON.stringify(p.value)}`);
   if (!isTargetModules(c.target_modules))
     throw new Error(
-      `LoRA target_modules must be a non-empty list of module names or "all-linear", got ${JSON.stringify(c.target_modules)}`,
+      `LoRA target_modules must be a non-empty list of module names or "all-linear", got ${preview(c.target_modules)}`,
     );
 }
 
@@ -75,7 +76,7 @@ export function targetedModules(cfg: ModelConfig, lc: LoraConfig): LinearModule[
   if (unmatched.length) {
     const shorts = [...new Set(all.map((m) => m.short))];
     throw new Error(
-      `LoRA target_modules ${JSON.stringify(unmatched)} match no layer of this ${cfg.architecture}; its linear layers are ${shorts.join(', ')} (or "all-linear")`,
+      `LoRA target_modules ${preview(unmatched)} match no layer of this ${cfg.architecture}; its linear layers are ${shorts.join(', ')} (or "all-linear")`,
     );
   }
   return chosen;

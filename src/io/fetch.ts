@@ -34,6 +34,33 @@ export class NetworkTimeoutError extends Error {
 
 const seconds = (ms: number) => (ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${ms} ms`);
 
+/**
+ * Why a fetch failed, as precisely as the runtime says: Node's fetch gives the socket error as `cause.code`
+ * (ECONNREFUSED, ENOTFOUND, …); browsers give only "Failed to fetch".
+ */
+function networkReason(url: string, e: unknown): string {
+  let host = url;
+  try {
+    host = new URL(url).host;
+  } catch {
+    // keep the whole address
+  }
+  const cause = (e as { cause?: { code?: unknown; message?: unknown } })?.cause;
+  const code = typeof cause?.code === 'string' ? cause.code : '';
+  const hint: Record<string, string> = {
+    ECONNREFUSED: `the host ${host} is unreachable: it refused the connection (nothing listens on that port)`,
+    ENOTFOUND: `the host ${host} is unreachable: its name does not resolve (DNS)`,
+    EAI_AGAIN: `the host ${host} is unreachable: its name could not be resolved now (DNS, offline?)`,
+    ECONNRESET: `the host ${host} closed the connection`,
+    EHOSTUNREACH: `the host ${host} is unreachable (no route to it)`,
+    ENETUNREACH: `the host ${host} is unreachable (no network route)`,
+    ETIMEDOUT: `the host ${host} is unreachable: the connection timed out`,
+  };
+  if (hint[code]) return `${hint[code]} (${code}); check the address and the network, then try again`;
+  const detail = typeof cause?.message === 'string' && cause.message ? `: ${cause.message}` : '';
+  return `${(e as Error).message}${detail}${code ? ` (${code})` : ''} (offline, blocked by CORS, or the host ${host} is unreachable)`;
+}
+
 /** fetch(url) that rejects with NetworkTimeoutError when no response has started after limits.connectMs. */
 export async function fetchWithDeadline(
   url: string,
@@ -55,10 +82,7 @@ export async function fetchWithDeadline(
         `${url}: the server did not answer within ${seconds(limits.connectMs)} (it accepted the connection but sent no response, or is unreachable); check the address and the network, then try again`,
       );
     }
-    throw new Error(
-      `network error fetching ${url}: ${(e as Error).message} (offline, blocked by CORS, or the server is unreachable)`,
-      { cause: e },
-    );
+    throw new Error(`network error fetching ${url}: ${networkReason(url, e)}`, { cause: e });
   } finally {
     clearTimeout(timer);
   }

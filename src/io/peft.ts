@@ -40,6 +40,8 @@ import { toHfConfig } from './hf-config';
 import { permuteRopeRows, unpermuteRopeRows } from './llama2c';
 import { parseSafetensors, writeSafetensors } from './safetensors';
 import type { FileSource } from './source';
+import { checkRegexCost } from '../util/regex-cost';
+import { preview } from '../util/preview';
 import { checkFinite } from '../util/finite';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -226,6 +228,9 @@ function parseConfigJson(input: PeftFiles['config'], where: string): Record<stri
   return j as Record<string, unknown>;
 }
 
+/** Longest target_modules pattern accepted (real ones are a few dozen characters). */
+const MAX_TARGET_PATTERN = 1000;
+
 /** adapter_config.json → LoraConfig for `modelCfg`, refusing what the engine cannot represent. */
 export function parsePeftAdapterConfig(
   json: Record<string, unknown>,
@@ -236,21 +241,20 @@ export function parsePeftAdapterConfig(
     throw new Error(`${where}: "${field}" ${msg}`);
   };
   const peftType = json.peft_type ?? 'LORA';
-  if (peftType !== 'LORA')
-    fail('peft_type', `is ${JSON.stringify(peftType)}; only LoRA adapters ("LORA") are supported`);
+  if (peftType !== 'LORA') fail('peft_type', `is ${preview(peftType)}; only LoRA adapters ("LORA") are supported`);
   const task = json.task_type;
   if (task !== undefined && task !== null && task !== 'CAUSAL_LM')
-    fail('task_type', `is ${JSON.stringify(task)}; only "CAUSAL_LM" adapters apply to a causal language model`);
+    fail('task_type', `is ${preview(task)}; only "CAUSAL_LM" adapters apply to a causal language model`);
   // PEFT's LoraConfig defaults for absent fields
   const r = json.r ?? 8;
   const alpha = json.lora_alpha ?? 8;
   const dropout = json.lora_dropout ?? 0;
   const rslora = json.use_rslora ?? false;
   const bad = loraFieldProblem({ r, lora_alpha: alpha, lora_dropout: dropout, use_rslora: rslora });
-  if (bad) fail(bad.field, `must be ${bad.want}, got ${JSON.stringify(bad.value)}`);
+  if (bad) fail(bad.field, `must be ${bad.want}, got ${preview(bad.value)}`);
   if (json.use_dora === true) fail('use_dora', 'is true: DoRA adapters are not supported');
   if (json.bias !== undefined && json.bias !== 'none')
-    fail('bias', `is ${JSON.stringify(json.bias)}: only adapters without trained biases ("none") are supported`);
+    fail('bias', `is ${preview(json.bias)}: only adapters without trained biases ("none") are supported`);
   if (json.lora_bias === true) fail('lora_bias', 'is true: LoRA biases are not supported');
   // modules_to_save (fully trained copies of e.g. embed_tokens / lm_head, as Axolotl's lora_modules_to_save writes)
   // is reported by parsePeftAdapter and its tensors are skipped: see modulesToSaveWarning.
@@ -266,26 +270,30 @@ export function parsePeftAdapterConfig(
   else if (tm === 'all-linear') target = 'all-linear';
   else if (typeof tm === 'string') {
     // PEFT: a string other than "all-linear" is a regular expression matched against whole module names.
+    if (tm.length > MAX_TARGET_PATTERN)
+      fail('target_modules', `is a pattern of ${tm.length} characters (at most ${MAX_TARGET_PATTERN} are accepted)`);
     let re: RegExp;
     try {
       re = new RegExp(`^(?:${tm})$`);
     } catch (e) {
       return fail('target_modules', `is not a valid regular expression: ${(e as Error).message}`);
     }
+    // re.fullmatch on every module name: a pattern with exponential backtracking is refused before it runs.
+    checkRegexCost(`^(?:${tm})$`, '', `${where}: "target_modules"`);
     const names = linearModules(modelCfg)
       .map((m) => m.name)
       .filter((n) => re.test(n));
     if (names.length === 0)
       fail(
         'target_modules',
-        `(regular expression ${JSON.stringify(tm)}) matches no linear layer of this ${modelCfg.architecture}`,
+        `(regular expression ${preview(tm)}) matches no linear layer of this ${modelCfg.architecture}`,
       );
     target = names;
   } else if (isTargetModules(tm)) target = tm;
   else
     return fail(
       'target_modules',
-      `must be a list of module names, "all-linear" or a regular expression, got ${JSON.stringify(tm)}`,
+      `must be a list of module names, "all-linear" or a regular expression, got ${preview(tm)}`,
     );
 
   const config: LoraConfig = {
@@ -380,7 +388,7 @@ export function parsePeftAdapter(modelCfg: ModelConfig, files: PeftFiles): Impor
     if (!mod) {
       if (all.has(moduleName)) {
         throw new Error(
-          `${wName}: tensor "${key}" is for module "${moduleName}", which ${cName} target_modules ${JSON.stringify(raw.target_modules ?? null)} does not target`,
+          `${wName}: tensor "${key}" is for module "${moduleName}", which ${cName} target_modules ${preview(raw.target_modules ?? null)} does not target`,
         );
       }
       throw new Error(
@@ -441,6 +449,30 @@ export async function readPeftAdapter(src: FileSource, modelCfg: ModelConfig): P
     configName: `${src.describe}: ${ADAPTER_CONFIG_FILE}`,
     weightsName: `${src.describe}: ${ADAPTER_WEIGHTS_FILE}`,
   });
+}
+
+/** The last path segment of a model name or path, lower-cased: "meta-llama/Llama-2-7b-hf/" → "llama-2-7b-hf". */
+function modelStem(name: string): string {
+  const parts = name
+    .replace(/\\/g, '/')
+    .split('/')
+    .filter((p) => p !== '' && p !== '.');
+  return (parts[parts.length - 1] ?? '').toLowerCase();
+}
+
+/**
+ * A warning when the adapter names another base model (adapter_config.json base_model_name_or_path) than the one
+ * loaded (`modelName`, its folder or repository name), or null when they agree or the adapter names none. Shapes
+ * are checked by parsePeftAdapter (a mismatch is refused); an adapter of the same shapes for another model loads
+ * but may do nothing useful, hence a warning.
+ */
+export function adapterBaseModelWarning(imported: ImportedPeftAdapter, modelName: string): string | null {
+  const base = imported.baseModelNameOrPath?.trim();
+  if (!base || !modelName.trim()) return null;
+  const a = modelStem(base);
+  const b = modelStem(modelName);
+  if (a === b || a === '' || b === '') return null;
+  return `the adapter was trained on "${base}" (adapter_config.json base_model_name_or_path), but the loaded model is "${modelName}": its shapes fit, but its values may not suit this model; load it on "${base}" if that is what you meant`;
 }
 
 /** Attach an imported adapter to the model (replacing any unmerged adapter) with its values. */

@@ -68,6 +68,26 @@ function checkPatterns(v: unknown, path: string, listKey: string, file: string):
   return count;
 }
 /**
+ * How much a text may grow through a normalizer's Replace steps together: each Replace can multiply the text's
+ * length by content length / shortest match (a Regex match is taken as 1 character), and a chain of them multiplies
+ * (300 × "a" → "aa" doubles 300 times, and the library cannot be interrupted). Real files: Replace " " → "▁" (1×).
+ */
+const MAX_REPLACE_GROWTH = 64;
+
+function replaceGrowth(v: unknown, listKey: string): number {
+  if (!isObject(v)) return 1;
+  let g = 1;
+  if (v.type === 'Replace' && typeof v.content === 'string' && isObject(v.pattern)) {
+    const p = v.pattern;
+    const minLen = typeof p.String === 'string' ? Math.max(1, p.String.length) : 1;
+    g = Math.max(1, v.content.length / minLen);
+  }
+  const list = v.type === 'Sequence' ? v[listKey] : undefined;
+  if (Array.isArray(list)) for (const c of list) g *= replaceGrowth(c, listKey);
+  return g;
+}
+
+/**
  * Longest added token / Unigram piece accepted. The library indexes them in a trie with one object per
  * character (~200 bytes each): a 6 MiB added token took 8 s and 1 GiB. Real ones are a few dozen characters.
  */
@@ -171,6 +191,11 @@ function checkTokenizerJson(json: unknown, file: string): Json {
       level = next;
     }
     const components = checkPatterns(v, key, listKey, file);
+    const growth = replaceGrowth(v, listKey);
+    if (growth > MAX_REPLACE_GROWTH)
+      fail(
+        `"${key}" has Replace steps that together can make a text ${growth > 1e15 ? 'astronomically' : `${Math.round(growth)}×`} longer (at most ${MAX_REPLACE_GROWTH}× is supported): each one's content is longer than what it replaces`,
+      );
     if (components > MAX_COMPONENTS)
       fail(`"${key}" has ${components} components (at most ${MAX_COMPONENTS} supported)`);
     out[key] = v;

@@ -42,6 +42,7 @@ import { parseSafetensors, writeSafetensors } from '../io/safetensors';
 import type { RngState } from '../util/rng';
 import { Sha256, sha256Hex, toHex } from '../util/sha256';
 import type { FinetuneConfig } from './config';
+import { validateSessionHistory } from './checkpoint-history';
 import type { LogEntry, StepRecord } from './metrics';
 
 export const CHECKPOINT_FORMAT = 'webtune-checkpoint';
@@ -384,6 +385,7 @@ export function validateCheckpointMeta(j: unknown, where = CHECKPOINT_JSON): Che
   const s = m.session as Record<string, unknown>;
   if (!Array.isArray(s.history) || !Array.isArray(s.window) || typeof s.last_eval_step !== 'number')
     bad('session.history / window / last_eval_step are invalid');
+  validateSessionHistory(s as { history: unknown[]; window: unknown[] }, p.global_step as number, bad);
   const r = m.rng as Record<string, unknown>;
   if (!Array.isArray(r.key) || r.key.length !== 2 || !Array.isArray(r.s) || r.s.length !== 4)
     bad('rng is not { key: [2], s: [4] }');

@@ -75,7 +75,12 @@ function parseSources(sources: DatasetSource[]): { examples: Example[]; parsed: 
 }
 
 /** Parse, split and tokenize the session's data (exported for the CLI's --dry-run and tests). */
-export function prepareSessionData(tok: Tokenizer, data: SessionData, c: FinetuneConfig): SessionDataset {
+export function prepareSessionData(
+  tok: Tokenizer,
+  data: SessionData,
+  c: FinetuneConfig,
+  onProgress?: (split: 'train' | 'validation' | 'test', done: number, total: number) => void,
+): SessionDataset {
   if (data.train.length === 0) throw new DatasetError('no training files given', '');
   const template = c.template ?? defaultTemplate(tok);
   const base = templateTokensOf(tok);
@@ -94,6 +99,7 @@ export function prepareSessionData(tok: Tokenizer, data: SessionData, c: Finetun
       maxLength: c.max_length,
       trainOnInputs: c.train_on_inputs,
       tokens,
+      ...(onProgress ? { onProgress: (done: number, total: number) => onProgress(split, done, total) } : {}),
     });
     dropped.push(...r.dropped.map((d) => ({ ...d, split })));
     return { examples: r.examples, source: r.sourceIndex.map((i) => src[i]) };

@@ -5,6 +5,7 @@
  *
  * No TensorFlow.js.
  */
+import { stringifyFinite } from '../util/finite';
 import type { FinetuneConfig } from './config';
 import type { LogEntry } from './metrics';
 
@@ -51,7 +52,7 @@ export interface TrainerStateInput {
 
 /** A trainer_state.json-like record: steps, epochs, config and log_history. */
 export function metricsJson(s: TrainerStateInput): string {
-  return JSON.stringify(
+  return stringifyFinite(
     {
       global_step: s.globalStep,
       max_steps: s.maxSteps,
@@ -64,7 +65,6 @@ export function metricsJson(s: TrainerStateInput): string {
       config: s.config,
       log_history: s.history,
     },
-    null,
     2,
   );
 }

@@ -63,6 +63,12 @@ export interface AdamWStepOptions {
    * The per-parameter step counters still advance on the CPU; restore them with setStepCounts().
    */
   gate?: tf.Scalar;
+  /**
+   * Also refuse, on the device, an update that leaves a parameter with a non-finite norm (NaN, ±Infinity, or a
+   * weight so large its square overflows float32, about 1.8e19): nothing is changed then, and step() returns
+   * the flag (a bool scalar, true = applied) for the caller to read back with its other values.
+   */
+  checkWeights?: boolean;
 }
 
 interface Slot {
@@ -134,7 +140,7 @@ export class AdamW {
    * One AdamW update. `grads` maps parameter names to gradients (missing = no gradient: skipped).
    * Call it with the gradients already clipped/scaled; it does not read anything back.
    */
-  step(grads: Map<string, tf.Tensor> | Record<string, tf.Tensor>, opts: AdamWStepOptions = {}): void {
+  step(grads: Map<string, tf.Tensor> | Record<string, tf.Tensor>, opts: AdamWStepOptions = {}): tf.Scalar | undefined {
     if (this.disposed) throw new Error('AdamW: used after dispose()');
     const gmap = grads instanceof Map ? grads : new Map(Object.entries(grads));
     for (const name of gmap.keys())
@@ -146,7 +152,7 @@ export class AdamW {
     if (gate && (gate.rank !== 0 || gate.dtype !== 'bool')) throw new Error('AdamW: gate must be a bool scalar');
     this.steps++;
 
-    tf.tidy(() => {
+    return tf.tidy((): tf.Scalar | undefined => {
       // Step-independent scalars (float64 in JS, cast to float32 once).
       const sc = (x: number) => tf.scalar(x, 'float32');
       const gated = (x: number, off: number): tf.Scalar =>
@@ -171,6 +177,7 @@ export class AdamW {
         return s;
       };
 
+      const updates: { p: tf.Variable; s: Slot; m: tf.Tensor; v: tf.Tensor; newP: tf.Tensor }[] = [];
       for (const [name, p] of this.params) {
         const gIn = gmap.get(name);
         if (!gIn) continue;
@@ -189,10 +196,25 @@ export class AdamW {
         const v = tf.add(tf.mul(s.v, b2), tf.mul(tf.mul(c2, g), g));
         const denom = tf.add(tf.div(tf.sqrt(v), bc2sqrt), epsT);
         const newP = tf.add(pv, tf.mul(negStep, tf.div(m, denom)));
-        s.m.assign(m);
-        s.v.assign(v);
-        p.assign(newP);
+        updates.push({ p, s, m, v, newP });
       }
+      if (!opts.checkWeights) {
+        for (const u of updates) {
+          u.s.m.assign(u.m);
+          u.s.v.assign(u.v);
+          u.p.assign(u.newP);
+        }
+        return undefined;
+      }
+      // ‖θ‖² is finite only if every weight is finite and below ~1.8e19 in magnitude.
+      let applied = tf.scalar(true, 'bool') as tf.Scalar;
+      for (const u of updates) applied = tf.logicalAnd(applied, tf.isFinite(tf.sum(tf.square(u.newP))));
+      for (const u of updates) {
+        u.s.m.assign(tf.where(applied, u.m, u.s.m));
+        u.s.v.assign(tf.where(applied, u.v, u.s.v));
+        u.p.assign(tf.where(applied, u.newP, u.p));
+      }
+      return applied;
     });
   }
 

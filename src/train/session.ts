@@ -118,6 +118,8 @@ export interface FinetuneSessionInit {
   config?: Partial<FinetuneConfig>;
   /** For adapter_config.json base_model_name_or_path (e.g. the Hub repository id). */
   baseModelName?: string | null;
+  /** Tokenization progress of the data (every 1000 examples of a split and at its end). */
+  onDataProgress?: (split: 'train' | 'validation' | 'test', done: number, total: number) => void;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -161,7 +163,7 @@ export class FinetuneSession {
     this.lora = loraConfigOf(config, model.config);
     targetedModules(model.config, this.lora); // a readable error before any data work
     const data: SessionData = Array.isArray(init.data) ? { train: init.data } : init.data;
-    this.data = prepareSessionData(tokenizer, data, config);
+    this.data = prepareSessionData(tokenizer, data, config, init.onDataProgress);
     if (this.data.dropped.length) {
       warnings.push(
         `${this.data.dropped.length} example(s) dropped during tokenization (first: ${this.data.dropped[0].message})`,

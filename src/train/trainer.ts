@@ -113,14 +113,14 @@ export class TrainingDivergedError extends Error {
   constructor(
     /** The optimizer step (1-based) whose loss or gradient norm was not finite. */
     readonly step: number,
-    /** Which quantities were non-finite. */
-    readonly what: ('loss' | 'grad_norm')[],
+    /** What went wrong: a non-finite loss or gradient norm, a saturated model, or weights the update made non-finite. */
+    readonly what: DivergenceCause[],
     readonly loss: number,
     readonly gradNorm: number,
     readonly lr: number,
   ) {
     super(
-      `Training diverged at step ${step}: ${what.map((w) => (w === 'loss' ? `loss is ${loss}` : `gradient norm is ${gradNorm}`)).join(' and ')} ` +
+      `Training diverged at step ${step}: ${what.map((w) => describeCause(w, loss, gradNorm)).join(' and ')} ` +
         `(learning rate ${lr}). The parameters were left at their values after step ${step - 1}. ` +
         `Try a lower learning rate (e.g. ${fmtLr(lr > 0 ? lr / 10 : 1e-5)}), more warmup (warmup_steps), or a smaller max_grad_norm (gradient clipping).`,
     );
@@ -130,6 +130,20 @@ export class TrainingDivergedError extends Error {
   get lastGoodStep(): number {
     return this.step - 1;
   }
+}
+
+/**
+ * Why a step was refused: its loss or gradient norm is not finite; its gradient is exactly zero while trained
+ * tokens have a positive loss (the model saturated); or its update would make a weight non-finite.
+ */
+export type DivergenceCause = 'loss' | 'grad_norm' | 'saturated' | 'weights';
+
+function describeCause(w: DivergenceCause, loss: number, gradNorm: number): string {
+  if (w === 'loss') return `loss is ${loss}`;
+  if (w === 'grad_norm') return `gradient norm is ${gradNorm}`;
+  if (w === 'saturated')
+    return `the gradient is exactly 0 while the loss is ${loss} (the model's activations saturated: an earlier update was far too large)`;
+  return 'its update would make LoRA weights non-finite (beyond the float32 range)';
 }
 
 function fmtLr(x: number): string {
@@ -432,16 +446,23 @@ export class Trainer<B> {
         const norm = tf.sqrt(tf.sum(tf.square(tf.stack(norms)))) as tf.Scalar;
         const lossOk = tf.isFinite(loss);
         const normOk = tf.isFinite(norm);
-        const ok = tf.logicalAnd(this.okFlag, tf.logicalAnd(lossOk, normOk)) as tf.Scalar;
+        // Saturation: trained tokens with a positive loss but an exactly zero gradient (activations overflowed
+        // into a constant output, e.g. after an update of 1e30): nothing can be learnt any more.
+        const alive = tf.logicalNot(
+          tf.logicalAnd(tf.equal(norm, 0), tf.logicalAnd(tf.greater(ns, 0), tf.greater(loss, 0))),
+        );
+        const gate = tf.logicalAnd(this.okFlag, tf.logicalAnd(tf.logicalAnd(lossOk, normOk), alive)) as tf.Scalar;
         let applied = grads;
         if (this.config.max_grad_norm > 0) {
           const coef = tf.minimum(tf.div(tf.scalar(this.config.max_grad_norm), tf.add(norm, 1e-6)), 1);
           applied = new Map([...grads].map(([k, g]) => [k, tf.mul(g, coef)] as [string, tf.Tensor]));
         }
-        this.optimizer.step(applied, { learning_rate: lr, gate: ok });
+        // An update that would leave a weight non-finite (or above ~1.8e19) is refused on the device too.
+        const weightsOk = this.optimizer.step(applied, { learning_rate: lr, gate, checkWeights: true })!;
+        const ok = tf.logicalAnd(gate, weightsOk) as tf.Scalar;
         this.okFlag.assign(ok); // sticky: once closed, later steps are no-ops until rearm()
         const f = (t: tf.Tensor) => tf.cast(t, 'float32');
-        return tf.stack([loss, cs, ns, norm, f(lossOk), f(normOk), f(ok)]) as tf.Tensor1D;
+        return tf.stack([loss, cs, ns, norm, f(lossOk), f(normOk), f(ok), f(weightsOk), f(alive)]) as tf.Tensor1D;
       });
     } catch (e) {
       // Nothing was applied if we got here before optimizer.step; restore counters in any case.
@@ -514,7 +535,7 @@ export class Trainer<B> {
       this.pendingReadbacks--;
       this.inflight--;
     }
-    const [loss, , , gradNorm, lossOk, normOk, ok] = vals;
+    const [loss, , , gradNorm, lossOk, normOk, ok, weightsOk, alive] = vals;
     if (ok !== 1) {
       if (this.halt) {
         // Launched after the bad step, before the CPU knew: gated by the sticky flag, a no-op.
@@ -523,9 +544,11 @@ export class Trainer<B> {
         throw err;
       }
       // The first closed gate is always the step's own non-finite value (the flag was open before it).
-      const what: ('loss' | 'grad_norm')[] = [];
+      const what: DivergenceCause[] = [];
       if (lossOk !== 1) what.push('loss');
       if (normOk !== 1) what.push('grad_norm');
+      if (alive !== 1) what.push('saturated');
+      if (weightsOk !== 1) what.push('weights');
       const error = new TrainingDivergedError(p.step, what, loss, gradNorm, p.lr);
       this.halt = { error, stepsBefore: p.step - 1, countsBefore: p.countsBefore, delivered: false };
       throw error;

@@ -32,3 +32,34 @@ export function checkFinite(
       throw new Error(`${file}: tensor "${name}" holds ${describeNonFinite(t.data, bad, t.shape)}: ${what}`);
   }
 }
+
+/** A value JSON cannot hold (NaN, ±Infinity) at `path` (e.g. "mean_nll", "history[3].loss"). */
+export class NonFiniteJsonError extends Error {
+  constructor(
+    readonly path: string,
+    readonly value: number,
+  ) {
+    super(`${path} is ${String(value)}, which JSON cannot represent (JSON.stringify would write null and hide it)`);
+    this.name = 'NonFiniteJsonError';
+  }
+}
+
+/**
+ * JSON.stringify that refuses NaN and ±Infinity instead of silently writing null: throws NonFiniteJsonError
+ * naming the first such field.
+ */
+export function stringifyFinite(value: unknown, indent?: number): string {
+  const paths = new Map<object, string>();
+  return JSON.stringify(
+    value,
+    function (this: unknown, key: string, v: unknown) {
+      const parent = this as object;
+      const base = paths.get(parent) ?? '';
+      const path = key === '' ? '' : Array.isArray(parent) ? `${base}[${key}]` : base ? `${base}.${key}` : key;
+      if (typeof v === 'number' && !Number.isFinite(v)) throw new NonFiniteJsonError(path || '(value)', v);
+      if (v !== null && typeof v === 'object') paths.set(v, path);
+      return v;
+    },
+    indent,
+  );
+}

@@ -4,7 +4,14 @@
  * files transformers needs: a llama2.c tokenizer.bin becomes tokenizer.json + tokenizer_config.json).
  */
 import { chooseAdapterFiles } from '../io/peft-layout';
-import { exportMergedModel, exportPeftAdapter, loadPeftAdapter, parsePeftAdapter, peftAdapterReadme } from '../io/peft';
+import {
+  adapterBaseModelWarning,
+  exportMergedModel,
+  exportPeftAdapter,
+  loadPeftAdapter,
+  parsePeftAdapter,
+  peftAdapterReadme,
+} from '../io/peft';
 import { llama2cToHfTokenizer } from '../io/tokenizer-llama2c-hf';
 import type { AdapterInfo, ExportedFile } from './api';
 import { exportBaseName, exportedZip } from './exported-file';
@@ -114,7 +121,8 @@ export function adapterApi(s: WorkerState) {
         s.job?.dispose(); // the run's adapter is replaced; its metrics stay exportable
         loadPeftAdapter(m.model, imported);
         s.adapterOrigin = `imported from ${config.name} + ${weights.name}`;
-        return adapterInfo(s)!;
+        const warning = adapterBaseModelWarning(imported, m.baseModel);
+        return { ...adapterInfo(s)!, ...(warning ? { warning } : {}) };
       });
     },
   };

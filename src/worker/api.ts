@@ -383,6 +383,8 @@ export interface AdapterInfo {
   origin: string;
   /** For an imported adapter: what was chosen among several (checkpoint-N) and what was not applied (modules_to_save). */
   warnings: string[];
+  /** Set by importAdapter when the adapter names another base model than the loaded one (it is still attached). */
+  warning?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------

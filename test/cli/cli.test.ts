@@ -2,7 +2,6 @@
  * The webtune command line, run as a real subprocess (node bin/webtune.mjs …) against stories260K
  * (directly, through a local Hub-layout server) and tiny Hugging Face checkpoints.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +12,8 @@ import { CausalLM } from '../../src/engine/model';
 import { loadModel } from '../../src/io/load-model';
 import { dirSource } from '../../src/io/node-source';
 import { loadPeftAdapter, readPeftAdapter } from '../../src/io/peft';
-import { DATASETS_DIR, HAVE_DATASETS, HAVE_STORIES, ROOT, SHARED, STORIES_DIR, sharedMissing } from '../helpers';
+import { DATASETS_DIR, HAVE_DATASETS, HAVE_STORIES, SHARED, STORIES_DIR, sharedMissing } from '../helpers';
+import { cli, type CliResult } from './run-cli';
 import { startHubServer, type HubServer } from '../hub-server';
 import { writeTinyHfCheckpoint } from '../tiny-checkpoint';
 import {
@@ -25,29 +25,9 @@ import {
   llamaStyleTokenizerJson,
 } from '../fixtures/tokenizers';
 
-const BIN = path.join(ROOT, 'bin', 'webtune.mjs');
 const STORIES_BIN = path.join(STORIES_DIR, 'stories260K.bin');
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run the CLI from a directory other than the repository, as an installed command would be. */
-function cli(args: string[], cwd = os.tmpdir()): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '',
-      stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function json(r: Result): any {
+function json(r: CliResult): any {
   expect(r.stderr, 'stderr').not.toMatch(/Error|tensorflow|Hi there/i);
   expect(r.code, r.stderr).toBe(0);
   const lines = r.stdout.trim().split('\n');

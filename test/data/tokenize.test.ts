@@ -11,6 +11,8 @@ import {
   specialTokenInfo,
   tokenizeDataset,
   tokenizeSegments,
+  WINDOW_CHARS_PER_TOKEN,
+  WINDOW_MARGIN_TOKENS,
 } from '../../src/data/tokenize';
 import type { Tokenizer } from '../../src/io/tokenizer';
 import { loadHfTokenizer } from '../../src/io/tokenizer-hf';
@@ -385,15 +387,23 @@ describe.skipIf(!HAVE_TOK512 || !HAVE_DATASETS)('truncation with the stories260K
     const t = parseLlama2cTokenizer(readFileSync(path.join(STORIES_DIR, 'tok512.bin')), 'tok512.bin');
     const ds = parseDataset(readFileSync(path.join(DATASETS_DIR, 'lima.json')), 'lima.json');
     let truncated = 0;
+    let windowed = 0;
     for (const ex of ds.examples.slice(0, 60)) {
       const full = tok1(t, ex, { kind: 'alpaca' }, 1_000_000);
       const cut = tok1(t, ex, { kind: 'alpaca' }, 300);
-      expect(cut.fullLength).toBe(full.inputIds.length);
+      // Long rows are tokenized in a bounded window: fullLength is then a lower bound above max_length.
+      if (cut.text.length === full.text.length) expect(cut.fullLength).toBe(full.inputIds.length);
+      else {
+        expect(cut.fullLength).toBeGreaterThanOrEqual(300 + WINDOW_MARGIN_TOKENS);
+        expect(cut.fullLength).toBeLessThanOrEqual(full.inputIds.length);
+        windowed++;
+      }
       expect(Array.from(cut.inputIds)).toEqual(Array.from(full.inputIds.slice(0, 300)));
       expect(Array.from(cut.labels)).toEqual(Array.from(full.labels.slice(0, 300)));
       if (cut.truncated) truncated++;
     }
     expect(truncated).toBeGreaterThan(30);
+    expect(windowed).toBeGreaterThan(10);
   });
 });
 
@@ -402,3 +412,60 @@ if (!HAVE_TOK512 || !HAVE_DATASETS) {
     it.skip(sharedMissing('the llama2.c tokenizer checks'), () => {});
   });
 }
+
+/** Counts the characters a tokenizer is asked to encode (work done, not wall time). */
+function countingTokenizer(t: Tokenizer): { tok: Tokenizer; chars: () => number } {
+  let chars = 0;
+  const tok = Object.create(t) as Tokenizer;
+  tok.encode = (text, opts) => {
+    chars += text.length;
+    return t.encode(text, opts);
+  };
+  return { tok, chars: () => chars };
+}
+
+const qa = (q: string, a: string): Example => ({
+  messages: [
+    { role: 'user', content: q },
+    { role: 'assistant', content: a },
+  ],
+});
+
+describe('bounded tokenization of huge rows', () => {
+  it('a 50 MB row with max_length 256 tokenizes a bounded window, with the same ids and labels', () => {
+    const words = 'the quick brown fox jumps over a lazy dog and ';
+    const response = words.repeat(Math.ceil(50_000_000 / words.length));
+    const ex = qa('Repeat the sentence.', response);
+    const { tok, chars } = countingTokenizer(new ToyTokenizer({ pieces: ['the ', 'quick ', 'fox ', 'dog '] }));
+    const cut = tok1(tok, ex, QA, 256);
+    // (256 + margin) × chars-per-token characters, once or twice (window doubling), never the 50 MB.
+    expect(chars()).toBeLessThanOrEqual(4 * (256 + WINDOW_MARGIN_TOKENS) * WINDOW_CHARS_PER_TOKEN);
+    expect(cut.inputIds.length).toBe(256);
+    expect(cut.truncated).toBe(true);
+    expect(cut.fullLength).toBeGreaterThanOrEqual(256 + WINDOW_MARGIN_TOKENS);
+    // The same first 256 tokens and labels as tokenizing a 20 000-character prefix whole.
+    const small = tok1(
+      new ToyTokenizer({ pieces: ['the ', 'quick ', 'fox ', 'dog '] }),
+      qa('Repeat the sentence.', response.slice(0, 20_000)),
+      QA,
+      100_000,
+    );
+    expect(Array.from(cut.inputIds)).toEqual(Array.from(small.inputIds.slice(0, 256)));
+    expect(Array.from(cut.labels)).toEqual(Array.from(small.labels.slice(0, 256)));
+  });
+
+  it('a window that gives too few tokens grows (one token covers many characters)', () => {
+    const long = ' '.repeat(64);
+    const { tok, chars } = countingTokenizer(new ToyTokenizer({ pieces: [long] }));
+    const ex = qa('x', long.repeat(10_000));
+    const cut = tok1(tok, ex, QA, 100);
+    expect(cut.inputIds.length).toBe(100);
+    expect(cut.truncated).toBe(true);
+    expect(cut.fullLength).toBeGreaterThanOrEqual(100 + WINDOW_MARGIN_TOKENS);
+    // Far more than 8 characters per token: the first window gave too few tokens and was doubled (at least
+    // twice), and the work stayed bounded.
+    const first = (100 + WINDOW_MARGIN_TOKENS) * WINDOW_CHARS_PER_TOKEN;
+    expect(chars()).toBeGreaterThan(first + 2 * first);
+    expect(chars()).toBeLessThan((long.length * 10_000) / 4);
+  });
+});

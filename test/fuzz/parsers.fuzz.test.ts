@@ -10,11 +10,19 @@ import { Rng } from '../../src/util/rng';
 import { allocate, FUZZ, FuzzRunner, type Target } from './harness';
 import { dataTargets } from './targets-data';
 import { hfTargets, prepareCheckpoints } from './targets-hf';
+import { hostileTargets, startHostileServer, stopHostileServer } from './targets-hostile';
 import { llama2cTargets } from './targets-llama2c';
 import { safetensorsTargets } from './targets-safetensors';
 import { tokenizerTargets } from './targets-tokenizers';
 
-const all: Target[] = [...safetensorsTargets, ...hfTargets, ...llama2cTargets, ...tokenizerTargets, ...dataTargets];
+const all: Target[] = [
+  ...safetensorsTargets,
+  ...hfTargets,
+  ...llama2cTargets,
+  ...tokenizerTargets,
+  ...dataTargets,
+  ...hostileTargets,
+];
 const targets = all.filter((t) => t.name.toLowerCase().includes(FUZZ.only.toLowerCase()));
 const counts = allocate(targets, FUZZ.cases);
 const runner = new FuzzRunner();
@@ -23,11 +31,13 @@ const rng = new Rng(FUZZ.seed);
 describe('fuzz: hostile input to every parser', () => {
   beforeAll(async () => {
     await prepareCheckpoints();
+    await startHostileServer();
   });
 
   afterAll(async () => {
     console.log(runner.report());
     await runner.close();
+    await stopHostileServer();
   });
 
   for (const t of targets) {

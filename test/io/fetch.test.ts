@@ -116,3 +116,21 @@ describe('downloads with limits', () => {
     );
   });
 });
+
+describe('an unreachable host is named as such', () => {
+  it('a closed port: "the host … is unreachable: it refused the connection", not a missing file', async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    const err = await hubSource(`http://127.0.0.1:${port}`, 'org/repo')
+      .read('config.json')
+      .catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    const msg = (err as Error).message;
+    expect(msg).toContain(`network error fetching http://127.0.0.1:${port}/org/repo/resolve/main/config.json`);
+    expect(msg).toContain(`the host 127.0.0.1:${port} is unreachable: it refused the connection`);
+    expect(msg).toContain('(ECONNREFUSED)');
+    expect(msg).not.toMatch(/not found|no config\.json/);
+  });
+});

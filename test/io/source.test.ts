@@ -202,7 +202,9 @@ describe('dirSource', () => {
     expectSameBytes(await src.read('big.bin', p.fn), big);
     expect(p.calls[p.calls.length - 1]).toEqual([big.length, big.length]);
     expect(await src.has('sub/a b.txt')).toBe(true);
-    expect(await src.has('sub')).toBe(false);
+    // A folder by that name exists (read() then says it is a folder instead of "not found").
+    expect(await src.has('sub')).toBe(true);
+    await expect(src.read('sub')).rejects.toThrow(/sub is a folder, not a regular file/);
     expect(await src.has('nope')).toBe(false);
     const err = await src.read('nope.json').catch((e) => e);
     expect(err).toBeInstanceOf(FileNotFoundError);

@@ -348,4 +348,21 @@ describe('tokenizer.json regular expressions and chains are bounded', () => {
       'tokenizer.json: "normalizer" has 5001 components (at most 256 supported)',
     );
   });
+
+  it('Replace steps that together could grow a text more than 64× are refused (200 × "a" → "aa" hung encode)', () => {
+    const j = gpt2StyleTokenizerJson();
+    const doubling = (n: number) => ({
+      type: 'Sequence',
+      normalizers: Array.from({ length: n }, () => ({ type: 'Replace', pattern: { String: 'a' }, content: 'aa' })),
+    });
+    expect(() => loadHfTokenizer({ ...j, normalizer: doubling(200) }, null)).toThrow(
+      /tokenizer\.json: "normalizer" has Replace steps that together can make a text astronomically longer \(at most 64× is supported\)/,
+    );
+    expect(() => loadHfTokenizer({ ...j, normalizer: doubling(7) }, null)).toThrow(/128× longer/);
+    // 6 doublings (64×) and same-length replacements (Llama's " " → "▁") are fine.
+    const ok = loadHfTokenizer({ ...j, normalizer: doubling(6) }, null);
+    expect(ok.encode('a').length).toBeGreaterThan(0);
+    const llama = { type: 'Sequence', normalizers: [{ type: 'Replace', pattern: { String: ' ' }, content: '▁' }] };
+    expect(loadHfTokenizer({ ...j, normalizer: llama }, null).vocabSize).toBe(loadHfTokenizer(j, null).vocabSize);
+  });
 });

@@ -13,7 +13,7 @@ export interface Batch {
   labels: Int32Array; // [n], -100 = not trained
   n: number;
   /** Test hook: make this micro-batch's loss non-finite, or only its gradient. */
-  poison?: 'nan-loss' | 'nan-grad';
+  poison?: 'nan-loss' | 'nan-grad' | 'saturated';
 }
 
 export function makeBatch(r: Rng, n: number, ignoreFrac = 0.25): Batch {
@@ -70,6 +70,8 @@ export function makeToy(seed = 1, init?: { W: Float32Array; b: Float32Array }): 
     let loss = tf.div(tf.sum(tf.mul(ce, m)), Math.max(count, 1)) as tf.Scalar;
     if (batch.poison === 'nan-loss') loss = tf.add(loss, tf.scalar(NaN)) as tf.Scalar;
     if (batch.poison === 'nan-grad') loss = tf.add(loss, tf.sum(tf.sqrt(tf.square(tf.sub(W, W))))) as tf.Scalar; // value +0, gradient 0/0
+    // A saturated model: a positive loss that no longer depends on the weights (gradient exactly 0).
+    if (batch.poison === 'saturated') loss = tf.add(tf.mul(loss, 0), Math.log(C)) as tf.Scalar;
     const correct = tf.sum(
       tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(safe, 'int32')), 'float32'), m),
     ) as tf.Scalar;

@@ -5,7 +5,7 @@ import { Trainer, TrainingDivergedError, hfNoDecay, type BatchRequest } from '..
 import type { WindowMetrics } from '../../src/train/metrics';
 import type { StepMetrics } from '../../src/train/metrics';
 import { Rng } from '../../src/util/rng';
-import { B_NAME, W_NAME, RefTrainer, concatBatches, makeBatch, makeToy, relErr, type Batch } from './toy';
+import { B_NAME, C, W_NAME, RefTrainer, concatBatches, makeBatch, makeToy, relErr, type Batch } from './toy';
 
 const BACKENDS = ['cpu', 'wasm'] as const;
 
@@ -390,6 +390,51 @@ describe.each(BACKENDS)('Trainer on %s', (backend) => {
     expect(tr.globalStep).toBe(1);
     const m = await tr.step([dataBatch({ step: 2, micro: 0 })]);
     expect(m.step).toBe(2);
+    tr.dispose();
+    toy.dispose();
+  });
+
+  it('learning_rate 1e30: the first update would overflow the weights → refused as a divergence, weights untouched', async () => {
+    const toy = makeToy(12);
+    const tr = new Trainer(toy, { max_steps: 4, learning_rate: 1e30, max_grad_norm: 0 });
+    const e = await tr.step([dataBatch({ step: 1, micro: 0 })]).then(
+      () => null,
+      (err) => err as TrainingDivergedError,
+    );
+    expect(e).toBeInstanceOf(TrainingDivergedError);
+    expect(e!.step).toBe(1);
+    expect(e!.what).toEqual(['weights']);
+    expect(Number.isFinite(e!.loss)).toBe(true);
+    expect(e!.gradNorm).toBeGreaterThan(0);
+    expect(e!.message).toMatch(/would make LoRA weights non-finite/);
+    const v = await toy.values();
+    expect(bits(v.W)).toEqual(bits(toy.initW));
+    expect(bits(v.b)).toEqual(bits(toy.initB));
+    expect(tr.globalStep).toBe(0);
+    const os = await tr.optimizer.state();
+    expect(os.step).toBe(0);
+    expect(Array.from(os.params[W_NAME].expAvg).every((x) => x === 0)).toBe(true);
+    tr.dispose();
+    toy.dispose();
+  });
+
+  it('a saturated step (positive loss, gradient exactly 0) is a divergence, not a completed step', async () => {
+    const toy = makeToy(13);
+    const tr = new Trainer(toy, { max_steps: 4, learning_rate: 0.05, weight_decay: 0.1 });
+    await tr.step([dataBatch({ step: 1, micro: 0 })]);
+    const w1 = await toy.values();
+    const e = await tr.step([{ ...dataBatch({ step: 2, micro: 0 }), poison: 'saturated' }]).then(
+      () => null,
+      (err) => err as TrainingDivergedError,
+    );
+    expect(e).toBeInstanceOf(TrainingDivergedError);
+    expect(e!.what).toEqual(['saturated']);
+    expect(e!.gradNorm).toBe(0);
+    expect(e!.loss).toBeCloseTo(Math.log(C), 5);
+    expect(e!.message).toMatch(/gradient is exactly 0 while the loss is 1\.6/);
+    // weight decay alone would have moved W: the gate kept it at step 1
+    expect(bits((await toy.values()).W)).toEqual(bits(w1.W));
+    expect(tr.globalStep).toBe(1);
     tr.dispose();
     toy.dispose();
   });

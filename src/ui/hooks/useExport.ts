@@ -42,7 +42,9 @@ export function useExport(engine: Engine, onImported: (a: AdapterInfo) => void) 
       const notes = info.warnings.length ? ` Note: ${info.warnings.join('; ')}.` : '';
       setMessage({
         kind: 'ok',
-        text: `Imported adapter (${info.origin}); the playground's tuned side uses it now.${notes}`,
+        text:
+          `Imported adapter (${info.origin}); the playground's tuned side uses it now.${notes}` +
+          (info.warning ? ` Warning: ${info.warning}.` : ''),
       });
     } catch (e) {
       setMessage({ kind: 'error', text: errorMessage(e) });
