@@ -105,7 +105,12 @@ if (shape && dtype) {
       const out = r.stdout.trim();
       console.log(
         out ||
-          JSON.stringify({ bench: 'frozen_memory', model: s, frozen_dtype: d, failed: `exit ${r.status} ${r.signal ?? ''}` }),
+          JSON.stringify({
+            bench: 'frozen_memory',
+            model: s,
+            frozen_dtype: d,
+            failed: `exit ${r.status} ${r.signal ?? ''}`,
+          }),
       );
     }
   }

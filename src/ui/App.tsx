@@ -97,7 +97,11 @@ export function App({
   const runs = useStoredRuns(engine);
   const playground = usePlayground(engine);
   const { setStatus: setBackendStatus } = backend;
-  const { movedTo } = model;
+  const { movedTo, refreshFits } = model;
+  const backendInUse = backend.status?.backend ?? null;
+  useEffect(() => {
+    if (backendInUse) refreshFits();
+  }, [backendInUse, refreshFits]);
   const onBackend = useCallback(
     (s: BackendStatus) => {
       setBackendStatus(s);

@@ -408,8 +408,8 @@ export interface EngineApi {
   cacheInfo(): Promise<{ files: number; bytes: number }>;
   /** Before a click: whether each Hub model is in this browser's cache, on its server, or not reachable (and why). */
   modelAvailability(sources: ModelSource[]): Promise<ModelAvailability[]>;
-  /** At which frozen_dtype models of these sizes fit the current backend (catalog cards, before download). */
-  storageFits(models: { params: number; memoryBytes: number }[]): Promise<StorageFit[][]>;
+  /** At which frozen_dtype models of these sizes fit the backend in use (catalog cards, before download); null before one runs. */
+  storageFits(models: { params: number; memoryBytes: number }[]): Promise<StorageFit[][] | null>;
   clearCache(): Promise<void>;
 
   /** Parse, split and tokenize a dataset as a run with `settings` will (template, max_length, eos_token, splits). */

@@ -151,11 +151,14 @@ export function modelApi(s: WorkerState) {
     },
 
     /** Cached (loads offline), on its server (a HEAD per file, 5 s each), or not reachable, for each source. */
-    /** For catalog cards: at which frozen_dtype a model of this size fits the current backend (before download). */
-    async storageFits(models: { params: number; memoryBytes: number }[]): Promise<StorageFit[][]> {
-      await ensureBackend(s);
-      const limits = memoryLimits(s);
-      return models.map((m) => storageFits(m.params, m.memoryBytes, limits));
+    /** For catalog cards: at which frozen_dtype a model of this size fits the backend in use (before download). */
+    storageFits(models: { params: number; memoryBytes: number }[]): Promise<StorageFit[][] | null> {
+      // never starts a backend itself (the page's init chooses it): null until one is running
+      return exclusive(s, async () => {
+        if (!s.backend) return null;
+        const limits = memoryLimits(s);
+        return models.map((m) => storageFits(m.params, m.memoryBytes, limits));
+      });
     },
 
     async modelAvailability(sources: ModelSource[]): Promise<ModelAvailability[]> {

@@ -316,8 +316,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await page.getByTestId('train-error').waitFor({ timeout: 60_000 });
     const text = (await page.getByTestId('train-error').textContent())!;
     log(`diverged: ${text}`);
+    // lr 1e30: the first update would overflow float32, so it is refused before it lands (weights untouched)
     expect(text).toMatch(
-      /Training diverged at step (\d+): loss is NaN.*The parameters were left at their values after step \d+\. Try a lower learning rate/,
+      /Training diverged at step (\d+): its update would make LoRA weights non-finite.*The parameters were left at their values after step \d+\. Try a lower learning rate/,
     );
     const good = Number(/after step (\d+)/.exec(text)![1]);
     await page
@@ -330,15 +331,12 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await shot(page, '5-diverged', '#train');
     await form.getByLabel('New learning rate').fill('0.001');
     await form.getByRole('button', { name: 'Resume with this learning rate' }).click();
-    // lr 1e30 left saturated weights at the last good step, so 0.001 diverges again there: the message shows the new rate
-    await page.waitForFunction(
-      () => /learning rate 0\.001\)/.test(document.querySelector('[data-testid=train-error]')?.textContent ?? ''),
-      null,
-      { timeout: 60_000 },
-    );
-    const second = (await page.getByTestId('train-error').textContent())!;
-    log(`resumed with 0.001: ${second}`);
-    expect(second).toMatch(new RegExp(`Training diverged at step ${good + 1}: .*\\(learning rate 0\\.001\\)`));
+    // the refused update never landed, so the run continues from its last good step with the new rate and finishes
+    expect(await waitTrainEnd(page, 90_000)).toBe('done');
+    const m = await metrics(page);
+    expect(m.step.at(-1)).toBe(6);
+    expect(m.step[0]).toBe(good + 1);
+    expect(m.loss.every((l) => l !== null && Number.isFinite(l))).toBe(true);
     expect(await page.locator('#configure').getByLabel('Learning rate').inputValue()).toBe('0.001');
   }, 120_000);
 

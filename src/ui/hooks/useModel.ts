@@ -65,7 +65,7 @@ export function useModel(engine: Engine) {
     let live = true;
     guard(engine.storageFits(CATALOG.models.map((m) => ({ params: m.params, memoryBytes: m.memoryBytes })))).then(
       (list) => {
-        if (live) setFits(Object.fromEntries(CATALOG.models.map((m, i) => [m.id, list[i]])));
+        if (live) setFits(list ? Object.fromEntries(CATALOG.models.map((m, i) => [m.id, list[i]])) : null);
       },
       () => {
         if (live) setFits(null);
@@ -82,7 +82,6 @@ export function useModel(engine: Engine) {
 
   /** The model (and the one kept after a failed load) moved to another backend with the worker. */
   const movedTo = useCallback((backend: BackendName) => {
-    setBackendVersion((v) => v + 1); // what fits depends on the backend
     setState((m) =>
       m.kind === 'ready'
         ? { kind: 'ready', value: { ...m.value, backend } }
@@ -145,6 +144,8 @@ export function useModel(engine: Engine) {
     setBaseUrl,
     availability,
     fits,
+    /** Ask again at which frozen_dtype the catalog fits (the backend started or changed). */
+    refreshFits: useCallback(() => setBackendVersion((v) => v + 1), []),
     cache,
     clearCache,
     movedTo,
