@@ -219,7 +219,8 @@ function BackendInfo({ backend, busy }: { backend: BackendStatus | null; busy: b
 function TrainProgress({ train, store }: { train: TrainView; store: MetricsStore }) {
   useThrottledVersion(store, 250);
   const m = store.last;
-  if (!m && train.state !== 'running') return null;
+  // a run that ended before its first logged step (e.g. diverged at step 1) still says how it ended
+  if (!m && (train.state === 'idle' || train.state === 'error')) return null;
   const total = m?.totalSteps ?? train.totalSteps;
   const step = m?.step ?? 0;
   const elapsed = m?.elapsedMs ?? 0;
@@ -229,7 +230,9 @@ function TrainProgress({ train, store }: { train: TrainView; store: MetricsStore
   const eta = running && median ? median.ms * (total - step) : null;
   const label = m
     ? `step ${step} / ${total} · epoch ${formatNum(m.epoch, 3)} · ${formatCount(m.tokensSoFar)} trained tokens · loss ${formatNum(m.loss)} · ${formatMs(elapsed)} elapsed${eta != null ? ` · ETA ${formatMs(eta)}` : running ? ' · ETA after the next step' : ''}`
-    : 'starting… (the first step compiles the kernels)';
+    : train.state === 'running'
+      ? 'starting… (the first step compiles the kernels)'
+      : `ended before its first step (${STATE_LABEL[train.state].toLowerCase()})`;
   return (
     <div className="train-progress" data-testid="train-progress" aria-live="off">
       <ProgressBar value={step} max={total || null} label={label} />

@@ -332,6 +332,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('runs that survive (Chromium, p
     await form.getByLabel('New learning rate').fill('0.001');
     await form.getByRole('button', { name: 'Resume with this learning rate' }).click();
     // the refused update never landed, so the run continues from its last good step with the new rate and finishes
+    await page.waitForFunction(() => !document.querySelector('[data-testid=train-error]'), null, { timeout: 30_000 });
     expect(await waitTrainEnd(page, 90_000)).toBe('done');
     const m = await metrics(page);
     expect(m.step.at(-1)).toBe(6);
