@@ -163,18 +163,21 @@ export function gpt2small(): ModelConfig {
   };
 }
 
-/** Random weights in the HF init's spirit (N(0, 0.02) as uniform of equal variance, norms at 1). */
+/** One parameter in the HF init's spirit: N(0, 0.02) as a uniform of equal variance, norms at 1, biases at 0. */
+function randomParam(name: string, shape: number[], rng: Rng): Float32Array {
+  const n = shape.reduce((x, y) => x * y, 1);
+  const data = new Float32Array(n);
+  const a = 0.02 * Math.sqrt(3);
+  if (/(norm|ln_\d|ln_f)\.weight$/.test(name)) data.fill(1);
+  else if (!name.endsWith('.bias')) for (let i = 0; i < n; i++) data[i] = (2 * rng.uniform() - 1) * a;
+  return data;
+}
+
+/** Random weights for every parameter of `cfg` (randomParam). */
 export function randomInit(cfg: ModelConfig, seed = 0): RawTensors {
   const rng = new Rng(seed);
   const raw: RawTensors = new Map();
-  const a = 0.02 * Math.sqrt(3);
-  for (const [name, shape] of paramShapes(cfg)) {
-    const n = shape.reduce((x, y) => x * y, 1);
-    const data = new Float32Array(n);
-    if (/(norm|ln_\d|ln_f)\.weight$/.test(name)) data.fill(1);
-    else if (!name.endsWith('.bias')) for (let i = 0; i < n; i++) data[i] = (2 * rng.uniform() - 1) * a;
-    raw.set(name, { shape, data });
-  }
+  for (const [name, shape] of paramShapes(cfg)) raw.set(name, { shape, data: randomParam(name, shape, rng) });
   return raw;
 }
 
@@ -185,15 +188,11 @@ export function randomInit(cfg: ModelConfig, seed = 0): RawTensors {
 export function randomCompactModel(cfg: ModelConfig, frozenDtype: FrozenDtype, seed = 0): CausalLM {
   if (frozenDtype === 'float32') return CausalLM.fromRaw(cfg, randomInit(cfg, seed));
   const rng = new Rng(seed);
-  const a = 0.02 * Math.sqrt(3);
   const compactable = compactableWeights(cfg);
   const dense = new Map<string, tf.Tensor>();
   const compact = new Map<string, CompactWeight>();
   for (const [name, shape] of paramShapes(cfg)) {
-    const n = shape.reduce((x, y) => x * y, 1);
-    const data = new Float32Array(n);
-    if (/(norm|ln_\d|ln_f)\.weight$/.test(name)) data.fill(1);
-    else if (!name.endsWith('.bias')) for (let i = 0; i < n; i++) data[i] = (2 * rng.uniform() - 1) * a;
+    const data = randomParam(name, shape, rng);
     const axis = compactable.get(name);
     if (axis !== undefined) compact.set(name, compactWeight(data, [shape[0], shape[1]], frozenDtype, axis));
     else dense.set(name, tf.tensor(data, shape));
