@@ -6,25 +6,10 @@
  * the checkpoint's global_step. A bad row is refused naming the row and the field.
  */
 import type { LogEntry, StepRecord } from './metrics';
+import { METRICS_CSV_COLUMNS } from './metrics-export';
 
-/** Fields of a history row: SessionMetrics and EvalMetrics (./metrics.ts). */
-const LOG_FIELDS: ReadonlySet<string> = new Set([
-  'step',
-  'epoch',
-  'loss',
-  'accuracy',
-  'learning_rate',
-  'grad_norm',
-  'tokens_per_sec',
-  'trained_tokens',
-  'ms_per_step',
-  'num_tensors',
-  'steps',
-  'eval_loss',
-  'eval_accuracy',
-  'eval_tokens',
-  'eval_runtime',
-]);
+/** Fields of a history row: the metrics.csv columns (SessionMetrics and EvalMetrics) and an evaluation's steps. */
+const LOG_FIELDS: ReadonlySet<string> = new Set<string>([...METRICS_CSV_COLUMNS, 'steps']);
 
 /** Fields of a step of the logging window not yet logged: StepRecord (./metrics.ts). */
 const WINDOW_FIELDS: ReadonlySet<string> = new Set([
