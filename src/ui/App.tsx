@@ -14,6 +14,7 @@ import { errorMessage } from './format';
 import { useBackend } from './hooks/useBackend';
 import { useDataset } from './hooks/useDataset';
 import { useEstimate } from './hooks/useEstimate';
+import { nextSteps, NextStepsContext, showStep } from './guide';
 import { useExport } from './hooks/useExport';
 import { useModel } from './hooks/useModel';
 import { usePlayground } from './hooks/usePlayground';
@@ -161,7 +162,8 @@ export function App({
       estimate.kind === 'ready' ? estimate.value.memory.max_steps : 0,
       backend.status?.backend ?? '',
     );
-    await training.finish(engine.train(settings, { ...runOptions, catalogId: model.catalogId }, events));
+    const out = await training.finish(engine.train(settings, { ...runOptions, catalogId: model.catalogId }, events));
+    if (out.state === 'done') showStep('compare');
   };
 
   /**
@@ -224,7 +226,7 @@ export function App({
         backend.status?.backend ?? '',
         `Resuming "${r.name}" from step ${r.latest?.step ?? 0}.`,
       );
-      document.getElementById('train')?.scrollIntoView({ block: 'start' });
+      showStep('train');
       if (overrides.learning_rate !== undefined)
         setSettings((x) => ({ ...x, learning_rate: overrides.learning_rate! }));
       await training.finish(engine.resumeRun(r.id, kept?.source.runOptions ?? runOptions, events, overrides));
@@ -247,7 +249,7 @@ export function App({
       const out = await training.finish(engine.openRun(r.id, events));
       if (out.state !== 'done') throw new Error(out.message ?? out.state);
       runs.setMessage({ kind: 'ok', text: `Opened "${r.name}": compare it with the base model and export it below.` });
-      document.getElementById('compare')?.scrollIntoView({ block: 'start' });
+      showStep('compare');
     } catch (e) {
       runs.setMessage({ kind: 'error', text: `Cannot open "${r.name}": ${errorMessage(e)}` });
     }
@@ -267,150 +269,169 @@ export function App({
         ? `Fix these settings first: ${invalid.join('; ')}.`
         : '';
 
+  const next = nextSteps({
+    modelName: modelInfo?.name ?? null,
+    dataReady: !!datasetInfo,
+    trainState: training.view.state,
+    hasAdapter: !!adapter,
+    evaluated: playground.evalState.kind === 'ready',
+  });
+
   return (
     <FieldErrorsContext.Provider value={reportFieldError}>
-      <header className="top">
-        <div className="top-inner">
-          <h1>webtune</h1>
-          <p className="tagline">Instruction-tune small language models with LoRA, entirely in your browser.</p>
-          <nav aria-label="Steps">
-            <ol>
-              {['Model', 'Data', 'Configure', 'Train', 'Watch', 'Compare', 'Export'].map((s) => (
-                <li key={s}>
-                  <a href={`#${s.toLowerCase()}`}>{s}</a>
-                </li>
-              ))}
-            </ol>
-          </nav>
-        </div>
-      </header>
-      <main>
-        {notice && (
-          <div className="error" role="alert" data-testid="engine-crash">
-            <strong>The engine stopped.</strong>
-            <pre>{notice.message}</pre>
-            <p>
-              A fresh engine has started: load a model again, or resume{' '}
-              {notice.runId ? 'the interrupted run' : 'a saved run'} from <a href="#runs">Saved runs</a> (it continues
-              from its last checkpoint).
-            </p>
-            <button type="button" onClick={onDismissNotice}>
-              Dismiss
-            </button>
+      <NextStepsContext.Provider value={next}>
+        <header className="top">
+          <div className="top-inner">
+            <h1>webtune</h1>
+            <p className="tagline">Instruction-tune small language models with LoRA, entirely in your browser.</p>
+            <nav aria-label="Steps">
+              <ol>
+                {['Model', 'Data', 'Configure', 'Train', 'Watch', 'Compare', 'Export'].map((s) => (
+                  <li key={s}>
+                    <a href={`#${s.toLowerCase()}`}>{s}</a>
+                  </li>
+                ))}
+              </ol>
+            </nav>
           </div>
-        )}
-        <UnfinishedBanner
-          runs={runs.state}
-          activeRunId={activeRunId}
-          busy={active || model.busy}
-          onResume={(r) => void resumeStored(r)}
-        />
-        <ModelSection
-          state={model.state}
-          busy={model.busy || active}
-          baseUrl={model.baseUrl}
-          onBaseUrl={model.setBaseUrl}
-          availability={model.availability}
-          fits={model.fits}
-          onLoad={(source, id, opts) => void loadModel(source, id, opts)}
-          cache={model.cache}
-          onClearCache={model.clearCache}
-        />
-        <DataSection
-          state={dataset.state}
-          modelReady={!!modelInfo}
-          busy={dataset.state.kind === 'loading' || active}
-          settings={settings}
-          onSettings={setSettings}
-          onLoad={(files, name) => void dataset.load(files, name, settings)}
-          onDemo={dataset.loadDemo}
-        />
-        <ConfigureSection
-          model={modelInfo}
-          settings={settings}
-          onSettings={setSettings}
-          presets={presetsFor(modelInfo, model.catalogId)}
-          runOptions={runOptions}
-          onRunOptions={setRunOptions}
-          disabled={!modelInfo || active}
-          estimate={estimate}
-          measuredStep={training.store.medianStepMs()}
-          onMeasure={measure}
-          canMeasure={canEstimate && estimate.kind !== 'loading'}
-        />
-        <TrainSection
-          backend={backend.status}
-          backendBusy={backend.busy}
-          backendError={backend.error}
-          choice={backend.choice}
-          onChoice={(c) => void backend.choose(c)}
-          ready={
-            !!modelInfo && !!datasetInfo && invalid.length === 0 && !playground.generating && !playground.evaluating
-          }
-          notReadyReason={notReady}
-          train={training.view}
-          store={store}
-          onStart={start}
-          onPause={training.pause}
-          onResume={training.resume}
-          onStop={training.stop}
-          probe={backend.probe}
-          onProbe={backend.runProbe}
-          save={training.save}
-          learningRate={settings.learning_rate}
-          onResumeLower={divergedRun ? (lr) => void resumeStored(divergedRun, { learning_rate: lr }) : null}
-        />
-        <RunsSection
-          state={runs.state}
-          activeRunId={activeRunId}
-          busy={active || model.busy || playground.generating}
-          highlight={notice?.runId ?? null}
-          message={runs.message}
-          onResume={(r) => void resumeStored(r)}
-          onOpen={(r) => void openStored(r)}
-          onRename={runs.rename}
-          onDelete={runs.remove}
-          onExport={runs.exportRun}
-          onImport={runs.importRun}
-        />
-        <WatchSection store={store} />
-        <CompareSection
-          modelReady={!!modelInfo}
-          hasAdapter={!!adapter}
-          locked={training.running}
-          suggestions={datasetInfo?.prompts ?? []}
-          sampling={playground.sampling}
-          onSampling={playground.setSampling}
-          outputs={playground.outputs}
-          generating={playground.generating}
-          onGenerate={(instruction, input) =>
-            void playground.generate(instruction, input, { hasAdapter: !!adapter, settings })
-          }
-          onStopGenerate={playground.stopGenerate}
-          evalState={playground.evalState}
-          evalCount={playground.evalCount}
-          onEvalCount={playground.setEvalCount}
-          onEvaluate={playground.evaluate}
-          canEvaluate={!!datasetInfo && datasetInfo.prompts.length > 0 && !training.running && !playground.generating}
-        />
-        <ExportSection
-          adapter={adapter}
-          modelReady={!!modelInfo}
-          busy={exporter.busy || training.running}
-          runActive={active}
-          hasMetrics={store.cols.step.length > 0 || training.view.state !== 'idle'}
-          onExportAdapter={exporter.exportAdapter}
-          onExportMerged={exporter.exportMerged}
-          onExportMetrics={exporter.exportMetrics}
-          hasData={!!datasetInfo}
-          onExportRun={() => exporter.exportRunBundle(settings)}
-          onImport={exporter.importAdapter}
-          message={exporter.message}
-        />
-      </main>
-      <footer className="foot">
-        <p>Models and data never leave this browser. Backend: {backend.status ? backend.status.backend : '…'}.</p>
-      </footer>
+        </header>
+        <main>
+          {notice && (
+            <div className="error" role="alert" data-testid="engine-crash">
+              <strong>The engine stopped.</strong>
+              <pre>{notice.message}</pre>
+              <p>
+                A fresh engine has started: load a model again, or resume{' '}
+                {notice.runId ? 'the interrupted run' : 'a saved run'} from <a href="#runs">Saved runs</a> (it continues
+                from its last checkpoint).
+              </p>
+              <button type="button" onClick={onDismissNotice}>
+                Dismiss
+              </button>
+            </div>
+          )}
+          <UnfinishedBanner
+            runs={runs.state}
+            activeRunId={activeRunId}
+            busy={active || model.busy}
+            onResume={(r) => void resumeStored(r)}
+          />
+          <ModelSection
+            state={model.state}
+            busy={model.busy || active}
+            baseUrl={model.baseUrl}
+            onBaseUrl={model.setBaseUrl}
+            availability={model.availability}
+            fits={model.fits}
+            onLoad={(source, id, opts) =>
+              void loadModel(source, id, opts).then((ok) => ok && showStep(dataset.input ? 'train' : 'data'))
+            }
+            cache={model.cache}
+            onClearCache={model.clearCache}
+          />
+          <DataSection
+            state={dataset.state}
+            modelReady={!!modelInfo}
+            busy={dataset.state.kind === 'loading' || active}
+            settings={settings}
+            onSettings={setSettings}
+            onLoad={(files, name) => void dataset.load(files, name, settings).then((ok) => ok && showStep('train'))}
+            onDemo={() =>
+              void dataset.loadDemo().then((info) => {
+                if (!info) return;
+                // the demo's held-out file is small: its evaluation scores all of it
+                playground.setEvalCount(Math.max(1, info.prompts.length));
+                showStep('train');
+              })
+            }
+          />
+          <ConfigureSection
+            model={modelInfo}
+            settings={settings}
+            onSettings={setSettings}
+            presets={presetsFor(modelInfo, model.catalogId)}
+            runOptions={runOptions}
+            onRunOptions={setRunOptions}
+            disabled={!modelInfo || active}
+            estimate={estimate}
+            measuredStep={training.store.medianStepMs()}
+            onMeasure={measure}
+            canMeasure={canEstimate && estimate.kind !== 'loading'}
+          />
+          <TrainSection
+            backend={backend.status}
+            backendBusy={backend.busy}
+            backendError={backend.error}
+            choice={backend.choice}
+            onChoice={(c) => void backend.choose(c)}
+            ready={
+              !!modelInfo && !!datasetInfo && invalid.length === 0 && !playground.generating && !playground.evaluating
+            }
+            notReadyReason={notReady}
+            train={training.view}
+            store={store}
+            onStart={start}
+            onPause={training.pause}
+            onResume={training.resume}
+            onStop={training.stop}
+            probe={backend.probe}
+            onProbe={backend.runProbe}
+            save={training.save}
+            learningRate={settings.learning_rate}
+            onResumeLower={divergedRun ? (lr) => void resumeStored(divergedRun, { learning_rate: lr }) : null}
+          />
+          <RunsSection
+            state={runs.state}
+            activeRunId={activeRunId}
+            busy={active || model.busy || playground.generating}
+            highlight={notice?.runId ?? null}
+            message={runs.message}
+            onResume={(r) => void resumeStored(r)}
+            onOpen={(r) => void openStored(r)}
+            onRename={runs.rename}
+            onDelete={runs.remove}
+            onExport={runs.exportRun}
+            onImport={runs.importRun}
+          />
+          <WatchSection store={store} />
+          <CompareSection
+            modelReady={!!modelInfo}
+            hasAdapter={!!adapter}
+            locked={training.running}
+            suggestions={datasetInfo?.prompts ?? []}
+            sampling={playground.sampling}
+            onSampling={playground.setSampling}
+            outputs={playground.outputs}
+            generating={playground.generating}
+            onGenerate={(instruction, input) =>
+              void playground.generate(instruction, input, { hasAdapter: !!adapter, settings })
+            }
+            onStopGenerate={playground.stopGenerate}
+            evalState={playground.evalState}
+            evalCount={playground.evalCount}
+            onEvalCount={playground.setEvalCount}
+            onEvaluate={playground.evaluate}
+            canEvaluate={!!datasetInfo && datasetInfo.prompts.length > 0 && !training.running && !playground.generating}
+          />
+          <ExportSection
+            adapter={adapter}
+            modelReady={!!modelInfo}
+            busy={exporter.busy || training.running}
+            runActive={active}
+            hasMetrics={store.cols.step.length > 0 || training.view.state !== 'idle'}
+            onExportAdapter={exporter.exportAdapter}
+            onExportMerged={exporter.exportMerged}
+            onExportMetrics={exporter.exportMetrics}
+            hasData={!!datasetInfo}
+            onExportRun={() => exporter.exportRunBundle(settings)}
+            onImport={exporter.importAdapter}
+            message={exporter.message}
+          />
+        </main>
+        <footer className="foot">
+          <p>Models and data never leave this browser. Backend: {backend.status ? backend.status.backend : '…'}.</p>
+        </footer>
+      </NextStepsContext.Provider>
     </FieldErrorsContext.Provider>
   );
 }

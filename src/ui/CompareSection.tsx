@@ -16,7 +16,7 @@ interface Props {
   hasAdapter: boolean;
   /** Training is running: the playground waits (pause to use it). */
   locked: boolean;
-  suggestions: { instruction: string; input: string }[];
+  suggestions: { instruction: string; input: string; reference: string }[];
   sampling: SamplingOptions;
   onSampling: (s: SamplingOptions) => void;
   outputs: { base: Output; tuned: Output };
@@ -32,8 +32,13 @@ interface Props {
 }
 
 export function CompareSection(p: Props) {
-  const [instruction, setInstruction] = useState('');
-  const [input, setInput] = useState('');
+  // Until the user types or picks a prompt, a tuned model's playground holds the first held-out prompt.
+  const [typed, setTyped] = useState<{ instruction: string; input: string } | null>(null);
+  const first = p.suggestions[0] ?? null;
+  const prefill = p.hasAdapter && first ? first : null;
+  const { instruction, input } = typed ?? prefill ?? { instruction: '', input: '' };
+  const setInstruction = (v: string) => setTyped({ instruction: v, input });
+  const setInput = (v: string) => setTyped({ instruction, input: v });
   const instrId = useId();
   const inputId = useId();
   const s = p.sampling;
@@ -43,6 +48,25 @@ export function CompareSection(p: Props) {
     <Section id="compare" n={6} title="Compare">
       {!p.modelReady && <Empty>Load a model to try it.</Empty>}
       {p.locked && <p className="note">Pause or stop training to use the playground.</p>}
+      {prefill && !p.locked && (
+        <div className="try" data-testid="see-difference">
+          <p>
+            <strong>See the difference.</strong> A held-out prompt the model never trained on: “{prefill.instruction}
+            {prefill.input ? ` ${prefill.input}` : ''}” (expected answer: “{prefill.reference}”). Ask both models:
+          </p>
+          <button
+            type="button"
+            className="primary"
+            disabled={disabled || p.generating}
+            onClick={() => {
+              setTyped({ instruction: prefill.instruction, input: prefill.input });
+              p.onGenerate(prefill.instruction, prefill.input);
+            }}
+          >
+            See the difference
+          </button>
+        </div>
+      )}
       <div className="playground">
         <div className="field">
           <label htmlFor={instrId}>Instruction</label>
@@ -74,10 +98,7 @@ export function CompareSection(p: Props) {
                 type="button"
                 className="chip"
                 disabled={disabled}
-                onClick={() => {
-                  setInstruction(x.instruction);
-                  setInput(x.input);
-                }}
+                onClick={() => setTyped({ instruction: x.instruction, input: x.input })}
               >
                 {x.instruction.length > 48 ? x.instruction.slice(0, 47) + '…' : x.instruction}
               </button>

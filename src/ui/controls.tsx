@@ -1,6 +1,7 @@
 /** Small accessible form controls and status boxes shared by the sections. */
 import { createContext, useContext, useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import { formatBytes } from './format';
+import { NextStep } from './guide';
 
 /**
  * Where number fields report that what they hold is not a valid value (label → message, null when valid), so the
@@ -184,6 +185,7 @@ export function Section(props: { id: string; n: number; title: string; children:
         {props.status && <div className="card-status">{props.status}</div>}
       </header>
       {props.children}
+      <NextStep id={props.id} />
     </section>
   );
 }

@@ -3,7 +3,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { DEMO_DATASET, type DatasetState } from '../DataSection';
 import { guard, type Engine } from '../engine';
 import { errorMessage } from '../format';
-import type { DatasetInput, FinetuneConfig, ModelInfo } from '../../worker/api';
+import type { DatasetInfo, DatasetInput, FinetuneConfig, ModelInfo } from '../../worker/api';
 
 type DataFiles = DatasetInput['files'];
 
@@ -35,17 +35,19 @@ export function useDataset(
       setInput({ files, name });
       onLoading();
       try {
-        setState({ kind: 'ready', value: await guard(engine.loadDataset({ files }, s)) });
-        return true;
+        const info = await guard(engine.loadDataset({ files }, s));
+        setState({ kind: 'ready', value: info });
+        return info;
       } catch (e) {
         setState({ kind: 'error', name, message: errorMessage(e) });
-        return false;
+        return null;
       }
     },
     [engine, onLoading],
   );
 
-  const loadDemo = async () => {
+  /** Fetch and read the built-in demo dataset; its report when it is ready, else null. */
+  const loadDemo = async (): Promise<DatasetInfo | null> => {
     const name = DEMO_DATASET.map((f) => f.name).join(' + ');
     setState({ kind: 'loading', name });
     try {
@@ -56,9 +58,10 @@ export function useDataset(
           return { name: f.name, data: new Uint8Array(await res.arrayBuffer()), role: f.role };
         }),
       );
-      await load(files, name, settings);
+      return await load(files, name, settings);
     } catch (e) {
       setState({ kind: 'error', name, message: errorMessage(e) });
+      return null;
     }
   };
 
