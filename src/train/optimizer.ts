@@ -14,8 +14,9 @@
  * As in torch, a parameter without a gradient in a step is skipped entirely (no decay, no moment
  * update, its step count does not advance).
  *
- * Moments are tf.Variables created once in the constructor; each step replaces their values in place
- * (Variable.assign inside tf.tidy), so the live tensor count does not change from step to step.
+ * Moments are two flat tf.Variables (all parameters end to end, as torch's fused AdamW works over a list of
+ * tensors at once) created in the constructor; each step replaces their values in place (Variable.assign inside
+ * tf.tidy), so the live tensor count does not change from step to step.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readTensor } from '../engine/readback';
@@ -72,8 +73,9 @@ export interface AdamWStepOptions {
 }
 
 interface Slot {
-  m: tf.Variable;
-  v: tf.Variable;
+  /** Where the parameter's values sit in the flat moment vectors. */
+  offset: number;
+  size: number;
   step: number;
   decay: boolean;
 }
@@ -94,6 +96,15 @@ export class AdamW {
   readonly config: AdamWConfig;
   private readonly params: Map<string, tf.Variable>;
   private readonly slots = new Map<string, Slot>();
+  /**
+   * Both moments of every parameter as one flat vector each, in names() order (torch's fused / foreach AdamW):
+   * a step is a few element-wise ops over all parameters at once, not a dozen per parameter.
+   */
+  private readonly m: tf.Variable<tf.Rank.R1>;
+  private readonly v: tf.Variable<tf.Rank.R1>;
+  /** 1 where weight decay applies, 0 where not; null when it is the same everywhere. */
+  private readonly decayMask: tf.Tensor1D | null;
+  private readonly total: number;
   private steps = 0;
   private disposed = false;
 
@@ -104,15 +115,19 @@ export class AdamW {
     };
     validateAdamW(this.config);
     this.params = new Map(params);
+    let offset = 0;
     for (const [name, p] of this.params) {
       if (p.dtype !== 'float32') throw new Error(`AdamW: parameter ${name} has dtype ${p.dtype}, expected float32`);
-      this.slots.set(name, {
-        m: tf.tidy(() => tf.variable(tf.zeros(p.shape), false)),
-        v: tf.tidy(() => tf.variable(tf.zeros(p.shape), false)),
-        step: 0,
-        decay: !(this.config.noDecay?.(name) ?? false),
-      });
+      this.slots.set(name, { offset, size: p.size, step: 0, decay: !(this.config.noDecay?.(name) ?? false) });
+      offset += p.size;
     }
+    this.total = offset;
+    this.m = tf.tidy(() => tf.variable(tf.zeros([offset]), false)) as tf.Variable<tf.Rank.R1>;
+    this.v = tf.tidy(() => tf.variable(tf.zeros([offset]), false)) as tf.Variable<tf.Rank.R1>;
+    const decays = [...this.slots.values()].map((sl) => sl.decay);
+    this.decayMask = decays.every((d) => d === decays[0])
+      ? null
+      : tf.keep(tf.tensor1d(this.perElement((sl) => +sl.decay)));
   }
 
   /** Number of optimizer steps taken. */
@@ -136,6 +151,32 @@ export class AdamW {
     return s;
   }
 
+  /** A value per element of the flat vector, constant over each parameter. */
+  private perElement(f: (s: Slot) => number): Float32Array {
+    const out = new Float32Array(this.total);
+    for (const s of this.slots.values()) out.fill(f(s), s.offset, s.offset + s.size);
+    return out;
+  }
+
+  /**
+   * Gradients by parameter name as one flat vector in names() order (zeros for a parameter without one), and the
+   * names that had one. Call inside a tidy.
+   */
+  flatten(grads: Map<string, tf.Tensor>): { flat: tf.Tensor1D; present: Set<string> } {
+    for (const [name, g] of grads) {
+      const p = this.params.get(name);
+      if (!p) throw new Error(`AdamW: gradient for unknown parameter ${name}`);
+      if (g.shape.join(',') !== p.shape.join(','))
+        throw new Error(`AdamW: gradient for ${name} has shape [${g.shape}], parameter has [${p.shape}]`);
+    }
+    const parts = [...this.slots].map(([name, s]) => {
+      const g = grads.get(name);
+      return g ? tf.reshape(g, [s.size]) : tf.zeros([s.size]);
+    });
+    const flat = (parts.length === 1 ? parts[0] : tf.concat(parts)) as tf.Tensor1D;
+    return { flat, present: new Set([...grads.keys()]) };
+  }
+
   /**
    * One AdamW update. `grads` maps parameter names to gradients (missing = no gradient: skipped).
    * Call it with the gradients already clipped/scaled; it does not read anything back.
@@ -143,77 +184,103 @@ export class AdamW {
   step(grads: Map<string, tf.Tensor> | Record<string, tf.Tensor>, opts: AdamWStepOptions = {}): tf.Scalar | undefined {
     if (this.disposed) throw new Error('AdamW: used after dispose()');
     const gmap = grads instanceof Map ? grads : new Map(Object.entries(grads));
-    for (const name of gmap.keys())
-      if (!this.params.has(name)) throw new Error(`AdamW: gradient for unknown parameter ${name}`);
+    let present = new Set<string>();
+    const flat = tf.tidy(() => {
+      const r = this.flatten(gmap);
+      present = r.present;
+      return r.flat;
+    });
+    try {
+      return this.stepFlat(flat, present, opts);
+    } finally {
+      flat.dispose();
+    }
+  }
+
+  /**
+   * One AdamW update from the flat gradient of flatten(): the parameters in `present` are updated, the others are
+   * skipped entirely (as torch skips a parameter whose .grad is None).
+   */
+  stepFlat(g: tf.Tensor1D, present: ReadonlySet<string>, opts: AdamWStepOptions = {}): tf.Scalar | undefined {
+    if (this.disposed) throw new Error('AdamW: used after dispose()');
+    if (g.size !== this.total) throw new Error(`AdamW: flat gradient has ${g.size} values, expected ${this.total}`);
     const lr = opts.learning_rate ?? this.config.learning_rate;
     if (!(Number.isFinite(lr) && lr >= 0)) throw new Error(`Invalid learning rate: ${lr}`);
     const { adam_beta1: beta1, adam_beta2: beta2, adam_epsilon: eps, weight_decay: wd } = this.config;
     const gate = opts.gate;
     if (gate && (gate.rank !== 0 || gate.dtype !== 'bool')) throw new Error('AdamW: gate must be a bool scalar');
     this.steps++;
+    const slots = [...this.slots];
+    for (const [name, s] of slots) if (present.has(name)) s.step++;
+    // One step count for every parameter (the usual case): the per-step factors are scalars.
+    const t0 = slots[0]?.[1].step ?? 0;
+    const uniform = slots.every(([name, s]) => present.has(name) && s.step === t0);
+    // lerp weight and form exactly as torch: w < 0.5 ? m + w·(g − m) : g − (g − m)·(1 − w)
+    const w1 = 1 - beta1;
+    const lerpSmall = w1 < 0.5;
+    const lerpOff = lerpSmall ? 0 : 1;
 
     return tf.tidy((): tf.Scalar | undefined => {
-      // Step-independent scalars (float64 in JS, cast to float32 once).
       const sc = (x: number) => tf.scalar(x, 'float32');
-      const gated = (x: number, off: number): tf.Scalar =>
-        gate ? (tf.where(gate, sc(x), sc(off)) as tf.Scalar) : sc(x);
-      // lerp weight and form exactly as torch: w < 0.5 ? m + w·(g − m) : g − (g − m)·(1 − w)
-      const w1 = 1 - beta1;
-      const lerpSmall = w1 < 0.5;
-      const lerpW = gated(lerpSmall ? w1 : 1 - w1, lerpSmall ? 0 : 1);
-      const b2 = gated(beta2, 1);
-      const c2 = gated(1 - beta2, 0);
-      const epsT = sc(eps);
-      const decayT = wd !== 0 ? gated(1 - lr * wd, 1) : null;
-      const perStep = new Map<number, { negStep: tf.Scalar; bc2sqrt: tf.Scalar }>();
-      const stepScalars = (t: number) => {
-        let s = perStep.get(t);
-        if (!s) {
-          const bc1 = 1 - Math.pow(beta1, t);
-          const bc2 = 1 - Math.pow(beta2, t);
-          s = { negStep: gated(-(lr / bc1), 0), bc2sqrt: sc(Math.sqrt(bc2)) };
-          perStep.set(t, s);
+      // A factor that becomes `off` (no change) where the gate is closed.
+      const gated = (x: tf.Tensor, off: number): tf.Tensor => (gate ? tf.where(gate, x, tf.fill(x.shape, off)) : x);
+      // A factor per parameter: a scalar when every parameter has the same, else one value per element, `off`
+      // for the parameters without a gradient.
+      const factor = (f: (step: number, s: Slot) => number, off: number): tf.Tensor => {
+        if (uniform) {
+          const vals = slots.map(([, s]) => f(s.step, s));
+          if (vals.every((x) => x === vals[0])) return gated(sc(vals[0] ?? off), off);
         }
-        return s;
+        const names = new Map([...this.slots].map(([n, s]) => [s, n]));
+        return gated(tf.tensor1d(this.perElement((s) => (present.has(names.get(s)!) ? f(s.step, s) : off))), off);
       };
-
-      const updates: { p: tf.Variable; s: Slot; m: tf.Tensor; v: tf.Tensor; newP: tf.Tensor }[] = [];
-      for (const [name, p] of this.params) {
-        const gIn = gmap.get(name);
-        if (!gIn) continue;
-        if (gIn.shape.join(',') !== p.shape.join(',')) {
-          throw new Error(`AdamW: gradient for ${name} has shape [${gIn.shape}], parameter has [${p.shape}]`);
-        }
-        const s = this.slot(name);
-        s.step++;
-        const { negStep, bc2sqrt } = stepScalars(s.step);
-        // Non-finite gradients must not reach the moments when the gate is closed (NaN·0 = NaN).
-        const g = gate ? tf.where(gate, gIn, tf.zerosLike(gIn)) : gIn;
-
-        let pv: tf.Tensor = p;
-        if (decayT && s.decay) pv = tf.mul(pv, decayT);
-        const m = lerpSmall ? tf.add(s.m, tf.mul(lerpW, tf.sub(g, s.m))) : tf.sub(g, tf.mul(tf.sub(g, s.m), lerpW));
-        const v = tf.add(tf.mul(s.v, b2), tf.mul(tf.mul(c2, g), g));
-        const denom = tf.add(tf.div(tf.sqrt(v), bc2sqrt), epsT);
-        const newP = tf.add(pv, tf.mul(negStep, tf.div(m, denom)));
-        updates.push({ p, s, m, v, newP });
+      const lerpW = factor(() => (lerpSmall ? w1 : 1 - w1), lerpOff);
+      const b2 = factor(() => beta2, 1);
+      const c2 = factor(() => 1 - beta2, 0);
+      const negStep = factor((t) => -(lr / (1 - Math.pow(beta1, t))), 0);
+      const bc2sqrt = factor((t) => Math.sqrt(1 - Math.pow(beta2, t)), 1);
+      const epsT = sc(eps);
+      let decay: tf.Tensor | null = null;
+      if (wd !== 0) {
+        decay =
+          uniform && this.decayMask
+            ? gated(tf.add(tf.mul(this.decayMask, -lr * wd), 1), 1)
+            : factor((_, s) => (s.decay ? 1 - lr * wd : 1), 1);
       }
+      // Non-finite gradients must not reach the moments when the gate is closed (NaN·0 = NaN).
+      const gg = gate ? tf.where(gate, g, tf.zerosLike(g)) : g;
+      const params = slots.map(([name]) => this.params.get(name)!);
+      const p = (
+        params.length === 1
+          ? tf.reshape(params[0], [this.total])
+          : tf.concat(params.map((x) => tf.reshape(x, [x.size])))
+      ) as tf.Tensor1D;
+      const pv = decay ? tf.mul(p, decay) : p;
+      const m = lerpSmall
+        ? tf.add(this.m, tf.mul(lerpW, tf.sub(gg, this.m)))
+        : tf.sub(gg, tf.mul(tf.sub(gg, this.m), lerpW));
+      const v = tf.add(tf.mul(this.v, b2), tf.mul(tf.mul(c2, gg), gg));
+      const denom = tf.add(tf.div(tf.sqrt(v), bc2sqrt), epsT);
+      let newP = tf.add(pv, tf.mul(negStep, tf.div(m, denom)));
+      let applied: tf.Scalar | undefined;
       if (!opts.checkWeights) {
-        for (const u of updates) {
-          u.s.m.assign(u.m);
-          u.s.v.assign(u.v);
-          u.p.assign(u.newP);
-        }
-        return undefined;
+        this.m.assign(m as tf.Tensor1D);
+        this.v.assign(v as tf.Tensor1D);
+      } else {
+        // ‖θ‖² is finite only if every weight is finite and below ~1.8e19 in magnitude.
+        applied = tf.isFinite(tf.sum(tf.square(newP))) as tf.Scalar;
+        this.m.assign(tf.where(applied, m, this.m) as tf.Tensor1D);
+        this.v.assign(tf.where(applied, v, this.v) as tf.Tensor1D);
+        newP = tf.where(applied, newP, p);
       }
-      // ‖θ‖² is finite only if every weight is finite and below ~1.8e19 in magnitude.
-      let applied = tf.scalar(true, 'bool') as tf.Scalar;
-      for (const u of updates) applied = tf.logicalAnd(applied, tf.isFinite(tf.sum(tf.square(u.newP))));
-      for (const u of updates) {
-        u.s.m.assign(tf.where(applied, u.m, u.s.m));
-        u.s.v.assign(tf.where(applied, u.v, u.s.v));
-        u.p.assign(tf.where(applied, u.newP, u.p));
-      }
+      const parts =
+        params.length === 1
+          ? [newP]
+          : tf.split(
+              newP,
+              slots.map(([, s]) => s.size),
+            );
+      params.forEach((x, i) => x.assign(tf.reshape(parts[i], x.shape)));
       return applied;
     });
   }
@@ -233,17 +300,16 @@ export class AdamW {
   /** Export moments and step counters (async readback; no dataSync). */
   async state(): Promise<AdamWState> {
     if (this.disposed) throw new Error('AdamW: used after dispose()');
+    const [m, v] = await Promise.all([readTensor(this.m), readTensor(this.v)]);
     const params: Record<string, AdamWParamState> = {};
-    const entries = [...this.slots.entries()];
-    const datas = await Promise.all(entries.flatMap(([, s]) => [readTensor(s.m), readTensor(s.v)]));
-    entries.forEach(([name, s], i) => {
+    for (const [name, s] of this.slots) {
       params[name] = {
         step: s.step,
-        shape: [...s.m.shape],
-        expAvg: datas[2 * i],
-        expAvgSq: datas[2 * i + 1],
+        shape: [...this.params.get(name)!.shape],
+        expAvg: m.slice(s.offset, s.offset + s.size),
+        expAvgSq: v.slice(s.offset, s.offset + s.size),
       };
-    });
+    }
     return { step: this.steps, params };
   }
 
@@ -256,45 +322,46 @@ export class AdamW {
     for (const [name, s] of this.slots) {
       const ps = st.params[name];
       if (!ps) throw new Error(`AdamW.loadState: state is missing parameter ${name}`);
-      const size = s.m.size;
-      if (ps.shape.join(',') !== s.m.shape.join(',') || ps.expAvg.length !== size || ps.expAvgSq.length !== size) {
+      const shape = this.params.get(name)!.shape;
+      if (ps.shape.join(',') !== shape.join(',') || ps.expAvg.length !== s.size || ps.expAvgSq.length !== s.size) {
         throw new Error(
-          `AdamW.loadState: ${name} has shape [${ps.shape}] (${ps.expAvg.length} values), expected [${s.m.shape}]`,
+          `AdamW.loadState: ${name} has shape [${ps.shape}] (${ps.expAvg.length} values), expected [${shape}]`,
         );
       }
       if (!(Number.isInteger(ps.step) && ps.step >= 0))
         throw new Error(`AdamW.loadState: ${name} has invalid step ${ps.step}`);
     }
+    const m = new Float32Array(this.total);
+    const v = new Float32Array(this.total);
     for (const [name, s] of this.slots) {
       const ps = st.params[name];
-      tf.tidy(() => {
-        s.m.assign(tf.tensor(ps.expAvg, s.m.shape, 'float32'));
-        s.v.assign(tf.tensor(ps.expAvgSq, s.v.shape, 'float32'));
-      });
+      m.set(ps.expAvg, s.offset);
+      v.set(ps.expAvgSq, s.offset);
       s.step = ps.step;
     }
+    tf.tidy(() => {
+      this.m.assign(tf.tensor1d(m));
+      this.v.assign(tf.tensor1d(v));
+    });
     this.steps = st.step;
   }
 
   /** Reset moments and counters to a fresh optimizer. */
   reset(): void {
-    for (const s of this.slots.values()) {
-      tf.tidy(() => {
-        s.m.assign(tf.zerosLike(s.m));
-        s.v.assign(tf.zerosLike(s.v));
-      });
-      s.step = 0;
-    }
+    tf.tidy(() => {
+      this.m.assign(tf.zerosLike(this.m));
+      this.v.assign(tf.zerosLike(this.v));
+    });
+    for (const s of this.slots.values()) s.step = 0;
     this.steps = 0;
   }
 
   /** Frees the moment variables (not the parameters). */
   dispose(): void {
     if (this.disposed) return;
-    for (const s of this.slots.values()) {
-      s.m.dispose();
-      s.v.dispose();
-    }
+    this.m.dispose();
+    this.v.dispose();
+    this.decayMask?.dispose();
     this.slots.clear();
     this.disposed = true;
   }

@@ -439,11 +439,12 @@ export class Trainer<B> {
       packed = tf.tidy(() => {
         const nSafe = tf.maximum(ns, 1);
         const loss = tf.div(ls, nSafe) as tf.Scalar;
-        const grads = new Map<string, tf.Tensor>();
-        for (const [k, g] of gs) grads.set(k, tf.div(g, nSafe));
-        // torch clip_grad_norm_: norm of the per-tensor norms
-        const norms = [...grads.values()].map((g) => tf.sqrt(tf.sum(tf.square(g))));
-        const norm = tf.sqrt(tf.sum(tf.square(tf.stack(norms)))) as tf.Scalar;
+        // Every gradient end to end in one vector (the optimizer's flat layout): the rest of the step is a few
+        // ops over all parameters at once.
+        const { flat, present } = this.optimizer.flatten(gs);
+        const grads = tf.div(flat, nSafe) as tf.Tensor1D;
+        // torch clip_grad_norm_: the norm of the per-tensor norms, i.e. the L2 norm of all gradients together
+        const norm = tf.sqrt(tf.sum(tf.square(grads))) as tf.Scalar;
         const lossOk = tf.isFinite(loss);
         const normOk = tf.isFinite(norm);
         // Saturation: trained tokens with a positive loss but an exactly zero gradient (activations overflowed
@@ -455,10 +456,10 @@ export class Trainer<B> {
         let applied = grads;
         if (this.config.max_grad_norm > 0) {
           const coef = tf.minimum(tf.div(tf.scalar(this.config.max_grad_norm), tf.add(norm, 1e-6)), 1);
-          applied = new Map([...grads].map(([k, g]) => [k, tf.mul(g, coef)] as [string, tf.Tensor]));
+          applied = tf.mul(grads, coef);
         }
         // An update that would leave a weight non-finite (or above ~1.8e19) is refused on the device too.
-        const weightsOk = this.optimizer.step(applied, { learning_rate: lr, gate, checkWeights: true })!;
+        const weightsOk = this.optimizer.stepFlat(applied, present, { learning_rate: lr, gate, checkWeights: true })!;
         const ok = tf.logicalAnd(gate, weightsOk) as tf.Scalar;
         this.okFlag.assign(ok); // sticky: once closed, later steps are no-ops until rearm()
         const f = (t: tf.Tensor) => tf.cast(t, 'float32');
