@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_SINGLE_THREAD_REASON, initBackend } from '../src/engine/backend';
 import { parseLlama2cCheckpoint } from '../src/io/llama2c';
+import { wasmHeapBytes } from '../src/engine/wasm-heap';
 import {
   GPT2_LORA,
   SMOLLM2_LORA,
@@ -31,6 +32,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const STORIES = path.resolve(ROOT, '..', 'shared', 'models', 'stories260K', 'stories260K.bin');
 const args = new Set(process.argv.slice(2));
 const STEPS = Number(process.env.BENCH_STEPS ?? 5);
+/** Gradient checkpointing for the SmolLM2 and GPT-2 workloads: off by default, BENCH_CHECKPOINTING=1 turns it on. */
+const CHECKPOINTING = process.env.BENCH_CHECKPOINTING === '1';
 
 let peakRss = 0;
 const sampler = setInterval(() => {
@@ -49,6 +52,8 @@ async function main() {
     ...line,
     ...threads,
     peak_rss_mb: Math.round(Math.max(peakRss, process.memoryUsage().rss) / 2 ** 20),
+    // linear memory only grows: its size now is the peak of every workload so far (run one model for its own)
+    wasm_heap_mb: Math.round((wasmHeapBytes() ?? 0) / 2 ** 20),
   });
   const only = (n: string) => args.size === 0 || args.has(n);
   if (only('stories260K')) {
@@ -65,7 +70,7 @@ async function main() {
           smollm2(),
           randomInit(smollm2()),
           SMOLLM2_LORA,
-          true,
+          CHECKPOINTING,
           rate,
           STEPS,
         ),
@@ -79,7 +84,7 @@ async function main() {
           gpt2small(),
           randomInit(gpt2small()),
           GPT2_LORA,
-          true,
+          CHECKPOINTING,
           rate,
           STEPS,
         ),

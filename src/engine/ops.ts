@@ -14,7 +14,10 @@ export function customOp<T extends tf.Tensor>(
 ): (...inputs: tf.Tensor[]) => T {
   const g = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
-    return f(args as tf.Tensor[], save);
+    const { value, gradFunc } = f(args as tf.Tensor[], save);
+    // tfjs runs a custom gradient outside any scope of its own: without this its temporaries would live until the
+    // whole backward pass ends
+    return { value, gradFunc: (dy: T, saved: tf.Tensor[]) => tf.tidy(() => gradFunc(dy, saved)) };
   };
   return tf.customGrad(g as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...inputs: tf.Tensor[]) => T;
 }
@@ -44,10 +47,24 @@ export function linearInOut(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
   return f(x);
 }
 
-/** HF LlamaRMSNorm: w · x / sqrt(mean(x²) + eps), over the last axis. */
+/**
+ * HF LlamaRMSNorm: w · x / sqrt(mean(x²) + eps), over the last axis. The weight is frozen (no gradient), and the
+ * backward pass keeps only x: with r = (mean(x²) + eps)^-½ and g = dy · w, dx = r · g − x · r³ · mean(g · x).
+ */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
-  const variance = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), w);
+  const f = customOp<tf.Tensor>(([xi], save) => {
+    save([xi]);
+    return {
+      value: tf.tidy(() => tf.mul(tf.mul(xi, tf.rsqrt(tf.add(tf.mean(tf.square(xi), -1, true), eps))), w)),
+      gradFunc: (dy, [xs]) => {
+        const r = tf.rsqrt(tf.add(tf.mean(tf.square(xs), -1, true), eps));
+        const g = tf.mul(dy, w);
+        const m = tf.mean(tf.mul(g, xs), -1, true);
+        return tf.sub(tf.mul(g, r), tf.mul(xs, tf.mul(tf.pow(r, 3), m)));
+      },
+    };
+  });
+  return f(x);
 }
 
 /** Gemma's RMSNorm: x / sqrt(mean(x²) + eps) · (1 + w), over the last axis (the weights are stored zero-centred). */
@@ -78,6 +95,25 @@ export function geluNew(x: tf.Tensor): tf.Tensor {
 
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
+}
+
+/**
+ * SwiGLU's silu(g) · u as one op whose backward pass keeps g and u only (not also sigmoid(g) and silu(g)):
+ * d/du = silu(g) · dy, d/dg = dy · u · σ(g) · (1 + g · (1 − σ(g))).
+ */
+export function siluMul(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  const f = customOp<tf.Tensor>(([gi, ui], save) => {
+    save([gi, ui]);
+    return {
+      value: tf.tidy(() => tf.mul(silu(gi), ui)),
+      gradFunc: (dy, [gs, us]) => {
+        const s = tf.sigmoid(gs);
+        const dg = tf.mul(tf.mul(dy, us), tf.mul(s, tf.add(1, tf.mul(gs, tf.sub(1, s)))));
+        return [dg, tf.mul(tf.mul(gs, s), dy)];
+      },
+    };
+  });
+  return f(g, u);
 }
 
 /**

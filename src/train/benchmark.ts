@@ -344,12 +344,12 @@ export async function runWorkloads(req: WorkloadRequest, onStep: () => void = ()
     } else if (m === 'smollm2') {
       const name = 'SmolLM2-135M (random init)';
       lines.push(
-        await benchModel(name, smollm2(), randomInit(smollm2()), SMOLLM2_LORA, true, matmul.gflops, steps, onStep),
+        await benchModel(name, smollm2(), randomInit(smollm2()), SMOLLM2_LORA, false, matmul.gflops, steps, onStep),
       );
     } else {
       const name = 'GPT-2-small (random init)';
       lines.push(
-        await benchModel(name, gpt2small(), randomInit(gpt2small()), GPT2_LORA, true, matmul.gflops, steps, onStep),
+        await benchModel(name, gpt2small(), randomInit(gpt2small()), GPT2_LORA, false, matmul.gflops, steps, onStep),
       );
     }
   }

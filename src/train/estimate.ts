@@ -87,9 +87,12 @@ export function estimateMemory(run: EstimateInput): MemoryEstimate {
   // floats per token kept for backward by one block (the ops' saved inputs/outputs), incl. H·S attention scores
   // (GPT-Neo as GPT-2; the q/k norms of Qwen3 and Gemma 3 and Gemma's two extra norms add their inputs and outputs)
   const qkNorm = hasQkNorm(cfg) ? 2 * Dq + 2 * Dkv : 0;
+  // Llama-family RMSNorms keep only their input and SwiGLU's silu(g) · u only g and u (ops.ts: rmsNorm, siluMul);
+  // Gemma 3's (1 + w) norms and GeGLU keep every intermediate.
+  const gemma = cfg.family === 'gemma3';
   const block = hasLearnedPositions(cfg)
     ? 26 * D + 7 * I + 4 * H * seqLen
-    : 11 * D + 8 * Dq + 8 * Dkv + 5 * I + 4 * H * seqLen + qkNorm + (cfg.family === 'gemma3' ? 4 * D : 0);
+    : (gemma ? 15 : 7) * D + 8 * Dq + 8 * Dkv + (gemma ? 5 : 3) * I + 4 * H * seqLen + qkNorm;
   const perLayer = L > 0 ? mods.length / L : 0;
   const loraPerBlock = mods
     .slice(0, Math.round(perLayer))

@@ -180,14 +180,17 @@ const LIMIT_NAME: Record<BackendName, string> = {
 // Fitting a run
 
 /**
- * Measured peak / estimate of the transient parts (activations + logits) per backend. wasm: heap growth over one
- * training step / the estimate's activations + logits, 2.2-2.8 over ten configurations (2 to 4 layers, vocab 1k-32k,
- * 2-8 x 64-256 tokens, with and without checkpointing), 2.0-2.4 for the live tensors alone. cpu: live tensor bytes at
+ * Measured peak / estimate of the transient parts (activations + logits) per backend. wasm: heap growth over the first
+ * training step / the estimate's activations + logits, SmolLM2-135M's shape cut to 2-8 layers, vocab 1k-32k, 2-8 x
+ * 64-256 tokens: 1.06-1.38 without checkpointing and 1.49 with it for steps growing the heap by 0.5-2.5 GB, up to 1.9
+ * (258 MB) and 2.65 (66 MB) for small ones, whose fixed costs the USABLE_FRACTION margin covers; the full 30-layer
+ * SmolLM2 without checkpointing grew the heap to 3.24 GB where this estimates 4.2 GB (safe side). It was 2.2-2.8
+ * before the backward pass freed as it goes (backprop.ts) and wasm's clone stopped copying (wasm-identity.ts). cpu: live tensor bytes at
  * the peak / estimate, 1.5-1.9 over four configurations. webgl/webgpu run the same engine code path as cpu (no
  * wasm-only transposes), so the same tensors are alive; they were not measured and take cpu's factor.
  */
 export const PEAK_FACTOR: Readonly<Record<BackendName, number>> = Object.freeze({
-  wasm: 2.6,
+  wasm: 1.5,
   cpu: 1.9,
   webgl: 1.9,
   webgpu: 1.9,

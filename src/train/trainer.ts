@@ -26,6 +26,7 @@
  * re-armed and TrainingDivergedError is thrown: the variables hold the values after the last good step.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { variableGrads } from '../engine/backprop';
 import { AdamW, type AdamWState } from './optimizer';
 import { makeSchedule, warmupStepsFor, SCHEDULE_NAMES, type ScheduleName } from './schedule';
 import { Rng, type RngState } from '../util/rng';
@@ -506,7 +507,7 @@ export class Trainer<B> {
   } {
     const aux: { correct: tf.Tensor | null; count: tf.Tensor | null } = { correct: null, count: null };
     try {
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads } = variableGrads(() => {
         const out = this.model.lossFn(batch);
         if (!out || !out.loss || !out.correct || !out.count)
           throw new Error('Trainer: lossFn must return { loss, correct, count }');
@@ -517,7 +518,7 @@ export class Trainer<B> {
         return tf.mul(out.loss, aux.count) as tf.Scalar;
       }, this.varList);
       const named = new Map<string, tf.Tensor>();
-      for (const [vname, g] of Object.entries(grads)) named.set(this.keyOfVarName.get(vname)!, g);
+      for (const [v, g] of grads) if (g) named.set(this.keyOfVarName.get(v.name)!, g);
       return { value, grads: named, correct: aux.correct!, count: aux.count! };
     } catch (e) {
       aux.correct?.dispose();
