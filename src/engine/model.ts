@@ -21,7 +21,7 @@ import {
   rmsNorm,
   rmsNormOnePlus,
   ropeTables,
-  silu,
+  siluMul,
   softcap,
 } from './ops';
 import { LoraAdapter } from './lora';
@@ -599,7 +599,7 @@ export class CausalLM {
     const m = this.rmsNorm(h, p + 'post_attention_layernorm.weight');
     const g = this.linear(p + 'mlp.gate_proj', m, seed(4));
     const u = this.linear(p + 'mlp.up_proj', m, seed(5));
-    return tf.add(h, this.linear(p + 'mlp.down_proj', tf.mul(silu(g), u) as tf.Tensor2D, seed(6))) as tf.Tensor2D;
+    return tf.add(h, this.linear(p + 'mlp.down_proj', siluMul(g, u) as tf.Tensor2D, seed(6))) as tf.Tensor2D;
   }
 
   /**

@@ -4,20 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
-
-/** A differentiable op with a hand-written gradient (typed wrapper over tf.customGrad). */
-export function customOp<T extends tf.Tensor>(
-  f: (
-    inputs: tf.Tensor[],
-    save: tf.GradSaveFunc,
-  ) => { value: T; gradFunc: (dy: T, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] },
-): (...inputs: tf.Tensor[]) => T {
-  const g = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const save = args.pop() as tf.GradSaveFunc;
-    return f(args as tf.Tensor[], save);
-  };
-  return tf.customGrad(g as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...inputs: tf.Tensor[]) => T;
-}
+import { customOp } from './custom-op';
+export { customOp };
+import { fusedRmsNorm, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
 
 /**
  * y = x · Wᵀ for a frozen nn.Linear weight W [out, in] (x is 2-D [M, in]).
@@ -44,14 +33,19 @@ export function linearInOut(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
   return f(x);
 }
 
-/** HF LlamaRMSNorm: w · x / sqrt(mean(x²) + eps), over the last axis. */
+/** A frozen weight (not a variable) a fused kernel may close over: no gradient is ever asked of it. */
+const frozen = (w: tf.Tensor) => !(w instanceof tf.Variable);
+
+/** HF LlamaRMSNorm: w · x / sqrt(mean(x²) + eps), over the last axis (on webgpu, one fused program; w frozen). */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  if (webgpuKernelsActive() && frozen(w)) return fusedRmsNorm(x, w, eps, false);
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), w);
 }
 
 /** Gemma's RMSNorm: x / sqrt(mean(x²) + eps) · (1 + w), over the last axis (the weights are stored zero-centred). */
 export function rmsNormOnePlus(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  if (webgpuKernelsActive() && frozen(w)) return fusedRmsNorm(x, w, eps, true);
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), tf.add(w, 1));
 }
@@ -78,6 +72,13 @@ export function geluNew(x: tf.Tensor): tf.Tensor {
 
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
+}
+
+/** SwiGLU's silu(g) · u (on webgpu, one fused program forward and two backward). */
+export function siluMul(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  if (webgpuKernelsActive() && g.dtype === 'float32' && u.dtype === 'float32' && tf.util.arraysEqual(g.shape, u.shape))
+    return fusedSiluMul(g, u);
+  return tf.mul(silu(g), u);
 }
 
 /**

@@ -1,0 +1,389 @@
+/**
+ * WGSL kernels of our own for the hot fused pieces of a training step, run through tfjs-backend-webgpu's program
+ * interface (an object shaped like its WebGPUProgram, given to backend.runWebGPUProgram). Used only while the active
+ * backend is webgpu (webgpuKernelsActive()); the callers in ops.ts and loss.ts fall back to plain tfjs ops elsewhere.
+ * Nothing here imports tfjs-backend-webgpu (its import registers the backend): the program objects are written out.
+ *
+ * Conventions of the backend's shader generator (node_modules/@tensorflow/tfjs-backend-webgpu/dist/webgpu_program.js):
+ * the output buffer is `result`, inputs are bound under their variableNames, shapes come as uniforms
+ * (`uniforms.<name>Shape`), program uniforms are appended to the Uniforms struct, and with a dispatch layout that has
+ * only an x part, `main(index)` is called by every invocation. The builtins are copied into module-scope private
+ * variables (localId, workgroupId, numWorkgroups), which WGSL's uniformity analysis treats as non-uniform: so no
+ * early return before a barrier, and barriers only in loops with constant bounds.
+ *
+ * Row kernels give each row one workgroup; its invocations stride along the row and reduce in workgroup memory.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { customOp } from './custom-op';
+
+/** What runWebGPUProgram reads of a program (tfjs-backend-webgpu's WebGPUProgram, the members used here). */
+interface WebGpuProgram {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  uniforms?: string;
+  size?: boolean;
+  getUserCode(): string;
+}
+
+type ProgramUniform = { type: 'float32' | 'int32'; data: number[] }[];
+
+interface WebGpuBackendLike {
+  runWebGPUProgram(
+    program: WebGpuProgram,
+    inputs: tf.TensorInfo[],
+    outputDtype: tf.DataType,
+    uniforms?: ProgramUniform,
+  ): tf.TensorInfo;
+}
+
+let enabled = true;
+
+/** Turn our kernels off (or on again), e.g. to compare with the plain ops. */
+export function setWebgpuKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** True when the engine's fused WGSL kernels are to be used: the active backend is webgpu and they are enabled. */
+export function webgpuKernelsActive(): boolean {
+  return enabled && tf.getBackend() === 'webgpu';
+}
+
+function run(program: WebGpuProgram, inputs: tf.Tensor[], dtype: tf.DataType, uniforms?: ProgramUniform): tf.Tensor {
+  const backend = tf.backend() as unknown as WebGpuBackendLike;
+  const info = backend.runWebGPUProgram(program, inputs, dtype, uniforms);
+  return tf.engine().makeTensorFromTensorInfo(info);
+}
+
+/** Workgroup size of the row kernels (a power of two: the tree reduction halves it). */
+const ROW_WG = 64;
+const CE_WG = 128;
+
+/** The index of this workgroup's row (the backend may spread a long x dispatch over y and z). */
+const ROW_INDEX = `i32(workgroupId.z * numWorkgroups.x * numWorkgroups.y + workgroupId.y * numWorkgroups.x + workgroupId.x)`;
+
+/** A tree sum of `arr` (workgroup memory of `wg` floats) into arr[0]; every invocation reaches each barrier. */
+const treeSum = (arr: string, wg: number) => `
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { ${arr}[lid] = ${arr}[lid] + ${arr}[lid + s]; }
+    workgroupBarrier();
+  }`;
+
+function rowProgram(
+  key: string,
+  variableNames: string[],
+  outputShape: number[],
+  rows: number,
+  wg: number,
+  code: string,
+  uniforms?: string,
+): WebGpuProgram {
+  return {
+    variableNames,
+    outputShape,
+    shaderKey: key,
+    dispatchLayout: { x: [0] },
+    dispatch: [rows, 1, 1],
+    workgroupSize: [wg, 1, 1],
+    uniforms,
+    getUserCode: () => code,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// RMSNorm: y = x · rsqrt(mean(x²) + eps) · w'  (w' = w, or 1 + w for Gemma), over the last axis; w is frozen.
+
+const weightOf = (onePlus: boolean) => (onePlus ? '(1.0 + w[j])' : 'w[j]');
+
+function rmsNormForwardProgram(N: number, D: number, onePlus: boolean): WebGpuProgram {
+  const code = `
+    var<workgroup> part : array<f32, ${ROW_WG}>;
+    fn main(index : i32) {
+      let row = ${ROW_INDEX};
+      let lid = u32(localId.x);
+      let D = uniforms.xShape.y;
+      let ok = row < uniforms.xShape.x;
+      var acc = 0.0;
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) {
+          let v = x[row * D + j];
+          acc = acc + v * v;
+        }
+      }
+      part[lid] = acc;
+      ${treeSum('part', ROW_WG)}
+      let r = inverseSqrt(part[0] / f32(D) + uniforms.eps);
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) {
+          result[row * D + j] = x[row * D + j] * r * ${weightOf(onePlus)};
+        }
+      }
+    }`;
+  return rowProgram(`webtune_rmsnorm_fwd_${onePlus ? 1 : 0}`, ['x', 'w'], [N, D], N, ROW_WG, code, 'eps : f32,');
+}
+
+/** dx = r · (g − x · r² · mean(g · x)), g = dy · w', r = rsqrt(mean(x²) + eps). */
+function rmsNormBackwardProgram(N: number, D: number, onePlus: boolean): WebGpuProgram {
+  const code = `
+    var<workgroup> sq : array<f32, ${ROW_WG}>;
+    var<workgroup> gx : array<f32, ${ROW_WG}>;
+    fn main(index : i32) {
+      let row = ${ROW_INDEX};
+      let lid = u32(localId.x);
+      let D = uniforms.xShape.y;
+      let ok = row < uniforms.xShape.x;
+      var a = 0.0;
+      var b = 0.0;
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) {
+          let v = x[row * D + j];
+          a = a + v * v;
+          b = b + dy[row * D + j] * ${weightOf(onePlus)} * v;
+        }
+      }
+      sq[lid] = a;
+      gx[lid] = b;
+      workgroupBarrier();
+      for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+          sq[lid] = sq[lid] + sq[lid + s];
+          gx[lid] = gx[lid] + gx[lid + s];
+        }
+        workgroupBarrier();
+      }
+      let r = inverseSqrt(sq[0] / f32(D) + uniforms.eps);
+      let c = r * r * gx[0] / f32(D);
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) {
+          let g = dy[row * D + j] * ${weightOf(onePlus)};
+          result[row * D + j] = r * (g - x[row * D + j] * c);
+        }
+      }
+    }`;
+  return rowProgram(`webtune_rmsnorm_bwd_${onePlus ? 1 : 0}`, ['x', 'w', 'dy'], [N, D], N, ROW_WG, code, 'eps : f32,');
+}
+
+/**
+ * RMSNorm over the last axis of x with a frozen weight w [D] (closed over: no gradient is formed for it), one
+ * program forward and one backward. onePlus: Gemma's x · (1 + w).
+ */
+export function fusedRmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number, onePlus: boolean): tf.Tensor {
+  const D = x.shape[x.shape.length - 1];
+  const N = x.size / D;
+  const uniforms: ProgramUniform = [{ type: 'float32', data: [eps] }];
+  const f = customOp<tf.Tensor>(([xi], save) => {
+    const x2 = tf.reshape(xi, [N, D]);
+    save([x2]);
+    const y = run(rmsNormForwardProgram(N, D, onePlus), [x2, w], 'float32', uniforms);
+    return {
+      value: tf.reshape(y, xi.shape),
+      gradFunc: (dy, saved) => {
+        const dx = run(
+          rmsNormBackwardProgram(N, D, onePlus),
+          [saved[0], w, tf.reshape(dy, [N, D])],
+          'float32',
+          uniforms,
+        );
+        return tf.reshape(dx, xi.shape);
+      },
+    };
+  });
+  return f(x);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// SwiGLU's silu(g) · u, elementwise.
+
+function elementwiseProgram(key: string, variableNames: string[], shape: number[], body: string): WebGpuProgram {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const wg = 128;
+  return {
+    variableNames,
+    outputShape: shape,
+    shaderKey: key,
+    dispatchLayout: { x: shape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / wg), 1, 1],
+    workgroupSize: [wg, 1, 1],
+    size: true,
+    getUserCode: () => `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          ${body}
+        }
+      }`,
+  };
+}
+
+const SIGMOID = 'let s = 1.0 / (1.0 + exp(-g[index]));';
+
+/** silu(g) · u for g, u of one shape: one program forward, two backward (dg and du). */
+export function fusedSiluMul(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  const shape = g.shape;
+  const f = customOp<tf.Tensor>(([gi, ui], save) => {
+    save([gi, ui]);
+    const value = run(
+      elementwiseProgram('webtune_silu_mul', ['g', 'u'], shape, `${SIGMOID} result[index] = g[index] * s * u[index];`),
+      [gi, ui],
+      'float32',
+    );
+    return {
+      value,
+      gradFunc: (dy, saved) => {
+        const [gs, us] = saved;
+        const dg = run(
+          elementwiseProgram(
+            'webtune_silu_mul_dg',
+            ['g', 'u', 'dy'],
+            shape,
+            `${SIGMOID} result[index] = dy[index] * u[index] * s * (1.0 + g[index] * (1.0 - s));`,
+          ),
+          [gs, us, dy],
+          'float32',
+        );
+        const du = run(
+          elementwiseProgram(
+            'webtune_silu_mul_du',
+            ['g', 'dy'],
+            shape,
+            `${SIGMOID} result[index] = dy[index] * g[index] * s;`,
+          ),
+          [gs, dy],
+          'float32',
+        );
+        return [dg, du];
+      },
+    };
+  });
+  return f(g, u);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cross-entropy over [N, V] logits against int32 targets (IGNORE_INDEX −100 = skip), never forming a one-hot.
+
+/** Row max and Σ exp(z − max) of row `row` into mx[0] and se[0]; z is `logits`. */
+const rowSoftmaxStats = `
+      let V = uniforms.logitsShape.y;
+      let ok = row < uniforms.logitsShape.x;
+      var m = -3.402823e38;
+      if (ok) {
+        for (var j = i32(lid); j < V; j = j + ${CE_WG}) { m = max(m, logits[row * V + j]); }
+      }
+      mx[lid] = m;
+      workgroupBarrier();
+      for (var s = ${CE_WG / 2}u; s > 0u; s = s >> 1u) {
+        if (lid < s) { mx[lid] = max(mx[lid], mx[lid + s]); }
+        workgroupBarrier();
+      }
+      let rowMax = mx[0];
+      var e = 0.0;
+      if (ok) {
+        for (var j = i32(lid); j < V; j = j + ${CE_WG}) { e = e + exp(logits[row * V + j] - rowMax); }
+      }
+      se[lid] = e;
+      ${treeSum('se', CE_WG)}
+      let sumExp = se[0];`;
+
+const ceShared = `
+    var<workgroup> mx : array<f32, ${CE_WG}>;
+    var<workgroup> se : array<f32, ${CE_WG}>;`;
+
+/** Per row: (logsumexp(z) − z[target]) · scale, 0 for an ignored row. */
+function ceForwardProgram(N: number): WebGpuProgram {
+  const code = `${ceShared}
+    fn main(index : i32) {
+      let row = ${ROW_INDEX};
+      let lid = u32(localId.x);
+      ${rowSoftmaxStats}
+      if (ok && lid == 0u) {
+        let t = targets[row];
+        var loss = 0.0;
+        if (t >= 0) { loss = (rowMax + log(sumExp) - logits[row * V + t]) * uniforms.scale; }
+        result[row] = loss;
+      }
+    }`;
+  return rowProgram('webtune_ce_fwd', ['logits', 'targets'], [N], N, CE_WG, code, 'scale : f32,');
+}
+
+/** d loss / d z = (softmax(z) − e_target) · scale · dy, 0 on ignored rows. */
+function ceBackwardProgram(N: number, V: number): WebGpuProgram {
+  const code = `${ceShared}
+    fn main(index : i32) {
+      let row = ${ROW_INDEX};
+      let lid = u32(localId.x);
+      ${rowSoftmaxStats}
+      if (ok) {
+        let t = targets[row];
+        var k = 0.0;
+        if (t >= 0) { k = uniforms.scale * dy[0]; }
+        for (var j = i32(lid); j < V; j = j + ${CE_WG}) {
+          var p = exp(logits[row * V + j] - rowMax) / sumExp;
+          if (j == t) { p = p - 1.0; }
+          result[row * V + j] = p * k;
+        }
+      }
+    }`;
+  return rowProgram('webtune_ce_bwd', ['logits', 'targets', 'dy'], [N, V], N, CE_WG, code, 'scale : f32,');
+}
+
+/** Per row: 1 when argmax(z) (the first maximum, as tf.argMax) is the target, else 0 (and 0 on ignored rows). */
+function ceCorrectProgram(N: number): WebGpuProgram {
+  const code = `
+    var<workgroup> beaten : array<f32, ${CE_WG}>;
+    fn main(index : i32) {
+      let row = ${ROW_INDEX};
+      let lid = u32(localId.x);
+      let V = uniforms.logitsShape.y;
+      let ok = row < uniforms.logitsShape.x;
+      var t = -1;
+      if (ok) { t = targets[row]; }
+      var b = 0.0;
+      if (t >= 0) {
+        let zt = logits[row * V + t];
+        for (var j = i32(lid); j < V; j = j + ${CE_WG}) {
+          let z = logits[row * V + j];
+          if (z > zt || (z == zt && j < t)) { b = 1.0; }
+        }
+      }
+      beaten[lid] = b;
+      ${treeSum('beaten', CE_WG)}
+      if (ok && lid == 0u) {
+        var c = 0.0;
+        if (t >= 0 && beaten[0] == 0.0) { c = 1.0; }
+        result[row] = c;
+      }
+    }`;
+  return rowProgram('webtune_ce_correct', ['logits', 'targets'], [N], N, CE_WG, code);
+}
+
+/**
+ * Mean cross-entropy of logits [N, V] against targets (−100 = ignored; checked against V by the caller) over
+ * `count` counted rows, and the number of rows whose argmax is the target. Two programs forward for the loss (rows,
+ * sum), one backward; two for the correct count.
+ */
+export function fusedCrossEntropy(
+  logits: tf.Tensor2D,
+  targets: Int32Array,
+  count: number,
+): { loss: tf.Scalar; correct: tf.Scalar } {
+  const [N, V] = logits.shape;
+  const uniforms: ProgramUniform = [{ type: 'float32', data: [1 / Math.max(count, 1)] }];
+  const f = customOp<tf.Scalar>(([lg], save) => {
+    save([lg]);
+    const rows = run(ceForwardProgram(N), [lg, tf.tensor1d(targets, 'int32')], 'float32', uniforms);
+    return {
+      value: tf.sum(rows) as tf.Scalar,
+      // the forward scope's tensors are gone by now (variableGrads tidies it): the targets are uploaded again
+      gradFunc: (dy, saved) =>
+        run(ceBackwardProgram(N, V), [saved[0], tf.tensor1d(targets, 'int32'), dy], 'float32', uniforms),
+    };
+  });
+  const loss = f(logits);
+  const correct = tf.tidy(
+    () => tf.sum(run(ceCorrectProgram(N), [logits, tf.tensor1d(targets, 'int32')], 'float32')) as tf.Scalar,
+  );
+  return { loss, correct };
+}
