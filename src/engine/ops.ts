@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
 import { customOp } from './custom-op';
 export { customOp };
-import { fusedRmsNorm, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
+import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
 
 /**
  * y = x · Wᵀ for a frozen nn.Linear weight W [out, in] (x is 2-D [M, in]).
@@ -48,6 +48,23 @@ export function rmsNormOnePlus(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tens
   if (webgpuKernelsActive() && frozen(w)) return fusedRmsNorm(x, w, eps, true);
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), tf.add(w, 1));
+}
+
+/**
+ * tf.dropout(x, rate, undefined, seed) (training mode, inverted scaling). On webgpu the keep/scale multiplier is
+ * formed on the CPU from the same seeded uniforms, bit for bit as tf.dropout forms it (floor(u + keep) / keep in
+ * float32), so the step runs one program forward and one backward instead of an add, floor, div and mul.
+ */
+export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
+  if (!webgpuKernelsActive() || rate <= 0 || x.dtype !== 'float32') return tf.dropout(x, rate, undefined, seed);
+  const keep = Math.fround(1 - rate);
+  // randomUniform fills its values on the CPU: this dataSync reads nothing from the GPU
+  const u = tf.randomUniform(x.shape, 0, 1, 'float32', seed);
+  const vals = u.dataSync() as Float32Array;
+  u.dispose();
+  const m = new Float32Array(vals.length);
+  for (let i = 0; i < m.length; i++) m[i] = Math.floor(Math.fround(vals[i] + keep)) / keep;
+  return tf.mul(x, tf.tensor(m, x.shape));
 }
 
 /** Gemma's soft capping: tanh(x / cap) · cap (attention scores and final logits). */
@@ -118,6 +135,8 @@ export function applyRope(
   layout: 'half' | 'interleaved',
 ): tf.Tensor4D {
   const [B, Hn, T, d] = x.shape;
+  if (webgpuKernelsActive() && cos.shape[1] === 1 && cos.shape[0] === B && cos.shape[2] === T && 2 * cos.shape[3] === d)
+    return fusedRope(x, cos, sin, layout);
   if (layout === 'half') {
     const [x1, x2] = tf.split(x, 2, 3);
     const o1 = tf.sub(tf.mul(x1, cos), tf.mul(x2, sin));
@@ -131,6 +150,25 @@ export function applyRope(
   const oe = tf.sub(tf.mul(xe, c), tf.mul(xo, s));
   const oo = tf.add(tf.mul(xe, s), tf.mul(xo, c));
   return tf.reshape(tf.concat([oe, oo], 4), [B, Hn, T, d]) as tf.Tensor4D;
+}
+
+/**
+ * Attention probabilities softmax(scores · scale + bias) for scores [B·KV, G·T, S] (query heads grouped by their KV
+ * head) and an additive mask bias [B, 1, 1, T, S] or null; on webgpu one program forward and one backward.
+ */
+export function attentionSoftmax(
+  scores: tf.Tensor3D,
+  scale: number,
+  bias: tf.Tensor | null,
+  dims: { B: number; KV: number; G: number; T: number },
+): tf.Tensor3D {
+  const { B, KV, G, T } = dims;
+  const S = scores.shape[2];
+  if (webgpuKernelsActive() && (!bias || bias.size === B * T * S))
+    return fusedAttentionSoftmax(scores, scale, bias, dims);
+  let z: tf.Tensor = scale === 1 ? scores : tf.mul(scores, scale);
+  if (bias) z = tf.add(tf.reshape(z, [B, KV, G, T, S]), bias);
+  return tf.reshape(tf.softmax(z), [B * KV, G * T, S]) as tf.Tensor3D;
 }
 
 /** Batched matmul of 3-D tensors a [N, M, K] · b [N, K, P]. */

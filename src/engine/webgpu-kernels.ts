@@ -387,3 +387,159 @@ export function fusedCrossEntropy(
   );
   return { loss, correct };
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// RoPE on x [B, heads, T, d] with cos/sin [B, 1, T, d/2] (constants: no gradient for them). The backward pass is
+// the inverse rotation (sin negated).
+
+function ropeProgram(shape: number[], layout: 'half' | 'interleaved', inverse: boolean): WebGpuProgram {
+  const sign = inverse ? '-1.0' : '1.0';
+  const pair =
+    layout === 'half'
+      ? `var i = j; var p = index + half; var sg = -1.0;
+         if (j >= half) { i = j - half; p = index - half; sg = 1.0; }`
+      : `let i = j / 2; var p = index + 1; var sg = -1.0;
+         if (j % 2 == 1) { p = index - 1; sg = 1.0; }`;
+  return elementwiseProgram(
+    `webtune_rope_${layout}_${inverse ? 'bwd' : 'fwd'}`,
+    ['x', 'c', 's'],
+    shape,
+    `let d = uniforms.xShape.w;
+     let T = uniforms.xShape.z;
+     let half = d / 2;
+     let j = index % d;
+     let t = (index / d) % T;
+     let b = index / (d * T * uniforms.xShape.y);
+     ${pair}
+     let ci = (b * T + t) * half + i;
+     result[index] = x[index] * c[ci] + ${sign} * sg * x[p] * s[ci];`,
+  );
+}
+
+/** RoPE as ops.applyRope, one program forward and one backward. */
+export function fusedRope(
+  x: tf.Tensor4D,
+  cos: tf.Tensor4D,
+  sin: tf.Tensor4D,
+  layout: 'half' | 'interleaved',
+): tf.Tensor4D {
+  const shape = x.shape;
+  const f = customOp<tf.Tensor4D>(([xi]) => ({
+    value: run(ropeProgram(shape, layout, false), [xi, cos, sin], 'float32') as tf.Tensor4D,
+    gradFunc: (dy) => run(ropeProgram(shape, layout, true), [dy, cos, sin], 'float32'),
+  }));
+  return f(x);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Attention probabilities: softmax(scores · scale + bias) over the last axis of scores [B·KV, G·T, S], with the
+// additive mask bias [B, 1, 1, T, S] broadcast over the KV and G heads (or none).
+
+const ATTN_UNIFORMS = 'scale : f32, kv : i32, g : i32, t : i32,';
+
+function attnSoftmaxForwardProgram(shape: number[], withBias: boolean): WebGpuProgram {
+  const [n, m] = shape;
+  const z = (j: string) =>
+    withBias
+      ? `(scores[row * S + ${j}] * uniforms.scale + bias[brow * S + ${j}])`
+      : `(scores[row * S + ${j}] * uniforms.scale)`;
+  const code = `
+    var<workgroup> mx : array<f32, ${ROW_WG}>;
+    var<workgroup> se : array<f32, ${ROW_WG}>;
+    fn main(index : i32) {
+      let row = ${ROW_INDEX};
+      let lid = u32(localId.x);
+      let S = uniforms.scoresShape.z;
+      let ok = row < uniforms.scoresShape.x * uniforms.scoresShape.y;
+      // scores row (b·KV + kv, g·T + t): its mask row is b·T + t
+      let brow = (row / (uniforms.g * uniforms.t * uniforms.kv)) * uniforms.t + row % uniforms.t;
+      var m = -3.402823e38;
+      if (ok) {
+        for (var j = i32(lid); j < S; j = j + ${ROW_WG}) { m = max(m, ${z('j')}); }
+      }
+      mx[lid] = m;
+      workgroupBarrier();
+      for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
+        if (lid < s) { mx[lid] = max(mx[lid], mx[lid + s]); }
+        workgroupBarrier();
+      }
+      let rowMax = mx[0];
+      var e = 0.0;
+      if (ok) {
+        for (var j = i32(lid); j < S; j = j + ${ROW_WG}) { e = e + exp(${z('j')} - rowMax); }
+      }
+      se[lid] = e;
+      ${treeSum('se', ROW_WG)}
+      let inv = 1.0 / se[0];
+      if (ok) {
+        for (var j = i32(lid); j < S; j = j + ${ROW_WG}) { result[row * S + j] = exp(${z('j')} - rowMax) * inv; }
+      }
+    }`;
+  return rowProgram(
+    `webtune_attn_softmax_fwd_${withBias ? 1 : 0}`,
+    withBias ? ['scores', 'bias'] : ['scores'],
+    shape,
+    n * m,
+    ROW_WG,
+    code,
+    ATTN_UNIFORMS,
+  );
+}
+
+/** d scores = y · (dy − Σ dy · y) · scale. */
+function attnSoftmaxBackwardProgram(shape: number[]): WebGpuProgram {
+  const [n, m, S] = shape;
+  const code = `
+    var<workgroup> acc : array<f32, ${ROW_WG}>;
+    fn main(index : i32) {
+      let row = ${ROW_INDEX};
+      let lid = u32(localId.x);
+      let S = uniforms.yShape.z;
+      let ok = row < uniforms.yShape.x * uniforms.yShape.y;
+      var a = 0.0;
+      if (ok) {
+        for (var j = i32(lid); j < S; j = j + ${ROW_WG}) { a = a + dy[row * S + j] * y[row * S + j]; }
+      }
+      acc[lid] = a;
+      ${treeSum('acc', ROW_WG)}
+      let dot = acc[0];
+      if (ok) {
+        for (var j = i32(lid); j < S; j = j + ${ROW_WG}) {
+          result[row * S + j] = y[row * S + j] * (dy[row * S + j] - dot) * uniforms.scale;
+        }
+      }
+    }`;
+  return rowProgram('webtune_attn_softmax_bwd', ['y', 'dy'], [n, m, S], n * m, ROW_WG, code, ATTN_UNIFORMS);
+}
+
+/**
+ * softmax(scores · scale + bias) for scores [B·KV, G·T, S] and a constant mask bias [B, 1, 1, T, S] (or null): one
+ * program forward, one backward (the gradient flows to scores only).
+ */
+export function fusedAttentionSoftmax(
+  scores: tf.Tensor3D,
+  scale: number,
+  bias: tf.Tensor | null,
+  dims: { B: number; KV: number; G: number; T: number },
+): tf.Tensor3D {
+  const [n, m, S] = scores.shape;
+  const { B, KV, G, T } = dims;
+  const uniforms: ProgramUniform = [
+    { type: 'float32', data: [scale] },
+    { type: 'int32', data: [KV] },
+    { type: 'int32', data: [G] },
+    { type: 'int32', data: [T] },
+  ];
+  // the mask as [B, T, S] (a free reshape): rank-5 inputs need the backend's vec5 uniforms
+  const bias3 = bias ? tf.reshape(bias, [B, T, S]) : null;
+  const f = customOp<tf.Tensor3D>(([si], save) => {
+    const program = attnSoftmaxForwardProgram([n, m, S], bias3 != null);
+    const y = run(program, bias3 ? [si, bias3] : [si], 'float32', uniforms) as tf.Tensor3D;
+    save([y]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => run(attnSoftmaxBackwardProgram([n, m, S]), [saved[0], dy], 'float32', uniforms),
+    };
+  });
+  return f(scores);
+}
