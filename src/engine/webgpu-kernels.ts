@@ -543,3 +543,76 @@ export function fusedAttentionSoftmax(
   });
   return f(scores);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// AdamW (torch's formulas, as src/train/optimizer.ts writes them with tfjs ops) for one parameter, gated on the GPU:
+// a closed gate (bool scalar) leaves everything as it was, and non-finite gradients never reach the moments.
+
+/** Step scalars, as JS numbers (rounded to float32 in the uniforms, as tf.scalar rounds them). */
+export interface AdamWScalars {
+  /** torch's lerp weight: 1 − β1 when below 0.5 (m + w·(g − m)), else β1 (g − (g − m)·w). */
+  lerpW: number;
+  lerpSmall: boolean;
+  b2: number;
+  c2: number;
+  eps: number;
+  /** 1 − lr·wd for a decayed parameter, else 1. */
+  decay: number;
+  /** −lr / (1 − β1ᵗ) */
+  negStep: number;
+  /** sqrt(1 − β2ᵗ) */
+  bc2sqrt: number;
+}
+
+const ADAMW_UNIFORMS = 'lerpW : f32, b2 : f32, c2 : f32, eps : f32, decay : f32, negStep : f32, bc2sqrt : f32,';
+
+const adamwUniforms = (s: AdamWScalars): ProgramUniform =>
+  [s.lerpW, s.b2, s.c2, s.eps, s.decay, s.negStep, s.bc2sqrt].map((x) => ({ type: 'float32', data: [x] }));
+
+function adamwProgram(shape: number[], what: 'p' | 'm' | 'v' | 'select', lerpSmall: boolean): WebGpuProgram {
+  const mNew = lerpSmall
+    ? 'm[index] + uniforms.lerpW * (g[index] - m[index])'
+    : 'g[index] - (g[index] - m[index]) * uniforms.lerpW';
+  const vNew = 'v[index] * uniforms.b2 + uniforms.c2 * g[index] * g[index]';
+  const open = 'gate[0] != 0';
+  const body = {
+    p: `let mn = ${mNew};
+        let vn = ${vNew};
+        let denom = sqrt(vn) / uniforms.bc2sqrt + uniforms.eps;
+        result[index] = select(p[index], p[index] * uniforms.decay + uniforms.negStep * (mn / denom), ${open});`,
+    m: `result[index] = select(m[index], ${mNew}, ${open} && applied[0] != 0);`,
+    v: `result[index] = select(v[index], ${vNew}, ${open} && applied[0] != 0);`,
+    select: `result[index] = select(p[index], newP[index], applied[0] != 0);`,
+  }[what];
+  const names = {
+    p: ['p', 'm', 'v', 'g', 'gate'],
+    m: ['m', 'g', 'gate', 'applied'],
+    v: ['v', 'g', 'gate', 'applied'],
+    select: ['p', 'newP', 'applied'],
+  }[what];
+  const prog = elementwiseProgram(`webtune_adamw_${what}_${lerpSmall ? 1 : 0}`, names, shape, body);
+  prog.uniforms = ADAMW_UNIFORMS;
+  return prog;
+}
+
+/**
+ * One parameter's AdamW step in two phases: newParam() before the global finiteness check, commit() after it with
+ * that check's bool scalar (`applied`): new moments and parameter values, or the old ones. 4 programs in all.
+ */
+export function fusedAdamW(p: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, gate: tf.Tensor, s: AdamWScalars) {
+  const u = adamwUniforms(s);
+  const boolAsInt = (b: tf.Tensor) => (b.dtype === 'bool' ? b : tf.cast(b, 'bool'));
+  const gateB = boolAsInt(gate);
+  const newP = run(adamwProgram(p.shape, 'p', s.lerpSmall), [p, m, v, g, gateB], 'float32', u);
+  return {
+    newP,
+    commit(applied: tf.Tensor): { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
+      const a = boolAsInt(applied);
+      return {
+        m: run(adamwProgram(p.shape, 'm', s.lerpSmall), [m, g, gateB, a], 'float32', u),
+        v: run(adamwProgram(p.shape, 'v', s.lerpSmall), [v, g, gateB, a], 'float32', u),
+        p: run(adamwProgram(p.shape, 'select', s.lerpSmall), [p, newP, a], 'float32', u),
+      };
+    },
+  };
+}

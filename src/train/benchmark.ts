@@ -400,7 +400,8 @@ export async function gpuCountsPerStep(
   }
   if (!total) return null;
   const per = (x: number) => x / steps;
-  return { programs: per(total.programs), byProgram: {}, reads: per(total.reads), bytesRead: per(total.bytesRead) };
+  const byProgram = Object.fromEntries(Object.entries(total.byProgram).map(([k, v]) => [k, per(v)]));
+  return { programs: per(total.programs), byProgram, reads: per(total.reads), bytesRead: per(total.bytesRead) };
 }
 
 /**
@@ -415,9 +416,14 @@ export async function gpuProgramsPerLayer(
   const one = await gpuCountsPerStep(cfg, lora, checkpointing, 1);
   const two = await gpuCountsPerStep(cfg, lora, checkpointing, 2);
   if (!one || !two) return null;
+  const byProgram: [string, number][] = Object.entries(two.byProgram)
+    .map(([k, v]): [string, number] => [k, v - (one.byProgram[k] ?? 0)])
+    .filter(([, v]) => v !== 0)
+    .sort((a, b) => b[1] - a[1]);
   return {
     gpu_programs_per_layer_per_step: two.programs - one.programs,
     gpu_programs_per_step_outside_layers: 2 * one.programs - two.programs,
+    gpu_programs_per_layer_by_program: Object.fromEntries(byProgram),
   };
 }
 

@@ -19,6 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readTensor } from '../engine/readback';
+import { fusedAdamW, webgpuKernelsActive, type AdamWScalars } from '../engine/webgpu-kernels';
 
 export interface AdamWConfig {
   learning_rate: number;
@@ -152,6 +153,7 @@ export class AdamW {
     if (gate && (gate.rank !== 0 || gate.dtype !== 'bool')) throw new Error('AdamW: gate must be a bool scalar');
     this.steps++;
 
+    if (gate && webgpuKernelsActive()) return this.fusedStep(gmap, lr, gate, !!opts.checkWeights);
     return tf.tidy((): tf.Scalar | undefined => {
       // Step-independent scalars (float64 in JS, cast to float32 once).
       const sc = (x: number) => tf.scalar(x, 'float32');
@@ -215,6 +217,55 @@ export class AdamW {
         u.p.assign(tf.where(applied, u.newP, u.p));
       }
       return applied;
+    });
+  }
+
+  /**
+   * step() on webgpu with a gate: the same formulas in our WGSL programs (src/engine/webgpu-kernels.ts), 4 programs
+   * per parameter plus the finiteness check, instead of some 25 ops with their where/tile broadcasts.
+   */
+  private fusedStep(
+    gmap: Map<string, tf.Tensor>,
+    lr: number,
+    gate: tf.Scalar,
+    checkWeights: boolean,
+  ): tf.Scalar | undefined {
+    const { adam_beta1: beta1, adam_beta2: beta2, adam_epsilon: eps, weight_decay: wd } = this.config;
+    const w1 = 1 - beta1;
+    const lerpSmall = w1 < 0.5;
+    return tf.tidy((): tf.Scalar | undefined => {
+      const steps: { p: tf.Variable; s: Slot; step: ReturnType<typeof fusedAdamW> }[] = [];
+      for (const [name, p] of this.params) {
+        const g = gmap.get(name);
+        if (!g) continue;
+        if (g.shape.join(',') !== p.shape.join(',')) {
+          throw new Error(`AdamW: gradient for ${name} has shape [${g.shape}], parameter has [${p.shape}]`);
+        }
+        const s = this.slot(name);
+        s.step++;
+        const scalars: AdamWScalars = {
+          lerpW: lerpSmall ? w1 : 1 - w1,
+          lerpSmall,
+          b2: beta2,
+          c2: 1 - beta2,
+          eps,
+          decay: wd !== 0 && s.decay ? 1 - lr * wd : 1,
+          negStep: -(lr / (1 - Math.pow(beta1, s.step))),
+          bc2sqrt: Math.sqrt(1 - Math.pow(beta2, s.step)),
+        };
+        steps.push({ p, s, step: fusedAdamW(p, s.m, s.v, g, gate, scalars) });
+      }
+      // ‖θ‖² is finite only if every weight is finite and below ~1.8e19 in magnitude.
+      let applied = tf.scalar(true, 'bool') as tf.Scalar;
+      if (checkWeights)
+        for (const u of steps) applied = tf.logicalAnd(applied, tf.isFinite(tf.sum(tf.square(u.step.newP))));
+      for (const u of steps) {
+        const r = u.step.commit(applied);
+        u.s.m.assign(r.m);
+        u.s.v.assign(r.v);
+        u.p.assign(r.p);
+      }
+      return checkWeights ? applied : undefined;
     });
   }
 

@@ -11,6 +11,7 @@ import { backendMemoryLimit, type MemoryLimits } from '../train/memory-guard';
 import type { BackendOptions, BackendProbeReport, BackendStatus } from './api';
 import type { BenchLine, WorkloadRequest } from '../train/benchmark';
 import { checkWebgpuKernels, type KernelCheckReport } from '../engine/webgpu-kernel-check';
+import { checkFusedAdamW } from '../train/optimizer-check';
 import { assertNoRun, exclusive, type WorkerState } from './state';
 import { webgpuAdapter } from './webgpu';
 
@@ -125,7 +126,9 @@ export function backendApi(s: WorkerState) {
       return exclusive(s, async () => {
         assertNoRun(s, 'check kernels');
         try {
-          return await checkWebgpuKernels(1e-4, s.beat);
+          const report = await checkWebgpuKernels(1e-4, s.beat);
+          report.checks.push(...(await checkFusedAdamW(report.tolerance)));
+          return report;
         } finally {
           // the check leaves webgpu active: return to the one the model lives on
           if (s.backend) await initBackend(s.backend.backend);

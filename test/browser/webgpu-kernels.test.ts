@@ -1,7 +1,8 @@
 /**
  * Our WGSL kernels (src/engine/webgpu-kernels.ts) in real Chromium on its SwiftShader WebGPU adapter, through the
  * engine worker of the production build: each fused op against the plain ops on cpu within 1e-4 relative, forward
- * and gradient, and the whole-model LoRA gradients on webgpu (which now run them) still match cpu.
+ * and gradient (the fused AdamW step: its parameters, moments and refusals after five steps), and the whole-model
+ * LoRA gradients on webgpu (which now run them) still match cpu.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
