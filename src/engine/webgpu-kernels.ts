@@ -570,10 +570,12 @@ const adamwUniforms = (s: AdamWScalars): ProgramUniform =>
   [s.lerpW, s.b2, s.c2, s.eps, s.decay, s.negStep, s.bc2sqrt].map((x) => ({ type: 'float32', data: [x] }));
 
 function adamwProgram(shape: number[], what: 'p' | 'm' | 'v' | 'select', lerpSmall: boolean): WebGpuProgram {
+  // the gradient as the trainer hands it over: (sum / count) · clip coefficient
+  const gv = '((g[index] / gdiv[0]) * gmul[0])';
   const mNew = lerpSmall
-    ? 'm[index] + uniforms.lerpW * (g[index] - m[index])'
-    : 'g[index] - (g[index] - m[index]) * uniforms.lerpW';
-  const vNew = 'v[index] * uniforms.b2 + uniforms.c2 * g[index] * g[index]';
+    ? `m[index] + uniforms.lerpW * (${gv} - m[index])`
+    : `${gv} - (${gv} - m[index]) * uniforms.lerpW`;
+  const vNew = `v[index] * uniforms.b2 + uniforms.c2 * ${gv} * ${gv}`;
   const open = 'gate[0] != 0';
   const body = {
     p: `let mn = ${mNew};
@@ -585,9 +587,9 @@ function adamwProgram(shape: number[], what: 'p' | 'm' | 'v' | 'select', lerpSma
     select: `result[index] = select(p[index], newP[index], applied[0] != 0);`,
   }[what];
   const names = {
-    p: ['p', 'm', 'v', 'g', 'gate'],
-    m: ['m', 'g', 'gate', 'applied'],
-    v: ['v', 'g', 'gate', 'applied'],
+    p: ['p', 'm', 'v', 'g', 'gdiv', 'gmul', 'gate'],
+    m: ['m', 'g', 'gdiv', 'gmul', 'gate', 'applied'],
+    v: ['v', 'g', 'gdiv', 'gmul', 'gate', 'applied'],
     select: ['p', 'newP', 'applied'],
   }[what];
   const prog = elementwiseProgram(`webtune_adamw_${what}_${lerpSmall ? 1 : 0}`, names, shape, body);
@@ -596,23 +598,76 @@ function adamwProgram(shape: number[], what: 'p' | 'm' | 'v' | 'select', lerpSma
 }
 
 /**
- * One parameter's AdamW step in two phases: newParam() before the global finiteness check, commit() after it with
- * that check's bool scalar (`applied`): new moments and parameter values, or the old ones. 4 programs in all.
+ * One parameter's AdamW step in two phases: newP before the global finiteness check, commit() after it with that
+ * check's bool scalar (`applied`): new moments and parameter values, or the old ones. 4 programs in all. The gradient
+ * used is (g / gradScale.div) · gradScale.mul (float32 scalars), so the trainer's averaging and clipping cost nothing.
  */
-export function fusedAdamW(p: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, gate: tf.Tensor, s: AdamWScalars) {
+export function fusedAdamW(
+  p: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  g: tf.Tensor,
+  gate: tf.Tensor,
+  s: AdamWScalars,
+  gradScale: { div: tf.Tensor; mul: tf.Tensor },
+) {
   const u = adamwUniforms(s);
   const boolAsInt = (b: tf.Tensor) => (b.dtype === 'bool' ? b : tf.cast(b, 'bool'));
   const gateB = boolAsInt(gate);
-  const newP = run(adamwProgram(p.shape, 'p', s.lerpSmall), [p, m, v, g, gateB], 'float32', u);
+  const { div, mul } = gradScale;
+  const newP = run(adamwProgram(p.shape, 'p', s.lerpSmall), [p, m, v, g, div, mul, gateB], 'float32', u);
   return {
     newP,
     commit(applied: tf.Tensor): { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
       const a = boolAsInt(applied);
       return {
-        m: run(adamwProgram(p.shape, 'm', s.lerpSmall), [m, g, gateB, a], 'float32', u),
-        v: run(adamwProgram(p.shape, 'v', s.lerpSmall), [v, g, gateB, a], 'float32', u),
+        m: run(adamwProgram(p.shape, 'm', s.lerpSmall), [m, g, div, mul, gateB, a], 'float32', u),
+        v: run(adamwProgram(p.shape, 'v', s.lerpSmall), [v, g, div, mul, gateB, a], 'float32', u),
         p: run(adamwProgram(p.shape, 'select', s.lerpSmall), [p, newP, a], 'float32', u),
       };
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Whole-tensor reductions of a step's small tensors (LoRA gradients and weights) in one workgroup.
+
+const SUM_WG = 256;
+
+function wholeSumProgram(key: string, names: string[], term: string, finish: string): WebGpuProgram {
+  const code = `
+    var<workgroup> part : array<f32, ${SUM_WG}>;
+    fn main(index : i32) {
+      let lid = u32(localId.x);
+      let n = uniforms.n;
+      var a = 0.0;
+      for (var i = i32(lid); i < n; i = i + ${SUM_WG}) { ${term} }
+      part[lid] = a;
+      ${treeSum('part', SUM_WG)}
+      if (lid == 0u) { ${finish} }
+    }`;
+  return rowProgram(key, names, [], 1, SUM_WG, code, 'n : i32,');
+}
+
+/** sqrt(Σ (g / n)²) for a gradient sum g and the token count n (a float32 scalar): the clipping norm of g / n. */
+export function fusedGradNorm(g: tf.Tensor, n: tf.Tensor): tf.Scalar {
+  const program = wholeSumProgram(
+    'webtune_grad_norm',
+    ['g', 'count'],
+    'let x = g[i] / count[0]; a = a + x * x;',
+    'result[0] = sqrt(part[0]);',
+  );
+  return run(program, [g, n], 'float32', [{ type: 'int32', data: [g.size] }]) as tf.Scalar;
+}
+
+/** prev ∧ (Σ p² is finite): AdamW's check that a new weight is finite and below ~1.8e19 in magnitude. */
+export function fusedAllFinite(p: tf.Tensor, prev: tf.Tensor): tf.Scalar {
+  const program = wholeSumProgram(
+    'webtune_all_finite',
+    ['p', 'prev'],
+    'a = a + p[i] * p[i];',
+    `let finite = (bitcast<u32>(part[0]) & 0x7f800000u) != 0x7f800000u;
+     result[0] = select(0, 1, finite && prev[0] != 0);`,
+  );
+  return run(program, [p, prev], 'bool', [{ type: 'int32', data: [p.size] }]) as tf.Scalar;
 }

@@ -8,7 +8,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../engine/backend';
 import { relErr, type KernelCheck } from '../engine/webgpu-kernel-check';
 import { startGpuCounting } from '../engine/gpu-counters';
+import { setWebgpuKernels } from '../engine/webgpu-kernels';
 import { AdamW } from './optimizer';
+import { Trainer } from './trainer';
+import { randomInit } from './benchmark';
+import { CausalLM, type TrainBatch } from '../engine/model';
+import type { ModelConfig } from '../engine/config';
 
 function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   let h = seed >>> 0 || 1;
@@ -93,4 +98,88 @@ export async function checkFusedAdamW(tolerance = 1e-4): Promise<KernelCheck[]> 
     }
   }
   return checks;
+}
+
+/** Five training steps of a tiny llama (LoRA with dropout on every linear layer, gradients clipped at 0.05). */
+async function trainRun(): Promise<Float32Array[]> {
+  const cfg: ModelConfig = {
+    family: 'llama',
+    architecture: 'LlamaForCausalLM',
+    vocab_size: 13,
+    hidden_size: 8,
+    intermediate_size: 16,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 16,
+    norm_eps: 1e-5,
+    rope_theta: 10000,
+    rope_layout: 'half',
+    tie_word_embeddings: true,
+    attention_bias: false,
+    hidden_act: 'silu',
+    bos_token_id: 1,
+    eos_token_id: 2,
+    head_dim: 2,
+  };
+  const model = CausalLM.fromRaw(cfg, randomInit(cfg, 3));
+  const adapter = model.attachLora(
+    { r: 2, lora_alpha: 4, lora_dropout: 0.1, target_modules: 'all-linear', use_rslora: false },
+    1,
+  );
+  const batch: TrainBatch = {
+    inputIds: Int32Array.from([1, 5, 6, 7, 8, 9, 1, 10, 11, 12, 2, 2]),
+    labels: Int32Array.from([-100, -100, 6, 7, 8, 9, -100, -100, 11, 12, -100, -100]),
+    attentionMask: Uint8Array.from([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]),
+    batchSize: 2,
+    seqLen: 6,
+  };
+  const trainer = new Trainer<TrainBatch>(
+    { vars: adapter.variables(), lossFn: (b) => model.loss(b, { dropoutSeed: 7 }) },
+    { learning_rate: 0.05, max_steps: 5, lr_scheduler_type: 'constant', seed: 0, max_grad_norm: 0.05 },
+  );
+  const metrics: number[] = [];
+  try {
+    for (let s = 0; s < 5; s++) {
+      const m = await trainer.step([batch]);
+      metrics.push(m.loss, m.gradNorm, m.correct);
+    }
+    const out = [Float32Array.from(metrics)];
+    for (const v of adapter.variables().values()) out.push(Float32Array.from(await v.data()));
+    return out;
+  } finally {
+    trainer.dispose();
+    model.dispose();
+  }
+}
+
+/** The Trainer's step on webgpu (grad norms, clipping and AdamW in our programs) against cpu. Leaves webgpu active. */
+export async function checkFusedTrainer(tolerance = 1e-4): Promise<KernelCheck> {
+  await initBackend('cpu');
+  const ref = await trainRun();
+  await initBackend('webgpu');
+  // Five Adam steps amplify float rounding (an update is about lr · sign(g) where g is small): the same run on
+  // webgpu with the plain ops is the yardstick, and our programs may not drift further from cpu than it does
+  setWebgpuKernels(false);
+  let plain: Float32Array[];
+  try {
+    plain = await trainRun();
+  } finally {
+    setWebgpuKernels(true);
+  }
+  const plainErr = Math.max(...plain.map((g, j) => relErr(g, ref[j])));
+  const counting = startGpuCounting();
+  const name = `Trainer: 5 LoRA steps, tiny llama (loss, grad norm, correct, adapter weights; plain webgpu ops: ${plainErr.toExponential(2)})`;
+  try {
+    const got = await trainRun();
+    const forward = Math.max(...got.map((g, j) => relErr(g, ref[j])));
+    const fusedPrograms = Object.entries(counting?.counts.byProgram ?? {})
+      .filter(([k]) => k.startsWith('webtune_'))
+      .reduce((n, [, v]) => n + v, 0);
+    return { name, forward, fusedPrograms, ok: forward <= Math.max(tolerance, 2 * plainErr) && fusedPrograms > 0 };
+  } catch (e) {
+    return { name, forward: Infinity, fusedPrograms: 0, ok: false, error: e instanceof Error ? e.message : String(e) };
+  } finally {
+    counting?.stop();
+  }
 }

@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readTensor } from '../engine/readback';
-import { fusedAdamW, webgpuKernelsActive, type AdamWScalars } from '../engine/webgpu-kernels';
+import { fusedAdamW, fusedAllFinite, webgpuKernelsActive, type AdamWScalars } from '../engine/webgpu-kernels';
 
 export interface AdamWConfig {
   learning_rate: number;
@@ -70,6 +70,8 @@ export interface AdamWStepOptions {
    * the flag (a bool scalar, true = applied) for the caller to read back with its other values.
    */
   checkWeights?: boolean;
+  /** Use (g / div) · mul for each gradient g (float32 scalars): the trainer's averaging and clipping, fused on webgpu. */
+  gradScale?: { div: tf.Scalar; mul: tf.Scalar };
 }
 
 interface Slot {
@@ -144,6 +146,16 @@ export class AdamW {
   step(grads: Map<string, tf.Tensor> | Record<string, tf.Tensor>, opts: AdamWStepOptions = {}): tf.Scalar | undefined {
     if (this.disposed) throw new Error('AdamW: used after dispose()');
     const gmap = grads instanceof Map ? grads : new Map(Object.entries(grads));
+    // off webgpu (or without a gate) the scaling is applied here, with the ops the trainer used to apply it
+    if (opts.gradScale && !(opts.gate && webgpuKernelsActive())) {
+      const { div, mul } = opts.gradScale;
+      const scaled = new Map([...gmap].map(([k, g]) => [k, tf.mul(tf.div(g, div), mul)] as [string, tf.Tensor]));
+      try {
+        return this.step(scaled, { ...opts, gradScale: undefined });
+      } finally {
+        tf.dispose([...scaled.values()]);
+      }
+    }
     for (const name of gmap.keys())
       if (!this.params.has(name)) throw new Error(`AdamW: gradient for unknown parameter ${name}`);
     const lr = opts.learning_rate ?? this.config.learning_rate;
@@ -153,7 +165,7 @@ export class AdamW {
     if (gate && (gate.rank !== 0 || gate.dtype !== 'bool')) throw new Error('AdamW: gate must be a bool scalar');
     this.steps++;
 
-    if (gate && webgpuKernelsActive()) return this.fusedStep(gmap, lr, gate, !!opts.checkWeights);
+    if (gate && webgpuKernelsActive()) return this.fusedStep(gmap, lr, gate, !!opts.checkWeights, opts.gradScale);
     return tf.tidy((): tf.Scalar | undefined => {
       // Step-independent scalars (float64 in JS, cast to float32 once).
       const sc = (x: number) => tf.scalar(x, 'float32');
@@ -229,11 +241,13 @@ export class AdamW {
     lr: number,
     gate: tf.Scalar,
     checkWeights: boolean,
+    gradScale?: { div: tf.Scalar; mul: tf.Scalar },
   ): tf.Scalar | undefined {
     const { adam_beta1: beta1, adam_beta2: beta2, adam_epsilon: eps, weight_decay: wd } = this.config;
     const w1 = 1 - beta1;
     const lerpSmall = w1 < 0.5;
     return tf.tidy((): tf.Scalar | undefined => {
+      const scale = gradScale ?? { div: tf.scalar(1), mul: tf.scalar(1) };
       const steps: { p: tf.Variable; s: Slot; step: ReturnType<typeof fusedAdamW> }[] = [];
       for (const [name, p] of this.params) {
         const g = gmap.get(name);
@@ -253,12 +267,11 @@ export class AdamW {
           negStep: -(lr / (1 - Math.pow(beta1, s.step))),
           bc2sqrt: Math.sqrt(1 - Math.pow(beta2, s.step)),
         };
-        steps.push({ p, s, step: fusedAdamW(p, s.m, s.v, g, gate, scalars) });
+        steps.push({ p, s, step: fusedAdamW(p, s.m, s.v, g, gate, scalars, scale) });
       }
       // ‖θ‖² is finite only if every weight is finite and below ~1.8e19 in magnitude.
       let applied = tf.scalar(true, 'bool') as tf.Scalar;
-      if (checkWeights)
-        for (const u of steps) applied = tf.logicalAnd(applied, tf.isFinite(tf.sum(tf.square(u.step.newP))));
+      if (checkWeights) for (const u of steps) applied = fusedAllFinite(u.step.newP, applied);
       for (const u of steps) {
         const r = u.step.commit(applied);
         u.s.m.assign(r.m);

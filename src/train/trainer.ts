@@ -26,6 +26,7 @@
  * re-armed and TrainingDivergedError is thrown: the variables hold the values after the last good step.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedGradNorm, webgpuKernelsActive } from '../engine/webgpu-kernels';
 import { AdamW, type AdamWState } from './optimizer';
 import { makeSchedule, warmupStepsFor, SCHEDULE_NAMES, type ScheduleName } from './schedule';
 import { Rng, type RngState } from '../util/rng';
@@ -439,10 +440,12 @@ export class Trainer<B> {
       packed = tf.tidy(() => {
         const nSafe = tf.maximum(ns, 1);
         const loss = tf.div(ls, nSafe) as tf.Scalar;
+        // webgpu: the mean over tokens and the clipping are folded into our norm and AdamW programs
+        const fused = webgpuKernelsActive();
         const grads = new Map<string, tf.Tensor>();
-        for (const [k, g] of gs) grads.set(k, tf.div(g, nSafe));
+        for (const [k, g] of gs) grads.set(k, fused ? g : tf.div(g, nSafe));
         // torch clip_grad_norm_: norm of the per-tensor norms
-        const norms = [...grads.values()].map((g) => tf.sqrt(tf.sum(tf.square(g))));
+        const norms = [...grads.values()].map((g) => (fused ? fusedGradNorm(g, nSafe) : tf.sqrt(tf.sum(tf.square(g)))));
         const norm = tf.sqrt(tf.sum(tf.square(tf.stack(norms)))) as tf.Scalar;
         const lossOk = tf.isFinite(loss);
         const normOk = tf.isFinite(norm);
@@ -453,12 +456,15 @@ export class Trainer<B> {
         );
         const gate = tf.logicalAnd(this.okFlag, tf.logicalAnd(tf.logicalAnd(lossOk, normOk), alive)) as tf.Scalar;
         let applied = grads;
+        let coef: tf.Scalar | null = null;
         if (this.config.max_grad_norm > 0) {
-          const coef = tf.minimum(tf.div(tf.scalar(this.config.max_grad_norm), tf.add(norm, 1e-6)), 1);
-          applied = new Map([...grads].map(([k, g]) => [k, tf.mul(g, coef)] as [string, tf.Tensor]));
+          coef = tf.minimum(tf.div(tf.scalar(this.config.max_grad_norm), tf.add(norm, 1e-6)), 1) as tf.Scalar;
+          const c = coef;
+          if (!fused) applied = new Map([...grads].map(([k, g]) => [k, tf.mul(g, c)] as [string, tf.Tensor]));
         }
+        const gradScale = fused ? { gradScale: { div: nSafe as tf.Scalar, mul: coef ?? tf.scalar(1) } } : {};
         // An update that would leave a weight non-finite (or above ~1.8e19) is refused on the device too.
-        const weightsOk = this.optimizer.step(applied, { learning_rate: lr, gate, checkWeights: true })!;
+        const weightsOk = this.optimizer.step(applied, { learning_rate: lr, gate, checkWeights: true, ...gradScale })!;
         const ok = tf.logicalAnd(gate, weightsOk) as tf.Scalar;
         this.okFlag.assign(ok); // sticky: once closed, later steps are no-ops until rearm()
         const f = (t: tf.Tensor) => tf.cast(t, 'float32');

@@ -11,7 +11,7 @@ import { backendMemoryLimit, type MemoryLimits } from '../train/memory-guard';
 import type { BackendOptions, BackendProbeReport, BackendStatus } from './api';
 import type { BenchLine, WorkloadRequest } from '../train/benchmark';
 import { checkWebgpuKernels, type KernelCheckReport } from '../engine/webgpu-kernel-check';
-import { checkFusedAdamW } from '../train/optimizer-check';
+import { checkFusedAdamW, checkFusedTrainer } from '../train/optimizer-check';
 import { assertNoRun, exclusive, type WorkerState } from './state';
 import { webgpuAdapter } from './webgpu';
 
@@ -128,6 +128,7 @@ export function backendApi(s: WorkerState) {
         try {
           const report = await checkWebgpuKernels(1e-4, s.beat);
           report.checks.push(...(await checkFusedAdamW(report.tolerance)));
+          report.checks.push(await checkFusedTrainer(report.tolerance));
           return report;
         } finally {
           // the check leaves webgpu active: return to the one the model lives on
