@@ -3,7 +3,9 @@
  * real engine worker of the production build, on wasm — once per thread count (BENCH_THREADS, default "1,N" with N
  * = navigator.hardwareConcurrency) — as JSON lines with the same fields plus backend, threads and the same
  * backend's 1024³ matMul GFLOP/s measured in the same page. Models as arguments (stories260K smollm2 gpt2; default
- * all); BENCH_STEPS steps (default 5). BENCH_GPU=1 adds webgl and webgpu lines on stories260K (SwiftShader: slow).
+ * all); BENCH_STEPS steps (default 5). BENCH_GPU=1 adds webgl and webgpu lines on stories260K (SwiftShader: slow),
+ * with per training step the GPU programs dispatched, the reads back to the CPU and their bytes, the most dispatched
+ * programs, and the programs per transformer layer (src/engine/gpu-counters.ts; see benchModel, gpuProgramsPerLayer).
  */
 import type { BackendName } from '../src/engine/backend';
 import type { BackendOptions } from '../src/worker/api';

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 import { loraScaling, targetedModules, validateLoraConfig, type LoraConfig } from './lora-config';
 import type { LinearModule } from './params';
+import { dropout } from './ops';
 import { Rng } from '../util/rng';
 
 export function loraParamName(module: string, which: 'A' | 'B'): string {
@@ -106,7 +107,7 @@ export class LoraAdapter {
     if (!l) return null;
     let xin: tf.Tensor2D = x;
     if (dropoutSeed != null && this.config.lora_dropout > 0)
-      xin = tf.dropout(x, this.config.lora_dropout, undefined, dropoutSeed) as tf.Tensor2D;
+      xin = dropout(x, this.config.lora_dropout, dropoutSeed) as tf.Tensor2D;
     const xa = tf.matMul(xin, l.A, false, true);
     return tf.mul(tf.matMul(xa, l.B, false, true), this.scaling) as tf.Tensor2D;
   }

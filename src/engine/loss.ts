@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './ops';
+import { fusedCrossEntropy, webgpuKernelsActive } from './webgpu-kernels';
 
 export const IGNORE_INDEX = -100;
 
@@ -59,9 +60,12 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
     maskArr[i] = 1;
     count++;
   }
+  const logits = tf.reshape(logitsIn, [N, V]) as tf.Tensor2D;
+  // webgpu: one program per row block forward (plus the sum), one backward, two for the correct count
+  if (webgpuKernelsActive() && logits.dtype === 'float32')
+    return { ...fusedCrossEntropy(logits, targets, count), count: tf.scalar(count) };
   for (let i = 0; i < N; i++) flatIdx[i] = i * V + safe[i];
   const denom = Math.max(count, 1);
-  const logits = tf.reshape(logitsIn, [N, V]) as tf.Tensor2D;
   const mask = tf.tensor1d(maskArr);
   const idx = tf.tensor1d(flatIdx, 'int32');
 

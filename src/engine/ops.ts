@@ -4,23 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
-
-/** A differentiable op with a hand-written gradient (typed wrapper over tf.customGrad). */
-export function customOp<T extends tf.Tensor>(
-  f: (
-    inputs: tf.Tensor[],
-    save: tf.GradSaveFunc,
-  ) => { value: T; gradFunc: (dy: T, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] },
-): (...inputs: tf.Tensor[]) => T {
-  const g = (...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const save = args.pop() as tf.GradSaveFunc;
-    const { value, gradFunc } = f(args as tf.Tensor[], save);
-    // tfjs runs a custom gradient outside any scope of its own: without this its temporaries would live until the
-    // whole backward pass ends
-    return { value, gradFunc: (dy: T, saved: tf.Tensor[]) => tf.tidy(() => gradFunc(dy, saved)) };
-  };
-  return tf.customGrad(g as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...inputs: tf.Tensor[]) => T;
-}
+import { customOp } from './custom-op';
+export { customOp };
+import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
 
 /**
  * y = x · Wᵀ for a frozen nn.Linear weight W [out, in] (x is 2-D [M, in]).
@@ -47,11 +33,16 @@ export function linearInOut(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
   return f(x);
 }
 
+/** A frozen weight (not a variable) a fused kernel may close over: no gradient is ever asked of it. */
+const frozen = (w: tf.Tensor) => !(w instanceof tf.Variable);
+
 /**
- * HF LlamaRMSNorm: w · x / sqrt(mean(x²) + eps), over the last axis. The weight is frozen (no gradient), and the
- * backward pass keeps only x: with r = (mean(x²) + eps)^-½ and g = dy · w, dx = r · g − x · r³ · mean(g · x).
+ * HF LlamaRMSNorm: w · x / sqrt(mean(x²) + eps), over the last axis. The weight is frozen (no gradient). On webgpu
+ * one fused program each way; elsewhere the backward pass keeps only x: with r = (mean(x²) + eps)^-½ and
+ * g = dy · w, dx = r · g − x · r³ · mean(g · x).
  */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  if (webgpuKernelsActive() && frozen(w)) return fusedRmsNorm(x, w, eps, false);
   const f = customOp<tf.Tensor>(([xi], save) => {
     save([xi]);
     return {
@@ -69,8 +60,26 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
 
 /** Gemma's RMSNorm: x / sqrt(mean(x²) + eps) · (1 + w), over the last axis (the weights are stored zero-centred). */
 export function rmsNormOnePlus(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
+  if (webgpuKernelsActive() && frozen(w)) return fusedRmsNorm(x, w, eps, true);
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), tf.add(w, 1));
+}
+
+/**
+ * tf.dropout(x, rate, undefined, seed) (training mode, inverted scaling). On webgpu the keep/scale multiplier is
+ * formed on the CPU from the same seeded uniforms, bit for bit as tf.dropout forms it (floor(u + keep) / keep in
+ * float32), so the step runs one program forward and one backward instead of an add, floor, div and mul.
+ */
+export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
+  if (!webgpuKernelsActive() || rate <= 0 || x.dtype !== 'float32') return tf.dropout(x, rate, undefined, seed);
+  const keep = Math.fround(1 - rate);
+  // randomUniform fills its values on the CPU: this dataSync reads nothing from the GPU
+  const u = tf.randomUniform(x.shape, 0, 1, 'float32', seed);
+  const vals = u.dataSync() as Float32Array;
+  u.dispose();
+  const m = new Float32Array(vals.length);
+  for (let i = 0; i < m.length; i++) m[i] = Math.floor(Math.fround(vals[i] + keep)) / keep;
+  return tf.mul(x, tf.tensor(m, x.shape));
 }
 
 /** Gemma's soft capping: tanh(x / cap) · cap (attention scores and final logits). */
@@ -99,9 +108,12 @@ export function silu(x: tf.Tensor): tf.Tensor {
 
 /**
  * SwiGLU's silu(g) · u as one op whose backward pass keeps g and u only (not also sigmoid(g) and silu(g)):
- * d/du = silu(g) · dy, d/dg = dy · u · σ(g) · (1 + g · (1 − σ(g))).
+ * d/du = silu(g) · dy, d/dg = dy · u · σ(g) · (1 + g · (1 − σ(g))). On webgpu, one fused program forward and two
+ * backward.
  */
 export function siluMul(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  if (webgpuKernelsActive() && g.dtype === 'float32' && u.dtype === 'float32' && tf.util.arraysEqual(g.shape, u.shape))
+    return fusedSiluMul(g, u);
   const f = customOp<tf.Tensor>(([gi, ui], save) => {
     save([gi, ui]);
     return {
@@ -153,6 +165,8 @@ export function applyRope(
   layout: 'half' | 'interleaved',
 ): tf.Tensor4D {
   const [B, Hn, T, d] = x.shape;
+  if (webgpuKernelsActive() && cos.shape[1] === 1 && cos.shape[0] === B && cos.shape[2] === T && 2 * cos.shape[3] === d)
+    return fusedRope(x, cos, sin, layout);
   if (layout === 'half') {
     const [x1, x2] = tf.split(x, 2, 3);
     const o1 = tf.sub(tf.mul(x1, cos), tf.mul(x2, sin));
@@ -166,6 +180,25 @@ export function applyRope(
   const oe = tf.sub(tf.mul(xe, c), tf.mul(xo, s));
   const oo = tf.add(tf.mul(xe, s), tf.mul(xo, c));
   return tf.reshape(tf.concat([oe, oo], 4), [B, Hn, T, d]) as tf.Tensor4D;
+}
+
+/**
+ * Attention probabilities softmax(scores · scale + bias) for scores [B·KV, G·T, S] (query heads grouped by their KV
+ * head) and an additive mask bias [B, 1, 1, T, S] or null; on webgpu one program forward and one backward.
+ */
+export function attentionSoftmax(
+  scores: tf.Tensor3D,
+  scale: number,
+  bias: tf.Tensor | null,
+  dims: { B: number; KV: number; G: number; T: number },
+): tf.Tensor3D {
+  const { B, KV, G, T } = dims;
+  const S = scores.shape[2];
+  if (webgpuKernelsActive() && (!bias || bias.size === B * T * S))
+    return fusedAttentionSoftmax(scores, scale, bias, dims);
+  let z: tf.Tensor = scale === 1 ? scores : tf.mul(scores, scale);
+  if (bias) z = tf.add(tf.reshape(z, [B, KV, G, T, S]), bias);
+  return tf.reshape(tf.softmax(z), [B * KV, G * T, S]) as tf.Tensor3D;
 }
 
 /** Batched matmul of 3-D tensors a [N, M, K] · b [N, K, P]. */

@@ -12,6 +12,7 @@ import { targetedModules, type LoraConfig } from '../engine/lora-config';
 import { parseLlama2cCheckpoint } from '../io/llama2c';
 import { Trainer } from './trainer';
 import { Rng } from '../util/rng';
+import { perStep, startGpuCounting, type GpuCounts } from '../engine/gpu-counters';
 
 export const B = 4,
   T = 128;
@@ -271,10 +272,19 @@ export async function benchModel(
   const times: number[] = [];
   let tensorsAfter1 = 0,
     tensors = 0;
+  // webgpu/webgl: programs dispatched and bytes read back during the timed steps
+  let gpu: GpuCounts | null = null;
   for (let s = 0; s <= steps; s++) {
+    const counting = s > 0 ? startGpuCounting() : null;
     const t0 = performance.now();
-    const m = await trainer.step([batch]);
+    let m;
+    try {
+      m = await trainer.step([batch]);
+    } finally {
+      counting?.stop();
+    }
     const dt = performance.now() - t0;
+    if (counting) gpu = addCounts(gpu, counting.counts);
     if (s === 0) tensorsAfter1 = tf.memory().numTensors;
     else times.push(dt);
     tensors = tf.memory().numTensors;
@@ -313,10 +323,108 @@ export async function benchModel(
     mfu_vs_matmul: +(gflops / matmulGflops).toFixed(3),
     live_tensors_after_step1: tensorsAfter1,
     live_tensors: tensors,
+    ...(gpu ? gpuFields(gpu, times.length) : {}),
   };
   trainer.dispose();
   model.dispose();
   return line;
+}
+
+function addCounts(a: GpuCounts | null, b: GpuCounts): GpuCounts {
+  if (!a) return { ...b, byProgram: { ...b.byProgram } };
+  const byProgram = { ...a.byProgram };
+  for (const [k, v] of Object.entries(b.byProgram)) byProgram[k] = (byProgram[k] ?? 0) + v;
+  return {
+    programs: a.programs + b.programs,
+    byProgram,
+    reads: a.reads + b.reads,
+    bytesRead: a.bytesRead + b.bytesRead,
+  };
+}
+
+/** The benchmark line's GPU fields: per training step, and the ten most dispatched programs per step. */
+function gpuFields(c: GpuCounts, steps: number): BenchLine {
+  const p = perStep(c, steps);
+  const top = Object.entries(c.byProgram)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 10)
+    .map(([k, v]) => [k, Math.round((10 * v) / steps) / 10]);
+  return {
+    gpu_programs_per_step: p.programs,
+    gpu_reads_per_step: p.reads,
+    gpu_bytes_read_per_step: p.bytes_read,
+    gpu_top_programs_per_step: Object.fromEntries(top),
+  };
+}
+
+/**
+ * GPU programs per training step of a randomly initialised `cfg` with `layers` blocks (webgpu/webgl; null on other
+ * backends): mean over `steps` steps after one warm-up. Program counts depend on shapes only, not on the weights.
+ */
+export async function gpuCountsPerStep(
+  cfg: ModelConfig,
+  lora: LoraConfig,
+  checkpointing: boolean,
+  layers: number,
+  steps = 2,
+): Promise<GpuCounts | null> {
+  const c: ModelConfig = { ...cfg, num_hidden_layers: layers };
+  if (c.layer_types) c.layer_types = c.layer_types.slice(0, layers);
+  const model = CausalLM.fromRaw(c, randomInit(c));
+  const adapter = model.attachLora(lora, 0);
+  const rng = new Rng(1);
+  const ids = Int32Array.from({ length: B * T }, () => rng.int(c.vocab_size));
+  const batch: TrainBatch = { inputIds: ids, labels: ids, batchSize: B, seqLen: T };
+  const trainer = new Trainer<TrainBatch>(
+    {
+      vars: adapter.variables(),
+      lossFn: (b) => model.loss(b, { dropoutSeed: 1, gradientCheckpointing: checkpointing }),
+    },
+    { learning_rate: 1e-4, max_steps: steps + 1, lr_scheduler_type: 'constant', seed: 0 },
+  );
+  let total: GpuCounts | null = null;
+  try {
+    for (let s = 0; s <= steps; s++) {
+      const counting = s > 0 ? startGpuCounting() : null;
+      if (s > 0 && !counting) return null;
+      try {
+        await trainer.step([batch]);
+      } finally {
+        counting?.stop();
+      }
+      if (counting) total = addCounts(total, counting.counts);
+    }
+  } finally {
+    trainer.dispose();
+    model.dispose();
+  }
+  if (!total) return null;
+  const per = (x: number) => x / steps;
+  const byProgram = Object.fromEntries(Object.entries(total.byProgram).map(([k, v]) => [k, per(v)]));
+  return { programs: per(total.programs), byProgram, reads: per(total.reads), bytesRead: per(total.bytesRead) };
+}
+
+/**
+ * Programs per transformer layer per step: the difference between `cfg` cut to 2 blocks and to 1 block (so the
+ * embedding, LM head, loss and optimizer, which do not grow with depth, are not counted); null off the GPU.
+ */
+export async function gpuProgramsPerLayer(
+  cfg: ModelConfig,
+  lora: LoraConfig,
+  checkpointing: boolean,
+): Promise<BenchLine | null> {
+  const one = await gpuCountsPerStep(cfg, lora, checkpointing, 1);
+  const two = await gpuCountsPerStep(cfg, lora, checkpointing, 2);
+  if (!one || !two) return null;
+  const byProgram: [string, number][] = Object.entries(two.byProgram)
+    .map(([k, v]): [string, number] => [k, v - (one.byProgram[k] ?? 0)])
+    .filter(([, v]) => v !== 0)
+    .sort((a, b) => b[1] - a[1]);
+  return {
+    gpu_programs_per_layer_per_step: two.programs - one.programs,
+    gpu_programs_per_step_outside_layers: 2 * one.programs - two.programs,
+    gpu_programs_per_layer_by_program: Object.fromEntries(byProgram),
+  };
 }
 
 export type WorkloadName = 'stories260K' | 'smollm2' | 'gpt2';
@@ -340,7 +448,9 @@ export async function runWorkloads(req: WorkloadRequest, onStep: () => void = ()
       const res = await fetch(req.storiesUrl);
       if (!res.ok) throw new Error(`${req.storiesUrl}: HTTP ${res.status}`);
       const { config, weights } = parseLlama2cCheckpoint(new Uint8Array(await res.arrayBuffer()), 'stories260K.bin');
-      lines.push(await benchModel('stories260K', config, weights, STORIES_LORA, false, matmul.gflops, steps, onStep));
+      const line = await benchModel('stories260K', config, weights, STORIES_LORA, false, matmul.gflops, steps, onStep);
+      Object.assign(line, await gpuProgramsPerLayer(config, STORIES_LORA, false));
+      lines.push(line);
     } else if (m === 'smollm2') {
       const name = 'SmolLM2-135M (random init)';
       lines.push(

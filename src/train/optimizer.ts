@@ -20,6 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readTensor } from '../engine/readback';
+import { fusedAdamW, fusedAllFinite, webgpuKernelsActive, type AdamWScalars } from '../engine/webgpu-kernels';
 
 export interface AdamWConfig {
   learning_rate: number;
@@ -220,6 +221,19 @@ export class AdamW {
     const lerpSmall = w1 < 0.5;
     const lerpOff = lerpSmall ? 0 : 1;
 
+    if (uniform && gate && !this.decayMask && webgpuKernelsActive()) {
+      const first = slots[0][1];
+      return this.fusedStep(g, gate, !!opts.checkWeights, {
+        lerpW: lerpSmall ? w1 : 1 - w1,
+        lerpSmall,
+        b2: beta2,
+        c2: 1 - beta2,
+        eps,
+        decay: wd !== 0 && first.decay ? 1 - lr * wd : 1,
+        negStep: -(lr / (1 - Math.pow(beta1, t0))),
+        bc2sqrt: Math.sqrt(1 - Math.pow(beta2, t0)),
+      });
+    }
     return tf.tidy((): tf.Scalar | undefined => {
       const sc = (x: number) => tf.scalar(x, 'float32');
       // A factor that becomes `off` (no change) where the gate is closed.
@@ -282,6 +296,42 @@ export class AdamW {
             );
       params.forEach((x, i) => x.assign(tf.reshape(parts[i], x.shape)));
       return applied;
+    });
+  }
+
+  /**
+   * stepFlat() on webgpu (one step count, one decay, a gate): the same formulas as our WGSL programs
+   * (src/engine/webgpu-kernels.ts) over the flat vectors, four programs and the finiteness check for all parameters.
+   */
+  private fusedStep(
+    g: tf.Tensor1D,
+    gate: tf.Scalar,
+    checkWeights: boolean,
+    scalars: AdamWScalars,
+  ): tf.Scalar | undefined {
+    return tf.tidy((): tf.Scalar | undefined => {
+      const params = [...this.slots.keys()].map((name) => this.params.get(name)!);
+      const p =
+        params.length === 1
+          ? tf.reshape(params[0], [this.total])
+          : tf.concat(params.map((x) => tf.reshape(x, [x.size])));
+      const one = tf.scalar(1, 'float32');
+      const step = fusedAdamW(p, this.m, this.v, g, gate, scalars, { div: one, mul: one });
+      const yes = tf.scalar(true, 'bool');
+      // ‖θ‖² is finite only if every weight is finite and below ~1.8e19 in magnitude.
+      const applied = checkWeights ? fusedAllFinite(step.newP, yes) : yes;
+      const r = step.commit(applied);
+      this.m.assign(r.m as tf.Tensor1D);
+      this.v.assign(r.v as tf.Tensor1D);
+      const parts =
+        params.length === 1
+          ? [r.p]
+          : tf.split(
+              r.p,
+              params.map((x) => x.size),
+            );
+      params.forEach((x, i) => x.assign(tf.reshape(parts[i], x.shape)));
+      return checkWeights ? (applied as tf.Scalar) : undefined;
     });
   }
 

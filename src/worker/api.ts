@@ -10,6 +10,7 @@ import type { ModelFamily } from '../engine/config';
 import type { FrozenDtype } from '../engine/frozen';
 import type { LoraConfig } from '../engine/lora-config';
 import type { KernelProbeReport } from '../engine/kernel-probe';
+import type { KernelCheckReport } from '../engine/webgpu-kernel-check';
 import type { DatasetReport, TemplateName } from '../data';
 import type { GenerationEvalExample, GenerationEvalResult } from '../train/evaluate';
 import type { EvalMetrics, SessionMetrics } from '../train/metrics';
@@ -400,6 +401,8 @@ export interface EngineApi {
   /** Benchmarks (npm run bench:browser): the matMul and LoRA-step workloads on the current backend. */
   bench(req?: WorkloadRequest): Promise<BenchLine[]>;
   backendStatus(): Promise<BackendStatus | null>;
+  /** Our WGSL kernels on webgpu against the plain ops on cpu, forward and gradient (leaves the backend as it was). */
+  checkWebgpuKernels(): Promise<KernelCheckReport>;
   /** Initialise each backend (default: all) in turn and check the gradients the engine needs against cpu. */
   probeBackends(opts?: { backends?: BackendStatus['backend'][] }): Promise<BackendProbeReport>;
 

@@ -10,6 +10,8 @@ import { readRawTensors } from '../engine/readback';
 import { backendMemoryLimit, type MemoryLimits } from '../train/memory-guard';
 import type { BackendOptions, BackendProbeReport, BackendStatus } from './api';
 import type { BenchLine, WorkloadRequest } from '../train/benchmark';
+import { checkWebgpuKernels, type KernelCheckReport } from '../engine/webgpu-kernel-check';
+import { checkFusedAdamW, checkFusedTrainer } from '../train/optimizer-check';
 import { assertNoRun, exclusive, type WorkerState } from './state';
 import { webgpuAdapter } from './webgpu';
 
@@ -117,6 +119,22 @@ export function backendApi(s: WorkerState) {
 
     async backendStatus(): Promise<BackendStatus | null> {
       return s.backend;
+    },
+
+    /** Our WGSL kernels on webgpu against the plain ops on cpu, forward and gradient. */
+    checkWebgpuKernels(): Promise<KernelCheckReport> {
+      return exclusive(s, async () => {
+        assertNoRun(s, 'check kernels');
+        try {
+          const report = await checkWebgpuKernels(1e-4, s.beat);
+          report.checks.push(...(await checkFusedAdamW(report.tolerance)));
+          report.checks.push(await checkFusedTrainer(report.tolerance));
+          return report;
+        } finally {
+          // the check leaves webgpu active: return to the one the model lives on
+          if (s.backend) await initBackend(s.backend.backend);
+        }
+      });
     },
 
     /** Initialise each backend (default: all) in turn and check the gradients the engine needs against cpu. */

@@ -1,0 +1,244 @@
+/**
+ * The check of our WGSL kernels (./webgpu-kernels.ts): each fused op on webgpu against the plain tfjs ops on the cpu
+ * backend, forward value and gradient, on shapes of the model families that use it. Run by the engine worker
+ * (checkWebgpuKernels) in a browser with WebGPU; the browser test asks for it.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from './backend';
+import { applyRope, attentionSoftmax, dropout, rmsNorm, rmsNormOnePlus, siluMul } from './ops';
+import { IGNORE_INDEX, sparseCrossEntropy } from './loss';
+import { startGpuCounting } from './gpu-counters';
+
+export interface KernelCheck {
+  name: string;
+  /** Largest elementwise relative error of the forward value (see relErr). */
+  forward: number;
+  /** Largest elementwise relative error over the gradients of every input (absent: no gradient checked). */
+  grad?: number;
+  /** Our programs (shader keys webtune_*) the webgpu run dispatched: proof that the fused path ran. */
+  fusedPrograms: number;
+  ok: boolean;
+  error?: string;
+}
+
+export interface KernelCheckReport {
+  backend: 'webgpu';
+  tolerance: number;
+  checks: KernelCheck[];
+}
+
+interface Case {
+  name: string;
+  /** Inputs (differentiated unless noGrad) and the function of them. */
+  make(rand: (n: number, lo?: number, hi?: number) => Float32Array): {
+    args: tf.Tensor[];
+    f: (...xs: tf.Tensor[]) => tf.Tensor;
+    noGrad?: boolean;
+  };
+}
+
+function seeded(name: string) {
+  let h = 2166136261;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619) >>> 0;
+  return (n: number, lo = -1, hi = 1) => {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      h = (Math.imul(h, 1664525) + 1013904223) >>> 0;
+      out[i] = lo + ((hi - lo) * h) / 4294967296;
+    }
+    return out;
+  };
+}
+
+const tensor = (data: Float32Array, shape: number[]) => tf.tensor(data, shape);
+
+function normCase(family: string, N: number, D: number, onePlus: boolean, eps: number): Case {
+  return {
+    name: `rmsNorm${onePlus ? ' (1 + w)' : ''} ${family} [${N}, ${D}]`,
+    make: (r) => {
+      const w = tensor(r(D, onePlus ? -0.5 : 0.5, onePlus ? 0.5 : 1.5), [D]);
+      return {
+        args: [tensor(r(N * D, -2, 2), [N, D])],
+        f: (x) => (onePlus ? rmsNormOnePlus : rmsNorm)(x, w, eps),
+      };
+    },
+  };
+}
+
+function siluCase(family: string, N: number, I: number): Case {
+  return {
+    name: `silu(g) · u ${family} [${N}, ${I}]`,
+    make: (r) => ({
+      args: [tensor(r(N * I, -6, 6), [N, I]), tensor(r(N * I, -2, 2), [N, I])],
+      f: (g, u) => siluMul(g, u),
+    }),
+  };
+}
+
+function ropeCase(family: string, shape: [number, number, number, number], layout: 'half' | 'interleaved'): Case {
+  const [B, H, T, d] = shape;
+  return {
+    name: `RoPE ${layout} ${family} [${shape.join(', ')}]`,
+    make: (r) => {
+      const angle = r(B * T * (d / 2), -6, 6);
+      const cos = tensor(angle.map(Math.cos), [B, 1, T, d / 2]) as tf.Tensor4D;
+      const sin = tensor(angle.map(Math.sin), [B, 1, T, d / 2]) as tf.Tensor4D;
+      return {
+        args: [tensor(r(B * H * T * d, -2, 2), shape)],
+        f: (x) => applyRope(x as tf.Tensor4D, cos, sin, layout),
+      };
+    },
+  };
+}
+
+/** Attention probabilities with a causal mask on the last query rows (and a fully masked key column). */
+function attnCase(family: string, B: number, KV: number, G: number, T: number, scale: number, masked: boolean): Case {
+  const S = T;
+  return {
+    name: `attention softmax ${family} B${B} KV${KV} G${G} T${T}${masked ? ' masked' : ''}`,
+    make: (r) => {
+      const bias = new Float32Array(B * T * S);
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t < T; t++)
+          for (let s = 0; s < S; s++) if (s > t || s === (b + 1) % S) bias[(b * T + t) * S + s] = -1e9;
+      return {
+        args: [tensor(r(B * KV * G * T * S, -4, 4), [B * KV, G * T, S])],
+        f: (x) =>
+          attentionSoftmax(x as tf.Tensor3D, scale, masked ? tf.tensor(bias, [B, 1, 1, T, S]) : null, { B, KV, G, T }),
+      };
+    },
+  };
+}
+
+/** LoRA dropout: the same mask as tf.dropout on cpu (no program of ours: a plain mul with a CPU-made mask). */
+const dropoutCase: Case = {
+  name: 'LoRA dropout 0.05 [9, 64]',
+  make: (r) => ({ args: [tensor(r(9 * 64, -2, 2), [9, 64])], f: (x) => dropout(x, 0.05, 1234) }),
+};
+
+/** Targets: every third row ignored, every fourth the row's argmax (so the correct count is not trivially 0). */
+function targetsFor(logits: Float32Array, N: number, V: number, r: (n: number) => Float32Array): Int32Array {
+  const u = r(N);
+  const t = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    if (i % 3 === 2) t[i] = IGNORE_INDEX;
+    else if (i % 4 === 0) {
+      let best = 0;
+      for (let j = 1; j < V; j++) if (logits[i * V + j] > logits[i * V + best]) best = j;
+      t[i] = best;
+    } else t[i] = Math.min(V - 1, Math.floor(((u[i] + 1) / 2) * V));
+  }
+  return t;
+}
+
+function ceCases(family: string, N: number, V: number): Case[] {
+  const make = (r: (n: number, lo?: number, hi?: number) => Float32Array) => {
+    const data = r(N * V, -8, 8);
+    return { data, targets: targetsFor(data, N, V, r) };
+  };
+  return [
+    {
+      name: `cross-entropy ${family} [${N}, ${V}]`,
+      make: (r) => {
+        const { data, targets } = make(r);
+        return { args: [tensor(data, [N, V])], f: (z) => sparseCrossEntropy(z, targets).loss };
+      },
+    },
+    {
+      name: `cross-entropy correct count ${family} [${N}, ${V}]`,
+      make: (r) => {
+        const { data, targets } = make(r);
+        return { args: [tensor(data, [N, V])], f: (z) => sparseCrossEntropy(z, targets).correct, noGrad: true };
+      },
+    },
+  ];
+}
+
+/** llama: stories260K (64), SmolLM2 (576) hidden, head_dim norms; gemma3: (1 + w) on 640 and head_dim 256. */
+export const KERNEL_CASES: Case[] = [
+  normCase('llama', 7, 64, false, 1e-5),
+  normCase('llama', 5, 576, false, 1e-5),
+  normCase('qwen3 head', 9, 128, false, 1e-6),
+  normCase('gemma3', 5, 640, true, 1e-6),
+  normCase('gemma3 head', 6, 256, true, 1e-6),
+  siluCase('llama', 7, 172),
+  ropeCase('llama2.c', [2, 8, 5, 8], 'interleaved'),
+  ropeCase('smollm2', [2, 3, 4, 64], 'half'),
+  ropeCase('gemma3', [1, 2, 3, 256], 'half'),
+  siluCase('smollm2', 3, 1536),
+  attnCase('llama2.c', 2, 4, 2, 6, 1 / Math.sqrt(8), true),
+  attnCase('smollm2', 1, 3, 3, 5, 1 / Math.sqrt(64), true),
+  attnCase('gpt2', 2, 12, 1, 4, 1 / Math.sqrt(64), false),
+  attnCase('gpt-neo', 1, 2, 1, 70, 1, true),
+  dropoutCase,
+  ...ceCases('llama', 10, 512),
+  ...ceCases('gpt2', 4, 50257),
+  ...ceCases('tiny', 6, 13),
+];
+
+/** [value, ...gradients] of case `c` as arrays: the gradient of sum(f · r) for a fixed random r. */
+async function evaluate(c: Case): Promise<Float32Array[]> {
+  const rand = seeded(c.name);
+  const outs = tf.tidy(() => {
+    const { args, f, noGrad } = c.make(rand);
+    const value = f(...args);
+    if (noGrad) return [value];
+    const weights = tensor(rand(value.size), value.shape);
+    const g = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), weights)))(args);
+    return [value, ...g];
+  });
+  try {
+    return await Promise.all(outs.map(async (o) => Float32Array.from((await o.data()) as Float32Array)));
+  } finally {
+    tf.dispose(outs);
+  }
+}
+
+/** max_i |a_i − b_i| / max(|b_i|, 1e-3 · max_j |b_j|): relative per element, near-zero elements against the scale. */
+export function relErr(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let scale = 0;
+  for (const v of b) scale = Math.max(scale, Math.abs(v));
+  const floor = 1e-3 * scale || 1e-30;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const e = Math.abs(a[i] - b[i]) / Math.max(Math.abs(b[i]), floor);
+    if (!(e <= m)) m = Number.isNaN(e) ? Infinity : e;
+  }
+  return m;
+}
+
+/** Every case on cpu (plain ops) and then on webgpu (our kernels); leaves webgpu active. */
+export async function checkWebgpuKernels(tolerance = 1e-4, onCase: () => void = () => {}): Promise<KernelCheckReport> {
+  await initBackend('cpu');
+  const reference = new Map<string, Float32Array[]>();
+  for (const c of KERNEL_CASES) {
+    onCase();
+    reference.set(c.name, await evaluate(c));
+  }
+  const report = await initBackend('webgpu');
+  if (report.backend !== 'webgpu')
+    throw new Error(`webgpu is unavailable: ${report.fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; ')}`);
+  const checks: KernelCheck[] = [];
+  for (const c of KERNEL_CASES) {
+    onCase();
+    const counting = startGpuCounting();
+    try {
+      const got = await evaluate(c);
+      const ref = reference.get(c.name)!;
+      const forward = relErr(got[0], ref[0]);
+      const grad = got.length > 1 ? Math.max(...got.slice(1).map((g, i) => relErr(g, ref[i + 1]))) : undefined;
+      const fusedPrograms = Object.entries(counting?.counts.byProgram ?? {})
+        .filter(([k]) => k.startsWith('webtune_'))
+        .reduce((n, [, v]) => n + v, 0);
+      const ok = forward <= tolerance && (grad ?? 0) <= tolerance && (fusedPrograms > 0 || c === dropoutCase);
+      checks.push({ name: c.name, forward, grad, fusedPrograms, ok });
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      checks.push({ name: c.name, forward: Infinity, fusedPrograms: 0, ok: false, error });
+    } finally {
+      counting?.stop();
+    }
+  }
+  return { backend: 'webgpu', tolerance, checks };
+}
