@@ -1,7 +1,7 @@
 /**
  * The check of the fused AdamW step (src/engine/webgpu-kernels.ts, used by AdamW.step on webgpu with a gate): the
- * same steps on cpu (plain ops) and on webgpu, with an open gate, a closed gate over non-finite gradients, a
- * weight-decayed and a not-decayed parameter, and an update refused by the finiteness check (lr 1e30). Leaves webgpu
+ * same steps on cpu (plain ops) and on webgpu, with an open gate, a closed gate over non-finite gradients, two
+ * weight-decayed parameters in the optimizer's flat vectors, and an update refused by the finiteness check (lr 1e30). Leaves webgpu
  * active.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -40,7 +40,6 @@ async function run(beta1: number): Promise<Float32Array[]> {
     learning_rate: 1e-3,
     weight_decay: 0.01,
     adam_beta1: beta1,
-    noDecay: (n) => n === 'p1',
   });
   const flags: number[] = [];
   const step = async (k: number, gateOpen: boolean, nanGrad: boolean, lr = 1e-3 * (k + 1)) => {
