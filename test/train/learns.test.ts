@@ -37,7 +37,7 @@ if (!HAVE_STORIES) {
       'tok512.bin',
       512,
     );
-    // every 10th pair of the demo set: two each of repeat / color / opposite, one count, one animal sound
+    // every 10th pair of the demo set (its tasks mixed: repeat, first / last word, hello, story opening)
     const lines = readFileSync(path.join(ROOT, 'public/datasets/tiny-tasks.jsonl'), 'utf8').trim().split('\n');
     const pairs = lines
       .filter((_, i) => i % 10 === 0)

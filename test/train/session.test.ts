@@ -342,7 +342,7 @@ if (!HAVE_STORIES) {
         filesSource(new Map([...merged].map(([n, b]) => [n, new Blob([b as BlobPart])]))),
       );
       const mm = CausalLM.fromRaw(ck.config, ck.weights);
-      const ids = Int32Array.from(tok.encode('### Instruction:\nWhat color is the sky?\n\n### Response:\n'));
+      const ids = Int32Array.from(tok.encode('### Instruction:\nSay hello to Lom.\n\n### Response:\n'));
       const [a, b] = [model, mm].map((m) =>
         tf.tidy(() => m.forward({ inputIds: ids, batchSize: 1, seqLen: ids.length })),
       );
