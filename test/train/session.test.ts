@@ -233,7 +233,7 @@ if (!HAVE_STORIES) {
     const trainText = readFileSync(path.join(ROOT, 'public/datasets/tiny-tasks.jsonl'), 'utf8');
     const evalText = readFileSync(path.join(ROOT, 'public/datasets/tiny-tasks-eval.jsonl'), 'utf8');
     const lines = trainText.trim().split('\n');
-    // 16 examples across all five tasks
+    // 16 examples of the demo set, a mix of its tasks
     const small = lines
       .filter((_, i) => i % 5 === 0)
       .slice(0, 16)
