@@ -5,9 +5,10 @@
  *
  *   npx tsx tools/measure-demo.ts <train.jsonl> <eval.jsonl> [outDir] ['{"num_train_epochs": 6, ...}']
  *
- * The optional JSON overrides preset fields (FinetuneConfig names). Prints a JSON summary (wall times, steps,
- * exact match / ROUGE-L base vs tuned, exact matches per task) and lists the tuned model's misses on stderr;
- * with outDir, writes generation_eval.json there.
+ * The optional JSON overrides preset fields (FinetuneConfig names). Prints a JSON summary (steps, wall times and
+ * the training's CPU time, exact match / ROUGE-L base vs tuned, exact matches per task) and lists the tuned model's
+ * misses on stderr; with outDir, writes generation_eval.json there. The model is read from ../shared/models/
+ * stories260K next to the repository, or from $STORIES_DIR.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,7 +19,8 @@ import { parseLlama2cTokenizer } from '../src/io/tokenizer-llama2c';
 import type { FinetuneConfig } from '../src/train/config';
 import { FinetuneSession } from '../src/train/session';
 
-const MODEL_DIR = process.env.STORIES_DIR ?? '/work/shared/models/stories260K';
+const MODEL_DIR =
+  process.env.STORIES_DIR ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'models', 'stories260K');
 
 async function main() {
   const [trainPath, evalPath, out, overrides] = process.argv.slice(2);
