@@ -76,7 +76,7 @@ export function CompareSection(p: Props) {
             value={instruction}
             onChange={(e) => setInstruction(e.target.value)}
             disabled={disabled}
-            placeholder="e.g. Repeat the word: cat"
+            placeholder="e.g. Say hello to Lom."
           />
         </div>
         <div className="field">

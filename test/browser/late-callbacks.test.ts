@@ -61,7 +61,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('late engine callbacks (Chromiu
   for (const round of [1, 2]) {
     it(`generation ends with its final text, and evaluation with its table (round ${round})`, async () => {
       const cmp = page.locator('#compare');
-      await cmp.getByRole('textbox', { name: 'Instruction', exact: true }).fill('Please say cat.');
+      await cmp.getByRole('textbox', { name: 'Instruction', exact: true }).fill('Please say hello to Lom.');
       await cmp.getByLabel('Max new tokens').fill('16');
       await cmp.getByRole('button', { name: 'Generate' }).click();
       await page.waitForFunction(

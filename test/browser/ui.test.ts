@@ -395,7 +395,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
 
   it('streams base and tuned generations side by side, and scores them', async () => {
     const cmp = page.locator('#compare');
-    await cmp.getByRole('textbox', { name: 'Instruction', exact: true }).fill('What color is the sky?');
+    await cmp.getByRole('textbox', { name: 'Instruction', exact: true }).fill('Say hello to Lom.');
     await cmp.getByLabel('Max new tokens').fill('24');
     await page.evaluate(() => {
       const w = window as unknown as { __updates: number };

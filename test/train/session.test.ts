@@ -233,7 +233,7 @@ if (!HAVE_STORIES) {
     const trainText = readFileSync(path.join(ROOT, 'public/datasets/tiny-tasks.jsonl'), 'utf8');
     const evalText = readFileSync(path.join(ROOT, 'public/datasets/tiny-tasks-eval.jsonl'), 'utf8');
     const lines = trainText.trim().split('\n');
-    // 16 examples across all five tasks
+    // 16 examples of the demo set, a mix of its tasks
     const small = lines
       .filter((_, i) => i % 5 === 0)
       .slice(0, 16)
@@ -342,7 +342,7 @@ if (!HAVE_STORIES) {
         filesSource(new Map([...merged].map(([n, b]) => [n, new Blob([b as BlobPart])]))),
       );
       const mm = CausalLM.fromRaw(ck.config, ck.weights);
-      const ids = Int32Array.from(tok.encode('### Instruction:\nWhat color is the sky?\n\n### Response:\n'));
+      const ids = Int32Array.from(tok.encode('### Instruction:\nSay hello to Lom.\n\n### Response:\n'));
       const [a, b] = [model, mm].map((m) =>
         tf.tidy(() => m.forward({ inputIds: ids, batchSize: 1, seqLen: ids.length })),
       );
