@@ -9,7 +9,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { guardWasmHeap } from './wasm-heap';
-import { shareWasmIdentity } from './wasm-identity';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -225,8 +224,6 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: InitOpti
       // an allocation the wasm heap cannot hold throws (WasmHeapError) instead of corrupting the module
       if (name === 'wasm') {
         guardWasmHeap();
-        // saved activations share their buffers instead of being copied (see wasm-identity.ts)
-        shareWasmIdentity();
         return { backend: name, fallbacks, wasmThreads: getThreadsCount(), wasmThreadsNote: wasmCreated?.note };
       }
       return { backend: name, fallbacks };

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { hasLearnedPositions, hasQkNorm, layerType, type LayerType, type ModelConfig, type RawTensors } from './config';
 import { compactableWeights, embeddingName, layerPrefix, paramShapes } from './params';
 import { prefersNoTransposeB } from './backend';
+import { SHARE_IDENTITY_ABOVE_BYTES, setWasmIdentitySharing } from './wasm-identity';
 import {
   applyRope,
   attentionSoftmax,
@@ -146,6 +147,13 @@ export class CausalLM {
     const first = compact.values().next();
     this.frozenDtype = first.done ? 'float32' : first.value.format === 'int8' ? 'int8' : 'float16';
     if (!hasLearnedPositions(config)) this.ensureRope(Math.min(config.max_position_embeddings, ROPE_INITIAL_LENGTH));
+    // wasm: a big model's saved activations share their buffers instead of being copied (see wasm-identity.ts)
+    if (tf.getBackend() === 'wasm') {
+      let bytes = 0;
+      for (const t of weights.values()) bytes += 4 * t.size;
+      for (const c of compact.values()) bytes += 4 * c.shape[0] * c.shape[1];
+      setWasmIdentitySharing(bytes > SHARE_IDENTITY_ABOVE_BYTES);
+    }
     if (prefersNoTransposeB() && !this.compact.has(this.outputName()))
       this.lmHeadT = tf.keep(tf.transpose(this.outputWeight()));
   }

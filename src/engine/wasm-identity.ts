@@ -20,14 +20,30 @@ function sharedIdentity({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; ba
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
-/** Replace wasm's copying Identity by the sharing one (idempotent). */
-export function shareWasmIdentity(): void {
+let copying: tf.KernelConfig | undefined;
+
+/**
+ * Use the sharing Identity on wasm (on) or tfjs-wasm's own copying one (off); idempotent. Sharing saves the memory
+ * of every saved activation, but on a small model it made a training step slower (stories260K, Node wasm:
+ * 338 → 231 ms/step with copies, every kernel slower with shared buffers), so the engine shares only for models
+ * whose activations matter for the heap (see CausalLM).
+ */
+export function setWasmIdentitySharing(on: boolean): void {
   const kernel = tf.getKernel(tf.Identity, 'wasm');
-  if (kernel?.kernelFunc === (sharedIdentity as unknown as tf.KernelFunc)) return;
+  const sharing = kernel?.kernelFunc === (sharedIdentity as unknown as tf.KernelFunc);
+  if (on === sharing) return;
   if (kernel) tf.unregisterKernel(tf.Identity, 'wasm');
-  tf.registerKernel({
-    kernelName: tf.Identity,
-    backendName: 'wasm',
-    kernelFunc: sharedIdentity as unknown as tf.KernelFunc,
-  });
+  if (on) {
+    copying ??= kernel;
+    tf.registerKernel({
+      kernelName: tf.Identity,
+      backendName: 'wasm',
+      kernelFunc: sharedIdentity as unknown as tf.KernelFunc,
+    });
+  } else if (copying) {
+    tf.registerKernel(copying);
+  }
 }
+
+/** Float32 weight bytes from which a model's saved activations share their buffers on wasm. */
+export const SHARE_IDENTITY_ABOVE_BYTES = 64 * 2 ** 20;
