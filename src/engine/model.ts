@@ -674,14 +674,14 @@ export class CausalLM {
     const qg = tf.reshape(q, [B * KV, G * T, hd]) as tf.Tensor3D;
     const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * KV, hd, S]) as tf.Tensor3D;
     const scale = this.attentionScale();
-    let probs: tf.Tensor3D;
-    if (!cfg.attn_logit_softcapping) probs = attentionSoftmax(bmm(qg, kT), scale, bias, { B, KV, G, T });
-    else {
-      let scores = (scale === 1 ? bmm(qg, kT) : tf.mul(bmm(qg, kT), scale)) as tf.Tensor;
-      scores = softcap(scores, cfg.attn_logit_softcapping);
-      if (bias) scores = tf.add(tf.reshape(scores, [B, KV, G, T, S]), bias);
-      probs = tf.reshape(tf.softmax(scores), [B * KV, G * T, S]) as tf.Tensor3D;
+    let scores = bmm(qg, kT);
+    let scoreScale = scale;
+    // Gemma's attn_logit_softcapping caps the scaled scores, before the mask
+    if (cfg.attn_logit_softcapping) {
+      scores = softcap(scale === 1 ? scores : tf.mul(scores, scale), cfg.attn_logit_softcapping) as tf.Tensor3D;
+      scoreScale = 1;
     }
+    const probs = attentionSoftmax(scores, scoreScale, bias, { B, KV, G, T });
     const out = tf.reshape(bmm(probs, tf.reshape(v, [B * KV, S, hd]) as tf.Tensor3D), [B, H, T, hd]);
     return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
   }
