@@ -153,9 +153,9 @@ export class AdamW {
   }
 
   /** A value per element of the flat vector, constant over each parameter. */
-  private perElement(f: (s: Slot) => number): Float32Array {
+  private perElement(f: (s: Slot, name: string) => number): Float32Array {
     const out = new Float32Array(this.total);
-    for (const s of this.slots.values()) out.fill(f(s), s.offset, s.offset + s.size);
+    for (const [name, s] of this.slots) out.fill(f(s, name), s.offset, s.offset + s.size);
     return out;
   }
 
@@ -245,8 +245,7 @@ export class AdamW {
           const vals = slots.map(([, s]) => f(s.step, s));
           if (vals.every((x) => x === vals[0])) return gated(sc(vals[0] ?? off), off);
         }
-        const names = new Map([...this.slots].map(([n, s]) => [s, n]));
-        return gated(tf.tensor1d(this.perElement((s) => (present.has(names.get(s)!) ? f(s.step, s) : off))), off);
+        return gated(tf.tensor1d(this.perElement((s, name) => (present.has(name) ? f(s.step, s) : off))), off);
       };
       const lerpW = factor(() => (lerpSmall ? w1 : 1 - w1), lerpOff);
       const b2 = factor(() => beta2, 1);
