@@ -329,7 +329,7 @@ function TokenView({ sample }: { sample: NonNullable<DatasetReport['sample']> })
       </figcaption>
       <div className="token-view" data-testid="token-view">
         {sample.slice(0, 400).map((t, i) => (
-          <span key={i} className={'tok' + (t.trained ? ' trained' : '')} title={`id ${t.id}`}>
+          <span key={i} className={'tok' + (t.trained ? ' trained' : '')} title={`id ${t.id}: ${t.piece}`}>
             {visible(t.piece)}
           </span>
         ))}
@@ -339,7 +339,14 @@ function TokenView({ sample }: { sample: NonNullable<DatasetReport['sample']> })
   );
 }
 
-/** Token pieces with their whitespace made visible (SentencePiece ▁, GPT-2 Ġ/Ċ are already visible). */
+/**
+ * Token pieces with their whitespace made visible (SentencePiece ▁, GPT-2 Ġ/Ċ are already visible), and
+ * SentencePiece byte-fallback tokens of printable ASCII shown as their character (<0x23> as #, <0x0A> as ↵); other
+ * bytes (parts of a UTF-8 sequence) keep their <0xNN> name.
+ */
 function visible(piece: string): string {
-  return piece.replace(/\n/g, '↵').replace(/ /g, '·');
+  const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
+  const code = byte ? parseInt(byte[1], 16) : -1;
+  const text = code === 0x0a || (code >= 0x20 && code < 0x7f) ? String.fromCharCode(code) : piece;
+  return text.replace(/\n/g, '↵').replace(/ /g, '·');
 }

@@ -296,6 +296,10 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('the web app in Chromium (produ
     expect(text).toContain('tiny-tasks-eval.jsonl');
     expect(text).toMatch(/Template instruction, max length 64 tokens/);
     expect(await page.getByTestId('token-view').locator('.tok.trained').count()).toBeGreaterThan(0);
+    // byte-fallback tokens of printable characters read as the characters (the template's ### and newlines)
+    const tokens = (await page.getByTestId('token-view').textContent())!;
+    expect(tokens).toContain('###');
+    expect(tokens).not.toContain('<0x23>');
     await page.getByTestId('estimate').getByTestId('trainable-params').waitFor({ timeout: 30_000 });
     await shot(page, '4-data', '#data');
   });
