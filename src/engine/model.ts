@@ -672,9 +672,8 @@ export class CausalLM {
     const S = k.shape[2];
     // Group query heads by their KV head: [B, KV, G·T, hd] (head h uses kv head h / G, as HF repeat_kv).
     const qg = tf.reshape(q, [B * KV, G * T, hd]) as tf.Tensor3D;
-    const kT = tf.reshape(tf.transpose(k, [0, 1, 3, 2]), [B * KV, hd, S]) as tf.Tensor3D;
     const scale = this.attentionScale();
-    let scores = bmm(qg, kT);
+    let scores = bmm(qg, tf.reshape(k, [B * KV, S, hd]) as tf.Tensor3D, true);
     let scoreScale = scale;
     // Gemma's attn_logit_softcapping caps the scaled scores, before the mask
     if (cfg.attn_logit_softcapping) {

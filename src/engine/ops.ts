@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
 import { customOp } from './custom-op';
 export { customOp };
+import { wasmBatchMatMul, wasmMatMulAvailable } from './wasm-matmul';
 import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
 
 /**
@@ -201,44 +202,24 @@ export function attentionSoftmax(
   return tf.reshape(tf.softmax(z), [B * KV, G * T, S]) as tf.Tensor3D;
 }
 
-/** Batched matmul of 3-D tensors a [N, M, K] · b [N, K, P]. */
-export function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  if (!prefersNoTransposeB()) return tf.matMul(a, b);
-  // tfjs-wasm's batched kernel runs ~1 GFLOP/s on attention shapes while its 2-D kernel (XNNPACK) runs
-  // ~16: loop over the batch in 2-D, and write both gradients with explicit transposes (no transposeA/B).
+/**
+ * Batched matmul of 3-D tensors a [N, M, K] · b [N, K, P] (or · bᵀ for b [N, P, K] with transposeB). On wasm, our
+ * SIMD kernel (wasm-matmul.ts) runs every product of the pass, forward and backward, without a transpose; an engine
+ * without wasm SIMD gets tfjs's own kernel.
+ */
+export function bmm(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
+  if (!wasmMatMulAvailable()) return tf.matMul(a, b, false, transposeB);
   const f = customOp<tf.Tensor3D>(([ai, bi], save) => {
     save([ai, bi]);
     return {
-      value: loopMatMul(ai as tf.Tensor3D, bi as tf.Tensor3D),
+      value: wasmBatchMatMul(ai as tf.Tensor3D, bi as tf.Tensor3D, false, transposeB),
       gradFunc: (dy, saved) => {
         const [sa, sb] = saved as tf.Tensor3D[];
-        return [loopMatMul(dy, tf.transpose(sb, [0, 2, 1])), loopMatMul(tf.transpose(sa, [0, 2, 1]), dy)];
+        return transposeB
+          ? [wasmBatchMatMul(dy, sb), wasmBatchMatMul(dy, sa, true, false)]
+          : [wasmBatchMatMul(dy, sb, false, true), wasmBatchMatMul(sa, dy, true, false)];
       },
     };
   });
   return f(a, b);
-}
-
-/** Per-item multiply-accumulates above which a loop of 2-D matmuls beats tfjs-wasm's batched kernel (measured). */
-const LOOP_MIN_MACS = 2_000_000;
-
-function loopMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  // tfjs-wasm's Slice/Split/Unpack copy the WHOLE input to JS for every piece (readSync), which makes N pieces
-  // cost O(N · size); Gather is a native kernel that copies only the rows it returns.
-  const [N, M, K] = a.shape,
-    P = b.shape[2];
-  if (N === 1) return tf.reshape(tf.matMul(tf.reshape(a, [M, K]), tf.reshape(b, [K, P])), [1, M, P]);
-  // Each loop iteration costs a few kernel dispatches; for small per-item products the batched kernel wins.
-  if (M * K * P < LOOP_MIN_MACS) return tf.matMul(a, b);
-  const outs: tf.Tensor2D[] = [];
-  for (let i = 0; i < N; i++) {
-    const idx = tf.tensor1d([i], 'int32');
-    outs.push(
-      tf.matMul(
-        tf.reshape(tf.gather(a, idx), [M, K]) as tf.Tensor2D,
-        tf.reshape(tf.gather(b, idx), [K, P]) as tf.Tensor2D,
-      ),
-    );
-  }
-  return tf.reshape(tf.concat(outs, 0), [N, M, P]) as tf.Tensor3D;
 }

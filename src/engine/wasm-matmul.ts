@@ -1,0 +1,131 @@
+/**
+ * Batched matmul on the wasm backend by a SIMD kernel of our own (wasm-matmul.wat), registered as the tfjs kernel
+ * `WebtuneBatchMatMul`. tfjs-backend-wasm 4.22 runs a batched product with a scalar loop (~1 GFLOP/s on attention's
+ * [B·heads, T, head_dim] shapes) and its XNNPACK path only for one 2-D product per call; this kernel runs the whole
+ * batch in tiles of 4 x 8 f32x4 accumulators (~40 GFLOP/s on those shapes here). It works inside tfjs's own memory
+ * (the module imports it), so operands are read where they are and the result is written into a tensor tfjs
+ * allocated: no copies. The module is instantiated once per wasm backend, against a plain or a shared memory
+ * (tfjs's threaded build); the kernel runs on the calling thread.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { WASM_MATMUL_BINARY } from './wasm-matmul-binary';
+
+export const WASM_MATMUL_KERNEL = 'WebtuneBatchMatMul';
+
+interface Kernels {
+  matmul(
+    a: number,
+    b: number,
+    c: number,
+    N: number,
+    M: number,
+    K: number,
+    P: number,
+    aBatch: number,
+    aRow: number,
+    aCol: number,
+    bBatch: number,
+  ): void;
+  transpose(src: number, dst: number, N: number, R: number, C: number): void;
+}
+
+/** The parts of tfjs-backend-wasm's BackendWasm this kernel uses. */
+interface WasmBackendLike {
+  wasm: { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
+  getMemoryOffset(dataId: tf.DataId): number;
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
+}
+
+const instances = new WeakMap<object, Kernels | null>();
+
+function decode(b64: string): Uint8Array<ArrayBuffer> {
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** The kernels bound to this backend's memory, or null where the engine cannot run them (no wasm SIMD). */
+function kernelsFor(backend: WasmBackendLike): Kernels | null {
+  const known = instances.get(backend.wasm);
+  if (known !== undefined) return known;
+  let k: Kernels | null = null;
+  const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
+  if (memory) {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const bytes = decode(shared ? WASM_MATMUL_BINARY.shared : WASM_MATMUL_BINARY.plain);
+    if (WebAssembly.validate(bytes)) {
+      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+      k = instance.exports as unknown as Kernels;
+    }
+  }
+  instances.set(backend.wasm, k);
+  return k;
+}
+
+/** Whether the current backend is wasm and can run the kernel. */
+export function wasmMatMulAvailable(): boolean {
+  if (tf.getBackend() !== 'wasm') return false;
+  return kernelsFor(tf.backend() as unknown as WasmBackendLike) !== null;
+}
+
+interface Attrs {
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = args.attrs as unknown as Attrs;
+  const k = kernelsFor(backend);
+  if (!k) throw new Error(`${WASM_MATMUL_KERNEL}: this engine cannot run wasm SIMD`);
+  const [N, a1, a2] = a.shape;
+  const [Nb, b1, b2] = b.shape;
+  const [M, K] = transposeA ? [a2, a1] : [a1, a2];
+  const [Kb, P] = transposeB ? [b2, b1] : [b1, b2];
+  if (
+    a.shape.length !== 3 ||
+    b.shape.length !== 3 ||
+    N !== Nb ||
+    K !== Kb ||
+    a.dtype !== 'float32' ||
+    b.dtype !== 'float32'
+  )
+    throw new Error(`${WASM_MATMUL_KERNEL}: cannot multiply [${a.shape}] (${a.dtype}) by [${b.shape}] (${b.dtype})`);
+  const out = backend.makeOutput([N, M, P], 'float32');
+  if (N * M * P === 0) return out;
+  const c = backend.getMemoryOffset(out.dataId);
+  if (K === 0) {
+    new Float32Array((backend.wasm.asm?.memory ?? backend.wasm.wasmMemory)!.buffer, c, N * M * P).fill(0);
+    return out;
+  }
+  const aOff = backend.getMemoryOffset(a.dataId);
+  let bOff = backend.getMemoryOffset(b.dataId);
+  // a·bᵀ: b made row-major [K, P] per item first (the kernel runs along rows of b); b is the small operand here
+  const tmp = transposeB ? backend.makeOutput([N, K, P], 'float32') : null;
+  if (tmp) {
+    const t = backend.getMemoryOffset(tmp.dataId);
+    k.transpose(bOff, t, N, P, K);
+    bOff = t;
+  }
+  k.matmul(aOff, bOff, c, N, M, K, P, M * K, transposeA ? 1 : K, transposeA ? M : 1, K * P);
+  if (tmp) backend.disposeData(tmp.dataId, true);
+  return out;
+}
+
+tf.registerKernel({
+  kernelName: WASM_MATMUL_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: batchMatMulKernel as unknown as tf.KernelFunc,
+});
+
+/**
+ * a · b for a [N, M, K] (or [N, K, M] with transposeA) and b [N, K, P] (or [N, P, K] with transposeB) on the wasm
+ * kernel; no gradient of its own (see bmm in ops.ts). Check wasmMatMulAvailable() first.
+ */
+export function wasmBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transposeB = false): tf.Tensor3D {
+  const attrs: Attrs = { transposeA, transposeB };
+  return tf.engine().runKernel(WASM_MATMUL_KERNEL, { a, b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor3D;
+}

@@ -1,0 +1,172 @@
+;; Batched matrix products for the small, many-item shapes of attention, in WebAssembly SIMD (128-bit, f32x4).
+;; tfjs-backend-wasm multiplies a batch of matrices with a plain scalar loop (~1 GFLOP/s); its fast path (XNNPACK)
+;; takes one 2-D product per call and packs the right operand each time. tools/build-wasm-kernels.ts assembles this
+;; file into wasm-matmul-binary.ts, twice: as written, and with a shared memory for tfjs's threaded build.
+;; The module imports tfjs-backend-wasm's own memory, so it reads and writes tensors where they are (no copies);
+;; every pointer is a byte offset into that memory.
+(module
+  (import "env" "memory" (memory 1))
+
+  ;; c[n, i, j] = sum_k a(n, i, k) * b[n, k, j]
+  ;;   a(n, i, k) is the f32 at a + 4 * (n * aBatch + i * aRow + k * aCol): a [M, K] (aRow = K, aCol = 1) or
+  ;;   aᵀ stored as [K, M] (aRow = 1, aCol = M), so both a·b and aᵀ·b run without a transpose;
+  ;;   b is [K, P] row-major per item (bBatch floats apart); c is [M, P] row-major per item.
+  ;; Tiles of 4 rows x 8 columns (eight f32x4 accumulators: four rows share each load of b), then the last
+  ;; P mod 8 columns and M mod 4 rows one value at a time.
+  (func (export "matmul")
+    (param $a i32) (param $b i32) (param $c i32)
+    (param $N i32) (param $M i32) (param $K i32) (param $P i32)
+    (param $aBatch i32) (param $aRow i32) (param $aCol i32) (param $bBatch i32)
+    (local $n i32) (local $i i32) (local $j i32) (local $k i32)
+    (local $aItem i32) (local $bItem i32) (local $cItem i32) (local $M4 i32) (local $P8 i32)
+    (local $pa i32) (local $pb i32) (local $pc i32) (local $aStep i32) (local $bStep i32) (local $aRowB i32)
+    (local $b0 v128) (local $b1 v128) (local $s v128)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local.set $aStep (i32.shl (local.get $aCol) (i32.const 2)))
+    (local.set $bStep (i32.shl (local.get $P) (i32.const 2)))
+    (local.set $aRowB (i32.shl (local.get $aRow) (i32.const 2)))
+    (local.set $M4 (i32.and (local.get $M) (i32.const -4)))
+    (local.set $P8 (i32.and (local.get $P) (i32.const -8)))
+    (local.set $n (i32.const 0))
+    (block $nDone
+      (loop $nLoop
+        (br_if $nDone (i32.ge_u (local.get $n) (local.get $N)))
+        (local.set $aItem
+          (i32.add (local.get $a) (i32.shl (i32.mul (local.get $n) (local.get $aBatch)) (i32.const 2))))
+        (local.set $bItem
+          (i32.add (local.get $b) (i32.shl (i32.mul (local.get $n) (local.get $bBatch)) (i32.const 2))))
+        (local.set $cItem
+          (i32.add (local.get $c) (i32.shl (i32.mul (local.get $n) (i32.mul (local.get $M) (local.get $P))) (i32.const 2))))
+        (local.set $i (i32.const 0))
+        (block $iDone
+          (loop $iLoop
+            (br_if $iDone (i32.ge_u (local.get $i) (local.get $M4)))
+            (local.set $j (i32.const 0))
+            (block $jDone
+              (loop $jLoop
+                (br_if $jDone (i32.ge_u (local.get $j) (local.get $P8)))
+                (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
+                (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0))
+                (local.set $c20 (v128.const i32x4 0 0 0 0)) (local.set $c21 (v128.const i32x4 0 0 0 0))
+                (local.set $c30 (v128.const i32x4 0 0 0 0)) (local.set $c31 (v128.const i32x4 0 0 0 0))
+                (local.set $pa
+                  (i32.add (local.get $aItem) (i32.mul (local.get $i) (local.get $aRowB))))
+                (local.set $pb (i32.add (local.get $bItem) (i32.shl (local.get $j) (i32.const 2))))
+                (local.set $k (local.get $K))
+                (block $kDone
+                  (loop $kLoop
+                    (br_if $kDone (i32.eqz (local.get $k)))
+                    (local.set $b0 (v128.load offset=0 (local.get $pb)))
+                    (local.set $b1 (v128.load offset=16 (local.get $pb)))
+                    (local.set $s (f32x4.splat (f32.load (local.get $pa))))
+                    (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (local.get $b0))))
+                    (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (local.get $b1))))
+                    (local.set $s (f32x4.splat (f32.load (i32.add (local.get $pa) (local.get $aRowB)))))
+                    (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $s) (local.get $b0))))
+                    (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $s) (local.get $b1))))
+                    (local.set $s (f32x4.splat (f32.load
+                      (i32.add (local.get $pa) (i32.shl (local.get $aRowB) (i32.const 1))))))
+                    (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $s) (local.get $b0))))
+                    (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $s) (local.get $b1))))
+                    (local.set $s (f32x4.splat (f32.load
+                      (i32.add (local.get $pa) (i32.mul (local.get $aRowB) (i32.const 3))))))
+                    (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $s) (local.get $b0))))
+                    (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $s) (local.get $b1))))
+                    (local.set $pa (i32.add (local.get $pa) (local.get $aStep)))
+                    (local.set $pb (i32.add (local.get $pb) (local.get $bStep)))
+                    (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+                    (br $kLoop)))
+                (local.set $pc
+                  (i32.add (local.get $cItem)
+                    (i32.shl (i32.add (i32.mul (local.get $i) (local.get $P)) (local.get $j)) (i32.const 2))))
+                (v128.store offset=0 (local.get $pc) (local.get $c00))
+                (v128.store offset=16 (local.get $pc) (local.get $c01))
+                (local.set $pc (i32.add (local.get $pc) (local.get $bStep)))
+                (v128.store offset=0 (local.get $pc) (local.get $c10))
+                (v128.store offset=16 (local.get $pc) (local.get $c11))
+                (local.set $pc (i32.add (local.get $pc) (local.get $bStep)))
+                (v128.store offset=0 (local.get $pc) (local.get $c20))
+                (v128.store offset=16 (local.get $pc) (local.get $c21))
+                (local.set $pc (i32.add (local.get $pc) (local.get $bStep)))
+                (v128.store offset=0 (local.get $pc) (local.get $c30))
+                (v128.store offset=16 (local.get $pc) (local.get $c31))
+                (local.set $j (i32.add (local.get $j) (i32.const 8)))
+                (br $jLoop)))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br $iLoop)))
+        ;; the columns right of the tiles (rows above M4), then the last rows (all columns)
+        (call $rect (local.get $aItem) (local.get $bItem) (local.get $cItem) (i32.const 0) (local.get $M4)
+          (local.get $P8) (local.get $P) (local.get $K) (local.get $P) (local.get $aRow) (local.get $aCol))
+        (call $rect (local.get $aItem) (local.get $bItem) (local.get $cItem) (local.get $M4) (local.get $M)
+          (i32.const 0) (local.get $P) (local.get $K) (local.get $P) (local.get $aRow) (local.get $aCol))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br $nLoop))))
+
+  ;; One item's c[i, j] for rows [i0, i1) and columns [j0, j1), one value at a time (the edges of the tiles).
+  (func $rect
+    (param $a i32) (param $b i32) (param $c i32) (param $i0 i32) (param $i1 i32) (param $j0 i32) (param $j1 i32)
+    (param $K i32) (param $P i32) (param $aRow i32) (param $aCol i32)
+    (local $i i32) (local $j i32) (local $k i32) (local $pa i32) (local $pb i32) (local $sum f32)
+    (local.set $i (local.get $i0))
+    (block $iDone
+      (loop $iLoop
+        (br_if $iDone (i32.ge_u (local.get $i) (local.get $i1)))
+        (local.set $j (local.get $j0))
+        (block $jDone
+          (loop $jLoop
+            (br_if $jDone (i32.ge_u (local.get $j) (local.get $j1)))
+            (local.set $sum (f32.const 0))
+            (local.set $pa (i32.add (local.get $a) (i32.shl (i32.mul (local.get $i) (local.get $aRow)) (i32.const 2))))
+            (local.set $pb (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $k (local.get $K))
+            (block $kDone
+              (loop $kLoop
+                (br_if $kDone (i32.eqz (local.get $k)))
+                (local.set $sum
+                  (f32.add (local.get $sum) (f32.mul (f32.load (local.get $pa)) (f32.load (local.get $pb)))))
+                (local.set $pa (i32.add (local.get $pa) (i32.shl (local.get $aCol) (i32.const 2))))
+                (local.set $pb (i32.add (local.get $pb) (i32.shl (local.get $P) (i32.const 2))))
+                (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+                (br $kLoop)))
+            (f32.store
+              (i32.add (local.get $c) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $P)) (local.get $j)) (i32.const 2)))
+              (local.get $sum))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $jLoop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $iLoop))))
+
+  ;; dst[n, c, r] = src[n, r, c] for N items of R x C floats (b of a·bᵀ made row-major for matmul)
+  (func (export "transpose")
+    (param $src i32) (param $dst i32) (param $N i32) (param $R i32) (param $C i32)
+    (local $n i32) (local $r i32) (local $c i32) (local $ps i32) (local $pd i32) (local $item i32)
+    (local.set $item (i32.shl (i32.mul (local.get $R) (local.get $C)) (i32.const 2)))
+    (local.set $n (i32.const 0))
+    (block $nDone
+      (loop $nLoop
+        (br_if $nDone (i32.ge_u (local.get $n) (local.get $N)))
+        (local.set $r (i32.const 0))
+        (block $rDone
+          (loop $rLoop
+            (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+            (local.set $ps
+              (i32.add (i32.add (local.get $src) (i32.mul (local.get $n) (local.get $item)))
+                (i32.shl (i32.mul (local.get $r) (local.get $C)) (i32.const 2))))
+            (local.set $pd
+              (i32.add (i32.add (local.get $dst) (i32.mul (local.get $n) (local.get $item)))
+                (i32.shl (local.get $r) (i32.const 2))))
+            (local.set $c (local.get $C))
+            (block $cDone
+              (loop $cLoop
+                (br_if $cDone (i32.eqz (local.get $c)))
+                (f32.store (local.get $pd) (f32.load (local.get $ps)))
+                (local.set $ps (i32.add (local.get $ps) (i32.const 4)))
+                (local.set $pd (i32.add (local.get $pd) (i32.shl (local.get $R) (i32.const 2))))
+                (local.set $c (i32.sub (local.get $c) (i32.const 1)))
+                (br $cLoop)))
+            (local.set $r (i32.add (local.get $r) (i32.const 1)))
+            (br $rLoop)))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br $nLoop))))
+)
