@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 import { loraScaling, targetedModules, validateLoraConfig, type LoraConfig } from './lora-config';
 import type { LinearModule } from './params';
-import { dropout } from './ops';
+import { dropout, loraPath } from './ops';
 import { Rng } from '../util/rng';
 
 export function loraParamName(module: string, which: 'A' | 'B'): string {
@@ -108,8 +108,7 @@ export class LoraAdapter {
     let xin: tf.Tensor2D = x;
     if (dropoutSeed != null && this.config.lora_dropout > 0)
       xin = dropout(x, this.config.lora_dropout, dropoutSeed) as tf.Tensor2D;
-    const xa = tf.matMul(xin, l.A, false, true);
-    return tf.mul(tf.matMul(xa, l.B, false, true), this.scaling) as tf.Tensor2D;
+    return loraPath(xin, l.A as tf.Tensor2D, l.B as tf.Tensor2D, this.scaling);
   }
 
   /** ΔW in the base weight's layout: scaling·(B·A) [out,in], transposed for Conv1D (PEFT's fan_in_fan_out). */

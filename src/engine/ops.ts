@@ -6,19 +6,22 @@ import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
 import { customOp } from './custom-op';
 export { customOp };
-import { wasmBatchMatMul, wasmMatMulAvailable } from './wasm-matmul';
+import { wasmBatchMatMul, wasmMatMul2d, wasmMatMulAvailable, wasmSmallProduct } from './wasm-matmul';
 import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
 
 /**
  * y = x · Wᵀ for a frozen nn.Linear weight W [out, in] (x is 2-D [M, in]).
- * On wasm, matMul with transposeB (and transposeA) is ~10x slower than the plain form, so the
- * forward runs as (W · xᵀ)ᵀ and the input gradient dy · W is written out by hand.
- * W is a constant (closed over, never an input), so no gradient for it is ever formed.
+ * On wasm, tfjs's matMul with transposeB (and transposeA) is ~10x slower than the plain form: small products run on
+ * our SIMD kernel (wasm-matmul.ts), large ones as (W · xᵀ)ᵀ on XNNPACK; the input gradient dy · W is written out by
+ * hand. W is a constant (closed over, never an input), so no gradient for it is ever formed.
  */
 export function linearOutIn(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
   if (!prefersNoTransposeB()) return tf.matMul(x, W, false, true);
+  const small = wasmSmallProduct(x.shape[0], x.shape[1], W.shape[0]);
   const f = customOp<tf.Tensor2D>(([xi]) => ({
-    value: tf.transpose(tf.matMul(W, tf.transpose(xi as tf.Tensor2D))) as tf.Tensor2D,
+    value: small
+      ? wasmMatMul2d(xi as tf.Tensor2D, W, false, true)
+      : (tf.transpose(tf.matMul(W, tf.transpose(xi as tf.Tensor2D))) as tf.Tensor2D),
     gradFunc: (dy) => tf.matMul(dy, W),
   }));
   return f(x);
@@ -27,11 +30,37 @@ export function linearOutIn(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
 /** y = x · W for a frozen GPT-2 Conv1D weight W [in, out]; the input gradient dy · Wᵀ avoids transposeB on wasm. */
 export function linearInOut(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
   if (!prefersNoTransposeB()) return tf.matMul(x, W);
+  const small = wasmSmallProduct(x.shape[0], W.shape[1], W.shape[0]);
   const f = customOp<tf.Tensor2D>(([xi]) => ({
     value: tf.matMul(xi as tf.Tensor2D, W),
-    gradFunc: (dy) => tf.transpose(tf.matMul(W, tf.transpose(dy))),
+    gradFunc: (dy) => (small ? wasmMatMul2d(dy, W, false, true) : tf.transpose(tf.matMul(W, tf.transpose(dy)))),
   }));
   return f(x);
+}
+
+/**
+ * PEFT's LoRA path x · Aᵀ · Bᵀ · scaling (A [r, in], B [out, r] trainable; x [M, in], after dropout). On wasm all
+ * its products, forward and backward, run on our SIMD kernel: tfjs would run x · Aᵀ and the weight gradients with
+ * transposed operands on its scalar loop. With g = dy · scaling: dB = gᵀ · xa, dxa = g · B, dA = dxaᵀ · x,
+ * dx = dxa · A; it saves x and xa = x · Aᵀ [M, r].
+ */
+export function loraPath(x: tf.Tensor2D, A: tf.Tensor2D, B: tf.Tensor2D, scaling: number): tf.Tensor2D {
+  if (!prefersNoTransposeB() || !wasmSmallProduct(x.shape[0], x.shape[1], Math.max(A.shape[0], B.shape[0])))
+    return tf.mul(tf.matMul(tf.matMul(x, A, false, true), B, false, true), scaling) as tf.Tensor2D;
+  const f = customOp<tf.Tensor2D>(([xi, Ai, Bi], save) => {
+    const xa = wasmMatMul2d(xi as tf.Tensor2D, Ai as tf.Tensor2D, false, true);
+    save([xi, Ai, Bi, xa]);
+    return {
+      value: tf.tidy(() => tf.mul(wasmMatMul2d(xa, Bi as tf.Tensor2D, false, true), scaling) as tf.Tensor2D),
+      gradFunc: (dy, saved) => {
+        const [xs, As, Bs, xas] = saved as tf.Tensor2D[];
+        const g = tf.mul(dy, scaling) as tf.Tensor2D;
+        const dxa = wasmMatMul2d(g, Bs);
+        return [wasmMatMul2d(dxa, As), wasmMatMul2d(dxa, xs, true, false), wasmMatMul2d(g, xas, true, false)];
+      },
+    };
+  });
+  return f(x, A, B);
 }
 
 /** A frozen weight (not a variable) a fused kernel may close over: no gradient is ever asked of it. */
@@ -158,6 +187,10 @@ export function ropeTables(
 /**
  * Apply RoPE to x [B, heads, T, d] with cos/sin [B, 1, T, d/2] gathered at the position ids.
  * 'half': HF rotate_half (dim i pairs with i + d/2). 'interleaved': dims (2i, 2i+1) pair (llama2.c / Meta).
+ * Either way out = x · C + rotate(x) · S, with C, S the tables widened to d columns and rotate(x) = x · R, R the
+ * signed permutation that puts each dimension's partner in its place (negated for the first of a pair); so
+ * dx = dy · C + (dy · S) · Rᵀ. Small matmuls instead of a split and a concat (on wasm a split copies its whole input
+ * per piece, and a gather along the last axis is slow); on webgpu, one fused program.
  */
 export function applyRope(
   x: tf.Tensor4D,
@@ -165,22 +198,57 @@ export function applyRope(
   sin: tf.Tensor4D,
   layout: 'half' | 'interleaved',
 ): tf.Tensor4D {
-  const [B, Hn, T, d] = x.shape;
+  const [B, H, T, d] = x.shape;
   if (webgpuKernelsActive() && cos.shape[1] === 1 && cos.shape[0] === B && cos.shape[2] === T && 2 * cos.shape[3] === d)
     return fusedRope(x, cos, sin, layout);
-  if (layout === 'half') {
-    const [x1, x2] = tf.split(x, 2, 3);
-    const o1 = tf.sub(tf.mul(x1, cos), tf.mul(x2, sin));
-    const o2 = tf.add(tf.mul(x2, cos), tf.mul(x1, sin));
-    return tf.concat([o1, o2], 3) as tf.Tensor4D;
+  const { widen, rotate, rotateT } = ropeMatrices(d, layout);
+  const [Bc, , Tc] = cos.shape;
+  const wide = (t: tf.Tensor4D) =>
+    tf.reshape(smallMatMul(tf.reshape(t, [Bc * Tc, d / 2]) as tf.Tensor2D, widen), [Bc, 1, Tc, d]);
+  const C = wide(cos),
+    S = wide(sin);
+  const rows = (t: tf.Tensor) => tf.reshape(t, [B * H * T, d]) as tf.Tensor2D;
+  const f = customOp<tf.Tensor4D>(([xi], save) => {
+    save([C, S, rotateT]);
+    return {
+      value: tf.tidy(
+        () => tf.add(tf.mul(xi, C), tf.mul(tf.reshape(smallMatMul(rows(xi), rotate), x.shape), S)) as tf.Tensor4D,
+      ),
+      gradFunc: (dy, [Cs, Ss, Rt]) =>
+        tf.add(tf.mul(dy, Cs), tf.reshape(smallMatMul(rows(tf.mul(dy, Ss)), Rt as tf.Tensor2D), x.shape)),
+    };
+  });
+  return f(x);
+}
+
+/**
+ * RoPE's constant matrices for head size d: `widen` [d/2, d] copies each table column to the dimensions that use it,
+ * `rotate` [d, d] (and its transpose) maps x to rotate(x) (see applyRope).
+ */
+function ropeMatrices(d: number, layout: 'half' | 'interleaved') {
+  const half = d / 2;
+  const widen = new Float32Array(half * d),
+    rotate = new Float32Array(d * d),
+    rotateT = new Float32Array(d * d);
+  for (let j = 0; j < d; j++) {
+    const first = layout === 'half' ? j < half : j % 2 === 0;
+    widen[(layout === 'half' ? j % half : j >> 1) * d + j] = 1;
+    const partner = layout === 'half' ? (first ? j + half : j - half) : first ? j + 1 : j - 1;
+    rotate[partner * d + j] = first ? -1 : 1;
+    rotateT[j * d + partner] = first ? -1 : 1;
   }
-  const x5 = tf.reshape(x, [B, Hn, T, d / 2, 2]);
-  const [xe, xo] = tf.split(x5, 2, 4);
-  const c = tf.expandDims(cos, 4),
-    s = tf.expandDims(sin, 4);
-  const oe = tf.sub(tf.mul(xe, c), tf.mul(xo, s));
-  const oo = tf.add(tf.mul(xe, s), tf.mul(xo, c));
-  return tf.reshape(tf.concat([oe, oo], 4), [B, Hn, T, d]) as tf.Tensor4D;
+  return {
+    widen: tf.tensor2d(widen, [half, d]),
+    rotate: tf.tensor2d(rotate, [d, d]),
+    rotateT: tf.tensor2d(rotateT, [d, d]),
+  };
+}
+
+/** a · b of 2-D tensors, on our wasm kernel when the product is small (see wasmSmallProduct), else tfjs's matMul. */
+function smallMatMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return prefersNoTransposeB() && wasmSmallProduct(a.shape[0], a.shape[1], b.shape[1])
+    ? wasmMatMul2d(a, b)
+    : tf.matMul(a, b);
 }
 
 /**

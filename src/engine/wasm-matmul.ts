@@ -129,3 +129,26 @@ export function wasmBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = fal
   const attrs: Attrs = { transposeA, transposeB };
   return tf.engine().runKernel(WASM_MATMUL_KERNEL, { a, b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor3D;
 }
+
+/**
+ * Products up to this many multiply-accumulates go to the kernel as 2-D products too (linear layers of small models,
+ * every LoRA product): there tfjs's XNNPACK path packs a new right operand on each call and a·bᵀ needs two
+ * Transpose ops around it. Above it XNNPACK's cache blocking wins (measured on SmolLM2 / GPT-2 shapes).
+ */
+export const SMALL_PRODUCT_MACS = 2 ** 24;
+
+/** Whether an [M, K] · [K, P] product runs on the kernel (see SMALL_PRODUCT_MACS). */
+export function wasmSmallProduct(M: number, K: number, P: number): boolean {
+  return M * K * P <= SMALL_PRODUCT_MACS && wasmMatMulAvailable();
+}
+
+/** 2-D op(a) · op(b) on the kernel (no gradient of its own). */
+export function wasmMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
+  const c = wasmBatchMatMul(
+    tf.reshape(a, [1, ...a.shape]) as tf.Tensor3D,
+    tf.reshape(b, [1, ...b.shape]) as tf.Tensor3D,
+    transposeA,
+    transposeB,
+  );
+  return tf.reshape(c, [c.shape[1], c.shape[2]]) as tf.Tensor2D;
+}

@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import { bmm, linearInOut, linearOutIn } from '../../src/engine/ops';
+import { applyRope, bmm, linearInOut, linearOutIn, loraPath } from '../../src/engine/ops';
 import { Rng } from '../../src/util/rng';
 
 const rng = new Rng(9);
@@ -58,4 +58,51 @@ describe('wasm fast paths', () => {
     expect(await maxDiff(g1, g2)).toBeLessThan(1e-5);
     expect(await maxDiff(g3, g4)).toBeLessThan(1e-5);
   });
+
+  it('loraPath (all products on the SIMD kernel) equals x·Aᵀ·Bᵀ·s, and so do its gradients for x, A and B', async () => {
+    const x = rand([37, 24]) as tf.Tensor2D,
+      A = rand([4, 24]) as tf.Tensor2D,
+      B = rand([13, 4]) as tf.Tensor2D,
+      w = rand([37, 13]);
+    const plain = (xi: tf.Tensor, a: tf.Tensor, b: tf.Tensor) =>
+      tf.mul(tf.matMul(tf.matMul(xi, a, false, true), b, false, true), 2.5);
+    expect(await maxDiff(loraPath(x, A, B, 2.5), plain(x, A, B))).toBeLessThan(1e-5);
+    const ours = tf.grads((xi: tf.Tensor, a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(loraPath(xi as tf.Tensor2D, a as tf.Tensor2D, b as tf.Tensor2D, 2.5), w)),
+    )([x, A, B]);
+    const theirs = tf.grads((xi: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(plain(xi, a, b), w)))([
+      x,
+      A,
+      B,
+    ]);
+    for (let i = 0; i < 3; i++) {
+      expect(ours[i].shape).toEqual(theirs[i].shape);
+      expect(await maxDiff(ours[i], theirs[i])).toBeLessThan(1e-4);
+    }
+  });
+
+  // RoPE written out as the papers do: pairs (x1, x2) -> (x1·cos − x2·sin, x2·cos + x1·sin)
+  const ropeByPairs = (x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, layout: 'half' | 'interleaved') => {
+    const [B, H, T, d] = x.shape;
+    if (layout === 'half') {
+      const [x1, x2] = tf.split(x, 2, 3);
+      return tf.concat([tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)), tf.add(tf.mul(x2, cos), tf.mul(x1, sin))], 3);
+    }
+    const [xe, xo] = tf.split(tf.reshape(x, [B, H, T, d / 2, 2]), 2, 4);
+    const c = tf.expandDims(cos, 4),
+      s = tf.expandDims(sin, 4);
+    const pairs = tf.concat([tf.sub(tf.mul(xe, c), tf.mul(xo, s)), tf.add(tf.mul(xe, s), tf.mul(xo, c))], 4);
+    return tf.reshape(pairs, [B, H, T, d]);
+  };
+  for (const layout of ['half', 'interleaved'] as const)
+    it(`applyRope (${layout}) equals RoPE by pairs, value and input gradient`, async () => {
+      const x = rand([2, 3, 5, 8]) as tf.Tensor4D,
+        cos = rand([2, 1, 5, 4]) as tf.Tensor4D,
+        sin = rand([2, 1, 5, 4]) as tf.Tensor4D,
+        w = rand([2, 3, 5, 8]);
+      expect(await maxDiff(applyRope(x, cos, sin, layout), ropeByPairs(x, cos, sin, layout))).toBeLessThan(1e-6);
+      const g1 = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(applyRope(v as tf.Tensor4D, cos, sin, layout), w)))(x);
+      const g2 = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ropeByPairs(v as tf.Tensor4D, cos, sin, layout), w)))(x);
+      expect(await maxDiff(g1, g2)).toBeLessThan(1e-6);
+    });
 });
