@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { guardWasmHeap } from './wasm-heap';
+import { installWasmSlice } from './wasm-slice';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -224,6 +225,7 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: InitOpti
       // an allocation the wasm heap cannot hold throws (WasmHeapError) instead of corrupting the module
       if (name === 'wasm') {
         guardWasmHeap();
+        installWasmSlice();
         return { backend: name, fallbacks, wasmThreads: getThreadsCount(), wasmThreadsNote: wasmCreated?.note };
       }
       return { backend: name, fallbacks };

@@ -71,24 +71,24 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
 
   const ce = customOp<tf.Scalar>(([lg], save) => {
     const l2 = lg as tf.Tensor2D;
-    // [N, V] temporaries die here; only the logits and their log-sum-exp are kept for the backward pass
-    const [lse, value] = tf.tidy(() => {
-      const lse = tf.logSumExp(l2, 1);
+    // One softmax (a fused kernel on every backend) serves both passes. The log-sum-exp comes from it at each row's
+    // largest logit m, where p = exp(m − lse) >= 1/V cannot underflow: lse = m − log(max p).
+    const probs = tf.softmax(l2);
+    const value = tf.tidy(() => {
+      const lse = tf.sub(tf.max(l2, 1), tf.log(tf.max(probs, 1)));
       const picked = tf.gather(tf.reshape(l2, [N * V]), idx);
-      return [lse, tf.div(tf.sum(tf.mul(tf.sub(lse, picked), mask)), denom) as tf.Scalar] as const;
+      return tf.div(tf.sum(tf.mul(tf.sub(lse, picked), mask)), denom) as tf.Scalar;
     });
-    save([l2, lse]);
+    save([probs]);
     return {
       value,
-      gradFunc: (dy, saved) => {
-        const [ls, lse2] = saved;
+      gradFunc: (dy, [p]) => {
         // tensors from the forward scope are gone by now (variableGrads tidies it): rebuild from JS arrays
         const scale = tf.mul(tf.div(tf.tensor1d(maskArr), denom), dy); // [N]
-        const probs = tf.exp(tf.sub(ls, tf.expandDims(lse2, 1)));
         // subtract 1 at each counted target: a sparse update, not a one-hot
         const idx2 = tf.tensor2d(Array.from(safe, (t, i) => [i, t]).flat(), [N, 2], 'int32');
         const onTarget = tf.scatterND(idx2, tf.neg(scale), [N, V]);
-        return tf.add(tf.mul(probs, tf.expandDims(scale, 1)), onTarget);
+        return tf.add(tf.mul(p, tf.expandDims(scale, 1)), onTarget);
       },
     };
   });

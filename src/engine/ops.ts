@@ -45,7 +45,8 @@ export function linearInOut(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
  * dx = dxa · A; it saves x and xa = x · Aᵀ [M, r].
  */
 export function loraPath(x: tf.Tensor2D, A: tf.Tensor2D, B: tf.Tensor2D, scaling: number): tf.Tensor2D {
-  if (!prefersNoTransposeB() || !wasmSmallProduct(x.shape[0], x.shape[1], Math.max(A.shape[0], B.shape[0])))
+  // its largest product is [M, max(in, out)] by r
+  if (!prefersNoTransposeB() || !wasmSmallProduct(x.shape[0], Math.max(A.shape[1], B.shape[0]), A.shape[0]))
     return tf.mul(tf.matMul(tf.matMul(x, A, false, true), B, false, true), scaling) as tf.Tensor2D;
   const f = customOp<tf.Tensor2D>(([xi, Ai, Bi], save) => {
     const xa = wasmMatMul2d(xi as tf.Tensor2D, Ai as tf.Tensor2D, false, true);

@@ -237,7 +237,7 @@ export class AdamW {
     return tf.tidy((): tf.Scalar | undefined => {
       const sc = (x: number) => tf.scalar(x, 'float32');
       // A factor that becomes `off` (no change) where the gate is closed.
-      const gated = (x: tf.Tensor, off: number): tf.Tensor => (gate ? tf.where(gate, x, tf.fill(x.shape, off)) : x);
+      const gated = (x: tf.Tensor, off: number): tf.Tensor => (gate ? select(gate, x, tf.fill(x.shape, off)) : x);
       // A factor per parameter: a scalar when every parameter has the same, else one value per element, `off`
       // for the parameters without a gradient.
       const factor = (f: (step: number, s: Slot) => number, off: number): tf.Tensor => {
@@ -261,7 +261,7 @@ export class AdamW {
             : factor((_, s) => (s.decay ? 1 - lr * wd : 1), 1);
       }
       // Non-finite gradients must not reach the moments when the gate is closed (NaN·0 = NaN).
-      const gg = gate ? tf.where(gate, g, tf.zerosLike(g)) : g;
+      const gg = gate ? select(gate, g, tf.zerosLike(g)) : g;
       const params = slots.map(([name]) => this.params.get(name)!);
       const p = (
         params.length === 1
@@ -282,9 +282,10 @@ export class AdamW {
       } else {
         // ‖θ‖² is finite only if every weight is finite and below ~1.8e19 in magnitude.
         applied = tf.isFinite(tf.sum(tf.square(newP))) as tf.Scalar;
-        this.m.assign(tf.where(applied, m, this.m) as tf.Tensor1D);
-        this.v.assign(tf.where(applied, v, this.v) as tf.Tensor1D);
-        newP = tf.where(applied, newP, p);
+        const keep = spread(applied, [this.total]);
+        this.m.assign(tf.where(keep, m, this.m) as tf.Tensor1D);
+        this.v.assign(tf.where(keep, v, this.v) as tf.Tensor1D);
+        newP = tf.where(keep, newP, p);
       }
       const parts =
         params.length === 1
@@ -414,4 +415,17 @@ export class AdamW {
     this.slots.clear();
     this.disposed = true;
   }
+}
+
+/**
+ * A bool scalar as a mask of `shape`. tf.where broadcasts a scalar condition with Tile, which on wasm took ~25 ms
+ * per call over SmolLM2's 460,800 LoRA values; a multiply broadcasts it at memory speed.
+ */
+function spread(cond: tf.Scalar, shape: number[]): tf.Tensor {
+  return tf.cast(tf.mul(tf.ones(shape), tf.cast(cond, 'float32')), 'bool');
+}
+
+/** tf.where(cond, a, b) for a bool scalar cond (see spread). */
+function select(cond: tf.Scalar, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return a.rank === 0 ? tf.where(cond, a, b) : tf.where(spread(cond, a.shape), a, b);
 }
