@@ -6,13 +6,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
 import { customOp } from './custom-op';
 export { customOp };
-import { wasmBatchMatMul, wasmMatMul2d, wasmMatMulAvailable, wasmSmallProduct } from './wasm-matmul';
+import { wasmBatchMatMul, wasmMatMul2d, wasmMatMulAvailable, wasmSmallProduct, wasmSoftmaxGrad } from './wasm-kernels';
 import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
 
 /**
  * y = x · Wᵀ for a frozen nn.Linear weight W [out, in] (x is 2-D [M, in]).
  * On wasm, tfjs's matMul with transposeB (and transposeA) is ~10x slower than the plain form: small products run on
- * our SIMD kernel (wasm-matmul.ts), large ones as (W · xᵀ)ᵀ on XNNPACK; the input gradient dy · W is written out by
+ * our SIMD kernel (wasm-kernels.ts), large ones as (W · xᵀ)ᵀ on XNNPACK; the input gradient dy · W is written out by
  * hand. W is a constant (closed over, never an input), so no gradient for it is ever formed.
  */
 export function linearOutIn(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
@@ -266,14 +266,25 @@ export function attentionSoftmax(
   const S = scores.shape[2];
   if (webgpuKernelsActive() && (!bias || bias.size === B * T * S))
     return fusedAttentionSoftmax(scores, scale, bias, dims);
-  let z: tf.Tensor = scale === 1 ? scores : tf.mul(scores, scale);
-  if (bias) z = tf.add(tf.reshape(z, [B, KV, G, T, S]), bias);
-  return tf.reshape(tf.softmax(z), [B * KV, G * T, S]) as tf.Tensor3D;
+  const forward = (x: tf.Tensor) => {
+    let z: tf.Tensor = scale === 1 ? x : tf.mul(x, scale);
+    if (bias) z = tf.add(tf.reshape(z, [B, KV, G, T, S]), bias);
+    return tf.reshape(tf.softmax(z), [B * KV, G * T, S]) as tf.Tensor3D;
+  };
+  if (!wasmMatMulAvailable()) return forward(scores);
+  // wasm: the backward pass in one sweep of our kernel (tfjs: a multiply, a sum, a subtract, a multiply, and the
+  // scale's multiply), from the saved probabilities only
+  const f = customOp<tf.Tensor3D>(([x], save) => {
+    const p = tf.tidy(() => forward(x));
+    save([p]);
+    return { value: p, gradFunc: (dy, [ps]) => wasmSoftmaxGrad(ps as tf.Tensor3D, dy, scale) };
+  });
+  return f(scores);
 }
 
 /**
  * Batched matmul of 3-D tensors a [N, M, K] · b [N, K, P] (or · bᵀ for b [N, P, K] with transposeB). On wasm, our
- * SIMD kernel (wasm-matmul.ts) runs every product of the pass, forward and backward, without a transpose; an engine
+ * SIMD kernel (wasm-kernels.ts) runs every product of the pass, forward and backward, without a transpose; an engine
  * without wasm SIMD gets tfjs's own kernel.
  */
 export function bmm(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {

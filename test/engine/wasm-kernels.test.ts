@@ -1,5 +1,5 @@
 /**
- * The SIMD batched-matmul kernel of the wasm backend (src/engine/wasm-matmul.wat): the committed binary is the
+ * The SIMD batched-matmul kernel of the wasm backend (src/engine/wasm-kernels.wat): the committed binary is the
  * assembly of the committed text, its products equal a float64 reference on shapes that hit every tile edge (rows
  * mod 4, columns mod 8) in all transpose forms, and bmm's gradients through it equal tfjs's own.
  */
@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import { bmm } from '../../src/engine/ops';
-import { wasmBatchMatMul, wasmMatMulAvailable } from '../../src/engine/wasm-matmul';
+import { attentionSoftmax, bmm } from '../../src/engine/ops';
+import { wasmBatchMatMul, wasmMatMulAvailable, wasmSoftmaxGrad } from '../../src/engine/wasm-kernels';
 import { BINARY_PATH, WAT_PATH, buildWasmKernels } from '../../tools/build-wasm-kernels';
 import { Rng } from '../../src/util/rng';
 
@@ -46,7 +46,7 @@ describe('wasm SIMD batched matmul', () => {
     await initBackend('wasm');
   });
 
-  it('the committed binary is the assembly of wasm-matmul.wat', async () => {
+  it('the committed binary is the assembly of wasm-kernels.wat', async () => {
     expect(readFileSync(BINARY_PATH, 'utf8')).toBe(await buildWasmKernels(readFileSync(WAT_PATH, 'utf8')));
   });
 
@@ -123,5 +123,47 @@ describe('wasm SIMD batched matmul', () => {
         expect(err).toBeLessThan(1e-4);
         expect(ours[i].shape).toEqual(theirs[i].shape);
       }
+    });
+
+  it('softmax_grad equals scale · p · (dp − Σ p·dp) row by row, for rows of every length mod 4', async () => {
+    for (const S of [1, 3, 4, 13, 128]) {
+      const R = 7;
+      const p = randData(R * S).map(Math.abs),
+        dp = randData(R * S);
+      const got = await wasmSoftmaxGrad(tf.tensor2d(p, [R, S]), tf.tensor2d(dp, [R, S]), 0.37).data();
+      for (let r = 0; r < R; r++) {
+        let dot = 0;
+        for (let j = 0; j < S; j++) dot += p[r * S + j] * dp[r * S + j];
+        for (let j = 0; j < S; j++) expect(got[r * S + j]).toBeCloseTo(0.37 * p[r * S + j] * (dp[r * S + j] - dot), 5);
+      }
+    }
+  });
+
+  for (const masked of [false, true])
+    it(`attentionSoftmax's gradient through the kernel equals tfjs's own (${masked ? 'with' : 'without'} a mask)`, async () => {
+      const [B, KV, G, T] = [2, 2, 3, 5];
+      const scores = tf.tensor3d(randData(B * KV * G * T * T), [B * KV, G * T, T]);
+      const bias = masked
+        ? tf.tensor(
+            Float32Array.from({ length: B * T * T }, (_, i) => (i % T > Math.floor(i / T) % T ? -1e9 : 0)),
+            [B, 1, 1, T, T],
+          )
+        : null;
+      const w = tf.tensor3d(randData(B * KV * G * T * T), [B * KV, G * T, T]);
+      const plain = (x: tf.Tensor) => {
+        let z = tf.mul(x, 0.5);
+        if (bias) z = tf.add(tf.reshape(z, [B, KV, G, T, T]), bias);
+        return tf.reshape(tf.softmax(z), [B * KV, G * T, T]);
+      };
+      const ours = tf.grad((x: tf.Tensor) =>
+        tf.sum(tf.mul(attentionSoftmax(x as tf.Tensor3D, 0.5, bias, { B, KV, G, T }), w)),
+      )(scores);
+      const theirs = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(plain(x), w)))(scores);
+      const a = await ours.data(),
+        b = await theirs.data();
+      let err = 0;
+      for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
+      expect(err).toBeLessThan(1e-6);
+      expect(await attentionSoftmax(scores, 0.5, bias, { B, KV, G, T }).data()).toEqual(await plain(scores).data());
     });
 });

@@ -1,7 +1,8 @@
-;; Batched matrix products for the small, many-item shapes of attention, in WebAssembly SIMD (128-bit, f32x4).
-;; tfjs-backend-wasm multiplies a batch of matrices with a plain scalar loop (~1 GFLOP/s); its fast path (XNNPACK)
-;; takes one 2-D product per call and packs the right operand each time. tools/build-wasm-kernels.ts assembles this
-;; file into wasm-matmul-binary.ts, twice: as written, and with a shared memory for tfjs's threaded build.
+;; Kernels of our own for the wasm backend, in WebAssembly SIMD (128-bit, f32x4): batched matrix products for the
+;; small, many-item shapes of attention and LoRA (tfjs-backend-wasm multiplies a batch of matrices with a plain
+;; scalar loop, ~1 GFLOP/s, and its fast path, XNNPACK, takes one 2-D product per call and packs the right operand
+;; each time), and the softmax's backward pass in one sweep. tools/build-wasm-kernels.ts assembles this
+;; file into wasm-kernels-binary.ts, twice: as written, and with a shared memory for tfjs's threaded build.
 ;; The module imports tfjs-backend-wasm's own memory, so it reads and writes tensors where they are (no copies);
 ;; every pointer is a byte offset into that memory.
 (module
@@ -169,4 +170,68 @@
             (br $rLoop)))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
         (br $nLoop))))
+
+  ;; out[r, s] = scale * p[r, s] * (dp[r, s] - sum_s' p[r, s'] * dp[r, s']) for R rows of S values: the gradient of
+  ;; softmax(scale * z) with respect to z, from the softmax's output p and its incoming gradient dp.
+  (func (export "softmax_grad")
+    (param $p i32) (param $dp i32) (param $out i32) (param $R i32) (param $S i32) (param $scale f32)
+    (local $r i32) (local $j i32) (local $S4 i32) (local $row i32) (local $acc v128) (local $dot f32) (local $vd v128)
+    (local $vs v128) (local $o i32)
+    (local.set $S4 (i32.and (local.get $S) (i32.const -4)))
+    (local.set $vs (f32x4.splat (local.get $scale)))
+    (local.set $r (i32.const 0))
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+        (local.set $row (i32.shl (i32.mul (local.get $r) (local.get $S)) (i32.const 2)))
+        ;; the row's dot product p . dp
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $j (i32.const 0))
+        (block $d4Done
+          (loop $d4Loop
+            (br_if $d4Done (i32.ge_u (local.get $j) (local.get $S4)))
+            (local.set $o (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $acc (f32x4.add (local.get $acc)
+              (f32x4.mul (v128.load (i32.add (local.get $p) (local.get $o)))
+                (v128.load (i32.add (local.get $dp) (local.get $o))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $d4Loop)))
+        (local.set $dot
+          (f32.add
+            (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+            (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+        (block $d1Done
+          (loop $d1Loop
+            (br_if $d1Done (i32.ge_u (local.get $j) (local.get $S)))
+            (local.set $o (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $dot (f32.add (local.get $dot)
+              (f32.mul (f32.load (i32.add (local.get $p) (local.get $o)))
+                (f32.load (i32.add (local.get $dp) (local.get $o))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $d1Loop)))
+        ;; out = scale * p * (dp - dot)
+        (local.set $vd (f32x4.splat (local.get $dot)))
+        (local.set $j (i32.const 0))
+        (block $w4Done
+          (loop $w4Loop
+            (br_if $w4Done (i32.ge_u (local.get $j) (local.get $S4)))
+            (local.set $o (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+            (v128.store (i32.add (local.get $out) (local.get $o))
+              (f32x4.mul (local.get $vs)
+                (f32x4.mul (v128.load (i32.add (local.get $p) (local.get $o)))
+                  (f32x4.sub (v128.load (i32.add (local.get $dp) (local.get $o))) (local.get $vd)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $w4Loop)))
+        (block $w1Done
+          (loop $w1Loop
+            (br_if $w1Done (i32.ge_u (local.get $j) (local.get $S)))
+            (local.set $o (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+            (f32.store (i32.add (local.get $out) (local.get $o))
+              (f32.mul (local.get $scale)
+                (f32.mul (f32.load (i32.add (local.get $p) (local.get $o)))
+                  (f32.sub (f32.load (i32.add (local.get $dp) (local.get $o))) (local.get $dot)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $w1Loop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
 )

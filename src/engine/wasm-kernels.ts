@@ -1,6 +1,7 @@
 /**
- * Batched matmul on the wasm backend by a SIMD kernel of our own (wasm-matmul.wat), registered as the tfjs kernel
- * `WebtuneBatchMatMul`. tfjs-backend-wasm 4.22 runs a batched product with a scalar loop (~1 GFLOP/s on attention's
+ * Kernels of our own for the wasm backend (wasm-kernels.wat, WebAssembly SIMD), registered as tfjs kernels.
+ *
+ * `WebtuneBatchMatMul`, a batched matmul. tfjs-backend-wasm 4.22 runs a batched product with a scalar loop (~1 GFLOP/s on attention's
  * [B·heads, T, head_dim] shapes) and its XNNPACK path only for one 2-D product per call; this kernel runs the whole
  * batch in tiles of 4 x 8 f32x4 accumulators (~40 GFLOP/s on those shapes here). It works inside tfjs's own memory
  * (the module imports it), so operands are read where they are and the result is written into a tensor tfjs
@@ -8,9 +9,10 @@
  * (tfjs's threaded build); the kernel runs on the calling thread.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { WASM_MATMUL_BINARY } from './wasm-matmul-binary';
+import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
 
 export const WASM_MATMUL_KERNEL = 'WebtuneBatchMatMul';
+export const WASM_SOFTMAX_GRAD_KERNEL = 'WebtuneSoftmaxGrad';
 
 interface Kernels {
   matmul(
@@ -27,6 +29,7 @@ interface Kernels {
     bBatch: number,
   ): void;
   transpose(src: number, dst: number, N: number, R: number, C: number): void;
+  softmax_grad(p: number, dp: number, out: number, R: number, S: number, scale: number): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm this kernel uses. */
@@ -54,7 +57,7 @@ function kernelsFor(backend: WasmBackendLike): Kernels | null {
   const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
   if (memory) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const bytes = decode(shared ? WASM_MATMUL_BINARY.shared : WASM_MATMUL_BINARY.plain);
+    const bytes = decode(shared ? WASM_KERNELS_BINARY.shared : WASM_KERNELS_BINARY.plain);
     if (WebAssembly.validate(bytes)) {
       const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
       k = instance.exports as unknown as Kernels;
@@ -151,4 +154,41 @@ export function wasmMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false,
     transposeB,
   );
   return tf.reshape(c, [c.shape[1], c.shape[2]]) as tf.Tensor2D;
+}
+
+function softmaxGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { p, dp } = args.inputs as { p: tf.TensorInfo; dp: tf.TensorInfo };
+  const { scale } = args.attrs as unknown as { scale: number };
+  const k = kernelsFor(backend);
+  if (!k) throw new Error(`${WASM_SOFTMAX_GRAD_KERNEL}: this engine cannot run wasm SIMD`);
+  if (!tf.util.arraysEqual(p.shape, dp.shape) || p.dtype !== 'float32' || dp.dtype !== 'float32')
+    throw new Error(`${WASM_SOFTMAX_GRAD_KERNEL}: p [${p.shape}] and dp [${dp.shape}] must be float32 of one shape`);
+  const out = backend.makeOutput(p.shape, 'float32');
+  const S = p.shape[p.shape.length - 1] ?? 1;
+  const R = tf.util.sizeFromShape(p.shape) / Math.max(S, 1);
+  if (R * S === 0) return out;
+  k.softmax_grad(
+    backend.getMemoryOffset(p.dataId),
+    backend.getMemoryOffset(dp.dataId),
+    backend.getMemoryOffset(out.dataId),
+    R,
+    S,
+    scale,
+  );
+  return out;
+}
+
+tf.registerKernel({
+  kernelName: WASM_SOFTMAX_GRAD_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: softmaxGradKernel as unknown as tf.KernelFunc,
+});
+
+/**
+ * The gradient of softmax(scale · z) over the last axis with respect to z, from the softmax's output p and the
+ * incoming gradient dp: scale · p · (dp − Σ p · dp), one sweep per row. Check wasmMatMulAvailable() first.
+ */
+export function wasmSoftmaxGrad<T extends tf.Tensor>(p: T, dp: T, scale: number): T {
+  return tf.engine().runKernel(WASM_SOFTMAX_GRAD_KERNEL, { p, dp }, { scale }) as T;
 }
