@@ -126,11 +126,29 @@ export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number)
   return tf.add(tf.mul(tf.mul(xc, tf.rsqrt(tf.add(variance, eps))), w), b);
 }
 
-/** GPT-2's gelu_new (tanh approximation); torch's gelu(approximate="tanh") — "gelu_pytorch_tanh" — is the same function. */
+/**
+ * GPT-2's gelu_new (tanh approximation); torch's gelu(approximate="tanh") — "gelu_pytorch_tanh" — is the same function:
+ * 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³). Computed as x·σ(2u) (1 + tanh(u) = 2σ(2u)), because a
+ * sigmoid is a vectorised kernel on wasm and tanh and pow are scalar loops there (a GPT-2-small step spent 1 s in
+ * them); x³ as x·x·x. One op that saves x only: with s = σ(2u), d/dx = s + 2x·s·(1 − s)·√(2/π)·(1 + 3·0.044715·x²).
+ */
 export function geluNew(x: tf.Tensor): tf.Tensor {
   const c = Math.sqrt(2 / Math.PI);
-  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), c);
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+  const sig2u = (xi: tf.Tensor, x2: tf.Tensor) =>
+    tf.sigmoid(tf.mul(tf.mul(xi, tf.add(tf.mul(x2, 0.044715), 1)), 2 * c));
+  const f = customOp<tf.Tensor>(([xi], save) => {
+    save([xi]);
+    return {
+      value: tf.tidy(() => tf.mul(xi, sig2u(xi, tf.mul(xi, xi)))),
+      gradFunc: (dy, [xs]) => {
+        const x2 = tf.mul(xs, xs);
+        const s = sig2u(xs, x2);
+        const du = tf.mul(tf.add(tf.mul(x2, 3 * 0.044715), 1), 2 * c);
+        return tf.mul(dy, tf.add(s, tf.mul(tf.mul(xs, tf.mul(s, tf.sub(1, s))), du)));
+      },
+    };
+  });
+  return f(x);
 }
 
 export function silu(x: tf.Tensor): tf.Tensor {

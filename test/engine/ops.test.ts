@@ -2,7 +2,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import { applyRope, bmm, linearInOut, linearOutIn, loraPath } from '../../src/engine/ops';
+import { applyRope, bmm, geluNew, linearInOut, linearOutIn, loraPath } from '../../src/engine/ops';
 import { Rng } from '../../src/util/rng';
 
 const rng = new Rng(9);
@@ -105,4 +105,15 @@ describe('wasm fast paths', () => {
       const g2 = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ropeByPairs(v as tf.Tensor4D, cos, sin, layout), w)))(x);
       expect(await maxDiff(g1, g2)).toBeLessThan(1e-6);
     });
+
+  it("geluNew (x·σ(2u), one op) equals HF's 0.5·x·(1 + tanh(u)), value and gradient, over [-8, 8]", async () => {
+    const x = tf.linspace(-8, 8, 1601);
+    const tanhForm = (v: tf.Tensor) =>
+      tf.mul(
+        tf.mul(v, 0.5),
+        tf.add(tf.tanh(tf.mul(tf.add(v, tf.mul(tf.pow(v, 3), 0.044715)), Math.sqrt(2 / Math.PI))), 1),
+      );
+    expect(await maxDiff(geluNew(x), tanhForm(x))).toBeLessThan(2e-6);
+    expect(await maxDiff(tf.grad(geluNew)(x), tf.grad(tanhForm)(x))).toBeLessThan(2e-6);
+  });
 });
