@@ -6,7 +6,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
 import { customOp } from './custom-op';
 export { customOp };
-import { wasmBatchMatMul, wasmMatMul2d, wasmMatMulAvailable, wasmSmallProduct, wasmSoftmaxGrad } from './wasm-kernels';
+import {
+  wasmBatchMatMul,
+  wasmKernelsAvailable,
+  wasmMatMul2d,
+  wasmRmsNorm,
+  wasmSmallProduct,
+  wasmSoftmaxGrad,
+} from './wasm-kernels';
 import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
 
 /**
@@ -69,11 +76,12 @@ const frozen = (w: tf.Tensor) => !(w instanceof tf.Variable);
 
 /**
  * HF LlamaRMSNorm: w · x / sqrt(mean(x²) + eps), over the last axis. The weight is frozen (no gradient). On webgpu
- * one fused program each way; elsewhere the backward pass keeps only x: with r = (mean(x²) + eps)^-½ and
+ * one fused program each way, on wasm one kernel of ours each way (wasm-kernels.ts); elsewhere the backward pass keeps only x: with r = (mean(x²) + eps)^-½ and
  * g = dy · w, dx = r · g − x · r³ · mean(g · x).
  */
 export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
   if (webgpuKernelsActive() && frozen(w)) return fusedRmsNorm(x, w, eps, false);
+  if (wasmKernelsAvailable() && frozen(w)) return wasmRmsNorm(x, w, eps, 0);
   const f = customOp<tf.Tensor>(([xi], save) => {
     save([xi]);
     return {
@@ -92,6 +100,7 @@ export function rmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
 /** Gemma's RMSNorm: x / sqrt(mean(x²) + eps) · (1 + w), over the last axis (the weights are stored zero-centred). */
 export function rmsNormOnePlus(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tensor {
   if (webgpuKernelsActive() && frozen(w)) return fusedRmsNorm(x, w, eps, true);
+  if (wasmKernelsAvailable() && frozen(w)) return wasmRmsNorm(x, w, eps, 1);
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), tf.add(w, 1));
 }
@@ -289,7 +298,7 @@ export function attentionSoftmax(
     if (bias) z = tf.add(tf.reshape(z, [B, KV, G, T, S]), bias);
     return tf.reshape(tf.softmax(z), [B * KV, G * T, S]) as tf.Tensor3D;
   };
-  if (!wasmMatMulAvailable()) return forward(scores);
+  if (!wasmKernelsAvailable()) return forward(scores);
   // wasm: the backward pass in one sweep of our kernel (tfjs: a multiply, a sum, a subtract, a multiply, and the
   // scale's multiply), from the saved probabilities only
   const f = customOp<tf.Tensor3D>(([x], save) => {
@@ -306,7 +315,7 @@ export function attentionSoftmax(
  * without wasm SIMD gets tfjs's own kernel.
  */
 export function bmm(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
-  if (!wasmMatMulAvailable()) return tf.matMul(a, b, false, transposeB);
+  if (!wasmKernelsAvailable()) return tf.matMul(a, b, false, transposeB);
   const f = customOp<tf.Tensor3D>(([ai, bi], save) => {
     save([ai, bi]);
     return {

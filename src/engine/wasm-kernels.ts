@@ -10,9 +10,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
+import { customOp } from './custom-op';
 
 export const WASM_MATMUL_KERNEL = 'WebtuneBatchMatMul';
 export const WASM_SOFTMAX_GRAD_KERNEL = 'WebtuneSoftmaxGrad';
+export const WASM_RMSNORM_KERNEL = 'WebtuneRmsNorm';
+export const WASM_RMSNORM_GRAD_KERNEL = 'WebtuneRmsNormGrad';
 
 interface Kernels {
   matmul(
@@ -30,6 +33,8 @@ interface Kernels {
   ): void;
   transpose(src: number, dst: number, N: number, R: number, C: number): void;
   softmax_grad(p: number, dp: number, out: number, R: number, S: number, scale: number): void;
+  rmsnorm_fwd(x: number, w: number, out: number, R: number, D: number, eps: number, plusOne: number): void;
+  rmsnorm_bwd(x: number, w: number, dy: number, dx: number, R: number, D: number, eps: number, plusOne: number): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm this kernel uses. */
@@ -68,7 +73,7 @@ function kernelsFor(backend: WasmBackendLike): Kernels | null {
 }
 
 /** Whether the current backend is wasm and can run the kernel. */
-export function wasmMatMulAvailable(): boolean {
+export function wasmKernelsAvailable(): boolean {
   if (tf.getBackend() !== 'wasm') return false;
   return kernelsFor(tf.backend() as unknown as WasmBackendLike) !== null;
 }
@@ -126,7 +131,7 @@ tf.registerKernel({
 
 /**
  * a · b for a [N, M, K] (or [N, K, M] with transposeA) and b [N, K, P] (or [N, P, K] with transposeB) on the wasm
- * kernel; no gradient of its own (see bmm in ops.ts). Check wasmMatMulAvailable() first.
+ * kernel; no gradient of its own (see bmm in ops.ts). Check wasmKernelsAvailable() first.
  */
 export function wasmBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transposeB = false): tf.Tensor3D {
   const attrs: Attrs = { transposeA, transposeB };
@@ -142,7 +147,7 @@ export const SMALL_PRODUCT_MACS = 2 ** 24;
 
 /** Whether an [M, K] · [K, P] product runs on the kernel (see SMALL_PRODUCT_MACS). */
 export function wasmSmallProduct(M: number, K: number, P: number): boolean {
-  return M * K * P <= SMALL_PRODUCT_MACS && wasmMatMulAvailable();
+  return M * K * P <= SMALL_PRODUCT_MACS && wasmKernelsAvailable();
 }
 
 /** 2-D op(a) · op(b) on the kernel (no gradient of its own). */
@@ -187,8 +192,59 @@ tf.registerKernel({
 
 /**
  * The gradient of softmax(scale · z) over the last axis with respect to z, from the softmax's output p and the
- * incoming gradient dp: scale · p · (dp − Σ p · dp), one sweep per row. Check wasmMatMulAvailable() first.
+ * incoming gradient dp: scale · p · (dp − Σ p · dp), one sweep per row. Check wasmKernelsAvailable() first.
  */
 export function wasmSoftmaxGrad<T extends tf.Tensor>(p: T, dp: T, scale: number): T {
   return tf.engine().runKernel(WASM_SOFTMAX_GRAD_KERNEL, { p, dp }, { scale }) as T;
+}
+
+interface RmsNormAttrs {
+  eps: number;
+  plusOne: number;
+}
+
+/** Forward (inputs x, w) or backward (inputs x, w, dy) of RMSNorm over the last axis. */
+function rmsNormKernel(grad: boolean) {
+  const name = grad ? WASM_RMSNORM_GRAD_KERNEL : WASM_RMSNORM_KERNEL;
+  return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo => {
+    const backend = args.backend as WasmBackendLike;
+    const { x, w, dy } = args.inputs as { x: tf.TensorInfo; w: tf.TensorInfo; dy?: tf.TensorInfo };
+    const { eps, plusOne } = args.attrs as unknown as RmsNormAttrs;
+    const k = kernelsFor(backend);
+    if (!k) throw new Error(`${name}: this engine cannot run wasm SIMD`);
+    const D = x.shape[x.shape.length - 1] ?? 1;
+    const ok = [x, w, ...(dy ? [dy] : [])].every((t) => t.dtype === 'float32');
+    if (!ok || w.shape.length !== 1 || w.shape[0] !== D || (dy && !tf.util.arraysEqual(dy.shape, x.shape)))
+      throw new Error(`${name}: x [${x.shape}], w [${w.shape}]${dy ? `, dy [${dy.shape}]` : ''} do not match`);
+    const out = backend.makeOutput(x.shape, 'float32');
+    const R = tf.util.sizeFromShape(x.shape) / Math.max(D, 1);
+    if (R * D === 0) return out;
+    const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+    if (dy) k.rmsnorm_bwd(off(x), off(w), off(dy), off(out), R, D, eps, plusOne);
+    else k.rmsnorm_fwd(off(x), off(w), off(out), R, D, eps, plusOne);
+    return out;
+  };
+}
+
+for (const grad of [false, true])
+  tf.registerKernel({
+    kernelName: grad ? WASM_RMSNORM_GRAD_KERNEL : WASM_RMSNORM_KERNEL,
+    backendName: 'wasm',
+    kernelFunc: rmsNormKernel(grad) as unknown as tf.KernelFunc,
+  });
+
+/**
+ * RMSNorm x / sqrt(mean(x²) + eps) · (w + plusOne) over the last axis for a frozen w [D] (plusOne 1: Gemma's
+ * (1 + w)), one kernel each way; saves x only. Check wasmKernelsAvailable() first.
+ */
+export function wasmRmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number, plusOne: 0 | 1): tf.Tensor {
+  const attrs = { eps, plusOne } as unknown as tf.NamedAttrMap;
+  const f = customOp<tf.Tensor>(([xi], save) => {
+    save([xi]);
+    return {
+      value: tf.engine().runKernel(WASM_RMSNORM_KERNEL, { x: xi, w }, attrs) as tf.Tensor,
+      gradFunc: (dy, [xs]) => tf.engine().runKernel(WASM_RMSNORM_GRAD_KERNEL, { x: xs, w, dy }, attrs) as tf.Tensor,
+    };
+  });
+  return f(x);
 }

@@ -1,7 +1,8 @@
 ;; Kernels of our own for the wasm backend, in WebAssembly SIMD (128-bit, f32x4): batched matrix products for the
 ;; small, many-item shapes of attention and LoRA (tfjs-backend-wasm multiplies a batch of matrices with a plain
 ;; scalar loop, ~1 GFLOP/s, and its fast path, XNNPACK, takes one 2-D product per call and packs the right operand
-;; each time), and the softmax's backward pass in one sweep. tools/build-wasm-kernels.ts assembles this
+;; each time), the softmax's backward pass, and RMSNorm forward and backward, each in one sweep per row (tfjs runs
+;; these as five to ten separate ops). tools/build-wasm-kernels.ts assembles this
 ;; file into wasm-kernels-binary.ts, twice: as written, and with a shared memory for tfjs's threaded build.
 ;; The module imports tfjs-backend-wasm's own memory, so it reads and writes tensors where they are (no copies);
 ;; every pointer is a byte offset into that memory.
@@ -232,6 +233,102 @@
                   (f32.sub (f32.load (i32.add (local.get $dp) (local.get $o))) (local.get $dot)))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $w1Loop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
+
+  ;; sum over j < D of a[j] * b[j] (f32x4 lanes, then the D mod 4 tail), for rows of floats at byte offsets a, b
+  (func $dot (param $a i32) (param $b i32) (param $D i32) (result f32)
+    (local $j i32) (local $D4 i32) (local $acc v128) (local $sum f32)
+    (local.set $D4 (i32.and (local.get $D) (i32.const -4)))
+    (local.set $acc (v128.const i32x4 0 0 0 0))
+    (block $done4
+      (loop $loop4
+        (br_if $done4 (i32.ge_u (local.get $j) (local.get $D4)))
+        (local.set $acc (f32x4.add (local.get $acc)
+          (f32x4.mul (v128.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))))
+            (v128.load (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $loop4)))
+    (local.set $sum
+      (f32.add
+        (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+        (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+    (block $done1
+      (loop $loop1
+        (br_if $done1 (i32.ge_u (local.get $j) (local.get $D)))
+        (local.set $sum (f32.add (local.get $sum)
+          (f32.mul (f32.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))))
+            (f32.load (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $loop1)))
+    (local.get $sum))
+
+  ;; RMSNorm of R rows of D values: out = x * r * (w + plusOne), r = 1 / sqrt(mean(x^2) + eps)
+  ;; (plusOne 0: Llama's x·w; 1: Gemma's x·(1 + w)).
+  (func (export "rmsnorm_fwd")
+    (param $x i32) (param $w i32) (param $out i32) (param $R i32) (param $D i32) (param $eps f32) (param $plusOne f32)
+    (local $r i32) (local $j i32) (local $row i32) (local $inv f32) (local $o i32)
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+        (local.set $row (i32.add (local.get $x) (i32.shl (i32.mul (local.get $r) (local.get $D)) (i32.const 2))))
+        (local.set $inv (f32.div (f32.const 1)
+          (f32.sqrt (f32.add
+            (f32.div (call $dot (local.get $row) (local.get $row) (local.get $D)) (f32.convert_i32_u (local.get $D)))
+            (local.get $eps)))))
+        (local.set $o (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $D)) (i32.const 2))))
+        (local.set $j (i32.const 0))
+        (block $jDone
+          (loop $jLoop
+            (br_if $jDone (i32.ge_u (local.get $j) (local.get $D)))
+            (f32.store (i32.add (local.get $o) (i32.shl (local.get $j) (i32.const 2)))
+              (f32.mul
+                (f32.mul (f32.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))) (local.get $inv))
+                (f32.add (f32.load (i32.add (local.get $w) (i32.shl (local.get $j) (i32.const 2)))) (local.get $plusOne))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $jLoop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
+
+  ;; Its input gradient: with r as above and g = dy * (w + plusOne), dx = g * r - x * r^3 * mean(g * x).
+  ;; g is formed in dx first (dx and dy may not alias).
+  (func (export "rmsnorm_bwd")
+    (param $x i32) (param $w i32) (param $dy i32) (param $dx i32) (param $R i32) (param $D i32) (param $eps f32)
+    (param $plusOne f32)
+    (local $r i32) (local $j i32) (local $off i32) (local $xr i32) (local $gr i32) (local $dyr i32) (local $inv f32)
+    (local $m f32) (local $c f32) (local $fD f32)
+    (local.set $fD (f32.convert_i32_u (local.get $D)))
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+        (local.set $off (i32.shl (i32.mul (local.get $r) (local.get $D)) (i32.const 2)))
+        (local.set $xr (i32.add (local.get $x) (local.get $off)))
+        (local.set $gr (i32.add (local.get $dx) (local.get $off)))
+        (local.set $dyr (i32.add (local.get $dy) (local.get $off)))
+        (local.set $inv (f32.div (f32.const 1)
+          (f32.sqrt (f32.add (f32.div (call $dot (local.get $xr) (local.get $xr) (local.get $D)) (local.get $fD))
+            (local.get $eps)))))
+        (local.set $j (i32.const 0))
+        (block $gDone
+          (loop $gLoop
+            (br_if $gDone (i32.ge_u (local.get $j) (local.get $D)))
+            (f32.store (i32.add (local.get $gr) (i32.shl (local.get $j) (i32.const 2)))
+              (f32.mul (f32.load (i32.add (local.get $dyr) (i32.shl (local.get $j) (i32.const 2))))
+                (f32.add (f32.load (i32.add (local.get $w) (i32.shl (local.get $j) (i32.const 2)))) (local.get $plusOne))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $gLoop)))
+        (local.set $m (f32.div (call $dot (local.get $gr) (local.get $xr) (local.get $D)) (local.get $fD)))
+        (local.set $c (f32.mul (local.get $m) (f32.mul (local.get $inv) (f32.mul (local.get $inv) (local.get $inv)))))
+        (local.set $j (i32.const 0))
+        (block $dDone
+          (loop $dLoop
+            (br_if $dDone (i32.ge_u (local.get $j) (local.get $D)))
+            (f32.store (i32.add (local.get $gr) (i32.shl (local.get $j) (i32.const 2)))
+              (f32.sub
+                (f32.mul (f32.load (i32.add (local.get $gr) (i32.shl (local.get $j) (i32.const 2)))) (local.get $inv))
+                (f32.mul (f32.load (i32.add (local.get $xr) (i32.shl (local.get $j) (i32.const 2)))) (local.get $c))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $dLoop)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rLoop))))
 )

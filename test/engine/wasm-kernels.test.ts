@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { attentionSoftmax, bmm } from '../../src/engine/ops';
-import { wasmBatchMatMul, wasmMatMulAvailable, wasmSoftmaxGrad } from '../../src/engine/wasm-kernels';
+import { wasmBatchMatMul, wasmKernelsAvailable, wasmRmsNorm, wasmSoftmaxGrad } from '../../src/engine/wasm-kernels';
 import { BINARY_PATH, WAT_PATH, buildWasmKernels } from '../../tools/build-wasm-kernels';
 import { Rng } from '../../src/util/rng';
 
@@ -51,7 +51,7 @@ describe('wasm SIMD batched matmul', () => {
   });
 
   it('runs on this engine', () => {
-    expect(wasmMatMulAvailable()).toBe(true);
+    expect(wasmKernelsAvailable()).toBe(true);
   });
 
   // rows M: below, at and past a 4-row tile; columns P: below, at and past an 8-column tile; K down to 1
@@ -165,5 +165,27 @@ describe('wasm SIMD batched matmul', () => {
       for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
       expect(err).toBeLessThan(1e-6);
       expect(await attentionSoftmax(scores, 0.5, bias, { B, KV, G, T }).data()).toEqual(await plain(scores).data());
+    });
+
+  for (const plusOne of [0, 1] as const)
+    it(`RMSNorm ${plusOne ? 'x·(1 + w) (Gemma)' : 'x·w'}: value and input gradient equal tfjs's ops, rows of every length mod 4`, async () => {
+      for (const D of [1, 3, 8, 13, 64]) {
+        const R = 9;
+        const x = tf.tensor2d(randData(R * D), [R, D]);
+        const w = tf.tensor1d(randData(D));
+        const dy = tf.tensor2d(randData(R * D), [R, D]);
+        const plain = (v: tf.Tensor) =>
+          tf.mul(tf.mul(v, tf.rsqrt(tf.add(tf.mean(tf.square(v), -1, true), 1e-5))), plusOne ? tf.add(w, 1) : w);
+        const close = async (a: tf.Tensor, b: tf.Tensor) => {
+          const [u, v] = [await a.data(), await b.data()];
+          let err = 0;
+          for (let i = 0; i < u.length; i++) err = Math.max(err, Math.abs(u[i] - v[i]));
+          return err;
+        };
+        expect(await close(wasmRmsNorm(x, w, 1e-5, plusOne), plain(x)), `D ${D}`).toBeLessThan(2e-6);
+        const ours = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(wasmRmsNorm(v, w, 1e-5, plusOne), dy)))(x);
+        const theirs = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(plain(v), dy)))(x);
+        expect(await close(ours, theirs), `D ${D}`).toBeLessThan(2e-5);
+      }
     });
 });
