@@ -72,6 +72,8 @@ export interface BackendStatus {
   crossOriginIsolated: boolean;
   /** wasm only: whether the SIMD build runs. */
   wasmSimd?: boolean;
+  /** wasm only: whether webtune's own SIMD kernels run (src/engine/wasm-kernels.ts; else tfjs's own ops do). */
+  wasmKernels?: boolean;
   /** wasm only: threads it runs on (tfjs-backend-wasm's getThreadsCount()), and why fewer than asked. */
   wasmThreads?: number;
   wasmThreadsNote?: string;

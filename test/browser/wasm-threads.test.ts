@@ -40,6 +40,8 @@ describe.skipIf(!HAVE_CHROMIUM)('threaded wasm in Chromium (production build)', 
     const s = (await status())!;
     expect(s.backend).toBe('wasm');
     expect(s.wasmSimd).toBe(true);
+    // our SIMD kernels run against the threaded build's shared memory
+    expect(s.wasmKernels).toBe(true);
     expect(s.wasmThreadsNote).toBeUndefined();
     expect(s.wasmThreads).toBe(Math.min(cores, 8));
     if (cores > 1) expect(s.wasmThreads).toBeGreaterThan(1);
