@@ -180,21 +180,34 @@ const LIMIT_NAME: Record<BackendName, string> = {
 // Fitting a run
 
 /**
- * Measured peak / estimate of the transient parts (activations + logits) per backend. wasm: heap growth over the first
- * training step / the estimate's activations + logits, SmolLM2-135M's shape cut to 2-8 layers, vocab 1k-32k, 2-8 x
- * 64-256 tokens: 1.06-1.38 without checkpointing and 1.49 with it for steps growing the heap by 0.5-2.5 GB, up to 1.9
- * (258 MB) and 2.65 (66 MB) for small ones, whose fixed costs the USABLE_FRACTION margin covers; the full 30-layer
- * SmolLM2 without checkpointing grew the heap to 3.24 GB where this estimates 4.2 GB (safe side). It was 2.2-2.8
- * before the backward pass freed as it goes (backprop.ts) and wasm's clone stopped copying (wasm-identity.ts). cpu: live tensor bytes at
- * the peak / estimate, 1.5-1.9 over four configurations. webgl/webgpu run the same engine code path as cpu (no
- * wasm-only transposes), so the same tensors are alive; they were not measured and take cpu's factor.
+ * Measured peak / estimate of the transient parts (activations + logits, the attention share of ATTENTION_EXTRA
+ * included) per backend. wasm: heap at the end of two training steps minus weights, packed copies and LoRA state,
+ * over the estimate at factor 1, with the engine's own wasm kernels (wasm-kernels.ts: attention, LoRA and small
+ * products, RMSNorm and softmax gradients that save one tensor each): stories260K r16 all-linear at 10, 30 and 40 x
+ * 354 tokens 0.60-0.62 (40 rows grew the heap to 3.76 GB, 44 ran out of it), SmolLM2-135M's shape at 4 x 128 without
+ * checkpointing 0.86 (heap 2.88 GB), GPT-2-small's 0.95 at most (the heap did not grow past SmolLM2's 2.88 GB).
+ * Before those kernels it was 1.06-2.65 (and 2.2-2.8 before backprop.ts freed as it goes), hence 1.5 then. cpu: live
+ * tensor bytes at the peak / estimate, 1.5-1.9 over four configurations. webgl/webgpu run the same engine code path
+ * as cpu (no wasm kernels), so the same tensors are alive; they were not measured and take cpu's factor.
  */
 export const PEAK_FACTOR: Readonly<Record<BackendName, number>> = Object.freeze({
-  wasm: 1.5,
+  wasm: 1,
   cpu: 1.9,
   webgl: 1.9,
   webgpu: 1.9,
 });
+/**
+ * PEAK_FACTOR on wasm with gradient checkpointing: the block being recomputed holds its tensors on top of the kept
+ * block inputs. Measured 1.56 (SmolLM2-135M's shape at 4 x 128: heap 2.03 GB against 1.14 GB of weights, packed
+ * copies and LoRA state and 571 MB estimated).
+ */
+export const WASM_CHECKPOINTING_PEAK_FACTOR = 1.6;
+
+/** The factor a run's transient parts are scaled by (see PEAK_FACTOR); FitExtra.peakFactor overrides it. */
+function peakFactorOf(backend: BackendName, checkpointing: boolean, extra: FitExtra): number {
+  if (extra.peakFactor !== undefined) return extra.peakFactor;
+  return backend === 'wasm' && checkpointing ? WASM_CHECKPOINTING_PEAK_FACTOR : PEAK_FACTOR[backend];
+}
 /** session.estimate() counts 5 vocab-sized tensors per token (logits, softmax, target update, gradient): one is bytes.logits / 5. */
 const LOGIT_COPIES = 5;
 /**
@@ -203,8 +216,9 @@ const LOGIT_COPIES = 5;
  */
 export const USABLE_FRACTION = 0.85;
 /**
- * Extra weight of the attention scores. Measured on wasm with stories260K (8 heads, 5 layers), 354-token rows: batch 10
- * trains, batch 11 runs out of the 4 GB heap, while the calibrated estimate said 2.7 and 2.8 GB.
+ * Extra weight of the attention scores, which grow with the square of the row length. Set when stories260K (8 heads,
+ * 5 layers) at 354-token rows ran out of the 4 GB heap at batch 11 while the calibrated estimate said 2.8 GB; with
+ * the wasm kernels that run now reaches batch 40 (PEAK_FACTOR's measurements include this share).
  */
 export const ATTENTION_EXTRA = 0.5;
 
@@ -252,7 +266,7 @@ function analyse(
   extra: FitExtra,
   v: Variant,
 ): FitReport {
-  const f = extra.peakFactor ?? PEAK_FACTOR[backend];
+  const f = peakFactorOf(backend, v.checkpointing, extra);
   const cfg = extra.modelConfig;
   // Scaled from the largest micro-batch (batch_size rows of seq_len tokens): every transient part is linear in the
   // token count, except the attention scores, which also grow with seq_len; scaling them linearly too
@@ -449,12 +463,15 @@ function partsText(r: FitReport): string {
   return `${w}, activations ${formatBytes(p.activations)}, logits ${formatBytes(p.logits)}, LoRA + optimizer ${formatBytes(p.loraAndOptimizer)}`;
 }
 
-function calibrationNote(backend: BackendName, extra: FitExtra): string {
-  const f = extra.peakFactor ?? PEAK_FACTOR[backend];
-  return f === 1
-    ? ''
-    : ` (Activations and logits are the session estimate × ${f}, the peak measured on ${backend}` +
-        (backend === 'wasm' ? '; packed copies are the XNNPACK weight copies tfjs-wasm keeps for its matMuls.)' : '.)');
+function calibrationNote(backend: BackendName, extra: FitExtra, checkpointing: boolean): string {
+  const f = peakFactorOf(backend, checkpointing, extra);
+  const notes = [
+    f === 1 ? '' : `activations and logits are the session estimate × ${f}, the peak measured on ${backend}`,
+    backend === 'wasm' ? 'packed copies are the XNNPACK weight copies tfjs-wasm keeps for its matMuls' : '',
+  ].filter(Boolean);
+  if (!notes.length) return '';
+  const text = notes.join('; ');
+  return ` (${text[0].toUpperCase()}${text.slice(1)}.)`;
 }
 
 /** The run's calibrated memory on a backend, without throwing. */
@@ -505,7 +522,7 @@ function refusalOf(
     limits.totalBytes !== null && r.neededBytes > limits.totalBytes ? limits.totalBytes : limits.maxTensorBytes;
   const message =
     `This run needs about ${formatBytes(r.neededBytes)} on ${backend} (${partsText(r)})${r.reason}. ${s.sentence}` +
-    calibrationNote(backend, extra);
+    calibrationNote(backend, extra, estimate.gradient_checkpointing);
   return new OutOfMemoryError(message, {
     phase: 'first-step',
     backend,
