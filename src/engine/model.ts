@@ -12,7 +12,6 @@ import { compactableWeights, embeddingName, layerPrefix, paramShapes } from './p
 import { prefersNoTransposeB } from './backend';
 import { SHARE_IDENTITY_ABOVE_BYTES, setWasmIdentitySharing } from './wasm-identity';
 import {
-  applyRope,
   attentionSoftmax,
   bmm,
   customOp,
@@ -23,6 +22,7 @@ import {
   rmsNorm,
   rmsNormOnePlus,
   ropeTables,
+  ropeWith,
   siluMul,
   softcap,
 } from './ops';
@@ -654,8 +654,9 @@ export class CausalLM {
     let k = tf.transpose(tf.reshape(k2, [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
     let v = tf.transpose(tf.reshape(v2, [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
     if (cos && sin) {
-      q = applyRope(q, cos, sin, cfg.rope_layout);
-      k = applyRope(k, cos, sin, cfg.rope_layout);
+      const rope = ropeWith(cos, sin, cfg.rope_layout, hd);
+      q = rope(q);
+      k = rope(k);
     }
     if (cacheLayer) {
       const nk = cacheLayer.k.shape[2] === 0 ? k : (tf.concat([cacheLayer.k, k], 2) as tf.Tensor4D);

@@ -226,27 +226,55 @@ export function applyRope(
   sin: tf.Tensor4D,
   layout: 'half' | 'interleaved',
 ): tf.Tensor4D {
-  const [B, H, T, d] = x.shape;
-  if (webgpuKernelsActive() && cos.shape[1] === 1 && cos.shape[0] === B && cos.shape[2] === T && 2 * cos.shape[3] === d)
-    return fusedRope(x, cos, sin, layout);
-  const { widen, rotate, rotateT } = ropeMatrices(d, layout);
+  return ropeWith(cos, sin, layout, x.shape[3])(x);
+}
+
+/**
+ * applyRope as a function of x for one set of tables: the constant matrices and the widened tables are built once
+ * and shared by every tensor it rotates (a layer's queries and keys).
+ */
+export function ropeWith(
+  cos: tf.Tensor4D,
+  sin: tf.Tensor4D,
+  layout: 'half' | 'interleaved',
+  d: number,
+): (x: tf.Tensor4D) => tf.Tensor4D {
+  const [Bc, one, Tc, half] = cos.shape;
+  if (!webgpuKernelsActive() || one !== 1 || 2 * half !== d) return ropeByMatrices(cos, sin, layout, d);
+  let general: ((x: tf.Tensor4D) => tf.Tensor4D) | null = null;
+  return (x) =>
+    x.shape[0] === Bc && x.shape[2] === Tc
+      ? fusedRope(x, cos, sin, layout)
+      : (general ??= ropeByMatrices(cos, sin, layout, d))(x);
+}
+
+/** RoPE as x · C + (x · R) · S (see applyRope), C and S widened once for every x it is applied to. */
+function ropeByMatrices(
+  cos: tf.Tensor4D,
+  sin: tf.Tensor4D,
+  layout: 'half' | 'interleaved',
+  d: number,
+): (x: tf.Tensor4D) => tf.Tensor4D {
   const [Bc, , Tc] = cos.shape;
+  const { widen, rotate, rotateT } = ropeMatrices(d, layout);
   const wide = (t: tf.Tensor4D) =>
     tf.reshape(smallMatMul(tf.reshape(t, [Bc * Tc, d / 2]) as tf.Tensor2D, widen), [Bc, 1, Tc, d]);
   const C = wide(cos),
     S = wide(sin);
-  const rows = (t: tf.Tensor) => tf.reshape(t, [B * H * T, d]) as tf.Tensor2D;
-  const f = customOp<tf.Tensor4D>(([xi], save) => {
-    save([C, S, rotateT]);
-    return {
-      value: tf.tidy(
-        () => tf.add(tf.mul(xi, C), tf.mul(tf.reshape(smallMatMul(rows(xi), rotate), x.shape), S)) as tf.Tensor4D,
-      ),
-      gradFunc: (dy, [Cs, Ss, Rt]) =>
-        tf.add(tf.mul(dy, Cs), tf.reshape(smallMatMul(rows(tf.mul(dy, Ss)), Rt as tf.Tensor2D), x.shape)),
-    };
-  });
-  return f(x);
+  const rows = (t: tf.Tensor) => tf.reshape(t, [t.size / d, d]) as tf.Tensor2D;
+  return (x) => {
+    const f = customOp<tf.Tensor4D>(([xi], save) => {
+      save([C, S, rotateT]);
+      return {
+        value: tf.tidy(
+          () => tf.add(tf.mul(xi, C), tf.mul(tf.reshape(smallMatMul(rows(xi), rotate), x.shape), S)) as tf.Tensor4D,
+        ),
+        gradFunc: (dy, [Cs, Ss, Rt]) =>
+          tf.add(tf.mul(dy, Cs), tf.reshape(smallMatMul(rows(tf.mul(dy, Ss)), Rt as tf.Tensor2D), x.shape)),
+      };
+    });
+    return f(x);
+  };
 }
 
 /**
