@@ -6,15 +6,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/engine/backend';
 import { CausalLM, type TrainBatch } from '../src/engine/model';
-import type { ModelConfig, RawTensors } from '../src/engine/config';
+import { llamaConfig, type RawTensors } from '../src/engine/config';
 import { paramShapes } from '../src/engine/params';
 import { Trainer } from '../src/train/trainer';
 import { Rng } from '../src/util/rng';
 
 const STEPS = Number(process.env.STEPS ?? 2000);
-const cfg: ModelConfig = {
-  family: 'llama',
-  architecture: 'LlamaForCausalLM',
+const cfg = llamaConfig({
   vocab_size: 256,
   hidden_size: 64,
   intermediate_size: 172,
@@ -22,16 +20,7 @@ const cfg: ModelConfig = {
   num_attention_heads: 8,
   num_key_value_heads: 4,
   max_position_embeddings: 128,
-  norm_eps: 1e-5,
-  rope_theta: 10000,
-  rope_layout: 'half',
-  tie_word_embeddings: true,
-  attention_bias: false,
-  hidden_act: 'silu',
-  bos_token_id: 1,
-  eos_token_id: 2,
-  head_dim: 8,
-};
+});
 
 async function main() {
   await initBackend('wasm');

@@ -61,6 +61,42 @@ export interface ModelConfig {
   final_logit_softcapping?: number | null;
 }
 
+/** The sizes that tell one Llama-architecture model from another. */
+export type LlamaShape = Pick<
+  ModelConfig,
+  | 'vocab_size'
+  | 'hidden_size'
+  | 'intermediate_size'
+  | 'num_hidden_layers'
+  | 'num_attention_heads'
+  | 'num_key_value_heads'
+  | 'max_position_embeddings'
+> &
+  Partial<ModelConfig>;
+
+/**
+ * A LlamaForCausalLM config from its sizes, with transformers' LlamaConfig defaults for the rest (RMSNorm eps 1e-5,
+ * RoPE base 10000 in rotate_half layout, SiLU, no attention bias, bos 1 / eos 2) and tied embeddings; head_dim is
+ * hidden_size / num_attention_heads. For the engine's own workloads (benchmarks, checks); real models come from
+ * their config.json (src/io/hf-config.ts).
+ */
+export function llamaConfig(shape: LlamaShape): ModelConfig {
+  return {
+    family: 'llama',
+    architecture: 'LlamaForCausalLM',
+    norm_eps: 1e-5,
+    rope_theta: 10000,
+    rope_layout: 'half',
+    tie_word_embeddings: true,
+    attention_bias: false,
+    hidden_act: 'silu',
+    bos_token_id: 1,
+    eos_token_id: 2,
+    head_dim: shape.hidden_size / shape.num_attention_heads,
+    ...shape,
+  };
+}
+
 /** Families whose positions are a learned table (wpe) rather than RoPE. */
 export function hasLearnedPositions(cfg: Pick<ModelConfig, 'family'>): boolean {
   return cfg.family === 'gpt2' || cfg.family === 'gpt_neo';

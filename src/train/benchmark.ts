@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { CausalLM, type TrainBatch } from '../engine/model';
-import type { ModelConfig, RawTensors } from '../engine/config';
+import { llamaConfig, type ModelConfig, type RawTensors } from '../engine/config';
 import { compactableWeights, paramShapes } from '../engine/params';
 import { compactWeight, type CompactWeight, type FrozenDtype } from '../engine/frozen';
 import { targetedModules, type LoraConfig } from '../engine/lora-config';
@@ -41,9 +41,7 @@ export function median(xs: number[]): number {
 }
 
 export function smollm2(): ModelConfig {
-  return {
-    family: 'llama',
-    architecture: 'LlamaForCausalLM',
+  return llamaConfig({
     vocab_size: 49152,
     hidden_size: 576,
     intermediate_size: 1536,
@@ -51,16 +49,8 @@ export function smollm2(): ModelConfig {
     num_attention_heads: 9,
     num_key_value_heads: 3,
     max_position_embeddings: 2048,
-    norm_eps: 1e-5,
     rope_theta: 100000,
-    rope_layout: 'half',
-    tie_word_embeddings: true,
-    attention_bias: false,
-    hidden_act: 'silu',
-    bos_token_id: 1,
-    eos_token_id: 2,
-    head_dim: 64,
-  };
+  });
 }
 /** Qwen2.5-0.5B's shape (its config.json): 494M parameters, 151,936-token vocabulary, tied embeddings. */
 export function qwen25_05b(): ModelConfig {

@@ -13,7 +13,7 @@ import { AdamW } from './optimizer';
 import { Trainer } from './trainer';
 import { randomInit } from './benchmark';
 import { CausalLM, type TrainBatch } from '../engine/model';
-import type { ModelConfig } from '../engine/config';
+import { llamaConfig } from '../engine/config';
 
 function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   let h = seed >>> 0 || 1;
@@ -101,9 +101,7 @@ export async function checkFusedAdamW(tolerance = 1e-4): Promise<KernelCheck[]> 
 
 /** Five training steps of a tiny llama (LoRA with dropout on every linear layer, gradients clipped at 0.05). */
 async function trainRun(): Promise<Float32Array[]> {
-  const cfg: ModelConfig = {
-    family: 'llama',
-    architecture: 'LlamaForCausalLM',
+  const cfg = llamaConfig({
     vocab_size: 13,
     hidden_size: 8,
     intermediate_size: 16,
@@ -111,16 +109,7 @@ async function trainRun(): Promise<Float32Array[]> {
     num_attention_heads: 4,
     num_key_value_heads: 2,
     max_position_embeddings: 16,
-    norm_eps: 1e-5,
-    rope_theta: 10000,
-    rope_layout: 'half',
-    tie_word_embeddings: true,
-    attention_bias: false,
-    hidden_act: 'silu',
-    bos_token_id: 1,
-    eos_token_id: 2,
-    head_dim: 2,
-  };
+  });
   const model = CausalLM.fromRaw(cfg, randomInit(cfg, 3));
   const adapter = model.attachLora(
     { r: 2, lora_alpha: 4, lora_dropout: 0.1, target_modules: 'all-linear', use_rslora: false },
