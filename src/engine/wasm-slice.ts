@@ -40,43 +40,43 @@ function sliceInPlace(backend: WasmBackendLike, x: tf.TensorInfo, begin: number[
 
 let installed = false;
 
-/** Register the in-place Slice and SplitV for the wasm backend (once; after tfjs-backend-wasm has loaded). */
-export function installWasmSlice(): void {
-  if (installed) return;
-  const slice = tf.getKernel(tf.Slice, 'wasm');
-  const splitV = tf.getKernel(tf.SplitV, 'wasm');
-  if (!slice || !splitV) return;
-  installed = true;
-  tf.unregisterKernel(tf.Slice, 'wasm');
-  tf.unregisterKernel(tf.SplitV, 'wasm');
+/** Replace tfjs-wasm's kernel `name` by `ours` for numeric tensors; string tensors keep tfjs's kernel. */
+function replaceForNumbers(
+  name: string,
+  ours: (x: tf.TensorInfo, args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[],
+): void {
+  const original = tf.getKernel(name, 'wasm')!;
+  tf.unregisterKernel(name, 'wasm');
   tf.registerKernel({
-    kernelName: tf.Slice,
+    kernelName: name,
     backendName: 'wasm',
     kernelFunc: ((args: KernelArgs) => {
       const x = args.inputs.x as tf.TensorInfo;
-      if (x.dtype === 'string') return slice.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
-      const { begin, size } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
-      const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
-      return sliceInPlace(args.backend as WasmBackendLike, x, b, s);
+      return x.dtype === 'string' ? original.kernelFunc(args as Parameters<tf.KernelFunc>[0]) : ours(x, args);
     }) as unknown as tf.KernelFunc,
   });
-  tf.registerKernel({
-    kernelName: tf.SplitV,
-    backendName: 'wasm',
-    kernelFunc: ((args: KernelArgs) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      if (x.dtype === 'string') return splitV.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
-      const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
-      const ax = tf.util.parseAxisParam(axis, x.shape)[0];
-      const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
-      const begin = new Array<number>(x.shape.length).fill(0);
-      return sizes.map((s) => {
-        const size = [...x.shape];
-        size[ax] = s;
-        const piece = sliceInPlace(args.backend as WasmBackendLike, x, [...begin], size);
-        begin[ax] += s;
-        return piece;
-      });
-    }) as unknown as tf.KernelFunc,
+}
+
+/** Register the in-place Slice and SplitV for the wasm backend (once; after tfjs-backend-wasm has loaded). */
+export function installWasmSlice(): void {
+  if (installed || !tf.getKernel(tf.Slice, 'wasm') || !tf.getKernel(tf.SplitV, 'wasm')) return;
+  installed = true;
+  replaceForNumbers(tf.Slice, (x, args) => {
+    const { begin, size } = args.attrs as unknown as { begin: number | number[]; size: number | number[] };
+    const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+    return sliceInPlace(args.backend as WasmBackendLike, x, b, s);
+  });
+  replaceForNumbers(tf.SplitV, (x, args) => {
+    const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
+    const begin = new Array<number>(x.shape.length).fill(0);
+    return sizes.map((s) => {
+      const size = [...x.shape];
+      size[ax] = s;
+      const piece = sliceInPlace(args.backend as WasmBackendLike, x, [...begin], size);
+      begin[ax] += s;
+      return piece;
+    });
   });
 }
