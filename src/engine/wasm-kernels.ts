@@ -59,7 +59,7 @@ function kernelsFor(backend: WasmBackendLike): Kernels | null {
   const known = instances.get(backend.wasm);
   if (known !== undefined) return known;
   let k: Kernels | null = null;
-  const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
+  const memory = memoryOf(backend);
   if (memory) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     const bytes = decode(shared ? WASM_KERNELS_BINARY.shared : WASM_KERNELS_BINARY.plain);
@@ -69,6 +69,18 @@ function kernelsFor(backend: WasmBackendLike): Kernels | null {
     }
   }
   instances.set(backend.wasm, k);
+  return k;
+}
+
+/** tfjs-wasm's memory: exported by its single-threaded build, created (shared) by the glue of its threaded one. */
+function memoryOf(backend: WasmBackendLike): WebAssembly.Memory | undefined {
+  return backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
+}
+
+/** The kernels for a kernel function that runs on `backend`; throws, naming the kernel, where they cannot run. */
+function requireKernels(backend: WasmBackendLike, kernel: string): Kernels {
+  const k = kernelsFor(backend);
+  if (!k) throw new Error(`${kernel}: this engine cannot run wasm SIMD`);
   return k;
 }
 
@@ -87,8 +99,7 @@ function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   const backend = args.backend as WasmBackendLike;
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const { transposeA, transposeB } = args.attrs as unknown as Attrs;
-  const k = kernelsFor(backend);
-  if (!k) throw new Error(`${WASM_MATMUL_KERNEL}: this engine cannot run wasm SIMD`);
+  const k = requireKernels(backend, WASM_MATMUL_KERNEL);
   const [N, a1, a2] = a.shape;
   const [Nb, b1, b2] = b.shape;
   const [M, K] = transposeA ? [a2, a1] : [a1, a2];
@@ -106,7 +117,7 @@ function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   if (N * M * P === 0) return out;
   const c = backend.getMemoryOffset(out.dataId);
   if (K === 0) {
-    new Float32Array((backend.wasm.asm?.memory ?? backend.wasm.wasmMemory)!.buffer, c, N * M * P).fill(0);
+    new Float32Array(memoryOf(backend)!.buffer, c, N * M * P).fill(0);
     return out;
   }
   const aOff = backend.getMemoryOffset(a.dataId);
@@ -165,8 +176,7 @@ function softmaxGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   const backend = args.backend as WasmBackendLike;
   const { p, dp } = args.inputs as { p: tf.TensorInfo; dp: tf.TensorInfo };
   const { scale } = args.attrs as unknown as { scale: number };
-  const k = kernelsFor(backend);
-  if (!k) throw new Error(`${WASM_SOFTMAX_GRAD_KERNEL}: this engine cannot run wasm SIMD`);
+  const k = requireKernels(backend, WASM_SOFTMAX_GRAD_KERNEL);
   if (!tf.util.arraysEqual(p.shape, dp.shape) || p.dtype !== 'float32' || dp.dtype !== 'float32')
     throw new Error(`${WASM_SOFTMAX_GRAD_KERNEL}: p [${p.shape}] and dp [${dp.shape}] must be float32 of one shape`);
   const out = backend.makeOutput(p.shape, 'float32');
@@ -210,8 +220,7 @@ function rmsNormKernel(grad: boolean) {
     const backend = args.backend as WasmBackendLike;
     const { x, w, dy } = args.inputs as { x: tf.TensorInfo; w: tf.TensorInfo; dy?: tf.TensorInfo };
     const { eps, plusOne } = args.attrs as unknown as RmsNormAttrs;
-    const k = kernelsFor(backend);
-    if (!k) throw new Error(`${name}: this engine cannot run wasm SIMD`);
+    const k = requireKernels(backend, name);
     const D = x.shape[x.shape.length - 1] ?? 1;
     const ok = [x, w, ...(dy ? [dy] : [])].every((t) => t.dtype === 'float32');
     if (!ok || w.shape.length !== 1 || w.shape[0] !== D || (dy && !tf.util.arraysEqual(dy.shape, x.shape)))
