@@ -10,6 +10,7 @@ import '@tensorflow/tfjs';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { guardWasmHeap } from './wasm-heap';
 import { installWasmSlice } from './wasm-slice';
+import { startWasmKernelThreads } from './wasm-kernels';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -226,7 +227,10 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: InitOpti
       if (name === 'wasm') {
         guardWasmHeap();
         installWasmSlice();
-        return { backend: name, fallbacks, wasmThreads: getThreadsCount(), wasmThreadsNote: wasmCreated?.note };
+        // our kernel's helper threads start now, while this event loop runs (see KernelThreads.started)
+        const helpers = await startWasmKernelThreads();
+        const note = wasmCreated?.note ?? (helpers && `large products run on one thread: ${helpers}`);
+        return { backend: name, fallbacks, wasmThreads: getThreadsCount(), wasmThreadsNote: note || undefined };
       }
       return { backend: name, fallbacks };
     } catch (e) {

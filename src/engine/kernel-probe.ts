@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 import { CausalLM } from './model';
 import { paramShapes } from './params';
+import { bmm, linearOutIn } from './ops';
 // backend.ts also registers tfjs's gradients, which tfjs-core alone does not.
 import { BACKEND_ORDER, initBackend, type BackendName } from './backend';
 
@@ -170,6 +171,22 @@ export const GRAD_CASES: GradCase[] = [
   {
     name: 'batchMatMul 4-D transposeB',
     make: (r) => ({ args: [t(r, [2, 2, 3, 4]), t(r, [2, 2, 5, 4])], f: (a, b) => tf.matMul(a, b, false, true) }),
+  },
+  {
+    // On wasm with threads: both passes run cache-blocked on every thread (128 x 512 x 256 reaches THREADED_MACS)
+    name: 'frozen linear x·Wᵀ (blocked, threaded on wasm)',
+    make: (r) => {
+      const W = t(r, [256, 512], -0.2, 0.2);
+      return { args: [t(r, [128, 512], -0.2, 0.2)], f: (x) => linearOutIn(x as tf.Tensor2D, W as tf.Tensor2D) };
+    },
+  },
+  {
+    // attention's products: on wasm with threads, the batch is split across threads
+    name: 'batched a·bᵀ (items threaded on wasm)',
+    make: (r) => ({
+      args: [t(r, [16, 128, 64], -0.2, 0.2), t(r, [16, 128, 64], -0.2, 0.2)],
+      f: (a, b) => bmm(a as tf.Tensor3D, b as tf.Tensor3D, true),
+    }),
   },
   {
     // Embedding lookup; repeated ids make the gradient (UnsortedSegmentSum) accumulate.

@@ -9,8 +9,7 @@
  * expanded chunk by chunk too.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { prefersNoTransposeB } from './backend';
-import { customOp } from './ops';
+import { customOp, matMul2d, slowTransposeB } from './ops';
 import { IGNORE_INDEX, type LossOutput } from './loss';
 import { vocabChunk } from './vocab-chunks';
 
@@ -21,9 +20,9 @@ export interface OutputRows {
   rows(start: number, end: number): tf.Tensor2D;
 }
 
-/** z = h · Wᵀ for W [rows, hidden]; on wasm as (W · hᵀ)ᵀ with hᵀ given (transposeB is slow there). */
+/** z = h · Wᵀ for W [rows, hidden]; where transposeB is slow, as (W · hᵀ)ᵀ with hᵀ given. */
 function logitsOf(h: tf.Tensor2D, hT: tf.Tensor2D | null, W: tf.Tensor2D): tf.Tensor2D {
-  return hT ? (tf.transpose(tf.matMul(W, hT)) as tf.Tensor2D) : tf.matMul(h, W, false, true);
+  return hT ? (tf.transpose(tf.matMul(W, hT)) as tf.Tensor2D) : matMul2d(h, W, false, true);
 }
 
 /** Gemma's logit soft-capping cap·tanh(z/cap); returns the capped logits and tanh(z/cap) for the gradient. */
@@ -43,7 +42,7 @@ export function projectLogits(h: tf.Tensor2D, out: OutputRows): tf.Tensor2D {
     save([hi]);
     const value = tf.tidy(() => {
       const x = hi as tf.Tensor2D;
-      const xT = prefersNoTransposeB() ? (tf.transpose(x) as tf.Tensor2D) : null;
+      const xT = slowTransposeB() ? (tf.transpose(x) as tf.Tensor2D) : null;
       const parts: tf.Tensor2D[] = [];
       for (let c0 = 0; c0 < out.vocab; c0 += chunk) {
         const W = out.rows(c0, Math.min(out.vocab, c0 + chunk));
@@ -60,7 +59,7 @@ export function projectLogits(h: tf.Tensor2D, out: OutputRows): tf.Tensor2D {
           const c1 = Math.min(out.vocab, c0 + chunk);
           const next: tf.Tensor2D = tf.tidy(() => {
             const W = out.rows(c0, c1);
-            const g = tf.matMul(tf.slice(dy, [0, c0], [-1, c1 - c0]) as tf.Tensor2D, W);
+            const g = matMul2d(tf.slice(dy, [0, c0], [-1, c1 - c0]) as tf.Tensor2D, W);
             return (dh ? tf.add(dh, g) : g) as tf.Tensor2D;
           });
           dh?.dispose();
@@ -118,7 +117,7 @@ export function chunkedCrossEntropy(
 
   const ce = customOp<tf.Scalar>(([hi], save) => {
     const x = hi as tf.Tensor2D;
-    const xT = prefersNoTransposeB() ? (tf.transpose(x) as tf.Tensor2D) : null;
+    const xT = slowTransposeB() ? (tf.transpose(x) as tf.Tensor2D) : null;
     // running max M, sum of exp(z − M), sum of target logits, best logit and its index, per position
     let M: tf.Tensor1D | null = null,
       S: tf.Tensor1D | null = null,
@@ -162,7 +161,7 @@ export function chunkedCrossEntropy(
       gradFunc: (dy, saved) => {
         const [hs, lse2] = saved as [tf.Tensor2D, tf.Tensor1D];
         const scale = tf.mul(tf.div(tf.tensor1d(maskArr), denom), dy) as tf.Tensor1D; // [N]
-        const hsT = prefersNoTransposeB() ? (tf.transpose(hs) as tf.Tensor2D) : null;
+        const hsT = slowTransposeB() ? (tf.transpose(hs) as tf.Tensor2D) : null;
         let dh: tf.Tensor2D | null = null;
         for (let c0 = 0, k = 0; c0 < V; c0 += chunk, k++) {
           const c1 = Math.min(V, c0 + chunk);
@@ -183,7 +182,7 @@ export function chunkedCrossEntropy(
               g = tf.add(g, tf.scatterND(idx, upd, [N, width])) as tf.Tensor2D;
             }
             if (t) g = tf.mul(g, tf.sub(1, tf.square(t))) as tf.Tensor2D;
-            const d = tf.matMul(g, W);
+            const d = matMul2d(g, W);
             return (dh ? tf.add(dh, d) : d) as tf.Tensor2D;
           });
           dh?.dispose();

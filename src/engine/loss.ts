@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './ops';
 import { fusedCrossEntropy, webgpuKernelsActive } from './webgpu-kernels';
+import { wasmCrossEntropyGrad, wasmKernelsAvailable } from './wasm-kernels';
 
 export const IGNORE_INDEX = -100;
 
@@ -84,7 +85,9 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
       value,
       gradFunc: (dy, [p]) => {
         // tensors from the forward scope are gone by now (variableGrads tidies it): rebuild from JS arrays
-        const scale = tf.mul(tf.div(tf.tensor1d(maskArr), denom), dy); // [N]
+        const scale = tf.mul(tf.div(tf.tensor1d(maskArr), denom), dy) as tf.Tensor1D; // [N]
+        // wasm: one sweep of our kernel (no [N, V] temporaries but the result)
+        if (wasmKernelsAvailable()) return wasmCrossEntropyGrad(p as tf.Tensor2D, scale, tf.tensor1d(safe, 'int32'));
         // subtract 1 at each counted target: a sparse update, not a one-hot
         const idx2 = tf.tensor2d(Array.from(safe, (t, i) => [i, t]).flat(), [N, 2], 'int32');
         const onTarget = tf.scatterND(idx2, tf.neg(scale), [N, V]);

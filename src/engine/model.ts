@@ -9,7 +9,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { hasLearnedPositions, hasQkNorm, layerType, type LayerType, type ModelConfig, type RawTensors } from './config';
 import { compactableWeights, embeddingName, layerPrefix, paramShapes } from './params';
-import { prefersNoTransposeB } from './backend';
 import { SHARE_IDENTITY_ABOVE_BYTES, setWasmIdentitySharing } from './wasm-identity';
 import {
   attentionSoftmax,
@@ -19,6 +18,8 @@ import {
   layerNorm,
   linearInOut,
   linearOutIn,
+  matMul2d,
+  slowTransposeB,
   rmsNorm,
   rmsNormOnePlus,
   ropeTables,
@@ -154,7 +155,7 @@ export class CausalLM {
       for (const c of compact.values()) bytes += 4 * c.shape[0] * c.shape[1];
       setWasmIdentitySharing(bytes > SHARE_IDENTITY_ABOVE_BYTES);
     }
-    if (prefersNoTransposeB() && !this.compact.has(this.outputName()))
+    if (slowTransposeB() && !this.compact.has(this.outputName()))
       this.lmHeadT = tf.keep(tf.transpose(this.outputWeight()));
   }
 
@@ -478,8 +479,8 @@ export class CausalLM {
   private lmHead(h: tf.Tensor2D): tf.Tensor2D {
     if (this.compact.has(this.outputName())) return projectLogits(h, this.outputRows());
     const W = this.outputWeight();
-    if (!prefersNoTransposeB()) return tf.matMul(h, W, false, true);
-    // On wasm, (W·hᵀ)ᵀ would transpose a [tokens, vocab] tensor each pass (~0.7 s at 512 x 49k): keep Wᵀ once instead.
+    if (!slowTransposeB()) return linearOutIn(h, W);
+    // wasm without SIMD: (W·hᵀ)ᵀ would transpose a [tokens, vocab] tensor each pass (~0.7 s at 512 x 49k); keep Wᵀ
     if (!this.lmHeadT) this.lmHeadT = tf.keep(tf.transpose(W));
     const WT = this.lmHeadT;
     const f = customOp<tf.Tensor2D>(([x]) => ({
@@ -756,13 +757,7 @@ function compactLinear(x: tf.Tensor2D, cw: CompactWeight): tf.Tensor2D {
       value,
       gradFunc: (dy) => {
         const Wb = expand();
-        const dx = tf.tidy(() =>
-          outIn
-            ? tf.matMul(dy, Wb)
-            : prefersNoTransposeB()
-              ? tf.transpose(tf.matMul(Wb, tf.transpose(dy)))
-              : tf.matMul(dy, Wb, false, true),
-        );
+        const dx = tf.tidy(() => (outIn ? matMul2d(dy, Wb) : matMul2d(dy, Wb, false, true)));
         Wb.dispose();
         return dx;
       },

@@ -6,41 +6,49 @@ import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
 import { customOp } from './custom-op';
 export { customOp };
-import {
-  wasmBatchMatMul,
-  wasmKernelsAvailable,
-  wasmMatMul2d,
-  wasmRmsNorm,
-  wasmSmallProduct,
-  wasmSoftmaxGrad,
-} from './wasm-kernels';
+import { wasmBatchMatMul, wasmKernelsAvailable, wasmMatMul2d, wasmRmsNorm, wasmSoftmaxGrad } from './wasm-kernels';
 import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
 
 /**
- * y = x · Wᵀ for a frozen nn.Linear weight W [out, in] (x is 2-D [M, in]).
- * On wasm, tfjs's matMul with transposeB (and transposeA) is ~10x slower than the plain form: small products run on
- * our SIMD kernel (wasm-kernels.ts), large ones as (W · xᵀ)ᵀ on XNNPACK; the input gradient dy · W is written out by
- * hand. W is a constant (closed over, never an input), so no gradient for it is ever formed.
+ * wasm without our SIMD kernels (an engine without wasm SIMD): there tfjs's transposeB is slow, so large products
+ * are rewritten as (W · xᵀ)ᵀ.
+ */
+export function slowTransposeB(): boolean {
+  return prefersNoTransposeB() && !wasmKernelsAvailable();
+}
+
+/**
+ * op(a) · op(b) of 2-D tensors, with no gradient of its own (for the hand-written backward passes below). On wasm our
+ * SIMD kernels run it: small products tiled, large ones cache-blocked and split across threads (wasm-kernels.ts),
+ * with transposed operands read in place; tfjs-backend-wasm's matMul is single-threaded XNNPACK there and ~10x
+ * slower with transposeB. Elsewhere tfjs's matMul.
+ */
+export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
+  if (wasmKernelsAvailable()) return wasmMatMul2d(a, b, transposeA, transposeB);
+  if (slowTransposeB() && transposeB && !transposeA) return tf.transpose(tf.matMul(b, tf.transpose(a))) as tf.Tensor2D;
+  return tf.matMul(a, b, transposeA, transposeB);
+}
+
+/**
+ * y = x · Wᵀ for a frozen nn.Linear weight W [out, in] (x is 2-D [M, in]). On wasm both passes are matMul2d's
+ * kernels and the input gradient dy · W is written out by hand. W is a constant (closed over, never an input), so
+ * no gradient for it is ever formed.
  */
 export function linearOutIn(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
   if (!prefersNoTransposeB()) return tf.matMul(x, W, false, true);
-  const small = wasmSmallProduct(x.shape[0], x.shape[1], W.shape[0]);
   const f = customOp<tf.Tensor2D>(([xi]) => ({
-    value: small
-      ? wasmMatMul2d(xi as tf.Tensor2D, W, false, true)
-      : (tf.transpose(tf.matMul(W, tf.transpose(xi as tf.Tensor2D))) as tf.Tensor2D),
-    gradFunc: (dy) => tf.matMul(dy, W),
+    value: matMul2d(xi as tf.Tensor2D, W, false, true),
+    gradFunc: (dy) => matMul2d(dy, W),
   }));
   return f(x);
 }
 
-/** y = x · W for a frozen GPT-2 Conv1D weight W [in, out]; the input gradient dy · Wᵀ avoids transposeB on wasm. */
+/** y = x · W for a frozen GPT-2 Conv1D weight W [in, out]; on wasm the input gradient dy · Wᵀ is matMul2d's. */
 export function linearInOut(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
   if (!prefersNoTransposeB()) return tf.matMul(x, W);
-  const small = wasmSmallProduct(x.shape[0], W.shape[1], W.shape[0]);
   const f = customOp<tf.Tensor2D>(([xi]) => ({
-    value: tf.matMul(xi as tf.Tensor2D, W),
-    gradFunc: (dy) => (small ? wasmMatMul2d(dy, W, false, true) : tf.transpose(tf.matMul(W, tf.transpose(dy)))),
+    value: matMul2d(xi as tf.Tensor2D, W),
+    gradFunc: (dy) => matMul2d(dy, W, false, true),
   }));
   return f(x);
 }
@@ -52,8 +60,7 @@ export function linearInOut(x: tf.Tensor2D, W: tf.Tensor2D): tf.Tensor2D {
  * dx = dxa · A; it saves x and xa = x · Aᵀ [M, r].
  */
 export function loraPath(x: tf.Tensor2D, A: tf.Tensor2D, B: tf.Tensor2D, scaling: number): tf.Tensor2D {
-  // its largest product is [M, max(in, out)] by r
-  if (!prefersNoTransposeB() || !wasmSmallProduct(x.shape[0], Math.max(A.shape[1], B.shape[0]), A.shape[0]))
+  if (!wasmKernelsAvailable())
     return tf.mul(tf.matMul(tf.matMul(x, A, false, true), B, false, true), scaling) as tf.Tensor2D;
   const f = customOp<tf.Tensor2D>(([xi, Ai, Bi], save) => {
     const xa = wasmMatMul2d(xi as tf.Tensor2D, Ai as tf.Tensor2D, false, true);
@@ -258,7 +265,7 @@ function ropeByMatrices(
   const [Bc, , Tc] = cos.shape;
   const { widen, rotate, rotateT } = ropeMatrices(d, layout);
   const wide = (t: tf.Tensor4D) =>
-    tf.reshape(smallMatMul(tf.reshape(t, [Bc * Tc, d / 2]) as tf.Tensor2D, widen), [Bc, 1, Tc, d]);
+    tf.reshape(matMul2d(tf.reshape(t, [Bc * Tc, d / 2]) as tf.Tensor2D, widen), [Bc, 1, Tc, d]);
   const C = wide(cos),
     S = wide(sin);
   const rows = (t: tf.Tensor) => tf.reshape(t, [t.size / d, d]) as tf.Tensor2D;
@@ -267,10 +274,10 @@ function ropeByMatrices(
       save([C, S, rotateT]);
       return {
         value: tf.tidy(
-          () => tf.add(tf.mul(xi, C), tf.mul(tf.reshape(smallMatMul(rows(xi), rotate), x.shape), S)) as tf.Tensor4D,
+          () => tf.add(tf.mul(xi, C), tf.mul(tf.reshape(matMul2d(rows(xi), rotate), x.shape), S)) as tf.Tensor4D,
         ),
         gradFunc: (dy, [Cs, Ss, Rt]) =>
-          tf.add(tf.mul(dy, Cs), tf.reshape(smallMatMul(rows(tf.mul(dy, Ss)), Rt as tf.Tensor2D), x.shape)),
+          tf.add(tf.mul(dy, Cs), tf.reshape(matMul2d(rows(tf.mul(dy, Ss)), Rt as tf.Tensor2D), x.shape)),
       };
     });
     return f(x);
@@ -298,13 +305,6 @@ function ropeMatrices(d: number, layout: 'half' | 'interleaved') {
     rotate: tf.tensor2d(rotate, [d, d]),
     rotateT: tf.tensor2d(rotateT, [d, d]),
   };
-}
-
-/** a · b of 2-D tensors, on our wasm kernel when the product is small (see wasmSmallProduct), else tfjs's matMul. */
-function smallMatMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  return prefersNoTransposeB() && wasmSmallProduct(a.shape[0], a.shape[1], b.shape[1])
-    ? wasmMatMul2d(a, b)
-    : tf.matMul(a, b);
 }
 
 /**

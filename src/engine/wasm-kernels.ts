@@ -9,13 +9,16 @@
  * (tfjs's threaded build); the kernel runs on the calling thread.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
 import { customOp } from './custom-op';
+import { BATCHED, GEMM, KernelThreads, runBlock } from './wasm-kernel-threads';
 
 export const WASM_MATMUL_KERNEL = 'WebtuneBatchMatMul';
 export const WASM_SOFTMAX_GRAD_KERNEL = 'WebtuneSoftmaxGrad';
 export const WASM_RMSNORM_KERNEL = 'WebtuneRmsNorm';
 export const WASM_RMSNORM_GRAD_KERNEL = 'WebtuneRmsNormGrad';
+export const WASM_CE_GRAD_KERNEL = 'WebtuneCrossEntropyGrad';
 
 interface Kernels {
   matmul(
@@ -31,8 +34,24 @@ interface Kernels {
     aCol: number,
     bBatch: number,
   ): void;
+  gemm_block(
+    a: number,
+    b: number,
+    c: number,
+    M: number,
+    K: number,
+    P: number,
+    aRow: number,
+    aCol: number,
+    bRow: number,
+    bCol: number,
+    scratch: number,
+    j0: number,
+    w: number,
+  ): void;
   transpose(src: number, dst: number, N: number, R: number, C: number): void;
   softmax_grad(p: number, dp: number, out: number, R: number, S: number, scale: number): void;
+  ce_grad(p: number, s: number, t: number, out: number, R: number, S: number): void;
   rmsnorm_fwd(x: number, w: number, out: number, R: number, D: number, eps: number, plusOne: number): void;
   rmsnorm_bwd(x: number, w: number, dy: number, dx: number, R: number, D: number, eps: number, plusOne: number): void;
 }
@@ -45,7 +64,18 @@ interface WasmBackendLike {
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
 }
 
-const instances = new WeakMap<object, Kernels | null>();
+/** The module bound to one backend's memory; `threads` are the helpers of its large products (shared memory only). */
+interface Bound {
+  k: Kernels;
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  shared: boolean;
+  threads?: KernelThreads | null;
+}
+
+const instances = new WeakMap<object, Bound | null>();
+/** The one set of helper threads alive (a backend re-created with another thread count gets new ones). */
+let liveThreads: KernelThreads | null = null;
 
 function decode(b64: string): Uint8Array<ArrayBuffer> {
   const s = atob(b64);
@@ -55,21 +85,77 @@ function decode(b64: string): Uint8Array<ArrayBuffer> {
 }
 
 /** The kernels bound to this backend's memory, or null where the engine cannot run them (no wasm SIMD). */
-function kernelsFor(backend: WasmBackendLike): Kernels | null {
+function boundFor(backend: WasmBackendLike): Bound | null {
   const known = instances.get(backend.wasm);
   if (known !== undefined) return known;
-  let k: Kernels | null = null;
+  let bound: Bound | null = null;
   const memory = memoryOf(backend);
   if (memory) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     const bytes = decode(shared ? WASM_KERNELS_BINARY.shared : WASM_KERNELS_BINARY.plain);
     if (WebAssembly.validate(bytes)) {
-      const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-      k = instance.exports as unknown as Kernels;
+      const module = new WebAssembly.Module(bytes);
+      // a new backend (another thread count): the old one's helpers go with it
+      liveThreads?.dispose();
+      liveThreads = null;
+      const k = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Kernels;
+      bound = { k, module, memory, shared };
     }
   }
-  instances.set(backend.wasm, k);
-  return k;
+  instances.set(backend.wasm, bound);
+  return bound;
+}
+
+function kernelsFor(backend: WasmBackendLike): Kernels | null {
+  return boundFor(backend)?.k ?? null;
+}
+
+/**
+ * The helper threads of this backend's large products: tfjs's thread count minus the caller, started on first use,
+ * only for the threaded build (a shared memory) where workers exist; null means the caller runs every block.
+ */
+function threadsFor(bound: Bound): KernelThreads | null {
+  if (bound.threads !== undefined) return bound.threads;
+  const helpers = getThreadsCount() - 1;
+  bound.threads = null;
+  if (bound.shared && helpers > 0 && typeof Worker === 'function') {
+    liveThreads?.dispose();
+    liveThreads = bound.threads = new KernelThreads(bound.module, bound.memory, helpers, bound.k);
+  }
+  return bound.threads;
+}
+
+/**
+ * Starts the helper threads of the current wasm backend's large products (see threadsFor) and settles when they run;
+ * initBackend awaits it. Returns why they do not run, if they were wanted and do not.
+ */
+export async function startWasmKernelThreads(): Promise<string | undefined> {
+  if (tf.getBackend() !== 'wasm') return undefined;
+  const bound = boundFor(tf.backend() as unknown as WasmBackendLike);
+  const threads = bound && threadsFor(bound);
+  if (!threads) return undefined;
+  await threads.started;
+  return threads.failure;
+}
+
+/** The helper threads in use and how the blocks of large products were shared (tests, the status line). */
+export function wasmKernelThreads(): {
+  threads: number;
+  ready: number;
+  totalBlocks: number;
+  callerBlocks: number;
+  failure?: string;
+} {
+  const t = liveThreads;
+  return t
+    ? {
+        threads: t.threads,
+        ready: t.ready,
+        totalBlocks: t.totalBlocks,
+        callerBlocks: t.callerBlocks,
+        failure: t.failure,
+      }
+    : { threads: 1, ready: 0, totalBlocks: 0, callerBlocks: 0 };
 }
 
 /** tfjs-wasm's memory: exported by its single-threaded build, created (shared) by the glue of its threaded one. */
@@ -122,6 +208,11 @@ function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   }
   const aOff = backend.getMemoryOffset(a.dataId);
   let bOff = backend.getMemoryOffset(b.dataId);
+  const [aRow, aCol] = transposeA ? [1, M] : [K, 1];
+  if (N === 1 && M >= GEMM_MIN_ROWS && K >= GEMM_MIN_DEPTH) {
+    gemm(backend, aOff, bOff, c, M, K, P, aRow, aCol, transposeB ? 1 : P, transposeB ? K : 1);
+    return out;
+  }
   // a·bᵀ: b made row-major [K, P] per item first (the kernel runs along rows of b); b is the small operand here
   const tmp = transposeB ? backend.makeOutput([N, K, P], 'float32') : null;
   if (tmp) {
@@ -129,9 +220,66 @@ function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
     k.transpose(bOff, t, N, P, K);
     bOff = t;
   }
-  k.matmul(aOff, bOff, c, N, M, K, P, M * K, transposeA ? 1 : K, transposeA ? M : 1, K * P);
+  const bound = boundFor(backend)!;
+  const threads = N > 1 && N * M * K * P >= THREADED_MACS ? threadsFor(bound) : null;
+  if (threads) {
+    // items in blocks, about four per thread
+    const perBlock = Math.ceil(N / (4 * threads.threads));
+    threads.run([BATCHED, aOff, bOff, c, M, K, P, M * K, aRow, aCol, K * P, perBlock, N, 0], Math.ceil(N / perBlock));
+  } else k.matmul(aOff, bOff, c, N, M, K, P, M * K, aRow, aCol, K * P);
   if (tmp) backend.disposeData(tmp.dataId, true);
   return out;
+}
+
+/** Columns per block of the cache-blocked product (its packed panels stay in L2: measured best at 32-64 here). */
+const GEMM_BLOCK = 64;
+/** The depth of gemm_block's slices (wasm-kernels.wat), which bounds its packed scratch. */
+const GEMM_DEPTH_SLICE = 256;
+/**
+ * 2-D products of at least this many rows and this depth run cache-blocked (gemm_block): packing b's columns pays
+ * for itself once each packed value is used 16 times, and below a depth of 32 the tiles' stores dominate. The rest
+ * (attention's batches, LoRA's rank-deep products) run on the tiled kernel as they are. Measured on 2-D shapes from
+ * [512, 8] x [8, 1536] to [512, 768] x [768, 50257].
+ */
+const GEMM_MIN_ROWS = 16;
+const GEMM_MIN_DEPTH = 32;
+/**
+ * Products from this many multiply-accumulates on (~0.8 ms of one thread) are split across the helper threads; below
+ * it waking them costs about what it saves (measured on stories260K's products: 2^22 made its step slower).
+ */
+const THREADED_MACS = 2 ** 24;
+
+/**
+ * c[M, P] = a(M, K) · b(K, P) by gemm_block over blocks of GEMM_BLOCK columns, on the caller and the helper threads
+ * (wasm-kernel-threads.ts) when there are any and the product is large enough. Offsets and strides as gemm_block's.
+ */
+function gemm(
+  backend: WasmBackendLike,
+  a: number,
+  b: number,
+  c: number,
+  M: number,
+  K: number,
+  P: number,
+  aRow: number,
+  aCol: number,
+  bRow: number,
+  bCol: number,
+): void {
+  const bound = boundFor(backend)!;
+  const blocks = Math.ceil(P / GEMM_BLOCK);
+  const threads = M * K * P >= THREADED_MACS && blocks > 1 ? threadsFor(bound) : null;
+  // gemm_block packs at most GEMM_DEPTH_SLICE rows of the block's columns at a time
+  const slotBytes = Math.min(K, GEMM_DEPTH_SLICE) * GEMM_BLOCK * 4;
+  const scratch = backend.makeOutput([((threads?.threads ?? 1) * slotBytes) / 4], 'float32');
+  const s = backend.getMemoryOffset(scratch.dataId);
+  const params = [GEMM, a, b, c, M, K, P, aRow, aCol, bRow, bCol, s, slotBytes, GEMM_BLOCK];
+  try {
+    if (threads) threads.run(params, blocks);
+    else for (let j = 0; j < blocks; j++) runBlock(bound.k, params, j, 0);
+  } finally {
+    backend.disposeData(scratch.dataId, true);
+  }
 }
 
 tf.registerKernel({
@@ -147,18 +295,6 @@ tf.registerKernel({
 export function wasmBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transposeB = false): tf.Tensor3D {
   const attrs: Attrs = { transposeA, transposeB };
   return tf.engine().runKernel(WASM_MATMUL_KERNEL, { a, b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor3D;
-}
-
-/**
- * Products up to this many multiply-accumulates go to the kernel as 2-D products too (linear layers of small models,
- * every LoRA product): there tfjs's XNNPACK path packs a new right operand on each call and a·bᵀ needs two
- * Transpose ops around it. Above it XNNPACK's cache blocking wins (measured on SmolLM2 / GPT-2 shapes).
- */
-export const SMALL_PRODUCT_MACS = 2 ** 24;
-
-/** Whether an [M, K] · [K, P] product runs on the kernel (see SMALL_PRODUCT_MACS). */
-export function wasmSmallProduct(M: number, K: number, P: number): boolean {
-  return M * K * P <= SMALL_PRODUCT_MACS && wasmKernelsAvailable();
 }
 
 /** 2-D op(a) · op(b) on the kernel (no gradient of its own). */
@@ -206,6 +342,44 @@ tf.registerKernel({
  */
 export function wasmSoftmaxGrad<T extends tf.Tensor>(p: T, dp: T, scale: number): T {
   return tf.engine().runKernel(WASM_SOFTMAX_GRAD_KERNEL, { p, dp }, { scale }) as T;
+}
+
+function crossEntropyGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { p, scale, targets } = args.inputs as { p: tf.TensorInfo; scale: tf.TensorInfo; targets: tf.TensorInfo };
+  const k = requireKernels(backend, WASM_CE_GRAD_KERNEL);
+  const [R, S] = p.shape;
+  if (
+    p.shape.length !== 2 ||
+    p.dtype !== 'float32' ||
+    !tf.util.arraysEqual(scale.shape, [R]) ||
+    scale.dtype !== 'float32' ||
+    !tf.util.arraysEqual(targets.shape, [R]) ||
+    targets.dtype !== 'int32'
+  )
+    throw new Error(
+      `${WASM_CE_GRAD_KERNEL}: p [${p.shape}], scale [${scale.shape}], targets [${targets.shape}] do not match`,
+    );
+  const out = backend.makeOutput(p.shape, 'float32');
+  if (R * S === 0) return out;
+  const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  k.ce_grad(off(p), off(scale), off(targets), off(out), R, S);
+  return out;
+}
+
+tf.registerKernel({
+  kernelName: WASM_CE_GRAD_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: crossEntropyGradKernel as unknown as tf.KernelFunc,
+});
+
+/**
+ * The gradient of a cross-entropy with respect to the logits: scale[r] · (p[r, j] − [j = targets[r]]) for the softmax
+ * p [R, S], scale [R] and the target column of each row, targets [R] (int32, each in [0, S)). Check
+ * wasmKernelsAvailable() first.
+ */
+export function wasmCrossEntropyGrad(p: tf.Tensor2D, scale: tf.Tensor1D, targets: tf.Tensor1D): tf.Tensor2D {
+  return tf.engine().runKernel(WASM_CE_GRAD_KERNEL, { p, scale, targets }) as tf.Tensor2D;
 }
 
 interface RmsNormAttrs {

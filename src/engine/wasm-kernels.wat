@@ -139,6 +139,216 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $iLoop))))
 
+  ;; Columns [j0, j0 + w) of b, b(k, j) the f32 at b + 4 * (k * bRow + j * bCol) (so b or bᵀ, in place), copied into
+  ;; panels of 8 columns, each K rows of 32 contiguous bytes: dst[(p * K + k) * 8 + t] = b(k, j0 + 8p + t), zero past
+  ;; j0 + w. The product then streams each panel from the cache instead of striding through b once per row tile.
+  (func $pack (param $b i32) (param $dst i32) (param $K i32) (param $j0 i32) (param $w i32)
+    (param $bRow i32) (param $bCol i32)
+    (local $p i32) (local $k i32) (local $t i32) (local $j i32) (local $src i32) (local $n i32)
+    (local $bRowB i32) (local $bColB i32)
+    (local.set $bRowB (i32.shl (local.get $bRow) (i32.const 2)))
+    (local.set $bColB (i32.shl (local.get $bCol) (i32.const 2)))
+    (local.set $p (i32.const 0))
+    (block $pDone
+      (loop $pLoop
+        (br_if $pDone (i32.ge_s (i32.shl (local.get $p) (i32.const 3)) (local.get $w)))
+        (local.set $j (i32.add (local.get $j0) (i32.shl (local.get $p) (i32.const 3))))
+        (local.set $n (i32.sub (local.get $w) (i32.shl (local.get $p) (i32.const 3))))
+        (if (i32.gt_s (local.get $n) (i32.const 8)) (then (local.set $n (i32.const 8))))
+        (local.set $src (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $bColB))))
+        (if (i32.and (i32.eq (local.get $n) (i32.const 8)) (i32.eq (local.get $bCol) (i32.const 1)))
+          (then
+            (local.set $k (local.get $K))
+            (block $kDone (loop $kLoop
+              (br_if $kDone (i32.eqz (local.get $k)))
+              (v128.store offset=0 (local.get $dst) (v128.load offset=0 (local.get $src)))
+              (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $src)))
+              (local.set $src (i32.add (local.get $src) (local.get $bRowB)))
+              (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+              (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+              (br $kLoop))))
+          (else (if (i32.and (i32.eq (local.get $n) (i32.const 8)) (i32.eq (local.get $bRow) (i32.const 1)))
+          (then
+            ;; bᵀ in place (each column contiguous along k): eight columns at a time, unrolled
+            (local.set $k (local.get $K))
+            (block $kDone (loop $kLoop
+              (br_if $kDone (i32.eqz (local.get $k)))
+              (f32.store offset=0 (local.get $dst) (f32.load (local.get $src)))
+              (f32.store offset=4 (local.get $dst) (f32.load (i32.add (local.get $src) (i32.mul (local.get $bColB) (i32.const 1)))))
+              (f32.store offset=8 (local.get $dst) (f32.load (i32.add (local.get $src) (i32.mul (local.get $bColB) (i32.const 2)))))
+              (f32.store offset=12 (local.get $dst) (f32.load (i32.add (local.get $src) (i32.mul (local.get $bColB) (i32.const 3)))))
+              (f32.store offset=16 (local.get $dst) (f32.load (i32.add (local.get $src) (i32.mul (local.get $bColB) (i32.const 4)))))
+              (f32.store offset=20 (local.get $dst) (f32.load (i32.add (local.get $src) (i32.mul (local.get $bColB) (i32.const 5)))))
+              (f32.store offset=24 (local.get $dst) (f32.load (i32.add (local.get $src) (i32.mul (local.get $bColB) (i32.const 6)))))
+              (f32.store offset=28 (local.get $dst) (f32.load (i32.add (local.get $src) (i32.mul (local.get $bColB) (i32.const 7)))))
+              (local.set $src (i32.add (local.get $src) (i32.const 4)))
+              (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+              (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+              (br $kLoop))))
+          (else
+            (local.set $k (i32.const 0))
+            (block $kDone (loop $kLoop
+              (br_if $kDone (i32.ge_u (local.get $k) (local.get $K)))
+              (local.set $t (i32.const 0))
+              (block $tDone (loop $tLoop
+                (br_if $tDone (i32.ge_u (local.get $t) (i32.const 8)))
+                (if (i32.lt_s (local.get $t) (local.get $n))
+                  (then (f32.store (i32.add (local.get $dst) (i32.shl (local.get $t) (i32.const 2)))
+                    (f32.load (i32.add (i32.add (local.get $src) (i32.mul (local.get $k) (local.get $bRowB)))
+                      (i32.mul (local.get $t) (local.get $bColB))))))
+                  (else (f32.store (i32.add (local.get $dst) (i32.shl (local.get $t) (i32.const 2))) (f32.const 0))))
+                (local.set $t (i32.add (local.get $t) (i32.const 1)))
+                (br $tLoop)))
+              (local.set $dst (i32.add (local.get $dst) (i32.const 32)))
+              (local.set $k (i32.add (local.get $k) (i32.const 1)))
+              (br $kLoop)))))))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $pLoop))))
+
+  ;; The first min(n, 8) lanes of (lo, hi) stored at pc (the last panel of a block may be narrower than 8), added
+  ;; to what is there when add is 1 (the second and later slices of the depth).
+  (func $store8 (param $pc i32) (param $n i32) (param $lo v128) (param $hi v128) (param $add i32)
+    (if (i32.ge_s (local.get $n) (i32.const 8))
+      (then
+        (if (local.get $add)
+          (then
+            (local.set $lo (f32x4.add (local.get $lo) (v128.load offset=0 (local.get $pc))))
+            (local.set $hi (f32x4.add (local.get $hi) (v128.load offset=16 (local.get $pc))))))
+        (v128.store offset=0 (local.get $pc) (local.get $lo))
+        (v128.store offset=16 (local.get $pc) (local.get $hi))
+        (return)))
+    (if (i32.gt_s (local.get $n) (i32.const 0))
+      (then (call $put (i32.add (local.get $pc) (i32.const 0)) (f32x4.extract_lane 0 (local.get $lo)) (local.get $add))))
+    (if (i32.gt_s (local.get $n) (i32.const 1))
+      (then (call $put (i32.add (local.get $pc) (i32.const 4)) (f32x4.extract_lane 1 (local.get $lo)) (local.get $add))))
+    (if (i32.gt_s (local.get $n) (i32.const 2))
+      (then (call $put (i32.add (local.get $pc) (i32.const 8)) (f32x4.extract_lane 2 (local.get $lo)) (local.get $add))))
+    (if (i32.gt_s (local.get $n) (i32.const 3))
+      (then (call $put (i32.add (local.get $pc) (i32.const 12)) (f32x4.extract_lane 3 (local.get $lo)) (local.get $add))))
+    (if (i32.gt_s (local.get $n) (i32.const 4))
+      (then (call $put (i32.add (local.get $pc) (i32.const 16)) (f32x4.extract_lane 0 (local.get $hi)) (local.get $add))))
+    (if (i32.gt_s (local.get $n) (i32.const 5))
+      (then (call $put (i32.add (local.get $pc) (i32.const 20)) (f32x4.extract_lane 1 (local.get $hi)) (local.get $add))))
+    (if (i32.gt_s (local.get $n) (i32.const 6))
+      (then (call $put (i32.add (local.get $pc) (i32.const 24)) (f32x4.extract_lane 2 (local.get $hi)) (local.get $add)))))
+
+  ;; f32 v stored at p, or added to the value there when add is 1
+  (func $put (param $p i32) (param $v f32) (param $add i32)
+    (if (local.get $add) (then (local.set $v (f32.add (local.get $v) (f32.load (local.get $p))))))
+    (f32.store (local.get $p) (local.get $v)))
+
+  ;; Columns [j0, j0 + w) of c[M, P] = a(M, K) · b(K, P), the cache-blocked product for large 2-D shapes. The depth
+  ;; is taken in slices of 256: each slice of the block's columns of b is packed into scratch (at most 256 * 4 * 64
+  ;; bytes for a block of 64 columns), then every row tile of 4 runs over the packed panels with eight f32x4
+  ;; accumulators, adding into c after the first slice; panel and row tile stay in the caches. a(i, k) is the f32 at
+  ;; a + 4 * (i * aRow + k * aCol) (a or aᵀ), b as in $pack, c row-major. Blocks of columns are independent: threads
+  ;; each take whole blocks (wasm-kernel-threads.ts).
+  (func (export "gemm_block")
+    (param $a i32) (param $b i32) (param $c i32) (param $M i32) (param $K i32) (param $P i32)
+    (param $aRow i32) (param $aCol i32) (param $bRow i32) (param $bCol i32)
+    (param $scratch i32) (param $j0 i32) (param $w i32)
+    (local $k0 i32) (local $kn i32)
+    (block $done (loop $slices
+      (br_if $done (i32.ge_u (local.get $k0) (local.get $K)))
+      (local.set $kn (i32.sub (local.get $K) (local.get $k0)))
+      (if (i32.gt_u (local.get $kn) (i32.const 256)) (then (local.set $kn (i32.const 256))))
+      (call $pack (i32.add (local.get $b) (i32.shl (i32.mul (local.get $k0) (local.get $bRow)) (i32.const 2)))
+        (local.get $scratch) (local.get $kn) (local.get $j0) (local.get $w) (local.get $bRow) (local.get $bCol))
+      (call $tiles (i32.add (local.get $a) (i32.shl (i32.mul (local.get $k0) (local.get $aCol)) (i32.const 2)))
+        (local.get $c) (local.get $M) (local.get $kn) (local.get $P) (local.get $aRow) (local.get $aCol)
+        (local.get $scratch) (local.get $j0) (local.get $w) (i32.ne (local.get $k0) (i32.const 0)))
+      (local.set $k0 (i32.add (local.get $k0) (i32.const 256)))
+      (br $slices))))
+
+  ;; One depth slice of gemm_block: c[i, j0 + j] (+)= sum over k < K of a(i, k) * packed(k, j), all rows.
+  (func $tiles
+    (param $a i32) (param $c i32) (param $M i32) (param $K i32) (param $P i32) (param $aRow i32) (param $aCol i32)
+    (param $scratch i32) (param $j0 i32) (param $w i32) (param $add i32)
+    (local $i i32) (local $p i32) (local $k i32) (local $n i32) (local $M4 i32)
+    (local $pa i32) (local $pb i32) (local $pc i32) (local $aStep i32) (local $aRowB i32) (local $PB i32)
+    (local $b0 v128) (local $b1 v128) (local $s v128)
+    (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
+    (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local.set $aStep (i32.shl (local.get $aCol) (i32.const 2)))
+    (local.set $aRowB (i32.shl (local.get $aRow) (i32.const 2)))
+    (local.set $PB (i32.shl (local.get $P) (i32.const 2)))
+    (local.set $M4 (i32.and (local.get $M) (i32.const -4)))
+    (local.set $i (i32.const 0))
+    (block $iDone (loop $iLoop
+      (br_if $iDone (i32.ge_u (local.get $i) (local.get $M4)))
+      (local.set $p (i32.const 0))
+      (block $pDone (loop $pLoop
+        (br_if $pDone (i32.ge_s (i32.shl (local.get $p) (i32.const 3)) (local.get $w)))
+        (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
+        (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0))
+        (local.set $c20 (v128.const i32x4 0 0 0 0)) (local.set $c21 (v128.const i32x4 0 0 0 0))
+        (local.set $c30 (v128.const i32x4 0 0 0 0)) (local.set $c31 (v128.const i32x4 0 0 0 0))
+        (local.set $pa (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $aRowB))))
+        (local.set $pb (i32.add (local.get $scratch) (i32.shl (i32.mul (local.get $p) (local.get $K)) (i32.const 5))))
+        (local.set $k (local.get $K))
+        (block $kDone (loop $kLoop
+          (br_if $kDone (i32.eqz (local.get $k)))
+          (local.set $b0 (v128.load offset=0 (local.get $pb)))
+          (local.set $b1 (v128.load offset=16 (local.get $pb)))
+          (local.set $s (v128.load32_splat (local.get $pa)))
+          (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (local.get $b0))))
+          (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (local.get $b1))))
+          (local.set $s (v128.load32_splat (i32.add (local.get $pa) (local.get $aRowB))))
+          (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $s) (local.get $b0))))
+          (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $s) (local.get $b1))))
+          (local.set $s (v128.load32_splat (i32.add (local.get $pa) (i32.shl (local.get $aRowB) (i32.const 1)))))
+          (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $s) (local.get $b0))))
+          (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $s) (local.get $b1))))
+          (local.set $s (v128.load32_splat (i32.add (local.get $pa) (i32.mul (local.get $aRowB) (i32.const 3)))))
+          (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $s) (local.get $b0))))
+          (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $s) (local.get $b1))))
+          (local.set $pa (i32.add (local.get $pa) (local.get $aStep)))
+          (local.set $pb (i32.add (local.get $pb) (i32.const 32)))
+          (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+          (br $kLoop)))
+        (local.set $n (i32.sub (local.get $w) (i32.shl (local.get $p) (i32.const 3))))
+        (local.set $pc (i32.add (local.get $c)
+          (i32.shl (i32.add (i32.mul (local.get $i) (local.get $P)) (i32.add (local.get $j0) (i32.shl (local.get $p) (i32.const 3)))) (i32.const 2))))
+        (call $store8 (local.get $pc) (local.get $n) (local.get $c00) (local.get $c01) (local.get $add))
+        (local.set $pc (i32.add (local.get $pc) (local.get $PB)))
+        (call $store8 (local.get $pc) (local.get $n) (local.get $c10) (local.get $c11) (local.get $add))
+        (local.set $pc (i32.add (local.get $pc) (local.get $PB)))
+        (call $store8 (local.get $pc) (local.get $n) (local.get $c20) (local.get $c21) (local.get $add))
+        (local.set $pc (i32.add (local.get $pc) (local.get $PB)))
+        (call $store8 (local.get $pc) (local.get $n) (local.get $c30) (local.get $c31) (local.get $add))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $pLoop)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $iLoop)))
+    ;; the last M mod 4 rows, one at a time
+    (block $rDone (loop $rLoop
+      (br_if $rDone (i32.ge_u (local.get $i) (local.get $M)))
+      (local.set $p (i32.const 0))
+      (block $pDone (loop $pLoop
+        (br_if $pDone (i32.ge_s (i32.shl (local.get $p) (i32.const 3)) (local.get $w)))
+        (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
+        (local.set $pa (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $aRowB))))
+        (local.set $pb (i32.add (local.get $scratch) (i32.shl (i32.mul (local.get $p) (local.get $K)) (i32.const 5))))
+        (local.set $k (local.get $K))
+        (block $kDone (loop $kLoop
+          (br_if $kDone (i32.eqz (local.get $k)))
+          (local.set $s (v128.load32_splat (local.get $pa)))
+          (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (v128.load offset=0 (local.get $pb)))))
+          (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (v128.load offset=16 (local.get $pb)))))
+          (local.set $pa (i32.add (local.get $pa) (local.get $aStep)))
+          (local.set $pb (i32.add (local.get $pb) (i32.const 32)))
+          (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+          (br $kLoop)))
+        (local.set $pc (i32.add (local.get $c)
+          (i32.shl (i32.add (i32.mul (local.get $i) (local.get $P)) (i32.add (local.get $j0) (i32.shl (local.get $p) (i32.const 3)))) (i32.const 2))))
+        (call $store8 (local.get $pc) (i32.sub (local.get $w) (i32.shl (local.get $p) (i32.const 3))) (local.get $c00) (local.get $c01)
+          (local.get $add))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $pLoop)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rLoop)))
+  )
+
   ;; dst[n, c, r] = src[n, r, c] for N items of R x C floats (b of a·bᵀ made row-major for matmul)
   (func (export "transpose")
     (param $src i32) (param $dst i32) (param $N i32) (param $R i32) (param $C i32)
@@ -233,6 +443,42 @@
                   (f32.sub (f32.load (i32.add (local.get $dp) (local.get $o))) (local.get $dot)))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $w1Loop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
+
+;; The gradient of the mean cross-entropy with respect to the logits, from the softmax p [R, S], the per-row scale s
+  ;; [R] (the incoming gradient over the count of trained rows; 0 on ignored rows) and the target column of each row
+  ;; t [R] (i32): out[r, j] = s[r] * (p[r, j] - (j == t[r])), one sweep (tfjs: a multiply, a dense scatter and an add).
+  (func (export "ce_grad")
+    (param $p i32) (param $s i32) (param $t i32) (param $out i32) (param $R i32) (param $S i32)
+    (local $r i32) (local $j i32) (local $S4 i32) (local $row i32) (local $sc f32) (local $vs v128) (local $o i32)
+    (local.set $S4 (i32.and (local.get $S) (i32.const -4)))
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+        (local.set $row (i32.shl (i32.mul (local.get $r) (local.get $S)) (i32.const 2)))
+        (local.set $sc (f32.load (i32.add (local.get $s) (i32.shl (local.get $r) (i32.const 2)))))
+        (local.set $vs (f32x4.splat (local.get $sc)))
+        (local.set $j (i32.const 0))
+        (block $v4Done
+          (loop $v4Loop
+            (br_if $v4Done (i32.ge_u (local.get $j) (local.get $S4)))
+            (local.set $o (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+            (v128.store (i32.add (local.get $out) (local.get $o))
+              (f32x4.mul (v128.load (i32.add (local.get $p) (local.get $o))) (local.get $vs)))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $v4Loop)))
+        (block $v1Done
+          (loop $v1Loop
+            (br_if $v1Done (i32.ge_u (local.get $j) (local.get $S)))
+            (local.set $o (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+            (f32.store (i32.add (local.get $out) (local.get $o))
+              (f32.mul (f32.load (i32.add (local.get $p) (local.get $o))) (local.get $sc)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $v1Loop)))
+        (local.set $o (i32.add (i32.add (local.get $out) (local.get $row))
+          (i32.shl (i32.load (i32.add (local.get $t) (i32.shl (local.get $r) (i32.const 2)))) (i32.const 2))))
+        (f32.store (local.get $o) (f32.sub (f32.load (local.get $o)) (local.get $sc)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rLoop))))
 

@@ -1,7 +1,8 @@
 /**
  * The SIMD batched-matmul kernel of the wasm backend (src/engine/wasm-kernels.wat): the committed binary is the
  * assembly of the committed text, its products equal a float64 reference on shapes that hit every tile edge (rows
- * mod 4, columns mod 8) in all transpose forms, and bmm's gradients through it equal tfjs's own.
+ * mod 4, columns mod 8, and the cache-blocked 2-D product's panels, blocks and depth slices) in all transpose forms, and bmm's
+ * gradients through it equal tfjs's own.
  */
 import { readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
@@ -63,6 +64,18 @@ describe('wasm SIMD batched matmul', () => {
     [1, 13, 3, 24],
     [4, 16, 8, 35],
     [16, 64, 8, 32],
+    // 2-D products of 16+ rows and depth 32+ run cache-blocked (gemm_block): blocks of 64 columns packed in panels
+    // of 8, so columns below, at and past a panel and a block, rows past the 4-row tiles
+    [1, 16, 32, 8],
+    [1, 17, 33, 9],
+    [1, 23, 40, 64],
+    [1, 19, 35, 65],
+    [1, 30, 64, 137],
+    [1, 64, 96, 200],
+    // depths past one slice of 256 (the later slices add into c)
+    [1, 21, 600, 70],
+    [1, 16, 256, 8],
+    [1, 18, 513, 13],
   ];
   for (const [tA, tB] of [
     [false, false],
