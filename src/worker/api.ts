@@ -74,6 +74,8 @@ export interface BackendStatus {
   wasmSimd?: boolean;
   /** wasm only: whether webtune's own SIMD kernels run (src/engine/wasm-kernels.ts; else tfjs's own ops do). */
   wasmKernels?: boolean;
+  /** wasm only: threads our kernels' large products run on (the engine worker and the helpers that started). */
+  wasmKernelThreads?: number;
   /** wasm only: threads it runs on (tfjs-backend-wasm's getThreadsCount()), and why fewer than asked. */
   wasmThreads?: number;
   wasmThreadsNote?: string;

@@ -1,7 +1,8 @@
 /**
  * The threaded wasm build in real Chromium: production build under its CSP, the engine worker starts tfjs-wasm's
- * threaded SIMD build on navigator.hardwareConcurrency threads, its LoRA gradients match cpu, and a 1024³ matMul
- * on 1 thread vs all of them (the ratio is logged: the machine is shared, timings are noisy).
+ * threaded SIMD build on navigator.hardwareConcurrency threads, our kernels' helper threads start beside it, its LoRA
+ * gradients and the threaded products match cpu, and a 1024³ matMul on 1 thread vs all of them shares its blocks
+ * across the threads (the speed ratio is logged: the machine is shared, timings are noisy).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackendStatus } from '../../src/worker/api';
@@ -43,6 +44,8 @@ describe.skipIf(!HAVE_CHROMIUM)('threaded wasm in Chromium (production build)', 
     // our SIMD kernels run against the threaded build's shared memory
     expect(s.wasmKernels).toBe(true);
     expect(s.wasmThreadsNote).toBeUndefined();
+    // and their large products on as many threads: the engine worker and its helpers, all started
+    expect(s.wasmKernelThreads).toBe(Math.min(cores, 8));
     expect(s.wasmThreads).toBe(Math.min(cores, 8));
     if (cores > 1) expect(s.wasmThreads).toBeGreaterThan(1);
     expect(session.requests.some((r) => /tfjs-backend-wasm-threaded-simd\.wasm$/.test(r.url) && r.status === 200)).toBe(
@@ -71,12 +74,20 @@ describe.skipIf(!HAVE_CHROMIUM)('threaded wasm in Chromium (production build)', 
         const engine = window.webtune.engine();
         const s: BackendStatus = await engine.setBackend('wasm', { threads });
         const [m] = await engine.bench({});
-        return { threads: s.wasmThreads, note: s.wasmThreadsNote, gflops: m.gflops as number, ms: m.ms as number };
+        const shared = m.kernel_threads as { threads: number; totalBlocks: number; callerBlocks: number };
+        return { threads: s.wasmThreads, gflops: m.gflops as number, ms: m.ms as number, shared };
       }, threads);
     const one = await run(1);
     const all = await run(cores);
     expect(one.threads).toBe(1);
     expect(all.threads).toBe(Math.min(cores, 8));
+    // the engine's product is ours, blocked: on one thread the caller runs every block, on all the helpers take some
+    expect(one.shared.threads).toBe(1);
+    if (cores > 1) {
+      expect(all.shared.threads).toBe(all.threads);
+      expect(all.shared.totalBlocks).toBeGreaterThan(0);
+      expect(all.shared.callerBlocks).toBeLessThan(all.shared.totalBlocks);
+    }
     const ratio = all.gflops / one.gflops;
     console.log(
       `1024³ matMul on wasm: 1 thread ${one.gflops} GFLOP/s (${one.ms} ms), ${all.threads} threads ${all.gflops} GFLOP/s (${all.ms} ms): x${ratio.toFixed(2)}`,
