@@ -20,7 +20,7 @@ export function slowTransposeB(): boolean {
 /**
  * op(a) · op(b) of 2-D tensors, with no gradient of its own (for the hand-written backward passes below). On wasm our
  * SIMD kernels run it: small products tiled, large ones cache-blocked and split across threads (wasm-kernels.ts),
- * with transposed operands read in place; tfjs-backend-wasm's matMul is single-threaded XNNPACK there and ~10x
+ * with transposed operands read in place; tfjs-backend-wasm's matMul (XNNPACK) is slower on these shapes and ~10x
  * slower with transposeB. Elsewhere tfjs's matMul.
  */
 export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {

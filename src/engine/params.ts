@@ -1,4 +1,3 @@
-import type { BackendName } from './backend';
 import { hasLearnedPositions, hasQkNorm, type ModelConfig } from './config';
 import type { FrozenDtype } from './frozen';
 
@@ -196,26 +195,19 @@ export function compactableParams(cfg: ModelConfig): { count: number; largest: n
 }
 
 /**
- * Bytes a model's weights take on a backend: float32 parameters, plus the transposed lm_head the engine keeps on wasm
- * (matMul with transposeB is slow there) and the RoPE tables (cos + sin of head_dim/2 each, a second pair for Gemma 3's
- * sliding layers). Without the config, 4 · params.
+ * Bytes a model's weights take on the backend: float32 parameters and the RoPE tables (cos + sin of head_dim/2 each, a
+ * second pair for Gemma 3's sliding layers). Without the config, 4 · params. (On wasm without SIMD the engine also
+ * keeps a transposed lm_head; every engine that runs wasm SIMD — all current browsers and Node — does not.)
  * With frozen_dtype float16/int8 the compact matrices live outside the backend (compactWeightBytes): the backend
  * holds the rest in float32 and the largest linear layer expanded twice (forward, and backward for dx).
  */
-export function weightBytes(
-  params: number,
-  backend: BackendName,
-  config?: ModelConfig,
-  frozenDtype: FrozenDtype = 'float32',
-): number {
+export function weightBytes(params: number, config?: ModelConfig, frozenDtype: FrozenDtype = 'float32'): number {
   let w = 4 * params;
   if (config) {
     const compact = frozenDtype !== 'float32';
     if (compact) {
       const { count, largest } = compactableParams(config);
       w = 4 * (params - count) + 2 * 4 * largest;
-    } else if (backend === 'wasm') {
-      w += 4 * config.vocab_size * config.hidden_size;
     }
     if (!hasLearnedPositions(config)) {
       const tables = config.family === 'gemma3' ? 2 : 1;

@@ -4,9 +4,8 @@
  * AdamW moments, the activations the backward pass keeps (with and without gradient_checkpointing) and the logits —
  * for the largest micro-batch of the first epoch. ./memory-guard.ts calibrates it per backend.
  *
- * No TensorFlow.js (the backend is a parameter).
+ * No TensorFlow.js (the weights take the same bytes on every backend).
  */
-import type { BackendName } from '../engine/backend';
 import { hasLearnedPositions, hasQkNorm, type ModelConfig } from '../engine/config';
 import { targetedModules, type LoraConfig } from '../engine/lora-config';
 import { compactWeightBytes, countParams, weightBytes } from '../engine/params';
@@ -51,8 +50,6 @@ export interface EstimateInput {
   modelConfig: ModelConfig;
   config: FinetuneConfig;
   lora: LoraConfig;
-  /** Where the weights live (they are stored per backend: e.g. packed on WebGL). */
-  backend: BackendName;
   /** The micro-batches of one epoch (their largest rows × length sizes the activations). */
   batches: readonly { batchSize: number; seqLen: number }[];
   batchesPerEpoch: number;
@@ -62,7 +59,7 @@ export interface EstimateInput {
 
 /** Trainable parameters and an approximate memory budget for a configuration and its data. */
 export function estimateMemory(run: EstimateInput): MemoryEstimate {
-  const { modelConfig: cfg, config: c, backend } = run;
+  const { modelConfig: cfg, config: c } = run;
   const mods = targetedModules(cfg, run.lora);
   const trainable = mods.reduce((s, m) => s + c.r * (m.inFeatures + m.outFeatures), 0);
   const total = countParams(cfg);
@@ -104,7 +101,7 @@ export function estimateMemory(run: EstimateInput): MemoryEstimate {
   const compactHead = c.frozen_dtype !== 'float32';
   // logits, then softmax, target update and gradient in the CE backward: of the whole vocabulary, or of one chunk
   const logits = 4 * N * (chunkedLoss(V, compactHead) ? vocabChunk(N, V) : V) * 5;
-  const weights = weightBytes(total, backend, cfg, c.frozen_dtype); // as stored on the backend in use
+  const weights = weightBytes(total, cfg, c.frozen_dtype);
   const compactWeights = compactWeightBytes(cfg, c.frozen_dtype);
   const lora = 4 * trainable;
   const gradients = 4 * trainable * (c.gradient_accumulation_steps > 1 ? 3 : 2); // grads (+ running sum) + clipped copy

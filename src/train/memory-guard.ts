@@ -14,16 +14,16 @@
  *   before anything is written, and the backend stays usable.
  *
  * Measured calibration (tfjs 4.22, this engine, Node 20; see PEAK_FACTOR): the tensors alive at the peak of a
- * training step are 1.5-1.9x the session estimate's activations + logits on cpu (2.0-2.4x on wasm, which adds
- * transposes), and the wasm heap grows to 2.2-2.8x, because XNNPACK also keeps a packed copy of every matrix used as
- * the right operand of a matMul (the frozen linear weights in the backward pass, the transposed lm_head) and the heap
- * fragments. The checks here use those factors; MemoryEstimate itself is left as the session computes it.
+ * training step are 1.5-1.9x the session estimate's activations + logits on cpu; on wasm, where the engine's own
+ * kernels save one tensor where tfjs's ops save several and its products keep no packed weight copies, the heap
+ * peaks at 0.6-0.8x of them on top of the weights. The checks here use those factors; MemoryEstimate itself is left
+ * as the session computes it.
  *
  * No DOM, no node: imports (runs in Node, in a worker and in a page).
  */
 import type { BackendName } from '../engine/backend';
 import type { ModelConfig } from '../engine/config';
-import { compactableParams, compactWeightBytes, linearModules, paramShapes, weightBytes } from '../engine/params';
+import { compactableParams, compactWeightBytes, paramShapes, weightBytes } from '../engine/params';
 import type { FrozenDtype } from '../engine/frozen';
 import { chunkedLoss } from '../engine/vocab-chunks';
 
@@ -181,14 +181,15 @@ const LIMIT_NAME: Record<BackendName, string> = {
 
 /**
  * Measured peak / estimate of the transient parts (activations + logits, the attention share of ATTENTION_EXTRA
- * included) per backend. wasm: heap at the end of two training steps minus weights, packed copies and LoRA state,
- * over the estimate at factor 1, with the engine's own wasm kernels (wasm-kernels.ts: attention, LoRA and small
- * products, RMSNorm and softmax gradients that save one tensor each): stories260K r16 all-linear at 10, 30 and 40 x
- * 354 tokens 0.60-0.62 (40 rows grew the heap to 3.76 GB, 44 ran out of it), SmolLM2-135M's shape at 4 x 128 without
- * checkpointing 0.86 (heap 2.88 GB), GPT-2-small's 0.95 at most (the heap did not grow past SmolLM2's 2.88 GB).
- * Before those kernels it was 1.06-2.65 (and 2.2-2.8 before backprop.ts freed as it goes), hence 1.5 then. cpu: live
- * tensor bytes at the peak / estimate, 1.5-1.9 over four configurations. webgl/webgpu run the same engine code path
- * as cpu (no wasm kernels), so the same tensors are alive; they were not measured and take cpu's factor.
+ * included) per backend. wasm: heap at the end of two training steps minus weights and LoRA state, over the estimate
+ * at factor 1, with the engine's own wasm kernels (wasm-kernels.ts: every product, cache-blocked with no packed
+ * weight copies; RMSNorm, softmax and cross-entropy gradients that save one tensor each): SmolLM2-135M's shape at
+ * 4 x 128 without checkpointing 0.77 (heap 2.08 GB), GPT-2-small's 0.69 (1.78 GB); stories260K r16 all-linear at
+ * 10, 30 and 40 x 354 tokens 0.60-0.62 (40 rows grew the heap to 3.76 GB, 44 ran out of it; measured before the
+ * blocked products, which change nothing there: its weights are 1 MB). With tfjs's own ops it
+ * was 1.06-2.65, hence 1.5 then. cpu: live tensor bytes at the peak / estimate, 1.5-1.9 over four configurations.
+ * webgl/webgpu run the same engine code path as cpu (no wasm kernels), so the same tensors are alive; they were not
+ * measured and take cpu's factor.
  */
 export const PEAK_FACTOR: Readonly<Record<BackendName, number>> = Object.freeze({
   wasm: 1,
@@ -198,10 +199,10 @@ export const PEAK_FACTOR: Readonly<Record<BackendName, number>> = Object.freeze(
 });
 /**
  * PEAK_FACTOR on wasm with gradient checkpointing: the block being recomputed holds its tensors on top of the kept
- * block inputs. Measured 1.56 (SmolLM2-135M's shape at 4 x 128: heap 2.03 GB against 1.14 GB of weights, packed
- * copies and LoRA state and 571 MB estimated).
+ * block inputs. Measured 0.95 (SmolLM2-135M's shape at 4 x 128: heap 1.07 GB against 523 MB of weights and LoRA state
+ * and 571 MB estimated) and 0.85 (GPT-2-small's: 1.02 GB against 481 MB and 634 MB).
  */
-export const WASM_CHECKPOINTING_PEAK_FACTOR = 1.6;
+export const WASM_CHECKPOINTING_PEAK_FACTOR = 1.1;
 
 /** The factor a run's transient parts are scaled by (see PEAK_FACTOR); FitExtra.peakFactor overrides it. */
 function peakFactorOf(backend: BackendName, checkpointing: boolean, extra: FitExtra): number {
@@ -225,7 +226,7 @@ export const ATTENTION_EXTRA = 0.5;
 export interface FitExtra {
   /** How many modules the LoRA targets (adapter.layers.size): shown as "(now all-linear, 210 layers)". */
   modules?: number;
-  /** The model's config: exact single-tensor sizes (attention scores, MLP) and wasm's packed weight copies. */
+  /** The model's config: exact single-tensor sizes (attention scores, MLP) and the weights as stored. */
   modelConfig?: ModelConfig;
   /** Override PEAK_FACTOR[backend] (1 = trust the estimate as it is). */
   peakFactor?: number;
@@ -235,7 +236,7 @@ export interface FitExtra {
 export interface FitReport {
   backend: BackendName;
   neededBytes: number;
-  parts: { weights: number; packedWeights: number; activations: number; logits: number; loraAndOptimizer: number };
+  parts: { weights: number; activations: number; logits: number; loraAndOptimizer: number };
   largestTensor: { what: string; bytes: number };
   limits: MemoryLimits;
   fits: boolean;
@@ -247,16 +248,6 @@ interface Variant {
   batch: number;
   seq: number;
   checkpointing: boolean;
-}
-
-/** Bytes of the XNNPACK packed copies tfjs-wasm keeps: every frozen linear weight and the transposed lm_head. */
-function packedWeightBytes(backend: BackendName, e: MemoryEstimate, cfg: ModelConfig | undefined): number {
-  if (backend !== 'wasm') return 0;
-  if (!cfg) return e.bytes.weights; // upper bound: all but the embedding gets packed
-  // compact frozen weights: only the matrix expanded for the op in flight is packed
-  if (e.frozen_dtype !== 'float32') return 4 * compactableParams(cfg).largest;
-  const lin = linearModules(cfg).reduce((s, m) => s + m.inFeatures * m.outFeatures, 0);
-  return 4 * (lin + cfg.vocab_size * cfg.hidden_size);
 }
 
 function analyse(
@@ -281,10 +272,9 @@ function analyse(
   }
   const logits = e.bytes.logits * scale * f;
   const loraAndOptimizer = e.bytes.lora + e.bytes.gradients + e.bytes.optimizer;
-  const packedWeights = packedWeightBytes(backend, e, cfg);
   // with the config, the weights as this backend stores them (the estimate counts the backend active when it ran)
-  const weights = cfg ? weightBytes(e.total_params, backend, cfg, e.frozen_dtype) : e.bytes.weights;
-  const neededBytes = weights + packedWeights + act + logits + loraAndOptimizer;
+  const weights = cfg ? weightBytes(e.total_params, cfg, e.frozen_dtype) : e.bytes.weights;
+  const neededBytes = weights + act + logits + loraAndOptimizer;
   const N = v.batch * v.seq;
   const V =
     e.tokens_per_micro_batch > 0 ? Math.round(e.bytes.logits / (4 * LOGIT_COPIES * e.tokens_per_micro_batch)) : 0;
@@ -324,7 +314,7 @@ function analyse(
   return {
     backend,
     neededBytes,
-    parts: { weights, packedWeights, activations: act, logits, loraAndOptimizer },
+    parts: { weights, activations: act, logits, loraAndOptimizer },
     largestTensor,
     limits,
     fits: !overTotal && !overTensor,
@@ -457,21 +447,12 @@ function suggest(
 
 function partsText(r: FitReport): string {
   const p = r.parts;
-  const w =
-    `weights ${formatBytes(p.weights)}` +
-    (p.packedWeights > 0 ? ` + ${formatBytes(p.packedWeights)} packed copies` : '');
-  return `${w}, activations ${formatBytes(p.activations)}, logits ${formatBytes(p.logits)}, LoRA + optimizer ${formatBytes(p.loraAndOptimizer)}`;
+  return `weights ${formatBytes(p.weights)}, activations ${formatBytes(p.activations)}, logits ${formatBytes(p.logits)}, LoRA + optimizer ${formatBytes(p.loraAndOptimizer)}`;
 }
 
 function calibrationNote(backend: BackendName, extra: FitExtra, checkpointing: boolean): string {
   const f = peakFactorOf(backend, checkpointing, extra);
-  const notes = [
-    f === 1 ? '' : `activations and logits are the session estimate × ${f}, the peak measured on ${backend}`,
-    backend === 'wasm' ? 'packed copies are the XNNPACK weight copies tfjs-wasm keeps for its matMuls' : '',
-  ].filter(Boolean);
-  if (!notes.length) return '';
-  const text = notes.join('; ');
-  return ` (${text[0].toUpperCase()}${text.slice(1)}.)`;
+  return f === 1 ? '' : ` (Activations and logits are the session estimate × ${f}, the peak measured on ${backend}.)`;
 }
 
 /** The run's calibrated memory on a backend, without throwing. */
@@ -574,7 +555,7 @@ export function sessionFit(
 // Fitting a model
 
 export interface ModelFitOptions {
-  /** The model's config: adds wasm's transposed lm_head and the RoPE table, and checks the largest weight tensor. */
+  /** The model's config: adds the RoPE table, and checks the largest weight tensor. */
   config?: ModelConfig;
   modelName?: string;
   /** How the frozen weights will be stored (compact ones live outside the backend). Default float32. */
@@ -610,13 +591,13 @@ export function checkModelFits(
   const dtype = opts.frozenDtype ?? 'float32';
   if (cfg && dtype !== 'float32') {
     // the backend holds the float32 rest and one expanded layer; one tensor is at most the largest linear layer
-    const need = weightBytes(params, backend, cfg, dtype);
+    const need = weightBytes(params, cfg, dtype);
     const biggest = 4 * compactableParams(cfg).largest;
     const fitsTotal = limits.totalBytes === null || need <= limits.totalBytes;
     const fitsTensor = limits.maxTensorBytes === null || biggest <= limits.maxTensorBytes;
     if (fitsTotal && fitsTensor) return need;
   }
-  const need = weightBytes(params, backend, cfg);
+  const need = weightBytes(params, cfg);
   const extraBytes = need - 4 * params;
   const name = opts.modelName
     ? `${opts.modelName} (${paramsText(params)} parameters)`
@@ -631,9 +612,7 @@ export function checkModelFits(
     const maxParams = Math.floor((limits.totalBytes! - extraBytes) / 4);
     message =
       `${name} needs about ${formatBytes(need)} on ${backend} as float32 weights` +
-      (extraBytes > 0
-        ? ` (${formatBytes(4 * params)} + ${formatBytes(extraBytes)}${backend === 'wasm' ? ' for the transposed lm_head and RoPE table' : ' for the RoPE table'})`
-        : '') +
+      (extraBytes > 0 ? ` (${formatBytes(4 * params)} + ${formatBytes(extraBytes)} for the RoPE table)` : '') +
       `, more than ${backend}'s ${formatBytes(limits.totalBytes!)} ${LIMIT_NAME[backend]}, before any training memory.`;
     advice.push(
       `a smaller model: at most about ${paramsText(Math.max(0, maxParams))} parameters fit ${backend}'s ${formatBytes(limits.totalBytes!)} as weights alone, ` +
@@ -645,7 +624,7 @@ export function checkModelFits(
   }
   if (cfg && dtype === 'float32') {
     for (const d of ['float16', 'int8'] as const) {
-      const n = weightBytes(params, backend, cfg, d);
+      const n = weightBytes(params, cfg, d);
       if (limits.totalBytes === null || n <= limits.totalBytes) {
         advice.push(
           `frozen_dtype ${d}: the frozen weights kept as ${d === 'int8' ? '8-bit integers' : '16-bit floats'} (` +

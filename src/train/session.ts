@@ -23,7 +23,6 @@
  * Browser-safe: no node: imports.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { BackendName } from '../engine/backend';
 import type { LoraAdapter } from '../engine/lora';
 import { targetedModules, type LoraConfig } from '../engine/lora-config';
 import { readRawTensors } from '../engine/readback';
@@ -753,7 +752,6 @@ export class FinetuneSession {
       modelConfig: this.model.config,
       config: this.config,
       lora: this.lora,
-      backend: tf.getBackend() as BackendName, // weights as stored on the backend in use
       batches: this.epochBatches(0),
       batchesPerEpoch: this.batchesPerEpoch,
       stepsPerEpoch: this.stepsPerEpoch,
