@@ -7,10 +7,10 @@ import * as tf from '@tensorflow/tfjs-core';
 // backend) in Node's CommonJS build and in the browser's ESM build alike. A deep import of
 // tfjs-core/dist/register_all_gradients does not load under Node's ESM resolver.
 import '@tensorflow/tfjs';
-import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { guardWasmHeap } from './wasm-heap';
 import { installWasmSlice } from './wasm-slice';
-import { startWasmKernelThreads } from './wasm-kernels';
+import { setWasmKernelThreads, startWasmKernelThreads, wasmKernelThreadCount } from './wasm-kernels';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -20,7 +20,10 @@ export interface BackendReport {
   backend: BackendName;
   /** One line per backend tried before the one chosen, with the reason it was skipped. */
   fallbacks: { backend: BackendName; reason: string }[];
-  /** wasm only: the threads XNNPACK runs on (tfjs-backend-wasm's getThreadsCount()). */
+  /**
+   * wasm only: the threads the engine's products run on (our kernels: the calling thread and its helpers). tfjs's own
+   * XNNPACK pool is kept at one thread (see configureWasmThreads).
+   */
   wasmThreads?: number;
   /** wasm only: why it runs on fewer threads than asked (single-threaded build in Node, blocked workers, ...). */
   wasmThreadsNote?: string;
@@ -41,7 +44,7 @@ const isNode =
   typeof window === 'undefined' &&
   typeof self === 'undefined';
 
-/** The threaded build's Emscripten pool holds 8 pthread workers; XNNPACK's pool must not outgrow it. */
+/** At most this many wasm threads (the threaded build's Emscripten pool holds 8 pthread workers). */
 export const WASM_MAX_THREADS = 8;
 /** How long the threaded build may take to start (fetch, compile, 8 workers) before the single-threaded one is used. */
 const THREADED_INIT_TIMEOUT_MS = 30_000;
@@ -116,7 +119,11 @@ async function configureWasmThreads(wanted: number): Promise<string | undefined>
   }
   const threaded = wanted > 1 && !note;
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', threaded);
-  setThreadsCount(threaded ? wanted : 1);
+  // The threaded build is for its shared memory: every product of a step runs on our kernels, whose helper threads
+  // work in that memory (wasm-kernels.ts). tfjs's own XNNPACK pool stays at one thread: its workers spin after each
+  // op they run, and beside our helpers that made the products of a GPT-2-small step ~20% slower.
+  setThreadsCount(1);
+  setWasmKernelThreads(threaded ? wanted : 1);
   return note;
 }
 
@@ -230,7 +237,7 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: InitOpti
         // our kernel's helper threads start now, while this event loop runs (see KernelThreads.started)
         const helpers = await startWasmKernelThreads();
         const note = wasmCreated?.note ?? (helpers && `large products run on one thread: ${helpers}`);
-        return { backend: name, fallbacks, wasmThreads: getThreadsCount(), wasmThreadsNote: note || undefined };
+        return { backend: name, fallbacks, wasmThreads: wasmKernelThreadCount(), wasmThreadsNote: note || undefined };
       }
       return { backend: name, fallbacks };
     } catch (e) {
@@ -240,26 +247,6 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: InitOpti
   throw new Error(
     'No TensorFlow.js backend could be initialised: ' + fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; '),
   );
-}
-
-function getThreadsWanted(): number {
-  return wasmCreated?.wanted ?? wasmThreadsWanted ?? defaultThreads();
-}
-
-/**
- * Run `f` with navigator.hardwareConcurrency reading `n`. tfjs-backend-wasm 4.22 caps XNNPACK's pool at
- * emscripten_num_logical_cores() / 2 (its backend.cc assumes two hyperthreads per core), read once while the module
- * starts: on a 2-CPU machine it would run one thread whatever setThreadsCount() says. Presenting twice the threads
- * asked for while the module starts makes the cap the asked count (still at most 8, the pthread pool's size).
- */
-async function withLogicalCores<T>(n: number, f: () => Promise<T>): Promise<T> {
-  const nav = navigator as unknown as Record<string, unknown>;
-  Object.defineProperty(nav, 'hardwareConcurrency', { value: n, configurable: true });
-  try {
-    return await f();
-  } finally {
-    delete nav.hardwareConcurrency;
-  }
 }
 
 /**
@@ -276,7 +263,7 @@ async function setWasmBackend(): Promise<boolean> {
     );
   });
   const result = await Promise.race([
-    withLogicalCores(2 * getThreadsWanted(), () => tf.setBackend('wasm')).then(
+    tf.setBackend('wasm').then(
       (ok) => (ok ? null : 'the threaded build failed to initialise'),
       (e: unknown) =>
         `the threaded build failed: ${e instanceof Error ? e.message : String((e as { message?: string })?.message ?? e)}`,
@@ -287,7 +274,7 @@ async function setWasmBackend(): Promise<boolean> {
   if (result === null) return true;
   // a later setBackend('wasm') starts a fresh initialisation (tfjs ignores the stale one if it ever ends)
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-  setThreadsCount(1);
+  setWasmKernelThreads(1);
   if (wasmCreated) wasmCreated.note = result;
   return tf.setBackend('wasm');
 }

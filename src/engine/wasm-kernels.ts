@@ -9,7 +9,6 @@
  * (tfjs's threaded build); the kernel runs on the calling thread.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
 import { customOp } from './custom-op';
 import { BATCHED, GEMM, KernelThreads, runBlock } from './wasm-kernel-threads';
@@ -110,13 +109,26 @@ function kernelsFor(backend: WasmBackendLike): Kernels | null {
   return boundFor(backend)?.k ?? null;
 }
 
+/** Threads the next wasm backend's kernels run on (initBackend sets it with the build it chooses). */
+let kernelThreads = 1;
+
+/** Sets the threads our kernels run on: the caller and kernelThreads − 1 helpers (threaded build only). */
+export function setWasmKernelThreads(n: number): void {
+  kernelThreads = Math.max(1, Math.floor(n));
+}
+
+/** The threads our kernels run on (see setWasmKernelThreads). */
+export function wasmKernelThreadCount(): number {
+  return kernelThreads;
+}
+
 /**
- * The helper threads of this backend's large products: tfjs's thread count minus the caller, started on first use,
+ * The helper threads of this backend's large products: the thread count asked for minus the caller, started on first use,
  * only for the threaded build (a shared memory) where workers exist; null means the caller runs every block.
  */
 function threadsFor(bound: Bound): KernelThreads | null {
   if (bound.threads !== undefined) return bound.threads;
-  const helpers = getThreadsCount() - 1;
+  const helpers = kernelThreads - 1;
   bound.threads = null;
   if (bound.shared && helpers > 0 && typeof Worker === 'function') {
     liveThreads?.dispose();
