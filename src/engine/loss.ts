@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './ops';
 import { fusedCrossEntropy, webgpuKernelsActive } from './webgpu-kernels';
-import { wasmCrossEntropyGrad, wasmKernelsAvailable } from './wasm-kernels';
+import { wasmCrossEntropyGrad, wasmCrossEntropyStats, wasmKernelsAvailable } from './wasm-kernels';
 
 export const IGNORE_INDEX = -100;
 
@@ -70,12 +70,21 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
   const mask = tf.tensor1d(maskArr);
   const idx = tf.tensor1d(flatIdx, 'int32');
 
+  // wasm: the token accuracy comes out of the forward pass's own sweep (ceStats) and is kept here
+  const wasm = wasmKernelsAvailable() && V > 0;
+  let keptCorrect: tf.Scalar | null = null;
   const ce = customOp<tf.Scalar>(([lg], save) => {
     const l2 = lg as tf.Tensor2D;
     // One softmax (a fused kernel on every backend) serves both passes. The log-sum-exp comes from it at each row's
     // largest logit m, where p = exp(m − lse) >= 1/V cannot underflow: lse = m − log(max p).
     const probs = tf.softmax(l2);
     const value = tf.tidy(() => {
+      if (wasm) {
+        // one sweep of our kernel: [max z, max p, z at the target, argMax hit] per row
+        const [m, pm, picked, hit] = tf.unstack(wasmCrossEntropyStats(l2, probs, tf.tensor1d(safe, 'int32')), 1);
+        keptCorrect = tf.keep(tf.sum(tf.mul(hit, mask)) as tf.Scalar);
+        return tf.div(tf.sum(tf.mul(tf.sub(tf.sub(m, tf.log(pm)), picked), mask)), denom) as tf.Scalar;
+      }
       const lse = tf.sub(tf.max(l2, 1), tf.log(tf.max(probs, 1)));
       const picked = tf.gather(tf.reshape(l2, [N * V]), idx);
       return tf.div(tf.sum(tf.mul(tf.sub(lse, picked), mask)), denom) as tf.Scalar;
@@ -97,9 +106,15 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
   });
 
   const loss = ce(logits);
-  const correct = tf.tidy(
-    () =>
-      tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(safe, 'int32')), 'float32'), mask)) as tf.Scalar,
-  );
+  const kept = keptCorrect as tf.Scalar | null;
+  const correct = kept
+    ? tf.clone(kept) // tracked by the caller's scope, like the loss
+    : tf.tidy(
+        () =>
+          tf.sum(
+            tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(safe, 'int32')), 'float32'), mask),
+          ) as tf.Scalar,
+      );
+  kept?.dispose();
   return { loss, correct, count: tf.scalar(count) };
 }

@@ -18,6 +18,7 @@ export const WASM_SOFTMAX_GRAD_KERNEL = 'WebtuneSoftmaxGrad';
 export const WASM_RMSNORM_KERNEL = 'WebtuneRmsNorm';
 export const WASM_RMSNORM_GRAD_KERNEL = 'WebtuneRmsNormGrad';
 export const WASM_CE_GRAD_KERNEL = 'WebtuneCrossEntropyGrad';
+export const WASM_CE_STATS_KERNEL = 'WebtuneCrossEntropyStats';
 
 interface Kernels {
   matmul(
@@ -51,6 +52,7 @@ interface Kernels {
   transpose(src: number, dst: number, N: number, R: number, C: number): void;
   softmax_grad(p: number, dp: number, out: number, R: number, S: number, scale: number): void;
   ce_grad(p: number, s: number, t: number, out: number, R: number, S: number): void;
+  ce_stats(z: number, p: number, t: number, out: number, R: number, S: number): void;
   rmsnorm_fwd(x: number, w: number, out: number, R: number, D: number, eps: number, plusOne: number): void;
   rmsnorm_bwd(x: number, w: number, dy: number, dx: number, R: number, D: number, eps: number, plusOne: number): void;
 }
@@ -392,6 +394,42 @@ tf.registerKernel({
  */
 export function wasmCrossEntropyGrad(p: tf.Tensor2D, scale: tf.Tensor1D, targets: tf.Tensor1D): tf.Tensor2D {
   return tf.engine().runKernel(WASM_CE_GRAD_KERNEL, { p, scale, targets }) as tf.Tensor2D;
+}
+
+function crossEntropyStatsKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { z, p, targets } = args.inputs as { z: tf.TensorInfo; p: tf.TensorInfo; targets: tf.TensorInfo };
+  const k = requireKernels(backend, WASM_CE_STATS_KERNEL);
+  const [R, S] = z.shape;
+  if (
+    z.shape.length !== 2 ||
+    !(S > 0) ||
+    !tf.util.arraysEqual(p.shape, z.shape) ||
+    z.dtype !== 'float32' ||
+    p.dtype !== 'float32' ||
+    !tf.util.arraysEqual(targets.shape, [R]) ||
+    targets.dtype !== 'int32'
+  )
+    throw new Error(`${WASM_CE_STATS_KERNEL}: z [${z.shape}], p [${p.shape}], targets [${targets.shape}] do not match`);
+  const out = backend.makeOutput([R, 4], 'float32');
+  if (R === 0) return out;
+  const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  k.ce_stats(off(z), off(p), off(targets), off(out), R, S);
+  return out;
+}
+
+tf.registerKernel({
+  kernelName: WASM_CE_STATS_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: crossEntropyStatsKernel as unknown as tf.KernelFunc,
+});
+
+/**
+ * Per row of the logits z [R, S] (S > 0) and their softmax p: [max z, max p, z at the target, 1 if argMax(z) is the
+ * target], [R, 4], for targets [R] (int32, each in [0, S)); no gradient. Check wasmKernelsAvailable() first.
+ */
+export function wasmCrossEntropyStats(z: tf.Tensor2D, p: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor2D {
+  return tf.engine().runKernel(WASM_CE_STATS_KERNEL, { z, p, targets }) as tf.Tensor2D;
 }
 
 interface RmsNormAttrs {

@@ -482,6 +482,58 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rLoop))))
 
+;; Per row of the logits z [R, S] and their softmax p, against the target column t[r] (i32): the largest logit, the
+  ;; largest probability, the target's logit, and 1 if the first largest logit is the target's (tfjs's argMax takes the
+  ;; first), written as out[r, 0..3]. The cross-entropy's forward pass needs all four: lse = max z − log(max p), so one
+  ;; sweep replaces two Max, an ArgMax and a Gather over [R, S].
+  (func (export "ce_stats")
+    (param $z i32) (param $p i32) (param $t i32) (param $out i32) (param $R i32) (param $S i32)
+    (local $r i32) (local $j i32) (local $S4 i32) (local $zr i32) (local $pr i32) (local $mz v128) (local $mp v128)
+    (local $m f32) (local $q f32) (local $tr i32) (local $o i32)
+    (local.set $S4 (i32.and (local.get $S) (i32.const -4)))
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+        (local.set $zr (i32.add (local.get $z) (i32.shl (i32.mul (local.get $r) (local.get $S)) (i32.const 2))))
+        (local.set $pr (i32.add (local.get $p) (i32.shl (i32.mul (local.get $r) (local.get $S)) (i32.const 2))))
+        (local.set $mz (v128.load32_splat (local.get $zr)))
+        (local.set $mp (v128.load32_splat (local.get $pr)))
+        (local.set $j (i32.const 0))
+        (block $v4Done
+          (loop $v4Loop
+            (br_if $v4Done (i32.ge_u (local.get $j) (local.get $S4)))
+            (local.set $mz (f32x4.max (local.get $mz) (v128.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $mp (f32x4.max (local.get $mp) (v128.load (i32.add (local.get $pr) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $v4Loop)))
+        (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mz)) (f32x4.extract_lane 1 (local.get $mz)))
+          (f32.max (f32x4.extract_lane 2 (local.get $mz)) (f32x4.extract_lane 3 (local.get $mz)))))
+        (local.set $q (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mp)) (f32x4.extract_lane 1 (local.get $mp)))
+          (f32.max (f32x4.extract_lane 2 (local.get $mp)) (f32x4.extract_lane 3 (local.get $mp)))))
+        (block $t1Done
+          (loop $t1Loop
+            (br_if $t1Done (i32.ge_u (local.get $j) (local.get $S)))
+            (local.set $m (f32.max (local.get $m) (f32.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $q (f32.max (local.get $q) (f32.load (i32.add (local.get $pr) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $t1Loop)))
+        ;; the first column holding the largest logit (none when it is NaN: j runs to S)
+        (local.set $j (i32.const 0))
+        (block $aDone
+          (loop $aLoop
+            (br_if $aDone (i32.ge_u (local.get $j) (local.get $S)))
+            (br_if $aDone (f32.eq (f32.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2)))) (local.get $m)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $aLoop)))
+        (local.set $tr (i32.load (i32.add (local.get $t) (i32.shl (local.get $r) (i32.const 2)))))
+        (local.set $o (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 4))))
+        (f32.store offset=0 (local.get $o) (local.get $m))
+        (f32.store offset=4 (local.get $o) (local.get $q))
+        (f32.store offset=8 (local.get $o) (f32.load (i32.add (local.get $zr) (i32.shl (local.get $tr) (i32.const 2)))))
+        (f32.store offset=12 (local.get $o) (f32.convert_i32_u (i32.eq (local.get $j) (local.get $tr))))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
+
   ;; sum over j < D of a[j] * b[j] (f32x4 lanes, then the D mod 4 tail), for rows of floats at byte offsets a, b
   (func $dot (param $a i32) (param $b i32) (param $D i32) (result f32)
     (local $j i32) (local $D4 i32) (local $acc v128) (local $sum f32)

@@ -28,6 +28,19 @@ describe('sparse cross-entropy', () => {
     expect((await out.count.data())[0]).toBe(3);
     expect((await out.correct.data())[0]).toBe(1); // row 0 right, row 1 wrong, row 3 ties → argmax 0 ≠ 1
     tf.dispose([out.loss, out.count, out.correct]);
+    // rows of 9 (on wasm: the kernel's 4-wide sweep and its tail): targets in the tail and in the sweep, a tie
+    const wide = [
+      [0.5, -1, 2, 0, 0.25, 1.5, -0.75, 3, 4],
+      [2, 0, 2, 1, 1, 1, 1, 1, 0],
+      [3, 0, -2, 1, 0.5, -1, 2, 6, 1],
+    ];
+    const wt = Int32Array.from([8, 2, 3]);
+    const before = tf.memory().numTensors;
+    const o2 = tf.tidy(() => sparseCrossEntropy(tf.tensor2d(wide), wt));
+    expect(tf.memory().numTensors).toBe(before + 3);
+    expect((await o2.loss.data())[0]).toBeCloseTo(wide.reduce((s, row, i) => s + nll(row, wt[i]), 0) / 3, 5);
+    expect((await o2.correct.data())[0]).toBe(1); // row 0 right (4 at 8), row 1 ties 0 and 2 → 0 ≠ 2, row 2 wrong
+    tf.dispose([o2.loss, o2.count, o2.correct]);
   });
 
   // (on wasm the gradient is one kernel of ours: rows of 4 and 7 cover its 4-wide sweep and its tail, targets at
