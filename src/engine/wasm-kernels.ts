@@ -1,12 +1,14 @@
 /**
  * Kernels of our own for the wasm backend (wasm-kernels.wat, WebAssembly SIMD), registered as tfjs kernels.
  *
- * `WebtuneBatchMatMul`, a batched matmul. tfjs-backend-wasm 4.22 runs a batched product with a scalar loop (~1 GFLOP/s on attention's
- * [B·heads, T, head_dim] shapes) and its XNNPACK path only for one 2-D product per call; this kernel runs the whole
- * batch in tiles of 4 x 8 f32x4 accumulators (~40 GFLOP/s on those shapes here). It works inside tfjs's own memory
- * (the module imports it), so operands are read where they are and the result is written into a tensor tfjs
- * allocated: no copies. The module is instantiated once per wasm backend, against a plain or a shared memory
- * (tfjs's threaded build); the kernel runs on the calling thread.
+ * `WebtuneBatchMatMul` runs every product of a step. tfjs-backend-wasm 4.22 runs a batched product with a scalar loop
+ * (~1 GFLOP/s on attention's [B·heads, T, head_dim] shapes) and a 2-D one with XNNPACK (31-37 GFLOP/s a thread here,
+ * ~10x slower with transposeB). Batches and shallow products run in tiles of 4 x 8 f32x4 accumulators (matmul);
+ * 2-D products of 16+ rows and depth 32+ run cache-blocked (gemm_block: panels of b packed per block of 64 columns,
+ * ~43 GFLOP/s a thread). Both read a or aᵀ and b or bᵀ in place. In the threaded build large products are split
+ * across helper threads (wasm-kernel-threads.ts) that work in the same shared memory. The module imports tfjs's own
+ * memory, so operands are read where they are and the result is written into a tensor tfjs allocated: no copies.
+ * It is instantiated once per wasm backend, against a plain or a shared memory.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
