@@ -99,10 +99,11 @@ const RUN_BLOCK = `function runBlock(k, p, block, slot) {
 const HELPER_SOURCE = `
 ${RUN_BLOCK}
 onmessage = (e) => {
-  const { module, memory, control, counter, slot } = e.data;
+  const { module, memory, control, counter, slot, lateMs } = e.data;
   const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
   const ctl = new Int32Array(control);
   const next = new BigInt64Array(counter);
+  const nap = new Int32Array(new SharedArrayBuffer(4));
   let seen = Atomics.load(ctl, ${SEQ});
   postMessage('ready');
   for (;;) {
@@ -114,6 +115,7 @@ onmessage = (e) => {
     const base = Atomics.load(next, ${BASE});
     const end = Atomics.load(next, ${END});
     if (Atomics.load(ctl, ${SEQ}) !== s1) continue;
+    if (lateMs) Atomics.wait(nap, 0, 0, lateMs);
     for (;;) {
       const v = Atomics.load(next, ${NEXT});
       if (v >= end) break;
@@ -169,6 +171,8 @@ export class KernelThreads {
     memory: WebAssembly.Memory,
     readonly helpers: number,
     private readonly k: BlockKernels,
+    /** Tests only: helpers sleep this long between reading a job and claiming its blocks (a late wake-up). */
+    lateMs = 0,
   ) {
     this.url = URL.createObjectURL(new Blob([HELPER_SOURCE], { type: 'text/javascript' }));
     let settle = () => {};
@@ -194,7 +198,7 @@ export class KernelThreads {
         this.failed++;
         check();
       };
-      w.postMessage({ module, memory, control: this.ctl.buffer, counter: this.next.buffer, slot: i + 1 });
+      w.postMessage({ module, memory, control: this.ctl.buffer, counter: this.next.buffer, slot: i + 1, lateMs });
       this.workers.push(w);
     }
   }

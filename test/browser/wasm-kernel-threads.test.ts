@@ -1,0 +1,153 @@
+/**
+ * The wasm kernels' helper threads (src/engine/wasm-kernel-threads.ts) in real Chromium, on their own (the dev server
+ * serves the module; a shared WebAssembly.Memory of the test's own): products of many shapes in a row, each checked
+ * against a float64 reference, with a helper that sleeps between reading a job and claiming its blocks. A helper that
+ * wakes late must claim nothing of the product it read (all its blocks are taken) and never take a block of a later
+ * product (it would run it with the parameters it read, and the block would be missing from that product).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WASM_KERNELS_BINARY } from '../../src/engine/wasm-kernels-binary';
+import type * as ThreadsModuleNs from '../../src/engine/wasm-kernel-threads';
+import {
+  CHROMIUM_MISSING,
+  HAVE_CHROMIUM,
+  launchBrowser,
+  startApp,
+  type AppServer,
+  type BrowserSession,
+} from './harness';
+
+type ThreadsModule = typeof ThreadsModuleNs;
+
+interface Outcome {
+  worst: number;
+  products: number;
+  ready: number;
+  callerBlocks: number;
+  totalBlocks: number;
+  failure?: string;
+}
+
+describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => {
+  let app: AppServer;
+  let session: BrowserSession;
+
+  beforeAll(async () => {
+    app = await startApp('dev');
+    session = await launchBrowser();
+    await session.page.goto(app.url);
+    // the dev server serves the module as the engine imports it (a string: vitest would rewrite an import() in code)
+    await session.page.evaluate(
+      "import('/src/engine/wasm-kernel-threads.ts').then((m) => { window.kernelThreadsModule = m; })",
+    );
+  });
+
+  afterAll(async () => {
+    session?.saveLog('wasm-kernel-threads');
+    await session?.close();
+    await app?.close();
+  });
+
+  const run = (lateMs: number) =>
+    session.page.evaluate(
+      async ({ b64, lateMs }): Promise<Outcome> => {
+        const { KernelThreads, GEMM, BATCHED } = (window as unknown as { kernelThreadsModule: ThreadsModule })
+          .kernelThreadsModule;
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const module = new WebAssembly.Module(bytes);
+        const memory = new WebAssembly.Memory({ initial: 2048, maximum: 65536, shared: true });
+        const k = new WebAssembly.Instance(module, { env: { memory } }).exports as never;
+        const pool = new KernelThreads(module, memory, 1, k, lateMs);
+        await pool.started;
+        const f = new Float32Array(memory.buffer);
+        let seed = 7;
+        const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5;
+        let top = 0;
+        const alloc = (floats: number) => {
+          const at = top;
+          top += 4 * floats + 64;
+          return at;
+        };
+        // [N, M, K, P]: N = 1 is a 2-D product (blocked), N > 1 a batch; small ones end within a late helper's nap,
+        // big ones outlast it. Each round runs its products back to back (a late helper wakes inside a later one),
+        // then checks them all.
+        const shapes = [
+          [1, 256, 512, 1024],
+          [1, 16, 40, 70],
+          [3, 5, 7, 9],
+          [1, 20, 33, 130],
+          [48, 128, 64, 128],
+          [1, 17, 64, 64],
+          [1, 128, 300, 520],
+          [40, 96, 32, 100],
+          // a product shorter than the nap (~1 ms) then one far longer (~25 ms): a helper that read the first wakes
+          // inside the second, with blocks still to claim
+          [1, 128, 256, 512],
+          [1, 512, 512, 2048],
+          [1, 128, 256, 512],
+          [64, 128, 128, 256],
+        ];
+        let worst = 0,
+          products = 0;
+        for (let round = 0; round < 3; round++) {
+          top = 0;
+          const S = alloc(2 * 256 * 64);
+          const done = shapes.map(([N, M, K, P]) => {
+            const A = alloc(N * M * K),
+              B = alloc(N * K * P),
+              C = alloc(N * M * P);
+            for (let i = 0; i < N * M * K; i++) f[A / 4 + i] = rnd();
+            for (let i = 0; i < N * K * P; i++) f[B / 4 + i] = rnd();
+            f.fill(NaN, C / 4, C / 4 + N * M * P);
+            if (N === 1)
+              pool.run([GEMM, A, B, C, M, K, P, K, 1, P, 1, S, Math.min(K, 256) * 64 * 4, 64], Math.ceil(P / 64));
+            else {
+              const perBlock = Math.ceil(N / 8);
+              pool.run([BATCHED, A, B, C, M, K, P, M * K, K, 1, K * P, perBlock, N, 0], Math.ceil(N / perBlock));
+            }
+            return { N, M, K, P, A, B, C };
+          });
+          for (const { N, M, K, P, A, B, C } of done) {
+            for (let n = 0; n < N; n++)
+              for (let i = 0; i < M; i += 5)
+                for (let j = 0; j < P; j++) {
+                  let s = 0;
+                  for (let q = 0; q < K; q++) s += f[A / 4 + n * M * K + i * K + q] * f[B / 4 + n * K * P + q * P + j];
+                  const got = f[C / 4 + n * M * P + i * P + j];
+                  worst = Math.max(worst, Number.isNaN(got) ? Infinity : Math.abs(s - got));
+                }
+            products++;
+          }
+        }
+        const out = {
+          worst,
+          products,
+          ready: pool.ready,
+          callerBlocks: pool.callerBlocks,
+          totalBlocks: pool.totalBlocks,
+          failure: pool.failure,
+        };
+        pool.dispose();
+        return out;
+      },
+      { b64: WASM_KERNELS_BINARY.shared, lateMs },
+    );
+
+  for (const lateMs of [0, 10])
+    it(`every product equals the reference, and the helper takes blocks${lateMs ? `, when it wakes ${lateMs} ms late each time` : ''}`, async () => {
+      const r = await run(lateMs);
+      expect(r.failure).toBeUndefined();
+      expect(r.ready).toBe(1);
+      expect(r.products).toBe(36);
+      expect(r.worst).toBeLessThan(1e-4);
+      // the helper ran some blocks (the big products outlast its nap), the caller the rest
+      expect(r.callerBlocks).toBeGreaterThan(0);
+      expect(r.callerBlocks).toBeLessThan(r.totalBlocks);
+    }, 120_000);
+
+  it('threw no page error', () => {
+    expect(session.pageErrors).toEqual([]);
+  });
+});
+
+if (!HAVE_CHROMIUM) it.skip(`wasm kernel helper threads in Chromium: ${CHROMIUM_MISSING}`, () => {});
