@@ -76,7 +76,7 @@ export interface BackendStatus {
   wasmKernels?: boolean;
   /** wasm only: threads our kernels' large products run on (the engine worker and the helpers that started). */
   wasmKernelThreads?: number;
-  /** wasm only: threads it runs on (tfjs-backend-wasm's getThreadsCount()), and why fewer than asked. */
+  /** wasm only: threads the engine's products run on (our kernels; tfjs's own pool runs one), and why fewer than asked. */
   wasmThreads?: number;
   wasmThreadsNote?: string;
 }
