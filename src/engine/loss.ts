@@ -4,7 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './ops';
-import { fusedCrossEntropy, webgpuKernelsActive } from './webgpu-kernels';
+import { fusedCrossEntropy } from './webgpu-kernels';
+import { webgpuKernelsActive } from './webgpu-program';
 import { wasmCrossEntropyGrad, wasmCrossEntropyStats, wasmKernelsAvailable } from './wasm-kernels';
 
 export const IGNORE_INDEX = -100;

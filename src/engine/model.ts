@@ -37,6 +37,8 @@ import {
   type FrozenDtype,
 } from './frozen';
 import { chunkedCrossEntropy, projectLogits, type OutputRows } from './lm-head';
+import { fusedAttention, fusedAttentionFits, fusedAttentionPacked, type FusedAttentionSpec } from './webgpu-attention';
+import { webgpuKernelsActive } from './webgpu-program';
 import { chunkedLoss } from './vocab-chunks';
 import type { LoraConfig } from './lora-config';
 import { shiftLabels, sparseCrossEntropy, type LossOutput } from './loss';
@@ -565,8 +567,15 @@ export class CausalLM {
   private gpt2Block(p: string, h: tf.Tensor2D, att: AttentionOptions, seed: (j: number) => number | null): tf.Tensor2D {
     const eps = this.config.norm_eps;
     const a = layerNorm(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), eps) as tf.Tensor2D;
-    const [q, k, v] = tf.split(this.linear(p + 'attn.c_attn', a, seed(0)), 3, 1) as tf.Tensor2D[];
-    h = tf.add(h, this.linear(p + 'attn.c_proj', this.attention(q, k, v, att), seed(1)));
+    const qkv = this.linear(p + 'attn.c_attn', a, seed(0));
+    const fused = this.fusedAttentionSpec(att);
+    let o: tf.Tensor2D;
+    if (fused) o = fusedAttentionPacked(qkv, fused);
+    else {
+      const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
+      o = this.attention(q, k, v, att);
+    }
+    h = tf.add(h, this.linear(p + 'attn.c_proj', o, seed(1)));
     const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps) as tf.Tensor2D;
     const f = geluNew(this.linear(p + 'mlp.c_fc', m, seed(2))) as tf.Tensor2D;
     return tf.add(h, this.linear(p + 'mlp.c_proj', f, seed(3))) as tf.Tensor2D;
@@ -643,8 +652,25 @@ export class CausalLM {
     return 1 / Math.sqrt(cfg.head_dim);
   }
 
+  /**
+   * The spec of webgpu's fused attention (webgpu-attention.ts) when it applies to this pass: our kernels active, no
+   * KV cache (training and prefill without one), no score soft-capping, shapes it holds; else null.
+   */
+  private fusedAttentionSpec(o: AttentionOptions): FusedAttentionSpec | null {
+    const cfg = this.config;
+    const { B, T, bias, cos, sin } = o;
+    const spec = { H: cfg.num_attention_heads, KV: cfg.num_key_value_heads, hd: cfg.head_dim };
+    if (!webgpuKernelsActive() || o.cacheLayer || cfg.attn_logit_softcapping || !fusedAttentionFits(spec)) return null;
+    if (bias && bias.size !== B * T * T) return null;
+    const rope = cos && sin ? { cos, sin, layout: cfg.rope_layout } : null;
+    if (rope && (cos!.size !== (B * T * spec.hd) / 2 || spec.hd % 2 !== 0)) return null;
+    return { ...spec, B, T, scale: this.attentionScale(), bias, rope };
+  }
+
   /** Multi-head attention with grouped KV heads; q/k/v 2-D [B·T, heads·hd]; returns [B·T, H·hd]. */
   private attention(q2: tf.Tensor2D, k2: tf.Tensor2D, v2: tf.Tensor2D, o: AttentionOptions): tf.Tensor2D {
+    const fused = this.fusedAttentionSpec(o);
+    if (fused) return fusedAttention(q2, k2, v2, fused);
     const cfg = this.config;
     const { B, T, bias, cos, sin, cacheLayer } = o;
     const H = cfg.num_attention_heads,

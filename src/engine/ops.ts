@@ -7,7 +7,8 @@ import { prefersNoTransposeB } from './backend';
 import { customOp } from './custom-op';
 export { customOp };
 import { wasmBatchMatMul, wasmKernelsAvailable, wasmMatMul2d, wasmRmsNorm, wasmSoftmaxGrad } from './wasm-kernels';
-import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
+import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul } from './webgpu-kernels';
+import { webgpuKernelsActive } from './webgpu-program';
 
 /**
  * wasm without our SIMD kernels (an engine without wasm SIMD): there tfjs's transposeB is slow, so large products

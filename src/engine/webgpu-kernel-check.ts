@@ -8,6 +8,7 @@ import { initBackend } from './backend';
 import { applyRope, attentionSoftmax, dropout, rmsNorm, rmsNormOnePlus, siluMul } from './ops';
 import { IGNORE_INDEX, sparseCrossEntropy } from './loss';
 import { startGpuCounting } from './gpu-counters';
+import { fusedAttention, fusedAttentionPacked, type FusedAttentionSpec } from './webgpu-attention';
 
 export interface KernelCheck {
   name: string;
@@ -110,6 +111,85 @@ function attnCase(family: string, B: number, KV: number, G: number, T: number, s
   };
 }
 
+/**
+ * Attention from q, k, v as plain tfjs ops (heads transposed out, RoPE by ops.applyRope, KV heads gathered per query
+ * head, softmax): the reference the fused programs are checked against. `packed`: q, k, v side by side in one tensor.
+ */
+function plainAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, s: FusedAttentionSpec): tf.Tensor {
+  const { B, T, H, KV, hd } = s;
+  const heads = (x: tf.Tensor, n: number) => tf.transpose(tf.reshape(x, [B, T, n, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+  const rope = (x: tf.Tensor4D) =>
+    s.rope ? applyRope(x, s.rope.cos as tf.Tensor4D, s.rope.sin as tf.Tensor4D, s.rope.layout) : x;
+  const group = tf.tensor1d(
+    Array.from({ length: H }, (_, h) => Math.floor(h / (H / KV))),
+    'int32',
+  );
+  const q4 = rope(heads(q, H));
+  const k4 = tf.gather(rope(heads(k, KV)), group, 1);
+  const v4 = tf.gather(heads(v, KV), group, 1);
+  let z = tf.mul(tf.matMul(q4, k4, false, true), s.scale);
+  if (s.bias) z = tf.add(z, tf.reshape(s.bias, [B, 1, T, T]));
+  const out = tf.matMul(tf.softmax(z), v4);
+  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, H * hd]);
+}
+
+/**
+ * Fused attention (webgpu-attention.ts) against plainAttention on cpu: RoPE in both layouts or none, grouped KV
+ * heads, a causal mask with one hidden key per batch row, rows longer than a workgroup, head_dim up to 256.
+ */
+function fusedAttentionCase(
+  family: string,
+  dims: { B: number; T: number; H: number; KV: number; hd: number; scale: number },
+  rope: 'half' | 'interleaved' | null,
+  packed: boolean,
+): Case {
+  const { B, T, H, KV, hd } = dims;
+  return {
+    name: `attention ${family} B${B} T${T} H${H} KV${KV} hd${hd}${rope ? ` rope ${rope}` : ''}${packed ? ' packed' : ''}`,
+    make: (r) => {
+      const bias = new Float32Array(B * T * T);
+      for (let b = 0; b < B; b++)
+        for (let t = 0; t < T; t++)
+          for (let u = 0; u < T; u++) if (u > t || (u === (b + 1) % T && u < t)) bias[(b * T + t) * T + u] = -1e9;
+      const angle = r(B * T * (hd / 2), -6, 6);
+      const spec: FusedAttentionSpec = {
+        ...dims,
+        bias: tensor(bias, [B, 1, 1, T, T]),
+        rope: rope
+          ? {
+              cos: tensor(angle.map(Math.cos), [B, 1, T, hd / 2]),
+              sin: tensor(angle.map(Math.sin), [B, 1, T, hd / 2]),
+              layout: rope,
+            }
+          : null,
+      };
+      const onGpu = () => tf.getBackend() === 'webgpu';
+      if (packed) {
+        const W = (H + 2 * KV) * hd;
+        return {
+          args: [tensor(r(B * T * W), [B * T, W])],
+          f: (x) => {
+            if (onGpu()) return fusedAttentionPacked(x as tf.Tensor2D, spec);
+            const [q, k, v] = tf.split(x, [H * hd, KV * hd, KV * hd], 1);
+            return plainAttention(q, k, v, spec);
+          },
+        };
+      }
+      return {
+        args: [
+          tensor(r(B * T * H * hd), [B * T, H * hd]),
+          tensor(r(B * T * KV * hd), [B * T, KV * hd]),
+          tensor(r(B * T * KV * hd), [B * T, KV * hd]),
+        ],
+        f: (q, k, v) =>
+          onGpu()
+            ? fusedAttention(q as tf.Tensor2D, k as tf.Tensor2D, v as tf.Tensor2D, spec)
+            : plainAttention(q, k, v, spec),
+      };
+    },
+  };
+}
+
 /** LoRA dropout: the same mask as tf.dropout on cpu (no program of ours: a plain mul with a CPU-made mask). */
 const dropoutCase: Case = {
   name: 'LoRA dropout 0.05 [9, 64]',
@@ -170,6 +250,12 @@ export const KERNEL_CASES: Case[] = [
   attnCase('smollm2', 1, 3, 3, 5, 1 / Math.sqrt(64), true),
   attnCase('gpt2', 2, 12, 1, 4, 1 / Math.sqrt(64), false),
   attnCase('gpt-neo', 1, 2, 1, 70, 1, true),
+  fusedAttentionCase('llama2.c', { B: 2, T: 6, H: 4, KV: 2, hd: 8, scale: 1 / Math.sqrt(8) }, 'interleaved', false),
+  fusedAttentionCase('smollm2', { B: 1, T: 5, H: 3, KV: 1, hd: 64, scale: 1 / 8 }, 'half', false),
+  fusedAttentionCase('gpt2', { B: 2, T: 4, H: 3, KV: 3, hd: 64, scale: 1 / 8 }, null, true),
+  fusedAttentionCase('gpt-neo', { B: 1, T: 70, H: 2, KV: 2, hd: 16, scale: 1 }, null, false),
+  fusedAttentionCase('gemma3', { B: 1, T: 3, H: 2, KV: 1, hd: 256, scale: 1 / 16 }, 'half', false),
+  fusedAttentionCase('qwen packed', { B: 1, T: 7, H: 4, KV: 2, hd: 8, scale: 1 / Math.sqrt(8) }, 'half', true),
   dropoutCase,
   ...ceCases('llama', 10, 512),
   ...ceCases('gpt2', 4, 50257),

@@ -1,98 +1,25 @@
 /**
- * WGSL kernels of our own for the hot fused pieces of a training step, run through tfjs-backend-webgpu's program
- * interface (an object shaped like its WebGPUProgram, given to backend.runWebGPUProgram). Used only while the active
- * backend is webgpu (webgpuKernelsActive()); the callers in ops.ts and loss.ts fall back to plain tfjs ops elsewhere.
- * Nothing here imports tfjs-backend-webgpu (its import registers the backend): the program objects are written out.
- *
- * Conventions of the backend's shader generator (node_modules/@tensorflow/tfjs-backend-webgpu/dist/webgpu_program.js):
- * the output buffer is `result`, inputs are bound under their variableNames, shapes come as uniforms
- * (`uniforms.<name>Shape`), program uniforms are appended to the Uniforms struct, and with a dispatch layout that has
- * only an x part, `main(index)` is called by every invocation. The builtins are copied into module-scope private
- * variables (localId, workgroupId, numWorkgroups), which WGSL's uniformity analysis treats as non-uniform: so no
- * early return before a barrier, and barriers only in loops with constant bounds.
+ * WGSL kernels of our own for the hot fused pieces of a training step (RMSNorm, silu(g)·u, RoPE, the attention
+ * softmax, the cross-entropy, AdamW and the step's whole-tensor reductions), run through tfjs-backend-webgpu's
+ * program interface (see webgpu-program.ts). Used only while the active backend is webgpu (webgpuKernelsActive());
+ * the callers in ops.ts, loss.ts and the optimizer fall back to plain tfjs ops elsewhere. Fused attention is in
+ * webgpu-attention.ts.
  *
  * Row kernels give each row one workgroup; its invocations stride along the row and reduce in workgroup memory.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op';
-
-/** What runWebGPUProgram reads of a program (tfjs-backend-webgpu's WebGPUProgram, the members used here). */
-interface WebGpuProgram {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  uniforms?: string;
-  size?: boolean;
-  getUserCode(): string;
-}
-
-type ProgramUniform = { type: 'float32' | 'int32'; data: number[] }[];
-
-interface WebGpuBackendLike {
-  runWebGPUProgram(
-    program: WebGpuProgram,
-    inputs: tf.TensorInfo[],
-    outputDtype: tf.DataType,
-    uniforms?: ProgramUniform,
-  ): tf.TensorInfo;
-}
-
-let enabled = true;
-
-/** Turn our kernels off (or on again), e.g. to compare with the plain ops. */
-export function setWebgpuKernels(on: boolean): void {
-  enabled = on;
-}
-
-/** True when the engine's fused WGSL kernels are to be used: the active backend is webgpu and they are enabled. */
-export function webgpuKernelsActive(): boolean {
-  return enabled && tf.getBackend() === 'webgpu';
-}
-
-function run(program: WebGpuProgram, inputs: tf.Tensor[], dtype: tf.DataType, uniforms?: ProgramUniform): tf.Tensor {
-  const backend = tf.backend() as unknown as WebGpuBackendLike;
-  const info = backend.runWebGPUProgram(program, inputs, dtype, uniforms);
-  return tf.engine().makeTensorFromTensorInfo(info);
-}
-
-/** Workgroup size of the row kernels (a power of two: the tree reduction halves it). */
-const ROW_WG = 64;
-const CE_WG = 128;
-
-/** The index of this workgroup's row (the backend may spread a long x dispatch over y and z). */
-const ROW_INDEX = `i32(workgroupId.z * numWorkgroups.x * numWorkgroups.y + workgroupId.y * numWorkgroups.x + workgroupId.x)`;
-
-/** A tree sum of `arr` (workgroup memory of `wg` floats) into arr[0]; every invocation reaches each barrier. */
-const treeSum = (arr: string, wg: number) => `
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { ${arr}[lid] = ${arr}[lid] + ${arr}[lid + s]; }
-    workgroupBarrier();
-  }`;
-
-function rowProgram(
-  key: string,
-  variableNames: string[],
-  outputShape: number[],
-  rows: number,
-  wg: number,
-  code: string,
-  uniforms?: string,
-): WebGpuProgram {
-  return {
-    variableNames,
-    outputShape,
-    shaderKey: key,
-    dispatchLayout: { x: [0] },
-    dispatch: [rows, 1, 1],
-    workgroupSize: [wg, 1, 1],
-    uniforms,
-    getUserCode: () => code,
-  };
-}
+import {
+  CE_WG,
+  ROW_INDEX,
+  ROW_WG,
+  elementwiseProgram,
+  rowProgram,
+  run,
+  treeSum,
+  type ProgramUniform,
+  type WebGpuProgram,
+} from './webgpu-program';
 
 // ---------------------------------------------------------------------------------------------------------------
 // RMSNorm: y = x · rsqrt(mean(x²) + eps) · w'  (w' = w, or 1 + w for Gemma), over the last axis; w is frozen.
@@ -197,26 +124,6 @@ export function fusedRmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number, onePlus: b
 
 // ---------------------------------------------------------------------------------------------------------------
 // SwiGLU's silu(g) · u, elementwise.
-
-function elementwiseProgram(key: string, variableNames: string[], shape: number[], body: string): WebGpuProgram {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const wg = 128;
-  return {
-    variableNames,
-    outputShape: shape,
-    shaderKey: key,
-    dispatchLayout: { x: shape.map((_, i) => i) },
-    dispatch: [Math.ceil(size / wg), 1, 1],
-    workgroupSize: [wg, 1, 1],
-    size: true,
-    getUserCode: () => `
-      fn main(index : i32) {
-        if (index < uniforms.size) {
-          ${body}
-        }
-      }`,
-  };
-}
 
 const SIGMOID = 'let s = 1.0 / (1.0 + exp(-g[index]));';
 

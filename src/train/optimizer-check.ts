@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../engine/backend';
 import { relErr, type KernelCheck } from '../engine/webgpu-kernel-check';
 import { startGpuCounting } from '../engine/gpu-counters';
-import { setWebgpuKernels } from '../engine/webgpu-kernels';
+import { setWebgpuKernels } from '../engine/webgpu-program';
 import { AdamW } from './optimizer';
 import { Trainer } from './trainer';
 import { randomInit } from './benchmark';

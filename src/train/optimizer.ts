@@ -20,7 +20,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readTensor } from '../engine/readback';
-import { fusedAdamW, fusedAllFinite, webgpuKernelsActive, type AdamWScalars } from '../engine/webgpu-kernels';
+import { fusedAdamW, fusedAllFinite, type AdamWScalars } from '../engine/webgpu-kernels';
+import { webgpuKernelsActive } from '../engine/webgpu-program';
 
 export interface AdamWConfig {
   learning_rate: number;
