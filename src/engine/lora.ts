@@ -105,10 +105,13 @@ export class LoraAdapter {
     if (this.merged) return null;
     const l = this.layers.get(module);
     if (!l) return null;
-    let xin: tf.Tensor2D = x;
-    if (dropoutSeed != null && this.config.lora_dropout > 0)
-      xin = dropout(x, this.config.lora_dropout, dropoutSeed) as tf.Tensor2D;
-    return loraPath(xin, l.A as tf.Tensor2D, l.B as tf.Tensor2D, this.scaling);
+    return loraPath(this.dropoutInput(x, dropoutSeed), l.A as tf.Tensor2D, l.B as tf.Tensor2D, this.scaling);
+  }
+
+  /** x as the LoRA path sees it: after lora_dropout in training mode (dropoutSeed given), else x itself. */
+  dropoutInput(x: tf.Tensor2D, dropoutSeed: number | null): tf.Tensor2D {
+    if (dropoutSeed == null || this.config.lora_dropout <= 0) return x;
+    return dropout(x, this.config.lora_dropout, dropoutSeed) as tf.Tensor2D;
   }
 
   /** ΔW in the base weight's layout: scaling·(B·A) [out,in], transposed for Conv1D (PEFT's fan_in_fan_out). */

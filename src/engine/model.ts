@@ -38,6 +38,7 @@ import {
 } from './frozen';
 import { chunkedCrossEntropy, projectLogits, type OutputRows } from './lm-head';
 import { fusedAttention, fusedAttentionFits, fusedAttentionPacked, type FusedAttentionSpec } from './webgpu-attention';
+import { fusedLinear, type FusedLinearSpec } from './webgpu-linear';
 import { webgpuKernelsActive } from './webgpu-program';
 import { chunkedLoss } from './vocab-chunks';
 import type { LoraConfig } from './lora-config';
@@ -292,9 +293,37 @@ export class CausalLM {
     return t;
   }
 
-  /** A linear layer by HF module name: frozen base (+ bias) + LoRA path when targeted. x is 2-D [M, in]. */
-  linear(module: string, x: tf.Tensor2D, dropoutSeed: number | null): tf.Tensor2D {
+  /**
+   * A linear layer by HF module name: frozen base (+ bias) + LoRA path when targeted, + `residual` when given. x is
+   * 2-D [M, in]. On webgpu (float32 weights) fusedLinear runs it: the residual and the LoRA path ride in the
+   * products' epilogues.
+   */
+  linear(module: string, x: tf.Tensor2D, dropoutSeed: number | null, residual: tf.Tensor2D | null = null): tf.Tensor2D {
     const cw = this.compact.get(module + '.weight');
+    if (!cw && webgpuKernelsActive()) {
+      const bias = (this.weights.get(module + '.bias') as tf.Tensor1D | undefined) ?? null;
+      const ad = this.adapter && !this.adapter.merged ? this.adapter : null;
+      const l = ad?.layers.get(module);
+      const spec: FusedLinearSpec = {
+        W: this.w(module + '.weight') as tf.Tensor2D,
+        layout: this.config.family === 'gpt2' ? 'in_out' : 'out_in',
+        bias,
+        lora: l && ad ? { A: l.A as tf.Tensor2D, B: l.B as tf.Tensor2D, scaling: ad.scaling } : null,
+      };
+      const xin = l && ad ? ad.dropoutInput(x, dropoutSeed) : x;
+      const y = fusedLinear(x, xin, spec, bias ? null : residual);
+      return bias && residual ? (tf.add(residual, y) as tf.Tensor2D) : y;
+    }
+    const out = this.plainLinear(module, x, cw, dropoutSeed);
+    return residual ? (tf.add(residual, out) as tf.Tensor2D) : out;
+  }
+
+  private plainLinear(
+    module: string,
+    x: tf.Tensor2D,
+    cw: CompactWeight | undefined,
+    dropoutSeed: number | null,
+  ): tf.Tensor2D {
     let y = cw
       ? compactLinear(x, cw)
       : this.config.family === 'gpt2'
@@ -575,10 +604,10 @@ export class CausalLM {
       const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
       o = this.attention(q, k, v, att);
     }
-    h = tf.add(h, this.linear(p + 'attn.c_proj', o, seed(1)));
+    h = this.linear(p + 'attn.c_proj', o, seed(1), h);
     const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps) as tf.Tensor2D;
     const f = geluNew(this.linear(p + 'mlp.c_fc', m, seed(2))) as tf.Tensor2D;
-    return tf.add(h, this.linear(p + 'mlp.c_proj', f, seed(3))) as tf.Tensor2D;
+    return this.linear(p + 'mlp.c_proj', f, seed(3), h);
   }
 
   /** GPT-Neo: as GPT-2 with nn.Linear q/k/v (no bias) and out_proj, and unscaled scores (local layers: window). */
@@ -593,10 +622,10 @@ export class CausalLM {
     const q = this.linear(p + 'attn.attention.q_proj', a, seed(0));
     const k = this.linear(p + 'attn.attention.k_proj', a, seed(1));
     const v = this.linear(p + 'attn.attention.v_proj', a, seed(2));
-    h = tf.add(h, this.linear(p + 'attn.attention.out_proj', this.attention(q, k, v, att), seed(3)));
+    h = this.linear(p + 'attn.attention.out_proj', this.attention(q, k, v, att), seed(3), h);
     const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps) as tf.Tensor2D;
     const f = geluNew(this.linear(p + 'mlp.c_fc', m, seed(4))) as tf.Tensor2D;
-    return tf.add(h, this.linear(p + 'mlp.c_proj', f, seed(5))) as tf.Tensor2D;
+    return this.linear(p + 'mlp.c_proj', f, seed(5), h);
   }
 
   /** Llama / Mistral / Qwen2 / Qwen3: pre-RMSNorm attention (Qwen3: q_norm/k_norm per head) and SwiGLU MLP. */
@@ -614,11 +643,11 @@ export class CausalLM {
       q = this.headNorm(q, p + 'self_attn.q_norm.weight');
       k = this.headNorm(k, p + 'self_attn.k_norm.weight');
     }
-    h = tf.add(h, this.linear(p + 'self_attn.o_proj', this.attention(q, k, v, att), seed(3)));
+    h = this.linear(p + 'self_attn.o_proj', this.attention(q, k, v, att), seed(3), h);
     const m = this.rmsNorm(h, p + 'post_attention_layernorm.weight');
     const g = this.linear(p + 'mlp.gate_proj', m, seed(4));
     const u = this.linear(p + 'mlp.up_proj', m, seed(5));
-    return tf.add(h, this.linear(p + 'mlp.down_proj', siluMul(g, u) as tf.Tensor2D, seed(6))) as tf.Tensor2D;
+    return this.linear(p + 'mlp.down_proj', siluMul(g, u) as tf.Tensor2D, seed(6), h);
   }
 
   /**

@@ -9,6 +9,7 @@ import { applyRope, attentionSoftmax, dropout, rmsNorm, rmsNormOnePlus, siluMul 
 import { IGNORE_INDEX, sparseCrossEntropy } from './loss';
 import { startGpuCounting } from './gpu-counters';
 import { fusedAttention, fusedAttentionPacked, type FusedAttentionSpec } from './webgpu-attention';
+import { fusedLinear } from './webgpu-linear';
 
 export interface KernelCheck {
   name: string;
@@ -36,6 +37,8 @@ interface Case {
     f: (...xs: tf.Tensor[]) => tf.Tensor;
     noGrad?: boolean;
   };
+  /** The case runs no program of ours (tfjs's own programs do the fused work): no webtune_* program is expected. */
+  tfjsOnly?: boolean;
 }
 
 function seeded(name: string) {
@@ -190,8 +193,62 @@ function fusedAttentionCase(
   };
 }
 
+/**
+ * fusedLinear (webgpu-linear.ts) against x · W(ᵀ) + bias or residual + scaling · xin · Aᵀ · Bᵀ in plain ops on cpu,
+ * gradients to x, the residual, A and B. `dropout`: the LoRA path sees x times a fixed mask (xin ≠ x).
+ */
+function fusedLinearCase(
+  family: string,
+  dims: { M: number; K: number; N: number; r: number },
+  opts: { layout: 'out_in' | 'in_out'; bias?: boolean; residual?: boolean; lora?: boolean; dropout?: boolean },
+): Case {
+  const { M, K, N, r: rank } = dims;
+  const parts = [
+    opts.layout,
+    opts.bias && 'bias',
+    opts.residual && 'residual',
+    opts.lora && 'LoRA',
+    opts.dropout && 'dropout',
+  ];
+  return {
+    tfjsOnly: !opts.lora,
+    name: `linear ${family} [${M}, ${K}] -> ${N} ${parts.filter(Boolean).join(' ')}`,
+    make: (r) => {
+      const W = tensor(r(K * N), opts.layout === 'out_in' ? [N, K] : [K, N]) as tf.Tensor2D;
+      const bias = opts.bias ? (tensor(r(N), [N]) as tf.Tensor1D) : null;
+      const mask = tensor(
+        r(M * K, 0, 1).map((u) => (u < 0.2 ? 0 : 1.25)),
+        [M, K],
+      );
+      const args = [tensor(r(M * K), [M, K])];
+      if (opts.residual) args.push(tensor(r(M * N), [M, N]));
+      if (opts.lora) args.push(tensor(r(rank * K), [rank, K]), tensor(r(N * rank), [N, rank]));
+      const scaling = 2;
+      return {
+        args,
+        f: (...xs) => {
+          const x = xs[0] as tf.Tensor2D;
+          let i = 1;
+          const res = opts.residual ? (xs[i++] as tf.Tensor2D) : null;
+          const A = opts.lora ? (xs[i++] as tf.Tensor2D) : null;
+          const B = opts.lora ? (xs[i++] as tf.Tensor2D) : null;
+          const xin = opts.dropout ? (tf.mul(x, mask) as tf.Tensor2D) : x;
+          if (tf.getBackend() === 'webgpu')
+            return fusedLinear(x, xin, { W, layout: opts.layout, bias, lora: A && B ? { A, B, scaling } : null }, res);
+          let y = tf.matMul(x, W, false, opts.layout === 'out_in');
+          if (bias) y = tf.add(y, bias);
+          if (res) y = tf.add(res, y);
+          if (A && B) y = tf.add(y, tf.mul(tf.matMul(tf.matMul(xin, A, false, true), B, false, true), scaling));
+          return y;
+        },
+      };
+    },
+  };
+}
+
 /** LoRA dropout: the same mask as tf.dropout on cpu (no program of ours: a plain mul with a CPU-made mask). */
 const dropoutCase: Case = {
+  tfjsOnly: true,
   name: 'LoRA dropout 0.05 [9, 64]',
   make: (r) => ({ args: [tensor(r(9 * 64, -2, 2), [9, 64])], f: (x) => dropout(x, 0.05, 1234) }),
 };
@@ -256,6 +313,12 @@ export const KERNEL_CASES: Case[] = [
   fusedAttentionCase('gpt-neo', { B: 1, T: 70, H: 2, KV: 2, hd: 16, scale: 1 }, null, false),
   fusedAttentionCase('gemma3', { B: 1, T: 3, H: 2, KV: 1, hd: 256, scale: 1 / 16 }, 'half', false),
   fusedAttentionCase('qwen packed', { B: 1, T: 7, H: 4, KV: 2, hd: 8, scale: 1 / Math.sqrt(8) }, 'half', true),
+  fusedLinearCase('llama q_proj', { M: 9, K: 64, N: 48, r: 8 }, { layout: 'out_in', lora: true }),
+  fusedLinearCase('llama o_proj', { M: 9, K: 64, N: 64, r: 4 }, { layout: 'out_in', residual: true, lora: true }),
+  fusedLinearCase('llama down_proj', { M: 7, K: 172, N: 64, r: 8 }, { layout: 'out_in', residual: true }),
+  fusedLinearCase('gpt2 c_attn', { M: 5, K: 64, N: 192, r: 8 }, { layout: 'in_out', bias: true, lora: true }),
+  fusedLinearCase('llama v_proj', { M: 6, K: 32, N: 16, r: 2 }, { layout: 'out_in', lora: true, dropout: true }),
+  fusedLinearCase('wide', { M: 4, K: 32, N: 512, r: 16 }, { layout: 'out_in', lora: true }),
   dropoutCase,
   ...ceCases('llama', 10, 512),
   ...ceCases('gpt2', 4, 50257),
@@ -317,7 +380,7 @@ export async function checkWebgpuKernels(tolerance = 1e-4, onCase: () => void = 
       const fusedPrograms = Object.entries(counting?.counts.byProgram ?? {})
         .filter(([k]) => k.startsWith('webtune_'))
         .reduce((n, [, v]) => n + v, 0);
-      const ok = forward <= tolerance && (grad ?? 0) <= tolerance && (fusedPrograms > 0 || c === dropoutCase);
+      const ok = forward <= tolerance && (grad ?? 0) <= tolerance && (fusedPrograms > 0 || c.tfjsOnly === true);
       checks.push({ name: c.name, forward, grad, fusedPrograms, ok });
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
