@@ -373,14 +373,15 @@ export function fusedAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s
   const rows = B * H * T;
   const f = customOp<tf.Tensor2D>(([qi, ki, vi], save) => {
     const probs = run(probsProgram(l, rows, T), [qi, ki, ...tables, ...bias], 'float32', u);
-    save([qi, ki, vi, probs]);
+    // the tables are saved too: they are views made in the caller's scope, gone when the backward pass runs
+    save([qi, ki, vi, probs, ...tables]);
     return {
       value: run(outProgram(l, [B * T, H * hd]), [probs, vi], 'float32', u) as tf.Tensor2D,
-      gradFunc: (dout, [qs, ks, vs, ps]) => {
+      gradFunc: (dout, [qs, ks, vs, ps, ...tb]) => {
         const dscores = run(scoresGradProgram(l, rows, T), [ps, dout, vs], 'float32', u);
         return [
-          run(qkvGradProgram(l, 'q', [B * T, H * hd]), [dscores, ks, ...tables], 'float32', u),
-          run(qkvGradProgram(l, 'k', [B * T, KV * hd]), [dscores, qs, ...tables], 'float32', u),
+          run(qkvGradProgram(l, 'q', [B * T, H * hd]), [dscores, ks, ...tb], 'float32', u),
+          run(qkvGradProgram(l, 'k', [B * T, KV * hd]), [dscores, qs, ...tb], 'float32', u),
           run(qkvGradProgram(l, 'v', [B * T, KV * hd]), [ps, dout], 'float32', u),
         ];
       },
@@ -402,12 +403,12 @@ export function fusedAttentionPacked(qkv: tf.Tensor2D, s: FusedAttentionSpec): t
   const rows = B * H * T;
   const f = customOp<tf.Tensor2D>(([x], save) => {
     const probs = run(probsProgram(l, rows, T), [x, ...tables, ...bias], 'float32', u);
-    save([x, probs]);
+    save([x, probs, ...tables]);
     return {
       value: run(outProgram(l, [B * T, H * hd]), [probs, x], 'float32', u) as tf.Tensor2D,
-      gradFunc: (dout, [xs, ps]) => {
+      gradFunc: (dout, [xs, ps, ...tb]) => {
         const dscores = run(scoresGradProgram(l, rows, T), [ps, dout, xs], 'float32', u);
-        return run(qkvGradProgram(l, 'qkv', [B * T, W]), [dscores, ps, dout, xs, ...tables], 'float32', u);
+        return run(qkvGradProgram(l, 'qkv', [B * T, W]), [dscores, ps, dout, xs, ...tb], 'float32', u);
       },
     };
   });

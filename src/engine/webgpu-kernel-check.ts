@@ -227,11 +227,9 @@ function fusedLinearCase(
       return {
         args,
         f: (...xs) => {
-          const x = xs[0] as tf.Tensor2D;
-          let i = 1;
-          const res = opts.residual ? (xs[i++] as tf.Tensor2D) : null;
-          const A = opts.lora ? (xs[i++] as tf.Tensor2D) : null;
-          const B = opts.lora ? (xs[i++] as tf.Tensor2D) : null;
+          const [x, ...rest] = xs as tf.Tensor2D[];
+          const res = opts.residual ? rest.shift()! : null;
+          const [A, B] = opts.lora ? rest : [null, null];
           const xin = opts.dropout ? (tf.mul(x, mask) as tf.Tensor2D) : x;
           if (tf.getBackend() === 'webgpu')
             return fusedLinear(x, xin, { W, layout: opts.layout, bias, lora: A && B ? { A, B, scaling } : null }, res);

@@ -73,12 +73,11 @@ export function fusedLinear(
   if (residual) inputs.push(residual);
   if (lora) inputs.push(lora.A, lora.B);
   const f = customOp<tf.Tensor2D>((args, save) => {
-    let i = 0;
-    const xi = args[i++] as tf.Tensor2D;
-    const xini = !sameInput && lora ? (args[i++] as tf.Tensor2D) : xi;
-    const res = residual ? args[i++] : null;
-    const Ai = lora ? (args[i++] as tf.Tensor2D) : null;
-    const Bi = lora ? (args[i++] as tf.Tensor2D) : null;
+    const rest = [...args] as tf.Tensor2D[];
+    const xi = rest.shift()!;
+    const xini = !sameInput && lora ? rest.shift()! : xi;
+    const res = residual ? rest.shift()! : null;
+    const [Ai, Bi] = lora ? rest : [null, null];
     const add = bias ?? res;
     if (!lora) {
       return {
