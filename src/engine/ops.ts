@@ -6,7 +6,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
 import { customOp } from './custom-op';
 export { customOp };
-import { wasmBatchMatMul, wasmKernelsAvailable, wasmMatMul2d, wasmRmsNorm, wasmSoftmaxGrad } from './wasm-kernels';
+import {
+  wasmBatchMatMul,
+  wasmKernelsAvailable,
+  wasmLayerNorm,
+  wasmMatMul2d,
+  wasmRmsNorm,
+  wasmSoftmaxGrad,
+} from './wasm-kernels';
 import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul, webgpuKernelsActive } from './webgpu-kernels';
 
 /**
@@ -134,8 +141,12 @@ export function softcap(x: tf.Tensor, cap: number): tf.Tensor {
   return tf.mul(tf.tanh(tf.div(x, cap)), cap);
 }
 
-/** torch.nn.LayerNorm over the last axis (biased variance). */
+/**
+ * torch.nn.LayerNorm over the last axis (biased variance). On wasm, for a frozen w and b, one kernel of ours each way
+ * (wasm-kernels.ts) that saves x only; elsewhere tfjs ops (and their gradients for w and b too).
+ */
 export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
+  if (wasmKernelsAvailable() && frozen(w) && frozen(b) && x.dtype === 'float32') return wasmLayerNorm(x, w, b, eps);
   const mean = tf.mean(x, -1, true);
   const xc = tf.sub(x, mean);
   const variance = tf.mean(tf.square(xc), -1, true);

@@ -2,8 +2,9 @@
 ;; step — batched products in 4 x 8 tiles for the many-item shapes of attention and LoRA (tfjs-backend-wasm runs a
 ;; batch of matrices with a plain scalar loop, ~1 GFLOP/s), and a cache-blocked 2-D product (gemm_block) for the
 ;; linear layers and the LM head (~43 GFLOP/s a thread here, against 31-37 for tfjs's XNNPACK) whose blocks of
-;; columns threads share (wasm-kernel-threads.ts) — the softmax's backward pass, RMSNorm forward and backward, and the
-;; cross-entropy's statistics and gradient, each in one sweep per row (tfjs runs these as several separate ops).
+;; columns threads share (wasm-kernel-threads.ts) — the softmax's backward pass, RMSNorm and LayerNorm forward and
+;; backward, and the cross-entropy's statistics and gradient, each in one sweep per row (tfjs runs these as several
+;; separate ops).
 ;; tools/build-wasm-kernels.ts assembles this file into wasm-kernels-binary.ts, twice: as written, and with a shared
 ;; memory for tfjs's threaded build. The module imports tfjs-backend-wasm's own memory, so it reads and writes
 ;; tensors where they are (no copies); every pointer is a byte offset into that memory.
@@ -628,6 +629,211 @@
                 (f32.mul (f32.load (i32.add (local.get $xr) (i32.shl (local.get $j) (i32.const 2)))) (local.get $c))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $dLoop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
+
+  ;; the sum of a vector's four lanes
+  (func $hsum (param $v v128) (result f32)
+    (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $v)) (f32x4.extract_lane 1 (local.get $v)))
+      (f32.add (f32x4.extract_lane 2 (local.get $v)) (f32x4.extract_lane 3 (local.get $v)))))
+
+  ;; sum over j < D of a[j] (f32x4 lanes, then the D mod 4 tail), for a row of floats at byte offset a
+  (func $sum (param $a i32) (param $D i32) (result f32)
+    (local $j i32) (local $D4 i32) (local $acc v128) (local $s f32)
+    (local.set $D4 (i32.and (local.get $D) (i32.const -4)))
+    (block $done4
+      (loop $loop4
+        (br_if $done4 (i32.ge_u (local.get $j) (local.get $D4)))
+        (local.set $acc (f32x4.add (local.get $acc) (v128.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $loop4)))
+    (local.set $s (call $hsum (local.get $acc)))
+    (block $done1
+      (loop $loop1
+        (br_if $done1 (i32.ge_u (local.get $j) (local.get $D)))
+        (local.set $s (f32.add (local.get $s) (f32.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $loop1)))
+    (local.get $s))
+
+  ;; LayerNorm (torch.nn.LayerNorm over the last axis, biased variance) of R rows of D values:
+  ;; out = (x − mean) · r · w + b, r = 1 / sqrt(var + eps). The mean is taken in two steps, m = Σx / D and then
+  ;; δ = Σ(x − m) / D from the second sweep (x − m is exact near m, so a row far from zero keeps its precision);
+  ;; var = Σ(x − m)² / D − δ², and x − mean is formed as (x − m) − δ. Three sweeps per row.
+  (func (export "layernorm_fwd")
+    (param $x i32) (param $w i32) (param $b i32) (param $out i32) (param $R i32) (param $D i32) (param $eps f32)
+    (local $r i32) (local $j i32) (local $D4 i32) (local $xr i32) (local $or i32) (local $o i32)
+    (local $fD f32) (local $m f32) (local $d f32) (local $s1 f32) (local $s2 f32) (local $inv f32) (local $v f32)
+    (local $vm v128) (local $vd v128) (local $vi v128) (local $vx v128) (local $a1 v128) (local $a2 v128)
+    (local.set $D4 (i32.and (local.get $D) (i32.const -4)))
+    (local.set $fD (f32.convert_i32_u (local.get $D)))
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+        (local.set $xr (i32.add (local.get $x) (i32.shl (i32.mul (local.get $r) (local.get $D)) (i32.const 2))))
+        (local.set $or (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $D)) (i32.const 2))))
+        (local.set $m (f32.div (call $sum (local.get $xr) (local.get $D)) (local.get $fD)))
+        ;; Σ(x − m) and Σ(x − m)²
+        (local.set $vm (f32x4.splat (local.get $m)))
+        (local.set $a1 (v128.const i32x4 0 0 0 0))
+        (local.set $a2 (v128.const i32x4 0 0 0 0))
+        (local.set $j (i32.const 0))
+        (block $s4Done
+          (loop $s4Loop
+            (br_if $s4Done (i32.ge_u (local.get $j) (local.get $D4)))
+            (local.set $vx (f32x4.sub (v128.load (i32.add (local.get $xr) (i32.shl (local.get $j) (i32.const 2))))
+              (local.get $vm)))
+            (local.set $a1 (f32x4.add (local.get $a1) (local.get $vx)))
+            (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $vx) (local.get $vx))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $s4Loop)))
+        (local.set $s1 (call $hsum (local.get $a1)))
+        (local.set $s2 (call $hsum (local.get $a2)))
+        (block $s1Done
+          (loop $s1Loop
+            (br_if $s1Done (i32.ge_u (local.get $j) (local.get $D)))
+            (local.set $v (f32.sub (f32.load (i32.add (local.get $xr) (i32.shl (local.get $j) (i32.const 2))))
+              (local.get $m)))
+            (local.set $s1 (f32.add (local.get $s1) (local.get $v)))
+            (local.set $s2 (f32.add (local.get $s2) (f32.mul (local.get $v) (local.get $v))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $s1Loop)))
+        (local.set $d (f32.div (local.get $s1) (local.get $fD)))
+        (local.set $inv (f32.div (f32.const 1) (f32.sqrt (f32.add (local.get $eps)
+          (f32.max (f32.const 0) (f32.sub (f32.div (local.get $s2) (local.get $fD)) (f32.mul (local.get $d) (local.get $d))))))))
+        ;; out = ((x − m) − δ) · r · w + b
+        (local.set $vd (f32x4.splat (local.get $d)))
+        (local.set $vi (f32x4.splat (local.get $inv)))
+        (local.set $j (i32.const 0))
+        (block $w4Done
+          (loop $w4Loop
+            (br_if $w4Done (i32.ge_u (local.get $j) (local.get $D4)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (v128.store (i32.add (local.get $or) (local.get $o))
+              (f32x4.add
+                (f32x4.mul
+                  (f32x4.mul
+                    (f32x4.sub (f32x4.sub (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vm)) (local.get $vd))
+                    (local.get $vi))
+                  (v128.load (i32.add (local.get $w) (local.get $o))))
+                (v128.load (i32.add (local.get $b) (local.get $o)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $w4Loop)))
+        (block $w1Done
+          (loop $w1Loop
+            (br_if $w1Done (i32.ge_u (local.get $j) (local.get $D)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (f32.store (i32.add (local.get $or) (local.get $o))
+              (f32.add
+                (f32.mul
+                  (f32.mul
+                    (f32.sub (f32.sub (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $m)) (local.get $d))
+                    (local.get $inv))
+                  (f32.load (i32.add (local.get $w) (local.get $o))))
+                (f32.load (i32.add (local.get $b) (local.get $o)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $w1Loop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
+
+  ;; Its input gradient (w frozen: no weight gradients), from x alone (mean and r recomputed as in layernorm_fwd):
+  ;; with xhat = (x − mean) · r and g = dy · w, dx = r · (g − mean(g) − xhat · mean(g · xhat)). The second sweep
+  ;; gathers Σ(x − m), Σ(x − m)², Σg and Σg · (x − m) together; Σg · (x − mean) = Σg · (x − m) − δ · Σg. Three sweeps.
+  (func (export "layernorm_bwd")
+    (param $x i32) (param $w i32) (param $dy i32) (param $dx i32) (param $R i32) (param $D i32) (param $eps f32)
+    (local $r i32) (local $j i32) (local $D4 i32) (local $off i32) (local $xr i32) (local $dyr i32) (local $dxr i32)
+    (local $o i32)
+    (local $fD f32) (local $m f32) (local $d f32) (local $s1 f32) (local $s2 f32) (local $sg f32) (local $sgx f32)
+    (local $inv f32) (local $v f32) (local $g f32) (local $cb f32) (local $cc f32)
+    (local $vm v128) (local $vd v128) (local $vx v128) (local $vg v128)
+    (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $va v128) (local $vb v128) (local $vc v128)
+    (local.set $D4 (i32.and (local.get $D) (i32.const -4)))
+    (local.set $fD (f32.convert_i32_u (local.get $D)))
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+        (local.set $off (i32.shl (i32.mul (local.get $r) (local.get $D)) (i32.const 2)))
+        (local.set $xr (i32.add (local.get $x) (local.get $off)))
+        (local.set $dyr (i32.add (local.get $dy) (local.get $off)))
+        (local.set $dxr (i32.add (local.get $dx) (local.get $off)))
+        (local.set $m (f32.div (call $sum (local.get $xr) (local.get $D)) (local.get $fD)))
+        (local.set $vm (f32x4.splat (local.get $m)))
+        (local.set $a1 (v128.const i32x4 0 0 0 0))
+        (local.set $a2 (v128.const i32x4 0 0 0 0))
+        (local.set $a3 (v128.const i32x4 0 0 0 0))
+        (local.set $a4 (v128.const i32x4 0 0 0 0))
+        (local.set $j (i32.const 0))
+        (block $s4Done
+          (loop $s4Loop
+            (br_if $s4Done (i32.ge_u (local.get $j) (local.get $D4)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (local.set $vx (f32x4.sub (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vm)))
+            (local.set $vg (f32x4.mul (v128.load (i32.add (local.get $dyr) (local.get $o)))
+              (v128.load (i32.add (local.get $w) (local.get $o)))))
+            (local.set $a1 (f32x4.add (local.get $a1) (local.get $vx)))
+            (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $vx) (local.get $vx))))
+            (local.set $a3 (f32x4.add (local.get $a3) (local.get $vg)))
+            (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (local.get $vg) (local.get $vx))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $s4Loop)))
+        (local.set $s1 (call $hsum (local.get $a1)))
+        (local.set $s2 (call $hsum (local.get $a2)))
+        (local.set $sg (call $hsum (local.get $a3)))
+        (local.set $sgx (call $hsum (local.get $a4)))
+        (block $s1Done
+          (loop $s1Loop
+            (br_if $s1Done (i32.ge_u (local.get $j) (local.get $D)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (local.set $v (f32.sub (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $m)))
+            (local.set $g (f32.mul (f32.load (i32.add (local.get $dyr) (local.get $o)))
+              (f32.load (i32.add (local.get $w) (local.get $o)))))
+            (local.set $s1 (f32.add (local.get $s1) (local.get $v)))
+            (local.set $s2 (f32.add (local.get $s2) (f32.mul (local.get $v) (local.get $v))))
+            (local.set $sg (f32.add (local.get $sg) (local.get $g)))
+            (local.set $sgx (f32.add (local.get $sgx) (f32.mul (local.get $g) (local.get $v))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $s1Loop)))
+        (local.set $d (f32.div (local.get $s1) (local.get $fD)))
+        (local.set $inv (f32.div (f32.const 1) (f32.sqrt (f32.add (local.get $eps)
+          (f32.max (f32.const 0) (f32.sub (f32.div (local.get $s2) (local.get $fD)) (f32.mul (local.get $d) (local.get $d))))))))
+        ;; dx = r · g − r · mean(g) − (x − mean) · r² · mean(g · xhat), mean(g · xhat) = r · Σg · (x − mean) / D
+        (local.set $cb (f32.mul (local.get $inv) (f32.div (local.get $sg) (local.get $fD))))
+        (local.set $cc (f32.mul (f32.mul (local.get $inv) (f32.mul (local.get $inv) (local.get $inv)))
+          (f32.div (f32.sub (local.get $sgx) (f32.mul (local.get $d) (local.get $sg))) (local.get $fD))))
+        (local.set $vd (f32x4.splat (local.get $d)))
+        (local.set $va (f32x4.splat (local.get $inv)))
+        (local.set $vb (f32x4.splat (local.get $cb)))
+        (local.set $vc (f32x4.splat (local.get $cc)))
+        (local.set $j (i32.const 0))
+        (block $w4Done
+          (loop $w4Loop
+            (br_if $w4Done (i32.ge_u (local.get $j) (local.get $D4)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (v128.store (i32.add (local.get $dxr) (local.get $o))
+              (f32x4.sub
+                (f32x4.sub
+                  (f32x4.mul (local.get $va) (f32x4.mul (v128.load (i32.add (local.get $dyr) (local.get $o)))
+                    (v128.load (i32.add (local.get $w) (local.get $o)))))
+                  (local.get $vb))
+                (f32x4.mul (local.get $vc)
+                  (f32x4.sub (f32x4.sub (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vm)) (local.get $vd)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $w4Loop)))
+        (block $w1Done
+          (loop $w1Loop
+            (br_if $w1Done (i32.ge_u (local.get $j) (local.get $D)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (f32.store (i32.add (local.get $dxr) (local.get $o))
+              (f32.sub
+                (f32.sub
+                  (f32.mul (local.get $inv) (f32.mul (f32.load (i32.add (local.get $dyr) (local.get $o)))
+                    (f32.load (i32.add (local.get $w) (local.get $o)))))
+                  (local.get $cb))
+                (f32.mul (local.get $cc)
+                  (f32.sub (f32.sub (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $m)) (local.get $d)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $w1Loop)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rLoop))))
 )

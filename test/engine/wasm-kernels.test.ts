@@ -2,14 +2,22 @@
  * The SIMD batched-matmul kernel of the wasm backend (src/engine/wasm-kernels.wat): the committed binary is the
  * assembly of the committed text, its products equal a float64 reference on shapes that hit every tile edge (rows
  * mod 4, columns mod 8, and the cache-blocked 2-D product's panels, blocks and depth slices) in all transpose forms, and bmm's
- * gradients through it equal tfjs's own.
+ * gradients through it equal tfjs's own. The row kernels (softmax's gradient, RMSNorm, LayerNorm) against float64
+ * references and against tfjs's ops.
  */
 import { readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import { attentionSoftmax, bmm } from '../../src/engine/ops';
-import { wasmBatchMatMul, wasmKernelsAvailable, wasmRmsNorm, wasmSoftmaxGrad } from '../../src/engine/wasm-kernels';
+import { attentionSoftmax, bmm, layerNorm } from '../../src/engine/ops';
+import {
+  WASM_LAYERNORM_KERNEL,
+  wasmBatchMatMul,
+  wasmKernelsAvailable,
+  wasmLayerNorm,
+  wasmRmsNorm,
+  wasmSoftmaxGrad,
+} from '../../src/engine/wasm-kernels';
 import { BINARY_PATH, WAT_PATH, buildWasmKernels } from '../../tools/build-wasm-kernels';
 import { Rng } from '../../src/util/rng';
 
@@ -201,4 +209,140 @@ describe('wasm SIMD batched matmul', () => {
         expect(await close(ours, theirs), `D ${D}`).toBeLessThan(2e-5);
       }
     });
+
+  // LayerNorm: rows of D = 1, 3, 7 (under, at and past one f32x4 with a tail), 64, 683 and 768 (GPT-2's), one to five
+  // rows each
+  const ELTWISE_D = [1, 3, 7, 64, 683, 768];
+  const ELTWISE_R = [1, 2, 3, 4, 5];
+
+  /** Rows of every kind of scale: unit, ±30, tiny (0.01), and far from zero (1000 ± 1, where the mean must be exact). */
+  const layerNormRows = (R: number, D: number) => {
+    const x = new Float32Array(R * D);
+    for (let r = 0; r < R; r++) {
+      const [scale, offset] = [
+        [1, 0],
+        [30, 0],
+        [0.01, 0.5],
+        [1, 1000],
+        [3, -7],
+      ][r % 5];
+      for (let j = 0; j < D; j++) x[r * D + j] = offset + scale * (2 * rng.uniform() - 1);
+    }
+    return x;
+  };
+
+  /** LayerNorm and its input gradient in float64 from the float32 inputs: y, and dx for the incoming gradient dy. */
+  function layerNormReference(x: Float32Array, w: Float32Array, b: Float32Array, dy: Float32Array, D: number) {
+    const R = x.length / D,
+      eps = 1e-5;
+    const y = new Float64Array(R * D),
+      dx = new Float64Array(R * D);
+    for (let r = 0; r < R; r++) {
+      const row = (a: ArrayLike<number>, j: number) => a[r * D + j];
+      let mean = 0,
+        v = 0;
+      for (let j = 0; j < D; j++) mean += row(x, j) / D;
+      for (let j = 0; j < D; j++) v += (row(x, j) - mean) ** 2 / D;
+      const rs = 1 / Math.sqrt(v + eps);
+      let mg = 0,
+        mgx = 0;
+      for (let j = 0; j < D; j++) {
+        const g = row(dy, j) * w[j],
+          xh = (row(x, j) - mean) * rs;
+        y[r * D + j] = xh * w[j] + b[j];
+        mg += g / D;
+        mgx += (g * xh) / D;
+      }
+      for (let j = 0; j < D; j++) dx[r * D + j] = rs * (row(dy, j) * w[j] - mg - (row(x, j) - mean) * rs * mgx);
+    }
+    return { y, dx };
+  }
+
+  /** The largest error of each row relative to that row's largest reference value (0 where a row is all zeros). */
+  function rowRelativeError(got: ArrayLike<number>, want: ArrayLike<number>, D: number): number {
+    let worst = 0;
+    for (let r = 0; r < want.length / D; r++) {
+      let err = 0,
+        big = 0;
+      for (let j = r * D; j < (r + 1) * D; j++) {
+        err = Math.max(err, Math.abs(got[j] - want[j]));
+        big = Math.max(big, Math.abs(want[j]));
+      }
+      worst = Math.max(worst, big > 0 ? err / big : err);
+    }
+    return worst;
+  }
+
+  it('LayerNorm: value and input gradient equal a float64 reference, rows of every length mod 4 and of every scale', async () => {
+    // each row's largest error over its largest reference value: y below 2e-6, dx below 5e-6
+    let worstY = 0,
+      worstDx = 0;
+    for (const D of ELTWISE_D)
+      for (const R of ELTWISE_R) {
+        const x = layerNormRows(R, D),
+          dy = randData(R * D);
+        const w = randData(D).map((v) => 2 * v),
+          b = randData(D);
+        const [xt, wt, bt, dyt] = [tf.tensor2d(x, [R, D]), tf.tensor1d(w), tf.tensor1d(b), tf.tensor2d(dy, [R, D])];
+        const before = tf.memory().numTensors;
+        const y = wasmLayerNorm(xt, wt, bt, 1e-5);
+        expect(tf.memory().numTensors).toBe(before + 1);
+        const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(wasmLayerNorm(v, wt, bt, 1e-5), dyt)))(xt);
+        expect(tf.memory().numTensors).toBe(before + 2);
+        expect(dx.shape).toEqual([R, D]);
+        const want = layerNormReference(x, w, b, dy, D);
+        const ey = rowRelativeError(await y.data(), want.y, D),
+          edx = rowRelativeError(await dx.data(), want.dx, D);
+        worstY = Math.max(worstY, ey);
+        worstDx = Math.max(worstDx, edx);
+        expect(ey, `y, ${R} x ${D}`).toBeLessThan(2e-6);
+        expect(edx, `dx, ${R} x ${D}`).toBeLessThan(5e-6);
+        tf.dispose([xt, wt, bt, dyt, y, dx]);
+        expect(tf.memory().numTensors).toBe(before - 4);
+      }
+    expect(worstY).toBeGreaterThan(0); // (the measure itself)
+  });
+
+  it('layerNorm takes the kernels on wasm and agrees with its tfjs ops on cpu, value and gradient', async () => {
+    const [R, D] = [5, 67];
+    const x = layerNormRows(R, D).map((v, i) => (i >= 3 * D && i < 4 * D ? v - 1000 : v)),
+      w = randData(D),
+      b = randData(D),
+      dy = randData(R * D);
+    const run = () => {
+      const [xt, wt, bt, dyt] = [tf.tensor2d(x, [R, D]), tf.tensor1d(w), tf.tensor1d(b), tf.tensor2d(dy, [R, D])];
+      const ln = (v: tf.Tensor) => layerNorm(v, wt, bt, 1e-5);
+      const out = tf.tidy(() =>
+        [ln(xt), tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ln(v), dyt)))(xt)].map((t) => t.dataSync() as Float32Array),
+      );
+      tf.dispose([xt, wt, bt, dyt]);
+      return out;
+    };
+    const before = tf.memory().numTensors;
+    const ours = run();
+    expect(tf.memory().numTensors).toBe(before);
+    await initBackend('cpu');
+    let theirs: Float32Array[];
+    try {
+      expect(wasmKernelsAvailable()).toBe(false);
+      theirs = run();
+    } finally {
+      await initBackend('wasm');
+    }
+    expect(wasmKernelsAvailable()).toBe(true);
+    const names = ['layerNorm', "layerNorm's dx"];
+    for (let i = 0; i < 2; i++) {
+      expect(rowRelativeError(ours[i], theirs[i], D), names[i]).toBeLessThan(1e-5);
+    }
+    // on wasm the op runs the kernels for frozen weights; a trainable (variable) weight keeps tfjs's ops and their
+    // gradients for w and b
+    const [xt, wt, bt] = [tf.tensor2d(x, [R, D]), tf.tensor1d(w), tf.tensor1d(b)];
+    const kernels = async (f: () => tf.Tensor) => (await tf.profile(() => tf.keep(f()))).kernelNames;
+    expect(await kernels(() => layerNorm(xt, wt, bt, 1e-5))).toContain(WASM_LAYERNORM_KERNEL);
+    const wv = tf.variable(wt);
+    expect(await kernels(() => layerNorm(xt, wv, bt, 1e-5))).not.toContain(WASM_LAYERNORM_KERNEL);
+    const { grads } = tf.variableGrads(() => tf.sum(layerNorm(xt, wv, bt, 1e-5)), [wv]);
+    expect(grads[wv.name].shape).toEqual([D]);
+    tf.dispose([xt, wt, bt, wv, grads[wv.name]]);
+  });
 });
