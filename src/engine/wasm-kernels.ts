@@ -9,8 +9,8 @@
  * across helper threads (wasm-kernel-threads.ts) that work in the same shared memory. The module imports tfjs's own
  * memory, so operands are read where they are and the result is written into a tensor tfjs allocated: no copies.
  * It is instantiated once per wasm backend, against a plain or a shared memory. The softmax's gradient, RMSNorm,
- * LayerNorm and the cross-entropy's statistics and gradient are one kernel each way where tfjs runs several ops (and
- * the norms save their input only).
+ * LayerNorm, gelu_new and the cross-entropy's statistics and gradient are one kernel each way where tfjs runs several
+ * ops (and the norms and gelu_new save their input only).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
@@ -25,6 +25,8 @@ export const WASM_CE_GRAD_KERNEL = 'WebtuneCrossEntropyGrad';
 export const WASM_CE_STATS_KERNEL = 'WebtuneCrossEntropyStats';
 export const WASM_LAYERNORM_KERNEL = 'WebtuneLayerNorm';
 export const WASM_LAYERNORM_GRAD_KERNEL = 'WebtuneLayerNormGrad';
+export const WASM_GELU_KERNEL = 'WebtuneGeluNew';
+export const WASM_GELU_GRAD_KERNEL = 'WebtuneGeluNewGrad';
 
 interface Kernels {
   matmul(
@@ -63,6 +65,8 @@ interface Kernels {
   rmsnorm_bwd(x: number, w: number, dy: number, dx: number, R: number, D: number, eps: number, plusOne: number): void;
   layernorm_fwd(x: number, w: number, b: number, out: number, R: number, D: number, eps: number): void;
   layernorm_bwd(x: number, w: number, dy: number, dx: number, R: number, D: number, eps: number): void;
+  gelu_fwd(x: number, out: number, n: number): void;
+  gelu_bwd(x: number, dy: number, dx: number, n: number): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm this kernel uses. */
@@ -543,6 +547,49 @@ export function wasmLayerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: num
     return {
       value: tf.engine().runKernel(WASM_LAYERNORM_KERNEL, { x: xi, w, b }, attrs) as tf.Tensor,
       gradFunc: (dy, [xs]) => tf.engine().runKernel(WASM_LAYERNORM_GRAD_KERNEL, { x: xs, w, dy }, attrs) as tf.Tensor,
+    };
+  });
+  return f(x);
+}
+
+/** Forward (input x) or backward (inputs x, dy) of gelu_new, element by element. */
+function geluKernel(grad: boolean) {
+  const name = grad ? WASM_GELU_GRAD_KERNEL : WASM_GELU_KERNEL;
+  return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo => {
+    const backend = args.backend as WasmBackendLike;
+    const { x, dy } = args.inputs as { x: tf.TensorInfo; dy?: tf.TensorInfo };
+    const k = requireKernels(backend, name);
+    if (x.dtype !== 'float32' || (grad && (dy?.dtype !== 'float32' || !tf.util.arraysEqual(dy.shape, x.shape))))
+      throw new Error(
+        `${name}: x [${x.shape}] (${x.dtype})${grad ? `, dy [${dy?.shape ?? 'missing'}]` : ''} do not match`,
+      );
+    const out = backend.makeOutput(x.shape, 'float32');
+    const n = tf.util.sizeFromShape(x.shape);
+    if (n === 0) return out;
+    const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+    if (dy) k.gelu_bwd(off(x), off(dy), off(out), n);
+    else k.gelu_fwd(off(x), off(out), n);
+    return out;
+  };
+}
+
+for (const grad of [false, true])
+  tf.registerKernel({
+    kernelName: grad ? WASM_GELU_GRAD_KERNEL : WASM_GELU_KERNEL,
+    backendName: 'wasm',
+    kernelFunc: geluKernel(grad) as unknown as tf.KernelFunc,
+  });
+
+/**
+ * GPT-2's gelu_new, x · σ(2u) with u = √(2/π)(x + 0.044715 x³), one kernel each way (an f32x4 exp of our own: see
+ * $exp4 in wasm-kernels.wat); saves x only. Check wasmKernelsAvailable() first.
+ */
+export function wasmGeluNew(x: tf.Tensor): tf.Tensor {
+  const f = customOp<tf.Tensor>(([xi], save) => {
+    save([xi]);
+    return {
+      value: tf.engine().runKernel(WASM_GELU_KERNEL, { x: xi }) as tf.Tensor,
+      gradFunc: (dy, [xs]) => tf.engine().runKernel(WASM_GELU_GRAD_KERNEL, { x: xs, dy }) as tf.Tensor,
     };
   });
   return f(x);
