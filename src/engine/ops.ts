@@ -6,7 +6,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { prefersNoTransposeB } from './backend';
 import { customOp } from './custom-op';
 export { customOp };
-import { wasmBatchMatMul, wasmKernelsAvailable, wasmMatMul2d, wasmRmsNorm, wasmSoftmaxGrad } from './wasm-kernels';
+import {
+  wasmBatchMatMul,
+  wasmGeluNew,
+  wasmKernelsAvailable,
+  wasmLayerNorm,
+  wasmMatMul2d,
+  wasmRmsNorm,
+  wasmSoftmaxGrad,
+} from './wasm-kernels';
 import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul } from './webgpu-kernels';
 import { webgpuKernelsActive } from './webgpu-program';
 
@@ -135,8 +143,12 @@ export function softcap(x: tf.Tensor, cap: number): tf.Tensor {
   return tf.mul(tf.tanh(tf.div(x, cap)), cap);
 }
 
-/** torch.nn.LayerNorm over the last axis (biased variance). */
+/**
+ * torch.nn.LayerNorm over the last axis (biased variance). On wasm, for a frozen w and b, one kernel of ours each way
+ * (wasm-kernels.ts) that saves x only; elsewhere tfjs ops (and their gradients for w and b too).
+ */
 export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
+  if (wasmKernelsAvailable() && frozen(w) && frozen(b) && x.dtype === 'float32') return wasmLayerNorm(x, w, b, eps);
   const mean = tf.mean(x, -1, true);
   const xc = tf.sub(x, mean);
   const variance = tf.mean(tf.square(xc), -1, true);
@@ -148,8 +160,10 @@ export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number)
  * 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³). Computed as x·σ(2u) (1 + tanh(u) = 2σ(2u)), because a
  * sigmoid is a vectorised kernel on wasm and tanh and pow are scalar loops there (a GPT-2-small step spent 1 s in
  * them); x³ as x·x·x. One op that saves x only: with s = σ(2u), d/dx = s + 2x·s·(1 − s)·√(2/π)·(1 + 3·0.044715·x²).
+ * On wasm, one kernel of ours each way (wasm-kernels.ts, with an f32x4 exp of its own) instead of those tfjs ops.
  */
 export function geluNew(x: tf.Tensor): tf.Tensor {
+  if (wasmKernelsAvailable() && x.dtype === 'float32') return wasmGeluNew(x);
   const c = Math.sqrt(2 / Math.PI);
   const sig2u = (xi: tf.Tensor, x2: tf.Tensor) =>
     tf.sigmoid(tf.mul(tf.mul(xi, tf.add(tf.mul(x2, 0.044715), 1)), 2 * c));

@@ -8,7 +8,9 @@
  * ~43 GFLOP/s a thread). Both read a or aᵀ and b or bᵀ in place. In the threaded build large products are split
  * across helper threads (wasm-kernel-threads.ts) that work in the same shared memory. The module imports tfjs's own
  * memory, so operands are read where they are and the result is written into a tensor tfjs allocated: no copies.
- * It is instantiated once per wasm backend, against a plain or a shared memory.
+ * It is instantiated once per wasm backend, against a plain or a shared memory. The softmax's gradient, RMSNorm,
+ * LayerNorm, gelu_new and the cross-entropy's statistics and gradient are one kernel each way where tfjs runs several
+ * ops (and the norms and gelu_new save their input only).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
@@ -21,6 +23,10 @@ export const WASM_RMSNORM_KERNEL = 'WebtuneRmsNorm';
 export const WASM_RMSNORM_GRAD_KERNEL = 'WebtuneRmsNormGrad';
 export const WASM_CE_GRAD_KERNEL = 'WebtuneCrossEntropyGrad';
 export const WASM_CE_STATS_KERNEL = 'WebtuneCrossEntropyStats';
+export const WASM_LAYERNORM_KERNEL = 'WebtuneLayerNorm';
+export const WASM_LAYERNORM_GRAD_KERNEL = 'WebtuneLayerNormGrad';
+export const WASM_GELU_KERNEL = 'WebtuneGeluNew';
+export const WASM_GELU_GRAD_KERNEL = 'WebtuneGeluNewGrad';
 
 interface Kernels {
   matmul(
@@ -57,6 +63,10 @@ interface Kernels {
   ce_stats(z: number, p: number, t: number, out: number, R: number, S: number): void;
   rmsnorm_fwd(x: number, w: number, out: number, R: number, D: number, eps: number, plusOne: number): void;
   rmsnorm_bwd(x: number, w: number, dy: number, dx: number, R: number, D: number, eps: number, plusOne: number): void;
+  layernorm_fwd(x: number, w: number, b: number, out: number, R: number, D: number, eps: number): void;
+  layernorm_bwd(x: number, w: number, dy: number, dx: number, R: number, D: number, eps: number): void;
+  gelu_fwd(x: number, out: number, n: number): void;
+  gelu_bwd(x: number, dy: number, dx: number, n: number): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm this kernel uses. */
@@ -479,6 +489,107 @@ export function wasmRmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number, plusOne: 0 
     return {
       value: tf.engine().runKernel(WASM_RMSNORM_KERNEL, { x: xi, w }, attrs) as tf.Tensor,
       gradFunc: (dy, [xs]) => tf.engine().runKernel(WASM_RMSNORM_GRAD_KERNEL, { x: xs, w, dy }, attrs) as tf.Tensor,
+    };
+  });
+  return f(x);
+}
+
+/** Forward (inputs x, w, b) or backward (inputs x, w, dy) of LayerNorm over the last axis. */
+function layerNormKernel(grad: boolean) {
+  const name = grad ? WASM_LAYERNORM_GRAD_KERNEL : WASM_LAYERNORM_KERNEL;
+  return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo => {
+    const backend = args.backend as WasmBackendLike;
+    const { x, w, b, dy } = args.inputs as {
+      x: tf.TensorInfo;
+      w: tf.TensorInfo;
+      b?: tf.TensorInfo;
+      dy?: tf.TensorInfo;
+    };
+    const { eps } = args.attrs as unknown as { eps: number };
+    const k = requireKernels(backend, name);
+    const D = x.shape[x.shape.length - 1] ?? 1;
+    const third = grad ? dy : b;
+    const ok =
+      third !== undefined &&
+      [x, w, third].every((t) => t.dtype === 'float32') &&
+      tf.util.arraysEqual(w.shape, [D]) &&
+      tf.util.arraysEqual(third.shape, grad ? x.shape : [D]);
+    if (!ok)
+      throw new Error(
+        `${name}: x [${x.shape}], w [${w.shape}], ${grad ? 'dy' : 'b'} [${third?.shape ?? 'missing'}] do not match`,
+      );
+    const out = backend.makeOutput(x.shape, 'float32');
+    const R = tf.util.sizeFromShape(x.shape) / Math.max(D, 1);
+    if (R * D === 0) return out;
+    const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+    if (grad) k.layernorm_bwd(off(x), off(w), off(third), off(out), R, D, eps);
+    else k.layernorm_fwd(off(x), off(w), off(third), off(out), R, D, eps);
+    return out;
+  };
+}
+
+for (const grad of [false, true])
+  tf.registerKernel({
+    kernelName: grad ? WASM_LAYERNORM_GRAD_KERNEL : WASM_LAYERNORM_KERNEL,
+    backendName: 'wasm',
+    kernelFunc: layerNormKernel(grad) as unknown as tf.KernelFunc,
+  });
+
+/**
+ * torch.nn.LayerNorm over the last axis (biased variance), (x − mean) / sqrt(var + eps) · w + b, for a frozen w and
+ * b [D]: one kernel each way, the backward pass giving dx only (from x, the one tensor it saves; mean and variance
+ * are recomputed). Check wasmKernelsAvailable() first.
+ */
+export function wasmLayerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
+  const attrs = { eps } as unknown as tf.NamedAttrMap;
+  const f = customOp<tf.Tensor>(([xi], save) => {
+    save([xi]);
+    return {
+      value: tf.engine().runKernel(WASM_LAYERNORM_KERNEL, { x: xi, w, b }, attrs) as tf.Tensor,
+      gradFunc: (dy, [xs]) => tf.engine().runKernel(WASM_LAYERNORM_GRAD_KERNEL, { x: xs, w, dy }, attrs) as tf.Tensor,
+    };
+  });
+  return f(x);
+}
+
+/** Forward (input x) or backward (inputs x, dy) of gelu_new, element by element. */
+function geluKernel(grad: boolean) {
+  const name = grad ? WASM_GELU_GRAD_KERNEL : WASM_GELU_KERNEL;
+  return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo => {
+    const backend = args.backend as WasmBackendLike;
+    const { x, dy } = args.inputs as { x: tf.TensorInfo; dy?: tf.TensorInfo };
+    const k = requireKernels(backend, name);
+    if (x.dtype !== 'float32' || (grad && (dy?.dtype !== 'float32' || !tf.util.arraysEqual(dy.shape, x.shape))))
+      throw new Error(
+        `${name}: x [${x.shape}] (${x.dtype})${grad ? `, dy [${dy?.shape ?? 'missing'}]` : ''} do not match`,
+      );
+    const out = backend.makeOutput(x.shape, 'float32');
+    const n = tf.util.sizeFromShape(x.shape);
+    if (n === 0) return out;
+    const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+    if (dy) k.gelu_bwd(off(x), off(dy), off(out), n);
+    else k.gelu_fwd(off(x), off(out), n);
+    return out;
+  };
+}
+
+for (const grad of [false, true])
+  tf.registerKernel({
+    kernelName: grad ? WASM_GELU_GRAD_KERNEL : WASM_GELU_KERNEL,
+    backendName: 'wasm',
+    kernelFunc: geluKernel(grad) as unknown as tf.KernelFunc,
+  });
+
+/**
+ * GPT-2's gelu_new, x · σ(2u) with u = √(2/π)(x + 0.044715 x³), one kernel each way (an f32x4 exp of our own: see
+ * $exp4 in wasm-kernels.wat); saves x only. Check wasmKernelsAvailable() first.
+ */
+export function wasmGeluNew(x: tf.Tensor): tf.Tensor {
+  const f = customOp<tf.Tensor>(([xi], save) => {
+    save([xi]);
+    return {
+      value: tf.engine().runKernel(WASM_GELU_KERNEL, { x: xi }) as tf.Tensor,
+      gradFunc: (dy, [xs]) => tf.engine().runKernel(WASM_GELU_GRAD_KERNEL, { x: xs, dy }) as tf.Tensor,
     };
   });
   return f(x);

@@ -2,8 +2,9 @@
 ;; step — batched products in 4 x 8 tiles for the many-item shapes of attention and LoRA (tfjs-backend-wasm runs a
 ;; batch of matrices with a plain scalar loop, ~1 GFLOP/s), and a cache-blocked 2-D product (gemm_block) for the
 ;; linear layers and the LM head (~43 GFLOP/s a thread here, against 31-37 for tfjs's XNNPACK) whose blocks of
-;; columns threads share (wasm-kernel-threads.ts) — the softmax's backward pass, RMSNorm forward and backward, and the
-;; cross-entropy's statistics and gradient, each in one sweep per row (tfjs runs these as several separate ops).
+;; columns threads share (wasm-kernel-threads.ts) — the softmax's backward pass, RMSNorm and LayerNorm forward and
+;; backward, and the cross-entropy's statistics and gradient, each in one sweep per row, and gelu_new forward and
+;; backward element by element on an f32x4 exp of our own (tfjs runs each of these as several separate ops).
 ;; tools/build-wasm-kernels.ts assembles this file into wasm-kernels-binary.ts, twice: as written, and with a shared
 ;; memory for tfjs's threaded build. The module imports tfjs-backend-wasm's own memory, so it reads and writes
 ;; tensors where they are (no copies); every pointer is a byte offset into that memory.
@@ -630,4 +631,454 @@
             (br $dLoop)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rLoop))))
+
+  ;; the sum of a vector's four lanes
+  (func $hsum (param $v v128) (result f32)
+    (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $v)) (f32x4.extract_lane 1 (local.get $v)))
+      (f32.add (f32x4.extract_lane 2 (local.get $v)) (f32x4.extract_lane 3 (local.get $v)))))
+
+  ;; sum over j < D of a[j] (f32x4 lanes, then the D mod 4 tail), for a row of floats at byte offset a
+  (func $sum (param $a i32) (param $D i32) (result f32)
+    (local $j i32) (local $D4 i32) (local $acc v128) (local $s f32)
+    (local.set $D4 (i32.and (local.get $D) (i32.const -4)))
+    (block $done4
+      (loop $loop4
+        (br_if $done4 (i32.ge_u (local.get $j) (local.get $D4)))
+        (local.set $acc (f32x4.add (local.get $acc) (v128.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $loop4)))
+    (local.set $s (call $hsum (local.get $acc)))
+    (block $done1
+      (loop $loop1
+        (br_if $done1 (i32.ge_u (local.get $j) (local.get $D)))
+        (local.set $s (f32.add (local.get $s) (f32.load (i32.add (local.get $a) (i32.shl (local.get $j) (i32.const 2))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $loop1)))
+    (local.get $s))
+
+  ;; LayerNorm (torch.nn.LayerNorm over the last axis, biased variance) of R rows of D values:
+  ;; out = (x − mean) · r · w + b, r = 1 / sqrt(var + eps). The mean is taken in two steps, m = Σx / D and then
+  ;; δ = Σ(x − m) / D from the second sweep (x − m is exact near m, so a row far from zero keeps its precision);
+  ;; var = Σ(x − m)² / D − δ², and x − mean is formed as (x − m) − δ. Three sweeps per row.
+  (func (export "layernorm_fwd")
+    (param $x i32) (param $w i32) (param $b i32) (param $out i32) (param $R i32) (param $D i32) (param $eps f32)
+    (local $r i32) (local $j i32) (local $D4 i32) (local $xr i32) (local $or i32) (local $o i32)
+    (local $fD f32) (local $m f32) (local $d f32) (local $s1 f32) (local $s2 f32) (local $inv f32) (local $v f32)
+    (local $vm v128) (local $vd v128) (local $vi v128) (local $vx v128) (local $a1 v128) (local $a2 v128)
+    (local.set $D4 (i32.and (local.get $D) (i32.const -4)))
+    (local.set $fD (f32.convert_i32_u (local.get $D)))
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+        (local.set $xr (i32.add (local.get $x) (i32.shl (i32.mul (local.get $r) (local.get $D)) (i32.const 2))))
+        (local.set $or (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $D)) (i32.const 2))))
+        (local.set $m (f32.div (call $sum (local.get $xr) (local.get $D)) (local.get $fD)))
+        ;; Σ(x − m) and Σ(x − m)²
+        (local.set $vm (f32x4.splat (local.get $m)))
+        (local.set $a1 (v128.const i32x4 0 0 0 0))
+        (local.set $a2 (v128.const i32x4 0 0 0 0))
+        (local.set $j (i32.const 0))
+        (block $s4Done
+          (loop $s4Loop
+            (br_if $s4Done (i32.ge_u (local.get $j) (local.get $D4)))
+            (local.set $vx (f32x4.sub (v128.load (i32.add (local.get $xr) (i32.shl (local.get $j) (i32.const 2))))
+              (local.get $vm)))
+            (local.set $a1 (f32x4.add (local.get $a1) (local.get $vx)))
+            (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $vx) (local.get $vx))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $s4Loop)))
+        (local.set $s1 (call $hsum (local.get $a1)))
+        (local.set $s2 (call $hsum (local.get $a2)))
+        (block $s1Done
+          (loop $s1Loop
+            (br_if $s1Done (i32.ge_u (local.get $j) (local.get $D)))
+            (local.set $v (f32.sub (f32.load (i32.add (local.get $xr) (i32.shl (local.get $j) (i32.const 2))))
+              (local.get $m)))
+            (local.set $s1 (f32.add (local.get $s1) (local.get $v)))
+            (local.set $s2 (f32.add (local.get $s2) (f32.mul (local.get $v) (local.get $v))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $s1Loop)))
+        (local.set $d (f32.div (local.get $s1) (local.get $fD)))
+        (local.set $inv (f32.div (f32.const 1) (f32.sqrt (f32.add (local.get $eps)
+          (f32.max (f32.const 0) (f32.sub (f32.div (local.get $s2) (local.get $fD)) (f32.mul (local.get $d) (local.get $d))))))))
+        ;; out = ((x − m) − δ) · r · w + b
+        (local.set $vd (f32x4.splat (local.get $d)))
+        (local.set $vi (f32x4.splat (local.get $inv)))
+        (local.set $j (i32.const 0))
+        (block $w4Done
+          (loop $w4Loop
+            (br_if $w4Done (i32.ge_u (local.get $j) (local.get $D4)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (v128.store (i32.add (local.get $or) (local.get $o))
+              (f32x4.add
+                (f32x4.mul
+                  (f32x4.mul
+                    (f32x4.sub (f32x4.sub (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vm)) (local.get $vd))
+                    (local.get $vi))
+                  (v128.load (i32.add (local.get $w) (local.get $o))))
+                (v128.load (i32.add (local.get $b) (local.get $o)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $w4Loop)))
+        (block $w1Done
+          (loop $w1Loop
+            (br_if $w1Done (i32.ge_u (local.get $j) (local.get $D)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (f32.store (i32.add (local.get $or) (local.get $o))
+              (f32.add
+                (f32.mul
+                  (f32.mul
+                    (f32.sub (f32.sub (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $m)) (local.get $d))
+                    (local.get $inv))
+                  (f32.load (i32.add (local.get $w) (local.get $o))))
+                (f32.load (i32.add (local.get $b) (local.get $o)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $w1Loop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
+
+  ;; Its input gradient (w frozen: no weight gradients), from x alone (mean and r recomputed as in layernorm_fwd):
+  ;; with xhat = (x − mean) · r and g = dy · w, dx = r · (g − mean(g) − xhat · mean(g · xhat)). The second sweep
+  ;; gathers Σ(x − m), Σ(x − m)², Σg and Σg · (x − m) together; Σg · (x − mean) = Σg · (x − m) − δ · Σg. Three sweeps.
+  (func (export "layernorm_bwd")
+    (param $x i32) (param $w i32) (param $dy i32) (param $dx i32) (param $R i32) (param $D i32) (param $eps f32)
+    (local $r i32) (local $j i32) (local $D4 i32) (local $off i32) (local $xr i32) (local $dyr i32) (local $dxr i32)
+    (local $o i32)
+    (local $fD f32) (local $m f32) (local $d f32) (local $s1 f32) (local $s2 f32) (local $sg f32) (local $sgx f32)
+    (local $inv f32) (local $v f32) (local $g f32) (local $cb f32) (local $cc f32)
+    (local $vm v128) (local $vd v128) (local $vx v128) (local $vg v128)
+    (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $va v128) (local $vb v128) (local $vc v128)
+    (local.set $D4 (i32.and (local.get $D) (i32.const -4)))
+    (local.set $fD (f32.convert_i32_u (local.get $D)))
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+        (local.set $off (i32.shl (i32.mul (local.get $r) (local.get $D)) (i32.const 2)))
+        (local.set $xr (i32.add (local.get $x) (local.get $off)))
+        (local.set $dyr (i32.add (local.get $dy) (local.get $off)))
+        (local.set $dxr (i32.add (local.get $dx) (local.get $off)))
+        (local.set $m (f32.div (call $sum (local.get $xr) (local.get $D)) (local.get $fD)))
+        (local.set $vm (f32x4.splat (local.get $m)))
+        (local.set $a1 (v128.const i32x4 0 0 0 0))
+        (local.set $a2 (v128.const i32x4 0 0 0 0))
+        (local.set $a3 (v128.const i32x4 0 0 0 0))
+        (local.set $a4 (v128.const i32x4 0 0 0 0))
+        (local.set $j (i32.const 0))
+        (block $s4Done
+          (loop $s4Loop
+            (br_if $s4Done (i32.ge_u (local.get $j) (local.get $D4)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (local.set $vx (f32x4.sub (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vm)))
+            (local.set $vg (f32x4.mul (v128.load (i32.add (local.get $dyr) (local.get $o)))
+              (v128.load (i32.add (local.get $w) (local.get $o)))))
+            (local.set $a1 (f32x4.add (local.get $a1) (local.get $vx)))
+            (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $vx) (local.get $vx))))
+            (local.set $a3 (f32x4.add (local.get $a3) (local.get $vg)))
+            (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (local.get $vg) (local.get $vx))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $s4Loop)))
+        (local.set $s1 (call $hsum (local.get $a1)))
+        (local.set $s2 (call $hsum (local.get $a2)))
+        (local.set $sg (call $hsum (local.get $a3)))
+        (local.set $sgx (call $hsum (local.get $a4)))
+        (block $s1Done
+          (loop $s1Loop
+            (br_if $s1Done (i32.ge_u (local.get $j) (local.get $D)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (local.set $v (f32.sub (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $m)))
+            (local.set $g (f32.mul (f32.load (i32.add (local.get $dyr) (local.get $o)))
+              (f32.load (i32.add (local.get $w) (local.get $o)))))
+            (local.set $s1 (f32.add (local.get $s1) (local.get $v)))
+            (local.set $s2 (f32.add (local.get $s2) (f32.mul (local.get $v) (local.get $v))))
+            (local.set $sg (f32.add (local.get $sg) (local.get $g)))
+            (local.set $sgx (f32.add (local.get $sgx) (f32.mul (local.get $g) (local.get $v))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $s1Loop)))
+        (local.set $d (f32.div (local.get $s1) (local.get $fD)))
+        (local.set $inv (f32.div (f32.const 1) (f32.sqrt (f32.add (local.get $eps)
+          (f32.max (f32.const 0) (f32.sub (f32.div (local.get $s2) (local.get $fD)) (f32.mul (local.get $d) (local.get $d))))))))
+        ;; dx = r · g − r · mean(g) − (x − mean) · r² · mean(g · xhat), mean(g · xhat) = r · Σg · (x − mean) / D
+        (local.set $cb (f32.mul (local.get $inv) (f32.div (local.get $sg) (local.get $fD))))
+        (local.set $cc (f32.mul (f32.mul (local.get $inv) (f32.mul (local.get $inv) (local.get $inv)))
+          (f32.div (f32.sub (local.get $sgx) (f32.mul (local.get $d) (local.get $sg))) (local.get $fD))))
+        (local.set $vd (f32x4.splat (local.get $d)))
+        (local.set $va (f32x4.splat (local.get $inv)))
+        (local.set $vb (f32x4.splat (local.get $cb)))
+        (local.set $vc (f32x4.splat (local.get $cc)))
+        (local.set $j (i32.const 0))
+        (block $w4Done
+          (loop $w4Loop
+            (br_if $w4Done (i32.ge_u (local.get $j) (local.get $D4)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (v128.store (i32.add (local.get $dxr) (local.get $o))
+              (f32x4.sub
+                (f32x4.sub
+                  (f32x4.mul (local.get $va) (f32x4.mul (v128.load (i32.add (local.get $dyr) (local.get $o)))
+                    (v128.load (i32.add (local.get $w) (local.get $o)))))
+                  (local.get $vb))
+                (f32x4.mul (local.get $vc)
+                  (f32x4.sub (f32x4.sub (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vm)) (local.get $vd)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $w4Loop)))
+        (block $w1Done
+          (loop $w1Loop
+            (br_if $w1Done (i32.ge_u (local.get $j) (local.get $D)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (f32.store (i32.add (local.get $dxr) (local.get $o))
+              (f32.sub
+                (f32.sub
+                  (f32.mul (local.get $inv) (f32.mul (f32.load (i32.add (local.get $dyr) (local.get $o)))
+                    (f32.load (i32.add (local.get $w) (local.get $o)))))
+                  (local.get $cb))
+                (f32.mul (local.get $cc)
+                  (f32.sub (f32.sub (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $m)) (local.get $d)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $w1Loop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
+
+  ;; the first n (< 4) floats at p in the low lanes, zeros above; and back (the tails of the element-wise kernels)
+  (func $load_tail (param $p i32) (param $n i32) (result v128)
+    (local $v v128)
+    (if (i32.gt_u (local.get $n) (i32.const 0))
+      (then (local.set $v (f32x4.replace_lane 0 (local.get $v) (f32.load offset=0 (local.get $p))))))
+    (if (i32.gt_u (local.get $n) (i32.const 1))
+      (then (local.set $v (f32x4.replace_lane 1 (local.get $v) (f32.load offset=4 (local.get $p))))))
+    (if (i32.gt_u (local.get $n) (i32.const 2))
+      (then (local.set $v (f32x4.replace_lane 2 (local.get $v) (f32.load offset=8 (local.get $p))))))
+    (local.get $v))
+  (func $store_tail (param $p i32) (param $n i32) (param $v v128)
+    (if (i32.gt_u (local.get $n) (i32.const 0))
+      (then (f32.store offset=0 (local.get $p) (f32x4.extract_lane 0 (local.get $v)))))
+    (if (i32.gt_u (local.get $n) (i32.const 1))
+      (then (f32.store offset=4 (local.get $p) (f32x4.extract_lane 1 (local.get $v)))))
+    (if (i32.gt_u (local.get $n) (i32.const 2))
+      (then (f32.store offset=8 (local.get $p) (f32x4.extract_lane 2 (local.get $v))))))
+
+  ;; The constants of the exp and gelu kernels, as globals that their functions read into locals before their loops.
+  ;; They are mutable only so that V8's optimizing compiler cannot fold them back into v128.const: it rebuilds a
+  ;; constant in the loop at every use (three instructions each), which made gelu_fwd ~1.5x slower. Never written.
+  (global $exp_lo (mut v128) (v128.const f32x4 -87.3 -87.3 -87.3 -87.3))
+  (global $exp_hi (mut v128) (v128.const f32x4 88.3 88.3 88.3 88.3))
+  (global $log2e (mut v128) (v128.const f32x4 1.44269504 1.44269504 1.44269504 1.44269504))
+  (global $exp_magic (mut v128) (v128.const f32x4 12583039 12583039 12583039 12583039))
+  (global $ln2_hi (mut v128) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375))
+  (global $ln2_lo (mut v128) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))
+  (global $exp_c6 (mut v128) (v128.const f32x4 0.00138368458 0.00138368458 0.00138368458 0.00138368458))
+  (global $exp_c5 (mut v128) (v128.const f32x4 0.00837481581 0.00837481581 0.00837481581 0.00837481581))
+  (global $exp_c4 (mut v128) (v128.const f32x4 0.0416682251 0.0416682251 0.0416682251 0.0416682251))
+  (global $exp_c3 (mut v128) (v128.const f32x4 0.166664198 0.166664198 0.166664198 0.166664198))
+  (global $exp_c2 (mut v128) (v128.const f32x4 0.499999911 0.499999911 0.499999911 0.499999911))
+  (global $one (mut v128) (v128.const f32x4 1 1 1 1))
+  (global $gelu_lo (mut v128) (v128.const f32x4 -9.9 -9.9 -9.9 -9.9))
+  (global $gelu_hi (mut v128) (v128.const f32x4 9.9 9.9 9.9 9.9))
+  (global $gelu_ca (mut v128) (v128.const f32x4 -1.59576912 -1.59576912 -1.59576912 -1.59576912))
+  (global $gelu_cb (mut v128) (v128.const f32x4 -0.0713548162 -0.0713548162 -0.0713548162 -0.0713548162))
+  (global $gelu_da (mut v128) (v128.const f32x4 1.59576912 1.59576912 1.59576912 1.59576912))
+  (global $gelu_db (mut v128) (v128.const f32x4 0.214064449 0.214064449 0.214064449 0.214064449))
+
+  ;; e^z of n floats at p, in place: z clamped to [-87.3, 88.3] (so 2^n below is a normal float; NaN stays NaN), then
+  ;; z = n · ln 2 + r with n = nearest(z · log2 e) and |r| <= ln 2 / 2, ln 2 split in two (its high part has 9
+  ;; significant bits, so n · hi is exact). n comes from adding 1.5 · 2^23 + 127 to z · log2 e: the sum's low mantissa
+  ;; bits are then n + 127, which shifted left by 23 are 2^n's bits, and subtracting the constant again gives n. e^r is
+  ;; a degree-6 polynomial fitted to e^r's relative error on [-ln 2 / 2, ln 2 / 2] (Remez exchange, ~2e-9 before its
+  ;; coefficients were rounded to f32). Within ~1.3 ulp of e^z. The gelu kernels run it on their chunks; exported as
+  ;; "exp" for its own test.
+  (func $exp_n (export "exp") (param $p i32) (param $n i32)
+    (local $end4 i32) (local $t i32) (local $z v128) (local $k v128) (local $f v128) (local $r v128) (local $q v128)
+    (local $lo v128) (local $hi v128) (local $l2e v128) (local $magic v128) (local $ln2hi v128) (local $ln2lo v128)
+    (local $c6 v128) (local $c5 v128) (local $c4 v128) (local $c3 v128) (local $c2 v128) (local $one v128)
+    (local.set $lo (global.get $exp_lo))
+    (local.set $hi (global.get $exp_hi))
+    (local.set $l2e (global.get $log2e))
+    (local.set $magic (global.get $exp_magic))
+    (local.set $ln2hi (global.get $ln2_hi))
+    (local.set $ln2lo (global.get $ln2_lo))
+    (local.set $c6 (global.get $exp_c6))
+    (local.set $c5 (global.get $exp_c5))
+    (local.set $c4 (global.get $exp_c4))
+    (local.set $c3 (global.get $exp_c3))
+    (local.set $c2 (global.get $exp_c2))
+    (local.set $one (global.get $one))
+    (local.set $end4 (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (local.set $t (i32.and (local.get $n) (i32.const 3)))
+    (block $done
+      (loop $loop
+        ;; whole vectors, then the last n mod 4 floats as one
+        (if (i32.lt_u (local.get $p) (local.get $end4))
+          (then (local.set $z (v128.load (local.get $p))))
+          (else
+            (br_if $done (i32.eqz (local.get $t)))
+            (local.set $z (call $load_tail (local.get $p) (local.get $t)))))
+        (local.set $z (f32x4.pmin (f32x4.pmax (local.get $z) (local.get $lo)) (local.get $hi)))
+        (local.set $k (f32x4.add (f32x4.mul (local.get $z) (local.get $l2e)) (local.get $magic)))
+        (local.set $f (f32x4.sub (local.get $k) (local.get $magic)))
+        (local.set $r (f32x4.sub (f32x4.sub (local.get $z) (f32x4.mul (local.get $f) (local.get $ln2hi)))
+          (f32x4.mul (local.get $f) (local.get $ln2lo))))
+        (local.set $q (f32x4.add (local.get $c5) (f32x4.mul (local.get $r) (local.get $c6))))
+        (local.set $q (f32x4.add (local.get $c4) (f32x4.mul (local.get $r) (local.get $q))))
+        (local.set $q (f32x4.add (local.get $c3) (f32x4.mul (local.get $r) (local.get $q))))
+        (local.set $q (f32x4.add (local.get $c2) (f32x4.mul (local.get $r) (local.get $q))))
+        (local.set $q (f32x4.add (local.get $one) (f32x4.mul (local.get $r) (local.get $q))))
+        (local.set $q (f32x4.add (local.get $one) (f32x4.mul (local.get $r) (local.get $q))))
+        (local.set $z (f32x4.mul (local.get $q) (i32x4.shl (local.get $k) (i32.const 23))))
+        (if (i32.lt_u (local.get $p) (local.get $end4))
+          (then (v128.store (local.get $p) (local.get $z)))
+          (else
+            (call $store_tail (local.get $p) (local.get $t) (local.get $z))
+            (br $done)))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (br $loop))))
+
+  ;; gelu_new (GPT-2's tanh approximation) of n floats: out = x · σ(t), t = 2u = 2√(2/π)(x + 0.044715 x³), with
+  ;; σ(t) = 1 / (1 + e^-t). x is clamped to ±9.9 first (|t| <= 85, so e^-t and x² stay finite), and σ is exactly 0
+  ;; from x = -9.9 down (a mask) and exactly 1 from 9.9 up (e^-85 vanishes beside 1): no NaN or Inf for large |x|.
+  ;; In chunks of 1024 floats, three sweeps each while they sit in the cache: out = -t, out = e^-t ($exp_n), out = x · σ.
+  (func (export "gelu_fwd") (param $x i32) (param $out i32) (param $n i32)
+    (local $m i32) (local $p i32) (local $q i32) (local $end4 i32) (local $t i32)
+    (local $v v128) (local $e v128) (local $xc v128) (local $lo v128) (local $hi v128) (local $ca v128) (local $cb v128)
+    (local $one v128)
+    (local.set $lo (global.get $gelu_lo))
+    (local.set $hi (global.get $gelu_hi))
+    (local.set $ca (global.get $gelu_ca))
+    (local.set $cb (global.get $gelu_cb))
+    (local.set $one (global.get $one))
+    (block $chunksDone
+      (loop $chunks
+        (br_if $chunksDone (i32.le_s (local.get $n) (i32.const 0)))
+        (local.set $m (select (i32.const 1024) (local.get $n) (i32.gt_s (local.get $n) (i32.const 1024))))
+        (local.set $t (i32.and (local.get $m) (i32.const 3)))
+        ;; out = -t = x · (-2√(2/π) - 2√(2/π) · 0.044715 x²), x clamped
+        (local.set $p (local.get $x))
+        (local.set $q (local.get $out))
+        (local.set $end4 (i32.add (local.get $p) (i32.shl (i32.and (local.get $m) (i32.const -4)) (i32.const 2))))
+        (block $d1
+          (loop $l1
+            (if (i32.lt_u (local.get $p) (local.get $end4))
+              (then (local.set $v (v128.load (local.get $p))))
+              (else
+                (br_if $d1 (i32.eqz (local.get $t)))
+                (local.set $v (call $load_tail (local.get $p) (local.get $t)))))
+            (local.set $xc (f32x4.pmin (f32x4.pmax (local.get $v) (local.get $lo)) (local.get $hi)))
+            (local.set $v (f32x4.mul (local.get $xc)
+              (f32x4.add (local.get $ca) (f32x4.mul (local.get $cb) (f32x4.mul (local.get $xc) (local.get $xc))))))
+            (if (i32.lt_u (local.get $p) (local.get $end4))
+              (then (v128.store (local.get $q) (local.get $v)))
+              (else
+                (call $store_tail (local.get $q) (local.get $t) (local.get $v))
+                (br $d1)))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (local.set $q (i32.add (local.get $q) (i32.const 16)))
+            (br $l1)))
+        (call $exp_n (local.get $out) (local.get $m))
+        ;; out = x · σ(t), σ(t) = 1 / (1 + e^-t), 0 where x <= -9.9 (and where x is NaN: x · 0 is NaN)
+        (local.set $p (local.get $x))
+        (local.set $q (local.get $out))
+        (block $d3
+          (loop $l3
+            (if (i32.lt_u (local.get $p) (local.get $end4))
+              (then
+                (local.set $v (v128.load (local.get $p)))
+                (local.set $e (v128.load (local.get $q))))
+              (else
+                (br_if $d3 (i32.eqz (local.get $t)))
+                (local.set $v (call $load_tail (local.get $p) (local.get $t)))
+                (local.set $e (call $load_tail (local.get $q) (local.get $t)))))
+            (local.set $v (f32x4.mul (local.get $v)
+              (v128.and (f32x4.div (local.get $one) (f32x4.add (local.get $one) (local.get $e)))
+                (f32x4.gt (local.get $v) (local.get $lo)))))
+            (if (i32.lt_u (local.get $p) (local.get $end4))
+              (then (v128.store (local.get $q) (local.get $v)))
+              (else
+                (call $store_tail (local.get $q) (local.get $t) (local.get $v))
+                (br $d3)))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (local.set $q (i32.add (local.get $q) (i32.const 16)))
+            (br $l3)))
+        (local.set $x (i32.add (local.get $x) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $out (i32.add (local.get $out) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $n (i32.sub (local.get $n) (local.get $m)))
+        (br $chunks))))
+
+  ;; Its input gradient from x alone: dx = dy · (s + 2x · s(1 − s) · √(2/π)(1 + 3 · 0.044715 x²)), s = σ(t), with
+  ;; x clamped and s masked as in gelu_fwd, and 1 − s taken as e^-t · s (no cancellation as s nears 1). Same chunks:
+  ;; dx = -t, dx = e^-t, dx = the gradient.
+  (func (export "gelu_bwd") (param $x i32) (param $dy i32) (param $dx i32) (param $n i32)
+    (local $m i32) (local $p i32) (local $q i32) (local $g i32) (local $end4 i32) (local $t i32)
+    (local $v v128) (local $e v128) (local $d v128) (local $s v128) (local $x2 v128) (local $xc v128)
+    (local $lo v128) (local $hi v128) (local $ca v128) (local $cb v128) (local $da v128) (local $db v128) (local $one v128)
+    (local.set $lo (global.get $gelu_lo))
+    (local.set $hi (global.get $gelu_hi))
+    (local.set $ca (global.get $gelu_ca))
+    (local.set $cb (global.get $gelu_cb))
+    (local.set $da (global.get $gelu_da))
+    (local.set $db (global.get $gelu_db))
+    (local.set $one (global.get $one))
+    (block $chunksDone
+      (loop $chunks
+        (br_if $chunksDone (i32.le_s (local.get $n) (i32.const 0)))
+        (local.set $m (select (i32.const 1024) (local.get $n) (i32.gt_s (local.get $n) (i32.const 1024))))
+        (local.set $t (i32.and (local.get $m) (i32.const 3)))
+        ;; dx = -t
+        (local.set $p (local.get $x))
+        (local.set $q (local.get $dx))
+        (local.set $end4 (i32.add (local.get $p) (i32.shl (i32.and (local.get $m) (i32.const -4)) (i32.const 2))))
+        (block $d1
+          (loop $l1
+            (if (i32.lt_u (local.get $p) (local.get $end4))
+              (then (local.set $v (v128.load (local.get $p))))
+              (else
+                (br_if $d1 (i32.eqz (local.get $t)))
+                (local.set $v (call $load_tail (local.get $p) (local.get $t)))))
+            (local.set $xc (f32x4.pmin (f32x4.pmax (local.get $v) (local.get $lo)) (local.get $hi)))
+            (local.set $v (f32x4.mul (local.get $xc)
+              (f32x4.add (local.get $ca) (f32x4.mul (local.get $cb) (f32x4.mul (local.get $xc) (local.get $xc))))))
+            (if (i32.lt_u (local.get $p) (local.get $end4))
+              (then (v128.store (local.get $q) (local.get $v)))
+              (else
+                (call $store_tail (local.get $q) (local.get $t) (local.get $v))
+                (br $d1)))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (local.set $q (i32.add (local.get $q) (i32.const 16)))
+            (br $l1)))
+        (call $exp_n (local.get $dx) (local.get $m))
+        ;; dx = dy · (s + x · e^-t · s² · 2√(2/π)(1 + 3 · 0.044715 x²))
+        (local.set $p (local.get $x))
+        (local.set $q (local.get $dx))
+        (local.set $g (local.get $dy))
+        (block $d3
+          (loop $l3
+            (if (i32.lt_u (local.get $p) (local.get $end4))
+              (then
+                (local.set $v (v128.load (local.get $p)))
+                (local.set $e (v128.load (local.get $q)))
+                (local.set $d (v128.load (local.get $g))))
+              (else
+                (br_if $d3 (i32.eqz (local.get $t)))
+                (local.set $v (call $load_tail (local.get $p) (local.get $t)))
+                (local.set $e (call $load_tail (local.get $q) (local.get $t)))
+                (local.set $d (call $load_tail (local.get $g) (local.get $t)))))
+            (local.set $xc (f32x4.pmin (f32x4.pmax (local.get $v) (local.get $lo)) (local.get $hi)))
+            (local.set $x2 (f32x4.mul (local.get $xc) (local.get $xc)))
+            (local.set $s (v128.and (f32x4.div (local.get $one) (f32x4.add (local.get $one) (local.get $e)))
+              (f32x4.gt (local.get $xc) (local.get $lo))))
+            (local.set $v (f32x4.mul (local.get $d)
+              (f32x4.add (local.get $s)
+                (f32x4.mul
+                  (f32x4.mul (local.get $xc) (f32x4.mul (f32x4.mul (local.get $e) (local.get $s)) (local.get $s)))
+                  (f32x4.add (local.get $da) (f32x4.mul (local.get $db) (local.get $x2)))))))
+            (if (i32.lt_u (local.get $p) (local.get $end4))
+              (then (v128.store (local.get $q) (local.get $v)))
+              (else
+                (call $store_tail (local.get $q) (local.get $t) (local.get $v))
+                (br $d3)))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (local.set $q (i32.add (local.get $q) (i32.const 16)))
+            (local.set $g (i32.add (local.get $g) (i32.const 16)))
+            (br $l3)))
+        (local.set $x (i32.add (local.get $x) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $dy (i32.add (local.get $dy) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $dx (i32.add (local.get $dx) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $n (i32.sub (local.get $n) (local.get $m)))
+        (br $chunks))))
 )

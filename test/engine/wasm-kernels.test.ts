@@ -2,14 +2,25 @@
  * The SIMD batched-matmul kernel of the wasm backend (src/engine/wasm-kernels.wat): the committed binary is the
  * assembly of the committed text, its products equal a float64 reference on shapes that hit every tile edge (rows
  * mod 4, columns mod 8, and the cache-blocked 2-D product's panels, blocks and depth slices) in all transpose forms, and bmm's
- * gradients through it equal tfjs's own.
+ * gradients through it equal tfjs's own. The row and element-wise kernels (softmax's gradient, RMSNorm, LayerNorm,
+ * gelu_new and its exp) against float64 references and against tfjs's ops.
  */
 import { readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import { attentionSoftmax, bmm } from '../../src/engine/ops';
-import { wasmBatchMatMul, wasmKernelsAvailable, wasmRmsNorm, wasmSoftmaxGrad } from '../../src/engine/wasm-kernels';
+import { attentionSoftmax, bmm, geluNew, layerNorm } from '../../src/engine/ops';
+import {
+  WASM_GELU_KERNEL,
+  WASM_LAYERNORM_KERNEL,
+  wasmBatchMatMul,
+  wasmGeluNew,
+  wasmKernelsAvailable,
+  wasmLayerNorm,
+  wasmRmsNorm,
+  wasmSoftmaxGrad,
+} from '../../src/engine/wasm-kernels';
+import { WASM_KERNELS_BINARY } from '../../src/engine/wasm-kernels-binary';
 import { BINARY_PATH, WAT_PATH, buildWasmKernels } from '../../tools/build-wasm-kernels';
 import { Rng } from '../../src/util/rng';
 
@@ -201,4 +212,268 @@ describe('wasm SIMD batched matmul', () => {
         expect(await close(ours, theirs), `D ${D}`).toBeLessThan(2e-5);
       }
     });
+
+  // LayerNorm and gelu_new: rows of D = 1, 3, 7 (under, at and past one f32x4 with a tail), 64, 683 (gelu: past its
+  // chunks of 1024 with a tail of every length) and 768 (GPT-2's), one to five rows each
+  const ELTWISE_D = [1, 3, 7, 64, 683, 768];
+  const ELTWISE_R = [1, 2, 3, 4, 5];
+
+  /** Rows of every kind of scale: unit, ±30, tiny (0.01), and far from zero (1000 ± 1, where the mean must be exact). */
+  const layerNormRows = (R: number, D: number) => {
+    const x = new Float32Array(R * D);
+    for (let r = 0; r < R; r++) {
+      const [scale, offset] = [
+        [1, 0],
+        [30, 0],
+        [0.01, 0.5],
+        [1, 1000],
+        [3, -7],
+      ][r % 5];
+      for (let j = 0; j < D; j++) x[r * D + j] = offset + scale * (2 * rng.uniform() - 1);
+    }
+    return x;
+  };
+
+  /** LayerNorm and its input gradient in float64 from the float32 inputs: y, and dx for the incoming gradient dy. */
+  function layerNormReference(x: Float32Array, w: Float32Array, b: Float32Array, dy: Float32Array, D: number) {
+    const R = x.length / D,
+      eps = 1e-5;
+    const y = new Float64Array(R * D),
+      dx = new Float64Array(R * D);
+    for (let r = 0; r < R; r++) {
+      const row = (a: ArrayLike<number>, j: number) => a[r * D + j];
+      let mean = 0,
+        v = 0;
+      for (let j = 0; j < D; j++) mean += row(x, j) / D;
+      for (let j = 0; j < D; j++) v += (row(x, j) - mean) ** 2 / D;
+      const rs = 1 / Math.sqrt(v + eps);
+      let mg = 0,
+        mgx = 0;
+      for (let j = 0; j < D; j++) {
+        const g = row(dy, j) * w[j],
+          xh = (row(x, j) - mean) * rs;
+        y[r * D + j] = xh * w[j] + b[j];
+        mg += g / D;
+        mgx += (g * xh) / D;
+      }
+      for (let j = 0; j < D; j++) dx[r * D + j] = rs * (row(dy, j) * w[j] - mg - (row(x, j) - mean) * rs * mgx);
+    }
+    return { y, dx };
+  }
+
+  /** The largest error of each row relative to that row's largest reference value (0 where a row is all zeros). */
+  function rowRelativeError(got: ArrayLike<number>, want: ArrayLike<number>, D: number): number {
+    let worst = 0;
+    for (let r = 0; r < want.length / D; r++) {
+      let err = 0,
+        big = 0;
+      for (let j = r * D; j < (r + 1) * D; j++) {
+        err = Math.max(err, Math.abs(got[j] - want[j]));
+        big = Math.max(big, Math.abs(want[j]));
+      }
+      worst = Math.max(worst, big > 0 ? err / big : err);
+    }
+    return worst;
+  }
+
+  it('LayerNorm: value and input gradient equal a float64 reference, rows of every length mod 4 and of every scale', async () => {
+    // each row's largest error over its largest reference value: y below 2e-6, dx below 5e-6
+    let worstY = 0,
+      worstDx = 0;
+    for (const D of ELTWISE_D)
+      for (const R of ELTWISE_R) {
+        const x = layerNormRows(R, D),
+          dy = randData(R * D);
+        const w = randData(D).map((v) => 2 * v),
+          b = randData(D);
+        const [xt, wt, bt, dyt] = [tf.tensor2d(x, [R, D]), tf.tensor1d(w), tf.tensor1d(b), tf.tensor2d(dy, [R, D])];
+        const before = tf.memory().numTensors;
+        const y = wasmLayerNorm(xt, wt, bt, 1e-5);
+        expect(tf.memory().numTensors).toBe(before + 1);
+        const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(wasmLayerNorm(v, wt, bt, 1e-5), dyt)))(xt);
+        expect(tf.memory().numTensors).toBe(before + 2);
+        expect(dx.shape).toEqual([R, D]);
+        const want = layerNormReference(x, w, b, dy, D);
+        const ey = rowRelativeError(await y.data(), want.y, D),
+          edx = rowRelativeError(await dx.data(), want.dx, D);
+        worstY = Math.max(worstY, ey);
+        worstDx = Math.max(worstDx, edx);
+        expect(ey, `y, ${R} x ${D}`).toBeLessThan(2e-6);
+        expect(edx, `dx, ${R} x ${D}`).toBeLessThan(5e-6);
+        tf.dispose([xt, wt, bt, dyt, y, dx]);
+        expect(tf.memory().numTensors).toBe(before - 4);
+      }
+    expect(worstY).toBeGreaterThan(0); // (the measure itself)
+  });
+
+  /** gelu_new and its input gradient in float64: x · σ(2u), and dy · (s + 2x · s(1 − s) · √(2/π)(1 + 3 · 0.044715 x²)). */
+  function geluReference(x: Float32Array, dy: Float32Array) {
+    const c = Math.sqrt(2 / Math.PI);
+    const y = new Float64Array(x.length),
+      dx = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      const s = 1 / (1 + Math.exp(-2 * c * (v + 0.044715 * v ** 3)));
+      y[i] = v * s;
+      dx[i] = dy[i] * (s + 2 * v * s * (1 - s) * c * (1 + 3 * 0.044715 * v * v));
+    }
+    return { y, dx };
+  }
+
+  /** Inputs over [-30, 30] (σ saturates from |x| ~ 10: the kernel's clamp) and over [-4, 4], with exact edges. */
+  const geluInputs = (n: number) => {
+    const edges = [0, -0, 30, -30, 12, -12, 10, -10, 9.9, -9.9, 9.85, -9.85, -0.7518, 1e-20, -1e-20, 3e4, -3e4];
+    return Float32Array.from({ length: n }, (_, i) =>
+      i < edges.length && n > 20 ? edges[i] : (i % 2 ? 30 : 4) * (2 * rng.uniform() - 1),
+    );
+  };
+
+  it('gelu_new: value and input gradient equal a float64 reference, every element count mod 4, |x| up to 30', async () => {
+    // |got − want| <= 1e-6 · max(|want|, 0.1): relative above 0.1, 1e-7 absolute below (dx crosses zero at x ≈ −0.75,
+    // where its two terms cancel); and in σ's tail, −9.85 < x < −3 (σ(2u) from 1e-3 down to 1e-36; the kernel makes
+    // it exactly 0 from −9.9 on), relative 2e-5: there the float32 rounding of 2u itself (|2u| · 2^-23 or so) is the
+    // error
+    let worst = 0,
+      worstTail = 0;
+    for (const D of ELTWISE_D)
+      for (const R of ELTWISE_R) {
+        const x = geluInputs(R * D),
+          dy = randData(R * D);
+        const [xt, dyt] = [tf.tensor2d(x, [R, D]), tf.tensor2d(dy, [R, D])];
+        const before = tf.memory().numTensors;
+        const y = wasmGeluNew(xt);
+        expect(tf.memory().numTensors).toBe(before + 1);
+        const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(wasmGeluNew(v), dyt)))(xt);
+        expect(tf.memory().numTensors).toBe(before + 2);
+        const want = geluReference(x, dy);
+        const [gy, gdx] = [await y.data(), await dx.data()];
+        for (let i = 0; i < x.length; i++) {
+          const pairs: [number, number][] = [
+            [gy[i], want.y[i]],
+            [gdx[i], want.dx[i]],
+          ];
+          for (const [g, w] of pairs) {
+            const e = Math.abs(g - w) / Math.max(Math.abs(w), 0.1);
+            const tail = x[i] > -9.85 && x[i] < -3 && w !== 0 ? Math.abs(g - w) / Math.abs(w) : 0;
+            worst = Math.max(worst, e);
+            worstTail = Math.max(worstTail, tail);
+            if (!(e <= 1e-6 && tail <= 2e-5))
+              expect.fail(
+                `${R} x ${D}, x = ${x[i]}: y ${gy[i]} (want ${want.y[i]}), dx ${gdx[i]} (want ${want.dx[i]})`,
+              );
+          }
+        }
+        tf.dispose([xt, dyt, y, dx]);
+        expect(tf.memory().numTensors).toBe(before - 2);
+      }
+    expect(worstTail).toBeGreaterThan(0); // (the tail was reached)
+  });
+
+  it('gelu_new saturates to exactly x and 0 (gradient exactly dy and 0) for large |x|, with no NaN or Inf', () => {
+    const x = [9.9, 10, 12, 30, 1e4, 1e20, 3e38, -9.9, -10, -12, -30, -1e4, -1e20, -3e38];
+    const before = tf.memory().numTensors;
+    const [y, dx, nan] = tf.tidy(() => {
+      const xt = tf.tensor1d(x);
+      const dy = tf.fill([x.length], 0.75);
+      return [
+        wasmGeluNew(xt),
+        tf.grad((v: tf.Tensor) => tf.sum(tf.mul(wasmGeluNew(v), dy)))(xt),
+        wasmGeluNew(tf.tensor1d([NaN, 1, NaN])),
+      ].map((t) => t.dataSync() as Float32Array);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(Array.from(y)).toEqual(x.map((v) => (v > 0 ? Math.fround(v) : -0)));
+    expect(Array.from(dx)).toEqual(x.map((v) => (v > 0 ? 0.75 : 0)));
+    expect([Number.isNaN(nan[0]), nan[1] > 0.84, Number.isNaN(nan[2])]).toEqual([true, true, true]);
+  });
+
+  it("the kernels' exp is within 1.5 ulp of e^x over [-87.3, 88.3] (its clamp), every count mod 4", () => {
+    const memory = new WebAssembly.Memory({ initial: 160 });
+    const bytes = Uint8Array.from(atob(WASM_KERNELS_BINARY.plain), (ch) => ch.charCodeAt(0));
+    const k = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as {
+      exp(p: number, n: number): void;
+    };
+    const f = new Float32Array(1),
+      bits = new Uint32Array(f.buffer);
+    /** the spacing of float32 values at |v| */
+    const ulp = (v: number) => {
+      f[0] = Math.abs(v);
+      const a = f[0];
+      bits[0]++;
+      return f[0] - a;
+    };
+    for (const n of [1_000_000, 1_000_001, 1_000_002, 1_000_003]) {
+      const x = new Float32Array(memory.buffer, 0, n);
+      for (let i = 0; i < n; i++) x[i] = -87.3 + (175.6 * i) / (n - 1);
+      const want = Float64Array.from(x, Math.exp);
+      new Float32Array(memory.buffer, 4 * n, 4).fill(-1); // (past the end: must stay)
+      k.exp(x.byteOffset, n); // in place
+      let worst = 0;
+      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(x[i] - want[i]) / ulp(want[i]));
+      expect(worst, `n = ${n}`).toBeLessThan(1.5);
+      expect(worst).toBeGreaterThan(0.5); // (the measure itself: rounding alone is half an ulp)
+      expect(Array.from(new Float32Array(memory.buffer, 4 * n, 4))).toEqual([-1, -1, -1, -1]);
+    }
+    // exact at 0, clamped (finite, nonzero) past its range, NaN kept
+    const x = new Float32Array(memory.buffer, 0, 4);
+    x.set([0, 200, -200, NaN]);
+    k.exp(0, 4);
+    expect([x[0], x[1] > 1e38 && x[1] < Infinity, x[2] > 0 && x[2] < 1e-37, x[3]]).toEqual([1, true, true, NaN]);
+  });
+
+  it('layerNorm and geluNew take the kernels on wasm and agree with their tfjs ops on cpu, values and gradients', async () => {
+    const [R, D] = [5, 67];
+    const x = layerNormRows(R, D).map((v, i) => (i >= 3 * D && i < 4 * D ? v - 1000 : v)),
+      xg = geluInputs(R * D),
+      w = randData(D),
+      b = randData(D),
+      dy = randData(R * D);
+    const run = () => {
+      const [xt, xgt, wt, bt, dyt] = [
+        tf.tensor2d(x, [R, D]),
+        tf.tensor2d(xg, [R, D]),
+        tf.tensor1d(w),
+        tf.tensor1d(b),
+        tf.tensor2d(dy, [R, D]),
+      ];
+      const ln = (v: tf.Tensor) => layerNorm(v, wt, bt, 1e-5);
+      const out = tf.tidy(() =>
+        [
+          ln(xt),
+          tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ln(v), dyt)))(xt),
+          geluNew(xgt),
+          tf.grad((v: tf.Tensor) => tf.sum(tf.mul(geluNew(v), dyt)))(xgt),
+        ].map((t) => t.dataSync() as Float32Array),
+      );
+      tf.dispose([xt, xgt, wt, bt, dyt]);
+      return out;
+    };
+    const before = tf.memory().numTensors;
+    const ours = run();
+    expect(tf.memory().numTensors).toBe(before);
+    await initBackend('cpu');
+    let theirs: Float32Array[];
+    try {
+      expect(wasmKernelsAvailable()).toBe(false);
+      theirs = run();
+    } finally {
+      await initBackend('wasm');
+    }
+    expect(wasmKernelsAvailable()).toBe(true);
+    const names = ['layerNorm', "layerNorm's dx", 'geluNew', "geluNew's dx"];
+    for (let i = 0; i < 4; i++) {
+      expect(rowRelativeError(ours[i], theirs[i], D), names[i]).toBeLessThan(1e-5);
+    }
+    // on wasm the ops run the kernels for frozen weights; a trainable (variable) weight keeps tfjs's ops and their
+    // gradients for w and b
+    const [xt, wt, bt] = [tf.tensor2d(x, [R, D]), tf.tensor1d(w), tf.tensor1d(b)];
+    const kernels = async (f: () => tf.Tensor) => (await tf.profile(() => tf.keep(f()))).kernelNames;
+    expect(await kernels(() => layerNorm(xt, wt, bt, 1e-5))).toContain(WASM_LAYERNORM_KERNEL);
+    expect(await kernels(() => geluNew(xt))).toContain(WASM_GELU_KERNEL);
+    const wv = tf.variable(wt);
+    expect(await kernels(() => layerNorm(xt, wv, bt, 1e-5))).not.toContain(WASM_LAYERNORM_KERNEL);
+    const { grads } = tf.variableGrads(() => tf.sum(layerNorm(xt, wv, bt, 1e-5)), [wv]);
+    expect(grads[wv.name].shape).toEqual([D]);
+    tf.dispose([xt, wt, bt, wv, grads[wv.name]]);
+  });
 });
