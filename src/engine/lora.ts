@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 import { loraScaling, targetedModules, validateLoraConfig, type LoraConfig } from './lora-config';
 import type { LinearModule } from './params';
-import { dropout, loraPath } from './ops';
+import { dropout, dropoutMask, loraPath } from './ops';
 import { Rng } from '../util/rng';
 
 export function loraParamName(module: string, which: 'A' | 'B'): string {
@@ -112,6 +112,12 @@ export class LoraAdapter {
   dropoutInput(x: tf.Tensor2D, dropoutSeed: number | null): tf.Tensor2D {
     if (dropoutSeed == null || this.config.lora_dropout <= 0) return x;
     return dropout(x, this.config.lora_dropout, dropoutSeed) as tf.Tensor2D;
+  }
+
+  /** lora_dropout's scaled keep-mask for x in training mode (dropoutSeed given), else null (see ops.dropoutMask). */
+  dropoutMaskFor(x: tf.Tensor2D, dropoutSeed: number | null): tf.Tensor2D | null {
+    if (dropoutSeed == null || this.config.lora_dropout <= 0) return null;
+    return dropoutMask(x.shape, this.config.lora_dropout, dropoutSeed) as tf.Tensor2D;
   }
 
   /** ΔW in the base weight's layout: scaling·(B·A) [out,in], transposed for Conv1D (PEFT's fan_in_fan_out). */

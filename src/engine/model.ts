@@ -308,10 +308,17 @@ export class CausalLM {
         W: this.w(module + '.weight') as tf.Tensor2D,
         layout: this.config.family === 'gpt2' ? 'in_out' : 'out_in',
         bias,
-        lora: l && ad ? { A: l.A as tf.Tensor2D, B: l.B as tf.Tensor2D, scaling: ad.scaling } : null,
+        lora:
+          l && ad
+            ? {
+                A: l.A as tf.Tensor2D,
+                B: l.B as tf.Tensor2D,
+                scaling: ad.scaling,
+                keep: ad.dropoutMaskFor(x, dropoutSeed),
+              }
+            : null,
       };
-      const xin = l && ad ? ad.dropoutInput(x, dropoutSeed) : x;
-      const y = fusedLinear(x, xin, spec, bias ? null : residual);
+      const y = fusedLinear(x, spec, bias ? null : residual);
       return bias && residual ? (tf.add(residual, y) as tf.Tensor2D) : y;
     }
     const out = this.plainLinear(module, x, cw, dropoutSeed);

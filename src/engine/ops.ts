@@ -128,14 +128,22 @@ export function rmsNormOnePlus(x: tf.Tensor, w: tf.Tensor, eps: number): tf.Tens
  */
 export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
   if (!webgpuKernelsActive() || rate <= 0 || x.dtype !== 'float32') return tf.dropout(x, rate, undefined, seed);
+  return tf.mul(x, dropoutMask(x.shape, rate, seed));
+}
+
+/**
+ * The scaled keep-mask (0 or 1 / (1 − rate)) tf.dropout draws for `seed`, made on the CPU: on webgpu, tf.dropout's
+ * own draw would read its uniform values back from the GPU; these are filled on the CPU and uploaded.
+ */
+export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
   const keep = Math.fround(1 - rate);
   // randomUniform fills its values on the CPU: this dataSync reads nothing from the GPU
-  const u = tf.randomUniform(x.shape, 0, 1, 'float32', seed);
+  const u = tf.randomUniform(shape, 0, 1, 'float32', seed);
   const vals = u.dataSync() as Float32Array;
   u.dispose();
   const m = new Float32Array(vals.length);
   for (let i = 0; i < m.length; i++) m[i] = Math.floor(Math.fround(vals[i] + keep)) / keep;
-  return tf.mul(x, tf.tensor(m, x.shape));
+  return tf.tensor(m, shape);
 }
 
 /** Gemma's soft capping: tanh(x / cap) · cap (attention scores and final logits). */

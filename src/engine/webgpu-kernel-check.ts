@@ -231,8 +231,10 @@ function fusedLinearCase(
           const res = opts.residual ? rest.shift()! : null;
           const [A, B] = opts.lora ? rest : [null, null];
           const xin = opts.dropout ? (tf.mul(x, mask) as tf.Tensor2D) : x;
-          if (tf.getBackend() === 'webgpu')
-            return fusedLinear(x, xin, { W, layout: opts.layout, bias, lora: A && B ? { A, B, scaling } : null }, res);
+          if (tf.getBackend() === 'webgpu') {
+            const keep = opts.dropout ? (mask as tf.Tensor2D) : null;
+            return fusedLinear(x, { W, layout: opts.layout, bias, lora: A && B ? { A, B, scaling, keep } : null }, res);
+          }
           let y = tf.matMul(x, W, false, opts.layout === 'out_in');
           if (bias) y = tf.add(y, bias);
           if (res) y = tf.add(res, y);

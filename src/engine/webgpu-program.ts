@@ -6,7 +6,8 @@
  *
  * Conventions of the backend's shader generator (node_modules/@tensorflow/tfjs-backend-webgpu/dist/webgpu_program.js):
  * the output buffer is `result`, inputs are bound under their variableNames, shapes come as uniforms
- * (`uniforms.<name>Shape`), program uniforms are appended to the Uniforms struct, and with a dispatch layout that has
+ * (`uniforms.<name>Shape`, the name's first letter lower-cased: an input `A` has `uniforms.aShape`; a wrong name
+ * fails the shader, and with it every program of its command buffer, silently), program uniforms are appended to the Uniforms struct, and with a dispatch layout that has
  * only an x part, `main(index)` is called by every invocation. The builtins are copied into module-scope private
  * variables (localId, workgroupId, numWorkgroups), which WGSL's uniformity analysis treats as non-uniform: so no
  * early return before a barrier, and barriers only in loops with constant bounds.
