@@ -39,6 +39,7 @@ import {
 import { chunkedCrossEntropy, projectLogits, type OutputRows } from './lm-head';
 import { fusedAttention, fusedAttentionFits, fusedAttentionPacked, type FusedAttentionSpec } from './webgpu-attention';
 import { fusedLinear, type FusedLinearSpec } from './webgpu-linear';
+import { fusedProjection, fusedProjectionFits, fusedSiluMulPacked, type ProjectionMember } from './webgpu-projection';
 import { webgpuKernelsActive } from './webgpu-program';
 import { chunkedLoss } from './vocab-chunks';
 import type { LoraConfig } from './lora-config';
@@ -129,6 +130,11 @@ export class CausalLM {
   private ropeLength = 0;
   /** wasm only: the output projection stored once as [hidden, vocab] so neither pass needs a transpose of [tokens, vocab]. */
   private lmHeadT: tf.Tensor2D | null = null;
+  /**
+   * webgpu only: q/k/v and gate/up weights (and biases) concatenated along the output axis for fusedProjection, by
+   * their modules' names; made on first use, dropped when the weights change (merge, frozen_dtype, dispose).
+   */
+  private fusedWeights = new Map<string, { W: tf.Tensor2D; bias: tf.Tensor1D | null }>();
 
   constructor(
     readonly config: ModelConfig,
@@ -212,6 +218,7 @@ export class CausalLM {
     if (this.adapter?.merged)
       throw new Error('frozen_dtype: unmerge the adapter before changing how weights are stored');
     if (dtype === 'float32') return; // (from float32 to float32 returned above)
+    this.dropFusedWeights();
     for (const [name, axis] of compactableWeights(this.config)) {
       const t = this.weights.get(name);
       if (!t || t.rank !== 2) continue;
@@ -242,8 +249,14 @@ export class CausalLM {
     this.rope.clear();
     this.lmHeadT?.dispose();
     this.lmHeadT = null;
+    this.dropFusedWeights();
     this.adapter?.dispose();
     this.adapter = null;
+  }
+
+  private dropFusedWeights(): void {
+    for (const f of this.fusedWeights.values()) tf.dispose([f.W, ...(f.bias ? [f.bias] : [])]);
+    this.fusedWeights.clear();
   }
 
   /** Attach a fresh LoRA adapter (replacing any previous one). Only its tensors are trainable. */
@@ -274,6 +287,7 @@ export class CausalLM {
           'instead (it is computed in float32)',
       );
     }
+    this.dropFusedWeights();
     for (const name of ad.layers.keys()) {
       const key = name + '.weight';
       const old = this.w(key);
@@ -291,6 +305,46 @@ export class CausalLM {
     const t = this.weights.get(name);
     if (!t) throw new Error(`missing weight ${name}`);
     return t;
+  }
+
+  /**
+   * Sibling linear layers of one input (q/k/v, gate/up: `modules` under prefix p) as one fused projection on webgpu,
+   * their outputs side by side; null where it does not apply (another backend, compact weights, biases on some
+   * members only, more LoRA members than its programs bind), and the caller runs them one by one.
+   */
+  private projection(p: string, modules: string[], x: tf.Tensor2D, seeds: (number | null)[]): tf.Tensor2D | null {
+    if (!webgpuKernelsActive()) return null;
+    const names = modules.map((m) => p + m);
+    if (names.some((n) => this.compact.has(n + '.weight') || !this.weights.has(n + '.weight'))) return null;
+    const biases = names.map((n) => this.weights.get(n + '.bias') as tf.Tensor1D | undefined);
+    if (biases.some((b) => b) && !biases.every((b) => b)) return null;
+    const ad = this.adapter && !this.adapter.merged ? this.adapter : null;
+    const members: ProjectionMember[] = names.map((n, i) => {
+      const l = ad?.layers.get(n);
+      return {
+        width: this.w(n + '.weight').shape[0],
+        lora: l && ad ? { A: l.A as tf.Tensor2D, B: l.B as tf.Tensor2D, keep: ad.dropoutMaskFor(x, seeds[i]) } : null,
+      };
+    });
+    if (!fusedProjectionFits(members)) {
+      tf.dispose(members.flatMap((m) => (m.lora?.keep ? [m.lora.keep] : [])));
+      return null;
+    }
+    const key = names.join('|');
+    let fw = this.fusedWeights.get(key);
+    if (!fw) {
+      fw = {
+        W: tf.keep(
+          tf.concat(
+            names.map((n) => this.w(n + '.weight') as tf.Tensor2D),
+            0,
+          ),
+        ),
+        bias: biases[0] ? tf.keep(tf.concat(biases as tf.Tensor1D[])) : null,
+      };
+      this.fusedWeights.set(key, fw);
+    }
+    return fusedProjection(x, { ...fw, members, scaling: ad?.scaling ?? 1 });
   }
 
   /**
@@ -642,19 +696,42 @@ export class CausalLM {
     att: AttentionOptions,
     seed: (j: number) => number | null,
   ): tf.Tensor2D {
+    const cfg = this.config;
     const a = this.rmsNorm(h, p + 'input_layernorm.weight');
-    let q = this.linear(p + 'self_attn.q_proj', a, seed(0));
-    let k = this.linear(p + 'self_attn.k_proj', a, seed(1));
-    const v = this.linear(p + 'self_attn.v_proj', a, seed(2));
-    if (hasQkNorm(this.config)) {
-      q = this.headNorm(q, p + 'self_attn.q_norm.weight');
-      k = this.headNorm(k, p + 'self_attn.k_norm.weight');
+    // webgpu: q/k/v as one projection, read in place by the attention (q_norm/k_norm need them apart)
+    const qkvModules = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'];
+    const qkv = hasQkNorm(cfg) ? null : this.projection(p, qkvModules, a, [seed(0), seed(1), seed(2)]);
+    const fused = qkv && this.fusedAttentionSpec(att);
+    let o: tf.Tensor2D;
+    if (qkv && fused) o = fusedAttentionPacked(qkv, fused);
+    else {
+      const hd = cfg.head_dim;
+      const parts = qkv
+        ? (tf.split(
+            qkv,
+            [cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd, cfg.num_key_value_heads * hd],
+            1,
+          ) as tf.Tensor2D[])
+        : [
+            this.linear(p + 'self_attn.q_proj', a, seed(0)),
+            this.linear(p + 'self_attn.k_proj', a, seed(1)),
+            this.linear(p + 'self_attn.v_proj', a, seed(2)),
+          ];
+      let [q, k] = parts;
+      const v = parts[2];
+      if (hasQkNorm(cfg)) {
+        q = this.headNorm(q, p + 'self_attn.q_norm.weight');
+        k = this.headNorm(k, p + 'self_attn.k_norm.weight');
+      }
+      o = this.attention(q, k, v, att);
     }
-    h = this.linear(p + 'self_attn.o_proj', this.attention(q, k, v, att), seed(3), h);
+    h = this.linear(p + 'self_attn.o_proj', o, seed(3), h);
     const m = this.rmsNorm(h, p + 'post_attention_layernorm.weight');
-    const g = this.linear(p + 'mlp.gate_proj', m, seed(4));
-    const u = this.linear(p + 'mlp.up_proj', m, seed(5));
-    return this.linear(p + 'mlp.down_proj', siluMul(g, u) as tf.Tensor2D, seed(6), h);
+    const gu = this.projection(p, ['mlp.gate_proj', 'mlp.up_proj'], m, [seed(4), seed(5)]);
+    const f = gu
+      ? fusedSiluMulPacked(gu)
+      : siluMul(this.linear(p + 'mlp.gate_proj', m, seed(4)), this.linear(p + 'mlp.up_proj', m, seed(5)));
+    return this.linear(p + 'mlp.down_proj', f as tf.Tensor2D, seed(6), h);
   }
 
   /**

@@ -10,6 +10,7 @@ import { IGNORE_INDEX, sparseCrossEntropy } from './loss';
 import { startGpuCounting } from './gpu-counters';
 import { fusedAttention, fusedAttentionPacked, type FusedAttentionSpec } from './webgpu-attention';
 import { fusedLinear } from './webgpu-linear';
+import { fusedProjection, fusedSiluMulPacked } from './webgpu-projection';
 
 export interface KernelCheck {
   name: string;
@@ -246,6 +247,83 @@ function fusedLinearCase(
   };
 }
 
+/**
+ * fusedProjection (webgpu-projection.ts) against the members as separate layers in plain ops on cpu (each
+ * x · W_iᵀ + b_i + scaling · (x ⊙ keep_i) · A_iᵀ · B_iᵀ, side by side); gradients to x and every A and B.
+ */
+function projectionCase(
+  family: string,
+  M: number,
+  K: number,
+  widths: number[],
+  opts: { lora: boolean[]; r: number; dropout?: boolean; bias?: boolean },
+): Case {
+  const { r: rank } = opts;
+  const tags = [opts.bias && 'bias', opts.dropout && 'dropout'].filter(Boolean).join(' ');
+  return {
+    tfjsOnly: !opts.lora.some(Boolean),
+    name: `projection ${family} [${M}, ${K}] -> [${widths}] LoRA ${opts.lora.map((l) => (l ? 1 : 0)).join('')} ${tags}`,
+    make: (r) => {
+      const Ws = widths.map((w) => tensor(r(w * K), [w, K]) as tf.Tensor2D);
+      const bs = widths.map((w) => (opts.bias ? (tensor(r(w), [w]) as tf.Tensor1D) : null));
+      const keeps = widths.map((_, i) =>
+        opts.dropout && opts.lora[i]
+          ? (tensor(
+              r(M * K, 0, 1).map((u) => (u < 0.25 ? 0 : 4 / 3)),
+              [M, K],
+            ) as tf.Tensor2D)
+          : null,
+      );
+      // the concatenated weights live as long as the case (the backward pass reads W)
+      const W = tf.concat(Ws, 0) as tf.Tensor2D;
+      const bias = opts.bias ? (tf.concat(bs as tf.Tensor1D[]) as tf.Tensor1D) : null;
+      const args = [tensor(r(M * K), [M, K])];
+      widths.forEach((w, i) => {
+        if (opts.lora[i]) args.push(tensor(r(rank * K), [rank, K]), tensor(r(w * rank), [w, rank]));
+      });
+      const scaling = 2;
+      return {
+        args,
+        f: (...xs) => {
+          const [x, ...ab] = xs as tf.Tensor2D[];
+          let j = 0;
+          const loras = widths.map((_, i) => (opts.lora[i] ? { A: ab[j++], B: ab[j++], keep: keeps[i] } : null));
+          if (tf.getBackend() === 'webgpu') {
+            const members = widths.map((width, i) => ({ width, lora: loras[i] }));
+            return fusedProjection(x, { W, bias, members, scaling });
+          }
+          const outs = widths.map((_, i) => {
+            let y = tf.matMul(x, Ws[i], false, true);
+            if (bs[i]) y = tf.add(y, bs[i]!);
+            const l = loras[i];
+            if (l) {
+              const xin = l.keep ? tf.mul(x, l.keep) : x;
+              y = tf.add(y, tf.mul(tf.matMul(tf.matMul(xin, l.A, false, true), l.B, false, true), scaling));
+            }
+            return y;
+          });
+          return tf.concat(outs, 1);
+        },
+      };
+    },
+  };
+}
+
+/** silu(g) · u from gate/up side by side (fusedSiluMulPacked) against siluMul on the halves on cpu. */
+function siluPackedCase(M: number, I: number): Case {
+  return {
+    name: `silu(g) · u packed [${M}, ${2 * I}]`,
+    make: (r) => ({
+      args: [tensor(r(M * 2 * I, -6, 6), [M, 2 * I])],
+      f: (gu) => {
+        if (tf.getBackend() === 'webgpu') return fusedSiluMulPacked(gu as tf.Tensor2D);
+        const [g, u] = tf.split(gu, 2, 1);
+        return siluMul(g, u);
+      },
+    }),
+  };
+}
+
 /** LoRA dropout: the same mask as tf.dropout on cpu (no program of ours: a plain mul with a CPU-made mask). */
 const dropoutCase: Case = {
   tfjsOnly: true,
@@ -313,6 +391,13 @@ export const KERNEL_CASES: Case[] = [
   fusedAttentionCase('gpt-neo', { B: 1, T: 70, H: 2, KV: 2, hd: 16, scale: 1 }, null, false),
   fusedAttentionCase('gemma3', { B: 1, T: 3, H: 2, KV: 1, hd: 256, scale: 1 / 16 }, 'half', false),
   fusedAttentionCase('qwen packed', { B: 1, T: 7, H: 4, KV: 2, hd: 8, scale: 1 / Math.sqrt(8) }, 'half', true),
+  projectionCase('smollm2 qkv', 9, 64, [48, 16, 16], { lora: [true, false, true], r: 8 }),
+  projectionCase('smollm2 qkv', 7, 64, [48, 16, 16], { lora: [true, false, true], r: 4, dropout: true }),
+  projectionCase('all targets', 5, 32, [32, 16, 16], { lora: [true, true, true], r: 2 }),
+  projectionCase('qwen2 qkv', 6, 32, [32, 8, 8], { lora: [false, true, false], r: 4, bias: true, dropout: true }),
+  projectionCase('gate/up', 4, 32, [86, 86], { lora: [true, true], r: 8, dropout: true }),
+  projectionCase('gate/up', 4, 32, [86, 86], { lora: [false, false], r: 8 }),
+  siluPackedCase(5, 86),
   fusedLinearCase('llama q_proj', { M: 9, K: 64, N: 48, r: 8 }, { layout: 'out_in', lora: true }),
   fusedLinearCase('llama o_proj', { M: 9, K: 64, N: 64, r: 4 }, { layout: 'out_in', residual: true, lora: true }),
   fusedLinearCase('llama down_proj', { M: 7, K: 172, N: 64, r: 8 }, { layout: 'out_in', residual: true }),
