@@ -15,7 +15,14 @@ import {
   wasmRmsNorm,
   wasmSoftmaxGrad,
 } from './wasm-kernels';
-import { fusedAttentionSoftmax, fusedRmsNorm, fusedRope, fusedSiluMul } from './webgpu-kernels';
+import {
+  fusedAttentionSoftmax,
+  fusedGeluNew,
+  fusedLayerNorm,
+  fusedRmsNorm,
+  fusedRope,
+  fusedSiluMul,
+} from './webgpu-kernels';
 import { webgpuKernelsActive } from './webgpu-program';
 
 /**
@@ -156,6 +163,7 @@ export function softcap(x: tf.Tensor, cap: number): tf.Tensor {
  * (wasm-kernels.ts) that saves x only; elsewhere tfjs ops (and their gradients for w and b too).
  */
 export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
+  if (webgpuKernelsActive() && frozen(w) && frozen(b) && x.dtype === 'float32') return fusedLayerNorm(x, w, b, eps);
   if (wasmKernelsAvailable() && frozen(w) && frozen(b) && x.dtype === 'float32') return wasmLayerNorm(x, w, b, eps);
   const mean = tf.mean(x, -1, true);
   const xc = tf.sub(x, mean);
@@ -171,6 +179,7 @@ export function layerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number)
  * On wasm, one kernel of ours each way (wasm-kernels.ts, with an f32x4 exp of its own) instead of those tfjs ops.
  */
 export function geluNew(x: tf.Tensor): tf.Tensor {
+  if (webgpuKernelsActive() && x.dtype === 'float32') return fusedGeluNew(x);
   if (wasmKernelsAvailable() && x.dtype === 'float32') return wasmGeluNew(x);
   const c = Math.sqrt(2 / Math.PI);
   const sig2u = (xi: tf.Tensor, x2: tf.Tensor) =>

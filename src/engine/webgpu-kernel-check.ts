@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './backend';
-import { applyRope, attentionSoftmax, dropout, rmsNorm, rmsNormOnePlus, siluMul } from './ops';
+import { applyRope, attentionSoftmax, dropout, geluNew, layerNorm, rmsNorm, rmsNormOnePlus, siluMul } from './ops';
 import { IGNORE_INDEX, sparseCrossEntropy } from './loss';
 import { startGpuCounting } from './gpu-counters';
 import { fusedAttention, fusedAttentionPacked, type FusedAttentionSpec } from './webgpu-attention';
@@ -67,6 +67,25 @@ function normCase(family: string, N: number, D: number, onePlus: boolean, eps: n
         f: (x) => (onePlus ? rmsNormOnePlus : rmsNorm)(x, w, eps),
       };
     },
+  };
+}
+
+/** LayerNorm with frozen w, b (rows far from zero too: the variance is taken around the mean). */
+function layerNormCase(family: string, N: number, D: number, offset: number): Case {
+  return {
+    name: `layerNorm ${family} [${N}, ${D}]${offset ? ` offset ${offset}` : ''}`,
+    make: (r) => {
+      const w = tensor(r(D, 0.5, 1.5), [D]);
+      const b = tensor(r(D), [D]);
+      return { args: [tensor(r(N * D, offset - 2, offset + 2), [N, D])], f: (x) => layerNorm(x, w, b, 1e-5) };
+    },
+  };
+}
+
+function geluCase(N: number, I: number): Case {
+  return {
+    name: `gelu_new gpt2 [${N}, ${I}]`,
+    make: (r) => ({ args: [tensor(r(N * I, -6, 6), [N, I])], f: (x) => geluNew(x) }),
   };
 }
 
@@ -377,6 +396,10 @@ export const KERNEL_CASES: Case[] = [
   normCase('gemma3', 5, 640, true, 1e-6),
   normCase('gemma3 head', 6, 256, true, 1e-6),
   siluCase('llama', 7, 172),
+  layerNormCase('gpt2', 5, 768, 0),
+  layerNormCase('gpt2', 3, 100, 30),
+  layerNormCase('tiny', 6, 7, 0),
+  geluCase(7, 300),
   ropeCase('llama2.c', [2, 8, 5, 8], 'interleaved'),
   ropeCase('smollm2', [2, 3, 4, 64], 'half'),
   ropeCase('gemma3', [1, 2, 3, 256], 'half'),

@@ -123,6 +123,155 @@ export function fusedRmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number, onePlus: b
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// LayerNorm (torch.nn.LayerNorm, biased variance): y = (x − mean) · rsqrt(var + eps) · w + b over the last axis;
+// w and b frozen. Backward (dx only): with xhat = (x − mean) · r and g = dy · w, dx = r · (g − mean(g) − xhat ·
+// mean(g · xhat)). The mean is taken first and the variance around it (two passes over the row, as torch).
+
+function layerNormForwardProgram(N: number, D: number): WebGpuProgram {
+  const code = `
+    var<workgroup> part : array<f32, ${ROW_WG}>;
+    fn main(index : i32) {
+      let row = ${ROW_INDEX};
+      let lid = u32(localId.x);
+      let D = uniforms.xShape.y;
+      let ok = row < uniforms.xShape.x;
+      var a = 0.0;
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) { a = a + x[row * D + j]; }
+      }
+      part[lid] = a;
+      ${treeSum('part', ROW_WG)}
+      let mean = part[0] / f32(D);
+      workgroupBarrier();
+      var v = 0.0;
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) { let c = x[row * D + j] - mean; v = v + c * c; }
+      }
+      part[lid] = v;
+      ${treeSum('part', ROW_WG)}
+      let r = inverseSqrt(part[0] / f32(D) + uniforms.eps);
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) {
+          result[row * D + j] = (x[row * D + j] - mean) * r * w[j] + b[j];
+        }
+      }
+    }`;
+  return rowProgram('webtune_layernorm_fwd', ['x', 'w', 'b'], [N, D], N, ROW_WG, code, 'eps : f32,');
+}
+
+function layerNormBackwardProgram(N: number, D: number): WebGpuProgram {
+  const code = `
+    var<workgroup> p1 : array<f32, ${ROW_WG}>;
+    var<workgroup> p2 : array<f32, ${ROW_WG}>;
+    fn main(index : i32) {
+      let row = ${ROW_INDEX};
+      let lid = u32(localId.x);
+      let D = uniforms.xShape.y;
+      let ok = row < uniforms.xShape.x;
+      var a = 0.0;
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) { a = a + x[row * D + j]; }
+      }
+      p1[lid] = a;
+      ${treeSum('p1', ROW_WG)}
+      let mean = p1[0] / f32(D);
+      workgroupBarrier();
+      var v = 0.0;
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) { let c = x[row * D + j] - mean; v = v + c * c; }
+      }
+      p1[lid] = v;
+      ${treeSum('p1', ROW_WG)}
+      let r = inverseSqrt(p1[0] / f32(D) + uniforms.eps);
+      workgroupBarrier();
+      var sg = 0.0;
+      var sgx = 0.0;
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) {
+          let g = dy[row * D + j] * w[j];
+          sg = sg + g;
+          sgx = sgx + g * (x[row * D + j] - mean) * r;
+        }
+      }
+      p1[lid] = sg;
+      p2[lid] = sgx;
+      workgroupBarrier();
+      for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+          p1[lid] = p1[lid] + p1[lid + s];
+          p2[lid] = p2[lid] + p2[lid + s];
+        }
+        workgroupBarrier();
+      }
+      let mg = p1[0] / f32(D);
+      let mgx = p2[0] / f32(D);
+      if (ok) {
+        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) {
+          let xhat = (x[row * D + j] - mean) * r;
+          result[row * D + j] = r * (dy[row * D + j] * w[j] - mg - xhat * mgx);
+        }
+      }
+    }`;
+  return rowProgram('webtune_layernorm_bwd', ['x', 'w', 'dy'], [N, D], N, ROW_WG, code, 'eps : f32,');
+}
+
+/** LayerNorm over the last axis of x with frozen w, b [D] (closed over): one program forward and one backward. */
+export function fusedLayerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
+  const D = x.shape[x.shape.length - 1];
+  const N = x.size / D;
+  const uniforms: ProgramUniform = [{ type: 'float32', data: [eps] }];
+  const f = customOp<tf.Tensor>(([xi], save) => {
+    const x2 = tf.reshape(xi, [N, D]);
+    save([x2]);
+    const y = run(layerNormForwardProgram(N, D), [x2, w, b], 'float32', uniforms);
+    return {
+      value: tf.reshape(y, xi.shape),
+      gradFunc: (dy, saved) =>
+        tf.reshape(
+          run(layerNormBackwardProgram(N, D), [saved[0], w, tf.reshape(dy, [N, D])], 'float32', uniforms),
+          xi.shape,
+        ),
+    };
+  });
+  return f(x);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// gelu_new (tanh approximation) as x · σ(2u), u = √(2/π)(x + 0.044715x³), and its derivative
+// s + 2x · s(1 − s) · √(2/π)(1 + 3 · 0.044715x²) with s = σ(2u) (see ops.geluNew).
+
+const GELU_S = `let v = x[index];
+     let s = 1.0 / (1.0 + exp(-2.0 * 0.7978845608028654 * (v + 0.044715 * v * v * v)));`;
+
+/** gelu_new elementwise: one program forward, one backward; saves x only. */
+export function fusedGeluNew(x: tf.Tensor): tf.Tensor {
+  const shape = x.shape;
+  const f = customOp<tf.Tensor>(([xi], save) => {
+    save([xi]);
+    return {
+      value: run(
+        elementwiseProgram('webtune_gelu_new', ['x'], shape, `${GELU_S} result[index] = v * s;`),
+        [xi],
+        'float32',
+      ),
+      gradFunc: (dy, [xs]) =>
+        run(
+          elementwiseProgram(
+            'webtune_gelu_new_grad',
+            ['x', 'dy'],
+            shape,
+            `${GELU_S}
+             result[index] = dy[index] * (s + 2.0 * v * s * (1.0 - s) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * v * v));`,
+          ),
+          [xs, dy],
+          'float32',
+        ),
+    };
+  });
+  return f(x);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // SwiGLU's silu(g) · u, elementwise.
 
 const SIGMOID = 'let s = 1.0 / (1.0 + exp(-g[index]));';
