@@ -57,7 +57,13 @@ async function main() {
     }
     if (process.env.BENCH_GPU === '1')
       for (const backend of ['webgl', 'webgpu'] as const) {
-        const { status, lines } = await run(backend, {}, { models: ['stories260K'], steps: 2, storiesUrl });
+        const families = (process.env.BENCH_GPU_FAMILIES ?? 'smollm2,gpt2').split(',').filter(Boolean);
+        const layerCounts = backend === 'webgpu' ? (families as WorkloadRequest['layerCounts']) : [];
+        const { status, lines } = await run(
+          backend,
+          {},
+          { models: ['stories260K'], steps: 2, storiesUrl, layerCounts },
+        );
         report(status, lines);
       }
   } finally {

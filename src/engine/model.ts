@@ -8,7 +8,15 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { hasLearnedPositions, hasQkNorm, layerType, type LayerType, type ModelConfig, type RawTensors } from './config';
-import { compactableWeights, embeddingName, layerPrefix, paramShapes } from './params';
+import {
+  GATE_UP_MODULES,
+  QKV_MODULES,
+  compactableWeights,
+  embeddingName,
+  fusedProjectionGroups,
+  layerPrefix,
+  paramShapes,
+} from './params';
 import { SHARE_IDENTITY_ABOVE_BYTES, setWasmIdentitySharing } from './wasm-identity';
 import {
   attentionSoftmax,
@@ -699,8 +707,8 @@ export class CausalLM {
     const cfg = this.config;
     const a = this.rmsNorm(h, p + 'input_layernorm.weight');
     // webgpu: q/k/v as one projection, read in place by the attention (q_norm/k_norm need them apart)
-    const qkvModules = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'];
-    const qkv = hasQkNorm(cfg) ? null : this.projection(p, qkvModules, a, [seed(0), seed(1), seed(2)]);
+    const groups = fusedProjectionGroups(cfg);
+    const qkv = groups.includes(QKV_MODULES) ? this.projection(p, QKV_MODULES, a, [seed(0), seed(1), seed(2)]) : null;
     const fused = qkv && this.fusedAttentionSpec(att);
     let o: tf.Tensor2D;
     if (qkv && fused) o = fusedAttentionPacked(qkv, fused);
@@ -727,7 +735,7 @@ export class CausalLM {
     }
     h = this.linear(p + 'self_attn.o_proj', o, seed(3), h);
     const m = this.rmsNorm(h, p + 'post_attention_layernorm.weight');
-    const gu = this.projection(p, ['mlp.gate_proj', 'mlp.up_proj'], m, [seed(4), seed(5)]);
+    const gu = groups.includes(GATE_UP_MODULES) ? this.projection(p, GATE_UP_MODULES, m, [seed(4), seed(5)]) : null;
     const f = gu
       ? fusedSiluMulPacked(gu)
       : siluMul(this.linear(p + 'mlp.gate_proj', m, seed(4)), this.linear(p + 'mlp.up_proj', m, seed(5)));

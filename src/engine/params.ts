@@ -229,3 +229,30 @@ export function compactWeightBytes(cfg: ModelConfig, frozenDtype: FrozenDtype): 
   }
   return bytes;
 }
+
+/** Sibling linear layers of one input that webgpu runs as one projection (model.ts), as modules under a layer. */
+export const QKV_MODULES = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'];
+export const GATE_UP_MODULES = ['mlp.gate_proj', 'mlp.up_proj'];
+
+/**
+ * The groups fused on webgpu for `cfg`'s family (Llama, Mistral, Qwen2, Qwen3 blocks: gate/up, and q/k/v unless
+ * q_norm/k_norm sit between them and the attention); none for GPT-2 (its c_attn is fused already), GPT-Neo, Gemma 3.
+ */
+export function fusedProjectionGroups(cfg: Pick<ModelConfig, 'family'>): string[][] {
+  if (cfg.family === 'gpt2' || cfg.family === 'gpt_neo' || cfg.family === 'gemma3') return [];
+  return hasQkNorm(cfg) ? [GATE_UP_MODULES] : [QKV_MODULES, GATE_UP_MODULES];
+}
+
+/** Bytes of the concatenated copies webgpu keeps of the fused groups' float32 weights and biases (all layers). */
+export function fusedProjectionBytes(cfg: ModelConfig): number {
+  const shapes = paramShapes(cfg);
+  let n = 0;
+  for (let i = 0; i < cfg.num_hidden_layers; i++)
+    for (const group of fusedProjectionGroups(cfg))
+      for (const m of group)
+        for (const suffix of ['.weight', '.bias']) {
+          const s = shapes.get(layerPrefix(cfg, i) + m + suffix);
+          if (s) n += s.reduce((a, b) => a * b, 1);
+        }
+  return 4 * n;
+}

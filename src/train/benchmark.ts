@@ -437,7 +437,21 @@ export interface WorkloadRequest {
   steps?: number;
   /** Where stories260K.bin is fetched from (e.g. the app's /hub/ mirror). */
   storiesUrl?: string;
+  /**
+   * GPU only: programs per transformer layer per step for these families' layer shapes (batch 4 x 128, their LoRA
+   * targets), without timing them. The vocabulary is cut to 512 (the embedding, LM head and loss are outside the
+   * layers, and the count per layer does not depend on it), so a software adapter gets through GPT-2's shapes.
+   */
+  layerCounts?: WorkloadName[];
 }
+
+const FAMILY_SHAPES: Record<
+  Exclude<WorkloadName, 'stories260K'>,
+  () => { name: string; cfg: ModelConfig; lora: LoraConfig }
+> = {
+  smollm2: () => ({ name: 'SmolLM2-135M', cfg: smollm2(), lora: SMOLLM2_LORA }),
+  gpt2: () => ({ name: 'GPT-2-small', cfg: gpt2small(), lora: GPT2_LORA }),
+};
 
 /** The matMul, then each workload asked for, on the current backend (used by the engine worker's bench()). */
 export async function runWorkloads(req: WorkloadRequest, onStep: () => void = () => {}): Promise<BenchLine[]> {
@@ -464,6 +478,21 @@ export async function runWorkloads(req: WorkloadRequest, onStep: () => void = ()
         await benchModel(name, gpt2small(), randomInit(gpt2small()), GPT2_LORA, false, matmul.gflops, steps, onStep),
       );
     }
+  }
+  for (const m of req.layerCounts ?? []) {
+    if (m === 'stories260K') continue; // its lora_step line has the count already
+    const { name, cfg, lora } = FAMILY_SHAPES[m]();
+    onStep();
+    const counts = await gpuProgramsPerLayer({ ...cfg, vocab_size: 512 }, lora, false);
+    if (counts)
+      lines.push({
+        bench: 'gpu_layer_programs',
+        model: `${name} layer shapes (vocabulary cut to 512)`,
+        batch: B,
+        seq: T,
+        lora: { r: lora.r, targets: lora.target_modules },
+        ...counts,
+      });
   }
   return lines;
 }

@@ -23,7 +23,13 @@
  */
 import type { BackendName } from '../engine/backend';
 import type { ModelConfig } from '../engine/config';
-import { compactableParams, compactWeightBytes, paramShapes, weightBytes } from '../engine/params';
+import {
+  compactableParams,
+  compactWeightBytes,
+  fusedProjectionBytes,
+  paramShapes,
+  weightBytes,
+} from '../engine/params';
 import type { FrozenDtype } from '../engine/frozen';
 import { chunkedLoss } from '../engine/vocab-chunks';
 
@@ -273,7 +279,9 @@ function analyse(
   const logits = e.bytes.logits * scale * f;
   const loraAndOptimizer = e.bytes.lora + e.bytes.gradients + e.bytes.optimizer;
   // with the config, the weights as this backend stores them (the estimate counts the backend active when it ran)
-  const weights = cfg ? weightBytes(e.total_params, cfg, e.frozen_dtype) : e.bytes.weights;
+  let weights = cfg ? weightBytes(e.total_params, cfg, e.frozen_dtype) : e.bytes.weights;
+  // webgpu keeps q/k/v and gate/up concatenated beside the separate weights (model.ts projection())
+  if (cfg && backend === 'webgpu' && e.frozen_dtype === 'float32') weights += fusedProjectionBytes(cfg);
   const neededBytes = weights + act + logits + loraAndOptimizer;
   const N = v.batch * v.seq;
   const V =

@@ -12,7 +12,7 @@ import { webgl_util } from '@tensorflow/tfjs-backend-webgl';
 import { initBackend } from '../../src/engine/backend';
 import type { ModelConfig, RawTensors } from '../../src/engine/config';
 import { CausalLM } from '../../src/engine/model';
-import { countParams } from '../../src/engine/params';
+import { countParams, fusedProjectionBytes } from '../../src/engine/params';
 import { DatasetError } from '../../src/data';
 import { FinetuneSession } from '../../src/train/session';
 import type { FinetuneConfig } from '../../src/train/config';
@@ -344,6 +344,10 @@ describe('checkFits / checkModelFits on real session estimates (wasm)', () => {
     expect(p).toBe(134515008);
     expect(checkModelFits(p, 'wasm', limits, { config: smol })).toBe(4 * p + 4 * 8192 * 64);
     expect(weightBytes(p, smol)).toBe(4 * p + 4 * 8192 * 64);
+    // webgpu's concatenated q/k/v (576 + 192 + 192 rows) and gate/up (2 x 1536 rows) copies of 576 columns, 30 layers
+    expect(fusedProjectionBytes(smol)).toBe(4 * 30 * (960 * 576 + 3072 * 576));
+    expect(fusedProjectionBytes({ ...smol, family: 'qwen3' })).toBe(4 * 30 * 3072 * 576);
+    expect(fusedProjectionBytes({ ...smol, family: 'gpt2' })).toBe(0);
     // Qwen2.5-0.5B's embedding (151936 × 896 floats) is larger than a 256 MB WebGPU buffer
     const qwen = tinyConfig('qwen2', {
       vocab_size: 151936,
