@@ -127,10 +127,8 @@ export function fusedRmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number, onePlus: b
 // w and b frozen. Backward (dx only): with xhat = (x − mean) · r and g = dy · w, dx = r · (g − mean(g) − xhat ·
 // mean(g · xhat)). The mean is taken first and the variance around it (two passes over the row, as torch).
 
-function layerNormForwardProgram(N: number, D: number): WebGpuProgram {
-  const code = `
-    var<workgroup> part : array<f32, ${ROW_WG}>;
-    fn main(index : i32) {
+/** Row `row` of x [N, D]: its mean and r = rsqrt(var + eps), reduced in the workgroup array `arr`. */
+const layerNormStats = (arr: string) => `
       let row = ${ROW_INDEX};
       let lid = u32(localId.x);
       let D = uniforms.xShape.y;
@@ -139,17 +137,23 @@ function layerNormForwardProgram(N: number, D: number): WebGpuProgram {
       if (ok) {
         for (var j = i32(lid); j < D; j = j + ${ROW_WG}) { a = a + x[row * D + j]; }
       }
-      part[lid] = a;
-      ${treeSum('part', ROW_WG)}
-      let mean = part[0] / f32(D);
+      ${arr}[lid] = a;
+      ${treeSum(arr, ROW_WG)}
+      let mean = ${arr}[0] / f32(D);
       workgroupBarrier();
       var v = 0.0;
       if (ok) {
         for (var j = i32(lid); j < D; j = j + ${ROW_WG}) { let c = x[row * D + j] - mean; v = v + c * c; }
       }
-      part[lid] = v;
-      ${treeSum('part', ROW_WG)}
-      let r = inverseSqrt(part[0] / f32(D) + uniforms.eps);
+      ${arr}[lid] = v;
+      ${treeSum(arr, ROW_WG)}
+      let r = inverseSqrt(${arr}[0] / f32(D) + uniforms.eps);`;
+
+function layerNormForwardProgram(N: number, D: number): WebGpuProgram {
+  const code = `
+    var<workgroup> part : array<f32, ${ROW_WG}>;
+    fn main(index : i32) {
+      ${layerNormStats('part')}
       if (ok) {
         for (var j = i32(lid); j < D; j = j + ${ROW_WG}) {
           result[row * D + j] = (x[row * D + j] - mean) * r * w[j] + b[j];
@@ -164,25 +168,7 @@ function layerNormBackwardProgram(N: number, D: number): WebGpuProgram {
     var<workgroup> p1 : array<f32, ${ROW_WG}>;
     var<workgroup> p2 : array<f32, ${ROW_WG}>;
     fn main(index : i32) {
-      let row = ${ROW_INDEX};
-      let lid = u32(localId.x);
-      let D = uniforms.xShape.y;
-      let ok = row < uniforms.xShape.x;
-      var a = 0.0;
-      if (ok) {
-        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) { a = a + x[row * D + j]; }
-      }
-      p1[lid] = a;
-      ${treeSum('p1', ROW_WG)}
-      let mean = p1[0] / f32(D);
-      workgroupBarrier();
-      var v = 0.0;
-      if (ok) {
-        for (var j = i32(lid); j < D; j = j + ${ROW_WG}) { let c = x[row * D + j] - mean; v = v + c * c; }
-      }
-      p1[lid] = v;
-      ${treeSum('p1', ROW_WG)}
-      let r = inverseSqrt(p1[0] / f32(D) + uniforms.eps);
+      ${layerNormStats('p1')}
       workgroupBarrier();
       var sg = 0.0;
       var sgx = 0.0;
