@@ -13,6 +13,7 @@ import {
   wasmLayerNorm,
   wasmMatMul2d,
   wasmRmsNorm,
+  wasmSiluMul,
   wasmSoftmaxGrad,
 } from './wasm-kernels';
 import {
@@ -206,11 +207,13 @@ export function silu(x: tf.Tensor): tf.Tensor {
 /**
  * SwiGLU's silu(g) · u as one op whose backward pass keeps g and u only (not also sigmoid(g) and silu(g)):
  * d/du = silu(g) · dy, d/dg = dy · u · σ(g) · (1 + g · (1 − σ(g))). On webgpu, one fused program forward and two
- * backward.
+ * backward; on wasm, one kernel of ours each way (wasm-kernels.ts: the backward one writes both gradients).
  */
 export function siluMul(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
   if (webgpuKernelsActive() && g.dtype === 'float32' && u.dtype === 'float32' && tf.util.arraysEqual(g.shape, u.shape))
     return fusedSiluMul(g, u);
+  if (wasmKernelsAvailable() && g.dtype === 'float32' && u.dtype === 'float32' && tf.util.arraysEqual(g.shape, u.shape))
+    return wasmSiluMul(g, u);
   const f = customOp<tf.Tensor>(([gi, ui], save) => {
     save([gi, ui]);
     return {

@@ -9,8 +9,8 @@
  * across helper threads (wasm-kernel-threads.ts) that work in the same shared memory. The module imports tfjs's own
  * memory, so operands are read where they are and the result is written into a tensor tfjs allocated: no copies.
  * It is instantiated once per wasm backend, against a plain or a shared memory. The softmax's gradient, RMSNorm,
- * LayerNorm, gelu_new and the cross-entropy's statistics and gradient are one kernel each way where tfjs runs several
- * ops (and the norms and gelu_new save their input only).
+ * LayerNorm, gelu_new, SwiGLU's silu(g) · u and the cross-entropy's statistics and gradient are one kernel each way
+ * where tfjs runs several ops (and the norms, gelu_new and silu · u save their inputs only).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
@@ -27,6 +27,8 @@ export const WASM_LAYERNORM_KERNEL = 'WebtuneLayerNorm';
 export const WASM_LAYERNORM_GRAD_KERNEL = 'WebtuneLayerNormGrad';
 export const WASM_GELU_KERNEL = 'WebtuneGeluNew';
 export const WASM_GELU_GRAD_KERNEL = 'WebtuneGeluNewGrad';
+export const WASM_SILU_MUL_KERNEL = 'WebtuneSiluMul';
+export const WASM_SILU_MUL_GRAD_KERNEL = 'WebtuneSiluMulGrad';
 
 interface Kernels {
   matmul(
@@ -67,6 +69,8 @@ interface Kernels {
   layernorm_bwd(x: number, w: number, dy: number, dx: number, R: number, D: number, eps: number): void;
   gelu_fwd(x: number, out: number, n: number): void;
   gelu_bwd(x: number, dy: number, dx: number, n: number): void;
+  silu_mul_fwd(g: number, u: number, out: number, n: number): void;
+  silu_mul_bwd(g: number, u: number, dy: number, dg: number, du: number, n: number): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm this kernel uses. */
@@ -593,4 +597,49 @@ export function wasmGeluNew(x: tf.Tensor): tf.Tensor {
     };
   });
   return f(x);
+}
+
+/** Forward (inputs g, u: one output) or backward (inputs g, u, dy: outputs dg and du) of silu(g) · u. */
+function siluMulKernel(grad: boolean) {
+  const name = grad ? WASM_SILU_MUL_GRAD_KERNEL : WASM_SILU_MUL_KERNEL;
+  return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo | tf.TensorInfo[] => {
+    const backend = args.backend as WasmBackendLike;
+    const { g, u, dy } = args.inputs as { g: tf.TensorInfo; u: tf.TensorInfo; dy?: tf.TensorInfo };
+    const k = requireKernels(backend, name);
+    const ins = grad ? [g, u, dy] : [g, u];
+    if (!ins.every((t) => t !== undefined && t.dtype === 'float32' && tf.util.arraysEqual(t.shape, g.shape)))
+      throw new Error(`${name}: ${ins.map((t) => `[${t?.shape ?? 'missing'}] (${t?.dtype})`).join(', ')} do not match`);
+    const outs = (grad ? [0, 1] : [0]).map(() => backend.makeOutput(g.shape, 'float32'));
+    const n = tf.util.sizeFromShape(g.shape);
+    if (n > 0) {
+      const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+      if (dy) k.silu_mul_bwd(off(g), off(u), off(dy), off(outs[0]), off(outs[1]), n);
+      else k.silu_mul_fwd(off(g), off(u), off(outs[0]), n);
+    }
+    return grad ? outs : outs[0];
+  };
+}
+
+for (const grad of [false, true])
+  tf.registerKernel({
+    kernelName: grad ? WASM_SILU_MUL_GRAD_KERNEL : WASM_SILU_MUL_KERNEL,
+    backendName: 'wasm',
+    kernelFunc: siluMulKernel(grad) as unknown as tf.KernelFunc,
+  });
+
+/**
+ * SwiGLU's silu(g) · u = g · σ(g) · u for float32 g and u of one shape: one kernel forward, one backward that writes
+ * both dg = dy · u · σ(g) · (1 + g · (1 − σ(g))) and du = dy · g · σ(g) (on the exp of wasm-kernels.wat); saves g
+ * and u only. Check wasmKernelsAvailable() first.
+ */
+export function wasmSiluMul(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
+  const f = customOp<tf.Tensor>(([gi, ui], save) => {
+    save([gi, ui]);
+    return {
+      value: tf.engine().runKernel(WASM_SILU_MUL_KERNEL, { g: gi, u: ui }) as tf.Tensor,
+      gradFunc: (dy, [gs, us]) =>
+        tf.engine().runKernel(WASM_SILU_MUL_GRAD_KERNEL, { g: gs, u: us, dy }) as unknown as tf.Tensor[],
+    };
+  });
+  return f(g, u);
 }

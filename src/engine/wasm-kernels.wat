@@ -1081,4 +1081,145 @@
         (local.set $dx (i32.add (local.get $dx) (i32.shl (local.get $m) (i32.const 2))))
         (local.set $n (i32.sub (local.get $n) (local.get $m)))
         (br $chunks))))
+
+  ;; out = e^-x of m floats ($exp_n clamps -x to [-87.3, 88.3]): the first two sweeps of the silu kernels' chunks.
+  (func $exp_neg (param $x i32) (param $out i32) (param $m i32)
+    (local $p i32) (local $q i32) (local $end4 i32) (local $t i32) (local $v v128)
+    (local.set $t (i32.and (local.get $m) (i32.const 3)))
+    (local.set $p (local.get $x))
+    (local.set $q (local.get $out))
+    (local.set $end4 (i32.add (local.get $p) (i32.shl (i32.and (local.get $m) (i32.const -4)) (i32.const 2))))
+    (block $d1
+      (loop $l1
+        (if (i32.lt_u (local.get $p) (local.get $end4))
+          (then (v128.store (local.get $q) (f32x4.neg (v128.load (local.get $p)))))
+          (else
+            (br_if $d1 (i32.eqz (local.get $t)))
+            (call $store_tail (local.get $q) (local.get $t) (f32x4.neg (call $load_tail (local.get $p) (local.get $t))))
+            (br $d1)))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
+        (local.set $q (i32.add (local.get $q) (i32.const 16)))
+        (br $l1)))
+    (call $exp_n (local.get $out) (local.get $m)))
+
+  ;; SwiGLU's silu(g) · u of n floats: out = g · σ(g) · u, σ(g) = 1 / (1 + e^-g) on $exp_n, σ exactly 0 from
+  ;; g = -88.3 down (where e^-g is clamped; g · σ(g) is below 1e-36 there) and exactly 1 where e^-g vanishes beside 1,
+  ;; g · σ formed before the product with u: no NaN or Inf for large |g|. In chunks of 1024 floats while they sit in
+  ;; the cache: out = e^-g ($exp_neg), then out = g · σ · u.
+  (func (export "silu_mul_fwd") (param $g i32) (param $u i32) (param $out i32) (param $n i32)
+    (local $m i32) (local $p i32) (local $q i32) (local $r i32) (local $end4 i32) (local $t i32)
+    (local $v v128) (local $e v128) (local $w v128) (local $lo v128) (local $one v128)
+    (local.set $lo (f32x4.neg (global.get $exp_hi)))
+    (local.set $one (global.get $one))
+    (block $chunksDone
+      (loop $chunks
+        (br_if $chunksDone (i32.le_s (local.get $n) (i32.const 0)))
+        (local.set $m (select (i32.const 1024) (local.get $n) (i32.gt_s (local.get $n) (i32.const 1024))))
+        (local.set $t (i32.and (local.get $m) (i32.const 3)))
+        (call $exp_neg (local.get $g) (local.get $out) (local.get $m))
+        (local.set $p (local.get $g))
+        (local.set $q (local.get $out))
+        (local.set $r (local.get $u))
+        (local.set $end4 (i32.add (local.get $p) (i32.shl (i32.and (local.get $m) (i32.const -4)) (i32.const 2))))
+        (block $d2
+          (loop $l2
+            (if (i32.lt_u (local.get $p) (local.get $end4))
+              (then
+                (local.set $v (v128.load (local.get $p)))
+                (local.set $e (v128.load (local.get $q)))
+                (local.set $w (v128.load (local.get $r))))
+              (else
+                (br_if $d2 (i32.eqz (local.get $t)))
+                (local.set $v (call $load_tail (local.get $p) (local.get $t)))
+                (local.set $e (call $load_tail (local.get $q) (local.get $t)))
+                (local.set $w (call $load_tail (local.get $r) (local.get $t)))))
+            (local.set $v (f32x4.mul
+              (f32x4.mul (local.get $v)
+                (v128.and (f32x4.div (local.get $one) (f32x4.add (local.get $one) (local.get $e)))
+                  (f32x4.gt (local.get $v) (local.get $lo))))
+              (local.get $w)))
+            (if (i32.lt_u (local.get $p) (local.get $end4))
+              (then (v128.store (local.get $q) (local.get $v)))
+              (else
+                (call $store_tail (local.get $q) (local.get $t) (local.get $v))
+                (br $d2)))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (local.set $q (i32.add (local.get $q) (i32.const 16)))
+            (local.set $r (i32.add (local.get $r) (i32.const 16)))
+            (br $l2)))
+        (local.set $g (i32.add (local.get $g) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $u (i32.add (local.get $u) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $out (i32.add (local.get $out) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $n (i32.sub (local.get $n) (local.get $m)))
+        (br $chunks))))
+
+  ;; Both its input gradients in one kernel, from g and u alone: dg = dy · u · s · (1 + g · (1 − s)) and
+  ;; du = dy · g · s, s = σ(g) masked as in silu_mul_fwd and 1 − s taken as e^-g · s (no cancellation as s nears 1)
+  ;; and masked too.
+  ;; Same chunks: dg = e^-g, then both gradients.
+  (func (export "silu_mul_bwd") (param $g i32) (param $u i32) (param $dy i32) (param $dg i32) (param $du i32) (param $n i32)
+    (local $m i32) (local $pg i32) (local $pu i32) (local $pd i32) (local $qg i32) (local $qu i32)
+    (local $end4 i32) (local $t i32)
+    (local $v v128) (local $e v128) (local $w v128) (local $d v128) (local $s v128) (local $lo v128) (local $hi v128)
+    (local $one v128)
+    (local.set $lo (f32x4.neg (global.get $exp_hi)))
+    (local.set $hi (f32x4.neg (global.get $exp_lo)))
+    (local.set $one (global.get $one))
+    (block $chunksDone
+      (loop $chunks
+        (br_if $chunksDone (i32.le_s (local.get $n) (i32.const 0)))
+        (local.set $m (select (i32.const 1024) (local.get $n) (i32.gt_s (local.get $n) (i32.const 1024))))
+        (local.set $t (i32.and (local.get $m) (i32.const 3)))
+        (call $exp_neg (local.get $g) (local.get $dg) (local.get $m))
+        (local.set $pg (local.get $g))
+        (local.set $pu (local.get $u))
+        (local.set $pd (local.get $dy))
+        (local.set $qg (local.get $dg))
+        (local.set $qu (local.get $du))
+        (local.set $end4 (i32.add (local.get $pg) (i32.shl (i32.and (local.get $m) (i32.const -4)) (i32.const 2))))
+        (block $d2
+          (loop $l2
+            (if (i32.lt_u (local.get $pg) (local.get $end4))
+              (then
+                (local.set $v (v128.load (local.get $pg)))
+                (local.set $e (v128.load (local.get $qg)))
+                (local.set $w (v128.load (local.get $pu)))
+                (local.set $d (v128.load (local.get $pd))))
+              (else
+                (br_if $d2 (i32.eqz (local.get $t)))
+                (local.set $v (call $load_tail (local.get $pg) (local.get $t)))
+                (local.set $e (call $load_tail (local.get $qg) (local.get $t)))
+                (local.set $w (call $load_tail (local.get $pu) (local.get $t)))
+                (local.set $d (call $load_tail (local.get $pd) (local.get $t)))))
+            (local.set $s (v128.and (f32x4.div (local.get $one) (f32x4.add (local.get $one) (local.get $e)))
+              (f32x4.gt (local.get $v) (local.get $lo))))
+            ;; e = dg = dy · u · s · (1 + g · (e · s)), e · s = 1 − s exactly 0 from g = 87.3 up (where e^-g is
+            ;; clamped: g · (1 − s) is below 1e-36 there, not the clamp's g · 1.2e-38); w = du = dy · (g · s)
+            (local.set $e (f32x4.mul (f32x4.mul (local.get $d) (local.get $w))
+              (f32x4.mul (local.get $s)
+                (f32x4.add (local.get $one)
+                  (f32x4.mul (local.get $v)
+                    (v128.and (f32x4.mul (local.get $e) (local.get $s)) (f32x4.lt (local.get $v) (local.get $hi))))))))
+            (local.set $w (f32x4.mul (local.get $d) (f32x4.mul (local.get $v) (local.get $s))))
+            (if (i32.lt_u (local.get $pg) (local.get $end4))
+              (then
+                (v128.store (local.get $qg) (local.get $e))
+                (v128.store (local.get $qu) (local.get $w)))
+              (else
+                (call $store_tail (local.get $qg) (local.get $t) (local.get $e))
+                (call $store_tail (local.get $qu) (local.get $t) (local.get $w))
+                (br $d2)))
+            (local.set $pg (i32.add (local.get $pg) (i32.const 16)))
+            (local.set $pu (i32.add (local.get $pu) (i32.const 16)))
+            (local.set $pd (i32.add (local.get $pd) (i32.const 16)))
+            (local.set $qg (i32.add (local.get $qg) (i32.const 16)))
+            (local.set $qu (i32.add (local.get $qu) (i32.const 16)))
+            (br $l2)))
+        (local.set $g (i32.add (local.get $g) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $u (i32.add (local.get $u) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $dy (i32.add (local.get $dy) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $dg (i32.add (local.get $dg) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $du (i32.add (local.get $du) (i32.shl (local.get $m) (i32.const 2))))
+        (local.set $n (i32.sub (local.get $n) (local.get $m)))
+        (br $chunks))))
 )

@@ -3,21 +3,24 @@
  * assembly of the committed text, its products equal a float64 reference on shapes that hit every tile edge (rows
  * mod 4, columns mod 8, and the cache-blocked 2-D product's panels, blocks and depth slices) in all transpose forms, and bmm's
  * gradients through it equal tfjs's own. The row and element-wise kernels (softmax's gradient, RMSNorm, LayerNorm,
- * gelu_new and its exp) against float64 references and against tfjs's ops.
+ * gelu_new and its exp, SwiGLU's silu(g) · u) against float64 references and against tfjs's ops.
  */
 import { readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import { attentionSoftmax, bmm, geluNew, layerNorm } from '../../src/engine/ops';
+import { attentionSoftmax, bmm, geluNew, layerNorm, siluMul } from '../../src/engine/ops';
 import {
   WASM_GELU_KERNEL,
   WASM_LAYERNORM_KERNEL,
+  WASM_SILU_MUL_GRAD_KERNEL,
+  WASM_SILU_MUL_KERNEL,
   wasmBatchMatMul,
   wasmGeluNew,
   wasmKernelsAvailable,
   wasmLayerNorm,
   wasmRmsNorm,
+  wasmSiluMul,
   wasmSoftmaxGrad,
 } from '../../src/engine/wasm-kernels';
 import { WASM_KERNELS_BINARY } from '../../src/engine/wasm-kernels-binary';
@@ -475,5 +478,131 @@ describe('wasm SIMD batched matmul', () => {
     const { grads } = tf.variableGrads(() => tf.sum(layerNorm(xt, wv, bt, 1e-5)), [wv]);
     expect(grads[wv.name].shape).toEqual([D]);
     tf.dispose([xt, wt, bt, wv, grads[wv.name]]);
+  });
+
+  /** silu(g) · u and its gradients in float64, with σ(g) (for the bound on dg). */
+  function siluMulReference(g: Float32Array, u: Float32Array, dy: Float32Array) {
+    const n = g.length;
+    const [y, dg, du, s] = [0, 1, 2, 3].map(() => new Float64Array(n));
+    for (let i = 0; i < n; i++) {
+      s[i] = 1 / (1 + Math.exp(-g[i]));
+      y[i] = g[i] * s[i] * u[i];
+      dg[i] = dy[i] * u[i] * s[i] * (1 + g[i] * (1 - s[i]));
+      du[i] = dy[i] * g[i] * s[i];
+    }
+    return { y, dg, du, s };
+  }
+
+  /** g over [-8, 8], every fifth over [-100, 100], with exact edges (dg's zero near −1.2785); u over [-1, 1]. */
+  const siluInputs = (n: number) => {
+    const edges = [0, -0, 100, -100, 8, -8, 88.3, -88.3, 87.3, -87.3, -1.2785, 1e-20, -1e-20, 30, -30];
+    return Float32Array.from({ length: n }, (_, i) =>
+      i < edges.length && n > 20 ? edges[i] : (i % 5 === 4 ? 100 : 8) * (2 * rng.uniform() - 1),
+    );
+  };
+  const SILU_D = [1, 3, 7, 172, 1536];
+
+  it('silu(g)·u: value and both gradients equal a float64 reference, every element count mod 4, |g| up to 100', async () => {
+    // y and du: |got − want| <= 1e-6 · |want| + 1e-30; dg: <= 1e-6 · max(|want|, |dy · u · σ(g)|) + 1e-30 (its factor
+    // 1 + g · (1 − σ) crosses zero at g ≈ −1.28, where the absolute error of g · (1 − σ) is the measure). The 1e-30
+    // is the kernel's σ = 0 from g = −88.3 down (true g · σ(g) there is below 1e-36).
+    let worst = 0;
+    for (const D of SILU_D)
+      for (const R of ELTWISE_R) {
+        const g = siluInputs(R * D),
+          u = randData(R * D),
+          dy = randData(R * D);
+        const [gt, ut, dyt] = [g, u, dy].map((v) => tf.tensor2d(v, [R, D]));
+        const before = tf.memory().numTensors;
+        const y = wasmSiluMul(gt, ut);
+        expect(tf.memory().numTensors).toBe(before + 1);
+        const [dg, du] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(wasmSiluMul(a, b), dyt)))([gt, ut]);
+        expect(tf.memory().numTensors).toBe(before + 3);
+        const want = siluMulReference(g, u, dy);
+        const [gy, gdg, gdu] = [await y.data(), await dg.data(), await du.data()];
+        for (let i = 0; i < g.length; i++) {
+          const scale = [
+            Math.abs(want.y[i]),
+            Math.max(Math.abs(want.dg[i]), Math.abs(dy[i] * u[i] * want.s[i])),
+            Math.abs(want.du[i]),
+          ];
+          const got = [gy[i], gdg[i], gdu[i]],
+            ref = [want.y[i], want.dg[i], want.du[i]];
+          for (let k = 0; k < 3; k++) {
+            const e = Math.abs(got[k] - ref[k]) / (scale[k] + 1e-24);
+            if (scale[k] > 1e-20) worst = Math.max(worst, e);
+            if (!(Math.abs(got[k] - ref[k]) <= 1e-6 * scale[k] + 1e-30))
+              expect.fail(`${R} x ${D}, g = ${g[i]}, u = ${u[i]}: ${['y', 'dg', 'du'][k]} ${got[k]} (want ${ref[k]})`);
+          }
+        }
+        tf.dispose([gt, ut, dyt, y, dg, du]);
+        expect(tf.memory().numTensors).toBe(before - 3);
+      }
+    expect(worst).toBeGreaterThan(0); // (the measure itself)
+  });
+
+  it('silu(g)·u saturates to g·u and 0 (gradients to dy·u, dy·g and 0) for large |g|, with no NaN or Inf', () => {
+    const g = [87.3, 88.3, 100, 1e4, 1e30, 3e38, -88.3, -100, -1e4, -1e30, -3e38];
+    const before = tf.memory().numTensors;
+    const [y, dg, du, nan] = tf.tidy(() => {
+      const [gt, ut, dyt] = [tf.tensor1d(g), tf.fill([g.length], 0.5), tf.fill([g.length], 0.75)];
+      return [
+        wasmSiluMul(gt, ut),
+        ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(wasmSiluMul(a, b), dyt)))([gt, ut]),
+        wasmSiluMul(tf.tensor1d([NaN, 1, NaN]), tf.tensor1d([1, 1, 1])),
+      ].map((t) => t.dataSync() as Float32Array);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    const pos = (v: number) => v > 0;
+    expect(Array.from(y)).toEqual(g.map((v) => (pos(v) ? Math.fround(Math.fround(v) * 0.5) : -0)));
+    expect(Array.from(dg)).toEqual(g.map((v) => (pos(v) ? 0.375 : 0)));
+    expect(Array.from(du)).toEqual(g.map((v) => (pos(v) ? Math.fround(Math.fround(v) * 0.75) : -0)));
+    expect([Number.isNaN(nan[0]), Math.abs(nan[1] - 0.7310586) < 1e-6, Number.isNaN(nan[2])]).toEqual([
+      true,
+      true,
+      true,
+    ]);
+  });
+
+  it('siluMul takes the kernels on wasm and agrees with its tfjs ops on cpu, value and gradients', async () => {
+    const [R, D] = [5, 173];
+    const g = siluInputs(R * D),
+      u = randData(R * D),
+      dy = randData(R * D);
+    const run = () => {
+      const [gt, ut, dyt] = [g, u, dy].map((v) => tf.tensor2d(v, [R, D]));
+      const out = tf.tidy(() =>
+        [
+          siluMul(gt, ut),
+          ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(siluMul(a, b), dyt)))([gt, ut]),
+        ].map((t) => t.dataSync() as Float32Array),
+      );
+      tf.dispose([gt, ut, dyt]);
+      return out;
+    };
+    const before = tf.memory().numTensors;
+    const ours = run();
+    expect(tf.memory().numTensors).toBe(before);
+    await initBackend('cpu');
+    let theirs: Float32Array[];
+    try {
+      expect(wasmKernelsAvailable()).toBe(false);
+      theirs = run();
+    } finally {
+      await initBackend('wasm');
+    }
+    const names = ['siluMul', "siluMul's dg", "siluMul's du"];
+    for (let i = 0; i < 3; i++) {
+      expect(rowRelativeError(ours[i], theirs[i], D), names[i]).toBeLessThan(1e-6);
+    }
+    const [gt, ut] = [tf.tensor2d(g, [R, D]), tf.tensor2d(u, [R, D])];
+    const kernels = async (f: () => tf.Tensor) => (await tf.profile(() => tf.keep(f()))).kernelNames;
+    const names1 = await kernels(() => siluMul(gt, ut));
+    expect(names1).toContain(WASM_SILU_MUL_KERNEL);
+    expect(names1).not.toContain('Sigmoid');
+    const names2 = await kernels(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(siluMul(a, b)))([gt, ut])[0]);
+    expect(names2).toContain(WASM_SILU_MUL_GRAD_KERNEL);
+    expect(names2).not.toContain('Sigmoid');
+    tf.dispose([gt, ut]);
   });
 });
