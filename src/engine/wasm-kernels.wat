@@ -3,8 +3,9 @@
 ;; batch of matrices with a plain scalar loop, ~1 GFLOP/s), and a cache-blocked 2-D product (gemm_block) for the
 ;; linear layers and the LM head (~43 GFLOP/s a thread here, against 31-37 for tfjs's XNNPACK) whose blocks of
 ;; columns threads share (wasm-kernel-threads.ts) — the softmax's backward pass, RMSNorm and LayerNorm forward and
-;; backward, and the cross-entropy's statistics and gradient, each in one sweep per row, and gelu_new forward and
-;; backward element by element on an f32x4 exp of our own (tfjs runs each of these as several separate ops).
+;; backward, and the cross-entropy's statistics and gradient, each in one sweep per row, and gelu_new and SwiGLU's
+;; silu(g) · u forward and backward element by element on an f32x4 exp of our own (tfjs runs each of these as several
+;; separate ops).
 ;; tools/build-wasm-kernels.ts assembles this file into wasm-kernels-binary.ts, twice: as written, and with a shared
 ;; memory for tfjs's threaded build. The module imports tfjs-backend-wasm's own memory, so it reads and writes
 ;; tensors where they are (no copies); every pointer is a byte offset into that memory.
