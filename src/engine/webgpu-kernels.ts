@@ -17,6 +17,7 @@ import {
   rowProgram,
   run,
   treeSum,
+  treeSum2,
   type ProgramUniform,
   type WebGpuProgram,
 } from './webgpu-program';
@@ -74,14 +75,7 @@ function rmsNormBackwardProgram(N: number, D: number, onePlus: boolean): WebGpuP
       }
       sq[lid] = a;
       gx[lid] = b;
-      workgroupBarrier();
-      for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-          sq[lid] = sq[lid] + sq[lid + s];
-          gx[lid] = gx[lid] + gx[lid + s];
-        }
-        workgroupBarrier();
-      }
+      ${treeSum2('sq', 'gx', ROW_WG)}
       let r = inverseSqrt(sq[0] / f32(D) + uniforms.eps);
       let c = r * r * gx[0] / f32(D);
       if (ok) {
@@ -99,23 +93,36 @@ function rmsNormBackwardProgram(N: number, D: number, onePlus: boolean): WebGpuP
  * program forward and one backward. onePlus: Gemma's x · (1 + w).
  */
 export function fusedRmsNorm(x: tf.Tensor, w: tf.Tensor, eps: number, onePlus: boolean): tf.Tensor {
+  return rowNormOp(
+    x,
+    eps,
+    (N, D) => [rmsNormForwardProgram(N, D, onePlus), [w]],
+    (N, D) => [rmsNormBackwardProgram(N, D, onePlus), [w]],
+  );
+}
+
+/**
+ * A norm over the last axis of x with frozen weights (closed over): one row program forward on [x, ...fwd inputs],
+ * one backward on [x, ...bwd inputs, dy], x saved only, the `eps` uniform for both.
+ */
+function rowNormOp(
+  x: tf.Tensor,
+  eps: number,
+  forward: (N: number, D: number) => [WebGpuProgram, tf.Tensor[]],
+  backward: (N: number, D: number) => [WebGpuProgram, tf.Tensor[]],
+): tf.Tensor {
   const D = x.shape[x.shape.length - 1];
   const N = x.size / D;
   const uniforms: ProgramUniform = [{ type: 'float32', data: [eps] }];
   const f = customOp<tf.Tensor>(([xi], save) => {
     const x2 = tf.reshape(xi, [N, D]);
     save([x2]);
-    const y = run(rmsNormForwardProgram(N, D, onePlus), [x2, w], 'float32', uniforms);
+    const [fp, fin] = forward(N, D);
     return {
-      value: tf.reshape(y, xi.shape),
+      value: tf.reshape(run(fp, [x2, ...fin], 'float32', uniforms), xi.shape),
       gradFunc: (dy, saved) => {
-        const dx = run(
-          rmsNormBackwardProgram(N, D, onePlus),
-          [saved[0], w, tf.reshape(dy, [N, D])],
-          'float32',
-          uniforms,
-        );
-        return tf.reshape(dx, xi.shape);
+        const [bp, bin] = backward(N, D);
+        return tf.reshape(run(bp, [saved[0], ...bin, tf.reshape(dy, [N, D])], 'float32', uniforms), xi.shape);
       },
     };
   });
@@ -181,14 +188,7 @@ function layerNormBackwardProgram(N: number, D: number): WebGpuProgram {
       }
       p1[lid] = sg;
       p2[lid] = sgx;
-      workgroupBarrier();
-      for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-          p1[lid] = p1[lid] + p1[lid + s];
-          p2[lid] = p2[lid] + p2[lid + s];
-        }
-        workgroupBarrier();
-      }
+      ${treeSum2('p1', 'p2', ROW_WG)}
       let mg = p1[0] / f32(D);
       let mgx = p2[0] / f32(D);
       if (ok) {
@@ -203,23 +203,12 @@ function layerNormBackwardProgram(N: number, D: number): WebGpuProgram {
 
 /** LayerNorm over the last axis of x with frozen w, b [D] (closed over): one program forward and one backward. */
 export function fusedLayerNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor {
-  const D = x.shape[x.shape.length - 1];
-  const N = x.size / D;
-  const uniforms: ProgramUniform = [{ type: 'float32', data: [eps] }];
-  const f = customOp<tf.Tensor>(([xi], save) => {
-    const x2 = tf.reshape(xi, [N, D]);
-    save([x2]);
-    const y = run(layerNormForwardProgram(N, D), [x2, w, b], 'float32', uniforms);
-    return {
-      value: tf.reshape(y, xi.shape),
-      gradFunc: (dy, saved) =>
-        tf.reshape(
-          run(layerNormBackwardProgram(N, D), [saved[0], w, tf.reshape(dy, [N, D])], 'float32', uniforms),
-          xi.shape,
-        ),
-    };
-  });
-  return f(x);
+  return rowNormOp(
+    x,
+    eps,
+    (N, D) => [layerNormForwardProgram(N, D), [w, b]],
+    (N, D) => [layerNormBackwardProgram(N, D), [w]],
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------

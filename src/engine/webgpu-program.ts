@@ -76,6 +76,17 @@ export const treeSum = (arr: string, wg: number) => `
     workgroupBarrier();
   }`;
 
+/** Two tree sums at once (arrays `a` and `b`, `wg` floats each) into a[0] and b[0]. */
+export const treeSum2 = (a: string, b: string, wg: number) => `
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      ${a}[lid] = ${a}[lid] + ${a}[lid + s];
+      ${b}[lid] = ${b}[lid] + ${b}[lid + s];
+    }
+    workgroupBarrier();
+  }`;
+
 export function rowProgram(
   key: string,
   variableNames: string[],
