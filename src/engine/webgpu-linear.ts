@@ -10,84 +10,20 @@
  * matMul with dy · W as its bias). With LoRA dropout, xin = x ⊙ keep is never formed: our programs read the mask
  * for xa, dA and dx (dx = dy · W + (dxa · A) ⊙ keep).
  * 3 programs forward and 5 backward for a LoRA layer, with or without dropout, where the plain ops take 5 (6 with
- * dropout) and 7 (8) and the tape's add; the residual's add is folded into the base product. W, the bias and the
- * mask are constants (closed over: no gradient is formed).
+ * dropout) and 7 (8) and the tape's add; the residual's add is folded into the base product. The small programs are
+ * webgpu-projection.ts's for one member. W, the bias and the mask are constants (closed over: no gradient).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op';
-import { elementwiseProgram, run } from './webgpu-program';
-
-/**
- * s · (a ⊙ keep) · op(b) for a small output [M, N] (one invocation per element, the depth K in a loop); `keep` (LoRA
- * dropout's scaled keep-mask, the shape of a) is optional.
- */
-function scaledProductProgram(M: number, N: number, transposeB: boolean, masked: boolean) {
-  const bAt = transposeB ? 'b[j * K + k]' : 'b[k * N + j]';
-  const aAt = masked ? 'a[i * K + k] * keep[i * K + k]' : 'a[i * K + k]';
-  const program = elementwiseProgram(
-    `webtune_scaled_matmul_${transposeB ? 'bt' : 'b'}${masked ? '_masked' : ''}`,
-    masked ? ['a', 'b', 'keep'] : ['a', 'b'],
-    [M, N],
-    `let K = uniforms.aShape.y;
-     let N = ${transposeB ? 'uniforms.bShape.x' : 'uniforms.bShape.y'};
-     let i = index / N;
-     let j = index % N;
-     var acc = 0.0;
-     for (var k = 0; k < K; k = k + 1) { acc = acc + ${aAt} * ${bAt}; }
-     result[index] = acc * uniforms.scale;`,
-  );
-  return { ...program, uniforms: 'scale : f32,' };
-}
-
-function scaledProduct(
-  a: tf.Tensor2D,
-  b: tf.Tensor2D,
-  transposeB: boolean,
-  scale: number,
-  keep: tf.Tensor2D | null = null,
-): tf.Tensor2D {
-  const M = a.shape[0];
-  const N = transposeB ? b.shape[0] : b.shape[1];
-  return run(scaledProductProgram(M, N, transposeB, keep != null), keep ? [a, b, keep] : [a, b], 'float32', [
-    { type: 'float32', data: [scale] },
-  ]) as tf.Tensor2D;
-}
-
-/** dA [r, K] = dxaᵀ · (x ⊙ keep), the depth M (tokens) in a loop. */
-function maskedWeightGrad(dxa: tf.Tensor2D, x: tf.Tensor2D, keep: tf.Tensor2D): tf.Tensor2D {
-  const [r, K] = [dxa.shape[1], x.shape[1]];
-  const program = elementwiseProgram(
-    'webtune_lora_grad_a_masked',
-    ['g', 'x', 'keep'],
-    [r, K],
-    `let M = uniforms.xShape.x;
-     let R = uniforms.gShape.y;
-     let K = uniforms.xShape.y;
-     let j = index / K;
-     let k = index % K;
-     var acc = 0.0;
-     for (var m = 0; m < M; m = m + 1) { acc = acc + g[m * R + j] * x[m * K + k] * keep[m * K + k]; }
-     result[index] = acc;`,
-  );
-  return run(program, [dxa, x, keep], 'float32') as tf.Tensor2D;
-}
-
-/** dx [M, K] = base + (dxa · A) ⊙ keep: the LoRA path's input gradient through dropout, added to the base one. */
-function maskedInputGrad(base: tf.Tensor2D, dxa: tf.Tensor2D, A: tf.Tensor2D, keep: tf.Tensor2D): tf.Tensor2D {
-  const program = elementwiseProgram(
-    'webtune_lora_grad_x_masked',
-    ['base', 'g', 'loraA', 'keep'],
-    base.shape,
-    `let R = uniforms.gShape.y;
-     let K = uniforms.loraAShape.y;
-     let m = index / K;
-     let k = index % K;
-     var acc = 0.0;
-     for (var j = 0; j < R; j = j + 1) { acc = acc + g[m * R + j] * loraA[j * K + k]; }
-     result[index] = base[index] + acc * keep[index];`,
-  );
-  return run(program, [base, dxa, A, keep], 'float32') as tf.Tensor2D;
-}
+import {
+  aGradProgram,
+  downGradProgram,
+  downProgram,
+  loraLayout,
+  scaleUniform,
+  upGradProgram,
+} from './webgpu-projection';
+import { run } from './webgpu-program';
 
 export interface FusedLinearSpec {
   /** The frozen weight: nn.Linear [out, in] ('out_in') or GPT-2's Conv1D [in, out] ('in_out'). */
@@ -125,7 +61,11 @@ export function fusedLinear(x: tf.Tensor2D, spec: FusedLinearSpec, residual: tf.
     }
     const [Ai, Bi] = rest;
     const { scaling, keep } = lora;
-    const xa = scaledProduct(xi, Ai, true, scaling, keep);
+    // the LoRA path is fusedProjection's with one member: its programs
+    const l = loraLayout([{ width: Bi.shape[0], lora: { A: Ai, B: Bi, keep } }]);
+    const r = Ai.shape[0];
+    const M = xi.shape[0];
+    const xa = run(downProgram(l, M, r), [xi, Ai, ...(keep ? [keep] : [])], 'float32', scaleUniform(scaling));
     // the mask is saved too: it is made in the caller's scope, gone when the backward pass runs
     save(keep ? [xi, Ai, Bi, xa, keep] : [xi, Ai, Bi, xa]);
     const value = tf.tidy(() => tf.fused.matMul({ a: xa, b: Bi, transposeB: true, bias: base(xi, add) }));
@@ -133,10 +73,14 @@ export function fusedLinear(x: tf.Tensor2D, spec: FusedLinearSpec, residual: tf.
       value: value as tf.Tensor2D,
       gradFunc: (dy, saved) => {
         const [xs, As, Bs, xas, ks] = saved as tf.Tensor2D[];
-        const dxa = scaledProduct(dy, Bs, false, scaling);
+        const dxa = run(upGradProgram(l, M, r), [dy, Bs], 'float32', scaleUniform(scaling));
         const dB = tf.matMul(dy, xas, true, false);
-        const dA = ks ? maskedWeightGrad(dxa, xs, ks) : tf.matMul(dxa, xs, true, false);
-        const dx = ks ? maskedInputGrad(dxBase(dy), dxa, As, ks) : tf.fused.matMul({ a: dxa, b: As, bias: dxBase(dy) });
+        const dA = ks
+          ? run(aGradProgram(l, l[0], r, xs.shape[1]), [dxa, xs, ks], 'float32')
+          : tf.matMul(dxa, xs, true, false);
+        const dx = ks
+          ? run(downGradProgram(l, xs.shape, r), [dxBase(dy), dxa, As, ks], 'float32')
+          : tf.fused.matMul({ a: dxa, b: As, bias: dxBase(dy) });
         return residual ? [dx, tf.clone(dy), dA, dB] : [dx, dA, dB];
       },
     };

@@ -11,7 +11,8 @@
  * program). For SmolLM2's q/k/v with LoRA on q and v: 3 programs forward and 7 backward, where separate layers take
  * 7 and 13 (with the tape's adds for x). The output is the members side by side, as GPT-2's c_attn: attention reads
  * it in place (webgpu-attention.ts). LoRA tensors stay one pair per module (PEFT's names); dropout masks stay one
- * per module, as PEFT draws them.
+ * per module, as PEFT draws them. A single linear layer's LoRA path (webgpu-linear.ts) is the one-member case of the
+ * same programs.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op';
@@ -33,7 +34,7 @@ export interface ProjectionSpec {
 }
 
 /** The LoRA members: their index among the LoRA members, column offset and width in the output. */
-function loraLayout(members: ProjectionMember[]) {
+export function loraLayout(members: ProjectionMember[]) {
   const out: { t: number; off: number; width: number; masked: boolean }[] = [];
   let off = 0;
   for (const m of members) {
@@ -43,16 +44,16 @@ function loraLayout(members: ProjectionMember[]) {
   return out;
 }
 
-type Lora = ReturnType<typeof loraLayout>;
+export type Lora = ReturnType<typeof loraLayout>;
 const sig = (l: Lora, r: number) => `${r}_${l.map((s) => `${s.off}x${s.width}${s.masked ? 'm' : ''}`).join('_')}`;
-const scaleUniform = (s: number) => [{ type: 'float32' as const, data: [s] }];
+export const scaleUniform = (s: number) => [{ type: 'float32' as const, data: [s] }];
 
 function withScale<T extends { uniforms?: string }>(p: T): T {
   return { ...p, uniforms: 'scale : f32,' };
 }
 
 /** xa [M, n·r]: column t·r + j = s · Σ_k x[m, k] · keep_t[m, k] · A_t[j, k]. */
-function downProgram(l: Lora, M: number, r: number) {
+export function downProgram(l: Lora, M: number, r: number) {
   const names = ['x', ...l.map((s) => `a${s.t}`), ...l.filter((s) => s.masked).map((s) => `keep${s.t}`)];
   const branch = l
     .map(
@@ -103,7 +104,7 @@ function upProgram(l: Lora, shape: number[], r: number) {
 }
 
 /** dxa [M, n·r]: column t·r + j = s · Σ_{c in member t} dy[m, c] · B_t[c − off_t, j]. */
-function upGradProgram(l: Lora, M: number, r: number) {
+export function upGradProgram(l: Lora, M: number, r: number) {
   const n = l.length * r;
   const branch = l
     .map(
@@ -146,7 +147,7 @@ function bGradProgram(l: Lora, s: Lora[number], r: number) {
 }
 
 /** dA_t [r, K] = dxa[:, t·r ..]ᵀ · (x ⊙ keep_t). */
-function aGradProgram(l: Lora, s: Lora[number], r: number, K: number) {
+export function aGradProgram(l: Lora, s: Lora[number], r: number, K: number) {
   const n = l.length * r;
   return elementwiseProgram(
     `webtune_proj_a_grad_${sig(l, r)}_${s.t}`,
@@ -165,7 +166,7 @@ function aGradProgram(l: Lora, s: Lora[number], r: number, K: number) {
 }
 
 /** dx [M, K] = base + Σ_t keep_t ⊙ (dxa_t · A_t). */
-function downGradProgram(l: Lora, shape: number[], r: number) {
+export function downGradProgram(l: Lora, shape: number[], r: number) {
   const n = l.length * r;
   const terms = l
     .map(
