@@ -6,6 +6,7 @@
  * all); BENCH_STEPS steps (default 5). BENCH_GPU=1 adds webgl and webgpu lines on stories260K (SwiftShader: slow),
  * with per training step the GPU programs dispatched, the reads back to the CPU and their bytes, the most dispatched
  * programs, and the programs per transformer layer (src/engine/gpu-counters.ts; see benchModel, gpuProgramsPerLayer).
+ * BENCH_PROFILE=1 adds `kernel_ms` to the wasm lines: the step's kernels by time (src/engine/kernel-times.ts).
  */
 import type { BackendName } from '../src/engine/backend';
 import type { BackendOptions } from '../src/worker/api';
@@ -52,7 +53,8 @@ async function main() {
         });
     };
     for (const threads of [...new Set(threadCounts)]) {
-      const { status, lines } = await run('wasm', { threads }, { models, steps, storiesUrl });
+      const profile = process.env.BENCH_PROFILE === '1';
+      const { status, lines } = await run('wasm', { threads }, { models, steps, storiesUrl, profile });
       report(status, lines);
     }
     if (process.env.BENCH_GPU === '1')

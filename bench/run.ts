@@ -34,6 +34,9 @@ const args = new Set(process.argv.slice(2));
 const STEPS = Number(process.env.BENCH_STEPS ?? 5);
 /** Gradient checkpointing for the SmolLM2 and GPT-2 workloads: off by default, BENCH_CHECKPOINTING=1 turns it on. */
 const CHECKPOINTING = process.env.BENCH_CHECKPOINTING === '1';
+/** BENCH_PROFILE=1 adds `kernel_ms` to each model's line: its kernels by time per step. */
+const PROFILE = process.env.BENCH_PROFILE === '1';
+const noop = () => {};
 
 let peakRss = 0;
 const sampler = setInterval(() => {
@@ -59,7 +62,7 @@ async function main() {
   if (only('stories260K')) {
     if (existsSync(STORIES)) {
       const { config, weights } = parseLlama2cCheckpoint(new Uint8Array(readFileSync(STORIES)), 'stories260K.bin');
-      emit(withRss(await benchModel('stories260K', config, weights, STORIES_LORA, false, rate, STEPS)));
+      emit(withRss(await benchModel('stories260K', config, weights, STORIES_LORA, false, rate, STEPS, noop, PROFILE)));
     } else emit({ bench: 'lora_step', model: 'stories260K', skipped: `not found: ${STORIES}` });
   }
   if (only('smollm2'))
@@ -73,6 +76,8 @@ async function main() {
           CHECKPOINTING,
           rate,
           STEPS,
+          noop,
+          PROFILE,
         ),
       ),
     );
@@ -87,6 +92,8 @@ async function main() {
           CHECKPOINTING,
           rate,
           STEPS,
+          noop,
+          PROFILE,
         ),
       ),
     );

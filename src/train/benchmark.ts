@@ -15,6 +15,7 @@ import { parseLlama2cCheckpoint } from '../io/llama2c';
 import { Trainer } from './trainer';
 import { Rng } from '../util/rng';
 import { perStep, startGpuCounting, type GpuCounts } from '../engine/gpu-counters';
+import { startKernelTiming, type KernelTime } from '../engine/kernel-times';
 
 export const B = 4,
   T = 128;
@@ -246,8 +247,42 @@ export async function plainMatmul(n = 1024): Promise<BenchLine & { gflops: numbe
 
 /**
  * LoRA training steps on `cfg` (weights `raw`, consumed, or a model built already, disposed): median ms/step of
- * `steps` steps after one warm-up.
+ * `steps` steps after WARMUP_STEPS warm-up steps.
  */
+/** Kernel times of one more step added to those so far. */
+function addKernelTimes(sum: KernelTime[], step: KernelTime[]): KernelTime[] {
+  const byName = new Map(sum.map((k) => [k.kernel, { ...k }]));
+  for (const k of step) {
+    const t = byName.get(k.kernel) ?? { kernel: k.kernel, calls: 0, ms: 0 };
+    t.calls += k.calls;
+    t.ms += k.ms;
+    byName.set(k.kernel, t);
+  }
+  return [...byName.values()].sort((a, b) => b.ms - a.ms);
+}
+
+/** The profile's line: the 25 longest kernels per step (calls and ms), then all the others together. */
+function kernelsPerStep(all: KernelTime[], steps: number): BenchLine {
+  const per = (k: KernelTime) => ({ calls: +(k.calls / steps).toFixed(1), ms: +(k.ms / steps).toFixed(2) });
+  const top = all.slice(0, 25);
+  const rest = all.slice(25).reduce((s, k) => ({ kernel: 'others', calls: s.calls + k.calls, ms: s.ms + k.ms }), {
+    kernel: 'others',
+    calls: 0,
+    ms: 0,
+  });
+  const total = all.reduce((s, k) => s + k.ms, 0);
+  return {
+    total_ms: +(total / steps).toFixed(1),
+    ...Object.fromEntries([...top, rest].map((k) => [k.kernel, per(k)])),
+  };
+}
+
+/**
+ * Steps run before the timed ones, as the PyTorch anchor's default (bench_torch.py --warmup 2): the first steps also
+ * fault in the pages of the heap the run's largest tensors land on (GPT-2's logits: ~0.4 s in the second step).
+ */
+export const WARMUP_STEPS = 2;
+
 export async function benchModel(
   name: string,
   cfg: ModelConfig,
@@ -257,6 +292,8 @@ export async function benchModel(
   matmulGflops: number,
   steps: number,
   onStep: () => void = () => {},
+  /** Add `kernel_ms`: the timed steps' kernels by time per step (src/engine/kernel-times.ts). */
+  profile = false,
 ): Promise<BenchLine> {
   const model = raw instanceof CausalLM ? raw : CausalLM.fromRaw(cfg, raw);
   if (!(raw instanceof CausalLM)) raw.clear();
@@ -269,26 +306,29 @@ export async function benchModel(
       vars: adapter.variables(),
       lossFn: (b) => model.loss(b, { dropoutSeed: 1, gradientCheckpointing: checkpointing }),
     },
-    { learning_rate: 1e-4, max_steps: steps + 1, lr_scheduler_type: 'constant', seed: 0 },
+    { learning_rate: 1e-4, max_steps: steps + WARMUP_STEPS, lr_scheduler_type: 'constant', seed: 0 },
   );
   const times: number[] = [];
   let tensorsAfter1 = 0,
     tensors = 0;
   // webgpu/webgl: programs dispatched and bytes read back during the timed steps
   let gpu: GpuCounts | null = null;
-  for (let s = 0; s <= steps; s++) {
+  let kernels: KernelTime[] = [];
+  for (let s = 1 - WARMUP_STEPS; s <= steps; s++) {
     const counting = s > 0 ? startGpuCounting() : null;
+    const timing = s > 0 && profile ? startKernelTiming() : null;
     const t0 = performance.now();
     let m;
     try {
       m = await trainer.step([batch]);
     } finally {
       counting?.stop();
+      if (timing) kernels = addKernelTimes(kernels, timing.stop());
     }
     const dt = performance.now() - t0;
     if (counting) gpu = addCounts(gpu, counting.counts);
-    if (s === 0) tensorsAfter1 = tf.memory().numTensors;
-    else times.push(dt);
+    if (s === 1 - WARMUP_STEPS) tensorsAfter1 = tf.memory().numTensors;
+    if (s > 0) times.push(dt);
     tensors = tf.memory().numTensors;
     if (!Number.isFinite(m.loss)) throw new Error(`${name}: non-finite loss`);
     onStep();
@@ -326,6 +366,7 @@ export async function benchModel(
     live_tensors_after_step1: tensorsAfter1,
     live_tensors: tensors,
     ...(gpu ? gpuFields(gpu, times.length) : {}),
+    ...(profile ? { kernel_ms: kernelsPerStep(kernels, times.length) } : {}),
   };
   trainer.dispose();
   model.dispose();
@@ -382,7 +423,7 @@ export async function gpuCountsPerStep(
       vars: adapter.variables(),
       lossFn: (b) => model.loss(b, { dropoutSeed: 1, gradientCheckpointing: checkpointing }),
     },
-    { learning_rate: 1e-4, max_steps: steps + 1, lr_scheduler_type: 'constant', seed: 0 },
+    { learning_rate: 1e-4, max_steps: steps + WARMUP_STEPS, lr_scheduler_type: 'constant', seed: 0 },
   );
   let total: GpuCounts | null = null;
   try {
@@ -443,6 +484,8 @@ export interface WorkloadRequest {
    * layers, and the count per layer does not depend on it), so a software adapter gets through GPT-2's shapes.
    */
   layerCounts?: WorkloadName[];
+  /** Each lora_step line adds `kernel_ms`, its kernels by time per step (benchModel's profile). */
+  profile?: boolean;
 }
 
 const FAMILY_SHAPES: Record<
@@ -456,6 +499,7 @@ const FAMILY_SHAPES: Record<
 /** The matMul, then each workload asked for, on the current backend (used by the engine worker's bench()). */
 export async function runWorkloads(req: WorkloadRequest, onStep: () => void = () => {}): Promise<BenchLine[]> {
   const steps = req.steps ?? 5;
+  const profile = req.profile ?? false;
   const matmul = await plainMatmul();
   const lines: BenchLine[] = [matmul];
   for (const m of req.models ?? []) {
@@ -464,18 +508,48 @@ export async function runWorkloads(req: WorkloadRequest, onStep: () => void = ()
       const res = await fetch(req.storiesUrl);
       if (!res.ok) throw new Error(`${req.storiesUrl}: HTTP ${res.status}`);
       const { config, weights } = parseLlama2cCheckpoint(new Uint8Array(await res.arrayBuffer()), 'stories260K.bin');
-      const line = await benchModel('stories260K', config, weights, STORIES_LORA, false, matmul.gflops, steps, onStep);
+      const line = await benchModel(
+        'stories260K',
+        config,
+        weights,
+        STORIES_LORA,
+        false,
+        matmul.gflops,
+        steps,
+        onStep,
+        profile,
+      );
       Object.assign(line, await gpuProgramsPerLayer(config, STORIES_LORA, false));
       lines.push(line);
     } else if (m === 'smollm2') {
       const name = 'SmolLM2-135M (random init)';
       lines.push(
-        await benchModel(name, smollm2(), randomInit(smollm2()), SMOLLM2_LORA, false, matmul.gflops, steps, onStep),
+        await benchModel(
+          name,
+          smollm2(),
+          randomInit(smollm2()),
+          SMOLLM2_LORA,
+          false,
+          matmul.gflops,
+          steps,
+          onStep,
+          profile,
+        ),
       );
     } else {
       const name = 'GPT-2-small (random init)';
       lines.push(
-        await benchModel(name, gpt2small(), randomInit(gpt2small()), GPT2_LORA, false, matmul.gflops, steps, onStep),
+        await benchModel(
+          name,
+          gpt2small(),
+          randomInit(gpt2small()),
+          GPT2_LORA,
+          false,
+          matmul.gflops,
+          steps,
+          onStep,
+          profile,
+        ),
       );
     }
   }
