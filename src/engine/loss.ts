@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './ops';
 import { fusedCrossEntropy } from './webgpu-kernels';
 import { webgpuKernelsActive } from './webgpu-program';
-import { wasmCrossEntropyGrad, wasmCrossEntropyStats, wasmKernelsAvailable } from './wasm-kernels';
+import { wasmCrossEntropyGrad, wasmCrossEntropySoftmax, wasmKernelsAvailable } from './wasm-kernels';
 
 export const IGNORE_INDEX = -100;
 
@@ -71,18 +71,18 @@ export function sparseCrossEntropy(logitsIn: tf.Tensor, targets: Int32Array): Lo
   const mask = tf.tensor1d(maskArr);
   const idx = tf.tensor1d(flatIdx, 'int32');
 
-  // wasm: the token accuracy comes out of the forward pass's own sweep (ceStats) and is kept here
+  // wasm: the token accuracy comes out of the forward pass's own sweep (wasmCrossEntropySoftmax) and is kept here
   const wasm = wasmKernelsAvailable() && V > 0;
   let keptCorrect: tf.Scalar | null = null;
   const ce = customOp<tf.Scalar>(([lg], save) => {
     const l2 = lg as tf.Tensor2D;
     // One softmax (a fused kernel on every backend) serves both passes. The log-sum-exp comes from it at each row's
     // largest logit m, where p = exp(m − lse) >= 1/V cannot underflow: lse = m − log(max p).
-    const probs = tf.softmax(l2);
+    // wasm: one sweep of our kernel gives p and [max z, max p, z at the target, argMax hit] per row
+    const [probs, stats] = wasm ? wasmCrossEntropySoftmax(l2, tf.tensor1d(safe, 'int32')) : [tf.softmax(l2), null];
     const value = tf.tidy(() => {
-      if (wasm) {
-        // one sweep of our kernel: [max z, max p, z at the target, argMax hit] per row
-        const [m, pm, picked, hit] = tf.unstack(wasmCrossEntropyStats(l2, probs, tf.tensor1d(safe, 'int32')), 1);
+      if (stats) {
+        const [m, pm, picked, hit] = tf.unstack(stats, 1);
         keptCorrect = tf.keep(tf.sum(tf.mul(hit, mask)) as tf.Scalar);
         return tf.div(tf.sum(tf.mul(tf.sub(tf.sub(m, tf.log(pm)), picked), mask)), denom) as tf.Scalar;
       }

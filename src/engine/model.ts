@@ -22,6 +22,7 @@ import {
   attentionSoftmax,
   bmm,
   customOp,
+  gatherRows,
   geluNew,
   layerNorm,
   linearInOut,
@@ -415,9 +416,9 @@ export class CausalLM {
     const cw = this.compact.get(embeddingName(cfg));
     const tok = cw
       ? tf.tensor2d(expandRows(cw, inputIds), [inputIds.length, cw.shape[1]])
-      : (tf.gather(this.w(embeddingName(cfg)), tf.tensor1d(inputIds, 'int32')) as tf.Tensor2D);
+      : gatherRows(this.w(embeddingName(cfg)) as tf.Tensor2D, inputIds);
     if (hasLearnedPositions(cfg))
-      return tf.add(tok, tf.gather(this.w('transformer.wpe.weight'), tf.tensor1d(positions, 'int32')));
+      return tf.add(tok, gatherRows(this.w('transformer.wpe.weight') as tf.Tensor2D, positions));
     if (cfg.family === 'gemma3') return tf.mul(tok, Math.fround(Math.sqrt(cfg.hidden_size)));
     return tok;
   }
@@ -510,8 +511,7 @@ export class CausalLM {
     const aux: BlockTensors = { bias, slidingBias, cos: null, sin: null, cosLocal: null, sinLocal: null };
     if (hasLearnedPositions(cfg)) return aux;
     this.ensureRope(maxPos + 1);
-    const pos = tf.tensor1d(positions, 'int32');
-    const rows = (t: tf.Tensor2D) => tf.reshape(tf.gather(t, pos), [B, 1, T, cfg.head_dim / 2]);
+    const rows = (t: tf.Tensor2D) => tf.reshape(gatherRows(t, positions), [B, 1, T, cfg.head_dim / 2]);
     const full = this.rope.get('full_attention')!;
     aux.cos = rows(full.cos);
     aux.sin = rows(full.sin);

@@ -1,5 +1,6 @@
 /**
- * Helper threads for the wasm kernels' large products (gemm_block and matmul in wasm-kernels.wat).
+ * Helper threads for the wasm kernels' large products (gemm_block and matmul in wasm-kernels.wat) and their row
+ * kernels over many rows (softmax_grad, the norms, gelu, silu · u, the cross-entropy's; ROW_KERNELS).
  *
  * tfjs-backend-wasm's threaded build keeps its tensors in one shared WebAssembly.Memory. Each helper is a plain
  * worker that instantiates our kernel module against that same memory; a product is split into blocks of columns
@@ -27,11 +28,37 @@ const PARAMS = 4;
  * A job's parameters: its kind, then
  * - GEMM: gemm_block's a, b, c, M, K, P, aRow, aCol, bRow, bCol, then the scratch base, its stride per thread
  *   (bytes) and the block width (columns);
- * - BATCHED: matmul's a, b, c, M, K, P, aBatch, aRow, aCol, bBatch, then the items per block, the items N and 0.
+ * - BATCHED: matmul's a, b, c, M, K, P, aBatch, aRow, aCol, bBatch, then the items per block, the items N and 0;
+ * - ROWS: a row kernel's index in ROW_KERNELS, the rows (or elements) in all, the rows per block, the number of
+ *   pointers, up to ROW_POINTERS pairs (pointer, bytes per row: 0 for a vector every row reads), then up to
+ *   ROW_EXTRAS arguments after the row count, stored as float32 (slots FLOAT_FROM on; integers up to 2^24 are exact).
+ * Unused slots are 0.
  */
-const N_PARAMS = 14;
+const N_PARAMS = 18;
 export const GEMM = 0;
 export const BATCHED = 1;
+export const ROWS = 2;
+export const ROW_POINTERS = 5;
+export const ROW_EXTRAS = 3;
+const FLOAT_FROM = N_PARAMS - ROW_EXTRAS;
+/**
+ * The kernels of wasm-kernels.wat whose rows are independent: each takes its pointers, then the row (or element)
+ * count, then its other arguments, so a block of rows is the same call on offset pointers and a smaller count.
+ */
+export const ROW_KERNELS = [
+  'softmax_grad',
+  'ce_grad',
+  'ce_softmax',
+  'rmsnorm_fwd',
+  'rmsnorm_bwd',
+  'layernorm_fwd',
+  'layernorm_bwd',
+  'gelu_fwd',
+  'gelu_bwd',
+  'silu_mul_fwd',
+  'silu_mul_bwd',
+] as const;
+export type RowKernel = (typeof ROW_KERNELS)[number];
 /** BigInt64 slots of the counter buffer. */
 const NEXT = 0;
 const BASE = 1;
@@ -40,14 +67,43 @@ const END = 2;
 const START_TIMEOUT_MS = 10_000;
 
 /** The kernels' exports a block runs on. */
-interface BlockKernels {
-  gemm_block(...args: number[]): void;
-  matmul(...args: number[]): void;
+type BlockKernels = Record<'gemm_block' | 'matmul' | RowKernel, (...args: number[]) => void>;
+
+/**
+ * The parameters of a ROWS job: kernel `name` over `count` rows in blocks of `perBlock`, on `pointers` ([pointer,
+ * bytes per row]) and `extras` (the arguments after the count).
+ */
+export function rowParams(
+  name: RowKernel,
+  pointers: [number, number][],
+  count: number,
+  perBlock: number,
+  extras: number[],
+): number[] {
+  if (pointers.length > ROW_POINTERS || extras.length > ROW_EXTRAS) throw new Error(`${name}: too many arguments`);
+  const p = new Array<number>(N_PARAMS).fill(0);
+  p[0] = ROWS;
+  p[1] = ROW_KERNELS.indexOf(name);
+  p[2] = count;
+  p[3] = perBlock;
+  p[4] = pointers.length;
+  pointers.forEach(([at, stride], i) => {
+    p[5 + 2 * i] = at;
+    p[6 + 2 * i] = stride;
+  });
+  extras.forEach((x, i) => (p[FLOAT_FROM + i] = x));
+  return p;
 }
 
 /** One block of a job on this thread (slot: its scratch); the helpers run the same code (RUN_BLOCK). */
 export function runBlock(k: BlockKernels, p: ArrayLike<number>, block: number, slot: number): void {
-  if (p[0] === GEMM) {
+  if (p[0] === ROWS) {
+    const n0 = block * p[3];
+    const args: number[] = [];
+    for (let i = 0; i < p[4]; i++) args.push(p[5 + 2 * i] + n0 * p[6 + 2 * i]);
+    args.push(Math.min(p[3], p[2] - n0), p[FLOAT_FROM], p[FLOAT_FROM + 1], p[FLOAT_FROM + 2]);
+    k[ROW_KERNELS[p[1]]](...args);
+  } else if (p[0] === GEMM) {
     const j0 = block * p[13];
     k.gemm_block(
       p[1],
@@ -84,8 +140,15 @@ export function runBlock(k: BlockKernels, p: ArrayLike<number>, block: number, s
 }
 
 /** runBlock for the helpers' source (a CSP without 'unsafe-eval' rules out building it from runBlock.toString()). */
-const RUN_BLOCK = `function runBlock(k, p, block, slot) {
-  if (p[0] === ${GEMM}) {
+const RUN_BLOCK = `const ROW_KERNELS = ${JSON.stringify(ROW_KERNELS)};
+function runBlock(k, p, block, slot) {
+  if (p[0] === ${ROWS}) {
+    const n0 = block * p[3];
+    const args = [];
+    for (let i = 0; i < p[4]; i++) args.push(p[5 + 2 * i] + n0 * p[6 + 2 * i]);
+    args.push(Math.min(p[3], p[2] - n0), p[${FLOAT_FROM}], p[${FLOAT_FROM + 1}], p[${FLOAT_FROM + 2}]);
+    k[ROW_KERNELS[p[1]]](...args);
+  } else if (p[0] === ${GEMM}) {
     const j0 = block * p[13];
     k.gemm_block(p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11] + slot * p[12], j0, Math.min(p[13], p[6] - j0));
   } else {
@@ -111,7 +174,10 @@ onmessage = (e) => {
     const s1 = Atomics.load(ctl, ${SEQ});
     seen = s1;
     if (s1 & 1) continue;
-    const p = ctl.slice(${PARAMS}, ${PARAMS + N_PARAMS});
+    const raw = ctl.slice(${PARAMS}, ${PARAMS + N_PARAMS});
+    const p = Array.from(raw);
+    const floats = new Float32Array(raw.buffer);
+    for (let i = ${FLOAT_FROM}; i < ${N_PARAMS}; i++) p[i] = floats[i];
     const base = Atomics.load(next, ${BASE});
     const end = Atomics.load(next, ${END});
     if (Atomics.load(ctl, ${SEQ}) !== s1) continue;
@@ -143,6 +209,8 @@ function mayWait(): boolean {
 
 export class KernelThreads {
   private readonly ctl = new Int32Array(new SharedArrayBuffer(32 * 4));
+  /** The same slots as float32: a ROWS job's extras. */
+  private readonly ctlFloats = new Float32Array(this.ctl.buffer);
   private readonly next = new BigInt64Array(new SharedArrayBuffer(4 * 8));
   private readonly workers: Worker[] = [];
   private readonly canWait = mayWait();
@@ -214,9 +282,11 @@ export class KernelThreads {
    */
   run(params: number[], blocks: number): void {
     const { ctl, next } = this;
-    if (params.length !== N_PARAMS) throw new Error(`KernelThreads.run: expected ${N_PARAMS} parameters`);
+    if (params.length > N_PARAMS) throw new Error(`KernelThreads.run: at most ${N_PARAMS} parameters`);
+    if (params.length < N_PARAMS) params = [...params, ...new Array<number>(N_PARAMS - params.length).fill(0)];
     Atomics.add(ctl, SEQ, 1);
     ctl.set(params, PARAMS);
+    for (let i = FLOAT_FROM; i < N_PARAMS; i++) this.ctlFloats[PARAMS + i] = params[i];
     const base = Atomics.load(next, END);
     Atomics.store(next, BASE, base);
     Atomics.store(next, END, base + BigInt(blocks));

@@ -9,20 +9,23 @@
  * across helper threads (wasm-kernel-threads.ts) that work in the same shared memory. The module imports tfjs's own
  * memory, so operands are read where they are and the result is written into a tensor tfjs allocated: no copies.
  * It is instantiated once per wasm backend, against a plain or a shared memory. The softmax's gradient, RMSNorm,
- * LayerNorm, gelu_new, SwiGLU's silu(g) · u and the cross-entropy's statistics and gradient are one kernel each way
- * where tfjs runs several ops (and the norms, gelu_new and silu · u save their inputs only).
+ * LayerNorm, gelu_new, SwiGLU's silu(g) · u and the cross-entropy (its softmax with the loss's statistics, and its
+ * gradient) are one kernel each way where tfjs runs several ops (and the norms, gelu_new and silu · u save their
+ * inputs only); these row kernels too are split across the helper threads over many rows (runRows). Row lookups in
+ * frozen tables (embeddings, RoPE) replace tfjs's slow GatherV2.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
 import { customOp } from './custom-op';
-import { BATCHED, GEMM, KernelThreads, runBlock } from './wasm-kernel-threads';
+import { BATCHED, GEMM, KernelThreads, rowParams, runBlock, type RowKernel } from './wasm-kernel-threads';
 
 export const WASM_MATMUL_KERNEL = 'WebtuneBatchMatMul';
 export const WASM_SOFTMAX_GRAD_KERNEL = 'WebtuneSoftmaxGrad';
 export const WASM_RMSNORM_KERNEL = 'WebtuneRmsNorm';
 export const WASM_RMSNORM_GRAD_KERNEL = 'WebtuneRmsNormGrad';
 export const WASM_CE_GRAD_KERNEL = 'WebtuneCrossEntropyGrad';
-export const WASM_CE_STATS_KERNEL = 'WebtuneCrossEntropyStats';
+export const WASM_CE_SOFTMAX_KERNEL = 'WebtuneCrossEntropySoftmax';
+export const WASM_GATHER_ROWS_KERNEL = 'WebtuneGatherRows';
 export const WASM_LAYERNORM_KERNEL = 'WebtuneLayerNorm';
 export const WASM_LAYERNORM_GRAD_KERNEL = 'WebtuneLayerNormGrad';
 export const WASM_GELU_KERNEL = 'WebtuneGeluNew';
@@ -62,7 +65,8 @@ interface Kernels {
   transpose(src: number, dst: number, N: number, R: number, C: number): void;
   softmax_grad(p: number, dp: number, out: number, R: number, S: number, scale: number): void;
   ce_grad(p: number, s: number, t: number, out: number, R: number, S: number): void;
-  ce_stats(z: number, p: number, t: number, out: number, R: number, S: number): void;
+  ce_softmax(z: number, t: number, p: number, out: number, R: number, S: number): void;
+  gather_rows(src: number, idx: number, dst: number, n: number, D: number): void;
   rmsnorm_fwd(x: number, w: number, out: number, R: number, D: number, eps: number, plusOne: number): void;
   rmsnorm_bwd(x: number, w: number, dy: number, dx: number, R: number, D: number, eps: number, plusOne: number): void;
   layernorm_fwd(x: number, w: number, b: number, out: number, R: number, D: number, eps: number): void;
@@ -312,6 +316,39 @@ function gemm(
   }
 }
 
+/**
+ * Row kernels over at least this many floats are split across the helper threads by rows (~0.1 ms of one thread):
+ * GPT-2's [512, 768] activations and up; stories260K's [512, 64] stay on the caller, where waking a helper costs
+ * about what it saves.
+ */
+const THREADED_ROW_FLOATS = 2 ** 18;
+
+/**
+ * Runs row kernel `name` over `count` rows (or elements) on `pointers` ([pointer, bytes per row]: 0 for a vector
+ * every row reads) with `extras` after the count: split in blocks of rows across the helper threads when there are
+ * any and the rows hold `floats` ≥ THREADED_ROW_FLOATS in all (`align`: rows per block a multiple of it), else in
+ * one call. Rows are independent, so the result is the same either way, bit for bit.
+ */
+function runRows(
+  backend: WasmBackendLike,
+  name: RowKernel,
+  pointers: [number, number][],
+  count: number,
+  extras: number[],
+  floats: number,
+  align = 1,
+): void {
+  const bound = boundFor(backend)!;
+  const threads = floats >= THREADED_ROW_FLOATS && count >= 2 * align ? threadsFor(bound) : null;
+  if (!threads) {
+    (bound.k[name] as (...args: number[]) => void)(...pointers.map(([at]) => at), count, ...extras);
+    return;
+  }
+  // about four blocks per thread, so a late helper only shifts blocks to the others
+  const perBlock = Math.ceil(count / (4 * threads.threads) / align) * align;
+  threads.run(rowParams(name, pointers, count, perBlock, extras), Math.ceil(count / perBlock));
+}
+
 tf.registerKernel({
   kernelName: WASM_MATMUL_KERNEL,
   backendName: 'wasm',
@@ -342,20 +379,26 @@ function softmaxGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   const backend = args.backend as WasmBackendLike;
   const { p, dp } = args.inputs as { p: tf.TensorInfo; dp: tf.TensorInfo };
   const { scale } = args.attrs as unknown as { scale: number };
-  const k = requireKernels(backend, WASM_SOFTMAX_GRAD_KERNEL);
+  requireKernels(backend, WASM_SOFTMAX_GRAD_KERNEL);
   if (!tf.util.arraysEqual(p.shape, dp.shape) || p.dtype !== 'float32' || dp.dtype !== 'float32')
     throw new Error(`${WASM_SOFTMAX_GRAD_KERNEL}: p [${p.shape}] and dp [${dp.shape}] must be float32 of one shape`);
   const out = backend.makeOutput(p.shape, 'float32');
   const S = p.shape[p.shape.length - 1] ?? 1;
   const R = tf.util.sizeFromShape(p.shape) / Math.max(S, 1);
   if (R * S === 0) return out;
-  k.softmax_grad(
-    backend.getMemoryOffset(p.dataId),
-    backend.getMemoryOffset(dp.dataId),
-    backend.getMemoryOffset(out.dataId),
+  const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  const row = 4 * S;
+  runRows(
+    backend,
+    'softmax_grad',
+    [
+      [off(p), row],
+      [off(dp), row],
+      [off(out), row],
+    ],
     R,
-    S,
-    scale,
+    [S, scale],
+    R * S,
   );
   return out;
 }
@@ -377,7 +420,7 @@ export function wasmSoftmaxGrad<T extends tf.Tensor>(p: T, dp: T, scale: number)
 function crossEntropyGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
   const backend = args.backend as WasmBackendLike;
   const { p, scale, targets } = args.inputs as { p: tf.TensorInfo; scale: tf.TensorInfo; targets: tf.TensorInfo };
-  const k = requireKernels(backend, WASM_CE_GRAD_KERNEL);
+  requireKernels(backend, WASM_CE_GRAD_KERNEL);
   const [R, S] = p.shape;
   if (
     p.shape.length !== 2 ||
@@ -393,7 +436,20 @@ function crossEntropyGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const out = backend.makeOutput(p.shape, 'float32');
   if (R * S === 0) return out;
   const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
-  k.ce_grad(off(p), off(scale), off(targets), off(out), R, S);
+  const row = 4 * S;
+  runRows(
+    backend,
+    'ce_grad',
+    [
+      [off(p), row],
+      [off(scale), 4],
+      [off(targets), 4],
+      [off(out), row],
+    ],
+    R,
+    [S],
+    R * S,
+  );
   return out;
 }
 
@@ -412,40 +468,89 @@ export function wasmCrossEntropyGrad(p: tf.Tensor2D, scale: tf.Tensor1D, targets
   return tf.engine().runKernel(WASM_CE_GRAD_KERNEL, { p, scale, targets }) as tf.Tensor2D;
 }
 
-function crossEntropyStatsKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+function crossEntropySoftmaxKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo[] {
   const backend = args.backend as WasmBackendLike;
-  const { z, p, targets } = args.inputs as { z: tf.TensorInfo; p: tf.TensorInfo; targets: tf.TensorInfo };
-  const k = requireKernels(backend, WASM_CE_STATS_KERNEL);
+  const { z, targets } = args.inputs as { z: tf.TensorInfo; targets: tf.TensorInfo };
+  requireKernels(backend, WASM_CE_SOFTMAX_KERNEL);
   const [R, S] = z.shape;
   if (
     z.shape.length !== 2 ||
     !(S > 0) ||
-    !tf.util.arraysEqual(p.shape, z.shape) ||
     z.dtype !== 'float32' ||
-    p.dtype !== 'float32' ||
     !tf.util.arraysEqual(targets.shape, [R]) ||
     targets.dtype !== 'int32'
   )
-    throw new Error(`${WASM_CE_STATS_KERNEL}: z [${z.shape}], p [${p.shape}], targets [${targets.shape}] do not match`);
-  const out = backend.makeOutput([R, 4], 'float32');
-  if (R === 0) return out;
+    throw new Error(`${WASM_CE_SOFTMAX_KERNEL}: z [${z.shape}] (${z.dtype}), targets [${targets.shape}] do not match`);
+  const p = backend.makeOutput([R, S], 'float32');
+  const stats = backend.makeOutput([R, 4], 'float32');
+  if (R === 0) return [p, stats];
   const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
-  k.ce_stats(off(z), off(p), off(targets), off(out), R, S);
+  const row = 4 * S;
+  runRows(
+    backend,
+    'ce_softmax',
+    [
+      [off(z), row],
+      [off(targets), 4],
+      [off(p), row],
+      [off(stats), 16],
+    ],
+    R,
+    [S],
+    R * S,
+  );
+  return [p, stats];
+}
+
+tf.registerKernel({
+  kernelName: WASM_CE_SOFTMAX_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: crossEntropySoftmaxKernel as unknown as tf.KernelFunc,
+});
+
+/**
+ * The cross-entropy's forward pass over the logits z [R, S] (S > 0) in one sweep per row, for targets [R] (int32,
+ * each in [0, S)): the softmax p [R, S], and per row [max z, max p, z at the target, 1 if argMax(z) is the target]
+ * [R, 4] (lse = max z − log(max p)); no gradient. Check wasmKernelsAvailable() first.
+ */
+export function wasmCrossEntropySoftmax(z: tf.Tensor2D, targets: tf.Tensor1D): [tf.Tensor2D, tf.Tensor2D] {
+  const [p, stats] = tf.engine().runKernel(WASM_CE_SOFTMAX_KERNEL, { z, targets }) as unknown as tf.Tensor2D[];
+  return [p, stats];
+}
+
+function gatherRowsKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { table, ids } = args.inputs as { table: tf.TensorInfo; ids: tf.TensorInfo };
+  const k = requireKernels(backend, WASM_GATHER_ROWS_KERNEL);
+  const [rows, D] = table.shape;
+  if (table.shape.length !== 2 || table.dtype !== 'float32' || ids.shape.length !== 1 || ids.dtype !== 'int32')
+    throw new Error(
+      `${WASM_GATHER_ROWS_KERNEL}: table [${table.shape}] (${table.dtype}), ids [${ids.shape}] (${ids.dtype})`,
+    );
+  const n = ids.shape[0];
+  const out = backend.makeOutput([n, D], 'float32');
+  if (n * D === 0) return out;
+  const idx = backend.getMemoryOffset(ids.dataId);
+  const view = new Int32Array(memoryOf(backend)!.buffer, idx, n);
+  for (let i = 0; i < n; i++)
+    if (!(view[i] >= 0 && view[i] < rows))
+      throw new Error(`${WASM_GATHER_ROWS_KERNEL}: id ${view[i]} at ${i} is outside the table's ${rows} rows`);
+  k.gather_rows(backend.getMemoryOffset(table.dataId), idx, backend.getMemoryOffset(out.dataId), n, D);
   return out;
 }
 
 tf.registerKernel({
-  kernelName: WASM_CE_STATS_KERNEL,
+  kernelName: WASM_GATHER_ROWS_KERNEL,
   backendName: 'wasm',
-  kernelFunc: crossEntropyStatsKernel as unknown as tf.KernelFunc,
+  kernelFunc: gatherRowsKernel as unknown as tf.KernelFunc,
 });
 
 /**
- * Per row of the logits z [R, S] (S > 0) and their softmax p: [max z, max p, z at the target, 1 if argMax(z) is the
- * target], [R, 4], for targets [R] (int32, each in [0, S)); no gradient. Check wasmKernelsAvailable() first.
+ * Rows ids of a frozen table [rows, D] (float32), [ids.length, D], as tf.gather along axis 0; no gradient (the
+ * embedding and RoPE tables are never trained). Check wasmKernelsAvailable() first.
  */
-export function wasmCrossEntropyStats(z: tf.Tensor2D, p: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor2D {
-  return tf.engine().runKernel(WASM_CE_STATS_KERNEL, { z, p, targets }) as tf.Tensor2D;
+export function wasmGatherRows(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+  return tf.engine().runKernel(WASM_GATHER_ROWS_KERNEL, { table, ids }) as tf.Tensor2D;
 }
 
 interface RmsNormAttrs {
@@ -460,7 +565,7 @@ function rmsNormKernel(grad: boolean) {
     const backend = args.backend as WasmBackendLike;
     const { x, w, dy } = args.inputs as { x: tf.TensorInfo; w: tf.TensorInfo; dy?: tf.TensorInfo };
     const { eps, plusOne } = args.attrs as unknown as RmsNormAttrs;
-    const k = requireKernels(backend, name);
+    requireKernels(backend, name);
     const D = x.shape[x.shape.length - 1] ?? 1;
     const ok = [x, w, ...(dy ? [dy] : [])].every((t) => t.dtype === 'float32');
     if (!ok || w.shape.length !== 1 || w.shape[0] !== D || (dy && !tf.util.arraysEqual(dy.shape, x.shape)))
@@ -469,8 +574,34 @@ function rmsNormKernel(grad: boolean) {
     const R = tf.util.sizeFromShape(x.shape) / Math.max(D, 1);
     if (R * D === 0) return out;
     const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
-    if (dy) k.rmsnorm_bwd(off(x), off(w), off(dy), off(out), R, D, eps, plusOne);
-    else k.rmsnorm_fwd(off(x), off(w), off(out), R, D, eps, plusOne);
+    const row = 4 * D;
+    if (dy)
+      runRows(
+        backend,
+        'rmsnorm_bwd',
+        [
+          [off(x), row],
+          [off(w), 0],
+          [off(dy), row],
+          [off(out), row],
+        ],
+        R,
+        [D, eps, plusOne],
+        R * D,
+      );
+    else
+      runRows(
+        backend,
+        'rmsnorm_fwd',
+        [
+          [off(x), row],
+          [off(w), 0],
+          [off(out), row],
+        ],
+        R,
+        [D, eps, plusOne],
+        R * D,
+      );
     return out;
   };
 }
@@ -510,7 +641,7 @@ function layerNormKernel(grad: boolean) {
       dy?: tf.TensorInfo;
     };
     const { eps } = args.attrs as unknown as { eps: number };
-    const k = requireKernels(backend, name);
+    requireKernels(backend, name);
     const D = x.shape[x.shape.length - 1] ?? 1;
     const third = grad ? dy : b;
     const ok =
@@ -526,8 +657,15 @@ function layerNormKernel(grad: boolean) {
     const R = tf.util.sizeFromShape(x.shape) / Math.max(D, 1);
     if (R * D === 0) return out;
     const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
-    if (grad) k.layernorm_bwd(off(x), off(w), off(third), off(out), R, D, eps);
-    else k.layernorm_fwd(off(x), off(w), off(third), off(out), R, D, eps);
+    const row = 4 * D;
+    // backward: x, w, dy, dx; forward: x, w, b, out (b a vector like w)
+    const pointers: [number, number][] = [
+      [off(x), row],
+      [off(w), 0],
+      [off(third), grad ? row : 0],
+      [off(out), row],
+    ];
+    runRows(backend, grad ? 'layernorm_bwd' : 'layernorm_fwd', pointers, R, [D, eps], R * D);
     return out;
   };
 }
@@ -562,7 +700,7 @@ function geluKernel(grad: boolean) {
   return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo => {
     const backend = args.backend as WasmBackendLike;
     const { x, dy } = args.inputs as { x: tf.TensorInfo; dy?: tf.TensorInfo };
-    const k = requireKernels(backend, name);
+    requireKernels(backend, name);
     if (x.dtype !== 'float32' || (grad && (dy?.dtype !== 'float32' || !tf.util.arraysEqual(dy.shape, x.shape))))
       throw new Error(
         `${name}: x [${x.shape}] (${x.dtype})${grad ? `, dy [${dy?.shape ?? 'missing'}]` : ''} do not match`,
@@ -571,8 +709,34 @@ function geluKernel(grad: boolean) {
     const n = tf.util.sizeFromShape(x.shape);
     if (n === 0) return out;
     const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
-    if (dy) k.gelu_bwd(off(x), off(dy), off(out), n);
-    else k.gelu_fwd(off(x), off(out), n);
+    // element by element: blocks of whole f32x4 vectors
+    if (dy)
+      runRows(
+        backend,
+        'gelu_bwd',
+        [
+          [off(x), 4],
+          [off(dy), 4],
+          [off(out), 4],
+        ],
+        n,
+        [],
+        n,
+        4,
+      );
+    else
+      runRows(
+        backend,
+        'gelu_fwd',
+        [
+          [off(x), 4],
+          [off(out), 4],
+        ],
+        n,
+        [],
+        n,
+        4,
+      );
     return out;
   };
 }
@@ -605,7 +769,7 @@ function siluMulKernel(grad: boolean) {
   return (args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo | tf.TensorInfo[] => {
     const backend = args.backend as WasmBackendLike;
     const { g, u, dy } = args.inputs as { g: tf.TensorInfo; u: tf.TensorInfo; dy?: tf.TensorInfo };
-    const k = requireKernels(backend, name);
+    requireKernels(backend, name);
     const ins = grad ? [g, u, dy] : [g, u];
     if (!ins.every((t) => t !== undefined && t.dtype === 'float32' && tf.util.arraysEqual(t.shape, g.shape)))
       throw new Error(`${name}: ${ins.map((t) => `[${t?.shape ?? 'missing'}] (${t?.dtype})`).join(', ')} do not match`);
@@ -613,8 +777,37 @@ function siluMulKernel(grad: boolean) {
     const n = tf.util.sizeFromShape(g.shape);
     if (n > 0) {
       const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
-      if (dy) k.silu_mul_bwd(off(g), off(u), off(dy), off(outs[0]), off(outs[1]), n);
-      else k.silu_mul_fwd(off(g), off(u), off(outs[0]), n);
+      const [o0, o1] = outs.map(off);
+      if (dy)
+        runRows(
+          backend,
+          'silu_mul_bwd',
+          [
+            [off(g), 4],
+            [off(u), 4],
+            [off(dy), 4],
+            [o0, 4],
+            [o1, 4],
+          ],
+          n,
+          [],
+          n,
+          4,
+        );
+      else
+        runRows(
+          backend,
+          'silu_mul_fwd',
+          [
+            [off(g), 4],
+            [off(u), 4],
+            [o0, 4],
+          ],
+          n,
+          [],
+          n,
+          4,
+        );
     }
     return grad ? outs : outs[0];
   };

@@ -3,9 +3,9 @@
 ;; batch of matrices with a plain scalar loop, ~1 GFLOP/s), and a cache-blocked 2-D product (gemm_block) for the
 ;; linear layers and the LM head (~43 GFLOP/s a thread here, against 31-37 for tfjs's XNNPACK) whose blocks of
 ;; columns threads share (wasm-kernel-threads.ts) — the softmax's backward pass, RMSNorm and LayerNorm forward and
-;; backward, and the cross-entropy's statistics and gradient, each in one sweep per row, and gelu_new and SwiGLU's
-;; silu(g) · u forward and backward element by element on an f32x4 exp of our own (tfjs runs each of these as several
-;; separate ops).
+;; backward, and the cross-entropy's softmax with its statistics and its gradient, each in one sweep per row, gelu_new
+;; and SwiGLU's silu(g) · u forward and backward element by element on an f32x4 exp of our own (tfjs runs each of
+;; these as several separate ops), and the row lookups in frozen tables.
 ;; tools/build-wasm-kernels.ts assembles this file into wasm-kernels-binary.ts, twice: as written, and with a shared
 ;; memory for tfjs's threaded build. The module imports tfjs-backend-wasm's own memory, so it reads and writes
 ;; tensors where they are (no copies); every pointer is a byte offset into that memory.
@@ -485,41 +485,74 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rLoop))))
 
-;; Per row of the logits z [R, S] and their softmax p, against the target column t[r] (i32): the largest logit, the
-  ;; largest probability, the target's logit, and 1 if the first largest logit is the target's (tfjs's argMax takes the
-  ;; first), written as out[r, 0..3]. The cross-entropy's forward pass needs all four: lse = max z − log(max p), so one
-  ;; sweep replaces two Max, an ArgMax and a Gather over [R, S].
-  (func (export "ce_stats")
-    (param $z i32) (param $p i32) (param $t i32) (param $out i32) (param $R i32) (param $S i32)
-    (local $r i32) (local $j i32) (local $S4 i32) (local $zr i32) (local $pr i32) (local $mz v128) (local $mp v128)
-    (local $m f32) (local $q f32) (local $tr i32) (local $o i32)
+;; The cross-entropy's forward pass, per row of the logits z [R, S] (S > 0) against the target column t[r] (i32):
+  ;; the softmax p [R, S], e^(z − max z) ($exp_n) times 1 / their sum, and out[r, 0..3] = [max z, max p (= 1 / the
+  ;; sum: the largest logit's e^0 is 1 exactly), z at the target, 1 if the first largest logit is the target (tfjs's
+  ;; argMax takes the first)]. The loss needs lse = max z − log(max p) and the backward pass p, so one sweep per row
+  ;; replaces tfjs's softmax (a max, a subtract, an exp, a sum and a divide) and two Max, an ArgMax and a Gather.
+  (func (export "ce_softmax")
+    (param $z i32) (param $t i32) (param $p i32) (param $out i32) (param $R i32) (param $S i32)
+    (local $r i32) (local $j i32) (local $S4 i32) (local $zr i32) (local $pr i32) (local $mz v128) (local $vm v128)
+    (local $acc v128) (local $m f32) (local $sum f32) (local $inv f32) (local $tr i32) (local $o i32)
     (local.set $S4 (i32.and (local.get $S) (i32.const -4)))
     (block $rDone
       (loop $rLoop
         (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
         (local.set $zr (i32.add (local.get $z) (i32.shl (i32.mul (local.get $r) (local.get $S)) (i32.const 2))))
         (local.set $pr (i32.add (local.get $p) (i32.shl (i32.mul (local.get $r) (local.get $S)) (i32.const 2))))
+        ;; m = max z
         (local.set $mz (v128.load32_splat (local.get $zr)))
-        (local.set $mp (v128.load32_splat (local.get $pr)))
         (local.set $j (i32.const 0))
-        (block $v4Done
-          (loop $v4Loop
-            (br_if $v4Done (i32.ge_u (local.get $j) (local.get $S4)))
+        (block $m4Done
+          (loop $m4Loop
+            (br_if $m4Done (i32.ge_u (local.get $j) (local.get $S4)))
             (local.set $mz (f32x4.max (local.get $mz) (v128.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2))))))
-            (local.set $mp (f32x4.max (local.get $mp) (v128.load (i32.add (local.get $pr) (i32.shl (local.get $j) (i32.const 2))))))
             (local.set $j (i32.add (local.get $j) (i32.const 4)))
-            (br $v4Loop)))
+            (br $m4Loop)))
         (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mz)) (f32x4.extract_lane 1 (local.get $mz)))
           (f32.max (f32x4.extract_lane 2 (local.get $mz)) (f32x4.extract_lane 3 (local.get $mz)))))
-        (local.set $q (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mp)) (f32x4.extract_lane 1 (local.get $mp)))
-          (f32.max (f32x4.extract_lane 2 (local.get $mp)) (f32x4.extract_lane 3 (local.get $mp)))))
-        (block $t1Done
-          (loop $t1Loop
-            (br_if $t1Done (i32.ge_u (local.get $j) (local.get $S)))
+        (block $m1Done
+          (loop $m1Loop
+            (br_if $m1Done (i32.ge_u (local.get $j) (local.get $S)))
             (local.set $m (f32.max (local.get $m) (f32.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2))))))
-            (local.set $q (f32.max (local.get $q) (f32.load (i32.add (local.get $pr) (i32.shl (local.get $j) (i32.const 2))))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
-            (br $t1Loop)))
+            (br $m1Loop)))
+        ;; p = e^(z − m)
+        (local.set $vm (f32x4.splat (local.get $m)))
+        (local.set $j (i32.const 0))
+        (block $d4Done
+          (loop $d4Loop
+            (br_if $d4Done (i32.ge_u (local.get $j) (local.get $S4)))
+            (v128.store (i32.add (local.get $pr) (i32.shl (local.get $j) (i32.const 2)))
+              (f32x4.sub (v128.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2)))) (local.get $vm)))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $d4Loop)))
+        (block $d1Done
+          (loop $d1Loop
+            (br_if $d1Done (i32.ge_u (local.get $j) (local.get $S)))
+            (f32.store (i32.add (local.get $pr) (i32.shl (local.get $j) (i32.const 2)))
+              (f32.sub (f32.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2)))) (local.get $m)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $d1Loop)))
+        (call $exp_n (local.get $pr) (local.get $S))
+        ;; p = p / Σ p, as p · (1 / Σ p)
+        (local.set $inv (f32.div (f32.const 1) (call $sum (local.get $pr) (local.get $S))))
+        (local.set $acc (f32x4.splat (local.get $inv)))
+        (local.set $j (i32.const 0))
+        (block $n4Done
+          (loop $n4Loop
+            (br_if $n4Done (i32.ge_u (local.get $j) (local.get $S4)))
+            (local.set $o (i32.add (local.get $pr) (i32.shl (local.get $j) (i32.const 2))))
+            (v128.store (local.get $o) (f32x4.mul (v128.load (local.get $o)) (local.get $acc)))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $n4Loop)))
+        (block $n1Done
+          (loop $n1Loop
+            (br_if $n1Done (i32.ge_u (local.get $j) (local.get $S)))
+            (local.set $o (i32.add (local.get $pr) (i32.shl (local.get $j) (i32.const 2))))
+            (f32.store (local.get $o) (f32.mul (f32.load (local.get $o)) (local.get $inv)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $n1Loop)))
         ;; the first column holding the largest logit (none when it is NaN: j runs to S)
         (local.set $j (i32.const 0))
         (block $aDone
@@ -531,11 +564,40 @@
         (local.set $tr (i32.load (i32.add (local.get $t) (i32.shl (local.get $r) (i32.const 2)))))
         (local.set $o (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 4))))
         (f32.store offset=0 (local.get $o) (local.get $m))
-        (f32.store offset=4 (local.get $o) (local.get $q))
+        (f32.store offset=4 (local.get $o) (local.get $inv))
         (f32.store offset=8 (local.get $o) (f32.load (i32.add (local.get $zr) (i32.shl (local.get $tr) (i32.const 2)))))
         (f32.store offset=12 (local.get $o) (f32.convert_i32_u (i32.eq (local.get $j) (local.get $tr))))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rLoop))))
+
+  ;; dst row i = src row idx[i] (i32), for n rows of D floats: the lookups in the frozen embedding and RoPE tables
+  ;; (tfjs-backend-wasm's GatherV2 took ~12 ms for 512 rows of 768 here). The caller checks every index.
+  (func (export "gather_rows") (param $src i32) (param $idx i32) (param $dst i32) (param $n i32) (param $D i32)
+    (local $i i32) (local $j i32) (local $D4 i32) (local $from i32) (local $to i32)
+    (local.set $D4 (i32.and (local.get $D) (i32.const -4)))
+    (block $iDone
+      (loop $iLoop
+        (br_if $iDone (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $from (i32.add (local.get $src) (i32.shl (i32.mul
+          (i32.load (i32.add (local.get $idx) (i32.shl (local.get $i) (i32.const 2)))) (local.get $D)) (i32.const 2))))
+        (local.set $to (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $D)) (i32.const 2))))
+        (local.set $j (i32.const 0))
+        (block $v4Done
+          (loop $v4Loop
+            (br_if $v4Done (i32.ge_u (local.get $j) (local.get $D4)))
+            (v128.store (i32.add (local.get $to) (i32.shl (local.get $j) (i32.const 2)))
+              (v128.load (i32.add (local.get $from) (i32.shl (local.get $j) (i32.const 2)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $v4Loop)))
+        (block $v1Done
+          (loop $v1Loop
+            (br_if $v1Done (i32.ge_u (local.get $j) (local.get $D)))
+            (f32.store (i32.add (local.get $to) (i32.shl (local.get $j) (i32.const 2)))
+              (f32.load (i32.add (local.get $from) (i32.shl (local.get $j) (i32.const 2)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $v1Loop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $iLoop))))
 
   ;; sum over j < D of a[j] * b[j] (f32x4 lanes, then the D mod 4 tail), for rows of floats at byte offsets a, b
   (func $dot (param $a i32) (param $b i32) (param $D i32) (result f32)

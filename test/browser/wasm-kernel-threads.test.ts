@@ -145,6 +145,191 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
       expect(r.callerBlocks).toBeLessThan(r.totalBlocks);
     }, 120_000);
 
+  it('runs every row kernel split in blocks of rows across the threads, bit for bit as in one call', async () => {
+    const r = await session.page.evaluate(
+      async ({ b64 }) => {
+        const { KernelThreads, ROW_KERNELS, rowParams } = (window as unknown as { kernelThreadsModule: ThreadsModule })
+          .kernelThreadsModule;
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const module = new WebAssembly.Module(bytes);
+        const memory = new WebAssembly.Memory({ initial: 2048, maximum: 65536, shared: true });
+        const k = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Record<
+          string,
+          (...a: number[]) => void
+        >;
+        const pool = new KernelThreads(module, memory, 1, k as never, 0);
+        await pool.started;
+        const f = new Float32Array(memory.buffer);
+        const i32 = new Int32Array(memory.buffer);
+        let seed = 11;
+        const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5;
+        let top = 0;
+        const alloc = (floats: number) => {
+          const at = top;
+          top += 4 * floats + 64;
+          return at;
+        };
+        // R rows of S (rows of 4·S bytes; 1 row of 4 bytes per element for the element-wise kernels)
+        const R = 301,
+          S = 77;
+        const rowsOf = (rows: number, width: number) => {
+          const at = alloc(rows * width);
+          for (let i = 0; i < rows * width; i++) f[at / 4 + i] = rnd() * 4;
+          return at;
+        };
+        const targets = alloc(R);
+        for (let r = 0; r < R; r++) i32[targets / 4 + r] = (r * 13) % S;
+        const positive = (at: number, n: number) => {
+          for (let i = 0; i < n; i++) f[at / 4 + i] = Math.abs(f[at / 4 + i]) + 0.01;
+          return at;
+        };
+        const n = R * S;
+        // per kernel: its inputs ([pointer, bytes per row]), outputs (pointer, floats), count and extras
+        type Case = { ins: [number, number][]; outs: [number, number][]; count: number; extras: number[] };
+        const row = 4 * S;
+        const cases: Record<string, Case> = {
+          softmax_grad: {
+            ins: [
+              [positive(rowsOf(R, S), n), row],
+              [rowsOf(R, S), row],
+            ],
+            outs: [[row, n]],
+            count: R,
+            extras: [S, 0.7],
+          },
+          ce_grad: {
+            ins: [
+              [positive(rowsOf(R, S), n), row],
+              [rowsOf(R, 1), 4],
+              [targets, 4],
+            ],
+            outs: [[row, n]],
+            count: R,
+            extras: [S],
+          },
+          ce_stats: {
+            ins: [
+              [rowsOf(R, S), row],
+              [positive(rowsOf(R, S), n), row],
+              [targets, 4],
+            ],
+            outs: [[16, 4 * R]],
+            count: R,
+            extras: [S],
+          },
+          rmsnorm_fwd: {
+            ins: [
+              [rowsOf(R, S), row],
+              [rowsOf(1, S), 0],
+            ],
+            outs: [[row, n]],
+            count: R,
+            extras: [S, 1e-5, 1],
+          },
+          rmsnorm_bwd: {
+            ins: [
+              [rowsOf(R, S), row],
+              [rowsOf(1, S), 0],
+              [rowsOf(R, S), row],
+            ],
+            outs: [[row, n]],
+            count: R,
+            extras: [S, 1e-5, 0],
+          },
+          layernorm_fwd: {
+            ins: [
+              [rowsOf(R, S), row],
+              [rowsOf(1, S), 0],
+              [rowsOf(1, S), 0],
+            ],
+            outs: [[row, n]],
+            count: R,
+            extras: [S, 1e-5],
+          },
+          layernorm_bwd: {
+            ins: [
+              [rowsOf(R, S), row],
+              [rowsOf(1, S), 0],
+              [rowsOf(R, S), row],
+            ],
+            outs: [[row, n]],
+            count: R,
+            extras: [S, 1e-5],
+          },
+          gelu_fwd: { ins: [[rowsOf(n, 1), 4]], outs: [[4, n]], count: n, extras: [] },
+          gelu_bwd: {
+            ins: [
+              [rowsOf(n, 1), 4],
+              [rowsOf(n, 1), 4],
+            ],
+            outs: [[4, n]],
+            count: n,
+            extras: [],
+          },
+          silu_mul_fwd: {
+            ins: [
+              [rowsOf(n, 1), 4],
+              [rowsOf(n, 1), 4],
+            ],
+            outs: [[4, n]],
+            count: n,
+            extras: [],
+          },
+          silu_mul_bwd: {
+            ins: [
+              [rowsOf(n, 1), 4],
+              [rowsOf(n, 1), 4],
+              [rowsOf(n, 1), 4],
+            ],
+            outs: [
+              [4, n],
+              [4, n],
+            ],
+            count: n,
+            extras: [],
+          },
+        };
+        const results: { name: string; differ: number; blocks: number; finite: boolean }[] = [];
+        for (const name of ROW_KERNELS) {
+          const c = cases[name];
+          const once = c.outs.map(([, floats]) => alloc(floats));
+          const split = c.outs.map(([, floats]) => alloc(floats));
+          k[name](...c.ins.map(([at]) => at), ...once, c.count, ...c.extras);
+          for (const [i, at] of split.entries()) f.fill(NaN, at / 4, at / 4 + c.outs[i][1]);
+          // odd blocks: the last one is short (element-wise kernels: a multiple of 4 but the last)
+          const perBlock = c.count === n ? 4 * 397 : 37;
+          const before = pool.totalBlocks;
+          const pointers: [number, number][] = [
+            ...c.ins,
+            ...split.map((at, i): [number, number] => [at, c.outs[i][0]]),
+          ];
+          pool.run(rowParams(name, pointers, c.count, perBlock, c.extras), Math.ceil(c.count / perBlock));
+          let differ = 0,
+            finite = true;
+          for (const [i, [, floats]] of c.outs.entries())
+            for (let j = 0; j < floats; j++) {
+              const a = f[once[i] / 4 + j],
+                b = f[split[i] / 4 + j];
+              if (!Object.is(a, b)) differ++;
+              if (!Number.isFinite(a)) finite = false;
+            }
+          results.push({ name, differ, blocks: pool.totalBlocks - before, finite });
+        }
+        const out = { results, callerBlocks: pool.callerBlocks, totalBlocks: pool.totalBlocks, failure: pool.failure };
+        pool.dispose();
+        return out;
+      },
+      { b64: WASM_KERNELS_BINARY.shared },
+    );
+    expect(r.failure).toBeUndefined();
+    expect(r.results.map((x) => x.name)).toHaveLength(11);
+    for (const x of r.results) {
+      expect(x, x.name).toMatchObject({ differ: 0, finite: true });
+      expect(x.blocks, x.name).toBeGreaterThan(2);
+    }
+    expect(r.callerBlocks).toBeLessThan(r.totalBlocks);
+  }, 120_000);
+
   it('threw no page error', () => {
     expect(session.pageErrors).toEqual([]);
   });

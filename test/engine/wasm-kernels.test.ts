@@ -3,7 +3,8 @@
  * assembly of the committed text, its products equal a float64 reference on shapes that hit every tile edge (rows
  * mod 4, columns mod 8, and the cache-blocked 2-D product's panels, blocks and depth slices) in all transpose forms, and bmm's
  * gradients through it equal tfjs's own. The row and element-wise kernels (softmax's gradient, RMSNorm, LayerNorm,
- * gelu_new and its exp, SwiGLU's silu(g) · u) against float64 references and against tfjs's ops.
+ * gelu_new and its exp, SwiGLU's silu(g) · u, the cross-entropy's softmax with its statistics) against float64
+ * references and against tfjs's ops, and the row lookup against tf.gather.
  */
 import { readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
@@ -16,6 +17,8 @@ import {
   WASM_SILU_MUL_GRAD_KERNEL,
   WASM_SILU_MUL_KERNEL,
   wasmBatchMatMul,
+  wasmCrossEntropySoftmax,
+  wasmGatherRows,
   wasmGeluNew,
   wasmKernelsAvailable,
   wasmLayerNorm,
@@ -164,6 +167,53 @@ describe('wasm SIMD batched matmul', () => {
         for (let j = 0; j < S; j++) expect(got[r * S + j]).toBeCloseTo(0.37 * p[r * S + j] * (dp[r * S + j] - dot), 5);
       }
     }
+  });
+
+  it('ce_softmax: p and [max z, max p, z at the target, argMax hit] equal a float64 reference, rows of every length mod 4', async () => {
+    for (const S of [1, 3, 4, 13, 128, 1001]) {
+      const R = 6;
+      // logits up to ±40 (e^80 would overflow a float32 sum without the max), one row with a tie for the largest
+      const z = randData(R * S).map((v) => 40 * v);
+      if (S > 3) z[2 * S + 3] = z[2 * S + 1] = 50;
+      const t = Int32Array.from({ length: R }, (_, r) => (r === 2 && S > 3 ? 3 : (r * 7) % S));
+      const [p, stats] = wasmCrossEntropySoftmax(tf.tensor2d(z, [R, S]), tf.tensor1d(t, 'int32'));
+      const [pv, sv] = [await p.data(), await stats.data()];
+      for (let r = 0; r < R; r++) {
+        const row = Array.from(z.subarray(r * S, (r + 1) * S));
+        const m = Math.max(...row);
+        const e = row.map((v) => Math.exp(v - m));
+        const sum = e.reduce((a, b) => a + b, 0);
+        for (let j = 0; j < S; j++)
+          expect(Math.abs(pv[r * S + j] - e[j] / sum)).toBeLessThan(2e-6 * (e[j] / sum) + 1e-12);
+        const first = row.indexOf(m);
+        expect(sv[4 * r]).toBe(Math.fround(m));
+        expect(Math.abs(sv[4 * r + 1] - 1 / sum)).toBeLessThan(2e-6 / sum);
+        // the loss's log-sum-exp from the statistics
+        expect(Math.abs(sv[4 * r] - Math.log(sv[4 * r + 1]) - (m + Math.log(sum)))).toBeLessThan(
+          1e-5 * (1 + Math.abs(m)),
+        );
+        expect(sv[4 * r + 2]).toBe(Math.fround(row[t[r]]));
+        expect(sv[4 * r + 3]).toBe(first === t[r] ? 1 : 0);
+      }
+      // the tie: the first of the two largest is column 1, the target 3
+      if (S > 3) expect(sv[4 * 2 + 3]).toBe(0);
+    }
+  });
+
+  it('gather_rows copies the rows tf.gather picks, for row lengths of every length mod 4, and refuses an id out of range', async () => {
+    for (const D of [1, 3, 4, 13, 768]) {
+      const rows = 37;
+      const table = tf.tensor2d(randData(rows * D), [rows, D]);
+      const ids = Int32Array.from([0, 36, 5, 5, 17, 36, 1]);
+      const got = await wasmGatherRows(table, tf.tensor1d(ids, 'int32')).data();
+      const want = await tf.gather(table, tf.tensor1d(ids, 'int32')).data();
+      expect(Array.from(got)).toEqual(Array.from(want));
+    }
+    const table = tf.tensor2d(randData(20), [5, 4]);
+    expect(() => wasmGatherRows(table, tf.tensor1d([0, 5], 'int32'))).toThrow(
+      /id 5 at 1 is outside the table's 5 rows/,
+    );
+    expect(() => wasmGatherRows(table, tf.tensor1d([-1], 'int32'))).toThrow(/id -1 at 0/);
   });
 
   for (const masked of [false, true])
