@@ -7,6 +7,7 @@ import { prefersNoTransposeB } from './backend';
 import { customOp } from './custom-op';
 export { customOp };
 import {
+  wasmAttentionSoftmax,
   wasmBatchMatMul,
   wasmGatherRows,
   wasmGeluNew,
@@ -374,10 +375,12 @@ export function attentionSoftmax(
     return tf.reshape(tf.softmax(z), [B * KV, G * T, S]) as tf.Tensor3D;
   };
   if (!wasmKernelsAvailable()) return forward(scores);
-  // wasm: the backward pass in one sweep of our kernel (tfjs: a multiply, a sum, a subtract, a multiply, and the
-  // scale's multiply), from the saved probabilities only
+  // wasm: each pass in one sweep of our kernels — forward the scale, the mask and the softmax, skipping a causal row's
+  // masked end (tfjs: a multiply, an add and a softmax over every column); backward from the saved probabilities
+  // only (tfjs: a multiply, a sum, a subtract, a multiply, and the scale's multiply)
+  const fused = !bias || bias.size === B * T * S;
   const f = customOp<tf.Tensor3D>(([x], save) => {
-    const p = tf.tidy(() => forward(x));
+    const p = fused ? wasmAttentionSoftmax(x as tf.Tensor3D, bias, scale, B, T) : tf.tidy(() => forward(x));
     save([p]);
     return { value: p, gradFunc: (dy, [ps]) => wasmSoftmaxGrad(ps as tf.Tensor3D, dy, scale) };
   });

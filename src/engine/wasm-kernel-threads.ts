@@ -30,22 +30,24 @@ const PARAMS = 4;
  *   (bytes) and the block width (columns);
  * - BATCHED: matmul's a, b, c, M, K, P, aBatch, aRow, aCol, bBatch, then the items per block, the items N and 0;
  * - ROWS: a row kernel's index in ROW_KERNELS, the rows (or elements) in all, the rows per block, the number of
- *   pointers, up to ROW_POINTERS pairs (pointer, bytes per row: 0 for a vector every row reads), then up to
- *   ROW_EXTRAS arguments after the row count, stored as float32 (slots FLOAT_FROM on; integers up to 2^24 are exact).
+ *   pointers, up to ROW_POINTERS pairs (pointer, bytes per row: 0 for a vector every row reads; the pair [0, 1]
+ *   passes the block's first row), then up to ROW_EXTRAS arguments after the row count, stored as float32 (slots
+ *   FLOAT_FROM on; integers up to 2^24 are exact).
  * Unused slots are 0.
  */
-const N_PARAMS = 18;
+const N_PARAMS = 19;
 export const GEMM = 0;
 export const BATCHED = 1;
 export const ROWS = 2;
 export const ROW_POINTERS = 5;
-export const ROW_EXTRAS = 3;
+export const ROW_EXTRAS = 4;
 const FLOAT_FROM = N_PARAMS - ROW_EXTRAS;
 /**
  * The kernels of wasm-kernels.wat whose rows are independent: each takes its pointers, then the row (or element)
  * count, then its other arguments, so a block of rows is the same call on offset pointers and a smaller count.
  */
 export const ROW_KERNELS = [
+  'attn_softmax',
   'softmax_grad',
   'ce_grad',
   'ce_softmax',
@@ -101,7 +103,8 @@ export function runBlock(k: BlockKernels, p: ArrayLike<number>, block: number, s
     const n0 = block * p[3];
     const args: number[] = [];
     for (let i = 0; i < p[4]; i++) args.push(p[5 + 2 * i] + n0 * p[6 + 2 * i]);
-    args.push(Math.min(p[3], p[2] - n0), p[FLOAT_FROM], p[FLOAT_FROM + 1], p[FLOAT_FROM + 2]);
+    args.push(Math.min(p[3], p[2] - n0));
+    for (let i = FLOAT_FROM; i < N_PARAMS; i++) args.push(p[i]);
     k[ROW_KERNELS[p[1]]](...args);
   } else if (p[0] === GEMM) {
     const j0 = block * p[13];
@@ -146,7 +149,8 @@ function runBlock(k, p, block, slot) {
     const n0 = block * p[3];
     const args = [];
     for (let i = 0; i < p[4]; i++) args.push(p[5 + 2 * i] + n0 * p[6 + 2 * i]);
-    args.push(Math.min(p[3], p[2] - n0), p[${FLOAT_FROM}], p[${FLOAT_FROM + 1}], p[${FLOAT_FROM + 2}]);
+    args.push(Math.min(p[3], p[2] - n0));
+    for (let i = ${FLOAT_FROM}; i < ${N_PARAMS}; i++) args.push(p[i]);
     k[ROW_KERNELS[p[1]]](...args);
   } else if (p[0] === ${GEMM}) {
     const j0 = block * p[13];

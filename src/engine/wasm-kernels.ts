@@ -21,6 +21,7 @@ import { BATCHED, GEMM, KernelThreads, rowParams, runBlock, type RowKernel } fro
 
 export const WASM_MATMUL_KERNEL = 'WebtuneBatchMatMul';
 export const WASM_SOFTMAX_GRAD_KERNEL = 'WebtuneSoftmaxGrad';
+export const WASM_ATTN_SOFTMAX_KERNEL = 'WebtuneAttentionSoftmax';
 export const WASM_RMSNORM_KERNEL = 'WebtuneRmsNorm';
 export const WASM_RMSNORM_GRAD_KERNEL = 'WebtuneRmsNormGrad';
 export const WASM_CE_GRAD_KERNEL = 'WebtuneCrossEntropyGrad';
@@ -64,6 +65,17 @@ interface Kernels {
   ): void;
   transpose(src: number, dst: number, N: number, R: number, C: number): void;
   softmax_grad(p: number, dp: number, out: number, R: number, S: number, scale: number): void;
+  attn_softmax(
+    x: number,
+    bias: number,
+    out: number,
+    first: number,
+    R: number,
+    S: number,
+    scale: number,
+    T: number,
+    perB: number,
+  ): void;
   ce_grad(p: number, s: number, t: number, out: number, R: number, S: number): void;
   ce_softmax(z: number, t: number, p: number, out: number, R: number, S: number): void;
   gather_rows(src: number, idx: number, dst: number, n: number, D: number): void;
@@ -373,6 +385,65 @@ export function wasmMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false,
     transposeB,
   );
   return tf.reshape(c, [c.shape[1], c.shape[2]]) as tf.Tensor2D;
+}
+
+interface AttnSoftmaxAttrs {
+  scale: number;
+  B: number;
+  T: number;
+}
+
+function attnSoftmaxKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { x, bias } = args.inputs as { x: tf.TensorInfo; bias?: tf.TensorInfo };
+  const { scale, B, T } = args.attrs as unknown as AttnSoftmaxAttrs;
+  requireKernels(backend, WASM_ATTN_SOFTMAX_KERNEL);
+  const S = x.shape[x.shape.length - 1] ?? 0;
+  const R = tf.util.sizeFromShape(x.shape) / Math.max(S, 1);
+  if (
+    x.dtype !== 'float32' ||
+    !(B > 0 && T > 0) ||
+    R % (B * T) !== 0 ||
+    (bias && (bias.dtype !== 'float32' || tf.util.sizeFromShape(bias.shape) !== B * T * S))
+  )
+    throw new Error(
+      `${WASM_ATTN_SOFTMAX_KERNEL}: scores [${x.shape}] and bias [${bias?.shape ?? 'none'}] do not fit B ${B}, T ${T}`,
+    );
+  const out = backend.makeOutput(x.shape, 'float32');
+  if (R * S === 0) return out;
+  const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  const row = 4 * S;
+  const pointers: [number, number][] = [
+    [off(x), row],
+    [bias ? off(bias) : 0, 0],
+    [off(out), row],
+    [0, 1], // the block's first row
+  ];
+  runRows(backend, 'attn_softmax', pointers, R, [S, scale, T, R / B], R * S);
+  return out;
+}
+
+tf.registerKernel({
+  kernelName: WASM_ATTN_SOFTMAX_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: attnSoftmaxKernel as unknown as tf.KernelFunc,
+});
+
+/**
+ * Attention's probabilities softmax(scale · scores + bias) over the last axis, in one sweep per row: scores
+ * [B·KV, G·T, S] (any shape of B·KV·G·T rows of S), bias null or [B, 1, 1, T, S] (0 or -1e9, shared by every head
+ * of a batch item). Masked columns at a row's end are skipped (probability 0, as in float32 arithmetic). No gradient
+ * of its own (see attentionSoftmax). Check wasmKernelsAvailable() first.
+ */
+export function wasmAttentionSoftmax<T extends tf.Tensor>(
+  scores: T,
+  bias: tf.Tensor | null,
+  scale: number,
+  B: number,
+  T: number,
+): T {
+  const attrs = { scale, B, T } as unknown as tf.NamedAttrMap;
+  return tf.engine().runKernel(WASM_ATTN_SOFTMAX_KERNEL, bias ? { x: scores, bias } : { x: scores }, attrs) as T;
 }
 
 function softmaxGradKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {

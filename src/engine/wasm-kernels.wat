@@ -2,7 +2,7 @@
 ;; step — batched products in 4 x 8 tiles for the many-item shapes of attention and LoRA (tfjs-backend-wasm runs a
 ;; batch of matrices with a plain scalar loop, ~1 GFLOP/s), and a cache-blocked 2-D product (gemm_block) for the
 ;; linear layers and the LM head (~43 GFLOP/s a thread here, against 31-37 for tfjs's XNNPACK) whose blocks of
-;; columns threads share (wasm-kernel-threads.ts) — the softmax's backward pass, RMSNorm and LayerNorm forward and
+;; columns threads share (wasm-kernel-threads.ts) — attention's masked softmax and its backward pass, RMSNorm and LayerNorm forward and
 ;; backward, and the cross-entropy's softmax with its statistics and its gradient, each in one sweep per row, gelu_new
 ;; and SwiGLU's silu(g) · u forward and backward element by element on an f32x4 exp of our own (tfjs runs each of
 ;; these as several separate ops), and the row lookups in frozen tables.
@@ -384,6 +384,121 @@
             (br $rLoop)))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
         (br $nLoop))))
+
+;; Attention's probabilities: out[r] = softmax(scale * x[r] + bias row) for R rows of S scores, rows first … first + R
+  ;; of the whole [B, KV, G, T, S] (first: this block's first row; perB = KV * G * T rows per batch item), the bias
+  ;; [B, T, S] additive (0 where a query may look, -1e9 where not; pointer 0: none) shared by the heads of a batch item.
+  ;; The masked columns at the end of a row (a causal mask's future) are neither scaled nor exponentiated: their
+  ;; probability is 0, as e^(-1e9 - max) is in float32. A row masked everywhere is computed whole, as tfjs would.
+  (func (export "attn_softmax")
+    (param $x i32) (param $bias i32) (param $out i32) (param $first i32) (param $R i32) (param $S i32)
+    (param $scale f32) (param $T i32) (param $perB i32)
+    (local $r i32) (local $row i32) (local $j i32) (local $n i32) (local $n4 i32) (local $xr i32) (local $orow i32)
+    (local $br i32) (local $vs v128) (local $mz v128) (local $m f32) (local $inv f32) (local $o i32)
+    (local.set $vs (f32x4.splat (local.get $scale)))
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
+        (local.set $row (i32.add (local.get $first) (local.get $r)))
+        (local.set $xr (i32.add (local.get $x) (i32.shl (i32.mul (local.get $r) (local.get $S)) (i32.const 2))))
+        (local.set $orow (i32.add (local.get $out) (i32.shl (i32.mul (local.get $r) (local.get $S)) (i32.const 2))))
+        (local.set $n (local.get $S))
+        (if (local.get $bias)
+          (then
+            ;; bias row (b, t): b = row / perB, t = row mod T
+            (local.set $br (i32.add (local.get $bias) (i32.shl (i32.mul (i32.add
+              (i32.mul (i32.div_u (local.get $row) (local.get $perB)) (local.get $T))
+              (i32.rem_u (local.get $row) (local.get $T))) (local.get $S)) (i32.const 2))))
+            (block $scanDone
+              (loop $scan
+                (br_if $scanDone (i32.eqz (local.get $n)))
+                (br_if $scanDone (f32.gt (f32.load (i32.sub (i32.add (local.get $br) (i32.shl (local.get $n) (i32.const 2))) (i32.const 4)))
+                  (f32.const -1e8)))
+                (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                (br $scan)))
+            (if (i32.eqz (local.get $n)) (then (local.set $n (local.get $S))))))
+        (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
+        ;; z = scale * x (+ bias) into out
+        (local.set $j (i32.const 0))
+        (block $z4Done
+          (loop $z4Loop
+            (br_if $z4Done (i32.ge_u (local.get $j) (local.get $n4)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (v128.store (i32.add (local.get $orow) (local.get $o))
+              (if (result v128) (local.get $bias)
+                (then (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vs))
+                  (v128.load (i32.add (local.get $br) (local.get $o)))))
+                (else (f32x4.mul (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vs)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $z4Loop)))
+        (block $z1Done
+          (loop $z1Loop
+            (br_if $z1Done (i32.ge_u (local.get $j) (local.get $n)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (f32.store (i32.add (local.get $orow) (local.get $o))
+              (if (result f32) (local.get $bias)
+                (then (f32.add (f32.mul (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $scale))
+                  (f32.load (i32.add (local.get $br) (local.get $o)))))
+                (else (f32.mul (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $scale)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $z1Loop)))
+        ;; m = max z
+        (local.set $mz (v128.load32_splat (local.get $orow)))
+        (local.set $j (i32.const 0))
+        (block $m4Done
+          (loop $m4Loop
+            (br_if $m4Done (i32.ge_u (local.get $j) (local.get $n4)))
+            (local.set $mz (f32x4.max (local.get $mz) (v128.load (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $m4Loop)))
+        (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mz)) (f32x4.extract_lane 1 (local.get $mz)))
+          (f32.max (f32x4.extract_lane 2 (local.get $mz)) (f32x4.extract_lane 3 (local.get $mz)))))
+        (block $m1Done
+          (loop $m1Loop
+            (br_if $m1Done (i32.ge_u (local.get $j) (local.get $n)))
+            (local.set $m (f32.max (local.get $m) (f32.load (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $m1Loop)))
+        ;; e^(z − m), over their sum; 0 past n
+        (local.set $mz (f32x4.splat (local.get $m)))
+        (local.set $j (i32.const 0))
+        (block $d4Done
+          (loop $d4Loop
+            (br_if $d4Done (i32.ge_u (local.get $j) (local.get $n4)))
+            (local.set $o (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))
+            (v128.store (local.get $o) (f32x4.sub (v128.load (local.get $o)) (local.get $mz)))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $d4Loop)))
+        (block $d1Done
+          (loop $d1Loop
+            (br_if $d1Done (i32.ge_u (local.get $j) (local.get $n)))
+            (local.set $o (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))
+            (f32.store (local.get $o) (f32.sub (f32.load (local.get $o)) (local.get $m)))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $d1Loop)))
+        (call $exp_n (local.get $orow) (local.get $n))
+        (local.set $inv (f32.div (f32.const 1) (call $sum (local.get $orow) (local.get $n))))
+        (local.set $mz (f32x4.splat (local.get $inv)))
+        (local.set $j (i32.const 0))
+        (block $n4Done
+          (loop $n4Loop
+            (br_if $n4Done (i32.ge_u (local.get $j) (local.get $n4)))
+            (local.set $o (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))
+            (v128.store (local.get $o) (f32x4.mul (v128.load (local.get $o)) (local.get $mz)))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $n4Loop)))
+        (block $n1Done
+          (loop $n1Loop
+            (br_if $n1Done (i32.ge_u (local.get $j) (local.get $S)))
+            (local.set $o (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))
+            (f32.store (local.get $o)
+              (if (result f32) (i32.lt_u (local.get $j) (local.get $n))
+                (then (f32.mul (f32.load (local.get $o)) (local.get $inv)))
+                (else (f32.const 0))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $n1Loop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
 
   ;; out[r, s] = scale * p[r, s] * (dp[r, s] - sum_s' p[r, s'] * dp[r, s']) for R rows of S values: the gradient of
   ;; softmax(scale * z) with respect to z, from the softmax's output p and its incoming gradient dp.
@@ -940,7 +1055,8 @@
   (global $gelu_da (mut v128) (v128.const f32x4 1.59576912 1.59576912 1.59576912 1.59576912))
   (global $gelu_db (mut v128) (v128.const f32x4 0.214064449 0.214064449 0.214064449 0.214064449))
 
-  ;; e^z of n floats at p, in place: z clamped to [-87.3, 88.3] (so 2^n below is a normal float; NaN stays NaN), then
+  ;; e^z of n floats at p, in place: z clamped to [-87.3, 88.3] (so 2^n below is a normal float; NaN stays NaN; below
+  ;; -87.3 the result is 0, where the true e^z is subnormal or 0), then
   ;; z = n · ln 2 + r with n = nearest(z · log2 e) and |r| <= ln 2 / 2, ln 2 split in two (its high part has 9
   ;; significant bits, so n · hi is exact). n comes from adding 1.5 · 2^23 + 127 to z · log2 e: the sum's low mantissa
   ;; bits are then n + 127, which shifted left by 23 are 2^n's bits, and subtracting the constant again gives n. e^r is
@@ -951,6 +1067,7 @@
     (local $end4 i32) (local $t i32) (local $z v128) (local $k v128) (local $f v128) (local $r v128) (local $q v128)
     (local $lo v128) (local $hi v128) (local $l2e v128) (local $magic v128) (local $ln2hi v128) (local $ln2lo v128)
     (local $c6 v128) (local $c5 v128) (local $c4 v128) (local $c3 v128) (local $c2 v128) (local $one v128)
+    (local $under v128)
     (local.set $lo (global.get $exp_lo))
     (local.set $hi (global.get $exp_hi))
     (local.set $l2e (global.get $log2e))
@@ -973,6 +1090,7 @@
           (else
             (br_if $done (i32.eqz (local.get $t)))
             (local.set $z (call $load_tail (local.get $p) (local.get $t)))))
+        (local.set $under (f32x4.lt (local.get $z) (local.get $lo)))
         (local.set $z (f32x4.pmin (f32x4.pmax (local.get $z) (local.get $lo)) (local.get $hi)))
         (local.set $k (f32x4.add (f32x4.mul (local.get $z) (local.get $l2e)) (local.get $magic)))
         (local.set $f (f32x4.sub (local.get $k) (local.get $magic)))
@@ -984,7 +1102,8 @@
         (local.set $q (f32x4.add (local.get $c2) (f32x4.mul (local.get $r) (local.get $q))))
         (local.set $q (f32x4.add (local.get $one) (f32x4.mul (local.get $r) (local.get $q))))
         (local.set $q (f32x4.add (local.get $one) (f32x4.mul (local.get $r) (local.get $q))))
-        (local.set $z (f32x4.mul (local.get $q) (i32x4.shl (local.get $k) (i32.const 23))))
+        ;; below the range: 0 (the true e^z is subnormal or 0; a masked score's -1e9 must give exactly 0)
+        (local.set $z (v128.andnot (f32x4.mul (local.get $q) (i32x4.shl (local.get $k) (i32.const 23))) (local.get $under)))
         (if (i32.lt_u (local.get $p) (local.get $end4))
           (then (v128.store (local.get $p) (local.get $z)))
           (else

@@ -185,9 +185,30 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
         };
         const n = R * S;
         // per kernel: its inputs ([pointer, bytes per row]), outputs (pointer, floats), count and extras
-        type Case = { ins: [number, number][]; outs: [number, number][]; count: number; extras: number[] };
+        // (after: pointers after the outputs, as attn_softmax's first row)
+        type Case = {
+          ins: [number, number][];
+          outs: [number, number][];
+          after?: [number, number][];
+          count: number;
+          extras: number[];
+        };
+        // attention: 2 batch items of 147 rows (T = 7) of S scores, the bias [2, 7, S] hiding each row's last 7 - t
+        const Ra = 294;
+        const attnBias = alloc(2 * 7 * S);
+        for (let i = 0; i < 2 * 7 * S; i++) f[attnBias / 4 + i] = i % S > S - 7 + (Math.floor(i / S) % 7) ? -1e9 : 0;
         const row = 4 * S;
         const cases: Record<string, Case> = {
+          attn_softmax: {
+            ins: [
+              [rowsOf(Ra, S), row],
+              [attnBias, 0],
+            ],
+            outs: [[row, Ra * S]],
+            after: [[0, 1]],
+            count: Ra,
+            extras: [S, 0.3, 7, 147],
+          },
           softmax_grad: {
             ins: [
               [positive(rowsOf(R, S), n), row],
@@ -207,13 +228,15 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
             count: R,
             extras: [S],
           },
-          ce_stats: {
+          ce_softmax: {
             ins: [
               [rowsOf(R, S), row],
-              [positive(rowsOf(R, S), n), row],
               [targets, 4],
             ],
-            outs: [[16, 4 * R]],
+            outs: [
+              [row, n],
+              [16, 4 * R],
+            ],
             count: R,
             extras: [S],
           },
@@ -294,7 +317,8 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
           const c = cases[name];
           const once = c.outs.map(([, floats]) => alloc(floats));
           const split = c.outs.map(([, floats]) => alloc(floats));
-          k[name](...c.ins.map(([at]) => at), ...once, c.count, ...c.extras);
+          const after = c.after ?? [];
+          k[name](...c.ins.map(([at]) => at), ...once, ...after.map(([at]) => at), c.count, ...c.extras);
           for (const [i, at] of split.entries()) f.fill(NaN, at / 4, at / 4 + c.outs[i][1]);
           // odd blocks: the last one is short (element-wise kernels: a multiple of 4 but the last)
           const perBlock = c.count === n ? 4 * 397 : 37;
@@ -302,6 +326,7 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
           const pointers: [number, number][] = [
             ...c.ins,
             ...split.map((at, i): [number, number] => [at, c.outs[i][0]]),
+            ...after,
           ];
           pool.run(rowParams(name, pointers, c.count, perBlock, c.extras), Math.ceil(c.count / perBlock));
           let differ = 0,
@@ -322,7 +347,7 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
       { b64: WASM_KERNELS_BINARY.shared },
     );
     expect(r.failure).toBeUndefined();
-    expect(r.results.map((x) => x.name)).toHaveLength(11);
+    expect(r.results.map((x) => x.name)).toHaveLength(12);
     for (const x of r.results) {
       expect(x, x.name).toMatchObject({ differ: 0, finite: true });
       expect(x.blocks, x.name).toBeGreaterThan(2);

@@ -216,33 +216,59 @@ describe('wasm SIMD batched matmul', () => {
     expect(() => wasmGatherRows(table, tf.tensor1d([-1], 'int32'))).toThrow(/id -1 at 0/);
   });
 
-  for (const masked of [false, true])
-    it(`attentionSoftmax's gradient through the kernel equals tfjs's own (${masked ? 'with' : 'without'} a mask)`, async () => {
-      const [B, KV, G, T] = [2, 2, 3, 5];
-      const scores = tf.tensor3d(randData(B * KV * G * T * T), [B * KV, G * T, T]);
-      const bias = masked
-        ? tf.tensor(
-            Float32Array.from({ length: B * T * T }, (_, i) => (i % T > Math.floor(i / T) % T ? -1e9 : 0)),
-            [B, 1, 1, T, T],
-          )
-        : null;
-      const w = tf.tensor3d(randData(B * KV * G * T * T), [B * KV, G * T, T]);
-      const plain = (x: tf.Tensor) => {
-        let z = tf.mul(x, 0.5);
-        if (bias) z = tf.add(tf.reshape(z, [B, KV, G, T, T]), bias);
-        return tf.reshape(tf.softmax(z), [B * KV, G * T, T]);
-      };
-      const ours = tf.grad((x: tf.Tensor) =>
-        tf.sum(tf.mul(attentionSoftmax(x as tf.Tensor3D, 0.5, bias, { B, KV, G, T }), w)),
-      )(scores);
-      const theirs = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(plain(x), w)))(scores);
-      const a = await ours.data(),
-        b = await theirs.data();
-      let err = 0;
-      for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
-      expect(err).toBeLessThan(1e-6);
-      expect(await attentionSoftmax(scores, 0.5, bias, { B, KV, G, T }).data()).toEqual(await plain(scores).data());
-    });
+  // masks: none; causal; causal over S = T + 2 cached keys with a sliding window of 4 (a masked start) and, in batch
+  // item 1, its first query row masked everywhere (computed whole, as tfjs does)
+  for (const mask of ['none', 'causal', 'window'] as const)
+    for (const T of [5, 13, 36])
+      it(`attentionSoftmax through the kernels equals tfjs's ops, value and gradient (mask: ${mask}, T ${T})`, async () => {
+        const [B, KV, G] = [2, 2, 3];
+        const past = mask === 'window' ? 2 : 0;
+        const S = T + past;
+        const visible = (b: number, t: number, s: number) =>
+          mask === 'none' || (s <= t + past && (mask === 'causal' || (s > t + past - 4 && !(b === 1 && t === 0))));
+        const scores = tf.tensor3d(
+          randData(B * KV * G * T * S).map((v) => 6 * v),
+          [B * KV, G * T, S],
+        );
+        const bias =
+          mask === 'none'
+            ? null
+            : tf.tensor(
+                Float32Array.from({ length: B * T * S }, (_, i) =>
+                  visible(Math.floor(i / (T * S)), Math.floor(i / S) % T, i % S) ? 0 : -1e9,
+                ),
+                [B, 1, 1, T, S],
+              );
+        const w = tf.tensor3d(randData(B * KV * G * T * S), [B * KV, G * T, S]);
+        const plain = (x: tf.Tensor) => {
+          let z = tf.mul(x, 0.5);
+          if (bias) z = tf.add(tf.reshape(z, [B, KV, G, T, S]), bias);
+          return tf.reshape(tf.softmax(z), [B * KV, G * T, S]);
+        };
+        const maxDiff = async (x: tf.Tensor, y: tf.Tensor) => {
+          const [a, b] = [await x.data(), await y.data()];
+          let err = 0;
+          for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i] - b[i]));
+          return err;
+        };
+        const ours = attentionSoftmax(scores, 0.5, bias, { B, KV, G, T });
+        expect(await maxDiff(ours, plain(scores))).toBeLessThan(2e-6);
+        // masked columns are exactly 0, as tfjs's are
+        if (bias) {
+          const p = await ours.data();
+          for (let r = 0; r < B * KV * G * T; r++)
+            for (let s2 = 0; s2 < S; s2++) {
+              const b = Math.floor(r / (KV * G * T)),
+                t = r % T;
+              if (!visible(b, t, s2) && !(mask === 'window' && b === 1 && t === 0)) expect(p[r * S + s2]).toBe(0);
+            }
+        }
+        const gOurs = tf.grad((x: tf.Tensor) =>
+          tf.sum(tf.mul(attentionSoftmax(x as tf.Tensor3D, 0.5, bias, { B, KV, G, T }), w)),
+        )(scores);
+        const gTheirs = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(plain(x), w)))(scores);
+        expect(await maxDiff(gOurs, gTheirs)).toBeLessThan(2e-6);
+      });
 
   for (const plusOne of [0, 1] as const)
     it(`RMSNorm ${plusOne ? 'x·(1 + w) (Gemma)' : 'x·w'}: value and input gradient equal tfjs's ops, rows of every length mod 4`, async () => {
@@ -467,11 +493,12 @@ describe('wasm SIMD batched matmul', () => {
       expect(worst).toBeGreaterThan(0.5); // (the measure itself: rounding alone is half an ulp)
       expect(Array.from(new Float32Array(memory.buffer, 4 * n, 4))).toEqual([-1, -1, -1, -1]);
     }
-    // exact at 0, clamped (finite, nonzero) past its range, NaN kept
-    const x = new Float32Array(memory.buffer, 0, 4);
-    x.set([0, 200, -200, NaN]);
-    k.exp(0, 4);
-    expect([x[0], x[1] > 1e38 && x[1] < Infinity, x[2] > 0 && x[2] < 1e-37, x[3]]).toEqual([1, true, true, NaN]);
+    // exact at 0, clamped (finite) past its top, 0 below its range (-1e9: a masked attention score), NaN kept
+    const x = new Float32Array(memory.buffer, 0, 8);
+    x.set([0, 200, -200, NaN, -87.3, -87.31, -1e9, -Infinity]);
+    k.exp(0, 8);
+    expect([x[0], x[1] > 1e38 && x[1] < Infinity, x[2], x[3]]).toEqual([1, true, 0, NaN]);
+    expect([x[4] > 1e-38 && x[4] < 1.3e-38, x[5], x[6], x[7]]).toEqual([true, 0, 0, 0]);
   });
 
   it('layerNorm and geluNew take the kernels on wasm and agree with their tfjs ops on cpu, values and gradients', async () => {
