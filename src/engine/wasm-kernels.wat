@@ -394,8 +394,10 @@
     (param $x i32) (param $bias i32) (param $out i32) (param $first i32) (param $R i32) (param $S i32)
     (param $scale f32) (param $T i32) (param $perB i32)
     (local $r i32) (local $row i32) (local $j i32) (local $n i32) (local $n4 i32) (local $xr i32) (local $orow i32)
-    (local $br i32) (local $vs v128) (local $mz v128) (local $m f32) (local $inv f32) (local $o i32)
+    (local $br i32) (local $vs v128) (local $mz v128) (local $z v128) (local $m f32) (local $inv f32) (local $o i32)
+    (local $cut v128)
     (local.set $vs (f32x4.splat (local.get $scale)))
+    (local.set $cut (f32x4.splat (f32.const -1e8)))
     (block $rDone
       (loop $rLoop
         (br_if $rDone (i32.ge_u (local.get $r) (local.get $R)))
@@ -409,6 +411,14 @@
             (local.set $br (i32.add (local.get $bias) (i32.shl (i32.mul (i32.add
               (i32.mul (i32.div_u (local.get $row) (local.get $perB)) (local.get $T))
               (i32.rem_u (local.get $row) (local.get $T))) (local.get $S)) (i32.const 2))))
+            ;; n = 1 + the last column not masked: back over whole masked vectors, then one column at a time
+            (block $vDone
+              (loop $vScan
+                (br_if $vDone (i32.lt_u (local.get $n) (i32.const 4)))
+                (br_if $vDone (v128.any_true (f32x4.gt (v128.load (i32.sub (i32.add (local.get $br)
+                  (i32.shl (local.get $n) (i32.const 2))) (i32.const 16))) (local.get $cut))))
+                (local.set $n (i32.sub (local.get $n) (i32.const 4)))
+                (br $vScan)))
             (block $scanDone
               (loop $scan
                 (br_if $scanDone (i32.eqz (local.get $n)))
@@ -418,66 +428,36 @@
                 (br $scan)))
             (if (i32.eqz (local.get $n)) (then (local.set $n (local.get $S))))))
         (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
-        ;; z = scale * x (+ bias) into out
+        ;; z = scale * x (+ bias) into out, and m = max z
+        (local.set $mz (v128.const f32x4 -inf -inf -inf -inf))
+        (local.set $m (f32.const -inf))
         (local.set $j (i32.const 0))
         (block $z4Done
           (loop $z4Loop
             (br_if $z4Done (i32.ge_u (local.get $j) (local.get $n4)))
             (local.set $o (i32.shl (local.get $j) (i32.const 2)))
-            (v128.store (i32.add (local.get $orow) (local.get $o))
-              (if (result v128) (local.get $bias)
-                (then (f32x4.add (f32x4.mul (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vs))
-                  (v128.load (i32.add (local.get $br) (local.get $o)))))
-                (else (f32x4.mul (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vs)))))
+            (local.set $z (f32x4.mul (v128.load (i32.add (local.get $xr) (local.get $o))) (local.get $vs)))
+            (if (local.get $bias)
+              (then (local.set $z (f32x4.add (local.get $z) (v128.load (i32.add (local.get $br) (local.get $o)))))))
+            (v128.store (i32.add (local.get $orow) (local.get $o)) (local.get $z))
+            (local.set $mz (f32x4.pmax (local.get $mz) (local.get $z)))
             (local.set $j (i32.add (local.get $j) (i32.const 4)))
             (br $z4Loop)))
         (block $z1Done
           (loop $z1Loop
             (br_if $z1Done (i32.ge_u (local.get $j) (local.get $n)))
             (local.set $o (i32.shl (local.get $j) (i32.const 2)))
-            (f32.store (i32.add (local.get $orow) (local.get $o))
-              (if (result f32) (local.get $bias)
-                (then (f32.add (f32.mul (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $scale))
-                  (f32.load (i32.add (local.get $br) (local.get $o)))))
-                (else (f32.mul (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $scale)))))
+            (local.set $inv (f32.mul (f32.load (i32.add (local.get $xr) (local.get $o))) (local.get $scale)))
+            (if (local.get $bias)
+              (then (local.set $inv (f32.add (local.get $inv) (f32.load (i32.add (local.get $br) (local.get $o)))))))
+            (f32.store (i32.add (local.get $orow) (local.get $o)) (local.get $inv))
+            (local.set $m (f32.max (local.get $m) (local.get $inv)))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $z1Loop)))
-        ;; m = max z
-        (local.set $mz (v128.load32_splat (local.get $orow)))
-        (local.set $j (i32.const 0))
-        (block $m4Done
-          (loop $m4Loop
-            (br_if $m4Done (i32.ge_u (local.get $j) (local.get $n4)))
-            (local.set $mz (f32x4.max (local.get $mz) (v128.load (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))))
-            (local.set $j (i32.add (local.get $j) (i32.const 4)))
-            (br $m4Loop)))
-        (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mz)) (f32x4.extract_lane 1 (local.get $mz)))
-          (f32.max (f32x4.extract_lane 2 (local.get $mz)) (f32x4.extract_lane 3 (local.get $mz)))))
-        (block $m1Done
-          (loop $m1Loop
-            (br_if $m1Done (i32.ge_u (local.get $j) (local.get $n)))
-            (local.set $m (f32.max (local.get $m) (f32.load (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))))
-            (local.set $j (i32.add (local.get $j) (i32.const 1)))
-            (br $m1Loop)))
-        ;; e^(z − m), over their sum; 0 past n
-        (local.set $mz (f32x4.splat (local.get $m)))
-        (local.set $j (i32.const 0))
-        (block $d4Done
-          (loop $d4Loop
-            (br_if $d4Done (i32.ge_u (local.get $j) (local.get $n4)))
-            (local.set $o (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))
-            (v128.store (local.get $o) (f32x4.sub (v128.load (local.get $o)) (local.get $mz)))
-            (local.set $j (i32.add (local.get $j) (i32.const 4)))
-            (br $d4Loop)))
-        (block $d1Done
-          (loop $d1Loop
-            (br_if $d1Done (i32.ge_u (local.get $j) (local.get $n)))
-            (local.set $o (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))
-            (f32.store (local.get $o) (f32.sub (f32.load (local.get $o)) (local.get $m)))
-            (local.set $j (i32.add (local.get $j) (i32.const 1)))
-            (br $d1Loop)))
-        (call $exp_n (local.get $orow) (local.get $n))
-        (local.set $inv (f32.div (f32.const 1) (call $sum (local.get $orow) (local.get $n))))
+        (local.set $m (f32.max (local.get $m) (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mz)) (f32x4.extract_lane 1 (local.get $mz)))
+          (f32.max (f32x4.extract_lane 2 (local.get $mz)) (f32x4.extract_lane 3 (local.get $mz))))))
+        ;; e^(z − m) and their sum in one sweep, then · 1 / sum; 0 past n
+        (local.set $inv (f32.div (f32.const 1) (call $exp_to (local.get $orow) (local.get $orow) (local.get $n) (local.get $m))))
         (local.set $mz (f32x4.splat (local.get $inv)))
         (local.set $j (i32.const 0))
         (block $n4Done
@@ -489,14 +469,31 @@
             (br $n4Loop)))
         (block $n1Done
           (loop $n1Loop
-            (br_if $n1Done (i32.ge_u (local.get $j) (local.get $S)))
+            (br_if $n1Done (i32.ge_u (local.get $j) (local.get $n)))
             (local.set $o (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))))
-            (f32.store (local.get $o)
-              (if (result f32) (i32.lt_u (local.get $j) (local.get $n))
-                (then (f32.mul (f32.load (local.get $o)) (local.get $inv)))
-                (else (f32.const 0))))
+            (f32.store (local.get $o) (f32.mul (f32.load (local.get $o)) (local.get $inv)))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $n1Loop)))
+        ;; the masked end: 0, by whole vectors once aligned
+        (block $f1Done
+          (loop $f1Loop
+            (br_if $f1Done (i32.ge_u (local.get $j) (local.get $S)))
+            (br_if $f1Done (i32.eqz (i32.and (local.get $j) (i32.const 3))))
+            (f32.store (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))) (f32.const 0))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $f1Loop)))
+        (block $f4Done
+          (loop $f4Loop
+            (br_if $f4Done (i32.gt_u (i32.add (local.get $j) (i32.const 4)) (local.get $S)))
+            (v128.store (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))) (v128.const i32x4 0 0 0 0))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $f4Loop)))
+        (block $f0Done
+          (loop $f0Loop
+            (br_if $f0Done (i32.ge_u (local.get $j) (local.get $S)))
+            (f32.store (i32.add (local.get $orow) (i32.shl (local.get $j) (i32.const 2))) (f32.const 0))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $f0Loop)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rLoop))))
 
@@ -607,8 +604,8 @@
   ;; replaces tfjs's softmax (a max, a subtract, an exp, a sum and a divide) and two Max, an ArgMax and a Gather.
   (func (export "ce_softmax")
     (param $z i32) (param $t i32) (param $p i32) (param $out i32) (param $R i32) (param $S i32)
-    (local $r i32) (local $j i32) (local $S4 i32) (local $zr i32) (local $pr i32) (local $mz v128) (local $vm v128)
-    (local $acc v128) (local $m f32) (local $sum f32) (local $inv f32) (local $tr i32) (local $o i32)
+    (local $r i32) (local $j i32) (local $S4 i32) (local $zr i32) (local $pr i32) (local $mz v128)
+    (local $acc v128) (local $m f32) (local $inv f32) (local $tr i32) (local $o i32)
     (local.set $S4 (i32.and (local.get $S) (i32.const -4)))
     (block $rDone
       (loop $rLoop
@@ -621,7 +618,7 @@
         (block $m4Done
           (loop $m4Loop
             (br_if $m4Done (i32.ge_u (local.get $j) (local.get $S4)))
-            (local.set $mz (f32x4.max (local.get $mz) (v128.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $mz (f32x4.pmax (local.get $mz) (v128.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2))))))
             (local.set $j (i32.add (local.get $j) (i32.const 4)))
             (br $m4Loop)))
         (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $mz)) (f32x4.extract_lane 1 (local.get $mz)))
@@ -632,26 +629,8 @@
             (local.set $m (f32.max (local.get $m) (f32.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2))))))
             (local.set $j (i32.add (local.get $j) (i32.const 1)))
             (br $m1Loop)))
-        ;; p = e^(z − m)
-        (local.set $vm (f32x4.splat (local.get $m)))
-        (local.set $j (i32.const 0))
-        (block $d4Done
-          (loop $d4Loop
-            (br_if $d4Done (i32.ge_u (local.get $j) (local.get $S4)))
-            (v128.store (i32.add (local.get $pr) (i32.shl (local.get $j) (i32.const 2)))
-              (f32x4.sub (v128.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2)))) (local.get $vm)))
-            (local.set $j (i32.add (local.get $j) (i32.const 4)))
-            (br $d4Loop)))
-        (block $d1Done
-          (loop $d1Loop
-            (br_if $d1Done (i32.ge_u (local.get $j) (local.get $S)))
-            (f32.store (i32.add (local.get $pr) (i32.shl (local.get $j) (i32.const 2)))
-              (f32.sub (f32.load (i32.add (local.get $zr) (i32.shl (local.get $j) (i32.const 2)))) (local.get $m)))
-            (local.set $j (i32.add (local.get $j) (i32.const 1)))
-            (br $d1Loop)))
-        (call $exp_n (local.get $pr) (local.get $S))
-        ;; p = p / Σ p, as p · (1 / Σ p)
-        (local.set $inv (f32.div (f32.const 1) (call $sum (local.get $pr) (local.get $S))))
+        ;; p = e^(z − m), times 1 / Σ p
+        (local.set $inv (f32.div (f32.const 1) (call $exp_to (local.get $zr) (local.get $pr) (local.get $S) (local.get $m))))
         (local.set $acc (f32x4.splat (local.get $inv)))
         (local.set $j (i32.const 0))
         (block $n4Done
@@ -1064,10 +1043,15 @@
   ;; coefficients were rounded to f32). Within ~1.3 ulp of e^z. The gelu kernels run it on their chunks; exported as
   ;; "exp" for its own test.
   (func $exp_n (export "exp") (param $p i32) (param $n i32)
+    (drop (call $exp_to (local.get $p) (local.get $p) (local.get $n) (f32.const 0))))
+
+  ;; dst = e^(src − shift) for n floats ($exp_n's method; src may be dst), returning their sum: the softmax kernels'
+  ;; exp and sum in one sweep.
+  (func $exp_to (param $p i32) (param $dst i32) (param $n i32) (param $shift f32) (result f32)
     (local $end4 i32) (local $t i32) (local $z v128) (local $k v128) (local $f v128) (local $r v128) (local $q v128)
     (local $lo v128) (local $hi v128) (local $l2e v128) (local $magic v128) (local $ln2hi v128) (local $ln2lo v128)
     (local $c6 v128) (local $c5 v128) (local $c4 v128) (local $c3 v128) (local $c2 v128) (local $one v128)
-    (local $under v128)
+    (local $under v128) (local $vs v128) (local $acc v128) (local $sum f32)
     (local.set $lo (global.get $exp_lo))
     (local.set $hi (global.get $exp_hi))
     (local.set $l2e (global.get $log2e))
@@ -1080,6 +1064,7 @@
     (local.set $c3 (global.get $exp_c3))
     (local.set $c2 (global.get $exp_c2))
     (local.set $one (global.get $one))
+    (local.set $vs (f32x4.splat (local.get $shift)))
     (local.set $end4 (i32.add (local.get $p) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
     (local.set $t (i32.and (local.get $n) (i32.const 3)))
     (block $done
@@ -1090,6 +1075,7 @@
           (else
             (br_if $done (i32.eqz (local.get $t)))
             (local.set $z (call $load_tail (local.get $p) (local.get $t)))))
+        (local.set $z (f32x4.sub (local.get $z) (local.get $vs)))
         (local.set $under (f32x4.lt (local.get $z) (local.get $lo)))
         (local.set $z (f32x4.pmin (f32x4.pmax (local.get $z) (local.get $lo)) (local.get $hi)))
         (local.set $k (f32x4.add (f32x4.mul (local.get $z) (local.get $l2e)) (local.get $magic)))
@@ -1105,12 +1091,22 @@
         ;; below the range: 0 (the true e^z is subnormal or 0; a masked score's -1e9 must give exactly 0)
         (local.set $z (v128.andnot (f32x4.mul (local.get $q) (i32x4.shl (local.get $k) (i32.const 23))) (local.get $under)))
         (if (i32.lt_u (local.get $p) (local.get $end4))
-          (then (v128.store (local.get $p) (local.get $z)))
+          (then
+            (v128.store (local.get $dst) (local.get $z))
+            (local.set $acc (f32x4.add (local.get $acc) (local.get $z))))
           (else
-            (call $store_tail (local.get $p) (local.get $t) (local.get $z))
+            (call $store_tail (local.get $dst) (local.get $t) (local.get $z))
+            ;; the tail's lanes only (the others hold e^0)
+            (local.set $sum (f32x4.extract_lane 0 (local.get $z)))
+            (if (i32.gt_u (local.get $t) (i32.const 1))
+              (then (local.set $sum (f32.add (local.get $sum) (f32x4.extract_lane 1 (local.get $z))))))
+            (if (i32.gt_u (local.get $t) (i32.const 2))
+              (then (local.set $sum (f32.add (local.get $sum) (f32x4.extract_lane 2 (local.get $z))))))
             (br $done)))
         (local.set $p (i32.add (local.get $p) (i32.const 16)))
-        (br $loop))))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (br $loop)))
+    (f32.add (call $hsum (local.get $acc)) (local.get $sum)))
 
   ;; gelu_new (GPT-2's tanh approximation) of n floats: out = x · σ(t), t = 2u = 2√(2/π)(x + 0.044715 x³), with
   ;; σ(t) = 1 / (1 + e^-t). x is clamped to ±9.9 first (|t| <= 85, so e^-t and x² stay finite), and σ is exactly 0
