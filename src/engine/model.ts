@@ -97,6 +97,12 @@ interface BlockTensors {
   bias: tf.Tensor | null;
   /** The same with the sliding window (layers of type sliding_attention). */
   slidingBias: tf.Tensor | null;
+  /**
+   * Whether every query row of bias (slidingBias) sees a key: then its probabilities are 0 past each query's last key,
+   * which wasm's products skip (bmm's causal hint). A row masked everywhere (a left-padded query) is computed whole.
+   */
+  causal: boolean;
+  slidingCausal: boolean;
   /** RoPE rows [B, 1, T, d/2] at the positions, for full layers ... */
   cos: tf.Tensor | null;
   sin: tf.Tensor | null;
@@ -104,6 +110,9 @@ interface BlockTensors {
   cosLocal: tf.Tensor | null;
   sinLocal: tf.Tensor | null;
 }
+
+/** The tensors among a pass's BlockTensors. */
+type BlockTensorName = Exclude<keyof BlockTensors, 'causal' | 'slidingCausal'>;
 
 interface BlockContext {
   B: number;
@@ -118,6 +127,8 @@ interface AttentionOptions {
   B: number;
   T: number;
   bias: tf.Tensor | null;
+  /** Every query row of bias sees a key (BlockTensors.causal). */
+  causal: boolean;
   cos: tf.Tensor4D | null;
   sin: tf.Tensor4D | null;
   cacheLayer: { k: tf.Tensor4D; v: tf.Tensor4D } | null;
@@ -504,11 +515,20 @@ export class CausalLM {
   private blockTensors(inp: ForwardInput, positions: Int32Array, past: number, maxPos: number): BlockTensors {
     const cfg = this.config;
     const { batchSize: B, seqLen: T } = inp;
-    const bias = buildAttentionBias(inp, past, null);
+    const masks = buildAttentionBias(inp, past, null);
     const sliding = cfg.layer_types?.includes('sliding_attention') ?? false;
     const window = sliding ? (cfg.sliding_window ?? null) : null;
-    const slidingBias = window !== null && past + T > window ? buildAttentionBias(inp, past, window) : bias;
-    const aux: BlockTensors = { bias, slidingBias, cos: null, sin: null, cosLocal: null, sinLocal: null };
+    const windowed = window !== null && past + T > window ? buildAttentionBias(inp, past, window) : masks;
+    const aux: BlockTensors = {
+      bias: masks.bias,
+      slidingBias: windowed.bias,
+      causal: masks.everyRowSees,
+      slidingCausal: windowed.everyRowSees,
+      cos: null,
+      sin: null,
+      cosLocal: null,
+      sinLocal: null,
+    };
     if (hasLearnedPositions(cfg)) return aux;
     this.ensureRope(maxPos + 1);
     const rows = (t: tf.Tensor2D) => tf.reshape(gatherRows(t, positions), [B, 1, T, cfg.head_dim / 2]);
@@ -607,7 +627,9 @@ export class CausalLM {
   private checkpointedBlock(i: number, h: tf.Tensor2D, ctx: BlockContext): tf.Tensor2D {
     const vars = this.adapter ? this.adapter.variablesUnder(layerPrefix(this.config, i)) : [];
     // The forward scope (and with it the masks and RoPE rows) is freed before backprop: save them too.
-    const keys = (Object.keys(ctx.aux) as (keyof BlockTensors)[]).filter((k) => ctx.aux[k] != null);
+    const keys = (Object.keys(ctx.aux) as (keyof BlockTensors)[]).filter(
+      (k): k is BlockTensorName => ctx.aux[k] instanceof tf.Tensor,
+    );
     const extras = keys.map((k) => ctx.aux[k] as tf.Tensor);
     const f = customOp<tf.Tensor2D>(([hi], save) => {
       save([hi, ...extras]);
@@ -644,6 +666,7 @@ export class CausalLM {
       B: c.B,
       T: c.T,
       bias: sliding ? c.aux.slidingBias : c.aux.bias,
+      causal: sliding ? c.aux.slidingCausal : c.aux.causal,
       cos: ((sliding && c.aux.cosLocal) || c.aux.cos) as tf.Tensor4D | null,
       sin: ((sliding && c.aux.sinLocal) || c.aux.sin) as tf.Tensor4D | null,
       cacheLayer: c.cacheLayer,
@@ -822,7 +845,9 @@ export class CausalLM {
     // Group query heads by their KV head: [B, KV, G·T, hd] (head h uses kv head h / G, as HF repeat_kv).
     const qg = tf.reshape(q, [B * KV, G * T, hd]) as tf.Tensor3D;
     const scale = this.attentionScale();
-    let scores = bmm(qg, tf.reshape(k, [B * KV, S, hd]) as tf.Tensor3D, true);
+    // every row sees a key: the probabilities are 0 past each query's last key, and wasm's products skip them
+    const causal = o.causal ? { T, past: S - T } : null;
+    let scores = bmm(qg, tf.reshape(k, [B * KV, S, hd]) as tf.Tensor3D, true, causal);
     let scoreScale = scale;
     // Gemma's attn_logit_softcapping caps the scaled scores, before the mask
     if (cfg.attn_logit_softcapping) {
@@ -830,7 +855,7 @@ export class CausalLM {
       scoreScale = 1;
     }
     const probs = attentionSoftmax(scores, scoreScale, bias, { B, KV, G, T });
-    const out = tf.reshape(bmm(probs, tf.reshape(v, [B * KV, S, hd]) as tf.Tensor3D), [B, H, T, hd]);
+    const out = tf.reshape(bmm(probs, tf.reshape(v, [B * KV, S, hd]) as tf.Tensor3D, false, causal), [B, H, T, hd]);
     return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D;
   }
 }
@@ -866,14 +891,20 @@ function defaultPositions(B: number, T: number, past: number): Int32Array {
  * `window`, also keys `window` or more places back (transformers' sliding_window_overlay: kv > q - window).
  * Returns null when nothing needs masking (a single new token without padding, within the window).
  */
-function buildAttentionBias(inp: ForwardInput, past: number, window: number | null): tf.Tensor | null {
+function buildAttentionBias(
+  inp: ForwardInput,
+  past: number,
+  window: number | null,
+): { bias: tf.Tensor | null; everyRowSees: boolean } {
   const { batchSize: B, seqLen: T, attentionMask: am, segmentIds: seg } = inp;
   const S = past + T;
-  if (T === 1 && !am && !seg && (window === null || S <= window)) return null;
+  if (T === 1 && !am && !seg && (window === null || S <= window)) return { bias: null, everyRowSees: true };
   const bias = new Float32Array(B * T * S);
+  let everyRowSees = true;
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
       const row = (b * T + t) * S;
+      let sees = false;
       for (let s = 0; s < S; s++) {
         let ok = s <= past + t && (window === null || s > past + t - window);
         if (ok && s >= past) {
@@ -882,10 +913,12 @@ function buildAttentionBias(inp: ForwardInput, past: number, window: number | nu
           if (seg && seg[b * T + ks] !== seg[b * T + t]) ok = false;
         }
         if (!ok) bias[row + s] = MASKED;
+        else sees = true;
       }
+      if (!sees) everyRowSees = false;
     }
   }
-  return tf.tensor(bias, [B, 1, 1, T, S]);
+  return { bias: tf.tensor(bias, [B, 1, 1, T, S]), everyRowSees };
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   wasmRmsNorm,
   wasmSiluMul,
   wasmSoftmaxGrad,
+  type CausalHint,
 } from './wasm-kernels';
 import {
   fusedAttentionSoftmax,
@@ -392,17 +393,25 @@ export function attentionSoftmax(
  * SIMD kernel (wasm-kernels.ts) runs every product of the pass, forward and backward, without a transpose; an engine
  * without wasm SIMD gets tfjs's own kernel.
  */
-export function bmm(a: tf.Tensor3D, b: tf.Tensor3D, transposeB = false): tf.Tensor3D {
+export function bmm(
+  a: tf.Tensor3D,
+  b: tf.Tensor3D,
+  transposeB = false,
+  causal: { T: number; past: number } | null = null,
+): tf.Tensor3D {
   if (!wasmKernelsAvailable()) return tf.matMul(a, b, false, transposeB);
+  // causal attention (wasm): with transposeB the output is the [G·T, S] scores, else a is the probabilities; every
+  // product of both passes then skips the entries past each query's last key (wasmBatchMatMul's CausalHint)
+  const at = (where: CausalHint['at']): CausalHint | null => (causal ? { ...causal, at: where } : null);
   const f = customOp<tf.Tensor3D>(([ai, bi], save) => {
     save([ai, bi]);
     return {
-      value: wasmBatchMatMul(ai as tf.Tensor3D, bi as tf.Tensor3D, false, transposeB),
+      value: wasmBatchMatMul(ai as tf.Tensor3D, bi as tf.Tensor3D, false, transposeB, at(transposeB ? 'out' : 'a')),
       gradFunc: (dy, saved) => {
         const [sa, sb] = saved as tf.Tensor3D[];
         return transposeB
-          ? [wasmBatchMatMul(dy, sb), wasmBatchMatMul(dy, sa, true, false)]
-          : [wasmBatchMatMul(dy, sb, false, true), wasmBatchMatMul(sa, dy, true, false)];
+          ? [wasmBatchMatMul(dy, sb, false, false, at('a')), wasmBatchMatMul(dy, sa, true, false, at('aT'))]
+          : [wasmBatchMatMul(dy, sb, false, true, at('out')), wasmBatchMatMul(sa, dy, true, false, at('aT'))];
       },
     };
   });

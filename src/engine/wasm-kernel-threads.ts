@@ -28,7 +28,8 @@ const PARAMS = 4;
  * A job's parameters: its kind, then
  * - GEMM: gemm_block's a, b, c, M, K, P, aRow, aCol, bRow, bCol, then the scratch base, its stride per thread
  *   (bytes) and the block width (columns);
- * - BATCHED: matmul's a, b, c, M, K, P, aBatch, aRow, aCol, bBatch, then the items per block, the items N and 0;
+ * - BATCHED: matmul's a, b, c, M, K, P, aBatch, aRow, aCol, bBatch, then the items per block, the items N, 0, and
+ *   matmul's causal mode, T and past;
  * - ROWS: a row kernel's index in ROW_KERNELS, the rows (or elements) in all, the rows per block, the number of
  *   pointers, up to ROW_POINTERS pairs (pointer, bytes per row: 0 for a vector every row reads; the pair [0, 1]
  *   passes the block's first row), then up to ROW_EXTRAS arguments after the row count, stored as float32 (slots
@@ -138,6 +139,9 @@ export function runBlock(k: BlockKernels, p: ArrayLike<number>, block: number, s
       p[8],
       p[9],
       p[10],
+      p[14],
+      p[15],
+      p[16],
     );
   }
 }
@@ -158,7 +162,7 @@ function runBlock(k, p, block, slot) {
   } else {
     const n0 = block * p[11];
     const n = Math.min(p[11], p[12] - n0);
-    k.matmul(p[1] + 4 * n0 * p[7], p[2] + 4 * n0 * p[10], p[3] + 4 * n0 * p[4] * p[6], n, p[4], p[5], p[6], p[7], p[8], p[9], p[10]);
+    k.matmul(p[1] + 4 * n0 * p[7], p[2] + 4 * n0 * p[10], p[3] + 4 * n0 * p[4] * p[6], n, p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[14], p[15], p[16]);
   }
 }`;
 

@@ -47,6 +47,9 @@ interface Kernels {
     aRow: number,
     aCol: number,
     bBatch: number,
+    mode: number,
+    T: number,
+    past: number,
   ): void;
   gemm_block(
     a: number,
@@ -225,12 +228,29 @@ export function wasmKernelsAvailable(): boolean {
 interface Attrs {
   transposeA: boolean;
   transposeB: boolean;
+  /** matmul's causal mode (0: none; see wasm-kernels.wat), the query length T and the cached keys before them. */
+  causal: number;
+  T: number;
+  past: number;
 }
+
+/**
+ * Which [G·T, S] matrix of causal attention a product has (queries t of G heads stacked, S = past + T keys, 0 where
+ * a key is past its query's): its output (`out`: the scores, dP), its a (`a`: P·v, dS·k) or its a read transposed
+ * (`aT`: Pᵀ·dout, dSᵀ·q). The product then skips the zeros (matmul's modes 1-3). A hint only: a product computed
+ * whole is the same (for `a` and `aT` the skipped entries must be exactly 0, as the attention's softmax makes them).
+ */
+export interface CausalHint {
+  at: 'out' | 'a' | 'aT';
+  T: number;
+  past: number;
+}
+const CAUSAL_MODES = { out: 1, a: 2, aT: 3 } as const;
 
 function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {
   const backend = args.backend as WasmBackendLike;
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-  const { transposeA, transposeB } = args.attrs as unknown as Attrs;
+  const { transposeA, transposeB, causal, T, past } = args.attrs as unknown as Attrs;
   const k = requireKernels(backend, WASM_MATMUL_KERNEL);
   const [N, a1, a2] = a.shape;
   const [Nb, b1, b2] = b.shape;
@@ -267,12 +287,17 @@ function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
     bOff = t;
   }
   const bound = boundFor(backend)!;
+  // the causal mode where the tiles need no edges (else the whole product, which is the same)
+  const mode = causal && M % 4 === 0 && P % 8 === 0 && T % 4 === 0 && (causal !== 3 || K % T === 0) ? causal : 0;
   const threads = N > 1 && N * M * K * P >= THREADED_MACS ? threadsFor(bound) : null;
   if (threads) {
     // items in blocks, about four per thread
     const perBlock = Math.ceil(N / (4 * threads.threads));
-    threads.run([BATCHED, aOff, bOff, c, M, K, P, M * K, aRow, aCol, K * P, perBlock, N, 0], Math.ceil(N / perBlock));
-  } else k.matmul(aOff, bOff, c, N, M, K, P, M * K, aRow, aCol, K * P);
+    threads.run(
+      [BATCHED, aOff, bOff, c, M, K, P, M * K, aRow, aCol, K * P, perBlock, N, 0, mode, T, past],
+      Math.ceil(N / perBlock),
+    );
+  } else k.matmul(aOff, bOff, c, N, M, K, P, M * K, aRow, aCol, K * P, mode, T, past);
   if (tmp) backend.disposeData(tmp.dataId, true);
   return out;
 }
@@ -369,10 +394,23 @@ tf.registerKernel({
 
 /**
  * a · b for a [N, M, K] (or [N, K, M] with transposeA) and b [N, K, P] (or [N, P, K] with transposeB) on the wasm
- * kernel; no gradient of its own (see bmm in ops.ts). Check wasmKernelsAvailable() first.
+ * kernel, skipping causal attention's zeros when told where they are (CausalHint); no gradient of its own (see bmm
+ * in ops.ts). Check wasmKernelsAvailable() first.
  */
-export function wasmBatchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transposeB = false): tf.Tensor3D {
-  const attrs: Attrs = { transposeA, transposeB };
+export function wasmBatchMatMul(
+  a: tf.Tensor3D,
+  b: tf.Tensor3D,
+  transposeA = false,
+  transposeB = false,
+  causal: CausalHint | null = null,
+): tf.Tensor3D {
+  const attrs: Attrs = {
+    transposeA,
+    transposeB,
+    causal: causal ? CAUSAL_MODES[causal.at] : 0,
+    T: causal?.T ?? 0,
+    past: causal?.past ?? 0,
+  };
   return tf.engine().runKernel(WASM_MATMUL_KERNEL, { a, b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor3D;
 }
 

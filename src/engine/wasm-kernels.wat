@@ -12,27 +12,40 @@
 (module
   (import "env" "memory" (memory 1))
 
-  ;; c[n, i, j] = sum_k a(n, i, k) * b[n, k, j]
+;; c[n, i, j] = sum_k a(n, i, k) * b[n, k, j]
   ;;   a(n, i, k) is the f32 at a + 4 * (n * aBatch + i * aRow + k * aCol): a [M, K] (aRow = K, aCol = 1) or
   ;;   aᵀ stored as [K, M] (aRow = 1, aCol = M), so both a·b and aᵀ·b run without a transpose;
   ;;   b is [K, P] row-major per item (bBatch floats apart); c is [M, P] row-major per item.
   ;; Tiles of 4 rows x 8 columns (eight f32x4 accumulators: four rows share each load of b), then the last
   ;; P mod 8 columns and M mod 4 rows one value at a time.
+  ;; Causal attention (mode ≠ 0; the caller passes it only where M mod 4 = 0, P mod 8 = 0 and T mod 4 = 0): the
+  ;; [G·T, S] matrices of an item (row g·T + t for query t of head g; S = past + T keys) are 0 where key s > past + t,
+  ;; and only their other entries are computed or read:
+  ;;   mode 1, c is such a matrix (scores, dP): tiles wholly past a row tile's last key are written as 0;
+  ;;   mode 2, a is one (P · v, dS · k): k runs to the row tile's last key;
+  ;;   mode 3, aᵀ is one (Pᵀ · dout, dSᵀ · q; row i is key s, k = g·T + t): k runs over t ≥ s − past in each head.
   (func (export "matmul")
     (param $a i32) (param $b i32) (param $c i32)
     (param $N i32) (param $M i32) (param $K i32) (param $P i32)
     (param $aBatch i32) (param $aRow i32) (param $aCol i32) (param $bBatch i32)
+    (param $mode i32) (param $T i32) (param $past i32)
     (local $n i32) (local $i i32) (local $j i32) (local $k i32)
     (local $aItem i32) (local $bItem i32) (local $cItem i32) (local $M4 i32) (local $P8 i32)
     (local $pa i32) (local $pb i32) (local $pc i32) (local $aStep i32) (local $bStep i32) (local $aRowB i32)
     (local $b0 v128) (local $b1 v128) (local $s v128)
     (local $c00 v128) (local $c01 v128) (local $c10 v128) (local $c11 v128)
     (local $c20 v128) (local $c21 v128) (local $c30 v128) (local $c31 v128)
+    (local $jEnd i32) (local $kEnd i32) (local $k0 i32) (local $k1 i32) (local $g i32) (local $heads i32)
+    (local $lead i32)
     (local.set $aStep (i32.shl (local.get $aCol) (i32.const 2)))
     (local.set $bStep (i32.shl (local.get $P) (i32.const 2)))
     (local.set $aRowB (i32.shl (local.get $aRow) (i32.const 2)))
     (local.set $M4 (i32.and (local.get $M) (i32.const -4)))
     (local.set $P8 (i32.and (local.get $P) (i32.const -8)))
+    ;; mode 3: k runs in one segment per head
+    (local.set $heads (i32.const 1))
+    (if (i32.eq (local.get $mode) (i32.const 3))
+      (then (local.set $heads (i32.div_u (local.get $K) (local.get $T)))))
     (local.set $n (i32.const 0))
     (block $nDone
       (loop $nLoop
@@ -47,41 +60,71 @@
         (block $iDone
           (loop $iLoop
             (br_if $iDone (i32.ge_u (local.get $i) (local.get $M4)))
+            ;; this row tile's columns and depth: all, or to its last query's last key (modes 1 and 2), and the
+            ;; keys' lead in mode 3 (t from s − past)
+            (local.set $jEnd (local.get $P8))
+            (local.set $kEnd (local.get $K))
+            (local.set $lead (i32.const 0))
+            (if (i32.eq (local.get $mode) (i32.const 1))
+              (then (local.set $jEnd (select (local.get $P8)
+                (local.tee $k (i32.and (i32.add (i32.add (i32.rem_u (local.get $i) (local.get $T)) (local.get $past))
+                  (i32.const 11)) (i32.const -8)))
+                (i32.lt_u (local.get $P8) (local.get $k))))))
+            (if (i32.eq (local.get $mode) (i32.const 2))
+              (then (local.set $kEnd (select (local.get $K)
+                (local.tee $k (i32.add (i32.add (i32.rem_u (local.get $i) (local.get $T)) (local.get $past)) (i32.const 4)))
+                (i32.lt_u (local.get $K) (local.get $k))))))
+            (if (i32.and (i32.eq (local.get $mode) (i32.const 3)) (i32.gt_u (local.get $i) (local.get $past)))
+              (then (local.set $lead (i32.sub (local.get $i) (local.get $past)))))
             (local.set $j (i32.const 0))
             (block $jDone
               (loop $jLoop
-                (br_if $jDone (i32.ge_u (local.get $j) (local.get $P8)))
+                (br_if $jDone (i32.ge_u (local.get $j) (local.get $jEnd)))
                 (local.set $c00 (v128.const i32x4 0 0 0 0)) (local.set $c01 (v128.const i32x4 0 0 0 0))
                 (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0))
                 (local.set $c20 (v128.const i32x4 0 0 0 0)) (local.set $c21 (v128.const i32x4 0 0 0 0))
                 (local.set $c30 (v128.const i32x4 0 0 0 0)) (local.set $c31 (v128.const i32x4 0 0 0 0))
-                (local.set $pa
-                  (i32.add (local.get $aItem) (i32.mul (local.get $i) (local.get $aRowB))))
-                (local.set $pb (i32.add (local.get $bItem) (i32.shl (local.get $j) (i32.const 2))))
-                (local.set $k (local.get $K))
-                (block $kDone
-                  (loop $kLoop
-                    (br_if $kDone (i32.eqz (local.get $k)))
-                    (local.set $b0 (v128.load offset=0 (local.get $pb)))
-                    (local.set $b1 (v128.load offset=16 (local.get $pb)))
-                    (local.set $s (f32x4.splat (f32.load (local.get $pa))))
-                    (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (local.get $b0))))
-                    (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (local.get $b1))))
-                    (local.set $s (f32x4.splat (f32.load (i32.add (local.get $pa) (local.get $aRowB)))))
-                    (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $s) (local.get $b0))))
-                    (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $s) (local.get $b1))))
-                    (local.set $s (f32x4.splat (f32.load
-                      (i32.add (local.get $pa) (i32.shl (local.get $aRowB) (i32.const 1))))))
-                    (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $s) (local.get $b0))))
-                    (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $s) (local.get $b1))))
-                    (local.set $s (f32x4.splat (f32.load
-                      (i32.add (local.get $pa) (i32.mul (local.get $aRowB) (i32.const 3))))))
-                    (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $s) (local.get $b0))))
-                    (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $s) (local.get $b1))))
-                    (local.set $pa (i32.add (local.get $pa) (local.get $aStep)))
-                    (local.set $pb (i32.add (local.get $pb) (local.get $bStep)))
-                    (local.set $k (i32.sub (local.get $k) (i32.const 1)))
-                    (br $kLoop)))
+                (local.set $g (i32.const 0))
+                (loop $segLoop
+                  ;; k in [k0, k1): [0, kEnd), or head g's [g·T + lead, (g + 1)·T) in mode 3
+                  (local.set $k0 (i32.const 0))
+                  (local.set $k1 (local.get $kEnd))
+                  (if (i32.eq (local.get $mode) (i32.const 3))
+                    (then
+                      (local.set $k0 (i32.add (i32.mul (local.get $g) (local.get $T)) (local.get $lead)))
+                      (local.set $k1 (i32.mul (i32.add (local.get $g) (i32.const 1)) (local.get $T)))))
+                  (local.set $pa
+                    (i32.add (i32.add (local.get $aItem) (i32.mul (local.get $i) (local.get $aRowB)))
+                      (i32.mul (local.get $k0) (local.get $aStep))))
+                  (local.set $pb (i32.add (i32.add (local.get $bItem) (i32.shl (local.get $j) (i32.const 2)))
+                    (i32.mul (local.get $k0) (local.get $bStep))))
+                  (local.set $k (select (i32.sub (local.get $k1) (local.get $k0)) (i32.const 0)
+                    (i32.gt_u (local.get $k1) (local.get $k0))))
+                  (block $kDone
+                    (loop $kLoop
+                      (br_if $kDone (i32.eqz (local.get $k)))
+                      (local.set $b0 (v128.load offset=0 (local.get $pb)))
+                      (local.set $b1 (v128.load offset=16 (local.get $pb)))
+                      (local.set $s (f32x4.splat (f32.load (local.get $pa))))
+                      (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $s) (local.get $b0))))
+                      (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $s) (local.get $b1))))
+                      (local.set $s (f32x4.splat (f32.load (i32.add (local.get $pa) (local.get $aRowB)))))
+                      (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $s) (local.get $b0))))
+                      (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $s) (local.get $b1))))
+                      (local.set $s (f32x4.splat (f32.load
+                        (i32.add (local.get $pa) (i32.shl (local.get $aRowB) (i32.const 1))))))
+                      (local.set $c20 (f32x4.add (local.get $c20) (f32x4.mul (local.get $s) (local.get $b0))))
+                      (local.set $c21 (f32x4.add (local.get $c21) (f32x4.mul (local.get $s) (local.get $b1))))
+                      (local.set $s (f32x4.splat (f32.load
+                        (i32.add (local.get $pa) (i32.mul (local.get $aRowB) (i32.const 3))))))
+                      (local.set $c30 (f32x4.add (local.get $c30) (f32x4.mul (local.get $s) (local.get $b0))))
+                      (local.set $c31 (f32x4.add (local.get $c31) (f32x4.mul (local.get $s) (local.get $b1))))
+                      (local.set $pa (i32.add (local.get $pa) (local.get $aStep)))
+                      (local.set $pb (i32.add (local.get $pb) (local.get $bStep)))
+                      (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+                      (br $kLoop)))
+                  (local.set $g (i32.add (local.get $g) (i32.const 1)))
+                  (br_if $segLoop (i32.lt_u (local.get $g) (local.get $heads))))
                 (local.set $pc
                   (i32.add (local.get $cItem)
                     (i32.shl (i32.add (i32.mul (local.get $i) (local.get $P)) (local.get $j)) (i32.const 2))))
@@ -98,6 +141,26 @@
                 (v128.store offset=16 (local.get $pc) (local.get $c31))
                 (local.set $j (i32.add (local.get $j) (i32.const 8)))
                 (br $jLoop)))
+            ;; mode 1: the tiles past the row tile's last key are 0
+            (block $zDone
+              (loop $zLoop
+                (br_if $zDone (i32.ge_u (local.get $j) (local.get $P8)))
+                (local.set $pc
+                  (i32.add (local.get $cItem)
+                    (i32.shl (i32.add (i32.mul (local.get $i) (local.get $P)) (local.get $j)) (i32.const 2))))
+                (v128.store offset=0 (local.get $pc) (v128.const i32x4 0 0 0 0))
+                (v128.store offset=16 (local.get $pc) (v128.const i32x4 0 0 0 0))
+                (local.set $pc (i32.add (local.get $pc) (local.get $bStep)))
+                (v128.store offset=0 (local.get $pc) (v128.const i32x4 0 0 0 0))
+                (v128.store offset=16 (local.get $pc) (v128.const i32x4 0 0 0 0))
+                (local.set $pc (i32.add (local.get $pc) (local.get $bStep)))
+                (v128.store offset=0 (local.get $pc) (v128.const i32x4 0 0 0 0))
+                (v128.store offset=16 (local.get $pc) (v128.const i32x4 0 0 0 0))
+                (local.set $pc (i32.add (local.get $pc) (local.get $bStep)))
+                (v128.store offset=0 (local.get $pc) (v128.const i32x4 0 0 0 0))
+                (v128.store offset=16 (local.get $pc) (v128.const i32x4 0 0 0 0))
+                (local.set $j (i32.add (local.get $j) (i32.const 8)))
+                (br $zLoop)))
             (local.set $i (i32.add (local.get $i) (i32.const 4)))
             (br $iLoop)))
         ;; the columns right of the tiles (rows above M4), then the last rows (all columns)

@@ -119,6 +119,64 @@ describe('wasm SIMD batched matmul', () => {
       }
     });
 
+  // causal attention's [G·T, S] matrices (0 past each query's last key): the products that skip the zeros equal the
+  // whole products (the scores only where a query sees the key), with S = T or T + 4 cached keys, G = 1 or 3 heads;
+  // T = 6 is not a multiple of 4, so the products run whole (the hint ignored)
+  for (const [G, T, past, hd] of [
+    [1, 8, 0, 8],
+    [3, 12, 4, 16],
+    [2, 16, 0, 64],
+    [2, 6, 2, 8],
+  ])
+    it(`skips causal attention's zeros (G ${G}, T ${T}, past ${past}, head_dim ${hd}) with the whole products' values`, async () => {
+      // its own draws, so the tests after it keep theirs
+      const own = new Rng(11);
+      const randData = (n: number) => Float32Array.from({ length: n }, () => 2 * own.uniform() - 1);
+      const N = 3,
+        S = T + past,
+        M = G * T;
+      const sees = (row: number, s: number) => s <= (row % T) + past;
+      const causalMatrix = () => randData(N * M * S).map((v, i) => (sees(Math.floor(i / S) % M, i % S) ? v : 0));
+      const hint = (at: 'out' | 'a' | 'aT') => ({ at, T, past });
+      const q = randData(N * M * hd),
+        kv = randData(N * S * hd),
+        p = causalMatrix(),
+        d = randData(N * M * hd);
+      const close = (got: Float32Array | Int32Array | Uint8Array, want: Float64Array, keep = (_: number) => true) => {
+        let err = 0;
+        for (let i = 0; i < want.length; i++) if (keep(i)) err = Math.max(err, Math.abs(got[i] - want[i]));
+        return err;
+      };
+      // scores = q · kᵀ [M, S]: where a query sees the key
+      const scores = await wasmBatchMatMul(
+        tf.tensor3d(q, [N, M, hd]),
+        tf.tensor3d(kv, [N, S, hd]),
+        false,
+        true,
+        hint('out'),
+      ).data();
+      expect(
+        close(scores, reference(q, kv, N, M, hd, S, false, true), (i) => sees(Math.floor(i / S) % M, i % S)),
+      ).toBeLessThan(1e-5);
+      // P · v [M, hd] and Pᵀ · dout [S, hd]
+      const pv = await wasmBatchMatMul(
+        tf.tensor3d(p, [N, M, S]),
+        tf.tensor3d(kv, [N, S, hd]),
+        false,
+        false,
+        hint('a'),
+      ).data();
+      expect(close(pv, reference(p, kv, N, M, S, hd, false, false))).toBeLessThan(1e-5);
+      const ptd = await wasmBatchMatMul(
+        tf.tensor3d(p, [N, M, S]),
+        tf.tensor3d(d, [N, M, hd]),
+        true,
+        false,
+        hint('aT'),
+      ).data();
+      expect(close(ptd, reference(p, d, N, S, M, hd, true, false))).toBeLessThan(1e-5);
+    });
+
   it('multiplies by zero-length inner dimensions and returns empty products', async () => {
     const z = wasmBatchMatMul(tf.zeros([2, 3, 0]) as tf.Tensor3D, tf.zeros([2, 0, 4]) as tf.Tensor3D);
     expect(Array.from(await z.data())).toEqual(new Array(24).fill(0));
