@@ -252,20 +252,21 @@ function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const { transposeA, transposeB, causal, T, past } = args.attrs as unknown as Attrs;
   const k = requireKernels(backend, WASM_MATMUL_KERNEL);
-  const [N, a1, a2] = a.shape;
-  const [Nb, b1, b2] = b.shape;
+  // 2-D operands: one item, and a 2-D result (no reshapes around the product)
+  const flat = a.shape.length === 2 && b.shape.length === 2;
+  const [N, a1, a2] = flat ? [1, ...a.shape] : a.shape;
+  const [Nb, b1, b2] = flat ? [1, ...b.shape] : b.shape;
   const [M, K] = transposeA ? [a2, a1] : [a1, a2];
   const [Kb, P] = transposeB ? [b2, b1] : [b1, b2];
   if (
-    a.shape.length !== 3 ||
-    b.shape.length !== 3 ||
+    (!flat && (a.shape.length !== 3 || b.shape.length !== 3)) ||
     N !== Nb ||
     K !== Kb ||
     a.dtype !== 'float32' ||
     b.dtype !== 'float32'
   )
     throw new Error(`${WASM_MATMUL_KERNEL}: cannot multiply [${a.shape}] (${a.dtype}) by [${b.shape}] (${b.dtype})`);
-  const out = backend.makeOutput([N, M, P], 'float32');
+  const out = backend.makeOutput(flat ? [M, P] : [N, M, P], 'float32');
   if (N * M * P === 0) return out;
   const c = backend.getMemoryOffset(out.dataId);
   if (K === 0) {
@@ -416,13 +417,8 @@ export function wasmBatchMatMul(
 
 /** 2-D op(a) · op(b) on the kernel (no gradient of its own). */
 export function wasmMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
-  const c = wasmBatchMatMul(
-    tf.reshape(a, [1, ...a.shape]) as tf.Tensor3D,
-    tf.reshape(b, [1, ...b.shape]) as tf.Tensor3D,
-    transposeA,
-    transposeB,
-  );
-  return tf.reshape(c, [c.shape[1], c.shape[2]]) as tf.Tensor2D;
+  const attrs: Attrs = { transposeA, transposeB, causal: 0, T: 0, past: 0 };
+  return tf.engine().runKernel(WASM_MATMUL_KERNEL, { a, b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 interface AttnSoftmaxAttrs {
