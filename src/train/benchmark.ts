@@ -42,6 +42,15 @@ export const GPT2_LORA: LoraConfig = {
   target_modules: ['c_attn', 'attn.c_proj'],
   use_rslora: false,
 };
+/**
+ * PEFT's default targets for these families (Llama: q_proj and v_proj; GPT-2: c_attn) with dropout 0.05: the GPU
+ * programs per layer are also counted with these (the count grows with every LoRA tensor: its path and its share of
+ * the optimizer step).
+ */
+export const PEFT_DEFAULT_LORA: Record<'llama' | 'gpt2', LoraConfig> = {
+  llama: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['q_proj', 'v_proj'], use_rslora: false },
+  gpt2: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['c_attn'], use_rslora: false },
+};
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -495,11 +504,25 @@ export interface WorkloadRequest {
 
 const FAMILY_SHAPES: Record<
   Exclude<WorkloadName, 'stories260K'>,
-  () => { name: string; cfg: ModelConfig; lora: LoraConfig }
+  () => { name: string; cfg: ModelConfig; lora: LoraConfig; peft: LoraConfig }
 > = {
-  smollm2: () => ({ name: 'SmolLM2-135M', cfg: smollm2(), lora: SMOLLM2_LORA }),
-  gpt2: () => ({ name: 'GPT-2-small', cfg: gpt2small(), lora: GPT2_LORA }),
+  smollm2: () => ({ name: 'SmolLM2-135M', cfg: smollm2(), lora: SMOLLM2_LORA, peft: PEFT_DEFAULT_LORA.llama }),
+  gpt2: () => ({ name: 'GPT-2-small', cfg: gpt2small(), lora: GPT2_LORA, peft: PEFT_DEFAULT_LORA.gpt2 }),
 };
+
+/** A gpu_layer_programs line: the programs per layer of cfg's layers with adapter lora (null off the GPU). */
+async function layerProgramsLine(model: string, cfg: ModelConfig, lora: LoraConfig): Promise<BenchLine | null> {
+  const counts = await gpuProgramsPerLayer(cfg, lora, false);
+  if (!counts) return null;
+  return {
+    bench: 'gpu_layer_programs',
+    model,
+    batch: B,
+    seq: T,
+    lora: { r: lora.r, dropout: lora.lora_dropout, targets: lora.target_modules },
+    ...counts,
+  };
+}
 
 /** The matMul, then each workload asked for, on the current backend (used by the engine worker's bench()). */
 export async function runWorkloads(req: WorkloadRequest, onStep: () => void = () => {}): Promise<BenchLine[]> {
@@ -526,6 +549,9 @@ export async function runWorkloads(req: WorkloadRequest, onStep: () => void = ()
       );
       Object.assign(line, await gpuProgramsPerLayer(config, STORIES_LORA, false));
       lines.push(line);
+      // and with PEFT's default adapter
+      const peftLine = await layerProgramsLine('stories260K', config, PEFT_DEFAULT_LORA.llama);
+      if (peftLine) lines.push(peftLine);
     } else if (m === 'smollm2') {
       const name = 'SmolLM2-135M (random init)';
       lines.push(
@@ -560,18 +586,13 @@ export async function runWorkloads(req: WorkloadRequest, onStep: () => void = ()
   }
   for (const m of req.layerCounts ?? []) {
     if (m === 'stories260K') continue; // its lora_step line has the count already
-    const { name, cfg, lora } = FAMILY_SHAPES[m]();
-    onStep();
-    const counts = await gpuProgramsPerLayer({ ...cfg, vocab_size: 512 }, lora, false);
-    if (counts)
-      lines.push({
-        bench: 'gpu_layer_programs',
-        model: `${name} layer shapes (vocabulary cut to 512)`,
-        batch: B,
-        seq: T,
-        lora: { r: lora.r, targets: lora.target_modules },
-        ...counts,
-      });
+    const { name, cfg, lora, peft } = FAMILY_SHAPES[m]();
+    for (const adapter of [lora, peft]) {
+      onStep();
+      const shapes = `${name} layer shapes (vocabulary cut to 512)`;
+      const line = await layerProgramsLine(shapes, { ...cfg, vocab_size: 512 }, adapter);
+      if (line) lines.push(line);
+    }
   }
   return lines;
 }
