@@ -387,6 +387,19 @@ function runRows(
   threads.run(rowParams(name, pointers, count, perBlock, extras), Math.ceil(count / perBlock));
 }
 
+/** runRows for an element-wise kernel over n floats at each pointer: blocks of whole f32x4 vectors. */
+function runElementwise(backend: WasmBackendLike, name: RowKernel, pointers: number[], n: number): void {
+  runRows(
+    backend,
+    name,
+    pointers.map((at): [number, number] => [at, 4]),
+    n,
+    [],
+    n,
+    4,
+  );
+}
+
 tf.registerKernel({
   kernelName: WASM_MATMUL_KERNEL,
   backendName: 'wasm',
@@ -814,34 +827,8 @@ function geluKernel(grad: boolean) {
     const n = tf.util.sizeFromShape(x.shape);
     if (n === 0) return out;
     const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
-    // element by element: blocks of whole f32x4 vectors
-    if (dy)
-      runRows(
-        backend,
-        'gelu_bwd',
-        [
-          [off(x), 4],
-          [off(dy), 4],
-          [off(out), 4],
-        ],
-        n,
-        [],
-        n,
-        4,
-      );
-    else
-      runRows(
-        backend,
-        'gelu_fwd',
-        [
-          [off(x), 4],
-          [off(out), 4],
-        ],
-        n,
-        [],
-        n,
-        4,
-      );
+    if (dy) runElementwise(backend, 'gelu_bwd', [off(x), off(dy), off(out)], n);
+    else runElementwise(backend, 'gelu_fwd', [off(x), off(out)], n);
     return out;
   };
 }
@@ -882,37 +869,8 @@ function siluMulKernel(grad: boolean) {
     const n = tf.util.sizeFromShape(g.shape);
     if (n > 0) {
       const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
-      const [o0, o1] = outs.map(off);
-      if (dy)
-        runRows(
-          backend,
-          'silu_mul_bwd',
-          [
-            [off(g), 4],
-            [off(u), 4],
-            [off(dy), 4],
-            [o0, 4],
-            [o1, 4],
-          ],
-          n,
-          [],
-          n,
-          4,
-        );
-      else
-        runRows(
-          backend,
-          'silu_mul_fwd',
-          [
-            [off(g), 4],
-            [off(u), 4],
-            [o0, 4],
-          ],
-          n,
-          [],
-          n,
-          4,
-        );
+      if (dy) runElementwise(backend, 'silu_mul_bwd', [off(g), off(u), off(dy), ...outs.map(off)], n);
+      else runElementwise(backend, 'silu_mul_fwd', [off(g), off(u), off(outs[0])], n);
     }
     return grad ? outs : outs[0];
   };

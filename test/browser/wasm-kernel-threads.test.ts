@@ -240,6 +240,8 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
           for (let i = 0; i < rows * width; i++) f[at / 4 + i] = rnd() * 4;
           return at;
         };
+        // k arrays of n floats, element-wise kernels' operands (4 bytes per element)
+        const elems = (k: number) => Array.from({ length: k }, (): [number, number] => [rowsOf(n, 1), 4]);
         const targets = alloc(R);
         for (let r = 0; r < R; r++) i32[targets / 4 + r] = (r * 13) % S;
         const positive = (at: number, n: number) => {
@@ -342,31 +344,11 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
             count: R,
             extras: [S, 1e-5],
           },
-          gelu_fwd: { ins: [[rowsOf(n, 1), 4]], outs: [[4, n]], count: n, extras: [] },
-          gelu_bwd: {
-            ins: [
-              [rowsOf(n, 1), 4],
-              [rowsOf(n, 1), 4],
-            ],
-            outs: [[4, n]],
-            count: n,
-            extras: [],
-          },
-          silu_mul_fwd: {
-            ins: [
-              [rowsOf(n, 1), 4],
-              [rowsOf(n, 1), 4],
-            ],
-            outs: [[4, n]],
-            count: n,
-            extras: [],
-          },
+          gelu_fwd: { ins: elems(1), outs: [[4, n]], count: n, extras: [] },
+          gelu_bwd: { ins: elems(2), outs: [[4, n]], count: n, extras: [] },
+          silu_mul_fwd: { ins: elems(2), outs: [[4, n]], count: n, extras: [] },
           silu_mul_bwd: {
-            ins: [
-              [rowsOf(n, 1), 4],
-              [rowsOf(n, 1), 4],
-              [rowsOf(n, 1), 4],
-            ],
+            ins: elems(3),
             outs: [
               [4, n],
               [4, n],
