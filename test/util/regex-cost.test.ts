@@ -1,0 +1,55 @@
+/**
+ * The exponential-pattern check (src/util/regex-cost.ts) times probes on the wall clock, so a probe the machine
+ * paused in reads slow. Here the clock jumps 60 ms inside one probe of each pattern: an exponential pattern must still
+ * be refused on a short probe (it once ran on to 30 characters, 2.5 s, under load), and a real tokenizer pattern
+ * must pass.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { checkRegexCost } from '../../src/util/regex-cost';
+
+const GPT2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+/** performance.now() as it is, but `jump` ms later from its `at`-th reading on, until the reading after it. */
+function pauseAt(at: number, jump: number) {
+  const real = performance.now.bind(performance);
+  let reads = 0;
+  vi.spyOn(performance, 'now').mockImplementation(() => {
+    reads++;
+    return real() + (reads === at ? jump : 0);
+  });
+}
+
+describe('checkRegexCost on a clock that jumps', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  /** The probe length (repeats of "x") on which (x+x+)+y is refused. */
+  const refusedAt = () => {
+    let message = '';
+    try {
+      checkRegexCost('(x+x+)+y', 'u', 'test');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    const [, n] = /takes exponential time \(\d+ ms on (\d+) repeats of "x"/.exec(message) ?? [];
+    return Number(n);
+  };
+
+  // readings come in pairs (start, end) per probe; the 11 generic characters take 7 probes each (154 readings), then
+  // 'x' runs at 10, 14, 18, 22, … characters: readings 158, 160 and 162 end its probes at 14, 18 and 22, where
+  // (x+x+)+y starts to take milliseconds (each 4 characters multiply its time by ~16)
+  for (const at of [158, 160, 162])
+    it(`refuses (x+x+)+y no later than on a steady clock when reading ${at} jumps 60 ms`, () => {
+      const steady = refusedAt();
+      pauseAt(at, 60);
+      const paused = refusedAt();
+      expect(steady).toBeGreaterThanOrEqual(14);
+      expect(paused).toBeGreaterThanOrEqual(14);
+      expect(paused).toBeLessThanOrEqual(steady);
+    });
+
+  for (const at of [2, 6, 10])
+    it(`passes GPT-2's pattern when reading ${at} jumps 60 ms`, () => {
+      pauseAt(at, 60);
+      expect(() => checkRegexCost(GPT2, 'u', 'test')).not.toThrow();
+    });
+});
