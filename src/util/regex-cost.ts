@@ -9,11 +9,14 @@
 
 /** Lengths of the probe runs; each step adds 4 characters (exponential patterns multiply their time per step). */
 const LENGTHS = [10, 14, 18, 22, 26, 30, 34];
-/** Two steps in a row that each multiply the time by more than GROWTH, ending above SLOW_MS, mark the pattern. */
+/**
+ * A probe above SLOW_MS whose time is more than GROWTH² times that of the probe two steps (8 characters) before marks
+ * the pattern (two steps, not each step: a probe the machine paused in would hide the next one's growth).
+ */
 const GROWTH = 4;
 const SLOW_MS = 5;
-/** Any probe this slow marks the pattern at once. */
-const HOPELESS_MS = 200;
+/** Any probe this slow marks the pattern at once (timed twice, so a pause alone does not). */
+const HOPELESS_MS = 100;
 const GENERIC = ['a', 'A', '0', ' ', '\n', '\t', 'é', '_', '.', "'", '-'];
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
@@ -44,8 +47,7 @@ export function checkRegexCost(pattern: string, flags: string, where: string): v
     return;
   }
   for (const unit of probeUnits(pattern)) {
-    let prev = 0;
-    let grew = 0;
+    const times: number[] = [];
     for (const n of LENGTHS) {
       const text = unit.repeat(n) + '\u0001';
       const time = () => {
@@ -54,20 +56,20 @@ export function checkRegexCost(pattern: string, flags: string, where: string): v
         text.match(re);
         return now() - t0;
       };
-      // a slow probe is timed again: one the machine paused in is not slow twice, and an inflated time would hide
-      // the growth of the next probe (it once let an exponential pattern run on to 2.5 s)
+      // a slow probe is timed again: one the machine paused in is not slow twice (one far past HOPELESS_MS is not
+      // run twice)
       let ms = time();
-      if (ms > SLOW_MS && ms <= HOPELESS_MS) ms = Math.min(ms, time());
-      const growth = ms / Math.max(prev, 0.01);
-      grew = growth > GROWTH ? grew + 1 : 0;
-      if (ms > HOPELESS_MS || (grew >= 2 && ms > SLOW_MS)) {
+      if (ms > SLOW_MS && ms <= 2 * HOPELESS_MS) ms = Math.min(ms, time());
+      const before = times.length >= 2 ? times[times.length - 2] : Infinity;
+      const growth = ms / Math.max(before, 0.01);
+      times.push(ms);
+      if (ms > HOPELESS_MS || (growth > GROWTH * GROWTH && ms > SLOW_MS)) {
         throw new Error(
           `${where}: the regular expression ${JSON.stringify(pattern.length > 120 ? pattern.slice(0, 120) + '…' : pattern)} ` +
-            `takes exponential time (${ms.toFixed(0)} ms on ${n} repeats of ${JSON.stringify(unit)}, ${growth.toFixed(0)}x the time of ${n - 4}): ` +
+            `takes exponential time (${ms.toFixed(0)} ms on ${n} repeats of ${JSON.stringify(unit)}, ${growth.toFixed(0)}x the time of ${n - 8}): ` +
             'it would hang on ordinary text. Nested repetition such as (a+)+ or overlapping alternatives such as (a|aa)+ cause this; rewrite the pattern without them',
         );
       }
-      prev = ms;
     }
   }
 }
