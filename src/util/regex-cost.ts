@@ -10,8 +10,9 @@
 /** Lengths of the probe runs; each step adds 4 characters (exponential patterns multiply their time per step). */
 const LENGTHS = [10, 14, 18, 22, 26, 30, 34];
 /**
- * A probe above SLOW_MS whose time is more than GROWTH² times that of the probe two steps (8 characters) before marks
- * the pattern (two steps, not each step: a probe the machine paused in would hide the next one's growth).
+ * A probe above SLOW_MS whose time grew more than GROWTH times on each of two steps in a row, or more than GROWTH²
+ * times over the last two steps (8 characters; a probe the machine paused in between cannot hide it), marks the
+ * pattern.
  */
 const GROWTH = 4;
 const SLOW_MS = 5;
@@ -48,6 +49,7 @@ export function checkRegexCost(pattern: string, flags: string, where: string): v
   }
   for (const unit of probeUnits(pattern)) {
     const times: number[] = [];
+    let grew = 0;
     for (const n of LENGTHS) {
       const text = unit.repeat(n) + '\u0001';
       const time = () => {
@@ -60,10 +62,13 @@ export function checkRegexCost(pattern: string, flags: string, where: string): v
       // run twice)
       let ms = time();
       if (ms > SLOW_MS && ms <= 2 * HOPELESS_MS) ms = Math.min(ms, time());
+      // growth over one step (twice in a row) and over two steps (a paused probe between cannot hide it)
+      const step = ms / Math.max(times[times.length - 1] ?? 0, 0.01);
+      grew = step > GROWTH ? grew + 1 : 0;
       const before = times.length >= 2 ? times[times.length - 2] : Infinity;
       const growth = ms / Math.max(before, 0.01);
       times.push(ms);
-      if (ms > HOPELESS_MS || (growth > GROWTH * GROWTH && ms > SLOW_MS)) {
+      if (ms > HOPELESS_MS || (ms > SLOW_MS && (grew >= 2 || growth > GROWTH * GROWTH))) {
         throw new Error(
           `${where}: the regular expression ${JSON.stringify(pattern.length > 120 ? pattern.slice(0, 120) + '…' : pattern)} ` +
             `takes exponential time (${ms.toFixed(0)} ms on ${n} repeats of ${JSON.stringify(unit)}, ${growth.toFixed(0)}x the time of ${n - 8}): ` +
