@@ -5,7 +5,8 @@
  * backend's 1024³ matMul GFLOP/s measured in the same page. Models as arguments (stories260K smollm2 gpt2; default
  * all); BENCH_STEPS steps (default 5). BENCH_GPU=1 adds webgl and webgpu lines on stories260K (SwiftShader: slow),
  * with per training step the GPU programs dispatched, the reads back to the CPU and their bytes, the most dispatched
- * programs, and the programs per transformer layer (src/engine/gpu-counters.ts; see benchModel, gpuProgramsPerLayer).
+ * programs, and the programs per transformer layer (src/engine/gpu-counters.ts; see benchModel, gpuProgramsPerLayer);
+ * BENCH_GPU_BACKENDS=webgpu (or webgl) runs only that one, BENCH_GPU_FAMILIES the other families' layer shapes.
  * BENCH_PROFILE=1 adds `kernel_ms` to the wasm lines: the step's kernels by time (src/engine/kernel-times.ts).
  */
 import type { BackendName } from '../src/engine/backend';
@@ -58,7 +59,7 @@ async function main() {
       report(status, lines);
     }
     if (process.env.BENCH_GPU === '1')
-      for (const backend of ['webgl', 'webgpu'] as const) {
+      for (const backend of (process.env.BENCH_GPU_BACKENDS ?? 'webgl,webgpu').split(',') as ('webgl' | 'webgpu')[]) {
         const families = (process.env.BENCH_GPU_FAMILIES ?? 'smollm2,gpt2').split(',').filter(Boolean);
         const layerCounts = backend === 'webgpu' ? (families as WorkloadRequest['layerCounts']) : [];
         const { status, lines } = await run(
