@@ -32,7 +32,7 @@ import {
   rmsNorm,
   rmsNormOnePlus,
   ropeTables,
-  ropeWith,
+  headsOf,
   siluMul,
   softcap,
 } from './ops';
@@ -821,14 +821,11 @@ export class CausalLM {
       KV = cfg.num_key_value_heads,
       hd = cfg.head_dim,
       G = H / KV;
-    let q = tf.transpose(tf.reshape(q2, [B, T, H, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-    let k = tf.transpose(tf.reshape(k2, [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-    let v = tf.transpose(tf.reshape(v2, [B, T, KV, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-    if (cos && sin) {
-      const rope = ropeWith(cos, sin, cfg.rope_layout, hd);
-      q = rope(q);
-      k = rope(k);
-    }
+    // [B, heads, T, hd], queries and keys turned by RoPE
+    const heads = headsOf(cos && sin ? { cos, sin, layout: cfg.rope_layout } : null, B, T, hd);
+    const q = heads(q2, H, true);
+    let k = heads(k2, KV, true);
+    let v = heads(v2, KV, false);
     if (cacheLayer) {
       const nk = cacheLayer.k.shape[2] === 0 ? k : (tf.concat([cacheLayer.k, k], 2) as tf.Tensor4D);
       const nv = cacheLayer.v.shape[2] === 0 ? v : (tf.concat([cacheLayer.v, v], 2) as tf.Tensor4D);

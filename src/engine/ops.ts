@@ -15,6 +15,7 @@ import {
   wasmLayerNorm,
   wasmMatMul2d,
   wasmRmsNorm,
+  wasmRopeHeads,
   wasmSiluMul,
   wasmSoftmaxGrad,
   type CausalHint,
@@ -302,6 +303,36 @@ export function ropeWith(
     x.shape[0] === Bc && x.shape[2] === Tc
       ? fusedRope(x, cos, sin, layout)
       : (general ??= ropeByMatrices(cos, sin, layout, d))(x);
+}
+
+/** RoPE's tables as gathered at the position ids ([B, 1, T, hd / 2] each) and the layout they rotate by. */
+export interface RopeTables {
+  cos: tf.Tensor4D;
+  sin: tf.Tensor4D;
+  layout: 'half' | 'interleaved';
+}
+
+/**
+ * Attention's heads from a projection's token rows, as a function of (x [B·T, n·hd], n, rotate): [B, n, T, hd], with
+ * RoPE (`rope`'s tables) when `rotate` is true. On wasm one kernel each way (wasmRopeHeads: the reshape, the
+ * transpose and RoPE in one sweep); elsewhere a reshape and a transpose, then ropeWith, built once for every x
+ * rotated (a layer's queries and keys).
+ */
+export function headsOf(
+  rope: RopeTables | null,
+  B: number,
+  T: number,
+  hd: number,
+): (x: tf.Tensor2D, n: number, rotate: boolean) => tf.Tensor4D {
+  if (wasmKernelsAvailable() && (!rope || rope.cos.size === (B * T * hd) / 2))
+    return (x, n, rotate) => wasmRopeHeads(x, rotate ? rope : null, B, T, n, hd);
+  let rotation: ((x: tf.Tensor4D) => tf.Tensor4D) | null = null;
+  return (x, n, rotate) => {
+    const h = tf.transpose(tf.reshape(x, [B, T, n, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    if (!rotate || !rope) return h;
+    rotation ??= ropeWith(rope.cos, rope.sin, rope.layout, hd);
+    return rotation(h);
+  };
 }
 
 /** RoPE as x · C + (x · R) · S (see applyRope), C and S widened once for every x it is applied to. */

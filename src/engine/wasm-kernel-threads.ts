@@ -60,6 +60,7 @@ export const ROW_KERNELS = [
   'gelu_bwd',
   'silu_mul_fwd',
   'silu_mul_bwd',
+  'rope_heads',
 ] as const;
 export type RowKernel = (typeof ROW_KERNELS)[number];
 /** BigInt64 slots of the counter buffer. */

@@ -12,7 +12,8 @@
  * LayerNorm, gelu_new, SwiGLU's silu(g) · u and the cross-entropy (its softmax with the loss's statistics, and its
  * gradient) are one kernel each way where tfjs runs several ops (and the norms, gelu_new and silu · u save their
  * inputs only); these row kernels too are split across the helper threads over many rows (runRows). Row lookups in
- * frozen tables (embeddings, RoPE) replace tfjs's slow GatherV2.
+ * frozen tables (embeddings, RoPE) replace tfjs's slow GatherV2, and RoPE with attention's head transpose is one
+ * sweep each way.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
@@ -27,6 +28,7 @@ export const WASM_RMSNORM_GRAD_KERNEL = 'WebtuneRmsNormGrad';
 export const WASM_CE_GRAD_KERNEL = 'WebtuneCrossEntropyGrad';
 export const WASM_CE_SOFTMAX_KERNEL = 'WebtuneCrossEntropySoftmax';
 export const WASM_GATHER_ROWS_KERNEL = 'WebtuneGatherRows';
+export const WASM_ROPE_HEADS_KERNEL = 'WebtuneRopeHeads';
 export const WASM_LAYERNORM_KERNEL = 'WebtuneLayerNorm';
 export const WASM_LAYERNORM_GRAD_KERNEL = 'WebtuneLayerNormGrad';
 export const WASM_GELU_KERNEL = 'WebtuneGeluNew';
@@ -82,6 +84,18 @@ interface Kernels {
   ce_grad(p: number, s: number, t: number, out: number, R: number, S: number): void;
   ce_softmax(z: number, t: number, p: number, out: number, R: number, S: number): void;
   gather_rows(src: number, idx: number, dst: number, n: number, D: number): void;
+  rope_heads(
+    x: number,
+    cos: number,
+    sin: number,
+    out: number,
+    first: number,
+    R: number,
+    nh: number,
+    hd: number,
+    T: number,
+    mode: number,
+  ): void;
   rmsnorm_fwd(x: number, w: number, out: number, R: number, D: number, eps: number, plusOne: number): void;
   rmsnorm_bwd(x: number, w: number, dy: number, dx: number, R: number, D: number, eps: number, plusOne: number): void;
   layernorm_fwd(x: number, w: number, b: number, out: number, R: number, D: number, eps: number): void;
@@ -669,6 +683,92 @@ tf.registerKernel({
  */
 export function wasmGatherRows(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
   return tf.engine().runKernel(WASM_GATHER_ROWS_KERNEL, { table, ids }) as tf.Tensor2D;
+}
+
+interface RopeHeadsAttrs {
+  B: number;
+  T: number;
+  heads: number;
+  headDim: number;
+  /** 'none': the transpose alone. */
+  layout: 'half' | 'interleaved' | 'none';
+  /** false: token rows [B·T, heads·hd] to heads [B, heads, T, hd], rotated; true: back, rotated the other way. */
+  inverse: boolean;
+}
+
+const ROPE_MODES = { none: 0, half: 1, interleaved: 2 } as const;
+
+function ropeHeadsKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { x, cos, sin } = args.inputs as { x: tf.TensorInfo; cos?: tf.TensorInfo; sin?: tf.TensorInfo };
+  const { B, T, heads, headDim, layout, inverse } = args.attrs as unknown as RopeHeadsAttrs;
+  requireKernels(backend, WASM_ROPE_HEADS_KERNEL);
+  const n = B * T * heads * headDim;
+  const tables = layout !== 'none';
+  const tableSize = (B * T * headDim) / 2;
+  const fits = (t?: tf.TensorInfo) => !!t && t.dtype === 'float32' && tf.util.sizeFromShape(t.shape) === tableSize;
+  if (
+    x.dtype !== 'float32' ||
+    tf.util.sizeFromShape(x.shape) !== n ||
+    (tables && (headDim % 2 !== 0 || !fits(cos) || !fits(sin)))
+  )
+    throw new Error(
+      `${WASM_ROPE_HEADS_KERNEL}: x [${x.shape}], cos [${cos?.shape ?? 'none'}], sin [${sin?.shape ?? 'none'}] do ` +
+        `not fit B ${B}, T ${T}, ${heads} heads of ${headDim}${tables ? ` with ${layout} RoPE tables [B·T, hd / 2]` : ''}`,
+    );
+  const out = backend.makeOutput(inverse ? [B * T, heads * headDim] : [B, heads, T, headDim], 'float32');
+  if (n === 0) return out;
+  const off = (t?: tf.TensorInfo) => (t ? backend.getMemoryOffset(t.dataId) : 0);
+  // every address is worked out from the absolute token row (the pair [0, 1] passes a block's first row)
+  const pointers: [number, number][] = [
+    [off(x), 0],
+    [tables ? off(cos) : 0, 0],
+    [tables ? off(sin) : 0, 0],
+    [off(out), 0],
+    [0, 1],
+  ];
+  const mode = ROPE_MODES[layout] + (inverse ? 3 : 0);
+  runRows(backend, 'rope_heads', pointers, B * T, [heads, headDim, T, mode], n);
+  return out;
+}
+
+tf.registerKernel({
+  kernelName: WASM_ROPE_HEADS_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: ropeHeadsKernel as unknown as tf.KernelFunc,
+});
+
+/**
+ * Attention's heads from a projection's token rows, with RoPE: x [B·T, heads·hd] → [B, heads, T, hd], each head's
+ * pairs turned by its token's angles (cos, sin [B·T, hd / 2] as gathered at the position ids, any shape of that size;
+ * null with layout 'none': the transpose alone). One sweep and one kernel each way where tfjs runs a reshape, a
+ * transpose and RoPE's five ops; the gradient is the inverse turn back to token rows. Check wasmKernelsAvailable()
+ * first.
+ */
+export function wasmRopeHeads(
+  x: tf.Tensor2D,
+  tables: { cos: tf.Tensor; sin: tf.Tensor; layout: 'half' | 'interleaved' } | null,
+  B: number,
+  T: number,
+  heads: number,
+  headDim: number,
+): tf.Tensor4D {
+  const attrs = (inverse: boolean) =>
+    ({ B, T, heads, headDim, layout: tables?.layout ?? 'none', inverse }) as unknown as tf.NamedAttrMap;
+  const run = (v: tf.Tensor, inverse: boolean, cs: tf.Tensor[]) =>
+    tf
+      .engine()
+      .runKernel(WASM_ROPE_HEADS_KERNEL, cs.length ? { x: v, cos: cs[0], sin: cs[1] } : { x: v }, attrs(inverse));
+  const f = customOp<tf.Tensor4D>(([xi], save) => {
+    const cs = tables ? [tables.cos, tables.sin] : [];
+    // the tables are made in the caller's scope: saved, so they outlive it into the backward pass
+    save(cs);
+    return {
+      value: run(xi, false, cs) as tf.Tensor4D,
+      gradFunc: (dy, saved) => run(dy, true, saved) as tf.Tensor2D,
+    };
+  });
+  return f(x);
 }
 
 interface RmsNormAttrs {

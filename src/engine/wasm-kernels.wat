@@ -756,6 +756,109 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $iLoop))))
 
+  ;; RoPE with the head transpose, for token rows first … first + R of B·T (T tokens per batch item), nh heads of hd:
+  ;;   dir 0 (mode 0-2): out[b, h, t, :] = rot(x[b·T + t, h·hd …]), x [B·T, nh·hd] → out [B, nh, T, hd];
+  ;;   dir 1 (mode 3-5): out[b·T + t, h·hd …] = rot⁻¹(x[b, h, t, :]), back to token rows (the gradient).
+  ;; rot turns each pair of dimensions by row r's angles (cos, sin: hd / 2 floats per row at 4 · r · hd / 2 bytes):
+  ;; mode mod 3 = 0: none (the transpose alone); 1: HF rotate_half (i pairs with i + hd / 2); 2: interleaved (2i with
+  ;; 2i + 1): a' = a·c − b·s, b' = b·c + a·s. rot⁻¹ is rot with −s (a rotation's transpose). The pairs of 'half' run
+  ;; four at a time when hd / 2 is a multiple of 4.
+  (func (export "rope_heads") (param $x i32) (param $cos i32) (param $sin i32) (param $out i32) (param $first i32)
+    (param $R i32) (param $nh i32) (param $hd i32) (param $T i32) (param $mode i32)
+    (local $r i32) (local $end i32) (local $b i32) (local $t i32) (local $h i32) (local $i i32) (local $half i32)
+    (local $rot i32) (local $inv i32) (local $tok i32) (local $hm i32) (local $src i32) (local $dst i32)
+    (local $cr i32) (local $sr i32) (local $c f32) (local $s f32) (local $a f32) (local $bb f32)
+    (local $cv v128) (local $sv v128) (local $av v128) (local $bv v128) (local $hb i32)
+    (local.set $half (i32.shr_u (local.get $hd) (i32.const 1)))
+    (local.set $inv (i32.ge_u (local.get $mode) (i32.const 3)))
+    (local.set $rot (i32.rem_u (local.get $mode) (i32.const 3)))
+    (local.set $hb (i32.shl (local.get $half) (i32.const 2)))
+    (local.set $r (local.get $first))
+    (local.set $end (i32.add (local.get $first) (local.get $R)))
+    (block $rDone
+      (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $end)))
+        (local.set $b (i32.div_u (local.get $r) (local.get $T)))
+        (local.set $t (i32.sub (local.get $r) (i32.mul (local.get $b) (local.get $T))))
+        (local.set $cr (i32.add (local.get $cos) (i32.mul (local.get $r) (local.get $hb))))
+        (local.set $sr (i32.add (local.get $sin) (i32.mul (local.get $r) (local.get $hb))))
+        (local.set $h (i32.const 0))
+        (block $hDone
+          (loop $hLoop
+            (br_if $hDone (i32.ge_u (local.get $h) (local.get $nh)))
+            ;; byte offsets of this head's hd floats in the token-major and the head-major layouts
+            (local.set $tok (i32.shl (i32.mul (i32.add (i32.mul (local.get $r) (local.get $nh)) (local.get $h))
+              (local.get $hd)) (i32.const 2)))
+            (local.set $hm (i32.shl (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $nh))
+              (local.get $h)) (local.get $T)) (local.get $t)) (local.get $hd)) (i32.const 2)))
+            (if (local.get $inv)
+              (then
+                (local.set $src (i32.add (local.get $x) (local.get $hm)))
+                (local.set $dst (i32.add (local.get $out) (local.get $tok))))
+              (else
+                (local.set $src (i32.add (local.get $x) (local.get $tok)))
+                (local.set $dst (i32.add (local.get $out) (local.get $hm)))))
+            (local.set $i (i32.const 0))
+            (if (i32.eqz (local.get $rot))
+              (then
+                ;; the transpose alone
+                (block $cDone
+                  (loop $cLoop
+                    (br_if $cDone (i32.ge_u (local.get $i) (local.get $hd)))
+                    (f32.store (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2)))
+                      (f32.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2)))))
+                    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                    (br $cLoop))))
+              (else
+                (if (i32.and (i32.eq (local.get $rot) (i32.const 1))
+                      (i32.eqz (i32.and (local.get $half) (i32.const 3))))
+                  (then
+                    ;; rotate_half, four pairs at a time: a at i, b at i + hd / 2
+                    (block $vDone
+                      (loop $vLoop
+                        (br_if $vDone (i32.ge_u (local.get $i) (local.get $half)))
+                        (local.set $cv (v128.load (i32.add (local.get $cr) (i32.shl (local.get $i) (i32.const 2)))))
+                        (local.set $sv (v128.load (i32.add (local.get $sr) (i32.shl (local.get $i) (i32.const 2)))))
+                        (if (local.get $inv) (then (local.set $sv (f32x4.neg (local.get $sv)))))
+                        (local.set $av (v128.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2)))))
+                        (local.set $bv (v128.load (i32.add (i32.add (local.get $src) (local.get $hb))
+                          (i32.shl (local.get $i) (i32.const 2)))))
+                        (v128.store (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2)))
+                          (f32x4.sub (f32x4.mul (local.get $av) (local.get $cv))
+                            (f32x4.mul (local.get $bv) (local.get $sv))))
+                        (v128.store (i32.add (i32.add (local.get $dst) (local.get $hb)) (i32.shl (local.get $i) (i32.const 2)))
+                          (f32x4.add (f32x4.mul (local.get $bv) (local.get $cv))
+                            (f32x4.mul (local.get $av) (local.get $sv))))
+                        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+                        (br $vLoop))))
+                  (else
+                    ;; one pair at a time: (i, i + hd / 2) or (2i, 2i + 1)
+                    (block $pDone
+                      (loop $pLoop
+                        (br_if $pDone (i32.ge_u (local.get $i) (local.get $half)))
+                        (local.set $c (f32.load (i32.add (local.get $cr) (i32.shl (local.get $i) (i32.const 2)))))
+                        (local.set $s (f32.load (i32.add (local.get $sr) (i32.shl (local.get $i) (i32.const 2)))))
+                        (if (local.get $inv) (then (local.set $s (f32.neg (local.get $s)))))
+                        (if (i32.eq (local.get $rot) (i32.const 1))
+                          (then
+                            (local.set $tok (i32.shl (local.get $i) (i32.const 2)))
+                            (local.set $hm (i32.add (local.get $tok) (local.get $hb))))
+                          (else
+                            (local.set $tok (i32.shl (local.get $i) (i32.const 3)))
+                            (local.set $hm (i32.add (local.get $tok) (i32.const 4)))))
+                        (local.set $a (f32.load (i32.add (local.get $src) (local.get $tok))))
+                        (local.set $bb (f32.load (i32.add (local.get $src) (local.get $hm))))
+                        (f32.store (i32.add (local.get $dst) (local.get $tok))
+                          (f32.sub (f32.mul (local.get $a) (local.get $c)) (f32.mul (local.get $bb) (local.get $s))))
+                        (f32.store (i32.add (local.get $dst) (local.get $hm))
+                          (f32.add (f32.mul (local.get $bb) (local.get $c)) (f32.mul (local.get $a) (local.get $s))))
+                        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                        (br $pLoop)))))))
+            (local.set $h (i32.add (local.get $h) (i32.const 1)))
+            (br $hLoop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop))))
+
   ;; sum over j < D of a[j] * b[j] (f32x4 lanes, then the D mod 4 tail), for rows of floats at byte offsets a, b
   (func $dot (param $a i32) (param $b i32) (param $D i32) (result f32)
     (local $j i32) (local $D4 i32) (local $acc v128) (local $sum f32)

@@ -344,6 +344,19 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
             count: R,
             extras: [S, 1e-5],
           },
+          // RoPE back to token rows (mode 4: rotate_half's inverse, 3 heads of 16) for 43 batch items of 7 tokens:
+          // every address from the absolute row, as attn_softmax's first row
+          rope_heads: {
+            ins: [
+              [rowsOf(R, 3 * 16), 0],
+              [rowsOf(R, 8), 0],
+              [rowsOf(R, 8), 0],
+            ],
+            outs: [[0, R * 3 * 16]],
+            after: [[0, 1]],
+            count: R,
+            extras: [3, 16, 7, 4],
+          },
           gelu_fwd: { ins: elems(1), outs: [[4, n]], count: n, extras: [] },
           gelu_bwd: { ins: elems(2), outs: [[4, n]], count: n, extras: [] },
           silu_mul_fwd: { ins: elems(2), outs: [[4, n]], count: n, extras: [] },
@@ -392,7 +405,7 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
       { b64: WASM_KERNELS_BINARY.shared },
     );
     expect(r.failure).toBeUndefined();
-    expect(r.results.map((x) => x.name)).toHaveLength(12);
+    expect(r.results.map((x) => x.name)).toHaveLength(13);
     for (const x of r.results) {
       expect(x, x.name).toMatchObject({ differ: 0, finite: true });
       expect(x.blocks, x.name).toBeGreaterThan(2);

@@ -4,16 +4,18 @@
  * mod 4, columns mod 8, and the cache-blocked 2-D product's panels, blocks and depth slices) in all transpose forms, and bmm's
  * gradients through it equal tfjs's own. The row and element-wise kernels (softmax's gradient, RMSNorm, LayerNorm,
  * gelu_new and its exp, SwiGLU's silu(g) · u, the cross-entropy's softmax with its statistics) against float64
- * references and against tfjs's ops, and the row lookup against tf.gather.
+ * references and against tfjs's ops, the row lookup against tf.gather, and RoPE with the head transpose against the
+ * reshape, transpose and RoPE of the cpu backend.
  */
 import { readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import { attentionSoftmax, bmm, geluNew, layerNorm, siluMul } from '../../src/engine/ops';
+import { attentionSoftmax, bmm, geluNew, headsOf, layerNorm, siluMul } from '../../src/engine/ops';
 import {
   WASM_GELU_KERNEL,
   WASM_LAYERNORM_KERNEL,
+  WASM_ROPE_HEADS_KERNEL,
   WASM_SILU_MUL_GRAD_KERNEL,
   WASM_SILU_MUL_KERNEL,
   wasmBatchMatMul,
@@ -27,6 +29,7 @@ import {
   wasmSoftmaxGrad,
 } from '../../src/engine/wasm-kernels';
 import { WASM_KERNELS_BINARY } from '../../src/engine/wasm-kernels-binary';
+import { startKernelTiming } from '../../src/engine/kernel-times';
 import { BINARY_PATH, WAT_PATH, buildWasmKernels } from '../../tools/build-wasm-kernels';
 import { Rng } from '../../src/util/rng';
 
@@ -698,6 +701,68 @@ describe('wasm SIMD batched matmul', () => {
       true,
     ]);
   });
+
+  for (const [layout, hd] of [
+    ['half', 16],
+    ['half', 6],
+    ['interleaved', 8],
+    ['none', 5],
+  ] as const) {
+    it(`headsOf: RoPE (${layout}, head_dim ${hd}) with the head transpose is one kernel each way and equals the cpu's ops, value and gradient`, async () => {
+      const [B, T, n] = [2, 5, 3];
+      const x = randData(B * T * n * hd),
+        dy = randData(B * T * n * hd);
+      // angles of positions up to 40 (some rows far from 0), per batch item its own
+      const ang = Float32Array.from({ length: B * T * hd }, (_, i) => (i % 7) * 5.3 + 0.1 * i);
+      const run = () => {
+        const [xt, dyt] = [tf.tensor2d(x, [B * T, n * hd]), tf.tensor4d(dy, [B, n, T, hd])];
+        const half = Math.floor(hd / 2);
+        const cos = tf.tensor4d(ang.slice(0, B * T * half).map(Math.cos), [B, 1, T, half]),
+          sin = tf.tensor4d(ang.slice(0, B * T * half).map(Math.sin), [B, 1, T, half]);
+        const heads = headsOf(layout === 'none' ? null : { cos, sin, layout }, B, T, hd);
+        const f = (v: tf.Tensor) => heads(v as tf.Tensor2D, n, layout !== 'none');
+        const out = tf.tidy(() =>
+          [f(xt), tf.grad((v: tf.Tensor) => tf.sum(tf.mul(f(v), dyt)))(xt)].map((t) => ({
+            shape: t.shape,
+            data: t.dataSync() as Float32Array,
+          })),
+        );
+        tf.dispose([xt, dyt, cos, sin]);
+        return out;
+      };
+      const before = tf.memory().numTensors;
+      const ours = run();
+      expect(tf.memory().numTensors).toBe(before);
+      await initBackend('cpu');
+      let theirs: typeof ours;
+      try {
+        theirs = run();
+      } finally {
+        await initBackend('wasm');
+      }
+      for (let i = 0; i < 2; i++) {
+        expect(ours[i].shape).toEqual(theirs[i].shape);
+        expect(rowRelativeError(ours[i].data, theirs[i].data, hd), i ? 'gradient' : 'value').toBeLessThan(1e-6);
+      }
+      expect(ours[0].shape).toEqual([B, n, T, hd]);
+      // the value is x's head h of token t at [b, h, t] (the transpose), turned: its norm per pair is kept
+      const norm = (v: ArrayLike<number>, at: number) => Math.hypot(...Array.from({ length: hd }, (_, j) => v[at + j]));
+      const [b, t, h] = [1, 3, 2];
+      expect(norm(ours[0].data, ((b * n + h) * T + t) * hd)).toBeCloseTo(norm(x, ((b * T + t) * n + h) * hd), 5);
+      // one kernel each way: no reshape, transpose or RoPE ops
+      const xt = tf.tensor2d(x, [B * T, n * hd]);
+      const heads = headsOf(null, B, T, hd);
+      const kernels = (f: () => tf.Tensor) => {
+        const timing = startKernelTiming();
+        tf.dispose(f());
+        return timing.stop().map((k) => `${k.kernel} ${k.calls}`);
+      };
+      expect(kernels(() => heads(xt, n, false))).toEqual([`${WASM_ROPE_HEADS_KERNEL} 1`]);
+      const dx = kernels(() => tf.grad((v: tf.Tensor) => heads(v as tf.Tensor2D, n, false))(xt));
+      expect(dx.filter((k) => k !== 'OnesLike 1')).toEqual([`${WASM_ROPE_HEADS_KERNEL} 2`]);
+      xt.dispose();
+    });
+  }
 
   it('siluMul takes the kernels on wasm and agrees with its tfjs ops on cpu, value and gradients', async () => {
     const [R, D] = [5, 173];
