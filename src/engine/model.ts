@@ -26,7 +26,9 @@ import {
   geluNew,
   layerNorm,
   linearInOut,
+  fusesLoraLinear,
   linearOutIn,
+  loraLinear,
   matMul2d,
   slowTransposeB,
   rmsNorm,
@@ -393,6 +395,17 @@ export class CausalLM {
             : null,
       };
       const y = fusedLinear(x, spec, bias ? null : residual);
+      return bias && residual ? (tf.add(residual, y) as tf.Tensor2D) : y;
+    }
+    const ad = this.adapter && !this.adapter.merged ? this.adapter : null;
+    const l = ad?.layers.get(module);
+    if (!cw && l && ad && fusesLoraLinear()) {
+      // wasm: the layer and its LoRA path in one kernel each way (the residual too, on a layer without a bias)
+      const bias = (this.weights.get(module + '.bias') as tf.Tensor1D | undefined) ?? null;
+      const xin = ad.dropoutInput(x, dropoutSeed);
+      const lora = { A: l.A as tf.Tensor2D, B: l.B as tf.Tensor2D, scaling: ad.scaling, xin: xin === x ? null : xin };
+      const W = this.w(module + '.weight') as tf.Tensor2D;
+      const y = loraLinear(x, W, this.config.family !== 'gpt2', lora, bias, bias ? null : residual);
       return bias && residual ? (tf.add(residual, y) as tf.Tensor2D) : y;
     }
     const out = this.plainLinear(module, x, cw, dropoutSeed);

@@ -13,6 +13,7 @@ import {
   wasmGeluNew,
   wasmKernelsAvailable,
   wasmLayerNorm,
+  wasmLoraLinear,
   wasmMatMul2d,
   wasmRmsNorm,
   wasmRopeHeads,
@@ -108,6 +109,27 @@ export function loraPath(x: tf.Tensor2D, A: tf.Tensor2D, B: tf.Tensor2D, scaling
     };
   });
   return f(x, A, B);
+}
+
+/** Whether loraLinear runs here (our wasm kernels); elsewhere the caller composes the plain ops. */
+export function fusesLoraLinear(): boolean {
+  return wasmKernelsAvailable();
+}
+
+/**
+ * A frozen linear layer (W: [out, in] with outIn, GPT-2's Conv1D [in, out] without; `bias` or a `residual` added)
+ * with its LoRA path (A, B trainable; `xin` x after lora_dropout, null when x itself), in one wasm kernel each way
+ * (wasmLoraLinear). Check fusesLoraLinear() first.
+ */
+export function loraLinear(
+  x: tf.Tensor2D,
+  W: tf.Tensor2D,
+  outIn: boolean,
+  lora: { A: tf.Tensor2D; B: tf.Tensor2D; scaling: number; xin: tf.Tensor2D | null },
+  bias: tf.Tensor1D | null,
+  residual: tf.Tensor2D | null,
+): tf.Tensor2D {
+  return wasmLoraLinear(x, W, outIn, lora, bias, residual);
 }
 
 /** A frozen weight (not a variable) a fused kernel may close over: no gradient is ever asked of it. */

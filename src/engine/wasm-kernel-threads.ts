@@ -27,7 +27,7 @@ const PARAMS = 4;
 /**
  * A job's parameters: its kind, then
  * - GEMM: gemm_block's a, b, c, M, K, P, aRow, aCol, bRow, bCol, then the scratch base, its stride per thread
- *   (bytes) and the block width (columns);
+ *   (bytes), the block width (columns) and acc (1: c += a · b);
  * - BATCHED: matmul's a, b, c, M, K, P, aBatch, aRow, aCol, bBatch, then the items per block, the items N, 0, and
  *   matmul's causal mode, T and past;
  * - ROWS: a row kernel's index in ROW_KERNELS, the rows (or elements) in all, the rows per block, the number of
@@ -124,6 +124,7 @@ export function runBlock(k: BlockKernels, p: ArrayLike<number>, block: number, s
       p[11] + slot * p[12],
       j0,
       Math.min(p[13], p[6] - j0),
+      p[14],
     );
   } else {
     const n0 = block * p[11];
@@ -159,7 +160,7 @@ function runBlock(k, p, block, slot) {
     k[ROW_KERNELS[p[1]]](...args);
   } else if (p[0] === ${GEMM}) {
     const j0 = block * p[13];
-    k.gemm_block(p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11] + slot * p[12], j0, Math.min(p[13], p[6] - j0));
+    k.gemm_block(p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11] + slot * p[12], j0, Math.min(p[13], p[6] - j0), p[14]);
   } else {
     const n0 = block * p[11];
     const n = Math.min(p[11], p[12] - n0);

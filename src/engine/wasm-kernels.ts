@@ -29,6 +29,8 @@ export const WASM_CE_GRAD_KERNEL = 'WebtuneCrossEntropyGrad';
 export const WASM_CE_SOFTMAX_KERNEL = 'WebtuneCrossEntropySoftmax';
 export const WASM_GATHER_ROWS_KERNEL = 'WebtuneGatherRows';
 export const WASM_ROPE_HEADS_KERNEL = 'WebtuneRopeHeads';
+export const WASM_LORA_LINEAR_KERNEL = 'WebtuneLoraLinear';
+export const WASM_LORA_LINEAR_GRAD_KERNEL = 'WebtuneLoraLinearGrad';
 export const WASM_LAYERNORM_KERNEL = 'WebtuneLayerNorm';
 export const WASM_LAYERNORM_GRAD_KERNEL = 'WebtuneLayerNormGrad';
 export const WASM_GELU_KERNEL = 'WebtuneGeluNew';
@@ -67,7 +69,9 @@ interface Kernels {
     scratch: number,
     j0: number,
     w: number,
+    acc: number,
   ): void;
+  axpy(src: number, dst: number, n: number, alpha: number, acc: number): void;
   transpose(src: number, dst: number, N: number, R: number, C: number): void;
   softmax_grad(p: number, dp: number, out: number, R: number, S: number, scale: number): void;
   attn_softmax(
@@ -290,8 +294,8 @@ function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   const aOff = backend.getMemoryOffset(a.dataId);
   let bOff = backend.getMemoryOffset(b.dataId);
   const [aRow, aCol] = transposeA ? [1, M] : [K, 1];
-  if (N === 1 && M >= GEMM_MIN_ROWS && K >= GEMM_MIN_DEPTH) {
-    gemm(backend, aOff, bOff, c, M, K, P, aRow, aCol, transposeB ? 1 : P, transposeB ? K : 1);
+  if (flat) {
+    product2d(backend, aOff, bOff, c, M, K, P, transposeA, transposeB);
     return out;
   }
   // a·bᵀ: b made row-major [K, P] per item first (the kernel runs along rows of b); b is the small operand here
@@ -317,6 +321,55 @@ function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   return out;
 }
 
+/**
+ * c[M, P] = op(a) · op(b) for 2-D operands at heap offsets (a [M, K] or with transposeA [K, M]; b [K, P] or with
+ * transposeB [P, K]); with acc, c += op(a) · op(b). Cache-blocked (gemm) from GEMM_MIN_ROWS rows and GEMM_MIN_DEPTH
+ * deep, else the tiled kernel (b of a·bᵀ transposed into a scratch first; with acc the product goes to a scratch and
+ * is added).
+ */
+function product2d(
+  backend: WasmBackendLike,
+  a: number,
+  b: number,
+  c: number,
+  M: number,
+  K: number,
+  P: number,
+  transposeA: boolean,
+  transposeB: boolean,
+  acc = false,
+): void {
+  const [aRow, aCol] = transposeA ? [1, M] : [K, 1];
+  if (M * P === 0) return;
+  if (K === 0) {
+    if (!acc) new Float32Array(memoryOf(backend)!.buffer, c, M * P).fill(0);
+    return;
+  }
+  if (M >= GEMM_MIN_ROWS && K >= GEMM_MIN_DEPTH) {
+    gemm(backend, a, b, c, M, K, P, aRow, aCol, transposeB ? 1 : P, transposeB ? K : 1, acc);
+    return;
+  }
+  const k = boundFor(backend)!.k;
+  const scratch: tf.TensorInfo[] = [];
+  const temp = (floats: number) => {
+    const t = backend.makeOutput([floats], 'float32');
+    scratch.push(t);
+    return backend.getMemoryOffset(t.dataId);
+  };
+  try {
+    if (transposeB) {
+      const t = temp(K * P);
+      k.transpose(b, t, 1, P, K);
+      b = t;
+    }
+    const to = acc ? temp(M * P) : c;
+    k.matmul(a, b, to, 1, M, K, P, M * K, aRow, aCol, K * P, 0, 0, 0);
+    if (acc) k.axpy(to, c, M * P, 1, 1);
+  } finally {
+    for (const t of scratch) backend.disposeData(t.dataId, true);
+  }
+}
+
 /** Columns per block of the cache-blocked product (its packed panels stay in L2: measured best at 32-64 here). */
 const GEMM_BLOCK = 64;
 /** The depth of gemm_block's slices (wasm-kernels.wat), which bounds its packed scratch. */
@@ -336,8 +389,9 @@ const GEMM_MIN_DEPTH = 32;
 const THREADED_MACS = 2 ** 24;
 
 /**
- * c[M, P] = a(M, K) · b(K, P) by gemm_block over blocks of GEMM_BLOCK columns, on the caller and the helper threads
- * (wasm-kernel-threads.ts) when there are any and the product is large enough. Offsets and strides as gemm_block's.
+ * c[M, P] = a(M, K) · b(K, P) (acc: c += …) by gemm_block over blocks of GEMM_BLOCK columns, on the caller and the
+ * helper threads (wasm-kernel-threads.ts) when there are any and the product is large enough. Offsets and strides as
+ * gemm_block's.
  */
 function gemm(
   backend: WasmBackendLike,
@@ -351,6 +405,7 @@ function gemm(
   aCol: number,
   bRow: number,
   bCol: number,
+  acc = false,
 ): void {
   const bound = boundFor(backend)!;
   const blocks = Math.ceil(P / GEMM_BLOCK);
@@ -359,7 +414,7 @@ function gemm(
   const slotBytes = Math.min(K, GEMM_DEPTH_SLICE) * GEMM_BLOCK * 4;
   const scratch = backend.makeOutput([((threads?.threads ?? 1) * slotBytes) / 4], 'float32');
   const s = backend.getMemoryOffset(scratch.dataId);
-  const params = [GEMM, a, b, c, M, K, P, aRow, aCol, bRow, bCol, s, slotBytes, GEMM_BLOCK];
+  const params = [GEMM, a, b, c, M, K, P, aRow, aCol, bRow, bCol, s, slotBytes, GEMM_BLOCK, +acc];
   try {
     if (threads) threads.run(params, blocks);
     else for (let j = 0; j < blocks; j++) runBlock(bound.k, params, j, 0);
@@ -446,6 +501,167 @@ export function wasmBatchMatMul(
 export function wasmMatMul2d(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
   const attrs: Attrs = { transposeA, transposeB, causal: 0, T: 0, past: 0 };
   return tf.engine().runKernel(WASM_MATMUL_KERNEL, { a, b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+interface LoraLinearAttrs {
+  scaling: number;
+  /** W [out, in] (nn.Linear: y = x · Wᵀ) or [in, out] (GPT-2's Conv1D: y = x · W). */
+  outIn: boolean;
+}
+
+/** The operands' shapes of a LoRA layer, checked: x [M, in], W, A [r, in], B [out, r]. */
+function loraShapes(
+  name: string,
+  x: tf.TensorInfo,
+  W: tf.TensorInfo,
+  A: tf.TensorInfo,
+  B: tf.TensorInfo,
+  outIn: boolean,
+) {
+  const [M, n] = x.shape;
+  const [out, wIn] = outIn ? W.shape : [W.shape[1], W.shape[0]];
+  const r = A.shape[0];
+  const ok =
+    [x, W, A, B].every((t) => t.shape.length === 2 && t.dtype === 'float32') &&
+    wIn === n &&
+    A.shape[1] === n &&
+    B.shape[0] === out &&
+    B.shape[1] === r;
+  if (!ok)
+    throw new Error(`${name}: x [${x.shape}], W [${W.shape}], A [${A.shape}], B [${B.shape}] do not make a LoRA layer`);
+  return { M, n, out, r };
+}
+
+/**
+ * A frozen linear layer with its LoRA path in one kernel: y = x · W(ᵀ) (+ bias or + residual) + xa · Bᵀ with
+ * xa = scaling · xin · Aᵀ (xin: x after lora_dropout, or x). Outputs y and xa (kept for dB). The bias rows or the
+ * residual go into y first, the base product adds onto them (gemm's acc), then the path's product.
+ */
+function loraLinearKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: unknown }): tf.TensorInfo[] {
+  const backend = args.backend as WasmBackendLike;
+  const { x, W, A, B, xin, bias, residual } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const { scaling, outIn } = args.attrs as unknown as LoraLinearAttrs;
+  const k = requireKernels(backend, WASM_LORA_LINEAR_KERNEL);
+  const { M, n, out, r } = loraShapes(WASM_LORA_LINEAR_KERNEL, x!, W!, A!, B!, outIn);
+  if (
+    (xin && xin.shape.join() !== x!.shape.join()) ||
+    (bias && bias.shape.join() !== `${out}`) ||
+    (residual && residual.shape.join() !== `${M},${out}`)
+  )
+    throw new Error(
+      `${WASM_LORA_LINEAR_KERNEL}: x [${x!.shape}] with xin [${xin?.shape}], bias [${bias?.shape}], residual [${residual?.shape}]`,
+    );
+  const y = backend.makeOutput([M, out], 'float32');
+  const xa = backend.makeOutput([M, r], 'float32');
+  const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  const heap = memoryOf(backend)!;
+  const yv = new Float32Array(heap.buffer, off(y), M * out);
+  if (residual) yv.set(new Float32Array(heap.buffer, off(residual), M * out));
+  else if (bias) {
+    const b = new Float32Array(heap.buffer, off(bias), out);
+    for (let i = 0; i < M; i++) yv.set(b, i * out);
+  }
+  product2d(backend, off(x!), off(W!), off(y), M, n, out, false, outIn, !!(residual || bias));
+  product2d(backend, off(xin ?? x!), off(A!), off(xa), M, n, r, false, true);
+  k.axpy(off(xa), off(xa), M * r, scaling, 0);
+  product2d(backend, off(xa), off(B!), off(y), M, r, out, false, true, true);
+  return [y, xa];
+}
+
+/**
+ * Its gradients from dy [M, out]: dB = dyᵀ · xa, dxa = scaling · dy · B, dA = dxaᵀ · xin, and dx = dy · W(ᵀ) +
+ * dxa · A (when xin is x; else dx = dy · W(ᵀ) and dxin = dxa · A apart). Outputs dx, dA, dB (, dxin).
+ */
+function loraLinearGradKernel(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: unknown;
+}): tf.TensorInfo[] {
+  const backend = args.backend as WasmBackendLike;
+  const { dy, x, W, A, B, xa, xin } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const { scaling, outIn } = args.attrs as unknown as LoraLinearAttrs;
+  const k = requireKernels(backend, WASM_LORA_LINEAR_GRAD_KERNEL);
+  const { M, n, out, r } = loraShapes(WASM_LORA_LINEAR_GRAD_KERNEL, x!, W!, A!, B!, outIn);
+  if (dy!.shape.join() !== `${M},${out}` || xa!.shape.join() !== `${M},${r}`)
+    throw new Error(
+      `${WASM_LORA_LINEAR_GRAD_KERNEL}: dy [${dy!.shape}] or xa [${xa!.shape}] do not fit x [${x!.shape}]`,
+    );
+  const off = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  const dx = backend.makeOutput([M, n], 'float32');
+  const dA = backend.makeOutput([r, n], 'float32');
+  const dB = backend.makeOutput([out, r], 'float32');
+  const dxin = xin ? backend.makeOutput([M, n], 'float32') : null;
+  const dxa = backend.makeOutput([M, r], 'float32');
+  try {
+    product2d(backend, off(dy!), off(xa!), off(dB), out, M, r, true, false);
+    product2d(backend, off(dy!), off(B!), off(dxa), M, out, r, false, false);
+    k.axpy(off(dxa), off(dxa), M * r, scaling, 0);
+    product2d(backend, off(dxa), off(xin ?? x!), off(dA), r, M, n, true, false);
+    product2d(backend, off(dxa), off(A!), off(dxin ?? dx), M, r, n, false, false);
+    product2d(backend, off(dy!), off(W!), off(dx), M, out, n, false, !outIn, !dxin);
+  } finally {
+    backend.disposeData(dxa.dataId, true);
+  }
+  return dxin ? [dx, dA, dB, dxin] : [dx, dA, dB];
+}
+
+tf.registerKernel({
+  kernelName: WASM_LORA_LINEAR_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: loraLinearKernel as unknown as tf.KernelFunc,
+});
+tf.registerKernel({
+  kernelName: WASM_LORA_LINEAR_GRAD_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: loraLinearGradKernel as unknown as tf.KernelFunc,
+});
+
+/**
+ * A frozen linear layer with its LoRA path on the kernels, forward and backward each one kernel (PEFT's
+ * base(x) + lora_B(lora_A(dropout(x))) · scaling; the tfjs ops take a product, a scale and an add for the path, and
+ * its gradient's two sums, a dozen kernels each way): x [M, in], W frozen ([out, in] with outIn, GPT-2's [in, out]
+ * without), `bias` frozen [out] or a `residual` [M, out] added (not both), `xin` x after lora_dropout (null: x).
+ * Check wasmKernelsAvailable() first.
+ */
+export function wasmLoraLinear(
+  x: tf.Tensor2D,
+  W: tf.Tensor2D,
+  outIn: boolean,
+  lora: { A: tf.Tensor2D; B: tf.Tensor2D; scaling: number; xin: tf.Tensor2D | null },
+  bias: tf.Tensor1D | null,
+  residual: tf.Tensor2D | null,
+): tf.Tensor2D {
+  if (bias && residual) throw new Error('wasmLoraLinear: a layer with a bias takes no residual');
+  const { A, B, scaling, xin } = lora;
+  const attrs = { scaling, outIn } as unknown as tf.NamedAttrMap;
+  const inputs: tf.Tensor[] = [x, A, B];
+  if (xin) inputs.push(xin);
+  if (residual) inputs.push(residual);
+  const f = customOp<tf.Tensor2D>((args, save) => {
+    const [xi, Ai, Bi, ...rest] = args as tf.Tensor2D[];
+    const xini = xin ? rest.shift()! : null;
+    const res = residual ? rest.shift()! : null;
+    const forward: tf.NamedTensorMap = { x: xi, W, A: Ai, B: Bi };
+    if (xini) forward.xin = xini;
+    if (bias) forward.bias = bias;
+    if (res) forward.residual = res;
+    const [y, xa] = tf.engine().runKernel(WASM_LORA_LINEAR_KERNEL, forward, attrs) as tf.Tensor2D[];
+    save(xini ? [xi, Ai, Bi, xa, xini] : [xi, Ai, Bi, xa]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [xs, As, Bs, xas, xins] = saved as tf.Tensor2D[];
+        const backward: tf.NamedTensorMap = { dy, x: xs, W, A: As, B: Bs, xa: xas };
+        if (xins) backward.xin = xins;
+        const [dx, dA, dB, dxin] = tf.engine().runKernel(WASM_LORA_LINEAR_GRAD_KERNEL, backward, attrs) as tf.Tensor[];
+        const grads = [dx, dA, dB];
+        if (dxin) grads.push(dxin);
+        if (res) grads.push(tf.clone(dy));
+        return grads;
+      },
+    };
+  });
+  return f(...inputs);
 }
 
 interface AttnSoftmaxAttrs {

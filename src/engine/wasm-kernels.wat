@@ -306,13 +306,14 @@
   ;; Columns [j0, j0 + w) of c[M, P] = a(M, K) · b(K, P), the cache-blocked product for large 2-D shapes. The depth
   ;; is taken in slices of 256: each slice of the block's columns of b is packed into scratch (at most 256 * 4 * 64
   ;; bytes for a block of 64 columns), then every row tile of 4 runs over the packed panels with eight f32x4
-  ;; accumulators, adding into c after the first slice; panel and row tile stay in the caches. a(i, k) is the f32 at
+  ;; accumulators, adding into c after the first slice (and in the first too when acc is 1: c += a · b); panel and row
+  ;; tile stay in the caches. a(i, k) is the f32 at
   ;; a + 4 * (i * aRow + k * aCol) (a or aᵀ), b as in $pack, c row-major. Blocks of columns are independent: threads
   ;; each take whole blocks (wasm-kernel-threads.ts).
   (func (export "gemm_block")
     (param $a i32) (param $b i32) (param $c i32) (param $M i32) (param $K i32) (param $P i32)
     (param $aRow i32) (param $aCol i32) (param $bRow i32) (param $bCol i32)
-    (param $scratch i32) (param $j0 i32) (param $w i32)
+    (param $scratch i32) (param $j0 i32) (param $w i32) (param $acc i32)
     (local $k0 i32) (local $kn i32)
     (block $done (loop $slices
       (br_if $done (i32.ge_u (local.get $k0) (local.get $K)))
@@ -322,7 +323,8 @@
         (local.get $scratch) (local.get $kn) (local.get $j0) (local.get $w) (local.get $bRow) (local.get $bCol))
       (call $tiles (i32.add (local.get $a) (i32.shl (i32.mul (local.get $k0) (local.get $aCol)) (i32.const 2)))
         (local.get $c) (local.get $M) (local.get $kn) (local.get $P) (local.get $aRow) (local.get $aCol)
-        (local.get $scratch) (local.get $j0) (local.get $w) (i32.ne (local.get $k0) (i32.const 0)))
+        (local.get $scratch) (local.get $j0) (local.get $w)
+        (i32.or (local.get $acc) (i32.ne (local.get $k0) (i32.const 0))))
       (local.set $k0 (i32.add (local.get $k0) (i32.const 256)))
       (br $slices))))
 
@@ -755,6 +757,34 @@
             (br $v1Loop)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $iLoop))))
+
+  ;; dst = alpha * src, or dst += alpha * src when acc is 1, over n floats (f32x4, then the tail): the scaling and the
+  ;; sums of the fused LoRA layer (its path's scale, a product added to another).
+  (func (export "axpy") (param $src i32) (param $dst i32) (param $n i32) (param $alpha f32) (param $acc i32)
+    (local $i i32) (local $n4 i32) (local $av v128) (local $v v128) (local $x f32)
+    (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
+    (local.set $av (f32x4.splat (local.get $alpha)))
+    (block $vDone
+      (loop $vLoop
+        (br_if $vDone (i32.ge_u (local.get $i) (local.get $n4)))
+        (local.set $v (f32x4.mul (local.get $av)
+          (v128.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))))
+        (if (local.get $acc)
+          (then (local.set $v (f32x4.add (local.get $v)
+            (v128.load (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))))))))
+        (v128.store (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))) (local.get $v))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $vLoop)))
+    (block $done
+      (loop $loop
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $x (f32.mul (local.get $alpha) (f32.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))))
+        (if (local.get $acc)
+          (then (local.set $x (f32.add (local.get $x)
+            (f32.load (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))))))))
+        (f32.store (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))) (local.get $x))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $loop))))
 
   ;; RoPE with the head transpose, for token rows first … first + R of B·T (T tokens per batch item), nh heads of hd:
   ;;   dir 0 (mode 0-2): out[b, h, t, :] = rot(x[b·T + t, h·hd …]), x [B·T, nh·hd] → out [B, nh, T, hd];

@@ -11,10 +11,12 @@ import { readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
-import { attentionSoftmax, bmm, geluNew, headsOf, layerNorm, siluMul } from '../../src/engine/ops';
+import { attentionSoftmax, bmm, geluNew, headsOf, layerNorm, loraLinear, siluMul } from '../../src/engine/ops';
 import {
   WASM_GELU_KERNEL,
   WASM_LAYERNORM_KERNEL,
+  WASM_LORA_LINEAR_GRAD_KERNEL,
+  WASM_LORA_LINEAR_KERNEL,
   WASM_ROPE_HEADS_KERNEL,
   WASM_SILU_MUL_GRAD_KERNEL,
   WASM_SILU_MUL_KERNEL,
@@ -761,6 +763,101 @@ describe('wasm SIMD batched matmul', () => {
       const dx = kernels(() => tf.grad((v: tf.Tensor) => heads(v as tf.Tensor2D, n, false))(xt));
       expect(dx.filter((k) => k !== 'OnesLike 1')).toEqual([`${WASM_ROPE_HEADS_KERNEL} 2`]);
       xt.dispose();
+    });
+  }
+
+  for (const { M, outIn, extra, dropout } of [
+    { M: 5, outIn: true, extra: 'none', dropout: false },
+    { M: 37, outIn: true, extra: 'none', dropout: false },
+    { M: 37, outIn: true, extra: 'residual', dropout: false },
+    { M: 37, outIn: false, extra: 'bias', dropout: true },
+    { M: 20, outIn: false, extra: 'none', dropout: true },
+  ] as const) {
+    it(`loraLinear (M ${M}, ${outIn ? 'nn.Linear' : 'Conv1D'}, ${extra}${dropout ? ', dropout' : ''}) is one kernel each way and equals the plain ops on cpu, value and every gradient`, async () => {
+      // in and out ≥ 32 (the cache-blocked product from 16 rows), r below (the tiled one)
+      const [n, out, r, s] = [40, 48, 3, 1.75];
+      const data = {
+        x: randData(M * n),
+        W: randData(out * n),
+        A: randData(r * n),
+        B: randData(out * r),
+        bias: randData(out),
+        res: randData(M * out),
+        keep: Float32Array.from({ length: M * n }, (_, i) => (i % 3 === 0 ? 0 : 1.5)),
+        dy: randData(M * out),
+      };
+      const run = (fused: boolean) => {
+        const t = {
+          x: tf.tensor2d(data.x, [M, n]),
+          W: tf.tensor2d(data.W, outIn ? [out, n] : [n, out]),
+          A: tf.tensor2d(data.A, [r, n]),
+          B: tf.tensor2d(data.B, [out, r]),
+          bias: tf.tensor1d(data.bias),
+          res: tf.tensor2d(data.res, [M, out]),
+          keep: tf.tensor2d(data.keep, [M, n]),
+          dy: tf.tensor2d(data.dy, [M, out]),
+        };
+        const bias = extra === 'bias' ? t.bias : null;
+        const f = (x: tf.Tensor, A: tf.Tensor, B: tf.Tensor, res: tf.Tensor) => {
+          const xin = dropout ? (tf.mul(x, t.keep) as tf.Tensor2D) : null;
+          const residual = extra === 'residual' ? (res as tf.Tensor2D) : null;
+          if (fused)
+            return loraLinear(
+              x as tf.Tensor2D,
+              t.W,
+              outIn,
+              { A: A as tf.Tensor2D, B: B as tf.Tensor2D, scaling: s, xin },
+              bias,
+              residual,
+            );
+          let y = tf.matMul(x, t.W, false, outIn);
+          if (bias) y = tf.add(y, bias);
+          if (residual) y = tf.add(y, residual);
+          return tf.add(y, tf.mul(tf.matMul(tf.matMul(xin ?? x, A, false, true), B, false, true), s));
+        };
+        const out2 = tf.tidy(() =>
+          [
+            f(t.x, t.A, t.B, t.res),
+            // (the residual's gradient only where it is added)
+            ...tf.grads((x: tf.Tensor, A: tf.Tensor, B: tf.Tensor, res?: tf.Tensor) =>
+              tf.sum(tf.mul(f(x, A, B, res ?? t.res), t.dy)),
+            )(extra === 'residual' ? [t.x, t.A, t.B, t.res] : [t.x, t.A, t.B]),
+          ].map((v) => v.dataSync() as Float32Array),
+        );
+        tf.dispose(Object.values(t));
+        return out2;
+      };
+      const before = tf.memory().numTensors;
+      const ours = run(true);
+      expect(tf.memory().numTensors).toBe(before);
+      await initBackend('cpu');
+      let theirs: Float32Array[];
+      try {
+        theirs = run(false);
+      } finally {
+        await initBackend('wasm');
+      }
+      const names = ['y', 'dx', 'dA', 'dB', 'dresidual'];
+      const width = [out, n, n, r, out];
+      for (let i = 0; i < (extra === 'residual' ? 5 : 4); i++)
+        expect(rowRelativeError(ours[i], theirs[i], width[i]), names[i]).toBeLessThan(1e-5);
+      // one kernel each way (and the gradient of the residual passed on)
+      const x = tf.tensor2d(data.x, [M, n]),
+        W = tf.tensor2d(data.W, outIn ? [out, n] : [n, out]),
+        A = tf.tensor2d(data.A, [r, n]),
+        B = tf.tensor2d(data.B, [out, r]);
+      const timing = startKernelTiming();
+      tf.dispose(
+        tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          loraLinear(x, W, outIn, { A: a as tf.Tensor2D, B: b as tf.Tensor2D, scaling: s, xin: null }, null, null),
+        )([A, B]),
+      );
+      const kernels = timing.stop().filter((k) => k.kernel.startsWith('Webtune'));
+      expect(kernels.map((k) => `${k.kernel} ${k.calls}`).sort()).toEqual([
+        `${WASM_LORA_LINEAR_KERNEL} 1`,
+        `${WASM_LORA_LINEAR_GRAD_KERNEL} 1`,
+      ]);
+      tf.dispose([x, W, A, B]);
     });
   }
 
