@@ -10,6 +10,7 @@ import '@tensorflow/tfjs';
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { guardWasmHeap } from './wasm-heap';
 import { installWasmSlice } from './wasm-slice';
+import { installWasmIdentity } from './wasm-identity';
 import { setWasmKernelThreads, startWasmKernelThreads, wasmKernelThreadCount } from './wasm-kernels';
 
 export type BackendName = 'webgpu' | 'webgl' | 'wasm' | 'cpu';
@@ -234,6 +235,7 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: InitOpti
       if (name === 'wasm') {
         guardWasmHeap();
         installWasmSlice();
+        installWasmIdentity();
         // our kernel's helper threads start now, while this event loop runs (see KernelThreads.started)
         const helpers = await startWasmKernelThreads();
         const note = wasmCreated?.note ?? (helpers && `large products run on one thread: ${helpers}`);

@@ -17,7 +17,6 @@ import {
   layerPrefix,
   paramShapes,
 } from './params';
-import { SHARE_IDENTITY_ABOVE_BYTES, setWasmIdentitySharing } from './wasm-identity';
 import {
   attentionSoftmax,
   bmm,
@@ -179,13 +178,6 @@ export class CausalLM {
     const first = compact.values().next();
     this.frozenDtype = first.done ? 'float32' : first.value.format === 'int8' ? 'int8' : 'float16';
     if (!hasLearnedPositions(config)) this.ensureRope(Math.min(config.max_position_embeddings, ROPE_INITIAL_LENGTH));
-    // wasm: a big model's saved activations share their buffers instead of being copied (see wasm-identity.ts)
-    if (tf.getBackend() === 'wasm') {
-      let bytes = 0;
-      for (const t of weights.values()) bytes += 4 * t.size;
-      for (const c of compact.values()) bytes += 4 * c.shape[0] * c.shape[1];
-      setWasmIdentitySharing(bytes > SHARE_IDENTITY_ABOVE_BYTES);
-    }
     if (slowTransposeB() && !this.compact.has(this.outputName()))
       this.lmHeadT = tf.keep(tf.transpose(this.outputWeight()));
   }

@@ -861,6 +861,20 @@ describe('wasm SIMD batched matmul', () => {
     });
   }
 
+  it("clones share their input's buffer on wasm (Identity counts a reference): saved tensors cost no copy", () => {
+    const x = tf.tensor2d(randData(64 * 64), [64, 64]);
+    const bytes = tf.memory().numBytes;
+    const be = tf.backend() as unknown as { getMemoryOffset(id: object): number };
+    const c = tf.clone(x);
+    expect(be.getMemoryOffset(c.dataId)).toBe(be.getMemoryOffset(x.dataId));
+    // the buffer lives as long as either tensor: disposing x leaves the clone's values intact
+    const want = x.dataSync().slice();
+    x.dispose();
+    expect(c.dataSync()).toEqual(want);
+    c.dispose();
+    expect(tf.memory().numBytes).toBe(bytes - 4 * 64 * 64);
+  });
+
   it('siluMul takes the kernels on wasm and agrees with its tfjs ops on cpu, value and gradients', async () => {
     const [R, D] = [5, 173];
     const g = siluInputs(R * D),
