@@ -831,7 +831,14 @@
             (local.set $i (i32.const 0))
             (if (i32.eqz (local.get $rot))
               (then
-                ;; the transpose alone
+                ;; the transpose alone: whole vectors, then the hd mod 4 tail
+                (block $c4Done
+                  (loop $c4Loop
+                    (br_if $c4Done (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $hd)))
+                    (v128.store (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2)))
+                      (v128.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2)))))
+                    (local.set $i (i32.add (local.get $i) (i32.const 4)))
+                    (br $c4Loop)))
                 (block $cDone
                   (loop $cLoop
                     (br_if $cDone (i32.ge_u (local.get $i) (local.get $hd)))
