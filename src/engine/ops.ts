@@ -121,16 +121,7 @@ export function fusesLoraLinear(): boolean {
  * with its LoRA path (A, B trainable; `xin` x after lora_dropout, null when x itself), in one wasm kernel each way
  * (wasmLoraLinear). Check fusesLoraLinear() first.
  */
-export function loraLinear(
-  x: tf.Tensor2D,
-  W: tf.Tensor2D,
-  outIn: boolean,
-  lora: { A: tf.Tensor2D; B: tf.Tensor2D; scaling: number; xin: tf.Tensor2D | null },
-  bias: tf.Tensor1D | null,
-  residual: tf.Tensor2D | null,
-): tf.Tensor2D {
-  return wasmLoraLinear(x, W, outIn, lora, bias, residual);
-}
+export const loraLinear = wasmLoraLinear;
 
 /** A frozen weight (not a variable) a fused kernel may close over: no gradient is ever asked of it. */
 const frozen = (w: tf.Tensor) => !(w instanceof tf.Variable);
