@@ -27,7 +27,8 @@ const PARAMS = 4;
 /**
  * A job's parameters: its kind, then
  * - GEMM: gemm_block's a, b, c, M, K, P, aRow, aCol, bRow, bCol, then the scratch base, its stride per thread
- *   (bytes), the block width (columns) and acc (1: c += a · b);
+ *   (bytes), the block width (columns), acc (1: c += a · b) and the rows per chunk (0: all; blocks run column
+ *   blocks within a chunk of rows, then the next chunk);
  * - BATCHED: matmul's a, b, c, M, K, P, aBatch, aRow, aCol, bBatch, then the items per block, the items N, 0, and
  *   matmul's causal mode, T and past;
  * - ROWS: a row kernel's index in ROW_KERNELS, the rows (or elements) in all, the rows per block, the number of
@@ -109,12 +110,16 @@ export function runBlock(k: BlockKernels, p: ArrayLike<number>, block: number, s
     for (let i = FLOAT_FROM; i < N_PARAMS; i++) args.push(p[i]);
     k[ROW_KERNELS[p[1]]](...args);
   } else if (p[0] === GEMM) {
-    const j0 = block * p[13];
+    // blocks of p[13] columns, in chunks of p[15] rows (0: all rows)
+    const cols = Math.ceil(p[6] / p[13]);
+    const rows = p[15] || p[4];
+    const j0 = (block % cols) * p[13];
+    const i0 = Math.floor(block / cols) * rows;
     k.gemm_block(
-      p[1],
+      p[1] + 4 * i0 * p[7],
       p[2],
-      p[3],
-      p[4],
+      p[3] + 4 * i0 * p[6],
+      Math.min(rows, p[4] - i0),
       p[5],
       p[6],
       p[7],
@@ -159,8 +164,11 @@ function runBlock(k, p, block, slot) {
     for (let i = ${FLOAT_FROM}; i < ${N_PARAMS}; i++) args.push(p[i]);
     k[ROW_KERNELS[p[1]]](...args);
   } else if (p[0] === ${GEMM}) {
-    const j0 = block * p[13];
-    k.gemm_block(p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11] + slot * p[12], j0, Math.min(p[13], p[6] - j0), p[14]);
+    const cols = Math.ceil(p[6] / p[13]);
+    const rows = p[15] || p[4];
+    const j0 = (block % cols) * p[13];
+    const i0 = Math.floor(block / cols) * rows;
+    k.gemm_block(p[1] + 4 * i0 * p[7], p[2], p[3] + 4 * i0 * p[6], Math.min(rows, p[4] - i0), p[5], p[6], p[7], p[8], p[9], p[10], p[11] + slot * p[12], j0, Math.min(p[13], p[6] - j0), p[14]);
   } else {
     const n0 = block * p[11];
     const n = Math.min(p[11], p[12] - n0);

@@ -294,7 +294,8 @@ function batchMatMulKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unkno
   const aOff = backend.getMemoryOffset(a.dataId);
   let bOff = backend.getMemoryOffset(b.dataId);
   const [aRow, aCol] = transposeA ? [1, M] : [K, 1];
-  if (flat) {
+  // 2-D operands, and one item large enough for the cache-blocked product
+  if (flat || (N === 1 && M >= GEMM_MIN_ROWS && K >= GEMM_MIN_DEPTH)) {
     product2d(backend, aOff, bOff, c, M, K, P, transposeA, transposeB);
     return out;
   }
@@ -372,6 +373,12 @@ function product2d(
 
 /** Columns per block of the cache-blocked product (its packed panels stay in L2: measured best at 32-64 here). */
 const GEMM_BLOCK = 64;
+/**
+ * Rows per block of the cache-blocked product: the blocks of a chunk of rows share its [256, 256] slice of a (256 KB)
+ * in L2 instead of streaming all of a per block of columns. Measured here: 1024³ on 2 threads 47.6-50.7 ->
+ * 51.5-55.1 GFLOP/s, [4096, 768] · [768, 768]ᵀ on 1 thread 25-27 -> 30-38 GFLOP/s; 512-row shapes unchanged.
+ */
+const GEMM_ROW_CHUNK = 256;
 /** The depth of gemm_block's slices (wasm-kernels.wat), which bounds its packed scratch. */
 const GEMM_DEPTH_SLICE = 256;
 /**
@@ -389,9 +396,9 @@ const GEMM_MIN_DEPTH = 32;
 const THREADED_MACS = 2 ** 24;
 
 /**
- * c[M, P] = a(M, K) · b(K, P) (acc: c += …) by gemm_block over blocks of GEMM_BLOCK columns, on the caller and the
- * helper threads (wasm-kernel-threads.ts) when there are any and the product is large enough. Offsets and strides as
- * gemm_block's.
+ * c[M, P] = a(M, K) · b(K, P) (acc: c += …) by gemm_block over blocks of GEMM_BLOCK columns and GEMM_ROW_CHUNK rows,
+ * on the caller and the helper threads (wasm-kernel-threads.ts) when there are any and the product is large enough.
+ * Offsets and strides as gemm_block's.
  */
 function gemm(
   backend: WasmBackendLike,
@@ -408,13 +415,14 @@ function gemm(
   acc = false,
 ): void {
   const bound = boundFor(backend)!;
-  const blocks = Math.ceil(P / GEMM_BLOCK);
+  const rows = M > GEMM_ROW_CHUNK ? GEMM_ROW_CHUNK : M;
+  const blocks = Math.ceil(P / GEMM_BLOCK) * Math.ceil(M / rows);
   const threads = M * K * P >= THREADED_MACS && blocks > 1 ? threadsFor(bound) : null;
   // gemm_block packs at most GEMM_DEPTH_SLICE rows of the block's columns at a time
   const slotBytes = Math.min(K, GEMM_DEPTH_SLICE) * GEMM_BLOCK * 4;
   const scratch = backend.makeOutput([((threads?.threads ?? 1) * slotBytes) / 4], 'float32');
   const s = backend.getMemoryOffset(scratch.dataId);
-  const params = [GEMM, a, b, c, M, K, P, aRow, aCol, bRow, bCol, s, slotBytes, GEMM_BLOCK, +acc];
+  const params = [GEMM, a, b, c, M, K, P, aRow, aCol, bRow, bCol, s, slotBytes, GEMM_BLOCK, +acc, rows];
   try {
     if (threads) threads.run(params, blocks);
     else for (let j = 0; j < blocks; j++) runBlock(bound.k, params, j, 0);

@@ -101,8 +101,12 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
             // the second round's 2-D products add onto c (gemm_block's acc): c starts at 0.25 there
             const acc = round === 1 && N === 1 ? 1 : 0;
             f.fill(acc ? 0.25 : NaN, C / 4, C / 4 + N * M * P);
+            // in chunks of 200 rows (the last one shorter)
             if (N === 1)
-              pool.run([GEMM, A, B, C, M, K, P, K, 1, P, 1, S, Math.min(K, 256) * 64 * 4, 64, acc], Math.ceil(P / 64));
+              pool.run(
+                [GEMM, A, B, C, M, K, P, K, 1, P, 1, S, Math.min(K, 256) * 64 * 4, 64, acc, 200],
+                Math.ceil(P / 64) * Math.ceil(M / 200),
+              );
             else {
               const perBlock = Math.ceil(N / 8);
               pool.run([BATCHED, A, B, C, M, K, P, M * K, K, 1, K * P, perBlock, N, 0], Math.ceil(N / perBlock));

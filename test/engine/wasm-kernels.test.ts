@@ -98,6 +98,10 @@ describe('wasm SIMD batched matmul', () => {
     [1, 21, 600, 70],
     [1, 16, 256, 8],
     [1, 18, 513, 13],
+    // rows past one chunk of 256 (a chunk's slice of a stays in L2 while its column blocks pass): 256 + 45 rows,
+    // and two whole chunks and 5 rows
+    [1, 301, 40, 70],
+    [1, 517, 33, 9],
   ];
   for (const [tA, tB] of [
     [false, false],
