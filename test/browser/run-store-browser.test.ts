@@ -260,11 +260,15 @@ function opfsState(raw: string[]) {
   const pointer = latest?.[2] ? Number(latest[2]) : null;
   const uncommitted = pointer === null ? [] : gens.filter((g) => g > pointer);
   const inUncommitted = (e: string) => uncommitted.some((g) => e.startsWith(`ckpt-${String(g).padStart(6, '0')}/`));
-  // anything else than the store's own files outside uncommitted generations (e.g. a swap file of an unfinished createWritable)
+  // anything else than the store's own files outside uncommitted generations (e.g. a swap file of an unfinished
+  // createWritable); a generation that vanished while it was listed (a prune the killed worker started) is gone, not
+  // left behind
   const strays = raw.filter(
     (e) =>
       !inUncommitted(e) &&
-      !/^(LATEST \d+ -> .*|run\.json \d+|ckpt-\d+\/|ckpt-\d+\/(checkpoint\.json|tensors\.safetensors) \d+)$/.test(e),
+      !/^(LATEST \d+ -> .*|run\.json \d+|ckpt-\d+\/( \(NotFoundError\))?|ckpt-\d+\/(checkpoint\.json|tensors\.safetensors) \d+)$/.test(
+        e,
+      ),
   );
   return { gens, pointer, latestText: latest?.[1] ?? null, uncommitted, strays, leftovers: raw.filter(inUncommitted) };
 }
