@@ -64,11 +64,23 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_STORIES)('late engine callbacks (Chromiu
       await cmp.getByRole('textbox', { name: 'Instruction', exact: true }).fill('Please say hello to Lom.');
       await cmp.getByLabel('Max new tokens').fill('16');
       await cmp.getByRole('button', { name: 'Generate' }).click();
-      await page.waitForFunction(
-        () => document.querySelector('[data-testid=out-tuned]')?.getAttribute('data-state') === 'done',
-        null,
-        { timeout: 60_000 },
-      );
+      const states = () =>
+        page.evaluate(() =>
+          ['out-base', 'out-tuned'].map((id) => {
+            const el = document.querySelector(`[data-testid=${id}]`);
+            return `${id}: ${el?.getAttribute('data-state')} "${el?.textContent ?? ''}"`;
+          }),
+        );
+      // (on a timeout, say where each side stood)
+      await page
+        .waitForFunction(
+          () => document.querySelector('[data-testid=out-tuned]')?.getAttribute('data-state') === 'done',
+          null,
+          { timeout: 60_000 },
+        )
+        .catch(async (e: Error) => {
+          throw new Error(`${e.message}\n${(await states()).join('\n')}`);
+        });
       const text = async (which: string) => page.getByTestId(which).locator('.output-text').textContent();
       const done = { base: await text('out-base'), tuned: await text('out-tuned') };
       await settle(page);

@@ -27,7 +27,7 @@ import {
   type BrowserSession,
 } from './harness';
 
-const STEPS_WASM = 12;
+const STEPS_WASM = 60;
 const STEPS_WEBGPU = 2;
 
 const shot = (page: Page, name: string, selector?: string) => shotAs(page, `ui-${name}`, selector);
