@@ -10,6 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 import { CausalLM } from './model';
 import { paramShapes } from './params';
+import { gradsViaSink } from './grad-sink';
+import { webgpuKernelsActive } from './webgpu-program';
 import { bmm, linearOutIn } from './ops';
 // backend.ts also registers tfjs's gradients, which tfjs-core alone does not.
 import { BACKEND_ORDER, initBackend, type BackendName } from './backend';
@@ -56,14 +58,17 @@ export interface GradCase {
   unusedBecause?: string;
   /** Builds the differentiated inputs and the function of them; constants (indices, masks) are made inside. */
   make(rand: Rand): { args: tf.Tensor[]; f: (...xs: tf.Tensor[]) => tf.Tensor };
+  /** On webgpu, the gradients of all args are taken by a gradient sink, as the trainer's (engine/grad-sink.ts). */
+  sink?: boolean;
 }
 
 export const GRAD_TOLERANCE = 1e-3;
 
 /** A 2-layer model of the family with LoRA on every linear layer; the case's arguments stand in for the LoRA weights. */
-function loraModelCase(family: 'llama' | 'gpt2', gradientCheckpointing: boolean): GradCase {
+function loraModelCase(family: 'llama' | 'gpt2', gradientCheckpointing: boolean, sink = false): GradCase {
   return {
-    name: `LoRA causal LM (${family}${family === 'llama' ? ', GQA + RoPE' : ''}${gradientCheckpointing ? ', gradient checkpointing' : ''})`,
+    name: `LoRA causal LM (${family}${family === 'llama' ? ', GQA + RoPE' : ''}${gradientCheckpointing ? ', gradient checkpointing' : ''}${sink ? ', gradient sink' : ''})`,
+    sink,
     make: (r) => {
       const D = 8,
         V = 13,
@@ -292,6 +297,10 @@ export const GRAD_CASES: GradCase[] = [
   ...(['llama', 'gpt2'] as const).flatMap((family) =>
     [false, true].map((gradientCheckpointing) => loraModelCase(family, gradientCheckpointing)),
   ),
+  // The same with the trainer's gradient sink (it only takes gradients on webgpu; elsewhere the case repeats the above).
+  ...(['llama', 'gpt2'] as const).flatMap((family) =>
+    [false, true].map((gradientCheckpointing) => loraModelCase(family, gradientCheckpointing, true)),
+  ),
 ];
 
 /** Deterministic uniform numbers, so every backend sees identical inputs. */
@@ -320,6 +329,15 @@ function lossAndGrads(c: GradCase): tf.Tensor[] {
     const y = f(...xs);
     return tf.sum(tf.mul(y, tf.tensor(rand(y.size), y.shape)));
   };
+  if (c.sink && webgpuKernelsActive()) {
+    let value: tf.Tensor | null = null;
+    const grads = gradsViaSink(args, args.length, () => {
+      const r = tf.valueAndGrads(loss)(args);
+      value = r.value;
+      return r.grads;
+    });
+    return [value!, ...grads];
+  }
   const { value, grads } = tf.valueAndGrads(loss)(args);
   return [value, ...grads];
 }

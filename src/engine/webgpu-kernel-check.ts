@@ -9,6 +9,7 @@ import { applyRope, attentionSoftmax, dropout, geluNew, layerNorm, rmsNorm, rmsN
 import { IGNORE_INDEX, sparseCrossEntropy } from './loss';
 import { startGpuCounting } from './gpu-counters';
 import { fusedAttention, fusedAttentionPacked, type FusedAttentionSpec } from './webgpu-attention';
+import { gradsViaSink } from './grad-sink';
 import { fusedLinear } from './webgpu-linear';
 import { fusedProjection, fusedSiluMulPacked } from './webgpu-projection';
 
@@ -37,7 +38,11 @@ interface Case {
     args: tf.Tensor[];
     f: (...xs: tf.Tensor[]) => tf.Tensor;
     noGrad?: boolean;
+    /** The last `lora` args are LoRA A/B tensors (a gradient sink may take their gradients). */
+    lora?: number;
   };
+  /** Run the backward pass with a gradient sink over the LoRA args (grad-sink.ts), read their gradients from it. */
+  sink?: boolean;
   /** The case runs no program of ours (tfjs's own programs do the fused work): no webtune_* program is expected. */
   tfjsOnly?: boolean;
 }
@@ -246,6 +251,7 @@ function fusedLinearCase(
       const scaling = 2;
       return {
         args,
+        lora: opts.lora ? 2 : 0,
         f: (...xs) => {
           const [x, ...rest] = xs as tf.Tensor2D[];
           const res = opts.residual ? rest.shift()! : null;
@@ -303,6 +309,7 @@ function projectionCase(
       const scaling = 2;
       return {
         args,
+        lora: args.length - 1,
         f: (...xs) => {
           const [x, ...ab] = xs as tf.Tensor2D[];
           let j = 0;
@@ -389,6 +396,26 @@ function ceCases(family: string, N: number, V: number): Case[] {
 }
 
 /** llama: stories260K (64), SmolLM2 (576) hidden, head_dim norms; gemma3: (1 + w) on 640 and head_dim 256. */
+/** The case again, its LoRA gradients taken by a gradient sink on webgpu (the reference is the same). */
+function withSink(c: Case): Case {
+  return { ...c, name: `${c.name} (gradient sink)`, sink: true };
+}
+
+const LORA_CASES: Case[] = [
+  projectionCase('smollm2 qkv', 9, 64, [48, 16, 16], { lora: [true, false, true], r: 8 }),
+  projectionCase('smollm2 qkv', 7, 64, [48, 16, 16], { lora: [true, false, true], r: 4, dropout: true }),
+  projectionCase('all targets', 5, 32, [32, 16, 16], { lora: [true, true, true], r: 2 }),
+  projectionCase('qwen2 qkv', 6, 32, [32, 8, 8], { lora: [false, true, false], r: 4, bias: true, dropout: true }),
+  projectionCase('gate/up', 4, 32, [86, 86], { lora: [true, true], r: 8, dropout: true }),
+  projectionCase('gate/up', 4, 32, [86, 86], { lora: [false, false], r: 8 }),
+  fusedLinearCase('llama q_proj', { M: 9, K: 64, N: 48, r: 8 }, { layout: 'out_in', lora: true }),
+  fusedLinearCase('llama o_proj', { M: 9, K: 64, N: 64, r: 4 }, { layout: 'out_in', residual: true, lora: true }),
+  fusedLinearCase('llama down_proj', { M: 7, K: 172, N: 64, r: 8 }, { layout: 'out_in', residual: true }),
+  fusedLinearCase('gpt2 c_attn', { M: 5, K: 64, N: 192, r: 8 }, { layout: 'in_out', bias: true, lora: true }),
+  fusedLinearCase('llama v_proj', { M: 6, K: 32, N: 16, r: 2 }, { layout: 'out_in', lora: true, dropout: true }),
+  fusedLinearCase('wide', { M: 4, K: 32, N: 512, r: 16 }, { layout: 'out_in', lora: true }),
+];
+
 export const KERNEL_CASES: Case[] = [
   normCase('llama', 7, 64, false, 1e-5),
   normCase('llama', 5, 576, false, 1e-5),
@@ -414,19 +441,9 @@ export const KERNEL_CASES: Case[] = [
   fusedAttentionCase('gpt-neo', { B: 1, T: 70, H: 2, KV: 2, hd: 16, scale: 1 }, null, false),
   fusedAttentionCase('gemma3', { B: 1, T: 3, H: 2, KV: 1, hd: 256, scale: 1 / 16 }, 'half', false),
   fusedAttentionCase('qwen packed', { B: 1, T: 7, H: 4, KV: 2, hd: 8, scale: 1 / Math.sqrt(8) }, 'half', true),
-  projectionCase('smollm2 qkv', 9, 64, [48, 16, 16], { lora: [true, false, true], r: 8 }),
-  projectionCase('smollm2 qkv', 7, 64, [48, 16, 16], { lora: [true, false, true], r: 4, dropout: true }),
-  projectionCase('all targets', 5, 32, [32, 16, 16], { lora: [true, true, true], r: 2 }),
-  projectionCase('qwen2 qkv', 6, 32, [32, 8, 8], { lora: [false, true, false], r: 4, bias: true, dropout: true }),
-  projectionCase('gate/up', 4, 32, [86, 86], { lora: [true, true], r: 8, dropout: true }),
-  projectionCase('gate/up', 4, 32, [86, 86], { lora: [false, false], r: 8 }),
+  ...LORA_CASES,
+  ...LORA_CASES.filter((c) => !c.tfjsOnly).map(withSink),
   siluPackedCase(5, 86),
-  fusedLinearCase('llama q_proj', { M: 9, K: 64, N: 48, r: 8 }, { layout: 'out_in', lora: true }),
-  fusedLinearCase('llama o_proj', { M: 9, K: 64, N: 64, r: 4 }, { layout: 'out_in', residual: true, lora: true }),
-  fusedLinearCase('llama down_proj', { M: 7, K: 172, N: 64, r: 8 }, { layout: 'out_in', residual: true }),
-  fusedLinearCase('gpt2 c_attn', { M: 5, K: 64, N: 192, r: 8 }, { layout: 'in_out', bias: true, lora: true }),
-  fusedLinearCase('llama v_proj', { M: 6, K: 32, N: 16, r: 2 }, { layout: 'out_in', lora: true, dropout: true }),
-  fusedLinearCase('wide', { M: 4, K: 32, N: 512, r: 16 }, { layout: 'out_in', lora: true }),
   dropoutCase,
   ...ceCases('llama', 10, 512),
   ...ceCases('gpt2', 4, 50257),
@@ -435,14 +452,15 @@ export const KERNEL_CASES: Case[] = [
 
 /** [value, ...gradients] of case `c` as arrays: the gradient of sum(f · r) for a fixed random r. */
 async function evaluate(c: Case): Promise<Float32Array[]> {
-  const rand = seeded(c.name);
+  const rand = seeded(c.name.replace(' (gradient sink)', ''));
   const outs = tf.tidy(() => {
-    const { args, f, noGrad } = c.make(rand);
+    const { args, f, noGrad, lora } = c.make(rand);
     const value = f(...args);
     if (noGrad) return [value];
     const weights = tensor(rand(value.size), value.shape);
-    const g = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), weights)))(args);
-    return [value, ...g];
+    const backward = () => tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), weights)))(args);
+    const sunk = c.sink && lora && tf.getBackend() === 'webgpu';
+    return [value, ...(sunk ? gradsViaSink(args, lora, backward) : backward())];
   });
   try {
     return await Promise.all(outs.map(async (o) => Float32Array.from((await o.data()) as Float32Array)));

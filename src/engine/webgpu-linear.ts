@@ -11,7 +11,8 @@
  * for xa, dA and dx (dx = dy · W + (dxa · A) ⊙ keep).
  * 3 programs forward and 5 backward for a LoRA layer, with or without dropout, where the plain ops take 5 (6 with
  * dropout) and 7 (8) and the tape's add; the residual's add is folded into the base product. The small programs are
- * webgpu-projection.ts's for one member. W, the bias and the mask are constants (closed over: no gradient).
+ * webgpu-projection.ts's for one member. W, the bias and the mask are constants (closed over: no gradient). Under a
+ * gradient sink (grad-sink.ts) dA and dB are one program that adds them into the sink's flat vector.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op';
@@ -21,6 +22,7 @@ import {
   downProgram,
   loraLayout,
   scaleUniform,
+  sinkLoraGrads,
   upGradProgram,
 } from './webgpu-projection';
 import { run } from './webgpu-program';
@@ -74,14 +76,17 @@ export function fusedLinear(x: tf.Tensor2D, spec: FusedLinearSpec, residual: tf.
       gradFunc: (dy, saved) => {
         const [xs, As, Bs, xas, ks] = saved as tf.Tensor2D[];
         const dxa = run(upGradProgram(l, M, r), [dy, Bs], 'float32', scaleUniform(scaling));
+        const dx = ks
+          ? run(downGradProgram(l, xs.shape, r), [dxBase(dy), dxa, As, ks], 'float32')
+          : tf.fused.matMul({ a: dxa, b: As, bias: dxBase(dy) });
+        const head = residual ? [dx, tf.clone(dy)] : [dx];
+        const sunk = sinkLoraGrads(l, r, [lora], { dy, xa: xas, dxa, x: xs, keeps: ks ? [ks] : [] });
+        if (sunk) return [...head, ...sunk];
         const dB = tf.matMul(dy, xas, true, false);
         const dA = ks
           ? run(aGradProgram(l, l[0], r, xs.shape[1]), [dxa, xs, ks], 'float32')
           : tf.matMul(dxa, xs, true, false);
-        const dx = ks
-          ? run(downGradProgram(l, xs.shape, r), [dxBase(dy), dxa, As, ks], 'float32')
-          : tf.fused.matMul({ a: dxa, b: As, bias: dxBase(dy) });
-        return residual ? [dx, tf.clone(dy), dA, dB] : [dx, dA, dB];
+        return [...head, dA, dB];
       },
     };
   });

@@ -35,6 +35,7 @@ interface WebGpuBackendLike {
     inputs: tf.TensorInfo[],
     outputDtype: tf.DataType,
     uniforms?: ProgramUniform,
+    output?: tf.TensorInfo,
   ): tf.TensorInfo;
 }
 
@@ -59,6 +60,16 @@ export function run(
   const backend = tf.backend() as unknown as WebGpuBackendLike;
   const info = backend.runWebGPUProgram(program, inputs, dtype, uniforms);
   return tf.engine().makeTensorFromTensorInfo(info);
+}
+
+/**
+ * Run a program that writes into `out` in place (the backend's own output argument): for programs that add into
+ * chosen elements of a larger buffer (its `result`, which they also read). The dispatch covers the program's
+ * outputShape, not `out`.
+ */
+export function runInto(program: WebGpuProgram, inputs: tf.Tensor[], out: tf.Tensor, uniforms?: ProgramUniform): void {
+  const backend = tf.backend() as unknown as WebGpuBackendLike;
+  backend.runWebGPUProgram(program, inputs, out.dtype, uniforms, out);
 }
 
 /** Workgroup size of the row kernels (a power of two: the tree reduction halves it). */

@@ -16,7 +16,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op';
-import { elementwiseProgram, run } from './webgpu-program';
+import { activeGradSink } from './grad-sink';
+import { elementwiseProgram, run, runInto } from './webgpu-program';
 
 export interface ProjectionMember {
   /** Output columns of this member (its rows in W). */
@@ -165,6 +166,74 @@ export function aGradProgram(l: Lora, s: Lora[number], r: number, K: number) {
   );
 }
 
+/**
+ * Every member's dA_t [r, K] and dB_t [width_t, r] (as aGradProgram and bGradProgram) in one program, added into a
+ * flat gradient vector (the program's `result`, run with runInto) at offsets given as uniforms `oa<t>`, `ob<t>`.
+ * The dispatch covers the members' A and B elements end to end.
+ */
+export function sinkGradProgram(l: Lora, r: number, K: number) {
+  const n = l.length * r;
+  let end = 0;
+  const branches = l.map((s) => {
+    const a0 = end;
+    const b0 = a0 + r * K;
+    end = b0 + s.width * r;
+    return `if (index < ${b0}) {
+        let e = index - ${a0};
+        let j = e / K;
+        let k = e % K;
+        for (var m = 0; m < M; m = m + 1) {
+          acc = acc + g[m * ${n} + ${s.t * r} + j] * x[m * K + k]${s.masked ? ` * keep${s.t}[m * K + k]` : ''};
+        }
+        dst = uniforms.oa${s.t} + e;
+      } else if (index < ${end}) {
+        let e = index - ${b0};
+        let o = e / ${r};
+        let j = e % ${r};
+        for (var m = 0; m < M; m = m + 1) { acc = acc + dy[m * W + ${s.off} + o] * xa[m * ${n} + ${s.t * r} + j]; }
+        dst = uniforms.ob${s.t} + e;
+      }`;
+  });
+  return {
+    ...elementwiseProgram(
+      `webtune_proj_ab_grad_${sig(l, r)}_${K}`,
+      ['dy', 'xa', 'g', 'x', ...l.filter((s) => s.masked).map((s) => `keep${s.t}`)],
+      [end],
+      `let M = uniforms.xShape.x;
+       let K = uniforms.xShape.y;
+       let W = uniforms.dyShape.y;
+       var acc = 0.0;
+       var dst = 0;
+       ${branches.join(' else ')}
+       result[dst] = result[dst] + acc;`,
+    ),
+    uniforms: l.map((s) => `oa${s.t} : i32, ob${s.t} : i32,`).join(' '),
+  };
+}
+
+/**
+ * With a gradient sink active that holds every LoRA member's A and B: add their gradients into it (one program) and
+ * return the tape's placeholders, [A_0, B_0, A_1, B_1, ...]; else null (the caller computes them itself).
+ */
+export function sinkLoraGrads(
+  l: Lora,
+  r: number,
+  vars: { A: tf.Tensor; B: tf.Tensor }[],
+  t: { dy: tf.Tensor; xa: tf.Tensor; dxa: tf.Tensor; x: tf.Tensor2D; keeps: tf.Tensor[] },
+): tf.Tensor[] | null {
+  const sink = activeGradSink();
+  const ab = vars.flatMap((v) => [v.A, v.B]);
+  const offsets = sink?.offsetsOf(ab);
+  if (!sink || !offsets) return null;
+  runInto(
+    sinkGradProgram(l, r, t.x.shape[1]),
+    [t.dy, t.xa, t.dxa, t.x, ...t.keeps],
+    sink.flat,
+    offsets.map((o) => ({ type: 'int32' as const, data: [o] })),
+  );
+  return sink.took(ab);
+}
+
 /** dx [M, K] = base + Σ_t keep_t ⊙ (dxa_t · A_t). */
 export function downGradProgram(l: Lora, shape: number[], r: number) {
   const n = l.length * r;
@@ -234,6 +303,8 @@ export function fusedProjection(x: tf.Tensor2D, spec: ProjectionSpec): tf.Tensor
         const dxa = run(upGradProgram(l, M, r), [dy, ...Bss], 'float32', scaleUniform(scaling));
         const dx = run(downGradProgram(l, xs.shape, r), [tf.matMul(dy, W), dxa, ...Ass, ...ks], 'float32');
         const grads: tf.Tensor[] = [dx];
+        const sunk = sinkLoraGrads(l, r, loras, { dy, xa: xas, dxa, x: xs, keeps: ks });
+        if (sunk) return [...grads, ...sunk];
         let k = 0;
         for (const s of l) {
           const keep = s.masked ? [ks[k++]] : [];

@@ -142,6 +142,16 @@ export class AdamW {
     return [...this.params.keys()];
   }
 
+  /** Length of the flat vectors (all parameters end to end). */
+  get size(): number {
+    return this.total;
+  }
+
+  /** Where each parameter starts in the flat vectors (flatten's layout), by name. */
+  offsets(): Map<string, number> {
+    return new Map([...this.slots].map(([name, s]) => [name, s.offset]));
+  }
+
   /** Whether weight decay applies to this parameter. */
   decays(name: string): boolean {
     return this.slot(name).decay;

@@ -27,6 +27,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { variableGrads } from '../engine/backprop';
+import { GradSink, withGradSink } from '../engine/grad-sink';
+import { webgpuKernelsActive } from '../engine/webgpu-program';
 import { AdamW, type AdamWState } from './optimizer';
 import { makeSchedule, warmupStepsFor, SCHEDULE_NAMES, type ScheduleName } from './schedule';
 import { Rng, type RngState } from '../util/rng';
@@ -424,9 +426,11 @@ export class Trainer<B> {
       return s;
     };
     let packed: tf.Tensor1D;
+    // On webgpu the LoRA layers add their gradients straight into the flat vector (engine/grad-sink.ts).
+    const sink = webgpuKernelsActive() ? this.newGradSink() : null;
     try {
       for (const batch of batches) {
-        const r = this.microGrads(batch);
+        const r = this.microGrads(batch, sink);
         lossSum = addInto(lossSum, r.value);
         correctSum = addInto(correctSum, r.correct);
         countSum = addInto(countSum, r.count);
@@ -442,7 +446,7 @@ export class Trainer<B> {
         const loss = tf.div(ls, nSafe) as tf.Scalar;
         // Every gradient end to end in one vector (the optimizer's flat layout): the rest of the step is a few
         // ops over all parameters at once.
-        const { flat, present } = this.optimizer.flatten(gs);
+        const { flat, present } = this.flatGrads(gs, sink);
         const grads = tf.div(flat, nSafe) as tf.Tensor1D;
         // torch clip_grad_norm_: the norm of the per-tensor norms, i.e. the L2 norm of all gradients together
         const norm = tf.sqrt(tf.sum(tf.square(grads))) as tf.Scalar;
@@ -472,6 +476,7 @@ export class Trainer<B> {
       throw e;
     } finally {
       if (gradSum) for (const g of gradSum.values()) g.dispose();
+      sink?.dispose();
       lossSum?.dispose();
       correctSum?.dispose();
       countSum?.dispose();
@@ -498,8 +503,34 @@ export class Trainer<B> {
     return p;
   }
 
-  /** Gradients of count·loss (= summed CE) of one micro-batch, plus its correct/count. */
-  private microGrads(batch: B): {
+  /** A zero flat gradient with this trainer's variables at the optimizer's offsets. */
+  private newGradSink(): GradSink {
+    const offsets = this.optimizer.offsets();
+    const byVar = new Map<tf.Variable, number>();
+    for (const v of this.varList) byVar.set(v, offsets.get(this.keyOfVarName.get(v.name)!)!);
+    return new GradSink(this.optimizer.size, byVar);
+  }
+
+  /**
+   * The step's gradients as one flat vector in the optimizer's layout, and the names that have one: the sink's
+   * vector plus the gradients returned by name (inside a tidy).
+   */
+  private flatGrads(gs: Map<string, tf.Tensor>, sink: GradSink | null): { flat: tf.Tensor1D; present: Set<string> } {
+    if (!sink || sink.written.size === 0) return this.optimizer.flatten(gs);
+    const present = new Set(gs.keys());
+    for (const v of this.varList) if (sink.written.has(v.id)) present.add(this.keyOfVarName.get(v.name)!);
+    const flat = gs.size ? (tf.add(sink.flat, this.optimizer.flatten(gs).flat) as tf.Tensor1D) : sink.flat;
+    return { flat, present };
+  }
+
+  /**
+   * Gradients of count·loss (= summed CE) of one micro-batch, plus its correct/count. With a sink, the gradients it
+   * took are in it (their placeholders from the tape are dropped here).
+   */
+  private microGrads(
+    batch: B,
+    sink: GradSink | null = null,
+  ): {
     value: tf.Scalar;
     grads: Map<string, tf.Tensor>;
     correct: tf.Tensor;
@@ -507,18 +538,23 @@ export class Trainer<B> {
   } {
     const aux: { correct: tf.Tensor | null; count: tf.Tensor | null } = { correct: null, count: null };
     try {
-      const { value, grads } = variableGrads(() => {
-        const out = this.model.lossFn(batch);
-        if (!out || !out.loss || !out.correct || !out.count)
-          throw new Error('Trainer: lossFn must return { loss, correct, count }');
-        if (out.loss.rank !== 0 || out.correct.rank !== 0 || out.count.rank !== 0)
-          throw new Error('Trainer: lossFn must return scalars');
-        aux.correct = tf.keep(tf.cast(out.correct, 'float32'));
-        aux.count = tf.keep(tf.cast(out.count, 'float32'));
-        return tf.mul(out.loss, aux.count) as tf.Scalar;
-      }, this.varList);
+      const { value, grads } = withGradSink(sink, () =>
+        variableGrads(() => {
+          const out = this.model.lossFn(batch);
+          if (!out || !out.loss || !out.correct || !out.count)
+            throw new Error('Trainer: lossFn must return { loss, correct, count }');
+          if (out.loss.rank !== 0 || out.correct.rank !== 0 || out.count.rank !== 0)
+            throw new Error('Trainer: lossFn must return scalars');
+          aux.correct = tf.keep(tf.cast(out.correct, 'float32'));
+          aux.count = tf.keep(tf.cast(out.count, 'float32'));
+          return tf.mul(out.loss, aux.count) as tf.Scalar;
+        }, this.varList),
+      );
       const named = new Map<string, tf.Tensor>();
-      for (const [v, g] of grads) if (g) named.set(this.keyOfVarName.get(v.name)!, g);
+      for (const [v, g] of grads) {
+        if (g && sink?.written.has(v.id)) g.dispose();
+        else if (g) named.set(this.keyOfVarName.get(v.name)!, g);
+      }
       return { value, grads: named, correct: aux.correct!, count: aux.count! };
     } catch (e) {
       aux.correct?.dispose();
