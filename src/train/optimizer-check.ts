@@ -140,6 +140,9 @@ async function trainRun(): Promise<Float32Array[]> {
   const metrics: number[] = [];
   try {
     for (let s = 0; s < 5; s++) {
+      // a weight set from outside the optimizer mid-run (as loading an adapter does) must be what it steps from
+      const B0 = [...adapter.variables().values()][1];
+      if (s === 3) tf.tidy(() => B0.assign(tf.fill(B0.shape, 0.01)));
       const m = await trainer.step(batches);
       metrics.push(m.loss, m.gradNorm, m.correct);
     }

@@ -107,6 +107,12 @@ export class AdamW {
   /** 1 where weight decay applies, 0 where not; null when it is the same everywhere. */
   private readonly decayMask: tf.Tensor1D | null;
   private readonly total: number;
+  /**
+   * webgpu: the parameters end to end as the last fused step left them, and the data each parameter then held. Valid
+   * while every parameter still holds it (an assign from elsewhere, e.g. a rollback or a loaded adapter, replaces a
+   * variable's data); saves concatenating them again at every step.
+   */
+  private flatParams: { p: tf.Tensor1D; data: object[] } | null = null;
   private steps = 0;
   private disposed = false;
 
@@ -322,10 +328,12 @@ export class AdamW {
   ): tf.Scalar | undefined {
     return tf.tidy((): tf.Scalar | undefined => {
       const params = [...this.slots.keys()].map((name) => this.params.get(name)!);
+      const cached = this.flatParams?.data.every((d, i) => params[i].dataId === d) ? this.flatParams.p : null;
       const p =
-        params.length === 1
+        cached ??
+        (params.length === 1
           ? tf.reshape(params[0], [this.total])
-          : tf.concat(params.map((x) => tf.reshape(x, [x.size])));
+          : tf.concat(params.map((x) => tf.reshape(x, [x.size]))));
       const one = tf.scalar(1, 'float32');
       const step = fusedAdamW(p, this.m, this.v, g, gate, scalars, { div: one, mul: one });
       const yes = tf.scalar(true, 'bool');
@@ -342,6 +350,10 @@ export class AdamW {
               params.map((x) => x.size),
             );
       params.forEach((x, i) => x.assign(tf.reshape(parts[i], x.shape)));
+      if (params.length > 1) {
+        this.flatParams?.p.dispose();
+        this.flatParams = { p: tf.keep(r.p as tf.Tensor1D), data: params.map((x) => x.dataId) };
+      }
       return checkWeights ? (applied as tf.Scalar) : undefined;
     });
   }
@@ -423,6 +435,8 @@ export class AdamW {
     this.m.dispose();
     this.v.dispose();
     this.decayMask?.dispose();
+    this.flatParams?.p.dispose();
+    this.flatParams = null;
     this.slots.clear();
     this.disposed = true;
   }
