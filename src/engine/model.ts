@@ -34,6 +34,7 @@ import {
   rmsNormOnePlus,
   ropeTables,
   headsOf,
+  selectRows,
   siluMul,
   softcap,
 } from './ops';
@@ -53,7 +54,7 @@ import { fusedProjection, fusedProjectionFits, fusedSiluMulPacked, type Projecti
 import { webgpuKernelsActive } from './webgpu-program';
 import { chunkedLoss } from './vocab-chunks';
 import type { LoraConfig } from './lora-config';
-import { shiftLabels, sparseCrossEntropy, type LossOutput } from './loss';
+import { IGNORE_INDEX, shiftLabels, sparseCrossEntropy, type LossOutput } from './loss';
 
 /** One batch as plain typed arrays, row-major [batch, seq]. */
 export interface ForwardInput {
@@ -137,6 +138,22 @@ interface AttentionOptions {
 
 /** Positions the RoPE tables cover before a longer sequence asks for more (every training length in practice). */
 export const ROPE_INITIAL_LENGTH = 4096;
+
+/**
+ * The positions whose target is trained; null when skipping the others would save the LM head less than 2^22
+ * multiply-adds a product (`macsPerRow`: vocab · hidden), or when none is trained (the loss is 0 over no rows).
+ */
+function trainedPositions(targets: Int32Array, macsPerRow: number): Int32Array | null {
+  let n = 0;
+  for (const t of targets) if (t !== IGNORE_INDEX) n++;
+  if ((targets.length - n) * macsPerRow < 2 ** 22 || n === 0) return null;
+  const rows = new Int32Array(n);
+  let j = 0;
+  targets.forEach((t, i) => {
+    if (t !== IGNORE_INDEX) rows[j++] = i;
+  });
+  return rows;
+}
 
 export class CausalLM {
   /** Float32 weights as tensors, by HF name (all of them when frozen_dtype is float32). */
@@ -617,8 +634,13 @@ export class CausalLM {
 
   /** Mean next-token cross-entropy over trained positions (HF's causal-LM loss), with token accuracy. Call inside a tidy. */
   loss(batch: TrainBatch, opts: ForwardOptions = {}): LossOutput {
-    const targets = shiftLabels(batch.labels, batch.batchSize, batch.seqLen, batch.segmentIds);
-    const h = this.hidden(batch, opts);
+    const all = shiftLabels(batch.labels, batch.batchSize, batch.seqLen, batch.segmentIds);
+    // The LM head runs only on positions that are trained (prompt, padding and each row's last position are not):
+    // the same loss and gradients, without the logits nobody reads.
+    const rows = trainedPositions(all, this.config.vocab_size * this.config.hidden_size);
+    const hAll = this.hidden(batch, opts);
+    const h = rows ? selectRows(hAll, rows) : hAll;
+    const targets = rows ? all.filter((t) => t !== IGNORE_INDEX) : all;
     // A compact LM head, or a vocabulary whose logits are too big to hold (Qwen, Gemma 3), go through vocabulary chunks.
     if (chunkedLoss(this.config.vocab_size, this.compact.has(this.outputName())))
       return chunkedCrossEntropy(h, this.outputRows(), targets, { softcap: this.config.final_logit_softcapping });

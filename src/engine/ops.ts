@@ -51,6 +51,20 @@ export function gatherRows(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
 }
 
 /**
+ * Rows `rows` (distinct indices) of an activation x [N, D], [rows.length, D], differentiable in x: the gradient puts
+ * each row's back in its place and zeros elsewhere (a scatter; tf.gather's own gradient needs UnsortedSegmentSum,
+ * which the wasm backend lacks).
+ */
+export function selectRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  const [N, D] = x.shape;
+  const f = customOp<tf.Tensor2D>(([xi]) => ({
+    value: gatherRows(xi as tf.Tensor2D, rows),
+    gradFunc: (dy) => tf.scatterND(tf.tensor2d(rows, [rows.length, 1], 'int32'), dy, [N, D]) as tf.Tensor2D,
+  }));
+  return f(x);
+}
+
+/**
  * op(a) · op(b) of 2-D tensors, with no gradient of its own (for the hand-written backward passes below). On wasm our
  * SIMD kernels run it: small products tiled, large ones cache-blocked and split across threads (wasm-kernels.ts),
  * with transposed operands read in place; tfjs-backend-wasm's matMul (XNNPACK) is slower on these shapes and ~10x
