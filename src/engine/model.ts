@@ -34,6 +34,7 @@ import {
   rmsNormOnePlus,
   ropeTables,
   headsOf,
+  rmsNormFork,
   selectRows,
   siluMul,
   softcap,
@@ -755,7 +756,8 @@ export class CausalLM {
     seed: (j: number) => number | null,
   ): tf.Tensor2D {
     const cfg = this.config;
-    const a = this.rmsNorm(h, p + 'input_layernorm.weight');
+    // the residual stream forks into the norm and the residual (one node each way on webgpu)
+    const [a, hIn] = rmsNormFork(h, this.w(p + 'input_layernorm.weight'), cfg.norm_eps);
     // webgpu: q/k/v as one projection, read in place by the attention (q_norm/k_norm need them apart)
     const groups = fusedProjectionGroups(cfg);
     const qkv = groups.includes(QKV_MODULES) ? this.projection(p, QKV_MODULES, a, [seed(0), seed(1), seed(2)]) : null;
@@ -783,13 +785,13 @@ export class CausalLM {
       }
       o = this.attention(q, k, v, att);
     }
-    h = this.linear(p + 'self_attn.o_proj', o, seed(3), h);
-    const m = this.rmsNorm(h, p + 'post_attention_layernorm.weight');
+    const h1 = this.linear(p + 'self_attn.o_proj', o, seed(3), hIn);
+    const [m, h1In] = rmsNormFork(h1, this.w(p + 'post_attention_layernorm.weight'), cfg.norm_eps);
     const gu = groups.includes(GATE_UP_MODULES) ? this.projection(p, GATE_UP_MODULES, m, [seed(4), seed(5)]) : null;
     const f = gu
       ? fusedSiluMulPacked(gu)
       : siluMul(this.linear(p + 'mlp.gate_proj', m, seed(4)), this.linear(p + 'mlp.up_proj', m, seed(5)));
-    return this.linear(p + 'mlp.down_proj', f as tf.Tensor2D, seed(6), h);
+    return this.linear(p + 'mlp.down_proj', f as tf.Tensor2D, seed(6), h1In);
   }
 
   /**

@@ -26,6 +26,7 @@ import {
   fusedGeluNew,
   fusedLayerNorm,
   fusedRmsNorm,
+  fusedRmsNormCarry,
   fusedRope,
   fusedSiluMul,
 } from './webgpu-kernels';
@@ -139,6 +140,15 @@ export const loraLinear = wasmLoraLinear;
 
 /** A frozen weight (not a variable) a fused kernel may close over: no gradient is ever asked of it. */
 const frozen = (w: tf.Tensor) => !(w instanceof tf.Variable);
+
+/**
+ * A pre-norm block's fork of the residual stream: [rmsNorm(x, w, eps), x for the residual]. On webgpu one tape node
+ * whose backward pass also adds the residual's gradient (fusedRmsNormCarry); elsewhere x itself is the second.
+ */
+export function rmsNormFork(x: tf.Tensor2D, w: tf.Tensor, eps: number): [tf.Tensor2D, tf.Tensor2D] {
+  if (webgpuKernelsActive() && frozen(w)) return fusedRmsNormCarry(x, w, eps, false);
+  return [rmsNorm(x, w, eps) as tf.Tensor2D, x];
+}
 
 /**
  * HF LlamaRMSNorm: w · x / sqrt(mean(x²) + eps), over the last axis. The weight is frozen (no gradient). On webgpu

@@ -5,7 +5,17 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from './backend';
-import { applyRope, attentionSoftmax, dropout, geluNew, layerNorm, rmsNorm, rmsNormOnePlus, siluMul } from './ops';
+import {
+  applyRope,
+  attentionSoftmax,
+  dropout,
+  geluNew,
+  layerNorm,
+  rmsNorm,
+  rmsNormFork,
+  rmsNormOnePlus,
+  siluMul,
+} from './ops';
 import { IGNORE_INDEX, sparseCrossEntropy } from './loss';
 import { startGpuCounting } from './gpu-counters';
 import { fusedAttention, fusedAttentionPacked, type FusedAttentionSpec } from './webgpu-attention';
@@ -70,6 +80,26 @@ function normCase(family: string, N: number, D: number, onePlus: boolean, eps: n
       return {
         args: [tensor(r(N * D, -2, 2), [N, D])],
         f: (x) => (onePlus ? rmsNormOnePlus : rmsNorm)(x, w, eps),
+      };
+    },
+  };
+}
+
+/**
+ * The residual stream's fork (rmsNormFork): both outputs used (n + 0.5 · x after the fork), so the gradient of x is
+ * RMSNorm's plus the residual's; on cpu the plain rmsNorm and x itself.
+ */
+function normForkCase(family: string, N: number, D: number, eps: number): Case {
+  return {
+    name: `rmsNorm + residual fork ${family} [${N}, ${D}]`,
+    make: (r) => {
+      const w = tensor(r(D, 0.5, 1.5), [D]);
+      return {
+        args: [tensor(r(N * D, -2, 2), [N, D])],
+        f: (x) => {
+          const [n, carry] = rmsNormFork(x as tf.Tensor2D, w, eps);
+          return tf.add(n, tf.mul(carry, 0.5));
+        },
       };
     },
   };
@@ -419,6 +449,8 @@ const LORA_CASES: Case[] = [
 export const KERNEL_CASES: Case[] = [
   normCase('llama', 7, 64, false, 1e-5),
   normCase('llama', 5, 576, false, 1e-5),
+  normForkCase('llama', 7, 64, 1e-5),
+  normForkCase('smollm2', 5, 576, 1e-5),
   normCase('qwen3 head', 9, 128, false, 1e-6),
   normCase('gemma3', 5, 640, true, 1e-6),
   normCase('gemma3 head', 6, 256, true, 1e-6),

@@ -54,8 +54,11 @@ function rmsNormForwardProgram(N: number, D: number, onePlus: boolean): WebGpuPr
   return rowProgram(`webtune_rmsnorm_fwd_${onePlus ? 1 : 0}`, ['x', 'w'], [N, D], N, ROW_WG, code, 'eps : f32,');
 }
 
-/** dx = r · (g − x · r² · mean(g · x)), g = dy · w', r = rsqrt(mean(x²) + eps). */
-function rmsNormBackwardProgram(N: number, D: number, onePlus: boolean): WebGpuProgram {
+/**
+ * dx = r · (g − x · r² · mean(g · x)), g = dy · w', r = rsqrt(mean(x²) + eps); with `carry`, + the gradient of the
+ * residual stream that x also feeds (fusedRmsNormCarry).
+ */
+function rmsNormBackwardProgram(N: number, D: number, onePlus: boolean, carry = false): WebGpuProgram {
   const code = `
     var<workgroup> sq : array<f32, ${ROW_WG}>;
     var<workgroup> gx : array<f32, ${ROW_WG}>;
@@ -81,11 +84,58 @@ function rmsNormBackwardProgram(N: number, D: number, onePlus: boolean): WebGpuP
       if (ok) {
         for (var j = i32(lid); j < D; j = j + ${ROW_WG}) {
           let g = dy[row * D + j] * ${weightOf(onePlus)};
-          result[row * D + j] = r * (g - x[row * D + j] * c);
+          result[row * D + j] = r * (g - x[row * D + j] * c)${carry ? ' + dcarry[row * D + j]' : ''};
         }
       }
     }`;
-  return rowProgram(`webtune_rmsnorm_bwd_${onePlus ? 1 : 0}`, ['x', 'w', 'dy'], [N, D], N, ROW_WG, code, 'eps : f32,');
+  return rowProgram(
+    `webtune_rmsnorm_bwd_${onePlus ? 1 : 0}${carry ? '_carry' : ''}`,
+    ['x', 'w', 'dy', ...(carry ? ['dcarry'] : [])],
+    [N, D],
+    N,
+    ROW_WG,
+    code,
+    'eps : f32,',
+  );
+}
+
+/**
+ * The pre-norm block's fork of the residual stream x [N, D]: [RMSNorm(x), x again], as one tape node whose backward
+ * pass is one program, dx = RMSNorm's dx + the residual's gradient. Where the two gradients meet at x the tape would
+ * otherwise add them with a program of its own. The second output shares x's buffer (webgpu's Identity copies
+ * nothing). w is frozen (closed over).
+ */
+export function fusedRmsNormCarry(
+  x: tf.Tensor2D,
+  w: tf.Tensor,
+  eps: number,
+  onePlus: boolean,
+): [tf.Tensor2D, tf.Tensor2D] {
+  const [N, D] = x.shape;
+  const uniforms: ProgramUniform = [{ type: 'float32', data: [eps] }];
+  const outs = (tf.engine() as unknown as KernelFuncEngine).runKernelFunc({
+    forwardFunc: (_backend, save) => {
+      save([x]);
+      return [run(rmsNormForwardProgram(N, D, onePlus), [x, w], 'float32', uniforms), tf.clone(x)];
+    },
+    backwardsFunc: (dys, saved) => {
+      const [dy, dcarry] = dys as tf.Tensor[];
+      return {
+        x: () => run(rmsNormBackwardProgram(N, D, onePlus, true), [saved[0], w, dy, dcarry], 'float32', uniforms),
+      };
+    },
+    inputs: { x },
+  });
+  return outs as [tf.Tensor2D, tf.Tensor2D];
+}
+
+/** What fusedRmsNormCarry uses of the engine: a tape node of several outputs (as tf.customGrad's, which has one). */
+interface KernelFuncEngine {
+  runKernelFunc(p: {
+    forwardFunc: (backend: unknown, save: (ts: tf.Tensor[]) => void) => tf.Tensor[];
+    backwardsFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => Record<string, () => tf.Tensor>;
+    inputs: Record<string, tf.Tensor>;
+  }): tf.Tensor[];
 }
 
 /**
