@@ -34,6 +34,7 @@ import {
   rmsNormOnePlus,
   ropeTables,
   headsOf,
+  layerNormFork,
   rmsNormFork,
   selectRows,
   siluMul,
@@ -715,7 +716,7 @@ export class CausalLM {
   /** GPT-2: pre-LayerNorm, fused Conv1D qkv, gelu_new MLP. */
   private gpt2Block(p: string, h: tf.Tensor2D, att: AttentionOptions, seed: (j: number) => number | null): tf.Tensor2D {
     const eps = this.config.norm_eps;
-    const a = layerNorm(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), eps) as tf.Tensor2D;
+    const [a, hIn] = layerNormFork(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), eps);
     const qkv = this.linear(p + 'attn.c_attn', a, seed(0));
     const fused = this.fusedAttentionSpec(att);
     let o: tf.Tensor2D;
@@ -724,10 +725,10 @@ export class CausalLM {
       const [q, k, v] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
       o = this.attention(q, k, v, att);
     }
-    h = this.linear(p + 'attn.c_proj', o, seed(1), h);
-    const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps) as tf.Tensor2D;
+    const h1 = this.linear(p + 'attn.c_proj', o, seed(1), hIn);
+    const [m, h1In] = layerNormFork(h1, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps);
     const f = geluNew(this.linear(p + 'mlp.c_fc', m, seed(2))) as tf.Tensor2D;
-    return this.linear(p + 'mlp.c_proj', f, seed(3), h);
+    return this.linear(p + 'mlp.c_proj', f, seed(3), h1In);
   }
 
   /** GPT-Neo: as GPT-2 with nn.Linear q/k/v (no bias) and out_proj, and unscaled scores (local layers: window). */
@@ -738,14 +739,14 @@ export class CausalLM {
     seed: (j: number) => number | null,
   ): tf.Tensor2D {
     const eps = this.config.norm_eps;
-    const a = layerNorm(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), eps) as tf.Tensor2D;
+    const [a, hIn] = layerNormFork(h, this.w(p + 'ln_1.weight'), this.w(p + 'ln_1.bias'), eps);
     const q = this.linear(p + 'attn.attention.q_proj', a, seed(0));
     const k = this.linear(p + 'attn.attention.k_proj', a, seed(1));
     const v = this.linear(p + 'attn.attention.v_proj', a, seed(2));
-    h = this.linear(p + 'attn.attention.out_proj', this.attention(q, k, v, att), seed(3), h);
-    const m = layerNorm(h, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps) as tf.Tensor2D;
+    const h1 = this.linear(p + 'attn.attention.out_proj', this.attention(q, k, v, att), seed(3), hIn);
+    const [m, h1In] = layerNormFork(h1, this.w(p + 'ln_2.weight'), this.w(p + 'ln_2.bias'), eps);
     const f = geluNew(this.linear(p + 'mlp.c_fc', m, seed(4))) as tf.Tensor2D;
-    return this.linear(p + 'mlp.c_proj', f, seed(5), h);
+    return this.linear(p + 'mlp.c_proj', f, seed(5), h1In);
   }
 
   /** Llama / Mistral / Qwen2 / Qwen3: pre-RMSNorm attention (Qwen3: q_norm/k_norm per head) and SwiGLU MLP. */

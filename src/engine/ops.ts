@@ -27,6 +27,7 @@ import {
   fusedLayerNorm,
   fusedRmsNorm,
   fusedRmsNormCarry,
+  fusedLayerNormCarry,
   fusedRope,
   fusedSiluMul,
 } from './webgpu-kernels';
@@ -148,6 +149,12 @@ const frozen = (w: tf.Tensor) => !(w instanceof tf.Variable);
 export function rmsNormFork(x: tf.Tensor2D, w: tf.Tensor, eps: number): [tf.Tensor2D, tf.Tensor2D] {
   if (webgpuKernelsActive() && frozen(w)) return fusedRmsNormCarry(x, w, eps, false);
   return [rmsNorm(x, w, eps) as tf.Tensor2D, x];
+}
+
+/** LayerNorm's fork of the residual stream, as rmsNormFork. */
+export function layerNormFork(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: number): [tf.Tensor2D, tf.Tensor2D] {
+  if (webgpuKernelsActive() && frozen(w) && frozen(b)) return fusedLayerNormCarry(x, w, b, eps);
+  return [layerNorm(x, w, b, eps) as tf.Tensor2D, x];
 }
 
 /**

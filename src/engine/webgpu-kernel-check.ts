@@ -11,6 +11,7 @@ import {
   dropout,
   geluNew,
   layerNorm,
+  layerNormFork,
   rmsNorm,
   rmsNormFork,
   rmsNormOnePlus,
@@ -89,15 +90,17 @@ function normCase(family: string, N: number, D: number, onePlus: boolean, eps: n
  * The residual stream's fork (rmsNormFork): both outputs used (n + 0.5 · x after the fork), so the gradient of x is
  * RMSNorm's plus the residual's; on cpu the plain rmsNorm and x itself.
  */
-function normForkCase(family: string, N: number, D: number, eps: number): Case {
+function normForkCase(family: string, N: number, D: number, eps: number, kind: 'rmsNorm' | 'layerNorm'): Case {
   return {
-    name: `rmsNorm + residual fork ${family} [${N}, ${D}]`,
+    name: `${kind} + residual fork ${family} [${N}, ${D}]`,
     make: (r) => {
       const w = tensor(r(D, 0.5, 1.5), [D]);
+      const b = tensor(r(D, -0.5, 0.5), [D]);
       return {
         args: [tensor(r(N * D, -2, 2), [N, D])],
         f: (x) => {
-          const [n, carry] = rmsNormFork(x as tf.Tensor2D, w, eps);
+          const x2 = x as tf.Tensor2D;
+          const [n, carry] = kind === 'rmsNorm' ? rmsNormFork(x2, w, eps) : layerNormFork(x2, w, b, eps);
           return tf.add(n, tf.mul(carry, 0.5));
         },
       };
@@ -449,8 +452,9 @@ const LORA_CASES: Case[] = [
 export const KERNEL_CASES: Case[] = [
   normCase('llama', 7, 64, false, 1e-5),
   normCase('llama', 5, 576, false, 1e-5),
-  normForkCase('llama', 7, 64, 1e-5),
-  normForkCase('smollm2', 5, 576, 1e-5),
+  normForkCase('llama', 7, 64, 1e-5, 'rmsNorm'),
+  normForkCase('smollm2', 5, 576, 1e-5, 'rmsNorm'),
+  normForkCase('gpt2', 5, 768, 1e-5, 'layerNorm'),
   normCase('qwen3 head', 9, 128, false, 1e-6),
   normCase('gemma3', 5, 640, true, 1e-6),
   normCase('gemma3 head', 6, 256, true, 1e-6),

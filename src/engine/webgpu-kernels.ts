@@ -102,8 +102,7 @@ function rmsNormBackwardProgram(N: number, D: number, onePlus: boolean, carry = 
 /**
  * The pre-norm block's fork of the residual stream x [N, D]: [RMSNorm(x), x again], as one tape node whose backward
  * pass is one program, dx = RMSNorm's dx + the residual's gradient. Where the two gradients meet at x the tape would
- * otherwise add them with a program of its own. The second output shares x's buffer (webgpu's Identity copies
- * nothing). w is frozen (closed over).
+ * otherwise add them with a program of its own. w is frozen (closed over).
  */
 export function fusedRmsNormCarry(
   x: tf.Tensor2D,
@@ -112,24 +111,51 @@ export function fusedRmsNormCarry(
   onePlus: boolean,
 ): [tf.Tensor2D, tf.Tensor2D] {
   const [N, D] = x.shape;
+  return normFork(
+    x,
+    eps,
+    [rmsNormForwardProgram(N, D, onePlus), [w]],
+    [rmsNormBackwardProgram(N, D, onePlus, true), [w]],
+  );
+}
+
+/** LayerNorm's fork of the residual stream (as fusedRmsNormCarry); w and b frozen. */
+export function fusedLayerNormCarry(
+  x: tf.Tensor2D,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  eps: number,
+): [tf.Tensor2D, tf.Tensor2D] {
+  const [N, D] = x.shape;
+  return normFork(x, eps, [layerNormForwardProgram(N, D), [w, b]], [layerNormBackwardProgram(N, D, true), [w]]);
+}
+
+/**
+ * [norm(x), x] as one tape node: the forward program on [x, ...its inputs]; the backward one on [x, ...its inputs, dy,
+ * dcarry]. The second output shares x's buffer (webgpu's Identity copies nothing).
+ */
+function normFork(
+  x: tf.Tensor2D,
+  eps: number,
+  [fp, fin]: [WebGpuProgram, tf.Tensor[]],
+  [bp, bin]: [WebGpuProgram, tf.Tensor[]],
+): [tf.Tensor2D, tf.Tensor2D] {
   const uniforms: ProgramUniform = [{ type: 'float32', data: [eps] }];
   const outs = (tf.engine() as unknown as KernelFuncEngine).runKernelFunc({
     forwardFunc: (_backend, save) => {
       save([x]);
-      return [run(rmsNormForwardProgram(N, D, onePlus), [x, w], 'float32', uniforms), tf.clone(x)];
+      return [run(fp, [x, ...fin], 'float32', uniforms), tf.clone(x)];
     },
     backwardsFunc: (dys, saved) => {
       const [dy, dcarry] = dys as tf.Tensor[];
-      return {
-        x: () => run(rmsNormBackwardProgram(N, D, onePlus, true), [saved[0], w, dy, dcarry], 'float32', uniforms),
-      };
+      return { x: () => run(bp, [saved[0], ...bin, dy, dcarry], 'float32', uniforms) };
     },
     inputs: { x },
   });
   return outs as [tf.Tensor2D, tf.Tensor2D];
 }
 
-/** What fusedRmsNormCarry uses of the engine: a tape node of several outputs (as tf.customGrad's, which has one). */
+/** What normFork uses of the engine: a tape node of several outputs (as tf.customGrad's, which has one). */
 interface KernelFuncEngine {
   runKernelFunc(p: {
     forwardFunc: (backend: unknown, save: (ts: tf.Tensor[]) => void) => tf.Tensor[];
@@ -220,7 +246,7 @@ function layerNormForwardProgram(N: number, D: number): WebGpuProgram {
   return rowProgram('webtune_layernorm_fwd', ['x', 'w', 'b'], [N, D], N, ROW_WG, code, 'eps : f32,');
 }
 
-function layerNormBackwardProgram(N: number, D: number): WebGpuProgram {
+function layerNormBackwardProgram(N: number, D: number, carry = false): WebGpuProgram {
   const code = `
     var<workgroup> p1 : array<f32, ${ROW_WG}>;
     var<workgroup> p2 : array<f32, ${ROW_WG}>;
@@ -244,11 +270,19 @@ function layerNormBackwardProgram(N: number, D: number): WebGpuProgram {
       if (ok) {
         for (var j = i32(lid); j < D; j = j + ${ROW_WG}) {
           let xhat = (x[row * D + j] - mean) * r;
-          result[row * D + j] = r * (dy[row * D + j] * w[j] - mg - xhat * mgx);
+          result[row * D + j] = r * (dy[row * D + j] * w[j] - mg - xhat * mgx)${carry ? ' + dcarry[row * D + j]' : ''};
         }
       }
     }`;
-  return rowProgram('webtune_layernorm_bwd', ['x', 'w', 'dy'], [N, D], N, ROW_WG, code, 'eps : f32,');
+  return rowProgram(
+    `webtune_layernorm_bwd${carry ? '_carry' : ''}`,
+    ['x', 'w', 'dy', ...(carry ? ['dcarry'] : [])],
+    [N, D],
+    N,
+    ROW_WG,
+    code,
+    'eps : f32,',
+  );
 }
 
 /** LayerNorm over the last axis of x with frozen w, b [D] (closed over): one program forward and one backward. */
