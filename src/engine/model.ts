@@ -642,7 +642,7 @@ export class CausalLM {
     const rows = trainedPositions(all, this.config.vocab_size * this.config.hidden_size);
     const hAll = this.hidden(batch, opts);
     const h = rows ? selectRows(hAll, rows) : hAll;
-    const targets = rows ? all.filter((t) => t !== IGNORE_INDEX) : all;
+    const targets = rows ? rows.map((i) => all[i]) : all;
     // A compact LM head, or a vocabulary whose logits are too big to hold (Qwen, Gemma 3), go through vocabulary chunks.
     if (chunkedLoss(this.config.vocab_size, this.compact.has(this.outputName())))
       return chunkedCrossEntropy(h, this.outputRows(), targets, { softcap: this.config.final_logit_softcapping });

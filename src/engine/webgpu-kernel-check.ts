@@ -428,7 +428,6 @@ function ceCases(family: string, N: number, V: number): Case[] {
   ];
 }
 
-/** llama: stories260K (64), SmolLM2 (576) hidden, head_dim norms; gemma3: (1 + w) on 640 and head_dim 256. */
 /** The case again, its LoRA gradients taken by a gradient sink on webgpu (the reference is the same). */
 function withSink(c: Case): Case {
   return { ...c, name: `${c.name} (gradient sink)`, sink: true };
@@ -449,6 +448,7 @@ const LORA_CASES: Case[] = [
   fusedLinearCase('wide', { M: 4, K: 32, N: 512, r: 16 }, { layout: 'out_in', lora: true }),
 ];
 
+/** llama: stories260K (64), SmolLM2 (576) hidden, head_dim norms; gemma3: (1 + w) on 640 and head_dim 256. */
 export const KERNEL_CASES: Case[] = [
   normCase('llama', 7, 64, false, 1e-5),
   normCase('llama', 5, 576, false, 1e-5),

@@ -213,6 +213,8 @@ export class Trainer<B> {
   private readonly model: TrainableModel<B>;
   private readonly varList: tf.Variable[];
   private readonly keyOfVarName = new Map<string, string>();
+  /** Each variable's offset in the optimizer's flat layout, for the gradient sink (built at its first use). */
+  private sinkOffsets: Map<tf.Variable, number> | null = null;
   private readonly schedule: (currentStep: number) => number;
   private readonly okFlag: tf.Variable;
   private steps = 0;
@@ -503,12 +505,13 @@ export class Trainer<B> {
     return p;
   }
 
-  /** A zero flat gradient with this trainer's variables at the optimizer's offsets. */
+  /** A zero flat gradient with this trainer's variables at the optimizer's offsets (the layout is fixed). */
   private newGradSink(): GradSink {
-    const offsets = this.optimizer.offsets();
-    const byVar = new Map<tf.Variable, number>();
-    for (const v of this.varList) byVar.set(v, offsets.get(this.keyOfVarName.get(v.name)!)!);
-    return new GradSink(this.optimizer.size, byVar);
+    if (!this.sinkOffsets) {
+      const offsets = this.optimizer.offsets();
+      this.sinkOffsets = new Map(this.varList.map((v) => [v, offsets.get(this.keyOfVarName.get(v.name)!)!]));
+    }
+    return new GradSink(this.optimizer.size, this.sinkOffsets);
   }
 
   /**
