@@ -124,6 +124,8 @@ interface Bound {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   shared: boolean;
+  /** Whether the products' multiply-adds are relaxed SIMD's (fused where the CPU can); else a multiply and an add. */
+  relaxed: boolean;
   threads?: KernelThreads | null;
 }
 
@@ -146,14 +148,20 @@ function boundFor(backend: WasmBackendLike): Bound | null {
   const memory = memoryOf(backend);
   if (memory) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const bytes = decode(shared ? WASM_KERNELS_BINARY.shared : WASM_KERNELS_BINARY.plain);
-    if (WebAssembly.validate(bytes)) {
-      const module = new WebAssembly.Module(bytes);
+    const build = (relaxed: boolean) => {
+      const builds = relaxed ? WASM_KERNELS_BINARY.relaxed : WASM_KERNELS_BINARY.simd;
+      const bytes = decode(shared ? builds.shared : builds.plain);
+      return WebAssembly.validate(bytes) ? { bytes, relaxed } : null;
+    };
+    // relaxed SIMD where the engine has it (Chromium 114+, Node 22+), else plain SIMD
+    const chosen = build(true) ?? build(false);
+    if (chosen) {
+      const module = new WebAssembly.Module(chosen.bytes);
       // a new backend (another thread count): the old one's helpers go with it
       liveThreads?.dispose();
       liveThreads = null;
       const k = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Kernels;
-      bound = { k, module, memory, shared };
+      bound = { k, module, memory, shared, relaxed: chosen.relaxed };
     }
   }
   instances.set(backend.wasm, bound);
@@ -223,6 +231,11 @@ export function wasmKernelThreads(): {
         failure: t.failure,
       }
     : { threads: 1, ready: 0, totalBlocks: 0, callerBlocks: 0 };
+}
+
+/** Whether the current wasm backend's kernels run relaxed SIMD's fused multiply-adds (false: not, or no kernels). */
+export function wasmKernelsRelaxed(): boolean {
+  return tf.getBackend() === 'wasm' && (boundFor(tf.backend() as unknown as WasmBackendLike)?.relaxed ?? false);
 }
 
 /** tfjs-wasm's memory: exported by its single-threaded build, created (shared) by the glue of its threaded one. */

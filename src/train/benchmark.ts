@@ -8,7 +8,7 @@ import { CausalLM, type TrainBatch } from '../engine/model';
 import { llamaConfig, type ModelConfig, type RawTensors } from '../engine/config';
 import { compactableWeights, paramShapes } from '../engine/params';
 import { matMul2d } from '../engine/ops';
-import { wasmKernelThreads } from '../engine/wasm-kernels';
+import { wasmKernelThreads, wasmKernelsRelaxed } from '../engine/wasm-kernels';
 import { compactWeight, type CompactWeight, type FrozenDtype } from '../engine/frozen';
 import { targetedModules, type LoraConfig } from '../engine/lora-config';
 import { parseLlama2cCheckpoint } from '../io/llama2c';
@@ -255,7 +255,7 @@ export async function plainMatmul(n = 1024): Promise<BenchLine & { gflops: numbe
     ms: +ms.toFixed(2),
     gflops: rate(ms),
     tfjs_matmul_gflops: rate(tfjsMs),
-    ...(tf.getBackend() === 'wasm' ? { kernel_threads: wasmKernelThreads() } : {}),
+    ...(tf.getBackend() === 'wasm' ? { kernel_threads: wasmKernelThreads(), relaxed_simd: wasmKernelsRelaxed() } : {}),
   };
 }
 

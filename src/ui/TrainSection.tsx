@@ -188,7 +188,9 @@ function BackendInfo({ backend, busy }: { backend: BackendStatus | null; busy: b
     <div className="backend-info" data-testid="backend-info" aria-live="polite">
       <p>
         Running on <strong data-testid="backend-name">{backend.backend}</strong>
-        {backend.backend === 'wasm' && backend.wasmSimd !== undefined && ` (${backend.wasmSimd ? 'SIMD' : 'no SIMD'})`}
+        {backend.backend === 'wasm' &&
+          backend.wasmSimd !== undefined &&
+          ` (${backend.wasmRelaxedSimd ? 'relaxed SIMD' : backend.wasmSimd ? 'SIMD' : 'no SIMD'})`}
         {backend.wasmThreads !== undefined && (
           <span data-testid="wasm-threads" title={backend.wasmThreadsNote}>
             {` · ${backend.wasmThreads} thread${backend.wasmThreads === 1 ? '' : 's'}`}

@@ -74,6 +74,8 @@ export interface BackendStatus {
   wasmSimd?: boolean;
   /** wasm only: whether webtune's own SIMD kernels run (src/engine/wasm-kernels.ts; else tfjs's own ops do). */
   wasmKernels?: boolean;
+  /** wasm only: whether those kernels' products use relaxed SIMD's fused multiply-add (else a multiply and an add). */
+  wasmRelaxedSimd?: boolean;
   /** wasm only: threads our kernels' large products run on (the engine worker and the helpers that started). */
   wasmKernelThreads?: number;
   /** wasm only: threads the engine's products run on (our kernels; tfjs's own pool runs one), and why fewer than asked. */

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendChoice } from '../engine/backend';
 import { probeKernels } from '../engine/kernel-probe';
-import { wasmKernelThreads, wasmKernelsAvailable } from '../engine/wasm-kernels';
+import { wasmKernelThreads, wasmKernelsAvailable, wasmKernelsRelaxed } from '../engine/wasm-kernels';
 import { CausalLM } from '../engine/model';
 import { readRawTensors } from '../engine/readback';
 import { backendMemoryLimit, type MemoryLimits } from '../train/memory-guard';
@@ -31,6 +31,7 @@ export async function useBackend(
     crossOriginIsolated: self.crossOriginIsolated,
     wasmSimd: report.backend === 'wasm' ? Boolean(tf.env().getBool('WASM_HAS_SIMD_SUPPORT')) : undefined,
     wasmKernels: report.backend === 'wasm' ? wasmKernelsAvailable() : undefined,
+    wasmRelaxedSimd: report.backend === 'wasm' ? wasmKernelsRelaxed() : undefined,
     wasmKernelThreads: report.backend === 'wasm' ? 1 + wasmKernelThreads().ready : undefined,
     wasmThreads: report.wasmThreads,
     wasmThreadsNote: report.wasmThreadsNote,

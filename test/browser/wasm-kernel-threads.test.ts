@@ -48,7 +48,11 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
     await app?.close();
   });
 
-  const run = (lateMs: number) =>
+  /** The kernels as Chromium runs them (relaxed SIMD's fused multiply-adds), and as engines without relaxed SIMD do. */
+  const BUILDS = ['relaxed', 'simd'] as const;
+  type Build = (typeof BUILDS)[number];
+
+  const run = (build: Build, lateMs: number) =>
     session.page.evaluate(
       async ({ b64, lateMs }): Promise<Outcome> => {
         const { KernelThreads, GEMM, BATCHED } = (window as unknown as { kernelThreadsModule: ThreadsModule })
@@ -136,83 +140,85 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
         pool.dispose();
         return out;
       },
-      { b64: WASM_KERNELS_BINARY.shared, lateMs },
+      { b64: WASM_KERNELS_BINARY[build].shared, lateMs },
     );
 
-  for (const lateMs of [0, 10])
-    it(`every product equals the reference, and the helper takes blocks${lateMs ? `, when it wakes ${lateMs} ms late each time` : ''}`, async () => {
-      const r = await run(lateMs);
+  for (const build of BUILDS)
+    for (const lateMs of build === 'relaxed' ? [0, 10] : [0])
+      it(`${build}: every product equals the reference, and the helper takes blocks${lateMs ? `, when it wakes ${lateMs} ms late each time` : ''}`, async () => {
+        const r = await run(build, lateMs);
+        expect(r.failure).toBeUndefined();
+        expect(r.ready).toBe(1);
+        expect(r.products).toBe(36);
+        expect(r.worst).toBeLessThan(1e-4);
+        // the helper ran some blocks (the big products outlast its nap), the caller the rest
+        expect(r.callerBlocks).toBeGreaterThan(0);
+        expect(r.callerBlocks).toBeLessThan(r.totalBlocks);
+      }, 120_000);
+
+  for (const build of BUILDS)
+    it(`${build}: runs causal attention's batched products (matmul's modes 1-3) across the threads like the whole products`, async () => {
+      const r = await session.page.evaluate(
+        async ({ b64 }) => {
+          const { KernelThreads, BATCHED } = (window as unknown as { kernelThreadsModule: ThreadsModule })
+            .kernelThreadsModule;
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const module = new WebAssembly.Module(bytes);
+          const memory = new WebAssembly.Memory({ initial: 2048, maximum: 65536, shared: true });
+          const k = new WebAssembly.Instance(module, { env: { memory } }).exports as never;
+          const pool = new KernelThreads(module, memory, 1, k, 0);
+          await pool.started;
+          const f = new Float32Array(memory.buffer);
+          let seed = 5;
+          const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5;
+          // N items of G = 2 heads x T = 16 queries, S = 20 keys (4 cached), head_dim 8
+          const [N, G, T, past, hd] = [12, 2, 16, 4, 8];
+          const S = T + past,
+            M = G * T;
+          const sees = (row: number, s: number) => s <= (row % T) + past;
+          let top = 0;
+          const alloc = (n: number, fill: (i: number) => number) => {
+            const at = top;
+            for (let i = 0; i < n; i++) f[at / 4 + i] = fill(i);
+            top += 4 * n + 64;
+            return at;
+          };
+          const p = alloc(N * M * S, (i) => (sees(Math.floor(i / S) % M, i % S) ? rnd() : 0));
+          const q = alloc(N * M * hd, rnd),
+            kT = alloc(N * hd * S, rnd),
+            v = alloc(N * S * hd, rnd),
+            d = alloc(N * M * hd, rnd);
+          // [mode, a, b, M, K, P, aRow, aCol, a's floats per item, b's]
+          const jobs = [
+            [1, q, kT, M, hd, S, hd, 1, M * hd, hd * S],
+            [2, p, v, M, S, hd, S, 1, M * S, S * hd],
+            [3, p, d, S, M, hd, 1, S, M * S, M * hd],
+          ];
+          let worst = 0;
+          for (const [mode, a, b, m, kk, pp, aRow, aCol, aItem, bItem] of jobs) {
+            const c = alloc(N * m * pp, () => NaN);
+            pool.run([BATCHED, a, b, c, m, kk, pp, aItem, aRow, aCol, bItem, 3, N, 0, mode, T, past], 4);
+            for (let n = 0; n < N; n++)
+              for (let i = 0; i < m; i++)
+                for (let j = 0; j < pp; j++) {
+                  if (mode === 1 && !sees(i, j)) continue;
+                  let sum = 0;
+                  for (let t = 0; t < kk; t++)
+                    sum += f[a / 4 + n * aItem + i * aRow + t * aCol] * f[b / 4 + n * bItem + t * pp + j];
+                  const got = f[c / 4 + n * m * pp + i * pp + j];
+                  worst = Math.max(worst, Number.isNaN(got) ? Infinity : Math.abs(sum - got));
+                }
+          }
+          const out = { worst, callerBlocks: pool.callerBlocks, totalBlocks: pool.totalBlocks, failure: pool.failure };
+          pool.dispose();
+          return out;
+        },
+        { b64: WASM_KERNELS_BINARY[build].shared },
+      );
       expect(r.failure).toBeUndefined();
-      expect(r.ready).toBe(1);
-      expect(r.products).toBe(36);
-      expect(r.worst).toBeLessThan(1e-4);
-      // the helper ran some blocks (the big products outlast its nap), the caller the rest
-      expect(r.callerBlocks).toBeGreaterThan(0);
-      expect(r.callerBlocks).toBeLessThan(r.totalBlocks);
+      expect(r.worst).toBeLessThan(1e-5);
+      expect(r.totalBlocks).toBe(12);
     }, 120_000);
-
-  it("runs causal attention's batched products (matmul's modes 1-3) across the threads like the whole products", async () => {
-    const r = await session.page.evaluate(
-      async ({ b64 }) => {
-        const { KernelThreads, BATCHED } = (window as unknown as { kernelThreadsModule: ThreadsModule })
-          .kernelThreadsModule;
-        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        const module = new WebAssembly.Module(bytes);
-        const memory = new WebAssembly.Memory({ initial: 2048, maximum: 65536, shared: true });
-        const k = new WebAssembly.Instance(module, { env: { memory } }).exports as never;
-        const pool = new KernelThreads(module, memory, 1, k, 0);
-        await pool.started;
-        const f = new Float32Array(memory.buffer);
-        let seed = 5;
-        const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5;
-        // N items of G = 2 heads x T = 16 queries, S = 20 keys (4 cached), head_dim 8
-        const [N, G, T, past, hd] = [12, 2, 16, 4, 8];
-        const S = T + past,
-          M = G * T;
-        const sees = (row: number, s: number) => s <= (row % T) + past;
-        let top = 0;
-        const alloc = (n: number, fill: (i: number) => number) => {
-          const at = top;
-          for (let i = 0; i < n; i++) f[at / 4 + i] = fill(i);
-          top += 4 * n + 64;
-          return at;
-        };
-        const p = alloc(N * M * S, (i) => (sees(Math.floor(i / S) % M, i % S) ? rnd() : 0));
-        const q = alloc(N * M * hd, rnd),
-          kT = alloc(N * hd * S, rnd),
-          v = alloc(N * S * hd, rnd),
-          d = alloc(N * M * hd, rnd);
-        // [mode, a, b, M, K, P, aRow, aCol, a's floats per item, b's]
-        const jobs = [
-          [1, q, kT, M, hd, S, hd, 1, M * hd, hd * S],
-          [2, p, v, M, S, hd, S, 1, M * S, S * hd],
-          [3, p, d, S, M, hd, 1, S, M * S, M * hd],
-        ];
-        let worst = 0;
-        for (const [mode, a, b, m, kk, pp, aRow, aCol, aItem, bItem] of jobs) {
-          const c = alloc(N * m * pp, () => NaN);
-          pool.run([BATCHED, a, b, c, m, kk, pp, aItem, aRow, aCol, bItem, 3, N, 0, mode, T, past], 4);
-          for (let n = 0; n < N; n++)
-            for (let i = 0; i < m; i++)
-              for (let j = 0; j < pp; j++) {
-                if (mode === 1 && !sees(i, j)) continue;
-                let sum = 0;
-                for (let t = 0; t < kk; t++)
-                  sum += f[a / 4 + n * aItem + i * aRow + t * aCol] * f[b / 4 + n * bItem + t * pp + j];
-                const got = f[c / 4 + n * m * pp + i * pp + j];
-                worst = Math.max(worst, Number.isNaN(got) ? Infinity : Math.abs(sum - got));
-              }
-        }
-        const out = { worst, callerBlocks: pool.callerBlocks, totalBlocks: pool.totalBlocks, failure: pool.failure };
-        pool.dispose();
-        return out;
-      },
-      { b64: WASM_KERNELS_BINARY.shared },
-    );
-    expect(r.failure).toBeUndefined();
-    expect(r.worst).toBeLessThan(1e-5);
-    expect(r.totalBlocks).toBe(12);
-  }, 120_000);
 
   it('runs every row kernel split in blocks of rows across the threads, bit for bit as in one call', async () => {
     const r = await session.page.evaluate(
@@ -408,7 +414,7 @@ describe.skipIf(!HAVE_CHROMIUM)('wasm kernel helper threads in Chromium', () => 
         pool.dispose();
         return out;
       },
-      { b64: WASM_KERNELS_BINARY.shared },
+      { b64: WASM_KERNELS_BINARY.relaxed.shared },
     );
     expect(r.failure).toBeUndefined();
     expect(r.results.map((x) => x.name)).toHaveLength(13);

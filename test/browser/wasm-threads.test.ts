@@ -43,6 +43,8 @@ describe.skipIf(!HAVE_CHROMIUM)('threaded wasm in Chromium (production build)', 
     expect(s.wasmSimd).toBe(true);
     // our SIMD kernels run against the threaded build's shared memory
     expect(s.wasmKernels).toBe(true);
+    // with relaxed SIMD's fused multiply-add in their products (Chromium has had it since 114)
+    expect(s.wasmRelaxedSimd).toBe(true);
     expect(s.wasmThreadsNote).toBeUndefined();
     // and their large products on as many threads: the engine worker and its helpers, all started
     expect(s.wasmKernelThreads).toBe(Math.min(cores, 8));

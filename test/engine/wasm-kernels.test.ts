@@ -25,6 +25,7 @@ import {
   wasmGatherRows,
   wasmGeluNew,
   wasmKernelsAvailable,
+  wasmKernelsRelaxed,
   wasmLayerNorm,
   wasmRmsNorm,
   wasmSiluMul,
@@ -32,7 +33,7 @@ import {
 } from '../../src/engine/wasm-kernels';
 import { WASM_KERNELS_BINARY } from '../../src/engine/wasm-kernels-binary';
 import { startKernelTiming } from '../../src/engine/kernel-times';
-import { BINARY_PATH, WAT_PATH, buildWasmKernels } from '../../tools/build-wasm-kernels';
+import { BINARY_PATH, WAT_PATH, buildWasmKernels, withoutRelaxedSimd } from '../../tools/build-wasm-kernels';
 import { Rng } from '../../src/util/rng';
 
 const rng = new Rng(5);
@@ -75,6 +76,28 @@ describe('wasm SIMD batched matmul', () => {
 
   it('runs on this engine', () => {
     expect(wasmKernelsAvailable()).toBe(true);
+  });
+
+  it("runs the relaxed-SIMD build where the engine validates it, else the one without (this engine's: %s)", () => {
+    const relaxed = Uint8Array.from(atob(WASM_KERNELS_BINARY.relaxed.plain), (ch) => ch.charCodeAt(0));
+    expect(wasmKernelsRelaxed()).toBe(WebAssembly.validate(relaxed));
+    const simd = Uint8Array.from(atob(WASM_KERNELS_BINARY.simd.plain), (ch) => ch.charCodeAt(0));
+    expect(WebAssembly.validate(simd)).toBe(true);
+  });
+
+  it('spells each f32x4.relaxed_madd a · b + c as an add of a multiply for engines without relaxed SIMD', () => {
+    const wat = readFileSync(WAT_PATH, 'utf8');
+    expect(wat).toContain('(f32x4.relaxed_madd');
+    expect(withoutRelaxedSimd(wat)).not.toContain('(f32x4.relaxed_madd');
+    expect(
+      withoutRelaxedSimd(
+        '(local.set $c (f32x4.relaxed_madd (local.get $s) (v128.load offset=16 (local.get $pb)) (local.get $c)))',
+      ),
+    ).toBe(
+      '(local.set $c (f32x4.add (local.get $c) (f32x4.mul (local.get $s) (v128.load offset=16 (local.get $pb)))))',
+    );
+    expect(() => withoutRelaxedSimd('(f32x4.relaxed_madd (local.get $a) (local.get $b))')).toThrow(/3 operands/);
+    expect(() => withoutRelaxedSimd('(f32x4.relaxed_madd $a $b $c $d)')).toThrow(/3 operands/);
   });
 
   // rows M: below, at and past a 4-row tile; columns P: below, at and past an 8-column tile; K down to 1
@@ -535,7 +558,7 @@ describe('wasm SIMD batched matmul', () => {
 
   it("the kernels' exp is within 1.5 ulp of e^x over [-87.3, 88.3] (its clamp), every count mod 4", () => {
     const memory = new WebAssembly.Memory({ initial: 160 });
-    const bytes = Uint8Array.from(atob(WASM_KERNELS_BINARY.plain), (ch) => ch.charCodeAt(0));
+    const bytes = Uint8Array.from(atob(WASM_KERNELS_BINARY.simd.plain), (ch) => ch.charCodeAt(0));
     const k = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as {
       exp(p: number, n: number): void;
     };
