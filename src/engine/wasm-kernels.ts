@@ -18,6 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { WASM_KERNELS_BINARY } from './wasm-kernels-binary';
 import { customOp } from './custom-op';
+import type { AdamWScalars } from './adamw-scalars';
 import { BATCHED, GEMM, KernelThreads, rowParams, runBlock, type RowKernel } from './wasm-kernel-threads';
 
 export const WASM_MATMUL_KERNEL = 'WebtuneBatchMatMul';
@@ -39,6 +40,24 @@ export const WASM_SILU_MUL_KERNEL = 'WebtuneSiluMul';
 export const WASM_SILU_MUL_GRAD_KERNEL = 'WebtuneSiluMulGrad';
 
 interface Kernels {
+  adamw(
+    p: number,
+    m: number,
+    v: number,
+    g: number,
+    po: number,
+    mo: number,
+    vo: number,
+    n: number,
+    w: number,
+    small: number,
+    b2: number,
+    c2: number,
+    eps: number,
+    decay: number,
+    negStep: number,
+    bc2: number,
+  ): number;
   matmul(
     a: number,
     b: number,
@@ -1235,4 +1254,90 @@ export function wasmSiluMul(g: tf.Tensor, u: tf.Tensor): tf.Tensor {
     };
   });
   return f(g, u);
+}
+
+export const WASM_ADAMW_KERNEL = 'WebtuneAdamW';
+
+/**
+ * AdamW's step over the flat vectors p, m, v with the flat gradient g in one kernel (wasm-kernels.wat's adamw): outputs
+ * [p', m', v', applied]. A closed gate (a bool scalar: false) leaves all three as they were. With checkWeights, an
+ * update that would leave a weight non-finite or above ~1.8e19 (Σ p'² not finite) is refused the same way, and
+ * `applied` says whether p' passed that check (p' = p where the gate is closed); without, it is true. The same
+ * results as the optimizer's plain ops.
+ */
+function adamwKernel(args: {
+  inputs: { p: tf.TensorInfo; m: tf.TensorInfo; v: tf.TensorInfo; g: tf.TensorInfo; gate: tf.TensorInfo };
+  backend: WasmBackendLike;
+  attrs: AdamWScalars & { checkWeights: boolean };
+}): tf.TensorInfo[] {
+  const { inputs, backend, attrs: s } = args;
+  const k = requireKernels(backend, WASM_ADAMW_KERNEL);
+  const { p, m, v, g, gate } = inputs;
+  const n = p.shape.reduce((a, b) => a * b, 1);
+  for (const [name, t] of Object.entries({ p, m, v, g }))
+    if (t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== n)
+      throw new Error(`${WASM_ADAMW_KERNEL}: ${name} is [${t.shape}] (${t.dtype}), expected [${n}] (float32)`);
+  if (gate.dtype !== 'bool' || gate.shape.length !== 0)
+    throw new Error(`${WASM_ADAMW_KERNEL}: gate is [${gate.shape}] (${gate.dtype}), expected a bool scalar`);
+  const outs = [p, m, v].map(() => backend.makeOutput([n], 'float32'));
+  const applied = backend.makeOutput([], 'bool');
+  const at = (t: tf.TensorInfo) => backend.getMemoryOffset(t.dataId);
+  // (views after every allocation: growing the memory detaches its old buffer)
+  const heap = memoryOf(backend)!.buffer;
+  const open = new Uint8Array(heap, at(gate), 1)[0] !== 0;
+  let ok = true;
+  if (open && n > 0) {
+    const sq = k.adamw(
+      ...([p, m, v, g, ...outs].map(at) as [number, number, number, number, number, number, number]),
+      n,
+      s.lerpW,
+      s.lerpSmall ? 1 : 0,
+      s.b2,
+      s.c2,
+      s.eps,
+      s.decay,
+      s.negStep,
+      s.bc2sqrt,
+    );
+    ok = !s.checkWeights || Number.isFinite(sq);
+  } else if (s.checkWeights) {
+    // (the plain ops check the unchanged weights too)
+    let sq = 0;
+    for (const x of new Float32Array(heap, at(p), n)) sq += x * x;
+    ok = Number.isFinite(Math.fround(sq));
+  }
+  if (!open || !ok || n === 0) {
+    const f = new Float32Array(heap);
+    [p, m, v].forEach((t, i) => f.copyWithin(at(outs[i]) / 4, at(t) / 4, at(t) / 4 + n));
+  }
+  new Uint8Array(heap, at(applied), 1)[0] = ok ? 1 : 0;
+  return [...outs, applied];
+}
+
+tf.registerKernel({
+  kernelName: WASM_ADAMW_KERNEL,
+  backendName: 'wasm',
+  kernelFunc: adamwKernel as unknown as tf.KernelFunc,
+});
+
+/**
+ * One AdamW step of the optimizer's flat vectors (see adamwKernel): the new p, m, v and whether the update was applied
+ * (a bool scalar). Not differentiable. Check wasmKernelsAvailable() first.
+ */
+export function wasmAdamW(
+  p: tf.Tensor1D,
+  m: tf.Tensor1D,
+  v: tf.Tensor1D,
+  g: tf.Tensor1D,
+  gate: tf.Scalar,
+  scalars: AdamWScalars,
+  checkWeights: boolean,
+): { p: tf.Tensor1D; m: tf.Tensor1D; v: tf.Tensor1D; applied: tf.Scalar } {
+  const [np, nm, nv, applied] = tf
+    .engine()
+    .runKernel(WASM_ADAMW_KERNEL, { p, m, v, g, gate }, {
+      ...scalars,
+      checkWeights,
+    } as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Scalar];
+  return { p: np, m: nm, v: nv, applied };
 }

@@ -996,6 +996,67 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rLoop))))
 
+  ;; AdamW over the optimizer's flat vectors of n floats, with the formulas and the order of operations of its plain
+  ;; ops (src/train/optimizer.ts, torch's): m' = m + w·(g − m) (small = 1) or g − (g − m)·w, v' = v·b2 + (c2·g)·g,
+  ;; p' = p·decay + negStep·(m' / (√v' / bc2 + eps)), written to po, mo and vo (not the inputs). Returns Σ p'²: it is
+  ;; finite only if every new weight is finite and below ~1.8e19 in magnitude. Four floats at a time; the last n mod 4
+  ;; as one vector whose other lanes are left out of the sum.
+  (func (export "adamw")
+    (param $p i32) (param $m i32) (param $v i32) (param $g i32) (param $po i32) (param $mo i32) (param $vo i32)
+    (param $n i32) (param $w f32) (param $small i32) (param $b2 f32) (param $c2 f32) (param $eps f32)
+    (param $decay f32) (param $negStep f32) (param $bc2 f32) (result f32)
+    (local $i i32) (local $o i32) (local $t i32) (local $vw v128) (local $vb2 v128) (local $vc2 v128)
+    (local $veps v128) (local $vdecay v128) (local $vstep v128) (local $vbc2 v128) (local $gv v128) (local $mv v128)
+    (local $vv v128) (local $pv v128) (local $mask v128) (local $acc v128)
+    (local.set $vw (f32x4.splat (local.get $w)))
+    (local.set $vb2 (f32x4.splat (local.get $b2)))
+    (local.set $vc2 (f32x4.splat (local.get $c2)))
+    (local.set $veps (f32x4.splat (local.get $eps)))
+    (local.set $vdecay (f32x4.splat (local.get $decay)))
+    (local.set $vstep (f32x4.splat (local.get $negStep)))
+    (local.set $vbc2 (f32x4.splat (local.get $bc2)))
+    (local.set $mask (v128.const i32x4 -1 -1 -1 -1))
+    (block $done
+      (loop $loop
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $o (i32.shl (local.get $i) (i32.const 2)))
+        (local.set $t (i32.sub (local.get $n) (local.get $i)))
+        (if (i32.ge_u (local.get $t) (i32.const 4))
+          (then
+            (local.set $gv (v128.load (i32.add (local.get $g) (local.get $o))))
+            (local.set $mv (v128.load (i32.add (local.get $m) (local.get $o))))
+            (local.set $vv (v128.load (i32.add (local.get $v) (local.get $o))))
+            (local.set $pv (v128.load (i32.add (local.get $p) (local.get $o)))))
+          (else
+            (local.set $gv (call $load_tail (i32.add (local.get $g) (local.get $o)) (local.get $t)))
+            (local.set $mv (call $load_tail (i32.add (local.get $m) (local.get $o)) (local.get $t)))
+            (local.set $vv (call $load_tail (i32.add (local.get $v) (local.get $o)) (local.get $t)))
+            (local.set $pv (call $load_tail (i32.add (local.get $p) (local.get $o)) (local.get $t)))
+            (local.set $mask (i32x4.lt_s (v128.const i32x4 0 1 2 3) (i32x4.splat (local.get $t))))))
+        (if (local.get $small)
+          (then (local.set $mv (f32x4.add (local.get $mv)
+            (f32x4.mul (local.get $vw) (f32x4.sub (local.get $gv) (local.get $mv))))))
+          (else (local.set $mv (f32x4.sub (local.get $gv)
+            (f32x4.mul (f32x4.sub (local.get $gv) (local.get $mv)) (local.get $vw))))))
+        (local.set $vv (f32x4.add (f32x4.mul (local.get $vv) (local.get $vb2))
+          (f32x4.mul (f32x4.mul (local.get $vc2) (local.get $gv)) (local.get $gv))))
+        (local.set $pv (f32x4.add (f32x4.mul (local.get $pv) (local.get $vdecay))
+          (f32x4.mul (local.get $vstep) (f32x4.div (local.get $mv)
+            (f32x4.add (f32x4.div (f32x4.sqrt (local.get $vv)) (local.get $vbc2)) (local.get $veps))))))
+        (local.set $acc (f32x4.add (local.get $acc) (v128.and (f32x4.mul (local.get $pv) (local.get $pv)) (local.get $mask))))
+        (if (i32.ge_u (local.get $t) (i32.const 4))
+          (then
+            (v128.store (i32.add (local.get $po) (local.get $o)) (local.get $pv))
+            (v128.store (i32.add (local.get $mo) (local.get $o)) (local.get $mv))
+            (v128.store (i32.add (local.get $vo) (local.get $o)) (local.get $vv)))
+          (else
+            (call $store_tail (i32.add (local.get $po) (local.get $o)) (local.get $t) (local.get $pv))
+            (call $store_tail (i32.add (local.get $mo) (local.get $o)) (local.get $t) (local.get $mv))
+            (call $store_tail (i32.add (local.get $vo) (local.get $o)) (local.get $t) (local.get $vv))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $loop)))
+    (call $hsum (local.get $acc)))
+
   ;; the sum of a vector's four lanes
   (func $hsum (param $v v128) (result f32)
     (f32.add

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from './custom-op';
+import type { AdamWScalars } from './adamw-scalars';
 import {
   CE_WG,
   ROW_INDEX,
@@ -662,22 +663,6 @@ export function fusedAttentionSoftmax(
 // ---------------------------------------------------------------------------------------------------------------
 // AdamW (torch's formulas, as src/train/optimizer.ts writes them with tfjs ops) for one parameter, gated on the GPU:
 // a closed gate (bool scalar) leaves everything as it was, and non-finite gradients never reach the moments.
-
-/** Step scalars, as JS numbers (rounded to float32 in the uniforms, as tf.scalar rounds them). */
-export interface AdamWScalars {
-  /** torch's lerp weight: 1 − β1 when below 0.5 (m + w·(g − m)), else β1 (g − (g − m)·w). */
-  lerpW: number;
-  lerpSmall: boolean;
-  b2: number;
-  c2: number;
-  eps: number;
-  /** 1 − lr·wd for a decayed parameter, else 1. */
-  decay: number;
-  /** −lr / (1 − β1ᵗ) */
-  negStep: number;
-  /** sqrt(1 − β2ᵗ) */
-  bc2sqrt: number;
-}
 
 const ADAMW_UNIFORMS = 'lerpW : f32, b2 : f32, c2 : f32, eps : f32, decay : f32, negStep : f32, bc2sqrt : f32,';
 

@@ -25,8 +25,12 @@ function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   return out;
 }
 
-/** Parameters, moments and the applied flags after the scripted steps, as arrays. */
-async function run(beta1: number): Promise<Float32Array[]> {
+/**
+ * Parameters, moments and the applied flags after five scripted steps on the current backend, as arrays: an open
+ * gate, a closed gate over a NaN gradient, an update refused by the finiteness check (lr 1e30), two weight-decayed
+ * parameters.
+ */
+export async function scriptedAdamW(beta1: number): Promise<Float32Array[]> {
   const shapes: [number, number][] = [
     [8, 64],
     [172, 8],
@@ -62,6 +66,7 @@ async function run(beta1: number): Promise<Float32Array[]> {
   await step(4, true, false);
   const out: Float32Array[] = [];
   for (const p of params.values()) out.push(Float32Array.from(await p.data()));
+  for (const s of Object.values((await opt.state()).params)) out.push(s.expAvg, s.expAvgSq);
   out.push(Float32Array.from(flags));
   opt.dispose();
   for (const p of params.values()) p.dispose();
@@ -72,13 +77,13 @@ export async function checkFusedAdamW(tolerance = 1e-4): Promise<KernelCheck[]> 
   const cases = [0.9, 0.3];
   await initBackend('cpu');
   const ref: Float32Array[][] = [];
-  for (const b1 of cases) ref.push(await run(b1));
+  for (const b1 of cases) ref.push(await scriptedAdamW(b1));
   await initBackend('webgpu');
   const checks: KernelCheck[] = [];
   for (let i = 0; i < cases.length; i++) {
     const counting = startGpuCounting();
     try {
-      const got = await run(cases[i]);
+      const got = await scriptedAdamW(cases[i]);
       const forward = Math.max(...got.map((g, j) => relErr(g, ref[i][j])));
       const fusedPrograms = Object.entries(counting?.counts.byProgram ?? {})
         .filter(([k]) => k.startsWith('webtune_adamw'))

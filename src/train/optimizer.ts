@@ -20,7 +20,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readTensor } from '../engine/readback';
-import { fusedAdamW, fusedAllFinite, type AdamWScalars } from '../engine/webgpu-kernels';
+import { fusedAdamW, fusedAllFinite } from '../engine/webgpu-kernels';
+import { wasmAdamW, wasmKernelsAvailable } from '../engine/wasm-kernels';
+import type { AdamWScalars } from '../engine/adamw-scalars';
 import { webgpuKernelsActive } from '../engine/webgpu-program';
 
 export interface AdamWConfig {
@@ -136,6 +138,13 @@ export class AdamW {
     this.decayMask = decays.every((d) => d === decays[0])
       ? null
       : tf.keep(tf.tensor1d(this.perElement((sl) => +sl.decay)));
+    // With our kernels the step keeps the parameters' flat vector (fusedStep); made here, it is the optimizer's state
+    // from the start, as m and v are, and training adds no tensor.
+    if (this.params.size > 1 && !this.decayMask && (webgpuKernelsActive() || wasmKernelsAvailable())) {
+      const ps = [...this.params.values()];
+      const p = tf.tidy(() => tf.concat(ps.map((x) => tf.reshape(x, [x.size]))) as tf.Tensor1D);
+      this.flatParams = { p, data: ps.map((x) => x.dataId) };
+    }
   }
 
   /** Number of optimizer steps taken. */
@@ -238,7 +247,7 @@ export class AdamW {
     const lerpSmall = w1 < 0.5;
     const lerpOff = lerpSmall ? 0 : 1;
 
-    if (uniform && gate && !this.decayMask && webgpuKernelsActive()) {
+    if (uniform && gate && !this.decayMask && (webgpuKernelsActive() || wasmKernelsAvailable())) {
       const first = slots[0][1];
       return this.fusedStep(g, gate, !!opts.checkWeights, {
         lerpW: lerpSmall ? w1 : 1 - w1,
@@ -317,8 +326,10 @@ export class AdamW {
   }
 
   /**
-   * stepFlat() on webgpu (one step count, one decay, a gate): the same formulas as our WGSL programs
-   * (src/engine/webgpu-kernels.ts) over the flat vectors, four programs and the finiteness check for all parameters.
+   * stepFlat() with our kernels (one step count, one decay, a gate): the same formulas over the flat vectors, on
+   * webgpu as four WGSL programs and the finiteness check for all parameters (src/engine/webgpu-kernels.ts), on wasm
+   * as one kernel (src/engine/wasm-kernels.ts). The parameters' flat vector is kept from the last step while no
+   * parameter's data was replaced from outside.
    */
   private fusedStep(
     g: tf.Tensor1D,
@@ -334,12 +345,20 @@ export class AdamW {
         (params.length === 1
           ? tf.reshape(params[0], [this.total])
           : tf.concat(params.map((x) => tf.reshape(x, [x.size]))));
-      const one = tf.scalar(1, 'float32');
-      const step = fusedAdamW(p, this.m, this.v, g, gate, scalars, { div: one, mul: one });
-      const yes = tf.scalar(true, 'bool');
-      // ‖θ‖² is finite only if every weight is finite and below ~1.8e19 in magnitude.
-      const applied = checkWeights ? fusedAllFinite(step.newP, yes) : yes;
-      const r = step.commit(applied);
+      let r: { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor };
+      let applied: tf.Tensor;
+      if (wasmKernelsAvailable()) {
+        const w = wasmAdamW(p as tf.Tensor1D, this.m, this.v, g, gate, scalars, checkWeights);
+        r = w;
+        applied = w.applied;
+      } else {
+        const one = tf.scalar(1, 'float32');
+        const step = fusedAdamW(p, this.m, this.v, g, gate, scalars, { div: one, mul: one });
+        const yes = tf.scalar(true, 'bool');
+        // ‖θ‖² is finite only if every weight is finite and below ~1.8e19 in magnitude.
+        applied = checkWeights ? fusedAllFinite(step.newP, yes) : yes;
+        r = step.commit(applied);
+      }
       this.m.assign(r.m as tf.Tensor1D);
       this.v.assign(r.v as tf.Tensor1D);
       const parts =

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { AdamW } from '../../src/train/optimizer';
+import { scriptedAdamW } from '../../src/train/optimizer-check';
+import { startKernelTiming, type KernelTime } from '../../src/engine/kernel-times';
 import { Rng } from '../../src/util/rng';
 
 /** torch.optim.AdamW, single-tensor path, in float64. */
@@ -192,4 +194,29 @@ describe.each(BACKENDS)('AdamW on %s', (backend) => {
     expect(tf.memory().numTensors).toBe(n);
     vars.get('w')!.dispose();
   });
+});
+
+describe("AdamW's fused wasm kernel", () => {
+  it.each([0.9, 0.3])(
+    "gives the plain ops' parameters, moments and flags bit for bit (β1 %s): an open gate, a closed one over NaN gradients, an update refused as non-finite, weight decay",
+    async (beta1) => {
+      await initBackend('cpu');
+      const want = await scriptedAdamW(beta1);
+      await initBackend('wasm');
+      const timing = startKernelTiming();
+      let got: Float32Array[];
+      let kernels: KernelTime[];
+      try {
+        got = await scriptedAdamW(beta1);
+      } finally {
+        kernels = timing.stop();
+      }
+      // every step ran the kernel (the plain ops would give the same figures)
+      expect(kernels.find((k) => k.kernel === 'WebtuneAdamW')?.calls).toBe(5);
+      expect(got).toHaveLength(7);
+      // the finiteness flags: the closed gate's unchanged weights pass, the 1e30 update does not
+      expect(Array.from(got[6])).toEqual([1, 1, 1, 0, 1]);
+      got.forEach((g, i) => expect(Array.from(g), `output ${i}`).toEqual(Array.from(want[i])));
+    },
+  );
 });
