@@ -381,6 +381,7 @@ export async function benchModel(
     live_tensors: tensors,
     ...(gpu ? gpuFields(gpu, times.length) : {}),
     ...(profile ? { kernel_ms: kernelsPerStep(kernels, times.length) } : {}),
+    ...(tf.getBackend() === 'wasm' ? { kernel_threads: wasmKernelThreads() } : {}),
   };
   trainer.dispose();
   model.dispose();
