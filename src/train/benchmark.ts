@@ -227,7 +227,7 @@ export function flopsPerToken(cfg: ModelConfig, lora: LoraConfig, checkpointing:
 
 /**
  * 1024³ matMul on the current backend, as the engine multiplies (matMul2d: on wasm our cache-blocked, threaded
- * kernel) and as tfjs's own matMul does, sustained: after 2 warm-up runs, 3 rounds of products back to back (at least
+ * kernel) and as tfjs's own matMul does, sustained: after 2 warm-up runs, 5 rounds of products back to back (at least
  * ~0.3 s each) with one read-back at the end of each round, which waits for them all on a GPU; the best round's time
  * per product. (A read-back after every product, as this did before, understated wasm's rate: Chromium 35 and 54-58
  * against 43 and 70-88 GFLOP/s sustained, on 1 and 2 threads.) `gflops`, what MFU is measured against, is the better
@@ -247,7 +247,7 @@ export async function plainMatmul(n = 1024): Promise<BenchLine & { gflops: numbe
     }
     const reps = Math.max(3, Math.ceil(300 / Math.max(once, 1)));
     let best = Infinity;
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < 5; round++) {
       const t0 = performance.now();
       for (let i = 0; i < reps - 1; i++) tf.tidy(f).dispose();
       const c = tf.tidy(f);
