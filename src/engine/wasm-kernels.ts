@@ -1333,11 +1333,9 @@ export function wasmAdamW(
   scalars: AdamWScalars,
   checkWeights: boolean,
 ): { p: tf.Tensor1D; m: tf.Tensor1D; v: tf.Tensor1D; applied: tf.Scalar } {
-  const [np, nm, nv, applied] = tf
-    .engine()
-    .runKernel(WASM_ADAMW_KERNEL, { p, m, v, g, gate }, {
-      ...scalars,
-      checkWeights,
-    } as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Scalar];
+  const [np, nm, nv, applied] = tf.engine().runKernel(WASM_ADAMW_KERNEL, { p, m, v, g, gate }, {
+    ...scalars,
+    checkWeights,
+  } as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Scalar];
   return { p: np, m: nm, v: nv, applied };
 }
