@@ -1,6 +1,6 @@
 /**
  * Assembles src/engine/wasm-kernels.wat into src/engine/wasm-kernels-binary.ts (base64), four times:
- * - as written, with the products' multiply-adds as `f32x4.relaxed_madd` (relaxed SIMD: one fused multiply-add where
+ * - as written, with the batched products' multiply-adds as `f32x4.relaxed_madd` (relaxed SIMD: one fused multiply-add where
  *   the CPU has one), and with each of them spelt `f32x4.add(c, f32x4.mul(a, b))` for engines without relaxed SIMD
  *   (Node 20, older browsers);
  * - each importing tfjs-backend-wasm's plain memory, and with the memory import shared, for tfjs's threaded build (a

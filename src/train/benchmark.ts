@@ -277,6 +277,21 @@ export async function plainMatmul(n = 1024): Promise<BenchLine & { gflops: numbe
  * LoRA training steps on `cfg` (weights `raw`, consumed, or a model built already, disposed): median ms/step of
  * `steps` steps after WARMUP_STEPS warm-up steps.
  */
+/**
+ * The wasm helper threads now, with the blocks split among them since `before`, per step: in all and run by the engine
+ * worker itself (the rest ran on the helpers).
+ */
+function blocksSince(before: { totalBlocks: number; callerBlocks: number }, steps: number) {
+  const now = wasmKernelThreads();
+  const perStep = (n: number) => Math.round(n / Math.max(steps, 1));
+  return {
+    threads: now.threads,
+    ready: now.ready,
+    blocks_per_step: perStep(now.totalBlocks - before.totalBlocks),
+    caller_blocks_per_step: perStep(now.callerBlocks - before.callerBlocks),
+  };
+}
+
 /** Kernel times of one more step added to those so far. */
 function addKernelTimes(sum: KernelTime[], step: KernelTime[]): KernelTime[] {
   const byName = new Map(sum.map((k) => [k.kernel, { ...k }]));
@@ -342,7 +357,10 @@ export async function benchModel(
   // webgpu/webgl: programs dispatched and bytes read back during the timed steps
   let gpu: GpuCounts | null = null;
   let kernels: KernelTime[] = [];
+  // wasm: blocks of the timed steps' products and row kernels, and how many the engine worker ran itself
+  let blocksBefore = { totalBlocks: 0, callerBlocks: 0 };
   for (let s = 1 - WARMUP_STEPS; s <= steps; s++) {
+    if (s === 1) blocksBefore = wasmKernelThreads();
     const counting = s > 0 ? startGpuCounting() : null;
     const timing = s > 0 && profile ? startKernelTiming() : null;
     const t0 = performance.now();
@@ -395,7 +413,7 @@ export async function benchModel(
     live_tensors: tensors,
     ...(gpu ? gpuFields(gpu, times.length) : {}),
     ...(profile ? { kernel_ms: kernelsPerStep(kernels, times.length) } : {}),
-    ...(tf.getBackend() === 'wasm' ? { kernel_threads: wasmKernelThreads() } : {}),
+    ...(tf.getBackend() === 'wasm' ? { kernel_threads: blocksSince(blocksBefore, times.length) } : {}),
   };
   trainer.dispose();
   model.dispose();
