@@ -141,10 +141,16 @@ export class AdamW {
     // With our kernels the step keeps the parameters' flat vector (fusedStep); made here, it is the optimizer's state
     // from the start, as m and v are, and training adds no tensor.
     if (this.params.size > 1 && !this.decayMask && (webgpuKernelsActive() || wasmKernelsAvailable())) {
-      const ps = [...this.params.values()];
-      const p = tf.tidy(() => tf.concat(ps.map((x) => tf.reshape(x, [x.size]))) as tf.Tensor1D);
-      this.flatParams = { p, data: ps.map((x) => x.dataId) };
+      const ps = [...this.slots.keys()].map((name) => this.params.get(name)!);
+      this.flatParams = { p: tf.tidy(() => this.flatOf(ps)), data: ps.map((x) => x.dataId) };
     }
+  }
+
+  /** The parameters (in the slots' order) end to end, the flat layout of m and v. */
+  private flatOf(params: tf.Variable[]): tf.Tensor1D {
+    return (
+      params.length === 1 ? tf.reshape(params[0], [this.total]) : tf.concat(params.map((x) => tf.reshape(x, [x.size])))
+    ) as tf.Tensor1D;
   }
 
   /** Number of optimizer steps taken. */
@@ -289,11 +295,7 @@ export class AdamW {
       // Non-finite gradients must not reach the moments when the gate is closed (NaN·0 = NaN).
       const gg = gate ? select(gate, g, tf.zerosLike(g)) : g;
       const params = slots.map(([name]) => this.params.get(name)!);
-      const p = (
-        params.length === 1
-          ? tf.reshape(params[0], [this.total])
-          : tf.concat(params.map((x) => tf.reshape(x, [x.size])))
-      ) as tf.Tensor1D;
+      const p = this.flatOf(params);
       const pv = decay ? tf.mul(p, decay) : p;
       const m = lerpSmall
         ? tf.add(this.m, tf.mul(lerpW, tf.sub(gg, this.m)))
@@ -340,11 +342,7 @@ export class AdamW {
     return tf.tidy((): tf.Scalar | undefined => {
       const params = [...this.slots.keys()].map((name) => this.params.get(name)!);
       const cached = this.flatParams?.data.every((d, i) => params[i].dataId === d) ? this.flatParams.p : null;
-      const p =
-        cached ??
-        (params.length === 1
-          ? tf.reshape(params[0], [this.total])
-          : tf.concat(params.map((x) => tf.reshape(x, [x.size]))));
+      const p = cached ?? this.flatOf(params);
       let r: { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor };
       let applied: tf.Tensor;
       if (wasmKernelsAvailable()) {
